@@ -1,0 +1,134 @@
+//! Flags in one place, and the top of the program: parse, run one command, print any error
+//! once with its chain, and exit with the code the README documents.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::{
+    cluster::KubeFlags,
+    commands,
+    error::{ClusterError, exit},
+    output::Palette,
+    versions::PLUGIN_VERSION,
+};
+
+/// Complete Kubernetes monitoring with one command, and the truth about whether every node is
+/// really monitored.
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubectl automon",
+    bin_name = "kubectl automon",
+    version = PLUGIN_VERSION,
+    propagate_version = true,
+    disable_help_subcommand = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the plugin's version, the component versions it pins, and the server's version
+    Version(commands::version::Args),
+    /// Print a shell completion script (bash, zsh or fish)
+    Completion(commands::completion::Args),
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are "errors" to clap that exit 0.
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return report(&anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => report(&e),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Version(args) => commands::version::run(&cli.kube, args).await,
+        Command::Completion(args) => commands::completion::run(args, &mut Cli::command()),
+    }
+}
+
+/// Prints an error once, with its chain, and picks the exit code from its kind.
+fn report(err: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(err) {
+        return ExitCode::SUCCESS;
+    }
+    let code = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<ClusterError>())
+        .map_or(exit::FAILURE, ClusterError::exit_code);
+    let p = Palette::stderr();
+    eprintln!("{} {err:#}", p.bad("error:"));
+    ExitCode::from(code)
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn kubectl_flags_are_global() {
+        let cli = Cli::try_parse_from([
+            "kubectl-automon",
+            "version",
+            "--context",
+            "prod",
+            "-n",
+            "mon",
+            "--as",
+            "alice",
+            "--as-group",
+            "a",
+            "--as-group",
+            "b",
+            "--request-timeout",
+            "5s",
+        ])
+        .unwrap();
+        assert_eq!(cli.kube.context.as_deref(), Some("prod"));
+        assert_eq!(cli.kube.namespace.as_deref(), Some("mon"));
+        assert_eq!(cli.kube.as_user.as_deref(), Some("alice"));
+        assert_eq!(cli.kube.as_group, ["a", "b"]);
+        assert_eq!(cli.kube.timeout(), Some(std::time::Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn usage_names_the_plugin_as_kubectl_does() {
+        let help = Cli::command().render_usage().to_string();
+        assert!(help.contains("kubectl automon"), "{help}");
+    }
+}

@@ -1,0 +1,4 @@
+//! One file per subcommand; each takes its parsed flags and returns an exit code.
+
+pub mod completion;
+pub mod version;

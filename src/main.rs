@@ -1,0 +1,16 @@
+//! kubectl-automon: complete Kubernetes monitoring with one command, and an honest answer to
+//! "is every node monitored?". `main` only wires; each subcommand lives in `commands/`.
+
+mod cli;
+mod cluster;
+mod commands;
+mod error;
+mod output;
+mod proxy;
+mod versions;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

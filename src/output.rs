@@ -1,0 +1,157 @@
+//! Everything that prints: kubectl-style tables, json/yaml, and colour. Data goes to stdout,
+//! diagnostics to stderr; colour only on a terminal and never with NO_COLOR.
+
+use std::io::{IsTerminal, Write};
+
+use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+use owo_colors::OwoColorize;
+use serde::Serialize;
+
+/// `-o` for commands that print data.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
+
+/// Whether a stream gets colour: a terminal, and NO_COLOR unset (https://no-color.org).
+pub fn use_color(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Colour for one stream, decided once.
+#[derive(Debug, Clone, Copy)]
+pub struct Palette {
+    color: bool,
+}
+
+impl Palette {
+    pub fn stderr() -> Self {
+        Palette {
+            color: use_color(std::io::stderr().is_terminal()),
+        }
+    }
+    pub fn warn(&self, s: &str) -> String {
+        self.paint(s, |s| s.yellow().to_string())
+    }
+    pub fn bad(&self, s: &str) -> String {
+        self.paint(s, |s| s.red().bold().to_string())
+    }
+    fn paint(&self, s: &str, f: impl Fn(&str) -> String) -> String {
+        if self.color { f(s) } else { s.to_string() }
+    }
+}
+
+/// A table the way `kubectl get` prints one: upper-case headers, no borders, three spaces
+/// between columns, no trailing blanks.
+pub fn table<S: AsRef<str>>(headers: &[&str], rows: &[Vec<S>]) -> String {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(headers.iter().map(|h| h.to_uppercase()));
+    for row in rows {
+        t.add_row(row.iter().map(|c| c.as_ref().to_string()));
+    }
+    let last = headers.len().saturating_sub(1);
+    for (i, col) in t.column_iter_mut().enumerate() {
+        col.set_padding((0, if i == last { 0 } else { 3 }));
+        col.set_cell_alignment(CellAlignment::Left);
+    }
+    t.lines()
+        .map(|l| l.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Serialises data for `-o json|yaml`; json is pretty and ends with a newline.
+pub fn structured<T: Serialize>(format: Format, value: &T) -> anyhow::Result<String> {
+    Ok(match format {
+        Format::Yaml => serde_saphyr::to_string(value)?,
+        _ => {
+            let mut s = serde_json::to_string_pretty(value)?;
+            s.push('\n');
+            s
+        }
+    })
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends the program quietly instead of panicking.
+pub fn print(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_looks_like_kubectl_get() {
+        let out = table(
+            &["name", "ready", "status"],
+            &[
+                vec!["prometheus-operator", "1/1", "Healthy"],
+                vec!["node-exporter", "11/12", "1 node not covered"],
+            ],
+        );
+        let want = "\
+NAME                  READY   STATUS
+prometheus-operator   1/1     Healthy
+node-exporter         11/12   1 node not covered";
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn table_pads_around_colour_codes_by_visible_width() {
+        let p = Palette { color: true };
+        let out = table(
+            &["a", "b"],
+            &[
+                vec![p.warn("ok"), "x".into()],
+                vec!["long".into(), "y".into()],
+            ],
+        );
+        let lines: Vec<_> = out.lines().collect();
+        // "ok" is 2 wide on screen, "long" 4: the second column starts at the same place.
+        let visible = |s: &str| {
+            let mut out = String::new();
+            let mut esc = false;
+            for c in s.chars() {
+                match (esc, c) {
+                    (false, '\u{1b}') => esc = true,
+                    (true, 'm') => esc = false,
+                    (false, c) => out.push(c),
+                    _ => {}
+                }
+            }
+            out
+        };
+        assert_eq!(visible(lines[1]), "ok     x");
+        assert_eq!(visible(lines[2]), "long   y");
+    }
+
+    #[test]
+    fn yaml_and_json_round_trip() {
+        #[derive(Serialize)]
+        struct V {
+            name: &'static str,
+            count: u32,
+        }
+        let v = V {
+            name: "x",
+            count: 3,
+        };
+        assert_eq!(
+            structured(Format::Json, &v).unwrap(),
+            "{\n  \"name\": \"x\",\n  \"count\": 3\n}\n"
+        );
+        assert_eq!(structured(Format::Yaml, &v).unwrap(), "name: x\ncount: 3\n");
+    }
+}

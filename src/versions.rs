@@ -1,0 +1,116 @@
+//! The one place where the versions and images of everything automon installs are pinned.
+//! The renderer, `version` and the CRD source all read from here; `images.registry` in the
+//! configuration rewrites the registry part for mirrors and air-gapped clusters.
+
+use serde::Serialize;
+
+/// The oldest Kubernetes minor version the stack is supported on, and the newest tested.
+pub const MIN_KUBERNETES_MINOR: u32 = 30;
+pub const MAX_TESTED_KUBERNETES_MINOR: u32 = 36;
+
+/// One pinned component: its name as `status` shows it, its version and its default image.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Component {
+    pub name: &'static str,
+    pub version: &'static str,
+    /// Registry host of the default image; replaced by `images.registry` when set.
+    pub registry: &'static str,
+    /// Repository path below the registry.
+    pub repository: &'static str,
+}
+
+impl Component {
+    /// The full image reference, optionally under a mirror registry.
+    pub fn image(&self, registry_override: Option<&str>) -> String {
+        let registry = registry_override
+            .unwrap_or(self.registry)
+            .trim_end_matches('/');
+        format!("{registry}/{}:{}", self.repository, self.version)
+    }
+}
+
+pub const PROMETHEUS_OPERATOR: Component = Component {
+    name: "prometheus-operator",
+    version: "v0.93.1",
+    registry: "quay.io",
+    repository: "prometheus-operator/prometheus-operator",
+};
+pub const PROMETHEUS_CONFIG_RELOADER: Component = Component {
+    name: "prometheus-config-reloader",
+    version: PROMETHEUS_OPERATOR.version,
+    registry: "quay.io",
+    repository: "prometheus-operator/prometheus-config-reloader",
+};
+pub const PROMETHEUS: Component = Component {
+    name: "prometheus",
+    version: "v3.16.0",
+    registry: "quay.io",
+    repository: "prometheus/prometheus",
+};
+pub const ALERTMANAGER: Component = Component {
+    name: "alertmanager",
+    version: "v0.35.0",
+    registry: "quay.io",
+    repository: "prometheus/alertmanager",
+};
+pub const GRAFANA: Component = Component {
+    name: "grafana",
+    version: "13.1.3",
+    registry: "docker.io",
+    repository: "grafana/grafana",
+};
+pub const NODE_EXPORTER: Component = Component {
+    name: "node-exporter",
+    version: "v1.12.1",
+    registry: "quay.io",
+    repository: "prometheus/node-exporter",
+};
+pub const KUBE_STATE_METRICS: Component = Component {
+    name: "kube-state-metrics",
+    version: "v2.18.0",
+    registry: "registry.k8s.io",
+    repository: "kube-state-metrics/kube-state-metrics",
+};
+
+/// Every pinned component, in the order `version` and `status` list them.
+pub const COMPONENTS: &[Component] = &[
+    PROMETHEUS_OPERATOR,
+    PROMETHEUS_CONFIG_RELOADER,
+    PROMETHEUS,
+    ALERTMANAGER,
+    GRAFANA,
+    NODE_EXPORTER,
+    KUBE_STATE_METRICS,
+];
+
+/// The plugin's own version, from Cargo.toml.
+pub const PLUGIN_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_uses_default_registry() {
+        assert_eq!(
+            NODE_EXPORTER.image(None),
+            "quay.io/prometheus/node-exporter:v1.12.1"
+        );
+    }
+
+    #[test]
+    fn image_uses_mirror_registry_without_double_slash() {
+        assert_eq!(
+            GRAFANA.image(Some("mirror.example.com:5000/")),
+            "mirror.example.com:5000/grafana/grafana:13.1.3"
+        );
+    }
+
+    #[test]
+    fn component_names_are_unique() {
+        let mut names: Vec<_> = COMPONENTS.iter().map(|c| c.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), COMPONENTS.len());
+    }
+}
