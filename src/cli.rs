@@ -8,6 +8,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::{
     cluster::KubeFlags,
     commands,
+    config::ConfigError,
     error::{ClusterError, exit},
     output::Palette,
     versions::PLUGIN_VERSION,
@@ -35,6 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the plugin's version, the component versions it pins, and the server's version
     Version(commands::version::Args),
+    /// Print every object of the stack as YAML or JSON, offline (for GitOps or review)
+    Render(commands::render::Args),
     /// Print a shell completion script (bash, zsh or fish)
     Completion(commands::completion::Args),
 }
@@ -66,6 +69,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Version(args) => commands::version::run(&cli.kube, args).await,
+        Command::Render(args) => commands::render::run(&cli.kube, args),
         Command::Completion(args) => commands::completion::run(args, &mut Cli::command()),
     }
 }
@@ -77,8 +81,12 @@ fn report(err: &anyhow::Error) -> ExitCode {
     }
     let code = err
         .chain()
-        .find_map(|e| e.downcast_ref::<ClusterError>())
-        .map_or(exit::FAILURE, ClusterError::exit_code);
+        .find_map(|e| {
+            e.downcast_ref::<ClusterError>()
+                .map(ClusterError::exit_code)
+                .or_else(|| e.downcast_ref::<ConfigError>().map(|_| exit::USAGE))
+        })
+        .unwrap_or(exit::FAILURE);
     let p = Palette::stderr();
     eprintln!("{} {err:#}", p.bad("error:"));
     ExitCode::from(code)

@@ -4,9 +4,11 @@
 mod cli;
 mod cluster;
 mod commands;
+mod config;
 mod error;
 mod output;
 mod proxy;
+mod render;
 mod versions;
 
 use std::process::ExitCode;

@@ -1,4 +1,5 @@
 //! One file per subcommand; each takes its parsed flags and returns an exit code.
 
 pub mod completion;
+pub mod render;
 pub mod version;

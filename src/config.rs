@@ -1,0 +1,1017 @@
+//! The typed configuration: defaults for everything, a YAML file (`-f`) and `--set path=value`
+//! on top, and validation that names the key (and the line, for a file) before anything else
+//! happens. The effective configuration is what `render` renders and the cluster stores.
+
+use std::{collections::BTreeMap, fmt, path::Path};
+
+use serde::{Deserialize, Serialize};
+
+/// A configuration error, naming where the bad value came from.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {key}: {problem}")]
+pub struct ConfigError {
+    /// `automon.yaml line 12`, `--set prometheus.replicas=x`, ...
+    pub origin: String,
+    /// The dotted key, e.g. `alerts.highCpu.thresholdPercent`.
+    pub key: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Config {
+    /// Namespace of the stack; `-n` overrides it.
+    pub namespace: String,
+    pub images: Images,
+    pub prometheus: Prometheus,
+    pub alertmanager: Alertmanager,
+    pub grafana: Grafana,
+    pub node_exporter: NodeExporter,
+    pub kube_state_metrics: KubeStateMetrics,
+    pub kubelet: Kubelet,
+    pub alerts: Alerts,
+    pub dashboards: Dashboards,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            namespace: crate::cluster::DEFAULT_NAMESPACE.into(),
+            images: Images::default(),
+            prometheus: Prometheus::default(),
+            alertmanager: Alertmanager::default(),
+            grafana: Grafana::default(),
+            node_exporter: NodeExporter::default(),
+            kube_state_metrics: KubeStateMetrics::default(),
+            kubelet: Kubelet::default(),
+            alerts: Alerts::default(),
+            dashboards: Dashboards::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Images {
+    /// A mirror registry that replaces the registry of every image (air-gapped clusters).
+    pub registry: Option<String>,
+    /// Names of image pull Secrets in the namespace, for a private mirror.
+    pub pull_secrets: Vec<String>,
+}
+
+/// CPU and memory requests and limits of one container, as Kubernetes quantities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Resources {
+    pub requests: Amounts,
+    pub limits: Amounts,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Amounts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Quantity>,
+}
+
+impl Resources {
+    /// Requests for both; a memory limit (a CPU limit only throttles, so none by default).
+    pub fn new(cpu: &str, memory: &str, memory_limit: &str) -> Self {
+        Resources {
+            requests: Amounts {
+                cpu: Some(Quantity(cpu.into())),
+                memory: Some(Quantity(memory.into())),
+            },
+            limits: Amounts {
+                cpu: None,
+                memory: Some(Quantity(memory_limit.into())),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Prometheus {
+    pub replicas: u32,
+    /// How long samples are kept (Prometheus duration: 15d, 12h).
+    pub retention: PromDuration,
+    /// Optional cap on the TSDB size (e.g. 40GB); oldest data goes first.
+    pub retention_size: Option<String>,
+    pub scrape_interval: PromDuration,
+    pub evaluation_interval: PromDuration,
+    pub storage: Storage,
+    pub resources: Resources,
+    /// Labels added to every series and alert leaving this Prometheus (e.g. cluster: prod).
+    pub external_labels: BTreeMap<String, String>,
+}
+
+impl Default for Prometheus {
+    fn default() -> Self {
+        Prometheus {
+            replicas: 1,
+            retention: PromDuration("15d".into()),
+            retention_size: None,
+            scrape_interval: PromDuration("30s".into()),
+            evaluation_interval: PromDuration("30s".into()),
+            storage: Storage::default(),
+            // Sized for a small cluster (up to ~50 nodes, ~100k series).
+            resources: Resources::new("200m", "1Gi", "2Gi"),
+            external_labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// Where Prometheus keeps its data: an emptyDir unless a size is given, then a
+/// PersistentVolumeClaim per replica.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Storage {
+    pub size: Option<Quantity>,
+    /// StorageClass of the claim; the cluster's default when unset.
+    pub storage_class: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Alertmanager {
+    pub replicas: u32,
+    pub resources: Resources,
+    /// Where alerts go. With none, alerts are only visible in Alertmanager's UI and `status`
+    /// says so.
+    pub receivers: Vec<Receiver>,
+    pub route: Route,
+}
+
+impl Default for Alertmanager {
+    fn default() -> Self {
+        Alertmanager {
+            replicas: 1,
+            resources: Resources::new("10m", "64Mi", "128Mi"),
+            receivers: Vec::new(),
+            route: Route::default(),
+        }
+    }
+}
+
+/// One Alertmanager receiver with at most one of each integration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Receiver {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookReceiver>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackReceiver>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailReceiver>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebhookReceiver {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SlackReceiver {
+    /// The incoming-webhook URL.
+    pub api_url: String,
+    pub channel: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EmailReceiver {
+    pub to: String,
+    pub from: String,
+    /// host:port of the SMTP server.
+    pub smarthost: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Route {
+    /// The receiver every alert goes to unless a more specific route matches; the first
+    /// receiver when unset.
+    pub receiver: Option<String>,
+    pub group_by: Vec<String>,
+    pub group_wait: PromDuration,
+    pub group_interval: PromDuration,
+    pub repeat_interval: PromDuration,
+}
+
+impl Default for Route {
+    fn default() -> Self {
+        Route {
+            receiver: None,
+            group_by: vec!["alertname".into(), "node".into()],
+            group_wait: PromDuration("30s".into()),
+            group_interval: PromDuration("5m".into()),
+            repeat_interval: PromDuration("4h".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Grafana {
+    pub enabled: bool,
+    pub resources: Resources,
+    pub sidecar_resources: Resources,
+    /// Load dashboards (ConfigMaps labelled grafana_dashboard: "1") from every namespace, or
+    /// only from the stack's own (which needs no cluster-wide read of ConfigMaps).
+    pub dashboards_from_all_namespaces: bool,
+}
+
+impl Default for Grafana {
+    fn default() -> Self {
+        Grafana {
+            enabled: true,
+            resources: Resources::new("50m", "128Mi", "256Mi"),
+            sidecar_resources: Resources::new("10m", "64Mi", "128Mi"),
+            dashboards_from_all_namespaces: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct NodeExporter {
+    /// `all` tolerates every taint (every node gets an exporter), `none` tolerates none.
+    pub tolerations: TolerationPolicy,
+    /// Nodes labelled `<excludeLabel>: "true"` get no exporter.
+    pub exclude_label: String,
+    /// The port node-exporter listens on in the host's network.
+    pub port: u16,
+    pub resources: Resources,
+}
+
+impl Default for NodeExporter {
+    fn default() -> Self {
+        NodeExporter {
+            tolerations: TolerationPolicy::All,
+            exclude_label: "automon.io/exclude".into(),
+            port: 9100,
+            resources: Resources::new("10m", "32Mi", "64Mi"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TolerationPolicy {
+    All,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct KubeStateMetrics {
+    pub resources: Resources,
+}
+
+impl Default for KubeStateMetrics {
+    fn default() -> Self {
+        KubeStateMetrics {
+            resources: Resources::new("10m", "64Mi", "256Mi"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Kubelet {
+    /// Scrape the kubelet's and cAdvisor's metrics.
+    pub enabled: bool,
+}
+
+impl Default for Kubelet {
+    fn default() -> Self {
+        Kubelet { enabled: true }
+    }
+}
+
+/// Alert thresholds and durations. Percentages are 0 < p <= 100.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Alerts {
+    pub node_down: Alert,
+    pub high_cpu: ThresholdAlert,
+    pub high_memory: ThresholdAlert,
+    /// Fires when free space falls below `thresholdPercent`.
+    pub disk_space_low: ThresholdAlert,
+    pub exporter_down: Alert,
+    pub node_not_ready: Alert,
+    pub filesystem_filling_up: FillingUpAlert,
+    pub coverage_gap: Alert,
+    pub watchdog: Alert,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        let alert = |for_: &str, severity| Alert {
+            enabled: true,
+            for_: PromDuration(for_.into()),
+            severity,
+        };
+        let threshold = |percent, for_: &str| ThresholdAlert {
+            enabled: true,
+            threshold_percent: percent,
+            for_: PromDuration(for_.into()),
+            severity: Severity::Warning,
+        };
+        Alerts {
+            node_down: alert("5m", Severity::Critical),
+            high_cpu: threshold(80.0, "15m"),
+            high_memory: threshold(80.0, "15m"),
+            disk_space_low: threshold(20.0, "10m"),
+            exporter_down: alert("5m", Severity::Warning),
+            node_not_ready: alert("5m", Severity::Critical),
+            filesystem_filling_up: FillingUpAlert {
+                enabled: true,
+                hours: 24,
+                for_: PromDuration("1h".into()),
+                severity: Severity::Warning,
+            },
+            coverage_gap: alert("10m", Severity::Warning),
+            watchdog: alert("0m", Severity::None),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Alert {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(rename = "for")]
+    pub for_: PromDuration,
+    pub severity: Severity,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ThresholdAlert {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub threshold_percent: f64,
+    #[serde(rename = "for")]
+    pub for_: PromDuration,
+    pub severity: Severity,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FillingUpAlert {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Fires when linear prediction says the filesystem is full within this many hours.
+    pub hours: u32,
+    #[serde(rename = "for")]
+    pub for_: PromDuration,
+    pub severity: Severity,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    Warning,
+    Info,
+    /// For Watchdog: an always-firing alert that no one is paged for.
+    None,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+            Severity::None => "none",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Dashboards {
+    pub cluster_overview: bool,
+    pub node_detail: bool,
+    pub alerts_overview: bool,
+}
+
+impl Default for Dashboards {
+    fn default() -> Self {
+        Dashboards {
+            cluster_overview: true,
+            node_detail: true,
+            alerts_overview: true,
+        }
+    }
+}
+
+/// A Prometheus duration such as `30s`, `5m`, `1h30m`, `15d`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PromDuration(pub String);
+
+impl PromDuration {
+    /// The length in seconds, or why it is not a duration.
+    pub fn seconds(&self) -> Result<u64, String> {
+        let s = self.0.trim();
+        if s.starts_with('-') {
+            return Err(format!("{s:?} is negative; durations must be 0 or more"));
+        }
+        let bad = || format!("{s:?} is not a duration; use e.g. 30s, 5m, 1h, 15d");
+        if s.is_empty() {
+            return Err(bad());
+        }
+        let mut total = 0u64;
+        let mut rest = s;
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+            if digits == 0 {
+                return Err(bad());
+            }
+            let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+            rest = &rest[digits..];
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let mult = match &rest[..unit_len] {
+                "ms" => 0, // sub-second parts do not count towards whole seconds
+                "s" => 1,
+                "m" => 60,
+                "h" => 3600,
+                "d" => 86_400,
+                "w" => 604_800,
+                "y" => 31_536_000,
+                _ => return Err(bad()),
+            };
+            total += n * mult;
+            rest = &rest[unit_len..];
+        }
+        Ok(total)
+    }
+}
+
+impl fmt::Display for PromDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Kubernetes resource quantity such as `500m`, `1Gi`, `2`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Quantity(pub String);
+
+impl Quantity {
+    fn check(&self) -> Result<(), String> {
+        let s = self.0.as_str();
+        let num_end = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
+        let (num, suffix) = s.split_at(num_end);
+        let ok_num = !num.is_empty() && num.parse::<f64>().is_ok_and(|n| n >= 0.0);
+        let ok_suffix = matches!(
+            suffix,
+            "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
+        );
+        if ok_num && ok_suffix {
+            Ok(())
+        } else {
+            Err(format!(
+                "{s:?} is not a Kubernetes quantity; use e.g. 500m, 256Mi, 2Gi"
+            ))
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then each `--set`, then validation.
+    pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+                    origin: path.display().to_string(),
+                    key: "(file)".into(),
+                    problem: format!("cannot read it: {e}"),
+                })?;
+                Config::from_yaml(&text, &path.display().to_string())?
+            }
+            None => Config::default(),
+        };
+        for set in sets {
+            config = config.with_set(set)?;
+        }
+        config.validate(file.map(|p| p.display().to_string()).as_deref(), None)?;
+        Ok(config)
+    }
+
+    /// Parses a configuration file's text; errors carry the key and line.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let config: Config = serde_saphyr::from_str(text).map_err(|e| {
+            let line = e.location().map(|l| l.line() as usize);
+            let problem = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string();
+            // "line 3 column 15: invalid u32" -> "invalid u32"
+            let problem = problem
+                .split_once(": ")
+                .filter(|(head, _)| head.starts_with("line "))
+                .map_or(problem.clone(), |(_, p)| p.to_string());
+            ConfigError {
+                origin: match line {
+                    Some(l) => format!("{origin} line {l}"),
+                    None => origin.to_string(),
+                },
+                key: line
+                    .and_then(|l| key_path_at(text, l))
+                    .unwrap_or_else(|| "(document)".into()),
+                problem,
+            }
+        })?;
+        config.validate(Some(origin), Some(text))?;
+        Ok(config)
+    }
+
+    /// Applies one `--set path=value`; the value is read as YAML (`2`, `true`, `[a, b]`).
+    pub fn with_set(&self, set: &str) -> Result<Config, ConfigError> {
+        let origin = format!("--set {set}");
+        let Some((path, raw)) = set.split_once('=') else {
+            return Err(ConfigError {
+                origin,
+                key: set.into(),
+                problem: "expected path=value, e.g. --set prometheus.replicas=2".into(),
+            });
+        };
+        let err = |problem: String| ConfigError {
+            origin: origin.clone(),
+            key: path.into(),
+            problem,
+        };
+        let value: serde_json::Value = if raw.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_saphyr::from_str(raw).map_err(|e| err(format!("value is not valid YAML: {e}")))?
+        };
+        let mut tree = serde_json::to_value(self).map_err(|e| err(e.to_string()))?;
+        let mut node = &mut tree;
+        let parts: Vec<&str> = path.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let map = node
+                .as_object_mut()
+                .ok_or_else(|| err(format!("{} is not a section", parts[..i].join("."))))?;
+            if i + 1 == parts.len() {
+                map.insert((*part).to_string(), value.clone());
+                break;
+            }
+            node = map
+                .entry((*part).to_string())
+                .or_insert_with(|| serde_json::Value::Object(Default::default()));
+            if node.is_null() {
+                *node = serde_json::Value::Object(Default::default());
+            }
+        }
+        let config: Config = serde_json::from_value(tree).map_err(|e| err(e.to_string()))?;
+        config.validate(Some(&origin), None)?;
+        Ok(config)
+    }
+
+    /// Range and format checks serde cannot express.
+    fn validate(&self, origin: Option<&str>, text: Option<&str>) -> Result<(), ConfigError> {
+        let fail = |key: &str, problem: String| {
+            let line = text.and_then(|t| line_of_key(t, key));
+            ConfigError {
+                origin: match (origin, line) {
+                    (Some(o), Some(l)) => format!("{o} line {l}"),
+                    (Some(o), None) => o.to_string(),
+                    (None, _) => "configuration".into(),
+                },
+                key: key.to_string(),
+                problem,
+            }
+        };
+        let durations = [
+            ("prometheus.retention", &self.prometheus.retention),
+            (
+                "prometheus.scrapeInterval",
+                &self.prometheus.scrape_interval,
+            ),
+            (
+                "prometheus.evaluationInterval",
+                &self.prometheus.evaluation_interval,
+            ),
+            (
+                "alertmanager.route.groupWait",
+                &self.alertmanager.route.group_wait,
+            ),
+            (
+                "alertmanager.route.groupInterval",
+                &self.alertmanager.route.group_interval,
+            ),
+            (
+                "alertmanager.route.repeatInterval",
+                &self.alertmanager.route.repeat_interval,
+            ),
+            ("alerts.nodeDown.for", &self.alerts.node_down.for_),
+            ("alerts.highCpu.for", &self.alerts.high_cpu.for_),
+            ("alerts.highMemory.for", &self.alerts.high_memory.for_),
+            ("alerts.diskSpaceLow.for", &self.alerts.disk_space_low.for_),
+            ("alerts.exporterDown.for", &self.alerts.exporter_down.for_),
+            ("alerts.nodeNotReady.for", &self.alerts.node_not_ready.for_),
+            (
+                "alerts.filesystemFillingUp.for",
+                &self.alerts.filesystem_filling_up.for_,
+            ),
+            ("alerts.coverageGap.for", &self.alerts.coverage_gap.for_),
+            ("alerts.watchdog.for", &self.alerts.watchdog.for_),
+        ];
+        for (key, d) in durations {
+            d.seconds().map_err(|p| fail(key, p))?;
+        }
+        for (key, d) in [
+            (
+                "prometheus.scrapeInterval",
+                &self.prometheus.scrape_interval,
+            ),
+            (
+                "prometheus.evaluationInterval",
+                &self.prometheus.evaluation_interval,
+            ),
+            ("prometheus.retention", &self.prometheus.retention),
+        ] {
+            if d.seconds() == Ok(0) {
+                return Err(fail(key, format!("{d} must be longer than 0")));
+            }
+        }
+        for (key, a) in [
+            ("alerts.highCpu.thresholdPercent", &self.alerts.high_cpu),
+            (
+                "alerts.highMemory.thresholdPercent",
+                &self.alerts.high_memory,
+            ),
+            (
+                "alerts.diskSpaceLow.thresholdPercent",
+                &self.alerts.disk_space_low,
+            ),
+        ] {
+            let p = a.threshold_percent;
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(fail(
+                    key,
+                    format!("{p} is out of range; a percentage must be above 0 and at most 100"),
+                ));
+            }
+        }
+        if self.alerts.filesystem_filling_up.hours == 0 {
+            return Err(fail(
+                "alerts.filesystemFillingUp.hours",
+                "must be at least 1".into(),
+            ));
+        }
+        for (key, n) in [
+            ("prometheus.replicas", self.prometheus.replicas),
+            ("alertmanager.replicas", self.alertmanager.replicas),
+        ] {
+            if !(1..=10).contains(&n) {
+                return Err(fail(key, format!("{n} is out of range (1 to 10)")));
+            }
+        }
+        if self.node_exporter.port < 1024 {
+            return Err(fail(
+                "nodeExporter.port",
+                format!(
+                    "{} is a privileged port; use 1024 or above (default 9100)",
+                    self.node_exporter.port
+                ),
+            ));
+        }
+        if !is_dns_label(&self.namespace) {
+            return Err(fail(
+                "namespace",
+                format!(
+                    "{:?} is not a valid namespace name (lower-case letters, digits and '-', at most 63)",
+                    self.namespace
+                ),
+            ));
+        }
+        if !is_label_key(&self.node_exporter.exclude_label) {
+            return Err(fail(
+                "nodeExporter.excludeLabel",
+                format!(
+                    "{:?} is not a valid label key",
+                    self.node_exporter.exclude_label
+                ),
+            ));
+        }
+        let resources = [
+            ("prometheus.resources", &self.prometheus.resources),
+            ("alertmanager.resources", &self.alertmanager.resources),
+            ("grafana.resources", &self.grafana.resources),
+            ("grafana.sidecarResources", &self.grafana.sidecar_resources),
+            ("nodeExporter.resources", &self.node_exporter.resources),
+            (
+                "kubeStateMetrics.resources",
+                &self.kube_state_metrics.resources,
+            ),
+        ];
+        for (key, r) in resources {
+            for (part, amounts) in [("requests", &r.requests), ("limits", &r.limits)] {
+                for (name, q) in [("cpu", &amounts.cpu), ("memory", &amounts.memory)] {
+                    if let Some(q) = q {
+                        q.check()
+                            .map_err(|p| fail(&format!("{key}.{part}.{name}"), p))?;
+                    }
+                }
+            }
+        }
+        if let Some(size) = &self.prometheus.storage.size {
+            size.check()
+                .map_err(|p| fail("prometheus.storage.size", p))?;
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, r) in self.alertmanager.receivers.iter().enumerate() {
+            let key = format!("alertmanager.receivers[{i}]");
+            if r.name.trim().is_empty() {
+                return Err(fail(&key, "a receiver needs a name".into()));
+            }
+            if !names.insert(r.name.as_str()) {
+                return Err(fail(
+                    &key,
+                    format!("receiver name {:?} is used twice", r.name),
+                ));
+            }
+            if r.webhook.is_none() && r.slack.is_none() && r.email.is_none() {
+                return Err(fail(
+                    &key,
+                    format!(
+                        "receiver {:?} has no webhook, slack or email; it would drop every alert",
+                        r.name
+                    ),
+                ));
+            }
+        }
+        if let Some(recv) = &self.alertmanager.route.receiver
+            && !names.contains(recv.as_str())
+        {
+            return Err(fail(
+                "alertmanager.route.receiver",
+                format!(
+                    "{recv:?} is not one of the receivers ({})",
+                    names.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as YAML, as stored in the cluster and shown by `render`.
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).expect("configuration serialises")
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_label_key(s: &str) -> bool {
+    let (prefix, name) = match s.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, s),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
+    let prefix_ok =
+        prefix.is_none_or(|p| !p.is_empty() && p.len() <= 253 && p.split('.').all(is_dns_label));
+    name_ok && prefix_ok
+}
+
+/// The dotted key of a block-style YAML line, from the indentation of the lines above it.
+fn key_path_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let target = lines.get(line.checked_sub(1)?)?;
+    let indent_of = |l: &str| l.len() - l.trim_start().len();
+    let key_of = |l: &str| {
+        let t = l.trim_start().trim_start_matches("- ");
+        t.split_once(':')
+            .map(|(k, _)| k.trim().trim_matches('"').to_string())
+    };
+    let mut path = vec![key_of(target)?];
+    let mut indent = indent_of(target);
+    for l in lines[..line - 1].iter().rev() {
+        if l.trim().is_empty() || l.trim_start().starts_with('#') {
+            continue;
+        }
+        let i = indent_of(l);
+        if i < indent {
+            if let Some(k) = key_of(l) {
+                path.push(k);
+            }
+            indent = i;
+            if i == 0 {
+                break;
+            }
+        }
+    }
+    path.reverse();
+    Some(path.join("."))
+}
+
+/// The 1-based line where a dotted key is set in block-style YAML, if it is.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let key = key.split('[').next().unwrap_or(key);
+    (1..=text.lines().count()).find(|&n| key_path_at(text, n).as_deref() == Some(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_spec() {
+        let c = Config::default();
+        c.validate(None, None).unwrap();
+        assert_eq!(c.namespace, "automon");
+        assert_eq!(c.alerts.high_cpu.threshold_percent, 80.0);
+        assert_eq!(c.alerts.high_memory.threshold_percent, 80.0);
+        assert_eq!(c.alerts.disk_space_low.threshold_percent, 20.0);
+        assert_eq!(c.node_exporter.tolerations, TolerationPolicy::All);
+    }
+
+    #[test]
+    fn file_overrides_only_what_it_names() {
+        let c = Config::from_yaml(
+            "prometheus:\n  retention: 30d\nalerts:\n  highCpu:\n    thresholdPercent: 90\n    for: 10m\n    severity: critical\n",
+            "a.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.prometheus.retention.0, "30d");
+        assert_eq!(c.prometheus.scrape_interval.0, "30s");
+        assert_eq!(c.alerts.high_cpu.threshold_percent, 90.0);
+        assert_eq!(c.alerts.high_memory.threshold_percent, 80.0);
+    }
+
+    #[test]
+    fn file_errors_name_key_and_line() {
+        let cases = [
+            (
+                "prometheus:\n  retenton: 30d\n",
+                "a.yaml line 2",
+                "prometheus.retenton",
+                "unknown field",
+            ),
+            (
+                "prometheus:\n  replicas: many\n",
+                "a.yaml line 2",
+                "prometheus.replicas",
+                "invalid",
+            ),
+            (
+                "alerts:\n  highCpu:\n    thresholdPercent: 180\n    for: 5m\n    severity: warning\n",
+                "a.yaml line 3",
+                "alerts.highCpu.thresholdPercent",
+                "out of range",
+            ),
+            (
+                "alerts:\n  nodeDown:\n    for: -5m\n    severity: critical\n",
+                "a.yaml line 3",
+                "alerts.nodeDown.for",
+                "negative",
+            ),
+            (
+                "nodeExporter:\n  tolerations: some\n",
+                "a.yaml line 2",
+                "nodeExporter.tolerations",
+                "unknown variant",
+            ),
+            (
+                "prometheus:\n  resources:\n    requests: {cpu: lots}\n    limits: {}\n",
+                "a.yaml",
+                "prometheus.resources.requests.cpu",
+                "quantity",
+            ),
+        ];
+        for (text, origin, key, problem) in cases {
+            let e = Config::from_yaml(text, "a.yaml").unwrap_err();
+            assert!(
+                e.origin.starts_with(origin),
+                "{text}: origin {:?}",
+                e.origin
+            );
+            assert_eq!(e.key, key, "{text}");
+            assert!(e.problem.contains(problem), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn set_overrides_and_errors_name_the_flag() {
+        let c = Config::default()
+            .with_set("prometheus.replicas=2")
+            .unwrap()
+            .with_set("alerts.highCpu.thresholdPercent=95")
+            .unwrap()
+            .with_set("images.registry=mirror.local:5000")
+            .unwrap()
+            .with_set("nodeExporter.tolerations=none")
+            .unwrap();
+        assert_eq!(c.prometheus.replicas, 2);
+        assert_eq!(c.alerts.high_cpu.threshold_percent, 95.0);
+        assert_eq!(c.images.registry.as_deref(), Some("mirror.local:5000"));
+        assert_eq!(c.node_exporter.tolerations, TolerationPolicy::None);
+
+        let e = Config::default()
+            .with_set("prometheus.replica=2")
+            .unwrap_err();
+        assert_eq!(e.origin, "--set prometheus.replica=2");
+        assert!(e.problem.contains("unknown field"), "{e}");
+        let e = Config::default()
+            .with_set("alerts.diskSpaceLow.thresholdPercent=180")
+            .unwrap_err();
+        assert_eq!(e.key, "alerts.diskSpaceLow.thresholdPercent");
+        assert!(e.problem.contains("out of range"), "{e}");
+        let e = Config::default()
+            .with_set("prometheus.replicas")
+            .unwrap_err();
+        assert!(e.problem.contains("path=value"), "{e}");
+    }
+
+    #[test]
+    fn receivers_must_lead_somewhere() {
+        let e = Config::default()
+            .with_set("alertmanager.receivers=[{name: team}]")
+            .unwrap_err();
+        assert!(e.problem.contains("no webhook"), "{e}");
+        let e = Config::default()
+            .with_set("alertmanager.route.receiver=nobody")
+            .unwrap_err();
+        assert!(e.problem.contains("not one of the receivers"), "{e}");
+        let c = Config::default()
+            .with_set("alertmanager.receivers=[{name: team, webhook: {url: 'http://hook.example/alerts'}}]")
+            .unwrap();
+        assert_eq!(c.alertmanager.receivers[0].name, "team");
+    }
+
+    #[test]
+    fn durations() {
+        for (s, want) in [
+            ("30s", Ok(30)),
+            ("5m", Ok(300)),
+            ("1h30m", Ok(5400)),
+            ("15d", Ok(1_296_000)),
+            ("0m", Ok(0)),
+        ] {
+            assert_eq!(PromDuration(s.into()).seconds(), want, "{s}");
+        }
+        for bad in ["", "5", "m5", "5x", "-1m", "1.5h"] {
+            assert!(PromDuration(bad.into()).seconds().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn effective_configuration_round_trips() {
+        let c = Config::default()
+            .with_set("prometheus.retention=30d")
+            .unwrap();
+        let back = Config::from_yaml(&c.to_yaml(), "stored").unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn label_keys() {
+        for ok in ["automon.io/exclude", "exclude", "a.b-c/d_e.f"] {
+            assert!(is_label_key(ok), "{ok}");
+        }
+        for bad in ["", "/x", "a/", "-a", "a b", "Upper.Case/x"] {
+            assert!(!is_label_key(bad), "{bad}");
+        }
+    }
+}

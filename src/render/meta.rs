@@ -1,0 +1,183 @@
+//! What every object shares: names, labels, images, and ApplySet membership (KEP-3659), so
+//! that `disable`, upgrades and `kubectl apply --prune` all see the same inventory.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use k8s_openapi::{
+    api::core::v1::{ConfigMap, LocalObjectReference, ResourceRequirements},
+    apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
+};
+use sha2::{Digest, Sha256};
+
+use super::{Object, group_kind, object};
+use crate::{
+    config::{self, Config},
+    versions::{Component, PLUGIN_VERSION},
+};
+
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "kubectl-automon";
+pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
+pub const PART_OF: &str = "automon";
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+pub const VERSION_LABEL: &str = "app.kubernetes.io/version";
+pub const APPLYSET_ID_LABEL: &str = "applyset.kubernetes.io/id";
+pub const APPLYSET_PART_OF_LABEL: &str = "applyset.kubernetes.io/part-of";
+pub const APPLYSET_TOOLING: &str = "applyset.kubernetes.io/tooling";
+pub const APPLYSET_GROUP_KINDS: &str = "applyset.kubernetes.io/contains-group-kinds";
+/// The ApplySet parent, a ConfigMap that also holds the effective configuration.
+pub const PARENT_NAME: &str = "automon";
+pub const CONFIG_KEY: &str = "config.yaml";
+
+/// What a component needs to render itself.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    pub namespace: &'a str,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(config: &'a Config) -> Self {
+        Context {
+            config,
+            namespace: &config.namespace,
+        }
+    }
+
+    /// Labels that select one component's pods; stable across versions (selectors are immutable).
+    pub fn selector(&self, name: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (NAME_LABEL.to_string(), name.to_string()),
+            (PART_OF_LABEL.to_string(), PART_OF.to_string()),
+        ])
+    }
+
+    /// The selector labels plus component, version and manager.
+    pub fn labels(&self, name: &str, component: &str, version: &str) -> BTreeMap<String, String> {
+        let mut l = self.selector(name);
+        l.insert(COMPONENT_LABEL.into(), component.into());
+        l.insert(VERSION_LABEL.into(), version.trim_start_matches('v').into());
+        l.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+        l
+    }
+
+    /// Metadata of a namespaced object of the stack.
+    pub fn meta(&self, name: &str, labels: &BTreeMap<String, String>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(self.namespace.to_string()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// Metadata of a cluster-scoped object; its name carries the namespace so that two stacks
+    /// in two namespaces never share one.
+    pub fn cluster_meta(&self, name: &str, labels: &BTreeMap<String, String>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(self.cluster_name(name)),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// Cluster-scoped names start with the namespace: `automon-prometheus` by default.
+    pub fn cluster_name(&self, name: &str) -> String {
+        format!("{}-{name}", self.namespace)
+    }
+
+    /// The image of a pinned component, under `images.registry` when set.
+    pub fn image(&self, c: &Component) -> String {
+        c.image(self.config.images.registry.as_deref())
+    }
+
+    pub fn pull_secrets(&self) -> Option<Vec<LocalObjectReference>> {
+        let s = &self.config.images.pull_secrets;
+        (!s.is_empty()).then(|| {
+            s.iter()
+                .map(|n| LocalObjectReference { name: n.clone() })
+                .collect()
+        })
+    }
+}
+
+/// Kubernetes resources from the configuration's.
+pub fn resources(r: &config::Resources) -> ResourceRequirements {
+    let amounts = |a: &config::Amounts| {
+        let mut m = BTreeMap::new();
+        if let Some(cpu) = &a.cpu {
+            m.insert("cpu".to_string(), Quantity(cpu.0.clone()));
+        }
+        if let Some(mem) = &a.memory {
+            m.insert("memory".to_string(), Quantity(mem.0.clone()));
+        }
+        (!m.is_empty()).then_some(m)
+    };
+    ResourceRequirements {
+        requests: amounts(&r.requests),
+        limits: amounts(&r.limits),
+        ..Default::default()
+    }
+}
+
+/// The ApplySet ID of a parent: `applyset-<base64url(sha256(name.namespace.Kind.group))>-v1`.
+pub fn applyset_id(name: &str, namespace: &str, kind: &str, group: &str) -> String {
+    let digest = Sha256::digest(format!("{name}.{namespace}.{kind}.{group}"));
+    format!(
+        "applyset-{}-v1",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    )
+}
+
+fn parent_id(ctx: &Context) -> String {
+    applyset_id(PARENT_NAME, ctx.namespace, "ConfigMap", "")
+}
+
+/// The parent ConfigMap: the ApplySet's ID, the kinds its members have, and the effective
+/// configuration that `status`, `doctor`, `reconcile` and the next `enable` read.
+pub fn applyset_parent(ctx: &Context, members: &[Object]) -> Object {
+    let mut kinds: Vec<String> = members.iter().map(group_kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut labels = ctx.labels("automon", "config", PLUGIN_VERSION);
+    labels.insert(APPLYSET_ID_LABEL.into(), parent_id(ctx));
+    let mut meta = ctx.meta(PARENT_NAME, &labels);
+    meta.annotations = Some(BTreeMap::from([
+        (
+            APPLYSET_TOOLING.to_string(),
+            format!("{MANAGED_BY}/{PLUGIN_VERSION}"),
+        ),
+        (APPLYSET_GROUP_KINDS.to_string(), kinds.join(",")),
+    ]));
+    object(ConfigMap {
+        metadata: meta,
+        data: Some(BTreeMap::from([(
+            CONFIG_KEY.to_string(),
+            ctx.config.to_yaml(),
+        )])),
+        ..Default::default()
+    })
+}
+
+/// Labels every member with the stack's common labels and its ApplySet.
+pub fn label_member(ctx: &Context, o: &mut Object) {
+    let labels = o.metadata.labels.get_or_insert_with(Default::default);
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+    labels.insert(PART_OF_LABEL.into(), PART_OF.into());
+    labels.insert(APPLYSET_PART_OF_LABEL.into(), parent_id(ctx));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applyset_id_matches_kubectl() {
+        // kubectl's own test vector (staging/src/k8s.io/kubectl/pkg/cmd/apply/applyset_test.go).
+        assert_eq!(
+            applyset_id("test-foo", "test-ns", "Foo", "foo.bar"),
+            "applyset-f9Rk5tKHoB72oV1tU2iFKxDwL8MBZTjMHFQ8V9WNNlA-v1"
+        );
+    }
+}
