@@ -55,7 +55,7 @@ pub const ALERTMANAGER: Component = Component {
 };
 pub const GRAFANA: Component = Component {
     name: "grafana",
-    version: "13.1.3",
+    version: "13.2.3",
     registry: "docker.io",
     repository: "grafana/grafana",
 };
@@ -102,7 +102,7 @@ mod tests {
     fn image_uses_mirror_registry_without_double_slash() {
         assert_eq!(
             GRAFANA.image(Some("mirror.example.com:5000/")),
-            "mirror.example.com:5000/grafana/grafana:13.1.3"
+            "mirror.example.com:5000/grafana/grafana:13.2.3"
         );
     }
 

@@ -1,0 +1,165 @@
+//! `render` as a user runs it: offline, deterministic, every object labelled and in an ApplySet,
+//! bad configuration refused with the key and line named, and the whole stack accepted by the
+//! real API server (server-side dry run, strict field validation) with the operator's CRDs.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+
+fn render_json(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = run(automon().arg("render").args(["-o", "json"]).args(args)).success();
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(list["kind"], "List");
+    list["items"].as_array().unwrap().clone()
+}
+
+fn kind_name(o: &serde_json::Value) -> String {
+    format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap())
+}
+
+#[test]
+fn render_needs_no_cluster_and_is_deterministic() {
+    // No kubeconfig at all in this environment: render must not try to reach a cluster.
+    let a = run(automon().arg("render")).success();
+    let b = run(automon().arg("render")).success();
+    assert_eq!(a.stdout, b.stdout, "same input, same bytes");
+    assert!(a.stdout.starts_with("---\napiVersion: v1\nkind: Namespace\n"), "{}", &a.stdout[..200]);
+}
+
+#[test]
+fn every_object_is_labelled_and_in_the_applyset() {
+    let items = render_json(&[]);
+    let parent = items
+        .iter()
+        .find(|o| o["metadata"]["labels"]["applyset.kubernetes.io/id"].is_string())
+        .expect("an ApplySet parent");
+    assert_eq!(kind_name(parent), "ConfigMap/automon");
+    let id = parent["metadata"]["labels"]["applyset.kubernetes.io/id"].as_str().unwrap();
+    let kinds = parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"]
+        .as_str()
+        .unwrap();
+    for o in &items {
+        let labels = &o["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "kubectl-automon", "{}", kind_name(o));
+        assert_eq!(labels["app.kubernetes.io/part-of"], "automon", "{}", kind_name(o));
+        if o == parent {
+            continue;
+        }
+        assert_eq!(labels["applyset.kubernetes.io/part-of"], id, "{}", kind_name(o));
+        let api = o["apiVersion"].as_str().unwrap();
+        let gk = match api.rsplit_once('/') {
+            Some((group, _)) => format!("{}.{group}", o["kind"].as_str().unwrap()),
+            None => o["kind"].as_str().unwrap().to_string(),
+        };
+        assert!(kinds.split(',').any(|k| k == gk), "{gk} missing from {kinds}");
+        if o["kind"] != "Namespace" && !o["kind"].as_str().unwrap().starts_with("Cluster") {
+            assert_eq!(o["metadata"]["namespace"], "automon", "{}", kind_name(o));
+        }
+    }
+    // The parent carries the effective configuration.
+    let stored = parent["data"]["config.yaml"].as_str().unwrap();
+    assert!(stored.contains("thresholdPercent: 80"), "{stored}");
+}
+
+#[test]
+fn namespace_flag_and_set_reach_the_objects() {
+    let items = render_json(&["-n", "monitoring", "--set", "prometheus.retention=30d"]);
+    for o in &items {
+        if let Some(ns) = o["metadata"]["namespace"].as_str() {
+            assert_eq!(ns, "monitoring", "{}", kind_name(o));
+        }
+    }
+    let ns: Vec<_> = items.iter().filter(|o| o["kind"] == "Namespace").collect();
+    assert_eq!(ns.len(), 1);
+    assert_eq!(ns[0]["metadata"]["name"], "monitoring");
+}
+
+#[test]
+fn bad_configuration_names_the_key_and_line_and_prints_nothing() {
+    let (_d, file) = write_temp(
+        "automon.yaml",
+        "prometheus:\n  retention: 30d\nalerts:\n  highCpu:\n    thresholdPercent: 180\n    for: 5m\n    severity: warning\n",
+    );
+    let out = run(automon().arg("render").arg("-f").arg(&file)).code(2);
+    assert!(out.stdout.is_empty(), "nothing rendered: {}", out.stdout);
+    assert!(out.stderr.contains("automon.yaml line 5"), "{}", out.stderr);
+    assert!(out.stderr.contains("alerts.highCpu.thresholdPercent"), "{}", out.stderr);
+    assert!(out.stderr.contains("180 is out of range"), "{}", out.stderr);
+
+    let (_d, file) = write_temp("automon.yaml", "grafana:\n  enabled: true\n  theme: dark\n");
+    run(automon().arg("render").arg("-f").arg(&file))
+        .code(2)
+        .stderr_has("line 3")
+        .stderr_has("grafana.theme")
+        .stderr_has("unknown field");
+
+    run(automon().args(["render", "--set", "alerts.nodeDown.for=-5m"]))
+        .code(2)
+        .stderr_has("--set alerts.nodeDown.for=-5m")
+        .stderr_has("negative");
+    run(automon().args(["render", "--set", "prometheus.replicas=two"]))
+        .code(2)
+        .stderr_has("prometheus.replicas");
+    run(automon().args(["render", "-f", "/nonexistent/automon.yaml"]))
+        .code(2)
+        .stderr_has("/nonexistent/automon.yaml");
+}
+
+#[test]
+fn rendered_stack_passes_strict_server_side_dry_run() {
+    let c = cluster();
+    // The operator's CRDs, as the local cluster built them; idempotent.
+    let crds = c.dir.join("crds");
+    let out = c.kubectl(&["apply", "--server-side", "--field-manager", "automon-test", "-f", crds.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out:#?}");
+    let out = c.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+    assert_eq!(out.code, 0, "{out:#?}");
+
+    // A namespace of its own so the dry run meets no other test's objects.
+    let ns = "automon-dryrun";
+    let items = render_json(&["-n", ns]);
+    let namespace = items.iter().find(|o| o["kind"] == "Namespace").unwrap();
+    let (_d, nsfile) = write_temp("ns.json", &namespace.to_string());
+    let out = c.kubectl(&["apply", "--server-side", "--field-manager", "automon-test", "-f", nsfile.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out:#?}");
+
+    let rest: Vec<_> = items.iter().filter(|o| o["kind"] != "Namespace").cloned().collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": rest});
+    let (_d, file) = write_temp("stack.json", &list.to_string());
+    let out = c.kubectl(&[
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--validate=strict",
+        "--field-manager",
+        "automon-test",
+        "-f",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "the API server rejected part of the stack:\n{}", out.stderr);
+    assert!(out.stderr.is_empty() || !out.stderr.contains("Warning"), "warnings:\n{}", out.stderr);
+    let accepted = out.stdout.lines().filter(|l| l.contains("(server dry run)")).count();
+    assert_eq!(accepted, rest.len(), "{}", out.stdout);
+    c.kubectl(&["delete", "namespace", ns, "--wait=false"]);
+}
+
+#[test]
+fn default_render_snapshot() {
+    // One snapshot per object, named kind-name, so a reviewer reads each object on its own.
+    let out = run(automon().arg("render")).success();
+    let mut seen = BTreeMap::new();
+    for doc in out.stdout.split("---\n").filter(|d| !d.trim().is_empty()) {
+        let kind = yaml_value(doc, "kind");
+        let name = doc
+            .lines()
+            .skip_while(|l| *l != "metadata:")
+            .find_map(|l| l.strip_prefix("  name: "))
+            .unwrap()
+            .to_string();
+        let key = format!("{}-{}", kind.to_lowercase(), name);
+        assert!(seen.insert(key.clone(), ()).is_none(), "{key} twice");
+        insta::assert_snapshot!(key, doc);
+    }
+}
