@@ -16,7 +16,11 @@ fn render_json(args: &[&str]) -> Vec<serde_json::Value> {
 }
 
 fn kind_name(o: &serde_json::Value) -> String {
-    format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap())
+    format!(
+        "{}/{}",
+        o["kind"].as_str().unwrap(),
+        o["metadata"]["name"].as_str().unwrap()
+    )
 }
 
 #[test]
@@ -25,7 +29,12 @@ fn render_needs_no_cluster_and_is_deterministic() {
     let a = run(automon().arg("render")).success();
     let b = run(automon().arg("render")).success();
     assert_eq!(a.stdout, b.stdout, "same input, same bytes");
-    assert!(a.stdout.starts_with("---\napiVersion: v1\nkind: Namespace\n"), "{}", &a.stdout[..200]);
+    assert!(
+        a.stdout
+            .starts_with("---\napiVersion: v1\nkind: Namespace\n"),
+        "{}",
+        &a.stdout[..200]
+    );
 }
 
 #[test]
@@ -36,24 +45,44 @@ fn every_object_is_labelled_and_in_the_applyset() {
         .find(|o| o["metadata"]["labels"]["applyset.kubernetes.io/id"].is_string())
         .expect("an ApplySet parent");
     assert_eq!(kind_name(parent), "ConfigMap/automon");
-    let id = parent["metadata"]["labels"]["applyset.kubernetes.io/id"].as_str().unwrap();
+    let id = parent["metadata"]["labels"]["applyset.kubernetes.io/id"]
+        .as_str()
+        .unwrap();
     let kinds = parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"]
         .as_str()
         .unwrap();
     for o in &items {
         let labels = &o["metadata"]["labels"];
-        assert_eq!(labels["app.kubernetes.io/managed-by"], "kubectl-automon", "{}", kind_name(o));
-        assert_eq!(labels["app.kubernetes.io/part-of"], "automon", "{}", kind_name(o));
+        assert_eq!(
+            labels["app.kubernetes.io/managed-by"],
+            "kubectl-automon",
+            "{}",
+            kind_name(o)
+        );
+        assert_eq!(
+            labels["app.kubernetes.io/part-of"],
+            "automon",
+            "{}",
+            kind_name(o)
+        );
         if o == parent {
             continue;
         }
-        assert_eq!(labels["applyset.kubernetes.io/part-of"], id, "{}", kind_name(o));
+        assert_eq!(
+            labels["applyset.kubernetes.io/part-of"],
+            id,
+            "{}",
+            kind_name(o)
+        );
         let api = o["apiVersion"].as_str().unwrap();
         let gk = match api.rsplit_once('/') {
             Some((group, _)) => format!("{}.{group}", o["kind"].as_str().unwrap()),
             None => o["kind"].as_str().unwrap().to_string(),
         };
-        assert!(kinds.split(',').any(|k| k == gk), "{gk} missing from {kinds}");
+        assert!(
+            kinds.split(',').any(|k| k == gk),
+            "{gk} missing from {kinds}"
+        );
         if o["kind"] != "Namespace" && !o["kind"].as_str().unwrap().starts_with("Cluster") {
             assert_eq!(o["metadata"]["namespace"], "automon", "{}", kind_name(o));
         }
@@ -85,7 +114,11 @@ fn bad_configuration_names_the_key_and_line_and_prints_nothing() {
     let out = run(automon().arg("render").arg("-f").arg(&file)).code(2);
     assert!(out.stdout.is_empty(), "nothing rendered: {}", out.stdout);
     assert!(out.stderr.contains("automon.yaml line 5"), "{}", out.stderr);
-    assert!(out.stderr.contains("alerts.highCpu.thresholdPercent"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("alerts.highCpu.thresholdPercent"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("180 is out of range"), "{}", out.stderr);
 
     let (_d, file) = write_temp("automon.yaml", "grafana:\n  enabled: true\n  theme: dark\n");
@@ -112,9 +145,22 @@ fn rendered_stack_passes_strict_server_side_dry_run() {
     let c = cluster();
     // The operator's CRDs, as the local cluster built them; idempotent.
     let crds = c.dir.join("crds");
-    let out = c.kubectl(&["apply", "--server-side", "--field-manager", "automon-test", "-f", crds.to_str().unwrap()]);
+    let out = c.kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "automon-test",
+        "-f",
+        crds.to_str().unwrap(),
+    ]);
     assert_eq!(out.code, 0, "{out:#?}");
-    let out = c.kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+    let out = c.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=60s",
+    ]);
     assert_eq!(out.code, 0, "{out:#?}");
 
     // A namespace of its own so the dry run meets no other test's objects.
@@ -122,10 +168,21 @@ fn rendered_stack_passes_strict_server_side_dry_run() {
     let items = render_json(&["-n", ns]);
     let namespace = items.iter().find(|o| o["kind"] == "Namespace").unwrap();
     let (_d, nsfile) = write_temp("ns.json", &namespace.to_string());
-    let out = c.kubectl(&["apply", "--server-side", "--field-manager", "automon-test", "-f", nsfile.to_str().unwrap()]);
+    let out = c.kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "automon-test",
+        "-f",
+        nsfile.to_str().unwrap(),
+    ]);
     assert_eq!(out.code, 0, "{out:#?}");
 
-    let rest: Vec<_> = items.iter().filter(|o| o["kind"] != "Namespace").cloned().collect();
+    let rest: Vec<_> = items
+        .iter()
+        .filter(|o| o["kind"] != "Namespace")
+        .cloned()
+        .collect();
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": rest});
     let (_d, file) = write_temp("stack.json", &list.to_string());
     let out = c.kubectl(&[
@@ -138,9 +195,21 @@ fn rendered_stack_passes_strict_server_side_dry_run() {
         "-f",
         file.to_str().unwrap(),
     ]);
-    assert_eq!(out.code, 0, "the API server rejected part of the stack:\n{}", out.stderr);
-    assert!(out.stderr.is_empty() || !out.stderr.contains("Warning"), "warnings:\n{}", out.stderr);
-    let accepted = out.stdout.lines().filter(|l| l.contains("(server dry run)")).count();
+    assert_eq!(
+        out.code, 0,
+        "the API server rejected part of the stack:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.is_empty() || !out.stderr.contains("Warning"),
+        "warnings:\n{}",
+        out.stderr
+    );
+    let accepted = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("(server dry run)"))
+        .count();
     assert_eq!(accepted, rest.len(), "{}", out.stdout);
     c.kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }
