@@ -424,7 +424,6 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
                 api_server_egress(),
             ]),
         }),
-        ..Default::default()
     })
 }
 

@@ -271,7 +271,6 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             }]),
             egress: Some(vec![api_server_egress(), dns_egress()]),
         }),
-        ..Default::default()
     })
 }
 

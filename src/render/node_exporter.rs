@@ -8,9 +8,9 @@ use k8s_openapi::{
     api::{
         apps::v1::{DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet},
         core::v1::{
-            Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource,
+            Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
             HostPathVolumeSource, NodeAffinity, NodeSelector, NodeSelectorRequirement,
-            NodeSelectorTerm, ObjectFieldSelector, PodSpec, PodTemplateSpec, SeccompProfile,
+            NodeSelectorTerm, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
             SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Toleration, Volume,
             VolumeMount,
         },
@@ -109,6 +109,16 @@ fn daemon_set(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
+        // Ready means serving on the node's address, which is what Prometheus scrapes.
+        readiness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/".into()),
+                port: IntOrString::String(PORT_NAME.into()),
+                ..Default::default()
+            }),
+            timeout_seconds: Some(5),
+            ..Default::default()
+        }),
         resources: Some(meta::resources(&cfg.resources)),
         security_context: Some(restricted(65534)),
         volume_mounts: Some(vec![
@@ -263,7 +273,6 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             }]),
             ..Default::default()
         }),
-        ..Default::default()
     })
 }
 
