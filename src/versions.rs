@@ -71,6 +71,14 @@ pub const KUBE_STATE_METRICS: Component = Component {
     registry: "registry.k8s.io",
     repository: "kube-state-metrics/kube-state-metrics",
 };
+/// Grafana's dashboard sidecar: copies ConfigMaps labelled `grafana_dashboard: "1"` into
+/// the folder Grafana's file provider reads.
+pub const GRAFANA_SIDECAR: Component = Component {
+    name: "grafana-sidecar",
+    version: "1.30.10",
+    registry: "quay.io",
+    repository: "kiwigrid/k8s-sidecar",
+};
 
 /// Every pinned component, in the order `version` and `status` list them.
 pub const COMPONENTS: &[Component] = &[
@@ -81,6 +89,7 @@ pub const COMPONENTS: &[Component] = &[
     GRAFANA,
     NODE_EXPORTER,
     KUBE_STATE_METRICS,
+    GRAFANA_SIDECAR,
 ];
 
 /// The plugin's own version, from Cargo.toml.

@@ -1,7 +1,409 @@
-//! kube-state-metrics: placeholder until its module is written.
+//! kube-state-metrics: the API server's view of nodes, pods and workloads as metrics (node
+//! conditions, node labels for the exclusion and coverage checks, pod phases). It lists and
+//! watches exactly the resources it exports, and never Secrets.
 
-use super::{Context, Object};
+use std::collections::BTreeMap;
 
-pub fn objects(_ctx: &Context) -> Vec<Object> {
-    Vec::new()
+use k8s_openapi::{
+    api::{
+        apps::v1::{Deployment, DeploymentSpec},
+        core::v1::{
+            Container, ContainerPort, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec,
+            Probe, SeccompProfile, Service, ServiceAccount, ServicePort, ServiceSpec,
+        },
+        networking::v1::{
+            NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPort,
+            NetworkPolicySpec,
+        },
+        rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject},
+    },
+    apimachinery::pkg::{
+        apis::meta::v1::{LabelSelector, ObjectMeta},
+        util::intstr::IntOrString,
+    },
+};
+use serde_json::json;
+
+use super::{
+    Context, Object, custom, meta,
+    node_exporter::{from_prometheus, restricted, tcp_port},
+    object,
+};
+use crate::versions;
+
+pub const NAME: &str = "kube-state-metrics";
+pub const COMPONENT: &str = "exporter";
+const METRICS_PORT: i32 = 8080;
+const METRICS_PORT_NAME: &str = "http-metrics";
+const TELEMETRY_PORT: i32 = 8081;
+const TELEMETRY_PORT_NAME: &str = "telemetry";
+
+/// The collectors it runs, by API group. `--resources` and the ClusterRole are both made from
+/// this one list, so that it can never be granted more than it exports (or export what it may
+/// not read).
+const COLLECTORS: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "endpoints",
+            "namespaces",
+            "nodes",
+            "persistentvolumeclaims",
+            "persistentvolumes",
+            "pods",
+            "services",
+        ],
+    ),
+    (
+        "apps",
+        &["daemonsets", "deployments", "replicasets", "statefulsets"],
+    ),
+    ("batch", &["cronjobs", "jobs"]),
+];
+
+pub fn objects(ctx: &Context) -> Vec<Object> {
+    let labels = ctx.labels(NAME, COMPONENT, versions::KUBE_STATE_METRICS.version);
+    vec![
+        object(ServiceAccount {
+            metadata: ctx.meta(NAME, &labels),
+            ..Default::default()
+        }),
+        cluster_role(ctx, &labels),
+        object(ClusterRoleBinding {
+            metadata: ctx.cluster_meta(NAME, &labels),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: ctx.cluster_name(NAME),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: NAME.into(),
+                namespace: Some(ctx.namespace.into()),
+                ..Default::default()
+            }]),
+        }),
+        deployment(ctx, &labels),
+        service(ctx, &labels),
+        service_monitor(ctx, &labels),
+        network_policy(ctx, &labels),
+    ]
+}
+
+/// `--resources=` value: every collector, sorted.
+fn resources_flag() -> String {
+    let mut all: Vec<&str> = COLLECTORS
+        .iter()
+        .flat_map(|(_, r)| r.iter().copied())
+        .collect();
+    all.sort_unstable();
+    all.join(",")
+}
+
+fn cluster_role(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+    let rules = COLLECTORS
+        .iter()
+        .map(|(group, resources)| PolicyRule {
+            api_groups: Some(vec![(*group).into()]),
+            resources: Some(resources.iter().map(|r| (*r).into()).collect()),
+            verbs: vec!["list".into(), "watch".into()],
+            ..Default::default()
+        })
+        .collect();
+    object(ClusterRole {
+        metadata: ctx.cluster_meta(NAME, labels),
+        rules: Some(rules),
+        ..Default::default()
+    })
+}
+
+fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+    let probe = |path: &str, port: &str| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(port.into()),
+            scheme: Some("HTTP".into()),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(5),
+        timeout_seconds: Some(5),
+        ..Default::default()
+    };
+    let port = |name: &str, number: i32| ContainerPort {
+        name: Some(name.into()),
+        container_port: number,
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    };
+    let container = Container {
+        name: NAME.into(),
+        image: Some(ctx.image(&versions::KUBE_STATE_METRICS)),
+        args: Some(vec![
+            format!("--port={METRICS_PORT}"),
+            format!("--telemetry-port={TELEMETRY_PORT}"),
+            format!("--resources={}", resources_flag()),
+            // The OS label tells Linux nodes (which get node-exporter) from the rest; the
+            // exclusion label tells deliberately unmonitored nodes from coverage gaps. On
+            // `kube_node_labels` they become `label_` + the key with every non-alphanumeric
+            // character replaced by `_`: label_kubernetes_io_os, label_automon_io_exclude.
+            format!(
+                "--metric-labels-allowlist=nodes=[kubernetes.io/os,{}]",
+                ctx.config.node_exporter.exclude_label
+            ),
+        ]),
+        ports: Some(vec![
+            port(METRICS_PORT_NAME, METRICS_PORT),
+            port(TELEMETRY_PORT_NAME, TELEMETRY_PORT),
+        ]),
+        // /livez on the metrics port fails when it loses the API server; /readyz on the
+        // telemetry port once its informers have synced.
+        liveness_probe: Some(probe("/livez", METRICS_PORT_NAME)),
+        readiness_probe: Some(probe("/readyz", TELEMETRY_PORT_NAME)),
+        resources: Some(meta::resources(&ctx.config.kube_state_metrics.resources)),
+        security_context: Some(restricted(65534)),
+        ..Default::default()
+    };
+    object(Deployment {
+        metadata: ctx.meta(NAME, labels),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(ctx.selector(NAME)),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(NAME.into()),
+                    node_selector: Some(BTreeMap::from([(
+                        "kubernetes.io/os".into(),
+                        "linux".into(),
+                    )])),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65534),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    image_pull_secrets: ctx.pull_secrets(),
+                    containers: vec![container],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+fn service(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+    let port = |name: &str, number: i32| ServicePort {
+        name: Some(name.into()),
+        port: number,
+        target_port: Some(IntOrString::String(name.into())),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    };
+    object(Service {
+        metadata: ctx.meta(NAME, labels),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            selector: Some(ctx.selector(NAME)),
+            ports: Some(vec![
+                port(METRICS_PORT_NAME, METRICS_PORT),
+                port(TELEMETRY_PORT_NAME, TELEMETRY_PORT),
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// `honorLabels` keeps the `namespace`, `pod` and `node` labels of the objects it describes
+/// instead of renaming them to `exported_*` in favour of its own pod's.
+fn service_monitor(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+    let interval = &ctx.config.prometheus.scrape_interval.0;
+    custom(json!({
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": ctx.meta(NAME, labels),
+        "spec": {
+            "jobLabel": meta::NAME_LABEL,
+            "selector": {"matchLabels": ctx.selector(NAME)},
+            "endpoints": [
+                {
+                    "port": METRICS_PORT_NAME,
+                    "scheme": "http",
+                    "interval": interval,
+                    "honorLabels": true,
+                },
+                {
+                    "port": TELEMETRY_PORT_NAME,
+                    "scheme": "http",
+                    "interval": interval,
+                },
+            ],
+        },
+    }))
+}
+
+fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+    object(NetworkPolicy {
+        metadata: ctx.meta(NAME, labels),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(ctx.selector(NAME)),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![from_prometheus()]),
+                ports: Some(vec![
+                    tcp_port(IntOrString::Int(METRICS_PORT)),
+                    tcp_port(IntOrString::Int(TELEMETRY_PORT)),
+                ]),
+            }]),
+            egress: Some(vec![api_server_egress(), dns_egress()]),
+        }),
+    })
+}
+
+// Egress rules the stack's API clients share.
+
+/// The API server's address is not known when rendering (and differs between the Service's
+/// 443 and the endpoints' 6443, which is what policies see after DNAT), so allow both ports.
+pub(super) fn api_server_egress() -> NetworkPolicyEgressRule {
+    NetworkPolicyEgressRule {
+        ports: Some(vec![
+            tcp_port(IntOrString::Int(443)),
+            tcp_port(IntOrString::Int(6443)),
+        ]),
+        to: None,
+    }
+}
+
+/// Name resolution, over UDP and TCP, to whichever DNS the cluster runs.
+pub(super) fn dns_egress() -> NetworkPolicyEgressRule {
+    let port = |protocol: &str| NetworkPolicyPort {
+        port: Some(IntOrString::Int(53)),
+        protocol: Some(protocol.into()),
+        ..Default::default()
+    };
+    NetworkPolicyEgressRule {
+        ports: Some(vec![port("UDP"), port("TCP")]),
+        to: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn rendered(config: &Config) -> Vec<Value> {
+        objects(&Context::new(config))
+            .into_iter()
+            .map(|o| serde_json::to_value(o).unwrap())
+            .collect()
+    }
+
+    fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+    }
+
+    fn args(objects: &[Value]) -> Vec<String> {
+        find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn cluster_role_reads_only_what_it_exports_and_never_secrets() {
+        let objs = rendered(&Config::default());
+        let rules = find(&objs, "ClusterRole")["rules"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let mut granted = Vec::new();
+        for r in &rules {
+            assert_eq!(r["verbs"], json!(["list", "watch"]), "{r}");
+            for res in r["resources"].as_array().unwrap() {
+                granted.push(res.as_str().unwrap().to_string());
+            }
+        }
+        assert!(
+            !granted.iter().any(|r| r == "secrets" || r == "*"),
+            "{granted:?}"
+        );
+        granted.sort();
+        let flag = args(&objs)
+            .into_iter()
+            .find_map(|a| a.strip_prefix("--resources=").map(str::to_string))
+            .unwrap();
+        assert_eq!(flag.split(',').collect::<Vec<_>>(), granted);
+        for needed in ["nodes", "pods", "deployments", "daemonsets"] {
+            assert!(granted.iter().any(|g| g == needed), "{needed}");
+        }
+    }
+
+    #[test]
+    fn node_labels_for_os_and_exclusion_are_exported() {
+        let objs = rendered(&Config::default());
+        assert!(
+            args(&objs).contains(
+                &"--metric-labels-allowlist=nodes=[kubernetes.io/os,automon.io/exclude]".into()
+            ),
+            "{:?}",
+            args(&objs)
+        );
+    }
+
+    #[test]
+    fn service_monitor_honours_labels_on_the_metrics_port() {
+        let objs = rendered(&Config::default());
+        let sm = find(&objs, "ServiceMonitor");
+        let eps = sm["spec"]["endpoints"].as_array().unwrap();
+        assert_eq!(eps[0]["port"], "http-metrics");
+        assert_eq!(eps[0]["honorLabels"], true);
+        assert_eq!(eps[1]["port"], "telemetry");
+        let svc_ports: Vec<_> = find(&objs, "Service")["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["name"].clone(), p["port"].clone()))
+            .collect();
+        assert_eq!(
+            svc_ports,
+            [
+                (json!("http-metrics"), json!(8080)),
+                (json!("telemetry"), json!(8081))
+            ]
+        );
+    }
+
+    #[test]
+    fn binding_names_the_service_account_in_the_stack_namespace() {
+        let objs = rendered(&Config::default().with_set("namespace=mon").unwrap());
+        let b = find(&objs, "ClusterRoleBinding");
+        assert_eq!(b["metadata"]["name"], "mon-kube-state-metrics");
+        assert_eq!(b["roleRef"]["name"], "mon-kube-state-metrics");
+        assert_eq!(
+            b["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "kube-state-metrics", "namespace": "mon"}])
+        );
+    }
 }

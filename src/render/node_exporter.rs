@@ -1,7 +1,449 @@
-//! node-exporter: placeholder until its module is written.
+//! node-exporter: one pod on every Linux node, in the host's network and PID namespaces with
+//! read-only views of `/proc`, `/sys` and `/`, scraped through one ServiceMonitor whose series
+//! all carry `node="<node name>"`. This is the heart of coverage: a node without it is unmonitored.
 
-use super::{Context, Object};
+use std::collections::BTreeMap;
 
-pub fn objects(_ctx: &Context) -> Vec<Object> {
-    Vec::new()
+use k8s_openapi::{
+    api::{
+        apps::v1::{DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet},
+        core::v1::{
+            Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+            HostPathVolumeSource, NodeAffinity, NodeSelector, NodeSelectorRequirement,
+            NodeSelectorTerm, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+            SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Toleration, Volume,
+            VolumeMount,
+        },
+        networking::v1::{
+            NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+            NetworkPolicySpec,
+        },
+    },
+    apimachinery::pkg::{
+        apis::meta::v1::{LabelSelector, ObjectMeta},
+        util::intstr::IntOrString,
+    },
+};
+use serde_json::json;
+
+use super::{Context, Object, custom, meta, object};
+use crate::{config::TolerationPolicy, versions};
+
+pub const NAME: &str = "node-exporter";
+pub const COMPONENT: &str = "exporter";
+const PORT_NAME: &str = "metrics";
+
+/// Mounts that belong to containers and pods, not to the node: counting them would report
+/// every container's overlay as a filesystem of the node.
+const MOUNT_POINTS_EXCLUDE: &str =
+    "^/(dev|proc|sys|run/k3s/containerd/.+|var/lib/docker/.+|var/lib/kubelet/pods/.+)($|/)";
+/// Pseudo and container filesystems that have no capacity worth alerting on.
+const FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+/// Per-pod virtual interfaces (veth pairs, Calico's hashed names): one series set per pod churns.
+const NET_DEVICES_EXCLUDE: &str = "^(veth.*|cali.*|[a-f0-9]{15})$";
+
+pub fn objects(ctx: &Context) -> Vec<Object> {
+    let labels = ctx.labels(NAME, COMPONENT, versions::NODE_EXPORTER.version);
+    vec![
+        object(ServiceAccount {
+            metadata: ctx.meta(NAME, &labels),
+            // node-exporter never talks to the API server.
+            automount_service_account_token: Some(false),
+            ..Default::default()
+        }),
+        daemon_set(ctx, &labels),
+        service(ctx, &labels),
+        service_monitor(ctx, &labels),
+        network_policy(ctx, &labels),
+    ]
+}
+
+fn daemon_set(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+    let cfg = &ctx.config.node_exporter;
+    let port = i32::from(cfg.port);
+    let host_mount = |name: &str, path: &str| VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: Some(true),
+        // Mounts made on the host after the pod started (new volumes) show up too.
+        mount_propagation: Some("HostToContainer".into()),
+        ..Default::default()
+    };
+    let host_volume = |name: &str, path: &str| Volume {
+        name: name.into(),
+        host_path: Some(HostPathVolumeSource {
+            path: path.into(),
+            type_: None,
+        }),
+        ..Default::default()
+    };
+    let container = Container {
+        name: NAME.into(),
+        image: Some(ctx.image(&versions::NODE_EXPORTER)),
+        args: Some(vec![
+            "--path.procfs=/host/proc".into(),
+            "--path.sysfs=/host/sys".into(),
+            "--path.rootfs=/host/root".into(),
+            // Listen on the node's address only, not on every interface of the host.
+            format!("--web.listen-address=[$(HOST_IP)]:{port}"),
+            format!("--collector.filesystem.mount-points-exclude={MOUNT_POINTS_EXCLUDE}"),
+            format!("--collector.filesystem.fs-types-exclude={FS_TYPES_EXCLUDE}"),
+            format!("--collector.netclass.ignored-devices={NET_DEVICES_EXCLUDE}"),
+            format!("--collector.netdev.device-exclude={NET_DEVICES_EXCLUDE}"),
+        ]),
+        env: Some(vec![EnvVar {
+            name: "HOST_IP".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "status.hostIP".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        ports: Some(vec![ContainerPort {
+            name: Some(PORT_NAME.into()),
+            container_port: port,
+            host_port: Some(port),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        // Ready means serving on the node's address, which is what Prometheus scrapes.
+        readiness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/".into()),
+                port: IntOrString::String(PORT_NAME.into()),
+                ..Default::default()
+            }),
+            timeout_seconds: Some(5),
+            ..Default::default()
+        }),
+        resources: Some(meta::resources(&cfg.resources)),
+        security_context: Some(restricted(65534)),
+        volume_mounts: Some(vec![
+            host_mount("proc", "/host/proc"),
+            host_mount("sys", "/host/sys"),
+            host_mount("root", "/host/root"),
+        ]),
+        ..Default::default()
+    };
+    let tolerations = match cfg.tolerations {
+        // Every taint, NoExecute included: a tainted node is still a node to watch.
+        TolerationPolicy::All => Some(vec![Toleration {
+            operator: Some("Exists".into()),
+            ..Default::default()
+        }]),
+        TolerationPolicy::None => None,
+    };
+    let pod = PodSpec {
+        host_network: Some(true),
+        host_pid: Some(true),
+        // Resolve cluster names despite the host network (none needed today; cheap insurance).
+        dns_policy: Some("ClusterFirstWithHostNet".into()),
+        service_account_name: Some(NAME.into()),
+        automount_service_account_token: Some(false),
+        priority_class_name: Some("system-node-critical".into()),
+        node_selector: Some(BTreeMap::from([(
+            "kubernetes.io/os".into(),
+            "linux".into(),
+        )])),
+        affinity: Some(exclusion_affinity(&cfg.exclude_label)),
+        tolerations,
+        image_pull_secrets: ctx.pull_secrets(),
+        containers: vec![container],
+        volumes: Some(vec![
+            host_volume("proc", "/proc"),
+            host_volume("sys", "/sys"),
+            host_volume("root", "/"),
+        ]),
+        ..Default::default()
+    };
+    object(DaemonSet {
+        metadata: ctx.meta(NAME, labels),
+        spec: Some(DaemonSetSpec {
+            selector: LabelSelector {
+                match_labels: Some(ctx.selector(NAME)),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                }),
+                spec: Some(pod),
+            },
+            update_strategy: Some(DaemonSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDaemonSet {
+                    max_unavailable: Some(IntOrString::String("10%".into())),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// Nodes labelled `<label>: "true"` opt out; any other value (or none) keeps the exporter.
+fn exclusion_affinity(label: &str) -> Affinity {
+    Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_expressions: Some(vec![NodeSelectorRequirement {
+                        key: label.into(),
+                        operator: "NotIn".into(),
+                        values: Some(vec!["true".into()]),
+                    }]),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Headless: Prometheus scrapes each pod (one per node) through the Endpoints, never a VIP.
+fn service(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+    let port = i32::from(ctx.config.node_exporter.port);
+    object(Service {
+        metadata: ctx.meta(NAME, labels),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            selector: Some(ctx.selector(NAME)),
+            ports: Some(vec![ServicePort {
+                name: Some(PORT_NAME.into()),
+                port,
+                target_port: Some(IntOrString::String(PORT_NAME.into())),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// One ServiceMonitor for all nodes. `instance` and `node` become the node's name, so that
+/// alerts, dashboards and the coverage check join node-exporter with kube-state-metrics.
+fn service_monitor(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+    let node_name = |target: &str| {
+        json!({
+            "action": "replace",
+            "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+            "targetLabel": target,
+        })
+    };
+    custom(json!({
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": ctx.meta(NAME, labels),
+        "spec": {
+            // The Service's app.kubernetes.io/name is the job: job="node-exporter".
+            "jobLabel": meta::NAME_LABEL,
+            "selector": {"matchLabels": ctx.selector(NAME)},
+            "endpoints": [{
+                "port": PORT_NAME,
+                "scheme": "http",
+                "interval": ctx.config.prometheus.scrape_interval.0,
+                "relabelings": [node_name("node"), node_name("instance")],
+            }],
+        },
+    }))
+}
+
+/// Only Prometheus may scrape. Pods in the host's network are outside most CNIs' policy
+/// enforcement, so this is mostly documentation of intent; kube-prometheus keeps it too, and
+/// CNIs that do enforce host-network policy (or future ones) honour it.
+fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+    object(NetworkPolicy {
+        metadata: ctx.meta(NAME, labels),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(ctx.selector(NAME)),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![from_prometheus()]),
+                ports: Some(vec![tcp_port(IntOrString::String(PORT_NAME.into()))]),
+            }]),
+            ..Default::default()
+        }),
+    })
+}
+
+// Pieces the components of this stack share.
+
+/// The pods of the stack's Prometheus (the operator labels them `app.kubernetes.io/name: prometheus`).
+pub(super) fn from_prometheus() -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                meta::NAME_LABEL.to_string(),
+                "prometheus".to_string(),
+            )])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub(super) fn tcp_port(port: IntOrString) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        port: Some(port),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+/// The restricted PodSecurity profile for one container running as `user`.
+pub(super) fn restricted(user: i64) -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(user),
+        run_as_group: Some(user),
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn rendered(config: &Config) -> Vec<Value> {
+        objects(&Context::new(config))
+            .into_iter()
+            .map(|o| serde_json::to_value(o).unwrap())
+            .collect()
+    }
+
+    fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+    }
+
+    fn pod(objects: &[Value]) -> &Value {
+        &find(objects, "DaemonSet")["spec"]["template"]["spec"]
+    }
+
+    #[test]
+    fn tolerates_every_taint_by_default_and_none_when_asked() {
+        let all = rendered(&Config::default());
+        assert_eq!(pod(&all)["tolerations"], json!([{"operator": "Exists"}]));
+
+        let none = rendered(
+            &Config::default()
+                .with_set("nodeExporter.tolerations=none")
+                .unwrap(),
+        );
+        assert!(pod(&none).get("tolerations").is_none(), "{}", pod(&none));
+    }
+
+    #[test]
+    fn excluded_nodes_and_non_linux_nodes_get_no_exporter() {
+        let objs = rendered(&Config::default());
+        let p = pod(&objs);
+        assert_eq!(p["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
+        assert_eq!(
+            p["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+                [0]["matchExpressions"],
+            json!([{"key": "automon.io/exclude", "operator": "NotIn", "values": ["true"]}])
+        );
+        let custom = rendered(
+            &Config::default()
+                .with_set("nodeExporter.excludeLabel=example.com/no-monitoring")
+                .unwrap(),
+        );
+        assert!(
+            pod(&custom)
+                .to_string()
+                .contains("example.com/no-monitoring")
+        );
+    }
+
+    #[test]
+    fn host_mounts_are_read_only_and_nothing_is_privileged() {
+        let objs = rendered(&Config::default());
+        let p = pod(&objs);
+        assert_eq!(p["hostNetwork"], true);
+        assert_eq!(p["hostPID"], true);
+        let c = &p["containers"][0];
+        let mounts = c["volumeMounts"].as_array().unwrap();
+        assert_eq!(mounts.len(), 3);
+        for m in mounts {
+            assert_eq!(m["readOnly"], true, "{m}");
+            assert_eq!(m["mountPropagation"], "HostToContainer", "{m}");
+        }
+        let sc = &c["securityContext"];
+        assert_eq!(sc["privileged"], false);
+        assert_eq!(sc["allowPrivilegeEscalation"], false);
+        assert_eq!(sc["runAsNonRoot"], true);
+        assert_eq!(sc["runAsUser"], 65534);
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+        assert_eq!(sc["capabilities"], json!({"drop": ["ALL"]}));
+        assert!(sc["capabilities"].get("add").is_none());
+        assert!(c["resources"]["requests"]["cpu"].is_string());
+        assert!(c["resources"]["limits"]["memory"].is_string());
+    }
+
+    #[test]
+    fn port_follows_configuration_everywhere() {
+        let objs = rendered(
+            &Config::default()
+                .with_set("nodeExporter.port=9200")
+                .unwrap(),
+        );
+        let c = &pod(&objs)["containers"][0];
+        assert_eq!(c["ports"][0]["containerPort"], 9200);
+        assert_eq!(c["ports"][0]["hostPort"], 9200);
+        assert!(
+            c["args"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("--web.listen-address=[$(HOST_IP)]:9200"))
+        );
+        assert_eq!(find(&objs, "Service")["spec"]["ports"][0]["port"], 9200);
+    }
+
+    #[test]
+    fn every_series_names_its_node() {
+        let objs = rendered(&Config::default());
+        let sm = find(&objs, "ServiceMonitor");
+        assert_eq!(sm["spec"]["jobLabel"], "app.kubernetes.io/name");
+        assert_eq!(
+            sm["metadata"]["labels"]["app.kubernetes.io/name"],
+            "node-exporter"
+        );
+        let ep = &sm["spec"]["endpoints"][0];
+        assert_eq!(ep["interval"], "30s");
+        let targets: Vec<_> = ep["relabelings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["sourceLabels"] == json!(["__meta_kubernetes_pod_node_name"]))
+            .map(|r| r["targetLabel"].as_str().unwrap())
+            .collect();
+        assert_eq!(targets, ["node", "instance"]);
+        assert_eq!(find(&objs, "Service")["spec"]["clusterIP"], "None");
+    }
 }
