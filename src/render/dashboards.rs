@@ -396,7 +396,6 @@ fn node_detail(config: &Config) -> Dashboard {
         "datasource": datasource(),
         // node_uname_info has one series per node-exporter, so the list is the monitored nodes.
         "query": {"query": format!("label_values(node_uname_info{{{NODE_EXPORTER}}}, node)"), "refId": "node"},
-        "definition": format!("label_values(node_uname_info{{{NODE_EXPORTER}}}, node)"),
         "refresh": 2,
         "sort": 1,
         "multi": false,
