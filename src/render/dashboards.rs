@@ -408,7 +408,7 @@ fn node_detail(config: &Config) -> Dashboard {
         Panel::new(Kind::Stat, "CPU cores", "Logical CPUs.", "none")
             .width(4)
             .query(format!(r#"count(node_cpu_seconds_total{{{n}, mode="idle"}})"#), "cores"),
-        Panel::new(Kind::Stat, "Memory", "Total memory.", "bytes")
+        Panel::new(Kind::Stat, "Memory total", "Total memory.", "bytes")
             .width(4)
             .query(format!("node_memory_MemTotal_bytes{{{n}}}"), "total"),
         Panel::new(Kind::Stat, "CPU used", "Share of CPU time not idle.", "percentunit")
@@ -487,6 +487,8 @@ fn alerts_overview() -> Dashboard {
         Panel::new(Kind::Stat, "Watchdog", "1 when the always-firing Watchdog fires, i.e. the alerting pipeline works.", "none")
             .width(4)
             .query(r#"count(ALERTS{alertstate="firing", alertname="Watchdog"}) or vector(0)"#, "watchdog"),
+        // The breakdowns keep the Watchdog: it is what they show when all is well, instead of
+        // "No data", which would look the same as a broken pipeline.
         Panel::new(Kind::BarGauge, "Firing by severity", "Alerts firing now, per severity.", "none")
             .query(r#"count by (severity) (ALERTS{alertstate="firing"})"#, "{{severity}}"),
         Panel::new(Kind::BarGauge, "Firing by name", "Alerts firing now, per alert.", "none")
@@ -583,6 +585,13 @@ mod tests {
                 .map(|p| p["id"].as_u64().expect("id"))
                 .collect();
             assert_eq!(ids.len(), panels.len(), "{}: duplicate panel ids", d["uid"]);
+            let titles: BTreeSet<_> = panels.iter().map(|p| p["title"].to_string()).collect();
+            assert_eq!(
+                titles.len(),
+                panels.len(),
+                "{}: duplicate panel titles",
+                d["uid"]
+            );
             for p in panels {
                 let at = format!("{} / {}", d["uid"], p["title"]);
                 assert_eq!(p["datasource"]["uid"], PROMETHEUS_UID, "{at}");
