@@ -1,7 +1,718 @@
-//! dashboards: placeholder until its module is written.
+//! Grafana dashboards, written here in Rust: cluster overview, node detail and alerts overview.
+//! Each is a ConfigMap labelled `grafana_dashboard: "1"` that Grafana's sidecar loads. Every
+//! query is chosen so that a healthy stack always answers it: "No data" should mean "broken".
 
-use super::{Context, Object};
+use std::collections::BTreeMap;
 
-pub fn objects(_ctx: &Context) -> Vec<Object> {
-    Vec::new()
+use k8s_openapi::api::core::v1::ConfigMap;
+use serde_json::{Value, json};
+
+use super::{Context, Object, object};
+use crate::{config::Config, versions::PLUGIN_VERSION};
+
+pub const COMPONENT: &str = "dashboards";
+/// The label (and value) Grafana's dashboard sidecar watches for.
+pub const SIDECAR_LABEL: &str = "grafana_dashboard";
+pub const SIDECAR_VALUE: &str = "1";
+/// Panels name a fixed datasource uid rather than a datasource variable: the Grafana module
+/// provisions Prometheus under this uid, so dashboards work without the user picking one.
+pub const PROMETHEUS_UID: &str = "prometheus";
+/// The dashboard JSON model version of current Grafana (12.x).
+pub const SCHEMA_VERSION: u32 = 41;
+/// Grafana's grid is 24 columns wide.
+const GRID_WIDTH: u32 = 24;
+
+/// Every node-exporter series carries `job="node-exporter"` and `node="<node name>"` (the
+/// ServiceMonitor relabels the pod's node name into `node`).
+const NODE_EXPORTER: &str = r#"job="node-exporter""#;
+/// One node, as picked by the node dashboard's `node` variable.
+const ONE_NODE: &str = r#"job="node-exporter", node="$node""#;
+/// Real filesystems: node-exporter already drops the pseudo ones; memory-backed ones fill
+/// and empty with the workload, not with the disk.
+const REAL_FS: &str = r#"fstype!~"tmpfs|ramfs", mountpoint!="""#;
+/// Firing alerts other than the always-firing Watchdog, which proves the pipeline works.
+const FIRING: &str = r#"ALERTS{alertstate="firing", alertname!="Watchdog"}"#;
+
+/// The ConfigMaps of the enabled dashboards.
+pub fn objects(ctx: &Context) -> Vec<Object> {
+    dashboards(ctx.config)
+        .iter()
+        .map(|d| {
+            let mut labels = ctx.labels(
+                &format!("grafana-dashboard-{}", d.slug),
+                COMPONENT,
+                PLUGIN_VERSION,
+            );
+            labels.insert(SIDECAR_LABEL.into(), SIDECAR_VALUE.into());
+            let json =
+                serde_json::to_string_pretty(&d.to_json()).expect("dashboard JSON serialises");
+            object(ConfigMap {
+                metadata: ctx.meta(&d.config_map_name(), &labels),
+                data: Some(BTreeMap::from([(format!("{}.json", d.uid()), json)])),
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+/// One panel query of a rendered dashboard.
+#[cfg(test)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PanelQuery {
+    pub dashboard_uid: String,
+    pub panel_title: String,
+    pub expr: String,
+}
+
+/// Every panel's PromQL of the enabled dashboards, from the same definitions as [`objects`].
+#[cfg(test)]
+pub fn panel_queries(config: &Config) -> Vec<PanelQuery> {
+    dashboards(config)
+        .iter()
+        .flat_map(|d| {
+            d.panels.iter().flat_map(move |p| {
+                p.queries.iter().map(move |q| PanelQuery {
+                    dashboard_uid: d.uid(),
+                    panel_title: p.title.clone(),
+                    expr: q.expr.clone(),
+                })
+            })
+        })
+        .collect()
+}
+
+/// The enabled dashboards, in a fixed order.
+fn dashboards(config: &Config) -> Vec<Dashboard> {
+    let enabled = &config.dashboards;
+    let mut out = Vec::new();
+    if enabled.cluster_overview {
+        out.push(cluster_overview(config));
+    }
+    if enabled.node_detail {
+        out.push(node_detail(config));
+    }
+    if enabled.alerts_overview {
+        out.push(alerts_overview());
+    }
+    out
+}
+
+struct Dashboard {
+    slug: &'static str,
+    title: &'static str,
+    description: &'static str,
+    /// Template variables, as Grafana's JSON model has them.
+    variables: Vec<Value>,
+    panels: Vec<Panel>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Stat,
+    TimeSeries,
+    BarGauge,
+    Table,
+}
+
+impl Kind {
+    fn grafana_type(self) -> &'static str {
+        match self {
+            Kind::Stat => "stat",
+            Kind::TimeSeries => "timeseries",
+            Kind::BarGauge => "bargauge",
+            Kind::Table => "table",
+        }
+    }
+
+    /// Stats, bar gauges and tables show the current value; only time series need a range.
+    fn instant(self) -> bool {
+        self != Kind::TimeSeries
+    }
+}
+
+struct Panel {
+    kind: Kind,
+    title: String,
+    description: String,
+    unit: &'static str,
+    /// Width and height in grid units.
+    size: (u32, u32),
+    /// Value from which the panel turns red, in the panel's unit.
+    red_from: Option<f64>,
+    stacked: bool,
+    queries: Vec<Query>,
+}
+
+struct Query {
+    expr: String,
+    legend: String,
+}
+
+impl Panel {
+    fn new(kind: Kind, title: &str, description: &str, unit: &'static str) -> Self {
+        let size = match kind {
+            Kind::Stat => (3, 4),
+            Kind::TimeSeries | Kind::BarGauge => (12, 8),
+            Kind::Table => (24, 8),
+        };
+        Panel {
+            kind,
+            title: title.into(),
+            description: description.into(),
+            unit,
+            size,
+            red_from: None,
+            stacked: false,
+            queries: Vec::new(),
+        }
+    }
+
+    fn query(mut self, expr: impl Into<String>, legend: &str) -> Self {
+        self.queries.push(Query {
+            expr: expr.into(),
+            legend: legend.into(),
+        });
+        self
+    }
+
+    fn width(mut self, w: u32) -> Self {
+        self.size.0 = w;
+        self
+    }
+
+    fn red_from(mut self, v: f64) -> Self {
+        self.red_from = Some(v);
+        self
+    }
+
+    fn stacked(mut self) -> Self {
+        self.stacked = true;
+        self
+    }
+
+    /// The panel's JSON; `id` and position come from its place in the dashboard.
+    fn to_json(&self, id: usize, (x, y): (u32, u32)) -> Value {
+        let datasource = datasource();
+        let targets: Vec<Value> = self
+            .queries
+            .iter()
+            .zip('A'..='Z')
+            .map(|(q, ref_id)| {
+                let mut t = json!({
+                    "refId": ref_id.to_string(),
+                    "datasource": datasource,
+                    "expr": q.expr,
+                    "legendFormat": q.legend,
+                    "instant": self.kind.instant(),
+                    "range": !self.kind.instant(),
+                });
+                if self.kind == Kind::Table {
+                    t["format"] = "table".into();
+                }
+                t
+            })
+            .collect();
+        let mut steps = vec![json!({"color": "green", "value": null})];
+        if let Some(v) = self.red_from {
+            steps.push(json!({"color": "red", "value": v}));
+        }
+        let mut defaults = json!({
+            "unit": self.unit,
+            "thresholds": {"mode": "absolute", "steps": steps},
+        });
+        let options = match self.kind {
+            Kind::Stat => json!({
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false},
+                "colorMode": "value",
+                "graphMode": "area",
+                "textMode": "auto",
+            }),
+            Kind::BarGauge => json!({
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": false},
+                "orientation": "horizontal",
+                "displayMode": "gradient",
+            }),
+            Kind::TimeSeries => {
+                defaults["custom"] = json!({
+                    "drawStyle": "line",
+                    "fillOpacity": if self.stacked { 30 } else { 10 },
+                    "showPoints": "never",
+                    "stacking": {"mode": if self.stacked { "normal" } else { "none" }, "group": "A"},
+                    // Thresholds draw as a dashed line, so "how close to the alert" is visible.
+                    "thresholdsStyle": {"mode": if self.red_from.is_some() { "dashed" } else { "off" }},
+                });
+                json!({
+                    "legend": {"displayMode": "table", "placement": "right", "showLegend": true, "calcs": ["lastNotNull", "max"]},
+                    "tooltip": {"mode": "multi", "sort": "desc"},
+                })
+            }
+            Kind::Table => json!({"showHeader": true, "footer": {"show": false}}),
+        };
+        let mut panel = json!({
+            "id": id,
+            "type": self.kind.grafana_type(),
+            "title": self.title,
+            "description": self.description,
+            "datasource": datasource,
+            "gridPos": {"x": x, "y": y, "w": self.size.0, "h": self.size.1},
+            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "options": options,
+            "targets": targets,
+        });
+        if self.kind == Kind::Table {
+            // One row per alert: drop the sample's time and value, keep the labels.
+            panel["transformations"] = json!([{
+                "id": "organize",
+                "options": {"excludeByName": {"Time": true, "Value": true, "__name__": true}},
+            }]);
+        }
+        panel
+    }
+}
+
+fn datasource() -> Value {
+    json!({"type": "prometheus", "uid": PROMETHEUS_UID})
+}
+
+impl Dashboard {
+    fn uid(&self) -> String {
+        format!("automon-{}", self.slug)
+    }
+
+    fn config_map_name(&self) -> String {
+        format!("grafana-dashboard-{}", self.slug)
+    }
+
+    /// Panels flow left to right and wrap at the grid's width; ids follow the order, so both
+    /// stay stable as long as the definition does.
+    fn to_json(&self) -> Value {
+        let (mut x, mut y, mut row_height) = (0, 0, 0);
+        let panels: Vec<Value> = self
+            .panels
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (w, h) = p.size;
+                if x + w > GRID_WIDTH {
+                    (x, y, row_height) = (0, y + row_height, 0);
+                }
+                let json = p.to_json(i + 1, (x, y));
+                x += w;
+                row_height = row_height.max(h);
+                json
+            })
+            .collect();
+        json!({
+            "uid": self.uid(),
+            "title": self.title,
+            "description": self.description,
+            "tags": ["automon"],
+            "schemaVersion": SCHEMA_VERSION,
+            "editable": false,
+            "graphTooltip": 1,
+            "refresh": "30s",
+            "time": {"from": "now-1h", "to": "now"},
+            "timezone": "browser",
+            "templating": {"list": self.variables},
+            "panels": panels,
+        })
+    }
+}
+
+/// `label_<key>` as kube-state-metrics names a node label in `kube_node_labels`.
+fn ksm_label(key: &str) -> String {
+    let sanitized: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("label_{sanitized}")
+}
+
+fn cluster_overview(config: &Config) -> Dashboard {
+    let cpu_red = config.alerts.high_cpu.threshold_percent / 100.0;
+    let memory_red = config.alerts.high_memory.threshold_percent / 100.0;
+    let disk_red = 1.0 - config.alerts.disk_space_low.threshold_percent / 100.0;
+    // Nodes that should run an exporter (Linux, not opted out) but have no target up: the same
+    // gap the coverage alert pages on.
+    let expected = format!(
+        r#"kube_node_labels{{label_kubernetes_io_os="linux", {}!="true"}}"#,
+        ksm_label(&config.node_exporter.exclude_label)
+    );
+    let ne = NODE_EXPORTER;
+    let panels = vec![
+        Panel::new(Kind::Stat, "Nodes", "Nodes the API server knows (kube-state-metrics).", "none")
+            .query("count(kube_node_info)", "nodes"),
+        Panel::new(Kind::Stat, "Nodes Ready", "Nodes whose Ready condition is true.", "none")
+            .query(r#"sum(kube_node_status_condition{condition="Ready", status="true"})"#, "ready"),
+        Panel::new(Kind::Stat, "Nodes monitored", "Nodes with a node-exporter target that Prometheus scrapes successfully.", "none")
+            .query(format!("count(up{{{ne}}} == 1) or vector(0)"), "monitored"),
+        Panel::new(Kind::Stat, "Monitoring gaps", "Linux nodes, not opted out, without a node-exporter target that is up.", "none")
+            .query(format!("count({expected} unless on (node) (up{{{ne}}} == 1)) or vector(0)"), "gaps")
+            .red_from(1.0),
+        Panel::new(Kind::Stat, "CPU used", "Share of all nodes' CPU time not idle.", "percentunit")
+            .query(format!(r#"1 - avg(rate(node_cpu_seconds_total{{{ne}, mode="idle"}}[$__rate_interval]))"#), "cpu")
+            .red_from(cpu_red),
+        Panel::new(Kind::Stat, "Memory used", "Share of all nodes' memory not available to new work.", "percentunit")
+            .query(format!("1 - sum(node_memory_MemAvailable_bytes{{{ne}}}) / sum(node_memory_MemTotal_bytes{{{ne}}})"), "memory")
+            .red_from(memory_red),
+        Panel::new(Kind::Stat, "Filesystem used", "Share of all nodes' filesystem space in use.", "percentunit")
+            .query(format!("1 - sum(node_filesystem_avail_bytes{{{ne}, {REAL_FS}}}) / sum(node_filesystem_size_bytes{{{ne}, {REAL_FS}}})"), "filesystem")
+            .red_from(disk_red),
+        Panel::new(Kind::Stat, "Firing alerts", "Alerts firing now, not counting the Watchdog.", "none")
+            .query(format!("count({FIRING}) or vector(0)"), "firing")
+            .red_from(1.0),
+        Panel::new(Kind::TimeSeries, "CPU used per node", "Share of each node's CPU time not idle.", "percentunit")
+            .query(format!(r#"1 - avg by (node) (rate(node_cpu_seconds_total{{{ne}, mode="idle"}}[$__rate_interval]))"#), "{{node}}")
+            .red_from(cpu_red),
+        Panel::new(Kind::TimeSeries, "Memory used per node", "Share of each node's memory not available to new work.", "percentunit")
+            .query(format!("1 - node_memory_MemAvailable_bytes{{{ne}}} / node_memory_MemTotal_bytes{{{ne}}}"), "{{node}}")
+            .red_from(memory_red),
+        Panel::new(Kind::TimeSeries, "Fullest filesystem per node", "Each node's fullest real filesystem.", "percentunit")
+            .query(format!("max by (node) (1 - node_filesystem_avail_bytes{{{ne}, {REAL_FS}}} / node_filesystem_size_bytes{{{ne}, {REAL_FS}}})"), "{{node}}")
+            .red_from(disk_red),
+        Panel::new(Kind::TimeSeries, "Load per core", "1-minute load average divided by the node's CPU count; above 1 means work waits.", "none")
+            .query(format!(r#"node_load1{{{ne}}} / on (node) count by (node) (node_cpu_seconds_total{{{ne}, mode="idle"}})"#), "{{node}}")
+            .red_from(1.0),
+    ];
+    Dashboard {
+        slug: "cluster-overview",
+        title: "automon / Cluster overview",
+        description: "Nodes, monitoring coverage, cluster resource use and firing alerts.",
+        variables: Vec::new(),
+        panels,
+    }
+}
+
+fn node_detail(config: &Config) -> Dashboard {
+    let cpu_red = config.alerts.high_cpu.threshold_percent / 100.0;
+    let memory_red = config.alerts.high_memory.threshold_percent / 100.0;
+    let disk_red = 1.0 - config.alerts.disk_space_low.threshold_percent / 100.0;
+    let hours = config.alerts.filesystem_filling_up.hours;
+    let n = ONE_NODE;
+    let variables = vec![json!({
+        "name": "node",
+        "label": "Node",
+        "type": "query",
+        "datasource": datasource(),
+        // node_uname_info has one series per node-exporter, so the list is the monitored nodes.
+        "query": {"query": format!("label_values(node_uname_info{{{NODE_EXPORTER}}}, node)"), "refId": "node"},
+        "refresh": 2,
+        "sort": 1,
+        "multi": false,
+        "includeAll": false,
+    })];
+    let panels = vec![
+        Panel::new(Kind::Stat, "Uptime", "Time since the node booted.", "s")
+            .width(4)
+            .query(format!("time() - node_boot_time_seconds{{{n}}}"), "uptime"),
+        Panel::new(Kind::Stat, "CPU cores", "Logical CPUs.", "none")
+            .width(4)
+            .query(format!(r#"count(node_cpu_seconds_total{{{n}, mode="idle"}})"#), "cores"),
+        Panel::new(Kind::Stat, "Memory total", "Total memory.", "bytes")
+            .width(4)
+            .query(format!("node_memory_MemTotal_bytes{{{n}}}"), "total"),
+        Panel::new(Kind::Stat, "CPU used", "Share of CPU time not idle.", "percentunit")
+            .width(4)
+            .query(format!(r#"1 - avg(rate(node_cpu_seconds_total{{{n}, mode="idle"}}[$__rate_interval]))"#), "cpu")
+            .red_from(cpu_red),
+        Panel::new(Kind::Stat, "Memory used", "Share of memory not available to new work.", "percentunit")
+            .width(4)
+            .query(format!("1 - node_memory_MemAvailable_bytes{{{n}}} / node_memory_MemTotal_bytes{{{n}}}"), "memory")
+            .red_from(memory_red),
+        Panel::new(Kind::Stat, "Root filesystem used", "Share of / in use.", "percentunit")
+            .width(4)
+            .query(format!(r#"1 - node_filesystem_avail_bytes{{{n}, mountpoint="/"}} / node_filesystem_size_bytes{{{n}, mountpoint="/"}}"#), "/")
+            .red_from(disk_red),
+        Panel::new(Kind::TimeSeries, "CPU by mode", "Share of the node's CPU time per mode, idle left out.", "percentunit")
+            .stacked()
+            .query(format!(r#"sum by (mode) (rate(node_cpu_seconds_total{{{n}, mode!="idle"}}[$__rate_interval])) / scalar(count(node_cpu_seconds_total{{{n}, mode="idle"}}))"#), "{{mode}}"),
+        Panel::new(Kind::TimeSeries, "Load average", "Runnable and waiting tasks, against the CPU count.", "none")
+            .query(format!("node_load1{{{n}}}"), "1m")
+            .query(format!("node_load5{{{n}}}"), "5m")
+            .query(format!("node_load15{{{n}}}"), "15m")
+            .query(format!(r#"count(node_cpu_seconds_total{{{n}, mode="idle"}})"#), "cores"),
+        Panel::new(Kind::TimeSeries, "Memory", "Where the node's memory goes.", "bytes")
+            .query(format!("node_memory_MemTotal_bytes{{{n}}} - node_memory_MemAvailable_bytes{{{n}}}"), "used")
+            .query(format!("node_memory_Buffers_bytes{{{n}}} + node_memory_Cached_bytes{{{n}}}"), "buffers and cache")
+            .query(format!("node_memory_MemAvailable_bytes{{{n}}}"), "available")
+            .query(format!("node_memory_MemTotal_bytes{{{n}}}"), "total"),
+        Panel::new(Kind::TimeSeries, "Disk space used", "Share of each real filesystem in use.", "percentunit")
+            .query(format!("1 - node_filesystem_avail_bytes{{{n}, {REAL_FS}}} / node_filesystem_size_bytes{{{n}, {REAL_FS}}}"), "{{mountpoint}}")
+            .red_from(disk_red),
+        Panel::new(Kind::TimeSeries, "Disk I/O", "Bytes read and written per second, per device.", "Bps")
+            .query(format!("rate(node_disk_read_bytes_total{{{n}}}[$__rate_interval])"), "{{device}} read")
+            .query(format!("rate(node_disk_written_bytes_total{{{n}}}[$__rate_interval])"), "{{device}} written"),
+        Panel::new(Kind::TimeSeries, "Disk busy", "Share of time each device had I/O in flight.", "percentunit")
+            .query(format!("rate(node_disk_io_time_seconds_total{{{n}}}[$__rate_interval])"), "{{device}}"),
+        Panel::new(Kind::TimeSeries, "Network received", "Bytes received per second, per interface.", "Bps")
+            .query(format!(r#"rate(node_network_receive_bytes_total{{{n}, device!="lo"}}[$__rate_interval])"#), "{{device}}"),
+        Panel::new(Kind::TimeSeries, "Network transmitted", "Bytes sent per second, per interface.", "Bps")
+            .query(format!(r#"rate(node_network_transmit_bytes_total{{{n}, device!="lo"}}[$__rate_interval])"#), "{{device}}"),
+        Panel::new(
+            Kind::TimeSeries,
+            &format!("Free space in {hours}h (predicted)"),
+            "Free space each filesystem will have if the last 6 hours' trend goes on; at 0 it is full.",
+            "bytes",
+        )
+        .width(24)
+        .query(format!("predict_linear(node_filesystem_avail_bytes{{{n}, {REAL_FS}}}[6h], {hours} * 3600)"), "{{mountpoint}}"),
+    ];
+    Dashboard {
+        slug: "node-detail",
+        title: "automon / Node detail",
+        description: "One node at a time, as its node-exporter sees it.",
+        variables,
+        panels,
+    }
+}
+
+fn alerts_overview() -> Dashboard {
+    let panels = vec![
+        Panel::new(Kind::Stat, "Firing", "Alerts firing now, not counting the Watchdog.", "none")
+            .width(5)
+            .query(format!("count({FIRING}) or vector(0)"), "firing")
+            .red_from(1.0),
+        Panel::new(Kind::Stat, "Critical", "Critical alerts firing now.", "none")
+            .width(5)
+            .query(r#"count(ALERTS{alertstate="firing", severity="critical"}) or vector(0)"#, "critical")
+            .red_from(1.0),
+        Panel::new(Kind::Stat, "Warning", "Warning alerts firing now.", "none")
+            .width(5)
+            .query(r#"count(ALERTS{alertstate="firing", severity="warning"}) or vector(0)"#, "warning")
+            .red_from(1.0),
+        Panel::new(Kind::Stat, "Pending", "Alerts whose condition holds but not yet for long enough.", "none")
+            .width(5)
+            .query(r#"count(ALERTS{alertstate="pending"}) or vector(0)"#, "pending"),
+        // The Watchdog fires always; when it does not, the rules or Prometheus are broken.
+        Panel::new(Kind::Stat, "Watchdog", "1 when the always-firing Watchdog fires, i.e. the alerting pipeline works.", "none")
+            .width(4)
+            .query(r#"count(ALERTS{alertstate="firing", alertname="Watchdog"}) or vector(0)"#, "watchdog"),
+        // The breakdowns keep the Watchdog: it is what they show when all is well, instead of
+        // "No data", which would look the same as a broken pipeline.
+        Panel::new(Kind::BarGauge, "Firing by severity", "Alerts firing now, per severity.", "none")
+            .query(r#"count by (severity) (ALERTS{alertstate="firing"})"#, "{{severity}}"),
+        Panel::new(Kind::BarGauge, "Firing by name", "Alerts firing now, per alert.", "none")
+            .query(r#"count by (alertname) (ALERTS{alertstate="firing"})"#, "{{alertname}}"),
+        Panel::new(Kind::Table, "Firing alerts", "Every alert firing now with its labels.", "none")
+            .query(r#"ALERTS{alertstate="firing"}"#, ""),
+        Panel::new(Kind::TimeSeries, "Alert history", "Firing alerts over time, per alert.", "none")
+            .width(24)
+            .stacked()
+            .query(r#"count by (alertname) (ALERTS{alertstate="firing"})"#, "{{alertname}}"),
+        Panel::new(Kind::BarGauge, "Fired in the time range", "Alerts that fired at any point of the dashboard's time range.", "none")
+            .width(24)
+            .query(r#"count by (alertname, severity) (max_over_time(ALERTS{alertstate="firing"}[$__range]))"#, "{{alertname}} ({{severity}})"),
+    ];
+    Dashboard {
+        slug: "alerts-overview",
+        title: "automon / Alerts overview",
+        description: "What is firing now, and what fired before.",
+        variables: Vec::new(),
+        panels,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn rendered(config: &Config) -> Vec<Value> {
+        dashboards(config).iter().map(Dashboard::to_json).collect()
+    }
+
+    #[test]
+    fn every_enabled_dashboard_is_a_labelled_config_map() {
+        let config = Config::default();
+        let objects = objects(&Context::new(&config));
+        let names: Vec<_> = objects
+            .iter()
+            .map(|o| o.metadata.name.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "grafana-dashboard-cluster-overview",
+                "grafana-dashboard-node-detail",
+                "grafana-dashboard-alerts-overview"
+            ]
+        );
+        for o in &objects {
+            let labels = o.metadata.labels.as_ref().expect("labels");
+            assert_eq!(labels.get(SIDECAR_LABEL).map(String::as_str), Some("1"));
+            assert_eq!(
+                labels
+                    .get(super::super::meta::COMPONENT_LABEL)
+                    .map(String::as_str),
+                Some(COMPONENT)
+            );
+            assert_eq!(o.metadata.namespace.as_deref(), Some("automon"));
+            let data = o.data["data"].as_object().expect("data");
+            assert_eq!(data.len(), 1);
+            let (key, text) = data.iter().next().expect("one key");
+            let dashboard: Value =
+                serde_json::from_str(text.as_str().expect("string")).expect("JSON");
+            assert_eq!(
+                key,
+                &format!("{}.json", dashboard["uid"].as_str().expect("uid"))
+            );
+            assert_eq!(dashboard["tags"], json!(["automon"]));
+            assert!(dashboard["schemaVersion"].as_u64().expect("schemaVersion") >= 39);
+        }
+    }
+
+    #[test]
+    fn disabled_dashboards_are_not_rendered() {
+        let mut config = Config::default();
+        config.dashboards.cluster_overview = false;
+        config.dashboards.alerts_overview = false;
+        let uids: BTreeSet<_> = panel_queries(&config)
+            .into_iter()
+            .map(|q| q.dashboard_uid)
+            .collect();
+        assert_eq!(uids, BTreeSet::from(["automon-node-detail".to_string()]));
+        config.dashboards.node_detail = false;
+        assert!(objects(&Context::new(&config)).is_empty());
+    }
+
+    #[test]
+    fn panels_have_unique_ids_a_datasource_and_a_query() {
+        for d in rendered(&Config::default()) {
+            let panels = d["panels"].as_array().expect("panels");
+            let ids: BTreeSet<_> = panels
+                .iter()
+                .map(|p| p["id"].as_u64().expect("id"))
+                .collect();
+            assert_eq!(ids.len(), panels.len(), "{}: duplicate panel ids", d["uid"]);
+            let titles: BTreeSet<_> = panels.iter().map(|p| p["title"].to_string()).collect();
+            assert_eq!(
+                titles.len(),
+                panels.len(),
+                "{}: duplicate panel titles",
+                d["uid"]
+            );
+            for p in panels {
+                let at = format!("{} / {}", d["uid"], p["title"]);
+                assert_eq!(p["datasource"]["uid"], PROMETHEUS_UID, "{at}");
+                let targets = p["targets"].as_array().expect("targets");
+                assert!(!targets.is_empty(), "{at}: no query");
+                for t in targets {
+                    assert_eq!(t["datasource"]["uid"], PROMETHEUS_UID, "{at}");
+                    assert!(!t["expr"].as_str().unwrap_or_default().is_empty(), "{at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn panels_do_not_overlap_and_fit_the_grid() {
+        for d in rendered(&Config::default()) {
+            let mut cells = BTreeSet::new();
+            for p in d["panels"].as_array().expect("panels") {
+                let g = &p["gridPos"];
+                let [x, y, w, h] =
+                    ["x", "y", "w", "h"].map(|k| g[k].as_u64().expect("gridPos") as u32);
+                assert!(
+                    x + w <= GRID_WIDTH,
+                    "{}: {} is too wide",
+                    d["uid"],
+                    p["title"]
+                );
+                for cx in x..x + w {
+                    for cy in y..y + h {
+                        assert!(
+                            cells.insert((cx, cy)),
+                            "{}: {} overlaps",
+                            d["uid"],
+                            p["title"]
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn node_detail_shows_one_node_chosen_by_a_variable() {
+        let node = rendered(&Config::default())
+            .into_iter()
+            .find(|d| d["uid"] == "automon-node-detail")
+            .expect("node dashboard");
+        let vars = node["templating"]["list"].as_array().expect("variables");
+        let var = vars
+            .iter()
+            .find(|v| v["name"] == "node")
+            .expect("node variable");
+        assert_eq!(var["type"], "query");
+        assert_eq!(var["multi"], false);
+        assert_eq!(var["includeAll"], false);
+        for q in panel_queries(&Config::default())
+            .iter()
+            .filter(|q| q.dashboard_uid == "automon-node-detail")
+        {
+            assert!(
+                q.expr.contains(r#"node="$node""#),
+                "{} shows more than one node: {}",
+                q.panel_title,
+                q.expr
+            );
+        }
+    }
+
+    #[test]
+    fn rates_use_grafanas_rate_interval() {
+        for q in panel_queries(&Config::default()) {
+            if q.expr.contains("rate(") {
+                assert!(
+                    q.expr.contains("[$__rate_interval]"),
+                    "{}: {}",
+                    q.panel_title,
+                    q.expr
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn coverage_follows_the_configured_exclude_label() {
+        assert_eq!(ksm_label("automon.io/exclude"), "label_automon_io_exclude");
+        let mut config = Config::default();
+        config.node_exporter.exclude_label = "example.com/no-monitoring".into();
+        let gaps = panel_queries(&config)
+            .into_iter()
+            .find(|q| q.panel_title == "Monitoring gaps")
+            .expect("gaps panel");
+        assert!(
+            gaps.expr
+                .contains(r#"label_example_com_no_monitoring!="true""#),
+            "{}",
+            gaps.expr
+        );
+    }
+
+    #[test]
+    fn thresholds_follow_the_alert_config() {
+        let mut config = Config::default();
+        config.alerts.high_cpu.threshold_percent = 90.0;
+        let overview = &rendered(&config)[0];
+        let cpu = overview["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .find(|p| p["title"] == "CPU used")
+            .expect("CPU panel");
+        assert_eq!(
+            cpu["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"],
+            json!(0.9)
+        );
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        let config = Config::default();
+        let a = serde_json::to_string(&objects(&Context::new(&config))).expect("json");
+        let b = serde_json::to_string(&objects(&Context::new(&config))).expect("json");
+        assert_eq!(a, b);
+    }
 }

@@ -1,0 +1,465 @@
+//! The dashboards `render` ships, checked with real tools: every panel's PromQL parses
+//! (promtool), returns data from a real node-exporter scraped by a real Prometheus, and every
+//! dashboard type-checks against Grafana's published `Dashboard` type (`@grafana/schema`).
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use common::{automon, repo_root, run};
+
+/// The name the fake node carries, in place of Grafana's `$node`.
+const NODE: &str = "test-node";
+
+/// The dashboards exactly as `kubectl automon render` prints them.
+fn rendered_dashboards() -> Vec<Value> {
+    let out = run(automon().args(["render", "-o", "json"])).success();
+    let list: Value = serde_json::from_str(&out.stdout).expect("render -o json is JSON");
+    let items = list["items"].as_array().expect("a List");
+    let dashboards: Vec<Value> = items
+        .iter()
+        .filter(|o| o["kind"] == "ConfigMap" && o["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .flat_map(|o| o["data"].as_object().expect("data").values())
+        .map(|text| serde_json::from_str(text.as_str().expect("a string")).expect("dashboard JSON"))
+        .collect();
+    assert_eq!(dashboards.len(), 3, "three dashboards by default");
+    dashboards
+}
+
+struct PanelQuery {
+    at: String,
+    expr: String,
+}
+
+fn panel_queries(dashboards: &[Value]) -> Vec<PanelQuery> {
+    let mut out = Vec::new();
+    for d in dashboards {
+        for p in d["panels"].as_array().expect("panels") {
+            for t in p["targets"].as_array().expect("targets") {
+                out.push(PanelQuery {
+                    at: format!("{} / {}", d["uid"], p["title"]),
+                    expr: t["expr"].as_str().expect("expr").to_string(),
+                });
+            }
+        }
+    }
+    assert!(out.len() > 20, "too few queries: {}", out.len());
+    out
+}
+
+/// Grafana's variables replaced the way Grafana would for one node and a short window.
+fn substitute(expr: &str, rate_interval: &str) -> String {
+    expr.replace("$__rate_interval", rate_interval)
+        .replace("$__range", "1h")
+        .replace("$node", NODE)
+}
+
+/// Builds a tool with tests/cluster/build-tools (cached) and returns its bin directory.
+fn tools(target: &str) -> PathBuf {
+    let out = Command::new(repo_root().join("tests/cluster/build-tools"))
+        .arg(target)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run build-tools");
+    assert!(out.status.success(), "build-tools {target} failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+#[test]
+fn every_panel_query_parses() {
+    let bin = tools("prometheus");
+    let dashboards = rendered_dashboards();
+    let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
+    for (i, q) in panel_queries(&dashboards).iter().enumerate() {
+        let expr = serde_json::to_string(&substitute(&q.expr, "1m")).expect("a string");
+        rules.push_str(&format!(
+            "      # {}\n      - record: automon_dashboard:query_{i}\n        expr: {expr}\n",
+            q.at
+        ));
+    }
+    let check = |text: &str| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("rules.yaml");
+        std::fs::write(&file, text).expect("write rules");
+        let out = Command::new(bin.join("promtool"))
+            .args(["check", "rules"])
+            .arg(&file)
+            .output()
+            .expect("run promtool");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, output) = check(&rules);
+    assert!(ok, "promtool rejects a dashboard query:\n{output}\n{rules}");
+    // The check can fail: a broken query is rejected.
+    let (ok, _) = check(
+        "groups:\n  - name: broken\n    rules:\n      - record: x:y\n        expr: sum(rate(\n",
+    );
+    assert!(!ok, "promtool accepted a broken query");
+}
+
+/// A child process killed when the test ends, passed or not.
+struct Process(Child, &'static str);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Process {
+    fn spawn(name: &'static str, cmd: &mut Command, log: &Path) -> Self {
+        let log = std::fs::File::create(log).expect("log file");
+        let child = cmd
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Process(child, name)
+    }
+
+    fn assert_running(&mut self, log: &Path) {
+        if let Ok(Some(status)) = self.0.try_wait() {
+            panic!(
+                "{} exited ({status}):\n{}",
+                self.1,
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// What kube-state-metrics exposes about one Ready Linux node, for the panels that count
+/// nodes; node-exporter's metrics come from the real thing.
+const KUBE_STATE_METRICS: &str = r#"# HELP kube_node_info Information about a cluster node.
+# TYPE kube_node_info gauge
+kube_node_info{node="test-node",os_image="Debian GNU/Linux 13",kernel_version="6.12.0",container_runtime_version="containerd://2.1.0",kubelet_version="v1.36.3",internal_ip="127.0.0.1"} 1
+# HELP kube_node_labels Kubernetes labels converted to Prometheus labels.
+# TYPE kube_node_labels gauge
+kube_node_labels{node="test-node",label_kubernetes_io_os="linux"} 1
+# HELP kube_node_status_condition The condition of a cluster node.
+# TYPE kube_node_status_condition gauge
+kube_node_status_condition{node="test-node",condition="Ready",status="true"} 1
+kube_node_status_condition{node="test-node",condition="Ready",status="false"} 0
+kube_node_status_condition{node="test-node",condition="Ready",status="unknown"} 0
+"#;
+
+/// Serves [`KUBE_STATE_METRICS`] on a free port until the test binary exits.
+fn serve_kube_state_metrics() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{KUBE_STATE_METRICS}",
+                KUBE_STATE_METRICS.len()
+            );
+        }
+    });
+    port
+}
+
+/// An instant query against Prometheus' HTTP API; the result vector.
+fn query(port: u16, expr: &str) -> Result<Vec<Value>, String> {
+    let encoded: String = expr
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    write!(
+        conn,
+        "GET /api/v1/query?query={encoded} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let v: Value = serde_json::from_str(body).map_err(|e| format!("{e}: {response}"))?;
+    if v["status"] != "success" {
+        return Err(body.to_string());
+    }
+    Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
+}
+
+#[test]
+fn every_panel_query_returns_data_from_a_real_node_exporter() {
+    let bin = tools("prometheus");
+    let node_exporter_bin = tools("node_exporter");
+    let dashboards = rendered_dashboards();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exporter_port, prometheus_port) = (free_port(), free_port());
+    let ksm_port = serve_kube_state_metrics();
+
+    let exporter_log = dir.path().join("node_exporter.log");
+    let mut exporter = Process::spawn(
+        "node_exporter",
+        Command::new(node_exporter_bin.join("node_exporter"))
+            .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}")),
+        &exporter_log,
+    );
+    // What the node-exporter ServiceMonitor produces: job node-exporter, and the pod's node
+    // name in both `node` and `instance`. kube-state-metrics keeps its own labels.
+    let config = format!(
+        r#"global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [rules.yaml]
+scrape_configs:
+  - job_name: node-exporter
+    static_configs:
+      - targets: ["127.0.0.1:{exporter_port}"]
+        labels: {{node: {NODE}}}
+    relabel_configs:
+      - target_label: instance
+        replacement: {NODE}
+  - job_name: kube-state-metrics
+    honor_labels: true
+    static_configs:
+      - targets: ["127.0.0.1:{ksm_port}"]
+"#
+    );
+    std::fs::write(dir.path().join("prometheus.yaml"), config).expect("write config");
+    // The stack's Watchdog fires always; the alert panels show it.
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "groups:\n  - name: watchdog\n    rules:\n      - alert: Watchdog\n        expr: vector(1)\n        labels: {severity: none}\n",
+    )
+    .expect("write rules");
+    let prometheus_log = dir.path().join("prometheus.log");
+    let mut prometheus = Process::spawn(
+        "prometheus",
+        Command::new(bin.join("prometheus"))
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yaml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}")),
+        &prometheus_log,
+    );
+
+    // rate() needs two samples inside its window: wait for a handful of scrapes of both jobs
+    // and for the Watchdog.
+    let ready = r#"count_over_time(up{job="node-exporter"}[1m]) >= 5 and on () count_over_time(up{job="kube-state-metrics"}[1m]) >= 5 and on () ALERTS{alertname="Watchdog",alertstate="firing"}"#;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        exporter.assert_running(&exporter_log);
+        prometheus.assert_running(&prometheus_log);
+        if query(prometheus_port, ready).is_ok_and(|r| !r.is_empty()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped the exporter:\n{}",
+            std::fs::read_to_string(&prometheus_log).unwrap_or_default()
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
+
+    let mut no_data = Vec::new();
+    for q in panel_queries(&dashboards) {
+        let expr = substitute(&q.expr, "15s");
+        match query(prometheus_port, &expr) {
+            Ok(result) if !result.is_empty() => {}
+            Ok(_) => no_data.push(format!("{}: No data: {expr}", q.at)),
+            Err(e) => no_data.push(format!("{}: {e}: {expr}", q.at)),
+        }
+    }
+    assert!(
+        no_data.is_empty(),
+        "panels without data:\n{}",
+        no_data.join("\n")
+    );
+
+    // The node variable lists the nodes its query finds: label_values(<selector>, node).
+    let node_detail = dashboards
+        .iter()
+        .find(|d| d["uid"] == "automon-node-detail")
+        .expect("node dashboard");
+    let variable = node_detail["templating"]["list"]
+        .as_array()
+        .and_then(|l| l.iter().find(|v| v["name"] == "node"))
+        .expect("node variable");
+    let definition = variable["query"]["query"].as_str().expect("variable query");
+    let (selector, label) = definition
+        .strip_prefix("label_values(")
+        .and_then(|s| s.strip_suffix(")"))
+        .and_then(|s| s.rsplit_once(", "))
+        .unwrap_or_else(|| panic!("not label_values(selector, label): {definition}"));
+    let series = query(prometheus_port, selector).expect("variable query");
+    let values: Vec<_> = series
+        .iter()
+        .map(|s| s["metric"][label].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(values, [NODE], "the node variable's values");
+}
+
+/// Where the pinned npm packages are installed, beside the Go-built tools.
+fn npm_dir() -> PathBuf {
+    let cache = std::env::var_os("AUTOMON_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/kubectl-automon")
+        });
+    let dir = cache.join("npm");
+    let wanted = std::fs::read_to_string(repo_root().join("tests/dashboards/package.json"))
+        .expect("package.json");
+    let installed = std::fs::read_to_string(dir.join("package.json")).unwrap_or_default();
+    if installed != wanted || !dir.join("node_modules/typescript/bin/tsc").exists() {
+        std::fs::create_dir_all(&dir).expect("npm cache dir");
+        std::fs::write(dir.join("package.json"), &wanted).expect("write package.json");
+        let status = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--no-package-lock"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run npm");
+        assert!(status.success(), "npm install failed");
+    }
+    dir
+}
+
+/// A dashboard as a TypeScript expression. JSON is TypeScript, except that Grafana's types make
+/// some fields string enums, which a string literal never satisfies; those values go through a
+/// function that accepts exactly the enum's values (`${ThresholdsMode}`), so a wrong one still fails.
+fn typescript(v: &Value, key: &str, parent: &str) -> String {
+    match v {
+        Value::Object(map) => {
+            let fields: Vec<String> = map
+                .iter()
+                .map(|(k, x)| {
+                    format!(
+                        "{}: {}",
+                        serde_json::to_string(k).expect("key"),
+                        typescript(x, k, key)
+                    )
+                })
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(|x| typescript(x, "", key)).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::String(_) if parent == "thresholds" && key == "mode" => {
+            format!("thresholdsMode({v})")
+        }
+        _ => v.to_string(),
+    }
+}
+
+fn type_check(dashboards: &[(String, Value)]) -> (bool, String) {
+    let npm = npm_dir();
+    let dir = tempfile::tempdir_in(&npm).expect("tempdir");
+    let mut files = Vec::new();
+    for (name, d) in dashboards {
+        let file = dir.path().join(format!("{name}.ts"));
+        let text = format!(
+            "import {{ type Dashboard, ThresholdsMode }} from '@grafana/schema';\n\
+             const thresholdsMode = (v: `${{ThresholdsMode}}`) => v as ThresholdsMode;\n\
+             export const dashboard: Dashboard = {};\n",
+            typescript(d, "", "")
+        );
+        std::fs::write(&file, text).expect("write .ts");
+        files.push(file);
+    }
+    let out = Command::new("node")
+        .arg(npm.join("node_modules/typescript/bin/tsc"))
+        .args([
+            "--noEmit",
+            "--strict",
+            "--skipLibCheck",
+            "--module",
+            "esnext",
+            "--moduleResolution",
+            "bundler",
+            "--target",
+            "es2022",
+        ])
+        .args(&files)
+        .output()
+        .expect("run tsc");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn dashboards_type_check_against_grafanas_schema() {
+    let dashboards: Vec<(String, Value)> = rendered_dashboards()
+        .into_iter()
+        .map(|d| (d["uid"].as_str().expect("uid").to_string(), d))
+        .collect();
+    let (ok, output) = type_check(&dashboards);
+    assert!(ok, "tsc rejects a dashboard:\n{output}");
+
+    // The check can fail: a wrong type, a misspelt field, a value outside an enum.
+    type Spoil = fn(&mut Value);
+    let wrongs: [(&str, Spoil); 3] = [
+        ("'string' is not assignable to type 'number'", |d| {
+            d["schemaVersion"] = "41".into()
+        }),
+        (r#"'"width"' does not exist"#, |d| {
+            d["panels"][0]["gridPos"]["width"] = 3.into()
+        }),
+        (r#""relative""#, |d| {
+            d["panels"][0]["fieldConfig"]["defaults"]["thresholds"]["mode"] = "relative".into()
+        }),
+    ];
+    for (needle, spoil) in wrongs {
+        let mut wrong = dashboards[0].1.clone();
+        spoil(&mut wrong);
+        let (ok, output) = type_check(&[("wrong".into(), wrong)]);
+        assert!(
+            !ok && output.contains(needle),
+            "tsc should reject a dashboard with {needle}:\n{output}"
+        );
+    }
+}
