@@ -1,0 +1,149 @@
+//! The alert rules, proved by the real `promtool`: the rule file `kubectl-automon render` puts
+//! in its PrometheusRules passes `promtool check rules`, and the unit tests in `tests/rules/`
+//! show every alert firing and not firing, with the thresholds the configuration sets.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+};
+
+use common::{Run, automon, built_tool, repo_root, run};
+use serde_json::{Value, json};
+
+fn promtool() -> &'static Path {
+    static PROMTOOL: OnceLock<PathBuf> = OnceLock::new();
+    PROMTOOL.get_or_init(|| built_tool("prometheus", "promtool"))
+}
+
+/// The Prometheus rule file held by the rendered PrometheusRules, for these `--set`s.
+fn rendered_rule_file(sets: &[&str]) -> String {
+    let mut cmd = automon();
+    cmd.args(["render", "-o", "json"]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let out = run(&mut cmd).success();
+    let list: Value = serde_json::from_str(&out.stdout).expect("render -o json is JSON");
+    let groups: Vec<Value> = list["items"]
+        .as_array()
+        .expect("a List has items")
+        .iter()
+        .filter(|o| o["kind"] == "PrometheusRule")
+        .flat_map(|o| o["spec"]["groups"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(!groups.is_empty(), "no PrometheusRule rendered");
+    serde_saphyr::to_string(&json!({ "groups": groups })).unwrap()
+}
+
+/// `promtool <args>` in a fresh directory holding `rules.yaml` and copies of `test_files`,
+/// which refer to the rule file by that relative name.
+fn promtool_with_rules(rules: &str, test_files: &[PathBuf], args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yaml"), rules).unwrap();
+    let mut cmd = Command::new(promtool());
+    cmd.current_dir(dir.path()).args(args);
+    for f in test_files {
+        let name = f.file_name().unwrap();
+        std::fs::copy(f, dir.path().join(name)).unwrap();
+        cmd.arg(name);
+    }
+    Run::from(cmd.output().expect("run promtool"))
+}
+
+/// The promtool unit-test files in a directory, sorted.
+fn test_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no test files in {dir}");
+    files
+}
+
+const DEFAULT_TESTS: &str = "tests/rules";
+const OVERRIDE_TESTS: &str = "tests/rules/overrides";
+/// What the files in tests/rules/overrides were written for.
+const OVERRIDES: &[&str] = &[
+    "alerts.highCpu.thresholdPercent=95",
+    "alerts.watchdog.enabled=false",
+];
+
+#[test]
+fn rendered_rules_pass_promtool_check() {
+    for sets in [&[][..], OVERRIDES] {
+        let rules = rendered_rule_file(sets);
+        let out = promtool_with_rules(&rules, &[], &["check", "rules", "rules.yaml"]).success();
+        assert!(out.stdout.contains("SUCCESS"), "{out:#?}");
+    }
+}
+
+#[test]
+fn default_rules_pass_their_unit_tests() {
+    let rules = rendered_rule_file(&[]);
+    let files = test_files(DEFAULT_TESTS);
+    promtool_with_rules(&rules, &files, &["test", "rules"]).success();
+}
+
+#[test]
+fn thresholds_from_config_change_what_fires() {
+    // With the overrides, the 90% busy node is quiet and the Watchdog gone...
+    let files = test_files(OVERRIDE_TESTS);
+    promtool_with_rules(&rendered_rule_file(OVERRIDES), &files, &["test", "rules"]).success();
+    // ...while the default rules fail the very same tests: the 90% node fires at 80%.
+    let out = promtool_with_rules(&rendered_rule_file(&[]), &files, &["test", "rules"]);
+    assert_ne!(out.code, 0, "{out:#?}");
+    let failures = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        failures.contains(r#"alertname="HighCPUUsage", node="n1""#),
+        "{failures}"
+    );
+    assert!(failures.contains("alertname: Watchdog"), "{failures}");
+}
+
+/// Every alert the default configuration renders has a promtool case where it fires and one
+/// where it does not (for the Watchdog, which always fires, that case is with it disabled).
+#[test]
+fn every_alert_is_tested_firing_and_not_firing() {
+    let rules: Value = serde_saphyr::from_str(&rendered_rule_file(&[])).unwrap();
+    let alerts: Vec<String> = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().clone())
+        .map(|r| r["alert"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(alerts.len(), 9, "{alerts:?}");
+
+    // alert -> (fires somewhere, quiet somewhere)
+    let mut cases: BTreeMap<String, (bool, bool)> = BTreeMap::new();
+    for file in [test_files(DEFAULT_TESTS), test_files(OVERRIDE_TESTS)].concat() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let doc: Value = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(doc["rule_files"], json!(["rules.yaml"]), "{file:?}");
+        for test in doc["tests"].as_array().unwrap() {
+            for case in test["alert_rule_test"].as_array().unwrap() {
+                let name = case["alertname"].as_str().unwrap().to_string();
+                let fires = case["exp_alerts"].as_array().is_some_and(|a| !a.is_empty());
+                let entry = cases.entry(name).or_default();
+                if fires {
+                    entry.0 = true;
+                } else {
+                    entry.1 = true;
+                }
+            }
+        }
+    }
+    for alert in &alerts {
+        assert_eq!(
+            cases.get(alert),
+            Some(&(true, true)),
+            "{alert}: (fires, quiet) cases"
+        );
+    }
+}
