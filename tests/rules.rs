@@ -147,3 +147,68 @@ fn every_alert_is_tested_firing_and_not_firing() {
         );
     }
 }
+
+/// The rendered PrometheusRules are valid for the real CRD (its schema checks e.g. `for:`
+/// durations): a server-side dry run against the local cluster accepts all of them, and
+/// rejects a broken one, which shows the check has teeth.
+#[test]
+fn prometheus_rules_pass_the_crd_schema() {
+    let cluster = common::cluster();
+    // The CRD as `enable` would apply it: server-side, by the plugin's field manager.
+    let crd = cluster
+        .dir
+        .join("crds/prometheusrules.monitoring.coreos.com.yaml");
+    cluster
+        .kubectl(&[
+            "apply",
+            "--server-side",
+            "--field-manager=kubectl-automon",
+            "-f",
+            crd.to_str().unwrap(),
+        ])
+        .success();
+    cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/prometheusrules.monitoring.coreos.com",
+        ])
+        .success();
+
+    // In `default`, which always exists, so that nothing else needs to be installed.
+    let out = run(automon().args(["render", "-o", "json", "--set", "namespace=default"])).success();
+    let mut list: Value = serde_json::from_str(&out.stdout).unwrap();
+    list["items"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|o| o["kind"] == "PrometheusRule");
+    let dry_run = |list: &Value| {
+        let (_dir, path) = common::write_temp("rules.json", &list.to_string());
+        cluster.kubectl(&[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--field-manager=kubectl-automon",
+            "-f",
+            path.to_str().unwrap(),
+        ])
+    };
+    let ok = dry_run(&list).success();
+    assert_eq!(
+        ok.stdout
+            .matches("serverside-applied (server dry run)")
+            .count(),
+        4,
+        "{ok:#?}"
+    );
+
+    list["items"][0]["spec"]["groups"][0]["rules"][0]["for"] = json!("5 minutes");
+    let bad = dry_run(&list);
+    assert_ne!(bad.code, 0, "{bad:#?}");
+    assert!(
+        bad.stderr
+            .contains("spec.groups[0].rules[0].for: Invalid value"),
+        "{bad:#?}"
+    );
+}
