@@ -1,14 +1,18 @@
-//! The alert rules, proved by the real `promtool`: the rule file `kubectl-automon render` puts
-//! in its PrometheusRules passes `promtool check rules`, and the unit tests in `tests/rules/`
-//! show every alert firing and not firing, with the thresholds the configuration sets.
+//! The alert rules, proved by the real tools: the rule file `kubectl-automon render` puts in its
+//! PrometheusRules passes `promtool check rules`; the unit tests in `tests/rules/` show every
+//! alert firing and not firing, with the thresholds the configuration sets; the objects pass the
+//! real CRD's schema; and a real Prometheus evaluates them against a real node-exporter.
 
 mod common;
 
 use std::{
     collections::BTreeMap,
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::Command,
+    process::{Child, Command, Stdio},
     sync::OnceLock,
+    time::{Duration, Instant},
 };
 
 use common::{Run, automon, built_tool, repo_root, run};
@@ -211,4 +215,146 @@ fn prometheus_rules_pass_the_crd_schema() {
             .contains("spec.groups[0].rules[0].for: Invalid value"),
         "{bad:#?}"
     );
+}
+
+/// A process that is killed when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// GET over plain HTTP/1.0: the body, or None while the server is not answering.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    s.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    (head.split(' ').nth(1) == Some("200")).then(|| body.to_string())
+}
+
+/// The rules' metric names and labels are the real ones: a real Prometheus scraping a real
+/// node-exporter (labelled as automon's ServiceMonitor labels it) evaluates the rendered rules,
+/// with thresholds lowered so that a healthy machine crosses them, and the node alerts go
+/// pending for that node, their summaries naming it. A second, dead target goes NodeDown.
+#[test]
+fn node_alerts_work_against_a_real_node_exporter() {
+    let node_exporter = built_tool("node_exporter", "node_exporter");
+    let prometheus = built_tool("prometheus", "prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let (exporter_port, prometheus_port, dead_port) = (free_port(), free_port(), free_port());
+
+    let rules = rendered_rule_file(&[
+        "alerts.highCpu.thresholdPercent=0.0001",
+        "alerts.highMemory.thresholdPercent=0.0001",
+        "alerts.diskSpaceLow.thresholdPercent=100",
+    ]);
+    std::fs::write(dir.path().join("rules.yaml"), rules).unwrap();
+    let config = format!(
+        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+rule_files: [rules.yaml]
+scrape_configs:
+  - job_name: node-exporter
+    static_configs:
+      - targets: ['127.0.0.1:{exporter_port}']
+        labels: {{node: testnode}}
+      - targets: ['127.0.0.1:{dead_port}']
+        labels: {{node: ghost}}
+"
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+
+    let _exporter = Killed(
+        Command::new(node_exporter)
+            .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start node_exporter"),
+    );
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _prometheus = Killed(
+        Command::new(prometheus)
+            .current_dir(dir.path())
+            .args([
+                "--config.file=prometheus.yml",
+                "--storage.tsdb.path=data",
+                &format!("--web.listen-address=127.0.0.1:{prometheus_port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus"),
+    );
+
+    // A real read-write disk filesystem (not so in some containers) must show DiskSpaceLow.
+    let query = |q: &str| -> Option<Value> {
+        let path = format!("/api/v1/query?query={}", q.replace(' ', "%20"));
+        serde_json::from_str(&http_get(prometheus_port, &path)?).ok()
+    };
+    let mut want = vec![
+        ("HighCPUUsage", "testnode"),
+        ("HighMemoryUsage", "testnode"),
+        ("NodeDown", "ghost"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last = Value::Null;
+    loop {
+        if want.len() == 3
+            && query(r#"node_filesystem_readonly{fstype=~"ext4|xfs|btrfs"}==0"#).is_some_and(|v| {
+                v["data"]["result"]
+                    .as_array()
+                    .is_some_and(|r| !r.is_empty())
+            })
+        {
+            want.push(("DiskSpaceLow", "testnode"));
+        }
+        if let Some(alerts) = http_get(prometheus_port, "/api/v1/alerts")
+            .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+        {
+            let have = |(name, node): &(&str, &str)| {
+                alerts["data"]["alerts"].as_array().is_some_and(|a| {
+                    a.iter().any(|x| {
+                        x["labels"]["alertname"] == *name
+                            && x["labels"]["node"] == *node
+                            && x["annotations"]["summary"]
+                                .as_str()
+                                .is_some_and(|s| s.contains(node))
+                    })
+                })
+            };
+            if want.iter().all(have) {
+                // None of them may fire for a node that does not exist.
+                let nodes: Vec<&str> = alerts["data"]["alerts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|x| x["labels"]["node"].as_str())
+                    .collect();
+                assert!(
+                    nodes.iter().all(|n| *n == "testnode" || *n == "ghost"),
+                    "{nodes:?}"
+                );
+                eprintln!("pending as expected: {want:?}");
+                return;
+            }
+            last = alerts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "wanted {want:?} pending; Prometheus has {last:#}\n{}",
+            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
