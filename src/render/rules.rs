@@ -1,7 +1,510 @@
-//! rules: placeholder until its module is written.
+//! Alert rules: `PrometheusRule` objects built from `alerts.*` in the configuration, one per
+//! group. A PrometheusRule's spec is a Prometheus rule file, so [`groups`] is the single source
+//! of both the objects and the plain rule file that `promtool` checks and tests.
 
-use super::{Context, Object};
+use std::collections::BTreeMap;
 
-pub fn objects(_ctx: &Context) -> Vec<Object> {
-    Vec::new()
+use serde::Serialize;
+
+use super::{Context, Object, custom};
+use crate::{
+    config::{Alert, Config, FillingUpAlert, PromDuration, Severity, ThresholdAlert},
+    versions::PLUGIN_VERSION,
+};
+
+/// The component label of every PrometheusRule.
+pub const COMPONENT: &str = "rules";
+
+/// One rule group; it becomes one PrometheusRule of the same name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleGroup {
+    pub name: String,
+    pub rules: Vec<AlertRule>,
+}
+
+/// One alerting rule, serialised exactly as Prometheus reads it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRule {
+    pub alert: String,
+    pub expr: String,
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The rule groups of this configuration, without disabled alerts or empty groups.
+pub fn groups(config: &Config) -> Vec<RuleGroup> {
+    let a = &config.alerts;
+    let exclude = ksm_label(&config.node_exporter.exclude_label);
+    let groups = [
+        RuleGroup {
+            name: "node-alerts".into(),
+            rules: [
+                node_down(&a.node_down),
+                high_cpu(&a.high_cpu),
+                high_memory(&a.high_memory),
+                disk_space_low(&a.disk_space_low),
+                filesystem_filling_up(&a.filesystem_filling_up),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        },
+        RuleGroup {
+            name: "kubernetes-node-alerts".into(),
+            rules: node_not_ready(&a.node_not_ready).into_iter().collect(),
+        },
+        RuleGroup {
+            name: "automon-coverage".into(),
+            rules: [
+                exporter_down(&a.exporter_down),
+                coverage_gap(&a.coverage_gap, &exclude),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        },
+        RuleGroup {
+            name: "automon-meta".into(),
+            rules: watchdog(&a.watchdog).into_iter().collect(),
+        },
+    ];
+    groups.into_iter().filter(|g| !g.rules.is_empty()).collect()
+}
+
+/// The rules as a Prometheus rule file (`groups: [...]`), as `promtool` reads it. The binary
+/// has no use for it yet (the integration tests take the same groups from `render`'s output).
+#[cfg(test)]
+pub fn rule_file(config: &Config) -> String {
+    #[derive(Serialize)]
+    struct RuleFile {
+        groups: Vec<RuleGroup>,
+    }
+    serde_saphyr::to_string(&RuleFile {
+        groups: groups(config),
+    })
+    .expect("rule groups serialise as YAML")
+}
+
+/// One PrometheusRule per group, picked up by the Prometheus `ruleSelector` (part-of: automon).
+pub fn objects(ctx: &Context) -> Vec<Object> {
+    groups(ctx.config)
+        .into_iter()
+        .map(|group| {
+            let labels = ctx.labels(&group.name, COMPONENT, PLUGIN_VERSION);
+            custom(serde_json::json!({
+                "apiVersion": "monitoring.coreos.com/v1",
+                "kind": "PrometheusRule",
+                "metadata": ctx.meta(&group.name, &labels),
+                "spec": { "groups": [group] },
+            }))
+        })
+        .collect()
+}
+
+/// The name kube-state-metrics gives a node label in `kube_node_labels`: `label_` and the key
+/// with every character that is not a letter or digit replaced by `_`.
+pub fn ksm_label(key: &str) -> String {
+    let sanitised: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("label_{sanitised}")
+}
+
+// Alert templates. Every alert names its node and its value.
+const NODE: &str = "{{ $labels.node }}";
+const PERCENT: &str = "{{ $value | printf \"%.1f\" }}%";
+
+/// node-exporter's series, as the ServiceMonitor labels them.
+const NODE_EXPORTER: &str = r#"job="node-exporter""#;
+const KUBE_STATE_METRICS: &str = r#"job="kube-state-metrics""#;
+/// Filesystems that hold data worth alerting on: not memory-backed, not image layers, not
+/// pseudo filesystems. Read-only ones are left out separately (they cannot fill up).
+const REAL_FILESYSTEMS: &str = r#"job="node-exporter", fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|erofs|iso9660|nsfs|aufs|autofs|fuse\\..*""#;
+/// CPU rates over 2m: four samples at the default 30s scrape interval, so one missed scrape
+/// does not blank the alert.
+const RATE_WINDOW: &str = "2m";
+
+fn rule(
+    name: &str,
+    expr: String,
+    for_: &PromDuration,
+    severity: Severity,
+    summary: String,
+    description: String,
+) -> AlertRule {
+    // `for: 0m` is the same as no `for`; leave it out (Watchdog).
+    let for_ = (for_.seconds() != Ok(0)).then(|| for_.0.clone());
+    AlertRule {
+        alert: name.into(),
+        expr,
+        for_,
+        labels: BTreeMap::from([("severity".into(), severity.to_string())]),
+        annotations: BTreeMap::from([
+            ("summary".into(), summary),
+            ("description".into(), description),
+        ]),
+    }
+}
+
+fn node_down(a: &Alert) -> Option<AlertRule> {
+    a.enabled.then(|| {
+        rule(
+            "NodeDown",
+            format!("max by (node) (up{{{NODE_EXPORTER}}}) == 0"),
+            &a.for_,
+            a.severity,
+            format!("Node {NODE} is down or unreachable"),
+            format!(
+                "Prometheus has been unable to scrape node-exporter on node {NODE} for {for_}. \
+                 The target exists, so the exporter pod is scheduled there, but it does not \
+                 answer: the node is down, its network is unreachable, or the exporter is failing.",
+                for_ = a.for_.0
+            ),
+        )
+    })
+}
+
+fn high_cpu(a: &ThresholdAlert) -> Option<AlertRule> {
+    let t = a.threshold_percent;
+    a.enabled.then(|| {
+        rule(
+            "HighCPUUsage",
+            format!(
+                "100 * (1 - avg by (node) (rate(node_cpu_seconds_total{{{NODE_EXPORTER}, mode=\"idle\"}}[{RATE_WINDOW}]))) > {t}"
+            ),
+            &a.for_,
+            a.severity,
+            format!("CPU usage on node {NODE} is above {t}%"),
+            format!(
+                "CPU on node {NODE} has been more than {t}% busy for {for_} (currently {PERCENT}).",
+                for_ = a.for_.0
+            ),
+        )
+    })
+}
+
+fn high_memory(a: &ThresholdAlert) -> Option<AlertRule> {
+    let t = a.threshold_percent;
+    a.enabled.then(|| {
+        rule(
+            "HighMemoryUsage",
+            format!(
+                "100 * (1 - node_memory_MemAvailable_bytes{{{NODE_EXPORTER}}} / node_memory_MemTotal_bytes{{{NODE_EXPORTER}}}) > {t}"
+            ),
+            &a.for_,
+            a.severity,
+            format!("Memory usage on node {NODE} is above {t}%"),
+            format!(
+                "Node {NODE} has used more than {t}% of its memory for {for_} (currently {PERCENT}); \
+                 pods on it risk eviction or the OOM killer.",
+                for_ = a.for_.0
+            ),
+        )
+    })
+}
+
+fn disk_space_low(a: &ThresholdAlert) -> Option<AlertRule> {
+    let t = a.threshold_percent;
+    a.enabled.then(|| {
+        rule(
+            "DiskSpaceLow",
+            format!(
+                "100 * node_filesystem_avail_bytes{{{REAL_FILESYSTEMS}}} / node_filesystem_size_bytes{{{REAL_FILESYSTEMS}}} < {t}\n\
+                 and node_filesystem_readonly{{{REAL_FILESYSTEMS}}} == 0"
+            ),
+            &a.for_,
+            a.severity,
+            format!("Disk space low on node {NODE} ({{{{ $labels.mountpoint }}}})"),
+            format!(
+                "Filesystem {{{{ $labels.mountpoint }}}} ({{{{ $labels.device }}}}) on node {NODE} \
+                 has only {PERCENT} space left, below {t}%."
+            ),
+        )
+    })
+}
+
+fn filesystem_filling_up(a: &FillingUpAlert) -> Option<AlertRule> {
+    let hours = a.hours;
+    a.enabled.then(|| {
+        rule(
+            "NodeFilesystemFillingUp",
+            // The 6h trend smooths out log rotation and compaction; requiring less than 40%
+            // free keeps a fast-growing but nearly empty disk from paging anyone.
+            format!(
+                "100 * node_filesystem_avail_bytes{{{REAL_FILESYSTEMS}}} / node_filesystem_size_bytes{{{REAL_FILESYSTEMS}}} < 40\n\
+                 and predict_linear(node_filesystem_avail_bytes{{{REAL_FILESYSTEMS}}}[6h], {seconds}) < 0\n\
+                 and node_filesystem_readonly{{{REAL_FILESYSTEMS}}} == 0",
+                seconds = u64::from(hours) * 3600
+            ),
+            &a.for_,
+            a.severity,
+            format!("Filesystem on node {NODE} is predicted to fill up within {hours}h"),
+            format!(
+                "Filesystem {{{{ $labels.mountpoint }}}} ({{{{ $labels.device }}}}) on node {NODE} \
+                 has {PERCENT} space left and, at the rate of the last 6 hours, will be full \
+                 within {hours} hours."
+            ),
+        )
+    })
+}
+
+fn node_not_ready(a: &Alert) -> Option<AlertRule> {
+    a.enabled.then(|| {
+        rule(
+            "NodeNotReady",
+            format!(
+                "kube_node_status_condition{{{KUBE_STATE_METRICS}, condition=\"Ready\", status=\"true\"}} == 0"
+            ),
+            &a.for_,
+            a.severity,
+            format!("Node {NODE} is not Ready"),
+            format!(
+                "Kubernetes has reported node {NODE} as not Ready for more than {for_}; its \
+                 kubelet is not posting status, or it reports a problem (disk, memory, network).",
+                for_ = a.for_.0
+            ),
+        )
+    })
+}
+
+fn exporter_down(a: &Alert) -> Option<AlertRule> {
+    a.enabled.then(|| {
+        rule(
+            "NodeExporterDown",
+            // A node that had a node-exporter target within the last hour and has none now,
+            // while Kubernetes still has the node: the target vanished (pod deleted, evicted,
+            // DaemonSet changed) rather than failing to answer, which is NodeDown.
+            format!(
+                "(\n  max by (node) (max_over_time(up{{{NODE_EXPORTER}}}[1h]))\n  \
+                 unless on (node) up{{{NODE_EXPORTER}}}\n)\n\
+                 and on (node) kube_node_info{{{KUBE_STATE_METRICS}}}"
+            ),
+            &a.for_,
+            a.severity,
+            format!("node-exporter on node {NODE} has disappeared"),
+            format!(
+                "Node {NODE} had a node-exporter target within the last hour and has had none \
+                 for {for_}, while the node itself still exists. Unlike NodeDown (the target is \
+                 there but cannot be scraped), here there is nothing left to scrape: the \
+                 exporter pod was deleted, evicted or no longer fits the node. After an hour \
+                 NodeMonitoringCoverageGap keeps reporting the node.",
+                for_ = a.for_.0
+            ),
+        )
+    })
+}
+
+fn coverage_gap(a: &Alert, exclude_label: &str) -> Option<AlertRule> {
+    a.enabled.then(|| {
+        rule(
+            "NodeMonitoringCoverageGap",
+            // Every Linux node Kubernetes knows and that is not opted out must have a
+            // node-exporter target that is up. Windows nodes need windows-exporter instead.
+            format!(
+                "(\n  max by (node) (kube_node_labels{{{KUBE_STATE_METRICS}, label_kubernetes_io_os=\"linux\", {exclude_label}!=\"true\"}})\n  \
+                 and on (node) kube_node_info{{{KUBE_STATE_METRICS}}}\n)\n\
+                 unless on (node) (up{{{NODE_EXPORTER}}} == 1)"
+            ),
+            &a.for_,
+            a.severity,
+            format!("Node {NODE} is not monitored"),
+            format!(
+                "Kubernetes knows Linux node {NODE}, which is not excluded from monitoring, but \
+                 no node-exporter target on it has been up for {for_}: its CPU, memory and disks \
+                 are not watched. `kubectl automon status` shows why (untolerated taint, pod \
+                 pending or crashing).",
+                for_ = a.for_.0
+            ),
+        )
+    })
+}
+
+fn watchdog(a: &Alert) -> Option<AlertRule> {
+    a.enabled.then(|| {
+        rule(
+            "Watchdog",
+            "vector(1)".into(),
+            &a.for_,
+            a.severity,
+            "Always firing: the alerting pipeline works".into(),
+            "This alert fires all the time to prove that Prometheus evaluates rules and \
+             Alertmanager receives alerts. If it stops arriving, alerting itself is broken."
+                .into(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::meta::{COMPONENT_LABEL, NAME_LABEL};
+
+    fn rule_of<'a>(groups: &'a [RuleGroup], alert: &str) -> Option<&'a AlertRule> {
+        groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .find(|r| r.alert == alert)
+    }
+
+    fn names(groups: &[RuleGroup]) -> Vec<&str> {
+        groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .map(|r| r.alert.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn defaults_have_every_alert() {
+        let g = groups(&Config::default());
+        assert_eq!(
+            names(&g),
+            [
+                "NodeDown",
+                "HighCPUUsage",
+                "HighMemoryUsage",
+                "DiskSpaceLow",
+                "NodeFilesystemFillingUp",
+                "NodeNotReady",
+                "NodeExporterDown",
+                "NodeMonitoringCoverageGap",
+                "Watchdog",
+            ]
+        );
+        for r in g.iter().flat_map(|g| &g.rules) {
+            assert!(r.labels.contains_key("severity"), "{}", r.alert);
+            if r.alert != "Watchdog" {
+                assert!(
+                    r.annotations["summary"].contains(NODE),
+                    "{} names no node",
+                    r.alert
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn thresholds_come_from_config() {
+        let c = Config::default()
+            .with_set("alerts.highCpu.thresholdPercent=95")
+            .and_then(|c| c.with_set("alerts.highMemory.thresholdPercent=92.5"))
+            .and_then(|c| c.with_set("alerts.diskSpaceLow.thresholdPercent=10"))
+            .and_then(|c| c.with_set("alerts.filesystemFillingUp.hours=4"))
+            .and_then(|c| c.with_set("alerts.nodeDown.for=2m"))
+            .unwrap();
+        let g = groups(&c);
+        let cpu = rule_of(&g, "HighCPUUsage").unwrap();
+        assert!(cpu.expr.ends_with("> 95"), "{}", cpu.expr);
+        assert!(cpu.annotations["summary"].contains("above 95%"));
+        let mem = rule_of(&g, "HighMemoryUsage").unwrap();
+        assert!(mem.expr.ends_with("> 92.5"), "{}", mem.expr);
+        let disk = rule_of(&g, "DiskSpaceLow").unwrap();
+        assert!(disk.expr.contains("< 10\n"), "{}", disk.expr);
+        let fill = rule_of(&g, "NodeFilesystemFillingUp").unwrap();
+        assert!(fill.expr.contains("[6h], 14400) < 0"), "{}", fill.expr);
+        assert_eq!(rule_of(&g, "NodeDown").unwrap().for_.as_deref(), Some("2m"));
+
+        let d = groups(&Config::default());
+        assert!(rule_of(&d, "HighCPUUsage").unwrap().expr.ends_with("> 80"));
+        assert!(rule_of(&d, "DiskSpaceLow").unwrap().expr.contains("< 20\n"));
+        let down = rule_of(&d, "NodeDown").unwrap();
+        assert_eq!(down.for_.as_deref(), Some("5m"));
+        assert_eq!(down.labels["severity"], "critical");
+        // Watchdog's `for: 0m` is left out rather than written.
+        assert_eq!(rule_of(&d, "Watchdog").unwrap().for_, None);
+        assert_eq!(rule_of(&d, "Watchdog").unwrap().labels["severity"], "none");
+    }
+
+    #[test]
+    fn disabling_removes_the_rule_and_empty_groups() {
+        let c = Config::default()
+            .with_set("alerts.highCpu.enabled=false")
+            .unwrap();
+        let g = groups(&c);
+        assert!(rule_of(&g, "HighCPUUsage").is_none());
+        assert!(rule_of(&g, "HighMemoryUsage").is_some());
+        assert!(!rule_file(&c).contains("HighCPUUsage"));
+
+        let c = Config::default()
+            .with_set("alerts.watchdog.enabled=false")
+            .unwrap();
+        let g = groups(&c);
+        assert!(g.iter().all(|g| g.name != "automon-meta"));
+        let ctx = Context::new(&c);
+        assert!(
+            objects(&ctx)
+                .iter()
+                .all(|o| o.metadata.name.as_deref() != Some("automon-meta"))
+        );
+    }
+
+    #[test]
+    fn exclude_label_becomes_the_kube_state_metrics_label() {
+        assert_eq!(ksm_label("automon.io/exclude"), "label_automon_io_exclude");
+        assert_eq!(ksm_label("a.b-c/d_e"), "label_a_b_c_d_e");
+        let c = Config::default()
+            .with_set("nodeExporter.excludeLabel=example.com/no-monitoring")
+            .unwrap();
+        let gap = rule_of(&groups(&c), "NodeMonitoringCoverageGap")
+            .unwrap()
+            .expr
+            .clone();
+        assert!(
+            gap.contains(r#"label_example_com_no_monitoring!="true""#),
+            "{gap}"
+        );
+    }
+
+    #[test]
+    fn prometheus_rules_carry_names_labels_and_the_same_groups() {
+        let c = Config::default();
+        let ctx = Context::new(&c);
+        let objects = objects(&ctx);
+        let names: Vec<_> = objects
+            .iter()
+            .map(|o| o.metadata.name.as_deref().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "node-alerts",
+                "kubernetes-node-alerts",
+                "automon-coverage",
+                "automon-meta"
+            ]
+        );
+        let groups = groups(&c);
+        for (o, g) in objects.iter().zip(&groups) {
+            assert_eq!(crate::render::kind(o), "PrometheusRule");
+            assert_eq!(crate::render::api_version(o), "monitoring.coreos.com/v1");
+            assert_eq!(o.metadata.namespace.as_deref(), Some("automon"));
+            let labels = o.metadata.labels.as_ref().unwrap();
+            assert_eq!(labels[COMPONENT_LABEL], COMPONENT);
+            assert_eq!(labels[NAME_LABEL], g.name);
+            // The objects hold exactly the groups the rule file has: they cannot drift.
+            assert_eq!(
+                o.data["spec"]["groups"],
+                serde_json::json!([serde_json::to_value(g).unwrap()])
+            );
+        }
+    }
+
+    #[test]
+    fn rendered_rules_are_selected_by_prometheus() {
+        // render() adds part-of: automon, which the Prometheus ruleSelector matches.
+        let rendered = crate::render::render(&Config::default());
+        let rules: Vec<_> = rendered
+            .objects
+            .iter()
+            .filter(|o| crate::render::kind(o) == "PrometheusRule")
+            .collect();
+        assert_eq!(rules.len(), 4);
+        for o in rules {
+            let labels = o.metadata.labels.as_ref().unwrap();
+            assert_eq!(labels["app.kubernetes.io/part-of"], "automon");
+        }
+    }
 }

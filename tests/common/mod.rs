@@ -176,3 +176,19 @@ pub fn yaml_value(text: &str, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} in\n{text}"))
         .to_string()
 }
+
+/// A test tool built through `tests/cluster/build-tools <target>` (cached after the first
+/// build), e.g. `built_tool("prometheus", "promtool")`, so that tests work on a fresh machine.
+pub fn built_tool(target: &str, name: &str) -> PathBuf {
+    let out = Command::new(repo_root().join("tests/cluster/build-tools"))
+        .arg(target)
+        .output()
+        .expect("run tests/cluster/build-tools");
+    assert!(
+        out.status.success(),
+        "build-tools {target} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bin = String::from_utf8(out.stdout).expect("build-tools prints a path");
+    PathBuf::from(bin.trim()).join(name)
+}

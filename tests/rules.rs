@@ -1,0 +1,360 @@
+//! The alert rules, proved by the real tools: the rule file `kubectl-automon render` puts in its
+//! PrometheusRules passes `promtool check rules`; the unit tests in `tests/rules/` show every
+//! alert firing and not firing, with the thresholds the configuration sets; the objects pass the
+//! real CRD's schema; and a real Prometheus evaluates them against a real node-exporter.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use common::{Run, automon, built_tool, repo_root, run};
+use serde_json::{Value, json};
+
+fn promtool() -> &'static Path {
+    static PROMTOOL: OnceLock<PathBuf> = OnceLock::new();
+    PROMTOOL.get_or_init(|| built_tool("prometheus", "promtool"))
+}
+
+/// The Prometheus rule file held by the rendered PrometheusRules, for these `--set`s.
+fn rendered_rule_file(sets: &[&str]) -> String {
+    let mut cmd = automon();
+    cmd.args(["render", "-o", "json"]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let out = run(&mut cmd).success();
+    let list: Value = serde_json::from_str(&out.stdout).expect("render -o json is JSON");
+    let groups: Vec<Value> = list["items"]
+        .as_array()
+        .expect("a List has items")
+        .iter()
+        .filter(|o| o["kind"] == "PrometheusRule")
+        .flat_map(|o| o["spec"]["groups"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(!groups.is_empty(), "no PrometheusRule rendered");
+    serde_saphyr::to_string(&json!({ "groups": groups })).unwrap()
+}
+
+/// `promtool <args>` in a fresh directory holding `rules.yaml` and copies of `test_files`,
+/// which refer to the rule file by that relative name.
+fn promtool_with_rules(rules: &str, test_files: &[PathBuf], args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yaml"), rules).unwrap();
+    let mut cmd = Command::new(promtool());
+    cmd.current_dir(dir.path()).args(args);
+    for f in test_files {
+        let name = f.file_name().unwrap();
+        std::fs::copy(f, dir.path().join(name)).unwrap();
+        cmd.arg(name);
+    }
+    Run::from(cmd.output().expect("run promtool"))
+}
+
+/// The promtool unit-test files in a directory, sorted.
+fn test_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no test files in {dir}");
+    files
+}
+
+const DEFAULT_TESTS: &str = "tests/rules";
+const OVERRIDE_TESTS: &str = "tests/rules/overrides";
+/// What the files in tests/rules/overrides were written for.
+const OVERRIDES: &[&str] = &[
+    "alerts.highCpu.thresholdPercent=95",
+    "alerts.watchdog.enabled=false",
+];
+
+#[test]
+fn rendered_rules_pass_promtool_check() {
+    for sets in [&[][..], OVERRIDES] {
+        let rules = rendered_rule_file(sets);
+        let out = promtool_with_rules(&rules, &[], &["check", "rules", "rules.yaml"]).success();
+        assert!(out.stdout.contains("SUCCESS"), "{out:#?}");
+    }
+}
+
+#[test]
+fn default_rules_pass_their_unit_tests() {
+    let rules = rendered_rule_file(&[]);
+    let files = test_files(DEFAULT_TESTS);
+    promtool_with_rules(&rules, &files, &["test", "rules"]).success();
+}
+
+#[test]
+fn thresholds_from_config_change_what_fires() {
+    // With the overrides, the 90% busy node is quiet and the Watchdog gone...
+    let files = test_files(OVERRIDE_TESTS);
+    promtool_with_rules(&rendered_rule_file(OVERRIDES), &files, &["test", "rules"]).success();
+    // ...while the default rules fail the very same tests: the 90% node fires at 80%.
+    let out = promtool_with_rules(&rendered_rule_file(&[]), &files, &["test", "rules"]);
+    assert_ne!(out.code, 0, "{out:#?}");
+    let failures = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        failures.contains(r#"alertname="HighCPUUsage", node="n1""#),
+        "{failures}"
+    );
+    assert!(failures.contains("alertname: Watchdog"), "{failures}");
+}
+
+/// Every alert the default configuration renders has a promtool case where it fires and one
+/// where it does not (for the Watchdog, which always fires, that case is with it disabled).
+#[test]
+fn every_alert_is_tested_firing_and_not_firing() {
+    let rules: Value = serde_saphyr::from_str(&rendered_rule_file(&[])).unwrap();
+    let alerts: Vec<String> = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().clone())
+        .map(|r| r["alert"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(alerts.len(), 9, "{alerts:?}");
+
+    // alert -> (fires somewhere, quiet somewhere)
+    let mut cases: BTreeMap<String, (bool, bool)> = BTreeMap::new();
+    for file in [test_files(DEFAULT_TESTS), test_files(OVERRIDE_TESTS)].concat() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let doc: Value = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(doc["rule_files"], json!(["rules.yaml"]), "{file:?}");
+        for test in doc["tests"].as_array().unwrap() {
+            for case in test["alert_rule_test"].as_array().unwrap() {
+                let name = case["alertname"].as_str().unwrap().to_string();
+                let fires = case["exp_alerts"].as_array().is_some_and(|a| !a.is_empty());
+                let entry = cases.entry(name).or_default();
+                if fires {
+                    entry.0 = true;
+                } else {
+                    entry.1 = true;
+                }
+            }
+        }
+    }
+    for alert in &alerts {
+        assert_eq!(
+            cases.get(alert),
+            Some(&(true, true)),
+            "{alert}: (fires, quiet) cases"
+        );
+    }
+}
+
+/// The rendered PrometheusRules are valid for the real CRD (its schema checks e.g. `for:`
+/// durations): a server-side dry run against the local cluster accepts all of them, and
+/// rejects a broken one, which shows the check has teeth.
+#[test]
+fn prometheus_rules_pass_the_crd_schema() {
+    let cluster = common::cluster();
+    // The CRD as `enable` would apply it: server-side, by the plugin's field manager.
+    let crd = cluster
+        .dir
+        .join("crds/prometheusrules.monitoring.coreos.com.yaml");
+    cluster
+        .kubectl(&[
+            "apply",
+            "--server-side",
+            "--field-manager=kubectl-automon",
+            "-f",
+            crd.to_str().unwrap(),
+        ])
+        .success();
+    cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/prometheusrules.monitoring.coreos.com",
+        ])
+        .success();
+
+    // In `default`, which always exists, so that nothing else needs to be installed.
+    let out = run(automon().args(["render", "-o", "json", "--set", "namespace=default"])).success();
+    let mut list: Value = serde_json::from_str(&out.stdout).unwrap();
+    list["items"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|o| o["kind"] == "PrometheusRule");
+    let dry_run = |list: &Value| {
+        let (_dir, path) = common::write_temp("rules.json", &list.to_string());
+        cluster.kubectl(&[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--field-manager=kubectl-automon",
+            "-f",
+            path.to_str().unwrap(),
+        ])
+    };
+    let ok = dry_run(&list).success();
+    assert_eq!(
+        ok.stdout
+            .matches("serverside-applied (server dry run)")
+            .count(),
+        4,
+        "{ok:#?}"
+    );
+
+    list["items"][0]["spec"]["groups"][0]["rules"][0]["for"] = json!("5 minutes");
+    let bad = dry_run(&list);
+    assert_ne!(bad.code, 0, "{bad:#?}");
+    assert!(
+        bad.stderr
+            .contains("spec.groups[0].rules[0].for: Invalid value"),
+        "{bad:#?}"
+    );
+}
+
+/// A process that is killed when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// GET over plain HTTP/1.0: the body, or None while the server is not answering.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    s.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    (head.split(' ').nth(1) == Some("200")).then(|| body.to_string())
+}
+
+/// The rules' metric names and labels are the real ones: a real Prometheus scraping a real
+/// node-exporter (labelled as automon's ServiceMonitor labels it) evaluates the rendered rules,
+/// with thresholds lowered so that a healthy machine crosses them, and the node alerts go
+/// pending for that node, their summaries naming it. A second, dead target goes NodeDown.
+#[test]
+fn node_alerts_work_against_a_real_node_exporter() {
+    let node_exporter = built_tool("node_exporter", "node_exporter");
+    let prometheus = built_tool("prometheus", "prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let (exporter_port, prometheus_port, dead_port) = (free_port(), free_port(), free_port());
+
+    let rules = rendered_rule_file(&[
+        "alerts.highCpu.thresholdPercent=0.0001",
+        "alerts.highMemory.thresholdPercent=0.0001",
+        "alerts.diskSpaceLow.thresholdPercent=100",
+    ]);
+    std::fs::write(dir.path().join("rules.yaml"), rules).unwrap();
+    let config = format!(
+        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+rule_files: [rules.yaml]
+scrape_configs:
+  - job_name: node-exporter
+    static_configs:
+      - targets: ['127.0.0.1:{exporter_port}']
+        labels: {{node: testnode}}
+      - targets: ['127.0.0.1:{dead_port}']
+        labels: {{node: ghost}}
+"
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+
+    let _exporter = Killed(
+        Command::new(node_exporter)
+            .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start node_exporter"),
+    );
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _prometheus = Killed(
+        Command::new(prometheus)
+            .current_dir(dir.path())
+            .args([
+                "--config.file=prometheus.yml",
+                "--storage.tsdb.path=data",
+                &format!("--web.listen-address=127.0.0.1:{prometheus_port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus"),
+    );
+
+    // A real read-write disk filesystem (not so in some containers) must show DiskSpaceLow.
+    let query = |q: &str| -> Option<Value> {
+        let path = format!("/api/v1/query?query={}", q.replace(' ', "%20"));
+        serde_json::from_str(&http_get(prometheus_port, &path)?).ok()
+    };
+    let mut want = vec![
+        ("HighCPUUsage", "testnode"),
+        ("HighMemoryUsage", "testnode"),
+        ("NodeDown", "ghost"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last = Value::Null;
+    loop {
+        if want.len() == 3
+            && query(r#"node_filesystem_readonly{fstype=~"ext4|xfs|btrfs"}==0"#).is_some_and(|v| {
+                v["data"]["result"]
+                    .as_array()
+                    .is_some_and(|r| !r.is_empty())
+            })
+        {
+            want.push(("DiskSpaceLow", "testnode"));
+        }
+        if let Some(alerts) = http_get(prometheus_port, "/api/v1/alerts")
+            .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+        {
+            let have = |(name, node): &(&str, &str)| {
+                alerts["data"]["alerts"].as_array().is_some_and(|a| {
+                    a.iter().any(|x| {
+                        x["labels"]["alertname"] == *name
+                            && x["labels"]["node"] == *node
+                            && x["annotations"]["summary"]
+                                .as_str()
+                                .is_some_and(|s| s.contains(node))
+                    })
+                })
+            };
+            if want.iter().all(have) {
+                // None of them may fire for a node that does not exist.
+                let nodes: Vec<&str> = alerts["data"]["alerts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|x| x["labels"]["node"].as_str())
+                    .collect();
+                assert!(
+                    nodes.iter().all(|n| *n == "testnode" || *n == "ghost"),
+                    "{nodes:?}"
+                );
+                eprintln!("pending as expected: {want:?}");
+                return;
+            }
+            last = alerts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "wanted {want:?} pending; Prometheus has {last:#}\n{}",
+            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
