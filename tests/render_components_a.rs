@@ -152,3 +152,89 @@ fn replicated_stack_with_storage_and_receivers_is_accepted() {
     assert_eq!(pdbs, 2, "Prometheus and Alertmanager run several replicas");
     assert_eq!(rejections(&objects), Vec::<String>::new());
 }
+
+/// `amtool` at the pinned Alertmanager release, built once through the tools script.
+fn amtool() -> std::path::PathBuf {
+    let out = std::process::Command::new(common::repo_root().join("tests/cluster/build-tools"))
+        .arg("amtool")
+        .output()
+        .expect("run tests/cluster/build-tools amtool");
+    assert!(
+        out.status.success(),
+        "build-tools amtool failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("amtool")
+}
+
+/// The `alertmanager.yaml` of the rendered config Secret.
+fn alertmanager_yaml(sets: &[&str]) -> String {
+    use base64::Engine;
+    let objects = rendered(sets);
+    let secret = objects
+        .iter()
+        .find(|o| o["kind"] == "Secret" && o["metadata"]["name"] == "alertmanager-automon-config")
+        .expect("the Alertmanager config Secret");
+    let data = secret["data"]["alertmanager.yaml"]
+        .as_str()
+        .expect("base64 data");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("valid base64");
+    String::from_utf8(bytes).expect("UTF-8")
+}
+
+/// Alertmanager's own loader accepts the configuration, and its router sends each alert (given
+/// as `label=value` pairs) to the expected receiver.
+fn check_alertmanager(sets: &[&str], routes: &[(&[&str], &str)]) {
+    let amtool = amtool();
+    let (_dir, path) = common::write_temp("alertmanager.yaml", &alertmanager_yaml(sets));
+    let file = format!("--config.file={}", path.display());
+    let check =
+        run(std::process::Command::new(&amtool).args(["check-config", path.to_str().unwrap()]));
+    assert_eq!(check.code, 0, "amtool check-config:\n{check:#?}");
+    for (labels, receiver) in routes {
+        run(std::process::Command::new(&amtool)
+            .args([
+                "config",
+                "routes",
+                "test",
+                &file,
+                &format!("--verify.receivers={receiver}"),
+            ])
+            .args(*labels))
+        .success();
+    }
+}
+
+#[test]
+fn alertmanager_without_receivers_keeps_alerts_in_its_ui() {
+    check_alertmanager(
+        &[],
+        &[
+            (&["alertname=NodeDown", "severity=critical"], "ui-only"),
+            (&["alertname=Watchdog"], "ui-only"),
+        ],
+    );
+}
+
+#[test]
+fn alertmanager_routes_to_the_configured_receivers_but_never_pages_for_watchdog() {
+    check_alertmanager(
+        &["alertmanager.receivers=[{name: team, webhook: {url: 'http://hook.example/alerts'}}]"],
+        &[
+            (&["alertname=NodeDown", "severity=critical"], "team"),
+            (&["alertname=Watchdog"], "ui-only"),
+        ],
+    );
+    check_alertmanager(
+        &[
+            "alertmanager.receivers=[{name: chat, slack: {apiUrl: 'https://hooks.slack.example/T0', channel: '#alerts'}}, {name: oncall, email: {to: ops@example.com, from: am@example.com, smarthost: 'smtp.example.com:587'}}]",
+            "alertmanager.route.receiver=oncall",
+        ],
+        &[
+            (&["alertname=HighCPUUsage", "node=n1"], "oncall"),
+            (&["alertname=Watchdog"], "ui-only"),
+        ],
+    );
+}
