@@ -238,3 +238,198 @@ fn alertmanager_routes_to_the_configured_receivers_but_never_pages_for_watchdog(
         ],
     );
 }
+
+/// What a live run leaves in the cluster, removed again when the test ends, pass or fail.
+struct LiveRun {
+    namespace: String,
+    operator: Option<std::process::Child>,
+}
+
+impl Drop for LiveRun {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.operator.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let c = cluster();
+        let ns = self.namespace.as_str();
+        let _ = c.kubectl(&[
+            "delete",
+            "namespace",
+            ns,
+            "--wait=false",
+            "--ignore-not-found",
+        ]);
+        for kind in ["clusterrole", "clusterrolebinding"] {
+            for name in ["prometheus-operator", "prometheus"] {
+                let _ = c.kubectl(&[
+                    "delete",
+                    kind,
+                    &format!("{ns}-{name}"),
+                    "--ignore-not-found",
+                ]);
+            }
+        }
+        let selector = format!("automon.io/stack={ns}");
+        let _ = c.kubectl(&[
+            "-n",
+            "kube-system",
+            "delete",
+            "service,endpointslices",
+            "-l",
+            &selector,
+            "--ignore-not-found",
+        ]);
+    }
+}
+
+/// The real prometheus-operator, run with the rendered arguments and impersonating the rendered
+/// ServiceAccount, so that it has exactly the rendered ClusterRole: it must turn the rendered
+/// custom resources into StatefulSets, select every rendered ServiceMonitor, and keep the
+/// kubelet Service the kubelet ServiceMonitor selects, without a single permission error.
+#[test]
+fn operator_reconciles_the_stack_with_only_its_rendered_permissions() {
+    prepare();
+    let c = cluster();
+    let ns = format!("automon-live-a-{}", std::process::id());
+    let mut live = LiveRun {
+        namespace: ns.clone(),
+        operator: None,
+    };
+
+    let mut cmd = automon();
+    cmd.args(["render", "-o", "json", "-n", &ns]);
+    let list: Value = serde_json::from_str(&run(&mut cmd).success().stdout).unwrap();
+    let items = list["items"].as_array().unwrap();
+    let deployment = items
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "prometheus-operator")
+        .expect("the operator Deployment");
+    // Everything of these components but the operator's Deployment, which runs here instead.
+    let apply: Vec<&Value> = items
+        .iter()
+        .filter(|o| {
+            let component = &o["metadata"]["labels"]["app.kubernetes.io/component"];
+            o["kind"] == "Namespace"
+                || (COMPONENTS.iter().any(|c| component == c) && o["kind"] != "Deployment")
+        })
+        .collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": apply});
+    let (_dir, path) = common::write_temp("stack.json", &list.to_string());
+    c.kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "automon-test",
+        "-f",
+        path.to_str().unwrap(),
+    ])
+    .success();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .filter(|a| !a.starts_with("--web.listen-address="))
+        .collect();
+    args.push(format!("--web.listen-address=127.0.0.1:{port}"));
+    args.push(format!(
+        "--as=system:serviceaccount:{ns}:prometheus-operator"
+    ));
+    let log_path = c.dir.join("logs").join(format!("{ns}-operator.log"));
+    let log = std::fs::File::create(&log_path).unwrap();
+    live.operator = Some(
+        std::process::Command::new(c.tools_bin.join("prometheus-operator"))
+            .args(&args)
+            .env("KUBECONFIG", &c.kubeconfig)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus-operator"),
+    );
+
+    let kubelet_service = format!("{ns}-kubelet");
+    let stack_selector = format!("automon.io/stack={ns}");
+    let ready = || {
+        let sts = c.kubectl(&["-n", &ns, "get", "statefulsets", "-o", "name"]);
+        let kubelet = c.kubectl(&[
+            "-n",
+            "kube-system",
+            "get",
+            "services,endpointslices",
+            "-l",
+            &stack_selector,
+            "-o",
+            "name",
+        ]);
+        sts.stdout.contains("statefulset.apps/prometheus-automon")
+            && sts.stdout.contains("statefulset.apps/alertmanager-automon")
+            && kubelet
+                .stdout
+                .contains(&format!("service/{kubelet_service}"))
+            && kubelet.stdout.contains("endpointslice.discovery.k8s.io/")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the operator did not reconcile within 90s; log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+
+    // Every rendered ServiceMonitor is in the generated configuration: the selector matches.
+    let config = c
+        .kubectl(&[
+            "-n",
+            &ns,
+            "get",
+            "secret",
+            "prometheus-automon",
+            "-o",
+            "jsonpath={.data.prometheus\\.yaml\\.gz}",
+        ])
+        .success();
+    let gz = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(config.stdout.trim())
+            .unwrap()
+    };
+    let mut gunzip = std::process::Command::new("gunzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        gunzip.stdin.take().unwrap().write_all(&gz).unwrap();
+    }
+    let text = String::from_utf8(gunzip.wait_with_output().unwrap().stdout).unwrap();
+    for job in [
+        "prometheus-operator/0",
+        "prometheus/0",
+        "alertmanager/0",
+        "kubelet/0",
+        "kubelet/1",
+    ] {
+        assert!(
+            text.contains(&format!("job_name: serviceMonitor/{ns}/{job}")),
+            "no {job} in the generated configuration:\n{text}"
+        );
+    }
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        !log.to_lowercase().contains("forbidden") && !log.contains("level=error"),
+        "the operator hit errors with its rendered permissions:\n{log}"
+    );
+}
