@@ -208,10 +208,14 @@ pub fn alertmanager_config(c: &config::Alertmanager) -> AlertmanagerConfig {
         matchers: vec![r#"alertname="Watchdog""#.into()],
         ..Default::default()
     };
-    let mut receivers = vec![ReceiverConfig {
-        name: UI_ONLY_RECEIVER.into(),
-        ..Default::default()
-    }];
+    // Receiver names must be unique; a user's own `ui-only` takes the place of the built-in one.
+    let mut receivers = Vec::new();
+    if !c.receivers.iter().any(|r| r.name == UI_ONLY_RECEIVER) {
+        receivers.push(ReceiverConfig {
+            name: UI_ONLY_RECEIVER.into(),
+            ..Default::default()
+        });
+    }
     receivers.extend(c.receivers.iter().map(|r| {
         ReceiverConfig {
             name: r.name.clone(),
@@ -358,6 +362,15 @@ mod tests {
                 send_resolved: true,
             }]
         );
+    }
+
+    #[test]
+    fn a_receiver_named_ui_only_is_not_declared_twice() {
+        let c = secret_config(&config(&[
+            "alertmanager.receivers=[{name: ui-only, webhook: {url: 'http://hook.example/alerts'}}]",
+        ]));
+        let names: Vec<&str> = c.receivers.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["ui-only"]);
     }
 
     #[test]

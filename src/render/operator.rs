@@ -18,7 +18,10 @@ use k8s_openapi::{
         },
         rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject},
     },
-    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
+    apimachinery::pkg::{
+        apis::meta::v1::{LabelSelector, ObjectMeta},
+        util::intstr::IntOrString,
+    },
 };
 use serde_json::json;
 
@@ -205,7 +208,7 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
                 ..Default::default()
             },
             template: PodTemplateSpec {
-                metadata: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                metadata: Some(ObjectMeta {
                     labels: Some(labels.clone()),
                     ..Default::default()
                 }),
