@@ -1,7 +1,441 @@
-//! alertmanager: placeholder until its module is written.
+//! Alertmanager: the `Alertmanager` custom resource, its configuration Secret built from the
+//! configured receivers, its Service, a self-scrape, a NetworkPolicy and a PodDisruptionBudget
+//! with more than one replica. With no receivers, alerts stay visible in the UI only.
 
-use super::{Context, Object};
+use std::collections::BTreeMap;
 
-pub fn objects(_ctx: &Context) -> Vec<Object> {
-    Vec::new()
+use k8s_openapi::{
+    ByteString,
+    api::{
+        core::v1::{Secret, Service, ServiceAccount, ServicePort, ServiceSpec},
+        networking::v1::{
+            NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicySpec,
+        },
+    },
+    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{
+    Context, Object, custom, meta, object,
+    operator::{pods, self_scrape, tcp, udp},
+    prometheus::pod_disruption_budget,
+};
+use crate::{config, versions};
+
+pub const NAME: &str = "alertmanager";
+/// The `Alertmanager` object; the operator names its StatefulSet `alertmanager-automon`.
+pub const INSTANCE: &str = "automon";
+pub const CONFIG_SECRET: &str = "alertmanager-automon-config";
+pub const CONFIG_KEY: &str = "alertmanager.yaml";
+/// The receiver without integrations: what it gets is seen in Alertmanager's UI and nowhere
+/// else. `status` reports a stack whose only receiver is this one as alerting nobody.
+pub const UI_ONLY_RECEIVER: &str = "ui-only";
+const PORT: i32 = 9093;
+const MESH_PORT: i32 = 9094;
+
+pub fn objects(ctx: &Context) -> Vec<Object> {
+    let labels = ctx.labels(NAME, NAME, versions::ALERTMANAGER.version);
+    let mut objects = vec![
+        object(ServiceAccount {
+            metadata: ctx.meta(NAME, &labels),
+            // Alertmanager never calls the API server.
+            automount_service_account_token: Some(false),
+            ..Default::default()
+        }),
+        object(Secret {
+            metadata: ctx.meta(CONFIG_SECRET, &labels),
+            data: Some(BTreeMap::from([(
+                CONFIG_KEY.to_string(),
+                ByteString(config_yaml(&ctx.config.alertmanager).into_bytes()),
+            )])),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        }),
+        alertmanager(ctx, &labels),
+        object(Service {
+            metadata: ctx.meta(NAME, &labels),
+            spec: Some(ServiceSpec {
+                selector: Some(ctx.selector(NAME)),
+                ports: Some(vec![ServicePort {
+                    name: Some("web".into()),
+                    port: PORT,
+                    target_port: Some(IntOrString::String("web".into())),
+                    ..Default::default()
+                }]),
+                // Silences made in the UI show up at once on the replica that made them.
+                session_affinity: Some("ClientIP".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        network_policy(ctx, &labels),
+        self_scrape(ctx, NAME, &labels, "web"),
+    ];
+    if ctx.config.alertmanager.replicas > 1 {
+        objects.push(pod_disruption_budget(ctx, NAME, &labels));
+    }
+    objects
+}
+
+fn alertmanager(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+    let c = &ctx.config.alertmanager;
+    let mut spec = json!({
+        "version": versions::ALERTMANAGER.version,
+        "image": ctx.image(&versions::ALERTMANAGER),
+        "replicas": c.replicas,
+        "resources": meta::resources(&c.resources),
+        "configSecret": CONFIG_SECRET,
+        "serviceAccountName": NAME,
+        "automountServiceAccountToken": false,
+        "podMetadata": {"labels": labels},
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": 65534,
+            "runAsGroup": 65534,
+            "fsGroup": 2000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+    });
+    if let Some(secrets) = ctx.pull_secrets() {
+        spec["imagePullSecrets"] = json!(secrets);
+    }
+    custom(json!({
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "Alertmanager",
+        "metadata": ctx.meta(INSTANCE, labels),
+        "spec": spec,
+    }))
+}
+
+/// Prometheus pushes alerts and Grafana reads them on 9093; replicas gossip on 9094 (TCP and
+/// UDP). Out: receivers can be anywhere on any port, so egress stays open.
+fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+    let mut ingress = vec![NetworkPolicyIngressRule {
+        from: Some(vec![pods(ctx, "prometheus"), pods(ctx, "grafana")]),
+        ports: Some(vec![tcp(PORT)]),
+    }];
+    if ctx.config.alertmanager.replicas > 1 {
+        ingress.push(NetworkPolicyIngressRule {
+            from: Some(vec![pods(ctx, NAME)]),
+            ports: Some(vec![tcp(MESH_PORT), udp(MESH_PORT)]),
+        });
+    }
+    object(NetworkPolicy {
+        metadata: ctx.meta(NAME, labels),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(ctx.selector(NAME)),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(ingress),
+            egress: Some(vec![NetworkPolicyEgressRule::default()]),
+        }),
+    })
+}
+
+/// Alertmanager's configuration file, the parts automon writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertmanagerConfig {
+    pub route: RouteConfig,
+    pub receivers: Vec<ReceiverConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteConfig {
+    pub receiver: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matchers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_by: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_wait: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReceiverConfig {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhook_configs: Vec<WebhookConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slack_configs: Vec<SlackConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub email_configs: Vec<EmailConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlackConfig {
+    pub api_url: String,
+    pub channel: String,
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmailConfig {
+    pub to: String,
+    pub from: String,
+    pub smarthost: String,
+    pub send_resolved: bool,
+}
+
+/// The configuration for `config.alertmanager`. Receivers were validated with the
+/// configuration (each has an integration; the route names one of them).
+pub fn alertmanager_config(c: &config::Alertmanager) -> AlertmanagerConfig {
+    let default_receiver = c
+        .route
+        .receiver
+        .clone()
+        .or_else(|| c.receivers.first().map(|r| r.name.clone()))
+        .unwrap_or_else(|| UI_ONLY_RECEIVER.to_string());
+    // Watchdog fires all the time to prove the pipeline works; paging on it would be noise.
+    let watchdog = RouteConfig {
+        receiver: UI_ONLY_RECEIVER.into(),
+        matchers: vec![r#"alertname="Watchdog""#.into()],
+        ..Default::default()
+    };
+    // Receiver names must be unique; a user's own `ui-only` takes the place of the built-in one.
+    let mut receivers = Vec::new();
+    if !c.receivers.iter().any(|r| r.name == UI_ONLY_RECEIVER) {
+        receivers.push(ReceiverConfig {
+            name: UI_ONLY_RECEIVER.into(),
+            ..Default::default()
+        });
+    }
+    receivers.extend(c.receivers.iter().map(|r| {
+        ReceiverConfig {
+            name: r.name.clone(),
+            webhook_configs: r
+                .webhook
+                .iter()
+                .map(|w| WebhookConfig {
+                    url: w.url.clone(),
+                    send_resolved: true,
+                })
+                .collect(),
+            slack_configs: r
+                .slack
+                .iter()
+                .map(|s| SlackConfig {
+                    api_url: s.api_url.clone(),
+                    channel: s.channel.clone(),
+                    send_resolved: true,
+                })
+                .collect(),
+            email_configs: r
+                .email
+                .iter()
+                .map(|e| EmailConfig {
+                    to: e.to.clone(),
+                    from: e.from.clone(),
+                    smarthost: e.smarthost.clone(),
+                    send_resolved: true,
+                })
+                .collect(),
+        }
+    }));
+    AlertmanagerConfig {
+        route: RouteConfig {
+            receiver: default_receiver,
+            matchers: Vec::new(),
+            group_by: c.route.group_by.clone(),
+            group_wait: Some(c.route.group_wait.0.clone()),
+            group_interval: Some(c.route.group_interval.0.clone()),
+            repeat_interval: Some(c.route.repeat_interval.0.clone()),
+            routes: vec![watchdog],
+        },
+        receivers,
+    }
+}
+
+/// `alertmanager.yaml` as the Secret holds it.
+pub fn config_yaml(c: &config::Alertmanager) -> String {
+    serde_saphyr::to_string(&alertmanager_config(c)).expect("Alertmanager configuration serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{config::Config, render};
+
+    fn config(sets: &[&str]) -> Config {
+        let mut c = Config::default();
+        for s in sets {
+            c = c.with_set(s).unwrap();
+        }
+        c
+    }
+
+    /// The YAML in the rendered Secret, read back the way Alertmanager would read it.
+    fn secret_config(c: &Config) -> AlertmanagerConfig {
+        let objects = objects(&Context::new(c));
+        let secret = objects
+            .iter()
+            .find(|o| render::kind(o) == "Secret")
+            .expect("a Secret");
+        assert_eq!(secret.metadata.name.as_deref(), Some(CONFIG_SECRET));
+        let data: BTreeMap<String, ByteString> =
+            serde_json::from_value(secret.data["data"].clone()).unwrap();
+        let text = String::from_utf8(data[CONFIG_KEY].0.clone()).unwrap();
+        serde_saphyr::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn no_receivers_routes_everything_to_the_ui_only() {
+        let c = secret_config(&config(&[]));
+        assert_eq!(c.route.receiver, "ui-only");
+        assert_eq!(c.route.group_by, ["alertname", "node"]);
+        assert_eq!(c.route.group_wait.as_deref(), Some("30s"));
+        assert_eq!(c.route.group_interval.as_deref(), Some("5m"));
+        assert_eq!(c.route.repeat_interval.as_deref(), Some("4h"));
+        assert_eq!(
+            c.receivers,
+            [ReceiverConfig {
+                name: "ui-only".into(),
+                ..Default::default()
+            }]
+        );
+        assert_eq!(c.route.routes[0].receiver, "ui-only");
+        assert_eq!(c.route.routes[0].matchers, [r#"alertname="Watchdog""#]);
+    }
+
+    #[test]
+    fn one_webhook_becomes_the_default_route() {
+        let c = secret_config(&config(&[
+            "alertmanager.receivers=[{name: team, webhook: {url: 'http://hook.example/alerts'}}]",
+        ]));
+        assert_eq!(c.route.receiver, "team");
+        let team = c.receivers.iter().find(|r| r.name == "team").unwrap();
+        assert_eq!(
+            team.webhook_configs,
+            [WebhookConfig {
+                url: "http://hook.example/alerts".into(),
+                send_resolved: true,
+            }]
+        );
+        assert!(team.slack_configs.is_empty() && team.email_configs.is_empty());
+        // Watchdog still pages nobody.
+        assert_eq!(c.route.routes[0].receiver, "ui-only");
+    }
+
+    #[test]
+    fn slack_and_email_with_an_explicit_route_receiver() {
+        let c = secret_config(&config(&[
+            "alertmanager.receivers=[{name: chat, slack: {apiUrl: 'https://hooks.slack.example/T0', channel: '#alerts'}}, {name: oncall, email: {to: ops@example.com, from: am@example.com, smarthost: 'smtp.example.com:587'}}]",
+            "alertmanager.route.receiver=oncall",
+            "alertmanager.route.groupBy=[alertname]",
+            "alertmanager.route.repeatInterval=1h",
+        ]));
+        assert_eq!(c.route.receiver, "oncall");
+        assert_eq!(c.route.group_by, ["alertname"]);
+        assert_eq!(c.route.repeat_interval.as_deref(), Some("1h"));
+        let names: Vec<&str> = c.receivers.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["ui-only", "chat", "oncall"]);
+        assert_eq!(
+            c.receivers[1].slack_configs,
+            [SlackConfig {
+                api_url: "https://hooks.slack.example/T0".into(),
+                channel: "#alerts".into(),
+                send_resolved: true,
+            }]
+        );
+        assert_eq!(
+            c.receivers[2].email_configs,
+            [EmailConfig {
+                to: "ops@example.com".into(),
+                from: "am@example.com".into(),
+                smarthost: "smtp.example.com:587".into(),
+                send_resolved: true,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_receiver_named_ui_only_is_not_declared_twice() {
+        let c = secret_config(&config(&[
+            "alertmanager.receivers=[{name: ui-only, webhook: {url: 'http://hook.example/alerts'}}]",
+        ]));
+        let names: Vec<&str> = c.receivers.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["ui-only"]);
+    }
+
+    #[test]
+    fn yaml_uses_alertmanager_field_names() {
+        let text = config_yaml(
+            &config(&[
+                "alertmanager.receivers=[{name: chat, slack: {apiUrl: 'https://hooks.slack.example/T0', channel: '#alerts'}}]",
+            ])
+            .alertmanager,
+        );
+        for key in [
+            "api_url:",
+            "send_resolved:",
+            "group_by:",
+            "repeat_interval:",
+            "slack_configs:",
+        ] {
+            assert!(text.contains(key), "{key} in\n{text}");
+        }
+        // No empty integration lists: Alertmanager would accept them, but they read as if
+        // something were configured.
+        assert!(!text.contains("webhook_configs"), "{text}");
+    }
+
+    #[test]
+    fn custom_resource_points_at_the_secret() {
+        let objects = objects(&Context::new(&config(&["alertmanager.replicas=3"])));
+        let am = objects
+            .iter()
+            .find(|o| render::kind(o) == "Alertmanager")
+            .unwrap();
+        assert_eq!(am.metadata.name.as_deref(), Some("automon"));
+        assert_eq!(am.data["spec"]["configSecret"], CONFIG_SECRET);
+        assert_eq!(am.data["spec"]["replicas"], 3);
+        assert_eq!(
+            am.data["spec"]["image"],
+            "quay.io/prometheus/alertmanager:v0.35.0"
+        );
+        assert_eq!(am.data["spec"]["securityContext"]["runAsNonRoot"], true);
+        assert!(
+            objects
+                .iter()
+                .any(|o| render::kind(o) == "PodDisruptionBudget")
+        );
+        let policy = objects
+            .iter()
+            .find(|o| render::kind(o) == "NetworkPolicy")
+            .unwrap();
+        let ingress = policy.data["spec"]["ingress"].as_array().unwrap();
+        assert_eq!(ingress.len(), 2, "web and mesh");
+        assert_eq!(ingress[1]["ports"][1]["protocol"], "UDP");
+    }
+
+    #[test]
+    fn one_replica_has_no_mesh_and_no_pdb() {
+        let objects = objects(&Context::new(&config(&[])));
+        assert!(
+            !objects
+                .iter()
+                .any(|o| render::kind(o) == "PodDisruptionBudget")
+        );
+        let policy = objects
+            .iter()
+            .find(|o| render::kind(o) == "NetworkPolicy")
+            .unwrap();
+        assert_eq!(policy.data["spec"]["ingress"].as_array().unwrap().len(), 1);
+    }
 }

@@ -1,9 +1,436 @@
-//! operator: placeholder until its module is written.
+//! The prometheus-operator: the controller that turns the stack's `Prometheus`, `Alertmanager`,
+//! `ServiceMonitor` and `PrometheusRule` objects into StatefulSets and scrape configuration, and
+//! keeps the kubelet Service in kube-system that the kubelet ServiceMonitor scrapes.
 
-use super::{Context, Object};
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::{
+        apps::v1::{Deployment, DeploymentSpec},
+        core::v1::{
+            Capabilities, Container, ContainerPort, HTTPGetAction, PodSecurityContext, PodSpec,
+            PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServiceAccount,
+            ServicePort, ServiceSpec,
+        },
+        networking::v1::{
+            NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+            NetworkPolicyPort, NetworkPolicySpec,
+        },
+        rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject},
+    },
+    apimachinery::pkg::{
+        apis::meta::v1::{LabelSelector, ObjectMeta},
+        util::intstr::IntOrString,
+    },
+};
+use serde_json::json;
+
+use super::{Context, Object, custom, meta, object};
+use crate::{config, versions};
 
 pub const COMPONENT: &str = "operator";
+const NAME: &str = "prometheus-operator";
+/// The operator puts this label, valued with the stack's namespace, on everything it creates,
+/// so that the kubelet ServiceMonitor selects this stack's kubelet Service and no other's.
+pub const STACK_LABEL: &str = "automon.io/stack";
+const PORT: i32 = 8080;
 
-pub fn objects(_ctx: &Context) -> Vec<Object> {
-    Vec::new()
+pub fn objects(ctx: &Context) -> Vec<Object> {
+    let labels = ctx.labels(NAME, COMPONENT, versions::PROMETHEUS_OPERATOR.version);
+    vec![
+        object(ServiceAccount {
+            metadata: ctx.meta(NAME, &labels),
+            ..Default::default()
+        }),
+        object(ClusterRole {
+            metadata: ctx.cluster_meta(NAME, &labels),
+            rules: Some(cluster_rules()),
+            ..Default::default()
+        }),
+        object(ClusterRoleBinding {
+            metadata: ctx.cluster_meta(NAME, &labels),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: ctx.cluster_name(NAME),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: NAME.into(),
+                namespace: Some(ctx.namespace.into()),
+                ..Default::default()
+            }]),
+        }),
+        deployment(ctx, &labels),
+        object(Service {
+            metadata: ctx.meta(NAME, &labels),
+            spec: Some(ServiceSpec {
+                selector: Some(ctx.selector(NAME)),
+                ports: Some(vec![ServicePort {
+                    name: Some("http".into()),
+                    port: PORT,
+                    target_port: Some(IntOrString::String("http".into())),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        network_policy(ctx, &labels),
+        self_scrape(ctx, NAME, &labels, "http"),
+    ]
+}
+
+/// What prometheus-operator v0.93 actually calls, and no more.
+fn cluster_rules() -> Vec<PolicyRule> {
+    let rule = |group: &str, resources: &[&str], verbs: &[&str]| PolicyRule {
+        api_groups: Some(vec![group.into()]),
+        resources: Some(resources.iter().map(|r| r.to_string()).collect()),
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+        ..Default::default()
+    };
+    const MANAGE: &[&str] = &[
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
+    vec![
+        // Its own custom resources, their status subresources (it reports conditions) and
+        // finalizers (owner references with blockOwnerDeletion on what it creates).
+        rule(
+            "monitoring.coreos.com",
+            &[
+                "alertmanagers",
+                "alertmanagers/finalizers",
+                "alertmanagers/status",
+                "alertmanagerconfigs",
+                "prometheuses",
+                "prometheuses/finalizers",
+                "prometheuses/status",
+                "prometheusagents",
+                "prometheusagents/finalizers",
+                "prometheusagents/status",
+                "thanosrulers",
+                "thanosrulers/finalizers",
+                "thanosrulers/status",
+                "servicemonitors",
+                "servicemonitors/status",
+                "podmonitors",
+                "podmonitors/status",
+                "probes",
+                "probes/status",
+                "scrapeconfigs",
+                "scrapeconfigs/status",
+                "prometheusrules",
+                "prometheusrules/status",
+            ],
+            MANAGE,
+        ),
+        rule("apps", &["statefulsets"], MANAGE),
+        // Generated configuration, web and TLS material of the servers it runs.
+        rule("", &["configmaps", "secrets"], MANAGE),
+        // Deletes pods stuck on an old StatefulSet revision.
+        rule("", &["pods"], &["list", "delete"]),
+        // The governing `prometheus-operated` Services and the kubelet Service.
+        rule(
+            "",
+            &["services", "services/finalizers"],
+            &["get", "create", "update", "delete"],
+        ),
+        // Kubelet targets are written as EndpointSlices only (`--kubelet-endpoints=false`), so
+        // the deprecated core Endpoints need no permission.
+        rule(
+            "discovery.k8s.io",
+            &["endpointslices"],
+            &["get", "list", "create", "update", "delete"],
+        ),
+        rule("", &["nodes"], &["list", "watch"]),
+        rule("", &["namespaces"], &["get", "list", "watch"]),
+        // Validates storageClassName of volume claim templates when it may read them.
+        rule("storage.k8s.io", &["storageclasses"], &["get"]),
+        // It records events through the events.k8s.io API only.
+        rule("events.k8s.io", &["events"], &["create", "patch"]),
+    ]
+}
+
+fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+    let args = vec![
+        // Only the stack's own namespace: another operator elsewhere in the cluster keeps its
+        // objects, and two operators never reconcile the same `Prometheus`.
+        format!("--namespaces={}", ctx.namespace),
+        format!(
+            "--kubelet-service=kube-system/{}",
+            ctx.cluster_name("kubelet")
+        ),
+        format!("--labels={STACK_LABEL}={}", ctx.namespace),
+        // EndpointSlices, not the Endpoints API deprecated since Kubernetes 1.33.
+        "--kubelet-endpointslice=true".into(),
+        "--kubelet-endpoints=false".into(),
+        // The read-only port 10255 is off on most clusters and automon scrapes 10250 only.
+        "--kubelet-http-metrics=false".into(),
+        format!(
+            "--prometheus-config-reloader={}",
+            ctx.image(&versions::PROMETHEUS_CONFIG_RELOADER)
+        ),
+        format!("--web.listen-address=:{PORT}"),
+    ];
+    let health = |initial| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/healthz".into()),
+            port: IntOrString::String("http".into()),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(initial),
+        period_seconds: Some(10),
+        ..Default::default()
+    };
+    let container = Container {
+        name: NAME.into(),
+        image: Some(ctx.image(&versions::PROMETHEUS_OPERATOR)),
+        args: Some(args),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: PORT,
+            ..Default::default()
+        }]),
+        resources: Some(meta::resources(&config::Resources::new(
+            "100m", "128Mi", "256Mi",
+        ))),
+        liveness_probe: Some(health(10)),
+        readiness_probe: Some(health(2)),
+        security_context: Some(restricted_container()),
+        ..Default::default()
+    };
+    object(Deployment {
+        metadata: ctx.meta(NAME, labels),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(ctx.selector(NAME)),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(NAME.into()),
+                    // It talks to the API server: it needs its token.
+                    automount_service_account_token: Some(true),
+                    containers: vec![container],
+                    image_pull_secrets: ctx.pull_secrets(),
+                    node_selector: Some(BTreeMap::from([(
+                        "kubernetes.io/os".into(),
+                        "linux".into(),
+                    )])),
+                    security_context: Some(restricted_pod()),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// Pod-level `restricted` Pod Security: non-root as `nobody`, the runtime's seccomp profile.
+pub(super) fn restricted_pod() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(65534),
+        run_as_group: Some(65534),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Container-level `restricted` Pod Security, plus a read-only root filesystem.
+pub(super) fn restricted_container() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Metrics scrapes from Prometheus in; the API server and DNS out.
+fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+    object(NetworkPolicy {
+        metadata: ctx.meta(NAME, labels),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(ctx.selector(NAME)),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![pods(ctx, "prometheus")]),
+                ports: Some(vec![tcp(PORT)]),
+            }]),
+            egress: Some(vec![
+                // The API server's address is not a pod, and which port it listens on depends
+                // on the distribution; both usual ones, to anywhere.
+                NetworkPolicyEgressRule {
+                    to: None,
+                    ports: Some(vec![tcp(443), tcp(6443)]),
+                },
+                dns_egress(),
+            ]),
+        }),
+    })
+}
+
+/// Pods of one of the stack's components, in its namespace.
+pub(super) fn pods(ctx: &Context, name: &str) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(ctx.selector(name)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub(super) fn tcp(port: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        port: Some(IntOrString::Int(port)),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+pub(super) fn udp(port: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        protocol: Some("UDP".into()),
+        ..tcp(port)
+    }
+}
+
+/// Name lookups, wherever the cluster's DNS runs.
+pub(super) fn dns_egress() -> NetworkPolicyEgressRule {
+    NetworkPolicyEgressRule {
+        to: None,
+        ports: Some(vec![udp(53), tcp(53)]),
+    }
+}
+
+/// A ServiceMonitor that scrapes a component's own Service (selected by its name) on `port`;
+/// the job is the Service's name.
+pub(super) fn self_scrape(
+    ctx: &Context,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    port: &str,
+) -> Object {
+    custom(json!({
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": ctx.meta(name, labels),
+        "spec": {
+            "selector": {"matchLabels": ctx.selector(name)},
+            "endpoints": [{"port": port}],
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{config::Config, render};
+
+    fn rendered() -> Vec<Object> {
+        objects(&Context::new(&Config::default()))
+    }
+
+    fn find<'a>(objects: &'a [Object], kind: &str) -> &'a Object {
+        objects
+            .iter()
+            .find(|o| render::kind(o) == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+    }
+
+    #[test]
+    fn every_object_is_in_the_operator_phase() {
+        for o in rendered() {
+            assert_eq!(render::phase(&o), render::Phase::Operator, "{o:?}");
+        }
+    }
+
+    #[test]
+    fn operator_maintains_the_kubelet_service_the_monitor_scrapes() {
+        let objects = rendered();
+        let d = &find(&objects, "Deployment").data;
+        let args = &d["spec"]["template"]["spec"]["containers"][0]["args"];
+        let args: Vec<&str> = args
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert!(args.contains(&"--kubelet-service=kube-system/automon-kubelet"));
+        assert!(args.contains(&"--kubelet-endpointslice=true"));
+        assert!(args.contains(&"--namespaces=automon"));
+        assert!(args.contains(&"--labels=automon.io/stack=automon"));
+        assert!(args.contains(
+            &"--prometheus-config-reloader=quay.io/prometheus-operator/prometheus-config-reloader:v0.93.1"
+        ));
+    }
+
+    #[test]
+    fn images_follow_the_mirror_registry() {
+        let config = Config::default()
+            .with_set("images.registry=mirror.local:5000")
+            .unwrap();
+        let objects = objects(&Context::new(&config));
+        let text = serde_json::to_string(find(&objects, "Deployment")).unwrap();
+        assert!(text.contains("mirror.local:5000/prometheus-operator/prometheus-operator:v0.93.1"));
+        assert!(text.contains(
+            "--prometheus-config-reloader=mirror.local:5000/prometheus-operator/prometheus-config-reloader"
+        ));
+        assert!(!text.contains("quay.io"));
+    }
+
+    #[test]
+    fn pod_is_restricted_and_has_resources() {
+        let objects = rendered();
+        let pod = &find(&objects, "Deployment").data["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        let c = &pod["containers"][0];
+        assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+        assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+        assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
+        assert!(c["resources"]["requests"]["cpu"].is_string());
+        assert!(c["resources"]["limits"]["memory"].is_string());
+    }
+
+    #[test]
+    fn rbac_grants_no_wildcards_and_binds_the_service_account() {
+        let objects = rendered();
+        let role = &find(&objects, "ClusterRole");
+        assert_eq!(
+            role.metadata.name.as_deref(),
+            Some("automon-prometheus-operator")
+        );
+        let text = serde_json::to_string(&role.data["rules"]).unwrap();
+        assert!(!text.contains('*'), "{text}");
+        let binding = &find(&objects, "ClusterRoleBinding").data;
+        assert_eq!(binding["roleRef"]["name"], "automon-prometheus-operator");
+        assert_eq!(binding["subjects"][0]["name"], "prometheus-operator");
+        assert_eq!(binding["subjects"][0]["namespace"], "automon");
+    }
 }

@@ -1,0 +1,435 @@
+//! The operator, Prometheus, Alertmanager and kubelet objects as `render` prints them, offered to
+//! a real API server (server-side dry run, strict field validation) with the real
+//! prometheus-operator CRDs installed: every object must be accepted as it is.
+
+mod common;
+
+use common::{automon, cluster, run};
+use serde_json::Value;
+
+/// The components these modules render (the `app.kubernetes.io/component` label).
+const COMPONENTS: &[&str] = &["operator", "prometheus", "alertmanager", "kubelet"];
+/// A namespace of this test's own, so that it never touches a stack another test installs.
+const NAMESPACE: &str = "automon-dryrun-components-a";
+
+fn rendered(sets: &[&str]) -> Vec<Value> {
+    let mut cmd = automon();
+    cmd.args(["render", "-o", "json", "-n", NAMESPACE]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let out = run(&mut cmd).success();
+    let list: Value = serde_json::from_str(&out.stdout).expect("render -o json is JSON");
+    list["items"]
+        .as_array()
+        .expect("a List")
+        .iter()
+        .filter(|o| {
+            let component = &o["metadata"]["labels"]["app.kubernetes.io/component"];
+            COMPONENTS.iter().any(|c| component == c)
+        })
+        .cloned()
+        .collect()
+}
+
+/// The CRDs and the namespace, both idempotent; nothing of the stack itself is created.
+fn prepare() {
+    let c = cluster();
+    let crds = c.dir.join("crds");
+    c.kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "automon-test",
+        "-f",
+        crds.to_str().unwrap(),
+    ])
+    .success();
+    c.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/prometheuses.monitoring.coreos.com",
+        "crd/alertmanagers.monitoring.coreos.com",
+        "crd/servicemonitors.monitoring.coreos.com",
+    ])
+    .success();
+    let ns = format!(
+        "{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"{NAMESPACE}\"}}}}"
+    );
+    let (_dir, path) = common::write_temp("ns.json", &ns);
+    c.kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "automon-test",
+        "-f",
+        path.to_str().unwrap(),
+    ])
+    .success();
+}
+
+/// Every object through `kubectl apply --dry-run=server --validate=strict`; the rejections.
+fn rejections(objects: &[Value]) -> Vec<String> {
+    let c = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let mut rejected = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        let path = dir.path().join(format!("{i}.json"));
+        std::fs::write(&path, serde_json::to_string_pretty(o).unwrap()).unwrap();
+        let r = c.kubectl(&[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--validate=strict",
+            "--field-manager",
+            "automon-test",
+            "-f",
+            path.to_str().unwrap(),
+        ]);
+        let name = format!("{}/{}", o["kind"], o["metadata"]["name"]);
+        if r.code != 0 || !r.stderr.trim().is_empty() {
+            // Warnings (unknown or deprecated fields) count too: strict means strict.
+            rejected.push(format!("{name}: {}{}", r.stdout, r.stderr));
+        }
+    }
+    rejected
+}
+
+fn kinds(objects: &[Value]) -> Vec<String> {
+    let mut k: Vec<String> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap_or_default().to_string())
+        .collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
+#[test]
+fn default_objects_are_accepted_by_the_api_server() {
+    prepare();
+    let objects = rendered(&[]);
+    for kind in [
+        "Alertmanager",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "NetworkPolicy",
+        "Prometheus",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+        "ServiceMonitor",
+    ] {
+        assert!(kinds(&objects).iter().any(|k| k == kind), "no {kind}");
+    }
+    let monitors = objects
+        .iter()
+        .filter(|o| o["kind"] == "ServiceMonitor")
+        .count();
+    assert_eq!(monitors, 4, "operator, prometheus, alertmanager, kubelet");
+    assert_eq!(rejections(&objects), Vec::<String>::new());
+}
+
+#[test]
+fn replicated_stack_with_storage_and_receivers_is_accepted() {
+    prepare();
+    let objects = rendered(&[
+        "prometheus.replicas=2",
+        "prometheus.retentionSize=40GB",
+        "prometheus.storage.size=50Gi",
+        "prometheus.storage.storageClass=standard",
+        "prometheus.externalLabels={cluster: test}",
+        "alertmanager.replicas=3",
+        "alertmanager.receivers=[{name: team, webhook: {url: 'http://hook.example/alerts'}, slack: {apiUrl: 'https://hooks.slack.example/T0', channel: '#alerts'}}]",
+        "images.pullSecrets=[mirror-credentials]",
+    ]);
+    let pdbs = objects
+        .iter()
+        .filter(|o| o["kind"] == "PodDisruptionBudget")
+        .count();
+    assert_eq!(pdbs, 2, "Prometheus and Alertmanager run several replicas");
+    assert_eq!(rejections(&objects), Vec::<String>::new());
+}
+
+/// `amtool` at the pinned Alertmanager release, built once through the tools script.
+fn amtool() -> std::path::PathBuf {
+    let out = std::process::Command::new(common::repo_root().join("tests/cluster/build-tools"))
+        .arg("amtool")
+        .output()
+        .expect("run tests/cluster/build-tools amtool");
+    assert!(
+        out.status.success(),
+        "build-tools amtool failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("amtool")
+}
+
+/// The `alertmanager.yaml` of the rendered config Secret.
+fn alertmanager_yaml(sets: &[&str]) -> String {
+    use base64::Engine;
+    let objects = rendered(sets);
+    let secret = objects
+        .iter()
+        .find(|o| o["kind"] == "Secret" && o["metadata"]["name"] == "alertmanager-automon-config")
+        .expect("the Alertmanager config Secret");
+    let data = secret["data"]["alertmanager.yaml"]
+        .as_str()
+        .expect("base64 data");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("valid base64");
+    String::from_utf8(bytes).expect("UTF-8")
+}
+
+/// Alertmanager's own loader accepts the configuration, and its router sends each alert (given
+/// as `label=value` pairs) to the expected receiver.
+fn check_alertmanager(sets: &[&str], routes: &[(&[&str], &str)]) {
+    let amtool = amtool();
+    let (_dir, path) = common::write_temp("alertmanager.yaml", &alertmanager_yaml(sets));
+    let file = format!("--config.file={}", path.display());
+    let check =
+        run(std::process::Command::new(&amtool).args(["check-config", path.to_str().unwrap()]));
+    assert_eq!(check.code, 0, "amtool check-config:\n{check:#?}");
+    for (labels, receiver) in routes {
+        run(std::process::Command::new(&amtool)
+            .args([
+                "config",
+                "routes",
+                "test",
+                &file,
+                &format!("--verify.receivers={receiver}"),
+            ])
+            .args(*labels))
+        .success();
+    }
+}
+
+#[test]
+fn alertmanager_without_receivers_keeps_alerts_in_its_ui() {
+    check_alertmanager(
+        &[],
+        &[
+            (&["alertname=NodeDown", "severity=critical"], "ui-only"),
+            (&["alertname=Watchdog"], "ui-only"),
+        ],
+    );
+}
+
+#[test]
+fn alertmanager_routes_to_the_configured_receivers_but_never_pages_for_watchdog() {
+    check_alertmanager(
+        &["alertmanager.receivers=[{name: team, webhook: {url: 'http://hook.example/alerts'}}]"],
+        &[
+            (&["alertname=NodeDown", "severity=critical"], "team"),
+            (&["alertname=Watchdog"], "ui-only"),
+        ],
+    );
+    check_alertmanager(
+        &[
+            "alertmanager.receivers=[{name: chat, slack: {apiUrl: 'https://hooks.slack.example/T0', channel: '#alerts'}}, {name: oncall, email: {to: ops@example.com, from: am@example.com, smarthost: 'smtp.example.com:587'}}]",
+            "alertmanager.route.receiver=oncall",
+        ],
+        &[
+            (&["alertname=HighCPUUsage", "node=n1"], "oncall"),
+            (&["alertname=Watchdog"], "ui-only"),
+        ],
+    );
+}
+
+/// What a live run leaves in the cluster, removed again when the test ends, pass or fail.
+struct LiveRun {
+    namespace: String,
+    operator: Option<std::process::Child>,
+}
+
+impl Drop for LiveRun {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.operator.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let c = cluster();
+        let ns = self.namespace.as_str();
+        let _ = c.kubectl(&[
+            "delete",
+            "namespace",
+            ns,
+            "--wait=false",
+            "--ignore-not-found",
+        ]);
+        for kind in ["clusterrole", "clusterrolebinding"] {
+            for name in ["prometheus-operator", "prometheus"] {
+                let _ = c.kubectl(&[
+                    "delete",
+                    kind,
+                    &format!("{ns}-{name}"),
+                    "--ignore-not-found",
+                ]);
+            }
+        }
+        let selector = format!("automon.io/stack={ns}");
+        let _ = c.kubectl(&[
+            "-n",
+            "kube-system",
+            "delete",
+            "service,endpointslices",
+            "-l",
+            &selector,
+            "--ignore-not-found",
+        ]);
+    }
+}
+
+/// The real prometheus-operator, run with the rendered arguments and impersonating the rendered
+/// ServiceAccount, so that it has exactly the rendered ClusterRole: it must turn the rendered
+/// custom resources into StatefulSets, select every rendered ServiceMonitor, and keep the
+/// kubelet Service the kubelet ServiceMonitor selects, without a single permission error.
+#[test]
+fn operator_reconciles_the_stack_with_only_its_rendered_permissions() {
+    prepare();
+    let c = cluster();
+    let ns = format!("automon-live-a-{}", std::process::id());
+    let mut live = LiveRun {
+        namespace: ns.clone(),
+        operator: None,
+    };
+
+    let mut cmd = automon();
+    cmd.args(["render", "-o", "json", "-n", &ns]);
+    let list: Value = serde_json::from_str(&run(&mut cmd).success().stdout).unwrap();
+    let items = list["items"].as_array().unwrap();
+    let deployment = items
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "prometheus-operator")
+        .expect("the operator Deployment");
+    // Everything of these components but the operator's Deployment, which runs here instead.
+    let apply: Vec<&Value> = items
+        .iter()
+        .filter(|o| {
+            let component = &o["metadata"]["labels"]["app.kubernetes.io/component"];
+            o["kind"] == "Namespace"
+                || (COMPONENTS.iter().any(|c| component == c) && o["kind"] != "Deployment")
+        })
+        .collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": apply});
+    let (_dir, path) = common::write_temp("stack.json", &list.to_string());
+    c.kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "automon-test",
+        "-f",
+        path.to_str().unwrap(),
+    ])
+    .success();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .filter(|a| !a.starts_with("--web.listen-address="))
+        .collect();
+    args.push(format!("--web.listen-address=127.0.0.1:{port}"));
+    args.push(format!(
+        "--as=system:serviceaccount:{ns}:prometheus-operator"
+    ));
+    let log_path = c.dir.join("logs").join(format!("{ns}-operator.log"));
+    let log = std::fs::File::create(&log_path).unwrap();
+    live.operator = Some(
+        std::process::Command::new(c.tools_bin.join("prometheus-operator"))
+            .args(&args)
+            .env("KUBECONFIG", &c.kubeconfig)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus-operator"),
+    );
+
+    let kubelet_service = format!("{ns}-kubelet");
+    let stack_selector = format!("automon.io/stack={ns}");
+    let ready = || {
+        let sts = c.kubectl(&["-n", &ns, "get", "statefulsets", "-o", "name"]);
+        let kubelet = c.kubectl(&[
+            "-n",
+            "kube-system",
+            "get",
+            "services,endpointslices",
+            "-l",
+            &stack_selector,
+            "-o",
+            "name",
+        ]);
+        sts.stdout.contains("statefulset.apps/prometheus-automon")
+            && sts.stdout.contains("statefulset.apps/alertmanager-automon")
+            && kubelet
+                .stdout
+                .contains(&format!("service/{kubelet_service}"))
+            && kubelet.stdout.contains("endpointslice.discovery.k8s.io/")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the operator did not reconcile within 90s; log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+
+    // Every rendered ServiceMonitor is in the generated configuration: the selector matches.
+    let config = c
+        .kubectl(&[
+            "-n",
+            &ns,
+            "get",
+            "secret",
+            "prometheus-automon",
+            "-o",
+            "jsonpath={.data.prometheus\\.yaml\\.gz}",
+        ])
+        .success();
+    let gz = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(config.stdout.trim())
+            .unwrap()
+    };
+    let mut gunzip = std::process::Command::new("gunzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        gunzip.stdin.take().unwrap().write_all(&gz).unwrap();
+    }
+    let text = String::from_utf8(gunzip.wait_with_output().unwrap().stdout).unwrap();
+    for job in [
+        "prometheus-operator/0",
+        "prometheus/0",
+        "alertmanager/0",
+        "kubelet/0",
+        "kubelet/1",
+    ] {
+        assert!(
+            text.contains(&format!("job_name: serviceMonitor/{ns}/{job}")),
+            "no {job} in the generated configuration:\n{text}"
+        );
+    }
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        !log.to_lowercase().contains("forbidden") && !log.contains("level=error"),
+        "the operator hit errors with its rendered permissions:\n{log}"
+    );
+}
