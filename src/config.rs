@@ -156,6 +156,10 @@ impl Default for Alertmanager {
     }
 }
 
+/// The receiver alerts go to when none is configured: no integrations, so they stay visible in
+/// Alertmanager's UI only. Reserved, so that the name always means "nothing leaves the cluster".
+pub const UI_ONLY_RECEIVER: &str = "ui-only";
+
 /// One Alertmanager receiver with at most one of each integration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -752,6 +756,14 @@ impl Config {
             let key = format!("alertmanager.receivers[{i}]");
             if r.name.trim().is_empty() {
                 return Err(fail(&key, "a receiver needs a name".into()));
+            }
+            if r.name == UI_ONLY_RECEIVER {
+                return Err(fail(
+                    &key,
+                    format!(
+                        "the receiver name {UI_ONLY_RECEIVER:?} is reserved for alerts that go nowhere but the UI; choose another"
+                    ),
+                ));
             }
             if !names.insert(r.name.as_str()) {
                 return Err(fail(

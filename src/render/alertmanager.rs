@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    Context, Object, custom, meta, object,
-    operator::{pods, self_scrape, tcp, udp},
+    Context, Object, custom, meta,
+    network::{pods, tcp, udp},
+    object,
+    operator::self_scrape,
     prometheus::pod_disruption_budget,
 };
 use crate::{config, versions};
@@ -29,9 +31,7 @@ pub const NAME: &str = "alertmanager";
 pub const INSTANCE: &str = "automon";
 pub const CONFIG_SECRET: &str = "alertmanager-automon-config";
 pub const CONFIG_KEY: &str = "alertmanager.yaml";
-/// The receiver without integrations: what it gets is seen in Alertmanager's UI and nowhere
-/// else. `status` reports a stack whose only receiver is this one as alerting nobody.
-pub const UI_ONLY_RECEIVER: &str = "ui-only";
+pub use crate::config::UI_ONLY_RECEIVER;
 const PORT: i32 = 9093;
 const MESH_PORT: i32 = 9094;
 
@@ -208,14 +208,11 @@ pub fn alertmanager_config(c: &config::Alertmanager) -> AlertmanagerConfig {
         matchers: vec![r#"alertname="Watchdog""#.into()],
         ..Default::default()
     };
-    // Receiver names must be unique; a user's own `ui-only` takes the place of the built-in one.
-    let mut receivers = Vec::new();
-    if !c.receivers.iter().any(|r| r.name == UI_ONLY_RECEIVER) {
-        receivers.push(ReceiverConfig {
-            name: UI_ONLY_RECEIVER.into(),
-            ..Default::default()
-        });
-    }
+    // The configuration reserves the name, so this one is always the empty receiver.
+    let mut receivers = vec![ReceiverConfig {
+        name: UI_ONLY_RECEIVER.into(),
+        ..Default::default()
+    }];
     receivers.extend(c.receivers.iter().map(|r| {
         ReceiverConfig {
             name: r.name.clone(),
@@ -365,12 +362,11 @@ mod tests {
     }
 
     #[test]
-    fn a_receiver_named_ui_only_is_not_declared_twice() {
-        let c = secret_config(&config(&[
-            "alertmanager.receivers=[{name: ui-only, webhook: {url: 'http://hook.example/alerts'}}]",
-        ]));
-        let names: Vec<&str> = c.receivers.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["ui-only"]);
+    fn the_ui_only_name_is_reserved() {
+        let e = crate::config::Config::default()
+            .with_set("alertmanager.receivers=[{name: ui-only, webhook: {url: 'http://hook.example/alerts'}}]")
+            .unwrap_err();
+        assert!(e.problem.contains("reserved"), "{e}");
     }
 
     #[test]

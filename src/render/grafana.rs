@@ -9,9 +9,9 @@ use k8s_openapi::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
             ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-            EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec,
-            Probe, SeccompProfile, SecretKeySelector, Service, ServiceAccount, ServicePort,
-            ServiceSpec, Volume, VolumeMount,
+            EnvVar, EnvVarSource, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
+            SecretKeySelector, Service, ServiceAccount, ServicePort, ServiceSpec, Volume,
+            VolumeMount,
         },
         networking::v1::{
             NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -30,11 +30,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Context, Object,
-    kube_state_metrics::{api_server_egress, dns_egress},
-    meta,
-    node_exporter::{restricted, tcp_port},
+    Context, Object, meta,
+    network::{api_server_egress, dns_egress, pods, tcp},
     object,
+    security::{restricted_container, restricted_pod},
 };
 use crate::versions;
 
@@ -220,7 +219,7 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>, checksum: &str) 
         readiness_probe: Some(probe(5)),
         liveness_probe: Some(probe(60)),
         resources: Some(meta::resources(&cfg.resources)),
-        security_context: Some(restricted(GRAFANA_UID)),
+        security_context: Some(restricted_container(GRAFANA_UID)),
         volume_mounts: Some(vec![
             mount("storage", "/var/lib/grafana", false),
             mount("dashboards", DASHBOARDS_DIR, true),
@@ -251,7 +250,7 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>, checksum: &str) 
             env("METHOD", "WATCH"),
         ]),
         resources: Some(meta::resources(&cfg.sidecar_resources)),
-        security_context: Some(restricted(65534)),
+        security_context: Some(restricted_container(65534)),
         volume_mounts: Some(vec![mount("dashboards", DASHBOARDS_DIR, false)]),
         ..Default::default()
     };
@@ -293,15 +292,7 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>, checksum: &str) 
                     )])),
                     // The shared dashboards folder is group-owned by Grafana's group, so the
                     // sidecar (another user) writes what Grafana reads.
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        fs_group: Some(GRAFANA_UID),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
+                    security_context: Some(restricted_pod(GRAFANA_UID, Some(GRAFANA_UID))),
                     image_pull_secrets: ctx.pull_secrets(),
                     containers: vec![grafana, sidecar],
                     volumes: Some(vec![
@@ -390,17 +381,8 @@ fn sidecar_rbac(ctx: &Context, labels: &BTreeMap<String, String>) -> Vec<Object>
 /// (the sidecar) the API server.
 fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     let to_pods = |name: &str, port: i32| NetworkPolicyEgressRule {
-        to: Some(vec![NetworkPolicyPeer {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(BTreeMap::from([(
-                    meta::NAME_LABEL.to_string(),
-                    name.to_string(),
-                )])),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }]),
-        ports: Some(vec![tcp_port(IntOrString::Int(port))]),
+        to: Some(vec![pods(ctx, name)]),
+        ports: Some(vec![tcp(port)]),
     };
     object(NetworkPolicy {
         metadata: ctx.meta(NAME, labels),
@@ -415,7 +397,7 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
                     pod_selector: Some(LabelSelector::default()),
                     ..Default::default()
                 }]),
-                ports: Some(vec![tcp_port(IntOrString::Int(PORT))]),
+                ports: Some(vec![tcp(PORT)]),
             }]),
             egress: Some(vec![
                 to_pods("prometheus", 9090),

@@ -8,13 +8,10 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Container, ContainerPort, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec,
-            Probe, SeccompProfile, Service, ServiceAccount, ServicePort, ServiceSpec,
+            Container, ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service,
+            ServiceAccount, ServicePort, ServiceSpec,
         },
-        networking::v1::{
-            NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPort,
-            NetworkPolicySpec,
-        },
+        networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec},
         rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject},
     },
     apimachinery::pkg::{
@@ -26,8 +23,9 @@ use serde_json::json;
 
 use super::{
     Context, Object, custom, meta,
-    node_exporter::{from_prometheus, restricted, tcp_port},
+    network::{api_server_egress, dns_egress, pods, tcp},
     object,
+    security::{restricted_container, restricted_pod},
 };
 use crate::versions;
 
@@ -160,7 +158,7 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         liveness_probe: Some(probe("/livez", METRICS_PORT_NAME)),
         readiness_probe: Some(probe("/readyz", TELEMETRY_PORT_NAME)),
         resources: Some(meta::resources(&ctx.config.kube_state_metrics.resources)),
-        security_context: Some(restricted(65534)),
+        security_context: Some(restricted_container(65534)),
         ..Default::default()
     };
     object(Deployment {
@@ -182,15 +180,7 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
                         "kubernetes.io/os".into(),
                         "linux".into(),
                     )])),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(65534),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
+                    security_context: Some(restricted_pod(65534, None)),
                     image_pull_secrets: ctx.pull_secrets(),
                     containers: vec![container],
                     ..Default::default()
@@ -263,42 +253,12 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             }),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![from_prometheus()]),
-                ports: Some(vec![
-                    tcp_port(IntOrString::Int(METRICS_PORT)),
-                    tcp_port(IntOrString::Int(TELEMETRY_PORT)),
-                ]),
+                from: Some(vec![pods(ctx, "prometheus")]),
+                ports: Some(vec![tcp(METRICS_PORT), tcp(TELEMETRY_PORT)]),
             }]),
             egress: Some(vec![api_server_egress(), dns_egress()]),
         }),
     })
-}
-
-// Egress rules the stack's API clients share.
-
-/// The API server's address is not known when rendering (and differs between the Service's
-/// 443 and the endpoints' 6443, which is what policies see after DNAT), so allow both ports.
-pub(super) fn api_server_egress() -> NetworkPolicyEgressRule {
-    NetworkPolicyEgressRule {
-        ports: Some(vec![
-            tcp_port(IntOrString::Int(443)),
-            tcp_port(IntOrString::Int(6443)),
-        ]),
-        to: None,
-    }
-}
-
-/// Name resolution, over UDP and TCP, to whichever DNS the cluster runs.
-pub(super) fn dns_egress() -> NetworkPolicyEgressRule {
-    let port = |protocol: &str| NetworkPolicyPort {
-        port: Some(IntOrString::Int(53)),
-        protocol: Some(protocol.into()),
-        ..Default::default()
-    };
-    NetworkPolicyEgressRule {
-        ports: Some(vec![port("UDP"), port("TCP")]),
-        to: None,
-    }
 }
 
 #[cfg(test)]

@@ -9,12 +9,12 @@ mod kube_state_metrics;
 mod kubelet;
 mod meta;
 mod namespace;
+mod network;
 mod node_exporter;
 mod operator;
 mod prometheus;
 pub mod rules;
-
-use std::collections::BTreeSet;
+mod security;
 
 use kube::api::DynamicObject;
 use serde::Serialize;
@@ -155,11 +155,6 @@ fn sort_key(o: &Object) -> (Phase, usize, String, String) {
 }
 
 impl Rendered {
-    /// The object kinds and their counts, for summaries.
-    pub fn kinds(&self) -> BTreeSet<String> {
-        self.objects.iter().map(group_kind).collect()
-    }
-
     /// All objects as one YAML stream (`---` between documents).
     pub fn to_yaml(&self) -> String {
         let mut out = String::new();

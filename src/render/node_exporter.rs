@@ -8,16 +8,12 @@ use k8s_openapi::{
     api::{
         apps::v1::{DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet},
         core::v1::{
-            Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+            Affinity, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
             HostPathVolumeSource, NodeAffinity, NodeSelector, NodeSelectorRequirement,
-            NodeSelectorTerm, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-            SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Toleration, Volume,
-            VolumeMount,
+            NodeSelectorTerm, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, Service,
+            ServiceAccount, ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
         },
-        networking::v1::{
-            NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
-            NetworkPolicySpec,
-        },
+        networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec},
     },
     apimachinery::pkg::{
         apis::meta::v1::{LabelSelector, ObjectMeta},
@@ -26,7 +22,12 @@ use k8s_openapi::{
 };
 use serde_json::json;
 
-use super::{Context, Object, custom, meta, object};
+use super::{
+    Context, Object, custom, meta,
+    network::{pods, tcp_named},
+    object,
+    security::restricted_container,
+};
 use crate::{config::TolerationPolicy, versions};
 
 pub const NAME: &str = "node-exporter";
@@ -120,7 +121,7 @@ fn daemon_set(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             ..Default::default()
         }),
         resources: Some(meta::resources(&cfg.resources)),
-        security_context: Some(restricted(65534)),
+        security_context: Some(restricted_container(65534)),
         volume_mounts: Some(vec![
             host_mount("proc", "/host/proc"),
             host_mount("sys", "/host/sys"),
@@ -268,57 +269,12 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             }),
             policy_types: Some(vec!["Ingress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![from_prometheus()]),
-                ports: Some(vec![tcp_port(IntOrString::String(PORT_NAME.into()))]),
+                from: Some(vec![pods(ctx, "prometheus")]),
+                ports: Some(vec![tcp_named(PORT_NAME)]),
             }]),
             ..Default::default()
         }),
     })
-}
-
-// Pieces the components of this stack share.
-
-/// The pods of the stack's Prometheus (the operator labels them `app.kubernetes.io/name: prometheus`).
-pub(super) fn from_prometheus() -> NetworkPolicyPeer {
-    NetworkPolicyPeer {
-        pod_selector: Some(LabelSelector {
-            match_labels: Some(BTreeMap::from([(
-                meta::NAME_LABEL.to_string(),
-                "prometheus".to_string(),
-            )])),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-pub(super) fn tcp_port(port: IntOrString) -> NetworkPolicyPort {
-    NetworkPolicyPort {
-        port: Some(port),
-        protocol: Some("TCP".into()),
-        ..Default::default()
-    }
-}
-
-/// The restricted PodSecurity profile for one container running as `user`.
-pub(super) fn restricted(user: i64) -> SecurityContext {
-    SecurityContext {
-        run_as_non_root: Some(true),
-        run_as_user: Some(user),
-        run_as_group: Some(user),
-        allow_privilege_escalation: Some(false),
-        privileged: Some(false),
-        read_only_root_filesystem: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Default::default()
-        }),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }
 
 #[cfg(test)]

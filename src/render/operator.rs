@@ -8,14 +8,10 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Capabilities, Container, ContainerPort, HTTPGetAction, PodSecurityContext, PodSpec,
-            PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service, ServiceAccount,
-            ServicePort, ServiceSpec,
+            Container, ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service,
+            ServiceAccount, ServicePort, ServiceSpec,
         },
-        networking::v1::{
-            NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
-            NetworkPolicyPort, NetworkPolicySpec,
-        },
+        networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec},
         rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject},
     },
     apimachinery::pkg::{
@@ -25,7 +21,12 @@ use k8s_openapi::{
 };
 use serde_json::json;
 
-use super::{Context, Object, custom, meta, object};
+use super::{
+    Context, Object, custom, meta,
+    network::{api_server_egress, dns_egress, pods, tcp},
+    object,
+    security::{restricted_container, restricted_pod},
+};
 use crate::{config, versions};
 
 pub const COMPONENT: &str = "operator";
@@ -196,7 +197,7 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         ))),
         liveness_probe: Some(health(10)),
         readiness_probe: Some(health(2)),
-        security_context: Some(restricted_container()),
+        security_context: Some(restricted_container(65534)),
         ..Default::default()
     };
     object(Deployment {
@@ -222,7 +223,7 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
                         "kubernetes.io/os".into(),
                         "linux".into(),
                     )])),
-                    security_context: Some(restricted_pod()),
+                    security_context: Some(restricted_pod(65534, None)),
                     ..Default::default()
                 }),
             },
@@ -230,38 +231,6 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         }),
         ..Default::default()
     })
-}
-
-/// Pod-level `restricted` Pod Security: non-root as `nobody`, the runtime's seccomp profile.
-pub(super) fn restricted_pod() -> PodSecurityContext {
-    PodSecurityContext {
-        run_as_non_root: Some(true),
-        run_as_user: Some(65534),
-        run_as_group: Some(65534),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// Container-level `restricted` Pod Security, plus a read-only root filesystem.
-pub(super) fn restricted_container() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Default::default()
-        }),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }
 
 /// Metrics scrapes from Prometheus in; the API server and DNS out.
@@ -278,51 +247,9 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
                 from: Some(vec![pods(ctx, "prometheus")]),
                 ports: Some(vec![tcp(PORT)]),
             }]),
-            egress: Some(vec![
-                // The API server's address is not a pod, and which port it listens on depends
-                // on the distribution; both usual ones, to anywhere.
-                NetworkPolicyEgressRule {
-                    to: None,
-                    ports: Some(vec![tcp(443), tcp(6443)]),
-                },
-                dns_egress(),
-            ]),
+            egress: Some(vec![api_server_egress(), dns_egress()]),
         }),
     })
-}
-
-/// Pods of one of the stack's components, in its namespace.
-pub(super) fn pods(ctx: &Context, name: &str) -> NetworkPolicyPeer {
-    NetworkPolicyPeer {
-        pod_selector: Some(LabelSelector {
-            match_labels: Some(ctx.selector(name)),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-pub(super) fn tcp(port: i32) -> NetworkPolicyPort {
-    NetworkPolicyPort {
-        port: Some(IntOrString::Int(port)),
-        protocol: Some("TCP".into()),
-        ..Default::default()
-    }
-}
-
-pub(super) fn udp(port: i32) -> NetworkPolicyPort {
-    NetworkPolicyPort {
-        protocol: Some("UDP".into()),
-        ..tcp(port)
-    }
-}
-
-/// Name lookups, wherever the cluster's DNS runs.
-pub(super) fn dns_egress() -> NetworkPolicyEgressRule {
-    NetworkPolicyEgressRule {
-        to: None,
-        ports: Some(vec![udp(53), tcp(53)]),
-    }
 }
 
 /// A ServiceMonitor that scrapes a component's own Service (selected by its name) on `port`;

@@ -21,8 +21,9 @@ use serde_json::{Value, json};
 use super::{
     Context, Object, custom, meta,
     meta::{PART_OF, PART_OF_LABEL},
+    network::tcp,
     object,
-    operator::{self_scrape, tcp},
+    operator::self_scrape,
 };
 use crate::versions;
 
