@@ -9,10 +9,10 @@ use k8s_openapi::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
             Container, ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service,
-            ServiceAccount, ServicePort, ServiceSpec,
+            ServicePort, ServiceSpec,
         },
         networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec},
-        rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject},
+        rbac::v1::PolicyRule,
     },
     apimachinery::pkg::{
         apis::meta::v1::{LabelSelector, ObjectMeta},
@@ -24,7 +24,7 @@ use serde_json::json;
 use super::{
     Context, Object, custom, meta,
     network::{api_server_egress, dns_egress, pods, tcp},
-    object,
+    object, rbac,
     security::{restricted_container, restricted_pod},
 };
 use crate::versions;
@@ -61,31 +61,14 @@ const COLLECTORS: &[(&str, &[&str])] = &[
 
 pub fn objects(ctx: &Context) -> Vec<Object> {
     let labels = ctx.labels(NAME, COMPONENT, versions::KUBE_STATE_METRICS.version);
-    vec![
-        object(ServiceAccount {
-            metadata: ctx.meta(NAME, &labels),
-            ..Default::default()
-        }),
-        cluster_role(ctx, &labels),
-        object(ClusterRoleBinding {
-            metadata: ctx.cluster_meta(NAME, &labels),
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
-                kind: "ClusterRole".into(),
-                name: ctx.cluster_name(NAME),
-            },
-            subjects: Some(vec![Subject {
-                kind: "ServiceAccount".into(),
-                name: NAME.into(),
-                namespace: Some(ctx.namespace.into()),
-                ..Default::default()
-            }]),
-        }),
+    let mut objects = rbac::cluster_identity(ctx, NAME, &labels, cluster_rules());
+    objects.extend([
         deployment(ctx, &labels),
         service(ctx, &labels),
         service_monitor(ctx, &labels),
         network_policy(ctx, &labels),
-    ]
+    ]);
+    objects
 }
 
 /// `--resources=` value: every collector, sorted.
@@ -98,8 +81,9 @@ fn resources_flag() -> String {
     all.join(",")
 }
 
-fn cluster_role(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
-    let rules = COLLECTORS
+/// List and watch of exactly what `--resources` collects.
+fn cluster_rules() -> Vec<PolicyRule> {
+    COLLECTORS
         .iter()
         .map(|(group, resources)| PolicyRule {
             api_groups: Some(vec![(*group).into()]),
@@ -107,12 +91,7 @@ fn cluster_role(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             verbs: vec!["list".into(), "watch".into()],
             ..Default::default()
         })
-        .collect();
-    object(ClusterRole {
-        metadata: ctx.cluster_meta(NAME, labels),
-        rules: Some(rules),
-        ..Default::default()
-    })
+        .collect()
 }
 
 fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {

@@ -13,6 +13,7 @@ mod network;
 mod node_exporter;
 mod operator;
 mod prometheus;
+mod rbac;
 pub mod rules;
 mod security;
 

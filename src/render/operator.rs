@@ -9,10 +9,10 @@ use k8s_openapi::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
             Container, ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service,
-            ServiceAccount, ServicePort, ServiceSpec,
+            ServicePort, ServiceSpec,
         },
         networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec},
-        rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject},
+        rbac::v1::PolicyRule,
     },
     apimachinery::pkg::{
         apis::meta::v1::{LabelSelector, ObjectMeta},
@@ -24,7 +24,7 @@ use serde_json::json;
 use super::{
     Context, Object, custom, meta,
     network::{api_server_egress, dns_egress, pods, tcp},
-    object,
+    object, rbac,
     security::{restricted_container, restricted_pod},
 };
 use crate::{config, versions};
@@ -38,30 +38,8 @@ const PORT: i32 = 8080;
 
 pub fn objects(ctx: &Context) -> Vec<Object> {
     let labels = ctx.labels(NAME, COMPONENT, versions::PROMETHEUS_OPERATOR.version);
-    vec![
-        object(ServiceAccount {
-            metadata: ctx.meta(NAME, &labels),
-            ..Default::default()
-        }),
-        object(ClusterRole {
-            metadata: ctx.cluster_meta(NAME, &labels),
-            rules: Some(cluster_rules()),
-            ..Default::default()
-        }),
-        object(ClusterRoleBinding {
-            metadata: ctx.cluster_meta(NAME, &labels),
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
-                kind: "ClusterRole".into(),
-                name: ctx.cluster_name(NAME),
-            },
-            subjects: Some(vec![Subject {
-                kind: "ServiceAccount".into(),
-                name: NAME.into(),
-                namespace: Some(ctx.namespace.into()),
-                ..Default::default()
-            }]),
-        }),
+    let mut objects = rbac::cluster_identity(ctx, NAME, &labels, cluster_rules());
+    objects.extend([
         deployment(ctx, &labels),
         object(Service {
             metadata: ctx.meta(NAME, &labels),
@@ -79,7 +57,8 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
         }),
         network_policy(ctx, &labels),
         self_scrape(ctx, NAME, &labels, "http"),
-    ]
+    ]);
+    objects
 }
 
 /// What prometheus-operator v0.93 actually calls, and no more.

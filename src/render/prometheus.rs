@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{
     api::{
-        core::v1::{Service, ServiceAccount, ServicePort, ServiceSpec},
+        core::v1::{Service, ServicePort, ServiceSpec},
         networking::v1::{
             NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
             NetworkPolicySpec,
         },
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
-        rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject},
+        rbac::v1::PolicyRule,
     },
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
@@ -24,6 +24,7 @@ use super::{
     network::tcp,
     object,
     operator::self_scrape,
+    rbac,
 };
 use crate::versions;
 
@@ -34,30 +35,8 @@ const PORT: i32 = 9090;
 
 pub fn objects(ctx: &Context) -> Vec<Object> {
     let labels = ctx.labels(NAME, NAME, versions::PROMETHEUS.version);
-    let mut objects = vec![
-        object(ServiceAccount {
-            metadata: ctx.meta(NAME, &labels),
-            ..Default::default()
-        }),
-        object(ClusterRole {
-            metadata: ctx.cluster_meta(NAME, &labels),
-            rules: Some(cluster_rules()),
-            ..Default::default()
-        }),
-        object(ClusterRoleBinding {
-            metadata: ctx.cluster_meta(NAME, &labels),
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
-                kind: "ClusterRole".into(),
-                name: ctx.cluster_name(NAME),
-            },
-            subjects: Some(vec![Subject {
-                kind: "ServiceAccount".into(),
-                name: NAME.into(),
-                namespace: Some(ctx.namespace.into()),
-                ..Default::default()
-            }]),
-        }),
+    let mut objects = rbac::cluster_identity(ctx, NAME, &labels, cluster_rules());
+    objects.extend([
         prometheus(ctx, &labels),
         object(Service {
             metadata: ctx.meta(NAME, &labels),
@@ -78,7 +57,7 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
         }),
         network_policy(ctx, &labels),
         self_scrape(ctx, NAME, &labels, "web"),
-    ];
+    ]);
     if ctx.config.prometheus.replicas > 1 {
         objects.push(pod_disruption_budget(ctx, NAME, &labels));
     }
