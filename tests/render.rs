@@ -232,3 +232,19 @@ fn default_render_snapshot() {
         insta::assert_snapshot!(key, doc);
     }
 }
+
+#[test]
+fn readme_documents_the_default_configuration() {
+    // The README shows every key with its default; it must not drift from the schema.
+    let items = render_json(&[]);
+    let parent = items
+        .iter()
+        .find(|o| kind_name(o) == "ConfigMap/automon")
+        .unwrap();
+    let defaults = parent["data"]["config.yaml"].as_str().unwrap();
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```yaml\n{defaults}```")),
+        "README's configuration block differs from the defaults:\n{defaults}"
+    );
+}
