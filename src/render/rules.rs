@@ -60,6 +60,7 @@ pub fn groups(config: &Config) -> Vec<RuleGroup> {
             rules: [
                 exporter_down(&a.exporter_down),
                 coverage_gap(&a.coverage_gap, &exclude),
+                coverage_blind(&a.coverage_gap),
             ]
             .into_iter()
             .flatten()
@@ -322,6 +323,27 @@ fn coverage_gap(a: &Alert, exclude_label: &str) -> Option<AlertRule> {
     })
 }
 
+/// The coverage-gap alert compares what kube-state-metrics knows with what node-exporter
+/// reports; without kube-state-metrics it sees no node at all and stays silent. Say so, with the
+/// coverage-gap alert's own settings, so that silence never means "covered".
+fn coverage_blind(a: &Alert) -> Option<AlertRule> {
+    a.enabled.then(|| {
+        rule(
+            "KubeStateMetricsDown",
+            format!("absent(up{{{KUBE_STATE_METRICS}}} == 1)"),
+            &a.for_,
+            a.severity,
+            "kube-state-metrics is not being scraped".into(),
+            format!(
+                "No kube-state-metrics target has been up for {for_}: Prometheus does not know \
+                 which nodes exist, so NodeMonitoringCoverageGap and NodeNotReady cannot fire. \
+                 `kubectl automon status` shows the kube-state-metrics Deployment's state.",
+                for_ = a.for_.0
+            ),
+        )
+    })
+}
+
 fn watchdog(a: &Alert) -> Option<AlertRule> {
     a.enabled.then(|| {
         rule(
@@ -371,12 +393,14 @@ mod tests {
                 "NodeNotReady",
                 "NodeExporterDown",
                 "NodeMonitoringCoverageGap",
+                "KubeStateMetricsDown",
                 "Watchdog",
             ]
         );
         for r in g.iter().flat_map(|g| &g.rules) {
             assert!(r.labels.contains_key("severity"), "{}", r.alert);
-            if r.alert != "Watchdog" {
+            // Watchdog and KubeStateMetricsDown are about the pipeline, not a node.
+            if r.alert != "Watchdog" && r.alert != "KubeStateMetricsDown" {
                 assert!(
                     r.annotations["summary"].contains(NODE),
                     "{} names no node",
