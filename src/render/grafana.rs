@@ -414,20 +414,10 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::config::Config;
+    use crate::{config::Config, render::fixtures::find};
 
     fn rendered(config: &Config) -> Vec<Value> {
-        objects(&Context::new(config))
-            .into_iter()
-            .map(|o| serde_json::to_value(o).unwrap())
-            .collect()
-    }
-
-    fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
-        objects
-            .iter()
-            .find(|o| o["kind"] == kind)
-            .unwrap_or_else(|| panic!("no {kind}"))
+        crate::render::fixtures::as_json(objects(&Context::new(config)))
     }
 
     fn container<'a>(objects: &'a [Value], name: &str) -> &'a Value {

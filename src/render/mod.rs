@@ -4,6 +4,8 @@
 
 mod alertmanager;
 mod dashboards;
+#[cfg(test)]
+mod fixtures;
 mod grafana;
 mod kube_state_metrics;
 mod kubelet;

@@ -1,0 +1,19 @@
+//! Test fixtures for the component modules: rendered objects as JSON, found by kind.
+
+use serde_json::Value;
+
+use super::Object;
+
+pub fn as_json(objects: Vec<Object>) -> Vec<Value> {
+    objects
+        .into_iter()
+        .map(|o| serde_json::to_value(o).expect("objects serialise"))
+        .collect()
+}
+
+pub fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
