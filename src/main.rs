@@ -1,6 +1,7 @@
 //! kubectl-automon: complete Kubernetes monitoring with one command, and an honest answer to
 //! "is every node monitored?". `main` only wires; each subcommand lives in `commands/`.
 
+mod apply;
 mod cli;
 mod cluster;
 mod commands;
@@ -9,6 +10,7 @@ mod error;
 mod output;
 mod proxy;
 mod render;
+mod resources;
 mod versions;
 
 use std::process::ExitCode;

@@ -1,0 +1,163 @@
+//! The one server-side apply: an object, our field manager, strict field validation, optional
+//! dry run and force. Conflicts with another field manager come back typed, naming the object,
+//! each field and the manager that owns it.
+
+use kube::api::{Patch, PatchParams, ValidationDirective};
+
+use crate::{
+    cluster::Cluster,
+    error::ClusterError,
+    render::Object,
+    resources::{self, display_name},
+};
+
+/// The field manager every write of automon uses.
+pub const FIELD_MANAGER: &str = "kubectl-automon";
+
+/// How to apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApplyOptions {
+    /// Server-side dry run: the API server validates and defaults, and persists nothing.
+    pub dry_run: bool,
+    /// Take fields owned by another manager (`--force-conflicts`).
+    pub force: bool,
+}
+
+/// A field that another manager owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldConflict {
+    /// `.spec.replicas`
+    pub field: String,
+    /// `kubectl-edit`
+    pub manager: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(
+        "{} has fields owned by another field manager: {}; re-run with --force-conflicts to take them over, or change them back with that tool",
+        object,
+        describe(conflicts)
+    )]
+    Conflict {
+        object: String,
+        conflicts: Vec<FieldConflict>,
+    },
+    #[error("{object}: the API server rejected it: {message}")]
+    Invalid { object: String, message: String },
+    #[error("{object}: {source}")]
+    Cluster {
+        object: String,
+        #[source]
+        source: ClusterError,
+    },
+    #[error("{0}: not a type automon knows how to apply")]
+    UnknownType(String),
+}
+
+fn describe(conflicts: &[FieldConflict]) -> String {
+    conflicts
+        .iter()
+        .map(|c| format!("{} (owned by {:?})", c.field, c.manager))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Applies one object server-side and returns what the server made of it.
+pub async fn server_side_apply(
+    cluster: &Cluster,
+    object: &Object,
+    options: ApplyOptions,
+) -> Result<Object, ApplyError> {
+    let name_of = || display_name(object);
+    let api = resources::api_for(&cluster.client, object)
+        .ok_or_else(|| ApplyError::UnknownType(name_of()))?;
+    let mut params = PatchParams::apply(FIELD_MANAGER).validation(ValidationDirective::Strict);
+    if options.dry_run {
+        params = params.dry_run();
+    }
+    if options.force {
+        params = params.force();
+    }
+    let name = object.metadata.name.clone().unwrap_or_default();
+    // managedFields, resourceVersion and the like must not be sent with an apply.
+    let mut body = object.clone();
+    body.metadata.managed_fields = None;
+    body.metadata.resource_version = None;
+    body.metadata.uid = None;
+    body.metadata.creation_timestamp = None;
+    match api.patch(&name, &params, &Patch::Apply(&body)).await {
+        Ok(applied) => Ok(applied),
+        Err(kube::Error::Api(status)) if status.code == 409 => Err(ApplyError::Conflict {
+            object: name_of(),
+            conflicts: conflicts_of(&status),
+        }),
+        Err(kube::Error::Api(status)) if status.code == 422 || status.code == 400 => {
+            Err(ApplyError::Invalid {
+                object: name_of(),
+                message: status.message.clone(),
+            })
+        }
+        Err(e) => Err(ApplyError::Cluster {
+            object: name_of(),
+            source: cluster.target.classify(e),
+        }),
+    }
+}
+
+/// The conflicts of a 409 from an apply: each cause names a field, and its message the manager
+/// (`conflict with "kubectl-edit" using apps/v1`).
+fn conflicts_of(status: &kube::core::Status) -> Vec<FieldConflict> {
+    let causes = status
+        .details
+        .as_ref()
+        .map(|d| d.causes.clone())
+        .unwrap_or_default();
+    let mut out: Vec<FieldConflict> = causes
+        .iter()
+        .map(|c| FieldConflict {
+            field: c.field.clone(),
+            manager: c
+                .message
+                .split('"')
+                .nth(1)
+                .unwrap_or(c.message.as_str())
+                .to_string(),
+        })
+        .collect();
+    if out.is_empty() {
+        out.push(FieldConflict {
+            field: "(unknown)".into(),
+            manager: status.message.clone(),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflicts_name_field_and_manager() {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure",
+            "message": "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1: .spec.replicas",
+            "reason": "Conflict",
+            "code": 409,
+            "details": {"causes": [{
+                "reason": "FieldManagerConflict",
+                "message": "conflict with \"kubectl-edit\" using apps/v1",
+                "field": ".spec.replicas"
+            }]}
+        }))
+        .unwrap();
+        assert_eq!(
+            conflicts_of(&status),
+            [FieldConflict {
+                field: ".spec.replicas".into(),
+                manager: "kubectl-edit".into()
+            }]
+        );
+    }
+}
