@@ -161,3 +161,92 @@ mod tests {
         );
     }
 }
+
+/// What an apply did to one object, as `kubectl apply` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Configured => "configured",
+            Outcome::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// Identity of an object across renders and the cluster: `Kind.group`, namespace, name.
+pub type Key = (String, String, String);
+
+pub fn key(o: &Object) -> Key {
+    (
+        crate::render::group_kind(o),
+        o.metadata.namespace.clone().unwrap_or_default(),
+        o.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The resourceVersions of what exists, so that an apply can tell created, configured and
+/// unchanged apart without a GET per object (a no-op apply keeps the resourceVersion).
+#[derive(Debug, Default, Clone)]
+pub struct Live {
+    versions: std::collections::HashMap<Key, String>,
+}
+
+impl Live {
+    pub fn from_objects<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Self {
+        Live {
+            versions: objects
+                .into_iter()
+                .map(|o| {
+                    (
+                        key(o),
+                        o.metadata.resource_version.clone().unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    pub fn contains(&self, k: &Key) -> bool {
+        self.versions.contains_key(k)
+    }
+
+    /// What the apply did, from the version before and the object after.
+    pub fn outcome(&self, applied: &Object) -> Outcome {
+        match self.versions.get(&key(applied)) {
+            None => Outcome::Created,
+            Some(before) if Some(before) == applied.metadata.resource_version.as_ref() => {
+                Outcome::Unchanged
+            }
+            Some(_) => Outcome::Configured,
+        }
+    }
+}
+
+/// Applies objects concurrently, at most `in_flight` requests at once, and returns the results
+/// in the objects' order.
+pub async fn apply_all(
+    cluster: &Cluster,
+    objects: &[Object],
+    live: &Live,
+    options: ApplyOptions,
+    in_flight: usize,
+) -> Vec<Result<(Outcome, Object), ApplyError>> {
+    use futures::StreamExt;
+    futures::stream::iter(objects)
+        .map(|o| async move {
+            let applied = server_side_apply(cluster, o, options).await?;
+            // A dry run of a new object comes back without a resourceVersion we knew.
+            Ok((live.outcome(&applied), applied))
+        })
+        .buffered(in_flight.max(1))
+        .collect()
+        .await
+}

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::{
+    apply::ApplyError,
     cluster::KubeFlags,
     commands,
     config::ConfigError,
@@ -85,6 +86,11 @@ fn report(err: &anyhow::Error) -> ExitCode {
             e.downcast_ref::<ClusterError>()
                 .map(ClusterError::exit_code)
                 .or_else(|| e.downcast_ref::<ConfigError>().map(|_| exit::USAGE))
+                .or_else(|| match e.downcast_ref::<ApplyError>() {
+                    Some(ApplyError::Conflict { .. }) => Some(exit::CONFLICT),
+                    Some(ApplyError::Cluster { source, .. }) => Some(source.exit_code()),
+                    _ => None,
+                })
         })
         .unwrap_or(exit::FAILURE);
     let p = Palette::stderr();

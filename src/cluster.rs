@@ -159,6 +159,11 @@ impl Cluster {
             config.write_timeout = Some(t);
             config.reset_reader_on_write = true;
         }
+        // Audit logs and API priority-and-fairness see who is calling.
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(concat!("kubectl-automon/v", env!("CARGO_PKG_VERSION"))),
+        ));
         if let Some(u) = &flags.as_user {
             config.auth_info.impersonate = Some(u.clone());
         }

@@ -12,6 +12,7 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 4;
     pub const UNAUTHORIZED: u8 = 5;
     pub const FORBIDDEN: u8 = 6;
+    pub const CONFLICT: u8 = 7;
 }
 
 /// Problems reaching or talking to the cluster.

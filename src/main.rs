@@ -11,6 +11,7 @@ mod output;
 mod proxy;
 mod render;
 mod resources;
+mod rollout;
 mod versions;
 
 use std::process::ExitCode;

@@ -29,6 +29,11 @@ pub struct Palette {
 }
 
 impl Palette {
+    pub fn stdout() -> Self {
+        Palette {
+            color: use_color(std::io::stdout().is_terminal()),
+        }
+    }
     pub fn stderr() -> Self {
         Palette {
             color: use_color(std::io::stderr().is_terminal()),
@@ -36,6 +41,12 @@ impl Palette {
     }
     pub fn warn(&self, s: &str) -> String {
         self.paint(s, |s| s.yellow().to_string())
+    }
+    pub fn good(&self, s: &str) -> String {
+        self.paint(s, |s| s.green().to_string())
+    }
+    pub fn dim(&self, s: &str) -> String {
+        self.paint(s, |s| s.dimmed().to_string())
     }
     pub fn bad(&self, s: &str) -> String {
         self.paint(s, |s| s.red().bold().to_string())

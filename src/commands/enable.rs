@@ -1,0 +1,388 @@
+//! `enable`: render the stack and make the cluster match it. Preflight before any write, then
+//! phases (namespace and CRDs → Established → operator and RBAC → everything else), each
+//! applied server-side in parallel; prune what an earlier render had and this one has not;
+//! optionally wait until every workload is ready.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+
+use super::render::ConfigArgs;
+use crate::{
+    apply::{self, ApplyError, ApplyOptions, Live, Outcome},
+    cluster::{Cluster, KubeFlags},
+    crds, inventory,
+    output::{self, Palette},
+    preflight,
+    render::{self, Object, Phase, kind, meta},
+    resources::{self, display_name},
+    rollout,
+};
+
+/// How many requests one phase keeps in flight: enough to hide round trips, few enough to stay
+/// well inside the API server's default priority-and-fairness share for one client.
+const IN_FLIGHT: usize = 16;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Where the prometheus-operator CRDs come from: a file, a directory or an http(s) URL.
+    /// Default: the cluster's, if compatible; else the pinned release, checked by SHA-256
+    #[arg(long, value_name = "PATH|URL")]
+    crds_from: Option<String>,
+    /// Print what would be applied without persisting it: `client` (nothing is sent) or
+    /// `server` (the API server validates and defaults every object)
+    #[arg(long, value_name = "MODE", value_parser = ["none", "client", "server"], default_value = "none", num_args = 0..=1, default_missing_value = "client", require_equals = true)]
+    dry_run: String,
+    /// Wait until every Deployment, DaemonSet, Prometheus and Alertmanager is ready
+    #[arg(long)]
+    wait: bool,
+    /// How long enable may take in all, waits included (e.g. 5m, 90s)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::cluster::parse_request_timeout)]
+    timeout: Duration,
+    /// Take over fields that another field manager owns instead of stopping
+    #[arg(long)]
+    force_conflicts: bool,
+}
+
+/// Counts of outcomes in one phase, for its summary line.
+#[derive(Debug, Default)]
+struct Tally(BTreeMap<&'static str, usize>);
+
+impl Tally {
+    fn add(&mut self, what: &'static str) {
+        *self.0.entry(what).or_default() += 1;
+    }
+    fn total(&self) -> usize {
+        self.0.values().sum()
+    }
+    fn changed(&self) -> usize {
+        self.total() - self.0.get("unchanged").copied().unwrap_or(0)
+    }
+    fn summary(&self) -> String {
+        let parts: Vec<String> = ["created", "configured", "unchanged", "pruned"]
+            .iter()
+            .filter_map(|k| self.0.get(k).map(|n| format!("{n} {k}")))
+            .collect();
+        parts.join(", ")
+    }
+}
+
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let deadline = started + args.timeout;
+    let config = args.config.load(flags)?;
+    let namespace = config.namespace.clone();
+    let cluster = Cluster::connect(flags).await?;
+    let p = Palette::stdout();
+    let client_dry_run = args.dry_run == "client";
+    let options = ApplyOptions {
+        dry_run: args.dry_run == "server",
+        force: args.force_conflicts,
+    };
+    let mode = match args.dry_run.as_str() {
+        "client" => " (dry run)",
+        "server" => " (server dry run)",
+        _ => "",
+    };
+
+    // What is there already: the server, the CRDs, our inventory, another operator.
+    let version = cluster.server_version().await?;
+    println!(
+        "Cluster   {} ({}, {})",
+        cluster.context.as_deref().unwrap_or("in-cluster"),
+        cluster.target.server,
+        version.git_version
+    );
+    let crd_plan = crds::plan(&cluster, args.crds_from.as_deref()).await?;
+    let mut objects = render::render_with(&config, crd_plan.objects.clone()).objects;
+    let existing = preflight::existing_operator(&cluster).await?;
+    if let Some(found) = &existing {
+        objects = reuse_existing_operator(objects, &preflight::labels_to_match(found));
+    }
+    let report = preflight::Preflight::run(&cluster, &objects, &version).await?;
+    report.print(&p);
+    if let Some(code) = report.failure_exit_code() {
+        return Ok(code);
+    }
+    println!("CRDs      {}", crd_plan.describe());
+    if let Some(found) = &existing {
+        println!(
+            "Operator  {} found: reusing it; installing only exporters, rules and dashboards, labelled to match its selectors",
+            found.describe()
+        );
+    }
+
+    let before = inventory::gather(&cluster, &namespace).await?;
+    let live = Live::from_objects(before.iter().flat_map(|i| i.all()));
+    let rendered_keys: BTreeSet<_> = objects.iter().map(apply::key).collect();
+
+    // The parent goes first (KEP-3659) with every kind old and new, so that an interrupted
+    // enable leaves members a later run can still find and prune.
+    let (parents, mut members): (Vec<Object>, Vec<Object>) = objects
+        .into_iter()
+        .partition(|o| o.metadata.name.as_deref() == Some(meta::PARENT_NAME) && kind(o) == "ConfigMap");
+    let parent = parents.into_iter().next().context("render produced no ApplySet parent")?;
+    let widened = widen_parent(&parent, before.as_ref().map(|i| &i.parent));
+    members.sort_by_key(render::phase);
+
+    let mut tally = Tally::default();
+    let mut failures: Vec<ApplyError> = Vec::new();
+    for phase in [Phase::Foundation, Phase::Operator, Phase::Stack] {
+        let batch: Vec<Object> = members
+            .iter()
+            .filter(|o| render::phase(o) == phase)
+            .cloned()
+            .collect();
+        let phase_started = Instant::now();
+        let mut phase_tally = Tally::default();
+        if client_dry_run {
+            for o in &batch {
+                let outcome = if live.contains(&apply::key(o)) { "configured" } else { "created" };
+                println!("{} {outcome}{mode}", display_name(o));
+                phase_tally.add(outcome);
+            }
+        } else {
+            let results = apply::apply_all(&cluster, &batch, &live, options, IN_FLIGHT).await;
+            for r in results {
+                match r {
+                    Ok((outcome, applied)) => {
+                        println!("{} {}{mode}", display_name(&applied), outcome.as_str());
+                        phase_tally.add(outcome.as_str());
+                    }
+                    Err(e) => failures.push(e),
+                }
+            }
+        }
+        if !failures.is_empty() {
+            break;
+        }
+        if phase == Phase::Foundation && !client_dry_run {
+            apply_parent(&cluster, &widened, &live, options, mode).await?;
+            if !options.dry_run && !crd_plan.names.is_empty() {
+                let t = Instant::now();
+                crds::wait_established(&cluster, &crd_plan.names, deadline.saturating_duration_since(Instant::now()))
+                    .await?;
+                println!("CRDs      established in {}", secs(t.elapsed()));
+            }
+        }
+        if !batch.is_empty() {
+            println!(
+                "{:<9} {} objects: {}  {}",
+                phase_label(phase),
+                phase_tally.total(),
+                phase_tally.summary(),
+                p.dim(&secs(phase_started.elapsed()))
+            );
+        }
+        for (k, n) in phase_tally.0 {
+            *tally.0.entry(k).or_default() += n;
+        }
+    }
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("{} {f}", Palette::stderr().bad("error:"));
+        }
+        let first = failures.remove(0);
+        return Err(anyhow::Error::new(first).context(format!(
+            "enable stopped: {} object(s) could not be applied; nothing after this phase was sent",
+            1 + failures.len()
+        )));
+    }
+
+    // Prune what this render no longer has, in reverse phase order, then write the exact parent.
+    if let Some(before) = &before {
+        let mut stale: Vec<&Object> = before
+            .members
+            .iter()
+            .filter(|o| !rendered_keys.contains(&apply::key(o)))
+            .collect();
+        stale.sort_by_key(|o| std::cmp::Reverse(render::phase(o)));
+        for o in stale {
+            if !client_dry_run {
+                delete(&cluster, o, options.dry_run).await?;
+            }
+            println!("{} pruned{mode}", display_name(o));
+            tally.add("pruned");
+        }
+    }
+    if !client_dry_run {
+        let outcome = apply_parent(&cluster, &parent, &live, options, mode).await?;
+        tally.add(outcome.as_str());
+    }
+
+    if args.wait && args.dry_run == "none" {
+        let expected = rollout::expected(&members);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        rollout::wait(&cluster, &namespace, &expected, remaining).await?;
+    }
+
+    let done = if tally.changed() == 0 && args.dry_run == "none" {
+        format!(
+            "{} objects: {}. Nothing to do.",
+            tally.total(),
+            tally.summary()
+        )
+    } else {
+        format!("{} objects: {}{mode}.", tally.total(), tally.summary())
+    };
+    println!("Done      {done} {}", p.dim(&format!("({})", secs(started.elapsed()))));
+    if args.dry_run == "none" && tally.changed() > 0 {
+        println!("Next:     kubectl automon status");
+    }
+    Ok(0)
+}
+
+fn phase_label(p: Phase) -> &'static str {
+    match p {
+        Phase::Foundation => "Namespace",
+        Phase::Operator => "Operator",
+        Phase::Stack => "Stack",
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+async fn apply_parent(
+    cluster: &Cluster,
+    parent: &Object,
+    live: &Live,
+    options: ApplyOptions,
+    mode: &str,
+) -> anyhow::Result<Outcome> {
+    let applied = apply::server_side_apply(cluster, parent, options).await?;
+    let outcome = live.outcome(&applied);
+    if outcome != Outcome::Unchanged {
+        println!("{} {}{mode}", display_name(&applied), outcome.as_str());
+    }
+    Ok(outcome)
+}
+
+/// The parent with the union of the kinds it lists now and listed before.
+fn widen_parent(parent: &Object, previous: Option<&Object>) -> Object {
+    let kinds = |o: &Object| -> BTreeSet<String> {
+        o.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(meta::APPLYSET_GROUP_KINDS))
+            .map(|s| s.split(',').filter(|k| !k.is_empty()).map(String::from).collect())
+            .unwrap_or_default()
+    };
+    let mut all = kinds(parent);
+    if let Some(prev) = previous {
+        all.extend(kinds(prev));
+    }
+    let mut widened = parent.clone();
+    widened
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            meta::APPLYSET_GROUP_KINDS.into(),
+            all.into_iter().collect::<Vec<_>>().join(","),
+        );
+    widened
+}
+
+async fn delete(cluster: &Cluster, o: &Object, dry_run: bool) -> anyhow::Result<()> {
+    let api = resources::api_for(&cluster.client, o)
+        .with_context(|| format!("{}: unknown type", display_name(o)))?;
+    let mut dp = kube::api::DeleteParams::background();
+    dp.dry_run = dry_run;
+    match api.delete(o.metadata.name.as_deref().unwrap_or(""), &dp).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(anyhow::Error::new(cluster.target.classify(e))
+            .context(format!("pruning {}", display_name(o)))),
+    }
+}
+
+/// With another Prometheus Operator in charge: leave out our operator, Prometheus and
+/// Alertmanager, and label the scrape and rule objects so that its selectors pick them up.
+fn reuse_existing_operator(objects: Vec<Object>, labels: &BTreeMap<String, String>) -> Vec<Object> {
+    const REPLACED: &[&str] = &["operator", "prometheus", "alertmanager"];
+    objects
+        .into_iter()
+        .filter(|o| {
+            let component = o
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(meta::COMPONENT_LABEL))
+                .map(String::as_str);
+            !component.is_some_and(|c| REPLACED.contains(&c)) && kind(o) != "CustomResourceDefinition"
+        })
+        .map(|mut o| {
+            if matches!(kind(&o), "ServiceMonitor" | "PrometheusRule") {
+                o.metadata
+                    .labels
+                    .get_or_insert_with(Default::default)
+                    .extend(labels.clone());
+            }
+            o
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn reusing_an_operator_keeps_exporters_rules_and_dashboards() {
+        let objects = render::render(&Config::default()).objects;
+        let labels = BTreeMap::from([("release".to_string(), "kube-prometheus-stack".to_string())]);
+        let kept = reuse_existing_operator(objects, &labels);
+        let names: Vec<String> = kept.iter().map(display_name).collect();
+        assert!(!names.iter().any(|n| n.starts_with("prometheus.monitoring.coreos.com/")), "{names:?}");
+        assert!(!names.iter().any(|n| n.starts_with("alertmanager.monitoring.coreos.com/")), "{names:?}");
+        assert!(!names.contains(&"deployment.apps/prometheus-operator".to_string()), "{names:?}");
+        assert!(names.contains(&"daemonset.apps/node-exporter".to_string()), "{names:?}");
+        assert!(names.contains(&"deployment.apps/kube-state-metrics".to_string()), "{names:?}");
+        for o in kept.iter().filter(|o| matches!(kind(o), "ServiceMonitor" | "PrometheusRule")) {
+            assert_eq!(
+                o.metadata.labels.as_ref().unwrap().get("release").map(String::as_str),
+                Some("kube-prometheus-stack"),
+                "{}",
+                display_name(o)
+            );
+        }
+    }
+
+    #[test]
+    fn widened_parent_lists_old_and_new_kinds() {
+        let objects = render::render(&Config::default()).objects;
+        let parent = objects
+            .iter()
+            .find(|o| o.metadata.name.as_deref() == Some(meta::PARENT_NAME) && kind(o) == "ConfigMap")
+            .unwrap();
+        let mut old = parent.clone();
+        old.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(meta::APPLYSET_GROUP_KINDS.into(), "Ingress.networking.k8s.io".into());
+        let w = widen_parent(parent, Some(&old));
+        let kinds = &w.metadata.annotations.as_ref().unwrap()[meta::APPLYSET_GROUP_KINDS];
+        assert!(kinds.contains("Ingress.networking.k8s.io"), "{kinds}");
+        assert!(kinds.contains("DaemonSet.apps"), "{kinds}");
+    }
+
+    #[test]
+    fn tally_says_nothing_changed() {
+        let mut t = Tally::default();
+        t.add("unchanged");
+        t.add("unchanged");
+        assert_eq!(t.changed(), 0);
+        assert_eq!(t.summary(), "2 unchanged");
+        t.add("created");
+        assert_eq!(t.summary(), "1 created, 2 unchanged");
+    }
+}

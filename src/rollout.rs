@@ -1,0 +1,289 @@
+//! `--wait`: until every workload of the stack is ready. Gather is three list calls a tick
+//! (Deployments, DaemonSets, and the Prometheus/Alertmanager objects whose StatefulSets the
+//! operator runs); assessing readiness and drawing progress are pure.
+
+use std::{
+    io::{IsTerminal, Write},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use kube::{Api, api::ListParams};
+
+use crate::{
+    cluster::Cluster,
+    render::{Object, kind},
+    resources,
+};
+
+/// One workload and how many of its replicas (or nodes) are ready.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Workload {
+    pub kind: String,
+    pub name: String,
+    pub ready: i64,
+    pub desired: i64,
+    /// The rollout has caught up with the latest spec (observedGeneration, updated replicas).
+    pub current: bool,
+}
+
+impl Workload {
+    pub fn is_ready(&self) -> bool {
+        self.current && self.ready >= self.desired
+    }
+}
+
+/// The workloads a rendered stack waits for: its Deployments, DaemonSets, Prometheus and
+/// Alertmanager, by kind and name.
+pub fn expected(objects: &[Object]) -> Vec<(String, String)> {
+    objects
+        .iter()
+        .filter(|o| {
+            matches!(
+                kind(o),
+                "Deployment" | "DaemonSet" | "Prometheus" | "Alertmanager"
+            )
+        })
+        .map(|o| {
+            (
+                kind(o).to_string(),
+                o.metadata.name.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn int(v: &serde_json::Value, path: &[&str]) -> i64 {
+    path.iter().fold(v, |v, p| &v[p]).as_i64().unwrap_or(0)
+}
+
+/// The state of every expected workload; one that does not exist yet counts as 0 ready.
+pub async fn gather(
+    cluster: &Cluster,
+    namespace: &str,
+    expected: &[(String, String)],
+) -> Result<Vec<Workload>, crate::error::ClusterError> {
+    let classify = |e| cluster.target.classify(e);
+    let lp = ListParams::default();
+    let deployments = Api::<Deployment>::namespaced(cluster.client.clone(), namespace)
+        .list(&lp)
+        .await
+        .map_err(classify)?;
+    let daemonsets = Api::<DaemonSet>::namespaced(cluster.client.clone(), namespace)
+        .list(&lp)
+        .await
+        .map_err(classify)?;
+    let mut custom = Vec::new();
+    for k in ["Prometheus", "Alertmanager"] {
+        if !expected.iter().any(|(kind, _)| kind == k) {
+            continue;
+        }
+        let known = resources::by_group_kind(&format!("{k}.monitoring.coreos.com"))
+            .expect("Prometheus and Alertmanager are known types");
+        let list = known
+            .api(&cluster.client, Some(namespace))
+            .list(&lp)
+            .await
+            .map_err(classify)?;
+        custom.extend(list.items);
+    }
+    let mut out = Vec::new();
+    for (k, name) in expected {
+        let w = match k.as_str() {
+            "Deployment" => deployments
+                .items
+                .iter()
+                .find(|d| d.metadata.name.as_ref() == Some(name))
+                .map(|d| {
+                    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as i64;
+                    let st = d.status.clone().unwrap_or_default();
+                    Workload {
+                        kind: k.clone(),
+                        name: name.clone(),
+                        ready: st.ready_replicas.unwrap_or(0) as i64,
+                        desired,
+                        current: st.observed_generation >= d.metadata.generation
+                            && st.updated_replicas.unwrap_or(0) as i64 >= desired,
+                    }
+                }),
+            "DaemonSet" => daemonsets
+                .items
+                .iter()
+                .find(|d| d.metadata.name.as_ref() == Some(name))
+                .map(|d| {
+                    let st = d.status.clone().unwrap_or_default();
+                    let desired = st.desired_number_scheduled as i64;
+                    Workload {
+                        kind: k.clone(),
+                        name: name.clone(),
+                        ready: st.number_ready as i64,
+                        desired,
+                        current: st.observed_generation >= d.metadata.generation
+                            && st.updated_number_scheduled.unwrap_or(0) as i64 >= desired,
+                    }
+                }),
+            _ => custom
+                .iter()
+                .find(|o| kind(o) == k && o.metadata.name.as_ref() == Some(name))
+                .map(|o| {
+                    let desired = match int(&o.data, &["spec", "replicas"]) {
+                        0 => 1,
+                        n => n,
+                    };
+                    let available = o.data["status"]["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Available" && c["status"] == "True")
+                    });
+                    Workload {
+                        kind: k.clone(),
+                        name: name.clone(),
+                        ready: int(&o.data, &["status", "availableReplicas"]),
+                        desired,
+                        current: available,
+                    }
+                }),
+        };
+        out.push(w.unwrap_or(Workload {
+            kind: k.clone(),
+            name: name.clone(),
+            ready: 0,
+            desired: 1,
+            current: false,
+        }));
+    }
+    Ok(out)
+}
+
+/// `prometheus 1/1  grafana 1/1  node-exporter 11/12 nodes`
+pub fn progress_line(workloads: &[Workload]) -> String {
+    workloads
+        .iter()
+        .map(|w| {
+            let label = match (w.kind.as_str(), w.name.as_str()) {
+                ("Prometheus", _) => "prometheus".to_string(),
+                ("Alertmanager", _) => "alertmanager".to_string(),
+                (_, n) => n.to_string(),
+            };
+            let unit = if w.kind == "DaemonSet" { " nodes" } else { "" };
+            format!("{label} {}/{}{unit}", w.ready, w.desired)
+        })
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("not ready after {}: {}", crate::error::humantime(*.waited), .not_ready.join(", "))]
+pub struct NotReady {
+    pub waited: Duration,
+    pub not_ready: Vec<String>,
+}
+
+/// Polls until every expected workload is ready or `timeout` passes. On a terminal the
+/// progress line is redrawn in place; in a pipe it is printed again only when it changes.
+pub async fn wait(
+    cluster: &Cluster,
+    namespace: &str,
+    expected: &[(String, String)],
+    timeout: Duration,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let mut last = String::new();
+    loop {
+        let workloads = gather(cluster, namespace, expected).await?;
+        let line = format!("Waiting   {}", progress_line(&workloads));
+        if line != last {
+            let mut err = std::io::stderr().lock();
+            if terminal {
+                let _ = write!(err, "\r\x1b[2K{line}");
+            } else {
+                let _ = writeln!(err, "{line}");
+            }
+            let _ = err.flush();
+            last = line;
+        }
+        if workloads.iter().all(Workload::is_ready) {
+            if terminal {
+                eprintln!();
+            }
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() >= timeout {
+            if terminal {
+                eprintln!();
+            }
+            return Err(NotReady {
+                waited: started.elapsed(),
+                not_ready: workloads
+                    .iter()
+                    .filter(|w| !w.is_ready())
+                    .map(|w| {
+                        format!(
+                            "{} {} {}/{}",
+                            w.kind.to_lowercase(),
+                            w.name,
+                            w.ready,
+                            w.desired
+                        )
+                    })
+                    .collect(),
+            }
+            .into());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(kind: &str, name: &str, ready: i64, desired: i64, current: bool) -> Workload {
+        Workload {
+            kind: kind.into(),
+            name: name.into(),
+            ready,
+            desired,
+            current,
+        }
+    }
+
+    #[test]
+    fn progress_reads_like_the_ux_sketch() {
+        let line = progress_line(&[
+            w("Prometheus", "automon", 1, 1, true),
+            w("Deployment", "grafana", 0, 1, true),
+            w("DaemonSet", "node-exporter", 11, 12, true),
+        ]);
+        assert_eq!(
+            line,
+            "prometheus 1/1  grafana 0/1  node-exporter 11/12 nodes"
+        );
+    }
+
+    #[test]
+    fn ready_needs_the_rollout_to_catch_up() {
+        assert!(w("Deployment", "g", 1, 1, true).is_ready());
+        assert!(!w("Deployment", "g", 1, 1, false).is_ready());
+        assert!(!w("DaemonSet", "n", 2, 3, true).is_ready());
+    }
+
+    #[test]
+    fn expected_workloads_come_from_the_render() {
+        let objects = crate::render::render(&crate::config::Config::default()).objects;
+        let e = expected(&objects);
+        for (k, n) in [
+            ("Deployment", "grafana"),
+            ("Deployment", "kube-state-metrics"),
+            ("Deployment", "prometheus-operator"),
+            ("DaemonSet", "node-exporter"),
+            ("Prometheus", "automon"),
+            ("Alertmanager", "automon"),
+        ] {
+            assert!(
+                e.contains(&(k.to_string(), n.to_string())),
+                "{k}/{n} in {e:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! `enable` as a user runs it, against the local cluster with the real prometheus-operator:
+//! the whole stack installed and reconciled, a second run that changes nothing, the limited
+//! user stopped before any write, a foreign field manager's conflict, and an API server that
+//! goes away in the middle.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use common::*;
+
+/// Each test has a namespace of its own; cluster-scoped objects carry it in their names.
+fn enable(ns: &str, extra: &[&str]) -> Run {
+    run(automon_admin().args(["enable", "-n", ns]).args(extra))
+}
+
+/// Removes a test's namespace and its cluster-scoped objects, whatever the test did.
+struct Cleanup(&'static str);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let c = cluster();
+        c.kubectl(&["delete", "namespace", self.0, "--wait=false", "--ignore-not-found"]);
+        for kind in ["clusterrole", "clusterrolebinding"] {
+            let out = c.kubectl(&["get", kind, "-o", "name"]);
+            let names: Vec<&str> = out
+                .stdout
+                .lines()
+                .filter(|l| l.contains(&format!("/{}-", self.0)))
+                .collect();
+            if !names.is_empty() {
+                let mut args = vec!["delete", "--ignore-not-found"];
+                args.extend(names);
+                c.kubectl(&args);
+            }
+        }
+    }
+}
+
+fn get_json(args: &[&str]) -> serde_json::Value {
+    let out = cluster().kubectl(&[args, &["-o", "json"]].concat());
+    assert_eq!(out.code, 0, "{out:#?}");
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+#[test]
+fn enable_installs_the_stack_and_the_operator_reconciles_it() {
+    let ns = "automon-enable-full";
+    let _cleanup = Cleanup(ns);
+    let c = cluster();
+    let op = std::process::Command::new(repo_root().join("tests/cluster/localcluster"))
+        .args(["operator", "start"])
+        .status()
+        .unwrap();
+    assert!(op.success());
+
+    let out = enable(ns, &["--wait", "--timeout", "3m"]).success();
+    assert!(out.stdout.contains(&format!("namespace/{ns} created")), "{}", out.stdout);
+    assert!(out.stdout.contains("daemonset.apps/node-exporter created"), "{}", out.stdout);
+    assert!(out.stdout.contains("Done"), "{}", out.stdout);
+
+    // The operator generated the configuration: one scrape job per ServiceMonitor...
+    let secret = get_json(&["get", "secret", "-n", ns, "prometheus-automon"]);
+    let gz = secret["data"]["prometheus.yaml.gz"].as_str().expect("prometheus.yaml.gz");
+    let (_d, gzfile) = write_temp("prometheus.yaml.gz.b64", gz);
+    let decoded = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("base64 -d {} | gunzip", gzfile.display()))
+        .output()
+        .unwrap();
+    let prom_config = String::from_utf8(decoded.stdout).unwrap();
+    let monitors = get_json(&["get", "servicemonitors", "-n", ns]);
+    let monitors = monitors["items"].as_array().unwrap();
+    assert!(monitors.len() >= 5, "{monitors:?}");
+    for m in monitors {
+        let name = m["metadata"]["name"].as_str().unwrap();
+        assert!(
+            prom_config.contains(&format!("job_name: serviceMonitor/{ns}/{name}/")),
+            "no scrape job for ServiceMonitor {name}:\n{prom_config}"
+        );
+    }
+    // ...and every alert in the rule files it mounts.
+    let rulefiles = get_json(&["get", "configmap", "-n", ns, "prometheus-automon-rulefiles-0"]);
+    let rules_text = rulefiles["data"].to_string();
+    for alert in [
+        "NodeDown",
+        "HighCPUUsage",
+        "HighMemoryUsage",
+        "DiskSpaceLow",
+        "NodeExporterDown",
+        "NodeNotReady",
+        "NodeFilesystemFillingUp",
+        "NodeMonitoringCoverageGap",
+        "KubeStateMetricsDown",
+        "Watchdog",
+    ] {
+        assert!(rules_text.contains(&format!("alert: {alert}")), "{alert} missing");
+    }
+    // node-exporter runs on every node.
+    let ds = get_json(&["get", "daemonset", "-n", ns, "node-exporter"]);
+    let nodes = c.kubectl(&["get", "nodes", "-o", "name"]).stdout.lines().count() as i64;
+    assert!(ds["status"]["numberReady"].as_i64().unwrap() >= nodes.min(3), "{ds}");
+
+    // A second enable changes nothing and says so.
+    let again = enable(ns, &[]).success();
+    assert!(again.stdout.contains("Nothing to do"), "{}", again.stdout);
+    assert!(!again.stdout.contains(" created"), "{}", again.stdout);
+    assert!(!again.stdout.contains(" configured"), "{}", again.stdout);
+}
+
+#[test]
+fn limited_user_gets_every_missing_permission_and_nothing_is_created() {
+    let ns = "automon-enable-limited";
+    let c = cluster();
+    let out = run(automon()
+        .args(["enable", "-n", ns])
+        .env("KUBECONFIG", &c.limited_kubeconfig));
+    assert_eq!(out.code, 6, "{out:#?}");
+    let text = format!("{}{}", out.stdout, out.stderr);
+    for needle in [
+        "create namespaces",
+        "create daemonsets.apps",
+        "create clusterroles.rbac.authorization.k8s.io",
+        "create prometheuses.monitoring.coreos.com",
+    ] {
+        assert!(text.contains(needle), "{needle} not listed:\n{text}");
+    }
+    let ns_exists = c.kubectl(&["get", "namespace", ns]);
+    assert_ne!(ns_exists.code, 0, "the namespace was created: {ns_exists:#?}");
+}
+
+#[test]
+fn foreign_field_manager_conflict_stops_the_apply() {
+    let ns = "automon-enable-conflict";
+    let _cleanup = Cleanup(ns);
+    let c = cluster();
+    enable(ns, &[]).success();
+    // Another tool takes over a field automon sets.
+    let patch = c.kubectl(&[
+        "patch",
+        "deployment",
+        "grafana",
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"replicas":2}}"#,
+        "--field-manager",
+        "helm",
+    ]);
+    assert_eq!(patch.code, 0, "{patch:#?}");
+    let out = enable(ns, &[]);
+    assert_eq!(out.code, 7, "{out:#?}");
+    assert!(out.stderr.contains("deployment.apps/grafana"), "{}", out.stderr);
+    assert!(out.stderr.contains(".spec.replicas"), "{}", out.stderr);
+    assert!(out.stderr.contains("\"helm\""), "{}", out.stderr);
+    assert!(out.stderr.contains("--force-conflicts"), "{}", out.stderr);
+
+    let forced = enable(ns, &["--force-conflicts"]).success();
+    assert!(forced.stdout.contains("deployment.apps/grafana configured"), "{}", forced.stdout);
+    let d = get_json(&["get", "deployment", "-n", ns, "grafana"]);
+    assert_eq!(d["spec"]["replicas"], 1);
+}
+
+/// A TCP proxy to the API server that stops answering (holds connections, forwards nothing)
+/// once the client has sent `budget` bytes: the API server "goes away" mid-enable.
+fn failing_proxy(upstream: String, budget: usize) -> (u16, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let dead = Arc::new(AtomicBool::new(false));
+    let dead_flag = dead.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(&upstream) else { continue };
+            let (sent, dead) = (sent.clone(), dead_flag.clone());
+            let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut s_read, mut c_write) = (server, client);
+            let up_dead = dead.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = c_read.read(&mut buf) {
+                    if n == 0 || up_dead.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if sent.fetch_add(n, Ordering::SeqCst) + n > budget {
+                        up_dead.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                    if s_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                // Hold the connection open and silent, as a hung server does.
+                while !c_read.read(&mut buf).map(|n| n == 0).unwrap_or(true) {}
+            });
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = s_read.read(&mut buf) {
+                    if n == 0 || dead.load(Ordering::SeqCst) || c_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, dead)
+}
+
+#[test]
+fn api_server_lost_mid_enable_then_the_next_enable_converges() {
+    let ns = "automon-enable-outage";
+    let _cleanup = Cleanup(ns);
+    let c = cluster();
+    let upstream = c.server.trim_start_matches("https://").to_string();
+    // Past preflight and the first phases, inside the stack phase (the render alone is ~150 KB).
+    let (port, dead) = failing_proxy(upstream, 60_000);
+    let text = c
+        .kubeconfig_text()
+        .replace(&c.server, &format!("https://127.0.0.1:{port}"));
+    let (_d, kc) = write_temp("kubeconfig", &text);
+    let started = Instant::now();
+    let out = run(automon()
+        .args(["enable", "-n", ns, "--request-timeout", "3s"])
+        .arg("--kubeconfig")
+        .arg(&kc));
+    assert!(dead.load(Ordering::SeqCst), "the proxy never cut the connection: {out:#?}");
+    assert_eq!(out.code, 4, "{out:#?}");
+    assert!(out.stderr.contains(&format!("https://127.0.0.1:{port}")), "{}", out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    // Part of the stack is there: the namespace came first.
+    assert_eq!(c.kubectl(&["get", "namespace", ns]).code, 0);
+
+    let out = enable(ns, &[]).success();
+    assert!(out.stdout.contains(" created"), "the rest was created: {}", out.stdout);
+    let again = enable(ns, &[]).success();
+    assert!(again.stdout.contains("Nothing to do"), "{}", again.stdout);
+}
