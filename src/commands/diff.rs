@@ -14,7 +14,7 @@ use crate::{
     commands::render::ConfigArgs,
     diff,
     output::{self, Palette},
-    render::{self, Object, group_kind},
+    render::{self, Object, grafana::ADMIN_SECRET, group_kind},
     resources::{self, Known, Scope, display_name},
 };
 
@@ -263,12 +263,16 @@ fn key(o: &Object) -> (String, String, String) {
     )
 }
 
-/// The inventory members that `rendered` no longer has: what `enable` would prune.
+/// The inventory members that `rendered` no longer has: what `enable` would prune. The Grafana
+/// admin Secret is never rendered (`enable` generates it once) and never pruned.
 fn pruned(rendered: &[Object], members: &[Object]) -> Vec<Object> {
     let keep: BTreeSet<_> = rendered.iter().map(key).collect();
+    let generated = |m: &Object| {
+        render::kind(m) == "Secret" && m.metadata.name.as_deref() == Some(ADMIN_SECRET)
+    };
     members
         .iter()
-        .filter(|m| !keep.contains(&key(m)))
+        .filter(|m| !keep.contains(&key(m)) && !generated(m))
         .cloned()
         .collect()
 }
@@ -373,6 +377,7 @@ mod tests {
                 "mon-prometheus",
             ),
             obj("v1", "ConfigMap", Some("mon"), "grafana"),
+            obj("v1", "Secret", Some("mon"), ADMIN_SECRET),
         ];
         let names: Vec<String> = pruned(&rendered, &members)
             .iter()

@@ -6,7 +6,7 @@ mod alertmanager;
 mod dashboards;
 #[cfg(test)]
 mod fixtures;
-mod grafana;
+pub mod grafana;
 mod kube_state_metrics;
 mod kubelet;
 pub mod meta;
