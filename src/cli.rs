@@ -39,6 +39,8 @@ pub enum Command {
     Version(commands::version::Args),
     /// Print every object of the stack as YAML or JSON, offline (for GitOps or review)
     Render(commands::render::Args),
+    /// Show what enable would change, from a server-side dry run, as a unified diff (exit 1 if any)
+    Diff(commands::diff::Args),
     /// Print a shell completion script (bash, zsh or fish)
     Completion(commands::completion::Args),
 }
@@ -59,11 +61,19 @@ pub fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return report(&anyhow::Error::new(e).context("cannot start the async runtime")),
+        Err(e) => {
+            let e = anyhow::Error::new(e).context("cannot start the async runtime");
+            return ExitCode::from(report(&e));
+        }
     };
+    // `diff` exits 1 for "there are differences", as kubectl diff does: its errors start at 2.
+    let is_diff = matches!(cli.command, Command::Diff(_));
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
-        Err(e) => report(&e),
+        Err(e) => match report(&e) {
+            exit::FAILURE if is_diff => ExitCode::from(exit::USAGE),
+            code => ExitCode::from(code),
+        },
     }
 }
 
@@ -71,14 +81,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Version(args) => commands::version::run(&cli.kube, args).await,
         Command::Render(args) => commands::render::run(&cli.kube, args),
+        Command::Diff(args) => commands::diff::run(&cli.kube, args).await,
         Command::Completion(args) => commands::completion::run(args, &mut Cli::command()),
     }
 }
 
 /// Prints an error once, with its chain, and picks the exit code from its kind.
-fn report(err: &anyhow::Error) -> ExitCode {
+fn report(err: &anyhow::Error) -> u8 {
     if is_broken_pipe(err) {
-        return ExitCode::SUCCESS;
+        return 0;
     }
     let code = err
         .chain()
@@ -95,7 +106,7 @@ fn report(err: &anyhow::Error) -> ExitCode {
         .unwrap_or(exit::FAILURE);
     let p = Palette::stderr();
     eprintln!("{} {err:#}", p.bad("error:"));
-    ExitCode::from(code)
+    code
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod commands;
 mod config;
+mod diff;
 mod error;
 mod output;
 mod proxy;

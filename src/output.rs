@@ -39,6 +39,23 @@ impl Palette {
             color: use_color(std::io::stderr().is_terminal()),
         }
     }
+    pub fn stdout() -> Self {
+        Palette {
+            color: use_color(std::io::stdout().is_terminal()),
+        }
+    }
+    #[cfg(test)]
+    pub fn with_color(color: bool) -> Self {
+        Palette { color }
+    }
+    /// A line a diff adds.
+    pub fn added(&self, s: &str) -> String {
+        self.paint(s, |s| s.green().to_string())
+    }
+    /// A line a diff removes.
+    pub fn removed(&self, s: &str) -> String {
+        self.paint(s, |s| s.red().to_string())
+    }
     pub fn warn(&self, s: &str) -> String {
         self.paint(s, |s| s.yellow().to_string())
     }

@@ -6,10 +6,10 @@ mod alertmanager;
 mod dashboards;
 #[cfg(test)]
 mod fixtures;
-mod grafana;
+pub mod grafana;
 mod kube_state_metrics;
 mod kubelet;
-mod meta;
+pub mod meta;
 mod namespace;
 mod network;
 mod node_exporter;

@@ -1,0 +1,448 @@
+//! `diff`: what `enable` would change, from a server-side dry run of every rendered object,
+//! as unified diffs like `kubectl diff` (and the ApplySet members `enable` would prune).
+//! Exit status like `kubectl diff`: 0 no differences, 1 differences, 2 and more an error.
+
+use std::collections::BTreeSet;
+
+use anyhow::Context as _;
+use futures::{StreamExt as _, TryStreamExt as _, stream};
+use kube::api::{ListParams, TypeMeta};
+
+use crate::{
+    apply::{self, ApplyError, ApplyOptions, FieldConflict},
+    cluster::{Cluster, KubeFlags},
+    commands::render::ConfigArgs,
+    diff,
+    output::{self, Palette},
+    render::{self, Object, grafana::ADMIN_SECRET, group_kind},
+    resources::{self, Known, Scope, display_name},
+};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// How many objects are fetched and dry-run at once.
+const IN_FLIGHT: usize = 16;
+
+/// One rendered object: what is live, and what `enable` would store.
+struct Compared {
+    object: Object,
+    live: Option<Object>,
+    merged: Merged,
+}
+
+/// What `enable` would store, as far as the server can tell us.
+enum Merged {
+    /// The server's answer to a dry-run apply.
+    DryRun(Object),
+    /// The rendered form: the server cannot dry-run it before `enable` creates its namespace
+    /// or CRD.
+    Rendered(Object),
+    /// Another manager owns fields: `enable` stops unless `--force-conflicts`; `forced` is the
+    /// server's answer to a forced dry run, what `--force-conflicts` would store.
+    Conflict {
+        conflicts: Vec<FieldConflict>,
+        forced: Object,
+    },
+}
+
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+    let config = args.config.load(flags)?;
+    let rendered = render::render(&config).objects;
+    let cluster = Cluster::connect(flags).await?;
+    let namespace = config.namespace.as_str();
+
+    // Gather.
+    let namespace_exists = namespace_exists(&cluster, namespace).await?;
+    let missing_crds = missing_crds(&cluster, &rendered).await?;
+    let compared: Vec<Compared> = stream::iter(rendered.iter().map(|o| {
+        let dry_run = can_dry_run(o, namespace_exists, &missing_crds);
+        compare(&cluster, o, dry_run)
+    }))
+    .buffered(IN_FLIGHT)
+    .try_collect()
+    .await?;
+    let members = if namespace_exists {
+        inventory_members(&cluster, namespace).await?
+    } else {
+        Vec::new()
+    };
+
+    // Assess.
+    let pruned = pruned(&rendered, &members);
+    let mut notes = Vec::new();
+    if !namespace_exists {
+        notes.push(format!(
+            "namespace {namespace:?} does not exist yet (enable creates it first): the objects in it \
+             are shown as rendered, without a server dry run"
+        ));
+    }
+    if !missing_crds.is_empty() {
+        let names: Vec<String> = missing_crds.iter().map(|k| crd_name(k)).collect();
+        notes.push(format!(
+            "the CRDs are not installed ({}; enable installs them first): custom resources are \
+             shown as rendered, without a server dry run",
+            names.join(", ")
+        ));
+    }
+    let mut diffs = Vec::new();
+    let mut differences = 0;
+    for c in &compared {
+        let merged = match &c.merged {
+            Merged::DryRun(m) | Merged::Rendered(m) => m,
+            Merged::Conflict { conflicts, forced } => {
+                differences += 1;
+                notes.push(conflict_note(&c.object, conflicts));
+                forced
+            }
+        };
+        if let Some(d) = diff::object_diff(&diff::path_of(&c.object), c.live.as_ref(), Some(merged))
+        {
+            if !matches!(c.merged, Merged::Conflict { .. }) {
+                differences += 1;
+            }
+            diffs.push(d);
+        }
+    }
+    for o in &pruned {
+        notes.push(format!(
+            "{} is in the inventory but no longer rendered: enable would prune it",
+            display_name(o)
+        ));
+        if let Some(d) = diff::object_diff(&diff::path_of(o), Some(o), None) {
+            differences += 1;
+            diffs.push(d);
+        }
+    }
+
+    // Print: notes are diagnostics, the diffs are the data.
+    let err = Palette::stderr();
+    for n in &notes {
+        eprintln!("{} {n}", err.warn("note:"));
+    }
+    if !diffs.is_empty() {
+        output::print(&diff::paint(&diffs.concat(), &Palette::stdout()))?;
+    }
+    Ok(if differences > 0 { 1 } else { 0 })
+}
+
+async fn namespace_exists(cluster: &Cluster, namespace: &str) -> anyhow::Result<bool> {
+    let api = known("Namespace").api(&cluster.client, None);
+    let ns = api
+        .get_opt(namespace)
+        .await
+        .map_err(|e| cluster.target.classify(e))
+        .with_context(|| format!("reading namespace {namespace:?}"))?;
+    Ok(ns.is_some())
+}
+
+/// A custom resource's type: served through a CRD, not built in. Built-in groups are either
+/// single words (`apps`, `policy`) or end in `.k8s.io`.
+fn is_custom(k: &Known) -> bool {
+    let g = k.group();
+    g.contains('.') && !g.ends_with(".k8s.io")
+}
+
+fn crd_name(k: &Known) -> String {
+    format!("{}.{}", k.plural, k.group())
+}
+
+/// The custom resource types among `objects` whose CRD the cluster does not have.
+async fn missing_crds(
+    cluster: &Cluster,
+    objects: &[Object],
+) -> anyhow::Result<Vec<&'static Known>> {
+    let mut types: Vec<&'static Known> = objects
+        .iter()
+        .filter_map(resources::of)
+        .filter(|k| is_custom(k))
+        .collect();
+    types.sort_by_key(|k| crd_name(k));
+    types.dedup();
+    let api = known("CustomResourceDefinition.apiextensions.k8s.io").api(&cluster.client, None);
+    let mut missing = Vec::new();
+    for k in types {
+        let name = crd_name(k);
+        let crd = api
+            .get_opt(&name)
+            .await
+            .map_err(|e| cluster.target.classify(e))
+            .with_context(|| format!("reading CRD {name}"))?;
+        if crd.is_none() {
+            missing.push(k);
+        }
+    }
+    Ok(missing)
+}
+
+/// Whether the server can dry-run an apply of `o` now: its namespace and its CRD exist.
+fn can_dry_run(o: &Object, namespace_exists: bool, missing_crds: &[&'static Known]) -> bool {
+    let Some(k) = resources::of(o) else {
+        return false;
+    };
+    let namespace_ok = k.scope == Scope::Cluster || namespace_exists;
+    namespace_ok && !missing_crds.contains(&k)
+}
+
+async fn compare(cluster: &Cluster, o: &Object, dry_run: bool) -> anyhow::Result<Compared> {
+    let name = o.metadata.name.as_deref().unwrap_or("");
+    let api = resources::api_for(&cluster.client, o)
+        .with_context(|| format!("{}: not a type automon knows", display_name(o)))?;
+    if !dry_run {
+        // Its namespace or CRD is missing, so nothing of it can be live.
+        return Ok(Compared {
+            object: o.clone(),
+            live: None,
+            merged: Merged::Rendered(o.clone()),
+        });
+    }
+    let live = api
+        .get_opt(name)
+        .await
+        .map_err(|e| cluster.target.classify(e))
+        .with_context(|| format!("reading {}", display_name(o)))?;
+    let dry = |force| ApplyOptions {
+        dry_run: true,
+        force,
+    };
+    let merged = match apply::server_side_apply(cluster, o, dry(false)).await {
+        Ok(m) => Merged::DryRun(with_types(m, o)),
+        Err(ApplyError::Conflict { conflicts, .. }) => Merged::Conflict {
+            conflicts,
+            forced: with_types(
+                apply::server_side_apply(cluster, o, dry(true))
+                    .await
+                    .context("server-side dry run with --force-conflicts")?,
+                o,
+            ),
+        },
+        Err(e) => return Err(e).context("server-side dry run"),
+    };
+    Ok(Compared {
+        object: o.clone(),
+        live: live.map(|l| with_types(l, o)),
+        merged,
+    })
+}
+
+fn conflict_note(o: &Object, conflicts: &[FieldConflict]) -> String {
+    let fields: Vec<String> = conflicts
+        .iter()
+        .map(|c| format!("{} is owned by {:?}", c.field, c.manager))
+        .collect();
+    format!(
+        "conflict: {}: {}; enable stops here unless --force-conflicts (the diff shows what it \
+         would change)",
+        display_name(o),
+        fields.join(", ")
+    )
+}
+
+/// Objects read back from the API carry apiVersion and kind only sometimes (never as list
+/// items); set them from the rendered object so that both sides of a diff print them.
+fn with_types(mut o: Object, like: &Object) -> Object {
+    if o.types.is_none() {
+        o.types = like.types.clone();
+    }
+    o
+}
+
+fn known(group_kind: &str) -> &'static Known {
+    resources::by_group_kind(group_kind).expect("a type in resources::KNOWN")
+}
+
+/// `(Kind.group, namespace, name)`: one object, whatever its version.
+fn key(o: &Object) -> (String, String, String) {
+    (
+        group_kind(o),
+        o.metadata.namespace.clone().unwrap_or_default(),
+        o.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The inventory members that `rendered` no longer has: what `enable` would prune. The Grafana
+/// admin Secret is never rendered (`enable` generates it once) and never pruned.
+fn pruned(rendered: &[Object], members: &[Object]) -> Vec<Object> {
+    let keep: BTreeSet<_> = rendered.iter().map(key).collect();
+    let generated = |m: &Object| {
+        render::kind(m) == "Secret" && m.metadata.name.as_deref() == Some(ADMIN_SECRET)
+    };
+    members
+        .iter()
+        .filter(|m| !keep.contains(&key(m)) && !generated(m))
+        .cloned()
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Minimal ApplySet inventory listing, private to `diff`. `disable`'s `src/inventory.rs` is the
+// shared one; at merge this block is replaced by a call to it.
+// ---------------------------------------------------------------------------------------------
+
+/// Every member of the ApplySet whose parent is the ConfigMap `automon` in `namespace`: one
+/// list per group-kind the parent names, selected by `applyset.kubernetes.io/part-of=<id>`.
+async fn inventory_members(cluster: &Cluster, namespace: &str) -> anyhow::Result<Vec<Object>> {
+    use crate::render::meta::{
+        APPLYSET_GROUP_KINDS, APPLYSET_ID_LABEL, APPLYSET_PART_OF_LABEL, PARENT_NAME,
+    };
+    let parents = known("ConfigMap").api(&cluster.client, Some(namespace));
+    let Some(parent) = parents
+        .get_opt(PARENT_NAME)
+        .await
+        .map_err(|e| cluster.target.classify(e))
+        .with_context(|| format!("reading the ApplySet parent configmap/{PARENT_NAME}"))?
+    else {
+        return Ok(Vec::new());
+    };
+    let Some(id) = parent
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(APPLYSET_ID_LABEL))
+    else {
+        return Ok(Vec::new());
+    };
+    let group_kinds = parent
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(APPLYSET_GROUP_KINDS))
+        .cloned()
+        .unwrap_or_default();
+    let selector = ListParams::default().labels(&format!("{APPLYSET_PART_OF_LABEL}={id}"));
+    let mut members = Vec::new();
+    for gk in group_kinds.split(',').filter(|s| !s.is_empty()) {
+        let Some(k) = resources::by_group_kind(gk) else {
+            eprintln!(
+                "{} the inventory names {gk}, a type automon does not know; not checked for pruning",
+                Palette::stderr().warn("warning:")
+            );
+            continue;
+        };
+        let api = k.api(&cluster.client, Some(namespace));
+        let list = match api.list(&selector).await {
+            Ok(list) => list,
+            // The type is gone from the server (its CRD deleted): no members of it are left.
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => {
+                return Err(cluster.target.classify(e))
+                    .with_context(|| format!("listing the inventory's {}", k.qualified_plural()));
+            }
+        };
+        members.extend(list.items.into_iter().map(|mut o| {
+            o.types = Some(TypeMeta {
+                api_version: k.api_version.to_string(),
+                kind: k.kind.to_string(),
+            });
+            o
+        }));
+    }
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Object {
+        let mut meta = json!({"name": name});
+        if let Some(ns) = ns {
+            meta["namespace"] = ns.into();
+        }
+        render::custom(json!({"apiVersion": api_version, "kind": kind, "metadata": meta}))
+    }
+
+    #[test]
+    fn only_members_no_longer_rendered_are_pruned() {
+        let rendered = [
+            obj("apps/v1", "Deployment", Some("mon"), "grafana"),
+            obj(
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRole",
+                None,
+                "mon-prometheus",
+            ),
+        ];
+        let members = [
+            obj("apps/v1", "Deployment", Some("mon"), "grafana"),
+            obj("apps/v1", "Deployment", Some("mon"), "old-exporter"),
+            obj(
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRole",
+                None,
+                "mon-prometheus",
+            ),
+            obj("v1", "ConfigMap", Some("mon"), "grafana"),
+            obj("v1", "Secret", Some("mon"), ADMIN_SECRET),
+        ];
+        let names: Vec<String> = pruned(&rendered, &members)
+            .iter()
+            .map(display_name)
+            .collect();
+        assert_eq!(names, ["deployment.apps/old-exporter", "configmap/grafana"]);
+    }
+
+    #[test]
+    fn custom_resources_are_told_from_built_in_types() {
+        let custom: Vec<&str> = resources::KNOWN
+            .iter()
+            .filter(|k| is_custom(k))
+            .map(|k| k.kind)
+            .collect();
+        assert!(custom.contains(&"Prometheus"), "{custom:?}");
+        assert!(custom.contains(&"ServiceMonitor"), "{custom:?}");
+        for builtin in [
+            "Deployment",
+            "ClusterRole",
+            "NetworkPolicy",
+            "CustomResourceDefinition",
+            "PodDisruptionBudget",
+            "ConfigMap",
+        ] {
+            assert!(!custom.contains(&builtin), "{builtin} in {custom:?}");
+        }
+        assert_eq!(
+            crd_name(known("Prometheus.monitoring.coreos.com")),
+            "prometheuses.monitoring.coreos.com"
+        );
+    }
+
+    #[test]
+    fn dry_runs_wait_for_their_namespace_and_crd() {
+        let deploy = obj("apps/v1", "Deployment", Some("mon"), "grafana");
+        let role = obj("rbac.authorization.k8s.io/v1", "ClusterRole", None, "mon-x");
+        let prom = obj(
+            "monitoring.coreos.com/v1",
+            "Prometheus",
+            Some("mon"),
+            "automon",
+        );
+        let prom_type = known("Prometheus.monitoring.coreos.com");
+        assert!(can_dry_run(&deploy, true, &[]));
+        assert!(!can_dry_run(&deploy, false, &[]));
+        assert!(can_dry_run(&role, false, &[]));
+        assert!(can_dry_run(&prom, true, &[]));
+        assert!(!can_dry_run(&prom, true, &[prom_type]));
+    }
+
+    #[test]
+    fn conflict_notes_name_object_field_and_manager() {
+        let note = conflict_note(
+            &obj("apps/v1", "Deployment", Some("mon"), "grafana"),
+            &[FieldConflict {
+                field: ".spec.replicas".into(),
+                manager: "kubectl".into(),
+            }],
+        );
+        assert!(
+            note.starts_with(
+                r#"conflict: deployment.apps/grafana: .spec.replicas is owned by "kubectl""#
+            ),
+            "{note}"
+        );
+    }
+}
