@@ -39,11 +39,6 @@ impl Palette {
             color: use_color(std::io::stderr().is_terminal()),
         }
     }
-    pub fn stdout() -> Self {
-        Palette {
-            color: use_color(std::io::stdout().is_terminal()),
-        }
-    }
     #[cfg(test)]
     pub fn with_color(color: bool) -> Self {
         Palette { color }
