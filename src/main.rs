@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod error;
 mod output;
+mod preflight;
 mod proxy;
 mod render;
 mod resources;
