@@ -12,7 +12,9 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::{
     api::{
         apps::v1::Deployment,
-        authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec},
+        authorization::v1::{
+            ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        },
     },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
     apimachinery::pkg::apis::meta::v1::LabelSelector,
@@ -160,7 +162,12 @@ pub fn required_permissions(objects: &[Object], namespace: &str) -> BTreeSet<Per
         out.insert(Permission::new(verb, "", "configmaps", Some(namespace)));
     }
     out.insert(Permission::new("list", "apps", "deployments", None));
-    out.insert(Permission::new("list", MONITORING_GROUP, "prometheuses", None));
+    out.insert(Permission::new(
+        "list",
+        MONITORING_GROUP,
+        "prometheuses",
+        None,
+    ));
     out
 }
 
@@ -200,6 +207,9 @@ pub struct PrometheusInfo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExistingOperator {
+    /// Why the search was not done (the user may not read CRDs, Deployments or Prometheuses).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_checked: Option<String>,
     /// Whether `prometheuses.monitoring.coreos.com` exists.
     pub crds_installed: bool,
     pub deployments: Vec<OperatorDeployment>,
@@ -311,8 +321,9 @@ async fn denied(
 /// Looks for another Prometheus Operator: the `prometheuses` CRD, then Deployments that run a
 /// `prometheus-operator` image, are labelled `app.kubernetes.io/name=prometheus-operator` or
 /// are named `*prometheus-operator*` (operators are labelled inconsistently; the image is the
-/// most reliable sign), and `Prometheus` objects, all outside automon's inventory. Reads
-/// the user may not do (listed as missing already) are skipped rather than failing twice.
+/// most reliable sign), and `Prometheus` objects, all outside automon's inventory. When the
+/// user may not do these reads (they are listed as missing already) the search is skipped and
+/// the report says so, rather than failing twice.
 async fn existing_operator(
     cluster: &Cluster,
     missing: &[Permission],
@@ -324,25 +335,39 @@ async fn existing_operator(
     };
     let classify = |e| cluster.target.classify(e);
     let mut found = ExistingOperator::default();
-    if !may("get", "customresourcedefinitions") {
+    let unreadable: Vec<&str> = [
+        (
+            "get",
+            "customresourcedefinitions",
+            "get customresourcedefinitions",
+        ),
+        ("list", "deployments", "list deployments"),
+        ("list", "prometheuses", "list prometheuses"),
+    ]
+    .into_iter()
+    .filter(|(verb, resource, _)| !may(verb, resource))
+    .map(|(_, _, what)| what)
+    .collect();
+    if !unreadable.is_empty() {
+        found.not_checked = Some(format!("may not {} cluster-wide", unreadable.join(", ")));
         return Ok(found);
     }
     let crds: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
-    found.crds_installed = crds.get_opt(PROMETHEUS_CRD).await.map_err(classify)?.is_some();
+    found.crds_installed = crds
+        .get_opt(PROMETHEUS_CRD)
+        .await
+        .map_err(classify)?
+        .is_some();
     if !found.crds_installed {
         return Ok(found);
     }
-    if may("list", "deployments") {
-        let deployments: Api<Deployment> = Api::all(cluster.client.clone());
-        let list = deployments
-            .list(&ListParams::default())
-            .await
-            .map_err(classify)?;
-        found.deployments = list.items.iter().filter_map(operator_deployment).collect();
-    }
-    if may("list", "prometheuses")
-        && let Some(known) = resources::by_group_kind("Prometheus.monitoring.coreos.com")
-    {
+    let deployments: Api<Deployment> = Api::all(cluster.client.clone());
+    let list = deployments
+        .list(&ListParams::default())
+        .await
+        .map_err(classify)?;
+    found.deployments = list.items.iter().filter_map(operator_deployment).collect();
+    if let Some(known) = resources::by_group_kind("Prometheus.monitoring.coreos.com") {
         let list = known
             .api(&cluster.client, None)
             .list(&ListParams::default())
@@ -377,14 +402,20 @@ pub fn operator_deployment(d: &Deployment) -> Option<OperatorDeployment> {
         .and_then(|s| s.template.spec.as_ref())
         .map(|s| s.containers.as_slice())
         .unwrap_or_default();
-    let images: Vec<&str> = containers.iter().filter_map(|c| c.image.as_deref()).collect();
+    let images: Vec<&str> = containers
+        .iter()
+        .filter_map(|c| c.image.as_deref())
+        .collect();
     let operator_image = images
         .iter()
         .find(|i| image_repository(i).ends_with(OPERATOR_NAME));
     if operator_image.is_none() && !labelled && !name.contains(OPERATOR_NAME) {
         return None;
     }
-    let image = operator_image.or(images.first()).copied().unwrap_or_default();
+    let image = operator_image
+        .or(images.first())
+        .copied()
+        .unwrap_or_default();
     Some(OperatorDeployment {
         namespace: meta.namespace.clone().unwrap_or_default(),
         name,
@@ -526,11 +557,22 @@ impl Report {
                     self.missing.len(),
                     self.permissions_checked
                 ),
-                details: self.missing.iter().map(|p| format!("missing: {p}")).collect(),
+                details: self
+                    .missing
+                    .iter()
+                    .map(|p| format!("missing: {p}"))
+                    .collect(),
             }
         };
         let existing = &self.existing_operator;
-        let operator = if existing.is_installed() {
+        let operator = if let Some(why) = &existing.not_checked {
+            Check {
+                name: "operator",
+                level: Level::Warn,
+                summary: "cannot tell whether another Prometheus Operator is installed".to_string(),
+                details: vec![why.clone()],
+            }
+        } else if existing.is_installed() {
             let mut details: Vec<String> = existing
                 .deployments
                 .iter()
@@ -626,6 +668,21 @@ mod tests {
     use super::*;
     use crate::{config::Config, render};
 
+    /// The text without colour codes (tests may run on a terminal).
+    fn strip(s: &str) -> String {
+        let mut out = String::new();
+        let mut esc = false;
+        for c in s.chars() {
+            match (esc, c) {
+                (false, '\u{1b}') => esc = true,
+                (true, 'm') => esc = false,
+                (false, c) => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    }
+
     fn perm(verb: &str, group: &str, resource: &str, ns: Option<&str>) -> Permission {
         Permission::new(verb, group, resource, ns)
     }
@@ -645,11 +702,26 @@ mod tests {
             perm("delete", "apps", "deployments", ns),
             perm("list", "", "configmaps", ns),
             perm("create", "rbac.authorization.k8s.io", "clusterroles", None),
-            perm("create", "rbac.authorization.k8s.io", "clusterrolebindings", None),
+            perm(
+                "create",
+                "rbac.authorization.k8s.io",
+                "clusterrolebindings",
+                None,
+            ),
             perm("create", MONITORING_GROUP, "prometheuses", ns),
             perm("patch", MONITORING_GROUP, "servicemonitors", ns),
-            perm("watch", "apiextensions.k8s.io", "customresourcedefinitions", None),
-            perm("create", "apiextensions.k8s.io", "customresourcedefinitions", None),
+            perm(
+                "watch",
+                "apiextensions.k8s.io",
+                "customresourcedefinitions",
+                None,
+            ),
+            perm(
+                "create",
+                "apiextensions.k8s.io",
+                "customresourcedefinitions",
+                None,
+            ),
             perm("list", "apps", "deployments", None),
             perm("list", MONITORING_GROUP, "prometheuses", None),
         ] {
@@ -661,10 +733,7 @@ mod tests {
         assert!(!perms.contains(&perm("create", "apps", "daemonsets", None)));
         assert!(!perms.contains(&perm("update", "apps", "daemonsets", ns)));
         for p in &perms {
-            assert!(
-                p.namespace.is_none() || p.namespace.as_deref() == ns,
-                "{p}"
-            );
+            assert!(p.namespace.is_none() || p.namespace.as_deref() == ns, "{p}");
         }
     }
 
@@ -674,7 +743,11 @@ mod tests {
         let objects = render::render(&config).objects;
         let perms = required_permissions(&objects, "mon");
         assert!(perms.contains(&perm("create", "apps", "daemonsets", Some("mon"))));
-        assert!(!perms.iter().any(|p| p.namespace.as_deref() == Some("automon")));
+        assert!(
+            !perms
+                .iter()
+                .any(|p| p.namespace.as_deref() == Some("automon"))
+        );
         // Twice the objects, the same permissions.
         let doubled: Vec<Object> = objects.iter().chain(objects.iter()).cloned().collect();
         assert_eq!(required_permissions(&doubled, "mon"), perms);
@@ -723,7 +796,7 @@ mod tests {
         assert_eq!(r.exit_code(), 0);
         let p = Palette::stderr();
         assert_eq!(
-            r.human(&p),
+            strip(&r.human(&p)),
             "Preflight ✓ reachable  ✓ version supported  ✓ 41 permissions  ✓ no other Prometheus Operator\n"
         );
     }
@@ -736,7 +809,7 @@ mod tests {
             perm("create", MONITORING_GROUP, "prometheuses", Some("automon")),
         ];
         assert_eq!(r.exit_code(), exit::FORBIDDEN);
-        let text = r.human(&Palette::stderr());
+        let text = strip(&r.human(&Palette::stderr()));
         assert!(text.contains("✗ 2 of 41 permissions missing"), "{text}");
         assert!(
             text.contains("  ✗ missing: create namespaces cluster-wide\n"),
@@ -788,6 +861,7 @@ mod tests {
     fn existing_operator_warns_and_names_what_to_match() {
         let mut r = report();
         r.existing_operator = ExistingOperator {
+            not_checked: None,
             crds_installed: true,
             deployments: vec![OperatorDeployment {
                 namespace: "monitoring".into(),
@@ -803,8 +877,12 @@ mod tests {
                 ..Default::default()
             }],
         };
-        assert_eq!(r.exit_code(), 0, "an existing operator is reused, not an error");
-        let text = r.human(&Palette::stderr());
+        assert_eq!(
+            r.exit_code(),
+            0,
+            "an existing operator is reused, not an error"
+        );
+        let text = strip(&r.human(&Palette::stderr()));
         assert!(text.contains("! another Prometheus Operator"), "{text}");
         assert!(
             text.contains("operator deployment monitoring/prometheus-operator"),
@@ -813,6 +891,22 @@ mod tests {
         assert!(text.contains("version v0.80.0"), "{text}");
         assert!(
             text.contains("prometheus monitoring/k8s: selects labels release=kps,role=alert-rules"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unchecked_operator_is_not_reported_absent() {
+        let mut r = report();
+        r.existing_operator.not_checked = Some("may not list deployments cluster-wide".into());
+        let text = strip(&r.human(&Palette::stderr()));
+        assert!(!text.contains("no other Prometheus Operator"), "{text}");
+        assert!(
+            text.contains("! cannot tell whether another Prometheus Operator"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ! may not list deployments cluster-wide\n"),
             "{text}"
         );
     }
@@ -901,7 +995,10 @@ mod tests {
         }))
         .unwrap();
         let info = prometheus_info(&p).unwrap();
-        assert_eq!(info.service_monitor_selector, selector(&[("release", "kps")]));
+        assert_eq!(
+            info.service_monitor_selector,
+            selector(&[("release", "kps")])
+        );
         assert_eq!(info.rule_namespace_selector, Some(LabelSelector::default()));
         assert_eq!(info.rule_selector, None);
     }

@@ -11,6 +11,14 @@ use crate::{
 };
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Checks, in this order, and writes nothing:
+  reachable     the API server answers (exit 4 if not, 5 if it rejects the credentials)
+  version       Kubernetes 1.30 or newer (older fails with exit 1; newer than 1.36 warns)
+  permissions   every verb on every resource the install needs, asked with
+                SelfSubjectAccessReview; all missing ones are listed (exit 6)
+  operator      whether a Prometheus Operator not installed by automon is already running;
+                enable reuses it and labels its objects to match its selectors")]
 pub struct Args {
     #[command(flatten)]
     config: ConfigArgs,
