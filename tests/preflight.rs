@@ -6,6 +6,8 @@ mod common;
 
 use common::*;
 
+const EXIT_UNREACHABLE: i32 = 4;
+const EXIT_UNAUTHORIZED: i32 = 5;
 const EXIT_FORBIDDEN: i32 = 6;
 
 /// Deletes a scratch namespace when the test ends, passed or not.
@@ -238,4 +240,29 @@ spec:
         "alert-rules"
     );
     assert_eq!(prometheus["ruleNamespaceSelector"], serde_json::json!({}));
+}
+
+#[test]
+fn an_unreachable_server_or_rejected_credentials_stop_before_any_check() {
+    let c = cluster();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = c
+        .kubeconfig_text()
+        .replace(&c.server, &format!("https://127.0.0.1:{port}"));
+    let (_d, kc) = write_temp("kubeconfig", &text);
+    let out = run(automon().arg("preflight").arg("--kubeconfig").arg(&kc))
+        .code(EXIT_UNREACHABLE)
+        .stderr_has("cannot reach the API server");
+    assert!(!out.stderr.contains("Preflight"), "{out:#?}");
+
+    let text = c.kubeconfig_text();
+    let token = yaml_value(&text, "token");
+    let (_d, kc) = write_temp("kubeconfig", &text.replace(&token, "not-a-valid-token"));
+    run(automon().arg("preflight").arg("--kubeconfig").arg(&kc))
+        .code(EXIT_UNAUTHORIZED)
+        .stderr_has("rejected the credentials");
 }

@@ -14,7 +14,7 @@ use crate::{
 #[command(after_help = "\
 Checks, in this order, and writes nothing:
   reachable     the API server answers (exit 4 if not, 5 if it rejects the credentials)
-  version       Kubernetes 1.30 or newer (older fails with exit 1; newer than 1.36 warns)
+  version       a supported Kubernetes (older fails with exit 1; newer than tested warns)
   permissions   every verb on every resource the install needs, asked with
                 SelfSubjectAccessReview; all missing ones are listed (exit 6)
   operator      whether a Prometheus Operator not installed by automon is already running;
