@@ -43,6 +43,8 @@ pub enum Command {
     Diff(commands::diff::Args),
     /// Print a shell completion script (bash, zsh or fish)
     Completion(commands::completion::Args),
+    /// Check, without writing anything, that enable can install here: server, permissions, other operators
+    Preflight(commands::preflight::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -83,6 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Render(args) => commands::render::run(&cli.kube, args),
         Command::Diff(args) => commands::diff::run(&cli.kube, args).await,
         Command::Completion(args) => commands::completion::run(args, &mut Cli::command()),
+        Command::Preflight(args) => commands::preflight::run(&cli.kube, args).await,
     }
 }
 

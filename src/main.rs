@@ -9,6 +9,7 @@ mod config;
 mod diff;
 mod error;
 mod output;
+mod preflight;
 mod proxy;
 mod render;
 mod resources;

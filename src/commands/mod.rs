@@ -2,5 +2,6 @@
 
 pub mod completion;
 pub mod diff;
+pub mod preflight;
 pub mod render;
 pub mod version;

@@ -1,0 +1,1005 @@
+//! `enable`'s preflight, run before the first write: the server answers and runs a supported
+//! version, every permission the install needs is granted (SelfSubjectAccessReview, all missing
+//! ones listed at once), and whether a Prometheus Operator not installed by automon is already
+//! there. Gather (`Preflight::run`, I/O) → assess (`Report::assess`, pure) → print (`Report::human`).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::{
+    api::{
+        apps::v1::Deployment,
+        authorization::v1::{
+            ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        },
+    },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    apimachinery::pkg::apis::meta::v1::LabelSelector,
+};
+use kube::{
+    Api,
+    api::{DynamicObject, ListParams, PostParams},
+};
+use serde::Serialize;
+
+use crate::{
+    cluster::Cluster,
+    error::{ClusterError, exit},
+    output::Palette,
+    render::{Object, api_version, kind},
+    resources::{self, Scope},
+    versions,
+};
+
+/// The CRD whose presence means "a Prometheus Operator's API is installed".
+pub const PROMETHEUS_CRD: &str = "prometheuses.monitoring.coreos.com";
+const MONITORING_GROUP: &str = "monitoring.coreos.com";
+/// automon's own objects carry this label (render::meta); anything else is someone else's.
+const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
+const PART_OF: &str = "automon";
+const NAME_LABEL: &str = "app.kubernetes.io/name";
+const OPERATOR_NAME: &str = "prometheus-operator";
+/// SelfSubjectAccessReviews in flight at once.
+const CONCURRENT_REVIEWS: usize = 16;
+
+/// One RBAC permission: a verb on a resource, in a namespace or cluster-wide (`None`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Permission {
+    pub verb: String,
+    /// API group; empty for the core group.
+    pub group: String,
+    /// Plural resource name, as RBAC names it.
+    pub resource: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+impl Permission {
+    fn new(verb: &str, group: &str, resource: &str, namespace: Option<&str>) -> Self {
+        Permission {
+            verb: verb.to_string(),
+            group: group.to_string(),
+            resource: resource.to_string(),
+            namespace: namespace.map(str::to_string),
+        }
+    }
+
+    /// `prometheuses.monitoring.coreos.com`, or `configmaps` for the core group.
+    pub fn qualified_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+}
+
+impl fmt::Display for Permission {
+    /// `create prometheuses.monitoring.coreos.com in namespace "automon"`, `create namespaces cluster-wide`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.verb, self.qualified_resource())?;
+        match &self.namespace {
+            Some(ns) => write!(f, " in namespace {ns:?}"),
+            None => write!(f, " cluster-wide"),
+        }
+    }
+}
+
+/// Verbs for every type enable writes: `get` (is it there? diff), `list` (ApplySet pruning
+/// finds members by label), `create` and `patch` (server-side apply is a PATCH, and of an
+/// object that does not exist yet also a create), `delete` (pruning).
+const WRITE_VERBS: &[&str] = &["get", "list", "create", "patch", "delete"];
+/// Types enable waits on with a watch: workloads until ready, CRDs until Established.
+const WATCHED: &[(&str, &str)] = &[
+    ("apps", "deployments"),
+    ("apps", "daemonsets"),
+    ("apps", "statefulsets"),
+    ("apiextensions.k8s.io", "customresourcedefinitions"),
+];
+
+/// Every permission installing `objects` into `namespace` needs, exactly:
+/// - for each object's type, in its namespace (cluster-wide for cluster-scoped types):
+///   `get`, `list`, `create`, `patch`, `delete`, and `watch` for the types enable waits on
+///   (Deployments, DaemonSets, StatefulSets, CRDs);
+/// - the CRDs, always: enable reads them to decide whether to install them, installs them when
+///   missing and waits for `Established`;
+/// - `get`/`list`/`watch` on StatefulSets in the namespace of each `Prometheus` and
+///   `Alertmanager`: the operator creates those and `--wait` waits for them;
+/// - the ApplySet parent ConfigMap in `namespace` (get/create/patch) even when absent from `objects`;
+/// - what preflight itself reads to find another Prometheus Operator: `list` Deployments and
+///   Prometheuses cluster-wide.
+///
+/// Not covered (SelfSubjectAccessReview cannot ask it): RBAC's escalation check, which also
+/// requires the user to hold every permission a ClusterRole it creates grants (or `escalate`/`bind`).
+pub fn required_permissions(objects: &[Object], namespace: &str) -> BTreeSet<Permission> {
+    let mut out = BTreeSet::new();
+    let mut add_type = |group: &str, resource: &str, ns: Option<&str>| {
+        for verb in WRITE_VERBS {
+            out.insert(Permission::new(verb, group, resource, ns));
+        }
+        if WATCHED.contains(&(group, resource)) {
+            out.insert(Permission::new("watch", group, resource, ns));
+        }
+    };
+    add_type("apiextensions.k8s.io", "customresourcedefinitions", None);
+    let mut operand_namespaces = BTreeSet::new();
+    for o in objects {
+        let (group, plural, scope) = match resources::of(o) {
+            Some(k) => (k.group().to_string(), k.plural.to_string(), k.scope),
+            // Every rendered type is known (a resources test says so); anything else is named
+            // the way RBAC conventionally names it rather than dropped.
+            None => (
+                api_version(o)
+                    .rsplit_once('/')
+                    .map_or("", |(g, _)| g)
+                    .to_string(),
+                format!("{}s", kind(o).to_lowercase()),
+                if o.metadata.namespace.is_some() {
+                    Scope::Namespaced
+                } else {
+                    Scope::Cluster
+                },
+            ),
+        };
+        let ns = match scope {
+            Scope::Namespaced => Some(o.metadata.namespace.as_deref().unwrap_or(namespace)),
+            Scope::Cluster => None,
+        };
+        add_type(&group, &plural, ns);
+        if group == MONITORING_GROUP && (plural == "prometheuses" || plural == "alertmanagers") {
+            operand_namespaces.insert(ns.unwrap_or(namespace).to_string());
+        }
+    }
+    for ns in &operand_namespaces {
+        for verb in ["get", "list", "watch"] {
+            out.insert(Permission::new(verb, "apps", "statefulsets", Some(ns)));
+        }
+    }
+    for verb in ["get", "create", "patch"] {
+        out.insert(Permission::new(verb, "", "configmaps", Some(namespace)));
+    }
+    out.insert(Permission::new("list", "apps", "deployments", None));
+    out.insert(Permission::new(
+        "list",
+        MONITORING_GROUP,
+        "prometheuses",
+        None,
+    ));
+    out
+}
+
+/// The server's version, as `/version` reports it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerVersion {
+    pub git_version: String,
+    pub major: String,
+    pub minor: String,
+}
+
+/// A Deployment that runs a Prometheus Operator and is not automon's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperatorDeployment {
+    pub namespace: String,
+    pub name: String,
+    pub image: String,
+    /// The image tag, e.g. `v0.80.0`; `None` for an untagged or digest-only image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// A `Prometheus` object that is not automon's, with the selectors enable's objects must match.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusInfo {
+    pub namespace: String,
+    pub name: String,
+    pub service_monitor_selector: Option<LabelSelector>,
+    pub service_monitor_namespace_selector: Option<LabelSelector>,
+    pub rule_selector: Option<LabelSelector>,
+    pub rule_namespace_selector: Option<LabelSelector>,
+}
+
+/// What preflight found of another Prometheus Operator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExistingOperator {
+    /// Why the search was not done (the user may not read CRDs, Deployments or Prometheuses).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_checked: Option<String>,
+    /// Whether `prometheuses.monitoring.coreos.com` exists.
+    pub crds_installed: bool,
+    pub deployments: Vec<OperatorDeployment>,
+    pub prometheuses: Vec<PrometheusInfo>,
+}
+
+impl ExistingOperator {
+    /// An operator counts as installed when its CRDs exist and something runs or uses it.
+    pub fn is_installed(&self) -> bool {
+        self.crds_installed && !(self.deployments.is_empty() && self.prometheuses.is_empty())
+    }
+}
+
+/// The labels an object must carry to be selected by `existing`'s ServiceMonitor and rule
+/// selectors: the union of their `matchLabels` (ServiceMonitors and rules are different objects,
+/// but enable labels both alike). `matchExpressions` are not turned into labels; `status`
+/// and `doctor` name selectors that still do not match.
+pub fn labels_to_match(existing: &PrometheusInfo) -> BTreeMap<String, String> {
+    [&existing.service_monitor_selector, &existing.rule_selector]
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.match_labels.clone())
+        .flatten()
+        .collect()
+}
+
+/// Everything preflight gathered. Unreachable servers and rejected credentials are not in a
+/// report: `Preflight::run` returns them as `ClusterError`s (exit 4/5).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub server: String,
+    pub server_version: ServerVersion,
+    /// How many distinct permissions were checked.
+    pub permissions_checked: usize,
+    /// The ones the server denied, sorted.
+    pub missing: Vec<Permission>,
+    pub existing_operator: ExistingOperator,
+}
+
+/// The gathering half: talks to the cluster, decides nothing.
+pub struct Preflight;
+
+impl Preflight {
+    /// Runs every check `enable` runs before its first write. Writes nothing (a
+    /// SelfSubjectAccessReview is not stored).
+    pub async fn run(cluster: &Cluster, objects: &[Object]) -> Result<Report, ClusterError> {
+        let info = cluster.server_version().await?;
+        let wanted = required_permissions(objects, &cluster.namespace);
+        let permissions_checked = wanted.len();
+        let missing = denied(cluster, wanted).await?;
+        let existing_operator = existing_operator(cluster, &missing).await?;
+        Ok(Report {
+            server: cluster.target.server.clone(),
+            server_version: ServerVersion {
+                git_version: info.git_version,
+                major: info.major,
+                minor: info.minor,
+            },
+            permissions_checked,
+            missing,
+            existing_operator,
+        })
+    }
+}
+
+/// Asks the server about every permission, concurrently; returns the denied ones, sorted.
+async fn denied(
+    cluster: &Cluster,
+    wanted: BTreeSet<Permission>,
+) -> Result<Vec<Permission>, ClusterError> {
+    let api: Api<SelfSubjectAccessReview> = Api::all(cluster.client.clone());
+    let results: Vec<(Permission, bool)> = futures::stream::iter(wanted)
+        .map(|p| {
+            let api = api.clone();
+            async move {
+                let review = SelfSubjectAccessReview {
+                    spec: SelfSubjectAccessReviewSpec {
+                        resource_attributes: Some(ResourceAttributes {
+                            verb: Some(p.verb.clone()),
+                            group: Some(p.group.clone()),
+                            resource: Some(p.resource.clone()),
+                            namespace: p.namespace.clone(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                let answer = api
+                    .create(&PostParams::default(), &review)
+                    .await
+                    .map_err(|e| cluster.target.classify(e))?;
+                let allowed = answer.status.is_some_and(|s| s.allowed);
+                Ok::<_, ClusterError>((p, allowed))
+            }
+        })
+        .buffer_unordered(CONCURRENT_REVIEWS)
+        .try_collect()
+        .await?;
+    let mut missing: Vec<Permission> = results
+        .into_iter()
+        .filter_map(|(p, allowed)| (!allowed).then_some(p))
+        .collect();
+    missing.sort();
+    Ok(missing)
+}
+
+/// Looks for another Prometheus Operator: the `prometheuses` CRD, then Deployments that run a
+/// `prometheus-operator` image, are labelled `app.kubernetes.io/name=prometheus-operator` or
+/// are named `*prometheus-operator*` (operators are labelled inconsistently; the image is the
+/// most reliable sign), and `Prometheus` objects, all outside automon's inventory. When the
+/// user may not do these reads (they are listed as missing already) the search is skipped and
+/// the report says so, rather than failing twice.
+async fn existing_operator(
+    cluster: &Cluster,
+    missing: &[Permission],
+) -> Result<ExistingOperator, ClusterError> {
+    let may = |verb: &str, resource: &str| {
+        !missing
+            .iter()
+            .any(|p| p.verb == verb && p.resource == resource && p.namespace.is_none())
+    };
+    let classify = |e| cluster.target.classify(e);
+    let mut found = ExistingOperator::default();
+    let unreadable: Vec<&str> = [
+        (
+            "get",
+            "customresourcedefinitions",
+            "get customresourcedefinitions",
+        ),
+        ("list", "deployments", "list deployments"),
+        ("list", "prometheuses", "list prometheuses"),
+    ]
+    .into_iter()
+    .filter(|(verb, resource, _)| !may(verb, resource))
+    .map(|(_, _, what)| what)
+    .collect();
+    if !unreadable.is_empty() {
+        found.not_checked = Some(format!("may not {} cluster-wide", unreadable.join(", ")));
+        return Ok(found);
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
+    found.crds_installed = crds
+        .get_opt(PROMETHEUS_CRD)
+        .await
+        .map_err(classify)?
+        .is_some();
+    if !found.crds_installed {
+        return Ok(found);
+    }
+    let deployments: Api<Deployment> = Api::all(cluster.client.clone());
+    let list = deployments
+        .list(&ListParams::default())
+        .await
+        .map_err(classify)?;
+    found.deployments = list.items.iter().filter_map(operator_deployment).collect();
+    if let Some(known) = resources::by_group_kind("Prometheus.monitoring.coreos.com") {
+        let list = known
+            .api(&cluster.client, None)
+            .list(&ListParams::default())
+            .await
+            .map_err(classify)?;
+        found.prometheuses = list.items.iter().filter_map(prometheus_info).collect();
+    }
+    Ok(found)
+}
+
+fn is_automons(labels: Option<&BTreeMap<String, String>>) -> bool {
+    labels
+        .and_then(|l| l.get(PART_OF_LABEL))
+        .is_some_and(|v| v == PART_OF)
+}
+
+/// A Deployment that runs a Prometheus Operator and is not automon's (pure).
+pub fn operator_deployment(d: &Deployment) -> Option<OperatorDeployment> {
+    let meta = &d.metadata;
+    if is_automons(meta.labels.as_ref()) {
+        return None;
+    }
+    let name = meta.name.clone().unwrap_or_default();
+    let labelled = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(NAME_LABEL))
+        .is_some_and(|v| v == OPERATOR_NAME);
+    let containers = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    let images: Vec<&str> = containers
+        .iter()
+        .filter_map(|c| c.image.as_deref())
+        .collect();
+    let operator_image = images
+        .iter()
+        .find(|i| image_repository(i).ends_with(OPERATOR_NAME));
+    if operator_image.is_none() && !labelled && !name.contains(OPERATOR_NAME) {
+        return None;
+    }
+    let image = operator_image
+        .or(images.first())
+        .copied()
+        .unwrap_or_default();
+    Some(OperatorDeployment {
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name,
+        image: image.to_string(),
+        version: image_tag(image).map(str::to_string),
+    })
+}
+
+/// `quay.io/prometheus-operator/prometheus-operator` of `…:v0.80.0@sha256:…`.
+fn image_repository(image: &str) -> &str {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    match without_digest.rsplit_once(':') {
+        // A colon after the last slash is a tag; before it, a registry port.
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => without_digest,
+    }
+}
+
+/// The tag of an image reference, if it has one.
+fn image_tag(image: &str) -> Option<&str> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    without_digest
+        .rsplit_once(':')
+        .map(|(_, tag)| tag)
+        .filter(|tag| !tag.contains('/') && !tag.is_empty())
+}
+
+/// A `Prometheus` object that is not automon's, with its selectors (pure).
+pub fn prometheus_info(p: &DynamicObject) -> Option<PrometheusInfo> {
+    if is_automons(p.metadata.labels.as_ref()) {
+        return None;
+    }
+    let selector = |key: &str| -> Option<LabelSelector> {
+        p.data
+            .get("spec")
+            .and_then(|s| s.get(key))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    };
+    Some(PrometheusInfo {
+        namespace: p.metadata.namespace.clone().unwrap_or_default(),
+        name: p.metadata.name.clone().unwrap_or_default(),
+        service_monitor_selector: selector("serviceMonitorSelector"),
+        service_monitor_namespace_selector: selector("serviceMonitorNamespaceSelector"),
+        rule_selector: selector("ruleSelector"),
+        rule_namespace_selector: selector("ruleNamespaceSelector"),
+    })
+}
+
+/// How one check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One assessed check: a short summary for the one-line form, details for the long form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub level: Level,
+    pub summary: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+/// The server version against the supported window; managed clusters report minors like "36+".
+fn assess_version(v: &ServerVersion) -> Check {
+    let check = |level, summary: String| Check {
+        name: "version",
+        level,
+        summary,
+        details: Vec::new(),
+    };
+    // Some distributions leave major/minor empty; gitVersion ("v1.36.3") still says it.
+    let from_git = || {
+        let mut parts = v.git_version.trim_start_matches('v').split('.');
+        Some((parts.next()?.to_string(), parts.next()?.to_string()))
+    };
+    let (major, minor) = if v.minor.is_empty() {
+        from_git().unwrap_or_default()
+    } else {
+        (v.major.clone(), v.minor.clone())
+    };
+    let Ok(minor_n) = minor.trim_end_matches('+').parse::<u32>() else {
+        return check(
+            Level::Warn,
+            format!("cannot tell the server's version ({:?})", v.git_version),
+        );
+    };
+    let (min, max) = (
+        versions::MIN_KUBERNETES_MINOR,
+        versions::MAX_TESTED_KUBERNETES_MINOR,
+    );
+    if major != "1" || minor_n < min {
+        check(
+            Level::Fail,
+            format!(
+                "Kubernetes {} is not supported (1.{min} or newer is)",
+                v.git_version
+            ),
+        )
+    } else if minor_n > max {
+        check(
+            Level::Warn,
+            format!(
+                "Kubernetes {} is newer than the newest tested (1.{max})",
+                v.git_version
+            ),
+        )
+    } else {
+        check(Level::Ok, "version supported".to_string())
+    }
+}
+
+impl Report {
+    /// The checks, in the order they are printed (pure).
+    pub fn assess(&self) -> Vec<Check> {
+        let reachable = Check {
+            name: "reachable",
+            level: Level::Ok,
+            summary: "reachable".to_string(),
+            details: Vec::new(),
+        };
+        let permissions = if self.missing.is_empty() {
+            Check {
+                name: "permissions",
+                level: Level::Ok,
+                summary: format!("{} permissions", self.permissions_checked),
+                details: Vec::new(),
+            }
+        } else {
+            Check {
+                name: "permissions",
+                level: Level::Fail,
+                summary: format!(
+                    "{} of {} permissions missing",
+                    self.missing.len(),
+                    self.permissions_checked
+                ),
+                details: self
+                    .missing
+                    .iter()
+                    .map(|p| format!("missing: {p}"))
+                    .collect(),
+            }
+        };
+        let existing = &self.existing_operator;
+        let operator = if let Some(why) = &existing.not_checked {
+            Check {
+                name: "operator",
+                level: Level::Warn,
+                summary: "cannot tell whether another Prometheus Operator is installed".to_string(),
+                details: vec![why.clone()],
+            }
+        } else if existing.is_installed() {
+            let mut details: Vec<String> = existing
+                .deployments
+                .iter()
+                .map(|d| {
+                    format!(
+                        "operator deployment {}/{} ({}), version {}",
+                        d.namespace,
+                        d.name,
+                        d.image,
+                        d.version.as_deref().unwrap_or("unknown")
+                    )
+                })
+                .collect();
+            details.extend(existing.prometheuses.iter().map(|p| {
+                let labels = labels_to_match(p);
+                let labels = if labels.is_empty() {
+                    "selects every ServiceMonitor and rule (or none, if unset)".to_string()
+                } else {
+                    let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("selects labels {}", l.join(","))
+                };
+                format!("prometheus {}/{}: {labels}", p.namespace, p.name)
+            }));
+            Check {
+                name: "operator",
+                level: Level::Warn,
+                summary: "another Prometheus Operator is installed; enable will reuse it"
+                    .to_string(),
+                details,
+            }
+        } else {
+            Check {
+                name: "operator",
+                level: Level::Ok,
+                summary: "no other Prometheus Operator".to_string(),
+                details: Vec::new(),
+            }
+        };
+        vec![
+            reachable,
+            assess_version(&self.server_version),
+            permissions,
+            operator,
+        ]
+    }
+
+    /// 0 when enable may go ahead; 6 when permissions are missing; 1 when the server is unsupported.
+    pub fn exit_code(&self) -> u8 {
+        let checks = self.assess();
+        let failed = |name| {
+            checks
+                .iter()
+                .any(|c| c.name == name && c.level == Level::Fail)
+        };
+        if failed("permissions") {
+            exit::FORBIDDEN
+        } else if checks.iter().any(|c| c.level == Level::Fail) {
+            exit::FAILURE
+        } else {
+            0
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        self.exit_code() == 0
+    }
+
+    /// `Preflight ✓ reachable  ✓ version supported  ✓ 41 permissions  ✓ no other Prometheus
+    /// Operator`, then one line per detail (each missing permission, what was found).
+    pub fn human(&self, p: &Palette) -> String {
+        let checks = self.assess();
+        let mark = |l: Level| match l {
+            Level::Ok => "✓".to_string(),
+            Level::Warn => p.warn("!"),
+            Level::Fail => p.bad("✗"),
+        };
+        let summary: Vec<String> = checks
+            .iter()
+            .map(|c| format!("{} {}", mark(c.level), c.summary))
+            .collect();
+        let mut out = format!("Preflight {}\n", summary.join("  "));
+        for c in &checks {
+            for d in &c.details {
+                out.push_str(&format!("  {} {d}\n", mark(c.level)));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{config::Config, render};
+
+    /// The text without colour codes (tests may run on a terminal).
+    fn strip(s: &str) -> String {
+        let mut out = String::new();
+        let mut esc = false;
+        for c in s.chars() {
+            match (esc, c) {
+                (false, '\u{1b}') => esc = true,
+                (true, 'm') => esc = false,
+                (false, c) => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn perm(verb: &str, group: &str, resource: &str, ns: Option<&str>) -> Permission {
+        Permission::new(verb, group, resource, ns)
+    }
+
+    #[test]
+    fn permissions_of_the_default_stack() {
+        let objects = render::render(&Config::default()).objects;
+        let perms = required_permissions(&objects, "automon");
+        let ns = Some("automon");
+        for want in [
+            perm("create", "", "namespaces", None),
+            perm("patch", "", "namespaces", None),
+            perm("create", "apps", "daemonsets", ns),
+            perm("watch", "apps", "daemonsets", ns),
+            perm("watch", "apps", "deployments", ns),
+            perm("watch", "apps", "statefulsets", ns),
+            perm("delete", "apps", "deployments", ns),
+            perm("list", "", "configmaps", ns),
+            perm("create", "rbac.authorization.k8s.io", "clusterroles", None),
+            perm(
+                "create",
+                "rbac.authorization.k8s.io",
+                "clusterrolebindings",
+                None,
+            ),
+            perm("create", MONITORING_GROUP, "prometheuses", ns),
+            perm("patch", MONITORING_GROUP, "servicemonitors", ns),
+            perm(
+                "watch",
+                "apiextensions.k8s.io",
+                "customresourcedefinitions",
+                None,
+            ),
+            perm(
+                "create",
+                "apiextensions.k8s.io",
+                "customresourcedefinitions",
+                None,
+            ),
+            perm("list", "apps", "deployments", None),
+            perm("list", MONITORING_GROUP, "prometheuses", None),
+        ] {
+            assert!(perms.contains(&want), "missing {want}");
+        }
+        // Exact: no watch where enable does not wait, nothing cluster-wide that is namespaced
+        // except preflight's own reads, and nothing in another namespace.
+        assert!(!perms.contains(&perm("watch", "", "configmaps", ns)));
+        assert!(!perms.contains(&perm("create", "apps", "daemonsets", None)));
+        assert!(!perms.contains(&perm("update", "apps", "daemonsets", ns)));
+        for p in &perms {
+            assert!(p.namespace.is_none() || p.namespace.as_deref() == ns, "{p}");
+        }
+    }
+
+    #[test]
+    fn permissions_follow_the_namespace_and_deduplicate() {
+        let config = Config::default().with_set("namespace=mon").unwrap();
+        let objects = render::render(&config).objects;
+        let perms = required_permissions(&objects, "mon");
+        assert!(perms.contains(&perm("create", "apps", "daemonsets", Some("mon"))));
+        assert!(
+            !perms
+                .iter()
+                .any(|p| p.namespace.as_deref() == Some("automon"))
+        );
+        // Twice the objects, the same permissions.
+        let doubled: Vec<Object> = objects.iter().chain(objects.iter()).cloned().collect();
+        assert_eq!(required_permissions(&doubled, "mon"), perms);
+    }
+
+    #[test]
+    fn only_crds_parent_and_discovery_for_no_objects() {
+        let perms = required_permissions(&[], "automon");
+        let crd = perms
+            .iter()
+            .filter(|p| p.resource == "customresourcedefinitions")
+            .count();
+        assert_eq!(crd, 6, "{perms:?}"); // get list create patch delete watch
+        assert_eq!(perms.len(), 6 + 3 + 2, "{perms:?}");
+    }
+
+    #[test]
+    fn permissions_read_like_kubectl() {
+        assert_eq!(
+            perm("create", MONITORING_GROUP, "prometheuses", Some("automon")).to_string(),
+            r#"create prometheuses.monitoring.coreos.com in namespace "automon""#
+        );
+        assert_eq!(
+            perm("create", "", "namespaces", None).to_string(),
+            "create namespaces cluster-wide"
+        );
+    }
+
+    fn report() -> Report {
+        Report {
+            server: "https://x".into(),
+            server_version: ServerVersion {
+                git_version: "v1.36.3".into(),
+                major: "1".into(),
+                minor: "36".into(),
+            },
+            permissions_checked: 41,
+            missing: Vec::new(),
+            existing_operator: ExistingOperator::default(),
+        }
+    }
+
+    #[test]
+    fn all_good_is_one_line() {
+        let r = report();
+        assert_eq!(r.exit_code(), 0);
+        let p = Palette::stderr();
+        assert_eq!(
+            strip(&r.human(&p)),
+            "Preflight ✓ reachable  ✓ version supported  ✓ 41 permissions  ✓ no other Prometheus Operator\n"
+        );
+    }
+
+    #[test]
+    fn missing_permissions_fail_with_one_line_each() {
+        let mut r = report();
+        r.missing = vec![
+            perm("create", "", "namespaces", None),
+            perm("create", MONITORING_GROUP, "prometheuses", Some("automon")),
+        ];
+        assert_eq!(r.exit_code(), exit::FORBIDDEN);
+        let text = strip(&r.human(&Palette::stderr()));
+        assert!(text.contains("✗ 2 of 41 permissions missing"), "{text}");
+        assert!(
+            text.contains("  ✗ missing: create namespaces cluster-wide\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  ✗ missing: create prometheuses.monitoring.coreos.com in namespace \"automon\"\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn version_window() {
+        let level = |major: &str, minor: &str, git: &str| {
+            assess_version(&ServerVersion {
+                git_version: git.into(),
+                major: major.into(),
+                minor: minor.into(),
+            })
+            .level
+        };
+        assert_eq!(level("1", "36", "v1.36.3"), Level::Ok);
+        assert_eq!(level("1", "31+", "v1.31.2-eks"), Level::Ok);
+        assert_eq!(level("1", "30", "v1.30.0"), Level::Ok);
+        assert_eq!(level("1", "29", "v1.29.9"), Level::Fail);
+        assert_eq!(level("1", "40", "v1.40.0"), Level::Warn);
+        assert_eq!(level("", "", "v1.35.1"), Level::Ok);
+        assert_eq!(level("", "", "weird"), Level::Warn);
+        let mut r = report();
+        r.server_version.minor = "29".into();
+        assert_eq!(r.exit_code(), exit::FAILURE);
+    }
+
+    fn selector(labels: &[(&str, &str)]) -> Option<LabelSelector> {
+        Some(LabelSelector {
+            match_labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            match_expressions: None,
+        })
+    }
+
+    #[test]
+    fn existing_operator_warns_and_names_what_to_match() {
+        let mut r = report();
+        r.existing_operator = ExistingOperator {
+            not_checked: None,
+            crds_installed: true,
+            deployments: vec![OperatorDeployment {
+                namespace: "monitoring".into(),
+                name: "prometheus-operator".into(),
+                image: "quay.io/prometheus-operator/prometheus-operator:v0.80.0".into(),
+                version: Some("v0.80.0".into()),
+            }],
+            prometheuses: vec![PrometheusInfo {
+                namespace: "monitoring".into(),
+                name: "k8s".into(),
+                service_monitor_selector: selector(&[("release", "kps")]),
+                rule_selector: selector(&[("role", "alert-rules")]),
+                ..Default::default()
+            }],
+        };
+        assert_eq!(
+            r.exit_code(),
+            0,
+            "an existing operator is reused, not an error"
+        );
+        let text = strip(&r.human(&Palette::stderr()));
+        assert!(text.contains("! another Prometheus Operator"), "{text}");
+        assert!(
+            text.contains("operator deployment monitoring/prometheus-operator"),
+            "{text}"
+        );
+        assert!(text.contains("version v0.80.0"), "{text}");
+        assert!(
+            text.contains("prometheus monitoring/k8s: selects labels release=kps,role=alert-rules"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unchecked_operator_is_not_reported_absent() {
+        let mut r = report();
+        r.existing_operator.not_checked = Some("may not list deployments cluster-wide".into());
+        let text = strip(&r.human(&Palette::stderr()));
+        assert!(!text.contains("no other Prometheus Operator"), "{text}");
+        assert!(
+            text.contains("! cannot tell whether another Prometheus Operator"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ! may not list deployments cluster-wide\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn crds_alone_are_not_an_operator() {
+        let e = ExistingOperator {
+            crds_installed: true,
+            ..Default::default()
+        };
+        assert!(!e.is_installed());
+    }
+
+    #[test]
+    fn labels_to_match_unions_match_labels() {
+        let p = PrometheusInfo {
+            service_monitor_selector: selector(&[("release", "kps")]),
+            rule_selector: selector(&[("release", "kps"), ("role", "rules")]),
+            ..Default::default()
+        };
+        assert_eq!(
+            labels_to_match(&p),
+            BTreeMap::from([
+                ("release".to_string(), "kps".to_string()),
+                ("role".to_string(), "rules".to_string())
+            ])
+        );
+        assert!(labels_to_match(&PrometheusInfo::default()).is_empty());
+    }
+
+    fn deployment(name: &str, labels: &[(&str, &str)], image: &str) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "ns", "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "image": image}]}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn operator_deployments_are_found_by_image_label_or_name() {
+        let by_image = operator_deployment(&deployment(
+            "po",
+            &[],
+            "registry.local:5000/prometheus-operator/prometheus-operator:v0.80.0",
+        ))
+        .unwrap();
+        assert_eq!(by_image.version.as_deref(), Some("v0.80.0"));
+        assert!(
+            operator_deployment(&deployment(
+                "x",
+                &[(NAME_LABEL, OPERATOR_NAME)],
+                "mirror/op@sha256:abc"
+            ))
+            .is_some_and(|d| d.version.is_none())
+        );
+        assert!(
+            operator_deployment(&deployment("kps-prometheus-operator", &[], "a/b:1")).is_some()
+        );
+        assert!(operator_deployment(&deployment("grafana", &[], "grafana/grafana:13")).is_none());
+        // automon's own operator is not "another" one.
+        assert!(
+            operator_deployment(&deployment(
+                "prometheus-operator",
+                &[(PART_OF_LABEL, PART_OF)],
+                "quay.io/prometheus-operator/prometheus-operator:v0.93.1"
+            ))
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn image_parts() {
+        assert_eq!(image_tag("localhost:5000/a/b"), None);
+        assert_eq!(image_repository("localhost:5000/a/b"), "localhost:5000/a/b");
+        assert_eq!(image_tag("a/b:v1@sha256:ff"), Some("v1"));
+        assert_eq!(image_repository("a/b:v1@sha256:ff"), "a/b");
+    }
+
+    #[test]
+    fn prometheus_selectors_are_read() {
+        let p: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+            "metadata": {"name": "k8s", "namespace": "monitoring"},
+            "spec": {"serviceMonitorSelector": {"matchLabels": {"release": "kps"}},
+                     "ruleNamespaceSelector": {}}
+        }))
+        .unwrap();
+        let info = prometheus_info(&p).unwrap();
+        assert_eq!(
+            info.service_monitor_selector,
+            selector(&[("release", "kps")])
+        );
+        assert_eq!(info.rule_namespace_selector, Some(LabelSelector::default()));
+        assert_eq!(info.rule_selector, None);
+    }
+}

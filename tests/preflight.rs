@@ -1,0 +1,268 @@
+//! `preflight` answers "can I install here?" with exactly the checks `enable` runs before its
+//! first write. Every test runs the real binary against the local control plane, then looks at
+//! the cluster.
+
+mod common;
+
+use common::*;
+
+const EXIT_UNREACHABLE: i32 = 4;
+const EXIT_UNAUTHORIZED: i32 = 5;
+const EXIT_FORBIDDEN: i32 = 6;
+
+/// Deletes a scratch namespace when the test ends, passed or not.
+struct ScratchNamespace(&'static str);
+
+impl ScratchNamespace {
+    fn create(name: &'static str) -> Self {
+        let c = cluster();
+        let _ = c.kubectl(&[
+            "delete",
+            "namespace",
+            name,
+            "--ignore-not-found",
+            "--wait=true",
+        ]);
+        c.kubectl(&["create", "namespace", name]).success();
+        ScratchNamespace(name)
+    }
+}
+
+impl Drop for ScratchNamespace {
+    fn drop(&mut self) {
+        let _ = cluster().kubectl(&["delete", "namespace", self.0, "--wait=false"]);
+    }
+}
+
+#[test]
+fn admin_passes_every_check() {
+    let out = run(automon_admin().args(["preflight", "-n", "automon-preflight-admin"])).success();
+    let first = out.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("Preflight ✓ reachable  ✓ version supported  ✓ "),
+        "{out:#?}"
+    );
+    assert!(first.contains(" permissions"), "{out:#?}");
+    assert!(!out.stderr.contains("missing"), "{out:#?}");
+
+    let json =
+        run(automon_admin().args(["preflight", "-n", "automon-preflight-admin", "-o", "json"]))
+            .success();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["passed"], true, "{v:#}");
+    assert_eq!(v["missing"], serde_json::json!([]), "{v:#}");
+    assert!(v["permissionsChecked"].as_u64().unwrap() > 40, "{v:#}");
+    assert!(
+        v["serverVersion"]["gitVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1.36."),
+        "{v:#}"
+    );
+}
+
+#[test]
+fn a_user_without_rbac_gets_every_missing_permission_at_once_and_nothing_is_written() {
+    let c = cluster();
+    let ns = "automon-preflight-limited";
+    let out = run(automon()
+        .env("KUBECONFIG", &c.limited_kubeconfig)
+        .args(["preflight", "-n", ns]))
+    .code(EXIT_FORBIDDEN);
+    for line in [
+        "  ✗ missing: create namespaces cluster-wide".to_string(),
+        format!("  ✗ missing: create daemonsets.apps in namespace {ns:?}"),
+        format!("  ✗ missing: create prometheuses.monitoring.coreos.com in namespace {ns:?}"),
+        format!("  ✗ missing: patch deployments.apps in namespace {ns:?}"),
+        format!("  ✗ missing: watch deployments.apps in namespace {ns:?}"),
+        format!("  ✗ missing: delete configmaps in namespace {ns:?}"),
+        "  ✗ missing: create clusterroles.rbac.authorization.k8s.io cluster-wide".to_string(),
+        "  ✗ missing: create clusterrolebindings.rbac.authorization.k8s.io cluster-wide"
+            .to_string(),
+        "  ✗ missing: create customresourcedefinitions.apiextensions.k8s.io cluster-wide"
+            .to_string(),
+        "  ✗ missing: watch customresourcedefinitions.apiextensions.k8s.io cluster-wide"
+            .to_string(),
+    ] {
+        assert!(
+            out.stderr.lines().any(|l| l == line),
+            "no line {line:?}:\n{}",
+            out.stderr
+        );
+    }
+    // Every permission checked is missing for a user with no bindings, and each is one line.
+    let json = run(automon().env("KUBECONFIG", &c.limited_kubeconfig).args([
+        "preflight",
+        "-n",
+        ns,
+        "-o",
+        "json",
+    ]))
+    .code(EXIT_FORBIDDEN);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let missing = v["missing"].as_array().unwrap().len();
+    assert_eq!(
+        Some(missing as u64),
+        v["permissionsChecked"].as_u64(),
+        "{v:#}"
+    );
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| l.contains("✗ missing: "))
+            .count(),
+        missing,
+        "{}",
+        out.stderr
+    );
+    assert_eq!(v["passed"], false);
+    // It could not look for another operator, and says so instead of claiming there is none.
+    assert!(
+        out.stderr
+            .contains("! cannot tell whether another Prometheus Operator is installed"),
+        "{}",
+        out.stderr
+    );
+
+    // Nothing was created: not the namespace, not the cluster-scoped objects.
+    let get_ns = c.kubectl(&["get", "namespace", ns]);
+    assert_ne!(get_ns.code, 0, "{get_ns:#?}");
+    assert!(get_ns.stderr.contains("NotFound"), "{get_ns:#?}");
+    let roles = c
+        .kubectl(&["get", "clusterroles,clusterrolebindings", "-o", "name"])
+        .success();
+    assert!(!roles.stdout.contains(ns), "{}", roles.stdout);
+}
+
+#[test]
+fn an_existing_operator_is_found_with_its_version_and_selectors() {
+    let c = cluster();
+    if c.kubectl(&["get", "crd", "prometheuses.monitoring.coreos.com"])
+        .code
+        != 0
+    {
+        let crds = c.dir.join("crds");
+        c.kubectl(&["apply", "--server-side", "-f", crds.to_str().unwrap()])
+            .success();
+        c.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/prometheuses.monitoring.coreos.com",
+            "--timeout=60s",
+        ])
+        .success();
+    }
+    let scratch = ScratchNamespace::create("automon-preflight-existing");
+    let ns = scratch.0;
+    let manifest = format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: prometheus-operator
+  namespace: {ns}
+spec:
+  replicas: 0
+  selector:
+    matchLabels: {{app: other-operator}}
+  template:
+    metadata:
+      labels: {{app: other-operator}}
+    spec:
+      containers:
+      - name: prometheus-operator
+        image: quay.io/prometheus-operator/prometheus-operator:v0.80.0
+---
+apiVersion: monitoring.coreos.com/v1
+kind: Prometheus
+metadata:
+  name: k8s
+  namespace: {ns}
+spec:
+  replicas: 0
+  serviceMonitorSelector:
+    matchLabels: {{release: kps}}
+  ruleSelector:
+    matchLabels: {{role: alert-rules}}
+  ruleNamespaceSelector: {{}}
+"#
+    );
+    let (_dir, path) = write_temp("other-operator.yaml", &manifest);
+    c.kubectl(&["apply", "-f", path.to_str().unwrap()])
+        .success();
+
+    let out = run(automon_admin().args(["preflight", "-n", ns])).success();
+    assert!(
+        out.stderr
+            .contains("! another Prometheus Operator is installed; enable will reuse it"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "operator deployment {ns}/prometheus-operator (quay.io/prometheus-operator/prometheus-operator:v0.80.0), version v0.80.0"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "prometheus {ns}/k8s: selects labels release=kps,role=alert-rules"
+        )),
+        "{}",
+        out.stderr
+    );
+
+    let json = run(automon_admin().args(["preflight", "-n", ns, "-o", "json"])).success();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let existing = &v["existingOperator"];
+    assert_eq!(existing["crdsInstalled"], true);
+    let deployment = existing["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["namespace"] == ns)
+        .unwrap_or_else(|| panic!("{existing:#}"));
+    assert_eq!(deployment["name"], "prometheus-operator");
+    assert_eq!(deployment["version"], "v0.80.0");
+    let prometheus = existing["prometheuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["namespace"] == ns)
+        .unwrap_or_else(|| panic!("{existing:#}"));
+    assert_eq!(prometheus["name"], "k8s");
+    assert_eq!(
+        prometheus["serviceMonitorSelector"]["matchLabels"]["release"],
+        "kps"
+    );
+    assert_eq!(
+        prometheus["ruleSelector"]["matchLabels"]["role"],
+        "alert-rules"
+    );
+    assert_eq!(prometheus["ruleNamespaceSelector"], serde_json::json!({}));
+}
+
+#[test]
+fn an_unreachable_server_or_rejected_credentials_stop_before_any_check() {
+    let c = cluster();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = c
+        .kubeconfig_text()
+        .replace(&c.server, &format!("https://127.0.0.1:{port}"));
+    let (_d, kc) = write_temp("kubeconfig", &text);
+    let out = run(automon().arg("preflight").arg("--kubeconfig").arg(&kc))
+        .code(EXIT_UNREACHABLE)
+        .stderr_has("cannot reach the API server");
+    assert!(!out.stderr.contains("Preflight"), "{out:#?}");
+
+    let text = c.kubeconfig_text();
+    let token = yaml_value(&text, "token");
+    let (_d, kc) = write_temp("kubeconfig", &text.replace(&token, "not-a-valid-token"));
+    run(automon().arg("preflight").arg("--kubeconfig").arg(&kc))
+        .code(EXIT_UNAUTHORIZED)
+        .stderr_has("rejected the credentials");
+}
