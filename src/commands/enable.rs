@@ -90,31 +90,42 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         _ => "",
     };
 
-    // What is there already: the server, the CRDs, our inventory, another operator.
-    let version = cluster.server_version().await?;
+    // Preflight before any write: reachable, supported, every permission, another operator.
+    let report = preflight::Preflight::run(&cluster, &render::render(&config).objects).await?;
     println!(
         "Cluster   {} ({}, {})",
         cluster.context.as_deref().unwrap_or("in-cluster"),
         cluster.target.server,
-        version.git_version
+        report.server_version.git_version
     );
-    let crd_plan = crds::plan(&cluster, args.crds_from.as_deref()).await?;
-    let mut objects = render::render_with(&config, crd_plan.objects.clone()).objects;
-    let existing = preflight::existing_operator(&cluster).await?;
-    if let Some(found) = &existing {
-        objects = reuse_existing_operator(objects, &preflight::labels_to_match(found));
+    print!("{}", report.human(&p));
+    if !report.passed() {
+        return Ok(report.exit_code());
     }
-    let report = preflight::Preflight::run(&cluster, &objects, &version).await?;
-    report.print(&p);
-    if let Some(code) = report.failure_exit_code() {
-        return Ok(code);
-    }
+    let existing = report
+        .existing_operator
+        .is_installed()
+        .then(|| report.existing_operator.clone());
+
+    // The CRDs: the cluster's when compatible, else --crds-from or the pinned release.
+    let crd_plan = match &existing {
+        Some(_) => crds::Plan::reuse_existing(),
+        None => crds::plan(&cluster, args.crds_from.as_deref()).await?,
+    };
     println!("CRDs      {}", crd_plan.describe());
+    let mut objects = render::render_with(&config, crd_plan.objects.clone()).objects;
     if let Some(found) = &existing {
+        let labels = found
+            .prometheuses
+            .first()
+            .map(preflight::labels_to_match)
+            .unwrap_or_default();
         println!(
-            "Operator  {} found: reusing it; installing only exporters, rules and dashboards, labelled to match its selectors",
-            found.describe()
+            "Operator  another Prometheus Operator is installed ({}): reusing it; installing only exporters, rules and dashboards, labelled {}",
+            found.describe(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
         );
+        objects = reuse_existing_operator(objects, &labels);
     }
 
     let before = inventory::gather(&cluster, &namespace).await?;
