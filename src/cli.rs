@@ -40,6 +40,8 @@ pub enum Command {
     Render(commands::render::Args),
     /// Print a shell completion script (bash, zsh or fish)
     Completion(commands::completion::Args),
+    /// Remove the stack: exactly what enable installed, in reverse order; keeps data unless asked
+    Disable(commands::disable::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -71,6 +73,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Version(args) => commands::version::run(&cli.kube, args).await,
         Command::Render(args) => commands::render::run(&cli.kube, args),
         Command::Completion(args) => commands::completion::run(args, &mut Cli::command()),
+        Command::Disable(args) => commands::disable::run(&cli.kube, args).await,
     }
 }
 

@@ -7,6 +7,7 @@ mod cluster;
 mod commands;
 mod config;
 mod error;
+mod inventory;
 mod output;
 mod proxy;
 mod render;

@@ -9,7 +9,7 @@ mod fixtures;
 mod grafana;
 mod kube_state_metrics;
 mod kubelet;
-mod meta;
+pub mod meta;
 mod namespace;
 mod network;
 mod node_exporter;
