@@ -300,7 +300,7 @@ pub fn kept_notes(plan: &Plan, namespace: &str) -> Vec<String> {
             .filter_map(|c| c.metadata.name.clone())
             .collect();
         notes.push(format!(
-            "kept {} persistentvolumeclaim(s) holding monitoring data ({}); re-run with --delete-data, or: kubectl delete pvc -n {namespace} {}",
+            "kept {} persistentvolumeclaim(s) holding monitoring data ({}) (--delete-data deletes them with the stack); to delete them now: kubectl delete pvc -n {namespace} {}",
             names.len(),
             names.join(", "),
             names.join(" ")
@@ -496,6 +496,9 @@ async fn delete_step(cluster: &Cluster, step: &[Object], dry_run: bool) -> anyho
     first_error.map_or(Ok(()), Err)
 }
 
+/// `deployments.apps` in `Some("automon")`; `None` for cluster-scoped types.
+type TypeInNamespace = (String, Option<String>);
+
 /// Polls with one list per type and namespace until no object of the step is left (same UID:
 /// an object recreated by someone else under the same name is not ours).
 async fn wait_gone(
@@ -504,8 +507,7 @@ async fn wait_gone(
     deadline: Option<Instant>,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let mut groups: BTreeMap<(String, Option<String>), (&'static Known, Vec<&Object>)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<TypeInNamespace, (&'static Known, Vec<&Object>)> = BTreeMap::new();
     for o in step {
         let Some(known) = resources::of(o) else {
             continue;
