@@ -342,3 +342,92 @@ fn data_claims_are_kept_without_delete_data_and_deleted_with_it() {
     assert!(!exists(&["namespace", ns]));
     assert_eq!(members_left(&id), Vec::<String>::new());
 }
+
+/// Runs `disable` on a pseudo-terminal (util-linux `script`), typing `answer` at the prompt.
+fn disable_on_terminal(ns: &str, answer: &str) -> Run {
+    let bin = env!("CARGO_BIN_EXE_kubectl-automon");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "(sleep 2; echo {answer}) | script -qec '{bin} disable -n {ns}' /dev/null"
+        ))
+        .env("KUBECONFIG", &cluster().kubeconfig)
+        .env("NO_COLOR", "1");
+    run(&mut cmd)
+}
+
+#[test]
+fn on_a_terminal_it_lists_what_goes_and_asks_first() {
+    let ns = "automon-disable-tty";
+    let id = install(ns);
+    let before = members_left(&id).len();
+
+    let no = disable_on_terminal(ns, "n").success();
+    // script merges the terminal's output into its stdout.
+    for line in ["KIND", "Prometheus ", "Deployment ", "Namespace ", "[y/N]"] {
+        assert!(no.stdout.contains(line), "{line}: {no:#?}");
+    }
+    assert!(no.stdout.contains("nothing deleted"), "{no:#?}");
+    assert_eq!(members_left(&id).len(), before);
+
+    let yes = disable_on_terminal(ns, "y").success();
+    assert!(
+        yes.stdout.contains(&format!(r#"namespace "{ns}" deleted"#)),
+        "{yes:#?}"
+    );
+    assert_eq!(members_left(&id), Vec::<String>::new());
+}
+
+#[test]
+fn a_user_without_permissions_is_told_which_one_is_missing() {
+    let mut cmd = automon();
+    cmd.env("KUBECONFIG", &cluster().limited_kubeconfig).args([
+        "disable",
+        "-n",
+        "automon-disable-forbidden",
+        "--yes",
+    ]);
+    run(&mut cmd)
+        .code(6)
+        .stderr_has(r#"may not get configmaps in namespace "automon-disable-forbidden""#);
+}
+
+#[test]
+fn what_a_finalizer_holds_past_the_timeout_is_named_and_a_rerun_finishes() {
+    let ns = "automon-disable-timeout";
+    let c = cluster();
+    let id = install(ns);
+    let hold = c.kubectl(&[
+        "patch",
+        "configmap",
+        "grafana-datasources",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["automon.test/hold"]}}"#,
+    ]);
+    assert_eq!(hold.code, 0, "{hold:#?}");
+
+    let out = disable(ns, &["--yes", "--timeout=3s"]).code(1);
+    assert!(out.stderr.contains("timed out after 3s"), "{out:#?}");
+    assert!(
+        out.stderr.contains("configmap/grafana-datasources"),
+        "{out:#?}"
+    );
+    // It stopped before the parent: the stack is still known, and a second run picks it up.
+    assert!(exists(&["configmap", "automon", "-n", ns]));
+    c.kubectl(&[
+        "patch",
+        "configmap",
+        "grafana-datasources",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    disable(ns, &["--yes"]).success();
+    assert_eq!(members_left(&id), Vec::<String>::new());
+    assert!(!exists(&["namespace", ns]));
+}

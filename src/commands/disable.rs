@@ -345,8 +345,9 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
         if !confirm(&plan, &notes, &cluster.namespace)? {
+            // As `kubectl delete -i`: declining is not an error.
             eprintln!("nothing deleted");
-            return Ok(exit::FAILURE);
+            return Ok(0);
         }
     }
 
