@@ -45,6 +45,8 @@ pub enum Command {
     Completion(commands::completion::Args),
     /// Check, without writing anything, that enable can install here: server, permissions, other operators
     Preflight(commands::preflight::Args),
+    /// Remove the stack: exactly what enable installed, in reverse order; keeps data unless asked
+    Disable(commands::disable::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -86,6 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Diff(args) => commands::diff::run(&cli.kube, args).await,
         Command::Completion(args) => commands::completion::run(args, &mut Cli::command()),
         Command::Preflight(args) => commands::preflight::run(&cli.kube, args).await,
+        Command::Disable(args) => commands::disable::run(&cli.kube, args).await,
     }
 }
 

@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod diff;
 mod error;
+mod inventory;
 mod output;
 mod preflight;
 mod proxy;

@@ -3,5 +3,6 @@
 pub mod completion;
 pub mod diff;
 pub mod preflight;
+pub mod disable;
 pub mod render;
 pub mod version;

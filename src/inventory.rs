@@ -1,0 +1,176 @@
+//! The installed stack as the cluster knows it: the ApplySet parent (ConfigMap `automon` in the
+//! stack's namespace) and every member it claims, one list call per group-kind, selected by the
+//! `applyset.kubernetes.io/part-of` label. Gather only: what to do with it is the caller's.
+
+use kube::api::{Api, ListParams};
+
+use crate::{
+    cluster::Cluster,
+    error::ClusterError,
+    render::{
+        Object,
+        meta::{APPLYSET_GROUP_KINDS, APPLYSET_ID_LABEL, APPLYSET_PART_OF_LABEL, PARENT_NAME},
+    },
+    resources::{self, Known, Scope},
+};
+
+/// The ApplySet parent and its members, as read from the cluster.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub parent: Object,
+    pub members: Vec<Object>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// No parent ConfigMap: nothing of automon is installed in this namespace.
+    #[error(
+        "automon is not installed in namespace {namespace:?} (there is no ConfigMap {PARENT_NAME:?} there)"
+    )]
+    NotInstalled { namespace: String },
+    #[error(
+        "ConfigMap {namespace}/{PARENT_NAME} exists but is not an automon ApplySet parent (it has no {APPLYSET_ID_LABEL} label); \
+         it was not created by kubectl-automon, so automon will not touch it"
+    )]
+    NotAParent { namespace: String },
+    #[error(
+        "the ApplySet parent {namespace}/{PARENT_NAME} lists kinds automon does not know ({}); \
+         delete their objects by hand (label {APPLYSET_PART_OF_LABEL}={id})",
+        kinds.join(", ")
+    )]
+    UnknownKinds {
+        namespace: String,
+        id: String,
+        kinds: Vec<String>,
+    },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+/// The `applyset.kubernetes.io/id` label of a parent.
+pub fn applyset_id(parent: &Object) -> Option<&str> {
+    parent
+        .metadata
+        .labels
+        .as_ref()?
+        .get(APPLYSET_ID_LABEL)
+        .map(String::as_str)
+}
+
+/// The group-kinds a parent's `contains-group-kinds` annotation lists, resolved to known types;
+/// the ones automon does not know come back apart.
+pub fn member_types(parent: &Object) -> (Vec<&'static Known>, Vec<String>) {
+    let listed = parent
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(APPLYSET_GROUP_KINDS))
+        .map(String::as_str)
+        .unwrap_or_default();
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for gk in listed.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match resources::by_group_kind(gk) {
+            Some(k) if !known.contains(&k) => known.push(k),
+            Some(_) => {}
+            None => unknown.push(gk.to_string()),
+        }
+    }
+    (known, unknown)
+}
+
+/// Reads the parent in the cluster's namespace and lists every member.
+pub async fn read(cluster: &Cluster) -> Result<Inventory, InventoryError> {
+    let namespace = cluster.namespace.clone();
+    let classify = |e| InventoryError::Cluster(cluster.target.classify(e));
+    let configmaps = resources::by_group_kind("ConfigMap")
+        .expect("ConfigMap is a known type")
+        .api(&cluster.client, Some(&namespace));
+    let Some(parent) = configmaps.get_opt(PARENT_NAME).await.map_err(classify)? else {
+        return Err(InventoryError::NotInstalled { namespace });
+    };
+    let Some(id) = applyset_id(&parent).map(str::to_string) else {
+        return Err(InventoryError::NotAParent { namespace });
+    };
+    let (types, unknown) = member_types(&parent);
+    if !unknown.is_empty() {
+        return Err(InventoryError::UnknownKinds {
+            namespace,
+            id,
+            kinds: unknown,
+        });
+    }
+    let selector = ListParams::default().labels(&format!("{APPLYSET_PART_OF_LABEL}={id}"));
+    let mut members = Vec::new();
+    for known in types {
+        let api: Api<Object> = match known.scope {
+            Scope::Namespaced => known.api(&cluster.client, Some(&namespace)),
+            Scope::Cluster => known.api(&cluster.client, None),
+        };
+        let list = api.list(&selector).await.map_err(classify)?;
+        members.extend(list.items.into_iter().map(|mut o| {
+            // Lists leave apiVersion/kind off their items' types; put them back.
+            if o.types.is_none() {
+                o.types = Some(kube::api::TypeMeta {
+                    api_version: known.api_version.to_string(),
+                    kind: known.kind.to_string(),
+                });
+            }
+            o
+        }));
+    }
+    Ok(Inventory { parent, members })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{config::Config, render};
+
+    fn rendered_parent() -> Object {
+        render::render(&Config::default())
+            .objects
+            .into_iter()
+            .find(|o| {
+                render::kind(o) == "ConfigMap" && o.metadata.name.as_deref() == Some(PARENT_NAME)
+            })
+            .expect("render has a parent")
+    }
+
+    #[test]
+    fn the_rendered_parent_lists_only_known_types() {
+        let parent = rendered_parent();
+        let (known, unknown) = member_types(&parent);
+        assert!(unknown.is_empty(), "{unknown:?}");
+        let kinds: Vec<_> = known.iter().map(|k| k.kind).collect();
+        for k in ["Namespace", "Deployment", "Prometheus", "ClusterRole"] {
+            assert!(kinds.contains(&k), "{kinds:?}");
+        }
+        assert!(applyset_id(&parent).is_some_and(|id| id.starts_with("applyset-")));
+    }
+
+    #[test]
+    fn unknown_and_repeated_group_kinds_are_told_apart() {
+        let mut parent = rendered_parent();
+        parent.metadata.annotations = Some(
+            [(
+                APPLYSET_GROUP_KINDS.to_string(),
+                "ConfigMap, Widget.example.com,ConfigMap,,Deployment.apps".to_string(),
+            )]
+            .into(),
+        );
+        let (known, unknown) = member_types(&parent);
+        assert_eq!(
+            known.iter().map(|k| k.kind).collect::<Vec<_>>(),
+            ["ConfigMap", "Deployment"]
+        );
+        assert_eq!(unknown, ["Widget.example.com"]);
+    }
+
+    #[test]
+    fn a_parent_without_the_annotation_has_no_members() {
+        let mut parent = rendered_parent();
+        parent.metadata.annotations = None;
+        assert_eq!(member_types(&parent), (vec![], vec![]));
+    }
+}
