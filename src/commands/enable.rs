@@ -14,10 +14,11 @@ use super::render::ConfigArgs;
 use crate::{
     apply::{self, ApplyError, ApplyOptions, Live, Outcome},
     cluster::{Cluster, KubeFlags},
-    crds, inventory,
+    crds,
+    inventory::{self, InventoryError},
     output::{self, Palette},
     preflight,
-    render::{self, Object, Phase, kind, meta},
+    render::{self, Object, Phase, grafana::ADMIN_SECRET, kind, meta},
     resources::{self, display_name},
     rollout,
 };
@@ -128,8 +129,22 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         objects = reuse_existing_operator(objects, &labels);
     }
 
-    let before = inventory::gather(&cluster, &namespace).await?;
-    let live = Live::from_objects(before.iter().flat_map(|i| i.all()));
+    // Every command of this run speaks about the configured namespace.
+    let cluster = Cluster {
+        namespace: namespace.clone(),
+        ..cluster
+    };
+    let before = match inventory::read(&cluster).await {
+        Ok(i) => Some(i),
+        Err(InventoryError::NotInstalled { .. }) => None,
+        Err(InventoryError::Cluster(e)) => return Err(e.into()),
+        Err(e) => return Err(e.into()),
+    };
+    let live = Live::from_objects(
+        before
+            .iter()
+            .flat_map(|i| i.members.iter().chain(std::iter::once(&i.parent))),
+    );
     let rendered_keys: BTreeSet<_> = objects.iter().map(apply::key).collect();
 
     // The parent goes first (KEP-3659) with every kind old and new, so that an interrupted
@@ -207,10 +222,12 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
 
     // Prune what this render no longer has, in reverse phase order, then write the exact parent.
     if let Some(before) = &before {
+        // The Grafana admin Secret is a member that render never produces (it is generated
+        // here); it is not stale.
         let mut stale: Vec<&Object> = before
             .members
             .iter()
-            .filter(|o| !rendered_keys.contains(&apply::key(o)))
+            .filter(|o| !rendered_keys.contains(&apply::key(o)) && !is_admin_secret(o))
             .collect();
         stale.sort_by_key(|o| std::cmp::Reverse(render::phase(o)));
         for o in stale {
@@ -224,6 +241,13 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     if !client_dry_run {
         let outcome = apply_parent(&cluster, &parent, &live, options, mode).await?;
         tally.add(outcome.as_str());
+    }
+
+    if args.dry_run == "none" && config.grafana.enabled {
+        if ensure_admin_secret(&cluster, &parent).await? {
+            println!("secret/{ADMIN_SECRET} created (a random Grafana admin password; kubectl automon open grafana says how to read it)");
+            tally.add("created");
+        }
     }
 
     if args.wait && args.dry_run == "none" {
@@ -246,6 +270,59 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         println!("Next:     kubectl automon status");
     }
     Ok(0)
+}
+
+fn is_admin_secret(o: &Object) -> bool {
+    kind(o) == "Secret" && o.metadata.name.as_deref() == Some(ADMIN_SECRET)
+}
+
+/// Creates the Grafana admin Secret with a random password unless it exists: never overwritten,
+/// never printed. It joins the ApplySet so that `disable` removes it with the rest.
+async fn ensure_admin_secret(cluster: &Cluster, parent: &Object) -> anyhow::Result<bool> {
+    use k8s_openapi::{ByteString, api::core::v1::Secret};
+    let api: kube::Api<Secret> = kube::Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    if api
+        .get_opt(ADMIN_SECRET)
+        .await
+        .map_err(|e| cluster.target.classify(e))?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random source for the Grafana password: {e}"))?;
+    use base64::Engine;
+    let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut labels = parent.metadata.labels.clone().unwrap_or_default();
+    labels.remove(meta::APPLYSET_ID_LABEL);
+    labels.insert(meta::NAME_LABEL.into(), "grafana".into());
+    labels.insert(meta::COMPONENT_LABEL.into(), "grafana".into());
+    if let Some(id) = parent.metadata.labels.as_ref().and_then(|l| l.get(meta::APPLYSET_ID_LABEL)) {
+        labels.insert(meta::APPLYSET_PART_OF_LABEL.into(), id.clone());
+    }
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(ADMIN_SECRET.into()),
+            namespace: Some(cluster.namespace.clone()),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            ("admin-user".to_string(), ByteString(b"admin".to_vec())),
+            ("admin-password".to_string(), ByteString(password.into_bytes())),
+        ])),
+        ..Default::default()
+    };
+    let pp = kube::api::PostParams {
+        field_manager: Some(apply::FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api.create(&pp, &secret).await {
+        Ok(_) => Ok(true),
+        // Created by a concurrent run: theirs stands.
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(cluster.target.classify(e).into()),
+    }
 }
 
 fn phase_label(p: Phase) -> &'static str {
