@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod commands;
 mod config;
+mod crds;
 mod error;
 mod output;
 mod proxy;
