@@ -283,7 +283,7 @@ async fn download(client: &reqwest::Client, url: &str, pinned: bool) -> Result<V
         .get(url)
         .send()
         .await
-        .map_err(|e| err(crate::error::chain(&e)))?;
+        .map_err(|e| err(crate::error::chain(&e.without_url())))?;
     let status = response.status();
     if !status.is_success() {
         return Err(err(format!("the server answered {status}")));
@@ -291,7 +291,7 @@ async fn download(client: &reqwest::Client, url: &str, pinned: bool) -> Result<V
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| err(crate::error::chain(&e)))?;
+        .map_err(|e| err(crate::error::chain(&e.without_url())))?;
     Ok(bytes.to_vec())
 }
 
@@ -753,5 +753,133 @@ status:
             CrdSource::from_flag(Some("./crds")),
             CrdSource::Path("./crds".into())
         );
+    }
+
+    /// The local cluster (`tests/cluster/localcluster`, reused when `LOCALCLUSTER_DIR` points
+    /// at a running one): its admin kubeconfig and its tools' bin directory.
+    fn local_cluster() -> (PathBuf, PathBuf) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster/localcluster");
+        let up = std::process::Command::new(&script)
+            .arg("up")
+            .status()
+            .unwrap();
+        assert!(up.success(), "localcluster up failed");
+        let env = std::process::Command::new(&script)
+            .arg("env")
+            .output()
+            .unwrap();
+        let env = String::from_utf8(env.stdout).unwrap();
+        let var = |name: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                .unwrap_or_else(|| panic!("localcluster env has no {name}"))
+                .to_string()
+        };
+        (
+            PathBuf::from(var("KUBECONFIG")),
+            PathBuf::from(var("PATH").trim_end_matches(":$PATH")),
+        )
+    }
+
+    #[tokio::test]
+    async fn wait_established_against_the_local_cluster() {
+        let (kubeconfig, bin) = local_cluster();
+        let kubectl = |args: &[&str]| {
+            let out = std::process::Command::new(bin.join("kubectl"))
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let crds_dir = kubeconfig.parent().unwrap().join("crds");
+        kubectl(&[
+            "apply",
+            "--server-side",
+            "--field-manager=automon-test",
+            "-f",
+            crds_dir.to_str().unwrap(),
+        ]);
+        // A CRD of this test's own, created just now, so the wait has something to wait for.
+        let own = "crdwaits.automon-crds.example.com";
+        let (_dir, own_file) = {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("own.yaml");
+            std::fs::write(
+                &file,
+                format!(
+                    "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: {own}}}
+spec:
+  group: automon-crds.example.com
+  names: {{kind: CrdWait, plural: crdwaits, singular: crdwait, listKind: CrdWaitList}}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {{openAPIV3Schema: {{type: object}}}}
+"
+                ),
+            )
+            .unwrap();
+            (dir, file)
+        };
+        kubectl(&["delete", "--ignore-not-found", "crd", own]);
+        kubectl(&["apply", "--server-side", "-f", own_file.to_str().unwrap()]);
+
+        let flags = <crate::cluster::KubeFlags as clap::FromArgMatches>::from_arg_matches(
+            &<crate::cli::Cli as clap::CommandFactory>::command()
+                .try_get_matches_from([
+                    "kubectl-automon",
+                    "version",
+                    "--kubeconfig",
+                    kubeconfig.to_str().unwrap(),
+                ])
+                .unwrap(),
+        )
+        .unwrap();
+        let cluster = Cluster::connect(&flags).await.unwrap();
+        let mut names: Vec<String> = PINNED_CRDS
+            .iter()
+            .map(|p| {
+                p.file
+                    .trim_start_matches("monitoring.coreos.com_")
+                    .replace(".yaml", ".monitoring.coreos.com")
+            })
+            .collect();
+        names.push(own.to_string());
+        wait_established(&cluster, &names, Duration::from_secs(30))
+            .await
+            .unwrap();
+        // One left: the field-selector path.
+        wait_established(&cluster, &[own.to_string()], Duration::from_secs(30))
+            .await
+            .unwrap();
+
+        // A CRD that does not exist is named when the time is up.
+        let missing = "missing.automon-crds.example.com".to_string();
+        let started = std::time::Instant::now();
+        let err = wait_established(
+            &cluster,
+            &[names[0].clone(), missing],
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(started.elapsed() >= Duration::from_secs(2));
+        assert!(
+            err.contains("not Established after 2s: missing.automon-crds.example.com (not found)"),
+            "{err}"
+        );
+        assert!(!err.contains(&names[0]), "{err}");
+        kubectl(&["delete", "--ignore-not-found", "crd", own]);
     }
 }

@@ -67,14 +67,14 @@ pub struct Args {
 
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let config = args.config.load(flags)?;
-    let extra = if args.include_crds || args.crds.crds_from.is_some() {
-        crds::load(&args.crds.source())
+    let rendered = if args.include_crds || args.crds.crds_from.is_some() {
+        let crds = crds::load(&args.crds.source())
             .await
-            .context("--include-crds")?
+            .context("--include-crds")?;
+        render::render_with(&config, crds)
     } else {
-        Vec::new()
+        render::render(&config)
     };
-    let rendered = render::render_with(&config, extra);
     let text = match args.output.as_str() {
         "json" => rendered.to_json(),
         _ => rendered.to_yaml(),
