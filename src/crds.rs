@@ -142,11 +142,16 @@ pub enum CrdError {
         expected: String,
         actual: String,
     },
-    #[error("{origin}, document {document}: not valid {format}: {reason}")]
+    #[error("{origin}: not valid {format}: {reason}")]
     Parse {
         origin: String,
-        document: usize,
         format: &'static str,
+        reason: String,
+    },
+    #[error("{origin}, document {document}: not a valid CustomResourceDefinition: {reason}")]
+    InvalidCrd {
+        origin: String,
+        document: usize,
         reason: String,
     },
     #[error(
@@ -168,12 +173,11 @@ pub enum CrdError {
     #[error(
         "CustomResourceDefinitions not Established after {}: {}",
         humantime(*.timeout),
-        pending.join("; ")
+        pending.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )]
     NotEstablished {
         timeout: Duration,
-        /// `name (reason)` for each CRD still not served.
-        pending: Vec<String>,
+        pending: Vec<NotServed>,
     },
     #[error(transparent)]
     Cluster(#[from] ClusterError),
@@ -347,16 +351,15 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// else a YAML stream. A `List` is read as its items. Anything that is not an
 /// apiextensions.k8s.io/v1 CRD of `monitoring.coreos.com` is an error naming the document.
 pub fn parse(origin: &str, bytes: &[u8]) -> Result<Vec<Object>, CrdError> {
-    let parse_err = |format, document, reason: String| CrdError::Parse {
+    let parse_err = |format, reason: String| CrdError::Parse {
         origin: origin.to_string(),
-        document,
         format,
         reason,
     };
-    let text = std::str::from_utf8(bytes).map_err(|e| parse_err("UTF-8", 1, e.to_string()))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| parse_err("UTF-8", e.to_string()))?;
     let is_json = origin.ends_with(".json") || text.trim_start().starts_with('{');
     let documents: Vec<Value> = if is_json {
-        vec![serde_json::from_str(text).map_err(|e| parse_err("JSON", 1, e.to_string()))?]
+        vec![serde_json::from_str(text).map_err(|e| parse_err("JSON", e.to_string()))?]
     } else {
         let options = serde_saphyr::options! {
             budget: serde_saphyr::budget! {
@@ -367,7 +370,7 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Result<Vec<Object>, CrdError> {
             },
         };
         serde_saphyr::from_multiple_with_options(text, options)
-            .map_err(|e| parse_err("YAML", 1, e.to_string()))?
+            .map_err(|e| parse_err("YAML", e.to_string()))?
     };
     let mut crds = Vec::new();
     for (i, doc) in documents.into_iter().enumerate() {
@@ -412,10 +415,9 @@ fn crd_object(origin: &str, document: usize, mut doc: Value) -> Result<Object, C
             a.remove("kubectl.kubernetes.io/last-applied-configuration");
         }
     }
-    serde_json::from_value(doc).map_err(|e| CrdError::Parse {
+    serde_json::from_value(doc).map_err(|e| CrdError::InvalidCrd {
         origin: origin.to_string(),
         document,
-        format: "Kubernetes object",
         reason: e.to_string(),
     })
 }
@@ -470,8 +472,22 @@ fn established_condition(crd: &Object) -> Option<&Value> {
         .find(|c| c["type"] == "Established")
 }
 
-/// `name (why)` for each wanted CRD that is not Established in `listed`.
-pub fn not_established(listed: &[Object], names: &[String]) -> Vec<String> {
+/// A CRD that the API server does not serve (yet), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotServed {
+    pub name: String,
+    /// `not found`, `no Established condition yet`, or the condition's status, reason, message.
+    pub why: String,
+}
+
+impl std::fmt::Display for NotServed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, self.why)
+    }
+}
+
+/// Each wanted CRD that is not Established in `listed`, and why.
+pub fn not_established(listed: &[Object], names: &[String]) -> Vec<NotServed> {
     names
         .iter()
         .filter_map(|name| {
@@ -493,7 +509,10 @@ pub fn not_established(listed: &[Object], names: &[String]) -> Vec<String> {
                     }
                 },
             };
-            Some(format!("{name} ({why})"))
+            Some(NotServed {
+                name: name.clone(),
+                why,
+            })
         })
         .collect()
 }
@@ -524,7 +543,7 @@ pub async fn wait_established(
         if still.is_empty() {
             return Ok(());
         }
-        pending.retain(|n| still.iter().any(|s| s.starts_with(&format!("{n} ("))));
+        pending = still.iter().map(|n| n.name.clone()).collect();
         if tokio::time::Instant::now() >= deadline {
             return Err(CrdError::NotEstablished {
                 timeout,
@@ -671,7 +690,7 @@ status:
             assert!(err.contains(found), "{err}");
         }
         let err = parse("f.yaml", b"a: [").unwrap_err().to_string();
-        assert!(err.contains("not valid YAML"), "{err}");
+        assert!(err.starts_with("f.yaml: not valid YAML"), "{err}");
     }
 
     #[test]
@@ -730,7 +749,10 @@ status:
             "gadgets.monitoring.coreos.com".to_string(),
             "probes.monitoring.coreos.com".to_string(),
         ];
-        let out = not_established(&[served.clone(), pending], &names);
+        let out: Vec<String> = not_established(&[served.clone(), pending], &names)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             out,
             [

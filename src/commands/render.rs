@@ -70,7 +70,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let rendered = if args.include_crds || args.crds.crds_from.is_some() {
         let crds = crds::load(&args.crds.source())
             .await
-            .context("--include-crds")?;
+            .context("cannot load the prometheus-operator CRDs")?;
         render::render_with(&config, crds)
     } else {
         render::render(&config)
