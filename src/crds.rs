@@ -277,13 +277,16 @@ fn http_client(url: &str, pinned: bool) -> Result<reqwest::Client, CrdError> {
         })
 }
 
+/// The operator's CRDs are about 5 MiB together; anything far larger is not what we asked for.
+const MAX_DOWNLOAD_BYTES: usize = 64 << 20;
+
 async fn download(client: &reqwest::Client, url: &str, pinned: bool) -> Result<Vec<u8>, CrdError> {
     let err = |reason: String| CrdError::Download {
         url: url.to_string(),
         reason,
         pinned,
     };
-    let response = client
+    let mut response = client
         .get(url)
         .send()
         .await
@@ -292,11 +295,21 @@ async fn download(client: &reqwest::Client, url: &str, pinned: bool) -> Result<V
     if !status.is_success() {
         return Err(err(format!("the server answered {status}")));
     }
-    let bytes = response
-        .bytes()
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| err(crate::error::chain(&e.without_url())))?;
-    Ok(bytes.to_vec())
+        .map_err(|e| err(crate::error::chain(&e.without_url())))?
+    {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_DOWNLOAD_BYTES {
+            return Err(err(format!(
+                "larger than {} MiB; this is not a CRD file",
+                MAX_DOWNLOAD_BYTES >> 20
+            )));
+        }
+    }
+    Ok(bytes)
 }
 
 /// Every pinned file, downloaded in parallel, each checked against its sum.
@@ -528,6 +541,9 @@ pub async fn wait_established(
     let known = resources::by_group_kind("CustomResourceDefinition.apiextensions.k8s.io")
         .expect("CustomResourceDefinition is a known type");
     let api = known.api(&cluster.client, None);
+    if names.is_empty() {
+        return Ok(());
+    }
     let deadline = tokio::time::Instant::now() + timeout;
     let mut pending: Vec<String> = names.to_vec();
     loop {
