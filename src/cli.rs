@@ -84,7 +84,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Version(args) => commands::version::run(&cli.kube, args).await,
-        Command::Render(args) => commands::render::run(&cli.kube, args),
+        Command::Render(args) => commands::render::run(&cli.kube, args).await,
         Command::Diff(args) => commands::diff::run(&cli.kube, args).await,
         Command::Completion(args) => commands::completion::run(args, &mut Cli::command()),
         Command::Preflight(args) => commands::preflight::run(&cli.kube, args).await,

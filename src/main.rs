@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod commands;
 mod config;
+mod crds;
 mod diff;
 mod error;
 mod inventory;

@@ -5,7 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::{cluster::KubeFlags, config::Config, output, render};
+use crate::{
+    cluster::KubeFlags,
+    config::Config,
+    crds::{self, CrdSource},
+    output, render,
+};
 
 /// Where the configuration comes from: shared by every command that renders.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -31,18 +36,45 @@ impl ConfigArgs {
     }
 }
 
+/// Where the prometheus-operator CRDs come from: shared by every command that installs them.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CrdArgs {
+    /// The CRDs from a file, a directory of *.yaml/*.yml/*.json, or an http(s) URL, instead of
+    /// the pinned upstream release files (downloaded and checked against pinned SHA-256 sums)
+    #[arg(long = "crds-from", value_name = "PATH|URL")]
+    pub crds_from: Option<String>,
+}
+
+impl CrdArgs {
+    pub fn source(&self) -> CrdSource {
+        CrdSource::from_flag(self.crds_from.as_deref())
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
     config: ConfigArgs,
+    /// Include the prometheus-operator CRDs, first (implied by --crds-from)
+    #[arg(long)]
+    include_crds: bool,
+    #[command(flatten)]
+    crds: CrdArgs,
     /// Output format
     #[arg(short = 'o', long, default_value = "yaml", value_parser = ["yaml", "json"])]
     output: String,
 }
 
-pub fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let config = args.config.load(flags)?;
-    let rendered = render::render(&config);
+    let rendered = if args.include_crds || args.crds.crds_from.is_some() {
+        let crds = crds::load(&args.crds.source())
+            .await
+            .context("cannot load the prometheus-operator CRDs")?;
+        render::render_with(&config, crds)
+    } else {
+        render::render(&config)
+    };
     let text = match args.output.as_str() {
         "json" => rendered.to_json(),
         _ => rendered.to_yaml(),

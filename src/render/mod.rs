@@ -62,8 +62,14 @@ pub struct Rendered {
 
 /// Every object of the stack for this configuration, labelled and ordered.
 pub fn render(config: &Config) -> Rendered {
+    render_with(config, Vec::new())
+}
+
+/// The stack plus `extra` objects from outside the renderer (the CRDs), ordered and labelled
+/// as ApplySet members like every other object.
+pub fn render_with(config: &Config, extra: Vec<Object>) -> Rendered {
     let ctx = Context::new(config);
-    let mut objects = Vec::new();
+    let mut objects = extra;
     objects.extend(namespace::objects(&ctx));
     objects.extend(operator::objects(&ctx));
     objects.extend(prometheus::objects(&ctx));
@@ -122,11 +128,11 @@ pub fn group_kind(o: &Object) -> String {
     }
 }
 
-/// Namespaces first, RBAC before what uses it, workloads last, then by name.
+/// CRDs and namespaces first, RBAC before what uses it, workloads last, then by name.
 fn sort_key(o: &Object) -> (Phase, usize, String, String) {
     const KIND_ORDER: &[&str] = &[
-        "Namespace",
         "CustomResourceDefinition",
+        "Namespace",
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",

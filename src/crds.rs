@@ -1,0 +1,923 @@
+//! Where the prometheus-operator CRDs come from: a path or URL the user gives (`--crds-from`),
+//! or the pinned upstream release files, downloaded and checked against pinned SHA-256 sums.
+//! Also the pure checks `enable` decides with (installed version, compatibility) and the wait
+//! until the API server serves every CRD (`Established`).
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use kube::api::ListParams;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    cluster::Cluster,
+    error::{ClusterError, humantime},
+    render::Object,
+    resources,
+    versions::PROMETHEUS_OPERATOR,
+};
+
+/// The API group every accepted CRD defines.
+pub const GROUP: &str = "monitoring.coreos.com";
+/// The annotation the operator's CRDs carry with the operator version that generated them.
+#[allow(dead_code)] // used by enable (issue 4)
+pub const VERSION_ANNOTATION: &str = "operator.prometheus.io/version";
+const CRD_API_VERSION: &str = "apiextensions.k8s.io/v1";
+const CRD_KIND: &str = "CustomResourceDefinition";
+
+/// One upstream CRD file of the pinned release and its SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinnedCrd {
+    pub file: &'static str,
+    pub sha256: &'static str,
+}
+
+/// The CRD files of prometheus-operator v0.93.1 (`versions::PROMETHEUS_OPERATOR`),
+/// `example/prometheus-operator-crd/` at the tag; a test fails if that version moves without
+/// new sums. Sums computed from the operator's Go module (byte-identical to the tag's files):
+/// `sha256sum $(go env GOMODCACHE)/github.com/prometheus-operator/prometheus-operator@v0.93.1/example/prometheus-operator-crd/*.yaml`.
+pub const PINNED_CRDS: &[PinnedCrd] = &[
+    PinnedCrd {
+        file: "monitoring.coreos.com_alertmanagerconfigs.yaml",
+        sha256: "405d1e8f8c7f99cc2d4bbbcf394f055823c1d8e2e7d9ae80904c1c104877a421",
+    },
+    PinnedCrd {
+        file: "monitoring.coreos.com_alertmanagers.yaml",
+        sha256: "a2adf6c349e6b955bf87ed4f5c9be573f8fc2b3009e9447c8321249f33577b21",
+    },
+    PinnedCrd {
+        file: "monitoring.coreos.com_podmonitors.yaml",
+        sha256: "eef45bb50df838a85226eb6b03c0c7094c54d605776bdf2ec149f17fba8a1df0",
+    },
+    PinnedCrd {
+        file: "monitoring.coreos.com_probes.yaml",
+        sha256: "9e091f0f95a8ec4b4e7f69a60f5c189a0846db17f5d014e24ca7c39e04c30adb",
+    },
+    PinnedCrd {
+        file: "monitoring.coreos.com_prometheusagents.yaml",
+        sha256: "4a85558bd15ed4df43732f15e1001e8cd1ecdc6306cac96f4a21a914ee355ec9",
+    },
+    PinnedCrd {
+        file: "monitoring.coreos.com_prometheuses.yaml",
+        sha256: "e453c7f324077b3fcc3f82ca40b095f0f23cc07e6177b2e61b863f04011bed41",
+    },
+    PinnedCrd {
+        file: "monitoring.coreos.com_prometheusrules.yaml",
+        sha256: "2d72928f7ceb99d153f2f91d2c2fd68d4b89c4914f2a09e15ac049b2f0316df3",
+    },
+    PinnedCrd {
+        file: "monitoring.coreos.com_scrapeconfigs.yaml",
+        sha256: "3528c4d2afa4eadec9c1416959581b30199291e1e32abbc0818878ad9fec2582",
+    },
+    PinnedCrd {
+        file: "monitoring.coreos.com_servicemonitors.yaml",
+        sha256: "7dd4206947c94bc76f71daa07c45a1010a5d697c54fe079f8207b0e82026a26a",
+    },
+    PinnedCrd {
+        file: "monitoring.coreos.com_thanosrulers.yaml",
+        sha256: "75d58ca8a97cb89b6295e06d18beb717b954439c989ab1811fe98e54404dc720",
+    },
+];
+
+impl PinnedCrd {
+    /// The raw file at the release tag.
+    pub fn url(&self) -> String {
+        format!(
+            "https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/{}/example/prometheus-operator-crd/{}",
+            PROMETHEUS_OPERATOR.version, self.file
+        )
+    }
+}
+
+/// Where the CRDs come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrdSource {
+    /// A file of one or more YAML documents, or a directory of `*.yaml`/`*.yml`/`*.json`.
+    Path(PathBuf),
+    /// An `http://` or `https://` URL of one such file (a mirror may be plain http).
+    Url(String),
+    /// The pinned upstream release files, checked against `PINNED_CRDS`.
+    Pinned,
+}
+
+impl CrdSource {
+    /// `--crds-from`: a URL when it starts with `http://` or `https://`, else a path; none
+    /// means the pinned release.
+    pub fn from_flag(value: Option<&str>) -> CrdSource {
+        match value {
+            None => CrdSource::Pinned,
+            Some(v) if v.starts_with("http://") || v.starts_with("https://") => {
+                CrdSource::Url(v.to_string())
+            }
+            Some(v) => CrdSource::Path(PathBuf::from(v)),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CrdError {
+    #[error("cannot read CRDs from {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no *.yaml, *.yml or *.json files")]
+    EmptyDirectory { path: String },
+    #[error("cannot download CRDs from {url}: {reason}{}", offline_hint(*.pinned))]
+    Download {
+        url: String,
+        reason: String,
+        pinned: bool,
+    },
+    #[error(
+        "checksum mismatch for {file}: expected sha256 {expected}, got {actual}; refusing to use it"
+    )]
+    Checksum {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{origin}: not valid {format}: {reason}")]
+    Parse {
+        origin: String,
+        format: &'static str,
+        reason: String,
+    },
+    #[error("{origin}, document {document}: not a valid CustomResourceDefinition: {reason}")]
+    InvalidCrd {
+        origin: String,
+        document: usize,
+        reason: String,
+    },
+    #[error(
+        "{origin}, document {document}: {found} is not a CustomResourceDefinition ({CRD_API_VERSION}) of group {GROUP}"
+    )]
+    NotACrd {
+        origin: String,
+        document: usize,
+        found: String,
+    },
+    #[error("CustomResourceDefinition {name} is defined twice: in {first} and in {second}")]
+    Duplicate {
+        name: String,
+        first: String,
+        second: String,
+    },
+    #[error("{origin} holds no CustomResourceDefinition")]
+    NoCrds { origin: String },
+    #[error(
+        "CustomResourceDefinitions not Established after {}: {}",
+        humantime(*.timeout),
+        pending.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    NotEstablished {
+        timeout: Duration,
+        pending: Vec<NotServed>,
+    },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+fn offline_hint(pinned: bool) -> &'static str {
+    if pinned {
+        "; without internet access, pass --crds-from with a file, directory or mirror URL of the CRDs"
+    } else {
+        ""
+    }
+}
+
+/// The CRDs from `source`, in a stable order (by name).
+pub async fn load(source: &CrdSource) -> Result<Vec<Object>, CrdError> {
+    let documents = match source {
+        CrdSource::Path(path) => read_path(path)?,
+        CrdSource::Url(url) => {
+            let client = http_client(url, false)?;
+            let bytes = download(&client, url, false).await?;
+            vec![(url.clone(), bytes)]
+        }
+        CrdSource::Pinned => download_pinned().await?,
+    };
+    let mut crds: BTreeMap<String, (String, Object)> = BTreeMap::new();
+    for (origin, bytes) in documents {
+        for crd in parse(&origin, &bytes)? {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            if let Some((first, _)) = crds.get(&name) {
+                return Err(CrdError::Duplicate {
+                    name,
+                    first: first.clone(),
+                    second: origin,
+                });
+            }
+            crds.insert(name, (origin.clone(), crd));
+        }
+    }
+    if crds.is_empty() {
+        return Err(CrdError::NoCrds {
+            origin: match source {
+                CrdSource::Path(p) => p.display().to_string(),
+                CrdSource::Url(u) => u.clone(),
+                CrdSource::Pinned => "the pinned release".into(),
+            },
+        });
+    }
+    Ok(crds.into_values().map(|(_, crd)| crd).collect())
+}
+
+/// `(origin, bytes)` of a file, or of every `*.yaml`/`*.yml`/`*.json` in a directory by name.
+fn read_path(path: &Path) -> Result<Vec<(String, Vec<u8>)>, CrdError> {
+    let read_err = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| CrdError::Read { path, source }
+    };
+    if !path.is_dir() {
+        let bytes = std::fs::read(path).map_err(read_err(path))?;
+        return Ok(vec![(path.display().to_string(), bytes)]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(read_err(path))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(CrdError::EmptyDirectory {
+            path: path.display().to_string(),
+        });
+    }
+    files
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(&f).map_err(read_err(&f))?;
+            Ok((f.display().to_string(), bytes))
+        })
+        .collect()
+}
+
+/// A plain client with rustls and the system's roots; `HTTPS_PROXY`/`NO_PROXY` are honoured.
+fn http_client(url: &str, pinned: bool) -> Result<reqwest::Client, CrdError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(120))
+        .user_agent(concat!("kubectl-automon/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| CrdError::Download {
+            url: url.to_string(),
+            reason: crate::error::chain(&e),
+            pinned,
+        })
+}
+
+/// The operator's CRDs are about 5 MiB together; anything far larger is not what we asked for.
+const MAX_DOWNLOAD_BYTES: usize = 64 << 20;
+
+async fn download(client: &reqwest::Client, url: &str, pinned: bool) -> Result<Vec<u8>, CrdError> {
+    let err = |reason: String| CrdError::Download {
+        url: url.to_string(),
+        reason,
+        pinned,
+    };
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| err(crate::error::chain(&e.without_url())))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(err(format!("the server answered {status}")));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| err(crate::error::chain(&e.without_url())))?
+    {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_DOWNLOAD_BYTES {
+            return Err(err(format!(
+                "larger than {} MiB; this is not a CRD file",
+                MAX_DOWNLOAD_BYTES >> 20
+            )));
+        }
+    }
+    Ok(bytes)
+}
+
+/// Every pinned file, downloaded in parallel, each checked against its sum.
+async fn download_pinned() -> Result<Vec<(String, Vec<u8>)>, CrdError> {
+    let first_url = PINNED_CRDS.first().map(PinnedCrd::url).unwrap_or_default();
+    let client = http_client(&first_url, true)?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, pinned) in PINNED_CRDS.iter().enumerate() {
+        let client = client.clone();
+        tasks.spawn(async move {
+            let url = pinned.url();
+            let bytes = download(&client, &url, true).await?;
+            verify_sha256(pinned, &bytes)?;
+            Ok::<_, CrdError>((i, url, bytes))
+        });
+    }
+    let mut files = Vec::with_capacity(PINNED_CRDS.len());
+    while let Some(joined) = tasks.join_next().await {
+        let (i, url, bytes) = joined.map_err(|e| CrdError::Download {
+            url: first_url.clone(),
+            reason: e.to_string(),
+            pinned: true,
+        })??;
+        files.push((i, url, bytes));
+    }
+    files.sort_by_key(|(i, _, _)| *i);
+    Ok(files.into_iter().map(|(_, url, b)| (url, b)).collect())
+}
+
+/// Checks downloaded bytes against the pinned sum; a mismatch is an error, never a warning.
+pub fn verify_sha256(pinned: &PinnedCrd, bytes: &[u8]) -> Result<(), CrdError> {
+    let actual = sha256_hex(bytes);
+    if actual == pinned.sha256 {
+        Ok(())
+    } else {
+        Err(CrdError::Checksum {
+            file: pinned.url(),
+            expected: pinned.sha256.to_string(),
+            actual,
+        })
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The CRDs in one file's bytes: JSON when it looks like JSON (`.json` or starting with `{`),
+/// else a YAML stream. A `List` is read as its items. Anything that is not an
+/// apiextensions.k8s.io/v1 CRD of `monitoring.coreos.com` is an error naming the document.
+pub fn parse(origin: &str, bytes: &[u8]) -> Result<Vec<Object>, CrdError> {
+    let parse_err = |format, reason: String| CrdError::Parse {
+        origin: origin.to_string(),
+        format,
+        reason,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| parse_err("UTF-8", e.to_string()))?;
+    let is_json = origin.ends_with(".json") || text.trim_start().starts_with('{');
+    let documents: Vec<Value> = if is_json {
+        vec![serde_json::from_str(text).map_err(|e| parse_err("JSON", e.to_string()))?]
+    } else {
+        let options = serde_saphyr::options! {
+            budget: serde_saphyr::budget! {
+                // The operator's CRDs are large and deeply nested OpenAPI schemas.
+                max_events: 50_000_000,
+                max_nodes: 20_000_000,
+                max_depth: 512,
+            },
+        };
+        serde_saphyr::from_multiple_with_options(text, options)
+            .map_err(|e| parse_err("YAML", e.to_string()))?
+    };
+    let mut crds = Vec::new();
+    for (i, doc) in documents.into_iter().enumerate() {
+        let document = i + 1;
+        let items = if doc["kind"] == "List" || doc["kind"] == "CustomResourceDefinitionList" {
+            doc["items"].as_array().cloned().unwrap_or_default()
+        } else {
+            vec![doc]
+        };
+        for item in items {
+            crds.push(crd_object(origin, document, item)?);
+        }
+    }
+    Ok(crds)
+}
+
+/// One document as a CRD, with what a server added (status, uid, managedFields, ...) removed,
+/// so that a CRD exported from another cluster applies cleanly.
+fn crd_object(origin: &str, document: usize, mut doc: Value) -> Result<Object, CrdError> {
+    let api_version = doc["apiVersion"].as_str().unwrap_or("");
+    let kind = doc["kind"].as_str().unwrap_or("");
+    let group = doc["spec"]["group"].as_str().unwrap_or("");
+    if api_version != CRD_API_VERSION || kind != CRD_KIND || group != GROUP {
+        let name = doc["metadata"]["name"].as_str().unwrap_or("<unnamed>");
+        let found = match (api_version, kind) {
+            ("", "") => "a document without apiVersion and kind".to_string(),
+            _ if kind == CRD_KIND => format!("{kind} {name} ({api_version}, group {group:?})"),
+            _ => format!("{kind} {name} ({api_version})"),
+        };
+        return Err(CrdError::NotACrd {
+            origin: origin.to_string(),
+            document,
+            found,
+        });
+    }
+    if let Some(obj) = doc.as_object_mut() {
+        obj.remove("status");
+    }
+    if let Some(meta) = doc["metadata"].as_object_mut() {
+        meta.retain(|k, _| matches!(k.as_str(), "name" | "labels" | "annotations"));
+        if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    }
+    serde_json::from_value(doc).map_err(|e| CrdError::InvalidCrd {
+        origin: origin.to_string(),
+        document,
+        reason: e.to_string(),
+    })
+}
+
+/// The operator version a CRD was generated by (`operator.prometheus.io/version`), if any.
+#[allow(dead_code)] // used by enable (issue 4)
+pub fn installed_version(crd: &Object) -> Option<String> {
+    crd.metadata
+        .annotations
+        .as_ref()?
+        .get(VERSION_ANNOTATION)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Whether CRDs of operator version `installed` serve an operator of version `wanted`
+/// (either with or without a leading `v`). The rule: the same major and minor version, and a
+/// patch at least `wanted`'s. An older patch or minor needs the newer schema; a newer minor may
+/// drop or change fields the pinned operator writes, so it is not assumed compatible either. A
+/// pre-release of the same version is older than the release. Unparseable versions are not
+/// compatible.
+#[allow(dead_code)] // used by enable (issue 4)
+pub fn compatible(installed: &str, wanted: &str) -> bool {
+    let (Some(have), Some(want)) = (parse_version(installed), parse_version(wanted)) else {
+        return false;
+    };
+    have.0 == want.0 && have.1 == want.1 && (have.2, !have.3) >= (want.2, !want.3)
+}
+
+/// `v1.2.3[-pre][+build]` as (major, minor, patch, is_prerelease).
+fn parse_version(v: &str) -> Option<(u64, u64, u64, bool)> {
+    let v = v.trim().trim_start_matches('v');
+    let v = v.split_once('+').map_or(v, |(core, _)| core);
+    let (core, pre) = match v.split_once('-') {
+        Some((core, _)) => (core, true),
+        None => (v, false),
+    };
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    let version = (parts.next()??, parts.next()??, parts.next()??, pre);
+    parts.next().is_none().then_some(version)
+}
+
+/// Whether a CRD (as the server returns it) has `Established=True`.
+pub fn crd_established(crd: &Object) -> bool {
+    established_condition(crd).is_some_and(|c| c["status"] == "True")
+}
+
+fn established_condition(crd: &Object) -> Option<&Value> {
+    crd.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Established")
+}
+
+/// A CRD that the API server does not serve (yet), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotServed {
+    pub name: String,
+    /// `not found`, `no Established condition yet`, or the condition's status, reason, message.
+    pub why: String,
+}
+
+impl std::fmt::Display for NotServed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, self.why)
+    }
+}
+
+/// Each wanted CRD that is not Established in `listed`, and why.
+pub fn not_established(listed: &[Object], names: &[String]) -> Vec<NotServed> {
+    names
+        .iter()
+        .filter_map(|name| {
+            let crd = listed
+                .iter()
+                .find(|c| c.metadata.name.as_deref() == Some(name));
+            let why = match crd {
+                None => "not found".to_string(),
+                Some(c) if crd_established(c) => return None,
+                Some(c) => match established_condition(c) {
+                    None => "no Established condition yet".to_string(),
+                    Some(cond) => {
+                        let status = cond["status"].as_str().unwrap_or("Unknown");
+                        let reason = cond["reason"].as_str().unwrap_or("");
+                        let message = cond["message"].as_str().unwrap_or("");
+                        format!("Established={status}: {reason} {message}")
+                            .trim_end()
+                            .to_string()
+                    }
+                },
+            };
+            Some(NotServed {
+                name: name.clone(),
+                why,
+            })
+        })
+        .collect()
+}
+
+/// Polls until every named CRD is `Established=True`, or fails naming those that are not.
+/// One list call per tick: by field selector while one CRD is left, else all CRDs.
+#[allow(dead_code)] // used by enable (issue 4)
+pub async fn wait_established(
+    cluster: &Cluster,
+    names: &[String],
+    timeout: Duration,
+) -> Result<(), CrdError> {
+    let known = resources::by_group_kind("CustomResourceDefinition.apiextensions.k8s.io")
+        .expect("CustomResourceDefinition is a known type");
+    let api = known.api(&cluster.client, None);
+    if names.is_empty() {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pending: Vec<String> = names.to_vec();
+    loop {
+        let params = match pending.as_slice() {
+            [one] => ListParams::default().fields(&format!("metadata.name={one}")),
+            _ => ListParams::default(),
+        };
+        let listed = api
+            .list(&params)
+            .await
+            .map_err(|e| cluster.target.classify(e))?;
+        let still = not_established(&listed.items, &pending);
+        if still.is_empty() {
+            return Ok(());
+        }
+        pending = still.iter().map(|n| n.name.clone()).collect();
+        if tokio::time::Instant::now() >= deadline {
+            return Err(CrdError::NotEstablished {
+                timeout,
+                pending: still,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The release the sums were computed for.
+    const PINNED_RELEASE: &str = "v0.93.1";
+
+    const CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.monitoring.coreos.com
+  annotations:
+    operator.prometheus.io/version: 0.93.1
+  resourceVersion: \"42\"
+  uid: abc
+spec:
+  group: monitoring.coreos.com
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions: []
+status:
+  conditions: [{type: Established, status: \"True\"}]
+";
+
+    #[test]
+    fn pinned_sums_are_for_the_pinned_operator() {
+        assert_eq!(PINNED_RELEASE, PROMETHEUS_OPERATOR.version);
+        assert_eq!(PINNED_CRDS.len(), 10);
+        for p in PINNED_CRDS {
+            assert_eq!(p.sha256.len(), 64, "{}", p.file);
+            assert!(p.url().starts_with(
+                "https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/v0.93.1/example/prometheus-operator-crd/monitoring.coreos.com_"
+            ));
+        }
+    }
+
+    /// The sums equal the files of the operator's Go module, which the local cluster builds
+    /// the operator from (`tests/cluster/localcluster up` downloads it).
+    #[test]
+    fn pinned_sums_match_the_operator_go_module() {
+        let modcache = std::env::var_os("GOMODCACHE")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::process::Command::new("go")
+                    .args(["env", "GOMODCACHE"])
+                    .output()
+                    .ok()
+                    .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+            })
+            .filter(|p| p.is_dir())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join("go/pkg/mod")))
+            .expect("GOMODCACHE, `go env GOMODCACHE` or ~/go/pkg/mod");
+        let dir = modcache.join(format!(
+            "github.com/prometheus-operator/prometheus-operator@{PINNED_RELEASE}/example/prometheus-operator-crd"
+        ));
+        assert!(
+            dir.is_dir(),
+            "{} is missing: run `go mod download github.com/prometheus-operator/prometheus-operator@{PINNED_RELEASE}`",
+            dir.display()
+        );
+        for p in PINNED_CRDS {
+            let bytes = std::fs::read(dir.join(p.file)).unwrap();
+            verify_sha256(p, &bytes).unwrap();
+            let crds = parse(p.file, &bytes).unwrap();
+            assert_eq!(crds.len(), 1, "{}", p.file);
+            assert_eq!(installed_version(&crds[0]).as_deref(), Some("0.93.1"));
+        }
+    }
+
+    #[test]
+    fn a_corrupted_download_is_refused_naming_file_and_both_sums() {
+        let pinned = PinnedCrd {
+            file: "monitoring.coreos.com_widgets.yaml",
+            sha256: "d0a4bd3d4ea1c5c0b9e0dc1e3d8a3d4e2f2c3d2c1a8c3c3b0e5b6f7a8c9d0e1f",
+        };
+        let good = CRD.as_bytes();
+        let sum = sha256_hex(good);
+        let ok = PinnedCrd {
+            sha256: Box::leak(sum.clone().into_boxed_str()),
+            ..pinned
+        };
+        verify_sha256(&ok, good).unwrap();
+        let mut corrupted = good.to_vec();
+        corrupted[10] ^= 1;
+        let err = verify_sha256(&ok, &corrupted).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch"), "{err}");
+        assert!(err.contains("monitoring.coreos.com_widgets.yaml"), "{err}");
+        assert!(err.contains(&sum), "{err}");
+        assert!(err.contains(&sha256_hex(&corrupted)), "{err}");
+        // One byte appended is as wrong as one flipped.
+        let mut longer = good.to_vec();
+        longer.push(b'\n');
+        assert!(verify_sha256(&ok, &longer).is_err());
+    }
+
+    #[test]
+    fn a_crd_is_read_without_what_the_server_added() {
+        let crds = parse("a.yaml", format!("---\n{CRD}---\n").as_bytes()).unwrap();
+        assert_eq!(crds.len(), 1);
+        let crd = &crds[0];
+        assert_eq!(
+            crd.metadata.name.as_deref(),
+            Some("widgets.monitoring.coreos.com")
+        );
+        assert!(crd.metadata.resource_version.is_none());
+        assert!(crd.metadata.uid.is_none());
+        assert!(crd.data.get("status").is_none());
+        assert_eq!(crd.data["spec"]["scope"], "Namespaced");
+    }
+
+    #[test]
+    fn lists_and_json_are_read() {
+        let crd: Value = serde_saphyr::from_str(CRD).unwrap();
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [crd]});
+        let crds = parse("crds.json", list.to_string().as_bytes()).unwrap();
+        assert_eq!(crds.len(), 1);
+    }
+
+    #[test]
+    fn anything_but_a_monitoring_crd_is_refused_naming_the_document() {
+        let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n";
+        let other_group = CRD.replace("group: monitoring.coreos.com", "group: example.com");
+        let v1beta1 = CRD.replace("apiextensions.k8s.io/v1", "apiextensions.k8s.io/v1beta1");
+        let cases = [
+            (format!("{CRD}---\n{cm}"), "document 2", "ConfigMap x (v1)"),
+            (other_group, "document 1", "group \"example.com\""),
+            (v1beta1, "document 1", "apiextensions.k8s.io/v1beta1"),
+            ("a: b\n".to_string(), "document 1", "without apiVersion"),
+        ];
+        for (text, document, found) in cases {
+            let err = parse("f.yaml", text.as_bytes()).unwrap_err().to_string();
+            assert!(err.starts_with("f.yaml, "), "{err}");
+            assert!(err.contains(document), "{err}");
+            assert!(err.contains(found), "{err}");
+        }
+        let err = parse("f.yaml", b"a: [").unwrap_err().to_string();
+        assert!(err.starts_with("f.yaml: not valid YAML"), "{err}");
+    }
+
+    #[test]
+    fn installed_version_reads_the_operator_annotation() {
+        let crds = parse("a.yaml", CRD.as_bytes()).unwrap();
+        assert_eq!(installed_version(&crds[0]).as_deref(), Some("0.93.1"));
+        let bare = parse(
+            "a.yaml",
+            CRD.replace("operator.prometheus.io/version", "x")
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(installed_version(&bare[0]), None);
+    }
+
+    #[test]
+    fn compatible_means_same_minor_and_at_least_our_patch() {
+        let cases = [
+            ("0.93.1", "v0.93.1", true),
+            ("v0.93.1", "0.93.1", true),
+            ("0.93.2", "v0.93.1", true),
+            ("0.93.0", "v0.93.1", false),
+            ("0.92.9", "v0.93.1", false),
+            ("0.94.0", "v0.93.1", false),
+            ("1.93.1", "v0.93.1", false),
+            ("0.93.1-rc.0", "v0.93.1", false),
+            ("0.93.2-rc.0", "v0.93.1", true),
+            ("0.93.1+build", "v0.93.1", true),
+            ("", "v0.93.1", false),
+            ("0.93", "v0.93.1", false),
+            ("garbage", "v0.93.1", false),
+        ];
+        for (installed, wanted, want) in cases {
+            assert_eq!(
+                compatible(installed, wanted),
+                want,
+                "{installed} vs {wanted}"
+            );
+        }
+    }
+
+    #[test]
+    fn not_established_names_each_missing_or_pending_crd() {
+        let established = parse("a.yaml", CRD.as_bytes()).unwrap().remove(0);
+        // parse drops status; put it back as a server would return it.
+        let mut served = established.clone();
+        served.data["status"] =
+            serde_json::json!({"conditions": [{"type": "Established", "status": "True"}]});
+        let mut pending = established.clone();
+        pending.metadata.name = Some("gadgets.monitoring.coreos.com".into());
+        pending.data["status"] = serde_json::json!({"conditions": [
+            {"type": "Established", "status": "False", "reason": "Installing", "message": "the initial names have not been accepted"}
+        ]});
+        let names = [
+            "widgets.monitoring.coreos.com".to_string(),
+            "gadgets.monitoring.coreos.com".to_string(),
+            "probes.monitoring.coreos.com".to_string(),
+        ];
+        let out: Vec<String> = not_established(&[served.clone(), pending], &names)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            out,
+            [
+                "gadgets.monitoring.coreos.com (Established=False: Installing the initial names have not been accepted)",
+                "probes.monitoring.coreos.com (not found)",
+            ]
+        );
+        assert!(not_established(&[served], &names[..1]).is_empty());
+        assert!(!crd_established(&established));
+    }
+
+    #[test]
+    fn crds_from_is_a_url_or_a_path() {
+        assert_eq!(CrdSource::from_flag(None), CrdSource::Pinned);
+        assert_eq!(
+            CrdSource::from_flag(Some("http://10.0.0.1/crds.yaml")),
+            CrdSource::Url("http://10.0.0.1/crds.yaml".into())
+        );
+        assert_eq!(
+            CrdSource::from_flag(Some("./crds")),
+            CrdSource::Path("./crds".into())
+        );
+    }
+
+    /// The local cluster (`tests/cluster/localcluster`, reused when `LOCALCLUSTER_DIR` points
+    /// at a running one): its admin kubeconfig and its tools' bin directory.
+    fn local_cluster() -> (PathBuf, PathBuf) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster/localcluster");
+        let up = std::process::Command::new(&script)
+            .arg("up")
+            .status()
+            .unwrap();
+        assert!(up.success(), "localcluster up failed");
+        let env = std::process::Command::new(&script)
+            .arg("env")
+            .output()
+            .unwrap();
+        let env = String::from_utf8(env.stdout).unwrap();
+        let var = |name: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                .unwrap_or_else(|| panic!("localcluster env has no {name}"))
+                .to_string()
+        };
+        (
+            PathBuf::from(var("KUBECONFIG")),
+            PathBuf::from(var("PATH").trim_end_matches(":$PATH")),
+        )
+    }
+
+    #[tokio::test]
+    async fn wait_established_against_the_local_cluster() {
+        let (kubeconfig, bin) = local_cluster();
+        let kubectl = |args: &[&str]| {
+            let out = std::process::Command::new(bin.join("kubectl"))
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let crds_dir = kubeconfig.parent().unwrap().join("crds");
+        kubectl(&[
+            "apply",
+            "--server-side",
+            "--field-manager=automon-test",
+            "-f",
+            crds_dir.to_str().unwrap(),
+        ]);
+        // A CRD of this test's own, created just now, so the wait has something to wait for.
+        let own = "crdwaits.automon-crds.example.com";
+        let (_dir, own_file) = {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("own.yaml");
+            std::fs::write(
+                &file,
+                format!(
+                    "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: {own}}}
+spec:
+  group: automon-crds.example.com
+  names: {{kind: CrdWait, plural: crdwaits, singular: crdwait, listKind: CrdWaitList}}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {{openAPIV3Schema: {{type: object}}}}
+"
+                ),
+            )
+            .unwrap();
+            (dir, file)
+        };
+        kubectl(&["delete", "--ignore-not-found", "crd", own]);
+        kubectl(&["apply", "--server-side", "-f", own_file.to_str().unwrap()]);
+
+        let flags = <crate::cluster::KubeFlags as clap::FromArgMatches>::from_arg_matches(
+            &<crate::cli::Cli as clap::CommandFactory>::command()
+                .try_get_matches_from([
+                    "kubectl-automon",
+                    "version",
+                    "--kubeconfig",
+                    kubeconfig.to_str().unwrap(),
+                ])
+                .unwrap(),
+        )
+        .unwrap();
+        let cluster = Cluster::connect(&flags).await.unwrap();
+        let mut names: Vec<String> = PINNED_CRDS
+            .iter()
+            .map(|p| {
+                p.file
+                    .trim_start_matches("monitoring.coreos.com_")
+                    .replace(".yaml", ".monitoring.coreos.com")
+            })
+            .collect();
+        names.push(own.to_string());
+        wait_established(&cluster, &names, Duration::from_secs(30))
+            .await
+            .unwrap();
+        // One left: the field-selector path.
+        wait_established(&cluster, &[own.to_string()], Duration::from_secs(30))
+            .await
+            .unwrap();
+
+        // A CRD that does not exist is named when the time is up.
+        let missing = "missing.automon-crds.example.com".to_string();
+        let started = std::time::Instant::now();
+        let err = wait_established(
+            &cluster,
+            &[names[0].clone(), missing],
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(started.elapsed() >= Duration::from_secs(2));
+        assert!(
+            err.contains("not Established after 2s: missing.automon-crds.example.com (not found)"),
+            "{err}"
+        );
+        assert!(!err.contains(&names[0]), "{err}");
+        kubectl(&["delete", "--ignore-not-found", "crd", own]);
+    }
+}
