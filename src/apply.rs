@@ -138,6 +138,61 @@ fn conflicts_of(status: &kube::core::Status) -> Vec<FieldConflict> {
 mod tests {
     use super::*;
 
+    fn obj(rv: &str, generation: Option<i64>, applied_at: Option<&str>) -> Object {
+        let mut o: Object = serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "grafana", "namespace": "automon", "resourceVersion": rv}
+        }))
+        .unwrap();
+        o.metadata.generation = generation;
+        if let Some(t) = applied_at {
+            o.metadata.managed_fields = Some(vec![
+                serde_json::from_value(serde_json::json!({
+                    "manager": FIELD_MANAGER, "operation": "Apply", "time": t
+                }))
+                .unwrap(),
+            ]);
+        }
+        o
+    }
+
+    #[test]
+    fn outcomes() {
+        let t1 = "2026-11-25T10:00:00Z";
+        let t2 = "2026-11-25T10:05:00Z";
+        let live = Live::from_objects([&obj("5", Some(2), Some(t1))]);
+        let other: Object = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "automon"}
+        }))
+        .unwrap();
+        assert_eq!(live.outcome(&other), Outcome::Created);
+        assert_eq!(
+            live.outcome(&obj("5", Some(2), Some(t1))),
+            Outcome::Unchanged
+        );
+        // A controller wrote status: the resourceVersion moved, nothing of ours did.
+        assert_eq!(
+            live.outcome(&obj("9", Some(2), Some(t1))),
+            Outcome::Unchanged
+        );
+        // Our apply changed the spec.
+        assert_eq!(
+            live.outcome(&obj("9", Some(3), Some(t2))),
+            Outcome::Configured
+        );
+        // Same second, but the generation moved.
+        assert_eq!(
+            live.outcome(&obj("9", Some(3), Some(t1))),
+            Outcome::Configured
+        );
+        // No generation (ConfigMap-like): only a write moves the resourceVersion.
+        let plain = Live::from_objects([&obj("5", None, Some(t1))]);
+        assert_eq!(
+            plain.outcome(&obj("6", None, Some(t1))),
+            Outcome::Configured
+        );
+    }
+
     #[test]
     fn conflicts_name_field_and_manager() {
         let status: kube::core::Status = serde_json::from_value(serde_json::json!({
@@ -192,11 +247,44 @@ pub fn key(o: &Object) -> Key {
     )
 }
 
-/// The resourceVersions of what exists, so that an apply can tell created, configured and
-/// unchanged apart without a GET per object (a no-op apply keeps the resourceVersion).
+/// What exists, so that an apply can tell created, configured and unchanged apart without a
+/// GET per object. A no-op apply writes nothing: neither the resourceVersion nor the time of our
+/// field manager's entry moves. (The resourceVersion alone is not enough: controllers write
+/// status, which moves it without any change of ours.)
 #[derive(Debug, Default, Clone)]
 pub struct Live {
-    versions: std::collections::HashMap<Key, String>,
+    versions: std::collections::HashMap<Key, Before>,
+}
+
+/// What an object looked like before the apply.
+#[derive(Debug, Clone, PartialEq)]
+struct Before {
+    resource_version: Option<String>,
+    generation: Option<i64>,
+    applied_at: Option<String>,
+}
+
+impl Before {
+    fn of(o: &Object) -> Self {
+        Before {
+            resource_version: o.metadata.resource_version.clone(),
+            generation: o.metadata.generation,
+            applied_at: our_apply_time(o),
+        }
+    }
+}
+
+/// When our field manager last changed the object, from its managedFields.
+fn our_apply_time(o: &Object) -> Option<String> {
+    o.metadata
+        .managed_fields
+        .as_ref()?
+        .iter()
+        .find(|m| {
+            m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply")
+        })
+        .and_then(|m| m.time.as_ref())
+        .map(|t| t.0.to_string())
 }
 
 impl Live {
@@ -204,12 +292,7 @@ impl Live {
         Live {
             versions: objects
                 .into_iter()
-                .map(|o| {
-                    (
-                        key(o),
-                        o.metadata.resource_version.clone().unwrap_or_default(),
-                    )
-                })
+                .map(|o| (key(o), Before::of(o)))
                 .collect(),
         }
     }
@@ -218,14 +301,23 @@ impl Live {
         self.versions.contains_key(k)
     }
 
-    /// What the apply did, from the version before and the object after.
+    /// What the apply did, from what was there before and the object after.
+    /// Objects with a `generation` get status writes from controllers, which move the
+    /// resourceVersion; for them, an unchanged generation and apply time mean unchanged.
     pub fn outcome(&self, applied: &Object) -> Outcome {
-        match self.versions.get(&key(applied)) {
-            None => Outcome::Created,
-            Some(before) if Some(before) == applied.metadata.resource_version.as_ref() => {
-                Outcome::Unchanged
-            }
-            Some(_) => Outcome::Configured,
+        let Some(before) = self.versions.get(&key(applied)) else {
+            return Outcome::Created;
+        };
+        let after = Before::of(applied);
+        if before.resource_version == after.resource_version
+            || (before.generation.is_some()
+                && before.generation == after.generation
+                && before.applied_at.is_some()
+                && before.applied_at == after.applied_at)
+        {
+            Outcome::Unchanged
+        } else {
+            Outcome::Configured
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Install or update the monitoring stack (server-side apply, in phases, idempotent)
+    Enable(commands::enable::Args),
     /// Print the plugin's version, the component versions it pins, and the server's version
     Version(commands::version::Args),
     /// Print every object of the stack as YAML or JSON, offline (for GitOps or review)
@@ -84,6 +86,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Version(args) => commands::version::run(&cli.kube, args).await,
+        Command::Enable(args) => commands::enable::run(&cli.kube, args).await,
         Command::Render(args) => commands::render::run(&cli.kube, args).await,
         Command::Diff(args) => commands::diff::run(&cli.kube, args).await,
         Command::Completion(args) => commands::completion::run(args, &mut Cli::command()),

@@ -54,9 +54,6 @@ impl Palette {
     pub fn warn(&self, s: &str) -> String {
         self.paint(s, |s| s.yellow().to_string())
     }
-    pub fn good(&self, s: &str) -> String {
-        self.paint(s, |s| s.green().to_string())
-    }
     pub fn dim(&self, s: &str) -> String {
         self.paint(s, |s| s.dimmed().to_string())
     }

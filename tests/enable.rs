@@ -17,18 +17,48 @@ use std::{
 
 use common::*;
 
-/// Each test has a namespace of its own; cluster-scoped objects carry it in their names.
+/// Each test has a namespace of its own; cluster-scoped objects carry it in their names, and
+/// its node-exporter a host port of its own (stacks in one cluster would otherwise compete
+/// for port 9100 on every node, as `doctor` will tell a user).
 fn enable(ns: &str, extra: &[&str]) -> Run {
-    run(automon_admin().args(["enable", "-n", ns]).args(extra))
+    run(automon_admin()
+        .args(["enable", "-n", ns])
+        .args(port_for(ns))
+        .args(extra))
+}
+
+fn port_for(ns: &str) -> [String; 2] {
+    let hash = ns
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    [
+        "--set".into(),
+        format!("nodeExporter.port={}", 20000 + hash % 20000),
+    ]
 }
 
 /// Removes a test's namespace and its cluster-scoped objects, whatever the test did.
 struct Cleanup(&'static str);
 
+impl Cleanup {
+    /// Starts from nothing: a namespace an earlier run left behind is gone before the test.
+    fn fresh(ns: &'static str) -> Cleanup {
+        drop(Cleanup(ns));
+        cluster().kubectl(&["wait", "--for=delete", &format!("namespace/{ns}"), "--timeout=120s"]);
+        Cleanup(ns)
+    }
+}
+
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let c = cluster();
-        c.kubectl(&["delete", "namespace", self.0, "--wait=false", "--ignore-not-found"]);
+        c.kubectl(&[
+            "delete",
+            "namespace",
+            self.0,
+            "--wait=false",
+            "--ignore-not-found",
+        ]);
         for kind in ["clusterrole", "clusterrolebinding"] {
             let out = c.kubectl(&["get", kind, "-o", "name"]);
             let names: Vec<&str> = out
@@ -54,7 +84,7 @@ fn get_json(args: &[&str]) -> serde_json::Value {
 #[test]
 fn enable_installs_the_stack_and_the_operator_reconciles_it() {
     let ns = "automon-enable-full";
-    let _cleanup = Cleanup(ns);
+    let _cleanup = Cleanup::fresh(ns);
     let c = cluster();
     let op = std::process::Command::new(repo_root().join("tests/cluster/localcluster"))
         .args(["operator", "start"])
@@ -62,14 +92,41 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
         .unwrap();
     assert!(op.success());
 
-    let out = enable(ns, &["--wait", "--timeout", "3m"]).success();
-    assert!(out.stdout.contains(&format!("namespace/{ns} created")), "{}", out.stdout);
-    assert!(out.stdout.contains("daemonset.apps/node-exporter created"), "{}", out.stdout);
+    // The CRDs as the local cluster's operator build gives them: applied, then waited for.
+    let crds = c.dir.join("crds");
+    let out = enable(
+        ns,
+        &[
+            "--wait",
+            "--timeout",
+            "3m",
+            "--crds-from",
+            crds.to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert!(
+        out.stdout.contains("CRDs      established in"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("namespace/{ns} created")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("daemonset.apps/node-exporter created"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("Done"), "{}", out.stdout);
 
     // The operator generated the configuration: one scrape job per ServiceMonitor...
     let secret = get_json(&["get", "secret", "-n", ns, "prometheus-automon"]);
-    let gz = secret["data"]["prometheus.yaml.gz"].as_str().expect("prometheus.yaml.gz");
+    let gz = secret["data"]["prometheus.yaml.gz"]
+        .as_str()
+        .expect("prometheus.yaml.gz");
     let (_d, gzfile) = write_temp("prometheus.yaml.gz.b64", gz);
     let decoded = std::process::Command::new("sh")
         .arg("-c")
@@ -88,7 +145,13 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
         );
     }
     // ...and every alert in the rule files it mounts.
-    let rulefiles = get_json(&["get", "configmap", "-n", ns, "prometheus-automon-rulefiles-0"]);
+    let rulefiles = get_json(&[
+        "get",
+        "configmap",
+        "-n",
+        ns,
+        "prometheus-automon-rulefiles-0",
+    ]);
     let rules_text = rulefiles["data"].to_string();
     for alert in [
         "NodeDown",
@@ -102,12 +165,22 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
         "KubeStateMetricsDown",
         "Watchdog",
     ] {
-        assert!(rules_text.contains(&format!("alert: {alert}")), "{alert} missing");
+        assert!(
+            rules_text.contains(&format!("alert: {alert}")),
+            "{alert} missing"
+        );
     }
     // node-exporter runs on every node.
     let ds = get_json(&["get", "daemonset", "-n", ns, "node-exporter"]);
-    let nodes = c.kubectl(&["get", "nodes", "-o", "name"]).stdout.lines().count() as i64;
-    assert!(ds["status"]["numberReady"].as_i64().unwrap() >= nodes.min(3), "{ds}");
+    let nodes = c
+        .kubectl(&["get", "nodes", "-o", "name"])
+        .stdout
+        .lines()
+        .count() as i64;
+    assert!(
+        ds["status"]["numberReady"].as_i64().unwrap() >= nodes.min(3),
+        "{ds}"
+    );
 
     // A second enable changes nothing and says so.
     let again = enable(ns, &[]).success();
@@ -122,6 +195,7 @@ fn limited_user_gets_every_missing_permission_and_nothing_is_created() {
     let c = cluster();
     let out = run(automon()
         .args(["enable", "-n", ns])
+        .args(port_for(ns))
         .env("KUBECONFIG", &c.limited_kubeconfig));
     assert_eq!(out.code, 6, "{out:#?}");
     let text = format!("{}{}", out.stdout, out.stderr);
@@ -134,13 +208,16 @@ fn limited_user_gets_every_missing_permission_and_nothing_is_created() {
         assert!(text.contains(needle), "{needle} not listed:\n{text}");
     }
     let ns_exists = c.kubectl(&["get", "namespace", ns]);
-    assert_ne!(ns_exists.code, 0, "the namespace was created: {ns_exists:#?}");
+    assert_ne!(
+        ns_exists.code, 0,
+        "the namespace was created: {ns_exists:#?}"
+    );
 }
 
 #[test]
 fn foreign_field_manager_conflict_stops_the_apply() {
     let ns = "automon-enable-conflict";
-    let _cleanup = Cleanup(ns);
+    let _cleanup = Cleanup::fresh(ns);
     let c = cluster();
     enable(ns, &[]).success();
     // Another tool takes over a field automon sets.
@@ -160,13 +237,21 @@ fn foreign_field_manager_conflict_stops_the_apply() {
     assert_eq!(patch.code, 0, "{patch:#?}");
     let out = enable(ns, &[]);
     assert_eq!(out.code, 7, "{out:#?}");
-    assert!(out.stderr.contains("deployment.apps/grafana"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("deployment.apps/grafana"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains(".spec.replicas"), "{}", out.stderr);
     assert!(out.stderr.contains("\"helm\""), "{}", out.stderr);
     assert!(out.stderr.contains("--force-conflicts"), "{}", out.stderr);
 
     let forced = enable(ns, &["--force-conflicts"]).success();
-    assert!(forced.stdout.contains("deployment.apps/grafana configured"), "{}", forced.stdout);
+    assert!(
+        forced.stdout.contains("deployment.apps/grafana configured"),
+        "{}",
+        forced.stdout
+    );
     let d = get_json(&["get", "deployment", "-n", ns, "grafana"]);
     assert_eq!(d["spec"]["replicas"], 1);
 }
@@ -181,9 +266,12 @@ fn failing_proxy(upstream: String, budget: usize) -> (u16, Arc<AtomicBool>) {
     let dead_flag = dead.clone();
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
-            let Ok(server) = TcpStream::connect(&upstream) else { continue };
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
             let (sent, dead) = (sent.clone(), dead_flag.clone());
-            let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
             let (mut s_read, mut c_write) = (server, client);
             let up_dead = dead.clone();
             std::thread::spawn(move || {
@@ -206,7 +294,10 @@ fn failing_proxy(upstream: String, budget: usize) -> (u16, Arc<AtomicBool>) {
             std::thread::spawn(move || {
                 let mut buf = [0u8; 16384];
                 while let Ok(n) = s_read.read(&mut buf) {
-                    if n == 0 || dead.load(Ordering::SeqCst) || c_write.write_all(&buf[..n]).is_err() {
+                    if n == 0
+                        || dead.load(Ordering::SeqCst)
+                        || c_write.write_all(&buf[..n]).is_err()
+                    {
                         break;
                     }
                 }
@@ -219,7 +310,7 @@ fn failing_proxy(upstream: String, budget: usize) -> (u16, Arc<AtomicBool>) {
 #[test]
 fn api_server_lost_mid_enable_then_the_next_enable_converges() {
     let ns = "automon-enable-outage";
-    let _cleanup = Cleanup(ns);
+    let _cleanup = Cleanup::fresh(ns);
     let c = cluster();
     let upstream = c.server.trim_start_matches("https://").to_string();
     // Past preflight and the first phases, inside the stack phase (the render alone is ~150 KB).
@@ -231,17 +322,86 @@ fn api_server_lost_mid_enable_then_the_next_enable_converges() {
     let started = Instant::now();
     let out = run(automon()
         .args(["enable", "-n", ns, "--request-timeout", "3s"])
+        .args(port_for(ns))
         .arg("--kubeconfig")
         .arg(&kc));
-    assert!(dead.load(Ordering::SeqCst), "the proxy never cut the connection: {out:#?}");
+    assert!(
+        dead.load(Ordering::SeqCst),
+        "the proxy never cut the connection: {out:#?}"
+    );
     assert_eq!(out.code, 4, "{out:#?}");
-    assert!(out.stderr.contains(&format!("https://127.0.0.1:{port}")), "{}", out.stderr);
-    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    assert!(
+        out.stderr.contains(&format!("https://127.0.0.1:{port}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
     // Part of the stack is there: the namespace came first.
     assert_eq!(c.kubectl(&["get", "namespace", ns]).code, 0);
 
     let out = enable(ns, &[]).success();
-    assert!(out.stdout.contains(" created"), "the rest was created: {}", out.stdout);
+    assert!(
+        out.stdout.contains(" created"),
+        "the rest was created: {}",
+        out.stdout
+    );
     let again = enable(ns, &[]).success();
     assert!(again.stdout.contains("Nothing to do"), "{}", again.stdout);
+}
+
+#[test]
+fn enable_then_disable_leaves_nothing_of_automon() {
+    let ns = "automon-enable-disable";
+    let _cleanup = Cleanup::fresh(ns);
+    let c = cluster();
+    enable(ns, &[]).success();
+    let parent = get_json(&["get", "configmap", "-n", ns, "automon"]);
+    let id = parent["metadata"]["labels"]["applyset.kubernetes.io/id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let out = run(automon_admin().args(["disable", "-n", ns, "--yes"])).success();
+    assert!(out.stdout.contains("deleted"), "{}", out.stdout);
+
+    // No member of this ApplySet anywhere, namespaced or cluster-scoped.
+    let selector = format!("applyset.kubernetes.io/part-of={id}");
+    let kinds = "deployments,daemonsets,services,configmaps,secrets,serviceaccounts,networkpolicies,\
+                 roles,rolebindings,servicemonitors,prometheusrules,prometheuses,alertmanagers";
+    let left = c.kubectl(&["get", kinds, "-A", "-l", &selector, "-o", "name"]);
+    assert_eq!(left.code, 0, "{left:#?}");
+    assert!(
+        left.stdout.trim().is_empty(),
+        "left behind:\n{}",
+        left.stdout
+    );
+    let cluster_left = c.kubectl(&[
+        "get",
+        "clusterroles,clusterrolebindings",
+        "-l",
+        &selector,
+        "-o",
+        "name",
+    ]);
+    assert!(
+        cluster_left.stdout.trim().is_empty(),
+        "left behind:\n{}",
+        cluster_left.stdout
+    );
+    // The namespace goes too (no data was kept: Prometheus used an emptyDir).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.kubectl(&["get", "namespace", ns]).code == 0 {
+        assert!(Instant::now() < deadline, "namespace {ns} still there");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The CRDs stay: other stacks' custom resources use them.
+    assert_eq!(
+        c.kubectl(&["get", "crd", "prometheuses.monitoring.coreos.com"])
+            .code,
+        0
+    );
 }

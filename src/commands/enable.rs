@@ -10,13 +10,13 @@ use std::{
 
 use anyhow::Context as _;
 
-use super::render::ConfigArgs;
+use super::render::{ConfigArgs, CrdArgs};
 use crate::{
     apply::{self, ApplyError, ApplyOptions, Live, Outcome},
     cluster::{Cluster, KubeFlags},
     crds,
     inventory::{self, InventoryError},
-    output::{self, Palette},
+    output::Palette,
     preflight,
     render::{self, Object, Phase, grafana::ADMIN_SECRET, kind, meta},
     resources::{self, display_name},
@@ -31,10 +31,9 @@ const IN_FLIGHT: usize = 16;
 pub struct Args {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Where the prometheus-operator CRDs come from: a file, a directory or an http(s) URL.
-    /// Default: the cluster's, if compatible; else the pinned release, checked by SHA-256
-    #[arg(long, value_name = "PATH|URL")]
-    crds_from: Option<String>,
+    /// Default CRD source: the cluster's, when they are there at a compatible version
+    #[command(flatten)]
+    crds: CrdArgs,
     /// Print what would be applied without persisting it: `client` (nothing is sent) or
     /// `server` (the API server validates and defaults every object)
     #[arg(long, value_name = "MODE", value_parser = ["none", "client", "server"], default_value = "none", num_args = 0..=1, default_missing_value = "client", require_equals = true)]
@@ -110,10 +109,14 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
 
     // The CRDs: the cluster's when compatible, else --crds-from or the pinned release.
     let crd_plan = match &existing {
-        Some(_) => crds::Plan::reuse_existing(),
-        None => crds::plan(&cluster, args.crds_from.as_deref()).await?,
+        Some(_) => CrdPlan {
+            objects: Vec::new(),
+            names: Vec::new(),
+            description: "those of the Prometheus Operator already installed, as they are".into(),
+        },
+        None => crd_plan(&cluster, &args.crds).await?,
     };
-    println!("CRDs      {}", crd_plan.describe());
+    println!("CRDs      {}", crd_plan.description);
     let mut objects = render::render_with(&config, crd_plan.objects.clone()).objects;
     if let Some(found) = &existing {
         let labels = found
@@ -123,8 +126,12 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             .unwrap_or_default();
         println!(
             "Operator  another Prometheus Operator is installed ({}): reusing it; installing only exporters, rules and dashboards, labelled {}",
-            found.describe(),
-            labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+            describe_operator(found),
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
         );
         objects = reuse_existing_operator(objects, &labels);
     }
@@ -149,10 +156,13 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
 
     // The parent goes first (KEP-3659) with every kind old and new, so that an interrupted
     // enable leaves members a later run can still find and prune.
-    let (parents, mut members): (Vec<Object>, Vec<Object>) = objects
+    let (parents, mut members): (Vec<Object>, Vec<Object>) = objects.into_iter().partition(|o| {
+        o.metadata.name.as_deref() == Some(meta::PARENT_NAME) && kind(o) == "ConfigMap"
+    });
+    let parent = parents
         .into_iter()
-        .partition(|o| o.metadata.name.as_deref() == Some(meta::PARENT_NAME) && kind(o) == "ConfigMap");
-    let parent = parents.into_iter().next().context("render produced no ApplySet parent")?;
+        .next()
+        .context("render produced no ApplySet parent")?;
     let widened = widen_parent(&parent, before.as_ref().map(|i| &i.parent));
     members.sort_by_key(render::phase);
 
@@ -168,7 +178,11 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         let mut phase_tally = Tally::default();
         if client_dry_run {
             for o in &batch {
-                let outcome = if live.contains(&apply::key(o)) { "configured" } else { "created" };
+                let outcome = if live.contains(&apply::key(o)) {
+                    "configured"
+                } else {
+                    "created"
+                };
                 println!("{} {outcome}{mode}", display_name(o));
                 phase_tally.add(outcome);
             }
@@ -176,6 +190,15 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             let results = apply::apply_all(&cluster, &batch, &live, options, IN_FLIGHT).await;
             for r in results {
                 match r {
+                    Ok((_, applied))
+                        if kind(&applied) == "Namespace"
+                            && applied.data["status"]["phase"] == "Terminating" =>
+                    {
+                        anyhow::bail!(
+                            "namespace {:?} is being deleted; wait until it is gone (kubectl get namespace {0}) and run enable again",
+                            applied.metadata.name.as_deref().unwrap_or_default()
+                        );
+                    }
                     Ok((outcome, applied)) => {
                         println!("{} {}{mode}", display_name(&applied), outcome.as_str());
                         phase_tally.add(outcome.as_str());
@@ -191,8 +214,12 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             apply_parent(&cluster, &widened, &live, options, mode).await?;
             if !options.dry_run && !crd_plan.names.is_empty() {
                 let t = Instant::now();
-                crds::wait_established(&cluster, &crd_plan.names, deadline.saturating_duration_since(Instant::now()))
-                    .await?;
+                crds::wait_established(
+                    &cluster,
+                    &crd_plan.names,
+                    deadline.saturating_duration_since(Instant::now()),
+                )
+                .await?;
                 println!("CRDs      established in {}", secs(t.elapsed()));
             }
         }
@@ -224,10 +251,16 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     if let Some(before) = &before {
         // The Grafana admin Secret is a member that render never produces (it is generated
         // here); it is not stale.
+        // CRDs are never pruned here: a render that keeps the cluster's CRDs does not list them,
+        // and deleting a CRD deletes every custom resource of its kind. `disable` decides.
         let mut stale: Vec<&Object> = before
             .members
             .iter()
-            .filter(|o| !rendered_keys.contains(&apply::key(o)) && !is_admin_secret(o))
+            .filter(|o| {
+                !rendered_keys.contains(&apply::key(o))
+                    && !is_admin_secret(o)
+                    && kind(o) != "CustomResourceDefinition"
+            })
             .collect();
         stale.sort_by_key(|o| std::cmp::Reverse(render::phase(o)));
         for o in stale {
@@ -239,15 +272,32 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         }
     }
     if !client_dry_run {
-        let outcome = apply_parent(&cluster, &parent, &live, options, mode).await?;
+        // CRDs that stay members (from an earlier enable) stay listed, so `disable` finds them.
+        let crd_members = before.as_ref().is_some_and(|b| {
+            b.members
+                .iter()
+                .any(|o| kind(o) == "CustomResourceDefinition")
+        });
+        let final_parent = if crd_members {
+            with_kinds(
+                &parent,
+                ["CustomResourceDefinition.apiextensions.k8s.io".to_string()],
+            )
+        } else {
+            parent.clone()
+        };
+        let outcome = apply_parent(&cluster, &final_parent, &live, options, mode).await?;
         tally.add(outcome.as_str());
     }
 
-    if args.dry_run == "none" && config.grafana.enabled {
-        if ensure_admin_secret(&cluster, &parent).await? {
-            println!("secret/{ADMIN_SECRET} created (a random Grafana admin password; kubectl automon open grafana says how to read it)");
-            tally.add("created");
-        }
+    if args.dry_run == "none"
+        && config.grafana.enabled
+        && ensure_admin_secret(&cluster, &parent).await?
+    {
+        println!(
+            "secret/{ADMIN_SECRET} created (a random Grafana admin password; kubectl automon open grafana says how to read it)"
+        );
+        tally.add("created");
     }
 
     if args.wait && args.dry_run == "none" {
@@ -265,11 +315,102 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     } else {
         format!("{} objects: {}{mode}.", tally.total(), tally.summary())
     };
-    println!("Done      {done} {}", p.dim(&format!("({})", secs(started.elapsed()))));
+    println!(
+        "Done      {done} {}",
+        p.dim(&format!("({})", secs(started.elapsed())))
+    );
     if args.dry_run == "none" && tally.changed() > 0 {
         println!("Next:     kubectl automon status");
     }
     Ok(0)
+}
+
+/// `monitoring/prometheus-operator v0.80.0`, or the Prometheus objects when no Deployment.
+fn describe_operator(found: &preflight::ExistingOperator) -> String {
+    let mut parts: Vec<String> = found
+        .deployments
+        .iter()
+        .map(|d| {
+            format!(
+                "deployment {}/{}{}",
+                d.namespace,
+                d.name,
+                d.version
+                    .as_deref()
+                    .map(|v| format!(" {v}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    parts.extend(
+        found
+            .prometheuses
+            .iter()
+            .map(|p| format!("prometheus {}/{}", p.namespace, p.name)),
+    );
+    parts.join(", ")
+}
+
+/// Which CRDs enable applies, and which it waits for.
+struct CrdPlan {
+    objects: Vec<Object>,
+    names: Vec<String>,
+    description: String,
+}
+
+/// `--crds-from` when given; else the cluster's when every pinned CRD is there at a compatible
+/// version (left as they are); else the pinned release files, checked by SHA-256.
+async fn crd_plan(cluster: &Cluster, args: &CrdArgs) -> anyhow::Result<CrdPlan> {
+    let wanted = crate::versions::PROMETHEUS_OPERATOR.version;
+    let from_objects = |objects: Vec<Object>, from: String| CrdPlan {
+        names: objects
+            .iter()
+            .filter_map(|o| o.metadata.name.clone())
+            .collect(),
+        description: format!("{} from {from}", objects.len()),
+        objects,
+    };
+    if let Some(from) = &args.crds_from {
+        let objects = crds::load(&args.source()).await?;
+        return Ok(from_objects(objects, from.clone()));
+    }
+    let api: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        kube::Api::all(cluster.client.clone());
+    let installed = api
+        .list_metadata(&kube::api::ListParams::default())
+        .await
+        .map_err(|e| cluster.target.classify(e))?;
+    let pinned: Vec<String> = crds::PINNED_CRDS.iter().map(|p| p.name()).collect();
+    let versions: BTreeMap<String, Option<String>> = installed
+        .items
+        .iter()
+        .filter_map(|m| {
+            let name = m.metadata.name.clone()?;
+            let version = crds::installed_version(&m.metadata);
+            pinned.contains(&name).then_some((name, version))
+        })
+        .collect();
+    let all_compatible = pinned.iter().all(|n| {
+        versions
+            .get(n)
+            .and_then(|v| v.as_deref())
+            .is_some_and(|v| crds::compatible(v, wanted))
+    });
+    if all_compatible {
+        return Ok(CrdPlan {
+            objects: Vec::new(),
+            names: Vec::new(),
+            description: format!(
+                "{} in the cluster at a compatible version, kept as they are",
+                pinned.len()
+            ),
+        });
+    }
+    let objects = crds::load(&args.source()).await?;
+    Ok(from_objects(
+        objects,
+        format!("prometheus-operator {wanted} (sha256 verified)"),
+    ))
 }
 
 fn is_admin_secret(o: &Object) -> bool {
@@ -290,14 +431,20 @@ async fn ensure_admin_secret(cluster: &Cluster, parent: &Object) -> anyhow::Resu
         return Ok(false);
     }
     let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random source for the Grafana password: {e}"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no random source for the Grafana password: {e}"))?;
     use base64::Engine;
     let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let mut labels = parent.metadata.labels.clone().unwrap_or_default();
     labels.remove(meta::APPLYSET_ID_LABEL);
     labels.insert(meta::NAME_LABEL.into(), "grafana".into());
     labels.insert(meta::COMPONENT_LABEL.into(), "grafana".into());
-    if let Some(id) = parent.metadata.labels.as_ref().and_then(|l| l.get(meta::APPLYSET_ID_LABEL)) {
+    if let Some(id) = parent
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(meta::APPLYSET_ID_LABEL))
+    {
         labels.insert(meta::APPLYSET_PART_OF_LABEL.into(), id.clone());
     }
     let secret = Secret {
@@ -309,7 +456,10 @@ async fn ensure_admin_secret(cluster: &Cluster, parent: &Object) -> anyhow::Resu
         },
         data: Some(BTreeMap::from([
             ("admin-user".to_string(), ByteString(b"admin".to_vec())),
-            ("admin-password".to_string(), ByteString(password.into_bytes())),
+            (
+                "admin-password".to_string(),
+                ByteString(password.into_bytes()),
+            ),
         ])),
         ..Default::default()
     };
@@ -352,20 +502,29 @@ async fn apply_parent(
     Ok(outcome)
 }
 
+fn group_kinds(o: &Object) -> BTreeSet<String> {
+    o.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(meta::APPLYSET_GROUP_KINDS))
+        .map(|s| {
+            s.split(',')
+                .filter(|k| !k.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The parent with the union of the kinds it lists now and listed before.
 fn widen_parent(parent: &Object, previous: Option<&Object>) -> Object {
-    let kinds = |o: &Object| -> BTreeSet<String> {
-        o.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(meta::APPLYSET_GROUP_KINDS))
-            .map(|s| s.split(',').filter(|k| !k.is_empty()).map(String::from).collect())
-            .unwrap_or_default()
-    };
-    let mut all = kinds(parent);
-    if let Some(prev) = previous {
-        all.extend(kinds(prev));
-    }
+    with_kinds(parent, previous.map(group_kinds).unwrap_or_default())
+}
+
+/// The parent listing `extra` kinds besides its own.
+fn with_kinds(parent: &Object, extra: impl IntoIterator<Item = String>) -> Object {
+    let mut all = group_kinds(parent);
+    all.extend(extra);
     let mut widened = parent.clone();
     widened
         .metadata
@@ -383,7 +542,10 @@ async fn delete(cluster: &Cluster, o: &Object, dry_run: bool) -> anyhow::Result<
         .with_context(|| format!("{}: unknown type", display_name(o)))?;
     let mut dp = kube::api::DeleteParams::background();
     dp.dry_run = dry_run;
-    match api.delete(o.metadata.name.as_deref().unwrap_or(""), &dp).await {
+    match api
+        .delete(o.metadata.name.as_deref().unwrap_or(""), &dp)
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(anyhow::Error::new(cluster.target.classify(e))
@@ -404,7 +566,8 @@ fn reuse_existing_operator(objects: Vec<Object>, labels: &BTreeMap<String, Strin
                 .as_ref()
                 .and_then(|l| l.get(meta::COMPONENT_LABEL))
                 .map(String::as_str);
-            !component.is_some_and(|c| REPLACED.contains(&c)) && kind(o) != "CustomResourceDefinition"
+            !component.is_some_and(|c| REPLACED.contains(&c))
+                && kind(o) != "CustomResourceDefinition"
         })
         .map(|mut o| {
             if matches!(kind(&o), "ServiceMonitor" | "PrometheusRule") {
@@ -429,14 +592,41 @@ mod tests {
         let labels = BTreeMap::from([("release".to_string(), "kube-prometheus-stack".to_string())]);
         let kept = reuse_existing_operator(objects, &labels);
         let names: Vec<String> = kept.iter().map(display_name).collect();
-        assert!(!names.iter().any(|n| n.starts_with("prometheus.monitoring.coreos.com/")), "{names:?}");
-        assert!(!names.iter().any(|n| n.starts_with("alertmanager.monitoring.coreos.com/")), "{names:?}");
-        assert!(!names.contains(&"deployment.apps/prometheus-operator".to_string()), "{names:?}");
-        assert!(names.contains(&"daemonset.apps/node-exporter".to_string()), "{names:?}");
-        assert!(names.contains(&"deployment.apps/kube-state-metrics".to_string()), "{names:?}");
-        for o in kept.iter().filter(|o| matches!(kind(o), "ServiceMonitor" | "PrometheusRule")) {
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.starts_with("prometheus.monitoring.coreos.com/")),
+            "{names:?}"
+        );
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.starts_with("alertmanager.monitoring.coreos.com/")),
+            "{names:?}"
+        );
+        assert!(
+            !names.contains(&"deployment.apps/prometheus-operator".to_string()),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&"daemonset.apps/node-exporter".to_string()),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&"deployment.apps/kube-state-metrics".to_string()),
+            "{names:?}"
+        );
+        for o in kept
+            .iter()
+            .filter(|o| matches!(kind(o), "ServiceMonitor" | "PrometheusRule"))
+        {
             assert_eq!(
-                o.metadata.labels.as_ref().unwrap().get("release").map(String::as_str),
+                o.metadata
+                    .labels
+                    .as_ref()
+                    .unwrap()
+                    .get("release")
+                    .map(String::as_str),
                 Some("kube-prometheus-stack"),
                 "{}",
                 display_name(o)
@@ -449,14 +639,15 @@ mod tests {
         let objects = render::render(&Config::default()).objects;
         let parent = objects
             .iter()
-            .find(|o| o.metadata.name.as_deref() == Some(meta::PARENT_NAME) && kind(o) == "ConfigMap")
+            .find(|o| {
+                o.metadata.name.as_deref() == Some(meta::PARENT_NAME) && kind(o) == "ConfigMap"
+            })
             .unwrap();
         let mut old = parent.clone();
-        old.metadata
-            .annotations
-            .as_mut()
-            .unwrap()
-            .insert(meta::APPLYSET_GROUP_KINDS.into(), "Ingress.networking.k8s.io".into());
+        old.metadata.annotations.as_mut().unwrap().insert(
+            meta::APPLYSET_GROUP_KINDS.into(),
+            "Ingress.networking.k8s.io".into(),
+        );
         let w = widen_parent(parent, Some(&old));
         let kinds = &w.metadata.annotations.as_ref().unwrap()[meta::APPLYSET_GROUP_KINDS];
         assert!(kinds.contains("Ingress.networking.k8s.io"), "{kinds}");

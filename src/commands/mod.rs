@@ -2,7 +2,8 @@
 
 pub mod completion;
 pub mod diff;
-pub mod preflight;
 pub mod disable;
+pub mod enable;
+pub mod preflight;
 pub mod render;
 pub mod version;
