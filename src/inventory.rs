@@ -43,7 +43,8 @@ pub enum InventoryError {
         id: String,
         kinds: Vec<String>,
     },
-    #[error(transparent)]
+    /// Kept as a source (not transparent) so that the exit code of the ClusterError is found.
+    #[error("reading the inventory")]
     Cluster(#[from] ClusterError),
 }
 
@@ -107,7 +108,12 @@ pub async fn read(cluster: &Cluster) -> Result<Inventory, InventoryError> {
             Scope::Namespaced => known.api(&cluster.client, Some(&namespace)),
             Scope::Cluster => known.api(&cluster.client, None),
         };
-        let list = api.list(&selector).await.map_err(classify)?;
+        let list = match api.list(&selector).await {
+            Ok(list) => list,
+            // The type is gone from the server (its CRD deleted): no members of it are left.
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => return Err(classify(e)),
+        };
         members.extend(list.items.into_iter().map(|mut o| {
             // Lists leave apiVersion/kind off their items' types; put them back.
             if o.types.is_none() {

@@ -44,7 +44,12 @@ impl Cleanup {
     /// Starts from nothing: a namespace an earlier run left behind is gone before the test.
     fn fresh(ns: &'static str) -> Cleanup {
         drop(Cleanup(ns));
-        cluster().kubectl(&["wait", "--for=delete", &format!("namespace/{ns}"), "--timeout=120s"]);
+        cluster().kubectl(&[
+            "wait",
+            "--for=delete",
+            &format!("namespace/{ns}"),
+            "--timeout=120s",
+        ]);
         Cleanup(ns)
     }
 }

@@ -6,13 +6,13 @@ use std::collections::BTreeSet;
 
 use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
-use kube::api::{ListParams, TypeMeta};
 
 use crate::{
     apply::{self, ApplyError, ApplyOptions, FieldConflict},
     cluster::{Cluster, KubeFlags},
     commands::render::ConfigArgs,
     diff,
+    inventory::{self, InventoryError},
     output::{self, Palette},
     render::{self, Object, grafana::ADMIN_SECRET, group_kind},
     resources::{self, Known, Scope, display_name},
@@ -66,7 +66,17 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     .try_collect()
     .await?;
     let members = if namespace_exists {
-        inventory_members(&cluster, namespace).await?
+        let cluster = Cluster {
+            namespace: namespace.to_string(),
+            ..cluster.clone()
+        };
+        match inventory::read(&cluster).await {
+            Ok(inventory) => inventory.members,
+            Err(InventoryError::NotInstalled { .. } | InventoryError::NotAParent { .. }) => {
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        }
     } else {
         Vec::new()
     };
@@ -278,71 +288,6 @@ fn pruned(rendered: &[Object], members: &[Object]) -> Vec<Object> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Minimal ApplySet inventory listing, private to `diff`. `disable`'s `src/inventory.rs` is the
-// shared one; at merge this block is replaced by a call to it.
-// ---------------------------------------------------------------------------------------------
-
-/// Every member of the ApplySet whose parent is the ConfigMap `automon` in `namespace`: one
-/// list per group-kind the parent names, selected by `applyset.kubernetes.io/part-of=<id>`.
-async fn inventory_members(cluster: &Cluster, namespace: &str) -> anyhow::Result<Vec<Object>> {
-    use crate::render::meta::{
-        APPLYSET_GROUP_KINDS, APPLYSET_ID_LABEL, APPLYSET_PART_OF_LABEL, PARENT_NAME,
-    };
-    let parents = known("ConfigMap").api(&cluster.client, Some(namespace));
-    let Some(parent) = parents
-        .get_opt(PARENT_NAME)
-        .await
-        .map_err(|e| cluster.target.classify(e))
-        .with_context(|| format!("reading the ApplySet parent configmap/{PARENT_NAME}"))?
-    else {
-        return Ok(Vec::new());
-    };
-    let Some(id) = parent
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(APPLYSET_ID_LABEL))
-    else {
-        return Ok(Vec::new());
-    };
-    let group_kinds = parent
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(APPLYSET_GROUP_KINDS))
-        .cloned()
-        .unwrap_or_default();
-    let selector = ListParams::default().labels(&format!("{APPLYSET_PART_OF_LABEL}={id}"));
-    let mut members = Vec::new();
-    for gk in group_kinds.split(',').filter(|s| !s.is_empty()) {
-        let Some(k) = resources::by_group_kind(gk) else {
-            eprintln!(
-                "{} the inventory names {gk}, a type automon does not know; not checked for pruning",
-                Palette::stderr().warn("warning:")
-            );
-            continue;
-        };
-        let api = k.api(&cluster.client, Some(namespace));
-        let list = match api.list(&selector).await {
-            Ok(list) => list,
-            // The type is gone from the server (its CRD deleted): no members of it are left.
-            Err(kube::Error::Api(s)) if s.code == 404 => continue,
-            Err(e) => {
-                return Err(cluster.target.classify(e))
-                    .with_context(|| format!("listing the inventory's {}", k.qualified_plural()));
-            }
-        };
-        members.extend(list.items.into_iter().map(|mut o| {
-            o.types = Some(TypeMeta {
-                api_version: k.api_version.to_string(),
-                kind: k.kind.to_string(),
-            });
-            o
-        }));
-    }
-    Ok(members)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -325,9 +325,6 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             );
             return Ok(0);
         }
-        Err(InventoryError::Cluster(e)) => {
-            return Err(anyhow::Error::new(e).context("cannot read the inventory"));
-        }
         Err(e) => return Err(e.into()),
     };
     let foreign = foreign_custom_resources(&cluster, &inventory).await?;

@@ -144,7 +144,6 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let before = match inventory::read(&cluster).await {
         Ok(i) => Some(i),
         Err(InventoryError::NotInstalled { .. }) => None,
-        Err(InventoryError::Cluster(e)) => return Err(e.into()),
         Err(e) => return Err(e.into()),
     };
     let live = Live::from_objects(
