@@ -166,6 +166,8 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     members.sort_by_key(render::phase);
 
     let mut tally = Tally::default();
+    // The parent as the first apply left it, so the last apply reports against that.
+    let mut first_parent: Option<(Outcome, Object)> = None;
     let mut failures: Vec<ApplyError> = Vec::new();
     for phase in [Phase::Foundation, Phase::Operator, Phase::Stack] {
         let batch: Vec<Object> = members
@@ -210,7 +212,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             break;
         }
         if phase == Phase::Foundation && !client_dry_run {
-            apply_parent(&cluster, &widened, &live, options, mode).await?;
+            first_parent = Some(apply_parent(&cluster, &widened, &live, options, mode).await?);
             if !options.dry_run && !crd_plan.names.is_empty() {
                 let t = Instant::now();
                 crds::wait_established(
@@ -236,10 +238,11 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         }
     }
     if !failures.is_empty() {
+        // The first failure ends the run (and picks the exit code); the others are listed.
+        let first = failures.remove(0);
         for f in &failures {
             eprintln!("{} {f}", Palette::stderr().bad("error:"));
         }
-        let first = failures.remove(0);
         return Err(anyhow::Error::new(first).context(format!(
             "enable stopped: {} object(s) could not be applied; nothing after this phase was sent",
             1 + failures.len()
@@ -285,7 +288,22 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         } else {
             parent.clone()
         };
-        let outcome = apply_parent(&cluster, &final_parent, &live, options, mode).await?;
+        let (outcome, _) = match &first_parent {
+            Some((first, applied)) => {
+                let (again, now) = apply_parent(
+                    &cluster,
+                    &final_parent,
+                    &Live::from_objects([applied]),
+                    options,
+                    mode,
+                )
+                .await?;
+                // Created by the first apply and unchanged since: it was created.
+                let outcome = if again == Outcome::Unchanged { *first } else { Outcome::Configured };
+                (outcome, now)
+            }
+            None => apply_parent(&cluster, &final_parent, &live, options, mode).await?,
+        };
         tally.add(outcome.as_str());
     }
 
@@ -294,7 +312,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         && ensure_admin_secret(&cluster, &parent).await?
     {
         println!(
-            "secret/{ADMIN_SECRET} created (a random Grafana admin password; kubectl automon open grafana says how to read it)"
+            "secret/{ADMIN_SECRET} created (a random Grafana admin password; read it with: kubectl get secret {ADMIN_SECRET} -n {namespace} -o jsonpath='{{.data.admin-password}}' | base64 -d)"
         );
         tally.add("created");
     }
@@ -318,9 +336,6 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         "Done      {done} {}",
         p.dim(&format!("({})", secs(started.elapsed())))
     );
-    if args.dry_run == "none" && tally.changed() > 0 {
-        println!("Next:     kubectl automon status");
-    }
     Ok(0)
 }
 
@@ -486,19 +501,20 @@ fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
 
+/// Applies the ApplySet parent; says so only when it changed.
 async fn apply_parent(
     cluster: &Cluster,
     parent: &Object,
     live: &Live,
     options: ApplyOptions,
     mode: &str,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<(Outcome, Object)> {
     let applied = apply::server_side_apply(cluster, parent, options).await?;
     let outcome = live.outcome(&applied);
     if outcome != Outcome::Unchanged {
         println!("{} {}{mode}", display_name(&applied), outcome.as_str());
     }
-    Ok(outcome)
+    Ok((outcome, applied))
 }
 
 fn group_kinds(o: &Object) -> BTreeSet<String> {
