@@ -108,6 +108,22 @@ pub fn print(text: &str) -> std::io::Result<()> {
     out.flush()
 }
 
+/// Text as a terminal shows it, without colour codes (for tests of coloured output).
+#[cfg(test)]
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut esc = false;
+    for c in s.chars() {
+        match (esc, c) {
+            (false, '\u{1b}') => esc = true,
+            (true, 'm') => esc = false,
+            (false, c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,21 +156,8 @@ node-exporter         11/12   1 node not covered";
         );
         let lines: Vec<_> = out.lines().collect();
         // "ok" is 2 wide on screen, "long" 4: the second column starts at the same place.
-        let visible = |s: &str| {
-            let mut out = String::new();
-            let mut esc = false;
-            for c in s.chars() {
-                match (esc, c) {
-                    (false, '\u{1b}') => esc = true,
-                    (true, 'm') => esc = false,
-                    (false, c) => out.push(c),
-                    _ => {}
-                }
-            }
-            out
-        };
-        assert_eq!(visible(lines[1]), "ok     x");
-        assert_eq!(visible(lines[2]), "long   y");
+        assert_eq!(strip_ansi(lines[1]), "ok     x");
+        assert_eq!(strip_ansi(lines[2]), "long   y");
     }
 
     #[test]

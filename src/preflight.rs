@@ -668,20 +668,7 @@ mod tests {
     use super::*;
     use crate::{config::Config, render};
 
-    /// The text without colour codes (tests may run on a terminal).
-    fn strip(s: &str) -> String {
-        let mut out = String::new();
-        let mut esc = false;
-        for c in s.chars() {
-            match (esc, c) {
-                (false, '\u{1b}') => esc = true,
-                (true, 'm') => esc = false,
-                (false, c) => out.push(c),
-                _ => {}
-            }
-        }
-        out
-    }
+    use crate::output::strip_ansi as strip;
 
     fn perm(verb: &str, group: &str, resource: &str, ns: Option<&str>) -> Permission {
         Permission::new(verb, group, resource, ns)

@@ -8,25 +8,6 @@ use common::*;
 
 const NS: &str = "automon-diff-story";
 
-/// The prometheus-operator CRDs, installed once into the shared cluster and Established.
-fn ensure_crds(c: &LocalCluster) {
-    let crd = "crd/servicemonitors.monitoring.coreos.com";
-    if c.kubectl(&["get", crd]).code != 0 {
-        let dir = c.dir.join("crds");
-        c.kubectl(&[
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "automon-test",
-            "-f",
-            dir.to_str().unwrap(),
-        ])
-        .success();
-    }
-    c.kubectl(&["wait", "--for=condition=Established", crd, "--timeout=60s"])
-        .success();
-}
-
 fn rendered(ns: &str) -> Vec<serde_json::Value> {
     let out = run(automon().args(["render", "-o", "json", "-n", ns])).success();
     let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
@@ -67,7 +48,7 @@ fn diff(args: &[&str]) -> Run {
 #[test]
 fn diff_tells_what_enable_would_change() {
     let c = cluster();
-    ensure_crds(c);
+    c.ensure_crds();
     let installed = Installed(c, NS);
     installed.remove(true);
     let objects = rendered(NS);

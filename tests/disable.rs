@@ -41,24 +41,7 @@ fn crds_dir() -> std::path::PathBuf {
 /// Installs the stack in `ns` (and the shared CRDs if they are missing); returns its ApplySet ID.
 fn install(ns: &str) -> String {
     let c = cluster();
-    if c.kubectl(&["get", "crd", SERVICEMONITORS_CRD]).code != 0 {
-        let dir = crds_dir();
-        c.kubectl(&[
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "kubectl-automon",
-            "-f",
-            dir.to_str().unwrap(),
-        ]);
-        c.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ]);
-    }
+    c.ensure_crds();
     let rendered = run(automon().args(["render", "-n", ns, "-o", "json"])).success();
     let mut apply = Command::new(c.tools_bin.join("kubectl"))
         .arg("--kubeconfig")

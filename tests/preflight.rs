@@ -137,21 +137,7 @@ fn a_user_without_rbac_gets_every_missing_permission_at_once_and_nothing_is_writ
 #[test]
 fn an_existing_operator_is_found_with_its_version_and_selectors() {
     let c = cluster();
-    if c.kubectl(&["get", "crd", "prometheuses.monitoring.coreos.com"])
-        .code
-        != 0
-    {
-        let crds = c.dir.join("crds");
-        c.kubectl(&["apply", "--server-side", "-f", crds.to_str().unwrap()])
-            .success();
-        c.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "crd/prometheuses.monitoring.coreos.com",
-            "--timeout=60s",
-        ])
-        .success();
-    }
+    c.ensure_crds();
     let scratch = ScratchNamespace::create("automon-preflight-existing");
     let ns = scratch.0;
     let manifest = format!(

@@ -143,25 +143,7 @@ fn bad_configuration_names_the_key_and_line_and_prints_nothing() {
 #[test]
 fn rendered_stack_passes_strict_server_side_dry_run() {
     let c = cluster();
-    // The operator's CRDs, as the local cluster built them; idempotent.
-    let crds = c.dir.join("crds");
-    let out = c.kubectl(&[
-        "apply",
-        "--server-side",
-        "--field-manager",
-        "automon-test",
-        "-f",
-        crds.to_str().unwrap(),
-    ]);
-    assert_eq!(out.code, 0, "{out:#?}");
-    let out = c.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]);
-    assert_eq!(out.code, 0, "{out:#?}");
+    c.ensure_crds();
 
     // A namespace of its own so the dry run meets no other test's objects.
     let ns = "automon-dryrun";

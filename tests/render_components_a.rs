@@ -35,25 +35,7 @@ fn rendered(sets: &[&str]) -> Vec<Value> {
 /// The CRDs and the namespace, both idempotent; nothing of the stack itself is created.
 fn prepare() {
     let c = cluster();
-    let crds = c.dir.join("crds");
-    c.kubectl(&[
-        "apply",
-        "--server-side",
-        "--field-manager",
-        "automon-test",
-        "-f",
-        crds.to_str().unwrap(),
-    ])
-    .success();
-    c.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/prometheuses.monitoring.coreos.com",
-        "crd/alertmanagers.monitoring.coreos.com",
-        "crd/servicemonitors.monitoring.coreos.com",
-    ])
-    .success();
+    c.ensure_crds();
     let ns = format!(
         "{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"{NAMESPACE}\"}}}}"
     );

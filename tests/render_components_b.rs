@@ -34,25 +34,6 @@ fn write_list(dir: &Path, file: &str, items: &[Value]) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// The prometheus-operator CRDs, installed once into the shared cluster and Established.
-fn ensure_crds(c: &LocalCluster) {
-    let crd = "crd/servicemonitors.monitoring.coreos.com";
-    if c.kubectl(&["get", crd]).code != 0 {
-        let dir = c.dir.join("crds");
-        c.kubectl(&[
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "automon-test",
-            "-f",
-            dir.to_str().unwrap(),
-        ])
-        .success();
-    }
-    c.kubectl(&["wait", "--for=condition=Established", crd, "--timeout=60s"])
-        .success();
-}
-
 /// Deletes a scratch namespace when the test ends, passed or failed.
 struct ScratchNamespace<'a>(&'a LocalCluster, String);
 
@@ -71,7 +52,7 @@ impl Drop for ScratchNamespace<'_> {
 #[test]
 fn components_pass_strict_server_side_validation() {
     let c = cluster();
-    ensure_crds(c);
+    c.ensure_crds();
     let items = render(&[]);
     let namespace: Vec<Value> = items
         .iter()

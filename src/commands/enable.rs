@@ -299,7 +299,11 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
                 )
                 .await?;
                 // Created by the first apply and unchanged since: it was created.
-                let outcome = if again == Outcome::Unchanged { *first } else { Outcome::Configured };
+                let outcome = if again == Outcome::Unchanged {
+                    *first
+                } else {
+                    Outcome::Configured
+                };
                 (outcome, now)
             }
             None => apply_parent(&cluster, &final_parent, &live, options, mode).await?,

@@ -192,3 +192,31 @@ pub fn built_tool(target: &str, name: &str) -> PathBuf {
     let bin = String::from_utf8(out.stdout).expect("build-tools prints a path");
     PathBuf::from(bin.trim()).join(name)
 }
+
+impl LocalCluster {
+    /// The prometheus-operator CRDs (as the local cluster's operator build gives them), installed
+    /// once into the shared cluster and Established. Idempotent.
+    pub fn ensure_crds(&self) {
+        let crd = "crd/servicemonitors.monitoring.coreos.com";
+        if self.kubectl(&["get", crd]).code != 0 {
+            let dir = self.dir.join("crds");
+            self.kubectl(&[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "automon-test",
+                "-f",
+                dir.to_str().unwrap(),
+            ])
+            .success();
+        }
+        self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ])
+        .success();
+    }
+}
