@@ -134,6 +134,25 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
                 .join(",")
         );
         objects = reuse_existing_operator(objects, &labels);
+        // An unset namespace selector means "my own namespace only".
+        if let Some(prom) = found.prometheuses.first()
+            && prom.namespace != namespace
+        {
+            for (what, selector) in [
+                ("ServiceMonitors", &prom.service_monitor_namespace_selector),
+                ("PrometheusRules", &prom.rule_namespace_selector),
+            ] {
+                if selector.is_none() {
+                    eprintln!(
+                        "{} prometheus {}/{} selects {what} only in its own namespace: set its namespace selector to include {namespace:?}, or enable with -n {}",
+                        Palette::stderr().warn("warning:"),
+                        prom.namespace,
+                        prom.name,
+                        prom.namespace
+                    );
+                }
+            }
+        }
     }
 
     // Every command of this run speaks about the configured namespace.

@@ -1,0 +1,157 @@
+//! `enable` on a cluster that already runs a Prometheus Operator installed another way: it
+//! installs no second operator, Prometheus or Alertmanager, labels its ServiceMonitors and rules
+//! to match the existing Prometheus' selectors, and says so. A test binary of its own: the
+//! foreign operator is cluster-wide news, and other tests must not see it.
+
+mod common;
+
+use common::*;
+
+const FOREIGN: &str = "automon-reuse-foreign";
+const NS: &str = "automon-reuse-stack";
+
+struct Cleanup;
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let c = cluster();
+        for ns in [FOREIGN, NS] {
+            c.kubectl(&[
+                "delete",
+                "namespace",
+                ns,
+                "--ignore-not-found",
+                "--wait=true",
+                "--timeout=60s",
+            ]);
+        }
+        let out = c.kubectl(&["get", "clusterrole,clusterrolebinding", "-o", "name"]);
+        let names: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| l.contains(&format!("/{NS}-")))
+            .collect();
+        if !names.is_empty() {
+            c.kubectl(&[&["delete", "--ignore-not-found"][..], &names].concat());
+        }
+    }
+}
+
+#[test]
+fn an_existing_operator_is_reused_not_duplicated() {
+    let c = cluster();
+    c.ensure_crds();
+    drop(Cleanup);
+    let _cleanup = Cleanup;
+    let foreign = format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: {FOREIGN}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: prometheus-operator, namespace: {FOREIGN}, labels: {{app.kubernetes.io/name: prometheus-operator}}}}
+spec:
+  selector: {{matchLabels: {{app: op}}}}
+  template:
+    metadata: {{labels: {{app: op}}}}
+    spec: {{containers: [{{name: op, image: "quay.io/prometheus-operator/prometheus-operator:v0.90.0"}}]}}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: Prometheus
+metadata: {{name: main, namespace: {FOREIGN}}}
+spec:
+  serviceMonitorSelector: {{matchLabels: {{release: kps}}}}
+  ruleSelector: {{matchLabels: {{release: kps}}}}
+"#
+    );
+    let (_d, file) = write_temp("foreign.yaml", &foreign);
+    c.kubectl(&["apply", "-f", file.to_str().unwrap()])
+        .success();
+
+    let out = run(automon_admin().args(["enable", "-n", NS, "--set", "nodeExporter.port=19555"]))
+        .success();
+    assert!(
+        out.stdout
+            .contains("another Prometheus Operator is installed"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("{FOREIGN}/prometheus-operator v0.90.0")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("deployment.apps/prometheus-operator"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("prometheus.monitoring.coreos.com/"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("alertmanager.monitoring.coreos.com/"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("daemonset.apps/node-exporter created"),
+        "{}",
+        out.stdout
+    );
+    // That Prometheus only looks in its own namespace: enable says what to change.
+    assert!(
+        out.stderr.contains(&format!(
+            "prometheus {FOREIGN}/main selects ServiceMonitors only in its own namespace"
+        )),
+        "{}",
+        out.stderr
+    );
+
+    // Nothing of a second operator stack in our namespace...
+    let ours = c.kubectl(&[
+        "get",
+        "deployments,prometheuses,alertmanagers",
+        "-n",
+        NS,
+        "-o",
+        "name",
+    ]);
+    assert!(
+        !ours.stdout.contains("prometheus-operator"),
+        "{}",
+        ours.stdout
+    );
+    assert!(
+        !ours.stdout.contains("prometheus.monitoring.coreos.com"),
+        "{}",
+        ours.stdout
+    );
+    // ...and what we installed carries the labels the existing Prometheus selects on.
+    let monitors = c.kubectl(&[
+        "get",
+        "servicemonitors,prometheusrules",
+        "-n",
+        NS,
+        "-l",
+        "release=kps",
+        "-o",
+        "name",
+    ]);
+    assert!(
+        monitors
+            .stdout
+            .contains("servicemonitor.monitoring.coreos.com/node-exporter"),
+        "{monitors:#?}"
+    );
+    assert!(
+        monitors
+            .stdout
+            .contains("prometheusrule.monitoring.coreos.com/node-alerts"),
+        "{monitors:#?}"
+    );
+}
