@@ -80,6 +80,17 @@ impl Drop for Cleanup {
     }
 }
 
+/// Stops the out-of-cluster operator that `localcluster operator start` runs.
+struct OperatorStop;
+
+impl Drop for OperatorStop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(repo_root().join("tests/cluster/localcluster"))
+            .args(["operator", "stop"])
+            .status();
+    }
+}
+
 fn get_json(args: &[&str]) -> serde_json::Value {
     let out = cluster().kubectl(&[args, &["-o", "json"]].concat());
     assert_eq!(out.code, 0, "{out:#?}");
@@ -96,6 +107,8 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
         .status()
         .unwrap();
     assert!(op.success());
+    // It watches every namespace: stop it after this test so that no later test meets it.
+    let _operator = OperatorStop;
 
     // The CRDs as the local cluster's operator build gives them: applied, then waited for.
     let crds = c.dir.join("crds");
