@@ -45,7 +45,7 @@ pub enum ApplyError {
     },
     #[error("{object}: the API server rejected it: {message}")]
     Invalid { object: String, message: String },
-    #[error("{object}: {source}")]
+    #[error("{object}")]
     Cluster {
         object: String,
         #[source]
@@ -165,30 +165,38 @@ mod tests {
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "automon"}
         }))
         .unwrap();
-        assert_eq!(live.outcome(&other), Outcome::Created);
+        assert_eq!(live.outcome(&other, false), Outcome::Created);
         assert_eq!(
-            live.outcome(&obj("5", Some(2), Some(t1))),
+            live.outcome(&obj("5", Some(2), Some(t1)), false),
             Outcome::Unchanged
         );
         // A controller wrote status: the resourceVersion moved, nothing of ours did.
         assert_eq!(
-            live.outcome(&obj("9", Some(2), Some(t1))),
+            live.outcome(&obj("9", Some(2), Some(t1)), false),
             Outcome::Unchanged
         );
         // Our apply changed the spec.
         assert_eq!(
-            live.outcome(&obj("9", Some(3), Some(t2))),
+            live.outcome(&obj("9", Some(3), Some(t2)), false),
             Outcome::Configured
         );
         // Same second, but the generation moved.
         assert_eq!(
-            live.outcome(&obj("9", Some(3), Some(t1))),
+            live.outcome(&obj("9", Some(3), Some(t1)), false),
             Outcome::Configured
         );
+        // A dry run writes nothing: only the content tells.
+        let mut changed = obj("5", Some(2), Some(t1));
+        changed.data["spec"] = serde_json::json!({"replicas": 2});
+        assert_eq!(
+            live.outcome(&obj("5", Some(2), Some(t1)), true),
+            Outcome::Unchanged
+        );
+        assert_eq!(live.outcome(&changed, true), Outcome::Configured);
         // No generation (ConfigMap-like): only a write moves the resourceVersion.
         let plain = Live::from_objects([&obj("5", None, Some(t1))]);
         assert_eq!(
-            plain.outcome(&obj("6", None, Some(t1))),
+            plain.outcome(&obj("6", None, Some(t1)), false),
             Outcome::Configured
         );
     }
@@ -262,6 +270,9 @@ struct Before {
     resource_version: Option<String>,
     generation: Option<i64>,
     applied_at: Option<String>,
+    /// The object without what only the server writes, for dry runs (which write nothing, so
+    /// only the content can tell).
+    content: serde_json::Value,
 }
 
 impl Before {
@@ -270,6 +281,7 @@ impl Before {
             resource_version: o.metadata.resource_version.clone(),
             generation: o.metadata.generation,
             applied_at: our_apply_time(o),
+            content: serde_json::to_value(crate::diff::clean(o)).unwrap_or_default(),
         }
     }
 }
@@ -304,11 +316,18 @@ impl Live {
     /// What the apply did, from what was there before and the object after.
     /// Objects with a `generation` get status writes from controllers, which move the
     /// resourceVersion; for them, an unchanged generation and apply time mean unchanged.
-    pub fn outcome(&self, applied: &Object) -> Outcome {
+    pub fn outcome(&self, applied: &Object, dry_run: bool) -> Outcome {
         let Some(before) = self.versions.get(&key(applied)) else {
             return Outcome::Created;
         };
         let after = Before::of(applied);
+        if dry_run {
+            return if before.content == after.content {
+                Outcome::Unchanged
+            } else {
+                Outcome::Configured
+            };
+        }
         if before.resource_version == after.resource_version
             || (before.generation.is_some()
                 && before.generation == after.generation
@@ -336,7 +355,7 @@ pub async fn apply_all(
         .map(|o| async move {
             let applied = server_side_apply(cluster, o, options).await?;
             // A dry run of a new object comes back without a resourceVersion we knew.
-            Ok((live.outcome(&applied), applied))
+            Ok((live.outcome(&applied, options.dry_run), applied))
         })
         .buffered(in_flight.max(1))
         .collect()

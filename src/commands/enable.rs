@@ -79,7 +79,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let namespace = config.namespace.clone();
     let cluster = Cluster::connect(flags).await?;
     let p = Palette::stdout();
-    let client_dry_run = args.dry_run == "client";
+    let mut client_dry_run = args.dry_run == "client";
     let options = ApplyOptions {
         dry_run: args.dry_run == "server",
         force: args.force_conflicts,
@@ -229,6 +229,17 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         }
         if !failures.is_empty() {
             break;
+        }
+        // A server dry run cannot validate objects in a namespace that does not exist yet
+        // (its creation was a dry run too): say so and show the rest as a client dry run.
+        if phase == Phase::Foundation
+            && options.dry_run
+            && !live.contains(&namespace_key(&namespace))
+        {
+            eprintln!(
+                "note: namespace {namespace:?} does not exist yet, so the server cannot dry-run the objects in it; they are shown as a client dry run"
+            );
+            client_dry_run = true;
         }
         if phase == Phase::Foundation && !client_dry_run {
             first_parent = Some(apply_parent(&cluster, &widened, &live, options, mode).await?);
@@ -512,6 +523,10 @@ async fn ensure_admin_secret(cluster: &Cluster, parent: &Object) -> anyhow::Resu
     }
 }
 
+fn namespace_key(namespace: &str) -> apply::Key {
+    ("Namespace".into(), String::new(), namespace.into())
+}
+
 fn phase_label(p: Phase) -> &'static str {
     match p {
         Phase::Foundation => "Namespace",
@@ -533,7 +548,7 @@ async fn apply_parent(
     mode: &str,
 ) -> anyhow::Result<(Outcome, Object)> {
     let applied = apply::server_side_apply(cluster, parent, options).await?;
-    let outcome = live.outcome(&applied);
+    let outcome = live.outcome(&applied, options.dry_run);
     if outcome != Outcome::Unchanged {
         println!("{} {}{mode}", display_name(&applied), outcome.as_str());
     }
