@@ -432,19 +432,45 @@ fn dry_runs_change_nothing_and_say_what_would_change() {
     // A fresh namespace: the server cannot dry-run what would live in it; enable says so.
     let out = enable(ns, &["--dry-run=server"]).success();
     assert!(out.stderr.contains("does not exist yet"), "{}", out.stderr);
-    assert!(out.stdout.contains(&format!("namespace/{ns} created (server dry run)")), "{}", out.stdout);
-    let out = enable(ns, &["--dry-run"]).success();
-    assert!(out.stdout.contains("daemonset.apps/node-exporter created (dry run)"), "{}", out.stdout);
-    assert_ne!(c.kubectl(&["get", "namespace", ns]).code, 0, "a dry run created the namespace");
-
-    enable(ns, &[]).success();
-    let out = enable(ns, &["--dry-run=server", "--set", "prometheus.retention=30d"]).success();
     assert!(
-        out.stdout.contains("prometheus.monitoring.coreos.com/automon configured (server dry run)"),
+        out.stdout
+            .contains(&format!("namespace/{ns} created (server dry run)")),
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains("grafana unchanged (server dry run)"), "{}", out.stdout);
+    let out = enable(ns, &["--dry-run"]).success();
+    assert!(
+        out.stdout
+            .contains("daemonset.apps/node-exporter created (dry run)"),
+        "{}",
+        out.stdout
+    );
+    assert_ne!(
+        c.kubectl(&["get", "namespace", ns]).code,
+        0,
+        "a dry run created the namespace"
+    );
+
+    enable(ns, &[]).success();
+    let out = enable(
+        ns,
+        &["--dry-run=server", "--set", "prometheus.retention=30d"],
+    )
+    .success();
+    assert!(
+        out.stdout
+            .contains("prometheus.monitoring.coreos.com/automon configured (server dry run)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("grafana unchanged (server dry run)"),
+        "{}",
+        out.stdout
+    );
     let p = get_json(&["get", "prometheus", "-n", ns, "automon"]);
-    assert_eq!(p["spec"]["retention"], "15d", "the dry run changed the cluster");
+    assert_eq!(
+        p["spec"]["retention"], "15d",
+        "the dry run changed the cluster"
+    );
 }
