@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use k8s_openapi::{
     ByteString,
     api::{
-        core::v1::{Secret, Service, ServiceAccount, ServicePort, ServiceSpec},
+        core::v1::{Secret, ServiceAccount, ServiceSpec},
         networking::v1::{
             NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicySpec,
         },
     },
-    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
+    apimachinery::pkg::apis::meta::v1::LabelSelector,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -23,6 +23,7 @@ use super::{
     object,
     operator::self_scrape,
     prometheus::pod_disruption_budget,
+    service,
 };
 use crate::{config, versions};
 
@@ -54,22 +55,16 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
             ..Default::default()
         }),
         alertmanager(ctx, &labels),
-        object(Service {
-            metadata: ctx.meta(NAME, &labels),
-            spec: Some(ServiceSpec {
-                selector: Some(ctx.selector(NAME)),
-                ports: Some(vec![ServicePort {
-                    name: Some("web".into()),
-                    port: PORT,
-                    target_port: Some(IntOrString::String("web".into())),
-                    ..Default::default()
-                }]),
+        service::service(
+            ctx,
+            NAME,
+            &labels,
+            ServiceSpec {
                 // Silences made in the UI show up at once on the replica that made them.
                 session_affinity: Some("ClientIP".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+                ..service::spec(ctx, NAME, &[("web", PORT)])
+            },
+        ),
         network_policy(ctx, &labels),
         self_scrape(ctx, NAME, &labels, "web"),
     ];

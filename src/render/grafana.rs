@@ -10,8 +10,7 @@ use k8s_openapi::{
         core::v1::{
             ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
             EnvVar, EnvVarSource, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
-            SecretKeySelector, Service, ServiceAccount, ServicePort, ServiceSpec, Volume,
-            VolumeMount,
+            SecretKeySelector, ServiceAccount, Volume, VolumeMount,
         },
         networking::v1::{
             NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -34,6 +33,7 @@ use super::{
     network::{api_server_egress, dns_egress, pods, tcp},
     object,
     security::{restricted_container, restricted_pod},
+    service,
 };
 use crate::versions;
 
@@ -312,21 +312,12 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>, checksum: &str) 
 }
 
 fn service(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
-    object(Service {
-        metadata: ctx.meta(NAME, labels),
-        spec: Some(ServiceSpec {
-            selector: Some(ctx.selector(NAME)),
-            ports: Some(vec![ServicePort {
-                name: Some(PORT_NAME.into()),
-                port: PORT,
-                target_port: Some(IntOrString::String(PORT_NAME.into())),
-                protocol: Some("TCP".into()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
+    service::service(
+        ctx,
+        NAME,
+        labels,
+        service::spec(ctx, NAME, &[(PORT_NAME, PORT)]),
+    )
 }
 
 /// The sidecar reads ConfigMaps: cluster-wide only when dashboards come from every namespace.

@@ -8,8 +8,8 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Container, ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service,
-            ServicePort, ServiceSpec,
+            Container, ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, ServicePort,
+            ServiceSpec,
         },
         networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec},
         rbac::v1::PolicyRule,
@@ -26,6 +26,7 @@ use super::{
     network::{api_server_egress, dns_egress, pods, tcp},
     object, rbac,
     security::{restricted_container, restricted_pod},
+    service,
 };
 use crate::versions;
 
@@ -172,26 +173,29 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
 }
 
 fn service(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
-    let port = |name: &str, number: i32| ServicePort {
+    let _port = |name: &str, number: i32| ServicePort {
         name: Some(name.into()),
         port: number,
         target_port: Some(IntOrString::String(name.into())),
         protocol: Some("TCP".into()),
         ..Default::default()
     };
-    object(Service {
-        metadata: ctx.meta(NAME, labels),
-        spec: Some(ServiceSpec {
+    service::service(
+        ctx,
+        NAME,
+        labels,
+        ServiceSpec {
             cluster_ip: Some("None".into()),
-            selector: Some(ctx.selector(NAME)),
-            ports: Some(vec![
-                port(METRICS_PORT_NAME, METRICS_PORT),
-                port(TELEMETRY_PORT_NAME, TELEMETRY_PORT),
-            ]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
+            ..service::spec(
+                ctx,
+                NAME,
+                &[
+                    (METRICS_PORT_NAME, METRICS_PORT),
+                    (TELEMETRY_PORT_NAME, TELEMETRY_PORT),
+                ],
+            )
+        },
+    )
 }
 
 /// `honorLabels` keeps the `namespace`, `pod` and `node` labels of the objects it describes

@@ -18,6 +18,7 @@ mod prometheus;
 mod rbac;
 pub mod rules;
 mod security;
+mod service;
 
 use kube::api::DynamicObject;
 use serde::Serialize;

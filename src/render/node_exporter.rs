@@ -10,8 +10,8 @@ use k8s_openapi::{
         core::v1::{
             Affinity, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
             HostPathVolumeSource, NodeAffinity, NodeSelector, NodeSelectorRequirement,
-            NodeSelectorTerm, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, Service,
-            ServiceAccount, ServicePort, ServiceSpec, Toleration, Volume, VolumeMount,
+            NodeSelectorTerm, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ServiceAccount,
+            ServiceSpec, Toleration, Volume, VolumeMount,
         },
         networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec},
     },
@@ -27,6 +27,7 @@ use super::{
     network::{pods, tcp_named},
     object,
     security::restricted_container,
+    service,
 };
 use crate::{config::TolerationPolicy, versions};
 
@@ -210,22 +211,16 @@ fn exclusion_affinity(label: &str) -> Affinity {
 /// Headless: Prometheus scrapes each pod (one per node) through the Endpoints, never a VIP.
 fn service(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     let port = i32::from(ctx.config.node_exporter.port);
-    object(Service {
-        metadata: ctx.meta(NAME, labels),
-        spec: Some(ServiceSpec {
+    service::service(
+        ctx,
+        NAME,
+        labels,
+        ServiceSpec {
+            // Headless: Prometheus scrapes each pod, never a virtual IP.
             cluster_ip: Some("None".into()),
-            selector: Some(ctx.selector(NAME)),
-            ports: Some(vec![ServicePort {
-                name: Some(PORT_NAME.into()),
-                port,
-                target_port: Some(IntOrString::String(PORT_NAME.into())),
-                protocol: Some("TCP".into()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
+            ..service::spec(ctx, NAME, &[(PORT_NAME, port)])
+        },
+    )
 }
 
 /// One ServiceMonitor for all nodes. `instance` and `node` become the node's name, so that

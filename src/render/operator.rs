@@ -7,10 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
-        core::v1::{
-            Container, ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service,
-            ServicePort, ServiceSpec,
-        },
+        core::v1::{Container, ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe},
         networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec},
         rbac::v1::PolicyRule,
     },
@@ -26,6 +23,7 @@ use super::{
     network::{api_server_egress, dns_egress, pods, tcp},
     object, rbac,
     security::{restricted_container, restricted_pod},
+    service,
 };
 use crate::{config, versions};
 
@@ -41,20 +39,12 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
     let mut objects = rbac::cluster_identity(ctx, NAME, &labels, cluster_rules());
     objects.extend([
         deployment(ctx, &labels),
-        object(Service {
-            metadata: ctx.meta(NAME, &labels),
-            spec: Some(ServiceSpec {
-                selector: Some(ctx.selector(NAME)),
-                ports: Some(vec![ServicePort {
-                    name: Some("http".into()),
-                    port: PORT,
-                    target_port: Some(IntOrString::String("http".into())),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        service::service(
+            ctx,
+            NAME,
+            &labels,
+            service::spec(ctx, NAME, &[("http", PORT)]),
+        ),
         network_policy(ctx, &labels),
         self_scrape(ctx, NAME, &labels, "http"),
     ]);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{
     api::{
-        core::v1::{Service, ServicePort, ServiceSpec},
+        core::v1::ServiceSpec,
         networking::v1::{
             NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
             NetworkPolicySpec,
@@ -24,7 +24,7 @@ use super::{
     network::tcp,
     object,
     operator::self_scrape,
-    rbac,
+    rbac, service,
 };
 use crate::versions;
 
@@ -38,23 +38,17 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
     let mut objects = rbac::cluster_identity(ctx, NAME, &labels, cluster_rules());
     objects.extend([
         prometheus(ctx, &labels),
-        object(Service {
-            metadata: ctx.meta(NAME, &labels),
-            spec: Some(ServiceSpec {
-                selector: Some(ctx.selector(NAME)),
-                ports: Some(vec![ServicePort {
-                    name: Some("web".into()),
-                    port: PORT,
-                    target_port: Some(IntOrString::String("web".into())),
-                    ..Default::default()
-                }]),
-                // With several replicas, Grafana keeps seeing one replica's data rather than alternating
-                // between two slightly different ones.
+        service::service(
+            ctx,
+            NAME,
+            &labels,
+            ServiceSpec {
+                // With several replicas, Grafana keeps seeing one replica's data rather than
+                // alternating between two slightly different ones.
                 session_affinity: Some("ClientIP".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+                ..service::spec(ctx, NAME, &[("web", PORT)])
+            },
+        ),
         network_policy(ctx, &labels),
         self_scrape(ctx, NAME, &labels, "web"),
     ]);
