@@ -37,18 +37,18 @@ pub struct Cli {
 pub enum Command {
     /// Install or update the monitoring stack (server-side apply, in phases, idempotent)
     Enable(commands::enable::Args),
-    /// Print the plugin's version, the component versions it pins, and the server's version
-    Version(commands::version::Args),
-    /// Print every object of the stack as YAML or JSON, offline (for GitOps or review)
-    Render(commands::render::Args),
     /// Show what enable would change, from a server-side dry run, as a unified diff (exit 1 if any)
     Diff(commands::diff::Args),
-    /// Print a shell completion script (bash, zsh or fish)
-    Completion(commands::completion::Args),
-    /// Check, without writing anything, that enable can install here: server, permissions, other operators
-    Preflight(commands::preflight::Args),
     /// Remove the stack: exactly what enable installed, in reverse order; keeps data unless asked
     Disable(commands::disable::Args),
+    /// Check, without writing anything, that enable can install here: server, permissions, other operators
+    Preflight(commands::preflight::Args),
+    /// Print every object of the stack as YAML or JSON, offline (for GitOps or review)
+    Render(commands::render::Args),
+    /// Print the plugin's version, the component versions it pins, and the server's version
+    Version(commands::version::Args),
+    /// Print a shell completion script (bash, zsh or fish)
+    Completion(commands::completion::Args),
 }
 
 pub fn main() -> ExitCode {

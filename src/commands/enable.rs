@@ -31,7 +31,6 @@ const IN_FLIGHT: usize = 16;
 pub struct Args {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Default CRD source: the cluster's, when they are there at a compatible version
     #[command(flatten)]
     crds: CrdArgs,
     /// Print what would be applied without persisting it: `client` (nothing is sent) or

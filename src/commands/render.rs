@@ -39,8 +39,9 @@ impl ConfigArgs {
 /// Where the prometheus-operator CRDs come from: shared by every command that installs them.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct CrdArgs {
-    /// The CRDs from a file, a directory of *.yaml/*.yml/*.json, or an http(s) URL, instead of
-    /// the pinned upstream release files (downloaded and checked against pinned SHA-256 sums)
+    /// Where the prometheus-operator CRDs come from: a file, a directory of *.yaml/*.yml/*.json,
+    /// or an http(s) URL. Default: the pinned release files, checked against pinned SHA-256 sums
+    /// (enable first keeps the cluster's own when they are there at a compatible version)
     #[arg(long = "crds-from", value_name = "PATH|URL")]
     pub crds_from: Option<String>,
 }
