@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{
     api::{
-        apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
             ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-            EnvVar, EnvVarSource, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
-            SecretKeySelector, ServiceAccount, Volume, VolumeMount,
+            EnvVar, EnvVarSource, HTTPGetAction, PodSpec, Probe, SecretKeySelector, ServiceAccount,
+            Volume, VolumeMount,
         },
         networking::v1::{
             NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -20,16 +19,13 @@ use k8s_openapi::{
             ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
         },
     },
-    apimachinery::pkg::{
-        apis::meta::v1::{LabelSelector, ObjectMeta},
-        util::intstr::IntOrString,
-    },
+    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Context, Object, meta,
+    Context, Object, deployment, meta,
     network::{api_server_egress, dns_egress, pods, tcp},
     object,
     security::{restricted_container, restricted_pod},
@@ -267,48 +263,29 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>, checksum: &str) 
         }),
         ..Default::default()
     };
-    object(Deployment {
-        metadata: ctx.meta(NAME, labels),
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            selector: LabelSelector {
-                match_labels: Some(ctx.selector(NAME)),
-                ..Default::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels.clone()),
-                    annotations: Some(BTreeMap::from([(
-                        "automon.io/provisioning-checksum".to_string(),
-                        checksum.to_string(),
-                    )])),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(NAME.into()),
-                    node_selector: Some(BTreeMap::from([(
-                        "kubernetes.io/os".into(),
-                        "linux".into(),
-                    )])),
-                    // The shared dashboards folder is group-owned by Grafana's group, so the
-                    // sidecar (another user) writes what Grafana reads.
-                    security_context: Some(restricted_pod(GRAFANA_UID, Some(GRAFANA_UID))),
-                    image_pull_secrets: ctx.pull_secrets(),
-                    containers: vec![grafana, sidecar],
-                    volumes: Some(vec![
-                        empty_dir("storage"),
-                        empty_dir("dashboards"),
-                        empty_dir("tmp"),
-                        config_volume(DATASOURCES),
-                        config_volume(DASHBOARD_PROVIDER),
-                    ]),
-                    ..Default::default()
-                }),
-            },
+    deployment::deployment(
+        ctx,
+        NAME,
+        labels,
+        Some(BTreeMap::from([(
+            "automon.io/provisioning-checksum".to_string(),
+            checksum.to_string(),
+        )])),
+        PodSpec {
+            // The shared dashboards folder is group-owned by Grafana's group, so the sidecar
+            // (another user) writes what Grafana reads.
+            security_context: Some(restricted_pod(GRAFANA_UID, Some(GRAFANA_UID))),
+            containers: vec![grafana, sidecar],
+            volumes: Some(vec![
+                empty_dir("storage"),
+                empty_dir("dashboards"),
+                empty_dir("tmp"),
+                config_volume(DATASOURCES),
+                config_volume(DASHBOARD_PROVIDER),
+            ]),
             ..Default::default()
-        }),
-        ..Default::default()
-    })
+        },
+    )
 }
 
 fn service(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {

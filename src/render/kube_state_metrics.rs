@@ -6,23 +6,18 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{
     api::{
-        apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Container, ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, ServicePort,
-            ServiceSpec,
+            Container, ContainerPort, HTTPGetAction, PodSpec, Probe, ServicePort, ServiceSpec,
         },
         networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec},
         rbac::v1::PolicyRule,
     },
-    apimachinery::pkg::{
-        apis::meta::v1::{LabelSelector, ObjectMeta},
-        util::intstr::IntOrString,
-    },
+    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
 use serde_json::json;
 
 use super::{
-    Context, Object, custom, meta,
+    Context, Object, custom, deployment, meta,
     network::{api_server_egress, dns_egress, pods, tcp},
     object, rbac,
     security::{restricted_container, restricted_pod},
@@ -141,35 +136,17 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         security_context: Some(restricted_container(65534)),
         ..Default::default()
     };
-    object(Deployment {
-        metadata: ctx.meta(NAME, labels),
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            selector: LabelSelector {
-                match_labels: Some(ctx.selector(NAME)),
-                ..Default::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels.clone()),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(NAME.into()),
-                    node_selector: Some(BTreeMap::from([(
-                        "kubernetes.io/os".into(),
-                        "linux".into(),
-                    )])),
-                    security_context: Some(restricted_pod(65534, None)),
-                    image_pull_secrets: ctx.pull_secrets(),
-                    containers: vec![container],
-                    ..Default::default()
-                }),
-            },
+    deployment::deployment(
+        ctx,
+        NAME,
+        labels,
+        None,
+        PodSpec {
+            security_context: Some(restricted_pod(65534, None)),
+            containers: vec![container],
             ..Default::default()
-        }),
-        ..Default::default()
-    })
+        },
+    )
 }
 
 fn service(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {

@@ -4,6 +4,7 @@
 
 mod alertmanager;
 mod dashboards;
+mod deployment;
 #[cfg(test)]
 mod fixtures;
 pub mod grafana;

@@ -6,20 +6,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{
     api::{
-        apps::v1::{Deployment, DeploymentSpec},
-        core::v1::{Container, ContainerPort, HTTPGetAction, PodSpec, PodTemplateSpec, Probe},
+        core::v1::{Container, ContainerPort, HTTPGetAction, PodSpec, Probe},
         networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec},
         rbac::v1::PolicyRule,
     },
-    apimachinery::pkg::{
-        apis::meta::v1::{LabelSelector, ObjectMeta},
-        util::intstr::IntOrString,
-    },
+    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
 use serde_json::json;
 
 use super::{
-    Context, Object, custom, meta,
+    Context, Object, custom, deployment, meta,
     network::{api_server_egress, dns_egress, pods, tcp},
     object, rbac,
     security::{restricted_container, restricted_pod},
@@ -169,37 +165,19 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         security_context: Some(restricted_container(65534)),
         ..Default::default()
     };
-    object(Deployment {
-        metadata: ctx.meta(NAME, labels),
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            selector: LabelSelector {
-                match_labels: Some(ctx.selector(NAME)),
-                ..Default::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels.clone()),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(NAME.into()),
-                    // It talks to the API server: it needs its token.
-                    automount_service_account_token: Some(true),
-                    containers: vec![container],
-                    image_pull_secrets: ctx.pull_secrets(),
-                    node_selector: Some(BTreeMap::from([(
-                        "kubernetes.io/os".into(),
-                        "linux".into(),
-                    )])),
-                    security_context: Some(restricted_pod(65534, None)),
-                    ..Default::default()
-                }),
-            },
+    deployment::deployment(
+        ctx,
+        NAME,
+        labels,
+        None,
+        PodSpec {
+            // It talks to the API server: it needs its token.
+            automount_service_account_token: Some(true),
+            containers: vec![container],
+            security_context: Some(restricted_pod(65534, None)),
             ..Default::default()
-        }),
-        ..Default::default()
-    })
+        },
+    )
 }
 
 /// Metrics scrapes from Prometheus in; the API server and DNS out.
