@@ -537,7 +537,8 @@ pub fn not_established(listed: &[Object], names: &[String]) -> Vec<NotServed> {
 }
 
 /// Polls until every named CRD is `Established=True`, or fails naming those that are not.
-/// One list call per tick: by field selector while one CRD is left, else all CRDs.
+/// One list call per tick: by field selector while one CRD is left, else the CRDs labelled
+/// part of automon (as every CRD `enable` applies is).
 pub async fn wait_established(
     cluster: &Cluster,
     names: &[String],
@@ -552,9 +553,14 @@ pub async fn wait_established(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut pending: Vec<String> = names.to_vec();
     loop {
+        // CRDs are large (up to ~1 MiB each): list only the one left, or only automon's.
         let params = match pending.as_slice() {
             [one] => ListParams::default().fields(&format!("metadata.name={one}")),
-            _ => ListParams::default(),
+            _ => ListParams::default().labels(&format!(
+                "{}={}",
+                crate::render::meta::PART_OF_LABEL,
+                crate::render::meta::PART_OF
+            )),
         };
         let listed = api
             .list(&params)

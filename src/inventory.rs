@@ -128,6 +128,26 @@ pub async fn read(cluster: &Cluster) -> Result<Inventory, InventoryError> {
     Ok(Inventory { parent, members })
 }
 
+/// The members `enable` prunes because `rendered` no longer has them, in the order to delete
+/// them (reverse phase). Two kinds of member are never pruned: the Grafana admin Secret, which
+/// render never produces (`enable` generates it once), and CRDs, whose deletion takes every
+/// custom resource of their kind with it (`disable` decides about those).
+pub fn stale<'a>(members: &'a [Object], rendered: &[Object]) -> Vec<&'a Object> {
+    let keep: std::collections::BTreeSet<_> = rendered.iter().map(crate::apply::key).collect();
+    let mut stale: Vec<&Object> = members
+        .iter()
+        .filter(|m| {
+            let kind = crate::render::kind(m);
+            !keep.contains(&crate::apply::key(m))
+                && kind != "CustomResourceDefinition"
+                && !(kind == "Secret"
+                    && m.metadata.name.as_deref() == Some(crate::render::grafana::ADMIN_SECRET))
+        })
+        .collect();
+    stale.sort_by_key(|o| std::cmp::Reverse(crate::render::phase(o)));
+    stale
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,6 @@
 //! as unified diffs like `kubectl diff` (and the ApplySet members `enable` would prune).
 //! Exit status like `kubectl diff`: 0 no differences, 1 differences, 2 and more an error.
 
-use std::collections::BTreeSet;
-
 use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 
@@ -14,7 +12,7 @@ use crate::{
     diff,
     inventory::{self, InventoryError},
     output::{self, Palette},
-    render::{self, Object, grafana::ADMIN_SECRET, group_kind},
+    render::{self, Object},
     resources::{self, Known, Scope, display_name},
 };
 
@@ -82,7 +80,10 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     };
 
     // Assess.
-    let pruned = pruned(&rendered, &members);
+    let pruned: Vec<Object> = inventory::stale(&members, &rendered)
+        .into_iter()
+        .cloned()
+        .collect();
     let mut notes = Vec::new();
     if !namespace_exists {
         notes.push(format!(
@@ -264,29 +265,6 @@ fn known(group_kind: &str) -> &'static Known {
     resources::by_group_kind(group_kind).expect("a type in resources::KNOWN")
 }
 
-/// `(Kind.group, namespace, name)`: one object, whatever its version.
-fn key(o: &Object) -> (String, String, String) {
-    (
-        group_kind(o),
-        o.metadata.namespace.clone().unwrap_or_default(),
-        o.metadata.name.clone().unwrap_or_default(),
-    )
-}
-
-/// The inventory members that `rendered` no longer has: what `enable` would prune. The Grafana
-/// admin Secret is never rendered (`enable` generates it once) and never pruned.
-fn pruned(rendered: &[Object], members: &[Object]) -> Vec<Object> {
-    let keep: BTreeSet<_> = rendered.iter().map(key).collect();
-    let generated = |m: &Object| {
-        render::kind(m) == "Secret" && m.metadata.name.as_deref() == Some(ADMIN_SECRET)
-    };
-    members
-        .iter()
-        .filter(|m| !keep.contains(&key(m)) && !generated(m))
-        .cloned()
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 #[cfg(test)]
 mod tests {
@@ -302,7 +280,7 @@ mod tests {
     }
 
     #[test]
-    fn only_members_no_longer_rendered_are_pruned() {
+    fn only_members_no_longer_rendered_are_pruned_never_crds_or_the_admin_secret() {
         let rendered = [
             obj("apps/v1", "Deployment", Some("mon"), "grafana"),
             obj(
@@ -322,10 +300,21 @@ mod tests {
                 "mon-prometheus",
             ),
             obj("v1", "ConfigMap", Some("mon"), "grafana"),
-            obj("v1", "Secret", Some("mon"), ADMIN_SECRET),
+            obj(
+                "v1",
+                "Secret",
+                Some("mon"),
+                crate::render::grafana::ADMIN_SECRET,
+            ),
+            obj(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                None,
+                "prometheuses.monitoring.coreos.com",
+            ),
         ];
-        let names: Vec<String> = pruned(&rendered, &members)
-            .iter()
+        let names: Vec<String> = inventory::stale(&members, &rendered)
+            .into_iter()
             .map(display_name)
             .collect();
         assert_eq!(names, ["deployment.apps/old-exporter", "configmap/grafana"]);

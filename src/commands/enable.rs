@@ -169,7 +169,6 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             .iter()
             .flat_map(|i| i.members.iter().chain(std::iter::once(&i.parent))),
     );
-    let rendered_keys: BTreeSet<_> = objects.iter().map(apply::key).collect();
 
     // The parent goes first (KEP-3659) with every kind old and new, so that an interrupted
     // enable leaves members a later run can still find and prune.
@@ -280,21 +279,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
 
     // Prune what this render no longer has, in reverse phase order, then write the exact parent.
     if let Some(before) = &before {
-        // The Grafana admin Secret is a member that render never produces (it is generated
-        // here); it is not stale.
-        // CRDs are never pruned here: a render that keeps the cluster's CRDs does not list them,
-        // and deleting a CRD deletes every custom resource of its kind. `disable` decides.
-        let mut stale: Vec<&Object> = before
-            .members
-            .iter()
-            .filter(|o| {
-                !rendered_keys.contains(&apply::key(o))
-                    && !is_admin_secret(o)
-                    && kind(o) != "CustomResourceDefinition"
-            })
-            .collect();
-        stale.sort_by_key(|o| std::cmp::Reverse(render::phase(o)));
-        for o in stale {
+        for o in inventory::stale(&before.members, &members) {
             if !client_dry_run {
                 delete(&cluster, o, options.dry_run).await?;
             }
@@ -458,10 +443,6 @@ async fn crd_plan(cluster: &Cluster, args: &CrdArgs) -> anyhow::Result<CrdPlan> 
         objects,
         format!("prometheus-operator {wanted} (sha256 verified)"),
     ))
-}
-
-fn is_admin_secret(o: &Object) -> bool {
-    kind(o) == "Secret" && o.metadata.name.as_deref() == Some(ADMIN_SECRET)
 }
 
 /// Creates the Grafana admin Secret with a random password unless it exists: never overwritten,
