@@ -128,6 +128,30 @@ pub async fn read(cluster: &Cluster) -> Result<Inventory, InventoryError> {
     Ok(Inventory { parent, members })
 }
 
+/// The parent as `enable` leaves it: CRDs that an earlier `enable --crds-from` made members stay
+/// members (they are never pruned), so their kind stays listed for `disable` to find them.
+pub fn final_parent(parent: &Object, members: &[Object]) -> Object {
+    let crd = "CustomResourceDefinition.apiextensions.k8s.io";
+    let mut parent = parent.clone();
+    if members
+        .iter()
+        .any(|m| crate::render::kind(m) == "CustomResourceDefinition")
+    {
+        let annotations = parent
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
+        let kinds = annotations
+            .entry(crate::render::meta::APPLYSET_GROUP_KINDS.to_string())
+            .or_default();
+        let mut all: std::collections::BTreeSet<&str> =
+            kinds.split(',').filter(|k| !k.is_empty()).collect();
+        all.insert(crd);
+        *kinds = all.into_iter().collect::<Vec<_>>().join(",");
+    }
+    parent
+}
+
 /// The members `enable` prunes because `rendered` no longer has them, in the order to delete
 /// them (reverse phase). Two kinds of member are never pruned: the Grafana admin Secret, which
 /// render never produces (`enable` generates it once), and CRDs, whose deletion takes every

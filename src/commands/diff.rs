@@ -12,6 +12,7 @@ use crate::{
     diff,
     inventory::{self, InventoryError},
     output::{self, Palette},
+    render::meta::PARENT_NAME,
     render::{self, Object},
     resources::{self, Known, Scope, display_name},
 };
@@ -56,13 +57,6 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     // Gather.
     let namespace_exists = namespace_exists(&cluster, namespace).await?;
     let missing_crds = missing_crds(&cluster, &rendered).await?;
-    let compared: Vec<Compared> = stream::iter(rendered.iter().map(|o| {
-        let dry_run = can_dry_run(o, namespace_exists, &missing_crds);
-        compare(&cluster, o, dry_run)
-    }))
-    .buffered(IN_FLIGHT)
-    .try_collect()
-    .await?;
     let members = if namespace_exists {
         let cluster = Cluster {
             namespace: namespace.to_string(),
@@ -78,6 +72,24 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     } else {
         Vec::new()
     };
+    // The parent as enable would leave it (CRD members stay listed).
+    let rendered: Vec<Object> = rendered
+        .iter()
+        .map(|o| {
+            if render::kind(o) == "ConfigMap" && o.metadata.name.as_deref() == Some(PARENT_NAME) {
+                inventory::final_parent(o, &members)
+            } else {
+                o.clone()
+            }
+        })
+        .collect();
+    let compared: Vec<Compared> = stream::iter(rendered.iter().map(|o| {
+        let dry_run = can_dry_run(o, namespace_exists, &missing_crds);
+        compare(&cluster, o, dry_run)
+    }))
+    .buffered(IN_FLIGHT)
+    .try_collect()
+    .await?;
 
     // Assess.
     let pruned: Vec<Object> = inventory::stale(&members, &rendered)

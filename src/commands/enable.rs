@@ -288,19 +288,9 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         }
     }
     if !client_dry_run {
-        // CRDs that stay members (from an earlier enable) stay listed, so `disable` finds them.
-        let crd_members = before.as_ref().is_some_and(|b| {
-            b.members
-                .iter()
-                .any(|o| kind(o) == "CustomResourceDefinition")
-        });
-        let final_parent = if crd_members {
-            with_kinds(
-                &parent,
-                ["CustomResourceDefinition.apiextensions.k8s.io".to_string()],
-            )
-        } else {
-            parent.clone()
+        let final_parent = match &before {
+            Some(b) => inventory::final_parent(&parent, &b.members),
+            None => parent.clone(),
         };
         let (outcome, _) = match &first_parent {
             Some((first, applied)) => {
