@@ -41,6 +41,10 @@ pub enum Command {
     Diff(commands::diff::Args),
     /// Remove the stack: exactly what enable installed, in reverse order; keeps data unless asked
     Disable(commands::disable::Args),
+    /// Show the stack's components, every node's coverage (and why a node has none), rules, alerts
+    Status(commands::status::Args),
+    /// Find out why monitoring does not work, with the fix for each problem
+    Doctor(commands::doctor::Args),
     /// Check, without writing anything, that enable can install here: server, permissions, other operators
     Preflight(commands::preflight::Args),
     /// Print every object of the stack as YAML or JSON, offline (for GitOps or review)
@@ -92,6 +96,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Completion(args) => commands::completion::run(args, &mut Cli::command()),
         Command::Preflight(args) => commands::preflight::run(&cli.kube, args).await,
         Command::Disable(args) => commands::disable::run(&cli.kube, args).await,
+        Command::Status(args) => commands::status::run(&cli.kube, args).await,
+        Command::Doctor(args) => commands::doctor::run(&cli.kube, args).await,
     }
 }
 

@@ -13,6 +13,11 @@ pub mod exit {
     pub const UNAUTHORIZED: u8 = 5;
     pub const FORBIDDEN: u8 = 6;
     pub const CONFLICT: u8 = 7;
+    /// `status`/`doctor`: installed, but something does not work (a node without an exporter,
+    /// a component not ready, a failed check).
+    pub const DEGRADED: u8 = 8;
+    /// `status`/`doctor`: automon is not installed in the namespace.
+    pub const NOT_INSTALLED: u8 = 9;
 }
 
 /// Problems reaching or talking to the cluster.

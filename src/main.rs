@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod crds;
 mod diff;
+mod doctor;
 mod error;
 mod inventory;
 mod output;
@@ -16,6 +17,8 @@ mod proxy;
 mod render;
 mod resources;
 mod rollout;
+mod selector;
+mod status;
 mod versions;
 
 use std::process::ExitCode;

@@ -87,11 +87,26 @@ pub async fn gather(
             .map_err(classify)?;
         custom.extend(list.items);
     }
+    Ok(assess(
+        expected,
+        &deployments.items,
+        &daemonsets.items,
+        &custom,
+    ))
+}
+
+/// The state of every expected workload from listed objects (pure); one that does not exist
+/// counts as 0 ready.
+pub fn assess(
+    expected: &[(String, String)],
+    deployments: &[Deployment],
+    daemonsets: &[DaemonSet],
+    custom: &[Object],
+) -> Vec<Workload> {
     let mut out = Vec::new();
     for (k, name) in expected {
         let w = match k.as_str() {
             "Deployment" => deployments
-                .items
                 .iter()
                 .find(|d| d.metadata.name.as_ref() == Some(name))
                 .map(|d| {
@@ -107,7 +122,6 @@ pub async fn gather(
                     }
                 }),
             "DaemonSet" => daemonsets
-                .items
                 .iter()
                 .find(|d| d.metadata.name.as_ref() == Some(name))
                 .map(|d| {
@@ -151,7 +165,7 @@ pub async fn gather(
             current: false,
         }));
     }
-    Ok(out)
+    out
 }
 
 /// `prometheus 1/1  grafana 1/1  node-exporter 11/12 nodes`

@@ -579,19 +579,9 @@ async fn delete(cluster: &Cluster, o: &Object, dry_run: bool) -> anyhow::Result<
 /// With another Prometheus Operator in charge: leave out our operator, Prometheus and
 /// Alertmanager, and label the scrape and rule objects so that its selectors pick them up.
 fn reuse_existing_operator(objects: Vec<Object>, labels: &BTreeMap<String, String>) -> Vec<Object> {
-    const REPLACED: &[&str] = &["operator", "prometheus", "alertmanager"];
     objects
         .into_iter()
-        .filter(|o| {
-            let component = o
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(meta::COMPONENT_LABEL))
-                .map(String::as_str);
-            !component.is_some_and(|c| REPLACED.contains(&c))
-                && kind(o) != "CustomResourceDefinition"
-        })
+        .filter(|o| !crate::render::replaced_by_existing_operator(o))
         .map(|mut o| {
             if matches!(kind(&o), "ServiceMonitor" | "PrometheusRule") {
                 o.metadata

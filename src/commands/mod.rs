@@ -3,7 +3,9 @@
 pub mod completion;
 pub mod diff;
 pub mod disable;
+pub mod doctor;
 pub mod enable;
 pub mod preflight;
 pub mod render;
+pub mod status;
 pub mod version;

@@ -2,7 +2,7 @@
 //! stable order. Pure: no I/O, no clock, no randomness, so the same input gives the same bytes.
 //! One module per component, each returning that component's objects; `render` is the list.
 
-mod alertmanager;
+pub mod alertmanager;
 mod dashboards;
 mod deployment;
 #[cfg(test)]
@@ -14,8 +14,8 @@ pub mod meta;
 mod namespace;
 mod network;
 mod node_exporter;
-mod operator;
-mod prometheus;
+pub mod operator;
+pub mod prometheus;
 mod rbac;
 pub mod rules;
 mod security;
@@ -92,6 +92,19 @@ pub fn render_with(config: &Config, extra: Vec<Object>) -> Rendered {
         parent,
     );
     Rendered { objects }
+}
+
+/// The components another Prometheus Operator replaces when `enable` reuses it: ours, its
+/// Prometheus and its Alertmanager (and the CRDs, which are the other operator's).
+pub fn replaced_by_existing_operator(o: &Object) -> bool {
+    const REPLACED: &[&str] = &[operator::COMPONENT, "prometheus", "alertmanager"];
+    let component = o
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(meta::COMPONENT_LABEL))
+        .map(String::as_str);
+    component.is_some_and(|c| REPLACED.contains(&c)) || kind(o) == "CustomResourceDefinition"
 }
 
 /// Which phase an object belongs to.

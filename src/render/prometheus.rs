@@ -29,6 +29,9 @@ use super::{
 use crate::versions;
 
 const NAME: &str = "prometheus";
+/// The Service in front of Prometheus, and its port's name.
+pub const SERVICE: &str = NAME;
+pub const PORT_NAME: &str = "web";
 /// The `Prometheus` object; the operator names its StatefulSet `prometheus-automon`.
 pub const INSTANCE: &str = "automon";
 const PORT: i32 = 9090;
@@ -46,11 +49,11 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
                 // With several replicas, Grafana keeps seeing one replica's data rather than
                 // alternating between two slightly different ones.
                 session_affinity: Some("ClientIP".into()),
-                ..service::spec(ctx, NAME, &[("web", PORT)])
+                ..service::spec(ctx, NAME, &[(PORT_NAME, PORT)])
             },
         ),
         network_policy(ctx, &labels),
-        self_scrape(ctx, NAME, &labels, "web"),
+        self_scrape(ctx, NAME, &labels, PORT_NAME),
     ]);
     if ctx.config.prometheus.replicas > 1 {
         objects.push(pod_disruption_budget(ctx, NAME, &labels));

@@ -1,0 +1,330 @@
+//! `status`: components, every node's coverage and why a node has no exporter, rules,
+//! dashboards, where alerts go, and what Prometheus says when it can be reached.
+
+use std::{io::IsTerminal, time::Duration};
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::{
+    cluster::{Cluster, KubeFlags},
+    output::{self, Format, Palette},
+    status::{self, Coverage, Health, Status},
+};
+
+/// Above this many nodes the table lists only the nodes that need attention, unless `-o wide`.
+pub const FOLD_ABOVE: usize = 20;
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Exit status: 0 healthy; 8 degraded (a component not ready, a node without a working exporter,
+a scrape target down); 9 not installed in the namespace; 1-6 as for every command.")]
+pub struct Args {
+    /// Output format: tables (wide lists every node, with its exporter pod), or json/yaml for
+    /// scripts (the README documents the fields)
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// Ask this Prometheus (http://host:9090) instead of automon's, through the API server
+    #[arg(long, value_name = "URL")]
+    prometheus_url: Option<String>,
+    /// Keep watching: redraw whenever something changes (Ctrl-C ends it)
+    #[arg(short = 'w', long)]
+    watch: bool,
+    /// How often --watch looks again
+    #[arg(long, default_value = "2s", value_parser = crate::cluster::parse_request_timeout, requires = "watch")]
+    interval: Duration,
+}
+
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+    let cluster = Cluster::connect(flags).await?;
+    let prom = status::PrometheusFlag {
+        url: args.prometheus_url.clone(),
+    };
+    let mut last = String::new();
+    let terminal = std::io::stdout().is_terminal();
+    loop {
+        let snapshot = status::gather(&cluster, &prom).await?;
+        let st = status::assess(&snapshot, Timestamp::now());
+        let text = match args.output {
+            Format::Json | Format::Yaml => output::structured(args.output, &st)?,
+            f => human(&st, f == Format::Wide, &Palette::stdout(), Timestamp::now()),
+        };
+        if !args.watch {
+            output::print(&text)?;
+            if st.health == Health::NotInstalled {
+                eprintln!(
+                    "Install it with: kubectl automon enable -n {} (see `kubectl automon preflight` first)",
+                    st.namespace
+                );
+            }
+            return Ok(st.health.exit_code());
+        }
+        if text != last {
+            if terminal {
+                // Home and clear, as `watch` does: the new state replaces the old.
+                print!("\x1b[H\x1b[2J");
+            } else if !last.is_empty() {
+                println!();
+            }
+            output::print(&text)?;
+            last = text;
+        }
+        tokio::time::sleep(args.interval).await;
+    }
+}
+
+/// kubectl's AGE: `45s`, `5m12s`, `3h4m`, `2d5h`, `12d`.
+pub fn age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (m, h, d) = (s / 60, s / 3600, s / 86400);
+    if s < 120 {
+        format!("{s}s")
+    } else if m < 10 {
+        format!("{m}m{}s", s % 60)
+    } else if h < 3 {
+        format!("{m}m")
+    } else if h < 8 {
+        format!("{h}h{}m", m % 60)
+    } else if h < 48 {
+        format!("{h}h")
+    } else if d < 8 {
+        format!("{d}d{}h", h % 24)
+    } else {
+        format!("{d}d")
+    }
+}
+
+fn dash(s: Option<&str>) -> String {
+    s.filter(|s| !s.is_empty()).unwrap_or("—").to_string()
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The tables and the summary (pure).
+pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
+    if st.health == Health::NotInstalled {
+        return format!("automon is not installed in namespace {}.", st.namespace);
+    }
+    let mut out = String::new();
+    let rows: Vec<Vec<String>> = st
+        .components
+        .iter()
+        .map(|c| {
+            let age = c
+                .created
+                .as_deref()
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .map(|t| age(now.as_second() - t.as_second()));
+            let state = if c.healthy {
+                "Healthy".to_string()
+            } else {
+                p.bad(c.message.as_deref().unwrap_or("not ready"))
+            };
+            vec![
+                c.name.clone(),
+                c.kind.clone(),
+                format!("{}/{}", c.ready, c.desired),
+                dash(c.version.as_deref()),
+                dash(age.as_deref()),
+                state,
+            ]
+        })
+        .collect();
+    out.push_str(&output::table(
+        &["component", "kind", "ready", "version", "age", "status"],
+        &rows,
+    ));
+    out.push_str("\n\n");
+
+    let fold = !wide && st.nodes.len() > FOLD_ABOVE;
+    let listed: Vec<&status::NodeStatus> = st
+        .nodes
+        .iter()
+        .filter(|n| !fold || n.coverage != Coverage::Monitored)
+        .collect();
+    let scrape = |n: &status::NodeStatus| match &n.scrape {
+        None => "—".to_string(),
+        Some(s) if s.health == "missing" => p.bad("no target"),
+        Some(s) => match (s.health.as_str(), s.last_scrape_seconds) {
+            ("up", Some(ago)) => format!("up {}", age(ago.round() as i64)),
+            ("up", None) => "up".into(),
+            (h, _) => p.bad(h),
+        },
+    };
+    let exporter = |n: &status::NodeStatus| match &n.exporter {
+        Some(e) if e.ready => e.state.clone(),
+        Some(e) => p.bad(&e.state),
+        None => "—".into(),
+    };
+    let reason = |n: &status::NodeStatus| match (n.coverage, n.reason.as_deref()) {
+        (Coverage::NotMonitored, Some(r)) => p.bad(r),
+        (_, r) => r.unwrap_or_default().to_string(),
+    };
+    if !listed.is_empty() {
+        let table = if wide {
+            let rows: Vec<Vec<String>> = listed
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.name.clone(),
+                        n.ready.clone(),
+                        format!("{}/{}", n.os, n.arch),
+                        exporter(n),
+                        dash(n.exporter.as_ref().map(|e| e.name.as_str())),
+                        n.exporter
+                            .as_ref()
+                            .map_or("—".into(), |e| e.restarts.to_string()),
+                        scrape(n),
+                        reason(n),
+                    ]
+                })
+                .collect();
+            output::table(
+                &[
+                    "node", "ready", "os/arch", "exporter", "pod", "restarts", "scrape", "reason",
+                ],
+                &rows,
+            )
+        } else {
+            let rows: Vec<Vec<String>> = listed
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.name.clone(),
+                        n.ready.clone(),
+                        format!("{}/{}", n.os, n.arch),
+                        exporter(n),
+                        scrape(n),
+                        reason(n),
+                    ]
+                })
+                .collect();
+            output::table(
+                &["node", "ready", "os/arch", "exporter", "scrape", "reason"],
+                &rows,
+            )
+        };
+        out.push_str(&table);
+        out.push('\n');
+    }
+    if fold {
+        let hidden = st.nodes.len() - listed.len();
+        if hidden > 0 {
+            out.push_str(&p.dim(&format!(
+                "{} not listed (-o wide lists every node)\n",
+                plural(hidden, "monitored node", "monitored nodes")
+            )));
+        }
+    }
+
+    let s = &st.summary;
+    let mut line = vec![format!("{}/{} nodes monitored", s.monitored, s.nodes)];
+    if s.excluded > 0 {
+        line[0].push_str(&format!(" ({} excluded)", s.excluded));
+    }
+    let loaded = st
+        .rules
+        .loaded
+        .map(|l| (l.groups, l.alerts, " loaded"))
+        .unwrap_or((st.rules.groups, st.rules.alerts, ""));
+    let mut rules = format!(
+        "{} ({}){}",
+        plural(loaded.0, "rule group", "rule groups"),
+        plural(loaded.1, "alert", "alerts"),
+        loaded.2
+    );
+    let firing: Vec<&status::prometheus::Alert> = st
+        .prometheus
+        .iter()
+        .flat_map(|v| v.firing.iter())
+        .filter(|a| a.name != "Watchdog")
+        .collect();
+    if st.prometheus.as_ref().is_some_and(|v| v.reachable) {
+        rules.push_str(&format!(", {} firing", firing.len()));
+    }
+    line.push(rules);
+    line.push(plural(st.dashboards.count, "dashboard", "dashboards"));
+    if let Some(a) = &st.alerting {
+        line.push(if a.notifies {
+            format!("alerts go to {}", a.receiver)
+        } else {
+            p.warn(&format!("alerts go to {} (notifies no one)", a.receiver))
+        });
+    }
+    out.push('\n');
+    out.push_str(&line.join(" · "));
+    out.push('\n');
+
+    match &st.prometheus {
+        Some(v) if !v.reachable => out.push_str(&p.warn(&format!(
+            "Prometheus not reachable ({}: {}); firing alerts and scrape health unknown.\n",
+            v.via,
+            v.error.as_deref().unwrap_or("no answer")
+        ))),
+        Some(v) => {
+            if let Some(t) = &v.targets {
+                out.push_str(&format!(
+                    "Scrape targets: {} up, {} down{}\n",
+                    t.up,
+                    t.down,
+                    if t.unknown > 0 {
+                        format!(", {} unknown", t.unknown)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            if !firing.is_empty() {
+                out.push('\n');
+                let rows: Vec<Vec<String>> = firing
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.name.clone(),
+                            dash(a.severity.as_deref()),
+                            dash(a.node.as_deref()),
+                            dash(a.summary.as_deref()),
+                        ]
+                    })
+                    .collect();
+                out.push_str(&output::table(
+                    &["alert", "severity", "node", "summary"],
+                    &rows,
+                ));
+                out.push('\n');
+            }
+        }
+        None => {}
+    }
+    out.push('\n');
+    if st.problems.is_empty() {
+        out.push_str("Healthy.");
+    } else {
+        out.push_str(&p.bad("Degraded: "));
+        out.push_str(&st.problems.join("; "));
+        out.push_str(". Run `kubectl automon doctor` for fixes.");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn age_reads_like_kubectl() {
+        for (s, want) in [
+            (5, "5s"),
+            (119, "119s"),
+            (312, "5m12s"),
+            (1800, "30m"),
+            (3 * 3600 + 240, "3h4m"),
+            (20 * 3600, "20h"),
+            (2 * 86400 + 5 * 3600, "2d5h"),
+            (12 * 86400, "12d"),
+        ] {
+            assert_eq!(age(s), want, "{s}s");
+        }
+    }
+}

@@ -1,0 +1,1049 @@
+//! `doctor`: why something does not work, and the exact fix. Gathers status' snapshot plus what
+//! only doctor needs (every `Prometheus` and its selectors, the namespace's PodSecurity labels,
+//! the CRDs' versions, the operators, kubelet Services and webhooks left by other stacks, the
+//! live Alertmanager configuration); then judges it all in pure functions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::{
+    api::{
+        admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
+        apps::v1::Deployment,
+        core::v1::{Namespace, Pod, Secret, Service},
+    },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    apimachinery::pkg::apis::meta::v1::LabelSelector,
+};
+use kube::api::{Api, ListParams, PartialObjectMeta};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{
+    cluster::Cluster,
+    crds,
+    error::ClusterError,
+    preflight::{self, Level},
+    render::{self, Object, alertmanager::CONFIG_SECRET},
+    resources, selector,
+    status::{self, Cause, Coverage, Health, NODE_EXPORTER, Snapshot, Status, nodes::NodeStatus},
+    versions,
+};
+
+/// One verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Which check: `installed`, `components`, `selectors`, `nodes`, `podSecurity`, `hostPort`,
+    /// `crds`, `kubeletService`, `webhooks`, `alertmanager`, `scrapes`.
+    pub check: &'static str,
+    pub level: Level,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+fn ok(check: &'static str, message: impl Into<String>) -> Finding {
+    Finding {
+        check,
+        level: Level::Ok,
+        message: message.into(),
+        fix: None,
+    }
+}
+
+fn bad(
+    check: &'static str,
+    level: Level,
+    message: impl Into<String>,
+    fix: impl Into<String>,
+) -> Finding {
+    Finding {
+        check,
+        level,
+        message: message.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// A webhook and the Service it calls.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub configuration: String,
+    /// `ValidatingWebhookConfiguration` or `MutatingWebhookConfiguration`.
+    pub kind: &'static str,
+    pub name: String,
+    pub service: (String, String),
+    pub service_exists: bool,
+    pub fail_closed: bool,
+    pub groups: Vec<String>,
+    pub resources: Vec<String>,
+    pub namespace_selector: Option<LabelSelector>,
+}
+
+/// What doctor reads beyond status' snapshot.
+pub struct Extra {
+    pub namespace_labels: BTreeMap<String, String>,
+    /// Every `Prometheus` in the cluster.
+    pub prometheuses: Vec<Object>,
+    pub service_monitors: Vec<Object>,
+    /// Monitoring CRDs: name and the operator version that generated them.
+    pub crds: Vec<(String, Option<String>)>,
+    /// Every Deployment that runs a Prometheus Operator: (namespace/name, version, args).
+    pub operators: Vec<(String, Option<String>, Vec<String>)>,
+    /// kube-system Services a Prometheus Operator maintains for the kubelet.
+    pub kubelet_services: Vec<String>,
+    pub webhooks: Vec<Webhook>,
+    /// The live Alertmanager configuration, or why it could not be read.
+    pub alertmanager_config: Result<Option<Value>, String>,
+    /// Pods holding the exporter's host port, by node, for nodes whose exporter cannot
+    /// schedule: (node, pod namespace/name).
+    pub port_holders: Vec<(String, String)>,
+}
+
+/// At most this many nodes are searched for the pod that holds the host port.
+const PORT_SEARCH_NODES: usize = 5;
+
+pub async fn gather(
+    cluster: &Cluster,
+    snapshot: &Snapshot,
+    status: &Status,
+    port: u16,
+) -> Result<Extra, ClusterError> {
+    let client = &cluster.client;
+    let ns = &cluster.namespace;
+    let classify = |e| cluster.target.classify(e);
+    let all = ListParams::default();
+    let monitoring = |kind: &str| {
+        resources::by_group_kind(&format!("{kind}.monitoring.coreos.com")).expect("known kind")
+    };
+    let list_or_none = |api: Api<Object>, lp: ListParams| async move {
+        match api.list(&lp).await {
+            Ok(l) => Ok(l.items),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    };
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let crd_api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let deployments: Api<Deployment> = Api::all(client.clone());
+    let kubelet_api: Api<Service> = Api::namespaced(client.clone(), "kube-system");
+    let kubelet_lp =
+        ListParams::default().labels("app.kubernetes.io/managed-by=prometheus-operator");
+    let vwc: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let mwc: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let (namespace, prometheuses, service_monitors, crd_list, deployment_list, kubelet, vwcs, mwcs) =
+        tokio::try_join!(
+            namespaces.get_opt(ns),
+            list_or_none(monitoring("Prometheus").api(client, None), all.clone()),
+            list_or_none(
+                monitoring("ServiceMonitor").api(client, Some(ns)),
+                ListParams::default().labels(&format!(
+                    "{}={}",
+                    render::meta::PART_OF_LABEL,
+                    render::meta::PART_OF
+                )),
+            ),
+            crd_api.list_metadata(&all),
+            deployments.list(&all),
+            kubelet_api.list(&kubelet_lp),
+            vwc.list(&all),
+            mwc.list(&all),
+        )
+        .map_err(classify)?;
+
+    let crds = crd_list
+        .items
+        .iter()
+        .filter(|c: &&PartialObjectMeta<CustomResourceDefinition>| {
+            c.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.ends_with(&format!(".{}", crds::GROUP)))
+        })
+        .map(|c| {
+            (
+                c.metadata.name.clone().unwrap_or_default(),
+                crds::installed_version(&c.metadata),
+            )
+        })
+        .collect();
+    let operators = deployment_list
+        .items
+        .iter()
+        .filter_map(|d| {
+            let args: Vec<String> = d
+                .spec
+                .as_ref()?
+                .template
+                .spec
+                .as_ref()?
+                .containers
+                .iter()
+                .flat_map(|c| c.args.iter().flatten().cloned())
+                .collect();
+            let ours = d.metadata.namespace.as_deref() == Some(ns.as_str())
+                && d.metadata.name.as_deref() == Some("prometheus-operator");
+            let version = if ours {
+                d.spec
+                    .as_ref()?
+                    .template
+                    .spec
+                    .as_ref()?
+                    .containers
+                    .first()?
+                    .image
+                    .as_deref()
+                    .and_then(|i| i.rsplit_once(':').map(|(_, t)| t.to_string()))
+            } else {
+                preflight::operator_deployment(d)?.version
+            };
+            Some((
+                format!(
+                    "{}/{}",
+                    d.metadata.namespace.as_deref().unwrap_or_default(),
+                    d.metadata.name.as_deref().unwrap_or_default()
+                ),
+                version,
+                args,
+            ))
+        })
+        .collect();
+    let kubelet_services = kubelet
+        .items
+        .iter()
+        .filter(|s| {
+            s.metadata.labels.as_ref().is_some_and(|l| {
+                l.get("app.kubernetes.io/name").map(String::as_str) == Some("kubelet")
+                    || l.get("k8s-app").map(String::as_str) == Some("kubelet")
+            })
+        })
+        .filter_map(|s| s.metadata.name.clone())
+        .collect();
+
+    let mut webhooks = Vec::new();
+    let mut collect =
+        |kind: &'static str,
+         configuration: &Option<String>,
+         name: &str,
+         cc: &k8s_openapi::api::admissionregistration::v1::WebhookClientConfig,
+         policy: Option<&str>,
+         rules: &[k8s_openapi::api::admissionregistration::v1::RuleWithOperations],
+         ns_sel: Option<&LabelSelector>| {
+            if let Some(svc) = &cc.service {
+                webhooks.push(Webhook {
+                    configuration: configuration.clone().unwrap_or_default(),
+                    kind,
+                    name: name.to_string(),
+                    service: (svc.namespace.clone(), svc.name.clone()),
+                    service_exists: true,
+                    fail_closed: policy != Some("Ignore"),
+                    groups: rules
+                        .iter()
+                        .flat_map(|r| r.api_groups.iter().flatten().cloned())
+                        .collect(),
+                    resources: rules
+                        .iter()
+                        .flat_map(|r| r.resources.iter().flatten().cloned())
+                        .collect(),
+                    namespace_selector: ns_sel.cloned(),
+                });
+            }
+        };
+    for c in &vwcs.items {
+        for w in c.webhooks.iter().flatten() {
+            collect(
+                "ValidatingWebhookConfiguration",
+                &c.metadata.name,
+                &w.name,
+                &w.client_config,
+                w.failure_policy.as_deref(),
+                w.rules.as_deref().unwrap_or_default(),
+                w.namespace_selector.as_ref(),
+            );
+        }
+    }
+    for c in &mwcs.items {
+        for w in c.webhooks.iter().flatten() {
+            collect(
+                "MutatingWebhookConfiguration",
+                &c.metadata.name,
+                &w.name,
+                &w.client_config,
+                w.failure_policy.as_deref(),
+                w.rules.as_deref().unwrap_or_default(),
+                w.namespace_selector.as_ref(),
+            );
+        }
+    }
+    let services: BTreeSet<(String, String)> = webhooks.iter().map(|w| w.service.clone()).collect();
+    let mut missing = BTreeSet::new();
+    for (sns, sname) in services {
+        let api: Api<Service> = Api::namespaced(client.clone(), &sns);
+        if api.get_opt(&sname).await.map_err(classify)?.is_none() {
+            missing.insert((sns, sname));
+        }
+    }
+    for w in &mut webhooks {
+        w.service_exists = !missing.contains(&w.service);
+    }
+
+    let alertmanager_config =
+        if status::reuses_operator(snapshot.parent.as_ref().expect("installed")) {
+            Ok(None)
+        } else {
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+            match secrets.get_opt(CONFIG_SECRET).await {
+                Ok(Some(s)) => s
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("alertmanager.yaml"))
+                    .ok_or_else(|| format!("Secret {ns}/{CONFIG_SECRET} has no alertmanager.yaml"))
+                    .and_then(|b| {
+                        serde_saphyr::from_slice::<Value>(&b.0).map_err(|e| {
+                            format!(
+                                "Secret {ns}/{CONFIG_SECRET}: alertmanager.yaml does not parse: {e}"
+                            )
+                        })
+                    })
+                    .map(Some),
+                Ok(None) => Err(format!("Secret {ns}/{CONFIG_SECRET} is missing")),
+                Err(kube::Error::Api(s)) if s.code == 403 => Ok(None),
+                Err(e) => return Err(classify(e)),
+            }
+        };
+
+    let blocked: Vec<&str> = status
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.exporter.as_ref().is_some_and(|e| e.state == "Pending")
+                && n.reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("free ports"))
+        })
+        .map(|n| n.name.as_str())
+        .take(PORT_SEARCH_NODES)
+        .collect();
+    let mut port_holders = Vec::new();
+    for node in blocked {
+        let pods: Api<Pod> = Api::all(client.clone());
+        let on_node = pods
+            .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+            .await
+            .map_err(classify)?;
+        for p in &on_node.items {
+            if holds_port(p, port) {
+                port_holders.push((
+                    node.to_string(),
+                    format!(
+                        "{}/{}",
+                        p.metadata.namespace.as_deref().unwrap_or_default(),
+                        p.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+
+    Ok(Extra {
+        namespace_labels: namespace
+            .and_then(|n| n.metadata.labels)
+            .unwrap_or_default(),
+        prometheuses,
+        service_monitors,
+        crds,
+        operators,
+        kubelet_services,
+        webhooks,
+        alertmanager_config,
+        port_holders,
+    })
+}
+
+fn holds_port(p: &Pod, port: u16) -> bool {
+    p.spec.as_ref().is_some_and(|s| {
+        s.containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .any(|cp| {
+                cp.host_port == Some(i32::from(port))
+                    || (s.host_network == Some(true) && cp.container_port == i32::from(port))
+            })
+    })
+}
+
+/// Every check, in the order it is printed (pure).
+pub fn assess(
+    snapshot: &Snapshot,
+    status: &Status,
+    extra: Option<&Extra>,
+    config: &crate::config::Config,
+) -> Vec<Finding> {
+    let ns = &status.namespace;
+    let mut out = Vec::new();
+    let Some(extra) = extra.filter(|_| status.health != Health::NotInstalled) else {
+        out.push(bad(
+            "installed",
+            Level::Fail,
+            format!("automon is not installed in namespace {ns}"),
+            format!("kubectl automon preflight -n {ns} && kubectl automon enable -n {ns} --wait"),
+        ));
+        return out;
+    };
+    out.push(ok("installed", format!("stack installed (namespace {ns})")));
+    out.extend(components(status));
+    out.extend(selectors(snapshot, extra, ns));
+    out.extend(nodes(status, config, ns));
+    out.push(pod_security(&extra.namespace_labels, ns));
+    out.push(host_port(status, extra, config.node_exporter.port));
+    out.push(crd_versions(snapshot, extra, ns));
+    out.extend(kubelet_services(extra));
+    out.extend(webhooks(extra, &extra.namespace_labels, ns));
+    out.extend(alertmanager(extra, ns));
+    out.extend(scrapes(status));
+    out
+}
+
+fn components(status: &Status) -> Vec<Finding> {
+    let broken: Vec<&status::Component> = status
+        .components
+        .iter()
+        .filter(|c| !c.healthy && c.name != NODE_EXPORTER)
+        .collect();
+    if broken.is_empty() {
+        let names: Vec<&str> = status.components.iter().map(|c| c.name.as_str()).collect();
+        return vec![ok("components", format!("{} ready", names.join(", ")))];
+    }
+    broken
+        .into_iter()
+        .map(|c| {
+            let message = c.message.as_deref().unwrap_or("not ready");
+            let fix = if message.starts_with("missing") {
+                format!("kubectl automon enable -n {}", status.namespace)
+            } else if let Some(pod) = message
+                .strip_prefix("pod ")
+                .and_then(|m| m.split_whitespace().next())
+            {
+                format!(
+                    "kubectl describe pod -n {ns} {pod}; kubectl logs -n {ns} {pod} --all-containers --previous",
+                    ns = status.namespace
+                )
+            } else {
+                format!(
+                    "kubectl describe {} -n {} {}",
+                    c.kind.to_lowercase(),
+                    status.namespace,
+                    c.object
+                )
+            };
+            bad("components", Level::Fail, format!("{} {} is not ready: {message}", c.kind, c.name), fix)
+        })
+        .collect()
+}
+
+/// Whether a `Prometheus` picks an object up: its selector matches the object's labels (an
+/// unset selector selects nothing, `{}` everything) and its namespace selector the object's
+/// namespace (unset: only the Prometheus' own namespace). Returns what is unmet.
+fn selection(
+    prometheus: &Object,
+    selector_key: &str,
+    namespace_key: &str,
+    labels: &BTreeMap<String, String>,
+    namespace: &str,
+    namespace_labels: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let spec = &prometheus.data["spec"];
+    let parse = |v: &Value| serde_json::from_value::<LabelSelector>(v.clone()).ok();
+    let own_ns = prometheus.metadata.namespace.as_deref().unwrap_or_default();
+    match spec.get(namespace_key).and_then(parse) {
+        None if own_ns != namespace => {
+            return Err(format!(
+                "it only looks in its own namespace {own_ns} ({namespace_key} is unset)"
+            ));
+        }
+        Some(sel) => {
+            let unmet = selector::unmet(&sel, namespace_labels);
+            if !unmet.is_empty() {
+                return Err(format!(
+                    "namespace {namespace} needs label {} ({namespace_key})",
+                    unmet.join(",")
+                ));
+            }
+        }
+        None => {}
+    }
+    let Some(sel) = spec.get(selector_key).and_then(parse) else {
+        return Err(format!(
+            "its {selector_key} is unset, which selects nothing"
+        ));
+    };
+    let unmet = selector::unmet(&sel, labels);
+    if unmet.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("missing label {}", unmet.join(",")))
+    }
+}
+
+fn selectors(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Vec<Finding> {
+    let mut unselected: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut counts = (0, 0);
+    let prometheus_names: Vec<String> = extra
+        .prometheuses
+        .iter()
+        .map(|p| {
+            format!(
+                "{}/{}",
+                p.metadata.namespace.as_deref().unwrap_or_default(),
+                p.metadata.name.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    let objects = extra
+        .service_monitors
+        .iter()
+        .map(|o| {
+            (
+                "ServiceMonitor",
+                o,
+                "serviceMonitorSelector",
+                "serviceMonitorNamespaceSelector",
+            )
+        })
+        .chain(
+            snapshot
+                .rules
+                .iter()
+                .map(|o| ("PrometheusRule", o, "ruleSelector", "ruleNamespaceSelector")),
+        );
+    for (kind, o, sel_key, ns_key) in objects {
+        if kind == "ServiceMonitor" {
+            counts.0 += 1;
+        } else {
+            counts.1 += 1;
+        }
+        let labels = o.metadata.labels.clone().unwrap_or_default();
+        let verdicts: Vec<Result<(), String>> = extra
+            .prometheuses
+            .iter()
+            .map(|p| selection(p, sel_key, ns_key, &labels, ns, &extra.namespace_labels))
+            .collect();
+        if verdicts.iter().any(Result::is_ok) {
+            continue;
+        }
+        // Name the Prometheus meant to pick it up: this namespace's, else the first.
+        let closest = extra
+            .prometheuses
+            .iter()
+            .position(|p| p.metadata.namespace.as_deref() == Some(ns))
+            .unwrap_or(0);
+        let why = match verdicts.get(closest) {
+            Some(Err(e)) => format!("Prometheus {} ignores it: {e}", prometheus_names[closest]),
+            _ => "there is no Prometheus in the cluster".to_string(),
+        };
+        unselected
+            .entry((kind.to_string(), why))
+            .or_default()
+            .push(o.metadata.name.clone().unwrap_or_default());
+    }
+    if unselected.is_empty() {
+        let by = if prometheus_names.len() == 1 {
+            format!("Prometheus {}", prometheus_names[0])
+        } else {
+            "a Prometheus".to_string()
+        };
+        return vec![ok(
+            "selectors",
+            format!(
+                "{by} selects all {} ServiceMonitors and {} PrometheusRules",
+                counts.0, counts.1
+            ),
+        )];
+    }
+    let ours = !status::reuses_operator(snapshot.parent.as_ref().expect("installed"));
+    unselected
+        .into_iter()
+        .map(|((kind, why), names)| {
+            let fix = if ours {
+                format!(
+                    "kubectl automon enable -n {ns} --force-conflicts (restores automon's selectors)"
+                )
+            } else if let Some(label) = why.split("missing label ").nth(1) {
+                format!(
+                    "kubectl automon enable -n {ns} (labels the objects for the Prometheus it finds), or: kubectl label {} -n {ns} {} {}",
+                    kind.to_lowercase(),
+                    names.join(" "),
+                    label.replace(',', " ")
+                )
+            } else {
+                "make that Prometheus' namespace selector include this namespace, or give it one that matches".to_string()
+            };
+            bad(
+                "selectors",
+                Level::Fail,
+                format!(
+                    "{} {kind}{} selected by no Prometheus ({}): {why}",
+                    names.len(),
+                    if names.len() == 1 { "" } else { "s" },
+                    names.join(", ")
+                ),
+                fix,
+            )
+        })
+        .collect()
+}
+
+/// At most this many nodes get a line of their own; the rest are counted.
+const NODES_LISTED: usize = 10;
+
+fn nodes(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Finding> {
+    let missing: Vec<&NodeStatus> = status
+        .nodes
+        .iter()
+        .filter(|n| n.coverage == Coverage::NotMonitored)
+        .collect();
+    let s = &status.summary;
+    if missing.is_empty() {
+        let excluded = if s.excluded > 0 {
+            format!(" ({} excluded by label)", s.excluded)
+        } else {
+            String::new()
+        };
+        return vec![ok(
+            "nodes",
+            format!(
+                "{}/{} nodes have a working exporter{excluded}",
+                s.monitored, s.nodes
+            ),
+        )];
+    }
+    let mut out: Vec<Finding> = missing
+        .iter()
+        .take(NODES_LISTED)
+        .map(|n| {
+            let reason = n.reason.as_deref().unwrap_or("unknown");
+            let pod = n.exporter.as_ref().map(|e| e.name.as_str()).unwrap_or_default();
+            let exclude = format!(
+                "kubectl label node {} {}=true (to accept the gap)",
+                n.name, config.node_exporter.exclude_label
+            );
+            let fix = match n.cause {
+                Some(Cause::Taint) => format!(
+                    "kubectl automon enable -n {ns} --set nodeExporter.tolerations=all, or: {exclude}"
+                ),
+                Some(Cause::UnsupportedOs) => format!(
+                    "automon has no exporter for {} nodes yet; {exclude}",
+                    n.os
+                ),
+                Some(Cause::CreationRefused) => format!(
+                    "kubectl describe daemonset -n {ns} {NODE_EXPORTER} (see the PodSecurity check)"
+                ),
+                Some(Cause::DaemonSetMissing) => format!("kubectl automon enable -n {ns}"),
+                Some(Cause::PodNotReady) => match n.exporter.as_ref().map(|e| e.state.as_str()) {
+                    Some("ImagePullBackOff" | "ErrImagePull") => format!(
+                        "kubectl describe pod -n {ns} {pod}; check images.registry and images.pullSecrets"
+                    ),
+                    Some("Pending") => format!(
+                        "kubectl describe pod -n {ns} {pod} (see the host port check)"
+                    ),
+                    _ => format!("kubectl logs -n {ns} {pod} --previous"),
+                },
+                Some(Cause::NoScrapeTarget) => format!(
+                    "check the selectors above and Prometheus' targets: kubectl get servicemonitor -n {ns} {NODE_EXPORTER} -o yaml"
+                ),
+                Some(Cause::ScrapeFailing) => format!(
+                    "check that Prometheus can reach port {} on the node (firewalls, NetworkPolicy)",
+                    config.node_exporter.port
+                ),
+                _ => format!("kubectl describe daemonset -n {ns} {NODE_EXPORTER}"),
+            };
+            bad(
+                "nodes",
+                Level::Fail,
+                format!("node {} has no working exporter: {reason}", n.name),
+                fix,
+            )
+        })
+        .collect();
+    if missing.len() > NODES_LISTED {
+        out.push(bad(
+            "nodes",
+            Level::Fail,
+            format!(
+                "{} more nodes have no working exporter",
+                missing.len() - NODES_LISTED
+            ),
+            format!("kubectl automon status -n {ns} -o wide"),
+        ));
+    }
+    out
+}
+
+const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
+
+fn pod_security(labels: &BTreeMap<String, String>, ns: &str) -> Finding {
+    match labels.get(ENFORCE_LABEL).map(String::as_str) {
+        Some(level @ ("baseline" | "restricted")) => bad(
+            "podSecurity",
+            Level::Fail,
+            format!(
+                "namespace {ns} enforces PodSecurity {level:?}, which forbids node-exporter's host network, host PID and host paths"
+            ),
+            format!("kubectl label namespace {ns} {ENFORCE_LABEL}=privileged --overwrite"),
+        ),
+        Some(level) => ok(
+            "podSecurity",
+            format!("namespace {ns} enforces PodSecurity {level:?}"),
+        ),
+        None => ok(
+            "podSecurity",
+            format!("namespace {ns} has no PodSecurity enforcement label"),
+        ),
+    }
+}
+
+fn host_port(status: &Status, extra: &Extra, port: u16) -> Finding {
+    let blocked: Vec<&NodeStatus> = status
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("free ports"))
+        })
+        .collect();
+    if blocked.is_empty() {
+        return ok(
+            "hostPort",
+            format!("host port {port} is free for node-exporter on every node"),
+        );
+    }
+    let holders: Vec<String> = extra
+        .port_holders
+        .iter()
+        .map(|(node, pod)| format!("{pod} on {node}"))
+        .collect();
+    let names: Vec<&str> = blocked.iter().map(|n| n.name.as_str()).collect();
+    let by = if holders.is_empty() {
+        String::new()
+    } else {
+        format!("; held by {}", holders.join(", "))
+    };
+    bad(
+        "hostPort",
+        Level::Fail,
+        format!(
+            "host port {port} is taken on {} node{} ({}){by}",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        ),
+        format!(
+            "remove the other exporter, or move automon's: kubectl automon enable -n {} --set nodeExporter.port={}",
+            status.namespace,
+            port + 1
+        ),
+    )
+}
+
+fn crd_versions(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Finding {
+    let reuse = status::reuses_operator(snapshot.parent.as_ref().expect("installed"));
+    let operator = extra
+        .operators
+        .iter()
+        .find(|(name, _, _)| !reuse && name == &format!("{ns}/prometheus-operator"))
+        .or_else(|| {
+            extra
+                .operators
+                .iter()
+                .find(|(_, v, _)| reuse && v.is_some())
+        })
+        .and_then(|(name, v, _)| Some((name.clone(), v.clone()?)));
+    let pinned = versions::PROMETHEUS_OPERATOR.version;
+    let expected: BTreeSet<String> = crds::PINNED_CRDS.iter().map(|c| c.name()).collect();
+    let present: BTreeMap<&str, Option<&str>> = extra
+        .crds
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_deref()))
+        .collect();
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|n| !present.contains_key(n.as_str()))
+        .collect();
+    if !missing.is_empty() {
+        return bad(
+            "crds",
+            Level::Fail,
+            format!(
+                "CRDs missing: {}",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            format!("kubectl automon enable -n {ns} (installs them)"),
+        );
+    }
+    let (op_name, op_version) =
+        operator.unwrap_or_else(|| ("automon's pinned operator".into(), pinned.to_string()));
+    let versions: BTreeSet<&str> = present.values().map(|v| v.unwrap_or("unknown")).collect();
+    let skewed: Vec<&str> = versions
+        .iter()
+        .copied()
+        .filter(|v| !crds::compatible(v, &op_version))
+        .collect();
+    if skewed.is_empty() {
+        let shown: Vec<&str> = versions.into_iter().collect();
+        return ok(
+            "crds",
+            format!("CRDs {} match the operator {op_version}", shown.join(", ")),
+        );
+    }
+    let behind = skewed
+        .iter()
+        .any(|v| !crds::compatible(&op_version, v) && version_lt(v, &op_version));
+    let (level, fix) = if behind {
+        (
+            Level::Fail,
+            format!(
+                "kubectl automon enable -n {ns} (updates the CRDs to the operator's version; `--crds-from` to choose the files)"
+            ),
+        )
+    } else {
+        (
+            Level::Warn,
+            format!(
+                "upgrade the operator {op_name} to {}, or install CRDs of {op_version}",
+                skewed.join(", ")
+            ),
+        )
+    };
+    bad(
+        "crds",
+        level,
+        format!(
+            "CRDs {} are {} the operator {op_name} {op_version}",
+            skewed.join(", "),
+            if behind { "behind" } else { "ahead of" }
+        ),
+        fix,
+    )
+}
+
+/// `a < b` for `vX.Y.Z` versions; unparseable ones sort first.
+fn version_lt(a: &str, b: &str) -> bool {
+    let parse = |v: &str| -> Vec<u64> {
+        v.trim_start_matches('v')
+            .split(['.', '-', '+'])
+            .take(3)
+            .map(|p| p.parse().unwrap_or(0))
+            .collect()
+    };
+    parse(a) < parse(b)
+}
+
+fn kubelet_services(extra: &Extra) -> Vec<Finding> {
+    let maintained: BTreeSet<String> = extra
+        .operators
+        .iter()
+        .flat_map(|(_, _, args)| args.iter())
+        .filter_map(|a| a.strip_prefix("--kubelet-service=kube-system/"))
+        .map(str::to_string)
+        .collect();
+    let stale: Vec<&String> = extra
+        .kubelet_services
+        .iter()
+        .filter(|s| !maintained.contains(*s))
+        .collect();
+    if stale.is_empty() {
+        return vec![ok(
+            "kubeletService",
+            "no stale kubelet Service in kube-system",
+        )];
+    }
+    stale
+        .into_iter()
+        .map(|s| {
+            bad(
+                "kubeletService",
+                Level::Warn,
+                format!(
+                    "Service kube-system/{s} is a kubelet Service no running Prometheus Operator maintains (left by a removed stack); its endpoints go stale and a ServiceMonitor selecting k8s-app=kubelet scrapes them"
+                ),
+                format!("kubectl delete service -n kube-system {s}"),
+            )
+        })
+        .collect()
+}
+
+/// API groups the stack writes; a webhook on any of them can block enable.
+const STACK_GROUPS: &[&str] = &[
+    "",
+    "apps",
+    "rbac.authorization.k8s.io",
+    "networking.k8s.io",
+    "policy",
+    "apiextensions.k8s.io",
+    "monitoring.coreos.com",
+];
+
+fn webhooks(extra: &Extra, ns_labels: &BTreeMap<String, String>, ns: &str) -> Vec<Finding> {
+    let broken: Vec<&Webhook> = extra
+        .webhooks
+        .iter()
+        .filter(|w| !w.service_exists)
+        .filter(|w| {
+            w.groups
+                .iter()
+                .any(|g| g == "*" || STACK_GROUPS.contains(&g.as_str()))
+        })
+        .filter(|w| {
+            w.namespace_selector
+                .as_ref()
+                .is_none_or(|s| selector::matches(s, ns_labels))
+        })
+        .collect();
+    if broken.is_empty() {
+        return vec![ok(
+            "webhooks",
+            "no admission webhook calls a missing Service",
+        )];
+    }
+    broken
+        .into_iter()
+        .map(|w| {
+            let (sns, sname) = &w.service;
+            let effect = if w.fail_closed {
+                format!(
+                    "with failurePolicy Fail it rejects every matching write ({}) in namespace {ns}",
+                    w.resources.join(", ")
+                )
+            } else {
+                "it is skipped (failurePolicy Ignore) but slows every matching write".to_string()
+            };
+            bad(
+                "webhooks",
+                if w.fail_closed { Level::Fail } else { Level::Warn },
+                format!(
+                    "webhook {} ({} {}) calls Service {sns}/{sname}, which does not exist; {effect}",
+                    w.name, w.kind, w.configuration
+                ),
+                format!(
+                    "kubectl delete {} {} (if it belongs to an uninstalled stack)",
+                    w.kind.to_lowercase(),
+                    w.configuration
+                ),
+            )
+        })
+        .collect()
+}
+
+fn alertmanager(extra: &Extra, ns: &str) -> Option<Finding> {
+    let fix_receiver = format!(
+        "add a receiver (alertmanager.receivers: webhook, slack or email) and alertmanager.route.receiver to a config file, then: kubectl automon enable -n {ns} -f automon.yaml"
+    );
+    match &extra.alertmanager_config {
+        Ok(None) => None,
+        Err(e) => Some(bad(
+            "alertmanager",
+            Level::Fail,
+            e.clone(),
+            format!("kubectl automon enable -n {ns}"),
+        )),
+        Ok(Some(config)) => Some(match status::default_route(config) {
+            Some(r) if r.notifies => ok(
+                "alertmanager",
+                format!("Alertmanager sends alerts to {:?}", r.receiver),
+            ),
+            Some(r) => bad(
+                "alertmanager",
+                Level::Warn,
+                format!(
+                    "Alertmanager sends every alert to the receiver {:?}, which notifies no one (alerts show only in its UI)",
+                    r.receiver
+                ),
+                fix_receiver,
+            ),
+            None => bad(
+                "alertmanager",
+                Level::Fail,
+                "the Alertmanager configuration has no route receiver".to_string(),
+                fix_receiver,
+            ),
+        }),
+    }
+}
+
+fn scrapes(status: &Status) -> Option<Finding> {
+    let t = status.prometheus.as_ref()?.targets.as_ref()?;
+    if t.unhealthy.is_empty() {
+        return Some(ok("scrapes", format!("all {} scrape targets up", t.up)));
+    }
+    let first: Vec<String> = t
+        .unhealthy
+        .iter()
+        .take(5)
+        .map(|d| {
+            format!(
+                "{} {}{}",
+                d.job,
+                d.instance,
+                d.error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    Some(bad(
+        "scrapes",
+        Level::Fail,
+        format!(
+            "{} scrape targets down: {}",
+            t.unhealthy.len(),
+            first.join("; ")
+        ),
+        format!("kubectl automon status -n {} -o wide", status.namespace),
+    ))
+}
+
+/// `doctor -o json|yaml`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub namespace: String,
+    pub failures: usize,
+    pub warnings: usize,
+    pub checks: Vec<Finding>,
+}
+
+impl Report {
+    pub fn new(namespace: &str, checks: Vec<Finding>) -> Report {
+        let count = |l: Level| checks.iter().filter(|c| c.level == l).count();
+        Report {
+            api_version: status::API_VERSION,
+            kind: "Doctor",
+            namespace: namespace.to_string(),
+            failures: count(Level::Fail),
+            warnings: count(Level::Warn),
+            checks,
+        }
+    }
+
+    /// 0 when nothing failed (warnings allowed), 9 when not installed, 8 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        if self
+            .checks
+            .iter()
+            .any(|c| c.check == "installed" && c.level == Level::Fail)
+        {
+            crate::error::exit::NOT_INSTALLED
+        } else if self.failures > 0 {
+            crate::error::exit::DEGRADED
+        } else {
+            0
+        }
+    }
+}

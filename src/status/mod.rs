@@ -1,0 +1,644 @@
+//! `status`: the truth about the stack and every node. Gather is a handful of list calls, all
+//! at once, each filtered by the stack's namespace or label (never one call per node, never
+//! every pod of the cluster); assessing is pure; printing is the command's.
+
+pub mod nodes;
+pub mod prometheus;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::{
+        apps::v1::{DaemonSet, Deployment},
+        core::v1::{ConfigMap, Event, Node, Pod},
+    },
+    jiff::Timestamp,
+};
+use kube::api::{Api, ListParams};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{
+    cluster::Cluster,
+    config::{self, Config},
+    error::ClusterError,
+    render::{
+        self, Object, grafana,
+        meta::{
+            APPLYSET_GROUP_KINDS, APPLYSET_ID_LABEL, CONFIG_KEY, PARENT_NAME, PART_OF,
+            PART_OF_LABEL,
+        },
+    },
+    resources, rollout,
+};
+pub use nodes::{Cause, Coverage, NodeStatus};
+pub use prometheus::PrometheusView;
+
+/// The node-exporter DaemonSet's name.
+pub const NODE_EXPORTER: &str = "node-exporter";
+
+/// Everything status reads, as the cluster returned it.
+pub struct Snapshot {
+    pub namespace: String,
+    /// The ApplySet parent: `None` when the stack is not installed in the namespace.
+    pub parent: Option<ConfigMap>,
+    pub deployments: Vec<Deployment>,
+    pub daemonsets: Vec<DaemonSet>,
+    /// The stack's `Prometheus` and `Alertmanager` objects.
+    pub custom: Vec<Object>,
+    pub rules: Vec<Object>,
+    pub dashboards: Vec<String>,
+    pub pods: Vec<Pod>,
+    pub nodes: Vec<Node>,
+    /// `FailedCreate` events of the node-exporter DaemonSet.
+    pub events: Vec<Event>,
+    pub prometheus: Option<prometheus::Answer>,
+}
+
+/// Where status asks Prometheus.
+#[derive(Debug, Clone, Default)]
+pub struct PrometheusFlag {
+    pub url: Option<String>,
+}
+
+fn part_of() -> ListParams {
+    ListParams::default().labels(&format!("{PART_OF_LABEL}={PART_OF}"))
+}
+
+/// Reads the stack and the nodes. The parent first (one GET): nothing else is read when the
+/// stack is not installed. Then every list and the questions to Prometheus at once.
+pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot, ClusterError> {
+    let ns = cluster.namespace.clone();
+    let classify = |e| cluster.target.classify(e);
+    let client = &cluster.client;
+    let parent = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get_opt(PARENT_NAME)
+        .await
+        .map_err(classify)?
+        .filter(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(APPLYSET_ID_LABEL))
+        });
+    let mut snapshot = Snapshot {
+        namespace: ns.clone(),
+        parent: None,
+        deployments: Vec::new(),
+        daemonsets: Vec::new(),
+        custom: Vec::new(),
+        rules: Vec::new(),
+        dashboards: Vec::new(),
+        pods: Vec::new(),
+        nodes: Vec::new(),
+        events: Vec::new(),
+        prometheus: None,
+    };
+    let Some(parent) = parent else {
+        return Ok(snapshot);
+    };
+    let reuses_operator = reuses_operator(&parent);
+    let custom_list = |group_kind: &'static str, lp: ListParams| {
+        let api = resources::by_group_kind(group_kind)
+            .expect("monitoring kinds are known")
+            .api(client, Some(&ns));
+        async move {
+            match api.list(&lp).await {
+                Ok(l) => Ok(l.items),
+                // CRDs removed under the stack: none of those objects, not an error.
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let events = ListParams::default().fields(&format!(
+        "involvedObject.kind=DaemonSet,involvedObject.name={NODE_EXPORTER},reason=FailedCreate"
+    ));
+    let dashboards = ListParams::default().labels(&format!(
+        "{}={}",
+        grafana::DASHBOARD_LABEL,
+        grafana::DASHBOARD_LABEL_VALUE
+    ));
+    let source = match &prom.url {
+        Some(url) => Some(prometheus::Source::Url(url)),
+        None if !reuses_operator => Some(prometheus::Source::ServiceProxy {
+            cluster,
+            namespace: &ns,
+            service: render::prometheus::SERVICE,
+            port: render::prometheus::PORT_NAME,
+        }),
+        None => None,
+    };
+    let ask = async {
+        match source {
+            Some(s) => Some(prometheus::ask(s).await),
+            None => None,
+        }
+    };
+    let (deployments_api, daemonsets_api) = (
+        Api::<Deployment>::namespaced(client.clone(), &ns),
+        Api::<DaemonSet>::namespaced(client.clone(), &ns),
+    );
+    let configmaps_api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    let pods_api = Api::<Pod>::namespaced(client.clone(), &ns);
+    let nodes_api = Api::<Node>::all(client.clone());
+    let events_api = Api::<Event>::namespaced(client.clone(), &ns);
+    let (labelled, all) = (part_of(), ListParams::default());
+    let lists = async {
+        tokio::try_join!(
+            deployments_api.list(&labelled),
+            daemonsets_api.list(&labelled),
+            custom_list("Prometheus.monitoring.coreos.com", part_of()),
+            custom_list("Alertmanager.monitoring.coreos.com", part_of()),
+            custom_list("PrometheusRule.monitoring.coreos.com", part_of()),
+            configmaps_api.list_metadata(&dashboards),
+            pods_api.list(&all),
+            nodes_api.list(&all),
+            events_api.list(&events),
+        )
+    };
+    let (lists, answer) = tokio::join!(lists, ask);
+    let (deployments, daemonsets, proms, alertmanagers, rules, dashboards, pods, nodes, events) =
+        lists.map_err(classify)?;
+    snapshot.parent = Some(parent);
+    snapshot.deployments = deployments.items;
+    snapshot.daemonsets = daemonsets.items;
+    snapshot.custom = proms.into_iter().chain(alertmanagers).collect();
+    snapshot.rules = rules;
+    snapshot.dashboards = dashboards
+        .items
+        .into_iter()
+        .filter_map(|m| m.metadata.name)
+        .collect();
+    snapshot.pods = pods.items;
+    snapshot.nodes = nodes.items;
+    snapshot.events = events.items;
+    snapshot.prometheus = answer;
+    Ok(snapshot)
+}
+
+/// A stack installed beside another Prometheus Operator has no Prometheus of its own: its
+/// parent does not list the kind.
+pub fn reuses_operator(parent: &ConfigMap) -> bool {
+    !parent
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(APPLYSET_GROUP_KINDS))
+        .is_some_and(|kinds| {
+            kinds
+                .split(',')
+                .any(|k| k.trim() == "Prometheus.monitoring.coreos.com")
+        })
+}
+
+/// The configuration `enable` stored in the parent.
+pub fn stored_config(parent: &ConfigMap) -> Result<Config, config::ConfigError> {
+    let text = parent
+        .data
+        .as_ref()
+        .and_then(|d| d.get(CONFIG_KEY))
+        .map(String::as_str)
+        .unwrap_or_default();
+    Config::from_yaml(
+        text,
+        &format!(
+            "ConfigMap {}/{PARENT_NAME} key {CONFIG_KEY}",
+            parent.metadata.namespace.as_deref().unwrap_or_default()
+        ),
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Health {
+    Healthy,
+    Degraded,
+    NotInstalled,
+}
+
+impl Health {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Health::Healthy => 0,
+            Health::Degraded => crate::error::exit::DEGRADED,
+            Health::NotInstalled => crate::error::exit::NOT_INSTALLED,
+        }
+    }
+}
+
+/// One part of the stack.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    /// `prometheus-operator`, `prometheus`, `alertmanager`, `grafana`, `kube-state-metrics`,
+    /// `node-exporter`.
+    pub name: String,
+    pub kind: String,
+    /// The object's name.
+    pub object: String,
+    pub ready: i64,
+    pub desired: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// RFC 3339; `None` when the object is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    pub healthy: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub nodes: usize,
+    pub monitored: usize,
+    pub excluded: usize,
+    pub not_monitored: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rules {
+    /// PrometheusRule objects of the stack.
+    pub objects: usize,
+    pub groups: usize,
+    pub alerts: usize,
+    /// What Prometheus has loaded, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loaded: Option<prometheus::RulesLoaded>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Dashboards {
+    pub count: usize,
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alerting {
+    /// The receiver every alert goes to unless a more specific route matches.
+    pub receiver: String,
+    /// Whether that receiver notifies anyone (has a webhook, Slack or email).
+    pub notifies: bool,
+}
+
+/// `status -o json|yaml`; the README documents every field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub namespace: String,
+    pub health: Health,
+    /// One line per reason the stack is degraded.
+    pub problems: Vec<String>,
+    pub components: Vec<Component>,
+    pub summary: Summary,
+    pub nodes: Vec<NodeStatus>,
+    pub rules: Rules,
+    pub dashboards: Dashboards,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerting: Option<Alerting>,
+    /// `None` when Prometheus was not asked (another operator's, and no `--prometheus-url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusView>,
+}
+
+pub const API_VERSION: &str = "automon.io/v1alpha1";
+
+impl Status {
+    pub fn not_installed(namespace: &str) -> Status {
+        Status {
+            api_version: API_VERSION,
+            kind: "Status",
+            namespace: namespace.to_string(),
+            health: Health::NotInstalled,
+            problems: vec![format!(
+                "automon is not installed in namespace {namespace} (install it with `kubectl automon enable -n {namespace}`)"
+            )],
+            components: Vec::new(),
+            summary: Summary::default(),
+            nodes: Vec::new(),
+            rules: Rules::default(),
+            dashboards: Dashboards::default(),
+            alerting: None,
+            prometheus: None,
+        }
+    }
+}
+
+/// The receiver a rendered or live Alertmanager configuration sends every alert to, and
+/// whether it has any integration (pure; the same rule for the stored and the live one).
+pub fn default_route(config: &Value) -> Option<Alerting> {
+    let receiver = config["route"]["receiver"].as_str()?.to_string();
+    let notifies = config["receivers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["name"] == receiver.as_str())
+        .any(|r| {
+            r.as_object().is_some_and(|o| {
+                o.iter().any(|(k, v)| {
+                    k.ends_with("_configs") && v.as_array().is_some_and(|a| !a.is_empty())
+                })
+            })
+        });
+    Some(Alerting { receiver, notifies })
+}
+
+fn created(meta: &kube::api::ObjectMeta) -> Option<String> {
+    meta.creation_timestamp.as_ref().map(|t| t.0.to_string())
+}
+
+/// The tag of an image reference (`quay.io/x/y:v1.2@sha256:…` is `v1.2`).
+fn image_tag(image: &str) -> Option<String> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let (_, tag) = without_digest.rsplit_once(':')?;
+    (!tag.contains('/') && !tag.is_empty()).then(|| tag.to_string())
+}
+
+fn first_image(spec: Option<&k8s_openapi::api::core::v1::PodSpec>) -> Option<String> {
+    spec?
+        .containers
+        .first()?
+        .image
+        .as_deref()
+        .and_then(image_tag)
+}
+
+/// The first pod of a workload that is not Running and ready, with what it says.
+fn pod_problem<'a>(pods: impl Iterator<Item = &'a Pod>) -> Option<String> {
+    pods.filter_map(|p| {
+        let (state, message) = nodes::pod_state(p);
+        (state != "Running").then(|| {
+            let name = p.metadata.name.as_deref().unwrap_or_default();
+            match message {
+                Some(m) => format!("pod {name} {state}: {m}"),
+                None => format!("pod {name} {state}"),
+            }
+        })
+    })
+    .next()
+}
+
+fn labels_of(p: &Pod) -> BTreeMap<String, String> {
+    p.metadata.labels.clone().unwrap_or_default()
+}
+
+/// Judges the snapshot (pure). `now` is for nothing but a scrape's age.
+pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
+    let Some(parent) = &s.parent else {
+        return Status::not_installed(&s.namespace);
+    };
+    let mut problems = Vec::new();
+    let config = stored_config(parent).unwrap_or_else(|e| {
+        problems.push(format!(
+            "the stored configuration cannot be read ({e}); defaults assumed"
+        ));
+        Config::default()
+    });
+    let reuse = reuses_operator(parent);
+    let objects: Vec<Object> = render::render(&config)
+        .objects
+        .into_iter()
+        .filter(|o| !(reuse && render::replaced_by_existing_operator(o)))
+        .collect();
+    let expected = rollout::expected(&objects);
+    let workloads = rollout::assess(&expected, &s.deployments, &s.daemonsets, &s.custom);
+
+    let daemonset = s
+        .daemonsets
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some(NODE_EXPORTER));
+    let failed_create = s
+        .events
+        .iter()
+        .max_by_key(|e| {
+            e.last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or(e.event_time.as_ref().map(|t| t.0))
+                .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        })
+        .and_then(|e| e.message.as_deref());
+    let node_targets = s.prometheus.as_ref().and_then(|a| a.node_targets.as_ref());
+    let nodes = nodes::assess(&nodes::Inputs {
+        nodes: &s.nodes,
+        daemonset,
+        pods: &s.pods,
+        failed_create,
+        exclude_label: &config.node_exporter.exclude_label,
+        targets: node_targets,
+        now: now.as_millisecond() as f64 / 1000.0,
+    });
+    let count = |c: Coverage| nodes.iter().filter(|n| n.coverage == c).count();
+    let summary = Summary {
+        nodes: nodes.len(),
+        monitored: count(Coverage::Monitored),
+        excluded: count(Coverage::Excluded),
+        not_monitored: count(Coverage::NotMonitored),
+    };
+
+    let mut components: Vec<Component> = workloads
+        .iter()
+        .map(|w| component(w, s, &summary))
+        .collect();
+    // The order a reader follows the data: operator, where it is stored and sent, what shows
+    // it, what produces it.
+    const ORDER: &[&str] = &[
+        "prometheus-operator",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "kube-state-metrics",
+        NODE_EXPORTER,
+    ];
+    components.sort_by_key(|c| {
+        ORDER
+            .iter()
+            .position(|n| *n == c.name)
+            .unwrap_or(ORDER.len())
+    });
+    for c in components.iter().filter(|c| !c.healthy) {
+        problems.push(format!(
+            "{}: {}",
+            c.name,
+            c.message.as_deref().unwrap_or("not ready")
+        ));
+    }
+    if summary.not_monitored > 0 && !problems.iter().any(|p| p.starts_with(NODE_EXPORTER)) {
+        problems.push(format!(
+            "{} of {} nodes have no working exporter",
+            summary.not_monitored, summary.nodes
+        ));
+    }
+    let view = s.prometheus.as_ref().map(|a| a.view.clone());
+    if let Some(t) = view.as_ref().and_then(|v| v.targets.as_ref()) {
+        let others: Vec<&prometheus::DownTarget> = t
+            .unhealthy
+            .iter()
+            .filter(|d| d.job != prometheus::NODE_EXPORTER_JOB)
+            .collect();
+        if !others.is_empty() {
+            let jobs: std::collections::BTreeSet<&str> =
+                others.iter().map(|d| d.job.as_str()).collect();
+            problems.push(format!(
+                "{} scrape target{} down (job {})",
+                others.len(),
+                if others.len() == 1 { "" } else { "s" },
+                jobs.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+
+    let mut rules = Rules {
+        objects: s.rules.len(),
+        loaded: view.as_ref().and_then(|v| v.rules_loaded),
+        ..Default::default()
+    };
+    for r in &s.rules {
+        for g in r.data["spec"]["groups"].as_array().into_iter().flatten() {
+            rules.groups += 1;
+            rules.alerts += g["rules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r.get("alert").is_some())
+                .count();
+        }
+    }
+    let mut names = s.dashboards.clone();
+    names.sort();
+    let alerting = (!reuse)
+        .then(|| {
+            let rendered = render::alertmanager::alertmanager_config(&config.alertmanager);
+            serde_json::to_value(rendered)
+                .ok()
+                .and_then(|v| default_route(&v))
+        })
+        .flatten();
+    let health = if problems.is_empty() {
+        Health::Healthy
+    } else {
+        Health::Degraded
+    };
+    Status {
+        api_version: API_VERSION,
+        kind: "Status",
+        namespace: s.namespace.clone(),
+        health,
+        problems,
+        components,
+        summary,
+        nodes,
+        rules,
+        dashboards: Dashboards {
+            count: names.len(),
+            names,
+        },
+        alerting,
+        prometheus: view,
+    }
+}
+
+fn component(w: &rollout::Workload, s: &Snapshot, summary: &Summary) -> Component {
+    let display = match w.kind.as_str() {
+        "Prometheus" => "prometheus".to_string(),
+        "Alertmanager" => "alertmanager".to_string(),
+        _ => w.name.clone(),
+    };
+    let named = |m: &kube::api::ObjectMeta| m.name.as_deref() == Some(w.name.as_str());
+    let mut c = Component {
+        name: display,
+        kind: w.kind.clone(),
+        object: w.name.clone(),
+        ready: w.ready,
+        desired: w.desired,
+        version: None,
+        created: None,
+        healthy: w.is_ready(),
+        message: None,
+    };
+    let found = match w.kind.as_str() {
+        "Deployment" => s.deployments.iter().find(|d| named(&d.metadata)).map(|d| {
+            c.version = first_image(d.spec.as_ref().and_then(|s| s.template.spec.as_ref()));
+            c.created = created(&d.metadata);
+            if !c.healthy {
+                c.message =
+                    d.spec
+                        .as_ref()
+                        .and_then(|spec| {
+                            pod_problem(s.pods.iter().filter(|p| {
+                                crate::selector::matches(&spec.selector, &labels_of(p))
+                            }))
+                        })
+                        .or_else(|| {
+                            d.status
+                                .as_ref()
+                                .and_then(|st| st.conditions.as_ref())
+                                .and_then(|cs| cs.iter().find(|c| c.status == "False"))
+                                .and_then(|c| c.message.clone())
+                        });
+            }
+        }),
+        "DaemonSet" => s.daemonsets.iter().find(|d| named(&d.metadata)).map(|d| {
+            c.version = first_image(d.spec.as_ref().and_then(|s| s.template.spec.as_ref()));
+            c.created = created(&d.metadata);
+            if w.name == NODE_EXPORTER {
+                // Coverage is judged per node: READY counts nodes, excluded ones aside.
+                c.ready = summary.monitored as i64;
+                c.desired = (summary.nodes - summary.excluded) as i64;
+                c.healthy = w.current && summary.not_monitored == 0;
+                if summary.not_monitored > 0 {
+                    let n = summary.not_monitored;
+                    c.message = Some(format!(
+                        "{n} node{} not covered",
+                        if n == 1 { "" } else { "s" }
+                    ));
+                }
+            }
+        }),
+        _ => s
+            .custom
+            .iter()
+            .find(|o| render::kind(o) == w.kind && named(&o.metadata))
+            .map(|o| {
+                c.version = o.data["spec"]["version"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or_else(|| o.data["spec"]["image"].as_str().and_then(image_tag));
+                c.created = created(&o.metadata);
+                if !c.healthy {
+                    let app = w.kind.to_lowercase();
+                    let pods = s.pods.iter().filter(|p| {
+                        let l = labels_of(p);
+                        l.get("app.kubernetes.io/name") == Some(&app)
+                            && l.get("app.kubernetes.io/instance") == Some(&w.name)
+                    });
+                    c.message = pod_problem(pods).or_else(|| {
+                        o.data["status"]["conditions"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .find(|c| c["status"] != "True")
+                            .and_then(|c| c["message"].as_str().or(c["reason"].as_str()))
+                            .filter(|m| !m.is_empty())
+                            .map(str::to_string)
+                    });
+                }
+            }),
+    };
+    if found.is_none() {
+        c.healthy = false;
+        c.message = Some("missing (`kubectl automon enable` restores it)".into());
+    } else if !c.healthy && c.message.is_none() {
+        c.message = Some(if w.current {
+            format!("{}/{} ready", c.ready, c.desired)
+        } else {
+            "rolling out".to_string()
+        });
+    }
+    c
+}

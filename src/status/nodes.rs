@@ -1,0 +1,707 @@
+//! Node coverage (pure): for every node, the exporter pod on it and its state, and, when it has
+//! none or it is not working, why, in the scheduler's and the kubelet's own terms.
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::{
+    apps::v1::DaemonSet,
+    core::v1::{Node, Pod, PodSpec},
+};
+use serde::Serialize;
+
+use super::prometheus::Target;
+use crate::selector;
+
+/// Whether a node is watched by an exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Coverage {
+    /// An exporter runs and is ready on it (and Prometheus scrapes it, when that is known).
+    Monitored,
+    /// Opted out with the exclusion label: not a gap.
+    Excluded,
+    NotMonitored,
+}
+
+/// The exporter pod on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExporterPod {
+    pub name: String,
+    /// `Running`, `Pending`, `CrashLoopBackOff`, `ImagePullBackOff`, `NotReady`, `Terminating`…
+    pub state: String,
+    pub ready: bool,
+    pub restarts: i32,
+}
+
+/// What Prometheus says about the node's exporter target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Scrape {
+    /// `up`, `down` or `unknown`, as Prometheus reports target health.
+    pub health: String,
+    /// Seconds since the last scrape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_scrape_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Why a node is not monitored (or excluded), for scripts and for doctor's fixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Cause {
+    DaemonSetMissing,
+    UnsupportedOs,
+    NodeSelector,
+    Excluded,
+    NodeAffinity,
+    Taint,
+    CreationRefused,
+    NotCreated,
+    PodNotReady,
+    NoScrapeTarget,
+    ScrapeFailing,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    pub name: String,
+    /// The node's Ready condition: `True`, `False` or `Unknown`.
+    pub ready: String,
+    pub os: String,
+    pub arch: String,
+    pub coverage: Coverage,
+    pub exporter: Option<ExporterPod>,
+    /// `None` when Prometheus could not be asked.
+    pub scrape: Option<Scrape>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+    /// Why the node is not monitored (or excluded); `None` when it is monitored.
+    pub reason: Option<String>,
+}
+
+/// What node coverage is judged against.
+pub struct Inputs<'a> {
+    pub nodes: &'a [Node],
+    /// The node-exporter DaemonSet; `None` when it is missing.
+    pub daemonset: Option<&'a DaemonSet>,
+    /// Pods in the stack's namespace; the DaemonSet's selector picks its own.
+    pub pods: &'a [Pod],
+    /// The newest `FailedCreate` message of the DaemonSet (an admission refusal, a quota).
+    pub failed_create: Option<&'a str>,
+    pub exclude_label: &'a str,
+    /// node-exporter targets by node name, when Prometheus answered.
+    pub targets: Option<&'a HashMap<String, Target>>,
+    /// Seconds since the epoch, for the age of a scrape.
+    pub now: f64,
+}
+
+pub const OS_LABEL: &str = "kubernetes.io/os";
+const ARCH_LABEL: &str = "kubernetes.io/arch";
+
+pub fn assess(inputs: &Inputs) -> Vec<NodeStatus> {
+    let template = inputs
+        .daemonset
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.template.spec.as_ref());
+    let by_node = exporter_pods_by_node(inputs.daemonset, inputs.pods);
+    let mut out: Vec<NodeStatus> = inputs
+        .nodes
+        .iter()
+        .map(|node| {
+            let name = node.metadata.name.clone().unwrap_or_default();
+            let labels = node.metadata.labels.clone().unwrap_or_default();
+            let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
+            let os = labels
+                .get(OS_LABEL)
+                .cloned()
+                .or_else(|| info.map(|i| i.operating_system.clone()))
+                .unwrap_or_default();
+            let arch = labels
+                .get(ARCH_LABEL)
+                .cloned()
+                .or_else(|| info.map(|i| i.architecture.clone()))
+                .unwrap_or_default();
+            let ready = node
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+                .map_or("Unknown".to_string(), |c| c.status.clone());
+            let pod = by_node.get(name.as_str()).copied();
+            let exporter = pod.map(exporter_pod);
+            let scrape = inputs.targets.map(|targets| match targets.get(&name) {
+                Some(t) => Scrape {
+                    health: t.health.clone(),
+                    last_scrape_seconds: t.last_scrape.map(|at| (inputs.now - at).max(0.0)),
+                    error: t.last_error.clone().filter(|e| !e.is_empty()),
+                },
+                None => Scrape {
+                    health: "missing".into(),
+                    last_scrape_seconds: None,
+                    error: None,
+                },
+            });
+            let (coverage, why) = match (pod, &exporter) {
+                (Some(pod), Some(e)) => judge_pod(pod, e, scrape.as_ref()),
+                _ => why_no_pod(node, &labels, &os, template, inputs),
+            };
+            let (cause, reason) = why.unzip();
+            NodeStatus {
+                name,
+                ready,
+                os,
+                arch,
+                coverage,
+                exporter,
+                scrape,
+                cause,
+                reason,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The DaemonSet's pods, keyed by the node they run on or, before they are scheduled, the
+/// node the DaemonSet controller pinned them to (a `metadata.name` match field).
+fn exporter_pods_by_node<'a>(
+    daemonset: Option<&DaemonSet>,
+    pods: &'a [Pod],
+) -> HashMap<&'a str, &'a Pod> {
+    let Some(selector) = daemonset.and_then(|d| d.spec.as_ref()).map(|s| &s.selector) else {
+        return HashMap::new();
+    };
+    let mut out: HashMap<&str, &Pod> = HashMap::new();
+    for pod in pods {
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        if !selector::matches(selector, &labels) {
+            continue;
+        }
+        let Some(node) = pod.spec.as_ref().and_then(target_node) else {
+            continue;
+        };
+        // A replacement and the pod it replaces may overlap; the live one tells the truth.
+        let keep = out.get(node).is_none_or(|old| {
+            old.metadata.deletion_timestamp.is_some() && pod.metadata.deletion_timestamp.is_none()
+        });
+        if keep {
+            out.insert(node, pod);
+        }
+    }
+    out
+}
+
+fn target_node(spec: &PodSpec) -> Option<&str> {
+    if let Some(n) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+        return Some(n);
+    }
+    let terms = &spec
+        .affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?
+        .node_selector_terms;
+    terms.iter().find_map(|t| {
+        t.match_fields.iter().flatten().find_map(|f| {
+            (f.key == "metadata.name" && f.operator == "In")
+                .then(|| f.values.as_deref()?.first().map(String::as_str))
+                .flatten()
+        })
+    })
+}
+
+/// A pod's state in kubectl's words (the STATUS column of `kubectl get pods`, simplified),
+/// and the message that explains it.
+pub fn pod_state(pod: &Pod) -> (String, Option<String>) {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return ("Terminating".into(), None);
+    }
+    let status = pod.status.clone().unwrap_or_default();
+    let containers = status.container_statuses.clone().unwrap_or_default();
+    for c in &containers {
+        if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref())
+            && let Some(reason) = w.reason.as_deref().filter(|r| *r != "ContainerCreating")
+        {
+            return (
+                reason.to_string(),
+                w.message.clone().or_else(|| last_exit(c)),
+            );
+        }
+        if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.as_ref()) {
+            let reason = t.reason.clone().unwrap_or_else(|| "Terminated".into());
+            return (reason, t.message.clone());
+        }
+    }
+    let phase = status.phase.clone().unwrap_or_else(|| "Pending".into());
+    let condition = |type_: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == type_)
+            .cloned()
+    };
+    match phase.as_str() {
+        "Pending" => {
+            if let Some(c) = condition("PodScheduled").filter(|c| c.status == "False") {
+                let reason = c.reason.unwrap_or_else(|| "Unschedulable".into());
+                return ("Pending".into(), Some(c.message.unwrap_or(reason)));
+            }
+            ("Pending".into(), Some("ContainerCreating".into()))
+        }
+        "Running" => {
+            if condition("Ready").is_some_and(|c| c.status == "True") {
+                ("Running".into(), None)
+            } else {
+                let not_ready: Vec<&str> = containers
+                    .iter()
+                    .filter(|c| !c.ready)
+                    .map(|c| c.name.as_str())
+                    .collect();
+                let message = if not_ready.is_empty() {
+                    "not ready".to_string()
+                } else {
+                    format!("container {} not ready", not_ready.join(", "))
+                };
+                ("NotReady".into(), Some(message))
+            }
+        }
+        _ => (
+            status.reason.clone().unwrap_or(phase),
+            status.message.clone(),
+        ),
+    }
+}
+
+fn last_exit(c: &k8s_openapi::api::core::v1::ContainerStatus) -> Option<String> {
+    let t = c.last_state.as_ref()?.terminated.as_ref()?;
+    Some(format!(
+        "last exit code {}{}",
+        t.exit_code,
+        t.reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    ))
+}
+
+fn exporter_pod(pod: &Pod) -> ExporterPod {
+    let (state, _) = pod_state(pod);
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default();
+    ExporterPod {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        ready: state == "Running",
+        state,
+        restarts: statuses.iter().map(|c| c.restart_count).sum(),
+    }
+}
+
+type Why = (Coverage, Option<(Cause, String)>);
+
+fn judge_pod(pod: &Pod, e: &ExporterPod, scrape: Option<&Scrape>) -> Why {
+    if !e.ready {
+        let (state, message) = pod_state(pod);
+        let reason = match message {
+            Some(m) => format!("exporter pod {} {state}: {m}", e.name),
+            None => format!("exporter pod {} {state}", e.name),
+        };
+        return (Coverage::NotMonitored, Some((Cause::PodNotReady, reason)));
+    }
+    match scrape {
+        Some(s) if s.health == "missing" => (
+            Coverage::NotMonitored,
+            Some((
+                Cause::NoScrapeTarget,
+                "exporter runs but Prometheus has no scrape target for it".into(),
+            )),
+        ),
+        Some(s) if s.health == "down" => (
+            Coverage::NotMonitored,
+            Some((
+                Cause::ScrapeFailing,
+                match &s.error {
+                    Some(err) => format!("scrape failing: {err}"),
+                    None => "scrape failing".into(),
+                },
+            )),
+        ),
+        _ => (Coverage::Monitored, None),
+    }
+}
+
+/// Why the DaemonSet put no pod on a node, in the order the DaemonSet controller decides it:
+/// node selector (the OS), required node affinity (the exclusion label), taints; then what
+/// the controller reported (an admission refusal), then a node too new to have one yet.
+fn why_no_pod(
+    node: &Node,
+    labels: &BTreeMap<String, String>,
+    os: &str,
+    template: Option<&PodSpec>,
+    inputs: &Inputs,
+) -> Why {
+    let not = |cause: Cause, reason: String| (Coverage::NotMonitored, Some((cause, reason)));
+    let Some(template) = template else {
+        return not(
+            Cause::DaemonSetMissing,
+            "the node-exporter DaemonSet is missing (`kubectl automon enable` restores it)".into(),
+        );
+    };
+    for (k, v) in template.node_selector.iter().flatten() {
+        if labels.get(k) != Some(v) {
+            if k == OS_LABEL {
+                let hint = if os == "windows" {
+                    " (Windows nodes need windows-exporter)"
+                } else {
+                    ""
+                };
+                return not(
+                    Cause::UnsupportedOs,
+                    format!(
+                        "node-exporter does not run on {} nodes{hint}",
+                        if os.is_empty() { "unlabelled" } else { os }
+                    ),
+                );
+            }
+            return not(
+                Cause::NodeSelector,
+                format!("node selector {k}={v} not met"),
+            );
+        }
+    }
+    let terms = template
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .map(|r| r.node_selector_terms.as_slice())
+        .unwrap_or_default();
+    let term_holds = |t: &k8s_openapi::api::core::v1::NodeSelectorTerm| {
+        t.match_expressions
+            .iter()
+            .flatten()
+            .all(|r| selector::node_requirement_holds(r, labels))
+    };
+    if !terms.is_empty() && !terms.iter().any(term_holds) {
+        let failing = terms[0]
+            .match_expressions
+            .iter()
+            .flatten()
+            .find(|r| !selector::node_requirement_holds(r, labels));
+        if let Some(r) = failing {
+            if r.key == inputs.exclude_label {
+                let value = labels.get(&r.key).map(String::as_str).unwrap_or_default();
+                return (
+                    Coverage::Excluded,
+                    Some((
+                        Cause::Excluded,
+                        format!("excluded by label {}={value}", r.key),
+                    )),
+                );
+            }
+            let values = r.values.as_deref().unwrap_or_default().join(",");
+            return not(
+                Cause::NodeAffinity,
+                format!("node affinity {} {} ({values}) not met", r.key, r.operator),
+            );
+        }
+    }
+    let mut tolerations = template.tolerations.clone().unwrap_or_default();
+    tolerations.extend(selector::daemonset_default_tolerations(
+        template.host_network == Some(true),
+    ));
+    let taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
+    let untolerated = selector::untolerated(&taints, &tolerations);
+    if !untolerated.is_empty() {
+        let names: Vec<String> = untolerated
+            .into_iter()
+            .map(selector::describe_taint)
+            .collect();
+        let s = if names.len() == 1 { "" } else { "s" };
+        return not(
+            Cause::Taint,
+            format!("taint{s} {} not tolerated", names.join(", ")),
+        );
+    }
+    if let Some(message) = inputs.failed_create {
+        return not(
+            Cause::CreationRefused,
+            format!("pod creation refused: {message}"),
+        );
+    }
+    not(
+        Cause::NotCreated,
+        "no exporter pod yet (the DaemonSet controller has not created one)".into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{config::Config, render};
+
+    fn daemonset() -> DaemonSet {
+        let objects = render::render(&Config::default()).objects;
+        let o = objects
+            .iter()
+            .find(|o| render::kind(o) == "DaemonSet")
+            .unwrap();
+        serde_json::from_value(serde_json::to_value(o).unwrap()).unwrap()
+    }
+
+    fn node(name: &str, extra: serde_json::Value) -> Node {
+        let mut v = serde_json::json!({
+            "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        });
+        merge(&mut v, extra);
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+        match (a, b) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (a, b) => *a = b,
+        }
+    }
+
+    fn pod(name: &str, node: &str, status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {
+                "app.kubernetes.io/name": "node-exporter",
+                "app.kubernetes.io/part-of": "automon",
+            }},
+            "spec": {"nodeName": node, "containers": [{"name": "node-exporter"}]},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn running() -> serde_json::Value {
+        serde_json::json!({
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "node-exporter", "ready": true, "restartCount": 0,
+                "image": "x", "imageID": "", "state": {"running": {}}}],
+        })
+    }
+
+    fn assess_one(
+        ds: Option<&DaemonSet>,
+        node: Node,
+        pods: &[Pod],
+        failed: Option<&str>,
+    ) -> NodeStatus {
+        let nodes = [node];
+        let inputs = Inputs {
+            nodes: &nodes,
+            daemonset: ds,
+            pods,
+            failed_create: failed,
+            exclude_label: "automon.io/exclude",
+            targets: None,
+            now: 0.0,
+        };
+        assess(&inputs).remove(0)
+    }
+
+    #[test]
+    fn a_running_ready_exporter_monitors_its_node() {
+        let ds = daemonset();
+        let n = assess_one(
+            Some(&ds),
+            node("a", serde_json::json!({})),
+            &[pod("ne-1", "a", running())],
+            None,
+        );
+        assert_eq!(n.coverage, Coverage::Monitored);
+        assert_eq!(n.exporter.unwrap().state, "Running");
+        assert_eq!(
+            (n.os.as_str(), n.arch.as_str(), n.ready.as_str()),
+            ("linux", "amd64", "True")
+        );
+        assert_eq!(n.reason, None);
+    }
+
+    #[test]
+    fn each_reason_for_a_missing_exporter_is_named() {
+        let ds = daemonset();
+        let win = node(
+            "w",
+            serde_json::json!({"metadata": {"labels": {"kubernetes.io/os": "windows"}}}),
+        );
+        let r = assess_one(Some(&ds), win, &[], None);
+        assert_eq!(r.coverage, Coverage::NotMonitored);
+        assert!(r.reason.unwrap().contains("does not run on windows nodes"));
+
+        let excluded = node(
+            "x",
+            serde_json::json!({"metadata": {"labels": {"automon.io/exclude": "true"}}}),
+        );
+        let r = assess_one(Some(&ds), excluded, &[], None);
+        assert_eq!(r.coverage, Coverage::Excluded);
+        assert_eq!(
+            r.reason.unwrap(),
+            "excluded by label automon.io/exclude=true"
+        );
+
+        let mut strict = ds.clone();
+        strict
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .tolerations = None;
+        let gpu = node(
+            "g",
+            serde_json::json!({"spec": {"taints": [
+                {"key": "nvidia.com/gpu", "value": "present", "effect": "NoExecute"},
+                {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
+            ]}}),
+        );
+        let r = assess_one(Some(&strict), gpu.clone(), &[], None);
+        assert_eq!(
+            r.reason.unwrap(),
+            "taint nvidia.com/gpu=present:NoExecute not tolerated"
+        );
+        // The default policy tolerates every taint.
+        let r = assess_one(
+            Some(&ds),
+            gpu,
+            &[],
+            Some("pods \"ne-x\" is forbidden: violates PodSecurity"),
+        );
+        assert_eq!(
+            r.reason.unwrap(),
+            "pod creation refused: pods \"ne-x\" is forbidden: violates PodSecurity"
+        );
+
+        let r = assess_one(None, node("a", serde_json::json!({})), &[], None);
+        assert!(r.reason.unwrap().contains("DaemonSet is missing"));
+    }
+
+    #[test]
+    fn a_broken_pod_says_what_the_kubelet_or_scheduler_said() {
+        let ds = daemonset();
+        let crash = pod(
+            "ne-1",
+            "a",
+            serde_json::json!({
+                "phase": "Running",
+                "containerStatuses": [{"name": "node-exporter", "ready": false, "restartCount": 7,
+                    "image": "x", "imageID": "",
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}}}],
+            }),
+        );
+        let r = assess_one(Some(&ds), node("a", serde_json::json!({})), &[crash], None);
+        assert_eq!(r.coverage, Coverage::NotMonitored);
+        let e = r.exporter.unwrap();
+        assert_eq!(
+            (e.state.as_str(), e.restarts, e.ready),
+            ("CrashLoopBackOff", 7, false)
+        );
+        assert_eq!(
+            r.reason.unwrap(),
+            "exporter pod ne-1 CrashLoopBackOff: back-off 5m0s restarting failed container"
+        );
+
+        // Not scheduled yet: the pod names its node through the DaemonSet's match field.
+        let mut pending: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "ne-2", "labels": {
+                "app.kubernetes.io/name": "node-exporter", "app.kubernetes.io/part-of": "automon"}},
+            "spec": {"containers": [{"name": "node-exporter"}], "affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["b"]}]}]}}}},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/3 nodes are available: 1 node(s) didn't have free ports for the requested pod ports."}]},
+        }))
+        .unwrap();
+        let r = assess_one(
+            Some(&ds),
+            node("b", serde_json::json!({})),
+            &[pending.clone()],
+            None,
+        );
+        assert_eq!(r.exporter.unwrap().state, "Pending");
+        assert!(r.reason.unwrap().contains("didn't have free ports"));
+        pending.spec.as_mut().unwrap().affinity = None;
+        let r = assess_one(
+            Some(&ds),
+            node("b", serde_json::json!({})),
+            &[pending],
+            None,
+        );
+        assert!(
+            r.exporter.is_none(),
+            "a pod for no node is nobody's exporter"
+        );
+    }
+
+    #[test]
+    fn prometheus_has_the_last_word_when_it_answers() {
+        let ds = daemonset();
+        let nodes = [
+            node("a", serde_json::json!({})),
+            node("b", serde_json::json!({})),
+        ];
+        let pods = [pod("ne-a", "a", running()), pod("ne-b", "b", running())];
+        let targets = HashMap::from([(
+            "a".to_string(),
+            Target {
+                health: "down".into(),
+                last_scrape: Some(90.0),
+                last_error: Some("connection refused".into()),
+            },
+        )]);
+        let inputs = Inputs {
+            nodes: &nodes,
+            daemonset: Some(&ds),
+            pods: &pods,
+            failed_create: None,
+            exclude_label: "automon.io/exclude",
+            targets: Some(&targets),
+            now: 100.0,
+        };
+        let out = assess(&inputs);
+        assert_eq!(
+            out[0].reason.as_deref(),
+            Some("scrape failing: connection refused")
+        );
+        assert_eq!(
+            out[0].scrape.as_ref().unwrap().last_scrape_seconds,
+            Some(10.0)
+        );
+        assert_eq!(out[1].coverage, Coverage::NotMonitored);
+        assert!(
+            out[1]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("no scrape target")
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! What Prometheus itself says: firing alerts, scrape target health, rules loaded. Asked
+//! through the API server's service proxy (the kubeconfig's credentials, no port-forward) or at
+//! `--prometheus-url`; when it cannot be reached, the answer says why and status carries on.
+
+use std::{collections::HashMap, time::Duration};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cluster::Cluster;
+
+/// How long status waits for Prometheus before carrying on without it.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+/// The job node-exporter's targets carry (its ServiceMonitor's `jobLabel` is the Service name).
+pub const NODE_EXPORTER_JOB: &str = "node-exporter";
+
+pub enum Source<'a> {
+    /// `/api/v1/namespaces/<ns>/services/<service>:<port>/proxy`.
+    ServiceProxy {
+        cluster: &'a Cluster,
+        namespace: &'a str,
+        service: &'a str,
+        port: &'a str,
+    },
+    Url(&'a str),
+}
+
+impl Source<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Source::ServiceProxy {
+                namespace,
+                service,
+                port,
+                ..
+            } => format!("service {namespace}/{service}:{port} through the API server"),
+            Source::Url(url) => url.to_string(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, String> {
+        let body = match self {
+            Source::ServiceProxy {
+                cluster,
+                namespace,
+                service,
+                port,
+            } => {
+                let uri =
+                    format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}");
+                let request = http::Request::get(uri)
+                    .body(Vec::new())
+                    .map_err(|e| e.to_string())?;
+                cluster
+                    .client
+                    .request_text(request)
+                    .await
+                    .map_err(|e| match e {
+                        kube::Error::Api(s) => format!("{} ({})", s.message.trim(), s.code),
+                        e => crate::error::chain(&e),
+                    })?
+            }
+            Source::Url(base) => {
+                let url = format!("{}{path}", base.trim_end_matches('/'));
+                let client = reqwest::Client::builder()
+                    .timeout(TIMEOUT)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let response = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(|e| crate::error::chain(&e))?;
+                let status = response.status();
+                let text = response.text().await.map_err(|e| e.to_string())?;
+                if !status.is_success() {
+                    return Err(format!("{url} answered {status}"));
+                }
+                text
+            }
+        };
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|_| "the answer is not Prometheus' JSON API".to_string())?;
+        if v["status"] != "success" {
+            return Err(format!(
+                "Prometheus answered {}: {}",
+                v["status"],
+                v["error"].as_str().unwrap_or_default()
+            ));
+        }
+        Ok(v["data"].clone())
+    }
+}
+
+/// One scrape target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub health: String,
+    /// Seconds since the epoch.
+    pub last_scrape: Option<f64>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownTarget {
+    pub job: String,
+    pub instance: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Targets {
+    pub up: usize,
+    pub down: usize,
+    pub unknown: usize,
+    /// The unhealthy ones, so that a script need not ask Prometheus again.
+    pub unhealthy: Vec<DownTarget>,
+}
+
+/// What status tells about Prometheus.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusView {
+    pub reachable: bool,
+    pub via: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Firing alerts (pending ones are not yet news).
+    pub firing: Vec<Alert>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Targets>,
+    /// Alerting rules Prometheus has loaded: (groups, alerts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules_loaded: Option<RulesLoaded>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RulesLoaded {
+    pub groups: usize,
+    pub alerts: usize,
+}
+
+/// The view, and node-exporter's targets by node name for node coverage.
+pub struct Answer {
+    pub view: PrometheusView,
+    pub node_targets: Option<HashMap<String, Target>>,
+}
+
+impl Answer {
+    pub fn unreachable(via: String, error: String) -> Answer {
+        Answer {
+            view: PrometheusView {
+                reachable: false,
+                via,
+                error: Some(error),
+                firing: Vec::new(),
+                targets: None,
+                rules_loaded: None,
+            },
+            node_targets: None,
+        }
+    }
+}
+
+/// Asks for alerts, targets and rules at once, within [`TIMEOUT`].
+pub async fn ask(source: Source<'_>) -> Answer {
+    let via = source.describe();
+    let all = async {
+        tokio::try_join!(
+            source.get("/api/v1/alerts"),
+            source.get("/api/v1/targets?state=active"),
+            source.get("/api/v1/rules?type=alert"),
+        )
+    };
+    match tokio::time::timeout(TIMEOUT, all).await {
+        Err(_) => Answer::unreachable(
+            via,
+            format!("no answer within {}", crate::error::humantime(TIMEOUT)),
+        ),
+        Ok(Err(e)) => Answer::unreachable(via, e),
+        Ok(Ok((alerts, targets, rules))) => read(via, &alerts, &targets, &rules),
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_string).filter(|s| !s.is_empty())
+}
+
+/// Reads the three answers of Prometheus' HTTP API (pure).
+pub fn read(via: String, alerts: &Value, targets: &Value, rules: &Value) -> Answer {
+    let mut firing: Vec<Alert> = alerts["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["state"] == "firing")
+        .map(|a| Alert {
+            name: text(&a["labels"]["alertname"]).unwrap_or_default(),
+            severity: text(&a["labels"]["severity"]),
+            node: text(&a["labels"]["node"]),
+            summary: text(&a["annotations"]["summary"]),
+            active_at: text(&a["activeAt"]),
+        })
+        .collect();
+    firing.sort_by(|a, b| (&a.name, &a.node).cmp(&(&b.name, &b.node)));
+    let mut counts = Targets::default();
+    let mut node_targets = HashMap::new();
+    for t in targets["activeTargets"].as_array().into_iter().flatten() {
+        let health = text(&t["health"]).unwrap_or_else(|| "unknown".into());
+        match health.as_str() {
+            "up" => counts.up += 1,
+            "down" => counts.down += 1,
+            _ => counts.unknown += 1,
+        }
+        let job = text(&t["labels"]["job"]).unwrap_or_default();
+        let error = text(&t["lastError"]);
+        if health != "up" {
+            counts.unhealthy.push(DownTarget {
+                job: job.clone(),
+                instance: text(&t["labels"]["instance"]).unwrap_or_default(),
+                error: error.clone(),
+            });
+        }
+        if job == NODE_EXPORTER_JOB
+            && let Some(node) = text(&t["labels"]["node"])
+        {
+            let last_scrape = t["lastScrape"]
+                .as_str()
+                .and_then(|s| s.parse::<k8s_openapi::jiff::Timestamp>().ok())
+                // Prometheus writes the zero time for a target never scraped yet.
+                .filter(|ts| ts.as_second() > 0)
+                .map(|ts| ts.as_millisecond() as f64 / 1000.0);
+            node_targets.insert(
+                node,
+                Target {
+                    health,
+                    last_scrape,
+                    last_error: error,
+                },
+            );
+        }
+    }
+    counts
+        .unhealthy
+        .sort_by(|a, b| (&a.job, &a.instance).cmp(&(&b.job, &b.instance)));
+    let groups = rules["groups"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let rules_loaded = RulesLoaded {
+        groups: groups.len(),
+        alerts: groups
+            .iter()
+            .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+            .filter(|r| r["type"] == "alerting")
+            .count(),
+    };
+    Answer {
+        view: PrometheusView {
+            reachable: true,
+            via,
+            error: None,
+            firing,
+            targets: Some(counts),
+            rules_loaded: Some(rules_loaded),
+        },
+        node_targets: Some(node_targets),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_alerts_targets_and_rules() {
+        let alerts = json!({"alerts": [
+            {"labels": {"alertname": "Watchdog", "severity": "none"}, "state": "firing", "activeAt": "2026-11-25T10:00:00Z"},
+            {"labels": {"alertname": "HighCPUUsage", "node": "n1", "severity": "warning"}, "state": "pending"},
+            {"labels": {"alertname": "NodeDown", "node": "n2", "severity": "critical"},
+             "annotations": {"summary": "Node n2 is down"}, "state": "firing"},
+        ]});
+        let targets = json!({"activeTargets": [
+            {"labels": {"job": "node-exporter", "node": "n1", "instance": "n1"}, "health": "up",
+             "lastScrape": "2026-11-25T10:00:05Z", "lastError": ""},
+            {"labels": {"job": "node-exporter", "node": "n2", "instance": "n2"}, "health": "down",
+             "lastScrape": "0001-01-01T00:00:00Z", "lastError": "connection refused"},
+            {"labels": {"job": "kube-state-metrics", "instance": "10.0.0.1:8080"}, "health": "up"},
+        ]});
+        let rules = json!({"groups": [
+            {"name": "node", "rules": [{"type": "alerting"}, {"type": "alerting"}]},
+            {"name": "watchdog", "rules": [{"type": "alerting"}, {"type": "recording"}]},
+        ]});
+        let a = read("x".into(), &alerts, &targets, &rules);
+        let names: Vec<&str> = a.view.firing.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["NodeDown", "Watchdog"]);
+        assert_eq!(a.view.firing[0].node.as_deref(), Some("n2"));
+        let t = a.view.targets.unwrap();
+        assert_eq!((t.up, t.down, t.unknown), (2, 1, 0));
+        assert_eq!(t.unhealthy[0].error.as_deref(), Some("connection refused"));
+        assert_eq!(
+            a.view.rules_loaded,
+            Some(RulesLoaded {
+                groups: 2,
+                alerts: 3
+            })
+        );
+        let nodes = a.node_targets.unwrap();
+        assert_eq!(nodes["n1"].health, "up");
+        assert!(nodes["n1"].last_scrape.is_some());
+        assert_eq!(nodes["n2"].last_scrape, None);
+    }
+}
