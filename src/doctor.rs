@@ -192,7 +192,8 @@ pub async fn gather(
                     .first()?
                     .image
                     .as_deref()
-                    .and_then(|i| i.rsplit_once(':').map(|(_, t)| t.to_string()))
+                    .and_then(preflight::image_tag)
+                    .map(str::to_string)
             } else {
                 preflight::operator_deployment(d)?.version
             };
@@ -219,61 +220,37 @@ pub async fn gather(
         .filter_map(|s| s.metadata.name.clone())
         .collect();
 
-    let mut webhooks = Vec::new();
-    let mut collect =
-        |kind: &'static str,
-         configuration: &Option<String>,
-         name: &str,
-         cc: &k8s_openapi::api::admissionregistration::v1::WebhookClientConfig,
-         policy: Option<&str>,
-         rules: &[k8s_openapi::api::admissionregistration::v1::RuleWithOperations],
-         ns_sel: Option<&LabelSelector>| {
-            if let Some(svc) = &cc.service {
-                webhooks.push(Webhook {
-                    configuration: configuration.clone().unwrap_or_default(),
-                    kind,
-                    name: name.to_string(),
-                    service: (svc.namespace.clone(), svc.name.clone()),
-                    service_exists: true,
-                    fail_closed: policy != Some("Ignore"),
-                    groups: rules
-                        .iter()
-                        .flat_map(|r| r.api_groups.iter().flatten().cloned())
-                        .collect(),
-                    resources: rules
-                        .iter()
-                        .flat_map(|r| r.resources.iter().flatten().cloned())
-                        .collect(),
-                    namespace_selector: ns_sel.cloned(),
-                });
-            }
+    // Validating and mutating webhooks have the same fields but no common type.
+    macro_rules! webhooks_of {
+        ($list:expr, $kind:literal) => {
+            $list.items.iter().flat_map(|c| {
+                c.webhooks.iter().flatten().filter_map(move |w| {
+                    let svc = w.client_config.service.as_ref()?;
+                    let rules = w.rules.as_deref().unwrap_or_default();
+                    Some(Webhook {
+                        configuration: c.metadata.name.clone().unwrap_or_default(),
+                        kind: $kind,
+                        name: w.name.clone(),
+                        service: (svc.namespace.clone(), svc.name.clone()),
+                        service_exists: true,
+                        fail_closed: w.failure_policy.as_deref() != Some("Ignore"),
+                        groups: rules
+                            .iter()
+                            .flat_map(|r| r.api_groups.iter().flatten().cloned())
+                            .collect(),
+                        resources: rules
+                            .iter()
+                            .flat_map(|r| r.resources.iter().flatten().cloned())
+                            .collect(),
+                        namespace_selector: w.namespace_selector.clone(),
+                    })
+                })
+            })
         };
-    for c in &vwcs.items {
-        for w in c.webhooks.iter().flatten() {
-            collect(
-                "ValidatingWebhookConfiguration",
-                &c.metadata.name,
-                &w.name,
-                &w.client_config,
-                w.failure_policy.as_deref(),
-                w.rules.as_deref().unwrap_or_default(),
-                w.namespace_selector.as_ref(),
-            );
-        }
     }
-    for c in &mwcs.items {
-        for w in c.webhooks.iter().flatten() {
-            collect(
-                "MutatingWebhookConfiguration",
-                &c.metadata.name,
-                &w.name,
-                &w.client_config,
-                w.failure_policy.as_deref(),
-                w.rules.as_deref().unwrap_or_default(),
-                w.namespace_selector.as_ref(),
-            );
-        }
-    }
+    let mut webhooks: Vec<Webhook> = webhooks_of!(vwcs, "ValidatingWebhookConfiguration")
+        .chain(webhooks_of!(mwcs, "MutatingWebhookConfiguration"))
+        .collect();
     let services: BTreeSet<(String, String)> = webhooks.iter().map(|w| w.service.clone()).collect();
     let mut missing = BTreeSet::new();
     for (sns, sname) in services {

@@ -435,7 +435,7 @@ fn image_repository(image: &str) -> &str {
 }
 
 /// The tag of an image reference, if it has one.
-fn image_tag(image: &str) -> Option<&str> {
+pub fn image_tag(image: &str) -> Option<&str> {
     let without_digest = image.split('@').next().unwrap_or(image);
     without_digest
         .rsplit_once(':')

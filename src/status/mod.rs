@@ -22,6 +22,7 @@ use crate::{
     cluster::Cluster,
     config::{self, Config},
     error::ClusterError,
+    preflight::image_tag,
     render::{
         self, Object, grafana,
         meta::{
@@ -352,20 +353,9 @@ fn created(meta: &kube::api::ObjectMeta) -> Option<String> {
     meta.creation_timestamp.as_ref().map(|t| t.0.to_string())
 }
 
-/// The tag of an image reference (`quay.io/x/y:v1.2@sha256:…` is `v1.2`).
-fn image_tag(image: &str) -> Option<String> {
-    let without_digest = image.split('@').next().unwrap_or(image);
-    let (_, tag) = without_digest.rsplit_once(':')?;
-    (!tag.contains('/') && !tag.is_empty()).then(|| tag.to_string())
-}
-
 fn first_image(spec: Option<&k8s_openapi::api::core::v1::PodSpec>) -> Option<String> {
-    spec?
-        .containers
-        .first()?
-        .image
-        .as_deref()
-        .and_then(image_tag)
+    let image = spec?.containers.first()?.image.as_deref()?;
+    image_tag(image).map(str::to_string)
 }
 
 /// The first pod of a workload that is not Running and ready, with what it says.
@@ -608,7 +598,12 @@ fn component(w: &rollout::Workload, s: &Snapshot, summary: &Summary) -> Componen
                 c.version = o.data["spec"]["version"]
                     .as_str()
                     .map(str::to_string)
-                    .or_else(|| o.data["spec"]["image"].as_str().and_then(image_tag));
+                    .or_else(|| {
+                        o.data["spec"]["image"]
+                            .as_str()
+                            .and_then(image_tag)
+                            .map(str::to_string)
+                    });
                 c.created = created(&o.metadata);
                 if !c.healthy {
                     let app = w.kind.to_lowercase();

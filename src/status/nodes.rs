@@ -350,6 +350,16 @@ fn why_no_pod(
     inputs: &Inputs,
 ) -> Why {
     let not = |cause: Cause, reason: String| (Coverage::NotMonitored, Some((cause, reason)));
+    // An explicit opt-out wins over every other reason: the gap is intended.
+    if labels.get(inputs.exclude_label).map(String::as_str) == Some("true") {
+        return (
+            Coverage::Excluded,
+            Some((
+                Cause::Excluded,
+                format!("excluded by label {}=true", inputs.exclude_label),
+            )),
+        );
+    }
     let Some(template) = template else {
         return not(
             Cause::DaemonSetMissing,
@@ -560,6 +570,15 @@ mod tests {
         );
         let r = assess_one(Some(&ds), excluded, &[], None);
         assert_eq!(r.coverage, Coverage::Excluded);
+        // The opt-out wins over the OS: an excluded Windows node is not a gap.
+        let excluded_win = node(
+            "xw",
+            serde_json::json!({"metadata": {"labels": {"automon.io/exclude": "true", "kubernetes.io/os": "windows"}}}),
+        );
+        assert_eq!(
+            assess_one(Some(&ds), excluded_win, &[], None).coverage,
+            Coverage::Excluded
+        );
         assert_eq!(
             r.reason.unwrap(),
             "excluded by label automon.io/exclude=true"
