@@ -1024,3 +1024,199 @@ impl Report {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn prometheus(ns: &str, spec: Value) -> Object {
+        serde_json::from_value(json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+            "metadata": {"name": "p", "namespace": ns}, "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn selection_follows_the_operator_rules() {
+        let have = labels(&[("app.kubernetes.io/part-of", "automon")]);
+        let ns = labels(&[("kubernetes.io/metadata.name", "automon")]);
+        let sel = |p: &Object| {
+            selection(
+                p,
+                "serviceMonitorSelector",
+                "serviceMonitorNamespaceSelector",
+                &have,
+                "automon",
+                &ns,
+            )
+        };
+        let ours = prometheus(
+            "automon",
+            json!({"serviceMonitorSelector": {"matchLabels": {"app.kubernetes.io/part-of": "automon"}}}),
+        );
+        assert_eq!(sel(&ours), Ok(()));
+        let kps = prometheus(
+            "automon",
+            json!({"serviceMonitorSelector": {"matchLabels": {"release": "kps"}}}),
+        );
+        assert_eq!(sel(&kps), Err("missing label release=kps".into()));
+        // An unset selector selects nothing, however the object is labelled.
+        let unset = prometheus("automon", json!({}));
+        assert!(sel(&unset).unwrap_err().contains("selects nothing"));
+        // An unset namespace selector: only the Prometheus' own namespace.
+        let elsewhere = prometheus("monitoring", json!({"serviceMonitorSelector": {}}));
+        assert!(
+            sel(&elsewhere)
+                .unwrap_err()
+                .contains("only looks in its own namespace monitoring")
+        );
+        let all_ns = prometheus(
+            "monitoring",
+            json!({"serviceMonitorSelector": {}, "serviceMonitorNamespaceSelector": {}}),
+        );
+        assert_eq!(sel(&all_ns), Ok(()));
+        let team_ns = prometheus(
+            "monitoring",
+            json!({"serviceMonitorSelector": {}, "serviceMonitorNamespaceSelector": {"matchLabels": {"team": "ops"}}}),
+        );
+        assert!(
+            sel(&team_ns)
+                .unwrap_err()
+                .contains("namespace automon needs label team=ops")
+        );
+    }
+
+    #[test]
+    fn pod_security_that_forbids_host_access_fails_with_the_label_to_set() {
+        let f = pod_security(&labels(&[(ENFORCE_LABEL, "restricted")]), "automon");
+        assert_eq!(f.level, Level::Fail);
+        assert_eq!(
+            f.fix.as_deref(),
+            Some(
+                "kubectl label namespace automon pod-security.kubernetes.io/enforce=privileged --overwrite"
+            )
+        );
+        assert_eq!(
+            pod_security(&labels(&[(ENFORCE_LABEL, "privileged")]), "automon").level,
+            Level::Ok
+        );
+    }
+
+    fn extra() -> Extra {
+        Extra {
+            namespace_labels: labels(&[("kubernetes.io/metadata.name", "automon")]),
+            prometheuses: Vec::new(),
+            service_monitors: Vec::new(),
+            crds: Vec::new(),
+            operators: Vec::new(),
+            kubelet_services: Vec::new(),
+            webhooks: Vec::new(),
+            alertmanager_config: Ok(None),
+            port_holders: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_kubelet_service_no_operator_maintains_is_stale() {
+        let mut e = extra();
+        e.kubelet_services = vec!["automon-kubelet".into(), "kps-kubelet".into()];
+        e.operators = vec![(
+            "automon/prometheus-operator".into(),
+            Some("v0.93.1".into()),
+            vec!["--kubelet-service=kube-system/automon-kubelet".into()],
+        )];
+        let f = kubelet_services(&e);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].message.contains("kube-system/kps-kubelet"));
+        assert_eq!(
+            f[0].fix.as_deref(),
+            Some("kubectl delete service -n kube-system kps-kubelet")
+        );
+    }
+
+    fn webhook(groups: &[&str], fail_closed: bool, ns_sel: Option<LabelSelector>) -> Webhook {
+        Webhook {
+            configuration: "kps-admission".into(),
+            kind: "ValidatingWebhookConfiguration",
+            name: "prometheusrulemutate.monitoring.coreos.com".into(),
+            service: ("monitoring".into(), "kps-operator".into()),
+            service_exists: false,
+            fail_closed,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            resources: vec!["prometheusrules".into()],
+            namespace_selector: ns_sel,
+        }
+    }
+
+    #[test]
+    fn only_webhooks_that_can_block_the_stack_are_reported() {
+        let mut e = extra();
+        e.webhooks = vec![webhook(&["monitoring.coreos.com"], true, None)];
+        let f = webhooks(&e, &e.namespace_labels, "automon");
+        assert_eq!(f[0].level, Level::Fail);
+        assert_eq!(
+            f[0].fix.as_deref(),
+            Some(
+                "kubectl delete validatingwebhookconfiguration kps-admission (if it belongs to an uninstalled stack)"
+            )
+        );
+        e.webhooks = vec![webhook(&["monitoring.coreos.com"], false, None)];
+        assert_eq!(
+            webhooks(&e, &e.namespace_labels, "automon")[0].level,
+            Level::Warn
+        );
+        // Another API group, or a namespace selector that leaves ours out: not our problem.
+        e.webhooks = vec![
+            webhook(&["cert-manager.io"], true, None),
+            webhook(
+                &["*"],
+                true,
+                Some(
+                    serde_json::from_value(
+                        json!({"matchLabels": {"kubernetes.io/metadata.name": "other"}}),
+                    )
+                    .unwrap(),
+                ),
+            ),
+        ];
+        assert_eq!(
+            webhooks(&e, &e.namespace_labels, "automon")[0].level,
+            Level::Ok
+        );
+    }
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert!(version_lt("0.80.0", "v0.93.1"));
+        assert!(version_lt("v0.9.0", "v0.10.0"));
+        assert!(!version_lt("0.95.0", "v0.93.1"));
+    }
+
+    #[test]
+    fn alerts_routed_to_a_receiver_without_integrations_warn() {
+        let mut e = extra();
+        e.alertmanager_config = Ok(Some(json!({
+            "route": {"receiver": "ui-only"},
+            "receivers": [{"name": "ui-only"}, {"name": "team", "webhook_configs": [{"url": "http://x"}]}],
+        })));
+        let f = alertmanager(&e, "automon").unwrap();
+        assert_eq!(f.level, Level::Warn);
+        assert!(f.message.contains("\"ui-only\", which notifies no one"));
+        e.alertmanager_config = Ok(Some(json!({
+            "route": {"receiver": "team"},
+            "receivers": [{"name": "team", "webhook_configs": [{"url": "http://x"}]}],
+        })));
+        assert_eq!(alertmanager(&e, "automon").unwrap().level, Level::Ok);
+        e.alertmanager_config = Err("Secret automon/alertmanager-automon-config is missing".into());
+        assert_eq!(alertmanager(&e, "automon").unwrap().level, Level::Fail);
+    }
+}

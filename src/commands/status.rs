@@ -312,6 +312,73 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
 mod tests {
     use super::*;
 
+    fn node(name: &str, coverage: Coverage, reason: Option<&str>) -> status::NodeStatus {
+        status::NodeStatus {
+            name: name.into(),
+            ready: "True".into(),
+            os: "linux".into(),
+            arch: "amd64".into(),
+            coverage,
+            exporter: None,
+            scrape: None,
+            cause: None,
+            reason: reason.map(Into::into),
+        }
+    }
+
+    fn sample(nodes: Vec<status::NodeStatus>) -> Status {
+        let mut st = Status::not_installed("automon");
+        st.health = Health::Degraded;
+        st.problems = vec!["1 of 25 nodes have no working exporter".into()];
+        st.summary = status::Summary {
+            nodes: nodes.len(),
+            monitored: nodes
+                .iter()
+                .filter(|n| n.coverage == Coverage::Monitored)
+                .count(),
+            excluded: nodes
+                .iter()
+                .filter(|n| n.coverage == Coverage::Excluded)
+                .count(),
+            not_monitored: nodes
+                .iter()
+                .filter(|n| n.coverage == Coverage::NotMonitored)
+                .count(),
+        };
+        st.nodes = nodes;
+        st
+    }
+
+    #[test]
+    fn large_clusters_fold_monitored_nodes_unless_wide() {
+        let mut nodes: Vec<status::NodeStatus> = (0..23)
+            .map(|i| node(&format!("n{i:02}"), Coverage::Monitored, None))
+            .collect();
+        nodes.push(node(
+            "gpu-7",
+            Coverage::NotMonitored,
+            Some("taint nvidia.com/gpu=present:NoExecute not tolerated"),
+        ));
+        nodes.push(node(
+            "infra-1",
+            Coverage::Excluded,
+            Some("excluded by label automon.io/exclude=true"),
+        ));
+        let st = sample(nodes);
+        let p = Palette::with_color(false);
+        let text = human(&st, false, &p, Timestamp::UNIX_EPOCH);
+        assert!(text.contains("gpu-7     True    linux/amd64   —          —        taint nvidia.com/gpu=present:NoExecute not tolerated"), "{text}");
+        assert!(text.contains("infra-1"));
+        assert!(!text.contains("n00"), "{text}");
+        assert!(text.contains("23 monitored nodes not listed (-o wide lists every node)"));
+        assert!(text.contains("23/25 nodes monitored (1 excluded)"));
+        assert!(text.ends_with(
+            "Degraded: 1 of 25 nodes have no working exporter. Run `kubectl automon doctor` for fixes."
+        ));
+        let wide = human(&st, true, &p, Timestamp::UNIX_EPOCH);
+        assert!(wide.contains("n00") && wide.contains("RESTARTS") && !wide.contains("not listed"));
+    }
+
     #[test]
     fn age_reads_like_kubectl() {
         for (s, want) in [
