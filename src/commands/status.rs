@@ -30,8 +30,17 @@ pub struct Args {
     #[arg(short = 'w', long)]
     watch: bool,
     /// How often --watch looks again
-    #[arg(long, default_value = "2s", value_parser = crate::cluster::parse_request_timeout, requires = "watch")]
+    #[arg(long, default_value = "2s", value_parser = parse_interval, requires = "watch")]
     interval: Duration,
+}
+
+/// A duration like `--request-timeout`'s, at least 100ms: `--watch` must not spin.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = crate::cluster::parse_request_timeout(s)?;
+    if d < Duration::from_millis(100) {
+        return Err(format!("{s:?} is too short; use 100ms or more"));
+    }
+    Ok(d)
 }
 
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
