@@ -7,15 +7,15 @@ mod common;
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::PathBuf,
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
-use common::{automon, repo_root, run};
+use common::{Process, automon, free_port, repo_root, run, spawn_prometheus};
 
 /// The name the fake node carries, in place of Grafana's `$node`.
 const NODE: &str = "test-node";
@@ -111,46 +111,6 @@ fn every_panel_query_parses() {
         "groups:\n  - name: broken\n    rules:\n      - record: x:y\n        expr: sum(rate(\n",
     );
     assert!(!ok, "promtool accepted a broken query");
-}
-
-/// A child process killed when the test ends, passed or not.
-struct Process(Child, &'static str);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Process {
-    fn spawn(name: &'static str, cmd: &mut Command, log: &Path) -> Self {
-        let log = std::fs::File::create(log).expect("log file");
-        let child = cmd
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {name}: {e}"));
-        Process(child, name)
-    }
-
-    fn assert_running(&mut self, log: &Path) {
-        if let Ok(Some(status)) = self.0.try_wait() {
-            panic!(
-                "{} exited ({status}):\n{}",
-                self.1,
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// What kube-state-metrics exposes about one Ready Linux node, for the panels that count
@@ -264,21 +224,8 @@ scrape_configs:
         "groups:\n  - name: watchdog\n    rules:\n      - alert: Watchdog\n        expr: vector(1)\n        labels: {severity: none}\n",
     )
     .expect("write rules");
-    let prometheus_log = dir.path().join("prometheus.log");
-    let mut prometheus = Process::spawn(
-        "prometheus",
-        Command::new(bin.join("prometheus"))
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yaml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}")),
-        &prometheus_log,
-    );
+    let (mut prometheus, prometheus_log) =
+        spawn_prometheus(&bin.join("prometheus"), dir.path(), prometheus_port);
 
     // rate() needs two samples inside its window: wait for a handful of scrapes of both jobs
     // and for the Watchdog.

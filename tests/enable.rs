@@ -17,96 +17,12 @@ use std::{
 
 use common::*;
 
-/// Each test has a namespace of its own; cluster-scoped objects carry it in their names, and
-/// its node-exporter a host port of its own (stacks in one cluster would otherwise compete
-/// for port 9100 on every node, as `doctor` will tell a user).
-fn enable(ns: &str, extra: &[&str]) -> Run {
-    run(automon_admin()
-        .args(["enable", "-n", ns])
-        .args(port_for(ns))
-        .args(extra))
-}
-
-fn port_for(ns: &str) -> [String; 2] {
-    let hash = ns
-        .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
-    [
-        "--set".into(),
-        format!("nodeExporter.port={}", 20000 + hash % 20000),
-    ]
-}
-
-/// Removes a test's namespace and its cluster-scoped objects, whatever the test did.
-struct Cleanup(&'static str);
-
-impl Cleanup {
-    /// Starts from nothing: a namespace an earlier run left behind is gone before the test.
-    fn fresh(ns: &'static str) -> Cleanup {
-        drop(Cleanup(ns));
-        cluster().kubectl(&[
-            "wait",
-            "--for=delete",
-            &format!("namespace/{ns}"),
-            "--timeout=120s",
-        ]);
-        Cleanup(ns)
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let c = cluster();
-        c.kubectl(&[
-            "delete",
-            "namespace",
-            self.0,
-            "--wait=false",
-            "--ignore-not-found",
-        ]);
-        for kind in ["clusterrole", "clusterrolebinding"] {
-            let out = c.kubectl(&["get", kind, "-o", "name"]);
-            let names: Vec<&str> = out
-                .stdout
-                .lines()
-                .filter(|l| l.contains(&format!("/{}-", self.0)))
-                .collect();
-            if !names.is_empty() {
-                let mut args = vec!["delete", "--ignore-not-found"];
-                args.extend(names);
-                c.kubectl(&args);
-            }
-        }
-    }
-}
-
-/// Stops the out-of-cluster operator that `localcluster operator start` runs.
-struct OperatorStop;
-
-impl Drop for OperatorStop {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(repo_root().join("tests/cluster/localcluster"))
-            .args(["operator", "stop"])
-            .status();
-    }
-}
-
-fn get_json(args: &[&str]) -> serde_json::Value {
-    let out = cluster().kubectl(&[args, &["-o", "json"]].concat());
-    assert_eq!(out.code, 0, "{out:#?}");
-    serde_json::from_str(&out.stdout).unwrap()
-}
-
 #[test]
 fn enable_installs_the_stack_and_the_operator_reconciles_it() {
     let ns = "automon-enable-full";
     let _cleanup = Cleanup::fresh(ns);
     let c = cluster();
-    let op = std::process::Command::new(repo_root().join("tests/cluster/localcluster"))
-        .args(["operator", "start"])
-        .status()
-        .unwrap();
-    assert!(op.success());
+    operator_start();
     // It watches every namespace: stop it after this test so that no later test meets it.
     let _operator = OperatorStop;
 

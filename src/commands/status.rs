@@ -48,7 +48,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let prom = status::PrometheusFlag {
         url: args.prometheus_url.clone(),
     };
-    let mut last = String::new();
+    let mut last: Option<String> = None;
     let terminal = std::io::stdout().is_terminal();
     loop {
         let snapshot = status::gather(&cluster, &prom).await?;
@@ -67,18 +67,30 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             }
             return Ok(st.health.exit_code());
         }
-        if text != last {
+        // Ages and seconds since a scrape move on by themselves: only a change of state redraws.
+        let key = change_key(&st);
+        if last.as_ref() != Some(&key) {
             if terminal {
                 // Home and clear, as `watch` does: the new state replaces the old.
                 print!("\x1b[H\x1b[2J");
-            } else if !last.is_empty() {
+            } else if last.is_some() {
                 println!();
             }
             output::print(&text)?;
-            last = text;
+            last = Some(key);
         }
         tokio::time::sleep(args.interval).await;
     }
+}
+
+/// What `--watch` compares between two looks: the status less what only the clock changes
+/// (ages are computed from fixed timestamps at print time; seconds since a scrape are dropped).
+fn change_key(st: &Status) -> String {
+    let mut st = st.clone();
+    for scrape in st.nodes.iter_mut().filter_map(|n| n.scrape.as_mut()) {
+        scrape.last_scrape_seconds = None;
+    }
+    serde_json::to_string(&st).unwrap_or_default()
 }
 
 /// kubectl's AGE: `45s`, `5m12s`, `3h4m`, `2d5h`, `12d`.
@@ -386,6 +398,26 @@ mod tests {
         ));
         let wide = human(&st, true, &p, Timestamp::UNIX_EPOCH);
         assert!(wide.contains("n00") && wide.contains("RESTARTS") && !wide.contains("not listed"));
+    }
+
+    #[test]
+    fn watch_redraws_on_a_change_of_state_not_of_the_clock() {
+        let mut up = node("n1", Coverage::Monitored, None);
+        up.scrape = Some(status::nodes::Scrape {
+            health: "up".into(),
+            last_scrape_seconds: Some(1.0),
+            error: None,
+        });
+        let mut later = up.clone();
+        later.scrape.as_mut().unwrap().last_scrape_seconds = Some(3.0);
+        let key = change_key(&sample(vec![up]));
+        assert_eq!(key, change_key(&sample(vec![later])));
+        let excluded = node(
+            "n1",
+            Coverage::Excluded,
+            Some("excluded by label automon.io/exclude=true"),
+        );
+        assert_ne!(key, change_key(&sample(vec![excluded])));
     }
 
     #[test]

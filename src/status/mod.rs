@@ -402,23 +402,23 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
         .daemonsets
         .iter()
         .find(|d| d.metadata.name.as_deref() == Some(NODE_EXPORTER));
-    let failed_create = s
-        .events
-        .iter()
-        .max_by_key(|e| {
-            e.last_timestamp
-                .as_ref()
-                .map(|t| t.0)
-                .or(e.event_time.as_ref().map(|t| t.0))
-                .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        })
-        .and_then(|e| e.message.as_deref());
+    let event_time = |e: &Event| {
+        e.last_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or(e.event_time.as_ref().map(|t| t.0))
+            .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    };
+    let newest_refusal = s.events.iter().max_by_key(|e| event_time(e));
+    let failed_create = newest_refusal.and_then(|e| e.message.as_deref());
+    let failed_create_at = newest_refusal.and_then(event_time);
     let node_targets = s.prometheus.as_ref().and_then(|a| a.node_targets.as_ref());
     let nodes = nodes::assess(&nodes::Inputs {
         nodes: &s.nodes,
         daemonset,
         pods: &s.pods,
         failed_create,
+        failed_create_at,
         exclude_label: &config.node_exporter.exclude_label,
         targets: node_targets,
         now: now.as_millisecond() as f64 / 1000.0,

@@ -3,9 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::{
-    apps::v1::DaemonSet,
-    core::v1::{Node, Pod, PodSpec},
+use k8s_openapi::{
+    api::{
+        apps::v1::DaemonSet,
+        core::v1::{Node, Pod, PodSpec},
+    },
+    jiff::Timestamp,
 };
 use serde::Serialize;
 
@@ -91,6 +94,8 @@ pub struct Inputs<'a> {
     pub pods: &'a [Pod],
     /// The newest `FailedCreate` message of the DaemonSet (an admission refusal, a quota).
     pub failed_create: Option<&'a str>,
+    /// When it was last reported.
+    pub failed_create_at: Option<Timestamp>,
     pub exclude_label: &'a str,
     /// node-exporter targets by node name, when Prometheus answered.
     pub targets: Option<&'a HashMap<String, Target>>,
@@ -145,6 +150,14 @@ pub fn assess(inputs: &Inputs) -> Vec<NodeStatus> {
                 },
             });
             let (coverage, why) = match (pod, &exporter) {
+                // The opt-out wins even while the pod it removes is still there (terminating).
+                _ if opted_out(&labels, inputs) => (
+                    Coverage::Excluded,
+                    Some((
+                        Cause::Excluded,
+                        format!("excluded by label {}=true", inputs.exclude_label),
+                    )),
+                ),
                 (Some(pod), Some(e)) => judge_pod(pod, e, scrape.as_ref()),
                 _ => why_no_pod(node, &labels, &os, template, inputs),
             };
@@ -339,6 +352,11 @@ fn judge_pod(pod: &Pod, e: &ExporterPod, scrape: Option<&Scrape>) -> Why {
     }
 }
 
+/// An explicit opt-out wins over every other reason: the gap is intended.
+fn opted_out(labels: &BTreeMap<String, String>, inputs: &Inputs) -> bool {
+    labels.get(inputs.exclude_label).map(String::as_str) == Some("true")
+}
+
 /// Why the DaemonSet put no pod on a node, in the order the DaemonSet controller decides it:
 /// node selector (the OS), required node affinity (the exclusion label), taints; then what
 /// the controller reported (an admission refusal), then a node too new to have one yet.
@@ -350,16 +368,6 @@ fn why_no_pod(
     inputs: &Inputs,
 ) -> Why {
     let not = |cause: Cause, reason: String| (Coverage::NotMonitored, Some((cause, reason)));
-    // An explicit opt-out wins over every other reason: the gap is intended.
-    if labels.get(inputs.exclude_label).map(String::as_str) == Some("true") {
-        return (
-            Coverage::Excluded,
-            Some((
-                Cause::Excluded,
-                format!("excluded by label {}=true", inputs.exclude_label),
-            )),
-        );
-    }
     let Some(template) = template else {
         return not(
             Cause::DaemonSetMissing,
@@ -449,7 +457,15 @@ fn why_no_pod(
             format!("taint{s} {} not tolerated", names.join(", ")),
         );
     }
-    if let Some(message) = inputs.failed_create {
+    // Events live an hour: a refusal from before the node existed is not about it.
+    let node_created = node.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let before_the_node = matches!(
+        (inputs.failed_create_at, node_created),
+        (Some(refused), Some(created)) if refused < created
+    );
+    if let Some(message) = inputs.failed_create.filter(|_| !before_the_node) {
+        // The DaemonSet controller's event says "Error creating: <the API server's answer>".
+        let message = message.strip_prefix("Error creating: ").unwrap_or(message);
         return not(
             Cause::CreationRefused,
             format!("pod creation refused: {message}"),
@@ -522,12 +538,23 @@ mod tests {
         pods: &[Pod],
         failed: Option<&str>,
     ) -> NodeStatus {
+        assess_refused_at(ds, node, pods, failed, None)
+    }
+
+    fn assess_refused_at(
+        ds: Option<&DaemonSet>,
+        node: Node,
+        pods: &[Pod],
+        failed: Option<&str>,
+        at: Option<&str>,
+    ) -> NodeStatus {
         let nodes = [node];
         let inputs = Inputs {
             nodes: &nodes,
             daemonset: ds,
             pods,
             failed_create: failed,
+            failed_create_at: at.map(|t| t.parse().unwrap()),
             exclude_label: "automon.io/exclude",
             targets: None,
             now: 0.0,
@@ -611,7 +638,7 @@ mod tests {
             Some(&ds),
             gpu,
             &[],
-            Some("pods \"ne-x\" is forbidden: violates PodSecurity"),
+            Some("Error creating: pods \"ne-x\" is forbidden: violates PodSecurity"),
         );
         assert_eq!(
             r.reason.unwrap(),
@@ -681,6 +708,43 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_from_before_a_node_existed_is_not_its_reason() {
+        let ds = daemonset();
+        let new = node(
+            "n",
+            serde_json::json!({"metadata": {"creationTimestamp": "2026-11-25T10:00:00Z"}}),
+        );
+        let quota = Some("Error creating: pods \"ne-x\" is forbidden: exceeded quota");
+        let at = |t| assess_refused_at(Some(&ds), new.clone(), &[], quota, Some(t));
+        let r = at("2026-11-25T09:30:00Z");
+        assert_eq!(r.cause, Some(Cause::NotCreated), "{r:?}");
+        let r = at("2026-11-25T10:00:01Z");
+        let refused = "pod creation refused: pods \"ne-x\" is forbidden: exceeded quota";
+        assert_eq!(
+            (r.cause, r.reason.as_deref()),
+            (Some(Cause::CreationRefused), Some(refused))
+        );
+    }
+
+    #[test]
+    fn a_node_just_excluded_is_excluded_while_its_pod_terminates() {
+        let ds = daemonset();
+        let mut leaving = pod("ne-1", "x", running());
+        leaving.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        let excluded = node(
+            "x",
+            serde_json::json!({"metadata": {"labels": {"automon.io/exclude": "true"}}}),
+        );
+        let r = assess_one(Some(&ds), excluded, &[leaving], None);
+        assert_eq!(r.coverage, Coverage::Excluded);
+        assert_eq!(r.exporter.unwrap().state, "Terminating");
+        assert_eq!(r.cause, Some(Cause::Excluded));
+    }
+
+    #[test]
     fn prometheus_has_the_last_word_when_it_answers() {
         let ds = daemonset();
         let nodes = [
@@ -701,6 +765,7 @@ mod tests {
             daemonset: Some(&ds),
             pods: &pods,
             failed_create: None,
+            failed_create_at: None,
             exclude_label: "automon.io/exclude",
             targets: Some(&targets),
             now: 100.0,

@@ -197,9 +197,18 @@ impl LocalCluster {
     /// The prometheus-operator CRDs (as the local cluster's operator build gives them), installed
     /// once into the shared cluster and Established. Idempotent.
     pub fn ensure_crds(&self) {
-        let crd = "crd/servicemonitors.monitoring.coreos.com";
-        if self.kubectl(&["get", crd]).code != 0 {
-            let dir = self.dir.join("crds");
+        let dir = self.dir.join("crds");
+        // Each file is named after its CRD. Applying them all again costs seconds: only when
+        // one is missing (another test's `disable` may have removed the unused ones).
+        let crds: Vec<String> = std::fs::read_dir(&dir)
+            .expect("the cluster's crds directory")
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                Some(format!("crd/{}", name.strip_suffix(".yaml")?))
+            })
+            .collect();
+        let crds: Vec<&str> = crds.iter().map(String::as_str).collect();
+        if self.kubectl(&[&["get"], &crds[..]].concat()).code != 0 {
             self.kubectl(&[
                 "apply",
                 "--server-side",
@@ -219,4 +228,335 @@ impl LocalCluster {
         ])
         .success();
     }
+}
+
+/// `enable` into a test's own namespace. Cluster-scoped objects carry the namespace in their
+/// names, and its node-exporter gets a host port of its own (stacks in one cluster would
+/// otherwise compete for port 9100 on every node, as `doctor` will tell a user).
+pub fn enable(ns: &str, extra: &[&str]) -> Run {
+    run(automon_admin()
+        .args(["enable", "-n", ns])
+        .args(port_for(ns))
+        .args(extra))
+}
+
+/// The host port node-exporter of the stack in `ns` listens on (see [`enable`]).
+pub fn node_exporter_port(ns: &str) -> u16 {
+    let hash = ns
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    (20000 + hash % 20000) as u16
+}
+
+/// `--set nodeExporter.port=<the namespace's own port>`.
+pub fn port_for(ns: &str) -> [String; 2] {
+    [
+        "--set".into(),
+        format!("nodeExporter.port={}", node_exporter_port(ns)),
+    ]
+}
+
+/// Removes a test's namespace and its cluster-scoped objects, whatever the test did.
+pub struct Cleanup(pub &'static str);
+
+impl Cleanup {
+    /// Starts from nothing: a namespace an earlier run left behind is gone before the test.
+    pub fn fresh(ns: &'static str) -> Cleanup {
+        drop(Cleanup(ns));
+        cluster().kubectl(&[
+            "wait",
+            "--for=delete",
+            &format!("namespace/{ns}"),
+            "--timeout=120s",
+        ]);
+        Cleanup(ns)
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let c = cluster();
+        c.kubectl(&[
+            "delete",
+            "namespace",
+            self.0,
+            "--wait=false",
+            "--ignore-not-found",
+        ]);
+        for kind in ["clusterrole", "clusterrolebinding"] {
+            let out = c.kubectl(&["get", kind, "-o", "name"]);
+            let names: Vec<&str> = out
+                .stdout
+                .lines()
+                .filter(|l| l.contains(&format!("/{}-", self.0)))
+                .collect();
+            if !names.is_empty() {
+                let mut args = vec!["delete", "--ignore-not-found"];
+                args.extend(names);
+                c.kubectl(&args);
+            }
+        }
+    }
+}
+
+fn localcluster(args: &[&str]) -> Run {
+    Run::from(
+        Command::new(localcluster_script())
+            .args(args)
+            .output()
+            .expect("run tests/cluster/localcluster"),
+    )
+}
+
+/// Starts the real prometheus-operator out of cluster (`localcluster operator start`,
+/// idempotent). It watches every namespace.
+pub fn operator_start() {
+    localcluster(&["operator", "start"]).success();
+}
+
+/// Whether the out-of-cluster operator runs now (started by this binary or another).
+pub fn operator_running() -> bool {
+    localcluster(&["status"])
+        .stdout
+        .contains("prometheus-operator running")
+}
+
+/// Stops the out-of-cluster operator that `localcluster operator start` runs.
+pub struct OperatorStop;
+
+impl Drop for OperatorStop {
+    fn drop(&mut self) {
+        localcluster(&["operator", "stop"]);
+    }
+}
+
+/// `kubectl get … -o json` against the admin kubeconfig; it must succeed.
+pub fn get_json(args: &[&str]) -> serde_json::Value {
+    let out = cluster().kubectl(&[args, &["-o", "json"]].concat());
+    assert_eq!(out.code, 0, "{out:#?}");
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+/// A kwok-managed Linux/amd64 Node object, as `localcluster` makes its own; a test adds the
+/// labels and taints its situation needs before [`KwokNodes::create`].
+pub fn kwok_node(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "type": "kwok",
+            },
+        },
+        "status": {
+            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+            "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux",
+                "kubeletVersion": "fake", "kernelVersion": "fake", "osImage": "kwok"},
+        },
+    })
+}
+
+/// A test's own kwok nodes (other tests share the cluster and its `automon-node-N` nodes):
+/// created Ready, deleted when the guard drops, whatever the test did.
+pub struct KwokNodes(pub Vec<String>);
+
+impl KwokNodes {
+    /// Creates the nodes (after deleting any an earlier run left under the same names) and
+    /// waits until kwok has made them Ready.
+    pub fn create(nodes: Vec<serde_json::Value>) -> KwokNodes {
+        let names: Vec<String> = nodes
+            .iter()
+            .map(|n| {
+                n["metadata"]["name"]
+                    .as_str()
+                    .expect("a node name")
+                    .to_string()
+            })
+            .collect();
+        let guard = KwokNodes(names);
+        let c = cluster();
+        let named = guard.names();
+        let existing = c.kubectl(&["get", "nodes", "-o", "name"]).stdout;
+        let leftovers: Vec<String> = existing
+            .lines()
+            .filter_map(|l| l.strip_prefix("node/"))
+            .filter(|n| named.contains(n))
+            .map(str::to_string)
+            .collect();
+        if !leftovers.is_empty() {
+            drop(KwokNodes(leftovers));
+        }
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": nodes});
+        let (_dir, file) = write_temp("nodes.json", &list.to_string());
+        // The status is kwok's to write; the schema wants a kubelet's nodeInfo in it.
+        c.kubectl(&["create", "--validate=false", "-f", file.to_str().unwrap()])
+            .success();
+        let nodes: Vec<String> = named.iter().map(|n| format!("node/{n}")).collect();
+        let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+        c.kubectl(
+            &[
+                &["wait", "--for=condition=Ready", "--timeout=60s"],
+                &nodes[..],
+            ]
+            .concat(),
+        )
+        .success();
+        guard
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.0.iter().map(String::as_str).collect()
+    }
+}
+
+impl Drop for KwokNodes {
+    /// Deletes the nodes, then the pods bound to them: with the node gone, nothing finishes
+    /// their graceful deletion until the pod garbage collector's quarantine (40s and more)
+    /// ends, and every namespace with a DaemonSet pod on them would be stuck terminating.
+    fn drop(&mut self) {
+        let c = cluster();
+        let names = self.names();
+        c.kubectl(
+            &[
+                &["delete", "node", "--ignore-not-found", "--wait=false"],
+                &names[..],
+            ]
+            .concat(),
+        );
+        let pods = c.kubectl(&[
+            "get",
+            "pods",
+            "--all-namespaces",
+            "-o",
+            r#"jsonpath={range .items[*]}{.metadata.namespace} {.metadata.name} {.spec.nodeName}{"\n"}{end}"#,
+        ]);
+        let mut by_namespace: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for line in pods.stdout.lines() {
+            if let [ns, pod, node] = line.split_whitespace().collect::<Vec<_>>()[..]
+                && names.contains(&node)
+            {
+                by_namespace.entry(ns).or_default().push(pod);
+            }
+        }
+        std::thread::scope(|scope| {
+            for (ns, pods) in by_namespace {
+                let args = [
+                    &[
+                        "delete",
+                        "pods",
+                        "-n",
+                        ns,
+                        "--force",
+                        "--grace-period=0",
+                        "--wait=false",
+                    ],
+                    &pods[..],
+                ]
+                .concat();
+                scope.spawn(move || c.kubectl(&args));
+            }
+        });
+    }
+}
+
+/// A child process (a real Prometheus, an exporter, a watching `status`) with its output in
+/// a log file, killed when the test ends, passed or not.
+pub struct Process(pub std::process::Child, pub &'static str);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Process {
+    pub fn spawn(name: &'static str, cmd: &mut Command, log: &Path) -> Self {
+        let log = std::fs::File::create(log).expect("log file");
+        let child = cmd
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Process(child, name)
+    }
+
+    pub fn assert_running(&mut self, log: &Path) {
+        if let Ok(Some(status)) = self.0.try_wait() {
+            panic!(
+                "{} exited ({status}):\n{}",
+                self.1,
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// A real Prometheus (`prometheus`, from [`built_tool`]) on 127.0.0.1:`port`, with its
+/// configuration in `dir`/prometheus.yaml (rule files beside it) and its data in `dir`/data;
+/// its log is the path returned.
+pub fn spawn_prometheus(prometheus: &Path, dir: &Path, port: u16) -> (Process, PathBuf) {
+    let log = dir.join("prometheus.log");
+    let process = Process::spawn(
+        "prometheus",
+        Command::new(prometheus)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yaml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+        &log,
+    );
+    (process, log)
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+type ExitAction = Box<dyn FnOnce() + Send>;
+static AT_EXIT: std::sync::Mutex<Vec<ExitAction>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `f` when the test binary exits, passed or failed, latest first: for what several
+/// tests share (a stack, the operator) and no single test's guard can remove.
+pub fn at_exit(f: impl FnOnce() + Send + 'static) {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        unsafe extern "C" {
+            fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+        }
+        extern "C" fn run_all() {
+            let actions = std::mem::take(
+                &mut *AT_EXIT
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            for action in actions.into_iter().rev() {
+                // A panic must not cross into C.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(action));
+            }
+        }
+        // SAFETY: atexit is the C library's; run_all neither unwinds nor calls exit.
+        let registered = unsafe { atexit(run_all) };
+        assert_eq!(registered, 0, "atexit failed");
+    });
+    AT_EXIT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(Box::new(f));
 }

@@ -1,0 +1,899 @@
+//! `status` as a user runs it, each situation built for real on the local cluster: a healthy
+//! stack with the real prometheus-operator, kwok nodes with an untolerated NoExecute taint, a
+//! Windows label or the exclusion label, exporter pods crashing or unable to pull, PodSecurity
+//! `restricted` refusing the DaemonSet's pods, host port taken by another exporter, a real
+//! Prometheus at `--prometheus-url`, a namespace with nothing installed, `--watch` in a pipe,
+//! and the table folded on a cluster of more than 20 nodes.
+//!
+//! Other test binaries share the cluster and add nodes of their own at the same time: every
+//! test asserts about its own namespace and nodes only, never about cluster-wide totals.
+
+mod common;
+
+use std::{
+    path::Path,
+    process::Command,
+    sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+use common::*;
+
+// ---------------------------------------------------------------------------------------------
+// Tests in this binary that add nodes run side by side (`sharing`); a test whose verdict every
+// node in the cluster counts towards (a healthy stack, a quiet `--watch`) or whose nodes change
+// every stack's verdict (a Windows node, more than 20 nodes) runs `alone`.
+
+static NODES: RwLock<()> = RwLock::new(());
+
+fn sharing() -> RwLockReadGuard<'static, ()> {
+    NODES.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    NODES.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A stack made by the first test that needs it and kept for the others, however they are
+/// scheduled; removed when the test binary exits.
+fn shared(
+    slot: &'static OnceLock<&'static str>,
+    ns: &'static str,
+    make: impl FnOnce(),
+) -> &'static str {
+    slot.get_or_init(|| {
+        let cleanup = Cleanup::fresh(ns);
+        at_exit(move || drop(cleanup));
+        make();
+        ns
+    })
+}
+
+/// The whole stack, ready, with the real operator reconciling it: started unless it runs
+/// already (and then stopped when the binary exits), and started again should another test
+/// binary stop it before the stack is ready.
+fn healthy_stack() -> &'static str {
+    static SLOT: OnceLock<&'static str> = OnceLock::new();
+    shared(&SLOT, "st-healthy", || {
+        cluster().ensure_crds();
+        enable("st-healthy", &[]).success();
+        let mut started = false;
+        until("every component of st-healthy ready", || {
+            if !operator_running() {
+                if !started {
+                    at_exit(|| drop(OperatorStop));
+                    started = true;
+                }
+                operator_start();
+            }
+            let (out, st) = status_json("st-healthy", &[]);
+            let components = st["components"].as_array().cloned().unwrap_or_default();
+            // node-exporter's readiness depends on every node, other tests' too.
+            let ready = components
+                .iter()
+                .filter(|c| c["name"] != "node-exporter")
+                .all(|c| c["healthy"] == true);
+            if ready && components.len() == 6 {
+                Ok(())
+            } else {
+                Err(format!("{out:#?}"))
+            }
+        });
+    })
+}
+
+/// A stack whose node-exporter tolerates no taint, for the per-node situations.
+fn strict_stack() -> &'static str {
+    static SLOT: OnceLock<&'static str> = OnceLock::new();
+    shared(&SLOT, "st-strict", || {
+        cluster().ensure_crds();
+        enable("st-strict", &["--set", "nodeExporter.tolerations=none"]).success();
+    })
+}
+
+/// The strict stack, with nodes of the test's own beside other tests' nodes.
+fn strict_with(nodes: Vec<Value>) -> (&'static str, RwLockReadGuard<'static, ()>, KwokNodes) {
+    let ns = strict_stack();
+    let sharing = sharing();
+    (ns, sharing, KwokNodes::create(nodes))
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn status(ns: &str, extra: &[&str]) -> Run {
+    run(automon_admin().args(["status", "-n", ns]).args(extra))
+}
+
+fn status_json(ns: &str, extra: &[&str]) -> (Run, Value) {
+    let out = status(ns, &[extra, &["-o", "json"]].concat());
+    let json = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("status -o json is not JSON ({e}):\n{out:#?}"));
+    (out, json)
+}
+
+/// Asks again (for up to a minute) until `check` accepts the answer; the last refusal is
+/// the failure message.
+#[track_caller]
+fn until<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => panic!("{what}: not within 60s; last:\n{e}"),
+            Err(_) => thread::sleep(Duration::from_millis(300)),
+        }
+    }
+}
+
+/// `status -o json` (with `extra`) until `done` holds of it.
+#[track_caller]
+fn json_until(ns: &str, extra: &[&str], what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    until(what, || {
+        let (out, json) = status_json(ns, extra);
+        if done(&json) {
+            Ok(json)
+        } else {
+            Err(format!("{out:#?}"))
+        }
+    })
+}
+
+/// The human table (with `extra`) until `done` holds of it.
+#[track_caller]
+fn table_until(ns: &str, extra: &[&str], what: &str, done: impl Fn(&Run) -> bool) -> Run {
+    until(what, || {
+        let out = status(ns, extra);
+        if done(&out) {
+            Ok(out)
+        } else {
+            Err(format!("{out:#?}"))
+        }
+    })
+}
+
+/// A node's entry in `status -o json` (null when it is not listed).
+fn node<'a>(st: &'a Value, name: &str) -> &'a Value {
+    st["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+/// The table row whose first column is `first`.
+#[track_caller]
+fn row<'a>(text: &'a str, first: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(first))
+        .unwrap_or_else(|| panic!("no row {first}:\n{text}"))
+}
+
+/// The columns of the table row whose first column is `first`.
+#[track_caller]
+fn columns<'a>(text: &'a str, first: &str) -> Vec<&'a str> {
+    row(text, first).split_whitespace().collect()
+}
+
+/// The exporter on `name` runs and is ready (the stack's DaemonSet put it there).
+fn exporter_running(st: &Value, name: &str) -> bool {
+    node(st, name)["exporter"]["state"] == "Running"
+}
+
+fn exporter_pod(st: &Value, name: &str) -> String {
+    node(st, name)["exporter"]["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no exporter pod on {name}: {}", node(st, name)))
+        .to_string()
+}
+
+/// A kwok node with one more label.
+fn labelled(name: &str, key: &str, value: &str) -> Value {
+    let mut node = kwok_node(name);
+    node["metadata"]["labels"][key] = json!(value);
+    node
+}
+
+/// A kwok node with one taint.
+fn tainted(name: &str, key: &str, value: &str, effect: &str) -> Value {
+    let mut node = kwok_node(name);
+    node["spec"] = json!({"taints": [{"key": key, "value": value, "effect": effect}]});
+    node
+}
+
+const IMAGE: &str = "quay.io/prometheus/node-exporter:v1.12.1";
+
+/// Reports the exporter pod's container as waiting for `reason`, the way a kubelet would
+/// (kwok leaves a pod's status alone once it has an IP): the pod is not ready.
+fn report_waiting(ns: &str, pod: &str, reason: &str, message: &str, restarts: i32) {
+    let mut container = json!({
+        "name": "node-exporter", "image": IMAGE, "imageID": "", "ready": false,
+        "restartCount": restarts,
+        "state": {"waiting": {"reason": reason, "message": message}},
+    });
+    if restarts > 0 {
+        container["lastState"] = json!({"terminated": {"exitCode": 1, "reason": "Error"}});
+    }
+    let status = json!({
+        "conditions": [
+            {"type": "Initialized", "status": "True"},
+            {"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
+            {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady"},
+            {"type": "PodScheduled", "status": "True"},
+        ],
+        "containerStatuses": [container],
+    });
+    cluster()
+        .kubectl(&[
+            "patch",
+            "pod",
+            pod,
+            "-n",
+            ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &json!({ "status": status }).to_string(),
+        ])
+        .success();
+}
+
+/// A node's verdict in JSON and in its table row, for a node not monitored: the reason has
+/// every one of `parts` (the whole of it, where it is fixed; its fixed parts, where it names a
+/// pod the DaemonSet controller generated or counts the cluster's nodes).
+#[track_caller]
+fn assert_not_monitored(st: &Value, table: &Run, name: &str, cause: &str, parts: &[&str]) {
+    let n = node(st, name);
+    assert_eq!(n["coverage"], "notMonitored", "{n}");
+    assert_eq!(n["cause"], cause, "{n}");
+    let reason = n["reason"].as_str().unwrap_or_default();
+    for part in parts {
+        assert!(reason.contains(part), "{name}'s reason lacks {part:?}: {n}");
+    }
+    assert_eq!(st["health"], "Degraded", "{st}");
+    assert_eq!(table.code, 8, "degraded:\n{table:#?}");
+    let row = row(&table.stdout, name);
+    for part in parts {
+        assert!(
+            row.contains(part),
+            "{name}'s row lacks {part:?}:\n{}",
+            table.stdout
+        );
+    }
+    assert!(
+        table.stdout.contains("Degraded: ") && table.stdout.contains("kubectl automon doctor"),
+        "{}",
+        table.stdout
+    );
+}
+
+/// The exit status says what the last line says: 0 for "Healthy.", 8 for "Degraded: …" (for
+/// stacks whose health other test binaries' nodes may sway).
+#[track_caller]
+fn exits_as_it_says(out: Run) -> Run {
+    let healthy = out.stdout.trim_end().ends_with("\nHealthy.");
+    let code = if healthy { 0 } else { 8 };
+    out.code(code)
+}
+
+/// Waits until `status` says `name` is not monitored for `reason` (a fixed one), in JSON and
+/// in the table, and checks both.
+#[track_caller]
+fn verdict(ns: &str, name: &str, cause: &str, reason: &str) -> (Value, Run) {
+    let st = json_until(ns, &[], reason, |st| node(st, name)["reason"] == reason);
+    let table = table_with(ns, name, &[reason]);
+    assert_not_monitored(&st, &table, name, cause, &[reason]);
+    assert!(
+        row(&table.stdout, name).ends_with(reason),
+        "{}",
+        table.stdout
+    );
+    (st, table)
+}
+
+/// The table as it is once `name`'s row has every one of `parts`.
+#[track_caller]
+fn table_with(ns: &str, name: &str, parts: &[&str]) -> Run {
+    table_until(ns, &[], &format!("{name}: {parts:?}"), |out| {
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("{name} ")) && parts.iter().all(|p| l.contains(p)))
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_healthy_stack_is_healthy_and_says_prometheus_cannot_be_reached() {
+    let ns = healthy_stack();
+    let _alone = alone();
+
+    let st = json_until(ns, &[], "a healthy stack", |st| st["health"] == "Healthy");
+    let names: Vec<&str> = st["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "prometheus-operator",
+            "prometheus",
+            "alertmanager",
+            "grafana",
+            "kube-state-metrics",
+            "node-exporter"
+        ]
+    );
+    for c in st["components"].as_array().unwrap() {
+        assert_eq!(c["healthy"], true, "{c}");
+        assert_eq!(c["ready"], c["desired"], "{c}");
+        assert!(c["version"].as_str().is_some_and(|v| !v.is_empty()), "{c}");
+        assert!(c.get("message").is_none(), "{c}");
+    }
+    assert_eq!(st["problems"], json!([]));
+    let s = &st["summary"];
+    assert_eq!(s["notMonitored"], 0, "{s}");
+    assert_eq!(
+        s["monitored"].as_u64().unwrap() + s["excluded"].as_u64().unwrap(),
+        s["nodes"].as_u64().unwrap(),
+        "{s}"
+    );
+    for n in st["nodes"].as_array().unwrap() {
+        assert!(
+            n["coverage"] == "monitored" || n["coverage"] == "excluded",
+            "{n}"
+        );
+    }
+    // The service proxy reaches no real server in this cluster: status says so and carries on.
+    assert_eq!(st["prometheus"]["reachable"], false, "{st}");
+    assert!(
+        st["prometheus"]["via"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{ns}/prometheus:web")),
+        "{st}"
+    );
+
+    let out = table_until(ns, &[], "exit 0", |out| out.code == 0);
+    let text = &out.stdout;
+    for (name, kind) in [
+        ("prometheus-operator", "Deployment"),
+        ("prometheus", "Prometheus"),
+        ("alertmanager", "Alertmanager"),
+        ("grafana", "Deployment"),
+        ("kube-state-metrics", "Deployment"),
+    ] {
+        let cols = columns(text, name);
+        assert_eq!(cols[1], kind, "{text}");
+        assert_eq!(cols[2], "1/1", "{text}");
+        assert!(cols[3].starts_with('v') || cols[3].contains('.'), "{text}");
+        assert_eq!(cols[5], "Healthy", "{text}");
+    }
+    let cols = columns(text, "node-exporter");
+    let (ready, desired) = cols[2].split_once('/').unwrap();
+    assert_eq!(ready, desired, "{text}");
+    assert_eq!(cols[5], "Healthy", "{text}");
+
+    // Every node is listed (up to 20; more fold, see below), each with a running exporter.
+    let summary = text
+        .lines()
+        .find(|l| l.contains(" nodes monitored"))
+        .unwrap_or_else(|| panic!("no summary line:\n{text}"));
+    let (monitored, rest) = summary.split_once('/').unwrap();
+    let nodes: usize = rest.split_whitespace().next().unwrap().parse().unwrap();
+    let monitored: usize = monitored.parse().unwrap();
+    let node_rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("NODE "))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    if nodes <= 20 {
+        assert_eq!(node_rows.len(), nodes, "{text}");
+    }
+    for r in &node_rows {
+        let cols: Vec<&str> = r.split_whitespace().collect();
+        assert_eq!(cols[1], "True", "{text}");
+        if !r.contains("excluded by label") {
+            assert_eq!(cols[3], "Running", "{text}");
+        }
+    }
+    if monitored == nodes {
+        assert!(summary.starts_with(&format!("{nodes}/{nodes} nodes monitored ·")));
+    } else {
+        let excluded = nodes - monitored;
+        assert!(
+            summary.contains(&format!("({excluded} excluded)")),
+            "{summary}"
+        );
+    }
+    assert!(
+        text.contains(
+            "Prometheus not reachable (service st-healthy/prometheus:web through the API server"
+        ),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("\nHealthy."), "{text}");
+}
+
+#[test]
+fn an_untolerated_noexecute_taint_is_named() {
+    let gpu = tainted("st-taint-1", "nvidia.com/gpu", "present", "NoExecute");
+    let (ns, _sharing, _nodes) = strict_with(vec![gpu]);
+    let reason = "taint nvidia.com/gpu=present:NoExecute not tolerated";
+
+    let (st, table) = verdict(ns, "st-taint-1", "taint", reason);
+    let n = node(&st, "st-taint-1");
+    assert_eq!(n["exporter"], Value::Null, "{n}");
+    assert_eq!(n["ready"], "True", "{n}");
+    let cols = columns(&table.stdout, "st-taint-1");
+    assert_eq!(cols[1..4], ["True", "linux/amd64", "—"], "{}", table.stdout);
+}
+
+#[test]
+fn a_windows_node_is_not_served_by_node_exporter() {
+    let ns = strict_stack();
+    // A Windows node is a gap for every stack in the cluster, the healthy one's too.
+    let _alone = alone();
+    let mut windows = labelled("st-windows-1", "kubernetes.io/os", "windows");
+    windows["status"]["nodeInfo"]["operatingSystem"] = json!("windows");
+    let _nodes = KwokNodes::create(vec![windows]);
+    let reason =
+        "node-exporter does not run on windows nodes (Windows nodes need windows-exporter)";
+
+    let (st, table) = verdict(ns, "st-windows-1", "unsupportedOs", reason);
+    assert_eq!(node(&st, "st-windows-1")["os"], "windows");
+    let cols = columns(&table.stdout, "st-windows-1");
+    assert_eq!(cols[2], "windows/amd64", "{}", table.stdout);
+}
+
+#[test]
+fn an_excluded_node_is_counted_apart_and_the_stack_stays_healthy() {
+    let ns = healthy_stack();
+    let _alone = alone();
+    let infra = labelled("st-excluded-1", "automon.io/exclude", "true");
+    let _nodes = KwokNodes::create(vec![infra]);
+    let reason = "excluded by label automon.io/exclude=true";
+
+    let st = json_until(ns, &[], "healthy, st-excluded-1 excluded", |st| {
+        st["health"] == "Healthy" && node(st, "st-excluded-1")["coverage"] == "excluded"
+    });
+    let n = node(&st, "st-excluded-1");
+    assert_eq!(n["cause"], "excluded", "{n}");
+    assert_eq!(n["reason"], reason, "{n}");
+    assert_eq!(n["exporter"], Value::Null, "{n}");
+    let s = &st["summary"];
+    assert!(s["excluded"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(s["notMonitored"], 0, "{s}");
+    // node-exporter's READY counts the nodes it should cover: the excluded ones are not.
+    let ne = st["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "node-exporter")
+        .unwrap();
+    assert_eq!(
+        ne["desired"].as_u64().unwrap(),
+        s["nodes"].as_u64().unwrap() - s["excluded"].as_u64().unwrap(),
+        "{ne}"
+    );
+    assert_eq!(ne["healthy"], true, "{ne}");
+
+    let table = table_until(ns, &[], "exit 0 with st-excluded-1", |out| {
+        out.code == 0 && out.stdout.contains("st-excluded-1")
+    });
+    assert!(
+        row(&table.stdout, "st-excluded-1").ends_with(reason),
+        "{}",
+        table.stdout
+    );
+    let table = table.stdout_has(" excluded) · ");
+    assert!(
+        table.stdout.trim_end().ends_with("\nHealthy."),
+        "{}",
+        table.stdout
+    );
+}
+
+#[test]
+fn a_crashing_or_unpullable_exporter_names_its_pod() {
+    let (ns, _sharing, _nodes) = strict_with(vec![kwok_node("st-crash-1"), kwok_node("st-pull-1")]);
+    let st = json_until(ns, &[], "exporters on st-crash-1 and st-pull-1", |st| {
+        exporter_running(st, "st-crash-1") && exporter_running(st, "st-pull-1")
+    });
+    let (crash, pull) = (
+        exporter_pod(&st, "st-crash-1"),
+        exporter_pod(&st, "st-pull-1"),
+    );
+    let back_off = format!("back-off 2m40s restarting failed container=node-exporter pod={crash}");
+    report_waiting(ns, &crash, "CrashLoopBackOff", &back_off, 4);
+    let pulling = format!("Back-off pulling image \"{IMAGE}\"");
+    report_waiting(ns, &pull, "ImagePullBackOff", &pulling, 0);
+
+    let crash_reason = format!("exporter pod {crash} CrashLoopBackOff: {back_off}");
+    let pull_reason = format!("exporter pod {pull} ImagePullBackOff: {pulling}");
+    let st = json_until(ns, &[], "both pods' states", |st| {
+        node(st, "st-crash-1")["reason"] == crash_reason.as_str()
+            && node(st, "st-pull-1")["reason"] == pull_reason.as_str()
+    });
+    let table = table_with(ns, "st-pull-1", &[&pull_reason]);
+    for (name, state, reason, restarts) in [
+        ("st-crash-1", "CrashLoopBackOff", &crash_reason, 4),
+        ("st-pull-1", "ImagePullBackOff", &pull_reason, 0),
+    ] {
+        assert_not_monitored(&st, &table, name, "podNotReady", &[reason]);
+        let e = &node(&st, name)["exporter"];
+        assert_eq!(e["state"], state, "{e}");
+        assert_eq!(e["ready"], false, "{e}");
+        assert_eq!(e["restarts"], restarts, "{e}");
+        let cols = columns(&table.stdout, name);
+        assert_eq!(cols[3], state, "{}", table.stdout);
+    }
+    // -o wide names the pod and counts its restarts.
+    let wide = status(ns, &["-o", "wide"]).code(8);
+    let cols = columns(&wide.stdout, "st-crash-1");
+    assert_eq!(
+        cols[3..6],
+        ["CrashLoopBackOff", crash.as_str(), "4"],
+        "{}",
+        wide.stdout
+    );
+}
+
+#[test]
+fn podsecurity_restricted_refuses_the_exporter_pod() {
+    let ns = "st-psa";
+    let _cleanup = Cleanup::fresh(ns);
+    let _sharing = sharing();
+    cluster().ensure_crds();
+    enable(ns, &[]).success();
+    // Someone tightens the namespace after the install: the pods that run stay, new ones
+    // are refused.
+    cluster()
+        .kubectl(&[
+            "label",
+            "namespace",
+            ns,
+            "pod-security.kubernetes.io/enforce=restricted",
+            "--overwrite",
+        ])
+        .success();
+    let _nodes = KwokNodes::create(vec![kwok_node("st-psa-1")]);
+
+    let st = json_until(ns, &[], "st-psa-1 refused", |st| {
+        node(st, "st-psa-1")["cause"] == "creationRefused"
+    });
+    // The DaemonSet controller tries again with a new pod name each time: the fixed parts.
+    let parts = [
+        "pod creation refused: pods \"node-exporter-",
+        "\" is forbidden: violates PodSecurity \"restricted:latest\": host namespaces (hostNetwork=true, hostPID=true)",
+    ];
+    let table = table_with(ns, "st-psa-1", &parts);
+    assert_not_monitored(&st, &table, "st-psa-1", "creationRefused", &parts);
+    let reason = node(&st, "st-psa-1")["reason"].as_str().unwrap();
+    assert!(reason.starts_with(parts[0]), "{reason}");
+}
+
+#[test]
+fn a_host_port_taken_by_another_exporter_keeps_the_pod_pending() {
+    // The node is held back from this stack (which tolerates no taint) until the other
+    // exporter runs on it, as on a node that had one before automon came.
+    let held = tainted("st-port-1", "st-test/hold", "1", "NoSchedule");
+    let (ns, _sharing, _nodes) = strict_with(vec![held]);
+
+    // Another stack's node-exporter on the same port, as critical as ours (a less critical
+    // pod would be preempted by the DaemonSet's system-node-critical one).
+    let squatter_ns = "st-port-squatter";
+    let _squatter = Cleanup::fresh(squatter_ns);
+    let c = cluster();
+    c.kubectl(&["create", "namespace", squatter_ns]).success();
+    let port = node_exporter_port(ns);
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "other-node-exporter", "namespace": squatter_ns},
+        "spec": {
+            "nodeName": "st-port-1",
+            "priorityClassName": "system-node-critical",
+            "containers": [{"name": "node-exporter", "image": IMAGE,
+                "ports": [{"containerPort": port, "hostPort": port}]}],
+        },
+    });
+    let (_d, file) = write_temp("pod.json", &pod.to_string());
+    c.kubectl(&["create", "-f", file.to_str().unwrap()])
+        .success();
+    c.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "-n",
+        squatter_ns,
+        "pod/other-node-exporter",
+        "--timeout=60s",
+    ])
+    .success();
+    c.kubectl(&["taint", "node", "st-port-1", "st-test/hold-"])
+        .success();
+
+    let st = json_until(ns, &[], "our exporter pending on st-port-1", |st| {
+        let n = node(st, "st-port-1");
+        n["exporter"]["state"] == "Pending"
+            && n["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("didn't have free ports"))
+    });
+    let pod = exporter_pod(&st, "st-port-1");
+    let pending = format!("exporter pod {pod} Pending: 0/");
+    let parts = [
+        pending.as_str(),
+        "didn't have free ports for the requested pod ports",
+    ];
+    let table = table_with(ns, "st-port-1", &parts);
+    assert_not_monitored(&st, &table, "st-port-1", "podNotReady", &parts);
+    let cols = columns(&table.stdout, "st-port-1");
+    assert_eq!(cols[3], "Pending", "{}", table.stdout);
+}
+
+#[test]
+fn a_real_prometheus_at_prometheus_url_tells_scrapes_and_firing_alerts() {
+    let (ns, _sharing, _nodes) = strict_with(vec![kwok_node("st-prom-1"), kwok_node("st-prom-2")]);
+    json_until(ns, &[], "exporters on st-prom-1 and st-prom-2", |st| {
+        exporter_running(st, "st-prom-1") && exporter_running(st, "st-prom-2")
+    });
+
+    // A real node_exporter scraped by a real Prometheus as the node-exporter job, for
+    // st-prom-1 only; and an alert that always fires, about that node.
+    let dir = tempfile::tempdir().unwrap();
+    let (exporter_port, prometheus_port) = (free_port(), free_port());
+    let exporter_log = dir.path().join("node_exporter.log");
+    let mut exporter = Process::spawn(
+        "node_exporter",
+        Command::new(built_tool("node_exporter", "node_exporter"))
+            .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}")),
+        &exporter_log,
+    );
+    let config = format!(
+        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+         rule_files: [rules.yaml]\n\
+         scrape_configs:\n\
+         \x20 - job_name: node-exporter\n\
+         \x20   static_configs:\n\
+         \x20     - targets: ['127.0.0.1:{exporter_port}']\n\
+         \x20       labels: {{node: st-prom-1}}\n"
+    );
+    std::fs::write(dir.path().join("prometheus.yaml"), config).unwrap();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "groups:\n  - name: status-test\n    rules:\n      - alert: StatusTestAlwaysFiring\n        \
+         expr: vector(1)\n        labels: {severity: warning, node: st-prom-1}\n        \
+         annotations: {summary: Fires always}\n",
+    )
+    .unwrap();
+    let (mut prometheus, prometheus_log) = spawn_prometheus(
+        &built_tool("prometheus", "prometheus"),
+        dir.path(),
+        prometheus_port,
+    );
+    let url = format!("http://127.0.0.1:{prometheus_port}");
+    let flag = ["--prometheus-url", url.as_str()];
+
+    let st = until("Prometheus scrapes st-prom-1 and the alert fires", || {
+        exporter.assert_running(&exporter_log);
+        prometheus.assert_running(&prometheus_log);
+        let (out, st) = status_json(ns, &flag);
+        let firing = st["prometheus"]["firing"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|a| a["name"] == "StatusTestAlwaysFiring"));
+        let up = node(&st, "st-prom-1")["scrape"]["health"] == "up";
+        if firing && up {
+            Ok(st)
+        } else {
+            Err(format!("{out:#?}"))
+        }
+    });
+    let p = &st["prometheus"];
+    assert_eq!(p["reachable"], true, "{p}");
+    assert_eq!(p["via"], url.as_str(), "{p}");
+    assert_eq!(
+        p["firing"],
+        json!([{"name": "StatusTestAlwaysFiring", "severity": "warning", "node": "st-prom-1",
+            "summary": "Fires always", "activeAt": p["firing"][0]["activeAt"]}]),
+        "{p}"
+    );
+    assert_eq!(p["rulesLoaded"], json!({"groups": 1, "alerts": 1}), "{p}");
+    assert_eq!(p["targets"]["up"], 1, "{p}");
+    assert_eq!(p["targets"]["down"], 0, "{p}");
+    let scraped = node(&st, "st-prom-1");
+    assert_eq!(scraped["coverage"], "monitored", "{scraped}");
+    assert!(scraped["scrape"]["lastScrapeSeconds"].as_f64().unwrap() < 30.0);
+    let reason = "exporter runs but Prometheus has no scrape target for it";
+    let unscraped = node(&st, "st-prom-2");
+    assert_eq!(unscraped["scrape"]["health"], "missing", "{unscraped}");
+
+    let table = table_until(ns, &flag, "the firing alert listed", |out| {
+        out.stdout.contains("StatusTestAlwaysFiring")
+    });
+    assert_not_monitored(&st, &table, "st-prom-2", "noScrapeTarget", &[reason]);
+    let cols = columns(&table.stdout, "st-prom-2");
+    assert_eq!(cols[3..6], ["Running", "no", "target"], "{}", table.stdout);
+    let alert = columns(&table.stdout, "StatusTestAlwaysFiring");
+    assert_eq!(
+        alert[1..],
+        ["warning", "st-prom-1", "Fires", "always"],
+        "{}",
+        table.stdout
+    );
+    for needle in [
+        "1 rule group (1 alert) loaded, 1 firing",
+        "Scrape targets: 1 up, 0 down",
+    ] {
+        assert!(table.stdout.contains(needle), "{needle}:\n{}", table.stdout);
+    }
+    assert!(!table.stdout.contains("not reachable"), "{}", table.stdout);
+    // A scraped node is monitored, so a large cluster folds it: -o wide lists it always.
+    let wide = status(ns, &[&flag[..], &["-o", "wide"]].concat()).code(8);
+    let cols = columns(&wide.stdout, "st-prom-1");
+    assert_eq!(cols[3], "Running", "{}", wide.stdout);
+    assert_eq!(cols[6], "up", "{}", wide.stdout);
+    assert!(cols[7].ends_with('s'), "an age: {}", wide.stdout);
+
+    // Nothing listens there: status says so, and still tells everything else.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    exits_as_it_says(status(ns, &["--prometheus-url", &nowhere]))
+        .stdout_has(&format!("Prometheus not reachable ({nowhere}: "))
+        .stdout_has("COMPONENT ")
+        .stdout_has("NODE ");
+    let (_, st) = status_json(ns, &["--prometheus-url", &nowhere]);
+    assert_eq!(st["prometheus"]["reachable"], false);
+    assert!(!st["prometheus"]["error"].as_str().unwrap().is_empty());
+    // Unasked, Prometheus has no word on coverage: the exporter running is what counts.
+    assert_eq!(node(&st, "st-prom-2")["coverage"], "monitored");
+    assert_eq!(node(&st, "st-prom-2")["scrape"], Value::Null);
+}
+
+#[test]
+fn nothing_installed_says_how_to_install() {
+    let ns = "st-empty";
+    let _cleanup = Cleanup::fresh(ns);
+    cluster().kubectl(&["create", "namespace", ns]).success();
+    let out = status(ns, &[])
+        .code(9)
+        .stderr_has("Install it with: kubectl automon enable -n st-empty");
+    assert_eq!(
+        out.stdout.trim(),
+        "automon is not installed in namespace st-empty."
+    );
+    let (out, st) = status_json(ns, &[]);
+    assert_eq!(out.code, 9, "{out:#?}");
+    assert_eq!(st["health"], "NotInstalled");
+    assert!(
+        st["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("kubectl automon enable -n st-empty"),
+        "{st}"
+    );
+    // A namespace that does not exist at all is the same answer.
+    status("st-nowhere", &[]).code(9);
+}
+
+/// The tables `--watch` drew so far, each with what only the clock changes (AGE, seconds
+/// since a scrape) blanked out.
+fn renderings(log: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let clock = |w: &str| {
+        w.starts_with(|c: char| c.is_ascii_digit())
+            && w.ends_with(['s', 'm', 'h', 'd'])
+            && w.chars().all(|c| c.is_ascii_digit() || "smhd".contains(c))
+    };
+    text.split("COMPONENT ")
+        .skip(1)
+        .map(|r| {
+            r.lines()
+                .map(|l| {
+                    l.split_whitespace()
+                        .map(|w| if clock(w) { "<age>" } else { w })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect()
+}
+
+#[test]
+fn watch_draws_again_only_on_a_change() {
+    let ns = healthy_stack();
+    let _alone = alone();
+    let _nodes = KwokNodes::create(vec![kwok_node("st-watch-1")]);
+    json_until(ns, &[], "an exporter on st-watch-1", |st| {
+        exporter_running(st, "st-watch-1")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("watch.log");
+    let mut child = Process::spawn(
+        "status --watch",
+        automon_admin().args(["status", "-n", ns, "--watch", "--interval", "1s"]),
+        &log,
+    );
+    // Three looks or more in 3.5 seconds: drawn once, unless something changed (another test
+    // binary may add or remove a node meanwhile); never twice the same.
+    thread::sleep(Duration::from_millis(3500));
+    child.assert_running(&log);
+    let drawn = renderings(&log);
+    assert!(!drawn.is_empty(), "nothing drawn");
+    for pair in drawn.windows(2) {
+        assert_ne!(
+            pair[0],
+            pair[1],
+            "drawn again without a change:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+    }
+
+    cluster()
+        .kubectl(&["label", "node", "st-watch-1", "automon.io/exclude=true"])
+        .success();
+    until("drawn again with st-watch-1 excluded", || {
+        child.assert_running(&log);
+        let now = renderings(&log);
+        match now.last() {
+            Some(last)
+                if now.len() > drawn.len()
+                    && last.contains("excluded by label automon.io/exclude=true") =>
+            {
+                Ok(())
+            }
+            _ => Err(std::fs::read_to_string(&log).unwrap()),
+        }
+    });
+}
+
+#[test]
+fn more_than_twenty_nodes_fold_the_monitored_ones() {
+    let ns = healthy_stack();
+    let _alone = alone();
+    let names: Vec<String> = (0..22).map(|i| format!("st-fold-{i:02}")).collect();
+    let _nodes = KwokNodes::create(names.iter().map(|n| kwok_node(n)).collect());
+    let st = json_until(ns, &[], "exporters on every st-fold node", |st| {
+        names.iter().all(|n| exporter_running(st, n))
+    });
+
+    let out = table_until(ns, &[], "folded", |out| {
+        out.stdout.contains("monitored nodes not listed")
+    });
+    let out = exits_as_it_says(out);
+    assert!(!out.stdout.contains("st-fold-"), "{}", out.stdout);
+    let fold = out
+        .stdout
+        .lines()
+        .find(|l| l.ends_with(" monitored nodes not listed (-o wide lists every node)"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    let hidden: usize = fold.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(hidden >= names.len(), "{fold}");
+    // Whatever the table lists (other tests' nodes, if any need attention), it is the
+    // narrow one.
+    if let Some(header) = out.stdout.lines().find(|l| l.starts_with("NODE ")) {
+        assert!(!header.contains(" POD "), "{}", out.stdout);
+    }
+
+    let wide = exits_as_it_says(status(ns, &["-o", "wide"]));
+    let header = row(&wide.stdout, "NODE");
+    assert!(
+        header.contains(" POD ") && header.contains(" RESTARTS "),
+        "{header}"
+    );
+    assert!(!wide.stdout.contains("not listed"), "{}", wide.stdout);
+    for n in &names {
+        let cols = columns(&wide.stdout, n);
+        let pod = exporter_pod(&st, n);
+        assert_eq!(
+            cols[1..6],
+            ["True", "linux/amd64", "Running", pod.as_str(), "0"],
+            "{}",
+            wide.stdout
+        );
+    }
+}
