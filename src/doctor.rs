@@ -462,7 +462,9 @@ fn selection(
 }
 
 fn selectors(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Vec<Finding> {
-    let mut unselected: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    // (kind, the Prometheus meant to pick them up, why it does not): the objects' names.
+    type Unselected = BTreeMap<(String, Option<String>, String), Vec<String>>;
+    let mut unselected = Unselected::new();
     let mut counts = (0, 0);
     let prometheus_names: Vec<String> = extra
         .prometheuses
@@ -513,12 +515,12 @@ fn selectors(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Vec<Finding> {
             .iter()
             .position(|p| p.metadata.namespace.as_deref() == Some(ns))
             .unwrap_or(0);
-        let why = match verdicts.get(closest) {
-            Some(Err(e)) => format!("Prometheus {} ignores it: {e}", prometheus_names[closest]),
-            _ => "there is no Prometheus in the cluster".to_string(),
+        let (prometheus, why) = match verdicts.get(closest) {
+            Some(Err(e)) => (Some(prometheus_names[closest].clone()), e.clone()),
+            _ => (None, String::new()),
         };
         unselected
-            .entry((kind.to_string(), why))
+            .entry((kind.to_string(), prometheus, why))
             .or_default()
             .push(o.metadata.name.clone().unwrap_or_default());
     }
@@ -539,7 +541,7 @@ fn selectors(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Vec<Finding> {
     let ours = !status::reuses_operator(snapshot.parent.as_ref().expect("installed"));
     unselected
         .into_iter()
-        .map(|((kind, why), names)| {
+        .map(|((kind, prometheus, why), names)| {
             let fix = if ours {
                 format!(
                     "kubectl automon enable -n {ns} --force-conflicts (restores automon's selectors)"
@@ -554,13 +556,17 @@ fn selectors(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Vec<Finding> {
             } else {
                 "make that Prometheus' namespace selector include this namespace, or give it one that matches".to_string()
             };
+            let (s, them) = if names.len() == 1 { ("", "it") } else { ("s", "them") };
+            let why = match prometheus {
+                Some(p) => format!("Prometheus {p} ignores {them}: {why}"),
+                None => "there is no Prometheus in the cluster".to_string(),
+            };
             bad(
                 "selectors",
                 Level::Fail,
                 format!(
-                    "{} {kind}{} selected by no Prometheus ({}): {why}",
+                    "{} {kind}{s} selected by no Prometheus ({}): {why}",
                     names.len(),
-                    if names.len() == 1 { "" } else { "s" },
                     names.join(", ")
                 ),
                 fix,
@@ -764,11 +770,14 @@ fn crd_versions(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Finding {
     let (op_name, op_version) =
         operator.unwrap_or_else(|| ("automon's pinned operator".into(), pinned.to_string()));
     let versions: BTreeSet<&str> = present.values().map(|v| v.unwrap_or("unknown")).collect();
-    let skewed: Vec<&str> = versions
-        .iter()
-        .copied()
-        .filter(|v| !crds::compatible(v, &op_version))
-        .collect();
+    // The CRDs at each version the operator does not work with, by version.
+    let mut skewed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, v) in &present {
+        let v = v.unwrap_or("unknown");
+        if !crds::compatible(v, &op_version) {
+            skewed.entry(v).or_default().push(name);
+        }
+    }
     if skewed.is_empty() {
         let shown: Vec<&str> = versions.into_iter().collect();
         return ok(
@@ -776,9 +785,19 @@ fn crd_versions(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Finding {
             format!("CRDs {} match the operator {op_version}", shown.join(", ")),
         );
     }
-    let behind = skewed
+    // An older patch is behind too: `compatible` wants at least the operator's.
+    let behind = skewed.keys().any(|v| version_lt(v, &op_version));
+    let shown: Vec<String> = skewed
         .iter()
-        .any(|v| !crds::compatible(&op_version, v) && version_lt(v, &op_version));
+        .map(|(v, names)| {
+            if names.len() == present.len() {
+                format!("{v} (all {})", names.len())
+            } else {
+                format!("{v} ({})", names.join(", "))
+            }
+        })
+        .collect();
+    let skewed_versions: Vec<&str> = skewed.keys().copied().collect();
     let (level, fix) = if behind {
         (
             Level::Fail,
@@ -791,7 +810,7 @@ fn crd_versions(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Finding {
             Level::Warn,
             format!(
                 "upgrade the operator {op_name} to {}, or install CRDs of {op_version}",
-                skewed.join(", ")
+                skewed_versions.join(", ")
             ),
         )
     };
@@ -799,8 +818,8 @@ fn crd_versions(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Finding {
         "crds",
         level,
         format!(
-            "CRDs {} are {} the operator {op_name} {op_version}",
-            skewed.join(", "),
+            "CRDs at {} are {} the operator {op_name} {op_version}",
+            shown.join(", "),
             if behind { "behind" } else { "ahead of" }
         ),
         fix,
