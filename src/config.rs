@@ -522,6 +522,16 @@ impl Config {
         Ok(config)
     }
 
+    /// `--set`s on top of this configuration (a stored one), then validation.
+    pub fn with_sets(self, sets: &[String]) -> Result<Config, ConfigError> {
+        let mut config = self;
+        for set in sets {
+            config = config.with_set(set)?;
+        }
+        config.validate(None, None)?;
+        Ok(config)
+    }
+
     /// Parses a configuration file's text; errors carry the key and line.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Config, ConfigError> {
         if text.trim().is_empty() {

@@ -49,9 +49,11 @@ enum Merged {
 }
 
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
-    let config = args.config.load(flags)?;
-    let rendered = render::render(&config).objects;
+    args.config.load(flags)?;
     let cluster = Cluster::connect(flags).await?;
+    // The configuration enable would apply: the stored one, changed by --set, unless -f.
+    let (config, _) = args.config.load_for(flags, &cluster).await?;
+    let rendered = render::render(&config).objects;
     let namespace = config.namespace.as_str();
 
     // Gather.

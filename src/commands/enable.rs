@@ -74,9 +74,11 @@ impl Tally {
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let started = Instant::now();
     let deadline = started + args.timeout;
-    let config = args.config.load(flags)?;
-    let namespace = config.namespace.clone();
+    // Offline first: a bad file or --set fails before anything else.
+    args.config.load(flags)?;
     let cluster = Cluster::connect(flags).await?;
+    let (config, stored) = args.config.load_for(flags, &cluster).await?;
+    let namespace = config.namespace.clone();
     let p = Palette::stdout();
     let mut client_dry_run = args.dry_run == "client";
     let options = ApplyOptions {
@@ -98,6 +100,16 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         report.server_version.git_version
     );
     print!("{}", report.human(&p));
+    if let Some(origin) = &stored {
+        println!(
+            "Config    the one stored in {origin}{}",
+            match args.config.set.len() {
+                0 => String::new(),
+                1 => ", changed by 1 --set".to_string(),
+                n => format!(", changed by {n} --set"),
+            }
+        );
+    }
     if !report.passed() {
         return Ok(report.exit_code());
     }

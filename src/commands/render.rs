@@ -36,6 +36,49 @@ impl ConfigArgs {
     }
 }
 
+impl ConfigArgs {
+    /// The configuration `enable` and `diff` apply. A file is the whole configuration, as with
+    /// `kubectl apply -f`. Without one, the configuration the last `enable` stored in the
+    /// cluster is the base and each `--set` changes it, so `enable --set x=y` changes x and
+    /// nothing else; defaults only when nothing is stored yet. The second value says which.
+    pub async fn load_for(
+        &self,
+        flags: &KubeFlags,
+        cluster: &crate::cluster::Cluster,
+    ) -> anyhow::Result<(Config, Option<String>)> {
+        // Offline first: a bad flag or file fails before any request.
+        let config = self.load(flags)?;
+        if self.file.is_some() {
+            return Ok((config, None));
+        }
+        let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(cluster.client.clone(), &config.namespace);
+        let parent = configmaps
+            .get_opt(render::meta::PARENT_NAME)
+            .await
+            .map_err(|e| cluster.target.classify(e))?;
+        let Some(parent) = parent.filter(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(render::meta::APPLYSET_ID_LABEL))
+        }) else {
+            return Ok((config, None));
+        };
+        let origin = format!(
+            "ConfigMap {}/{}",
+            config.namespace,
+            render::meta::PARENT_NAME
+        );
+        let stored = crate::status::stored_config(&parent).with_context(|| {
+            format!("the configuration stored in {origin} cannot be read; give one with -f")
+        })?;
+        let mut merged = stored.with_sets(&self.set)?;
+        merged.namespace = config.namespace.clone();
+        Ok((merged, Some(origin)))
+    }
+}
+
 /// Where the prometheus-operator CRDs come from: shared by every command that installs them.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct CrdArgs {
