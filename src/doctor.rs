@@ -721,7 +721,7 @@ fn host_port(status: &Status, extra: &Extra, port: u16) -> Finding {
             names.join(", ")
         ),
         format!(
-            "remove the other exporter, or move automon's: kubectl automon enable -n {} --set nodeExporter.port={}",
+            "remove the other exporter, or move automon's to a port free on every node: kubectl automon enable -n {} --set nodeExporter.port=<port> (for example {})",
             status.namespace,
             port + 1
         ),
@@ -808,10 +808,16 @@ fn crd_versions(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Finding {
     } else {
         (
             Level::Warn,
-            format!(
-                "upgrade the operator {op_name} to {}, or install CRDs of {op_version}",
-                skewed_versions.join(", ")
-            ),
+            if reuse {
+                format!(
+                    "upgrade the operator {op_name} to {}, or install the CRDs of {op_version}",
+                    skewed_versions.join(", ")
+                )
+            } else {
+                format!(
+                    "kubectl automon enable -n {ns} --crds-from <the CRDs of prometheus-operator {op_version}> (automon's operator is pinned to {op_version})"
+                )
+            },
         )
     };
     bad(
