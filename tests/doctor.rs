@@ -193,8 +193,10 @@ webhooks:
     doctor_until(ns, "no webhook", |d| d.is_ok("webhooks"));
     drop(gone);
 
-    // The default configuration: every alert goes to "ui-only", which tells no one.
-    enable(ns, &[]).success();
+    // The default configuration (an empty file: without -f, enable would keep the stored
+    // receiver): every alert goes to "ui-only", which tells no one.
+    let (_empty_dir, empty) = write_temp("defaults.yaml", "");
+    enable(ns, &["-f", empty.to_str().unwrap()]).success();
     let d = doctor_until(ns, "alerts to no one, and nothing else", |d| {
         d.has("alertmanager", "warn", "ui-only") && d.problems().len() == 1
     });

@@ -109,7 +109,9 @@ fn crds_behind_the_operator_fail_and_ahead_of_it_warn() {
         &[&format!(
             "CRDs at {newer} ({CRD}) are ahead of the operator"
         )],
-        &[&format!("or install CRDs of v{operator}")],
+        &[&format!(
+            "--crds-from <the CRDs of prometheus-operator v{operator}>"
+        )],
     );
     d.passes();
 

@@ -390,3 +390,37 @@ fn dry_runs_change_nothing_and_say_what_would_change() {
         "the dry run changed the cluster"
     );
 }
+
+/// Without `-f`, a later enable starts from the configuration the last one stored, so a
+/// `--set` (the fixes `doctor` prints) changes one key and keeps the others; `-f` replaces it.
+#[test]
+fn a_set_changes_one_key_of_the_stored_configuration() {
+    let ns = "automon-enable-stored";
+    let _cleanup = Cleanup::fresh(ns);
+    let stored = || {
+        let cm = get_json(&["get", "configmap", "automon", "-n", ns]);
+        cm["data"]["config.yaml"].as_str().unwrap().to_string()
+    };
+    enable(ns, &["--set", "prometheus.retention=3d"]).success();
+    // (enable() adds this test's own nodeExporter.port: two --set.)
+    let out = enable(ns, &["--set", "nodeExporter.tolerations=none"]).success();
+    assert!(
+        out.stdout.contains(&format!(
+            "Config    the one stored in ConfigMap {ns}/automon, changed by 2 --set"
+        )),
+        "{}",
+        out.stdout
+    );
+    let text = stored();
+    assert!(text.contains("retention: 3d"), "{text}");
+    assert!(text.contains("tolerations: none"), "{text}");
+    // Nothing changed since: diff agrees with enable about the configuration.
+    run(automon_admin().args(["diff", "-n", ns]).args(port_for(ns))).code(0);
+    let (_dir, empty) = write_temp("defaults.yaml", "");
+    enable(ns, &["-f", empty.to_str().unwrap()]).success();
+    let text = stored();
+    assert!(
+        text.contains("retention: 15d") && text.contains("tolerations: all"),
+        "{text}"
+    );
+}
