@@ -127,6 +127,10 @@ impl KubeFlags {
 #[derive(Clone)]
 pub struct Cluster {
     pub client: kube::Client,
+    /// The same client without kube-client's default retry of 429/503/504 (up to 15 times,
+    /// backing off from 5 ms): for the API server's service proxy, where 503 means "no
+    /// endpoints", an answer to report at once rather than retry until status' timeout.
+    pub proxy_client: kube::Client,
     pub target: Target,
     /// The kubeconfig context in use; `None` in-cluster.
     pub context: Option<String>,
@@ -190,9 +194,13 @@ impl Cluster {
             user: flags.as_user.clone().unwrap_or(user),
             timeout: flags.timeout(),
         };
+        let mut no_retry = config.clone();
+        no_retry.default_retry = false;
+        let proxy_client = kube::Client::try_from(no_retry).map_err(|e| target.classify(e))?;
         let client = kube::Client::try_from(config).map_err(|e| target.classify(e))?;
         Ok(Cluster {
             client,
+            proxy_client,
             target,
             context,
             namespace: flags

@@ -52,7 +52,7 @@ impl Source<'_> {
                     .body(Vec::new())
                     .map_err(|e| e.to_string())?;
                 cluster
-                    .client
+                    .proxy_client
                     .request_text(request)
                     .await
                     .map_err(|e| match e {
