@@ -23,7 +23,8 @@ pub struct Args {
     /// Output format: the checks as text, or json/yaml for scripts
     #[arg(short = 'o', long, default_value = "text", value_parser = ["text", "json", "yaml"])]
     output: String,
-    /// Ask this Prometheus (http://host:9090) instead of automon's, through the API server
+    /// Ask the Prometheus at this URL (http://host:9090) instead of automon's own, which is
+    /// asked through the API server's service proxy
     #[arg(long, value_name = "URL")]
     prometheus_url: Option<String>,
 }

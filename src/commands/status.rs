@@ -23,7 +23,8 @@ pub struct Args {
     /// scripts (the README documents the fields)
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
     output: Format,
-    /// Ask this Prometheus (http://host:9090) instead of automon's, through the API server
+    /// Ask the Prometheus at this URL (http://host:9090) instead of automon's own, which is
+    /// asked through the API server's service proxy
     #[arg(long, value_name = "URL")]
     prometheus_url: Option<String>,
     /// Keep watching: redraw whenever something changes (Ctrl-C ends it)
