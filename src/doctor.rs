@@ -948,7 +948,7 @@ fn webhooks(extra: &Extra, ns_labels: &BTreeMap<String, String>, ns: &str) -> Ve
 
 fn alertmanager(extra: &Extra, ns: &str) -> Option<Finding> {
     let fix_receiver = format!(
-        "add a receiver (alertmanager.receivers: webhook, slack or email) and alertmanager.route.receiver to a config file, then: kubectl automon enable -n {ns} -f automon.yaml"
+        r#"add a receiver (webhook, slack or email; see alertmanager.receivers in the README) and route to it: kubectl automon enable -n {ns} --set 'alertmanager.receivers=[{{name: team, webhook: {{url: "https://…"}}}}]' --set alertmanager.route.receiver=team"#
     );
     match &extra.alertmanager_config {
         Ok(None) => None,

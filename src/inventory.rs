@@ -80,6 +80,22 @@ pub fn member_types(parent: &Object) -> (Vec<&'static Known>, Vec<String>) {
     (known, unknown)
 }
 
+/// The ApplySet parent ConfigMap in `namespace` (it also holds the stored configuration), or
+/// `None` when there is none or the ConfigMap there is not automon's parent.
+pub async fn parent_configmap(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<Option<k8s_openapi::api::core::v1::ConfigMap>, kube::Error> {
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), namespace);
+    Ok(configmaps.get_opt(PARENT_NAME).await?.filter(|p| {
+        p.metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(APPLYSET_ID_LABEL))
+    }))
+}
+
 /// Reads the parent in the cluster's namespace and lists every member.
 pub async fn read(cluster: &Cluster) -> Result<Inventory, InventoryError> {
     let namespace = cluster.namespace.clone();

@@ -473,6 +473,17 @@ pub enum Level {
     Fail,
 }
 
+impl Level {
+    /// `✓`, a yellow `!` or a red `✗`, as preflight and doctor print verdicts.
+    pub fn mark(self, p: &Palette) -> String {
+        match self {
+            Level::Ok => "✓".to_string(),
+            Level::Warn => p.warn("!"),
+            Level::Fail => p.bad("✗"),
+        }
+    }
+}
+
 /// One assessed check: a short summary for the one-line form, details for the long form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
@@ -644,11 +655,7 @@ impl Report {
     /// Operator`, then one line per detail (each missing permission, what was found).
     pub fn human(&self, p: &Palette) -> String {
         let checks = self.assess();
-        let mark = |l: Level| match l {
-            Level::Ok => "✓".to_string(),
-            Level::Warn => p.warn("!"),
-            Level::Fail => p.bad("✗"),
-        };
+        let mark = |l: Level| l.mark(p);
         let summary: Vec<String> = checks
             .iter()
             .map(|c| format!("{} {}", mark(c.level), c.summary))

@@ -206,7 +206,8 @@ webhooks:
         &["\"ui-only\"", "notifies no one"],
         &[
             "alertmanager.receivers",
-            &format!("kubectl automon enable -n {ns} -f automon.yaml"),
+            &format!("kubectl automon enable -n {ns} --set 'alertmanager.receivers=["),
+            "--set alertmanager.route.receiver=team",
         ],
     );
     assert_eq!(d.problems().len(), 1, "{d}");

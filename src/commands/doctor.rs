@@ -6,7 +6,6 @@ use crate::{
     cluster::{Cluster, KubeFlags},
     doctor::{self, Finding, Report},
     output::{self, Format, Palette},
-    preflight::Level,
     status::{self, Health},
 };
 
@@ -68,11 +67,7 @@ pub fn human(report: &Report, p: &Palette) -> String {
         ..
     } in &report.checks
     {
-        let mark = match level {
-            Level::Ok => "✓".to_string(),
-            Level::Warn => p.warn("!"),
-            Level::Fail => p.bad("✗"),
-        };
+        let mark = level.mark(p);
         out.push_str(&format!("{mark} {message}\n"));
         if let Some(fix) = fix {
             out.push_str(&format!("    fix: {fix}\n"));

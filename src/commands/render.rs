@@ -51,22 +51,14 @@ impl ConfigArgs {
         if self.file.is_some() {
             return Ok((config, None));
         }
-        let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-            kube::Api::namespaced(cluster.client.clone(), &config.namespace);
-        let parent = match configmaps.get_opt(render::meta::PARENT_NAME).await {
-            Ok(parent) => parent,
-            // Preflight, next, lists every permission the user lacks, this one included.
-            Err(kube::Error::Api(s)) if s.code == 403 => return Ok((config, None)),
-            Err(e) => return Err(cluster.target.classify(e).into()),
-        };
-        let Some(parent) = parent.filter(|p| {
-            p.metadata
-                .labels
-                .as_ref()
-                .is_some_and(|l| l.contains_key(render::meta::APPLYSET_ID_LABEL))
-        }) else {
-            return Ok((config, None));
-        };
+        let parent =
+            match crate::inventory::parent_configmap(&cluster.client, &config.namespace).await {
+                Ok(Some(parent)) => parent,
+                Ok(None) => return Ok((config, None)),
+                // Preflight, next, lists every permission the user lacks, this one included.
+                Err(kube::Error::Api(s)) if s.code == 403 => return Ok((config, None)),
+                Err(e) => return Err(cluster.target.classify(e).into()),
+            };
         let origin = format!(
             "ConfigMap {}/{}",
             config.namespace,

@@ -184,49 +184,33 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
         (_, r) => r.unwrap_or_default().to_string(),
     };
     if !listed.is_empty() {
-        let table = if wide {
-            let rows: Vec<Vec<String>> = listed
-                .iter()
-                .map(|n| {
-                    vec![
-                        n.name.clone(),
-                        n.ready.clone(),
-                        format!("{}/{}", n.os, n.arch),
-                        exporter(n),
-                        dash(n.exporter.as_ref().map(|e| e.name.as_str())),
-                        n.exporter
-                            .as_ref()
-                            .map_or("—".into(), |e| e.restarts.to_string()),
-                        scrape(n),
-                        reason(n),
-                    ]
-                })
-                .collect();
-            output::table(
-                &[
-                    "node", "ready", "os/arch", "exporter", "pod", "restarts", "scrape", "reason",
-                ],
-                &rows,
-            )
+        let rows: Vec<Vec<String>> = listed
+            .iter()
+            .map(|n| {
+                let mut row = vec![
+                    n.name.clone(),
+                    n.ready.clone(),
+                    format!("{}/{}", n.os, n.arch),
+                    exporter(n),
+                    scrape(n),
+                    reason(n),
+                ];
+                if wide {
+                    let pod = n.exporter.as_ref();
+                    row.insert(4, dash(pod.map(|e| e.name.as_str())));
+                    row.insert(5, pod.map_or("—".into(), |e| e.restarts.to_string()));
+                }
+                row
+            })
+            .collect();
+        let headers: &[&str] = if wide {
+            &[
+                "node", "ready", "os/arch", "exporter", "pod", "restarts", "scrape", "reason",
+            ]
         } else {
-            let rows: Vec<Vec<String>> = listed
-                .iter()
-                .map(|n| {
-                    vec![
-                        n.name.clone(),
-                        n.ready.clone(),
-                        format!("{}/{}", n.os, n.arch),
-                        exporter(n),
-                        scrape(n),
-                        reason(n),
-                    ]
-                })
-                .collect();
-            output::table(
-                &["node", "ready", "os/arch", "exporter", "scrape", "reason"],
-                &rows,
-            )
+            &["node", "ready", "os/arch", "exporter", "scrape", "reason"]
         };
+        let table = output::table(headers, &rows);
         out.push_str(&table);
         out.push('\n');
     }

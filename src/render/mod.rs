@@ -94,16 +94,20 @@ pub fn render_with(config: &Config, extra: Vec<Object>) -> Rendered {
     Rendered { objects }
 }
 
+/// The `app.kubernetes.io/component` an object belongs to.
+pub fn component(o: &Object) -> Option<&str> {
+    o.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(meta::COMPONENT_LABEL))
+        .map(String::as_str)
+}
+
 /// The components another Prometheus Operator replaces when `enable` reuses it: ours, its
 /// Prometheus and its Alertmanager (and the CRDs, which are the other operator's).
 pub fn replaced_by_existing_operator(o: &Object) -> bool {
     const REPLACED: &[&str] = &[operator::COMPONENT, "prometheus", "alertmanager"];
-    let component = o
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(meta::COMPONENT_LABEL))
-        .map(String::as_str);
+    let component = component(o);
     component.is_some_and(|c| REPLACED.contains(&c)) || kind(o) == "CustomResourceDefinition"
 }
 
@@ -113,12 +117,7 @@ pub fn phase(o: &Object) -> Phase {
     if kind == "Namespace" || kind == "CustomResourceDefinition" {
         return Phase::Foundation;
     }
-    let component = o
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(meta::COMPONENT_LABEL))
-        .map(String::as_str);
+    let component = component(o);
     if component == Some(operator::COMPONENT) {
         Phase::Operator
     } else {

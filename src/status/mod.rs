@@ -25,10 +25,7 @@ use crate::{
     preflight::image_tag,
     render::{
         self, Object, grafana,
-        meta::{
-            APPLYSET_GROUP_KINDS, APPLYSET_ID_LABEL, CONFIG_KEY, PARENT_NAME, PART_OF,
-            PART_OF_LABEL,
-        },
+        meta::{APPLYSET_GROUP_KINDS, CONFIG_KEY, PARENT_NAME, PART_OF, PART_OF_LABEL},
     },
     resources, rollout,
 };
@@ -72,16 +69,9 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
     let ns = cluster.namespace.clone();
     let classify = |e| cluster.target.classify(e);
     let client = &cluster.client;
-    let parent = Api::<ConfigMap>::namespaced(client.clone(), &ns)
-        .get_opt(PARENT_NAME)
+    let parent = crate::inventory::parent_configmap(client, &ns)
         .await
-        .map_err(classify)?
-        .filter(|p| {
-            p.metadata
-                .labels
-                .as_ref()
-                .is_some_and(|l| l.contains_key(APPLYSET_ID_LABEL))
-        });
+        .map_err(classify)?;
     let mut snapshot = Snapshot {
         namespace: ns.clone(),
         parent: None,
