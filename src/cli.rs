@@ -8,7 +8,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::{
     apply::ApplyError,
     cluster::KubeFlags,
-    commands,
+    commands::{self, open::OpenError},
     config::ConfigError,
     error::{ClusterError, exit},
     output::Palette,
@@ -45,6 +45,8 @@ pub enum Command {
     Status(commands::status::Args),
     /// Find out why monitoring does not work, with the fix for each problem
     Doctor(commands::doctor::Args),
+    /// Open Grafana, Prometheus or Alertmanager on a local port (a port-forward through the API server)
+    Open(commands::open::Args),
     /// Check, without writing anything, that enable can install here: server, permissions, other operators
     Preflight(commands::preflight::Args),
     /// Print every object of the stack as YAML or JSON, offline (for GitOps or review)
@@ -98,6 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Disable(args) => commands::disable::run(&cli.kube, args).await,
         Command::Status(args) => commands::status::run(&cli.kube, args).await,
         Command::Doctor(args) => commands::doctor::run(&cli.kube, args).await,
+        Command::Open(args) => commands::open::run(&cli.kube, args).await,
     }
 }
 
@@ -112,6 +115,7 @@ fn report(err: &anyhow::Error) -> u8 {
             e.downcast_ref::<ClusterError>()
                 .map(ClusterError::exit_code)
                 .or_else(|| e.downcast_ref::<ConfigError>().map(|_| exit::USAGE))
+                .or_else(|| e.downcast_ref::<OpenError>().map(OpenError::exit_code))
                 .or_else(|| match e.downcast_ref::<ApplyError>() {
                     Some(ApplyError::Conflict { .. }) => Some(exit::CONFLICT),
                     Some(ApplyError::Cluster { source, .. }) => Some(source.exit_code()),

@@ -983,7 +983,24 @@ fn alertmanager(extra: &Extra, ns: &str) -> Option<Finding> {
 }
 
 fn scrapes(status: &Status) -> Option<Finding> {
-    let t = status.prometheus.as_ref()?.targets.as_ref()?;
+    let view = status.prometheus.as_ref()?;
+    if !view.reachable {
+        // Not a failure of the stack, but every scrape and alert check below needs it.
+        let ns = &status.namespace;
+        return Some(bad(
+            "scrapes",
+            Level::Warn,
+            format!(
+                "Prometheus did not answer at {}: {}; scrape health and firing alerts unknown",
+                view.via,
+                view.error.as_deref().unwrap_or("no answer")
+            ),
+            format!(
+                "kubectl get pods -n {ns} -l app.kubernetes.io/name=prometheus (is it ready?), or ask another with --prometheus-url"
+            ),
+        ));
+    }
+    let t = view.targets.as_ref()?;
     if t.unhealthy.is_empty() {
         return Some(ok("scrapes", format!("all {} scrape targets up", t.up)));
     }

@@ -18,6 +18,9 @@ pub mod exit {
     pub const DEGRADED: u8 = 8;
     /// `status`/`doctor`: automon is not installed in the namespace.
     pub const NOT_INSTALLED: u8 = 9;
+    /// `status`: nothing is wrong as far as the API server shows, but Prometheus did not answer
+    /// (or was not asked), so scrape health and firing alerts are unknown.
+    pub const UNVERIFIED: u8 = 10;
 }
 
 /// Problems reaching or talking to the cluster.

@@ -58,7 +58,7 @@ pub struct Permission {
 }
 
 impl Permission {
-    fn new(verb: &str, group: &str, resource: &str, namespace: Option<&str>) -> Self {
+    pub fn new(verb: &str, group: &str, resource: &str, namespace: Option<&str>) -> Self {
         Permission {
             verb: verb.to_string(),
             group: group.to_string(),
@@ -277,7 +277,8 @@ impl Preflight {
 }
 
 /// Asks the server about every permission, concurrently; returns the denied ones, sorted.
-async fn denied(
+/// A subresource is written as RBAC writes it, `pods/portforward`.
+pub async fn denied(
     cluster: &Cluster,
     wanted: BTreeSet<Permission>,
 ) -> Result<Vec<Permission>, ClusterError> {
@@ -286,12 +287,17 @@ async fn denied(
         .map(|p| {
             let api = api.clone();
             async move {
+                let (resource, subresource) = match p.resource.split_once('/') {
+                    Some((r, sub)) => (r, Some(sub.to_string())),
+                    None => (p.resource.as_str(), None),
+                };
                 let review = SelfSubjectAccessReview {
                     spec: SelfSubjectAccessReviewSpec {
                         resource_attributes: Some(ResourceAttributes {
                             verb: Some(p.verb.clone()),
                             group: Some(p.group.clone()),
-                            resource: Some(p.resource.clone()),
+                            resource: Some(resource.to_string()),
+                            subresource,
                             namespace: p.namespace.clone(),
                             ..Default::default()
                         }),

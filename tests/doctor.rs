@@ -35,7 +35,8 @@ alertmanager:
     receiver: team
 ";
 
-/// Every check doctor makes of a stack of its own (scrapes only when Prometheus answers).
+/// Every check doctor makes of a stack of its own (scrapes needs a Prometheus that answers:
+/// the real one, `localcluster serve`).
 const CHECKS: &[&str] = &[
     "installed",
     "components",
@@ -47,6 +48,7 @@ const CHECKS: &[&str] = &[
     "kubeletService",
     "webhooks",
     "alertmanager",
+    "scrapes",
 ];
 
 /// A healthy stack passes every check; then the leftovers of another stack, one after the
@@ -59,6 +61,7 @@ fn healthy_stack_passes_then_leftovers_of_other_stacks_are_found() {
     let _cleanup = Cleanup::fresh(ns);
     let (_dir, config) = write_temp("automon.yaml", RECEIVER);
     enable_ready(ns, &["-f", config.to_str().unwrap()]);
+    let _served = serve(ns);
     let _alone = NODES.write().unwrap_or_else(PoisonError::into_inner);
 
     // Nodes come and go with other test binaries on this cluster: a gap on one of those is

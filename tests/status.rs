@@ -82,6 +82,34 @@ fn healthy_stack() -> &'static str {
                 Err(format!("{out:#?}"))
             }
         });
+        // The real Prometheus, Alertmanager and node_exporter answer for the stack's pods.
+        localcluster(&["serve", "st-healthy"]).success();
+        at_exit(|| drop(localcluster(&["unserve", "st-healthy"])));
+    })
+}
+
+/// The name of the `Prometheus` pod the operator made in `ns` (started if need be).
+fn prometheus_pod(ns: &str) -> String {
+    until(&format!("the operator's Prometheus pod in {ns}"), || {
+        if !operator_running() {
+            at_exit(|| drop(OperatorStop));
+            operator_start();
+        }
+        let out = cluster().kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            ns,
+            "-l",
+            "app.kubernetes.io/name=prometheus",
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ]);
+        if out.code == 0 && !out.stdout.trim().is_empty() {
+            Ok(out.stdout.trim().to_string())
+        } else {
+            Err(format!("{out:#?}"))
+        }
     })
 }
 
@@ -268,12 +296,24 @@ fn assert_not_monitored(st: &Value, table: &Run, name: &str, cause: &str, parts:
     );
 }
 
-/// The exit status says what the last line says: 0 for "Healthy.", 8 for "Degraded: …" (for
-/// stacks whose health other test binaries' nodes may sway).
+/// The exit status says what the last line says: 0 for "Healthy.", 10 for "Unverified: …"
+/// (Prometheus did not answer), 8 for "Degraded: …".
 #[track_caller]
 fn exits_as_it_says(out: Run) -> Run {
-    let healthy = out.stdout.trim_end().ends_with("\nHealthy.");
-    let code = if healthy { 0 } else { 8 };
+    let last = out
+        .stdout
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let code = if last == "Healthy." {
+        0
+    } else if last.starts_with("Unverified: ") {
+        10
+    } else {
+        8
+    };
     out.code(code)
 }
 
@@ -305,11 +345,18 @@ fn table_with(ns: &str, name: &str, parts: &[&str]) -> Run {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn a_healthy_stack_is_healthy_and_says_prometheus_cannot_be_reached() {
+fn a_healthy_stack_is_healthy_when_prometheus_says_so_and_unverified_when_it_cannot() {
     let ns = healthy_stack();
     let _alone = alone();
 
-    let st = json_until(ns, &[], "a healthy stack", |st| st["health"] == "Healthy");
+    let st = json_until(ns, &[], "a healthy stack, every node scraped", |st| {
+        st["health"] == "Healthy"
+            && st["nodes"].as_array().is_some_and(|nodes| {
+                nodes
+                    .iter()
+                    .all(|n| n["coverage"] == "excluded" || n["scrape"]["health"] == "up")
+            })
+    });
     let names: Vec<&str> = st["components"]
         .as_array()
         .unwrap()
@@ -347,15 +394,28 @@ fn a_healthy_stack_is_healthy_and_says_prometheus_cannot_be_reached() {
             "{n}"
         );
     }
-    // The service proxy reaches no real server in this cluster: status says so and carries on.
-    assert_eq!(st["prometheus"]["reachable"], false, "{st}");
-    assert!(
-        st["prometheus"]["via"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("{ns}/prometheus:web")),
+    // The real Prometheus answered through the API server's service proxy (the egress proxy
+    // joins the pod's IP to it on loopback): it scrapes the real node_exporter for every node,
+    // has loaded the stack's own rules from its PrometheusRules, and Watchdog fires.
+    let p = &st["prometheus"];
+    assert_eq!(p["reachable"], true, "{st}");
+    assert_eq!(
+        p["via"],
+        format!("service {ns}/prometheus:web through the API server"),
         "{st}"
     );
+    assert_eq!(st["unknown"], json!([]), "{st}");
+    assert_eq!(p["rulesLoaded"]["alerts"], st["rules"]["alerts"], "{st}");
+    assert_eq!(p["rulesLoaded"]["groups"], st["rules"]["groups"], "{st}");
+    assert!(
+        p["firing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "Watchdog"),
+        "{st}"
+    );
+    assert_eq!(p["targets"]["down"], 0, "{st}");
 
     let out = table_until(ns, &[], "exit 0", |out| out.code == 0);
     let text = &out.stdout;
@@ -399,6 +459,9 @@ fn a_healthy_stack_is_healthy_and_says_prometheus_cannot_be_reached() {
         assert_eq!(cols[1], "True", "{text}");
         if !r.contains("excluded by label") {
             assert_eq!(cols[3], "Running", "{text}");
+            // SCRAPE: "up 3s", what Prometheus says of the node's target.
+            assert_eq!(cols[4], "up", "{text}");
+            assert!(cols[5].ends_with('s'), "{text}");
         }
     }
     if monitored == nodes {
@@ -411,12 +474,36 @@ fn a_healthy_stack_is_healthy_and_says_prometheus_cannot_be_reached() {
         );
     }
     assert!(
-        text.contains(
-            "Prometheus not reachable (service st-healthy/prometheus:web through the API server"
-        ),
+        text.contains("Scrape targets: ") && text.contains(" up, 0 down"),
         "{text}"
     );
+    assert!(!text.contains("did not answer"), "{text}");
     assert!(text.trim_end().ends_with("\nHealthy."), "{text}");
+
+    // The same stack with a Prometheus that does not answer is never called healthy: what the
+    // API server shows is fine, what only Prometheus knows is unknown (exit 10).
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let flag = ["--prometheus-url", nowhere.as_str()];
+    let (out, st) = status_json(ns, &flag);
+    assert_eq!(out.code, 10, "{out:#?}");
+    assert_eq!(st["health"], "Unverified", "{st}");
+    assert_eq!(st["problems"], json!([]), "{st}");
+    let unknown = st["unknown"][0].as_str().unwrap();
+    assert!(
+        unknown.starts_with(&format!(
+            "scrape health and firing alerts (Prometheus did not answer at {nowhere}: "
+        )),
+        "{st}"
+    );
+    let out = status(ns, &flag).code(10);
+    let last = out.stdout.trim_end().lines().last().unwrap();
+    assert!(
+        last.starts_with(
+            "Unverified: nothing wrong as far as the API server shows; unknown: scrape health and firing alerts"
+        ),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -636,16 +723,22 @@ fn a_host_port_taken_by_another_exporter_keeps_the_pod_pending() {
 }
 
 #[test]
-fn a_real_prometheus_at_prometheus_url_tells_scrapes_and_firing_alerts() {
+fn a_real_prometheus_through_the_api_server_tells_scrapes_failures_and_firing_alerts() {
     let (ns, _sharing, _nodes) = strict_with(vec![kwok_node("st-prom-1"), kwok_node("st-prom-2")]);
     json_until(ns, &[], "exporters on st-prom-1 and st-prom-2", |st| {
         exporter_running(st, "st-prom-1") && exporter_running(st, "st-prom-2")
     });
+    // Nothing answers for the stack's Prometheus pod yet: status says why, and never "Healthy".
+    let pod = prometheus_pod(ns);
+    let (out, st) = status_json(ns, &[]);
+    assert_eq!(st["prometheus"]["reachable"], false, "{out:#?}");
+    assert_ne!(st["health"], "Healthy", "{st}");
+    assert!(!st["unknown"][0].as_str().unwrap().is_empty(), "{st}");
 
     // A real node_exporter scraped by a real Prometheus as the node-exporter job, for
-    // st-prom-1 only; and an alert that always fires, about that node.
+    // st-prom-1 only; a job whose target refuses; an alert that always fires, about that node.
     let dir = tempfile::tempdir().unwrap();
-    let (exporter_port, prometheus_port) = (free_port(), free_port());
+    let (exporter_port, prometheus_port, refused_port) = (free_port(), free_port(), free_port());
     let exporter_log = dir.path().join("node_exporter.log");
     let mut exporter = Process::spawn(
         "node_exporter",
@@ -660,7 +753,10 @@ fn a_real_prometheus_at_prometheus_url_tells_scrapes_and_firing_alerts() {
          \x20 - job_name: node-exporter\n\
          \x20   static_configs:\n\
          \x20     - targets: ['127.0.0.1:{exporter_port}']\n\
-         \x20       labels: {{node: st-prom-1}}\n"
+         \x20       labels: {{node: st-prom-1}}\n\
+         \x20 - job_name: broken\n\
+         \x20   static_configs:\n\
+         \x20     - targets: ['127.0.0.1:{refused_port}']\n"
     );
     std::fs::write(dir.path().join("prometheus.yaml"), config).unwrap();
     std::fs::write(
@@ -675,18 +771,27 @@ fn a_real_prometheus_at_prometheus_url_tells_scrapes_and_firing_alerts() {
         dir.path(),
         prometheus_port,
     );
-    let url = format!("http://127.0.0.1:{prometheus_port}");
-    let flag = ["--prometheus-url", url.as_str()];
+    // The API server reaches it as the stack's Prometheus pod, through its service proxy.
+    let exposed = format!("{ns}/{pod}");
+    localcluster(&[
+        "expose",
+        &exposed,
+        "9090",
+        &format!("127.0.0.1:{prometheus_port}"),
+    ])
+    .success();
+    let exposed = Unexpose(exposed);
 
     let st = until("Prometheus scrapes st-prom-1 and the alert fires", || {
         exporter.assert_running(&exporter_log);
         prometheus.assert_running(&prometheus_log);
-        let (out, st) = status_json(ns, &flag);
+        let (out, st) = status_json(ns, &[]);
         let firing = st["prometheus"]["firing"]
             .as_array()
             .is_some_and(|f| f.iter().any(|a| a["name"] == "StatusTestAlwaysFiring"));
         let up = node(&st, "st-prom-1")["scrape"]["health"] == "up";
-        if firing && up {
+        let down = st["prometheus"]["targets"]["down"] == 1;
+        if firing && up && down {
             Ok(st)
         } else {
             Err(format!("{out:#?}"))
@@ -694,7 +799,11 @@ fn a_real_prometheus_at_prometheus_url_tells_scrapes_and_firing_alerts() {
     });
     let p = &st["prometheus"];
     assert_eq!(p["reachable"], true, "{p}");
-    assert_eq!(p["via"], url.as_str(), "{p}");
+    assert_eq!(
+        p["via"],
+        format!("service {ns}/prometheus:web through the API server"),
+        "{p}"
+    );
     assert_eq!(
         p["firing"],
         json!([{"name": "StatusTestAlwaysFiring", "severity": "warning", "node": "st-prom-1",
@@ -703,7 +812,22 @@ fn a_real_prometheus_at_prometheus_url_tells_scrapes_and_firing_alerts() {
     );
     assert_eq!(p["rulesLoaded"], json!({"groups": 1, "alerts": 1}), "{p}");
     assert_eq!(p["targets"]["up"], 1, "{p}");
-    assert_eq!(p["targets"]["down"], 0, "{p}");
+    let refused = &p["targets"]["unhealthy"][0];
+    assert_eq!(refused["job"], "broken", "{p}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{p}"
+    );
+    assert!(
+        st["problems"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("1 scrape target down (job broken)")),
+        "{st}"
+    );
     let scraped = node(&st, "st-prom-1");
     assert_eq!(scraped["coverage"], "monitored", "{scraped}");
     assert!(scraped["scrape"]["lastScrapeSeconds"].as_f64().unwrap() < 30.0);
@@ -711,7 +835,7 @@ fn a_real_prometheus_at_prometheus_url_tells_scrapes_and_firing_alerts() {
     let unscraped = node(&st, "st-prom-2");
     assert_eq!(unscraped["scrape"]["health"], "missing", "{unscraped}");
 
-    let table = table_until(ns, &flag, "the firing alert listed", |out| {
+    let table = table_until(ns, &[], "the firing alert listed", |out| {
         out.stdout.contains("StatusTestAlwaysFiring")
     });
     assert_not_monitored(&st, &table, "st-prom-2", "noScrapeTarget", &[reason]);
@@ -726,22 +850,86 @@ fn a_real_prometheus_at_prometheus_url_tells_scrapes_and_firing_alerts() {
     );
     for needle in [
         "1 rule group (1 alert) loaded, 1 firing",
-        "Scrape targets: 1 up, 0 down",
+        "Scrape targets: 1 up, 1 down",
     ] {
         assert!(table.stdout.contains(needle), "{needle}:\n{}", table.stdout);
     }
-    assert!(!table.stdout.contains("not reachable"), "{}", table.stdout);
+    assert!(!table.stdout.contains("did not answer"), "{}", table.stdout);
     // A scraped node is monitored, so a large cluster folds it: -o wide lists it always.
-    let wide = status(ns, &[&flag[..], &["-o", "wide"]].concat()).code(8);
+    let wide = status(ns, &["-o", "wide"]).code(8);
     let cols = columns(&wide.stdout, "st-prom-1");
     assert_eq!(cols[3], "Running", "{}", wide.stdout);
     assert_eq!(cols[6], "up", "{}", wide.stdout);
     assert!(cols[7].ends_with('s'), "an age: {}", wide.stdout);
 
+    // doctor reads the same answer: the failing target, with Prometheus' own error.
+    let doctor = run(automon_admin().args(["doctor", "-n", ns, "-o", "json"])).code(8);
+    let report: Value = serde_json::from_str(&doctor.stdout).unwrap();
+    let scrapes = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "scrapes")
+        .unwrap_or_else(|| panic!("no scrapes check: {report}"));
+    assert_eq!(scrapes["level"], "fail", "{scrapes}");
+    let message = scrapes["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("broken 127.0.0.1:{refused_port}"))
+            && message.contains("connection refused"),
+        "{scrapes}"
+    );
+
+    // A Prometheus that answers 500, then one that never answers: status says which, bounded
+    // by --request-timeout, and never calls the stack healthy.
+    let failing = fake_http_server(Some(
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 6\r\nConnection: close\r\n\r\nbroken",
+    ));
+    localcluster(&[
+        "expose",
+        &exposed.0,
+        "9090",
+        &format!("127.0.0.1:{failing}"),
+    ])
+    .success();
+    let st = json_until(ns, &[], "the 500 reported", |st| {
+        st["prometheus"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("500"))
+    });
+    assert_eq!(st["prometheus"]["reachable"], false, "{st}");
+    assert_ne!(st["health"], "Healthy", "{st}");
+    let hanging = fake_http_server(None);
+    localcluster(&[
+        "expose",
+        &exposed.0,
+        "9090",
+        &format!("127.0.0.1:{hanging}"),
+    ])
+    .success();
+    let st = json_until(
+        ns,
+        &["--request-timeout", "2s"],
+        "the silence reported",
+        |st| st["prometheus"]["error"] == "no answer within 2s",
+    );
+    assert!(
+        st["unknown"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(": no answer within 2s)"),
+        "{st}"
+    );
+
+    // --prometheus-url asks that Prometheus directly, with the same answer.
+    let url = format!("http://127.0.0.1:{prometheus_port}");
+    let (_, direct) = status_json(ns, &["--prometheus-url", &url]);
+    assert_eq!(direct["prometheus"]["via"], url.as_str(), "{direct}");
+    assert_eq!(direct["prometheus"]["reachable"], true, "{direct}");
+
     // Nothing listens there: status says so, and still tells everything else.
     let nowhere = format!("http://127.0.0.1:{}", free_port());
     exits_as_it_says(status(ns, &["--prometheus-url", &nowhere]))
-        .stdout_has(&format!("Prometheus not reachable ({nowhere}: "))
+        .stdout_has(&format!("Prometheus did not answer at {nowhere}: "))
         .stdout_has("COMPONENT ")
         .stdout_has("NODE ");
     let (_, st) = status_json(ns, &["--prometheus-url", &nowhere]);
@@ -750,6 +938,37 @@ fn a_real_prometheus_at_prometheus_url_tells_scrapes_and_firing_alerts() {
     // Unasked, Prometheus has no word on coverage: the exporter running is what counts.
     assert_eq!(node(&st, "st-prom-2")["coverage"], "monitored");
     assert_eq!(node(&st, "st-prom-2")["scrape"], Value::Null);
+}
+
+/// A server on loopback that answers every request with `answer`, or, with `None`, accepts
+/// connections and never says a word. Lives as long as the test binary.
+fn fake_http_server(answer: Option<&'static str>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut silent = Vec::new();
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            match answer {
+                Some(answer) => {
+                    let mut head = [0u8; 4096];
+                    let _ = stream.read(&mut head);
+                    let _ = stream.write_all(answer.as_bytes());
+                }
+                None => silent.push(stream),
+            }
+        }
+    });
+    port
+}
+
+/// Forgets what a test exposed for a pod, whatever the test did.
+struct Unexpose(String);
+
+impl Drop for Unexpose {
+    fn drop(&mut self) {
+        localcluster(&["unexpose", &self.0]);
+    }
 }
 
 #[test]
@@ -857,8 +1076,9 @@ fn more_than_twenty_nodes_fold_the_monitored_ones() {
     let _alone = alone();
     let names: Vec<String> = (0..22).map(|i| format!("st-fold-{i:02}")).collect();
     let _nodes = KwokNodes::create(names.iter().map(|n| kwok_node(n)).collect());
-    let st = json_until(ns, &[], "exporters on every st-fold node", |st| {
-        names.iter().all(|n| exporter_running(st, n))
+    // Running, and scraped: the stack's Prometheus (the real one) finds each new exporter.
+    let st = json_until(ns, &[], "every st-fold node monitored", |st| {
+        names.iter().all(|n| node(st, n)["coverage"] == "monitored")
     });
 
     let out = table_until(ns, &[], "folded", |out| {

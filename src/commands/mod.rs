@@ -5,6 +5,7 @@ pub mod diff;
 pub mod disable;
 pub mod doctor;
 pub mod enable;
+pub mod open;
 pub mod preflight;
 pub mod render;
 pub mod status;

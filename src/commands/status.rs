@@ -16,8 +16,10 @@ pub const FOLD_ABOVE: usize = 20;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
-Exit status: 0 healthy; 8 degraded (a component not ready, a node without a working exporter,
-a scrape target down); 9 not installed in the namespace; 1-6 as for every command.")]
+Exit status: 0 healthy (Prometheus answered and confirms it); 8 degraded (a component not ready,
+a node without a working exporter, a scrape target down); 9 not installed in the namespace;
+10 unverified (nothing wrong as far as the API server shows, but Prometheus did not answer, so
+scrape health and firing alerts are unknown); 1-6 as for every command.")]
 pub struct Args {
     /// Output format: tables (wide lists every node, with its exporter pod), or json/yaml for
     /// scripts (the README documents the fields)
@@ -263,12 +265,15 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
     out.push('\n');
 
     match &st.prometheus {
-        Some(v) if !v.reachable => out.push_str(&p.warn(&format!(
-            "Prometheus not reachable ({}: {}); firing alerts and scrape health unknown.\n",
-            v.via,
-            v.error.as_deref().unwrap_or("no answer")
-        ))),
-        Some(v) => {
+        // Unverified says the same in its verdict below.
+        Some(v) if !v.reachable && st.health != Health::Unverified => {
+            out.push_str(&p.warn(&format!(
+                "Prometheus did not answer at {}: {}; scrape health and firing alerts unknown.\n",
+                v.via,
+                v.error.as_deref().unwrap_or("no answer")
+            )))
+        }
+        Some(v) if v.reachable => {
             if let Some(t) = &v.targets {
                 out.push_str(&format!(
                     "Scrape targets: {} up, {} down{}\n",
@@ -301,15 +306,22 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
                 out.push('\n');
             }
         }
-        None => {}
+        _ => {}
     }
     out.push('\n');
-    if st.problems.is_empty() {
-        out.push_str("Healthy.");
-    } else {
-        out.push_str(&p.bad("Degraded: "));
-        out.push_str(&st.problems.join("; "));
-        out.push_str(". Run `kubectl automon doctor` for fixes.");
+    match st.health {
+        Health::Healthy => out.push_str("Healthy."),
+        Health::Unverified => {
+            out.push_str(&p.warn("Unverified: "));
+            out.push_str("nothing wrong as far as the API server shows; unknown: ");
+            out.push_str(&st.unknown.join("; "));
+            out.push('.');
+        }
+        _ => {
+            out.push_str(&p.bad("Degraded: "));
+            out.push_str(&st.problems.join("; "));
+            out.push_str(". Run `kubectl automon doctor` for fixes.");
+        }
     }
     out
 }

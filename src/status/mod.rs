@@ -122,7 +122,10 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
     };
     let ask = async {
         match source {
-            Some(s) => Some(prometheus::ask(s).await),
+            Some(s) => {
+                let wait = cluster.target.timeout.unwrap_or(prometheus::TIMEOUT);
+                Some(prometheus::ask(s, wait).await)
+            }
             None => None,
         }
     };
@@ -202,7 +205,11 @@ pub fn stored_config(parent: &ConfigMap) -> Result<Config, config::ConfigError> 
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Health {
+    /// Nothing wrong, and Prometheus confirmed it (targets up, no alert firing but Watchdog).
     Healthy,
+    /// Nothing wrong as far as the API server shows; Prometheus did not answer, so scrape
+    /// health and firing alerts are unknown. Never called healthy.
+    Unverified,
     Degraded,
     NotInstalled,
 }
@@ -211,6 +218,7 @@ impl Health {
     pub fn exit_code(self) -> u8 {
         match self {
             Health::Healthy => 0,
+            Health::Unverified => crate::error::exit::UNVERIFIED,
             Health::Degraded => crate::error::exit::DEGRADED,
             Health::NotInstalled => crate::error::exit::NOT_INSTALLED,
         }
@@ -285,6 +293,8 @@ pub struct Status {
     pub health: Health,
     /// One line per reason the stack is degraded.
     pub problems: Vec<String>,
+    /// What could not be checked (Prometheus did not answer, or was not asked), one line each.
+    pub unknown: Vec<String>,
     pub components: Vec<Component>,
     pub summary: Summary,
     pub nodes: Vec<NodeStatus>,
@@ -309,6 +319,7 @@ impl Status {
             problems: vec![format!(
                 "automon is not installed in namespace {namespace} (install it with `kubectl automon enable -n {namespace}`)"
             )],
+            unknown: Vec::new(),
             components: Vec::new(),
             summary: Summary::default(),
             nodes: Vec::new(),
@@ -499,10 +510,11 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
                 .and_then(|v| default_route(&v))
         })
         .flatten();
-    let health = if problems.is_empty() {
-        Health::Healthy
-    } else {
-        Health::Degraded
+    let unknown = unknown(view.as_ref());
+    let health = match (problems.is_empty(), unknown.is_empty()) {
+        (false, _) => Health::Degraded,
+        (true, false) => Health::Unverified,
+        (true, true) => Health::Healthy,
     };
     Status {
         api_version: API_VERSION,
@@ -510,6 +522,7 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
         namespace: s.namespace.clone(),
         health,
         problems,
+        unknown,
         components,
         summary,
         nodes,
@@ -520,6 +533,23 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
         },
         alerting,
         prometheus: view,
+    }
+}
+
+/// What status could not check because Prometheus did not answer or was not asked (pure).
+fn unknown(view: Option<&PrometheusView>) -> Vec<String> {
+    match view {
+        Some(v) if v.reachable => Vec::new(),
+        Some(v) => vec![format!(
+            "scrape health and firing alerts (Prometheus did not answer at {}: {})",
+            v.via,
+            v.error.as_deref().unwrap_or("no answer")
+        )],
+        None => vec![
+            "scrape health and firing alerts (the stack uses another operator's Prometheus; \
+             ask it with --prometheus-url)"
+                .to_string(),
+        ],
     }
 }
 

@@ -62,8 +62,8 @@ impl Source<'_> {
             }
             Source::Url(base) => {
                 let url = format!("{}{path}", base.trim_end_matches('/'));
+                // ask() bounds the wait: dropping this future ends the request.
                 let client = reqwest::Client::builder()
-                    .timeout(TIMEOUT)
                     .build()
                     .map_err(|e| e.to_string())?;
                 let response = client
@@ -179,8 +179,9 @@ impl Answer {
     }
 }
 
-/// Asks for alerts, targets and rules at once, within [`TIMEOUT`].
-pub async fn ask(source: Source<'_>) -> Answer {
+/// Asks for alerts, targets and rules at once, within `wait` (`--request-timeout`, else
+/// [`TIMEOUT`]).
+pub async fn ask(source: Source<'_>, wait: Duration) -> Answer {
     let via = source.describe();
     let all = async {
         tokio::try_join!(
@@ -189,11 +190,11 @@ pub async fn ask(source: Source<'_>) -> Answer {
             source.get("/api/v1/rules?type=alert"),
         )
     };
-    match tokio::time::timeout(TIMEOUT, all).await {
-        Err(_) => Answer::unreachable(
-            via,
-            format!("no answer within {}", crate::error::humantime(TIMEOUT)),
-        ),
+    let no_answer = || format!("no answer within {}", crate::error::humantime(wait));
+    match tokio::time::timeout(wait, all).await {
+        Err(_) => Answer::unreachable(via, no_answer()),
+        // The client's own read timeout (the same --request-timeout) may fire first.
+        Ok(Err(e)) if e.contains("timed out") => Answer::unreachable(via, no_answer()),
         Ok(Err(e)) => Answer::unreachable(via, e),
         Ok(Ok((alerts, targets, rules))) => read(via, &alerts, &targets, &rules),
     }

@@ -21,20 +21,26 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn localcluster_script() -> PathBuf {
-    repo_root().join("tests/cluster/localcluster")
+/// The test run's own local cluster (`LOCALCLUSTER_INSTANCE=test`: its own state directory and
+/// ports), so that the try-it cluster a user started is never touched by a test.
+pub fn localcluster_command() -> Command {
+    let mut cmd = Command::new(repo_root().join("tests/cluster/localcluster"));
+    cmd.env("LOCALCLUSTER_INSTANCE", "test");
+    // `localcluster serve`'s Prometheus: a new node's exporter is scraped within a second.
+    cmd.env("LOCALCLUSTER_SCRAPE_INTERVAL", "1s");
+    cmd
 }
 
 /// Starts the local cluster unless it is up; every test in a binary shares it.
 pub fn cluster() -> &'static LocalCluster {
     static CLUSTER: OnceLock<LocalCluster> = OnceLock::new();
     CLUSTER.get_or_init(|| {
-        let up = Command::new(localcluster_script())
+        let up = localcluster_command()
             .arg("up")
             .status()
             .expect("run tests/cluster/localcluster up");
         assert!(up.success(), "localcluster up failed");
-        let env = Command::new(localcluster_script())
+        let env = localcluster_command()
             .arg("env")
             .output()
             .expect("localcluster env");
@@ -299,9 +305,9 @@ impl Drop for Cleanup {
     }
 }
 
-fn localcluster(args: &[&str]) -> Run {
+pub fn localcluster(args: &[&str]) -> Run {
     Run::from(
-        Command::new(localcluster_script())
+        localcluster_command()
             .args(args)
             .output()
             .expect("run tests/cluster/localcluster"),

@@ -23,6 +23,21 @@ pub fn enable_ready(ns: &str, extra: &[&str]) -> Run {
     enable(ns, &[&["--wait", "--timeout", "2m"], extra].concat()).success()
 }
 
+/// The real Prometheus, Alertmanager and node_exporter answer for the stack's pods in `ns`
+/// (`localcluster serve`) until the guard drops: doctor's scrape checks need a Prometheus.
+pub struct Served(&'static str);
+
+pub fn serve(ns: &'static str) -> Served {
+    localcluster(&["serve", ns]).success();
+    Served(ns)
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        localcluster(&["unserve", self.0]);
+    }
+}
+
 /// Applies `yaml` with kubectl.
 #[track_caller]
 pub fn apply(yaml: &str) {
