@@ -35,44 +35,10 @@ fn stack() -> &'static str {
     })
 }
 
-/// The first pod of `ns` with `app.kubernetes.io/name=<name>`.
-fn pod_of(ns: &str, name: &str) -> String {
-    let out = cluster().kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        ns,
-        "-l",
-        &format!("app.kubernetes.io/name={name}"),
-        "-o",
-        "jsonpath={.items[0].metadata.name}",
-    ]);
-    assert!(
-        !out.stdout.trim().is_empty(),
-        "no {name} pod in {ns}: {out:#?}"
-    );
-    out.stdout.trim().to_string()
-}
-
-/// `localcluster expose` for the test's duration.
-struct Exposed(String);
-
-fn expose(ns: &str, pod: &str, port: u16, local: u16) -> Exposed {
-    let name = format!("{ns}/{pod}");
-    localcluster(&[
-        "expose",
-        &name,
-        &port.to_string(),
-        &format!("127.0.0.1:{local}"),
-    ])
-    .success();
-    Exposed(name)
-}
-
-impl Drop for Exposed {
-    fn drop(&mut self) {
-        localcluster(&["unexpose", &self.0]);
-    }
+/// The first pod of `ns` with `app.kubernetes.io/name=<name>`, which the stack has.
+#[track_caller]
+fn pod_named(ns: &str, name: &str) -> String {
+    pod_of(ns, name).unwrap_or_else(|| panic!("no {name} pod in {ns}"))
 }
 
 /// A running `open`: its first stdout lines, and its stderr in a file.
@@ -197,7 +163,7 @@ fn open_prometheus_reaches_the_real_prometheus_and_stops_on_ctrl_c() {
     let ns = stack();
     let dir = tempfile::tempdir().unwrap();
     let (_prometheus, port) = real_prometheus(dir.path());
-    let pod = pod_of(ns, "prometheus");
+    let pod = pod_named(ns, "prometheus");
     let _exposed = expose(ns, &pod, 9090, port);
 
     let mut open = Open::start(&["prometheus", "-n", ns]);
@@ -259,7 +225,7 @@ fn open_alertmanager_reaches_the_real_alertmanager_on_the_port_asked_for() {
             .arg("--cluster.listen-address="),
         &log,
     );
-    let pod = pod_of(ns, "alertmanager");
+    let pod = pod_named(ns, "alertmanager");
     let _exposed = expose(ns, &pod, 9093, port);
 
     let local = free_port();
@@ -312,8 +278,10 @@ fn open_alertmanager_reaches_the_real_alertmanager_on_the_port_asked_for() {
 #[test]
 fn open_grafana_prints_how_to_log_in_and_follows_a_replaced_pod() {
     let ns = stack();
-    let grafana = fake_grafana();
-    let pod = pod_of(ns, "grafana");
+    let grafana = fake_http_server(Some(
+        "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\nfake grafana\n",
+    ));
+    let pod = pod_named(ns, "grafana");
     let exposed = expose(ns, &pod, 3000, grafana);
 
     let mut open = Open::start(&["grafana", "-n", ns]);
@@ -411,26 +379,6 @@ fn open_grafana_prints_how_to_log_in_and_follows_a_replaced_pod() {
     assert!(
         !first.contains(&password) && !login.contains(&password) && !stderr.contains(&password)
     );
-}
-
-/// An HTTP server that says it is a fake Grafana, to every request; lives as long as the binary.
-fn fake_grafana() -> u16 {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let mut head = [0u8; 4096];
-            let _ = stream.read(&mut head);
-            let body = "fake grafana\n";
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
 }
 
 #[test]

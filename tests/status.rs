@@ -95,21 +95,7 @@ fn prometheus_pod(ns: &str) -> String {
             at_exit(|| drop(OperatorStop));
             operator_start();
         }
-        let out = cluster().kubectl(&[
-            "get",
-            "pods",
-            "-n",
-            ns,
-            "-l",
-            "app.kubernetes.io/name=prometheus",
-            "-o",
-            "jsonpath={.items[0].metadata.name}",
-        ]);
-        if out.code == 0 && !out.stdout.trim().is_empty() {
-            Ok(out.stdout.trim().to_string())
-        } else {
-            Err(format!("{out:#?}"))
-        }
+        pod_of(ns, "prometheus").ok_or_else(|| "not yet".to_string())
     })
 }
 
@@ -772,15 +758,7 @@ fn a_real_prometheus_through_the_api_server_tells_scrapes_failures_and_firing_al
         prometheus_port,
     );
     // The API server reaches it as the stack's Prometheus pod, through its service proxy.
-    let exposed = format!("{ns}/{pod}");
-    localcluster(&[
-        "expose",
-        &exposed,
-        "9090",
-        &format!("127.0.0.1:{prometheus_port}"),
-    ])
-    .success();
-    let exposed = Unexpose(exposed);
+    let exposed = expose(ns, &pod, 9090, prometheus_port);
 
     let st = until("Prometheus scrapes st-prom-1 and the alert fires", || {
         exporter.assert_running(&exporter_log);
@@ -884,13 +862,7 @@ fn a_real_prometheus_through_the_api_server_tells_scrapes_failures_and_firing_al
     let failing = fake_http_server(Some(
         "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 6\r\nConnection: close\r\n\r\nbroken",
     ));
-    localcluster(&[
-        "expose",
-        &exposed.0,
-        "9090",
-        &format!("127.0.0.1:{failing}"),
-    ])
-    .success();
+    let exposed = exposed.to(9090, failing);
     let st = json_until(ns, &[], "the 500 reported", |st| {
         st["prometheus"]["error"]
             .as_str()
@@ -899,13 +871,7 @@ fn a_real_prometheus_through_the_api_server_tells_scrapes_failures_and_firing_al
     assert_eq!(st["prometheus"]["reachable"], false, "{st}");
     assert_ne!(st["health"], "Healthy", "{st}");
     let hanging = fake_http_server(None);
-    localcluster(&[
-        "expose",
-        &exposed.0,
-        "9090",
-        &format!("127.0.0.1:{hanging}"),
-    ])
-    .success();
+    let _exposed = exposed.to(9090, hanging);
     let st = json_until(
         ns,
         &["--request-timeout", "2s"],
@@ -919,6 +885,25 @@ fn a_real_prometheus_through_the_api_server_tells_scrapes_failures_and_firing_al
             .ends_with(": no answer within 2s)"),
         "{st}"
     );
+    // No pod at all behind the Service (the Prometheus scaled to none): the API server's 503.
+    cluster()
+        .kubectl(&[
+            "patch",
+            "prometheus",
+            "automon",
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":0}}"#,
+        ])
+        .success();
+    let st = json_until(ns, &[], "no endpoints reported", |st| {
+        st["prometheus"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no endpoints available") && e.contains("(503)"))
+    });
+    assert_ne!(st["health"], "Healthy", "{st}");
 
     // --prometheus-url asks that Prometheus directly, with the same answer.
     let url = format!("http://127.0.0.1:{prometheus_port}");
@@ -938,37 +923,6 @@ fn a_real_prometheus_through_the_api_server_tells_scrapes_failures_and_firing_al
     // Unasked, Prometheus has no word on coverage: the exporter running is what counts.
     assert_eq!(node(&st, "st-prom-2")["coverage"], "monitored");
     assert_eq!(node(&st, "st-prom-2")["scrape"], Value::Null);
-}
-
-/// A server on loopback that answers every request with `answer`, or, with `None`, accepts
-/// connections and never says a word. Lives as long as the test binary.
-fn fake_http_server(answer: Option<&'static str>) -> u16 {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        let mut silent = Vec::new();
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            match answer {
-                Some(answer) => {
-                    let mut head = [0u8; 4096];
-                    let _ = stream.read(&mut head);
-                    let _ = stream.write_all(answer.as_bytes());
-                }
-                None => silent.push(stream),
-            }
-        }
-    });
-    port
-}
-
-/// Forgets what a test exposed for a pod, whatever the test did.
-struct Unexpose(String);
-
-impl Drop for Unexpose {
-    fn drop(&mut self) {
-        localcluster(&["unexpose", &self.0]);
-    }
 }
 
 #[test]

@@ -314,6 +314,59 @@ pub fn localcluster(args: &[&str]) -> Run {
     )
 }
 
+/// A server on loopback that answers every request with `answer`, or, with `None`, accepts
+/// connections and never says a word. Lives as long as the test binary.
+pub fn fake_http_server(answer: Option<&'static str>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut silent = Vec::new();
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            match answer {
+                Some(answer) => {
+                    let mut head = [0u8; 4096];
+                    let _ = stream.read(&mut head);
+                    let _ = stream.write_all(answer.as_bytes());
+                }
+                None => silent.push(stream),
+            }
+        }
+    });
+    port
+}
+
+/// `localcluster expose NS/POD PORT 127.0.0.1:LOCAL`: the process at `local` answers for the
+/// pod's port (the API server's service and pod proxy, port-forward) until the guard drops.
+pub struct Exposed(pub String);
+
+#[track_caller]
+pub fn expose(ns: &str, pod: &str, port: u16, local: u16) -> Exposed {
+    let name = format!("{ns}/{pod}");
+    Exposed(name).to(port, local)
+}
+
+impl Exposed {
+    /// The same pod's port, answered by another local process from now on.
+    #[track_caller]
+    pub fn to(self, port: u16, local: u16) -> Exposed {
+        localcluster(&[
+            "expose",
+            &self.0,
+            &port.to_string(),
+            &format!("127.0.0.1:{local}"),
+        ])
+        .success();
+        self
+    }
+}
+
+impl Drop for Exposed {
+    fn drop(&mut self) {
+        localcluster(&["unexpose", &self.0]);
+    }
+}
+
 /// Starts the real prometheus-operator out of cluster (`localcluster operator start`,
 /// idempotent). It watches every namespace.
 pub fn operator_start() {
@@ -341,6 +394,23 @@ pub fn get_json(args: &[&str]) -> serde_json::Value {
     let out = cluster().kubectl(&[args, &["-o", "json"]].concat());
     assert_eq!(out.code, 0, "{out:#?}");
     serde_json::from_str(&out.stdout).unwrap()
+}
+
+/// The first pod of `ns` labelled `app.kubernetes.io/name=<app>` (say, the operator's
+/// `prometheus-automon-0`), if there is one yet.
+pub fn pod_of(ns: &str, app: &str) -> Option<String> {
+    let out = cluster().kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        ns,
+        "-l",
+        &format!("app.kubernetes.io/name={app}"),
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let name = out.stdout.trim();
+    (out.code == 0 && !name.is_empty()).then(|| name.to_string())
 }
 
 /// A kwok-managed Linux/amd64 Node object, as `localcluster` makes its own; a test adds the
