@@ -363,6 +363,8 @@ fn node_with_an_untolerated_taint_has_no_exporter() {
     let _nodes = adding_nodes();
     let ns = "dr-taint";
     let _cleanup = Cleanup::fresh(ns);
+    // The CRDs from the cluster, never a download: this test may run first.
+    cluster().ensure_crds();
     enable(ns, &["--set", "nodeExporter.tolerations=none"]).success();
     let node = "dr-node-gpu";
     let _node = tainted_node(node, Some(("nvidia.com/gpu", "present", "NoExecute")));
@@ -454,6 +456,7 @@ fn host_port_taken_by_another_exporter() {
     let holder_ns = "dr-port-holder";
     let _cleanup = Cleanup::fresh(ns);
     let _holder_cleanup = Cleanup::fresh(holder_ns);
+    cluster().ensure_crds();
     enable(ns, &[]).success();
     let port = node_exporter_port(ns);
     let node = "dr-node-port";

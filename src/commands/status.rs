@@ -398,6 +398,28 @@ mod tests {
     }
 
     #[test]
+    fn unverified_says_what_is_unknown_and_is_never_healthy() {
+        let mut st = sample(vec![node("n1", Coverage::Monitored, None)]);
+        st.problems.clear();
+        st.health = Health::Unverified;
+        st.unknown =
+            vec!["scrape health and firing alerts (Prometheus did not answer at x: 503)".into()];
+        let text = human(
+            &st,
+            false,
+            &Palette::with_color(false),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert!(
+            text.ends_with(
+                "\nUnverified: nothing wrong as far as the API server shows; unknown: scrape health and firing alerts (Prometheus did not answer at x: 503)."
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("Healthy."), "{text}");
+    }
+
+    #[test]
     fn watch_redraws_on_a_change_of_state_not_of_the_clock() {
         let mut up = node("n1", Coverage::Monitored, None);
         up.scrape = Some(status::nodes::Scrape {

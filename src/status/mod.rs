@@ -657,3 +657,46 @@ fn component(w: &rollout::Workload, s: &Snapshot, summary: &Summary) -> Componen
     }
     c
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(reachable: bool, error: Option<&str>) -> PrometheusView {
+        PrometheusView {
+            reachable,
+            via: "service automon/prometheus:web through the API server".into(),
+            error: error.map(Into::into),
+            firing: Vec::new(),
+            targets: None,
+            rules_loaded: None,
+        }
+    }
+
+    #[test]
+    fn only_an_answer_from_prometheus_leaves_nothing_unknown() {
+        assert_eq!(unknown(Some(&view(true, None))), Vec::<String>::new());
+        let silent = unknown(Some(&view(false, Some("no answer within 5s"))));
+        assert_eq!(
+            silent,
+            [
+                "scrape health and firing alerts (Prometheus did not answer at service automon/prometheus:web through the API server: no answer within 5s)"
+            ]
+        );
+        let unasked = unknown(None);
+        assert_eq!(unasked.len(), 1);
+        assert!(unasked[0].contains("--prometheus-url"), "{unasked:?}");
+    }
+
+    #[test]
+    fn unverified_has_its_own_exit_code() {
+        let codes = [
+            Health::Healthy,
+            Health::Unverified,
+            Health::Degraded,
+            Health::NotInstalled,
+        ]
+        .map(Health::exit_code);
+        assert_eq!(codes, [0, 10, 8, 9]);
+    }
+}
