@@ -1002,7 +1002,14 @@ fn scrapes(status: &Status) -> Option<Finding> {
     }
     let t = view.targets.as_ref()?;
     if t.unhealthy.is_empty() {
-        return Some(ok("scrapes", format!("all {} scrape targets up", t.up)));
+        let pending = match t.unknown {
+            0 => String::new(),
+            n => format!(" ({n} not scraped yet)"),
+        };
+        return Some(ok(
+            "scrapes",
+            format!("all {} scrape targets up{pending}", t.up),
+        ));
     }
     let first: Vec<String> = t
         .unhealthy

@@ -130,7 +130,8 @@ pub struct Targets {
     pub up: usize,
     pub down: usize,
     pub unknown: usize,
-    /// The unhealthy ones, so that a script need not ask Prometheus again.
+    /// The ones down, with Prometheus' error, so that a script need not ask again. A target
+    /// not scraped yet (`unknown`: just discovered) is counted, not listed: it is no failure.
     pub unhealthy: Vec<DownTarget>,
 }
 
@@ -231,7 +232,7 @@ pub fn read(via: String, alerts: &Value, targets: &Value, rules: &Value) -> Answ
         }
         let job = text(&t["labels"]["job"]).unwrap_or_default();
         let error = text(&t["lastError"]);
-        if health != "up" {
+        if health == "down" {
             counts.unhealthy.push(DownTarget {
                 job: job.clone(),
                 instance: text(&t["labels"]["instance"]).unwrap_or_default(),
@@ -304,6 +305,7 @@ mod tests {
             {"labels": {"job": "node-exporter", "node": "n2", "instance": "n2"}, "health": "down",
              "lastScrape": "0001-01-01T00:00:00Z", "lastError": "connection refused"},
             {"labels": {"job": "kube-state-metrics", "instance": "10.0.0.1:8080"}, "health": "up"},
+            {"labels": {"job": "prometheus", "instance": "10.0.0.2:9090"}, "health": "unknown"},
         ]});
         let rules = json!({"groups": [
             {"name": "node", "rules": [{"type": "alerting"}, {"type": "alerting"}]},
@@ -314,7 +316,9 @@ mod tests {
         assert_eq!(names, ["NodeDown", "Watchdog"]);
         assert_eq!(a.view.firing[0].node.as_deref(), Some("n2"));
         let t = a.view.targets.unwrap();
-        assert_eq!((t.up, t.down, t.unknown), (2, 1, 0));
+        assert_eq!((t.up, t.down, t.unknown), (2, 1, 1));
+        // Not scraped yet is no failure: only the target down is listed.
+        assert_eq!(t.unhealthy.len(), 1);
         assert_eq!(t.unhealthy[0].error.as_deref(), Some("connection refused"));
         assert_eq!(
             a.view.rules_loaded,
