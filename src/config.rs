@@ -761,6 +761,9 @@ impl Config {
             size.check()
                 .map_err(|p| fail("prometheus.storage.size", p))?;
         }
+        if let Some(size) = &self.prometheus.retention_size {
+            check_byte_size(size).map_err(|p| fail("prometheus.retentionSize", p))?;
+        }
         let mut names = std::collections::BTreeSet::new();
         for (i, r) in self.alertmanager.receivers.iter().enumerate() {
             let key = format!("alertmanager.receivers[{i}]");
@@ -780,6 +783,20 @@ impl Config {
                     &key,
                     format!("receiver name {:?} is used twice", r.name),
                 ));
+            }
+            // Alertmanager refuses (or, for a URL, fails at runtime on) what is checked here.
+            if let Some(w) = &r.webhook {
+                check_url(&w.url).map_err(|p| fail(&format!("{key}.webhook.url"), p))?;
+            }
+            if let Some(slack) = &r.slack {
+                check_url(&slack.api_url).map_err(|p| fail(&format!("{key}.slack.apiUrl"), p))?;
+            }
+            if let Some(email) = &r.email {
+                for (field, address) in [("to", &email.to), ("from", &email.from)] {
+                    check_email(address).map_err(|p| fail(&format!("{key}.email.{field}"), p))?;
+                }
+                check_host_port(&email.smarthost)
+                    .map_err(|p| fail(&format!("{key}.email.smarthost"), p))?;
             }
             if r.webhook.is_none() && r.slack.is_none() && r.email.is_none() {
                 return Err(fail(
@@ -808,6 +825,76 @@ impl Config {
     /// The effective configuration as YAML, as stored in the cluster and shown by `render`.
     pub fn to_yaml(&self) -> String {
         serde_saphyr::to_string(self).expect("configuration serialises")
+    }
+}
+
+/// A Prometheus byte size as the `Prometheus` CRD's `ByteSize` accepts it: `0`, or a number and
+/// a unit, `B`, `KB`…`EB` or `KiB`…`EiB` (e.g. `40GB`, `512MiB`, `1.5TB`).
+fn check_byte_size(s: &str) -> Result<(), String> {
+    let bad = || format!("{s:?} is not a size; use a number and a unit, e.g. 40GB, 512MB, 1.5TB");
+    if s == "0" {
+        return Ok(());
+    }
+    let num_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(bad)?;
+    let (num, unit) = s.split_at(num_end);
+    let num_ok = num.parse::<f64>().is_ok_and(f64::is_finite) && !num.ends_with('.');
+    let unit = unit.strip_suffix('B').ok_or_else(bad)?;
+    let unit = unit
+        .strip_suffix('i')
+        .filter(|u| !u.is_empty())
+        .unwrap_or(unit);
+    let unit_ok = matches!(unit, "" | "K" | "M" | "G" | "T" | "P" | "E");
+    if num_ok && unit_ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+/// An absolute http(s) URL with a host, as Alertmanager's webhook and Slack configurations need.
+fn check_url(s: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        format!(
+            "{s:?} is not a URL Alertmanager can send to ({why}); use e.g. https://hooks.example.com/alerts"
+        )
+    };
+    if s.trim() != s || s.contains(char::is_whitespace) {
+        return Err(bad("it contains spaces"));
+    }
+    let uri: http::Uri = s.parse().map_err(|_| bad("it does not parse"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(bad(&format!("scheme {other:?}, not http or https"))),
+        None => return Err(bad("no http:// or https://")),
+    }
+    match uri.host() {
+        Some(h) if !h.is_empty() => Ok(()),
+        _ => Err(bad("no host")),
+    }
+}
+
+fn check_email(s: &str) -> Result<(), String> {
+    match s.split_once('@') {
+        Some((user, domain))
+            if !user.is_empty() && !domain.is_empty() && !s.contains(char::is_whitespace) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!("{s:?} is not an email address")),
+    }
+}
+
+/// `host:port`, as Alertmanager's `smarthost`.
+fn check_host_port(s: &str) -> Result<(), String> {
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{s:?} is not host:port; use e.g. smtp.example.com:587"
+        )),
     }
 }
 
@@ -1000,6 +1087,64 @@ mod tests {
             .with_set("alertmanager.receivers=[{name: team, webhook: {url: 'http://hook.example/alerts'}}]")
             .unwrap();
         assert_eq!(c.alertmanager.receivers[0].name, "team");
+    }
+
+    /// What Alertmanager and Prometheus would refuse (or fail on at runtime) is refused here,
+    /// naming the key, before anything reaches the cluster.
+    #[test]
+    fn sizes_urls_and_addresses_are_checked_as_their_component_would() {
+        for good in ["0", "40GB", "512MB", "1.5TB", "100B", "512MiB", "2EiB"] {
+            assert_eq!(check_byte_size(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "40 gigs", "40", "40G", "GB", "-1GB", "1.GB", "40gb", "40iB", "",
+        ] {
+            assert!(check_byte_size(bad).is_err(), "{bad}");
+        }
+        let e = Config::default()
+            .with_set("prometheus.retentionSize=40 gigs")
+            .unwrap_err();
+        assert_eq!(e.key, "prometheus.retentionSize", "{e}");
+        assert!(e.problem.contains("e.g. 40GB"), "{e}");
+
+        for good in ["https://hooks.example.com/alerts", "http://10.0.0.1:8080/x"] {
+            assert_eq!(check_url(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "not a url",
+            "hooks.example.com/alerts",
+            "ftp://x/y",
+            "https://",
+            " https://x",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+        let e = Config::default()
+            .with_set("alertmanager.receivers=[{name: team, webhook: {url: 'not a url'}}]")
+            .unwrap_err();
+        assert_eq!(e.key, "alertmanager.receivers[0].webhook.url", "{e}");
+        let e = Config::default()
+            .with_set(
+                "alertmanager.receivers=[{name: team, slack: {apiUrl: 'slack', channel: '#a'}}]",
+            )
+            .unwrap_err();
+        assert_eq!(e.key, "alertmanager.receivers[0].slack.apiUrl", "{e}");
+        let email = |to: &str, smarthost: &str| {
+            Config::default().with_set(&format!(
+                "alertmanager.receivers=[{{name: ops, email: {{to: '{to}', from: 'am@example.com', smarthost: '{smarthost}'}}}}]"
+            ))
+        };
+        assert!(email("ops@example.com", "smtp.example.com:587").is_ok());
+        assert_eq!(
+            email("ops", "smtp.example.com:587").unwrap_err().key,
+            "alertmanager.receivers[0].email.to"
+        );
+        assert_eq!(
+            email("ops@example.com", "smtp.example.com")
+                .unwrap_err()
+                .key,
+            "alertmanager.receivers[0].email.smarthost"
+        );
     }
 
     #[test]

@@ -205,7 +205,8 @@ pub fn stored_config(parent: &ConfigMap) -> Result<Config, config::ConfigError> 
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Health {
-    /// Nothing wrong, and Prometheus confirmed it (targets up, no alert firing but Watchdog).
+    /// Nothing wrong, and Prometheus answered: its scrape targets are up (firing alerts are
+    /// listed, they are about the cluster, not the stack).
     Healthy,
     /// Nothing wrong as far as the API server shows; Prometheus did not answer, so scrape
     /// health and firing alerts are unknown. Never called healthy.
