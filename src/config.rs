@@ -532,12 +532,14 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses a configuration file's text; errors carry the key and line.
+    /// Parses a configuration file's text over the defaults, key by key as Helm merges values
+    /// (a file that sets only `prometheus.resources.requests.cpu` keeps every other default;
+    /// lists replace); errors carry the key and line.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Config, ConfigError> {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        let config: Config = serde_saphyr::from_str(text).map_err(|e| {
+        let located = |e: serde_saphyr::Error| {
             let line = e.location().map(|l| l.line() as usize);
             let problem = e
                 .to_string()
@@ -561,7 +563,26 @@ impl Config {
                     .unwrap_or_else(|| "(document)".into()),
                 problem,
             }
-        })?;
+        };
+        let file: serde_json::Value = serde_saphyr::from_str(text).map_err(located)?;
+        let mut tree = serde_json::to_value(Config::default()).expect("defaults serialise");
+        merge_values(&mut tree, file);
+        let config = match serde_json::from_value::<Config>(tree) {
+            Ok(config) => config,
+            // The merged tree is wrong only where the file is: reading the file alone says
+            // where (an unknown key, a wrong type), with its line.
+            Err(merged) => match serde_saphyr::from_str::<Config>(text) {
+                Ok(config) => config,
+                Err(e) if !e.to_string().contains("missing field") => return Err(located(e)),
+                Err(_) => {
+                    return Err(ConfigError {
+                        origin: origin.to_string(),
+                        key: "(document)".into(),
+                        problem: merged.to_string(),
+                    });
+                }
+            },
+        };
         config.validate(Some(origin), Some(text))?;
         Ok(config)
     }
@@ -594,7 +615,10 @@ impl Config {
                 .as_object_mut()
                 .ok_or_else(|| err(format!("{} is not a section", parts[..i].join("."))))?;
             if i + 1 == parts.len() {
-                map.insert((*part).to_string(), value.clone());
+                let slot = map
+                    .entry((*part).to_string())
+                    .or_insert(serde_json::Value::Null);
+                *slot = scalar_for(slot, value.clone());
                 break;
             }
             node = map
@@ -825,6 +849,38 @@ impl Config {
     /// The effective configuration as YAML, as stored in the cluster and shown by `render`.
     pub fn to_yaml(&self) -> String {
         serde_saphyr::to_string(self).expect("configuration serialises")
+    }
+}
+
+/// Helm's rule for values: maps merge key by key, anything else replaces, and a null leaves a
+/// section as it is.
+fn merge_values(base: &mut serde_json::Value, over: serde_json::Value) {
+    use serde_json::Value;
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(slot) => merge_values(slot, value),
+                    // Keys the defaults leave out are unset optional strings or sections.
+                    None => {
+                        base.insert(key, scalar_for(&Value::Null, value));
+                    }
+                }
+            }
+        }
+        (Value::Object(_), Value::Null) => {}
+        (slot, over) => *slot = scalar_for(slot, over),
+    }
+}
+
+/// `over`, read as YAML reads a scalar for a string field: `cpu: 1` or `--set
+/// prometheus.storage.size=10` mean the string where a string (or an unset optional one) is.
+fn scalar_for(existing: &serde_json::Value, over: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (existing, over) {
+        (Value::String(_) | Value::Null, Value::Number(n)) => Value::String(n.to_string()),
+        (Value::String(_) | Value::Null, Value::Bool(b)) => Value::String(b.to_string()),
+        (_, over) => over,
     }
 }
 
@@ -1145,6 +1201,37 @@ mod tests {
                 .key,
             "alertmanager.receivers[0].email.smarthost"
         );
+    }
+
+    /// A file is merged over the defaults as Helm merges values: what it leaves out keeps its
+    /// default, maps merge, lists replace, a number where a string belongs is that string.
+    #[test]
+    fn a_file_sets_only_what_it_names() {
+        let c = Config::from_yaml(
+            "prometheus:\n  resources:\n    requests: {cpu: 1}\n    limits: {cpu: 2}\n  storage: {size: 10}\nalertmanager:\n  route:\n    groupBy: [alertname]\n",
+            "a.yaml",
+        )
+        .unwrap();
+        let d = Config::default();
+        let r = &c.prometheus.resources;
+        assert_eq!(r.requests.cpu, Some(Quantity("1".into())));
+        assert_eq!(r.requests.memory, d.prometheus.resources.requests.memory);
+        assert_eq!(r.limits.cpu, Some(Quantity("2".into())));
+        assert_eq!(r.limits.memory, d.prometheus.resources.limits.memory);
+        assert_eq!(c.prometheus.storage.size, Some(Quantity("10".into())));
+        assert_eq!(c.prometheus.retention, d.prometheus.retention);
+        assert_eq!(c.alertmanager.route.group_by, ["alertname"]);
+        assert_eq!(c.alerts, d.alerts);
+        // An alert's threshold alone keeps its duration and severity.
+        let c =
+            Config::from_yaml("alerts:\n  highCpu:\n    thresholdPercent: 90\n", "a.yaml").unwrap();
+        assert_eq!(c.alerts.high_cpu.threshold_percent, 90.0);
+        assert_eq!(c.alerts.high_cpu.for_, d.alerts.high_cpu.for_);
+        // An empty section is the defaults.
+        assert_eq!(Config::from_yaml("prometheus:\n", "a.yaml").unwrap(), d);
+        // --set reads a number where a string belongs as that string.
+        let c = d.with_set("prometheus.storage.size=10").unwrap();
+        assert_eq!(c.prometheus.storage.size, Some(Quantity("10".into())));
     }
 
     #[test]
