@@ -2,7 +2,9 @@
 //! stack's namespace) and every member it claims, one list call per group-kind, selected by the
 //! `applyset.kubernetes.io/part-of` label. Gather only: what to do with it is the caller's.
 
-use kube::api::{Api, ListParams};
+use std::collections::BTreeSet;
+
+use kube::api::{Api, ListParams, ObjectMeta};
 
 use crate::{
     cluster::Cluster,
@@ -48,10 +50,9 @@ pub enum InventoryError {
     Cluster(#[from] ClusterError),
 }
 
-/// The `applyset.kubernetes.io/id` label of a parent.
-pub fn applyset_id(parent: &Object) -> Option<&str> {
+/// The `applyset.kubernetes.io/id` label of a parent: what makes a ConfigMap automon's parent.
+pub fn applyset_id(parent: &ObjectMeta) -> Option<&str> {
     parent
-        .metadata
         .labels
         .as_ref()?
         .get(APPLYSET_ID_LABEL)
@@ -61,23 +62,50 @@ pub fn applyset_id(parent: &Object) -> Option<&str> {
 /// The group-kinds a parent's `contains-group-kinds` annotation lists, resolved to known types;
 /// the ones automon does not know come back apart.
 pub fn member_types(parent: &Object) -> (Vec<&'static Known>, Vec<String>) {
-    let listed = parent
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(APPLYSET_GROUP_KINDS))
-        .map(String::as_str)
-        .unwrap_or_default();
     let mut known = Vec::new();
     let mut unknown = Vec::new();
-    for gk in listed.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match resources::by_group_kind(gk) {
+    for gk in group_kinds(&parent.metadata) {
+        match resources::by_group_kind(&gk) {
             Some(k) if !known.contains(&k) => known.push(k),
             Some(_) => {}
-            None => unknown.push(gk.to_string()),
+            None => unknown.push(gk),
         }
     }
     (known, unknown)
+}
+
+/// The group-kinds a parent's `contains-group-kinds` annotation lists (`Kind.group`, `Kind` for
+/// the core group), sorted, blanks dropped: the one reading of that annotation.
+pub fn group_kinds(meta: &ObjectMeta) -> BTreeSet<String> {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(APPLYSET_GROUP_KINDS))
+        .map(|listed| {
+            listed
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The parent listing `extra` kinds besides its own, sorted and comma-separated as kubectl
+/// writes the annotation.
+pub fn with_kinds(parent: &Object, extra: impl IntoIterator<Item = String>) -> Object {
+    let mut all = group_kinds(&parent.metadata);
+    all.extend(extra);
+    let mut widened = parent.clone();
+    widened
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            APPLYSET_GROUP_KINDS.into(),
+            all.into_iter().collect::<Vec<_>>().join(","),
+        );
+    widened
 }
 
 /// The ApplySet parent ConfigMap in `namespace` (it also holds the stored configuration), or
@@ -88,12 +116,10 @@ pub async fn parent_configmap(
 ) -> Result<Option<k8s_openapi::api::core::v1::ConfigMap>, kube::Error> {
     let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(client.clone(), namespace);
-    Ok(configmaps.get_opt(PARENT_NAME).await?.filter(|p| {
-        p.metadata
-            .labels
-            .as_ref()
-            .is_some_and(|l| l.contains_key(APPLYSET_ID_LABEL))
-    }))
+    Ok(configmaps
+        .get_opt(PARENT_NAME)
+        .await?
+        .filter(|p| applyset_id(&p.metadata).is_some()))
 }
 
 /// Reads the parent in the cluster's namespace and lists every member.
@@ -106,7 +132,7 @@ pub async fn read(cluster: &Cluster) -> Result<Inventory, InventoryError> {
     let Some(parent) = configmaps.get_opt(PARENT_NAME).await.map_err(classify)? else {
         return Err(InventoryError::NotInstalled { namespace });
     };
-    let Some(id) = applyset_id(&parent).map(str::to_string) else {
+    let Some(id) = applyset_id(&parent.metadata).map(str::to_string) else {
         return Err(InventoryError::NotAParent { namespace });
     };
     let (types, unknown) = member_types(&parent);
@@ -148,24 +174,14 @@ pub async fn read(cluster: &Cluster) -> Result<Inventory, InventoryError> {
 /// members (they are never pruned), so their kind stays listed for `disable` to find them.
 pub fn final_parent(parent: &Object, members: &[Object]) -> Object {
     let crd = "CustomResourceDefinition.apiextensions.k8s.io";
-    let mut parent = parent.clone();
     if members
         .iter()
         .any(|m| crate::render::kind(m) == "CustomResourceDefinition")
     {
-        let annotations = parent
-            .metadata
-            .annotations
-            .get_or_insert_with(Default::default);
-        let kinds = annotations
-            .entry(crate::render::meta::APPLYSET_GROUP_KINDS.to_string())
-            .or_default();
-        let mut all: std::collections::BTreeSet<&str> =
-            kinds.split(',').filter(|k| !k.is_empty()).collect();
-        all.insert(crd);
-        *kinds = all.into_iter().collect::<Vec<_>>().join(",");
+        with_kinds(parent, [crd.to_string()])
+    } else {
+        parent.clone()
     }
-    parent
 }
 
 /// The members `enable` prunes because `rendered` no longer has them, in the order to delete
@@ -212,7 +228,7 @@ mod tests {
         for k in ["Namespace", "Deployment", "Prometheus", "ClusterRole"] {
             assert!(kinds.contains(&k), "{kinds:?}");
         }
-        assert!(applyset_id(&parent).is_some_and(|id| id.starts_with("applyset-")));
+        assert!(applyset_id(&parent.metadata).is_some_and(|id| id.starts_with("applyset-")));
     }
 
     #[test]

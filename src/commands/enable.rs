@@ -4,7 +4,7 @@
 //! optionally wait until every workload is ready.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     time::{Duration, Instant},
 };
 
@@ -469,13 +469,8 @@ async fn ensure_admin_secret(cluster: &Cluster, parent: &Object) -> anyhow::Resu
     labels.remove(meta::APPLYSET_ID_LABEL);
     labels.insert(meta::NAME_LABEL.into(), "grafana".into());
     labels.insert(meta::COMPONENT_LABEL.into(), "grafana".into());
-    if let Some(id) = parent
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(meta::APPLYSET_ID_LABEL))
-    {
-        labels.insert(meta::APPLYSET_PART_OF_LABEL.into(), id.clone());
+    if let Some(id) = inventory::applyset_id(&parent.metadata) {
+        labels.insert(meta::APPLYSET_PART_OF_LABEL.into(), id.to_string());
     }
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
@@ -537,39 +532,10 @@ async fn apply_parent(
     Ok((outcome, applied))
 }
 
-fn group_kinds(o: &Object) -> BTreeSet<String> {
-    o.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(meta::APPLYSET_GROUP_KINDS))
-        .map(|s| {
-            s.split(',')
-                .filter(|k| !k.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The parent with the union of the kinds it lists now and listed before.
 fn widen_parent(parent: &Object, previous: Option<&Object>) -> Object {
-    with_kinds(parent, previous.map(group_kinds).unwrap_or_default())
-}
-
-/// The parent listing `extra` kinds besides its own.
-fn with_kinds(parent: &Object, extra: impl IntoIterator<Item = String>) -> Object {
-    let mut all = group_kinds(parent);
-    all.extend(extra);
-    let mut widened = parent.clone();
-    widened
-        .metadata
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(
-            meta::APPLYSET_GROUP_KINDS.into(),
-            all.into_iter().collect::<Vec<_>>().join(","),
-        );
-    widened
+    let before = previous.map(|p| inventory::group_kinds(&p.metadata));
+    inventory::with_kinds(parent, before.unwrap_or_default())
 }
 
 async fn delete(cluster: &Cluster, o: &Object, dry_run: bool) -> anyhow::Result<()> {

@@ -25,7 +25,7 @@ use crate::{
     preflight::image_tag,
     render::{
         self, Object, grafana,
-        meta::{APPLYSET_GROUP_KINDS, CONFIG_KEY, PARENT_NAME, PART_OF, PART_OF_LABEL},
+        meta::{CONFIG_KEY, PARENT_NAME, PART_OF, PART_OF_LABEL},
     },
     resources, rollout,
 };
@@ -174,16 +174,7 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
 /// A stack installed beside another Prometheus Operator has no Prometheus of its own: its
 /// parent does not list the kind.
 pub fn reuses_operator(parent: &ConfigMap) -> bool {
-    !parent
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(APPLYSET_GROUP_KINDS))
-        .is_some_and(|kinds| {
-            kinds
-                .split(',')
-                .any(|k| k.trim() == "Prometheus.monitoring.coreos.com")
-        })
+    !crate::inventory::group_kinds(&parent.metadata).contains("Prometheus.monitoring.coreos.com")
 }
 
 /// The configuration `enable` stored in the parent.
