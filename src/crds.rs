@@ -9,7 +9,6 @@ use std::{
     time::Duration,
 };
 
-use kube::api::ListParams;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -536,48 +535,76 @@ pub fn not_established(listed: &[Object], names: &[String]) -> Vec<NotServed> {
         .collect()
 }
 
-/// Polls until every named CRD is `Established=True`, or fails naming those that are not.
-/// One list call per tick: by field selector while one CRD is left, else the CRDs labelled
-/// part of automon (as every CRD `enable` applies is).
+/// Waits until every named CRD is `Established=True`, or fails after `timeout` naming those
+/// that are not and why. A watch (kube-runtime's watcher), not a poll: the answer comes as the
+/// API server marks them. Only the one named, or automon's (labelled part of it, as every CRD
+/// `enable` applies is), are watched: CRDs are large, up to ~1 MiB each.
 pub async fn wait_established(
     cluster: &Cluster,
     names: &[String],
     timeout: Duration,
 ) -> Result<(), CrdError> {
-    let known = resources::by_group_kind("CustomResourceDefinition.apiextensions.k8s.io")
-        .expect("CustomResourceDefinition is a known type");
-    let api = known.api(&cluster.client, None);
+    use futures::TryStreamExt;
+    use kube::runtime::watcher::{self, Event};
+
     if names.is_empty() {
         return Ok(());
     }
+    let known = resources::by_group_kind("CustomResourceDefinition.apiextensions.k8s.io")
+        .expect("CustomResourceDefinition is a known type");
+    let api = known.api(&cluster.client, None);
+    let selection = match names {
+        [one] => watcher::Config::default().fields(&format!("metadata.name={one}")),
+        _ => watcher::Config::default().labels(&format!(
+            "{}={}",
+            crate::render::meta::PART_OF_LABEL,
+            crate::render::meta::PART_OF
+        )),
+    };
+    let mut events = std::pin::pin!(watcher::watcher(api, selection));
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut pending: Vec<String> = names.to_vec();
+    // The CRDs as the watch last told them.
+    let mut seen: Vec<Object> = Vec::new();
     loop {
-        // CRDs are large (up to ~1 MiB each): list only the one left, or only automon's.
-        let params = match pending.as_slice() {
-            [one] => ListParams::default().fields(&format!("metadata.name={one}")),
-            _ => ListParams::default().labels(&format!(
-                "{}={}",
-                crate::render::meta::PART_OF_LABEL,
-                crate::render::meta::PART_OF
-            )),
-        };
-        let listed = api
-            .list(&params)
-            .await
-            .map_err(|e| cluster.target.classify(e))?;
-        let still = not_established(&listed.items, &pending);
-        if still.is_empty() {
+        let pending = not_established(&seen, names);
+        if pending.is_empty() {
             return Ok(());
         }
-        pending = still.iter().map(|n| n.name.clone()).collect();
-        if tokio::time::Instant::now() >= deadline {
-            return Err(CrdError::NotEstablished {
-                timeout,
-                pending: still,
-            });
+        let event = match tokio::time::timeout_at(deadline, events.try_next()).await {
+            Err(_) => return Err(CrdError::NotEstablished { timeout, pending }),
+            Ok(Err(e)) => return Err(watch_failed(cluster, e).into()),
+            // A watcher does not end by itself; if it did, nothing more would come.
+            Ok(Ok(None)) => return Err(CrdError::NotEstablished { timeout, pending }),
+            Ok(Ok(Some(event))) => event,
+        };
+        match event {
+            Event::Init => seen.clear(),
+            Event::InitApply(crd) | Event::Apply(crd) => {
+                seen.retain(|c| c.metadata.name != crd.metadata.name);
+                seen.push(crd);
+            }
+            Event::Delete(crd) => seen.retain(|c| c.metadata.name != crd.metadata.name),
+            Event::InitDone => {}
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A failed watch as the cluster error it is (a 403 names what is missing, as a list would).
+fn watch_failed(cluster: &Cluster, e: kube::runtime::watcher::Error) -> ClusterError {
+    use kube::runtime::watcher::Error;
+    match e {
+        Error::InitialListFailed(e) | Error::WatchStartFailed(e) | Error::WatchFailed(e) => {
+            cluster.target.classify(e)
+        }
+        Error::WatchError(status) => cluster.target.classify(kube::Error::Api(status)),
+        Error::NoResourceVersion => ClusterError::Api {
+            server: cluster.target.server.clone(),
+            code: 0,
+            reason: "NoResourceVersion".into(),
+            message:
+                "the CustomResourceDefinition list came without a resourceVersion to watch from"
+                    .into(),
+        },
     }
 }
 

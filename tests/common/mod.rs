@@ -236,10 +236,15 @@ impl LocalCluster {
     }
 }
 
-/// `enable` into a test's own namespace. Cluster-scoped objects carry the namespace in their
+/// `enable` into a test's own namespace, the CRDs already in the cluster. Cluster-scoped objects carry the namespace in their
 /// names, and its node-exporter gets a host port of its own (stacks in one cluster would
 /// otherwise compete for port 9100 on every node, as `doctor` will tell a user).
 pub fn enable(ns: &str, extra: &[&str]) -> Run {
+    // The CRDs come from the cluster (installed here unless the test names its own source):
+    // without them enable would download the pinned release, and no test leaves loopback.
+    if !extra.iter().any(|a| a.starts_with("--crds-from")) {
+        cluster().ensure_crds();
+    }
     run(automon_admin()
         .args(["enable", "-n", ns])
         .args(port_for(ns))
