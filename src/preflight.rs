@@ -1,7 +1,7 @@
 //! `enable`'s preflight, run before the first write: the server answers and runs a supported
-//! version, every permission the install needs is granted (SelfSubjectAccessReview, all missing
-//! ones listed at once), and whether a Prometheus Operator not installed by automon is already
-//! there. Gather (`Preflight::run`, I/O) → assess (`Report::assess`, pure) → print (`Report::human`).
+//! version, every permission the install needs is granted (one SelfSubjectRulesReview per
+//! namespace, SelfSubjectAccessReviews where the rules cannot answer; all missing ones listed at
+//! once), and whether a Prometheus Operator not installed by automon is already there. Gather (`Preflight::run`, I/O) → assess (`Report::assess`, pure) → print (`Report::human`).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -13,7 +13,8 @@ use k8s_openapi::{
     api::{
         apps::v1::Deployment,
         authorization::v1::{
-            ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+            ResourceAttributes, ResourceRule, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+            SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
         },
     },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
@@ -276,11 +277,85 @@ impl Preflight {
     }
 }
 
-/// Asks the server about every permission, concurrently; returns the denied ones, sorted.
-/// A subresource is written as RBAC writes it, `pods/portforward`.
+/// Asks the server about every permission; returns the denied ones, sorted. A subresource is
+/// written as RBAC writes it, `pods/portforward`.
+///
+/// Namespaced permissions are read off one SelfSubjectRulesReview per namespace: RBAC is
+/// additive, so a permission a rule grants is granted. One no rule grants is asked again with a
+/// SelfSubjectAccessReview when the review says its rules are incomplete (an authorizer that
+/// cannot list rules: a webhook, the Node authorizer), and is missing otherwise. Cluster-scoped
+/// permissions are always access reviews: a namespace's rules include what a RoleBinding grants
+/// there, which is no permission at the cluster scope.
 pub async fn denied(
     cluster: &Cluster,
     wanted: BTreeSet<Permission>,
+) -> Result<Vec<Permission>, ClusterError> {
+    let mut by_namespace: BTreeMap<String, Vec<Permission>> = BTreeMap::new();
+    let mut ask = Vec::new();
+    for p in wanted {
+        match &p.namespace {
+            Some(ns) => by_namespace.entry(ns.clone()).or_default().push(p),
+            None => ask.push(p),
+        }
+    }
+    let mut missing = Vec::new();
+    let reviews: Api<SelfSubjectRulesReview> = Api::all(cluster.client.clone());
+    for (namespace, permissions) in by_namespace {
+        let review = SelfSubjectRulesReview {
+            spec: SelfSubjectRulesReviewSpec {
+                namespace: Some(namespace),
+            },
+            ..Default::default()
+        };
+        let answer = reviews
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|e| cluster.target.classify(e))?;
+        let (rules, incomplete) = answer
+            .status
+            .map_or((Vec::new(), true), |s| (s.resource_rules, s.incomplete));
+        for p in permissions {
+            if rules.iter().any(|r| rule_grants(r, &p)) {
+                continue;
+            }
+            if incomplete {
+                ask.push(p);
+            } else {
+                missing.push(p);
+            }
+        }
+    }
+    missing.extend(access_reviews(cluster, ask).await?);
+    missing.sort();
+    Ok(missing)
+}
+
+/// Whether an RBAC rule grants a permission, as RBAC matches (pure): the verb, the group and
+/// the resource (`*`, the resource, `resource/subresource` or `*/subresource`), and no
+/// resourceNames (automon asks for no object by name).
+pub fn rule_grants(rule: &ResourceRule, p: &Permission) -> bool {
+    let has = |list: Option<&Vec<String>>, want: &str| {
+        list.is_some_and(|l| l.iter().any(|x| x == "*" || x == want))
+    };
+    let resource_matches = rule.resources.as_ref().is_some_and(|resources| {
+        resources.iter().any(|r| {
+            r == "*"
+                || *r == p.resource
+                || p.resource
+                    .split_once('/')
+                    .is_some_and(|(_, sub)| r.strip_prefix("*/") == Some(sub))
+        })
+    });
+    has(Some(&rule.verbs), &p.verb)
+        && has(rule.api_groups.as_ref(), &p.group)
+        && resource_matches
+        && rule.resource_names.as_ref().is_none_or(Vec::is_empty)
+}
+
+/// SelfSubjectAccessReviews for `wanted`, concurrently; the denied ones.
+async fn access_reviews(
+    cluster: &Cluster,
+    wanted: Vec<Permission>,
 ) -> Result<Vec<Permission>, ClusterError> {
     let api: Api<SelfSubjectAccessReview> = Api::all(cluster.client.clone());
     let results: Vec<(Permission, bool)> = futures::stream::iter(wanted)
@@ -316,12 +391,10 @@ pub async fn denied(
         .buffer_unordered(CONCURRENT_REVIEWS)
         .try_collect()
         .await?;
-    let mut missing: Vec<Permission> = results
+    Ok(results
         .into_iter()
         .filter_map(|(p, allowed)| (!allowed).then_some(p))
-        .collect();
-    missing.sort();
-    Ok(missing)
+        .collect())
 }
 
 /// Looks for another Prometheus Operator: the `prometheuses` CRD, then Deployments that run a
@@ -685,6 +758,87 @@ mod tests {
 
     fn perm(verb: &str, group: &str, resource: &str, ns: Option<&str>) -> Permission {
         Permission::new(verb, group, resource, ns)
+    }
+
+    #[test]
+    fn rbac_rules_grant_as_rbac_matches() {
+        let rule = |verbs: &[&str], groups: &[&str], resources: &[&str], names: &[&str]| {
+            let strings = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+            ResourceRule {
+                verbs: strings(verbs),
+                api_groups: Some(strings(groups)),
+                resources: Some(strings(resources)),
+                resource_names: (!names.is_empty()).then(|| strings(names)),
+            }
+        };
+        let create_cm = perm("create", "", "configmaps", Some("automon"));
+        let portforward = perm("create", "", "pods/portforward", Some("automon"));
+        let prometheus = perm(
+            "patch",
+            "monitoring.coreos.com",
+            "prometheuses",
+            Some("automon"),
+        );
+        let cases = [
+            // (rule, permission, granted)
+            (rule(&["*"], &["*"], &["*"], &[]), &create_cm, true),
+            (rule(&["*"], &["*"], &["*"], &[]), &portforward, true),
+            (
+                rule(&["create"], &[""], &["configmaps"], &[]),
+                &create_cm,
+                true,
+            ),
+            (
+                rule(&["get", "list"], &[""], &["configmaps"], &[]),
+                &create_cm,
+                false,
+            ),
+            (
+                rule(&["create"], &["apps"], &["configmaps"], &[]),
+                &create_cm,
+                false,
+            ),
+            // A resource does not grant its subresources, nor they it.
+            (
+                rule(&["create"], &[""], &["pods"], &[]),
+                &portforward,
+                false,
+            ),
+            (
+                rule(&["create"], &[""], &["pods/portforward"], &[]),
+                &portforward,
+                true,
+            ),
+            (
+                rule(&["create"], &[""], &["*/portforward"], &[]),
+                &portforward,
+                true,
+            ),
+            (
+                rule(&["create"], &[""], &["pods/portforward"], &[]),
+                &create_cm,
+                false,
+            ),
+            // Named objects only: not a permission to create or list any.
+            (
+                rule(&["create"], &[""], &["configmaps"], &["automon"]),
+                &create_cm,
+                false,
+            ),
+            (
+                rule(&["patch"], &["monitoring.coreos.com"], &["*"], &[]),
+                &prometheus,
+                true,
+            ),
+            (
+                rule(&["patch"], &["*"], &["prometheuses"], &[]),
+                &prometheus,
+                true,
+            ),
+        ];
+        for (i, (r, p, want)) in cases.iter().enumerate() {
+            assert_eq!(rule_grants(r, p), *want, "case {i}: {r:?} for {p}");
+        }
     }
 
     #[test]
