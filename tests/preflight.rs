@@ -252,3 +252,127 @@ fn an_unreachable_server_or_rejected_credentials_stop_before_any_check() {
         .code(EXIT_UNAUTHORIZED)
         .stderr_has("rejected the credentials");
 }
+
+/// The local API server in front of which `rules-review-proxy` runs; `incomplete` makes every
+/// SelfSubjectRulesReview answer as an authorizer that cannot list rules would. Returns the
+/// process, a kubeconfig of `user_kubeconfig`'s user pointed at it, and its request log.
+fn rules_review_proxy(
+    dir: &std::path::Path,
+    user_kubeconfig: &std::path::Path,
+    incomplete: bool,
+) -> (Process, std::path::PathBuf, std::path::PathBuf) {
+    let c = cluster();
+    let (port_file, log) = (dir.join("port"), dir.join("requests.log"));
+    let mut cmd = std::process::Command::new(repo_root().join("tests/cluster/rules-review-proxy"));
+    cmd.arg("--upstream")
+        .arg(&c.server)
+        .arg("--pki")
+        .arg(c.dir.join("pki"))
+        .arg("--port-file")
+        .arg(&port_file)
+        .arg("--log")
+        .arg(&log);
+    if incomplete {
+        cmd.arg("--incomplete");
+    }
+    let mut process = Process::spawn("rules-review-proxy", &mut cmd, &dir.join("proxy.out"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let port = loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file) {
+            break p;
+        }
+        process.assert_running(&dir.join("proxy.out"));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let text = std::fs::read_to_string(user_kubeconfig)
+        .unwrap()
+        .replace(&c.server, &format!("https://127.0.0.1:{port}"));
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, text).unwrap();
+    (process, kubeconfig, log)
+}
+
+/// How many reviews of each kind the log shows: (rules reviews, access reviews).
+fn reviews(log: &std::path::Path) -> (usize, usize) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let count = |path: &str| {
+        text.lines()
+            .filter(|l| {
+                l.split('?').next() == Some(&format!("POST /apis/authorization.k8s.io/v1/{path}"))
+            })
+            .count()
+    };
+    (
+        count("selfsubjectrulesreviews"),
+        count("selfsubjectaccessreviews"),
+    )
+}
+
+/// Whether the rules review is complete (Node,RBAC: it is here) or not (a webhook authorizer;
+/// injected by a proxy), preflight finds the same missing permissions for a user who may edit
+/// the namespace and nothing else; complete, it asks access reviews only for cluster-scoped
+/// permissions, incomplete, for every permission no rule grants.
+#[test]
+fn complete_or_incomplete_rules_reviews_give_the_same_answer() {
+    let c = cluster();
+    let ns = ScratchNamespace::create("automon-preflight-rules");
+    c.kubectl(&[
+        "create",
+        "rolebinding",
+        "limited-edit",
+        "-n",
+        ns.0,
+        "--clusterrole=edit",
+        "--user=limited",
+    ])
+    .success();
+    let preflight = |kubeconfig: &std::path::Path| {
+        let out = run(automon().env("KUBECONFIG", kubeconfig).args([
+            "preflight",
+            "-n",
+            ns.0,
+            "-o",
+            "json",
+        ]))
+        .code(EXIT_FORBIDDEN);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v
+    };
+    let direct = preflight(&c.limited_kubeconfig);
+    let missing = direct["missing"].as_array().unwrap();
+    let checked = direct["permissionsChecked"].as_u64().unwrap() as usize;
+    let cluster_wide = missing.iter().filter(|p| p["namespace"].is_null()).count();
+    // `edit` grants some of what the stack needs in the namespace, and nothing cluster-wide.
+    assert!(missing.len() < checked, "{direct:#}");
+    assert!(missing.iter().any(|p| p["namespace"] == ns.0), "{direct:#}");
+    assert!(
+        !missing
+            .iter()
+            .any(|p| p["resource"] == "configmaps" && p["namespace"] == ns.0),
+        "edit may write configmaps: {direct:#}"
+    );
+
+    let complete_dir = tempfile::tempdir().unwrap();
+    let (_proxy, kubeconfig, log) =
+        rules_review_proxy(complete_dir.path(), &c.limited_kubeconfig, false);
+    assert_eq!(preflight(&kubeconfig)["missing"], direct["missing"]);
+    assert_eq!(
+        reviews(&log),
+        (1, cluster_wide),
+        "one rules review; cluster-wide access reviews"
+    );
+
+    let incomplete_dir = tempfile::tempdir().unwrap();
+    let (_proxy, kubeconfig, log) =
+        rules_review_proxy(incomplete_dir.path(), &c.limited_kubeconfig, true);
+    assert_eq!(preflight(&kubeconfig)["missing"], direct["missing"]);
+    assert_eq!(
+        reviews(&log),
+        (1, checked),
+        "no rule to go by: an access review for every permission"
+    );
+}
