@@ -268,16 +268,10 @@ fn selector_misses_and_a_component_not_ready() {
             &["automon-coverage", "node-alerts"][..],
         ),
     ] {
-        kubectl(&[
-            "patch",
-            "prometheus",
-            "automon",
-            "-n",
+        patch_prometheus(
             ns,
-            "--type=merge",
-            "-p",
             &format!(r#"{{"spec":{{"{selector}":{{"matchLabels":{{"release":"kps"}}}}}}}}"#),
-        ]);
+        );
         let d = doctor(ns);
         assert_eq!(d.code, 8, "{d}");
         assert_eq!(d.of("selectors").len(), 1, "only the {kind}:\n{d}");

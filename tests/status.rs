@@ -886,18 +886,7 @@ fn a_real_prometheus_through_the_api_server_tells_scrapes_failures_and_firing_al
         "{st}"
     );
     // No pod at all behind the Service (the Prometheus scaled to none): the API server's 503.
-    cluster()
-        .kubectl(&[
-            "patch",
-            "prometheus",
-            "automon",
-            "-n",
-            ns,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"replicas":0}}"#,
-        ])
-        .success();
+    patch_prometheus(ns, r#"{"spec":{"replicas":0}}"#);
     let st = json_until(ns, &[], "no endpoints reported", |st| {
         st["prometheus"]["error"]
             .as_str()

@@ -528,16 +528,10 @@ fn label_selector(labels: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-/// Running, Ready, and not on its way out (a terminating pod can still report Ready).
+/// Running, Ready, and not on its way out: what status calls a pod in state `Running` (one
+/// rule for both; a terminating pod can still report Ready).
 fn is_ready(pod: &Pod) -> bool {
-    let status = pod.status.as_ref();
-    pod.metadata.deletion_timestamp.is_none()
-        && status.and_then(|s| s.phase.as_deref()) == Some("Running")
-        && status
-            .and_then(|s| s.conditions.as_ref())
-            .into_iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
+    pod_state(pod).0 == "Running"
 }
 
 /// The first ready pod by name, so that two runs against the same pods pick the same one.

@@ -394,6 +394,24 @@ impl Drop for OperatorStop {
     }
 }
 
+/// `kubectl patch` of the stack's `Prometheus` in `ns` with a merge patch, as another tool
+/// (or a test's fault) changes it; it must succeed.
+#[track_caller]
+pub fn patch_prometheus(ns: &str, patch: &str) {
+    cluster()
+        .kubectl(&[
+            "patch",
+            "prometheus",
+            "automon",
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            patch,
+        ])
+        .success();
+}
+
 /// `kubectl get … -o json` against the admin kubeconfig; it must succeed.
 pub fn get_json(args: &[&str]) -> serde_json::Value {
     let out = cluster().kubectl(&[args, &["-o", "json"]].concat());
