@@ -39,6 +39,10 @@ pub enum Command {
     Enable(commands::enable::Args),
     /// Show what enable would change, from a server-side dry run, as a unified diff (exit 1 if any)
     Diff(commands::diff::Args),
+    /// List the revisions enable and rollback recorded: when, which plugin, who, what changed
+    History(commands::history::Args),
+    /// Re-apply a recorded revision's exact objects (default: the one before the latest)
+    Rollback(commands::rollback::Args),
     /// Remove the stack: exactly what enable installed, in reverse order; keeps data unless asked
     Disable(commands::disable::Args),
     /// Show the stack's components, every node's coverage (and why a node has none), rules, alerts
@@ -101,6 +105,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(args) => commands::status::run(&cli.kube, args).await,
         Command::Doctor(args) => commands::doctor::run(&cli.kube, args).await,
         Command::Open(args) => commands::open::run(&cli.kube, args).await,
+        Command::History(args) => commands::history::run(&cli.kube, args).await,
+        Command::Rollback(args) => commands::rollback::run(&cli.kube, args).await,
     }
 }
 

@@ -544,15 +544,13 @@ pub async fn wait_established(
     names: &[String],
     timeout: Duration,
 ) -> Result<(), CrdError> {
-    use futures::TryStreamExt;
-    use kube::runtime::watcher::{self, Event};
+    use kube::runtime::watcher;
 
     if names.is_empty() {
         return Ok(());
     }
     let known = resources::by_group_kind("CustomResourceDefinition.apiextensions.k8s.io")
         .expect("CustomResourceDefinition is a known type");
-    let api = known.api(&cluster.client, None);
     let selection = match names {
         [one] => watcher::Config::default().fields(&format!("metadata.name={one}")),
         _ => watcher::Config::default().labels(&format!(
@@ -561,51 +559,22 @@ pub async fn wait_established(
             crate::render::meta::PART_OF
         )),
     };
-    let mut events = std::pin::pin!(watcher::watcher(api, selection));
-    let deadline = tokio::time::Instant::now() + timeout;
-    // The CRDs as the watch last told them.
-    let mut seen: Vec<Object> = Vec::new();
-    loop {
-        let pending = not_established(&seen, names);
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let event = match tokio::time::timeout_at(deadline, events.try_next()).await {
-            Err(_) => return Err(CrdError::NotEstablished { timeout, pending }),
-            Ok(Err(e)) => return Err(watch_failed(cluster, e).into()),
-            // A watcher does not end by itself; if it did, nothing more would come.
-            Ok(Ok(None)) => return Err(CrdError::NotEstablished { timeout, pending }),
-            Ok(Ok(Some(event))) => event,
-        };
-        match event {
-            Event::Init => seen.clear(),
-            Event::InitApply(crd) | Event::Apply(crd) => {
-                seen.retain(|c| c.metadata.name != crd.metadata.name);
-                seen.push(crd);
-            }
-            Event::Delete(crd) => seen.retain(|c| c.metadata.name != crd.metadata.name),
-            Event::InitDone => {}
-        }
+    let source = crate::watch::Source {
+        api: known.api(&cluster.client, None),
+        selection,
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    let waited = crate::watch::until(cluster, vec![source], deadline, |seen| {
+        not_established(&seen[0], names).is_empty()
+    })
+    .await?;
+    if waited.met {
+        return Ok(());
     }
-}
-
-/// A failed watch as the cluster error it is (a 403 names what is missing, as a list would).
-fn watch_failed(cluster: &Cluster, e: kube::runtime::watcher::Error) -> ClusterError {
-    use kube::runtime::watcher::Error;
-    match e {
-        Error::InitialListFailed(e) | Error::WatchStartFailed(e) | Error::WatchFailed(e) => {
-            cluster.target.classify(e)
-        }
-        Error::WatchError(status) => cluster.target.classify(kube::Error::Api(status)),
-        Error::NoResourceVersion => ClusterError::Api {
-            server: cluster.target.server.clone(),
-            code: 0,
-            reason: "NoResourceVersion".into(),
-            message:
-                "the CustomResourceDefinition list came without a resourceVersion to watch from"
-                    .into(),
-        },
-    }
+    Err(CrdError::NotEstablished {
+        timeout,
+        pending: not_established(&waited.seen[0], names),
+    })
 }
 
 #[cfg(test)]

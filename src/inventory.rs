@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Api, ListParams, ObjectMeta};
 
 use crate::{
@@ -15,6 +16,9 @@ use crate::{
     },
     resources::{self, Known, Scope},
 };
+
+/// How many member lists are in flight at once.
+const LISTS_IN_FLIGHT: usize = 16;
 
 /// The ApplySet parent and its members, as read from the cluster.
 #[derive(Debug, Clone)]
@@ -96,16 +100,21 @@ pub fn group_kinds(meta: &ObjectMeta) -> BTreeSet<String> {
 pub fn with_kinds(parent: &Object, extra: impl IntoIterator<Item = String>) -> Object {
     let mut all = group_kinds(&parent.metadata);
     all.extend(extra);
-    let mut widened = parent.clone();
-    widened
+    listing(parent, all)
+}
+
+/// The parent listing exactly `kinds`.
+pub fn listing(parent: &Object, kinds: BTreeSet<String>) -> Object {
+    let mut listed = parent.clone();
+    listed
         .metadata
         .annotations
         .get_or_insert_with(Default::default)
         .insert(
             APPLYSET_GROUP_KINDS.into(),
-            all.into_iter().collect::<Vec<_>>().join(","),
+            kinds.into_iter().collect::<Vec<_>>().join(","),
         );
-    widened
+    listed
 }
 
 /// The ApplySet parent ConfigMap in `namespace` (it also holds the stored configuration), or
@@ -144,29 +153,44 @@ pub async fn read(cluster: &Cluster) -> Result<Inventory, InventoryError> {
         });
     }
     let selector = ListParams::default().labels(&format!("{APPLYSET_PART_OF_LABEL}={id}"));
-    let mut members = Vec::new();
-    for known in types {
-        let api: Api<Object> = match known.scope {
-            Scope::Namespaced => known.api(&cluster.client, Some(&namespace)),
-            Scope::Cluster => known.api(&cluster.client, None),
-        };
-        let list = match api.list(&selector).await {
-            Ok(list) => list,
-            // The type is gone from the server (its CRD deleted): no members of it are left.
-            Err(kube::Error::Api(s)) if s.code == 404 => continue,
-            Err(e) => return Err(classify(e)),
-        };
-        members.extend(list.items.into_iter().map(|mut o| {
-            // Lists leave apiVersion/kind off their items' types; put them back.
-            if o.types.is_none() {
-                o.types = Some(kube::api::TypeMeta {
-                    api_version: known.api_version.to_string(),
-                    kind: known.kind.to_string(),
-                });
+    // One list per kind, all at once: the inventory is read before every enable and diff.
+    let lists = futures::stream::iter(types)
+        .map(|known| {
+            let selector = &selector;
+            let namespace = &namespace;
+            async move {
+                let api: Api<Object> = match known.scope {
+                    Scope::Namespaced => known.api(&cluster.client, Some(namespace)),
+                    Scope::Cluster => known.api(&cluster.client, None),
+                };
+                match api.list(selector).await {
+                    Ok(list) => Ok(Some((known, list.items))),
+                    // The type is gone from the server (its CRD deleted): no members are left.
+                    Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+                    Err(e) => Err(e),
+                }
             }
-            o
-        }));
-    }
+        })
+        .buffered(LISTS_IN_FLIGHT)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(classify)?;
+    let members = lists
+        .into_iter()
+        .flatten()
+        .flat_map(|(known, items)| {
+            items.into_iter().map(move |mut o| {
+                // Lists leave apiVersion/kind off their items' types; put them back.
+                if o.types.is_none() {
+                    o.types = Some(kube::api::TypeMeta {
+                        api_version: known.api_version.to_string(),
+                        kind: known.kind.to_string(),
+                    });
+                }
+                o
+            })
+        })
+        .collect();
     Ok(Inventory { parent, members })
 }
 

@@ -12,14 +12,17 @@ mod doctor;
 mod error;
 mod inventory;
 mod output;
+mod plan;
 mod preflight;
 mod proxy;
 mod render;
 mod resources;
+mod revision;
 mod rollout;
 mod selector;
 mod status;
 mod versions;
+mod watch;
 
 use std::process::ExitCode;
 

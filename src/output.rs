@@ -98,6 +98,15 @@ pub fn structured<T: Serialize>(format: Format, value: &T) -> anyhow::Result<Str
     })
 }
 
+/// `println!` for a command's human output, through [`print`]: a closed pipe (`| head`) is an
+/// error the command returns (and `main` ends quietly on), never a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::output::print(&format!($($arg)*))?
+    };
+}
+pub(crate) use say;
+
 /// Writes to stdout; a closed pipe (`| head`) ends the program quietly instead of panicking.
 pub fn print(text: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();

@@ -110,6 +110,7 @@ const WATCHED: &[(&str, &str)] = &[
 /// - `get`/`list`/`watch` on StatefulSets in the namespace of each `Prometheus` and
 ///   `Alertmanager`: the operator creates those and `--wait` waits for them;
 /// - the ApplySet parent ConfigMap in `namespace` (get/create/patch) even when absent from `objects`;
+/// - the revision Secrets in `namespace` (list/create/delete);
 /// - what preflight itself reads to find another Prometheus Operator: `list` Deployments and
 ///   Prometheuses cluster-wide.
 ///
@@ -162,6 +163,10 @@ pub fn required_permissions(objects: &[Object], namespace: &str) -> BTreeSet<Per
     for verb in ["get", "create", "patch"] {
         out.insert(Permission::new(verb, "", "configmaps", Some(namespace)));
     }
+    // Revisions: listed to number the next, created, and the oldest deleted.
+    for verb in ["list", "create", "delete"] {
+        out.insert(Permission::new(verb, "", "secrets", Some(namespace)));
+    }
     out.insert(Permission::new("list", "apps", "deployments", None));
     out.insert(Permission::new(
         "list",
@@ -182,7 +187,7 @@ pub struct ServerVersion {
 }
 
 /// A Deployment that runs a Prometheus Operator and is not automon's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct OperatorDeployment {
     pub namespace: String,
     pub name: String,
@@ -258,10 +263,10 @@ impl Preflight {
     /// Runs every check `enable` runs before its first write. Writes nothing (a
     /// SelfSubjectAccessReview is not stored).
     pub async fn run(cluster: &Cluster, objects: &[Object]) -> Result<Report, ClusterError> {
-        let info = cluster.server_version().await?;
         let wanted = required_permissions(objects, &cluster.namespace);
         let permissions_checked = wanted.len();
-        let missing = denied(cluster, wanted).await?;
+        let (info, missing) =
+            futures::try_join!(cluster.server_version(), denied(cluster, wanted))?;
         let existing_operator = existing_operator(cluster, &missing).await?;
         Ok(Report {
             server: cluster.target.server.clone(),
@@ -298,34 +303,45 @@ pub async fn denied(
             None => ask.push(p),
         }
     }
-    let mut missing = Vec::new();
+    // The cluster-scoped access reviews and the namespaces' rules reviews, all at once.
     let reviews: Api<SelfSubjectRulesReview> = Api::all(cluster.client.clone());
-    for (namespace, permissions) in by_namespace {
-        let review = SelfSubjectRulesReview {
-            spec: SelfSubjectRulesReviewSpec {
-                namespace: Some(namespace),
-            },
-            ..Default::default()
-        };
-        let answer = reviews
-            .create(&PostParams::default(), &review)
-            .await
-            .map_err(|e| cluster.target.classify(e))?;
-        let (rules, incomplete) = answer
-            .status
-            .map_or((Vec::new(), true), |s| (s.resource_rules, s.incomplete));
-        for p in permissions {
-            if rules.iter().any(|r| rule_grants(r, &p)) {
-                continue;
+    let namespaced = futures::stream::iter(by_namespace)
+        .map(|(namespace, permissions)| {
+            let reviews = reviews.clone();
+            async move {
+                let review = SelfSubjectRulesReview {
+                    spec: SelfSubjectRulesReviewSpec {
+                        namespace: Some(namespace),
+                    },
+                    ..Default::default()
+                };
+                let answer = reviews
+                    .create(&PostParams::default(), &review)
+                    .await
+                    .map_err(|e| cluster.target.classify(e))?;
+                let (rules, incomplete) = answer
+                    .status
+                    .map_or((Vec::new(), true), |s| (s.resource_rules, s.incomplete));
+                // What no rule grants: missing, or to ask when the review is incomplete.
+                let ungranted: Vec<Permission> = permissions
+                    .into_iter()
+                    .filter(|p| !rules.iter().any(|r| rule_grants(r, p)))
+                    .collect();
+                Ok::<_, ClusterError>((ungranted, incomplete))
             }
-            if incomplete {
-                ask.push(p);
-            } else {
-                missing.push(p);
-            }
+        })
+        .buffer_unordered(CONCURRENT_REVIEWS)
+        .try_collect::<Vec<_>>();
+    let (namespaced, mut missing) = futures::try_join!(namespaced, access_reviews(cluster, ask))?;
+    let mut ask_again = Vec::new();
+    for (ungranted, incomplete) in namespaced {
+        if incomplete {
+            ask_again.extend(ungranted);
+        } else {
+            missing.extend(ungranted);
         }
     }
-    missing.extend(access_reviews(cluster, ask).await?);
+    missing.extend(access_reviews(cluster, ask_again).await?);
     missing.sort();
     Ok(missing)
 }
@@ -397,6 +413,15 @@ async fn access_reviews(
         .collect())
 }
 
+/// Another Prometheus Operator, for a command that runs no preflight (`diff`): the same search,
+/// `None` when there is none.
+pub async fn find_existing_operator(
+    cluster: &Cluster,
+) -> Result<Option<ExistingOperator>, ClusterError> {
+    let found = existing_operator(cluster, &[]).await?;
+    Ok(found.is_installed().then_some(found))
+}
+
 /// Looks for another Prometheus Operator: the `prometheuses` CRD, then Deployments that run a
 /// `prometheus-operator` image, are labelled `app.kubernetes.io/name=prometheus-operator` or
 /// are named `*prometheus-operator*` (operators are labelled inconsistently; the image is the
@@ -441,19 +466,22 @@ async fn existing_operator(
         return Ok(found);
     }
     let deployments: Api<Deployment> = Api::all(cluster.client.clone());
-    let list = deployments
-        .list(&ListParams::default())
-        .await
-        .map_err(classify)?;
-    found.deployments = list.items.iter().filter_map(operator_deployment).collect();
-    if let Some(known) = resources::by_group_kind("Prometheus.monitoring.coreos.com") {
-        let list = known
-            .api(&cluster.client, None)
-            .list(&ListParams::default())
-            .await
-            .map_err(classify)?;
-        found.prometheuses = list.items.iter().filter_map(prometheus_info).collect();
-    }
+    let prometheuses = resources::by_group_kind("Prometheus.monitoring.coreos.com")
+        .expect("Prometheus is a known type")
+        .api(&cluster.client, None);
+    let lp = ListParams::default();
+    let (deployments, prometheuses) =
+        futures::try_join!(deployments.list(&lp), prometheuses.list(&lp)).map_err(classify)?;
+    found.deployments = deployments
+        .items
+        .iter()
+        .filter_map(operator_deployment)
+        .collect();
+    found.prometheuses = prometheuses
+        .items
+        .iter()
+        .filter_map(prometheus_info)
+        .collect();
     Ok(found)
 }
 
@@ -908,14 +936,15 @@ mod tests {
     }
 
     #[test]
-    fn only_crds_parent_and_discovery_for_no_objects() {
+    fn only_crds_parent_revisions_and_discovery_for_no_objects() {
         let perms = required_permissions(&[], "automon");
         let crd = perms
             .iter()
             .filter(|p| p.resource == "customresourcedefinitions")
             .count();
         assert_eq!(crd, 6, "{perms:?}"); // get list create patch delete watch
-        assert_eq!(perms.len(), 6 + 3 + 2, "{perms:?}");
+        // CRDs, the parent ConfigMap, revision Secrets, the search for another operator.
+        assert_eq!(perms.len(), 6 + 3 + 3 + 2, "{perms:?}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! `--wait`: until every workload of the stack is ready. Gather is three list calls a tick
-//! (Deployments, DaemonSets, and the Prometheus/Alertmanager objects whose StatefulSets the
-//! operator runs); assessing readiness and drawing progress are pure.
+//! `--wait`: until every workload of the stack is ready. One watch per kind (Deployments,
+//! DaemonSets, and the Prometheus/Alertmanager objects whose StatefulSets the operator runs),
+//! through [`crate::watch`]; assessing readiness and drawing progress are pure.
 
 use std::{
     io::{IsTerminal, Write},
@@ -8,7 +8,6 @@ use std::{
 };
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use kube::{Api, api::ListParams};
 
 use crate::{
     cluster::Cluster,
@@ -55,44 +54,6 @@ pub fn expected(objects: &[Object]) -> Vec<(String, String)> {
 
 fn int(v: &serde_json::Value, path: &[&str]) -> i64 {
     path.iter().fold(v, |v, p| &v[p]).as_i64().unwrap_or(0)
-}
-
-/// The state of every expected workload; one that does not exist yet counts as 0 ready.
-pub async fn gather(
-    cluster: &Cluster,
-    namespace: &str,
-    expected: &[(String, String)],
-) -> Result<Vec<Workload>, crate::error::ClusterError> {
-    let classify = |e| cluster.target.classify(e);
-    let lp = ListParams::default();
-    let deployments = Api::<Deployment>::namespaced(cluster.client.clone(), namespace)
-        .list(&lp)
-        .await
-        .map_err(classify)?;
-    let daemonsets = Api::<DaemonSet>::namespaced(cluster.client.clone(), namespace)
-        .list(&lp)
-        .await
-        .map_err(classify)?;
-    let mut custom = Vec::new();
-    for k in ["Prometheus", "Alertmanager"] {
-        if !expected.iter().any(|(kind, _)| kind == k) {
-            continue;
-        }
-        let known = resources::by_group_kind(&format!("{k}.monitoring.coreos.com"))
-            .expect("Prometheus and Alertmanager are known types");
-        let list = known
-            .api(&cluster.client, Some(namespace))
-            .list(&lp)
-            .await
-            .map_err(classify)?;
-        custom.extend(list.items);
-    }
-    Ok(assess(
-        expected,
-        &deployments.items,
-        &daemonsets.items,
-        &custom,
-    ))
 }
 
 /// The state of every expected workload from listed objects (pure); one that does not exist
@@ -192,8 +153,9 @@ pub struct NotReady {
     pub not_ready: Vec<String>,
 }
 
-/// Polls until every expected workload is ready or `timeout` passes. On a terminal the
-/// progress line is redrawn in place; in a pipe it is printed again only when it changes.
+/// Watches the stack's Deployments, DaemonSets and Prometheus/Alertmanager objects until every
+/// expected workload is ready or `timeout` passes. On a terminal the progress line is redrawn
+/// in place; in a pipe it is printed again only when it changes.
 pub async fn wait(
     cluster: &Cluster,
     namespace: &str,
@@ -203,8 +165,26 @@ pub async fn wait(
     let started = Instant::now();
     let terminal = std::io::stderr().is_terminal();
     let mut last = String::new();
-    loop {
-        let workloads = gather(cluster, namespace, expected).await?;
+    let watched: Vec<&'static resources::Known> = [
+        "Deployment.apps",
+        "DaemonSet.apps",
+        "Prometheus.monitoring.coreos.com",
+        "Alertmanager.monitoring.coreos.com",
+    ]
+    .iter()
+    .map(|gk| resources::by_group_kind(gk).expect("workload kinds are known types"))
+    .filter(|k| expected.iter().any(|(kind, _)| kind == k.kind))
+    .collect();
+    let sources = watched
+        .iter()
+        .map(|k| crate::watch::Source {
+            api: k.api(&cluster.client, Some(namespace)),
+            selection: kube::runtime::watcher::Config::default(),
+        })
+        .collect();
+    let mut workloads = Vec::new();
+    let waited = crate::watch::until(cluster, sources, started + timeout, |seen| {
+        workloads = of_objects(expected, &watched, seen);
         let line = format!("Waiting   {}", progress_line(&workloads));
         if line != last {
             let mut err = std::io::stderr().lock();
@@ -216,36 +196,61 @@ pub async fn wait(
             let _ = err.flush();
             last = line;
         }
-        if workloads.iter().all(Workload::is_ready) {
-            if terminal {
-                eprintln!();
-            }
-            return Ok(started.elapsed());
-        }
-        if started.elapsed() >= timeout {
-            if terminal {
-                eprintln!();
-            }
-            return Err(NotReady {
-                waited: started.elapsed(),
-                not_ready: workloads
-                    .iter()
-                    .filter(|w| !w.is_ready())
-                    .map(|w| {
-                        format!(
-                            "{} {} {}/{}",
-                            w.kind.to_lowercase(),
-                            w.name,
-                            w.ready,
-                            w.desired
-                        )
-                    })
-                    .collect(),
-            }
-            .into());
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        workloads.iter().all(Workload::is_ready)
+    })
+    .await?;
+    if terminal {
+        eprintln!();
     }
+    if waited.met {
+        return Ok(started.elapsed());
+    }
+    Err(NotReady {
+        waited: started.elapsed(),
+        not_ready: workloads
+            .iter()
+            .filter(|w| !w.is_ready())
+            .map(|w| {
+                format!(
+                    "{} {} {}/{}",
+                    w.kind.to_lowercase(),
+                    w.name,
+                    w.ready,
+                    w.desired
+                )
+            })
+            .collect(),
+    }
+    .into())
+}
+
+/// The workloads from what each watched kind holds (list items come without their type).
+fn of_objects(
+    expected: &[(String, String)],
+    watched: &[&'static resources::Known],
+    seen: &[Vec<Object>],
+) -> Vec<Workload> {
+    fn typed<T: serde::de::DeserializeOwned>(o: &Object) -> Option<T> {
+        serde_json::from_value(serde_json::to_value(o).ok()?).ok()
+    }
+    let (mut deployments, mut daemonsets, mut custom) = (Vec::new(), Vec::new(), Vec::new());
+    for (known, objects) in watched.iter().zip(seen) {
+        for o in objects {
+            match known.kind {
+                "Deployment" => deployments.extend(typed::<Deployment>(o)),
+                "DaemonSet" => daemonsets.extend(typed::<DaemonSet>(o)),
+                _ => {
+                    let mut o = o.clone();
+                    o.types = Some(kube::api::TypeMeta {
+                        api_version: known.api_version.to_string(),
+                        kind: known.kind.to_string(),
+                    });
+                    custom.push(o);
+                }
+            }
+        }
+    }
+    assess(expected, &deployments, &daemonsets, &custom)
 }
 
 #[cfg(test)]
@@ -273,6 +278,35 @@ mod tests {
             line,
             "prometheus 1/1  grafana 0/1  node-exporter 11/12 nodes"
         );
+    }
+
+    #[test]
+    fn watched_list_items_count_without_their_type() {
+        // List items come without apiVersion/kind: the watched kind says what they are.
+        let untyped = |v: serde_json::Value| -> Object { serde_json::from_value(v).unwrap() };
+        let deployment = untyped(serde_json::json!({
+            "metadata": {"name": "grafana", "generation": 2},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 2, "readyReplicas": 1, "updatedReplicas": 1}
+        }));
+        let prometheus = untyped(serde_json::json!({
+            "metadata": {"name": "automon"},
+            "spec": {"replicas": 1},
+            "status": {"availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]}
+        }));
+        let watched: Vec<&'static resources::Known> =
+            ["Deployment.apps", "Prometheus.monitoring.coreos.com"]
+                .iter()
+                .map(|gk| resources::by_group_kind(gk).unwrap())
+                .collect();
+        let expected = vec![
+            ("Deployment".to_string(), "grafana".to_string()),
+            ("Prometheus".to_string(), "automon".to_string()),
+        ];
+        let w = of_objects(&expected, &watched, &[vec![deployment], vec![prometheus]]);
+        assert!(w.iter().all(Workload::is_ready), "{w:?}");
+        let none = of_objects(&expected, &watched, &[vec![], vec![]]);
+        assert!(none.iter().all(|w| !w.is_ready()), "{none:?}");
     }
 
     #[test]

@@ -146,18 +146,7 @@ fn diff_tells_what_enable_would_change() {
     );
 
     // A member of the ApplySet that is no longer rendered: enable would prune it.
-    let id = c
-        .kubectl(&[
-            "get",
-            "configmap",
-            "automon",
-            "-n",
-            NS,
-            "-o",
-            r"jsonpath={.metadata.labels.applyset\.kubernetes\.io/id}",
-        ])
-        .success()
-        .stdout;
+    let id = parent_field(NS, r"{.metadata.labels.applyset\.kubernetes\.io/id}");
     assert!(id.starts_with("applyset-"), "{id}");
     c.kubectl(&[
         "create",

@@ -203,18 +203,10 @@ fn crds_used_outside_the_inventory_are_kept_and_named() {
     );
     let created = c.kubectl(&["apply", "-f", sm.to_str().unwrap()]);
     assert_eq!(created.code, 0, "{created:#?}");
-    let parent = c.kubectl(&[
-        "get",
-        "configmap",
-        "automon",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.metadata.annotations.applyset\\.kubernetes\\.io/contains-group-kinds}",
-    ]);
+    let listed = parent_kinds(ns);
     let kinds = format!(
         "applyset.kubernetes.io/contains-group-kinds={},CustomResourceDefinition.apiextensions.k8s.io",
-        parent.stdout.trim()
+        listed.trim()
     );
     c.kubectl(&[
         "annotate",

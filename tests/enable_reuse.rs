@@ -154,4 +154,21 @@ spec:
             .contains("prometheusrule.monitoring.coreos.com/node-alerts"),
         "{monitors:#?}"
     );
+
+    // diff plans as enable does: the reuse applies, the operator's CRDs are left alone, and
+    // right after enable there is nothing to show.
+    let diff = run(automon_admin().args(["diff", "-n", NS, "--set", "nodeExporter.port=19555"]))
+        .success()
+        .stderr_has("enable reuses it");
+    assert_eq!(diff.stdout, "", "{diff:#?}");
+    // The parent lists only the kinds automon installed: status and doctor tell reuse by it.
+    let kinds = parent_kinds(NS);
+    assert!(
+        !kinds.contains("Prometheus.monitoring.coreos.com"),
+        "{kinds}"
+    );
+    assert!(
+        kinds.contains("ServiceMonitor.monitoring.coreos.com"),
+        "{kinds}"
+    );
 }

@@ -5,28 +5,36 @@
 use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 
+use super::{
+    args::{ConfigArgs, CrdArgs},
+    enable,
+};
 use crate::{
     apply::{self, ApplyError, ApplyOptions, FieldConflict},
     cluster::{Cluster, KubeFlags},
-    commands::render::ConfigArgs,
     diff,
-    inventory::{self, InventoryError},
     output::{self, Palette},
-    render::meta::PARENT_NAME,
+    plan, preflight,
     render::{self, Object},
-    resources::{self, Known, Scope, display_name},
+    resources::{self, display_name},
+    revision,
 };
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
     config: ConfigArgs,
+    #[command(flatten)]
+    crds: CrdArgs,
+    /// Compare the cluster with a recorded revision instead: what `rollback N` would change
+    #[arg(long, value_name = "N", conflicts_with_all = ["file", "set", "crds_from"])]
+    revision: Option<u32>,
 }
 
 /// How many objects are fetched and dry-run at once.
 const IN_FLIGHT: usize = 16;
 
-/// One rendered object: what is live, and what `enable` would store.
+/// One object of the plan: what is live, and what `enable` would store.
 struct Compared {
     object: Object,
     live: Option<Object>,
@@ -37,7 +45,7 @@ struct Compared {
 enum Merged {
     /// The server's answer to a dry-run apply.
     DryRun(Object),
-    /// The rendered form: the server cannot dry-run it before `enable` creates its namespace
+    /// The planned form: the server cannot dry-run it before `enable` creates its namespace
     /// or CRD.
     Rendered(Object),
     /// Another manager owns fields: `enable` stops unless `--force-conflicts`; `forced` is the
@@ -49,44 +57,42 @@ enum Merged {
 }
 
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
-    args.config.load(flags)?;
+    let offline = args.config.load(flags)?;
     let cluster = Cluster::connect(flags).await?;
-    // The configuration enable would apply: the stored one, changed by --set, unless -f.
-    let (config, _) = args.config.load_for(flags, &cluster).await?;
-    let rendered = render::render(&config).objects;
-    let namespace = config.namespace.as_str();
-
-    // Gather.
-    let namespace_exists = namespace_exists(&cluster, namespace).await?;
-    let missing_crds = missing_crds(&cluster, &rendered).await?;
-    let members = if namespace_exists {
-        let cluster = Cluster {
-            namespace: namespace.to_string(),
-            ..cluster.clone()
-        };
-        match inventory::read(&cluster).await {
-            Ok(inventory) => inventory.members,
-            Err(InventoryError::NotInstalled { .. } | InventoryError::NotAParent { .. }) => {
-                Vec::new()
-            }
-            Err(e) => return Err(e.into()),
-        }
-    } else {
-        Vec::new()
+    let namespace = offline.namespace.clone();
+    let cluster = Cluster {
+        namespace: namespace.clone(),
+        ..cluster
     };
-    // The parent as enable would leave it (CRD members stay listed).
-    let rendered: Vec<Object> = rendered
-        .iter()
-        .map(|o| {
-            if render::kind(o) == "ConfigMap" && o.metadata.name.as_deref() == Some(PARENT_NAME) {
-                inventory::final_parent(o, &members)
-            } else {
-                o.clone()
-            }
-        })
-        .collect();
-    let compared: Vec<Compared> = stream::iter(rendered.iter().map(|o| {
-        let dry_run = can_dry_run(o, namespace_exists, &missing_crds);
+
+    // Gather, then plan exactly as enable (or rollback) would.
+    let existing = preflight::find_existing_operator(&cluster).await?;
+    let state = plan::gather(&cluster, &namespace, existing).await?;
+    let plan = match args.revision {
+        Some(n) => {
+            let (_, payload) = revision::read(&cluster, n).await?;
+            plan::plan(payload.objects, &state, plan::rollback_source(&state), "")?
+        }
+        None => {
+            // The configuration enable would apply: the stored one, changed by --set, unless -f.
+            let (config, _) = args.config.load_for(flags, &cluster).await?;
+            let source = plan::crd_source(&state, args.crds.crds_from.is_some());
+            let (crds, origin) = match source {
+                plan::CrdSource::Load => enable::load_crds(&args.crds).await?,
+                _ => (Vec::new(), String::new()),
+            };
+            plan::plan(
+                render::render_with(&config, crds).objects,
+                &state,
+                source,
+                &origin,
+            )?
+        }
+    };
+    let missing_crds = plan::missing_crds(&state, plan.objects());
+    let planned: Vec<Object> = plan.objects().cloned().collect();
+    let compared: Vec<Compared> = stream::iter(planned.iter().map(|o| {
+        let dry_run = plan::can_dry_run(o, state.namespace_exists, &missing_crds);
         compare(&cluster, o, dry_run)
     }))
     .buffered(IN_FLIGHT)
@@ -94,19 +100,22 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     .await?;
 
     // Assess.
-    let pruned: Vec<Object> = inventory::stale(&members, &rendered)
-        .into_iter()
-        .cloned()
-        .collect();
-    let mut notes = Vec::new();
-    if !namespace_exists {
+    let pruned = &plan.prune;
+    let mut notes = plan.warnings.clone();
+    if let Some(reuse) = &plan.reuse {
+        notes.push(format!(
+            "another Prometheus Operator is installed ({}): enable reuses it and installs no operator, Prometheus or Alertmanager of its own",
+            reuse.operator
+        ));
+    }
+    if !state.namespace_exists {
         notes.push(format!(
             "namespace {namespace:?} does not exist yet (enable creates it first): the objects in it \
              are shown as rendered, without a server dry run"
         ));
     }
     if !missing_crds.is_empty() {
-        let names: Vec<String> = missing_crds.iter().map(|k| crd_name(k)).collect();
+        let names: Vec<String> = missing_crds.iter().map(|k| plan::crd_name(k)).collect();
         notes.push(format!(
             "the CRDs are not installed ({}; enable installs them first): custom resources are \
              shown as rendered, without a server dry run",
@@ -132,7 +141,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             diffs.push(d);
         }
     }
-    for o in &pruned {
+    for o in pruned {
         notes.push(format!(
             "{} is in the inventory but no longer rendered: enable would prune it",
             display_name(o)
@@ -152,64 +161,6 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         output::print(&diff::paint(&diffs.concat(), &Palette::stdout()))?;
     }
     Ok(if differences > 0 { 1 } else { 0 })
-}
-
-async fn namespace_exists(cluster: &Cluster, namespace: &str) -> anyhow::Result<bool> {
-    let api = known("Namespace").api(&cluster.client, None);
-    let ns = api
-        .get_opt(namespace)
-        .await
-        .map_err(|e| cluster.target.classify(e))
-        .with_context(|| format!("reading namespace {namespace:?}"))?;
-    Ok(ns.is_some())
-}
-
-/// A custom resource's type: served through a CRD, not built in. Built-in groups are either
-/// single words (`apps`, `policy`) or end in `.k8s.io`.
-fn is_custom(k: &Known) -> bool {
-    let g = k.group();
-    g.contains('.') && !g.ends_with(".k8s.io")
-}
-
-fn crd_name(k: &Known) -> String {
-    format!("{}.{}", k.plural, k.group())
-}
-
-/// The custom resource types among `objects` whose CRD the cluster does not have.
-async fn missing_crds(
-    cluster: &Cluster,
-    objects: &[Object],
-) -> anyhow::Result<Vec<&'static Known>> {
-    let mut types: Vec<&'static Known> = objects
-        .iter()
-        .filter_map(resources::of)
-        .filter(|k| is_custom(k))
-        .collect();
-    types.sort_by_key(|k| crd_name(k));
-    types.dedup();
-    let api = known("CustomResourceDefinition.apiextensions.k8s.io").api(&cluster.client, None);
-    let mut missing = Vec::new();
-    for k in types {
-        let name = crd_name(k);
-        let crd = api
-            .get_opt(&name)
-            .await
-            .map_err(|e| cluster.target.classify(e))
-            .with_context(|| format!("reading CRD {name}"))?;
-        if crd.is_none() {
-            missing.push(k);
-        }
-    }
-    Ok(missing)
-}
-
-/// Whether the server can dry-run an apply of `o` now: its namespace and its CRD exist.
-fn can_dry_run(o: &Object, namespace_exists: bool, missing_crds: &[&'static Known]) -> bool {
-    let Some(k) = resources::of(o) else {
-        return false;
-    };
-    let namespace_ok = k.scope == Scope::Cluster || namespace_exists;
-    namespace_ok && !missing_crds.contains(&k)
 }
 
 async fn compare(cluster: &Cluster, o: &Object, dry_run: bool) -> anyhow::Result<Compared> {
@@ -275,7 +226,8 @@ fn with_types(mut o: Object, like: &Object) -> Object {
     o
 }
 
-fn known(group_kind: &str) -> &'static Known {
+#[cfg(test)]
+fn known(group_kind: &str) -> &'static resources::Known {
     resources::by_group_kind(group_kind).expect("a type in resources::KNOWN")
 }
 
@@ -283,6 +235,10 @@ fn known(group_kind: &str) -> &'static Known {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        inventory,
+        plan::{can_dry_run, crd_name, is_custom},
+    };
     use serde_json::json;
 
     fn obj(api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Object {

@@ -10,7 +10,10 @@ use std::{
 };
 
 use anyhow::Context as _;
-use kube::api::{Api, ApiResource, DeleteParams, GroupVersionKind, ListParams};
+use kube::{
+    api::{Api, ApiResource, DeleteParams, GroupVersionKind, ListParams},
+    runtime::watcher,
+};
 
 use crate::{
     cluster::{Cluster, KubeFlags, parse_request_timeout},
@@ -181,6 +184,36 @@ pub fn outside_inventory(
     out
 }
 
+/// The revision Secrets go with the parent: the history of a stack that is gone restores
+/// nothing (`helm uninstall` deletes its releases too).
+fn with_revisions(plan: &mut Plan, revisions: Vec<Object>) {
+    if let Some(step) = plan.steps.iter_mut().find(|s| s.iter().any(is_parent)) {
+        step.extend(revisions);
+    }
+}
+
+/// The revision Secrets in the stack's namespace, metadata only (their data is never read here).
+async fn list_revisions(cluster: &Cluster) -> Result<Vec<Object>, ClusterError> {
+    let api: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let list = api
+        .list_metadata(&ListParams::default().labels(crate::revision::REVISION_LABEL))
+        .await
+        .map_err(|e| cluster.target.classify(e))?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|m| Object {
+            types: Some(kube::api::TypeMeta {
+                api_version: "v1".into(),
+                kind: "Secret".into(),
+            }),
+            metadata: m.metadata,
+            data: serde_json::Value::Object(Default::default()),
+        })
+        .collect())
+}
+
 /// Decides the order of deletion and what stays. `foreign` maps a CRD's name to the custom
 /// resources of it that are not members; `claims` are the data claims found (see [`data_claims`]).
 pub fn plan(
@@ -329,7 +362,8 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     };
     let foreign = foreign_custom_resources(&cluster, &inventory).await?;
     let claims = data_claims(&inventory, list_claims(&cluster).await?);
-    let plan = plan(&inventory, &foreign, claims, args.delete_data);
+    let mut plan = plan(&inventory, &foreign, claims, args.delete_data);
+    with_revisions(&mut plan, list_revisions(&cluster).await?);
     let notes = kept_notes(&plan, &cluster.namespace);
 
     if args.dry_run.is_none() && !args.yes {
@@ -497,8 +531,9 @@ async fn delete_step(cluster: &Cluster, step: &[Object], dry_run: bool) -> anyho
 /// `deployments.apps` in `Some("automon")`; `None` for cluster-scoped types.
 type TypeInNamespace = (String, Option<String>);
 
-/// Polls with one list per type and namespace until no object of the step is left (same UID:
-/// an object recreated by someone else under the same name is not ours).
+/// Watches each type and namespace of the step (members only, by their ApplySet label) until
+/// no object of the step is left (same UID: an object recreated by someone else under the same
+/// name is not ours).
 async fn wait_gone(
     cluster: &Cluster,
     step: &[Object],
@@ -516,11 +551,10 @@ async fn wait_gone(
             .1
             .push(o);
     }
-    loop {
-        let mut left: Vec<&Object> = Vec::new();
-        for ((_, namespace), (known, objects)) in &groups {
-            let api = known.api(&cluster.client, namespace.as_deref());
-            // Members share the ApplySet label: list only them.
+    let sources = groups
+        .iter()
+        .map(|((_, namespace), (known, objects))| {
+            // Members share the ApplySet label: watch only them.
             let label = objects
                 .iter()
                 .map(|o| {
@@ -532,40 +566,50 @@ async fn wait_gone(
                 .collect::<Option<BTreeSet<_>>>()
                 .filter(|s| s.len() == 1)
                 .and_then(|s| s.into_iter().next().cloned());
-            let params = match &label {
-                Some(id) => ListParams::default().labels(&format!("{APPLYSET_PART_OF_LABEL}={id}")),
-                None => ListParams::default(),
+            let selection = match &label {
+                Some(id) => {
+                    watcher::Config::default().labels(&format!("{APPLYSET_PART_OF_LABEL}={id}"))
+                }
+                None => watcher::Config::default(),
             };
-            let present: BTreeSet<String> = api
-                .list_metadata(&params)
-                .await
-                .map_err(|e| cluster.target.classify(e))
-                .context("cannot check what is left")?
-                .items
-                .into_iter()
-                .filter_map(|m| m.metadata.uid)
-                .collect();
-            left.extend(
-                objects
-                    .iter()
-                    .filter(|o| o.metadata.uid.as_ref().is_some_and(|u| present.contains(u)))
-                    .copied(),
-            );
-        }
-        if left.is_empty() {
-            return Ok(());
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            let names: Vec<_> = left.iter().map(|o| resources::display_name(o)).collect();
-            anyhow::bail!(
-                "timed out after {} (--timeout) waiting for {} to be deleted; a finalizer may hold them (see kubectl get {} -o yaml)",
-                humantime(timeout),
-                names.join(", "),
-                names[0]
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+            crate::watch::Source {
+                api: known.api(&cluster.client, namespace.as_deref()),
+                selection,
+            }
+        })
+        .collect();
+    // Named from the step's own objects: watched list items come without their type.
+    let left = |seen: &[Vec<Object>]| -> Vec<String> {
+        let present: BTreeSet<&str> = seen
+            .iter()
+            .flatten()
+            .filter_map(|o| o.metadata.uid.as_deref())
+            .collect();
+        step.iter()
+            .filter(|o| {
+                o.metadata
+                    .uid
+                    .as_deref()
+                    .is_some_and(|u| present.contains(u))
+            })
+            .map(resources::display_name)
+            .collect()
+    };
+    // No deadline: a day stands for "until it is done".
+    let until = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+    let waited = crate::watch::until(cluster, sources, until, |seen| left(seen).is_empty())
+        .await
+        .context("cannot check what is left")?;
+    if waited.met {
+        return Ok(());
     }
+    let names = left(&waited.seen);
+    anyhow::bail!(
+        "timed out after {} (--timeout) waiting for {} to be deleted; a finalizer may hold them (see kubectl get {} -o yaml)",
+        humantime(timeout),
+        names.join(", "),
+        names.first().map(String::as_str).unwrap_or("")
+    );
 }
 
 #[cfg(test)]
@@ -744,6 +788,19 @@ mod tests {
         let found = data_claims(&inv, claims);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].metadata.name.as_deref(), Some("prometheus-db-0"));
+    }
+
+    #[test]
+    fn revisions_go_with_the_parent() {
+        let inv = installed();
+        let mut p = plan(&inv, &BTreeMap::new(), vec![], false);
+        let revision = render::custom(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "automon-revision-1", "namespace": "mon"}}));
+        with_revisions(&mut p, vec![revision]);
+        let step = p.steps.iter().find(|s| s.iter().any(is_parent)).unwrap();
+        assert_eq!(step.len(), 2);
+        assert_eq!(step[1].metadata.name.as_deref(), Some("automon-revision-1"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! `enable`: render the stack and make the cluster match it. Preflight before any write, then
-//! phases (namespace and CRDs → Established → operator and RBAC → everything else), each
-//! applied server-side in parallel; prune what an earlier render had and this one has not;
-//! optionally wait until every workload is ready.
+//! `enable`: render the stack, plan it against the cluster ([`crate::plan`]) and execute the
+//! plan. Preflight before any write, then phases (namespace and CRDs → Established → operator
+//! and RBAC → everything else), each applied server-side in parallel; prune what an earlier run
+//! had and this one has not; record a revision; optionally wait until every workload is ready.
 
 use std::{
     collections::BTreeMap,
@@ -10,17 +10,17 @@ use std::{
 
 use anyhow::Context as _;
 
-use super::render::{ConfigArgs, CrdArgs};
+use super::args::{ConfigArgs, CrdArgs, RunArgs};
 use crate::{
     apply::{self, ApplyError, ApplyOptions, Live, Outcome},
     cluster::{Cluster, KubeFlags},
     crds,
-    inventory::{self, InventoryError},
-    output::Palette,
+    output::{Palette, say},
+    plan::{self, ClusterState, Plan},
     preflight,
-    render::{self, Object, Phase, grafana::ADMIN_SECRET, kind, meta},
+    render::{self, Object, Phase, grafana::ADMIN_SECRET, kind},
     resources::{self, display_name},
-    rollout,
+    revision, rollout,
 };
 
 /// How many requests one phase keeps in flight: enough to hide round trips, few enough to stay
@@ -33,19 +33,11 @@ pub struct Args {
     config: ConfigArgs,
     #[command(flatten)]
     crds: CrdArgs,
-    /// Print what would be applied without persisting it: `client` (nothing is sent) or
-    /// `server` (the API server validates and defaults every object)
-    #[arg(long, value_name = "MODE", value_parser = ["none", "client", "server"], default_value = "none", num_args = 0..=1, default_missing_value = "client", require_equals = true)]
-    dry_run: String,
-    /// Wait until every Deployment, DaemonSet, Prometheus and Alertmanager is ready
-    #[arg(long)]
-    wait: bool,
-    /// How long enable may take in all, waits included (e.g. 5m, 90s)
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::cluster::parse_request_timeout)]
-    timeout: Duration,
-    /// Take over fields that another field manager owns instead of stopping
-    #[arg(long)]
-    force_conflicts: bool,
+    #[command(flatten)]
+    run: RunArgs,
+    /// How many revisions to keep (0: all)
+    #[arg(long, value_name = "N", default_value_t = revision::DEFAULT_MAX)]
+    history_max: u32,
 }
 
 /// Counts of outcomes in one phase, for its summary line.
@@ -73,137 +65,221 @@ impl Tally {
 
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let deadline = started + args.timeout;
     // Offline first: a bad file or --set fails before anything else.
     args.config.load(flags)?;
     let cluster = Cluster::connect(flags).await?;
     let (config, stored) = args.config.load_for(flags, &cluster).await?;
-    let namespace = config.namespace.clone();
-    let p = Palette::stdout();
-    let mut client_dry_run = args.dry_run == "client";
-    let options = ApplyOptions {
-        dry_run: args.dry_run == "server",
-        force: args.force_conflicts,
-    };
-    let mode = match args.dry_run.as_str() {
-        "client" => " (dry run)",
-        "server" => " (server dry run)",
-        _ => "",
-    };
-
-    // Preflight before any write: reachable, supported, every permission, another operator.
-    let report = preflight::Preflight::run(&cluster, &render::render(&config).objects).await?;
-    println!(
-        "Cluster   {} ({}, {})",
-        cluster.context.as_deref().unwrap_or("in-cluster"),
-        cluster.target.server,
-        report.server_version.git_version
-    );
-    print!("{}", report.human(&p));
-    if let Some(origin) = &stored {
-        println!(
-            "Config    the one stored in {origin}{}",
+    let config_line = stored.as_ref().map(|origin| {
+        format!(
+            "the one stored in {origin}{}",
             match args.config.set.len() {
                 0 => String::new(),
                 1 => ", changed by 1 --set".to_string(),
                 n => format!(", changed by {n} --set"),
             }
-        );
+        )
+    });
+    let rendered = render::render(&config).objects;
+    let (cluster, state) = match prepare(cluster, &config.namespace, &rendered, config_line).await?
+    {
+        Ok(ready) => ready,
+        Err(code) => return Ok(code),
+    };
+    let source = plan::crd_source(&state, args.crds.crds_from.is_some());
+    let (crd_objects, origin) = match source {
+        plan::CrdSource::Load => load_crds(&args.crds).await?,
+        _ => (Vec::new(), String::new()),
+    };
+    let plan = plan::plan(
+        render::render_with(&config, crd_objects).objects,
+        &state,
+        source,
+        &origin,
+    )?;
+    let change = revision::describe_change(
+        args.config.file.as_deref().and_then(|f| f.to_str()),
+        &args.config.set,
+        state.inventory.is_none(),
+    );
+    let executed = execute(&cluster, &plan, &state, &args.run, started).await?;
+    executed
+        .finish(&cluster, &args.run, &change, args.history_max, started)
+        .await
+}
+
+/// Preflight before any write (reachable, supported, every permission, another operator),
+/// printed; then what the plan needs. `Err(exit code)` when preflight failed: it printed why.
+pub async fn prepare(
+    cluster: Cluster,
+    namespace: &str,
+    objects: &[Object],
+    config_line: Option<String>,
+) -> anyhow::Result<Result<(Cluster, ClusterState), u8>> {
+    let p = Palette::stdout();
+    // Every command of this run speaks about the stack's namespace.
+    let cluster = Cluster {
+        namespace: namespace.to_string(),
+        ..cluster
+    };
+    // Preflight and the reads the plan needs at once; the plan's reads are used only when
+    // preflight passed, so a missing permission is always reported by preflight, in full.
+    let (report, state) = futures::join!(
+        preflight::Preflight::run(&cluster, objects),
+        plan::gather(&cluster, namespace, None)
+    );
+    let report = report?;
+    say!(
+        "Cluster   {} ({}, {})",
+        cluster.context.as_deref().unwrap_or("in-cluster"),
+        cluster.target.server,
+        report.server_version.git_version
+    );
+    say!("{}", report.human(&p).trim_end());
+    if let Some(line) = config_line {
+        say!("Config    {line}");
     }
     if !report.passed() {
-        return Ok(report.exit_code());
+        return Ok(Err(report.exit_code()));
     }
-    let existing = report
+    let mut state = state?;
+    state.existing = report
         .existing_operator
         .is_installed()
         .then(|| report.existing_operator.clone());
+    Ok(Ok((cluster, state)))
+}
 
-    // The CRDs: the cluster's when compatible, else --crds-from or the pinned release.
-    let crd_plan = match &existing {
-        Some(_) => CrdPlan {
-            objects: Vec::new(),
-            names: Vec::new(),
-            description: "those of the Prometheus Operator already installed, as they are".into(),
-        },
-        None => crd_plan(&cluster, &args.crds).await?,
+/// `--crds-from`, or the pinned release files checked by SHA-256; and what to call them.
+pub async fn load_crds(args: &CrdArgs) -> anyhow::Result<(Vec<Object>, String)> {
+    let objects = crds::load(&args.source()).await?;
+    let origin = match &args.crds_from {
+        Some(from) => from.clone(),
+        None => format!(
+            "prometheus-operator {} (sha256 verified)",
+            crate::versions::PROMETHEUS_OPERATOR.version
+        ),
     };
-    println!("CRDs      {}", crd_plan.description);
-    let mut objects = render::render_with(&config, crd_plan.objects.clone()).objects;
-    if let Some(found) = &existing {
-        let labels = found
-            .prometheuses
-            .first()
-            .map(preflight::labels_to_match)
-            .unwrap_or_default();
-        println!(
+    Ok((objects, origin))
+}
+
+/// What a run did, for its last lines and its revision.
+pub struct Executed {
+    tally: Tally,
+    /// The compressed revision, made before the first write so that an object set too large
+    /// to record stops the run before it changes anything.
+    payload: Vec<u8>,
+}
+
+impl Executed {
+    /// Records a revision when something changed, and prints the `Done` line.
+    pub async fn finish(
+        mut self,
+        cluster: &Cluster,
+        run: &RunArgs,
+        change: &str,
+        history_max: u32,
+        started: Instant,
+    ) -> anyhow::Result<u8> {
+        let p = Palette::stdout();
+        if run.writes() && self.tally.changed() > 0 {
+            let n = revision::record(
+                cluster,
+                std::mem::take(&mut self.payload),
+                change,
+                history_max,
+            )
+            .await?;
+            say!("Revision  {n} recorded ({change})");
+        }
+        let done = if self.tally.changed() == 0 && run.writes() {
+            format!(
+                "{} objects: {}. Nothing to do.",
+                self.tally.total(),
+                self.tally.summary()
+            )
+        } else {
+            format!(
+                "{} objects: {}{}.",
+                self.tally.total(),
+                self.tally.summary(),
+                run.mode()
+            )
+        };
+        say!(
+            "Done      {done} {}",
+            p.dim(&format!("({})", secs(started.elapsed())))
+        );
+        Ok(0)
+    }
+}
+
+/// Runs a plan: the phases with the parent around them, the prune, the Grafana admin Secret,
+/// the wait. `enable` and `rollback` both execute through here.
+pub async fn execute(
+    cluster: &Cluster,
+    plan: &Plan,
+    state: &ClusterState,
+    run: &RunArgs,
+    started: Instant,
+) -> anyhow::Result<Executed> {
+    let deadline = started + run.timeout;
+    let p = Palette::stdout();
+    let namespace = plan.namespace.clone();
+    let mode = run.mode();
+    let mut client_dry_run = run.dry_run == "client";
+    let options = ApplyOptions {
+        dry_run: run.dry_run == "server",
+        force: run.force_conflicts,
+    };
+    let payload = revision::encode(&plan.objects().cloned().collect::<Vec<_>>())?;
+    say!("CRDs      {}", plan.crds);
+    if let Some(reuse) = &plan.reuse {
+        say!(
             "Operator  another Prometheus Operator is installed ({}): reusing it; installing only exporters, rules and dashboards, labelled {}",
-            describe_operator(found),
-            labels
+            reuse.operator,
+            reuse
+                .labels
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        objects = reuse_existing_operator(objects, &labels);
-        // An unset namespace selector means "my own namespace only".
-        if let Some(prom) = found.prometheuses.first()
-            && prom.namespace != namespace
-        {
-            for (what, selector) in [
-                ("ServiceMonitors", &prom.service_monitor_namespace_selector),
-                ("PrometheusRules", &prom.rule_namespace_selector),
-            ] {
-                if selector.is_none() {
-                    eprintln!(
-                        "{} prometheus {}/{} selects {what} only in its own namespace: set its namespace selector to include {namespace:?}, or enable with -n {}",
-                        Palette::stderr().warn("warning:"),
-                        prom.namespace,
-                        prom.name,
-                        prom.namespace
-                    );
-                }
+    }
+    for w in &plan.warnings {
+        eprintln!("{} {w}", Palette::stderr().warn("warning:"));
+    }
+    // Nothing the API server would refuse gets past this point: every object it can judge now
+    // and that differs from what it last accepted here (the latest revision) is dry-run first,
+    // all at once; a refusal of any stops the run before its first write.
+    if !client_dry_run {
+        let accepted = match &state.inventory {
+            Some(_) => revision::latest(cluster).await?,
+            None => None,
+        };
+        let refused = validate(cluster, plan, state, accepted.as_ref(), options).await;
+        if let Some((first, rest)) = refused.split_first() {
+            for e in rest {
+                eprintln!("{} {e}", Palette::stderr().bad("error:"));
             }
+            return Err(anyhow::anyhow!("{first}").context(format!(
+                "the API server would refuse {} object(s) (a server-side dry run says so); nothing was applied",
+                refused.len()
+            )));
         }
     }
-
-    // Every command of this run speaks about the configured namespace.
-    let cluster = Cluster {
-        namespace: namespace.clone(),
-        ..cluster
-    };
-    let before = match inventory::read(&cluster).await {
-        Ok(i) => Some(i),
-        Err(InventoryError::NotInstalled { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
     let live = Live::from_objects(
-        before
+        state
+            .inventory
             .iter()
             .flat_map(|i| i.members.iter().chain(std::iter::once(&i.parent))),
     );
-
-    // The parent goes first (KEP-3659) with every kind old and new, so that an interrupted
-    // enable leaves members a later run can still find and prune.
-    let (parents, mut members): (Vec<Object>, Vec<Object>) = objects.into_iter().partition(|o| {
-        o.metadata.name.as_deref() == Some(meta::PARENT_NAME) && kind(o) == "ConfigMap"
-    });
-    let parent = parents
-        .into_iter()
-        .next()
-        .context("render produced no ApplySet parent")?;
-    let widened = widen_parent(&parent, before.as_ref().map(|i| &i.parent));
-    members.sort_by_key(render::phase);
 
     let mut tally = Tally::default();
     // The parent as the first apply left it, so the last apply reports against that.
     let mut first_parent: Option<(Outcome, Object)> = None;
     let mut failures: Vec<ApplyError> = Vec::new();
     for phase in [Phase::Foundation, Phase::Operator, Phase::Stack] {
-        let batch: Vec<Object> = members
-            .iter()
-            .filter(|o| render::phase(o) == phase)
-            .cloned()
-            .collect();
+        let batch: Vec<Object> = plan.phase(phase).cloned().collect();
         let phase_started = Instant::now();
         let mut phase_tally = Tally::default();
         if client_dry_run {
@@ -213,11 +289,11 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
                 } else {
                     "created"
                 };
-                println!("{} {outcome}{mode}", display_name(o));
+                say!("{} {outcome}{mode}", display_name(o));
                 phase_tally.add(outcome);
             }
         } else {
-            let results = apply::apply_all(&cluster, &batch, &live, options, IN_FLIGHT).await;
+            let results = apply::apply_all(cluster, &batch, &live, options, IN_FLIGHT).await;
             for r in results {
                 match r {
                     Ok((_, applied))
@@ -230,7 +306,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
                         );
                     }
                     Ok((outcome, applied)) => {
-                        println!("{} {}{mode}", display_name(&applied), outcome.as_str());
+                        say!("{} {}{mode}", display_name(&applied), outcome.as_str());
                         phase_tally.add(outcome.as_str());
                     }
                     Err(e) => failures.push(e),
@@ -252,20 +328,21 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             client_dry_run = true;
         }
         if phase == Phase::Foundation && !client_dry_run {
-            first_parent = Some(apply_parent(&cluster, &widened, &live, options, mode).await?);
-            if !options.dry_run && !crd_plan.names.is_empty() {
+            first_parent =
+                Some(apply_parent(cluster, &plan.first_parent, &live, options, mode).await?);
+            if !options.dry_run && !plan.wait_for.is_empty() {
                 let t = Instant::now();
                 crds::wait_established(
-                    &cluster,
-                    &crd_plan.names,
+                    cluster,
+                    &plan.wait_for,
                     deadline.saturating_duration_since(Instant::now()),
                 )
                 .await?;
-                println!("CRDs      established in {}", secs(t.elapsed()));
+                say!("CRDs      established in {}", secs(t.elapsed()));
             }
         }
         if !batch.is_empty() {
-            println!(
+            say!(
                 "{:<9} {} objects: {}  {}",
                 phase_label(phase),
                 phase_tally.total(),
@@ -284,31 +361,29 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             eprintln!("{} {f}", Palette::stderr().bad("error:"));
         }
         return Err(anyhow::Error::new(first).context(format!(
-            "enable stopped: {} object(s) could not be applied; nothing after this phase was sent",
+            "stopped: {} object(s) could not be applied; nothing after this phase was sent",
             1 + failures.len()
         )));
     }
 
-    // Prune what this render no longer has, in reverse phase order, then write the exact parent.
-    if let Some(before) = &before {
-        for o in inventory::stale(&before.members, &members) {
-            if !client_dry_run {
-                delete(&cluster, o, options.dry_run).await?;
-            }
-            println!("{} pruned{mode}", display_name(o));
-            tally.add("pruned");
+    // Prune what the plan no longer has, in reverse phase order, then write the exact parent.
+    for o in &plan.prune {
+        if !client_dry_run {
+            delete(cluster, o, options.dry_run).await?;
         }
+        say!("{} pruned{mode}", display_name(o));
+        tally.add("pruned");
     }
     if !client_dry_run {
-        let final_parent = match &before {
-            Some(b) => inventory::final_parent(&parent, &b.members),
-            None => parent.clone(),
-        };
         let (outcome, _) = match &first_parent {
+            // The first write was already exact (no kind came or went): nothing to send.
+            Some((first, applied)) if plan.first_parent == plan.final_parent => {
+                (*first, applied.clone())
+            }
             Some((first, applied)) => {
                 let (again, now) = apply_parent(
-                    &cluster,
-                    &final_parent,
+                    cluster,
+                    &plan.final_parent,
                     &Live::from_objects([applied]),
                     options,
                     mode,
@@ -322,135 +397,83 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
                 };
                 (outcome, now)
             }
-            None => apply_parent(&cluster, &final_parent, &live, options, mode).await?,
+            None => apply_parent(cluster, &plan.final_parent, &live, options, mode).await?,
         };
         tally.add(outcome.as_str());
     }
 
-    if args.dry_run == "none"
-        && config.grafana.enabled
-        && ensure_admin_secret(&cluster, &parent).await?
+    let grafana = plan
+        .members
+        .iter()
+        .any(|o| render::component(o) == Some("grafana"));
+    // Already a member: the inventory just read has it, no need to ask.
+    let has_secret = state.inventory.as_ref().is_some_and(|i| {
+        i.members
+            .iter()
+            .any(|m| kind(m) == "Secret" && m.metadata.name.as_deref() == Some(ADMIN_SECRET))
+    });
+    if run.writes()
+        && grafana
+        && !has_secret
+        && ensure_admin_secret(cluster, &plan.final_parent).await?
     {
-        println!(
+        say!(
             "secret/{ADMIN_SECRET} created (a random Grafana admin password; read it with: kubectl get secret {ADMIN_SECRET} -n {namespace} -o jsonpath='{{.data.admin-password}}' | base64 -d)"
         );
         tally.add("created");
     }
 
-    if args.wait && args.dry_run == "none" {
-        let expected = rollout::expected(&members);
+    if run.wait && run.writes() {
+        let expected = rollout::expected(&plan.members);
         let remaining = deadline.saturating_duration_since(Instant::now());
-        rollout::wait(&cluster, &namespace, &expected, remaining).await?;
+        rollout::wait(cluster, &namespace, &expected, remaining).await?;
     }
-
-    let done = if tally.changed() == 0 && args.dry_run == "none" {
-        format!(
-            "{} objects: {}. Nothing to do.",
-            tally.total(),
-            tally.summary()
-        )
-    } else {
-        format!("{} objects: {}{mode}.", tally.total(), tally.summary())
-    };
-    println!(
-        "Done      {done} {}",
-        p.dim(&format!("({})", secs(started.elapsed())))
-    );
-    Ok(0)
+    Ok(Executed { tally, payload })
 }
 
-/// `monitoring/prometheus-operator v0.80.0`, or the Prometheus objects when no Deployment.
-fn describe_operator(found: &preflight::ExistingOperator) -> String {
-    let mut parts: Vec<String> = found
-        .deployments
-        .iter()
-        .map(|d| {
-            format!(
-                "deployment {}/{}{}",
-                d.namespace,
-                d.name,
-                d.version
-                    .as_deref()
-                    .map(|v| format!(" {v}"))
-                    .unwrap_or_default()
-            )
-        })
+/// Dry-runs, server-side and concurrently, every object of the plan that the server can judge
+/// before anything is written (its namespace exists, its CRD exists and is not about to
+/// change) and that is not exactly what the server last accepted (`accepted`, the latest
+/// revision). CRDs are not dry-run: they are large, go first, and their own apply is the check.
+/// The refusals; conflicts are left to the apply, which names them.
+async fn validate(
+    cluster: &Cluster,
+    plan: &Plan,
+    state: &ClusterState,
+    accepted: Option<&revision::Payload>,
+    options: ApplyOptions,
+) -> Vec<ApplyError> {
+    let mut missing = plan::missing_crds(state, plan.objects());
+    missing.extend(
+        plan.objects()
+            .filter_map(resources::of)
+            .filter(|k| plan.wait_for.contains(&plan::crd_name(k))),
+    );
+    let check: Vec<Object> = plan
+        .objects()
+        .filter(|o| kind(o) != "CustomResourceDefinition")
+        .filter(|o| plan::can_dry_run(o, state.namespace_exists, &missing))
+        .filter(|o| accepted.is_none_or(|a| !a.objects.contains(o)))
+        .cloned()
         .collect();
-    parts.extend(
-        found
-            .prometheuses
-            .iter()
-            .map(|p| format!("prometheus {}/{}", p.namespace, p.name)),
-    );
-    parts.join(", ")
-}
-
-/// Which CRDs enable applies, and which it waits for.
-struct CrdPlan {
-    objects: Vec<Object>,
-    names: Vec<String>,
-    description: String,
-}
-
-/// `--crds-from` when given; else the cluster's when every pinned CRD is there at a compatible
-/// version (left as they are); else the pinned release files, checked by SHA-256.
-async fn crd_plan(cluster: &Cluster, args: &CrdArgs) -> anyhow::Result<CrdPlan> {
-    let wanted = crate::versions::PROMETHEUS_OPERATOR.version;
-    let from_objects = |objects: Vec<Object>, from: String| CrdPlan {
-        names: objects
-            .iter()
-            .filter_map(|o| o.metadata.name.clone())
-            .collect(),
-        description: format!("{} from {from}", objects.len()),
-        objects,
+    let dry = ApplyOptions {
+        dry_run: true,
+        ..options
     };
-    if let Some(from) = &args.crds_from {
-        let objects = crds::load(&args.source()).await?;
-        return Ok(from_objects(objects, from.clone()));
-    }
-    let api: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        kube::Api::all(cluster.client.clone());
-    let installed = api
-        .list_metadata(&kube::api::ListParams::default())
+    apply::apply_all(cluster, &check, &Live::default(), dry, IN_FLIGHT)
         .await
-        .map_err(|e| cluster.target.classify(e))?;
-    let pinned: Vec<String> = crds::PINNED_CRDS.iter().map(|p| p.name()).collect();
-    let versions: BTreeMap<String, Option<String>> = installed
-        .items
-        .iter()
-        .filter_map(|m| {
-            let name = m.metadata.name.clone()?;
-            let version = crds::installed_version(&m.metadata);
-            pinned.contains(&name).then_some((name, version))
+        .into_iter()
+        .filter_map(|r| match r {
+            Err(e @ ApplyError::Invalid { .. }) => Some(e),
+            _ => None,
         })
-        .collect();
-    let all_compatible = pinned.iter().all(|n| {
-        versions
-            .get(n)
-            .and_then(|v| v.as_deref())
-            .is_some_and(|v| crds::compatible(v, wanted))
-    });
-    if all_compatible {
-        return Ok(CrdPlan {
-            objects: Vec::new(),
-            names: Vec::new(),
-            description: format!(
-                "{} in the cluster at a compatible version, kept as they are",
-                pinned.len()
-            ),
-        });
-    }
-    let objects = crds::load(&args.source()).await?;
-    Ok(from_objects(
-        objects,
-        format!("prometheus-operator {wanted} (sha256 verified)"),
-    ))
+        .collect()
 }
 
 /// Creates the Grafana admin Secret with a random password unless it exists: never overwritten,
 /// never printed. It joins the ApplySet so that `disable` removes it with the rest.
 async fn ensure_admin_secret(cluster: &Cluster, parent: &Object) -> anyhow::Result<bool> {
-    use k8s_openapi::{ByteString, api::core::v1::Secret};
+    use k8s_openapi::api::core::v1::Secret;
     let api: kube::Api<Secret> = kube::Api::namespaced(cluster.client.clone(), &cluster.namespace);
     if api
         .get_opt(ADMIN_SECRET)
@@ -465,29 +488,7 @@ async fn ensure_admin_secret(cluster: &Cluster, parent: &Object) -> anyhow::Resu
         .map_err(|e| anyhow::anyhow!("no random source for the Grafana password: {e}"))?;
     use base64::Engine;
     let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let mut labels = parent.metadata.labels.clone().unwrap_or_default();
-    labels.remove(meta::APPLYSET_ID_LABEL);
-    labels.insert(meta::NAME_LABEL.into(), "grafana".into());
-    labels.insert(meta::COMPONENT_LABEL.into(), "grafana".into());
-    if let Some(id) = inventory::applyset_id(&parent.metadata) {
-        labels.insert(meta::APPLYSET_PART_OF_LABEL.into(), id.to_string());
-    }
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(ADMIN_SECRET.into()),
-            namespace: Some(cluster.namespace.clone()),
-            labels: Some(labels),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([
-            ("admin-user".to_string(), ByteString(b"admin".to_vec())),
-            (
-                "admin-password".to_string(),
-                ByteString(password.into_bytes()),
-            ),
-        ])),
-        ..Default::default()
-    };
+    let secret = render::grafana::admin_secret(parent, &password);
     let pp = kube::api::PostParams {
         field_manager: Some(apply::FIELD_MANAGER.into()),
         ..Default::default()
@@ -527,15 +528,9 @@ async fn apply_parent(
     let applied = apply::server_side_apply(cluster, parent, options).await?;
     let outcome = live.outcome(&applied, options.dry_run);
     if outcome != Outcome::Unchanged {
-        println!("{} {}{mode}", display_name(&applied), outcome.as_str());
+        say!("{} {}{mode}", display_name(&applied), outcome.as_str());
     }
     Ok((outcome, applied))
-}
-
-/// The parent with the union of the kinds it lists now and listed before.
-fn widen_parent(parent: &Object, previous: Option<&Object>) -> Object {
-    let before = previous.map(|p| inventory::group_kinds(&p.metadata));
-    inventory::with_kinds(parent, before.unwrap_or_default())
 }
 
 async fn delete(cluster: &Cluster, o: &Object, dry_run: bool) -> anyhow::Result<()> {
@@ -554,96 +549,9 @@ async fn delete(cluster: &Cluster, o: &Object, dry_run: bool) -> anyhow::Result<
     }
 }
 
-/// With another Prometheus Operator in charge: leave out our operator, Prometheus and
-/// Alertmanager, and label the scrape and rule objects so that its selectors pick them up.
-fn reuse_existing_operator(objects: Vec<Object>, labels: &BTreeMap<String, String>) -> Vec<Object> {
-    objects
-        .into_iter()
-        .filter(|o| !crate::render::replaced_by_existing_operator(o))
-        .map(|mut o| {
-            if matches!(kind(&o), "ServiceMonitor" | "PrometheusRule") {
-                o.metadata
-                    .labels
-                    .get_or_insert_with(Default::default)
-                    .extend(labels.clone());
-            }
-            o
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-
-    #[test]
-    fn reusing_an_operator_keeps_exporters_rules_and_dashboards() {
-        let objects = render::render(&Config::default()).objects;
-        let labels = BTreeMap::from([("release".to_string(), "kube-prometheus-stack".to_string())]);
-        let kept = reuse_existing_operator(objects, &labels);
-        let names: Vec<String> = kept.iter().map(display_name).collect();
-        assert!(
-            !names
-                .iter()
-                .any(|n| n.starts_with("prometheus.monitoring.coreos.com/")),
-            "{names:?}"
-        );
-        assert!(
-            !names
-                .iter()
-                .any(|n| n.starts_with("alertmanager.monitoring.coreos.com/")),
-            "{names:?}"
-        );
-        assert!(
-            !names.contains(&"deployment.apps/prometheus-operator".to_string()),
-            "{names:?}"
-        );
-        assert!(
-            names.contains(&"daemonset.apps/node-exporter".to_string()),
-            "{names:?}"
-        );
-        assert!(
-            names.contains(&"deployment.apps/kube-state-metrics".to_string()),
-            "{names:?}"
-        );
-        for o in kept
-            .iter()
-            .filter(|o| matches!(kind(o), "ServiceMonitor" | "PrometheusRule"))
-        {
-            assert_eq!(
-                o.metadata
-                    .labels
-                    .as_ref()
-                    .unwrap()
-                    .get("release")
-                    .map(String::as_str),
-                Some("kube-prometheus-stack"),
-                "{}",
-                display_name(o)
-            );
-        }
-    }
-
-    #[test]
-    fn widened_parent_lists_old_and_new_kinds() {
-        let objects = render::render(&Config::default()).objects;
-        let parent = objects
-            .iter()
-            .find(|o| {
-                o.metadata.name.as_deref() == Some(meta::PARENT_NAME) && kind(o) == "ConfigMap"
-            })
-            .unwrap();
-        let mut old = parent.clone();
-        old.metadata.annotations.as_mut().unwrap().insert(
-            meta::APPLYSET_GROUP_KINDS.into(),
-            "Ingress.networking.k8s.io".into(),
-        );
-        let w = widen_parent(parent, Some(&old));
-        let kinds = &w.metadata.annotations.as_ref().unwrap()[meta::APPLYSET_GROUP_KINDS];
-        assert!(kinds.contains("Ingress.networking.k8s.io"), "{kinds}");
-        assert!(kinds.contains("DaemonSet.apps"), "{kinds}");
-    }
 
     #[test]
     fn tally_says_nothing_changed() {

@@ -1,12 +1,15 @@
 //! One file per subcommand; each takes its parsed flags and returns an exit code.
 
+pub mod args;
 pub mod completion;
 pub mod diff;
 pub mod disable;
 pub mod doctor;
 pub mod enable;
+pub mod history;
 pub mod open;
 pub mod preflight;
 pub mod render;
+pub mod rollback;
 pub mod status;
 pub mod version;

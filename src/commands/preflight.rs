@@ -4,7 +4,7 @@
 
 use crate::{
     cluster::{Cluster, KubeFlags},
-    commands::render::ConfigArgs,
+    commands::args::ConfigArgs,
     output::{self, Format, Palette},
     preflight::Preflight,
     render,

@@ -18,11 +18,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    Context, Object, custom, meta,
+    Context, Object,
+    blocks::{pod_disruption_budget, self_scrape},
+    custom, meta,
     network::{pods, tcp, udp},
     object,
-    operator::self_scrape,
-    prometheus::pod_disruption_budget,
+    security::operand_pod,
     service,
 };
 use crate::{config, versions};
@@ -85,13 +86,7 @@ fn alertmanager(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         "serviceAccountName": NAME,
         "automountServiceAccountToken": false,
         "podMetadata": {"labels": labels},
-        "securityContext": {
-            "runAsNonRoot": true,
-            "runAsUser": 65534,
-            "runAsGroup": 65534,
-            "fsGroup": 2000,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": operand_pod(),
         "nodeSelector": {"kubernetes.io/os": "linux"},
     });
     if let Some(secrets) = ctx.pull_secrets() {

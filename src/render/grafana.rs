@@ -377,6 +377,38 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     })
 }
 
+/// The Grafana admin Secret with `password`: not rendered (a render is deterministic and may be
+/// committed; a password must be neither), created once by `enable` with a random password.
+/// It joins the parent's ApplySet so that `disable` removes it with the rest.
+pub fn admin_secret(parent: &Object, password: &str) -> k8s_openapi::api::core::v1::Secret {
+    let mut labels = parent.metadata.labels.clone().unwrap_or_default();
+    let id = labels.remove(meta::APPLYSET_ID_LABEL);
+    labels.insert(meta::NAME_LABEL.into(), NAME.into());
+    labels.insert(meta::COMPONENT_LABEL.into(), NAME.into());
+    if let Some(id) = id {
+        labels.insert(meta::APPLYSET_PART_OF_LABEL.into(), id);
+    }
+    k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(ADMIN_SECRET.into()),
+            namespace: parent.metadata.namespace.clone(),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([
+            (
+                "admin-user".to_string(),
+                k8s_openapi::ByteString(b"admin".to_vec()),
+            ),
+            (
+                "admin-password".to_string(),
+                k8s_openapi::ByteString(password.as_bytes().to_vec()),
+            ),
+        ])),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::Value;

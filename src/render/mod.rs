@@ -3,6 +3,7 @@
 //! One module per component, each returning that component's objects; `render` is the list.
 
 pub mod alertmanager;
+mod blocks;
 mod dashboards;
 mod deployment;
 #[cfg(test)]

@@ -12,10 +12,11 @@ use k8s_openapi::{
     },
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
-use serde_json::json;
 
 use super::{
-    Context, Object, custom, deployment, meta,
+    Context, Object,
+    blocks::self_scrape,
+    deployment, meta,
     network::{api_server_egress, dns_egress, pods, tcp},
     object, rbac,
     security::{restricted_container, restricted_pod},
@@ -197,25 +198,6 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             egress: Some(vec![api_server_egress(), dns_egress()]),
         }),
     })
-}
-
-/// A ServiceMonitor that scrapes a component's own Service (selected by its name) on `port`;
-/// the job is the Service's name.
-pub(super) fn self_scrape(
-    ctx: &Context,
-    name: &str,
-    labels: &BTreeMap<String, String>,
-    port: &str,
-) -> Object {
-    custom(json!({
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": ctx.meta(name, labels),
-        "spec": {
-            "selector": {"matchLabels": ctx.selector(name)},
-            "endpoints": [{"port": port}],
-        },
-    }))
 }
 
 #[cfg(test)]

@@ -11,20 +11,21 @@ use k8s_openapi::{
             NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
             NetworkPolicySpec,
         },
-        policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
         rbac::v1::PolicyRule,
     },
-    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
+    apimachinery::pkg::apis::meta::v1::LabelSelector,
 };
 use serde_json::{Value, json};
 
 use super::{
-    Context, Object, custom, meta,
+    Context, Object,
+    blocks::{pod_disruption_budget, self_scrape},
+    custom, meta,
     meta::{PART_OF, PART_OF_LABEL},
     network::tcp,
-    object,
-    operator::self_scrape,
-    rbac, service,
+    object, rbac,
+    security::operand_pod,
+    service,
 };
 use crate::versions;
 
@@ -121,13 +122,7 @@ fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         // The operator puts its own labels on the pods too; these are the ones automon's
         // Service, NetworkPolicies and PodDisruptionBudget select.
         "podMetadata": {"labels": labels},
-        "securityContext": {
-            "runAsNonRoot": true,
-            "runAsUser": 65534,
-            "runAsGroup": 65534,
-            "fsGroup": 2000,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": operand_pod(),
         "nodeSelector": {"kubernetes.io/os": "linux"},
     });
     if !c.external_labels.is_empty() {
@@ -177,26 +172,6 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             }]),
             egress: Some(vec![NetworkPolicyEgressRule::default()]),
         }),
-    })
-}
-
-/// Keeps one replica up through voluntary disruptions (drains) when there are several.
-pub(super) fn pod_disruption_budget(
-    ctx: &Context,
-    name: &str,
-    labels: &BTreeMap<String, String>,
-) -> Object {
-    object(PodDisruptionBudget {
-        metadata: ctx.meta(name, labels),
-        spec: Some(PodDisruptionBudgetSpec {
-            max_unavailable: Some(IntOrString::Int(1)),
-            selector: Some(LabelSelector {
-                match_labels: Some(ctx.selector(name)),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
     })
 }
 

@@ -42,3 +42,9 @@ pub fn restricted_container(user: i64) -> SecurityContext {
         ..Default::default()
     }
 }
+
+/// The pod security context of the operator's operands (Prometheus, Alertmanager): restricted,
+/// as nobody, with the volume group the operator's own examples use.
+pub fn operand_pod() -> PodSecurityContext {
+    restricted_pod(65534, Some(2000))
+}

@@ -383,11 +383,7 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
         Config::default()
     });
     let reuse = reuses_operator(parent);
-    let objects: Vec<Object> = render::render(&config)
-        .objects
-        .into_iter()
-        .filter(|o| !(reuse && render::replaced_by_existing_operator(o)))
-        .collect();
+    let objects = crate::plan::kept(render::render(&config).objects, reuse);
     let expected = rollout::expected(&objects);
     let workloads = rollout::assess(&expected, &s.deployments, &s.daemonsets, &s.custom);
 

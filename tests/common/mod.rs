@@ -413,6 +413,31 @@ pub fn patch_prometheus(ns: &str, patch: &str) {
 }
 
 /// `kubectl get … -o json` against the admin kubeconfig; it must succeed.
+/// A field of the ApplySet parent (ConfigMap `automon`) in `ns`, by kubectl's jsonpath
+/// (`{.metadata.labels.applyset\\.kubernetes\\.io/id}`).
+pub fn parent_field(ns: &str, jsonpath: &str) -> String {
+    cluster()
+        .kubectl(&[
+            "get",
+            "configmap",
+            "automon",
+            "-n",
+            ns,
+            "-o",
+            &format!("jsonpath={jsonpath}"),
+        ])
+        .success()
+        .stdout
+}
+
+/// The kinds the parent in `ns` lists.
+pub fn parent_kinds(ns: &str) -> String {
+    parent_field(
+        ns,
+        r"{.metadata.annotations.applyset\.kubernetes\.io/contains-group-kinds}",
+    )
+}
+
 pub fn get_json(args: &[&str]) -> serde_json::Value {
     let out = cluster().kubectl(&[args, &["-o", "json"]].concat());
     assert_eq!(out.code, 0, "{out:#?}");

@@ -1,0 +1,119 @@
+//! The flags several commands share: where the configuration comes from, where the CRDs come
+//! from, and how a plan is run.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+
+use crate::{cluster::KubeFlags, config::Config, crds::CrdSource, render};
+
+/// Where the configuration comes from: shared by every command that renders.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConfigArgs {
+    /// Configuration file (YAML); see the README for every key
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Override one key, e.g. --set prometheus.retention=30d (repeatable)
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl ConfigArgs {
+    /// The effective configuration; `-n` wins over the file's namespace.
+    pub fn load(&self, flags: &KubeFlags) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.file.as_deref(), &self.set)?;
+        if let Some(ns) = &flags.namespace {
+            config = config
+                .with_set(&format!("namespace={ns}"))
+                .context("-n/--namespace")?;
+        }
+        Ok(config)
+    }
+}
+
+impl ConfigArgs {
+    /// The configuration `enable` and `diff` apply. A file is the whole configuration, as with
+    /// `kubectl apply -f`. Without one, the configuration the last `enable` stored in the
+    /// cluster is the base and each `--set` changes it, so `enable --set x=y` changes x and
+    /// nothing else; defaults only when nothing is stored yet. The second value says which.
+    pub async fn load_for(
+        &self,
+        flags: &KubeFlags,
+        cluster: &crate::cluster::Cluster,
+    ) -> anyhow::Result<(Config, Option<String>)> {
+        // Offline first: a bad flag or file fails before any request.
+        let config = self.load(flags)?;
+        if self.file.is_some() {
+            return Ok((config, None));
+        }
+        let parent =
+            match crate::inventory::parent_configmap(&cluster.client, &config.namespace).await {
+                Ok(Some(parent)) => parent,
+                Ok(None) => return Ok((config, None)),
+                // Preflight, next, lists every permission the user lacks, this one included.
+                Err(kube::Error::Api(s)) if s.code == 403 => return Ok((config, None)),
+                Err(e) => return Err(cluster.target.classify(e).into()),
+            };
+        let origin = format!(
+            "ConfigMap {}/{}",
+            config.namespace,
+            render::meta::PARENT_NAME
+        );
+        let stored = crate::status::stored_config(&parent).with_context(|| {
+            format!("the configuration stored in {origin} cannot be read; give one with -f")
+        })?;
+        let mut merged = stored.with_sets(&self.set)?;
+        merged.namespace = config.namespace.clone();
+        Ok((merged, Some(origin)))
+    }
+}
+
+/// Where the prometheus-operator CRDs come from: shared by every command that installs them.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CrdArgs {
+    /// Where the prometheus-operator CRDs come from: a file, a directory of *.yaml/*.yml/*.json,
+    /// or an http(s) URL. Default: the pinned release files, checked against pinned SHA-256 sums
+    /// (enable first keeps the cluster's own when they are there at a compatible version)
+    #[arg(long = "crds-from", value_name = "PATH|URL")]
+    pub crds_from: Option<String>,
+}
+
+impl CrdArgs {
+    pub fn source(&self) -> CrdSource {
+        CrdSource::from_flag(self.crds_from.as_deref())
+    }
+}
+
+/// How a plan is run: the flags `enable` and `rollback` share.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Print what would be applied without persisting it: `client` (nothing is sent) or
+    /// `server` (the API server validates and defaults every object)
+    #[arg(long, value_name = "MODE", value_parser = ["none", "client", "server"], default_value = "none", num_args = 0..=1, default_missing_value = "client", require_equals = true)]
+    pub dry_run: String,
+    /// Wait until every Deployment, DaemonSet, Prometheus and Alertmanager is ready
+    #[arg(long)]
+    pub wait: bool,
+    /// How long the command may take in all, waits included (e.g. 5m, 90s)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::cluster::parse_request_timeout)]
+    pub timeout: Duration,
+    /// Take over fields that another field manager owns instead of stopping
+    #[arg(long)]
+    pub force_conflicts: bool,
+}
+
+impl RunArgs {
+    /// Whether anything is persisted.
+    pub fn writes(&self) -> bool {
+        self.dry_run == "none"
+    }
+
+    /// What each printed line ends with.
+    pub fn mode(&self) -> &'static str {
+        match self.dry_run.as_str() {
+            "client" => " (dry run)",
+            "server" => " (server dry run)",
+            _ => "",
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! `rollback [REVISION]`: re-applies exactly the objects a revision recorded (even where this
+//! binary would render them otherwise: other images, other rules), prunes what that revision
+//! did not have, and records a new revision. The same plan and execution as `enable`; the
+//! objects come from the revision instead of a render. Previewed with `--dry-run` and
+//! `diff --revision N`.
+
+use std::time::Instant;
+
+use super::{args::RunArgs, enable};
+use crate::{
+    cluster::{Cluster, KubeFlags},
+    plan, revision,
+};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The revision to restore (`kubectl automon history` lists them); default: the one before
+    /// the latest
+    #[arg(value_name = "REVISION")]
+    revision: Option<u32>,
+    #[command(flatten)]
+    run: RunArgs,
+    /// How many revisions to keep (0: all)
+    #[arg(long, value_name = "N", default_value_t = revision::DEFAULT_MAX)]
+    history_max: u32,
+}
+
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let cluster = Cluster::connect(flags).await?;
+    let namespace = cluster.namespace.clone();
+    // Read and check the revision before anything else: a missing or damaged one stops here.
+    let known = revision::list(&cluster).await?;
+    let n = revision::target(&known, args.revision, &namespace)?;
+    let (summary, payload) = revision::read(&cluster, n).await?;
+    let line = format!(
+        "revision {n} ({}, plugin {}, by {}: {})",
+        summary.updated, summary.plugin, summary.by, summary.change
+    );
+    let (cluster, state) =
+        match enable::prepare(cluster, &namespace, &payload.objects, Some(line)).await? {
+            Ok(ready) => ready,
+            Err(code) => return Ok(code),
+        };
+    let plan = plan::plan(payload.objects, &state, plan::rollback_source(&state), "")?;
+    let executed = enable::execute(&cluster, &plan, &state, &args.run, started).await?;
+    executed
+        .finish(
+            &cluster,
+            &args.run,
+            &format!("rollback to {n}"),
+            args.history_max,
+            started,
+        )
+        .await
+}

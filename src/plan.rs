@@ -1,0 +1,784 @@
+//! The plan: what `enable` does, worked out once and purely from the objects to apply (a render,
+//! or a recorded revision's objects) and what the cluster has. `enable` and `rollback` execute a
+//! plan, `diff` prints one, `status` compares the cluster with the objects one keeps.
+//!
+//! Gathering the cluster state is the only part that talks to the API server
+//! ([`gather`]); everything that decides is a pure function of it, table-tested below.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, ObjectMeta};
+use sha2::{Digest as _, Sha256};
+
+use crate::{
+    cluster::Cluster,
+    crds,
+    error::ClusterError,
+    inventory::{self, Inventory, InventoryError},
+    preflight::{self, ExistingOperator},
+    render::{self, Object, Phase, kind, meta},
+    resources::{self, Known, Scope},
+};
+
+/// The annotation with the SHA-256 of a CRD as automon sent it: an identical CRD is not sent
+/// again (the operator's ten are 4.3 MB, and the API server re-validates every one).
+pub const APPLIED_DIGEST: &str = "automon.io/applied-sha256";
+
+const CRD_KIND: &str = "CustomResourceDefinition.apiextensions.k8s.io";
+
+/// What the cluster has that the plan depends on.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterState {
+    pub namespace_exists: bool,
+    /// automon's ApplySet in the namespace, when it is installed there.
+    pub inventory: Option<Inventory>,
+    /// Another Prometheus Operator that automon reuses instead of installing its own.
+    pub existing: Option<ExistingOperator>,
+    /// The prometheus-operator CRDs in the cluster, by name.
+    pub crds: BTreeMap<String, InstalledCrd>,
+}
+
+/// What the plan reads of an installed CRD: two annotations, no schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstalledCrd {
+    /// The operator release it came from (`operator.prometheus.io/version`).
+    pub version: Option<String>,
+    /// What automon sent, when automon sent it ([`APPLIED_DIGEST`]).
+    pub digest: Option<String>,
+}
+
+impl InstalledCrd {
+    pub fn of(meta: &ObjectMeta) -> Self {
+        InstalledCrd {
+            version: crds::installed_version(meta),
+            digest: meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(APPLIED_DIGEST))
+                .cloned(),
+        }
+    }
+}
+
+/// Where this run's CRDs come from; decided before rendering, as loading them is a download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrdSource {
+    /// Another operator is reused: its CRDs are its own, left as they are.
+    Existing,
+    /// Every pinned CRD is in the cluster at a compatible version: left as they are.
+    Kept,
+    /// Loaded (`--crds-from`, or the pinned release files) and sent unless identical.
+    Load,
+    /// A rollback: a revision records no CRDs, and the ones in the cluster stay as they are.
+    Untouched,
+}
+
+/// Decides where the CRDs come from. `--crds-from` loads unless another operator is reused.
+pub fn crd_source(state: &ClusterState, crds_from: bool) -> CrdSource {
+    if state.existing.is_some() {
+        return CrdSource::Existing;
+    }
+    if crds_from {
+        return CrdSource::Load;
+    }
+    let wanted = crate::versions::PROMETHEUS_OPERATOR.version;
+    let all_compatible = crds::PINNED_CRDS.iter().all(|p| {
+        state
+            .crds
+            .get(&p.name())
+            .and_then(|c| c.version.as_deref())
+            .is_some_and(|v| crds::compatible(v, wanted))
+    });
+    if all_compatible {
+        CrdSource::Kept
+    } else {
+        CrdSource::Load
+    }
+}
+
+/// Where a rollback's CRDs come from: nowhere, they stay as they are.
+pub fn rollback_source(state: &ClusterState) -> CrdSource {
+    if state.existing.is_some() {
+        CrdSource::Existing
+    } else {
+        CrdSource::Untouched
+    }
+}
+
+/// Reusing another operator: what it is and the labels its selectors want.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reuse {
+    /// `deployment monitoring/prometheus-operator v0.80.0, prometheus monitoring/k8s`
+    pub operator: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What `enable` does, in order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub namespace: String,
+    pub reuse: Option<Reuse>,
+    /// Where the CRDs come from and what happens to them, for the `CRDs` line.
+    pub crds: String,
+    /// The CRDs sent, to wait for until Established.
+    pub wait_for: Vec<String>,
+    /// The parent as the first write leaves it: every kind old and new (KEP-3659), so that an
+    /// interrupted run leaves members a later one can still find and prune.
+    pub first_parent: Object,
+    /// The parent as the run leaves it: exactly the kinds its members have.
+    pub final_parent: Object,
+    /// Every member to apply, in phase order.
+    pub members: Vec<Object>,
+    /// Members the inventory has and the plan has not, in the order to delete them.
+    pub prune: Vec<Object>,
+    /// What the user should know before it runs.
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// The members of one phase, in order.
+    pub fn phase(&self, phase: Phase) -> impl Iterator<Item = &Object> {
+        self.members
+            .iter()
+            .filter(move |o| render::phase(o) == phase)
+    }
+
+    /// Every object the cluster holds when the plan has run: the members and the final parent.
+    pub fn objects(&self) -> impl Iterator<Item = &Object> {
+        self.members
+            .iter()
+            .chain(std::iter::once(&self.final_parent))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "the objects to apply have no ApplySet parent (ConfigMap {:?})",
+        meta::PARENT_NAME
+    )]
+    NoParent,
+    #[error(
+        "the objects to apply belong in namespace {found:?}, not {namespace:?}; give -n {found}"
+    )]
+    OtherNamespace { namespace: String, found: String },
+}
+
+/// Works out what `enable` does with `objects` in a cluster in `state`. `source` says where
+/// the CRDs among `objects` came from, `origin` names it (`prometheus-operator v0.90.0 (sha256
+/// verified)`, a path or URL).
+pub fn plan(
+    objects: Vec<Object>,
+    state: &ClusterState,
+    source: CrdSource,
+    origin: &str,
+) -> Result<Plan, PlanError> {
+    let (parents, mut members): (Vec<Object>, Vec<Object>) =
+        objects.into_iter().partition(is_parent);
+    let parent = parents.into_iter().next().ok_or(PlanError::NoParent)?;
+    let namespace = parent.metadata.namespace.clone().unwrap_or_default();
+    if let Some(found) = &state.inventory
+        && let Some(ns) = &found.parent.metadata.namespace
+        && *ns != namespace
+    {
+        return Err(PlanError::OtherNamespace {
+            namespace: ns.clone(),
+            found: namespace,
+        });
+    }
+
+    let mut warnings = Vec::new();
+    let reuse = state.existing.as_ref().map(|found| {
+        let labels = found
+            .prometheuses
+            .first()
+            .map(preflight::labels_to_match)
+            .unwrap_or_default();
+        warnings.extend(selector_warnings(found, &namespace));
+        Reuse {
+            operator: describe_operator(found),
+            labels,
+        }
+    });
+    if let Some(r) = &reuse {
+        members = reuse_existing_operator(members, &r.labels);
+    }
+
+    // CRDs: sent unless the cluster has exactly what would be sent.
+    let mut identical = 0;
+    let mut crds_sent = Vec::new();
+    members = members
+        .into_iter()
+        .filter_map(|o| {
+            if kind(&o) != "CustomResourceDefinition" {
+                return Some(o);
+            }
+            let name = o.metadata.name.clone().unwrap_or_default();
+            let o = with_digest(o);
+            let same =
+                state.crds.get(&name).and_then(|c| c.digest.as_deref()) == digest_of(&o).as_deref();
+            if same {
+                identical += 1;
+                None
+            } else {
+                crds_sent.push(name);
+                Some(o)
+            }
+        })
+        .collect();
+    let crds = match source {
+        CrdSource::Existing => {
+            "those of the Prometheus Operator already installed, as they are".to_string()
+        }
+        CrdSource::Kept => format!(
+            "{} in the cluster at a compatible version, kept as they are",
+            crds::PINNED_CRDS.len()
+        ),
+        CrdSource::Untouched => "left as they are (a revision does not record CRDs)".to_string(),
+        CrdSource::Load => match (crds_sent.len(), identical) {
+            (n, 0) => format!("{n} from {origin}"),
+            (0, same) => format!("{same} from {origin}, identical to the cluster's: not sent"),
+            (n, same) => format!("{} from {origin}, {same} identical: {n} sent", n + same),
+        },
+    };
+    members.sort_by_key(render::phase);
+
+    // The parent lists exactly its members' kinds; CRDs that stay members (identical ones not
+    // sent, or those an earlier --crds-from made members) stay listed for disable to find.
+    let mut kinds: BTreeSet<String> = members.iter().map(render::group_kind).collect();
+    if identical > 0 {
+        kinds.insert(CRD_KIND.to_string());
+    }
+    let listed = inventory::listing(&parent, kinds);
+    let (final_parent, first_parent, prune) = match &state.inventory {
+        Some(before) => {
+            let final_parent = inventory::final_parent(&listed, &before.members);
+            let first = inventory::with_kinds(
+                &final_parent,
+                inventory::group_kinds(&before.parent.metadata),
+            );
+            let mut keep = members.clone();
+            keep.push(final_parent.clone());
+            let prune = inventory::stale(&before.members, &keep)
+                .into_iter()
+                .cloned()
+                .collect();
+            (final_parent, first, prune)
+        }
+        None => (listed.clone(), listed, Vec::new()),
+    };
+    Ok(Plan {
+        namespace,
+        reuse,
+        crds,
+        wait_for: crds_sent,
+        first_parent,
+        final_parent,
+        members,
+        prune,
+        warnings,
+    })
+}
+
+/// The objects automon keeps in a cluster where it reuses another operator (`reuse`), or all.
+/// `status` and `doctor` expect exactly these.
+pub fn kept(objects: Vec<Object>, reuse: bool) -> Vec<Object> {
+    if reuse {
+        reuse_existing_operator(objects, &BTreeMap::new())
+    } else {
+        objects
+    }
+}
+
+pub fn is_parent(o: &Object) -> bool {
+    o.metadata.name.as_deref() == Some(meta::PARENT_NAME) && kind(o) == "ConfigMap"
+}
+
+/// With another Prometheus Operator in charge: leave out our operator, Prometheus and
+/// Alertmanager (and the CRDs, which are the other operator's), and label the scrape and rule
+/// objects so that its selectors pick them up.
+fn reuse_existing_operator(objects: Vec<Object>, labels: &BTreeMap<String, String>) -> Vec<Object> {
+    objects
+        .into_iter()
+        .filter(|o| !render::replaced_by_existing_operator(o))
+        .map(|mut o| {
+            if matches!(kind(&o), "ServiceMonitor" | "PrometheusRule") && !labels.is_empty() {
+                o.metadata
+                    .labels
+                    .get_or_insert_with(Default::default)
+                    .extend(labels.clone());
+            }
+            o
+        })
+        .collect()
+}
+
+/// An unset namespace selector means "my own namespace only": ours would not be picked up.
+fn selector_warnings(found: &ExistingOperator, namespace: &str) -> Vec<String> {
+    let Some(prom) = found.prometheuses.first() else {
+        return Vec::new();
+    };
+    if prom.namespace == namespace {
+        return Vec::new();
+    }
+    [
+        ("ServiceMonitors", &prom.service_monitor_namespace_selector),
+        ("PrometheusRules", &prom.rule_namespace_selector),
+    ]
+    .into_iter()
+    .filter(|(_, selector)| selector.is_none())
+    .map(|(what, _)| {
+        format!(
+            "prometheus {}/{} selects {what} only in its own namespace: set its namespace selector to include {namespace:?}, or enable with -n {}",
+            prom.namespace, prom.name, prom.namespace
+        )
+    })
+    .collect()
+}
+
+/// `deployment monitoring/prometheus-operator v0.80.0, prometheus monitoring/k8s`.
+fn describe_operator(found: &ExistingOperator) -> String {
+    let mut parts: Vec<String> = found
+        .deployments
+        .iter()
+        .map(|d| {
+            format!(
+                "deployment {}/{}{}",
+                d.namespace,
+                d.name,
+                d.version
+                    .as_deref()
+                    .map(|v| format!(" {v}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    parts.extend(
+        found
+            .prometheuses
+            .iter()
+            .map(|p| format!("prometheus {}/{}", p.namespace, p.name)),
+    );
+    parts.join(", ")
+}
+
+/// The SHA-256 of an object as it would be sent, without the digest annotation itself.
+fn digest_of(o: &Object) -> Option<String> {
+    let mut bare = o.clone();
+    if let Some(a) = bare.metadata.annotations.as_mut() {
+        a.remove(APPLIED_DIGEST);
+        if a.is_empty() {
+            bare.metadata.annotations = None;
+        }
+    }
+    // serde_json's maps are sorted: the same object gives the same bytes.
+    let bytes = serde_json::to_vec(&bare).ok()?;
+    Some(format!("{:x}", Sha256::digest(bytes)))
+}
+
+fn with_digest(mut o: Object) -> Object {
+    if let Some(d) = digest_of(&o) {
+        o.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(APPLIED_DIGEST.into(), d);
+    }
+    o
+}
+
+/// A custom resource's type: served through a CRD, not built in. Built-in groups are either
+/// single words (`apps`, `policy`) or end in `.k8s.io`.
+pub fn is_custom(k: &Known) -> bool {
+    let g = k.group();
+    g.contains('.') && !g.ends_with(".k8s.io")
+}
+
+pub fn crd_name(k: &Known) -> String {
+    format!("{}.{}", k.plural, k.group())
+}
+
+/// The custom resource types among `objects` whose CRD the cluster does not have yet.
+pub fn missing_crds<'a>(
+    state: &ClusterState,
+    objects: impl Iterator<Item = &'a Object>,
+) -> Vec<&'static Known> {
+    let mut types: Vec<&'static Known> = objects
+        .filter_map(resources::of)
+        .filter(|k| is_custom(k) && !state.crds.contains_key(&crd_name(k)))
+        .collect();
+    types.sort_by_key(|k| crd_name(k));
+    types.dedup();
+    types
+}
+
+/// Whether the server can dry-run an apply of `o` now: its namespace and its CRD exist.
+pub fn can_dry_run(o: &Object, namespace_exists: bool, missing_crds: &[&'static Known]) -> bool {
+    let Some(k) = resources::of(o) else {
+        return false;
+    };
+    let namespace_ok = k.scope == Scope::Cluster || namespace_exists;
+    namespace_ok && !missing_crds.contains(&k)
+}
+
+/// Reads what the plan depends on: the namespace, the inventory in it, the prometheus-operator
+/// CRDs (metadata only). `existing` is what preflight found of another operator; a command that
+/// runs no preflight asks [`preflight::find_existing_operator`].
+pub async fn gather(
+    cluster: &Cluster,
+    namespace: &str,
+    existing: Option<ExistingOperator>,
+) -> anyhow::Result<ClusterState> {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
+    let here = Cluster {
+        namespace: namespace.to_string(),
+        ..cluster.clone()
+    };
+    // All at once: the namespace, the inventory in it, the CRDs.
+    let (namespace_exists, inventory, crds) = futures::try_join!(
+        async {
+            namespaces
+                .get_metadata_opt(namespace)
+                .await
+                .map(|n| n.is_some())
+                .map_err(|e| anyhow::Error::new(cluster.target.classify(e)))
+        },
+        async {
+            match inventory::read(&here).await {
+                Ok(i) => Ok(Some(i)),
+                Err(InventoryError::NotInstalled { .. }) => Ok(None),
+                Err(e) => Err(anyhow::Error::new(e)),
+            }
+        },
+        async { installed_crds(cluster).await.map_err(anyhow::Error::new) },
+    )?;
+    Ok(ClusterState {
+        namespace_exists,
+        inventory,
+        existing,
+        crds,
+    })
+}
+
+/// The prometheus-operator CRDs in the cluster, metadata only.
+async fn installed_crds(cluster: &Cluster) -> Result<BTreeMap<String, InstalledCrd>, ClusterError> {
+    let api: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
+    let list = api
+        .list_metadata(&ListParams::default())
+        .await
+        .map_err(|e| cluster.target.classify(e))?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|m| {
+            let name = m.metadata.name.clone()?;
+            name.ends_with(&format!(".{}", crds::GROUP))
+                .then(|| (name, InstalledCrd::of(&m.metadata)))
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::Config,
+        preflight::{OperatorDeployment, PrometheusInfo},
+        resources::display_name,
+    };
+
+    fn rendered(config: &Config) -> Vec<Object> {
+        render::render(config).objects
+    }
+
+    fn with_crds(config: &Config, crds: &[&str]) -> Vec<Object> {
+        let crds = crds
+            .iter()
+            .map(|name| {
+                render::custom(serde_json::json!({
+                    "apiVersion": "apiextensions.k8s.io/v1",
+                    "kind": "CustomResourceDefinition",
+                    "metadata": {"name": name},
+                    "spec": {"group": "monitoring.coreos.com"}
+                }))
+            })
+            .collect();
+        render::render_with(config, crds).objects
+    }
+
+    fn installed(config: &Config) -> Inventory {
+        let p = plan(
+            rendered(config),
+            &ClusterState::default(),
+            CrdSource::Kept,
+            "",
+        )
+        .unwrap();
+        Inventory {
+            parent: p.final_parent.clone(),
+            members: p.members.clone(),
+        }
+    }
+
+    fn existing() -> ExistingOperator {
+        ExistingOperator {
+            not_checked: None,
+            crds_installed: true,
+            deployments: vec![OperatorDeployment {
+                namespace: "monitoring".into(),
+                name: "prometheus-operator".into(),
+                version: Some("v0.80.0".into()),
+                ..Default::default()
+            }],
+            prometheuses: vec![PrometheusInfo {
+                namespace: "monitoring".into(),
+                name: "k8s".into(),
+                service_monitor_selector: Some(
+                    serde_json::from_value(serde_json::json!({"matchLabels": {"release": "kps"}}))
+                        .unwrap(),
+                ),
+                service_monitor_namespace_selector: None,
+                rule_selector: None,
+                rule_namespace_selector: Some(Default::default()),
+            }],
+        }
+    }
+
+    fn names<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Vec<String> {
+        objects.into_iter().map(display_name).collect()
+    }
+
+    fn kinds_of(parent: &Object) -> BTreeSet<String> {
+        inventory::group_kinds(&parent.metadata)
+    }
+
+    #[test]
+    fn a_first_install_applies_everything_and_prunes_nothing() {
+        let config = Config::default();
+        let p = plan(
+            rendered(&config),
+            &ClusterState::default(),
+            CrdSource::Kept,
+            "",
+        )
+        .unwrap();
+        assert_eq!(p.members.len() + 1, rendered(&config).len());
+        assert!(p.prune.is_empty());
+        assert!(p.reuse.is_none());
+        assert_eq!(kinds_of(&p.first_parent), kinds_of(&p.final_parent));
+        let phases: Vec<Phase> = p.members.iter().map(render::phase).collect();
+        assert!(phases.is_sorted(), "members in phase order");
+        assert!(p.crds.contains("kept as they are"), "{}", p.crds);
+    }
+
+    #[test]
+    fn reusing_an_operator_leaves_out_its_parts_and_lists_only_what_is_kept() {
+        let state = ClusterState {
+            existing: Some(existing()),
+            ..Default::default()
+        };
+        let p = plan(
+            rendered(&Config::default()),
+            &state,
+            CrdSource::Existing,
+            "",
+        )
+        .unwrap();
+        let names = names(&p.members);
+        for gone in [
+            "deployment.apps/prometheus-operator",
+            "prometheus.monitoring.coreos.com/automon",
+            "alertmanager.monitoring.coreos.com/automon",
+        ] {
+            assert!(!names.contains(&gone.to_string()), "{gone} in {names:?}");
+        }
+        assert!(names.contains(&"daemonset.apps/node-exporter".to_string()));
+        // status tells reuse from the parent: it must not list the kinds left out.
+        let kinds = kinds_of(&p.final_parent);
+        assert!(
+            !kinds.contains("Prometheus.monitoring.coreos.com"),
+            "{kinds:?}"
+        );
+        assert!(
+            !kinds.contains("Alertmanager.monitoring.coreos.com"),
+            "{kinds:?}"
+        );
+        assert!(kinds.contains("ServiceMonitor.monitoring.coreos.com"));
+        for o in p
+            .members
+            .iter()
+            .filter(|o| matches!(kind(o), "ServiceMonitor" | "PrometheusRule"))
+        {
+            assert_eq!(o.metadata.labels.as_ref().unwrap()["release"], "kps");
+        }
+        let r = p.reuse.unwrap();
+        assert_eq!(
+            r.operator,
+            "deployment monitoring/prometheus-operator v0.80.0, prometheus monitoring/k8s"
+        );
+        // Its ServiceMonitor namespace selector is unset (own namespace only); rules are fine.
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert!(p.warnings[0].contains("selects ServiceMonitors only in its own namespace"));
+        // What status expects in reuse mode is what the plan applies.
+        let expected = kept(rendered(&Config::default()), true);
+        assert_eq!(
+            expected.len(),
+            p.members.len() + 1,
+            "kept() and plan() disagree"
+        );
+    }
+
+    #[test]
+    fn what_a_render_no_longer_has_is_pruned_and_stays_listed_until_then() {
+        let before = installed(&Config::default());
+        let off = Config::default().with_set("grafana.enabled=false").unwrap();
+        let state = ClusterState {
+            namespace_exists: true,
+            inventory: Some(before),
+            ..Default::default()
+        };
+        let p = plan(rendered(&off), &state, CrdSource::Kept, "").unwrap();
+        let pruned = names(&p.prune);
+        assert!(
+            pruned.contains(&"deployment.apps/grafana".to_string()),
+            "{pruned:?}"
+        );
+        assert!(!pruned.iter().any(|n| n.starts_with("namespace/")));
+        // Deleting runs in reverse phase order.
+        let phases: Vec<Phase> = p.prune.iter().map(render::phase).collect();
+        assert!(phases.is_sorted_by(|a, b| a >= b));
+        // The first write still lists every kind; the last lists only what is left.
+        let (first, last) = (kinds_of(&p.first_parent), kinds_of(&p.final_parent));
+        assert!(last.is_subset(&first));
+        let left: BTreeSet<String> = p.members.iter().map(render::group_kind).collect();
+        assert!(left.is_subset(&last));
+    }
+
+    #[test]
+    fn the_same_render_twice_plans_no_prune_and_the_same_parent() {
+        let config = Config::default();
+        let state = ClusterState {
+            namespace_exists: true,
+            inventory: Some(installed(&config)),
+            ..Default::default()
+        };
+        let p = plan(rendered(&config), &state, CrdSource::Kept, "").unwrap();
+        assert!(p.prune.is_empty(), "{:?}", names(&p.prune));
+        assert_eq!(p.first_parent, p.final_parent);
+        assert_eq!(p.final_parent, state.inventory.unwrap().parent);
+    }
+
+    #[test]
+    fn identical_crds_are_not_sent_again() {
+        let config = Config::default();
+        let objects = with_crds(
+            &config,
+            &["a.monitoring.coreos.com", "b.monitoring.coreos.com"],
+        );
+        let first = plan(
+            objects.clone(),
+            &ClusterState::default(),
+            CrdSource::Load,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(first.wait_for.len(), 2);
+        assert_eq!(first.crds, "2 from x");
+        // What the cluster holds after the first run: the digest annotation as sent.
+        let mut crds: BTreeMap<String, InstalledCrd> = first
+            .members
+            .iter()
+            .filter(|o| kind(o) == "CustomResourceDefinition")
+            .map(|o| {
+                (
+                    o.metadata.name.clone().unwrap(),
+                    InstalledCrd::of(&o.metadata),
+                )
+            })
+            .collect();
+        let state = ClusterState {
+            namespace_exists: true,
+            inventory: Some(Inventory {
+                parent: first.final_parent.clone(),
+                members: first.members.clone(),
+            }),
+            existing: None,
+            crds: crds.clone(),
+        };
+        let again = plan(objects.clone(), &state, CrdSource::Load, "x").unwrap();
+        assert!(again.wait_for.is_empty());
+        assert_eq!(again.crds, "2 from x, identical to the cluster's: not sent");
+        assert!(again.prune.is_empty());
+        assert!(
+            kinds_of(&again.final_parent).contains(CRD_KIND),
+            "still members"
+        );
+        assert_eq!(again.final_parent, first.final_parent);
+
+        // One changed in the cluster: only that one is sent.
+        crds.get_mut("b.monitoring.coreos.com").unwrap().digest = Some("0".into());
+        let state = ClusterState { crds, ..state };
+        let one = plan(objects, &state, CrdSource::Load, "x").unwrap();
+        assert_eq!(one.wait_for, ["b.monitoring.coreos.com"]);
+        assert_eq!(one.crds, "2 from x, 1 identical: 1 sent");
+    }
+
+    #[test]
+    fn where_the_crds_come_from() {
+        let pinned = |version: &str| -> BTreeMap<String, InstalledCrd> {
+            crds::PINNED_CRDS
+                .iter()
+                .map(|p| {
+                    (
+                        p.name(),
+                        InstalledCrd {
+                            version: Some(version.into()),
+                            digest: None,
+                        },
+                    )
+                })
+                .collect()
+        };
+        let wanted = crate::versions::PROMETHEUS_OPERATOR.version;
+        let state = |crds| ClusterState {
+            crds,
+            ..Default::default()
+        };
+        let cases = [
+            (state(BTreeMap::new()), false, CrdSource::Load),
+            (state(pinned(wanted)), false, CrdSource::Kept),
+            (state(pinned(wanted)), true, CrdSource::Load),
+            (state(pinned("0.1.0")), false, CrdSource::Load),
+            (
+                ClusterState {
+                    existing: Some(existing()),
+                    ..Default::default()
+                },
+                true,
+                CrdSource::Existing,
+            ),
+        ];
+        for (i, (state, from, want)) in cases.into_iter().enumerate() {
+            assert_eq!(crd_source(&state, from), want, "case {i}");
+        }
+        // One missing is enough to load them.
+        let mut some = pinned(wanted);
+        some.pop_first();
+        assert_eq!(crd_source(&state(some), false), CrdSource::Load);
+    }
+
+    #[test]
+    fn a_plan_for_another_namespace_is_refused() {
+        let before = installed(&Config::default());
+        let other = Config::default().with_set("namespace=elsewhere").unwrap();
+        let state = ClusterState {
+            inventory: Some(before),
+            ..Default::default()
+        };
+        let e = plan(rendered(&other), &state, CrdSource::Kept, "").unwrap_err();
+        assert!(e.to_string().contains("give -n elsewhere"), "{e}");
+        let none = plan(Vec::new(), &ClusterState::default(), CrdSource::Kept, "");
+        assert!(matches!(none, Err(PlanError::NoParent)));
+    }
+}
