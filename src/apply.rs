@@ -105,6 +105,29 @@ pub async fn server_side_apply(
     }
 }
 
+/// Deletes one object in the background (its dependents follow through the garbage
+/// collector); one already gone is not an error. The one delete: `enable` prunes and `disable`
+/// removes with it.
+pub async fn delete(cluster: &Cluster, object: &Object, dry_run: bool) -> Result<(), ApplyError> {
+    let api = resources::api_for(&cluster.client, object)
+        .ok_or_else(|| ApplyError::UnknownType(display_name(object)))?;
+    let mut params = kube::api::DeleteParams::background();
+    if dry_run {
+        params = params.dry_run();
+    }
+    match api
+        .delete(object.metadata.name.as_deref().unwrap_or(""), &params)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(ApplyError::Cluster {
+            object: display_name(object),
+            source: cluster.target.classify(e),
+        }),
+    }
+}
+
 /// The conflicts of a 409 from an apply: each cause names a field, and its message the manager
 /// (`conflict with "kubectl-edit" using apps/v1`).
 fn conflicts_of(status: &kube::core::Status) -> Vec<FieldConflict> {

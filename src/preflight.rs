@@ -265,9 +265,20 @@ impl Preflight {
     pub async fn run(cluster: &Cluster, objects: &[Object]) -> Result<Report, ClusterError> {
         let wanted = required_permissions(objects, &cluster.namespace);
         let permissions_checked = wanted.len();
-        let (info, missing) =
-            futures::try_join!(cluster.server_version(), denied(cluster, wanted))?;
-        let existing_operator = existing_operator(cluster, &missing).await?;
+        // All at once; the search for another operator counts only if its reads are allowed.
+        let (info, missing, searched) = futures::join!(
+            cluster.server_version(),
+            denied(cluster, wanted),
+            search_operator(cluster)
+        );
+        let (info, missing) = (info?, missing?);
+        let existing_operator = match unreadable(&missing) {
+            Some(why) => ExistingOperator {
+                not_checked: Some(why),
+                ..Default::default()
+            },
+            None => searched?,
+        };
         Ok(Report {
             server: cluster.target.server.clone(),
             server_version: ServerVersion {
@@ -418,27 +429,18 @@ async fn access_reviews(
 pub async fn find_existing_operator(
     cluster: &Cluster,
 ) -> Result<Option<ExistingOperator>, ClusterError> {
-    let found = existing_operator(cluster, &[]).await?;
+    let found = search_operator(cluster).await?;
     Ok(found.is_installed().then_some(found))
 }
 
-/// Looks for another Prometheus Operator: the `prometheuses` CRD, then Deployments that run a
-/// `prometheus-operator` image, are labelled `app.kubernetes.io/name=prometheus-operator` or
-/// are named `*prometheus-operator*` (operators are labelled inconsistently; the image is the
-/// most reliable sign), and `Prometheus` objects, all outside automon's inventory. When the
-/// user may not do these reads (they are listed as missing already) the search is skipped and
-/// the report says so, rather than failing twice.
-async fn existing_operator(
-    cluster: &Cluster,
-    missing: &[Permission],
-) -> Result<ExistingOperator, ClusterError> {
+/// Why the search cannot be done, when the user may not do its reads (they are listed as
+/// missing already): the report says so rather than failing twice.
+fn unreadable(missing: &[Permission]) -> Option<String> {
     let may = |verb: &str, resource: &str| {
         !missing
             .iter()
             .any(|p| p.verb == verb && p.resource == resource && p.namespace.is_none())
     };
-    let classify = |e| cluster.target.classify(e);
-    let mut found = ExistingOperator::default();
     let unreadable: Vec<&str> = [
         (
             "get",
@@ -452,36 +454,46 @@ async fn existing_operator(
     .filter(|(verb, resource, _)| !may(verb, resource))
     .map(|(_, _, what)| what)
     .collect();
-    if !unreadable.is_empty() {
-        found.not_checked = Some(format!("may not {} cluster-wide", unreadable.join(", ")));
-        return Ok(found);
-    }
+    (!unreadable.is_empty()).then(|| format!("may not {} cluster-wide", unreadable.join(", ")))
+}
+
+/// Looks for another Prometheus Operator: the `prometheuses` CRD, Deployments that run a
+/// `prometheus-operator` image, are labelled `app.kubernetes.io/name=prometheus-operator` or
+/// are named `*prometheus-operator*` (operators are labelled inconsistently; the image is the
+/// most reliable sign), and `Prometheus` objects, all outside automon's inventory; the three
+/// reads at once. Preflight discards it (see [`unreadable`]) when the user may not do them.
+async fn search_operator(cluster: &Cluster) -> Result<ExistingOperator, ClusterError> {
+    let classify = |e| cluster.target.classify(e);
+    let mut found = ExistingOperator::default();
     let crds: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
-    found.crds_installed = crds
-        .get_opt(PROMETHEUS_CRD)
-        .await
-        .map_err(classify)?
-        .is_some();
-    if !found.crds_installed {
-        return Ok(found);
-    }
     let deployments: Api<Deployment> = Api::all(cluster.client.clone());
     let prometheuses = resources::by_group_kind("Prometheus.monitoring.coreos.com")
         .expect("Prometheus is a known type")
         .api(&cluster.client, None);
     let lp = ListParams::default();
-    let (deployments, prometheuses) =
-        futures::try_join!(deployments.list(&lp), prometheuses.list(&lp)).map_err(classify)?;
+    let (crd, deployments, prometheuses) = futures::try_join!(
+        crds.get_metadata_opt(PROMETHEUS_CRD),
+        deployments.list(&lp),
+        async {
+            match prometheuses.list(&lp).await {
+                Ok(list) => Ok(list.items),
+                // No CRD, no such objects.
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+                Err(e) => Err(e),
+            }
+        }
+    )
+    .map_err(classify)?;
+    found.crds_installed = crd.is_some();
+    if !found.crds_installed {
+        return Ok(found);
+    }
     found.deployments = deployments
         .items
         .iter()
         .filter_map(operator_deployment)
         .collect();
-    found.prometheuses = prometheuses
-        .items
-        .iter()
-        .filter_map(prometheus_info)
-        .collect();
+    found.prometheuses = prometheuses.iter().filter_map(prometheus_info).collect();
     Ok(found)
 }
 

@@ -83,6 +83,10 @@ pub enum RevisionError {
     )]
     NoPrevious { namespace: String, current: u32 },
     #[error(
+        "there are no revisions in namespace {namespace:?}: automon is not installed there (use -n for another namespace), or it was installed before revisions were recorded (the next enable that changes something records one)"
+    )]
+    NoRevisions { namespace: String },
+    #[error(
         "revision {revision} (Secret {namespace}/{name}) cannot be read: {problem}; it was changed or damaged outside automon, so nothing was applied; pick another revision from `kubectl automon history -n {namespace}`"
     )]
     Corrupt {
@@ -119,7 +123,7 @@ pub fn encode(objects: &[Object]) -> Result<Vec<u8>, RevisionError> {
             .collect(),
     };
     let json = serde_json::to_vec(&payload).expect("objects serialize");
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&json).expect("writing to memory");
     let bytes = gz.finish().expect("writing to memory");
     if bytes.len() > MAX_PAYLOAD {
@@ -191,6 +195,11 @@ pub fn target(
     namespace: &str,
 ) -> Result<u32, RevisionError> {
     let numbers: Vec<u32> = known.iter().map(|s| s.revision).collect();
+    if numbers.is_empty() {
+        return Err(RevisionError::NoRevisions {
+            namespace: namespace.into(),
+        });
+    }
     match asked {
         Some(n) if numbers.contains(&n) => Ok(n),
         Some(n) => Err(RevisionError::NotFound {
@@ -293,11 +302,14 @@ pub async fn record(
     change: &str,
     max: u32,
 ) -> Result<u32, RevisionError> {
-    let by = whoami(cluster).await;
+    let (by, known) = futures::join!(whoami(cluster), list(cluster));
+    let mut known = known?;
     let api = api(cluster);
     // A concurrent run may take a number first: then the next one.
-    for _ in 0..3 {
-        let known = list(cluster).await?;
+    for attempt in 0..3 {
+        if attempt > 0 {
+            known = list(cluster).await?;
+        }
         let n = known.last().map_or(1, |s| s.revision + 1);
         let secret = Secret {
             metadata: ObjectMeta {
@@ -472,8 +484,8 @@ mod tests {
         );
         let e = target(&summaries(&[1]), None, "m").unwrap_err().to_string();
         assert!(e.contains("no revision before 1"), "{e}");
-        let e = target(&[], None, "m").unwrap_err().to_string();
-        assert!(e.contains("no revision before"), "{e}");
+        let e = target(&[], Some(1), "m").unwrap_err().to_string();
+        assert!(e.contains("there are no revisions in namespace"), "{e}");
     }
 
     #[test]

@@ -58,28 +58,49 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
     );
     assert!(out.stdout.contains("Done"), "{}", out.stdout);
 
-    // The operator generated the configuration: one scrape job per ServiceMonitor...
-    let secret = get_json(&["get", "secret", "-n", ns, "prometheus-automon"]);
-    let gz = secret["data"]["prometheus.yaml.gz"]
-        .as_str()
-        .expect("prometheus.yaml.gz");
-    let (_d, gzfile) = write_temp("prometheus.yaml.gz.b64", gz);
-    let decoded = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("base64 -d {} | gunzip", gzfile.display()))
-        .output()
-        .unwrap();
-    let prom_config = String::from_utf8(decoded.stdout).unwrap();
+    // The operator generated the configuration: one scrape job per ServiceMonitor. It writes
+    // it as it reconciles, which goes on after the workloads --wait waits for are ready: give
+    // it the time a user would.
     let monitors = get_json(&["get", "servicemonitors", "-n", ns]);
-    let monitors = monitors["items"].as_array().unwrap();
+    let monitors: Vec<String> = monitors["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
     assert!(monitors.len() >= 5, "{monitors:?}");
-    for m in monitors {
-        let name = m["metadata"]["name"].as_str().unwrap();
-        assert!(
-            prom_config.contains(&format!("job_name: serviceMonitor/{ns}/{name}/")),
-            "no scrape job for ServiceMonitor {name}:\n{prom_config}"
-        );
+    let prom_config = || {
+        let secret = get_json(&["get", "secret", "-n", ns, "prometheus-automon"]);
+        let gz = secret["data"]["prometheus.yaml.gz"]
+            .as_str()
+            .expect("prometheus.yaml.gz")
+            .to_string();
+        let (_d, gzfile) = write_temp("prometheus.yaml.gz.b64", &gz);
+        let decoded = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("base64 -d {} | gunzip", gzfile.display()))
+            .output()
+            .unwrap();
+        String::from_utf8(decoded.stdout).unwrap()
+    };
+    let missing = |config: &str| -> Vec<String> {
+        monitors
+            .iter()
+            .filter(|name| !config.contains(&format!("job_name: serviceMonitor/{ns}/{name}/")))
+            .cloned()
+            .collect()
+    };
+    let started = Instant::now();
+    let mut config = prom_config();
+    while !missing(&config).is_empty() && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(500));
+        config = prom_config();
     }
+    assert!(
+        missing(&config).is_empty(),
+        "no scrape job for ServiceMonitors {:?}:\n{config}",
+        missing(&config)
+    );
     // ...and every alert in the rule files it mounts.
     let rulefiles = get_json(&[
         "get",

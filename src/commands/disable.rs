@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::Context as _;
 use kube::{
-    api::{Api, ApiResource, DeleteParams, GroupVersionKind, ListParams},
+    api::{Api, ApiResource, GroupVersionKind, ListParams},
     runtime::watcher,
 };
 
@@ -30,6 +30,9 @@ use crate::{
 /// The label the operator's StatefulSets (and so their volume claims) carry: the name of the
 /// `Prometheus` or `Alertmanager` they belong to.
 pub const OPERATOR_NAME_LABEL: &str = "operator.prometheus.io/name";
+
+/// How many deletes of one step are in flight at once.
+const DELETES_IN_FLIGHT: usize = 16;
 
 /// How many foreign custom resources to name when a CRD is kept.
 const NAMED_EXAMPLES: usize = 3;
@@ -500,32 +503,20 @@ async fn list_claims(cluster: &Cluster) -> anyhow::Result<Vec<Object>> {
 
 /// Sends every delete of a step at once; an object already gone is fine.
 async fn delete_step(cluster: &Cluster, step: &[Object], dry_run: bool) -> anyhow::Result<()> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for o in step {
-        let api = resources::api_for(&cluster.client, o)
-            .with_context(|| format!("{}: not a type automon knows", deleted_name(o)))?;
-        let name = o.metadata.name.clone().unwrap_or_default();
-        let mut params = DeleteParams::background();
-        if dry_run {
-            params = params.dry_run();
-        }
-        let what = deleted_name(o);
-        tasks.spawn(async move { (what, api.delete(&name, &params).await) });
-    }
-    let mut first_error: Option<anyhow::Error> = None;
-    while let Some(joined) = tasks.join_next().await {
-        let (what, result) = joined.context("a delete task failed")?;
-        match result {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => {
-                let e: ClusterError = cluster.target.classify(e);
-                first_error
-                    .get_or_insert(anyhow::Error::new(e).context(format!("cannot delete {what}")));
-            }
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+    use futures::StreamExt as _;
+    let results: Vec<_> = futures::stream::iter(step)
+        .map(|o| async move {
+            crate::apply::delete(cluster, o, dry_run)
+                .await
+                .with_context(|| format!("cannot delete {}", deleted_name(o)))
+        })
+        .buffer_unordered(DELETES_IN_FLIGHT)
+        .collect()
+        .await;
+    results
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()
+        .map(|_| ())
 }
 
 /// `deployments.apps` in `Some("automon")`; `None` for cluster-scoped types.

@@ -369,7 +369,9 @@ pub async fn execute(
     // Prune what the plan no longer has, in reverse phase order, then write the exact parent.
     for o in &plan.prune {
         if !client_dry_run {
-            delete(cluster, o, options.dry_run).await?;
+            apply::delete(cluster, o, options.dry_run)
+                .await
+                .with_context(|| format!("pruning {}", display_name(o)))?;
         }
         say!("{} pruned{mode}", display_name(o));
         tally.add("pruned");
@@ -531,22 +533,6 @@ async fn apply_parent(
         say!("{} {}{mode}", display_name(&applied), outcome.as_str());
     }
     Ok((outcome, applied))
-}
-
-async fn delete(cluster: &Cluster, o: &Object, dry_run: bool) -> anyhow::Result<()> {
-    let api = resources::api_for(&cluster.client, o)
-        .with_context(|| format!("{}: unknown type", display_name(o)))?;
-    let mut dp = kube::api::DeleteParams::background();
-    dp.dry_run = dry_run;
-    match api
-        .delete(o.metadata.name.as_deref().unwrap_or(""), &dp)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(anyhow::Error::new(cluster.target.classify(e))
-            .context(format!("pruning {}", display_name(o)))),
-    }
 }
 
 #[cfg(test)]
