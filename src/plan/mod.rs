@@ -5,6 +5,8 @@
 //! Gathering the cluster state is the only part that talks to the API server
 //! ([`gather`]); everything that decides is a pure function of it, table-tested below.
 
+pub mod removal;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
