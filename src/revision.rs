@@ -65,6 +65,16 @@ pub struct Summary {
 pub struct Payload {
     /// Every object applied, the ApplySet parent (and with it the configuration) included.
     pub objects: Vec<Object>,
+    /// The resourceVersion each object had when the run that recorded it was done, by
+    /// [`key`]: an object that still has it is exactly as automon left it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource_versions: BTreeMap<String, String>,
+}
+
+/// An object's key in [`Payload::resource_versions`]: `Kind.group/namespace/name`.
+pub fn key(o: &Object) -> String {
+    let (group_kind, namespace, name) = crate::apply::key(o);
+    format!("{group_kind}/{namespace}/{name}")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,13 +124,25 @@ pub fn secret_name(n: u32) -> String {
 
 /// The compressed payload of `objects` (CRDs left out: they are never rolled back, and the
 /// operator's ten are 4.3 MB), checked against the object size limit.
-pub fn encode(objects: &[Object]) -> Result<Vec<u8>, RevisionError> {
+pub fn encode(
+    objects: &[Object],
+    resource_versions: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, RevisionError> {
+    let objects: Vec<Object> = objects
+        .iter()
+        .filter(|o| kind(o) != "CustomResourceDefinition")
+        .cloned()
+        .collect();
+    let resource_versions = objects
+        .iter()
+        .filter_map(|o| {
+            let k = key(o);
+            resource_versions.get(&k).map(|rv| (k, rv.clone()))
+        })
+        .collect();
     let payload = Payload {
-        objects: objects
-            .iter()
-            .filter(|o| kind(o) != "CustomResourceDefinition")
-            .cloned()
-            .collect(),
+        objects,
+        resource_versions,
     };
     let json = serde_json::to_vec(&payload).expect("objects serialize");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -433,7 +455,7 @@ mod tests {
     #[test]
     fn a_stack_fits_and_comes_back_exactly() {
         let objects = render::render(&Config::default()).objects;
-        let bytes = encode(&objects).unwrap();
+        let bytes = encode(&objects, &BTreeMap::new()).unwrap();
         assert!(bytes.len() < MAX_PAYLOAD / 4, "{} bytes", bytes.len());
         let back = decode(&bytes).unwrap();
         assert_eq!(back.objects, objects);
@@ -445,7 +467,7 @@ mod tests {
             "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
             "metadata": {"name": "x.monitoring.coreos.com"}}));
         let objects = render::render_with(&Config::default(), vec![crd]).objects;
-        let back = decode(&encode(&objects).unwrap()).unwrap();
+        let back = decode(&encode(&objects, &BTreeMap::new()).unwrap()).unwrap();
         assert!(
             back.objects
                 .iter()
@@ -464,7 +486,7 @@ mod tests {
                 .unwrap_err()
                 .contains("not a revision")
         );
-        let no_parent = encode(&[]).unwrap();
+        let no_parent = encode(&[], &BTreeMap::new()).unwrap();
         assert!(
             decode(&no_parent)
                 .unwrap_err()

@@ -267,6 +267,33 @@ fn revisions_are_recorded_listed_and_rolled_back_exactly() {
         "only the two written by hand"
     );
 
+    // What is as the last run left it is not sent again; what was written since is. Here the
+    // datasources ConfigMap is changed under automon's own field manager (as a stale copy of
+    // the plugin would): the next enable sees the new resourceVersion and puts it back.
+    let mut datasources = get_json(&["get", "configmap", "grafana-datasources", "-n", NS]);
+    datasources["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| k == "name" || k == "namespace" || k == "labels");
+    datasources["data"] = serde_json::json!({"datasources.yaml": "drifted"});
+    let (_d, drifted) = write_temp("drifted.json", &datasources.to_string());
+    cluster()
+        .kubectl(&[
+            "apply",
+            "--server-side",
+            "--field-manager=kubectl-automon",
+            "--force-conflicts",
+            "-f",
+            drifted.to_str().unwrap(),
+        ])
+        .success();
+    enable(NS, &[])
+        .success()
+        .stdout_has("configmap/grafana-datasources configured");
+    let restored = get_json(&["get", "configmap", "grafana-datasources", "-n", NS]);
+    assert_ne!(restored["data"]["datasources.yaml"], "drifted");
+    assert_eq!(live(), before, "restored exactly");
+
     // --history-max keeps the newest.
     enable(
         NS,

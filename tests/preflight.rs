@@ -29,8 +29,16 @@ impl ScratchNamespace {
 }
 
 impl Drop for ScratchNamespace {
+    /// Waits until it is gone: a foreign operator in it must not outlive the test, or the next
+    /// test binary's enable would find it and reuse it.
     fn drop(&mut self) {
-        let _ = cluster().kubectl(&["delete", "namespace", self.0, "--wait=false"]);
+        let _ = cluster().kubectl(&[
+            "delete",
+            "namespace",
+            self.0,
+            "--wait=true",
+            "--timeout=60s",
+        ]);
     }
 }
 

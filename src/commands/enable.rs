@@ -165,8 +165,7 @@ pub async fn load_crds(args: &CrdArgs) -> anyhow::Result<(Vec<Object>, String)> 
 /// What a run did, for its last lines and its revision.
 pub struct Executed {
     tally: Tally,
-    /// The compressed revision, made before the first write so that an object set too large
-    /// to record stops the run before it changes anything.
+    /// The compressed revision: the objects and where each was left.
     payload: Vec<u8>,
 }
 
@@ -231,7 +230,9 @@ pub async fn execute(
         dry_run: run.dry_run == "server",
         force: run.force_conflicts,
     };
-    let payload = revision::encode(&plan.objects().cloned().collect::<Vec<_>>())?;
+    // Too large to record stops the run before it changes anything.
+    let objects: Vec<Object> = plan.objects().cloned().collect();
+    revision::encode(&objects, &BTreeMap::new())?;
     say!("CRDs      {}", plan.crds);
     if let Some(reuse) = &plan.reuse {
         say!(
@@ -251,11 +252,16 @@ pub async fn execute(
     // Nothing the API server would refuse gets past this point: every object it can judge now
     // and that differs from what it last accepted here (the latest revision) is dry-run first,
     // all at once; a refusal of any stops the run before its first write.
+    let accepted = match &state.inventory {
+        Some(_) if !client_dry_run => revision::latest(cluster).await?,
+        _ => None,
+    };
+    // What is exactly as the last run left it is not sent again.
+    let untouched = accepted
+        .as_ref()
+        .map(|a| plan::untouched(plan, state, a))
+        .unwrap_or_default();
     if !client_dry_run {
-        let accepted = match &state.inventory {
-            Some(_) => revision::latest(cluster).await?,
-            None => None,
-        };
         let refused = validate(cluster, plan, state, accepted.as_ref(), options).await;
         if let Some((first, rest)) = refused.split_first() {
             for e in rest {
@@ -275,13 +281,28 @@ pub async fn execute(
     );
 
     let mut tally = Tally::default();
+    // Where each object was left, for the revision.
+    let mut versions: BTreeMap<String, String> = state
+        .inventory
+        .iter()
+        .flat_map(|i| &i.members)
+        .filter(|m| untouched.contains(&apply::key(m)))
+        .filter_map(|m| Some((revision::key(m), m.metadata.resource_version.clone()?)))
+        .collect();
     // The parent as the first apply left it, so the last apply reports against that.
     let mut first_parent: Option<(Outcome, Object)> = None;
     let mut failures: Vec<ApplyError> = Vec::new();
     for phase in [Phase::Foundation, Phase::Operator, Phase::Stack] {
-        let batch: Vec<Object> = plan.phase(phase).cloned().collect();
         let phase_started = Instant::now();
         let mut phase_tally = Tally::default();
+        let (kept, batch): (Vec<&Object>, Vec<&Object>) = plan
+            .phase(phase)
+            .partition(|o| untouched.contains(&apply::key(o)));
+        for o in kept {
+            say!("{} unchanged{mode}", display_name(o));
+            phase_tally.add("unchanged");
+        }
+        let batch: Vec<Object> = batch.into_iter().cloned().collect();
         if client_dry_run {
             for o in &batch {
                 let outcome = if live.contains(&apply::key(o)) {
@@ -308,6 +329,9 @@ pub async fn execute(
                     Ok((outcome, applied)) => {
                         say!("{} {}{mode}", display_name(&applied), outcome.as_str());
                         phase_tally.add(outcome.as_str());
+                        if let Some(rv) = &applied.metadata.resource_version {
+                            versions.insert(revision::key(&applied), rv.clone());
+                        }
                     }
                     Err(e) => failures.push(e),
                 }
@@ -377,7 +401,7 @@ pub async fn execute(
         tally.add("pruned");
     }
     if !client_dry_run {
-        let (outcome, _) = match &first_parent {
+        let (outcome, parent) = match &first_parent {
             // The first write was already exact (no kind came or went): nothing to send.
             Some((first, applied)) if plan.first_parent == plan.final_parent => {
                 (*first, applied.clone())
@@ -402,6 +426,9 @@ pub async fn execute(
             None => apply_parent(cluster, &plan.final_parent, &live, options, mode).await?,
         };
         tally.add(outcome.as_str());
+        if let Some(rv) = &parent.metadata.resource_version {
+            versions.insert(revision::key(&parent), rv.clone());
+        }
     }
 
     let grafana = plan
@@ -430,7 +457,10 @@ pub async fn execute(
         let remaining = deadline.saturating_duration_since(Instant::now());
         rollout::wait(cluster, &namespace, &expected, remaining).await?;
     }
-    Ok(Executed { tally, payload })
+    Ok(Executed {
+        tally,
+        payload: revision::encode(&objects, &versions)?,
+    })
 }
 
 /// Dry-runs, server-side and concurrently, every object of the plan that the server can judge

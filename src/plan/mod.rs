@@ -283,6 +283,41 @@ pub fn plan(
     })
 }
 
+/// The members that are exactly as automon left them and that it would send unchanged: the
+/// latest revision (`accepted`) has the same object and the resourceVersion it had then, and
+/// the object in the cluster still has that resourceVersion, so nobody (no user, no
+/// controller) has written it since. Applying them would change nothing; they are not sent.
+/// Keys as [`crate::apply::key`].
+pub fn untouched(
+    plan: &Plan,
+    state: &ClusterState,
+    accepted: &crate::revision::Payload,
+) -> BTreeSet<crate::apply::Key> {
+    let Some(inventory) = &state.inventory else {
+        return BTreeSet::new();
+    };
+    let live: BTreeMap<crate::apply::Key, &str> = inventory
+        .members
+        .iter()
+        .filter_map(|m| {
+            Some((
+                crate::apply::key(m),
+                m.metadata.resource_version.as_deref()?,
+            ))
+        })
+        .collect();
+    plan.members
+        .iter()
+        .filter(|o| accepted.objects.contains(o))
+        .filter(|o| {
+            let then = accepted.resource_versions.get(&crate::revision::key(o));
+            let now = live.get(&crate::apply::key(o));
+            then.is_some_and(|then| now == Some(&then.as_str()))
+        })
+        .map(crate::apply::key)
+        .collect()
+}
+
 /// The objects automon keeps in a cluster where it reuses another operator (`reuse`), or all.
 /// `status` and `doctor` expect exactly these.
 pub fn kept(objects: Vec<Object>, reuse: bool) -> Vec<Object> {
@@ -724,6 +759,62 @@ mod tests {
         let one = plan(objects, &state, CrdSource::Load, "x").unwrap();
         assert_eq!(one.wait_for, ["b.monitoring.coreos.com"]);
         assert_eq!(one.crds, "2 from x, 1 identical: 1 sent");
+    }
+
+    #[test]
+    fn only_what_is_as_automon_left_it_is_not_sent() {
+        let config = Config::default();
+        let mut before = installed(&config);
+        for (i, m) in before.members.iter_mut().enumerate() {
+            m.metadata.resource_version = Some(format!("{}", 100 + i));
+        }
+        let state = ClusterState {
+            namespace_exists: true,
+            inventory: Some(before.clone()),
+            ..Default::default()
+        };
+        let p = plan(rendered(&config), &state, CrdSource::Kept, "").unwrap();
+        let recorded = |objects: &[Object]| crate::revision::Payload {
+            objects: p.objects().cloned().collect(),
+            resource_versions: objects
+                .iter()
+                .filter_map(|m| {
+                    Some((
+                        crate::revision::key(m),
+                        m.metadata.resource_version.clone()?,
+                    ))
+                })
+                .collect(),
+        };
+        // As left: nothing is sent.
+        let all = untouched(&p, &state, &recorded(&before.members));
+        assert_eq!(all.len(), p.members.len());
+        // Written since (a controller, a user): that one is sent.
+        let mut moved = before.members.clone();
+        moved[3].metadata.resource_version = Some("999".into());
+        let some = untouched(&p, &state, &recorded(&moved));
+        assert_eq!(some.len(), p.members.len() - 1);
+        assert!(!some.contains(&crate::apply::key(&moved[3])));
+        // A revision without versions (recorded before they were): everything is sent.
+        let none = crate::revision::Payload {
+            objects: p.objects().cloned().collect(),
+            resource_versions: BTreeMap::new(),
+        };
+        assert!(untouched(&p, &state, &none).is_empty());
+        // What this run would send differently is sent.
+        let changed = plan(
+            rendered(&config.clone().with_set("prometheus.retention=30d").unwrap()),
+            &state,
+            CrdSource::Kept,
+            "",
+        )
+        .unwrap();
+        let kept = untouched(&changed, &state, &recorded(&before.members));
+        assert!(
+            !kept
+                .iter()
+                .any(|(gk, _, name)| gk == "Prometheus.monitoring.coreos.com" && name == "automon")
+        );
     }
 
     #[test]
