@@ -10,6 +10,7 @@ mod crds;
 mod diff;
 mod doctor;
 mod error;
+mod finding;
 mod inventory;
 mod output;
 mod plan;

@@ -583,44 +583,11 @@ pub fn prometheus_info(p: &DynamicObject) -> Option<PrometheusInfo> {
     })
 }
 
-/// How one check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Ok,
-    Warn,
-    Fail,
-}
-
-impl Level {
-    /// `✓`, a yellow `!` or a red `✗`, as preflight and doctor print verdicts.
-    pub fn mark(self, p: &Palette) -> String {
-        match self {
-            Level::Ok => "✓".to_string(),
-            Level::Warn => p.warn("!"),
-            Level::Fail => p.bad("✗"),
-        }
-    }
-}
-
-/// One assessed check: a short summary for the one-line form, details for the long form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    pub name: &'static str,
-    pub level: Level,
-    pub summary: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub details: Vec<String>,
-}
+pub use crate::finding::{Finding, Level};
 
 /// The server version against the supported window; managed clusters report minors like "36+".
-fn assess_version(v: &ServerVersion) -> Check {
-    let check = |level, summary: String| Check {
-        name: "version",
-        level,
-        summary,
-        details: Vec::new(),
-    };
+fn assess_version(v: &ServerVersion) -> Finding {
+    let check = |level, message: String| Finding::new("version", level, message);
     // Some distributions leave major/minor empty; gitVersion ("v1.36.3") still says it.
     let from_git = || {
         let mut parts = v.git_version.trim_start_matches('v').split('.');
@@ -664,44 +631,39 @@ fn assess_version(v: &ServerVersion) -> Check {
 
 impl Report {
     /// The checks, in the order they are printed (pure).
-    pub fn assess(&self) -> Vec<Check> {
-        let reachable = Check {
-            name: "reachable",
-            level: Level::Ok,
-            summary: "reachable".to_string(),
-            details: Vec::new(),
-        };
+    pub fn assess(&self) -> Vec<Finding> {
+        let reachable = Finding::new("reachable", Level::Ok, "reachable".to_string());
         let permissions = if self.missing.is_empty() {
-            Check {
-                name: "permissions",
-                level: Level::Ok,
-                summary: format!("{} permissions", self.permissions_checked),
-                details: Vec::new(),
-            }
+            Finding::new(
+                "permissions",
+                Level::Ok,
+                format!("{} permissions", self.permissions_checked),
+            )
         } else {
-            Check {
-                name: "permissions",
-                level: Level::Fail,
-                summary: format!(
+            Finding::new(
+                "permissions",
+                Level::Fail,
+                format!(
                     "{} of {} permissions missing",
                     self.missing.len(),
                     self.permissions_checked
                 ),
-                details: self
-                    .missing
+            )
+            .with_details(
+                self.missing
                     .iter()
                     .map(|p| format!("missing: {p}"))
                     .collect(),
-            }
+            )
         };
         let existing = &self.existing_operator;
         let operator = if let Some(why) = &existing.not_checked {
-            Check {
-                name: "operator",
-                level: Level::Warn,
-                summary: "cannot tell whether another Prometheus Operator is installed".to_string(),
-                details: vec![why.clone()],
-            }
+            Finding::new(
+                "operator",
+                Level::Warn,
+                "cannot tell whether another Prometheus Operator is installed".to_string(),
+            )
+            .with_details(vec![why.clone()])
         } else if existing.is_installed() {
             let mut details: Vec<String> = existing
                 .deployments
@@ -726,20 +688,18 @@ impl Report {
                 };
                 format!("prometheus {}/{}: {labels}", p.namespace, p.name)
             }));
-            Check {
-                name: "operator",
-                level: Level::Warn,
-                summary: "another Prometheus Operator is installed; enable will reuse it"
-                    .to_string(),
-                details,
-            }
+            Finding::new(
+                "operator",
+                Level::Warn,
+                "another Prometheus Operator is installed; enable will reuse it".to_string(),
+            )
+            .with_details(details)
         } else {
-            Check {
-                name: "operator",
-                level: Level::Ok,
-                summary: "no other Prometheus Operator".to_string(),
-                details: Vec::new(),
-            }
+            Finding::new(
+                "operator",
+                Level::Ok,
+                "no other Prometheus Operator".to_string(),
+            )
         };
         vec![
             reachable,
@@ -755,7 +715,7 @@ impl Report {
         let failed = |name| {
             checks
                 .iter()
-                .any(|c| c.name == name && c.level == Level::Fail)
+                .any(|c| c.check == name && c.level == Level::Fail)
         };
         if failed("permissions") {
             exit::FORBIDDEN
@@ -777,7 +737,7 @@ impl Report {
         let mark = |l: Level| l.mark(p);
         let summary: Vec<String> = checks
             .iter()
-            .map(|c| format!("{} {}", mark(c.level), c.summary))
+            .map(|c| format!("{} {}", mark(c.level), c.message))
             .collect();
         let mut out = format!("Preflight {}\n", summary.join("  "));
         for c in &checks {

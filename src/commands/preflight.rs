@@ -44,7 +44,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             #[derive(serde::Serialize)]
             struct Out<'a> {
                 passed: bool,
-                checks: Vec<crate::preflight::Check>,
+                checks: Vec<crate::finding::Finding>,
                 #[serde(flatten)]
                 report: &'a crate::preflight::Report,
             }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::{
     crds,
-    preflight::Level,
+    finding::Level,
     render::Object,
     selector,
     status::{self, Cause, Coverage, Health, NODE_EXPORTER, Snapshot, Status, nodes::NodeStatus},

@@ -11,45 +11,8 @@ mod checks;
 mod gather;
 mod report;
 
-use serde::Serialize;
-
-use crate::preflight::Level;
-
 pub use checks::assess;
 pub use gather::{Extra, Webhook, gather};
 pub use report::Report;
 
-/// One verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// Which check: `installed`, `components`, `selectors`, `nodes`, `podSecurity`, `hostPort`,
-    /// `crds`, `kubeletService`, `webhooks`, `alertmanager`, `scrapes`.
-    pub check: &'static str,
-    pub level: Level,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-}
-
-pub(crate) fn ok(check: &'static str, message: impl Into<String>) -> Finding {
-    Finding {
-        check,
-        level: Level::Ok,
-        message: message.into(),
-        fix: None,
-    }
-}
-
-pub(crate) fn bad(
-    check: &'static str,
-    level: Level,
-    message: impl Into<String>,
-    fix: impl Into<String>,
-) -> Finding {
-    Finding {
-        check,
-        level,
-        message: message.into(),
-        fix: Some(fix.into()),
-    }
-}
+pub use crate::finding::{Finding, bad, ok};

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Finding;
-use crate::{preflight::Level, status};
+use crate::{finding::Level, status};
 
 /// `doctor -o json|yaml`.
 #[derive(Debug, Serialize)]
