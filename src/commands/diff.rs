@@ -91,9 +91,17 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     };
     let missing_crds = plan::missing_crds(&state, plan.objects());
     let planned: Vec<Object> = plan.objects().cloned().collect();
+    // The inventory just read holds the live members: only what it lacks is read one by one.
+    let members: std::collections::HashMap<apply::Key, &Object> = state
+        .inventory
+        .iter()
+        .flat_map(|i| i.members.iter().chain(std::iter::once(&i.parent)))
+        .map(|m| (apply::key(m), m))
+        .collect();
     let compared: Vec<Compared> = stream::iter(planned.iter().map(|o| {
         let dry_run = plan::can_dry_run(o, state.namespace_exists, &missing_crds);
-        compare(&cluster, o, dry_run)
+        let known = members.get(&apply::key(o)).map(|m| (*m).clone());
+        compare(&cluster, o, dry_run, known)
     }))
     .buffered(IN_FLIGHT)
     .try_collect()
@@ -163,7 +171,13 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     Ok(if differences > 0 { 1 } else { 0 })
 }
 
-async fn compare(cluster: &Cluster, o: &Object, dry_run: bool) -> anyhow::Result<Compared> {
+/// `known`: the live object when the inventory already has it; else it is read.
+async fn compare(
+    cluster: &Cluster,
+    o: &Object,
+    dry_run: bool,
+    known: Option<Object>,
+) -> anyhow::Result<Compared> {
     let name = o.metadata.name.as_deref().unwrap_or("");
     let api = resources::api_for(&cluster.client, o)
         .with_context(|| format!("{}: not a type automon knows", display_name(o)))?;
@@ -175,11 +189,14 @@ async fn compare(cluster: &Cluster, o: &Object, dry_run: bool) -> anyhow::Result
             merged: Merged::Rendered(o.clone()),
         });
     }
-    let live = api
-        .get_opt(name)
-        .await
-        .map_err(|e| cluster.target.classify(e))
-        .with_context(|| format!("reading {}", display_name(o)))?;
+    let live = match known {
+        Some(live) => Some(live),
+        None => api
+            .get_opt(name)
+            .await
+            .map_err(|e| cluster.target.classify(e))
+            .with_context(|| format!("reading {}", display_name(o)))?,
+    };
     let dry = |force| ApplyOptions {
         dry_run: true,
         force,

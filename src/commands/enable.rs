@@ -86,16 +86,15 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let source = plan::crd_source(&state, args.crds.crds_from.is_some());
-    let (crd_objects, origin) = match source {
-        plan::CrdSource::Load => load_crds(&args.crds).await?,
-        _ => (Vec::new(), String::new()),
+    // Rendered again only when CRDs join (they are labelled and listed like the rest).
+    let (objects, origin) = match source {
+        plan::CrdSource::Load => {
+            let (crds, origin) = load_crds(&args.crds).await?;
+            (render::render_with(&config, crds).objects, origin)
+        }
+        _ => (rendered, String::new()),
     };
-    let plan = plan::plan(
-        render::render_with(&config, crd_objects).objects,
-        &state,
-        source,
-        &origin,
-    )?;
+    let plan = plan::plan(objects, &state, source, &origin)?;
     let change = revision::describe_change(
         args.config.file.as_deref().and_then(|f| f.to_str()),
         &args.config.set,
