@@ -251,6 +251,10 @@ pub struct NodeExporter {
     pub exclude_label: String,
     /// The port node-exporter listens on in the host's network.
     pub port: u16,
+    /// When another DaemonSet already serves `port` on the nodes (another stack's exporter),
+    /// scrape that one instead of deploying a second; `false` asks for automon's own, and
+    /// preflight refuses while the port is taken.
+    pub reuse_existing: bool,
     pub resources: Resources,
 }
 
@@ -260,6 +264,7 @@ impl Default for NodeExporter {
             tolerations: TolerationPolicy::All,
             exclude_label: "automon.io/exclude".into(),
             port: 9100,
+            reuse_existing: true,
             resources: Resources::new("10m", "32Mi", "64Mi"),
         }
     }

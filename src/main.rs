@@ -10,6 +10,7 @@ mod crds;
 mod diff;
 mod doctor;
 mod error;
+mod exporter;
 mod finding;
 mod inventory;
 mod output;

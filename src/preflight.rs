@@ -112,7 +112,8 @@ const WATCHED: &[(&str, &str)] = &[
 /// - the ApplySet parent ConfigMap in `namespace` (get/create/patch) even when absent from `objects`;
 /// - the revision Secrets in `namespace` (list/create/delete);
 /// - what preflight itself reads to find another Prometheus Operator: `list` Deployments and
-///   Prometheuses cluster-wide.
+///   Prometheuses cluster-wide; and another exporter on node-exporter's port: `list`
+///   DaemonSets and Services cluster-wide.
 ///
 /// Not covered (SelfSubjectAccessReview cannot ask it): RBAC's escalation check, which also
 /// requires the user to hold every permission a ClusterRole it creates grants (or `escalate`/`bind`).
@@ -174,6 +175,8 @@ pub fn required_permissions(objects: &[Object], namespace: &str) -> BTreeSet<Per
         "prometheuses",
         None,
     ));
+    out.insert(Permission::new("list", "apps", "daemonsets", None));
+    out.insert(Permission::new("list", "", "services", None));
     out
 }
 
@@ -254,6 +257,84 @@ pub struct Report {
     /// The ones the server denied, sorted.
     pub missing: Vec<Permission>,
     pub existing_operator: ExistingOperator,
+    pub existing_exporter: ExistingExporter,
+}
+
+/// What preflight found on node-exporter's port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExistingExporter {
+    /// Why the search was not done (the user may not list DaemonSets or Services).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_checked: Option<String>,
+    /// The port the stack's exporter would listen on.
+    pub port: u16,
+    /// `nodeExporter.reuseExisting`: scrape a holder rather than refuse.
+    pub reuse: bool,
+    /// The DaemonSet that already serves the port on the nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<crate::exporter::Holder>,
+}
+
+impl ExistingExporter {
+    /// Free, scraped where it is, or (automon's own asked for) refused with the way out.
+    pub fn assess(&self) -> Finding {
+        let port = self.port;
+        if let Some(why) = &self.not_checked {
+            return Finding::new(
+                "exporter",
+                Level::Warn,
+                format!("cannot tell whether another exporter serves port {port}"),
+            )
+            .with_details(vec![why.clone()]);
+        }
+        let Some(h) = &self.holder else {
+            return Finding::new(
+                "exporter",
+                Level::Ok,
+                format!("port {port} free for node-exporter"),
+            );
+        };
+        let whose = if h.automon {
+            format!("automon's stack in namespace {}", h.namespace)
+        } else {
+            "another stack".to_string()
+        };
+        let priority = h
+            .priority_class
+            .as_deref()
+            .map(|p| format!(", priority class {p}"))
+            .unwrap_or_default();
+        let held = format!(
+            "{} ({whose}{priority}) serves port {port} on the nodes",
+            h.describe()
+        );
+        if self.reuse {
+            Finding::new(
+                "exporter",
+                Level::Warn,
+                format!("another exporter serves port {port}; enable will scrape it"),
+            )
+            .with_details(vec![format!(
+                "{held}: automon scrapes it and deploys no node-exporter of its own"
+            )])
+        } else {
+            Finding::new(
+                "exporter",
+                Level::Fail,
+                format!("port {port} is taken by another exporter"),
+            )
+            .with_details(vec![
+                format!(
+                    "{held}; automon's own (nodeExporter.reuseExisting=false) could not listen there"
+                ),
+                format!(
+                    "fix: scrape it (--set nodeExporter.reuseExisting=true), or give automon's its own port (--set nodeExporter.port={})",
+                    port.saturating_add(1)
+                ),
+            ])
+        }
+    }
 }
 
 /// The gathering half: talks to the cluster, decides nothing.
@@ -265,20 +346,31 @@ impl Preflight {
     pub async fn run(cluster: &Cluster, objects: &[Object]) -> Result<Report, ClusterError> {
         let wanted = required_permissions(objects, &cluster.namespace);
         let permissions_checked = wanted.len();
-        // All at once; the search for another operator counts only if its reads are allowed.
-        let (info, missing, searched) = futures::join!(
+        let exporter = crate::exporter::Wanted::of(objects);
+        // All at once; each search counts only if its reads are allowed.
+        let (info, missing, searched, holder) = futures::join!(
             cluster.server_version(),
             denied(cluster, wanted),
-            search_operator(cluster)
+            search_operator(cluster),
+            crate::exporter::search(cluster, exporter.port)
         );
         let (info, missing) = (info?, missing?);
-        let existing_operator = match unreadable(&missing) {
+        let existing_operator = match unreadable(&missing, OPERATOR_READS) {
             Some(why) => ExistingOperator {
                 not_checked: Some(why),
                 ..Default::default()
             },
             None => searched?,
         };
+        let mut existing_exporter = ExistingExporter {
+            port: exporter.port,
+            reuse: exporter.reuse,
+            ..Default::default()
+        };
+        match unreadable(&missing, EXPORTER_READS) {
+            Some(why) => existing_exporter.not_checked = Some(why),
+            None => existing_exporter.holder = holder?,
+        }
         Ok(Report {
             server: cluster.target.server.clone(),
             server_version: ServerVersion {
@@ -289,6 +381,7 @@ impl Preflight {
             permissions_checked,
             missing,
             existing_operator,
+            existing_exporter,
         })
     }
 }
@@ -433,27 +526,28 @@ pub async fn find_existing_operator(
     Ok(found.is_installed().then_some(found))
 }
 
-/// Why the search cannot be done, when the user may not do its reads (they are listed as
+/// The cluster-wide reads of the search for another operator: verb, resource.
+const OPERATOR_READS: &[(&str, &str)] = &[
+    ("get", "customresourcedefinitions"),
+    ("list", "deployments"),
+    ("list", "prometheuses"),
+];
+/// The cluster-wide reads of the search for another exporter.
+const EXPORTER_READS: &[(&str, &str)] = &[("list", "daemonsets"), ("list", "services")];
+
+/// Why a search cannot be done, when the user may not do its `reads` (they are listed as
 /// missing already): the report says so rather than failing twice.
-fn unreadable(missing: &[Permission]) -> Option<String> {
+fn unreadable(missing: &[Permission], reads: &[(&str, &str)]) -> Option<String> {
     let may = |verb: &str, resource: &str| {
         !missing
             .iter()
             .any(|p| p.verb == verb && p.resource == resource && p.namespace.is_none())
     };
-    let unreadable: Vec<&str> = [
-        (
-            "get",
-            "customresourcedefinitions",
-            "get customresourcedefinitions",
-        ),
-        ("list", "deployments", "list deployments"),
-        ("list", "prometheuses", "list prometheuses"),
-    ]
-    .into_iter()
-    .filter(|(verb, resource, _)| !may(verb, resource))
-    .map(|(_, _, what)| what)
-    .collect();
+    let unreadable: Vec<String> = reads
+        .iter()
+        .filter(|(verb, resource)| !may(verb, resource))
+        .map(|(verb, resource)| format!("{verb} {resource}"))
+        .collect();
     (!unreadable.is_empty()).then(|| format!("may not {} cluster-wide", unreadable.join(", ")))
 }
 
@@ -497,7 +591,8 @@ async fn search_operator(cluster: &Cluster) -> Result<ExistingOperator, ClusterE
     Ok(found)
 }
 
-fn is_automons(labels: Option<&BTreeMap<String, String>>) -> bool {
+/// Whether an object carries automon's `app.kubernetes.io/part-of` label.
+pub fn is_automons(labels: Option<&BTreeMap<String, String>>) -> bool {
     labels
         .and_then(|l| l.get(PART_OF_LABEL))
         .is_some_and(|v| v == PART_OF)
@@ -706,6 +801,7 @@ impl Report {
             assess_version(&self.server_version),
             permissions,
             operator,
+            self.existing_exporter.assess(),
         ]
     }
 
@@ -719,6 +815,8 @@ impl Report {
         };
         if failed("permissions") {
             exit::FORBIDDEN
+        } else if failed("exporter") {
+            exit::CONFLICT
         } else if checks.iter().any(|c| c.level == Level::Fail) {
             exit::FAILURE
         } else {
@@ -915,8 +1013,9 @@ mod tests {
             .filter(|p| p.resource == "customresourcedefinitions")
             .count();
         assert_eq!(crd, 6, "{perms:?}"); // get list create patch delete watch
-        // CRDs, the parent ConfigMap, revision Secrets, the search for another operator.
-        assert_eq!(perms.len(), 6 + 3 + 3 + 2, "{perms:?}");
+        // CRDs, the parent ConfigMap, revision Secrets, the searches for another operator and
+        // another exporter.
+        assert_eq!(perms.len(), 6 + 3 + 3 + 2 + 2, "{perms:?}");
     }
 
     #[test]
@@ -942,6 +1041,11 @@ mod tests {
             permissions_checked: 41,
             missing: Vec::new(),
             existing_operator: ExistingOperator::default(),
+            existing_exporter: ExistingExporter {
+                port: 9100,
+                reuse: true,
+                ..Default::default()
+            },
         }
     }
 
@@ -952,7 +1056,7 @@ mod tests {
         let p = Palette::stderr();
         assert_eq!(
             strip(&r.human(&p)),
-            "Preflight ✓ reachable  ✓ version supported  ✓ 41 permissions  ✓ no other Prometheus Operator\n"
+            "Preflight ✓ reachable  ✓ version supported  ✓ 41 permissions  ✓ no other Prometheus Operator  ✓ port 9100 free for node-exporter\n"
         );
     }
 
@@ -1010,6 +1114,38 @@ mod tests {
             ),
             match_expressions: None,
         })
+    }
+
+    #[test]
+    fn a_taken_port_is_scraped_or_with_our_own_asked_for_refused_with_the_way_out() {
+        let mut r = report();
+        assert_eq!(r.exit_code(), 0);
+        assert!(strip(&r.human(&Palette::stderr())).contains("port 9100 free for node-exporter"));
+        let d: k8s_openapi::api::apps::v1::DaemonSet = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "node-exporter", "namespace": "monitoring"},
+            "spec": {"selector": {}, "template": {"spec": {"priorityClassName": "system-cluster-critical",
+                "containers": [{"name": "x", "ports": [{"name": "https", "containerPort": 9100, "hostPort": 9100}]}]}}}
+        }))
+        .unwrap();
+        r.existing_exporter.holder = crate::exporter::holder(&[d], 9100, "automon");
+        assert_eq!(r.exit_code(), 0, "scraped, not an error");
+        let text = strip(&r.human(&Palette::stderr()));
+        assert!(
+            text.contains("another exporter serves port 9100; enable will scrape it"),
+            "{text}"
+        );
+        assert!(
+            text.contains("daemonset monitoring/node-exporter (another stack, priority class system-cluster-critical) serves port 9100"),
+            "{text}"
+        );
+        r.existing_exporter.reuse = false;
+        assert_eq!(r.exit_code(), exit::CONFLICT);
+        let text = strip(&r.human(&Palette::stderr()));
+        assert!(
+            text.contains("port 9100 is taken by another exporter"),
+            "{text}"
+        );
+        assert!(text.contains("--set nodeExporter.port=9101"), "{text}");
     }
 
     #[test]

@@ -30,6 +30,21 @@ pub fn unmet(selector: &LabelSelector, labels: &Labels) -> Vec<String> {
     out
 }
 
+/// The selector as a list call's `labelSelector` query (`a=b,c in (d,e),!f`).
+pub fn to_query(selector: &LabelSelector) -> String {
+    let labels = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"));
+    let expressions = selector
+        .match_expressions
+        .iter()
+        .flatten()
+        .map(describe_expression);
+    labels.chain(expressions).collect::<Vec<_>>().join(",")
+}
+
 pub fn matches(selector: &LabelSelector, labels: &Labels) -> bool {
     unmet(selector, labels).is_empty()
 }

@@ -15,7 +15,7 @@ use crate::{
     diff,
     output::{self, Palette},
     plan, preflight,
-    render::{self, Object},
+    render::Object,
     resources::{self, display_name},
     revision,
 };
@@ -67,22 +67,31 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
 
     // Gather, then plan exactly as enable (or rollback) would.
     let existing = preflight::find_existing_operator(&cluster).await?;
-    let state = plan::gather(&cluster, &namespace, existing).await?;
+    let mut state = plan::gather(&cluster, &namespace, existing).await?;
     let plan = match args.revision {
         Some(n) => {
             let (_, payload) = revision::read(&cluster, n).await?;
+            let wanted = crate::exporter::Wanted::of(&payload.objects);
+            if wanted.reuse {
+                state.exporter = crate::exporter::search(&cluster, wanted.port).await?;
+            }
             plan::plan(payload.objects, &state, plan::rollback_source(&state), "")?
         }
         None => {
             // The configuration enable would apply: the stored one, changed by --set, unless -f.
             let (config, _) = args.config.load_for(flags, &cluster).await?;
+            let wanted = &config.node_exporter;
+            if wanted.reuse_existing {
+                state.exporter = crate::exporter::search(&cluster, wanted.port).await?;
+            }
+
             let source = plan::crd_source(&state, args.crds.crds_from.is_some());
             let (crds, origin) = match source {
                 plan::CrdSource::Load => enable::load_crds(&args.crds).await?,
                 _ => (Vec::new(), String::new()),
             };
             plan::plan(
-                render::render_with(&config, crds).objects,
+                enable::render_for(&config, crds, &state),
                 &state,
                 source,
                 &origin,
@@ -114,6 +123,13 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         notes.push(format!(
             "another Prometheus Operator is installed ({}): enable reuses it and installs no operator, Prometheus or Alertmanager of its own",
             reuse.operator
+        ));
+    }
+    if let Some(h) = &state.exporter {
+        notes.push(format!(
+            "{} serves port {} on the nodes: enable scrapes it and deploys no node-exporter of its own",
+            h.describe(),
+            h.port
         ));
     }
     if !state.namespace_exists {
@@ -263,7 +279,7 @@ mod tests {
         if let Some(ns) = ns {
             meta["namespace"] = ns.into();
         }
-        render::custom(json!({"apiVersion": api_version, "kind": kind, "metadata": meta}))
+        crate::render::custom(json!({"apiVersion": api_version, "kind": kind, "metadata": meta}))
     }
 
     #[test]

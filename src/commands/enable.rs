@@ -86,12 +86,14 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let source = plan::crd_source(&state, args.crds.crds_from.is_some());
-    // Rendered again only when CRDs join (they are labelled and listed like the rest).
+    // Rendered again only when CRDs join (they are labelled and listed like the rest) or
+    // another exporter is scraped instead of automon's own.
     let (objects, origin) = match source {
         plan::CrdSource::Load => {
             let (crds, origin) = load_crds(&args.crds).await?;
-            (render::render_with(&config, crds).objects, origin)
+            (render_for(&config, crds, &state), origin)
         }
+        _ if state.exporter.is_some() => (render_for(&config, Vec::new(), &state), String::new()),
         _ => (rendered, String::new()),
     };
     let plan = plan::plan(objects, &state, source, &origin)?;
@@ -104,6 +106,15 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     executed
         .finish(&cluster, &args.run, &change, args.history_max, started)
         .await
+}
+
+/// The stack for `config` in a cluster in `state`, with `crds`: what enable applies.
+pub fn render_for(
+    config: &crate::config::Config,
+    crds: Vec<Object>,
+    state: &ClusterState,
+) -> Vec<Object> {
+    render::render_beside(config, crds, state.exporter.as_ref()).objects
 }
 
 /// Preflight before any write (reachable, supported, every permission, another operator),
@@ -145,6 +156,8 @@ pub async fn prepare(
         .existing_operator
         .is_installed()
         .then(|| report.existing_operator.clone());
+    // Past preflight, a holder is one to scrape (automon's own was not asked for).
+    state.exporter = report.existing_exporter.holder.clone();
     Ok(Ok((cluster, state)))
 }
 
@@ -243,6 +256,13 @@ pub async fn execute(
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(",")
+        );
+    }
+    if let Some(h) = &state.exporter {
+        say!(
+            "Exporter  {} serves port {} on the nodes: scraping it, deploying no node-exporter of its own",
+            h.describe(),
+            h.port
         );
     }
     for w in &plan.warnings {

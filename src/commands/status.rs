@@ -140,11 +140,14 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
                 .as_deref()
                 .and_then(|t| t.parse::<Timestamp>().ok())
                 .map(|t| age(now.as_second() - t.as_second()));
-            let state = if c.healthy {
+            let mut state = if c.healthy {
                 "Healthy".to_string()
             } else {
                 p.bad(c.message.as_deref().unwrap_or("not ready"))
             };
+            if let Some(from) = &c.reused {
+                state.push_str(&format!(" (reused: {from})"));
+            }
             vec![
                 c.name.clone(),
                 c.kind.clone(),

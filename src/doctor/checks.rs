@@ -39,7 +39,12 @@ pub fn assess(
     out.extend(selectors(snapshot, extra, ns));
     out.extend(nodes(status, config, ns));
     out.push(pod_security(&extra.namespace_labels, ns));
-    out.push(host_port(status, extra, config.node_exporter.port));
+    out.push(host_port(
+        snapshot,
+        status,
+        extra,
+        config.node_exporter.port,
+    ));
     out.push(crd_versions(snapshot, extra, ns));
     out.extend(kubelet_services(extra));
     out.extend(webhooks(extra, &extra.namespace_labels, ns));
@@ -358,7 +363,15 @@ fn pod_security(labels: &BTreeMap<String, String>, ns: &str) -> Finding {
     }
 }
 
-fn host_port(status: &Status, extra: &Extra, port: u16) -> Finding {
+fn host_port(snapshot: &Snapshot, status: &Status, extra: &Extra, port: u16) -> Finding {
+    if let Some(from) = &snapshot.exporter_from {
+        return ok(
+            "hostPort",
+            format!(
+                "host port {port} is served by daemonset {from} (another stack's exporter), which this stack scrapes instead of running its own"
+            ),
+        );
+    }
     let blocked: Vec<&NodeStatus> = status
         .nodes
         .iter()

@@ -299,13 +299,7 @@ pub async fn gather(
 }
 
 fn holds_port(p: &Pod, port: u16) -> bool {
-    p.spec.as_ref().is_some_and(|s| {
-        s.containers
-            .iter()
-            .flat_map(|c| c.ports.iter().flatten())
-            .any(|cp| {
-                cp.host_port == Some(i32::from(port))
-                    || (s.host_network == Some(true) && cp.container_port == i32::from(port))
-            })
-    })
+    p.spec
+        .as_ref()
+        .is_some_and(|s| crate::exporter::serves_port(s, port).is_some())
 }

@@ -39,6 +39,9 @@ pub struct ClusterState {
     pub existing: Option<ExistingOperator>,
     /// The prometheus-operator CRDs in the cluster, by name.
     pub crds: BTreeMap<String, InstalledCrd>,
+    /// Another exporter serving node-exporter's port on the nodes, which the stack scrapes
+    /// instead of deploying its own (`nodeExporter.reuseExisting`).
+    pub exporter: Option<crate::exporter::Holder>,
 }
 
 /// What the plan reads of an installed CRD: two annotations, no schema.
@@ -165,6 +168,10 @@ pub enum PlanError {
         "the objects to apply belong in namespace {found:?}, not {namespace:?}; give -n {found}"
     )]
     OtherNamespace { namespace: String, found: String },
+    #[error(
+        "these objects deploy automon's own node-exporter, but {holder} now serves its port on the nodes and the two cannot both listen there; `kubectl automon enable` scrapes that one instead"
+    )]
+    ExporterTaken { holder: String },
 }
 
 /// Works out what `enable` does with `objects` in a cluster in `state`. `source` says where
@@ -191,6 +198,16 @@ pub fn plan(
     }
 
     let mut warnings = Vec::new();
+    if let Some(holder) = &state.exporter
+        && members.iter().any(|o| {
+            kind(o) == "DaemonSet"
+                && o.metadata.name.as_deref() == Some(render::node_exporter::NAME)
+        })
+    {
+        return Err(PlanError::ExporterTaken {
+            holder: holder.describe(),
+        });
+    }
     let reuse = state.existing.as_ref().map(|found| {
         let labels = found
             .prometheuses
@@ -494,6 +511,7 @@ pub async fn gather(
         inventory,
         existing,
         crds,
+        exporter: None,
     })
 }
 
@@ -607,6 +625,48 @@ mod tests {
         let phases: Vec<Phase> = p.members.iter().map(render::phase).collect();
         assert!(phases.is_sorted(), "members in phase order");
         assert!(p.crds.contains("kept as they are"), "{}", p.crds);
+    }
+
+    #[test]
+    fn objects_with_automons_own_exporter_are_refused_next_to_another() {
+        let holder: crate::exporter::Holder =
+            serde_json::from_value::<k8s_openapi::api::apps::v1::DaemonSet>(serde_json::json!({
+                "metadata": {"name": "node-exporter", "namespace": "monitoring"},
+                "spec": {"selector": {}, "template": {"spec": {"hostNetwork": true,
+                    "containers": [{"name": "x", "ports": [{"containerPort": 9100}]}]}}}
+            }))
+            .map(|d| crate::exporter::holder(&[d], 9100, "automon").unwrap())
+            .unwrap();
+        let state = ClusterState {
+            exporter: Some(holder.clone()),
+            ..Default::default()
+        };
+        // A revision (or render) with automon's own DaemonSet: refused, naming the holder.
+        let err = plan(rendered(&Config::default()), &state, CrdSource::Kept, "").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("daemonset monitoring/node-exporter now serves its port"),
+            "{err}"
+        );
+        // What enable renders there: no DaemonSet, a scrape object, and the parent records it.
+        let config = Config::default();
+        let objects = render::render_beside(&config, Vec::new(), Some(&holder)).objects;
+        let p = plan(objects, &state, CrdSource::Kept, "").unwrap();
+        let names = names(&p.members);
+        assert!(
+            !names.iter().any(|n| n.starts_with("daemonset")),
+            "{names:?}"
+        );
+        assert!(
+            names
+                .iter()
+                .any(|n| n == "podmonitor.monitoring.coreos.com/node-exporter"),
+            "{names:?}"
+        );
+        assert_eq!(
+            p.final_parent.metadata.annotations.as_ref().unwrap()[crate::exporter::FROM_ANNOTATION],
+            "monitoring/node-exporter"
+        );
     }
 
     #[test]
@@ -742,6 +802,7 @@ mod tests {
             }),
             existing: None,
             crds: crds.clone(),
+            exporter: None,
         };
         let again = plan(objects.clone(), &state, CrdSource::Load, "x").unwrap();
         assert!(again.wait_for.is_empty());

@@ -35,6 +35,8 @@ pub const CONFIG_KEY: &str = "config.yaml";
 pub struct Context<'a> {
     pub config: &'a Config,
     pub namespace: &'a str,
+    /// Another exporter that serves node-exporter's port on the nodes: scraped, not duplicated.
+    pub exporter: Option<&'a crate::exporter::Holder>,
 }
 
 impl<'a> Context<'a> {
@@ -42,6 +44,7 @@ impl<'a> Context<'a> {
         Context {
             config,
             namespace: &config.namespace,
+            exporter: None,
         }
     }
 
@@ -143,13 +146,20 @@ pub fn applyset_parent(ctx: &Context, members: &[Object]) -> Object {
     let mut labels = ctx.labels("automon", "config", PLUGIN_VERSION);
     labels.insert(APPLYSET_ID_LABEL.into(), parent_id(ctx));
     let mut meta = ctx.meta(PARENT_NAME, &labels);
-    meta.annotations = Some(BTreeMap::from([
+    let mut annotations = BTreeMap::from([
         (
             APPLYSET_TOOLING.to_string(),
             format!("{MANAGED_BY}/{PLUGIN_VERSION}"),
         ),
         (APPLYSET_GROUP_KINDS.to_string(), kinds.join(",")),
-    ]));
+    ]);
+    if let Some(holder) = ctx.exporter {
+        annotations.insert(
+            crate::exporter::FROM_ANNOTATION.to_string(),
+            holder.reference(),
+        );
+    }
+    meta.annotations = Some(annotations);
     object(ConfigMap {
         metadata: meta,
         data: Some(BTreeMap::from([(

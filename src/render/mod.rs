@@ -14,7 +14,7 @@ mod kubelet;
 pub mod meta;
 mod namespace;
 mod network;
-mod node_exporter;
+pub mod node_exporter;
 pub mod operator;
 pub mod prometheus;
 mod rbac;
@@ -71,7 +71,20 @@ pub fn render(config: &Config) -> Rendered {
 /// The stack plus `extra` objects from outside the renderer (the CRDs), ordered and labelled
 /// as ApplySet members like every other object.
 pub fn render_with(config: &Config, extra: Vec<Object>) -> Rendered {
-    let ctx = Context::new(config);
+    render_beside(config, extra, None)
+}
+
+/// [`render_with`], next to another exporter that already serves node-exporter's port on the
+/// nodes (`exporter`): the stack scrapes it and deploys no node-exporter of its own.
+pub fn render_beside(
+    config: &Config,
+    extra: Vec<Object>,
+    exporter: Option<&crate::exporter::Holder>,
+) -> Rendered {
+    let ctx = Context {
+        exporter,
+        ..Context::new(config)
+    };
     let mut objects = extra;
     objects.extend(namespace::objects(&ctx));
     objects.extend(operator::objects(&ctx));

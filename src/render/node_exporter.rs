@@ -46,6 +46,9 @@ const NET_DEVICES_EXCLUDE: &str = "^(veth.*|cali.*|[a-f0-9]{15})$";
 
 pub fn objects(ctx: &Context) -> Vec<Object> {
     let labels = ctx.labels(NAME, COMPONENT, versions::NODE_EXPORTER.version);
+    if let Some(holder) = ctx.exporter {
+        return vec![scrape_existing(ctx, &labels, holder)];
+    }
     vec![
         object(ServiceAccount {
             metadata: ctx.meta(NAME, &labels),
@@ -223,9 +226,9 @@ fn service(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     )
 }
 
-/// One ServiceMonitor for all nodes. `instance` and `node` become the node's name, so that
-/// alerts, dashboards and the coverage check join node-exporter with kube-state-metrics.
-fn service_monitor(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+/// `instance` and `node` become the node's name, so that alerts, dashboards and the coverage
+/// check join node-exporter with kube-state-metrics.
+fn node_name_relabelings() -> Vec<serde_json::Value> {
     let node_name = |target: &str| {
         json!({
             "action": "replace",
@@ -233,6 +236,11 @@ fn service_monitor(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             "targetLabel": target,
         })
     };
+    vec![node_name("node"), node_name("instance")]
+}
+
+/// One ServiceMonitor for all nodes.
+fn service_monitor(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     custom(json!({
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
@@ -245,9 +253,77 @@ fn service_monitor(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
                 "port": PORT_NAME,
                 "scheme": "http",
                 "interval": ctx.config.prometheus.scrape_interval.0,
-                "relabelings": [node_name("node"), node_name("instance")],
+                "relabelings": node_name_relabelings(),
             }],
         },
+    }))
+}
+
+/// The scrape object for an exporter another stack runs (`holder`): a ServiceMonitor through
+/// its Service when it has one (it can present Prometheus' own token to a kube-rbac-proxy),
+/// else a PodMonitor on its pods. Its series look exactly like those of automon's own exporter
+/// (`job="node-exporter"`, `node` and `instance` the node's name), so every rule and dashboard
+/// works unchanged; the `node` label also keeps them apart from the other stack's own series.
+fn scrape_existing(
+    ctx: &Context,
+    labels: &BTreeMap<String, String>,
+    holder: &crate::exporter::Holder,
+) -> Object {
+    let mut relabelings = node_name_relabelings();
+    relabelings.push(json!({
+        "action": "replace",
+        "targetLabel": "job",
+        "replacement": NAME,
+    }));
+    let mut endpoint = json!({
+        "scheme": holder.scheme,
+        "interval": ctx.config.prometheus.scrape_interval.0,
+        "relabelings": relabelings,
+    });
+    if holder.scheme == "https" {
+        // A kube-rbac-proxy's certificate is its own, self-signed; what it checks is the token.
+        endpoint["tlsConfig"] = json!({"insecureSkipVerify": true});
+    }
+    let namespaces = json!({"matchNames": [holder.namespace]});
+    let (kind, spec) = match &holder.service {
+        Some(service) => {
+            match &service.port_name {
+                Some(name) => endpoint["port"] = json!(name),
+                None => endpoint["targetPort"] = json!(holder.port),
+            }
+            if holder.scheme == "https" {
+                endpoint["bearerTokenFile"] =
+                    json!("/var/run/secrets/kubernetes.io/serviceaccount/token");
+            }
+            (
+                "ServiceMonitor",
+                json!({
+                    "namespaceSelector": namespaces,
+                    "selector": {"matchLabels": service.labels},
+                    "endpoints": [endpoint],
+                }),
+            )
+        }
+        None => {
+            match &holder.port_name {
+                Some(name) => endpoint["port"] = json!(name),
+                None => endpoint["portNumber"] = json!(holder.port),
+            }
+            (
+                "PodMonitor",
+                json!({
+                    "namespaceSelector": namespaces,
+                    "selector": holder.selector,
+                    "podMetricsEndpoints": [endpoint],
+                }),
+            )
+        }
+    };
+    custom(json!({
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": kind,
+        "metadata": ctx.meta(NAME, labels),
+        "spec": spec,
     }))
 }
 
@@ -281,6 +357,80 @@ mod tests {
 
     fn rendered(config: &Config) -> Vec<Value> {
         crate::render::fixtures::as_json(objects(&Context::new(config)))
+    }
+
+    fn holder(port: &str, scheme: &'static str, service: bool) -> crate::exporter::Holder {
+        crate::exporter::Holder {
+            namespace: "monitoring".into(),
+            name: "node-exporter".into(),
+            port: 9100,
+            port_name: Some(port.into()),
+            scheme,
+            selector: LabelSelector {
+                match_labels: Some(BTreeMap::from([("app".into(), "ne".into())])),
+                ..Default::default()
+            },
+            priority_class: None,
+            automon: false,
+            service: service.then(|| crate::exporter::HolderService {
+                name: "node-exporter".into(),
+                labels: BTreeMap::from([("app".into(), "ne".into())]),
+                port_name: Some(port.into()),
+            }),
+        }
+    }
+
+    #[test]
+    fn next_to_another_exporter_only_a_scrape_object_for_it() {
+        let config = Config::default();
+        let https = holder("https", "https", true);
+        let ctx = Context {
+            exporter: Some(&https),
+            ..Context::new(&config)
+        };
+        let objs = crate::render::fixtures::as_json(objects(&ctx));
+        assert_eq!(objs.len(), 1, "{objs:#?}");
+        let sm = find(&objs, "ServiceMonitor");
+        assert_eq!(sm["metadata"]["name"], "node-exporter");
+        assert_eq!(
+            sm["spec"]["namespaceSelector"],
+            json!({"matchNames": ["monitoring"]})
+        );
+        assert_eq!(
+            sm["spec"]["selector"],
+            json!({"matchLabels": {"app": "ne"}})
+        );
+        let ep = &sm["spec"]["endpoints"][0];
+        assert_eq!(ep["port"], "https");
+        assert_eq!(ep["scheme"], "https");
+        assert_eq!(ep["tlsConfig"]["insecureSkipVerify"], true);
+        assert!(ep["bearerTokenFile"].is_string());
+        // The same labels as automon's own exporter's series.
+        let targets: Vec<&str> = ep["relabelings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["targetLabel"].as_str().unwrap())
+            .collect();
+        assert_eq!(targets, ["node", "instance", "job"]);
+
+        let http = holder("http-metrics", "http", false);
+        let ctx = Context {
+            exporter: Some(&http),
+            ..Context::new(&config)
+        };
+        let objs = crate::render::fixtures::as_json(objects(&ctx));
+        let pm = find(&objs, "PodMonitor");
+        assert_eq!(
+            pm["spec"]["selector"],
+            json!({"matchLabels": {"app": "ne"}})
+        );
+        let ep = &pm["spec"]["podMetricsEndpoints"][0];
+        assert_eq!(
+            (ep["port"].as_str(), ep["scheme"].as_str()),
+            (Some("http-metrics"), Some("http"))
+        );
+        assert!(ep.get("tlsConfig").is_none());
     }
 
     fn pod(objects: &[Value]) -> &Value {

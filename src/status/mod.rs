@@ -51,6 +51,10 @@ pub struct Snapshot {
     /// `FailedCreate` events of the node-exporter DaemonSet.
     pub events: Vec<Event>,
     pub prometheus: Option<prometheus::Answer>,
+    /// Another stack's exporter the stack scrapes instead of its own (`namespace/name`, from
+    /// the parent), and that DaemonSet when it exists; its pods are in `pods`.
+    pub exporter_from: Option<String>,
+    pub exporter: Option<DaemonSet>,
 }
 
 /// Where status asks Prometheus.
@@ -84,10 +88,13 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         nodes: Vec::new(),
         events: Vec::new(),
         prometheus: None,
+        exporter_from: None,
+        exporter: None,
     };
     let Some(parent) = parent else {
         return Ok(snapshot);
     };
+    let exporter_from = exporter_from(&parent);
     let reuses_operator = reuses_operator(&parent);
     let custom_list = |group_kind: &'static str, lp: ListParams| {
         let api = resources::by_group_kind(group_kind)
@@ -102,8 +109,14 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
             }
         }
     };
+    // The exporter's DaemonSet: automon's own, or the one of another stack it scrapes.
+    let (exporter_ns, exporter_name) =
+        match exporter_from.as_deref().and_then(|f| f.split_once('/')) {
+            Some((ns, name)) => (ns.to_string(), name.to_string()),
+            None => (ns.clone(), NODE_EXPORTER.to_string()),
+        };
     let events = ListParams::default().fields(&format!(
-        "involvedObject.kind=DaemonSet,involvedObject.name={NODE_EXPORTER},reason=FailedCreate"
+        "involvedObject.kind=DaemonSet,involvedObject.name={exporter_name},reason=FailedCreate"
     ));
     let dashboards = ListParams::default().labels(&format!(
         "{}={}",
@@ -136,10 +149,30 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
     let configmaps_api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
     let pods_api = Api::<Pod>::namespaced(client.clone(), &ns);
     let nodes_api = Api::<Node>::all(client.clone());
-    let events_api = Api::<Event>::namespaced(client.clone(), &ns);
+    let events_api = Api::<Event>::namespaced(client.clone(), &exporter_ns);
     let (labelled, all) = (part_of(), ListParams::default());
+    // Another stack's exporter: that DaemonSet, then its pods (by its selector).
+    let borrowed = async {
+        if exporter_from.is_none() {
+            return Ok((None, Vec::new()));
+        }
+        let api = Api::<DaemonSet>::namespaced(client.clone(), &exporter_ns);
+        let Some(ds) = api.get_opt(&exporter_name).await? else {
+            return Ok((None, Vec::new()));
+        };
+        let selector = ds
+            .spec
+            .as_ref()
+            .map(|s| crate::selector::to_query(&s.selector))
+            .unwrap_or_default();
+        let pods = Api::<Pod>::namespaced(client.clone(), &exporter_ns)
+            .list(&ListParams::default().labels(&selector))
+            .await?;
+        Ok::<_, kube::Error>((Some(ds), pods.items))
+    };
     let lists = async {
         tokio::try_join!(
+            borrowed,
             deployments_api.list(&labelled),
             daemonsets_api.list(&labelled),
             custom_list("Prometheus.monitoring.coreos.com", part_of()),
@@ -152,8 +185,20 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         )
     };
     let (lists, answer) = tokio::join!(lists, ask);
-    let (deployments, daemonsets, proms, alertmanagers, rules, dashboards, pods, nodes, events) =
-        lists.map_err(classify)?;
+    let (
+        (exporter, exporter_pods),
+        deployments,
+        daemonsets,
+        proms,
+        alertmanagers,
+        rules,
+        dashboards,
+        pods,
+        nodes,
+        events,
+    ) = lists.map_err(classify)?;
+    snapshot.exporter_from = exporter_from;
+    snapshot.exporter = exporter;
     snapshot.parent = Some(parent);
     snapshot.deployments = deployments.items;
     snapshot.daemonsets = daemonsets.items;
@@ -165,6 +210,7 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         .filter_map(|m| m.metadata.name)
         .collect();
     snapshot.pods = pods.items;
+    snapshot.pods.extend(exporter_pods);
     snapshot.nodes = nodes.items;
     snapshot.events = events.items;
     snapshot.prometheus = answer;
@@ -175,6 +221,17 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
 /// parent does not list the kind.
 pub fn reuses_operator(parent: &ConfigMap) -> bool {
     !crate::inventory::group_kinds(&parent.metadata).contains("Prometheus.monitoring.coreos.com")
+}
+
+/// The other stack's exporter a stack scrapes instead of its own (`namespace/name`), as its
+/// parent records it.
+pub fn exporter_from(parent: &ConfigMap) -> Option<String> {
+    parent
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(crate::exporter::FROM_ANNOTATION)
+        .cloned()
 }
 
 /// The configuration `enable` stored in the parent.
@@ -237,6 +294,9 @@ pub struct Component {
     pub healthy: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Another stack's object that stands in for automon's own (`namespace/name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reused: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -384,13 +444,21 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
     });
     let reuse = reuses_operator(parent);
     let objects = crate::plan::kept(render::render(&config).objects, reuse);
-    let expected = rollout::expected(&objects);
+    let mut expected = rollout::expected(&objects);
+    let borrowed = s.exporter_from.is_some();
+    if borrowed {
+        // Another stack's exporter stands in for automon's own: judged as its DaemonSet.
+        expected.retain(|(k, n)| !(k == "DaemonSet" && n == NODE_EXPORTER));
+    }
     let workloads = rollout::assess(&expected, &s.deployments, &s.daemonsets, &s.custom);
 
-    let daemonset = s
-        .daemonsets
-        .iter()
-        .find(|d| d.metadata.name.as_deref() == Some(NODE_EXPORTER));
+    let daemonset = if borrowed {
+        s.exporter.as_ref()
+    } else {
+        s.daemonsets
+            .iter()
+            .find(|d| d.metadata.name.as_deref() == Some(NODE_EXPORTER))
+    };
     let event_time = |e: &Event| {
         e.last_timestamp
             .as_ref()
@@ -424,6 +492,14 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
         .iter()
         .map(|w| component(w, s, &summary))
         .collect();
+    if let Some(from) = &s.exporter_from {
+        components.push(borrowed_exporter(
+            from,
+            s.exporter.as_ref(),
+            &s.namespace,
+            &summary,
+        ));
+    }
     // The order a reader follows the data: operator, where it is stored and sent, what shows
     // it, what produces it.
     const ORDER: &[&str] = &[
@@ -541,6 +617,39 @@ fn unknown(view: Option<&PrometheusView>) -> Vec<String> {
     }
 }
 
+/// The exporter of another stack that this one scrapes, judged by the nodes it covers.
+fn borrowed_exporter(
+    from: &str,
+    ds: Option<&DaemonSet>,
+    namespace: &str,
+    summary: &Summary,
+) -> Component {
+    let covered = summary.not_monitored == 0;
+    Component {
+        name: NODE_EXPORTER.to_string(),
+        kind: "DaemonSet".to_string(),
+        object: from.to_string(),
+        ready: summary.monitored as i64,
+        desired: (summary.nodes - summary.excluded) as i64,
+        version: ds
+            .and_then(|d| first_image(d.spec.as_ref().and_then(|s| s.template.spec.as_ref()))),
+        created: ds.and_then(|d| created(&d.metadata)),
+        healthy: ds.is_some() && covered,
+        message: match ds {
+            None => Some(format!(
+                "daemonset {from}, the exporter this stack scrapes, is gone (`kubectl automon enable -n {namespace}` deploys automon's own)"
+            )),
+            Some(_) if !covered => Some(format!(
+                "{} node{} not covered",
+                summary.not_monitored,
+                if summary.not_monitored == 1 { "" } else { "s" }
+            )),
+            Some(_) => None,
+        },
+        reused: Some(from.to_string()),
+    }
+}
+
 fn component(w: &rollout::Workload, s: &Snapshot, summary: &Summary) -> Component {
     let display = match w.kind.as_str() {
         "Prometheus" => "prometheus".to_string(),
@@ -558,6 +667,7 @@ fn component(w: &rollout::Workload, s: &Snapshot, summary: &Summary) -> Componen
         created: None,
         healthy: w.is_ready(),
         message: None,
+        reused: None,
     };
     let found = match w.kind.as_str() {
         "Deployment" => s.deployments.iter().find(|d| named(&d.metadata)).map(|d| {
