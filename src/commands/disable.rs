@@ -91,9 +91,13 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
-    let foreign = foreign_custom_resources(&cluster, &inventory).await?;
-    let claims = data_claims(&inventory, list_claims(&cluster).await?);
-    let mut plan = plan(&inventory, &foreign, claims, args.delete_data);
+    let (foreign, watchers, claims) = futures::try_join!(
+        foreign_custom_resources(&cluster, &inventory),
+        crd_watchers(&cluster, &inventory),
+        list_claims(&cluster),
+    )?;
+    let claims = data_claims(&inventory, claims);
+    let mut plan = plan(&inventory, &foreign, &watchers, claims, args.delete_data);
     with_revisions(&mut plan, list_revisions(&cluster).await?);
     let notes = kept_notes(&plan, &cluster.namespace);
 
@@ -205,6 +209,59 @@ async fn foreign_custom_resources(
         out.insert(name, outside_inventory(&ar, &listed, &inventory.members));
     }
     Ok(out)
+}
+
+/// What else watches the CRDs, when the inventory has any: the other automon stacks (their
+/// ApplySet parents, all namespaces) and every Prometheus Operator that is not automon's. When
+/// that cannot be read, the CRDs are kept too: never delete what might still be in use.
+async fn crd_watchers(cluster: &Cluster, inventory: &Inventory) -> anyhow::Result<Vec<String>> {
+    use crate::render::meta::{APPLYSET_ID_LABEL, PART_OF, PART_OF_LABEL};
+    use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
+    if !inventory
+        .members
+        .iter()
+        .any(|o| render::kind(o) == "CustomResourceDefinition")
+    {
+        return Ok(Vec::new());
+    }
+    let parents: Api<ConfigMap> = Api::all(cluster.client.clone());
+    let deployments: Api<Deployment> = Api::all(cluster.client.clone());
+    let parents_of =
+        ListParams::default().labels(&format!("{PART_OF_LABEL}={PART_OF},{APPLYSET_ID_LABEL}"));
+    let all = ListParams::default();
+    let read = futures::try_join!(parents.list_metadata(&parents_of), deployments.list(&all));
+    let (parents, deployments) = match read {
+        Ok(lists) => lists,
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            return Ok(vec![format!(
+                "what cannot be seen ({}: may not list configmaps and deployments in all namespaces)",
+                s.message
+            )]);
+        }
+        Err(e) => return Err(cluster.target.classify(e).into()),
+    };
+    let mut watchers: Vec<String> = parents
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.namespace.clone())
+        .filter(|ns| *ns != cluster.namespace)
+        .map(|ns| format!("automon's stack in namespace {ns}"))
+        .collect();
+    watchers.extend(
+        deployments
+            .items
+            .iter()
+            .filter_map(crate::preflight::operator_deployment)
+            .map(|d| {
+                format!(
+                    "the Prometheus Operator of deployment {}/{}",
+                    d.namespace, d.name
+                )
+            }),
+    );
+    watchers.sort();
+    watchers.dedup();
+    Ok(watchers)
 }
 
 /// The namespace's volume claims that carry the operator's name label.

@@ -28,6 +28,8 @@ pub struct KeptCrd {
     pub name: String,
     /// `namespace/name` of the custom resources outside the inventory (all of them).
     pub users: Vec<String>,
+    /// What else watches it: another automon stack, another Prometheus Operator.
+    pub watchers: Vec<String>,
 }
 
 /// What `disable` will do, decided without the cluster.
@@ -152,10 +154,13 @@ pub fn with_revisions(plan: &mut Plan, revisions: Vec<Object>) {
 }
 
 /// Decides the order of deletion and what stays. `foreign` maps a CRD's name to the custom
-/// resources of it that are not members; `claims` are the data claims found (see [`data_claims`]).
+/// resources of it that are not members; `watchers` are what else watches the CRDs (another
+/// automon stack, another Prometheus Operator: an operator whose CRDs vanish fails, even with no
+/// custom resource at that moment); `claims` are the data claims found (see [`data_claims`]).
 pub fn plan(
     inventory: &Inventory,
     foreign: &BTreeMap<String, Vec<String>>,
+    watchers: &[String],
     claims: Vec<Object>,
     delete_data: bool,
 ) -> Plan {
@@ -208,12 +213,15 @@ pub fn plan(
     let mut deleted_crds = Vec::new();
     for crd in crds {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        match foreign.get(&name) {
-            Some(users) if !users.is_empty() => plan.kept_crds.push(KeptCrd {
+        let users = foreign.get(&name).cloned().unwrap_or_default();
+        if users.is_empty() && watchers.is_empty() {
+            deleted_crds.push(crd);
+        } else {
+            plan.kept_crds.push(KeptCrd {
                 name,
-                users: users.clone(),
-            }),
-            _ => deleted_crds.push(crd),
+                users,
+                watchers: watchers.to_vec(),
+            });
         }
     }
     if !deleted_crds.is_empty() {
@@ -248,7 +256,14 @@ pub fn counts_by_kind(plan: &Plan) -> Vec<(String, usize)> {
 /// Why each thing stays, and how to remove it by hand.
 pub fn kept_notes(plan: &Plan, namespace: &str) -> Vec<String> {
     let mut notes = Vec::new();
-    for crd in &plan.kept_crds {
+    for crd in plan.kept_crds.iter().filter(|c| !c.watchers.is_empty()) {
+        notes.push(format!(
+            "kept customresourcedefinition {:?}: still watched by {}",
+            crd.name,
+            crd.watchers.join(", ")
+        ));
+    }
+    for crd in plan.kept_crds.iter().filter(|c| c.watchers.is_empty()) {
         let named: Vec<_> = crd.users.iter().take(NAMED_EXAMPLES).cloned().collect();
         let more = crd.users.len().saturating_sub(NAMED_EXAMPLES);
         let more = if more > 0 {
@@ -333,7 +348,7 @@ mod tests {
     #[test]
     fn reverse_phase_order_custom_resources_first_rbac_last_parent_then_namespace() {
         let inv = installed();
-        let p = plan(&inv, &BTreeMap::new(), vec![], false);
+        let p = plan(&inv, &BTreeMap::new(), &[], vec![], false);
         assert_eq!(
             p.objects().count(),
             inv.members.len() + 1,
@@ -380,7 +395,7 @@ mod tests {
             ),
             ("prometheusrules.monitoring.coreos.com".to_string(), vec![]),
         ]);
-        let p = plan(&inv, &foreign, vec![], false);
+        let p = plan(&inv, &foreign, &[], vec![], false);
         let last = p.steps.last().unwrap();
         assert_eq!(last.len(), 1);
         assert_eq!(
@@ -391,7 +406,8 @@ mod tests {
             p.kept_crds,
             [KeptCrd {
                 name: "servicemonitors.monitoring.coreos.com".into(),
-                users: vec!["team-a/web".into()]
+                users: vec!["team-a/web".into()],
+                watchers: vec![],
             }]
         );
         let notes = kept_notes(&p, "automon").join("\n");
@@ -403,11 +419,32 @@ mod tests {
     }
 
     #[test]
+    fn crds_another_operator_watches_stay_with_no_custom_resource_at_all() {
+        let mut inv = installed();
+        inv.members.push(crd("podmonitors", "PodMonitor"));
+        let watchers = ["automon's stack in namespace a".to_string()];
+        let p = plan(&inv, &BTreeMap::new(), &watchers, vec![], false);
+        assert!(
+            !p.objects()
+                .any(|o| render::kind(o) == "CustomResourceDefinition"),
+            "no CRD deleted"
+        );
+        let notes = kept_notes(&p, "b").join("\n");
+        assert!(
+            notes.contains(
+                "kept customresourcedefinition \"podmonitors.monitoring.coreos.com\": still watched by automon's stack in namespace a"
+            ),
+            "{notes}"
+        );
+    }
+
+    #[test]
     fn kept_crd_names_at_most_three_users() {
         let p = Plan {
             kept_crds: vec![KeptCrd {
                 name: "x.example.com".into(),
                 users: (1..=5).map(|i| format!("ns/r{i}")).collect(),
+                watchers: vec![],
             }],
             ..Default::default()
         };
@@ -465,7 +502,7 @@ mod tests {
     #[test]
     fn revisions_go_with_the_parent() {
         let inv = installed();
-        let mut p = plan(&inv, &BTreeMap::new(), vec![], false);
+        let mut p = plan(&inv, &BTreeMap::new(), &[], vec![], false);
         let revision = render::custom(serde_json::json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "automon-revision-1", "namespace": "mon"}}));
@@ -479,7 +516,7 @@ mod tests {
     fn claims_keep_the_namespace_unless_delete_data() {
         let inv = installed();
         let claims = vec![claim("prometheus-db-0", "prometheus", "automon")];
-        let kept = plan(&inv, &BTreeMap::new(), claims.clone(), false);
+        let kept = plan(&inv, &BTreeMap::new(), &[], claims.clone(), false);
         assert_eq!(kept.kept_pvcs.len(), 1);
         assert_eq!(kept.kept_namespace.as_deref(), Some("automon"));
         assert!(
@@ -493,7 +530,7 @@ mod tests {
             "{notes}"
         );
 
-        let gone = plan(&inv, &BTreeMap::new(), claims, true);
+        let gone = plan(&inv, &BTreeMap::new(), &[], claims, true);
         assert!(gone.kept_pvcs.is_empty() && gone.kept_namespace.is_none());
         let n = gone.steps.len();
         assert_eq!(
@@ -506,7 +543,7 @@ mod tests {
     #[test]
     fn names_and_counts_read_like_kubectl() {
         let inv = installed();
-        let p = plan(&inv, &BTreeMap::new(), vec![], false);
+        let p = plan(&inv, &BTreeMap::new(), &[], vec![], false);
         let names: Vec<String> = p.objects().map(deleted_name).collect();
         assert!(
             names.contains(&r#"deployment.apps "grafana""#.to_string()),
