@@ -2,6 +2,7 @@
 //! "is every node monitored?". `main` only wires; each subcommand lives in `commands/`.
 
 mod apply;
+mod blocker;
 mod cli;
 mod cluster;
 mod commands;

@@ -373,17 +373,49 @@ async fn wait_gone(
     };
     // No deadline: a day stands for "until it is done".
     let until = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
-    let waited = crate::watch::until(cluster, sources, until, |seen| left(seen).is_empty())
-        .await
-        .context("cannot check what is left")?;
-    if waited.met {
+    // A namespace whose deletion the API server's discovery holds will not finish by waiting:
+    // stop at once and name what holds it.
+    let discovery_fails = |seen: &[Vec<Object>]| {
+        seen.iter().flatten().any(|o| {
+            o.data["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "NamespaceDeletionDiscoveryFailure" && c["status"] == "True")
+        })
+    };
+    let waited = crate::watch::until(cluster, sources, until, |seen| {
+        left(seen).is_empty() || discovery_fails(seen)
+    })
+    .await
+    .context("cannot check what is left")?;
+    let names = left(&waited.seen);
+    if names.is_empty() {
         return Ok(());
     }
-    let names = left(&waited.seen);
+    let mut why = Vec::new();
+    for ns in step.iter().filter(|o| render::kind(o) == "Namespace") {
+        let name = ns.metadata.name.as_deref().unwrap_or_default();
+        why.extend(crate::blocker::explain(cluster, name).await);
+    }
+    let waited_for = if discovery_fails(&waited.seen) {
+        "cannot finish deleting".to_string()
+    } else {
+        format!(
+            "timed out after {} (--timeout) waiting for",
+            humantime(timeout)
+        )
+    };
+    if why.is_empty() {
+        anyhow::bail!(
+            "{waited_for} {} to be deleted; a finalizer may hold them (see kubectl get {} -o yaml)",
+            names.join(", "),
+            names.first().map(String::as_str).unwrap_or("")
+        );
+    }
     anyhow::bail!(
-        "timed out after {} (--timeout) waiting for {} to be deleted; a finalizer may hold them (see kubectl get {} -o yaml)",
-        humantime(timeout),
+        "{waited_for} {}: the namespace controller says\n  {}\n(it finishes by itself once that is fixed)",
         names.join(", "),
-        names.first().map(String::as_str).unwrap_or("")
+        why.join("\n  ")
     );
 }

@@ -47,6 +47,7 @@ pub fn assess(
     ));
     out.push(crd_versions(snapshot, extra, ns));
     out.extend(kubelet_services(extra));
+    out.extend(api_services(extra));
     out.extend(webhooks(extra, &extra.namespace_labels, ns));
     out.extend(alertmanager(extra, ns));
     out.extend(scrapes(status));
@@ -531,6 +532,34 @@ fn version_lt(a: &str, b: &str) -> bool {
     parse(a) < parse(b)
 }
 
+/// An aggregated API without a backend holds every namespace deletion in the cluster and
+/// breaks discovery for kubectl and controllers: a cluster problem, not the stack's.
+fn api_services(extra: &Extra) -> Vec<Finding> {
+    let Some(unavailable) = &extra.unavailable_apis else {
+        return Vec::new();
+    };
+    if unavailable.is_empty() {
+        return vec![ok(
+            "apiServices",
+            "every aggregated API is available".to_string(),
+        )];
+    }
+    unavailable
+        .iter()
+        .map(|u| {
+            bad(
+                "apiServices",
+                Level::Fail,
+                format!(
+                    "apiservice {} is unavailable ({}): no namespace in the cluster can finish deleting, and discovery fails for every client",
+                    u.name, u.why
+                ),
+                crate::blocker::fix(u),
+            )
+        })
+        .collect()
+}
+
 fn kubelet_services(extra: &Extra) -> Vec<Finding> {
     let maintained: BTreeSet<String> = extra
         .operators
@@ -817,6 +846,7 @@ mod tests {
             webhooks: Vec::new(),
             alertmanager_config: Ok(None),
             port_holders: Vec::new(),
+            unavailable_apis: None,
         }
     }
 

@@ -12,6 +12,7 @@ use k8s_openapi::{
     },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
     apimachinery::pkg::apis::meta::v1::LabelSelector,
+    kube_aggregator::pkg::apis::apiregistration::v1::APIService,
 };
 use kube::api::{Api, ListParams, PartialObjectMeta};
 use serde_json::Value;
@@ -59,6 +60,8 @@ pub struct Extra {
     /// Pods holding the exporter's host port, by node, for nodes whose exporter cannot
     /// schedule: (node, pod namespace/name).
     pub port_holders: Vec<(String, String)>,
+    /// Aggregated APIs the API server cannot reach; `None` when they could not be listed.
+    pub unavailable_apis: Option<Vec<crate::blocker::Unavailable>>,
 }
 
 /// At most this many nodes are searched for the pod that holds the host port.
@@ -92,25 +95,37 @@ pub async fn gather(
         ListParams::default().labels("app.kubernetes.io/managed-by=prometheus-operator");
     let vwc: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let mwc: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let (namespace, prometheuses, service_monitors, crd_list, deployment_list, kubelet, vwcs, mwcs) =
-        tokio::try_join!(
-            namespaces.get_opt(ns),
-            list_or_none(monitoring("Prometheus").api(client, None), all.clone()),
-            list_or_none(
-                monitoring("ServiceMonitor").api(client, Some(ns)),
-                ListParams::default().labels(&format!(
-                    "{}={}",
-                    render::meta::PART_OF_LABEL,
-                    render::meta::PART_OF
-                )),
-            ),
-            crd_api.list_metadata(&all),
-            deployments.list(&all),
-            kubelet_api.list(&kubelet_lp),
-            vwc.list(&all),
-            mwc.list(&all),
-        )
-        .map_err(classify)?;
+    let api_services: Api<APIService> = Api::all(client.clone());
+    let (
+        namespace,
+        prometheuses,
+        service_monitors,
+        crd_list,
+        deployment_list,
+        kubelet,
+        vwcs,
+        mwcs,
+        api_services,
+    ) = tokio::try_join!(
+        namespaces.get_opt(ns),
+        list_or_none(monitoring("Prometheus").api(client, None), all.clone()),
+        list_or_none(
+            monitoring("ServiceMonitor").api(client, Some(ns)),
+            ListParams::default().labels(&format!(
+                "{}={}",
+                render::meta::PART_OF_LABEL,
+                render::meta::PART_OF
+            )),
+        ),
+        crd_api.list_metadata(&all),
+        deployments.list(&all),
+        kubelet_api.list(&kubelet_lp),
+        vwc.list(&all),
+        mwc.list(&all),
+        // Best effort: a user who may not list them gets no verdict on them.
+        async { Ok(api_services.list(&all).await.ok()) },
+    )
+    .map_err(classify)?;
 
     let crds = crd_list
         .items
@@ -295,6 +310,7 @@ pub async fn gather(
         webhooks,
         alertmanager_config,
         port_holders,
+        unavailable_apis: api_services.map(|l| crate::blocker::unavailable(&l.items)),
     })
 }
 
