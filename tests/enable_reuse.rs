@@ -171,4 +171,16 @@ spec:
         kinds.contains("ServiceMonitor.monitoring.coreos.com"),
         "{kinds}"
     );
+    // status asks the Prometheus the stack was labelled for, through its operator's Service.
+    assert_eq!(
+        parent_field(NS, "{.metadata.annotations.automon\\.io/prometheus-from}"),
+        format!("{FOREIGN}/main")
+    );
+    let out = run(automon_admin().args(["status", "-n", NS, "-o", "json"]));
+    let st: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        st["prometheus"]["via"],
+        format!("service {FOREIGN}/prometheus-operated:web through the API server"),
+        "{st:#}"
+    );
 }

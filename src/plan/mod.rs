@@ -23,6 +23,10 @@ use crate::{
     resources::{self, Known, Scope},
 };
 
+/// On the ApplySet parent of a stack that reuses another operator: `<namespace>/<name>` of
+/// the `Prometheus` whose selectors it matched, the one `status` asks.
+pub const PROMETHEUS_FROM: &str = "automon.io/prometheus-from";
+
 /// The annotation with the SHA-256 of a CRD as automon sent it: an identical CRD is not sent
 /// again (the operator's ten are 4.3 MB, and the API server re-validates every one).
 pub const APPLIED_DIGEST: &str = "automon.io/applied-sha256";
@@ -220,8 +224,19 @@ pub fn plan(
             labels,
         }
     });
+    let mut parent = parent;
     if let Some(r) = &reuse {
         members = reuse_existing_operator(members, &r.labels);
+        if let Some(p) = state.existing.as_ref().and_then(|f| f.prometheuses.first()) {
+            parent
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(
+                    PROMETHEUS_FROM.to_string(),
+                    format!("{}/{}", p.namespace, p.name),
+                );
+        }
     }
 
     // CRDs: sent unless the cluster has exactly what would be sent.

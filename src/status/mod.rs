@@ -123,15 +123,24 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         grafana::DASHBOARD_LABEL,
         grafana::DASHBOARD_LABEL_VALUE
     ));
-    let source = match &prom.url {
-        Some(url) => Some(prometheus::Source::Url(url)),
-        None if !reuses_operator => Some(prometheus::Source::ServiceProxy {
+    // The Prometheus that scrapes the stack: its own, or the reused one (through the
+    // `prometheus-operated` Service its operator keeps in front of every Prometheus).
+    let reused = reused_prometheus(&parent);
+    let source = match (&prom.url, &reused) {
+        (Some(url), _) => Some(prometheus::Source::Url(url)),
+        (None, _) if !reuses_operator => Some(prometheus::Source::ServiceProxy {
             cluster,
             namespace: &ns,
             service: render::prometheus::SERVICE,
             port: render::prometheus::PORT_NAME,
         }),
-        None => None,
+        (None, Some((namespace, _))) => Some(prometheus::Source::ServiceProxy {
+            cluster,
+            namespace,
+            service: OPERATED_SERVICE,
+            port: "web",
+        }),
+        (None, None) => None,
     };
     let ask = async {
         match source {
@@ -232,6 +241,21 @@ pub fn exporter_from(parent: &ConfigMap) -> Option<String> {
         .as_ref()?
         .get(crate::exporter::FROM_ANNOTATION)
         .cloned()
+}
+
+/// The Service a Prometheus Operator keeps in front of every Prometheus in a namespace.
+const OPERATED_SERVICE: &str = "prometheus-operated";
+
+/// The other stack's Prometheus a stack reusing its operator was labelled for, as
+/// (namespace, name).
+pub fn reused_prometheus(parent: &ConfigMap) -> Option<(String, String)> {
+    let value = parent
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(crate::plan::PROMETHEUS_FROM)?;
+    let (ns, name) = value.split_once('/')?;
+    Some((ns.to_string(), name.to_string()))
 }
 
 /// The configuration `enable` stored in the parent.
