@@ -256,26 +256,29 @@ pub fn counts_by_kind(plan: &Plan) -> Vec<(String, usize)> {
 /// Why each thing stays, and how to remove it by hand.
 pub fn kept_notes(plan: &Plan, namespace: &str) -> Vec<String> {
     let mut notes = Vec::new();
-    for crd in plan.kept_crds.iter().filter(|c| !c.watchers.is_empty()) {
+    for crd in &plan.kept_crds {
+        let mut why = Vec::new();
+        if !crd.watchers.is_empty() {
+            why.push(format!("still watched by {}", crd.watchers.join(", ")));
+        }
+        if !crd.users.is_empty() {
+            let named: Vec<_> = crd.users.iter().take(NAMED_EXAMPLES).cloned().collect();
+            let more = crd.users.len().saturating_sub(NAMED_EXAMPLES);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            why.push(format!(
+                "{} custom resource(s) outside automon still use it ({}{more})",
+                crd.users.len(),
+                named.join(", ")
+            ));
+        }
         notes.push(format!(
-            "kept customresourcedefinition {:?}: still watched by {}",
+            "kept customresourcedefinition {:?}: {}",
             crd.name,
-            crd.watchers.join(", ")
-        ));
-    }
-    for crd in plan.kept_crds.iter().filter(|c| c.watchers.is_empty()) {
-        let named: Vec<_> = crd.users.iter().take(NAMED_EXAMPLES).cloned().collect();
-        let more = crd.users.len().saturating_sub(NAMED_EXAMPLES);
-        let more = if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        };
-        notes.push(format!(
-            "kept customresourcedefinition {:?}: {} custom resource(s) outside automon still use it ({}{more})",
-            crd.name,
-            crd.users.len(),
-            named.join(", ")
+            why.join("; ")
         ));
     }
     if !plan.kept_pvcs.is_empty() {
@@ -435,6 +438,24 @@ mod tests {
                 "kept customresourcedefinition \"podmonitors.monitoring.coreos.com\": still watched by automon's stack in namespace a"
             ),
             "{notes}"
+        );
+    }
+
+    #[test]
+    fn a_crd_kept_for_two_reasons_names_both() {
+        let p = Plan {
+            kept_crds: vec![KeptCrd {
+                name: "x.example.com".into(),
+                users: vec!["ns/r1".into()],
+                watchers: vec!["automon's stack in namespace a".into()],
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            kept_notes(&p, "b"),
+            [
+                "kept customresourcedefinition \"x.example.com\": still watched by automon's stack in namespace a; 1 custom resource(s) outside automon still use it (ns/r1)"
+            ]
         );
     }
 
