@@ -158,15 +158,7 @@ fn another_stacks_exporter_is_scraped_never_preempted_or_doubled() {
     assert_eq!(ours.stdout.trim(), "", "{ours:#?}");
     assert_eq!(pods_of(OTHER), theirs);
     // Their Service, through their proxy, with Prometheus' own token.
-    let sm = get_json(&[
-        "get",
-        "servicemonitor",
-        "node-exporter",
-        "-n",
-        NS,
-        "-o",
-        "json",
-    ]);
+    let sm = exporter_scrape_object(NS);
     assert_eq!(
         sm["spec"]["namespaceSelector"],
         serde_json::json!({"matchNames": [OTHER]})

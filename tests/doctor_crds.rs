@@ -61,7 +61,7 @@ fn crds_behind_the_operator_fail_and_ahead_of_it_warn() {
     let _cleanup = Cleanup::fresh(ns);
     enable_ready(ns, &[]);
     let before = doctor(ns);
-    // "CRDs 0.93.1 match the operator v0.93.1"
+    // "CRDs 0.93.1 match the operator dr-crds/prometheus-operator v0.93.1"
     let operator = before
         .ok("crds")
         .rsplit(' ')

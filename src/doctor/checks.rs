@@ -417,7 +417,14 @@ fn host_port(snapshot: &Snapshot, status: &Status, extra: &Extra, port: u16) -> 
 }
 
 fn crd_versions(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Finding {
-    let reuse = status::reuses_operator(snapshot.parent.as_ref().expect("installed"));
+    let parent = snapshot.parent.as_ref().expect("installed");
+    let reuse = status::reuses_operator(parent);
+    // The operator the CRDs serve: automon's own, or the reused one the parent names.
+    let reused = parent
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::plan::OPERATOR_FROM));
     let operator = extra
         .operators
         .iter()
@@ -426,7 +433,7 @@ fn crd_versions(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Finding {
             extra
                 .operators
                 .iter()
-                .find(|(_, v, _)| reuse && v.is_some())
+                .find(|(name, v, _)| reuse && v.is_some() && reused.is_none_or(|r| r == name))
         })
         .and_then(|(name, v, _)| Some((name.clone(), v.clone()?)));
     let pinned = versions::PROMETHEUS_OPERATOR.version;
@@ -436,9 +443,10 @@ fn crd_versions(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Finding {
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_deref()))
         .collect();
+    // Reusing another operator, its CRDs are its own: it may serve fewer kinds.
     let missing: Vec<&String> = expected
         .iter()
-        .filter(|n| !present.contains_key(n.as_str()))
+        .filter(|n| !reuse && !present.contains_key(n.as_str()))
         .collect();
     if !missing.is_empty() {
         return bad(
@@ -470,7 +478,10 @@ fn crd_versions(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Finding {
         let shown: Vec<&str> = versions.into_iter().collect();
         return ok(
             "crds",
-            format!("CRDs {} match the operator {op_version}", shown.join(", ")),
+            format!(
+                "CRDs {} match the operator {op_name} {op_version}",
+                shown.join(", ")
+            ),
         );
     }
     // An older patch is behind too: `compatible` wants at least the operator's.
@@ -486,7 +497,14 @@ fn crd_versions(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Finding {
         })
         .collect();
     let skewed_versions: Vec<&str> = skewed.keys().copied().collect();
-    let (level, fix) = if behind {
+    let (level, fix) = if behind && reuse {
+        (
+            Level::Warn,
+            format!(
+                "update the CRDs of the operator {op_name} to {op_version}, as that installation does (automon leaves another operator's CRDs as they are)"
+            ),
+        )
+    } else if behind {
         (
             Level::Fail,
             format!(

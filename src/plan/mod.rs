@@ -26,6 +26,8 @@ use crate::{
 /// On the ApplySet parent of a stack that reuses another operator: `<namespace>/<name>` of
 /// the `Prometheus` whose selectors it matched, the one `status` asks.
 pub const PROMETHEUS_FROM: &str = "automon.io/prometheus-from";
+/// Beside it: `<namespace>/<name>` of the Deployment that runs the reused operator.
+pub const OPERATOR_FROM: &str = "automon.io/operator-from";
 
 /// The annotation with the SHA-256 of a CRD as automon sent it: an identical CRD is not sent
 /// again (the operator's ten are 4.3 MB, and the API server re-validates every one).
@@ -227,15 +229,22 @@ pub fn plan(
     let mut parent = parent;
     if let Some(r) = &reuse {
         members = reuse_existing_operator(members, &r.labels);
-        if let Some(p) = state.existing.as_ref().and_then(|f| f.prometheuses.first()) {
-            parent
-                .metadata
-                .annotations
-                .get_or_insert_with(Default::default)
-                .insert(
-                    PROMETHEUS_FROM.to_string(),
-                    format!("{}/{}", p.namespace, p.name),
-                );
+        let found = state.existing.as_ref();
+        let annotations = parent
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
+        if let Some(p) = found.and_then(|f| f.prometheuses.first()) {
+            annotations.insert(
+                PROMETHEUS_FROM.to_string(),
+                format!("{}/{}", p.namespace, p.name),
+            );
+        }
+        if let Some(d) = found.and_then(|f| f.deployments.first()) {
+            annotations.insert(
+                OPERATOR_FROM.to_string(),
+                format!("{}/{}", d.namespace, d.name),
+            );
         }
     }
 
@@ -372,7 +381,9 @@ fn reuse_existing_operator(objects: Vec<Object>, labels: &BTreeMap<String, Strin
         .into_iter()
         .filter(|o| !render::replaced_by_existing_operator(o))
         .map(|mut o| {
-            if matches!(kind(&o), "ServiceMonitor" | "PrometheusRule") && !labels.is_empty() {
+            if matches!(kind(&o), "ServiceMonitor" | "PodMonitor" | "PrometheusRule")
+                && !labels.is_empty()
+            {
                 o.metadata
                     .labels
                     .get_or_insert_with(Default::default)

@@ -55,6 +55,21 @@ pub struct Snapshot {
     /// the parent), and that DaemonSet when it exists; its pods are in `pods`.
     pub exporter_from: Option<String>,
     pub exporter: Option<DaemonSet>,
+    /// The other stack's operator, Prometheus and Alertmanagers a stack reusing its operator
+    /// relies on, as found (a missing one has neither object).
+    pub reused: Vec<ReusedPart>,
+}
+
+/// One part of another stack that a stack reusing its operator relies on.
+pub struct ReusedPart {
+    /// `prometheus-operator`, `prometheus` or `alertmanager`.
+    pub name: &'static str,
+    /// `Deployment`, `Prometheus` or `Alertmanager`.
+    pub kind: &'static str,
+    /// `namespace/name`.
+    pub from: String,
+    pub deployment: Option<Deployment>,
+    pub custom: Option<Object>,
 }
 
 /// Where status asks Prometheus.
@@ -90,6 +105,7 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         prometheus: None,
         exporter_from: None,
         exporter: None,
+        reused: Vec::new(),
     };
     let Some(parent) = parent else {
         return Ok(snapshot);
@@ -179,8 +195,10 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
             .await?;
         Ok::<_, kube::Error>((Some(ds), pods.items))
     };
+    let reused_parts = reused_parts(client, &parent);
     let lists = async {
         tokio::try_join!(
+            reused_parts,
             borrowed,
             deployments_api.list(&labelled),
             daemonsets_api.list(&labelled),
@@ -195,6 +213,7 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
     };
     let (lists, answer) = tokio::join!(lists, ask);
     let (
+        reused,
         (exporter, exporter_pods),
         deployments,
         daemonsets,
@@ -206,6 +225,7 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         nodes,
         events,
     ) = lists.map_err(classify)?;
+    snapshot.reused = reused;
     snapshot.exporter_from = exporter_from;
     snapshot.exporter = exporter;
     snapshot.parent = Some(parent);
@@ -241,6 +261,116 @@ pub fn exporter_from(parent: &ConfigMap) -> Option<String> {
         .as_ref()?
         .get(crate::exporter::FROM_ANNOTATION)
         .cloned()
+}
+
+/// Reads the other stack's operator Deployment and Prometheus the parent names, and the
+/// Alertmanagers beside that Prometheus; nothing when the stack runs its own operator.
+async fn reused_parts(
+    client: &kube::Client,
+    parent: &ConfigMap,
+) -> Result<Vec<ReusedPart>, kube::Error> {
+    let annotation = |key: &str| {
+        parent
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .and_then(|v| v.split_once('/'))
+            .map(|(ns, name)| (ns.to_string(), name.to_string()))
+    };
+    let custom = |kind: &str, ns: &str| {
+        resources::by_group_kind(&format!("{kind}.monitoring.coreos.com"))
+            .expect("monitoring kinds are known")
+            .api(client, Some(ns))
+    };
+    let mut out = Vec::new();
+    if let Some((ns, name)) = annotation(crate::plan::OPERATOR_FROM) {
+        let deployment = Api::<Deployment>::namespaced(client.clone(), &ns)
+            .get_opt(&name)
+            .await?;
+        out.push(ReusedPart {
+            name: "prometheus-operator",
+            kind: "Deployment",
+            from: format!("{ns}/{name}"),
+            deployment,
+            custom: None,
+        });
+    }
+    if let Some((ns, name)) = reused_prometheus(parent) {
+        let gone = |e: kube::Error| match e {
+            kube::Error::Api(s) if s.code == 404 => Ok(None),
+            e => Err(e),
+        };
+        let prometheus = custom("Prometheus", &ns)
+            .get_opt(&name)
+            .await
+            .or_else(gone)?;
+        out.push(ReusedPart {
+            name: "prometheus",
+            kind: "Prometheus",
+            from: format!("{ns}/{name}"),
+            deployment: None,
+            custom: prometheus,
+        });
+        let alertmanagers = custom("Alertmanager", &ns)
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .or_else(|e| gone(e).map(|_| Vec::new()))?;
+        out.extend(alertmanagers.into_iter().map(|a| ReusedPart {
+            name: "alertmanager",
+            kind: "Alertmanager",
+            from: format!("{ns}/{}", a.metadata.name.as_deref().unwrap_or_default()),
+            deployment: None,
+            custom: Some(a),
+        }));
+    }
+    Ok(out)
+}
+
+/// A reused part as a component: its health as its own rollout says, and where it is.
+fn reused_component(part: &ReusedPart, namespace: &str) -> Component {
+    let name = part.from.split_once('/').map_or("", |(_, n)| n).to_string();
+    let expected = [(part.kind.to_string(), name.clone())];
+    let deployments: Vec<Deployment> = part.deployment.iter().cloned().collect();
+    let custom: Vec<Object> = part.custom.iter().cloned().collect();
+    let w = rollout::assess(&expected, &deployments, &[], &custom)
+        .pop()
+        .expect("one expected, one assessed");
+    let (version, created) = match (&part.deployment, &part.custom) {
+        (Some(d), _) => (
+            first_image(d.spec.as_ref().and_then(|s| s.template.spec.as_ref())),
+            created(&d.metadata),
+        ),
+        (None, Some(o)) => (
+            o.data["spec"]["version"].as_str().map(str::to_string),
+            created(&o.metadata),
+        ),
+        (None, None) => (None, None),
+    };
+    let found = part.deployment.is_some() || part.custom.is_some();
+    Component {
+        name: part.name.to_string(),
+        kind: part.kind.to_string(),
+        object: part.from.clone(),
+        ready: w.ready,
+        desired: w.desired,
+        version,
+        created,
+        healthy: found && w.is_ready(),
+        message: if !found {
+            Some(format!(
+                "{} {}, which this stack relies on, is gone (`kubectl automon enable -n {namespace}` installs automon's own)",
+                part.kind.to_lowercase(),
+                part.from
+            ))
+        } else if !w.is_ready() {
+            Some(format!("{}/{} ready", w.ready, w.desired))
+        } else {
+            None
+        },
+        reused: Some(part.from.clone()),
+    }
 }
 
 /// The Service a Prometheus Operator keeps in front of every Prometheus in a namespace.
@@ -516,6 +646,7 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
         .iter()
         .map(|w| component(w, s, &summary))
         .collect();
+    components.extend(s.reused.iter().map(|p| reused_component(p, &s.namespace)));
     if let Some(from) = &s.exporter_from {
         components.push(borrowed_exporter(
             from,

@@ -413,6 +413,20 @@ pub fn patch_prometheus(ns: &str, patch: &str) {
 }
 
 /// `kubectl get … -o json` against the admin kubeconfig; it must succeed.
+/// The ServiceMonitor `node-exporter` of the stack in `ns`: automon's own exporter's, or the
+/// one through which it scrapes another stack's.
+pub fn exporter_scrape_object(ns: &str) -> serde_json::Value {
+    get_json(&[
+        "get",
+        "servicemonitor",
+        "node-exporter",
+        "-n",
+        ns,
+        "-o",
+        "json",
+    ])
+}
+
 /// A field of the ApplySet parent (ConfigMap `automon`) in `ns`, by kubectl's jsonpath
 /// (`{.metadata.labels.applyset\\.kubernetes\\.io/id}`).
 pub fn parent_field(ns: &str, jsonpath: &str) -> String {

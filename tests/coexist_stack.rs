@@ -1,0 +1,201 @@
+//! Beside a whole stack installed the way kube-prometheus-stack installs itself (its operator,
+//! a `Prometheus` and an `Alertmanager` reconciled by the real prometheus-operator, a
+//! node-exporter in the host network that declares no host port), `enable` reuses all of it,
+//! and `status` judges what this install owns, names what it reuses with its health, asks the
+//! Prometheus that really scrapes (a real Prometheus answering for that stack's pod) and exits
+//! 0. `doctor` never tells the user to let automon restore what it deliberately left out.
+//! A test binary of its own: another operator is cluster-wide news.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const KPS: &str = "automon-kps";
+const NS: &str = "automon-beside-kps";
+
+fn kube_prometheus_stack(port: u16) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: {KPS}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: kps-operator
+  namespace: {KPS}
+  labels: {{app.kubernetes.io/name: prometheus-operator, release: kps}}
+spec:
+  selector: {{matchLabels: {{app: kps-operator}}}}
+  template:
+    metadata: {{labels: {{app: kps-operator}}}}
+    spec: {{containers: [{{name: operator, image: "quay.io/prometheus-operator/prometheus-operator:v0.93.1"}}]}}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: Prometheus
+metadata: {{name: k8s, namespace: {KPS}}}
+spec:
+  replicas: 1
+  serviceMonitorSelector: {{matchLabels: {{release: kps}}}}
+  serviceMonitorNamespaceSelector: {{}}
+  podMonitorSelector: {{matchLabels: {{release: kps}}}}
+  podMonitorNamespaceSelector: {{}}
+  ruleSelector: {{matchLabels: {{release: kps}}}}
+  ruleNamespaceSelector: {{}}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: Alertmanager
+metadata: {{name: main, namespace: {KPS}}}
+spec: {{replicas: 1}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: node-exporter, namespace: {KPS}, labels: {{release: kps}}}}
+spec:
+  selector: {{matchLabels: {{app.kubernetes.io/name: node-exporter}}}}
+  template:
+    metadata: {{labels: {{app.kubernetes.io/name: node-exporter}}}}
+    spec:
+      hostNetwork: true
+      tolerations: [{{operator: Exists}}]
+      nodeSelector: {{kubernetes.io/os: linux}}
+      containers:
+      - name: node-exporter
+        image: quay.io/prometheus/node-exporter:v1.9.1
+        ports: [{{name: http-metrics, containerPort: {port}}}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: kps-prometheus-node-exporter
+  namespace: {KPS}
+  labels: {{app.kubernetes.io/name: prometheus-node-exporter, release: kps, helm.sh/chart: prometheus-node-exporter-4.47.0}}
+spec:
+  selector: {{app.kubernetes.io/name: node-exporter}}
+  ports: [{{name: http-metrics, port: {port}, targetPort: {port}}}]
+"#
+    )
+}
+
+/// `status -n NS -o json` until `done` says so (the operator and Prometheus take their time).
+fn status_until(what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let out = run(automon_admin().args(["status", "-n", NS, "-o", "json"]));
+        let st: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+        if done(&st) {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{what}: {out:#?}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn beside_kube_prometheus_stack_status_is_healthy_and_names_what_it_reuses() {
+    let c = cluster();
+    c.ensure_crds();
+    let _ns = Cleanup::fresh(NS);
+    let _kps = Cleanup::fresh(KPS);
+    let port = node_exporter_port(NS);
+    let (_d, file) = write_temp("kps.yaml", &kube_prometheus_stack(port));
+    c.kubectl(&["apply", "-f", file.to_str().unwrap()])
+        .success();
+    if !operator_running() {
+        at_exit(|| drop(OperatorStop));
+        operator_start();
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while pod_of(KPS, "prometheus").is_none() || pod_of(KPS, "alertmanager").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the operator made no Prometheus/Alertmanager pod in {KPS}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // A real Prometheus, Alertmanager and node_exporter answer for that stack's pods.
+    localcluster(&["serve", KPS]).success();
+    at_exit(|| drop(localcluster(&["unserve", KPS])));
+
+    let set_port = format!("nodeExporter.port={port}");
+    let out = run(automon_admin().args(["enable", "-n", NS, "--set", &set_port])).success();
+    assert!(out.stdout.contains("reusing it"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!(
+            "Exporter  daemonset {KPS}/node-exporter serves port {port}"
+        )),
+        "{}",
+        out.stdout
+    );
+    let sm = exporter_scrape_object(NS);
+    // Through that stack's Service, picked by that stack's Prometheus.
+    assert_eq!(
+        sm["spec"]["selector"]["matchLabels"],
+        serde_json::json!({"app.kubernetes.io/name": "prometheus-node-exporter", "release": "kps"}),
+        "{sm:#}"
+    );
+    assert_eq!(sm["metadata"]["labels"]["release"], "kps", "{sm:#}");
+
+    let st = status_until("healthy beside kube-prometheus-stack", |st| {
+        st["health"] == "Healthy"
+    });
+    assert_eq!(
+        st["prometheus"]["via"],
+        format!("service {KPS}/prometheus-operated:web through the API server"),
+        "{st:#}"
+    );
+    let reused: Vec<(String, String)> = st["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| {
+            Some((
+                c["name"].as_str()?.to_string(),
+                c["reused"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let expect = |name: &str, from: &str| (name.to_string(), format!("{KPS}/{from}"));
+    assert_eq!(
+        reused,
+        [
+            expect("prometheus-operator", "kps-operator"),
+            expect("prometheus", "k8s"),
+            expect("alertmanager", "main"),
+            expect("node-exporter", "node-exporter"),
+        ],
+        "{st:#}"
+    );
+    for c in st["components"].as_array().unwrap() {
+        assert_eq!(c["healthy"], true, "{c}");
+    }
+    assert_eq!(st["summary"]["notMonitored"], 0, "{st:#}");
+    let human = run(automon_admin().args(["status", "-n", NS])).code(0);
+    assert!(
+        human.stdout.contains(&format!("(reused: {KPS}/k8s)")),
+        "{human:#?}"
+    );
+
+    // doctor judges the other stack's CRDs against its operator, and never asks automon to
+    // restore what it left out on purpose.
+    let doctor = run(automon_admin().args(["doctor", "-n", NS]));
+    for wrong in [
+        "restores it",
+        "alertmanager-automon-config",
+        "(installs them)",
+        "(updates the CRDs",
+    ] {
+        assert!(!doctor.stdout.contains(wrong), "{wrong}: {doctor:#?}");
+    }
+    assert!(
+        doctor
+            .stdout
+            .contains(&format!("the operator {KPS}/kps-operator")),
+        "{doctor:#?}"
+    );
+
+    let diff = run(automon_admin().args(["diff", "-n", NS, "--set", &set_port])).success();
+    assert_eq!(diff.stdout, "", "{diff:#?}");
+}
