@@ -7,9 +7,12 @@
 use k8s_openapi::{
     api::core::v1::Namespace, kube_aggregator::pkg::apis::apiregistration::v1::APIService,
 };
-use kube::api::{Api, ListParams};
+use kube::{
+    api::{Api, ListParams},
+    runtime::watcher,
+};
 
-use crate::cluster::Cluster;
+use crate::{cluster::Cluster, render::Object, resources};
 
 /// An aggregated API the API server cannot reach: `v1beta1.metrics.k8s.io`, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +112,49 @@ pub fn namespace_blockers(namespace: &Namespace, services: &[APIService]) -> Vec
         }
     }
     out
+}
+
+/// Whether a watched Namespace reports that the API server's discovery holds its deletion:
+/// it will not finish by waiting.
+pub fn discovery_fails(o: &Object) -> bool {
+    o.data["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "NamespaceDeletionDiscoveryFailure" && c["status"] == "True")
+}
+
+/// Waits until the terminating `namespace` is gone (enable, right after a disable). Stops
+/// early when discovery holds it; either way, what holds it is named.
+pub async fn wait_gone(
+    cluster: &Cluster,
+    namespace: &str,
+    deadline: std::time::Instant,
+) -> anyhow::Result<()> {
+    let api = resources::by_group_kind("Namespace")
+        .expect("a known type")
+        .api(&cluster.client, None);
+    let selection = watcher::Config::default().fields(&format!("metadata.name={namespace}"));
+    let sources = vec![crate::watch::Source { api, selection }];
+    let waited = crate::watch::until(cluster, sources, deadline, |seen| {
+        seen[0].is_empty() || seen[0].iter().any(discovery_fails)
+    })
+    .await?;
+    if waited.seen[0].is_empty() {
+        return Ok(());
+    }
+    let why = explain(cluster, namespace).await;
+    anyhow::bail!(
+        "namespace {namespace} is still being deleted (an earlier disable?), and nothing can be created in it until it is gone{}",
+        if why.is_empty() {
+            "; see kubectl get namespace {namespace} -o yaml".replace("{namespace}", namespace)
+        } else {
+            format!(
+                ": the namespace controller says\n  {}\n(it finishes by itself once that is fixed; then run enable again)",
+                why.join("\n  ")
+            )
+        }
+    );
 }
 
 /// Reads `namespace` and, when discovery fails, the APIServices; what holds it. Best effort:

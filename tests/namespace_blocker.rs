@@ -1,7 +1,7 @@
 //! An aggregated API without a backend (prometheus-adapter's `v1beta1.metrics.k8s.io` after
 //! its namespace went) holds every namespace deletion in the cluster. `doctor` reports it as a
-//! cluster problem with the fix, and `disable` names it instead of waiting its whole timeout
-//! for "a finalizer". A test binary of its own: while the APIService is unavailable, no
+//! cluster problem with the fix, `disable` names it instead of waiting its whole timeout for
+//! "a finalizer", and `enable` into that namespace says why it cannot begin. A test binary of its own: while the APIService is unavailable, no
 //! namespace of any other test could finish deleting.
 
 mod common;
@@ -81,13 +81,34 @@ spec:
         "{out:#?}"
     );
 
-    // Fixed as the message says, the namespace finishes by itself.
+    // enable into the namespace still being deleted: it waits for it, and stops at once on
+    // the same blocker, named, before any write.
+    let blocked = enable(NS, &[]).code(1);
+    assert!(
+        blocked.stderr.contains(&format!(
+            "namespace {NS} is still being deleted (an earlier disable?)"
+        )),
+        "{blocked:#?}"
+    );
+    assert!(
+        blocked
+            .stderr
+            .contains(&format!("apiservice {API} is unavailable")),
+        "{blocked:#?}"
+    );
+    assert!(
+        blocked.stdout.contains(&format!(
+            "Namespace {NS} is being deleted: waiting until it is gone"
+        )),
+        "{blocked:#?}"
+    );
+
+    // Fixed as the message says, the namespace finishes by itself, and enable (waiting for
+    // that if it is not done yet) installs again.
     c.kubectl(&["delete", "apiservice", API]).success();
-    c.kubectl(&[
-        "wait",
-        "--for=delete",
-        &format!("namespace/{NS}"),
-        "--timeout=120s",
-    ])
-    .success();
+    let again = enable(NS, &[]).success();
+    assert!(
+        again.stdout.contains(&format!("namespace/{NS} created")),
+        "{again:#?}"
+    );
 }

@@ -375,15 +375,8 @@ async fn wait_gone(
     let until = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
     // A namespace whose deletion the API server's discovery holds will not finish by waiting:
     // stop at once and name what holds it.
-    let discovery_fails = |seen: &[Vec<Object>]| {
-        seen.iter().flatten().any(|o| {
-            o.data["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "NamespaceDeletionDiscoveryFailure" && c["status"] == "True")
-        })
-    };
+    let discovery_fails =
+        |seen: &[Vec<Object>]| seen.iter().flatten().any(crate::blocker::discovery_fails);
     let waited = crate::watch::until(cluster, sources, until, |seen| {
         left(seen).is_empty() || discovery_fails(seen)
     })

@@ -80,11 +80,12 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         )
     });
     let rendered = render::render(&config).objects;
-    let (cluster, state) = match prepare(cluster, &config.namespace, &rendered, config_line).await?
-    {
-        Ok(ready) => ready,
-        Err(code) => return Ok(code),
-    };
+    let deadline = started + args.run.timeout;
+    let (cluster, state) =
+        match prepare(cluster, &config.namespace, &rendered, config_line, deadline).await? {
+            Ok(ready) => ready,
+            Err(code) => return Ok(code),
+        };
     let source = plan::crd_source(&state, args.crds.crds_from.is_some());
     // Rendered again only when CRDs join (they are labelled and listed like the rest) or
     // another exporter is scraped instead of automon's own.
@@ -124,6 +125,7 @@ pub async fn prepare(
     namespace: &str,
     objects: &[Object],
     config_line: Option<String>,
+    deadline: Instant,
 ) -> anyhow::Result<Result<(Cluster, ClusterState), u8>> {
     let p = Palette::stdout();
     // Every command of this run speaks about the stack's namespace.
@@ -152,6 +154,12 @@ pub async fn prepare(
         return Ok(Err(report.exit_code()));
     }
     let mut state = state?;
+    if state.namespace_terminating {
+        // Right after a disable: nothing can be created in it until it is gone.
+        say!("Namespace {namespace} is being deleted: waiting until it is gone");
+        crate::blocker::wait_gone(&cluster, namespace, deadline).await?;
+        state = plan::gather(&cluster, namespace, None).await?;
+    }
     state.existing = report
         .existing_operator
         .is_installed()

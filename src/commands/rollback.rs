@@ -37,11 +37,18 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         "revision {n} ({}, plugin {}, by {}: {})",
         summary.updated, summary.plugin, summary.by, summary.change
     );
-    let (cluster, state) =
-        match enable::prepare(cluster, &namespace, &payload.objects, Some(line)).await? {
-            Ok(ready) => ready,
-            Err(code) => return Ok(code),
-        };
+    let (cluster, state) = match enable::prepare(
+        cluster,
+        &namespace,
+        &payload.objects,
+        Some(line),
+        started + args.run.timeout,
+    )
+    .await?
+    {
+        Ok(ready) => ready,
+        Err(code) => return Ok(code),
+    };
     let plan = plan::plan(payload.objects, &state, plan::rollback_source(&state), "")?;
     let executed = enable::execute(&cluster, &plan, &state, &args.run, started).await?;
     executed

@@ -39,6 +39,8 @@ const CRD_KIND: &str = "CustomResourceDefinition.apiextensions.k8s.io";
 #[derive(Debug, Clone, Default)]
 pub struct ClusterState {
     pub namespace_exists: bool,
+    /// The namespace exists but is being deleted (an earlier `disable`).
+    pub namespace_terminating: bool,
     /// automon's ApplySet in the namespace, when it is installed there.
     pub inventory: Option<Inventory>,
     /// Another Prometheus Operator that automon reuses instead of installing its own.
@@ -515,12 +517,11 @@ pub async fn gather(
         ..cluster.clone()
     };
     // All at once: the namespace, the inventory in it, the CRDs.
-    let (namespace_exists, inventory, crds) = futures::try_join!(
+    let (namespace_meta, inventory, crds) = futures::try_join!(
         async {
             namespaces
                 .get_metadata_opt(namespace)
                 .await
-                .map(|n| n.is_some())
                 .map_err(|e| anyhow::Error::new(cluster.target.classify(e)))
         },
         async {
@@ -533,7 +534,9 @@ pub async fn gather(
         async { installed_crds(cluster).await.map_err(anyhow::Error::new) },
     )?;
     Ok(ClusterState {
-        namespace_exists,
+        namespace_exists: namespace_meta.is_some(),
+        namespace_terminating: namespace_meta
+            .is_some_and(|n| n.metadata.deletion_timestamp.is_some()),
         inventory,
         existing,
         crds,
@@ -822,6 +825,7 @@ mod tests {
             .collect();
         let state = ClusterState {
             namespace_exists: true,
+            namespace_terminating: false,
             inventory: Some(Inventory {
                 parent: first.final_parent.clone(),
                 members: first.members.clone(),
