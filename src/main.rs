@@ -22,6 +22,7 @@ mod render;
 mod resources;
 mod revision;
 mod rollout;
+mod schema;
 mod selector;
 mod status;
 mod versions;

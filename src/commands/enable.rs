@@ -295,7 +295,7 @@ pub async fn execute(
                 eprintln!("{} {e}", Palette::stderr().bad("error:"));
             }
             return Err(anyhow::anyhow!("{first}").context(format!(
-                "the API server would refuse {} object(s) (a server-side dry run says so); nothing was applied",
+                "the API server would refuse {} object(s) (a server-side dry run or the schema says so); nothing was applied",
                 refused.len()
             )));
         }
@@ -508,23 +508,95 @@ async fn validate(
             .filter_map(resources::of)
             .filter(|k| plan.wait_for.contains(&plan::crd_name(k))),
     );
-    let check: Vec<Object> = plan
+    let (check, local): (Vec<Object>, Vec<Object>) = plan
         .objects()
         .filter(|o| kind(o) != "CustomResourceDefinition")
-        .filter(|o| plan::can_dry_run(o, state.namespace_exists, &missing))
         .filter(|o| accepted.is_none_or(|a| !a.objects.contains(o)))
         .cloned()
-        .collect();
+        .partition(|o| plan::can_dry_run(o, state.namespace_exists, &missing));
     let dry = ApplyOptions {
         dry_run: true,
         ..options
     };
-    apply::apply_all(cluster, &check, &Live::default(), dry, IN_FLIGHT)
-        .await
+    let nothing_live = Live::default();
+    let (dry_run, schemas) = futures::join!(
+        apply::apply_all(cluster, &check, &nothing_live, dry, IN_FLIGHT),
+        against_schemas(cluster, plan, &local)
+    );
+    dry_run
         .into_iter()
         .filter_map(|r| match r {
             Err(e @ ApplyError::Invalid { .. }) => Some(e),
             _ => None,
+        })
+        .chain(schemas)
+        .collect()
+}
+
+/// What the server cannot dry-run yet (its namespace or CRD is not there, or its CRD is about
+/// to change) is checked against the schema it will be judged by: the CRD the plan applies, or
+/// the one the server publishes for its type. An object no schema is found for is left to the
+/// apply.
+async fn against_schemas(cluster: &Cluster, plan: &Plan, objects: &[Object]) -> Vec<ApplyError> {
+    if objects.is_empty() {
+        return Vec::new();
+    }
+    let crds: Vec<&Object> = plan
+        .objects()
+        .filter(|o| kind(o) == "CustomResourceDefinition")
+        .collect();
+    let from_crds = crate::schema::crd_schemas(&crds);
+    let gvk = |o: &Object| {
+        let av = render::api_version(o);
+        let (group, version) = av.rsplit_once('/').unwrap_or(("", av));
+        (group.to_string(), version.to_string(), kind(o).to_string())
+    };
+    let server_side: Vec<&Object> = objects
+        .iter()
+        .filter(|o| !from_crds.contains_key(&gvk(o)))
+        .collect();
+    let published = if server_side.is_empty() {
+        None
+    } else {
+        match crate::schema::Published::index(cluster).await {
+            Ok(mut p) => {
+                p.load(
+                    cluster,
+                    server_side
+                        .iter()
+                        .map(|o| crate::schema::group_version_path(render::api_version(o))),
+                )
+                .await;
+                Some(p)
+            }
+            // A server that publishes no OpenAPI v3 leaves these to the apply.
+            Err(_) => None,
+        }
+    };
+    let value = |o: &Object| serde_json::to_value(o).expect("objects serialise");
+    objects
+        .iter()
+        .filter_map(|o| {
+            let problems = match from_crds.get(&gvk(o)) {
+                Some(schema) => crate::schema::check(&value(o), schema, None, true),
+                None => {
+                    let (doc, schema) = published
+                        .as_ref()?
+                        .schema(render::api_version(o), kind(o))?;
+                    crate::schema::check(&value(o), schema, Some(doc), false)
+                }
+            };
+            (!problems.is_empty()).then(|| ApplyError::Invalid {
+                object: display_name(o),
+                message: format!(
+                    "its schema says: {}",
+                    problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            })
         })
         .collect()
 }
