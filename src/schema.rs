@@ -270,11 +270,22 @@ pub fn crd_schemas(crds: &[&crate::render::Object]) -> HashMap<(String, String, 
 /// The OpenAPI v3 documents the server publishes, one per group-version, fetched when first
 /// needed. A document is cached under `~/.kube/cache/kubectl-automon/openapi/<server>/` by the
 /// hash the server puts in its URL (as kubectl caches them), so only the small index is asked
-/// again.
+/// again. Documents are megabytes: each schema stays text until a check reaches it.
 pub struct Published {
     /// `api/v1` → its URL (with `?hash=`).
     index: BTreeMap<String, String>,
-    docs: HashMap<String, Value>,
+    docs: HashMap<String, Schemas>,
+}
+
+/// One document's schemas, by name, unparsed.
+#[derive(serde::Deserialize)]
+struct Document {
+    components: Schemas,
+}
+
+#[derive(serde::Deserialize)]
+struct Schemas {
+    schemas: HashMap<String, Box<serde_json::value::RawValue>>,
 }
 
 /// `api/v1` for the core group, `apis/apps/v1` for the others.
@@ -307,20 +318,37 @@ fn cache_dir(cluster: &Cluster) -> Option<std::path::PathBuf> {
     Some(home.join("kubectl-automon/openapi").join(server))
 }
 
-async fn get_json(cluster: &Cluster, uri: &str) -> anyhow::Result<Value> {
+async fn get_text(cluster: &Cluster, uri: &str) -> anyhow::Result<String> {
     let request = http::Request::get(uri).body(Vec::new())?;
-    let text = cluster
+    Ok(cluster
         .client
         .request_text(request)
         .await
-        .map_err(|e| cluster.target.classify(e))?;
-    Ok(serde_json::from_str(&text)?)
+        .map_err(|e| cluster.target.classify(e))?)
+}
+
+/// The `$ref`s a schema makes, by schema name.
+fn refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(name) = m
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                out.push(name.to_string());
+            }
+            m.values().for_each(|x| refs(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+        _ => {}
+    }
 }
 
 impl Published {
     /// Reads the index (`/openapi/v3`).
     pub async fn index(cluster: &Cluster) -> anyhow::Result<Published> {
-        let index = get_json(cluster, "/openapi/v3").await?;
+        let index: Value = serde_json::from_str(&get_text(cluster, "/openapi/v3").await?)?;
         let index = index["paths"]
             .as_object()
             .into_iter()
@@ -336,11 +364,13 @@ impl Published {
     /// Fetches (or reads from the cache) the documents of these group-versions, at once.
     pub async fn load(&mut self, cluster: &Cluster, paths: impl IntoIterator<Item = String>) {
         let dir = cache_dir(cluster);
-        let wanted: Vec<(String, String)> = paths
+        let mut wanted: Vec<(String, String)> = paths
             .into_iter()
             .filter(|p| !self.docs.contains_key(p))
             .filter_map(|p| Some((p.clone(), self.index.get(&p)?.clone())))
             .collect();
+        wanted.sort();
+        wanted.dedup();
         let fetched = futures::future::join_all(wanted.into_iter().map(|(path, url)| {
             let file = dir.as_ref().map(|d| {
                 let key: String = url
@@ -350,16 +380,20 @@ impl Published {
                 d.join(format!("{key}.json"))
             });
             async move {
-                if let Some(text) = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok())
-                    && let Ok(doc) = serde_json::from_str::<Value>(&text)
+                let parse = |text: &str| serde_json::from_str::<Document>(text).ok();
+                if let Some(doc) = file
+                    .as_ref()
+                    .and_then(|f| std::fs::read_to_string(f).ok())
+                    .and_then(|t| parse(&t))
                 {
                     return (path, Some(doc));
                 }
-                let doc = get_json(cluster, &url).await.ok();
-                if let (Some(doc), Some(file)) = (&doc, &file) {
+                let text = get_text(cluster, &url).await.ok();
+                let doc = text.as_deref().and_then(parse);
+                if let (Some(text), Some(_), Some(file)) = (&text, &doc, &file) {
                     // A cache that cannot be written is only slower next time.
                     let _ = std::fs::create_dir_all(file.parent().expect("a file in a dir"))
-                        .and_then(|_| std::fs::write(file, doc.to_string()));
+                        .and_then(|_| std::fs::write(file, text));
                 }
                 (path, doc)
             }
@@ -367,25 +401,45 @@ impl Published {
         .await;
         for (path, doc) in fetched {
             if let Some(doc) = doc {
-                self.docs.insert(path, doc);
+                self.docs.insert(path, doc.components);
             }
         }
     }
 
-    /// The document and the schema of `api_version`/`kind`, when the server publishes them.
-    pub fn schema(&self, api_version: &str, kind: &str) -> Option<(&Value, &Value)> {
-        let doc = self.docs.get(&group_version_path(api_version))?;
+    /// The schema of `api_version`/`kind` and a document holding every schema it reaches, when
+    /// the server publishes them. Only those schemas are parsed.
+    pub fn schema(&self, api_version: &str, kind: &str) -> Option<(Value, Value)> {
+        let schemas = &self.docs.get(&group_version_path(api_version))?.schemas;
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let schema = doc["components"]["schemas"]
-            .as_object()?
-            .values()
-            .find(|s| {
+        let parse =
+            |name: &str| -> Option<Value> { serde_json::from_str(schemas.get(name)?.get()).ok() };
+        // Schema names end in the kind (`io.k8s.api.apps.v1.Deployment`); the extension says
+        // which group and version each is.
+        let (name, schema) = schemas
+            .keys()
+            .filter(|n| n.rsplit('.').next() == Some(kind))
+            .filter_map(|n| Some((n.clone(), parse(n)?)))
+            .find(|(_, s)| {
                 s["x-kubernetes-group-version-kind"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .any(|g| g["group"] == group && g["version"] == version && g["kind"] == kind)
             })?;
+        let mut reached: serde_json::Map<String, Value> = serde_json::Map::new();
+        let mut pending = Vec::new();
+        refs(&schema, &mut pending);
+        reached.insert(name, schema.clone());
+        while let Some(next) = pending.pop() {
+            if reached.contains_key(&next) {
+                continue;
+            }
+            if let Some(s) = parse(&next) {
+                refs(&s, &mut pending);
+                reached.insert(next, s);
+            }
+        }
+        let doc = serde_json::json!({"components": {"schemas": reached}});
         Some((doc, schema))
     }
 }
@@ -479,6 +533,43 @@ mod tests {
                 "spec.retentionSize: Invalid value: \"40 gigs\": should match '(^0|([0-9]*[.])?[0-9]+((K|M|G|T|E|P)i?)?B)$'",
             ]
         );
+    }
+
+    #[test]
+    fn a_published_type_comes_with_exactly_the_schemas_it_reaches() {
+        let text = json!({"components": {"schemas": {
+            "io.k8s.api.apps.v1.Deployment": {"type": "object",
+                "x-kubernetes-group-version-kind": [{"group": "apps", "version": "v1", "kind": "Deployment"}],
+                "properties": {"spec": {"allOf": [{"$ref": "#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec"}]}}},
+            "io.k8s.api.apps.v1.DeploymentSpec": {"type": "object", "required": ["selector"],
+                "properties": {"selector": {"type": "object"}}},
+            "io.k8s.api.apps.v1beta1.Deployment": {"type": "object",
+                "x-kubernetes-group-version-kind": [{"group": "apps", "version": "v1beta1", "kind": "Deployment"}]},
+            "io.k8s.api.core.v1.Unrelated": {"type": "object"}
+        }}})
+        .to_string();
+        let doc: Document = serde_json::from_str(&text).unwrap();
+        let published = Published {
+            index: BTreeMap::new(),
+            docs: HashMap::from([("apis/apps/v1".to_string(), doc.components)]),
+        };
+        let (doc, schema) = published.schema("apps/v1", "Deployment").unwrap();
+        let reached: Vec<&String> = doc["components"]["schemas"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(
+            reached,
+            [
+                "io.k8s.api.apps.v1.Deployment",
+                "io.k8s.api.apps.v1.DeploymentSpec"
+            ]
+        );
+        let problems = check(&json!({"spec": {}}), &schema, Some(&doc), false);
+        assert_eq!(problems[0].to_string(), "spec.selector: Required value");
+        assert!(published.schema("apps/v1", "StatefulSet").is_none());
+        assert!(published.schema("v1", "Deployment").is_none());
     }
 
     #[test]

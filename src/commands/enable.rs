@@ -573,6 +573,15 @@ async fn against_schemas(cluster: &Cluster, plan: &Plan, objects: &[Object]) -> 
             Err(_) => None,
         }
     };
+    // Each type's schema once, however many objects it has.
+    let mut resolved = std::collections::HashMap::new();
+    for o in &server_side {
+        resolved.entry(gvk(o)).or_insert_with(|| {
+            published
+                .as_ref()
+                .and_then(|p| p.schema(render::api_version(o), kind(o)))
+        });
+    }
     let value = |o: &Object| serde_json::to_value(o).expect("objects serialise");
     objects
         .iter()
@@ -580,9 +589,7 @@ async fn against_schemas(cluster: &Cluster, plan: &Plan, objects: &[Object]) -> 
             let problems = match from_crds.get(&gvk(o)) {
                 Some(schema) => crate::schema::check(&value(o), schema, None, true),
                 None => {
-                    let (doc, schema) = published
-                        .as_ref()?
-                        .schema(render::api_version(o), kind(o))?;
+                    let (doc, schema) = resolved.get(&gvk(o))?.as_ref()?;
                     crate::schema::check(&value(o), schema, Some(doc), false)
                 }
             };
