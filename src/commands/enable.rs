@@ -613,14 +613,8 @@ async fn against_schemas(cluster: &Cluster, plan: &Plan, objects: &[Object]) -> 
 async fn ensure_admin_secret(cluster: &Cluster, parent: &Object) -> anyhow::Result<bool> {
     use k8s_openapi::api::core::v1::Secret;
     let api: kube::Api<Secret> = kube::Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    if api
-        .get_opt(ADMIN_SECRET)
-        .await
-        .map_err(|e| cluster.target.classify(e))?
-        .is_some()
-    {
-        return Ok(false);
-    }
+    // Created outright: one that exists already answers 409 and stands (one round trip, not a
+    // read first).
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes)
         .map_err(|e| anyhow::anyhow!("no random source for the Grafana password: {e}"))?;
@@ -633,7 +627,7 @@ async fn ensure_admin_secret(cluster: &Cluster, parent: &Object) -> anyhow::Resu
     };
     match api.create(&pp, &secret).await {
         Ok(_) => Ok(true),
-        // Created by a concurrent run: theirs stands.
+        // There already (a user's, or a concurrent run's): it stands.
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
         Err(e) => Err(cluster.target.classify(e).into()),
     }
