@@ -145,7 +145,7 @@ spec:
             && out.stderr.contains("retention 30d is not allowed here")
             && out
                 .stderr
-                .contains("the API server would refuse 1 object(s) (a server-side dry run says so); nothing was applied"),
+                .contains("the API server would refuse 1 object(s) (a server-side dry run or the schema says so); nothing was applied"),
         "{out:#?}"
     );
     assert!(!out.stdout.contains("configured"), "{}", out.stdout);
