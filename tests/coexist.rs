@@ -314,4 +314,56 @@ fn a_second_automon_stack_scrapes_the_first_ones_exporter() {
         format!("{A}/node-exporter")
     );
     assert_eq!(st["summary"]["monitored"], st["summary"]["nodes"], "{st:#}");
+
+    // Disabling A would take B's exporter: disable says so before it deletes anything.
+    let dry = run(automon_admin().args(["disable", "-n", A, "--dry-run"])).success();
+    assert!(
+        dry.stderr.contains(&format!(
+            "automon's stack in namespace {B} scrapes this stack's node-exporter: its nodes go unmonitored until `kubectl automon enable -n {B}` deploys its own"
+        )),
+        "{dry:#?}"
+    );
+
+    // B's inventory takes the CRDs in (--crds-from); disabling B keeps every one of them while
+    // A's operator watches them, though no PodMonitor, Probe or ScrapeConfig exists.
+    let crds = cluster().dir.join("crds");
+    run(automon_admin().args([
+        "enable",
+        "-n",
+        B,
+        "--set",
+        &format!("nodeExporter.port={port}"),
+        "--crds-from",
+        crds.to_str().unwrap(),
+    ]))
+    .success();
+    assert!(
+        parent_kinds(B).contains("CustomResourceDefinition"),
+        "{}",
+        parent_kinds(B)
+    );
+    let out = run(automon_admin().args(["disable", "-n", B, "--yes"])).success();
+    // Other stacks of this test binary may watch them too: A is among the named.
+    let probes = out
+        .stderr
+        .lines()
+        .find(|l| {
+            l.contains(
+                "kept customresourcedefinition \"probes.monitoring.coreos.com\": still watched by",
+            )
+        })
+        .unwrap_or_else(|| panic!("{out:#?}"));
+    assert!(
+        probes.contains(&format!("automon's stack in namespace {A}")),
+        "{probes}"
+    );
+    assert!(!out.stdout.contains("customresourcedefinition"), "{out:#?}");
+    cluster()
+        .kubectl(&[
+            "get",
+            "crd",
+            "probes.monitoring.coreos.com",
+            "scrapeconfigs.monitoring.coreos.com",
+        ])
+        .success();
 }

@@ -91,15 +91,21 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
-    let (foreign, watchers, claims) = futures::try_join!(
+    let (foreign, watchers, claims, borrowers) = futures::try_join!(
         foreign_custom_resources(&cluster, &inventory),
         crd_watchers(&cluster, &inventory),
         list_claims(&cluster),
+        exporter_borrowers(&cluster, &inventory),
     )?;
     let claims = data_claims(&inventory, claims);
     let mut plan = plan(&inventory, &foreign, &watchers, claims, args.delete_data);
     with_revisions(&mut plan, list_revisions(&cluster).await?);
-    let notes = kept_notes(&plan, &cluster.namespace);
+    let mut notes = kept_notes(&plan, &cluster.namespace);
+    notes.extend(borrowers.iter().map(|ns| {
+        format!(
+            "automon's stack in namespace {ns} scrapes this stack's node-exporter: its nodes go unmonitored until `kubectl automon enable -n {ns}` deploys its own"
+        )
+    }));
 
     if args.dry_run.is_none() && !args.yes {
         if !std::io::stdin().is_terminal() {
@@ -262,6 +268,41 @@ async fn crd_watchers(cluster: &Cluster, inventory: &Inventory) -> anyhow::Resul
     watchers.sort();
     watchers.dedup();
     Ok(watchers)
+}
+
+/// The other automon stacks that scrape this stack's node-exporter instead of running their
+/// own (their parents name it): removing it leaves their nodes unmonitored. Best effort.
+async fn exporter_borrowers(
+    cluster: &Cluster,
+    inventory: &Inventory,
+) -> anyhow::Result<Vec<String>> {
+    use crate::render::meta::{APPLYSET_ID_LABEL, PART_OF, PART_OF_LABEL};
+    let exporter = format!("{}/{}", cluster.namespace, render::node_exporter::NAME);
+    let ours = inventory.members.iter().any(|o| {
+        render::kind(o) == "DaemonSet"
+            && o.metadata.name.as_deref() == Some(render::node_exporter::NAME)
+    });
+    if !ours {
+        return Ok(Vec::new());
+    }
+    let parents: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::all(cluster.client.clone());
+    let selector =
+        ListParams::default().labels(&format!("{PART_OF_LABEL}={PART_OF},{APPLYSET_ID_LABEL}"));
+    let Ok(list) = parents.list_metadata(&selector).await else {
+        return Ok(Vec::new());
+    };
+    Ok(list
+        .items
+        .iter()
+        .filter(|p| {
+            p.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(crate::exporter::FROM_ANNOTATION))
+                == Some(&exporter)
+        })
+        .filter_map(|p| p.metadata.namespace.clone())
+        .collect())
 }
 
 /// The namespace's volume claims that carry the operator's name label.
