@@ -91,11 +91,10 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
-    let (foreign, watchers, claims, borrowers) = futures::try_join!(
+    let (foreign, (watchers, borrowers), claims) = futures::try_join!(
         foreign_custom_resources(&cluster, &inventory),
-        crd_watchers(&cluster, &inventory),
+        other_stacks(&cluster, &inventory),
         list_claims(&cluster),
-        exporter_borrowers(&cluster, &inventory),
     )?;
     let claims = data_claims(&inventory, claims);
     let mut plan = plan(&inventory, &foreign, &watchers, claims, args.delete_data);
@@ -217,92 +216,91 @@ async fn foreign_custom_resources(
     Ok(out)
 }
 
-/// What else watches the CRDs, when the inventory has any: the other automon stacks (their
-/// ApplySet parents, all namespaces) and every Prometheus Operator that is not automon's. When
-/// that cannot be read, the CRDs are kept too: never delete what might still be in use.
-async fn crd_watchers(cluster: &Cluster, inventory: &Inventory) -> anyhow::Result<Vec<String>> {
+/// What the other stacks in the cluster need of this one: who else watches its CRDs (other
+/// automon stacks, every Prometheus Operator that is not automon's) and which automon stacks
+/// scrape its node-exporter instead of running their own. One list of automon's ApplySet
+/// parents (all namespaces, metadata) serves both, with the Deployments when the inventory
+/// holds CRDs. When the lists cannot be read, the CRDs are kept: never delete what might still
+/// be in use.
+async fn other_stacks(
+    cluster: &Cluster,
+    inventory: &Inventory,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     use crate::render::meta::{APPLYSET_ID_LABEL, PART_OF, PART_OF_LABEL};
     use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
-    if !inventory
-        .members
-        .iter()
-        .any(|o| render::kind(o) == "CustomResourceDefinition")
-    {
-        return Ok(Vec::new());
+    let has = |kind: &str, name: Option<&str>| {
+        inventory.members.iter().any(|o| {
+            render::kind(o) == kind && name.is_none_or(|n| o.metadata.name.as_deref() == Some(n))
+        })
+    };
+    let (crds, exporter) = (
+        has("CustomResourceDefinition", None),
+        has("DaemonSet", Some(render::node_exporter::NAME)),
+    );
+    if !crds && !exporter {
+        return Ok((Vec::new(), Vec::new()));
     }
     let parents: Api<ConfigMap> = Api::all(cluster.client.clone());
     let deployments: Api<Deployment> = Api::all(cluster.client.clone());
     let parents_of =
         ListParams::default().labels(&format!("{PART_OF_LABEL}={PART_OF},{APPLYSET_ID_LABEL}"));
     let all = ListParams::default();
-    let read = futures::try_join!(parents.list_metadata(&parents_of), deployments.list(&all));
+    let read = futures::try_join!(parents.list_metadata(&parents_of), async {
+        match crds {
+            true => deployments.list(&all).await.map(|l| l.items),
+            false => Ok(Vec::new()),
+        }
+    });
     let (parents, deployments) = match read {
         Ok(lists) => lists,
         Err(kube::Error::Api(s)) if s.code == 403 => {
-            return Ok(vec![format!(
+            let unseen = format!(
                 "what cannot be seen ({}: may not list configmaps and deployments in all namespaces)",
                 s.message
-            )]);
+            );
+            return Ok((crds.then_some(unseen).into_iter().collect(), Vec::new()));
         }
         Err(e) => return Err(cluster.target.classify(e).into()),
     };
-    let mut watchers: Vec<String> = parents
-        .items
-        .iter()
-        .filter_map(|p| p.metadata.namespace.clone())
-        .filter(|ns| *ns != cluster.namespace)
-        .map(|ns| format!("automon's stack in namespace {ns}"))
-        .collect();
-    watchers.extend(
-        deployments
+    let others = || {
+        parents
             .items
             .iter()
-            .filter_map(crate::preflight::operator_deployment)
-            .map(|d| {
-                format!(
-                    "the Prometheus Operator of deployment {}/{}",
-                    d.namespace, d.name
-                )
-            }),
-    );
-    watchers.sort();
-    watchers.dedup();
-    Ok(watchers)
-}
-
-/// The other automon stacks that scrape this stack's node-exporter instead of running their
-/// own (their parents name it): removing it leaves their nodes unmonitored. Best effort.
-async fn exporter_borrowers(
-    cluster: &Cluster,
-    inventory: &Inventory,
-) -> anyhow::Result<Vec<String>> {
-    use crate::render::meta::{APPLYSET_ID_LABEL, PART_OF, PART_OF_LABEL};
-    let exporter = format!("{}/{}", cluster.namespace, render::node_exporter::NAME);
-    let ours = inventory.members.iter().any(|o| {
-        render::kind(o) == "DaemonSet"
-            && o.metadata.name.as_deref() == Some(render::node_exporter::NAME)
-    });
-    if !ours {
-        return Ok(Vec::new());
-    }
-    let parents: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::all(cluster.client.clone());
-    let selector =
-        ListParams::default().labels(&format!("{PART_OF_LABEL}={PART_OF},{APPLYSET_ID_LABEL}"));
-    let Ok(list) = parents.list_metadata(&selector).await else {
-        return Ok(Vec::new());
+            .filter(|p| p.metadata.namespace.as_deref() != Some(cluster.namespace.as_str()))
     };
-    Ok(list
-        .items
-        .iter()
+    let mut watchers: Vec<String> = Vec::new();
+    if crds {
+        watchers.extend(others().filter_map(|p| {
+            let ns = p.metadata.namespace.as_deref()?;
+            Some(format!("automon's stack in namespace {ns}"))
+        }));
+        watchers.extend(
+            deployments
+                .iter()
+                .filter_map(crate::preflight::operator_deployment)
+                .map(|d| {
+                    format!(
+                        "the Prometheus Operator of deployment {}/{}",
+                        d.namespace, d.name
+                    )
+                }),
+        );
+        watchers.sort();
+        watchers.dedup();
+    }
+    let ours = format!("{}/{}", cluster.namespace, render::node_exporter::NAME);
+    let borrowers = others()
         .filter(|p| {
-            p.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(crate::exporter::FROM_ANNOTATION))
-                == Some(&exporter)
+            exporter
+                && p.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(crate::exporter::FROM_ANNOTATION))
+                    == Some(&ours)
         })
         .filter_map(|p| p.metadata.namespace.clone())
-        .collect())
+        .collect();
+    Ok((watchers, borrowers))
 }
 
 /// The namespace's volume claims that carry the operator's name label.
