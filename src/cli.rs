@@ -49,6 +49,8 @@ pub enum Command {
     Status(commands::status::Args),
     /// Find out why monitoring does not work, with the fix for each problem
     Doctor(commands::doctor::Args),
+    /// Keep every node monitored: one pass, or --loop to watch Nodes until SIGINT/SIGTERM
+    Reconcile(commands::reconcile::Args),
     /// Open Grafana, Prometheus or Alertmanager on a local port (a port-forward through the API server)
     Open(commands::open::Args),
     /// Check, without writing anything, that enable can install here: server, permissions, other operators
@@ -105,6 +107,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(args) => commands::status::run(&cli.kube, args).await,
         Command::Doctor(args) => commands::doctor::run(&cli.kube, args).await,
         Command::Open(args) => commands::open::run(&cli.kube, args).await,
+        Command::Reconcile(args) => commands::reconcile::run(&cli.kube, args).await,
         Command::History(args) => commands::history::run(&cli.kube, args).await,
         Command::Rollback(args) => commands::rollback::run(&cli.kube, args).await,
     }
@@ -122,6 +125,10 @@ fn report(err: &anyhow::Error) -> u8 {
                 .map(ClusterError::exit_code)
                 .or_else(|| e.downcast_ref::<ConfigError>().map(|_| exit::USAGE))
                 .or_else(|| e.downcast_ref::<OpenError>().map(OpenError::exit_code))
+                .or_else(|| {
+                    e.downcast_ref::<crate::reconcile::Denied>()
+                        .map(|_| exit::FORBIDDEN)
+                })
                 .or_else(|| match e.downcast_ref::<ApplyError>() {
                     Some(ApplyError::Conflict { .. }) => Some(exit::CONFLICT),
                     Some(ApplyError::Cluster { source, .. }) => Some(source.exit_code()),

@@ -160,13 +160,37 @@ pub async fn prepare(
         crate::blocker::wait_gone(&cluster, namespace, deadline).await?;
         state = plan::gather(&cluster, namespace, None).await?;
     }
+    found_by_preflight(&mut state, &report);
+    Ok(Ok((cluster, state)))
+}
+
+/// What preflight found that the plan follows: another operator to reuse, another exporter to
+/// scrape (past preflight, a holder is one to scrape: automon's own was not asked for).
+fn found_by_preflight(state: &mut ClusterState, report: &preflight::Report) {
     state.existing = report
         .existing_operator
         .is_installed()
         .then(|| report.existing_operator.clone());
-    // Past preflight, a holder is one to scrape (automon's own was not asked for).
     state.exporter = report.existing_exporter.holder.clone();
-    Ok(Ok((cluster, state)))
+}
+
+/// The plan `enable` would execute for `config` now, with the CRDs left as they are: what
+/// `reconcile` keeps true. Read quietly (no preflight lines), in the stack's namespace.
+pub async fn desired(cluster: &Cluster, config: &crate::config::Config) -> anyhow::Result<Plan> {
+    let rendered = render::render(config).objects;
+    let (report, state) = futures::join!(
+        preflight::Preflight::run(cluster, &rendered),
+        plan::gather(cluster, &config.namespace, None)
+    );
+    let mut state = state?;
+    found_by_preflight(&mut state, &report?);
+    let objects = render_for(config, Vec::new(), &state);
+    Ok(plan::plan(
+        objects,
+        &state,
+        plan::rollback_source(&state),
+        "",
+    )?)
 }
 
 /// `--crds-from`, or the pinned release files checked by SHA-256; and what to call them.

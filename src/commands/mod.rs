@@ -9,6 +9,7 @@ pub mod enable;
 pub mod history;
 pub mod open;
 pub mod preflight;
+pub mod reconcile;
 pub mod render;
 pub mod rollback;
 pub mod status;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::{
     api::{
         apps::v1::{DaemonSet, Deployment},
-        core::v1::{ConfigMap, Event, Node, Pod},
+        core::v1::{ConfigMap, Event, Pod},
     },
     jiff::Timestamp,
 };
@@ -47,7 +47,7 @@ pub struct Snapshot {
     pub rules: Vec<Object>,
     pub dashboards: Vec<String>,
     pub pods: Vec<Pod>,
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<crate::nodes::SlimNode>,
     /// `FailedCreate` events of the node-exporter DaemonSet.
     pub events: Vec<Event>,
     pub prometheus: Option<prometheus::Answer>,
@@ -173,7 +173,7 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
     );
     let configmaps_api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
     let pods_api = Api::<Pod>::namespaced(client.clone(), &ns);
-    let nodes_api = Api::<Node>::all(client.clone());
+    let nodes_api = Api::<crate::nodes::SlimNode>::all(client.clone());
     let events_api = Api::<Event>::namespaced(client.clone(), &exporter_ns);
     let (labelled, all) = (part_of(), ListParams::default());
     // Another stack's exporter: that DaemonSet, then its pods (by its selector).
@@ -405,6 +405,24 @@ pub fn stored_config(parent: &ConfigMap) -> Result<Config, config::ConfigError> 
     )
 }
 
+/// The newest `FailedCreate` event of the exporter's DaemonSet: its message and when.
+pub fn newest_refusal<'a>(
+    events: impl Iterator<Item = &'a Event>,
+) -> (Option<&'a str>, Option<Timestamp>) {
+    let event_time = |e: &Event| {
+        e.last_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or(e.event_time.as_ref().map(|t| t.0))
+            .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    };
+    let newest = events.max_by_key(|e| event_time(e));
+    (
+        newest.and_then(|e| e.message.as_deref()),
+        newest.and_then(event_time),
+    )
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Health {
     /// Nothing wrong, and Prometheus answered: its scrape targets are up (firing alerts are
@@ -613,21 +631,12 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
             .iter()
             .find(|d| d.metadata.name.as_deref() == Some(NODE_EXPORTER))
     };
-    let event_time = |e: &Event| {
-        e.last_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .or(e.event_time.as_ref().map(|t| t.0))
-            .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))
-    };
-    let newest_refusal = s.events.iter().max_by_key(|e| event_time(e));
-    let failed_create = newest_refusal.and_then(|e| e.message.as_deref());
-    let failed_create_at = newest_refusal.and_then(event_time);
+    let (failed_create, failed_create_at) = newest_refusal(s.events.iter());
     let node_targets = s.prometheus.as_ref().and_then(|a| a.node_targets.as_ref());
     let nodes = nodes::assess(&nodes::Inputs {
-        nodes: &s.nodes,
+        nodes: s.nodes.iter().collect(),
         daemonset,
-        pods: &s.pods,
+        pods: s.pods.iter().collect(),
         failed_create,
         failed_create_at,
         exclude_label: &config.node_exporter.exclude_label,

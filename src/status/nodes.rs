@@ -6,14 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_openapi::{
     api::{
         apps::v1::DaemonSet,
-        core::v1::{Node, Pod, PodSpec},
+        core::v1::{Pod, PodSpec},
     },
     jiff::Timestamp,
 };
 use serde::Serialize;
 
 use super::prometheus::Target;
-use crate::selector;
+use crate::{nodes::SlimNode, selector};
 
 /// Whether a node is watched by an exporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,11 +87,11 @@ pub struct NodeStatus {
 
 /// What node coverage is judged against.
 pub struct Inputs<'a> {
-    pub nodes: &'a [Node],
+    pub nodes: Vec<&'a SlimNode>,
     /// The node-exporter DaemonSet; `None` when it is missing.
     pub daemonset: Option<&'a DaemonSet>,
     /// Pods in the stack's namespace; the DaemonSet's selector picks its own.
-    pub pods: &'a [Pod],
+    pub pods: Vec<&'a Pod>,
     /// The newest `FailedCreate` message of the DaemonSet (an admission refusal, a quota).
     pub failed_create: Option<&'a str>,
     /// When it was last reported.
@@ -103,38 +103,23 @@ pub struct Inputs<'a> {
     pub now: f64,
 }
 
-pub const OS_LABEL: &str = "kubernetes.io/os";
-const ARCH_LABEL: &str = "kubernetes.io/arch";
+pub use crate::nodes::OS_LABEL;
 
 pub fn assess(inputs: &Inputs) -> Vec<NodeStatus> {
     let template = inputs
         .daemonset
         .and_then(|d| d.spec.as_ref())
         .and_then(|s| s.template.spec.as_ref());
-    let by_node = exporter_pods_by_node(inputs.daemonset, inputs.pods);
+    let by_node = exporter_pods_by_node(inputs.daemonset, &inputs.pods);
     let mut out: Vec<NodeStatus> = inputs
         .nodes
         .iter()
         .map(|node| {
-            let name = node.metadata.name.clone().unwrap_or_default();
-            let labels = node.metadata.labels.clone().unwrap_or_default();
-            let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
-            let os = labels
-                .get(OS_LABEL)
-                .cloned()
-                .or_else(|| info.map(|i| i.operating_system.clone()))
-                .unwrap_or_default();
-            let arch = labels
-                .get(ARCH_LABEL)
-                .cloned()
-                .or_else(|| info.map(|i| i.architecture.clone()))
-                .unwrap_or_default();
-            let ready = node
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
-                .map_or("Unknown".to_string(), |c| c.status.clone());
+            let name = node.name().to_string();
+            let labels = node.labels();
+            let os = node.os().to_string();
+            let arch = node.arch().to_string();
+            let ready = node.ready().to_string();
             let pod = by_node.get(name.as_str()).copied();
             let exporter = pod.map(exporter_pod);
             let scrape = inputs.targets.map(|targets| match targets.get(&name) {
@@ -151,7 +136,7 @@ pub fn assess(inputs: &Inputs) -> Vec<NodeStatus> {
             });
             let (coverage, why) = match (pod, &exporter) {
                 // The opt-out wins even while the pod it removes is still there (terminating).
-                _ if opted_out(&labels, inputs) => (
+                _ if opted_out(labels, inputs) => (
                     Coverage::Excluded,
                     Some((
                         Cause::Excluded,
@@ -159,7 +144,7 @@ pub fn assess(inputs: &Inputs) -> Vec<NodeStatus> {
                     )),
                 ),
                 (Some(pod), Some(e)) => judge_pod(pod, e, scrape.as_ref()),
-                _ => why_no_pod(node, &labels, &os, template, inputs),
+                _ => why_no_pod(node, labels, &os, template, inputs),
             };
             let (cause, reason) = why.unzip();
             NodeStatus {
@@ -183,7 +168,7 @@ pub fn assess(inputs: &Inputs) -> Vec<NodeStatus> {
 /// node the DaemonSet controller pinned them to (a `metadata.name` match field).
 fn exporter_pods_by_node<'a>(
     daemonset: Option<&DaemonSet>,
-    pods: &'a [Pod],
+    pods: &[&'a Pod],
 ) -> HashMap<&'a str, &'a Pod> {
     let Some(selector) = daemonset.and_then(|d| d.spec.as_ref()).map(|s| &s.selector) else {
         return HashMap::new();
@@ -361,7 +346,7 @@ fn opted_out(labels: &BTreeMap<String, String>, inputs: &Inputs) -> bool {
 /// node selector (the OS), required node affinity (the exclusion label), taints; then what
 /// the controller reported (an admission refusal), then a node too new to have one yet.
 fn why_no_pod(
-    node: &Node,
+    node: &SlimNode,
     labels: &BTreeMap<String, String>,
     os: &str,
     template: Option<&PodSpec>,
@@ -440,12 +425,7 @@ fn why_no_pod(
     tolerations.extend(selector::daemonset_default_tolerations(
         template.host_network == Some(true),
     ));
-    let taints = node
-        .spec
-        .as_ref()
-        .and_then(|s| s.taints.clone())
-        .unwrap_or_default();
-    let untolerated = selector::untolerated(&taints, &tolerations);
+    let untolerated = selector::untolerated(&node.spec.taints, &tolerations);
     if !untolerated.is_empty() {
         let names: Vec<String> = untolerated
             .into_iter()
@@ -458,7 +438,7 @@ fn why_no_pod(
         );
     }
     // Events live an hour: a refusal from before the node existed is not about it.
-    let node_created = node.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let node_created = node.created().map(|t| t.0);
     let before_the_node = matches!(
         (inputs.failed_create_at, node_created),
         (Some(refused), Some(created)) if refused < created
@@ -491,7 +471,7 @@ mod tests {
         serde_json::from_value(serde_json::to_value(o).unwrap()).unwrap()
     }
 
-    fn node(name: &str, extra: serde_json::Value) -> Node {
+    fn node(name: &str, extra: serde_json::Value) -> SlimNode {
         let mut v = serde_json::json!({
             "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]},
@@ -534,7 +514,7 @@ mod tests {
 
     fn assess_one(
         ds: Option<&DaemonSet>,
-        node: Node,
+        node: SlimNode,
         pods: &[Pod],
         failed: Option<&str>,
     ) -> NodeStatus {
@@ -543,16 +523,15 @@ mod tests {
 
     fn assess_refused_at(
         ds: Option<&DaemonSet>,
-        node: Node,
+        node: SlimNode,
         pods: &[Pod],
         failed: Option<&str>,
         at: Option<&str>,
     ) -> NodeStatus {
-        let nodes = [node];
         let inputs = Inputs {
-            nodes: &nodes,
+            nodes: vec![&node],
             daemonset: ds,
-            pods,
+            pods: pods.iter().collect(),
             failed_create: failed,
             failed_create_at: at.map(|t| t.parse().unwrap()),
             exclude_label: "automon.io/exclude",
@@ -761,9 +740,9 @@ mod tests {
             },
         )]);
         let inputs = Inputs {
-            nodes: &nodes,
+            nodes: nodes.iter().collect(),
             daemonset: Some(&ds),
-            pods: &pods,
+            pods: pods.iter().collect(),
             failed_create: None,
             failed_create_at: None,
             exclude_label: "automon.io/exclude",

@@ -1,0 +1,222 @@
+//! Nodes as automon reads them: only what the assessment looks at. A real Node carries its
+//! image list (`status.images`, often hundreds of names), `managedFields`, addresses, daemon
+//! endpoints and annotations; at 5,000 nodes that is hundreds of megabytes nobody reads. This
+//! type is read straight from the API server's JSON (unknown fields skipped while parsing, never
+//! held), and kube-derive gives it Node's API identity, so lists, watches and reflectors work
+//! on it as on `Node`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::core::v1::{Node, Taint},
+    apimachinery::pkg::{
+        api::resource::Quantity,
+        apis::meta::v1::{ObjectMeta, Time},
+    },
+};
+use kube::Resource;
+use serde::{Deserialize, Deserializer};
+
+pub const OS_LABEL: &str = "kubernetes.io/os";
+pub const ARCH_LABEL: &str = "kubernetes.io/arch";
+
+/// A Node with labels, taints, the Ready condition, OS/architecture and extended resources.
+#[derive(Resource, Deserialize, Clone, Debug, Default, PartialEq)]
+#[resource(inherit = "Node")]
+pub struct SlimNode {
+    #[serde(deserialize_with = "slim_meta")]
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "null_default")]
+    pub spec: SlimNodeSpec,
+    #[serde(default, deserialize_with = "null_default")]
+    pub status: SlimNodeStatus,
+}
+
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct SlimNodeSpec {
+    #[serde(default, deserialize_with = "null_default")]
+    pub taints: Vec<Taint>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SlimNodeStatus {
+    /// The Ready condition's status (`True`, `False`, `Unknown`); the others are not kept.
+    #[serde(default, rename = "conditions", deserialize_with = "ready_condition")]
+    pub ready: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub node_info: SlimNodeInfo,
+    /// Extended resources only (`nvidia.com/gpu`, ...): names with a domain.
+    #[serde(default, deserialize_with = "extended_resources")]
+    pub allocatable: BTreeMap<String, Quantity>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SlimNodeInfo {
+    #[serde(default)]
+    pub operating_system: String,
+    #[serde(default)]
+    pub architecture: String,
+}
+
+impl SlimNode {
+    pub fn name(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.metadata.labels.as_ref().unwrap_or(&EMPTY)
+    }
+
+    /// The OS label, else what the kubelet reported.
+    pub fn os(&self) -> &str {
+        self.labels()
+            .get(OS_LABEL)
+            .map(String::as_str)
+            .unwrap_or(&self.status.node_info.operating_system)
+    }
+
+    pub fn arch(&self) -> &str {
+        self.labels()
+            .get(ARCH_LABEL)
+            .map(String::as_str)
+            .unwrap_or(&self.status.node_info.architecture)
+    }
+
+    /// `True`, `False` or `Unknown` (no condition yet).
+    pub fn ready(&self) -> &str {
+        self.status.ready.as_deref().unwrap_or("Unknown")
+    }
+
+    pub fn created(&self) -> Option<&Time> {
+        self.metadata.creation_timestamp.as_ref()
+    }
+
+    /// The reference an Event about this node names.
+    pub fn reference(&self) -> k8s_openapi::api::core::v1::ObjectReference {
+        self.object_ref(&())
+    }
+}
+
+/// A full Node cut down to what automon reads (tests and callers holding a `Node`).
+impl From<&Node> for SlimNode {
+    fn from(n: &Node) -> Self {
+        // Through JSON: one definition of what is kept, the deserialiser's.
+        serde_json::from_value(serde_json::to_value(n).expect("a Node serialises"))
+            .expect("a Node reads as a SlimNode")
+    }
+}
+
+fn null_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The metadata the assessment and the watch need; `managedFields`, annotations, owner
+/// references and finalizers are skipped while parsing.
+fn slim_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Meta {
+        name: Option<String>,
+        uid: Option<String>,
+        resource_version: Option<String>,
+        creation_timestamp: Option<Time>,
+        deletion_timestamp: Option<Time>,
+        labels: Option<BTreeMap<String, String>>,
+    }
+    let m = Meta::deserialize(d)?;
+    Ok(ObjectMeta {
+        name: m.name,
+        uid: m.uid,
+        resource_version: m.resource_version,
+        creation_timestamp: m.creation_timestamp,
+        deletion_timestamp: m.deletion_timestamp,
+        labels: m.labels,
+        ..ObjectMeta::default()
+    })
+}
+
+fn ready_condition<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Condition {
+        #[serde(rename = "type")]
+        type_: String,
+        status: String,
+    }
+    let conditions = Option::<Vec<Condition>>::deserialize(d)?.unwrap_or_default();
+    Ok(conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status))
+}
+
+fn extended_resources<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, Quantity>, D::Error> {
+    let all = Option::<BTreeMap<String, Quantity>>::deserialize(d)?.unwrap_or_default();
+    Ok(all.into_iter().filter(|(k, _)| k.contains('/')).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_what_the_assessment_reads_and_nothing_else() {
+        let json = serde_json::json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {
+                "name": "n1", "uid": "u", "resourceVersion": "7",
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": "arm64"},
+                "annotations": {"big": "x"},
+                "managedFields": [{"manager": "kubelet", "operation": "Update", "fieldsV1": {"f:status": {}}}],
+            },
+            "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}], "podCIDR": "10.0.0.0/24"},
+            "status": {
+                "conditions": [
+                    {"type": "MemoryPressure", "status": "False"},
+                    {"type": "Ready", "status": "True", "reason": "KubeletReady"},
+                ],
+                "nodeInfo": {"operatingSystem": "linux", "architecture": "arm64", "kubeletVersion": "v1.33.0"},
+                "allocatable": {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "2"},
+                "images": [{"names": ["registry/image:1"], "sizeBytes": 1}],
+            },
+        });
+        let n: SlimNode = serde_json::from_value(json).unwrap();
+        assert_eq!(n.name(), "n1");
+        assert_eq!(n.ready(), "True");
+        assert_eq!((n.os(), n.arch()), ("linux", "arm64"));
+        assert_eq!(n.spec.taints.len(), 1);
+        assert_eq!(
+            n.status.allocatable.keys().collect::<Vec<_>>(),
+            ["nvidia.com/gpu"]
+        );
+        assert!(n.metadata.managed_fields.is_none());
+        assert!(n.metadata.annotations.is_none());
+        assert_eq!(n.metadata.resource_version.as_deref(), Some("7"));
+        let r = n.reference();
+        assert_eq!(
+            (
+                r.kind.as_deref(),
+                r.api_version.as_deref(),
+                r.uid.as_deref()
+            ),
+            (Some("Node"), Some("v1"), Some("u"))
+        );
+    }
+
+    #[test]
+    fn a_new_node_without_status_is_unknown() {
+        let n: SlimNode = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n"}, "spec": null, "status": {"conditions": null}
+        }))
+        .unwrap();
+        assert_eq!(n.ready(), "Unknown");
+        assert_eq!(n.os(), "");
+    }
+}

@@ -1,0 +1,1244 @@
+//! `reconcile`: keep "every node is monitored" true. Watches (kube-runtime watchers feeding
+//! reflector stores, with its backoff) the Nodes in a slim type, the exporter pods and
+//! DaemonSets, the DaemonSet controller's refusals, the ApplySet parent and every managed object
+//! (metadata only). The verdict on each node is the one assessment `status` prints; the tracker
+//! adds time and says which Event is due. Only the holder of the Lease writes: Events on Nodes
+//! (events.k8s.io, through one kube-runtime Recorder that folds repeats into a series) and
+//! repairs (the objects of enable's own plan, re-applied through the one apply engine).
+//! Steady state writes nothing: a Node's status or a kubelet's lease moving only re-runs the
+//! assessment in memory.
+
+pub mod drift;
+pub mod logging;
+pub mod metrics;
+pub mod tracker;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use futures::{Stream, StreamExt as _, stream};
+use k8s_openapi::{
+    api::{
+        apps::v1::DaemonSet,
+        coordination::v1::Lease,
+        core::v1::{ConfigMap, Event as CoreEvent, Pod},
+    },
+    jiff::Timestamp,
+};
+use kube::{
+    Api,
+    api::{DynamicObject, PartialObjectMeta},
+    runtime::{
+        WatchStreamExt as _,
+        events::{Event as KubeEvent, EventType, Recorder, Reporter},
+        reflector::{self, Store},
+        watcher::{self, Event},
+    },
+};
+use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
+use tracing::{info, warn};
+
+use crate::{
+    apply::{self, ApplyOptions, FIELD_MANAGER, Key},
+    cluster::Cluster,
+    config::Config,
+    error::exit,
+    nodes::SlimNode,
+    plan::Plan,
+    preflight::{self, Permission},
+    render::{
+        self, Object,
+        meta::{APPLYSET_PART_OF_LABEL, CONFIG_KEY, PARENT_NAME, PART_OF, PART_OF_LABEL},
+    },
+    resources::{self, Known, Scope, display_name},
+    status::{self, Coverage, NODE_EXPORTER, NodeStatus},
+};
+use metrics::Metrics;
+use tracker::{Due, Observed, Tracker};
+
+/// The Lease two loops share, in the stack's namespace.
+pub const LEASE_NAME: &str = "automon-reconcile";
+/// Who publishes the Events (`reportingController`) and manages the Lease.
+pub const CONTROLLER: &str = "kubectl-automon";
+/// A burst of changes to managed objects is repaired once, this long after it started.
+const REPAIR_DEBOUNCE: Duration = Duration::from_millis(500);
+/// Changes arriving together are assessed together.
+const ASSESS_DEBOUNCE: Duration = Duration::from_millis(50);
+/// An object repaired this many times within [`FIGHT_WINDOW`] is left alone after: something
+/// keeps changing it back, and fighting it forever helps no one.
+const FIGHT_LIMIT: usize = 5;
+const FIGHT_WINDOW: Duration = Duration::from_secs(300);
+
+/// How the command runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Watch until SIGINT/SIGTERM; else one pass.
+    pub looping: bool,
+    pub exporter_deadline: Duration,
+    pub repair: bool,
+    pub metrics_addr: Option<SocketAddr>,
+    pub summary_interval: Duration,
+    pub lease_duration: Duration,
+    /// This loop's name in the Lease and on its Events.
+    pub identity: String,
+}
+
+/// `host-pid`: where a loop runs, as the Lease and `status` show it.
+pub fn identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// What the loop needs to be allowed, checked before it starts: the reads of its watches and
+/// of enable's plan; for the leader's writes, Events and the Lease; and unless `--no-repair`,
+/// what `enable` needs for the objects it may re-apply.
+pub fn permissions(
+    namespace: &str,
+    exporter_namespace: &str,
+    members: &[&'static Known],
+    rendered: &[Object],
+    repair: bool,
+) -> BTreeSet<Permission> {
+    let mut wanted: BTreeSet<Permission> = preflight::required_permissions(rendered, namespace)
+        .into_iter()
+        // A repair re-applies; it never deletes (that is enable's prune).
+        .filter(|p| p.verb != "delete")
+        .filter(|p| repair || ["get", "list", "watch"].contains(&p.verb.as_str()))
+        .collect();
+    let mut read = |group: &str, resource: &str, ns: Option<&str>| {
+        for verb in ["list", "watch"] {
+            wanted.insert(Permission::new(verb, group, resource, ns));
+        }
+    };
+    read("", "nodes", None);
+    read("", "configmaps", Some(namespace));
+    read("", "pods", Some(exporter_namespace));
+    read("apps", "daemonsets", Some(exporter_namespace));
+    read("", "events", Some(exporter_namespace));
+    for k in members {
+        let ns = (k.scope == Scope::Namespaced).then_some(namespace);
+        read(k.group(), k.plural, ns);
+    }
+    wanted.insert(Permission::new("get", "", "namespaces", None));
+    // Node events land in `default` (Nodes have no namespace).
+    for verb in ["create", "patch"] {
+        wanted.insert(Permission::new(
+            verb,
+            "events.k8s.io",
+            "events",
+            Some("default"),
+        ));
+    }
+    for verb in ["get", "create", "patch"] {
+        wanted.insert(Permission::new(
+            verb,
+            "coordination.k8s.io",
+            "leases",
+            Some(namespace),
+        ));
+    }
+    wanted
+}
+
+/// The member types the parent lists (`applyset.kubernetes.io/contains-group-kinds`), CRDs
+/// aside (shared, never repaired by the loop).
+fn kinds_of(parent: &ConfigMap) -> Vec<&'static Known> {
+    let mut kinds: Vec<&'static Known> = Vec::new();
+    for gk in crate::inventory::group_kinds(&parent.metadata) {
+        if let Some(k) = resources::by_group_kind(&gk)
+            && !kinds.contains(&k)
+            && k.kind != "CustomResourceDefinition"
+        {
+            kinds.push(k);
+        }
+    }
+    kinds
+}
+
+/// Where the exporter whose pods cover the nodes lives: automon's own, or another stack's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ExporterSource {
+    namespace: String,
+    name: String,
+    borrowed: bool,
+}
+
+impl ExporterSource {
+    fn of(parent: &ConfigMap, namespace: &str) -> Self {
+        match status::exporter_from(parent)
+            .as_deref()
+            .and_then(|f| f.split_once('/'))
+        {
+            Some((ns, name)) => ExporterSource {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+                borrowed: true,
+            },
+            None => ExporterSource {
+                namespace: namespace.to_string(),
+                name: NODE_EXPORTER.to_string(),
+                borrowed: false,
+            },
+        }
+    }
+}
+
+/// Reads the parent and the stored configuration: `Ok(None)` when automon is not installed.
+async fn installed(cluster: &Cluster) -> anyhow::Result<Option<(ConfigMap, Config)>> {
+    let parent = crate::inventory::parent_configmap(&cluster.client, &cluster.namespace)
+        .await
+        .map_err(|e| cluster.target.classify(e))?;
+    let Some(parent) = parent else {
+        return Ok(None);
+    };
+    let config = status::stored_config(&parent)?;
+    Ok(Some((parent, config)))
+}
+
+/// Runs the command: one pass, or the loop. The exit code as the README documents it.
+pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let ns = cluster.namespace.clone();
+    let Some((parent, config)) = installed(&cluster).await? else {
+        eprintln!("automon is not installed in namespace {ns}.");
+        eprintln!(
+            "Install it with: kubectl automon enable -n {ns} (see `kubectl automon preflight` first)"
+        );
+        return Ok(exit::NOT_INSTALLED);
+    };
+    let version = cluster
+        .client
+        .apiserver_version()
+        .await
+        .map_err(|e| cluster.target.classify(e))?;
+    info!(
+        label = "Cluster",
+        "{} ({}, {}) · stack {ns}",
+        cluster.context.as_deref().unwrap_or("in-cluster"),
+        cluster.target.server,
+        version.git_version
+    );
+    // Every permission first, from what is stored (the parent names the member kinds; the
+    // configuration renders offline): a missing one is said before anything is read or written.
+    let source = ExporterSource::of(&parent, &ns);
+    let members = kinds_of(&parent);
+    let rendered = render::render(&config).objects;
+    let wanted = permissions(&ns, &source.namespace, &members, &rendered, options.repair);
+    let missing = preflight::denied(&cluster, wanted).await?;
+    if !missing.is_empty() {
+        return Err(Denied {
+            missing,
+            repair: options.repair,
+        }
+        .into());
+    }
+    // What should exist: enable's own plan for the stored configuration.
+    let plan = crate::commands::enable::desired(&cluster, &config)
+        .await
+        .context("working out what enable would apply")?;
+    let pods_selector = match &source {
+        ExporterSource { borrowed: true, .. } => {
+            let api = Api::<DaemonSet>::namespaced(cluster.client.clone(), &source.namespace);
+            match api
+                .get_opt(&source.name)
+                .await
+                .map_err(|e| cluster.target.classify(e))?
+            {
+                Some(ds) => ds
+                    .spec
+                    .as_ref()
+                    .map(|s| crate::selector::to_query(&s.selector))
+                    .unwrap_or_default(),
+                None => {
+                    warn!(
+                        "the exporter this stack scrapes, DaemonSet {}/{}, is gone; `kubectl automon enable` deploys automon's own",
+                        source.namespace, source.name
+                    );
+                    format!("{PART_OF_LABEL}={PART_OF}")
+                }
+            }
+        }
+        _ => format!("{PART_OF_LABEL}={PART_OF}"),
+    };
+    let metrics = Metrics::new();
+    if let Some(addr) = options.metrics_addr {
+        let (bound, _task) = metrics::serve(addr, metrics.clone())
+            .await
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        info!(
+            label = "Metrics",
+            "http://{bound}/metrics (and /healthz, /readyz)"
+        );
+    }
+    let mut engine = Engine {
+        cluster: cluster.clone(),
+        options: options.clone(),
+        config_text: config_text(&parent),
+        config,
+        parent_version: parent.metadata.resource_version.clone(),
+        pods_selector,
+        source,
+        desired: desired_by_key(&plan),
+        members,
+        tracker: Tracker::new(options.exporter_deadline),
+        recorder: Recorder::new(
+            cluster.client.clone(),
+            Reporter {
+                controller: CONTROLLER.into(),
+                instance: Some(options.identity.clone()),
+            },
+        ),
+        metrics: metrics.clone(),
+        leader: false,
+        pending: BTreeMap::new(),
+        repaired: HashMap::new(),
+        last: Vec::new(),
+        api_errors: 0,
+        drift_left: Vec::new(),
+    };
+    engine.run(started).await
+}
+
+fn desired_by_key(plan: &Plan) -> HashMap<Key, Object> {
+    plan.members
+        .iter()
+        .filter(|o| render::kind(o) != "CustomResourceDefinition")
+        .map(|o| (apply::key(o), o.clone()))
+        .collect()
+}
+
+/// One thing the watches said.
+enum Msg {
+    /// A store changed (nodes, pods, DaemonSets, refusals).
+    Changed,
+    /// A watch finished its (re)list.
+    Synced(&'static str),
+    /// The ApplySet parent changed (the configuration) or went away.
+    Parent(Option<ConfigMap>),
+    /// A managed object changed, was deleted, or a member list finished.
+    Member(Known, MemberEvent),
+    /// A watch failed; it starts again after a backoff.
+    Failed(&'static str, watcher::Error),
+}
+
+enum MemberEvent {
+    Applied(PartialObjectMeta<DynamicObject>),
+    Deleted(PartialObjectMeta<DynamicObject>),
+    /// Listed again: every object present, to compare with the plan.
+    Listed(Vec<PartialObjectMeta<DynamicObject>>),
+}
+
+type Msgs = Pin<Box<dyn Stream<Item = Msg> + Send>>;
+
+/// A reflected watch: its store, and its events as messages.
+fn reflected<K>(name: &'static str, api: Api<K>, config: watcher::Config) -> (Store<K>, Msgs)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync,
+    K: 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher::watcher(api, config)
+            .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+            .default_backoff(),
+    )
+    .filter_map(move |e| async move {
+        match e {
+            Ok(Event::InitDone) => Some(Msg::Synced(name)),
+            Ok(Event::Init | Event::InitApply(_)) => None,
+            Ok(Event::Apply(_) | Event::Delete(_)) => Some(Msg::Changed),
+            Err(e) => Some(Msg::Failed(name, e)),
+        }
+    })
+    .boxed();
+    (reader, stream)
+}
+
+struct Stores {
+    nodes: Store<SlimNode>,
+    pods: Store<Pod>,
+    daemonsets: Store<DaemonSet>,
+    refusals: Store<CoreEvent>,
+}
+
+struct Engine {
+    cluster: Cluster,
+    options: Options,
+    config: Config,
+    /// The stored configuration as text, to tell an enable that changed it apart.
+    config_text: Option<String>,
+    /// Which pods are the exporter's (its DaemonSet's selector).
+    pods_selector: String,
+    /// The parent's resourceVersion the plan was made from.
+    parent_version: Option<String>,
+    source: ExporterSource,
+    /// enable's plan, by object.
+    desired: HashMap<Key, Object>,
+    members: Vec<&'static Known>,
+    tracker: Tracker,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+    leader: bool,
+    /// Drifted objects waiting for the debounce: why, and since when.
+    pending: BTreeMap<Key, (String, Instant)>,
+    /// When each object was repaired, to stop fighting another writer.
+    repaired: HashMap<Key, Vec<Instant>>,
+    /// The latest assessment.
+    last: Vec<NodeStatus>,
+    api_errors: u64,
+    /// Drift seen but not repaired (`--no-repair`, not the leader), for the one pass' verdict.
+    drift_left: Vec<String>,
+}
+
+impl Engine {
+    fn watches(&self) -> (Stores, Vec<Msgs>) {
+        let client = &self.cluster.client;
+        let ns = &self.cluster.namespace;
+        let src = &self.source;
+        let exporter_pods = watcher::Config::default().labels(&self.pods_selector);
+        let (nodes, n) = reflected("nodes", Api::<SlimNode>::all(client.clone()), {
+            watcher::Config::default()
+        });
+        let (pods, p) = reflected(
+            "pods",
+            Api::<Pod>::namespaced(client.clone(), &src.namespace),
+            exporter_pods,
+        );
+        let daemonsets_selection = if src.borrowed {
+            watcher::Config::default().fields(&format!("metadata.name={}", src.name))
+        } else {
+            watcher::Config::default().labels(&format!("{PART_OF_LABEL}={PART_OF}"))
+        };
+        let (daemonsets, d) = reflected(
+            "daemonsets",
+            Api::<DaemonSet>::namespaced(client.clone(), &src.namespace),
+            daemonsets_selection,
+        );
+        let (refusals, r) = reflected(
+            "events",
+            Api::<CoreEvent>::namespaced(client.clone(), &src.namespace),
+            watcher::Config::default().fields(&format!(
+                "involvedObject.kind=DaemonSet,involvedObject.name={},reason=FailedCreate",
+                src.name
+            )),
+        );
+        let parent = watcher::watcher(
+            Api::<ConfigMap>::namespaced(client.clone(), ns),
+            watcher::Config::default().fields(&format!("metadata.name={PARENT_NAME}")),
+        )
+        .default_backoff()
+        .filter_map(|e| async move {
+            match e {
+                Ok(Event::Apply(cm) | Event::InitApply(cm)) => Some(Msg::Parent(Some(cm))),
+                Ok(Event::Delete(_)) => Some(Msg::Parent(None)),
+                Ok(Event::InitDone) => Some(Msg::Synced("parent")),
+                Ok(Event::Init) => None,
+                Err(e) => Some(Msg::Failed("parent", e)),
+            }
+        })
+        .boxed();
+        let mut streams = vec![n, p, d, r, parent];
+        let id = self
+            .desired
+            .values()
+            .find_map(|o| {
+                o.metadata
+                    .labels
+                    .as_ref()?
+                    .get(APPLYSET_PART_OF_LABEL)
+                    .cloned()
+            })
+            .unwrap_or_default();
+        for k in &self.members {
+            let known = **k;
+            let ar = known.api_resource();
+            let api: Api<PartialObjectMeta<DynamicObject>> = match known.scope {
+                Scope::Namespaced => Api::namespaced_with(client.clone(), ns, &ar),
+                Scope::Cluster => Api::all_with(client.clone(), &ar),
+            };
+            let selection =
+                watcher::Config::default().labels(&format!("{APPLYSET_PART_OF_LABEL}={id}"));
+            let mut listing: Vec<PartialObjectMeta<DynamicObject>> = Vec::new();
+            let s = watcher::watcher(api, selection)
+                .default_backoff()
+                .filter_map(move |e| {
+                    let msg = match e {
+                        Ok(Event::Init) => {
+                            listing.clear();
+                            None
+                        }
+                        Ok(Event::InitApply(o)) => {
+                            listing.push(o);
+                            None
+                        }
+                        Ok(Event::InitDone) => Some(Msg::Member(
+                            known,
+                            MemberEvent::Listed(std::mem::take(&mut listing)),
+                        )),
+                        Ok(Event::Apply(o)) => Some(Msg::Member(known, MemberEvent::Applied(o))),
+                        Ok(Event::Delete(o)) => Some(Msg::Member(known, MemberEvent::Deleted(o))),
+                        Err(e) => Some(Msg::Failed("managed objects", e)),
+                    };
+                    async move { msg }
+                })
+                .boxed();
+            streams.push(s);
+        }
+        (
+            Stores {
+                nodes,
+                pods,
+                daemonsets,
+                refusals,
+            },
+            streams,
+        )
+    }
+
+    async fn run(&mut self, started: Instant) -> anyhow::Result<u8> {
+        // The Lease first: a second loop says at once who leads.
+        let lease = LeaseManagerBuilder::new(self.cluster.client.clone(), LEASE_NAME)
+            .with_namespace(&self.cluster.namespace)
+            .with_identity(&self.options.identity)
+            .with_duration(self.options.lease_duration.as_secs().max(2))
+            .with_grace((self.options.lease_duration.as_secs() / 3).max(1))
+            .with_field_manager(format!("{CONTROLLER}-lease"))
+            .with_create_mode(LeaseCreateMode::AutoCreate)
+            .build()
+            .await
+            .context("preparing the Lease")?;
+        let held_by = self.holder().await;
+        let (mut leading, lease_task, pass_lease) = if self.options.looping {
+            let (rx, task) = lease.watch().await;
+            (Some(rx), Some(task), None)
+        } else {
+            // One pass leads only when no loop does; it never waits for one.
+            let free = held_by.is_none();
+            if free
+                && let Ok(Ok(true)) =
+                    tokio::time::timeout(Duration::from_secs(5), lease.changed()).await
+            {
+                self.leader = true;
+            }
+            (None, None, Some(lease))
+        };
+        match (&held_by, self.options.looping) {
+            (Some((who, ago)), true) => info!(
+                label = "Lease",
+                "{}/{LEASE_NAME} held by {who} (renewed {ago}s ago); waiting",
+                self.cluster.namespace
+            ),
+            (Some((who, _)), false) => info!(
+                label = "Lease",
+                "{}/{LEASE_NAME} held by {who}: a loop is running; this pass only reports",
+                self.cluster.namespace
+            ),
+            _ => {}
+        }
+
+        let (stores, streams) = self.watches();
+        let mut events = stream::select_all(streams);
+        let mut synced: BTreeSet<&'static str> = BTreeSet::new();
+        let mut members_listed = 0usize;
+        let mut first_sync: Option<Instant> = None;
+        let mut assess_at: Option<tokio::time::Instant> = None;
+        let mut summary = tokio::time::interval(self.options.summary_interval);
+        summary.tick().await;
+        let mut lease_since = Instant::now();
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+        let code = loop {
+            let repair_at = self
+                .pending
+                .values()
+                .map(|(_, at)| tokio::time::Instant::from_std(*at + REPAIR_DEBOUNCE))
+                .min();
+            let deadline_at = first_sync.and(self.tracker.next_deadline()).map(|t| {
+                let wait = t.duration_since(Timestamp::now());
+                let wait: Duration = wait.try_into().unwrap_or(Duration::ZERO);
+                tokio::time::Instant::now() + wait
+            });
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break 0,
+                changed = async {
+                    match leading.as_mut() {
+                        Some(rx) => rx.changed().await.map(|_| *rx.borrow()),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    match changed {
+                        Ok(now_leader) => {
+                            self.leader = now_leader;
+                            self.metrics.leader.set(i64::from(now_leader));
+                            if now_leader {
+                                lease_since = Instant::now();
+                                info!(label = "Lease", "{}/{LEASE_NAME} acquired (this loop: {})", self.cluster.namespace, self.options.identity);
+                            } else {
+                                warn!("lost the Lease {}/{LEASE_NAME}; waiting to lead again", self.cluster.namespace);
+                            }
+                        }
+                        Err(_) => {
+                            leading = None;
+                            warn!("the lease manager stopped; this loop no longer writes");
+                            self.leader = false;
+                        }
+                    }
+                }
+                msg = events.next() => {
+                    let Some(msg) = msg else { break exit::FAILURE };
+                    match msg {
+                        Msg::Changed => {
+                            assess_at.get_or_insert_with(|| tokio::time::Instant::now() + ASSESS_DEBOUNCE);
+                        }
+                        Msg::Synced(name) => {
+                            synced.insert(name);
+                            assess_at.get_or_insert_with(|| tokio::time::Instant::now() + ASSESS_DEBOUNCE);
+                        }
+                        Msg::Parent(Some(cm)) => {
+                            if let Some(code) = self.parent_changed(cm).await? {
+                                break code;
+                            }
+                        }
+                        Msg::Parent(None) => {
+                            warn!("the ApplySet parent {}/{PARENT_NAME} was deleted: automon was disabled here; stopping", self.cluster.namespace);
+                            break exit::NOT_INSTALLED;
+                        }
+                        Msg::Member(known, e) => {
+                            if let MemberEvent::Listed(_) = &e {
+                                members_listed += 1;
+                                if members_listed == self.members.len() {
+                                    synced.insert("managed objects");
+                                }
+                            }
+                            self.member_event(&known, e);
+                        }
+                        Msg::Failed(what, e) => {
+                            self.api_errors += 1;
+                            self.metrics.watch_restarts.get_or_create(&Metrics::label("resource", what)).inc();
+                            self.metrics.api_errors.get_or_create(&Metrics::label("request", "watch")).inc();
+                            warn!("watch of {what} failed, starting again after a backoff: {e}");
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(assess_at.unwrap_or_else(far)), if assess_at.is_some() => {
+                    assess_at = None;
+                    let all_synced = REQUIRED_SYNCS.iter().all(|w| synced.contains(w))
+                        && (self.members.is_empty() || synced.contains("managed objects"));
+                    if !all_synced {
+                        continue;
+                    }
+                    let first = first_sync.is_none();
+                    self.assess(&stores).await;
+                    if first {
+                        first_sync = Some(Instant::now());
+                        self.metrics.set_ready();
+                        self.synced_line(&stores, started);
+                        if !self.options.looping {
+                            // Drift found by the listing is repaired now, not after a debounce.
+                            self.repair(true).await;
+                            break self.verdict();
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline_at.unwrap_or_else(far)), if deadline_at.is_some() => {
+                    self.assess(&stores).await;
+                }
+                _ = tokio::time::sleep_until(repair_at.unwrap_or_else(far)), if repair_at.is_some() => {
+                    self.repair(false).await;
+                }
+                _ = summary.tick(), if self.options.looping => {
+                    self.summary_line();
+                }
+            }
+        };
+        // Stop: drop the watches, give the Lease back (the lease task releases it when its
+        // channel closes), within a bound so that SIGTERM ends the process promptly.
+        drop(events);
+        drop(leading);
+        if let Some(task) = lease_task {
+            let _ = tokio::time::timeout(Duration::from_millis(1500), task).await;
+            if self.options.looping {
+                info!(
+                    label = "Stopped",
+                    "Lease released after {}.",
+                    crate::commands::status::age(lease_since.elapsed().as_secs() as i64)
+                );
+            }
+        } else if let Some(lease) = pass_lease.filter(|_| self.leader) {
+            let _ = tokio::time::timeout(Duration::from_millis(1500), lease.release()).await;
+        }
+        Ok(code)
+    }
+
+    /// Who holds the Lease, when another live loop does: (identity, seconds since renewal).
+    async fn holder(&self) -> Option<(String, i64)> {
+        let api = Api::<Lease>::namespaced(self.cluster.client.clone(), &self.cluster.namespace);
+        let lease = api.get_opt(LEASE_NAME).await.ok()??;
+        let spec = lease.spec?;
+        let who = spec.holder_identity.filter(|h| !h.is_empty())?;
+        if who == self.options.identity {
+            return None;
+        }
+        let renewed = spec.renew_time?.0;
+        let ago = Timestamp::now().as_second() - renewed.as_second();
+        let duration = i64::from(spec.lease_duration_seconds.unwrap_or(15));
+        (ago <= duration).then_some((who, ago))
+    }
+
+    /// The configuration may have changed: make the plan again (what should exist), and
+    /// restart when the exporter the nodes rely on moved. `Some(code)` ends the loop.
+    async fn parent_changed(&mut self, parent: ConfigMap) -> anyhow::Result<Option<u8>> {
+        if parent.metadata.resource_version == self.parent_version {
+            return Ok(None);
+        }
+        let config = match status::stored_config(&parent) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!("the stored configuration cannot be read ({e}); keeping the previous one");
+                return Ok(None);
+            }
+        };
+        let text = config_text(&parent);
+        let changed_config = text != self.config_text;
+        self.config_text = text;
+        self.parent_version = parent.metadata.resource_version.clone();
+        let source = ExporterSource::of(&parent, &self.cluster.namespace);
+        match crate::commands::enable::desired(&self.cluster, &config).await {
+            Ok(plan) => {
+                self.desired = desired_by_key(&plan);
+                self.config = config;
+                // Whatever was pending is judged again against the new plan.
+                self.pending.retain(|k, _| self.desired.contains_key(k));
+                if changed_config {
+                    info!("the stored configuration changed (an enable ran): following it");
+                }
+            }
+            Err(e) => warn!("cannot work out the new plan ({e:#}); keeping the previous one"),
+        }
+        if source != self.source {
+            warn!(
+                "the node exporter is now {}/{} (was {}/{}); start the loop again to follow it",
+                source.namespace, source.name, self.source.namespace, self.source.name
+            );
+        }
+        Ok(None)
+    }
+
+    fn member_event(&mut self, known: &Known, e: MemberEvent) {
+        let key_of = |m: &PartialObjectMeta<DynamicObject>| -> Key {
+            let gk = match known.group() {
+                "" => known.kind.to_string(),
+                g => format!("{}.{g}", known.kind),
+            };
+            (
+                gk,
+                m.metadata.namespace.clone().unwrap_or_default(),
+                m.metadata.name.clone().unwrap_or_default(),
+            )
+        };
+        match e {
+            MemberEvent::Applied(m) => {
+                let key = key_of(&m);
+                self.check_fields(&key, &m);
+            }
+            MemberEvent::Deleted(m) => {
+                let key = key_of(&m);
+                if self.desired.contains_key(&key) {
+                    self.drifted(key, "deleted".into());
+                }
+            }
+            MemberEvent::Listed(items) => {
+                let present: BTreeSet<Key> = items.iter().map(key_of).collect();
+                let kind = known.kind;
+                let missing: Vec<Key> = self
+                    .desired
+                    .keys()
+                    .filter(|k| {
+                        resources::by_group_kind(&k.0).is_some_and(|x| x.kind == kind)
+                            && !present.contains(*k)
+                    })
+                    .cloned()
+                    .collect();
+                for key in missing {
+                    self.drifted(key, "missing".into());
+                }
+                for m in &items {
+                    let key = key_of(m);
+                    self.check_fields(&key, m);
+                }
+            }
+        }
+    }
+
+    fn check_fields(&mut self, key: &Key, m: &PartialObjectMeta<DynamicObject>) {
+        let Some(want) = self.desired.get(key) else {
+            return;
+        };
+        let desired = serde_json::to_value(want).unwrap_or_default();
+        let managed = m.metadata.managed_fields.as_deref().unwrap_or_default();
+        let taken = drift::taken(&desired, managed, FIELD_MANAGER);
+        if taken.is_empty() {
+            return;
+        }
+        let mut by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for t in &taken {
+            by.entry(&t.manager).or_default().push(&t.field);
+        }
+        let why: Vec<String> = by
+            .iter()
+            .map(|(m, fields)| format!("changed by {m} ({})", fields.join(", ")))
+            .collect();
+        self.drifted(key.clone(), why.join("; "));
+    }
+
+    fn drifted(&mut self, key: Key, why: String) {
+        self.pending
+            .entry(key)
+            .and_modify(|(w, _)| *w = why.clone())
+            .or_insert((why, Instant::now()));
+    }
+
+    /// Re-applies what drifted, once per object and burst, when leading and allowed.
+    async fn repair(&mut self, now: bool) {
+        let due: Vec<Key> = self
+            .pending
+            .iter()
+            .filter(|(_, (_, at))| now || at.elapsed() >= REPAIR_DEBOUNCE)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        // An enable may be running: if the configuration moved since the plan, follow it first.
+        if let Ok(Some((parent, _))) = installed(&self.cluster).await
+            && parent.metadata.resource_version != self.parent_version
+            && let Err(e) = self.parent_changed(parent).await
+        {
+            warn!("cannot re-read the configuration: {e:#}");
+        }
+        for key in due {
+            let Some((why, _)) = self.pending.remove(&key) else {
+                continue;
+            };
+            let Some(object) = self.desired.get(&key).cloned() else {
+                continue;
+            };
+            let name = display_name(&object);
+            if !self.options.repair || !self.leader {
+                let not = if self.options.repair {
+                    "not repaired: another loop leads"
+                } else {
+                    "not repaired (--no-repair)"
+                };
+                warn!("{name} {why} · {not}");
+                self.drift_left.push(name);
+                continue;
+            }
+            let times = self.repaired.entry(key.clone()).or_default();
+            times.retain(|t| t.elapsed() < FIGHT_WINDOW);
+            if times.len() >= FIGHT_LIMIT {
+                if times.len() == FIGHT_LIMIT {
+                    warn!(
+                        "{name} {why}: repaired {FIGHT_LIMIT} times in {}m and changed back each time; leaving it alone (something else manages it)",
+                        FIGHT_WINDOW.as_secs() / 60
+                    );
+                    times.push(Instant::now());
+                }
+                continue;
+            }
+            times.push(Instant::now());
+            let options = ApplyOptions {
+                dry_run: false,
+                force: true,
+            };
+            match apply::server_side_apply(&self.cluster, &object, options).await {
+                Ok(_) => {
+                    self.metrics
+                        .repairs
+                        .get_or_create(&Metrics::label("kind", render::kind(&object)))
+                        .inc();
+                    info!("{name} {why} · restored");
+                }
+                Err(e) => {
+                    self.api_errors += 1;
+                    self.metrics
+                        .api_errors
+                        .get_or_create(&Metrics::label("request", "repair"))
+                        .inc();
+                    warn!("{name} {why} · could not restore it: {e}");
+                    // Tried again on the next change, or the next burst.
+                }
+            }
+        }
+    }
+
+    async fn assess(&mut self, stores: &Stores) {
+        let nodes = stores.nodes.state();
+        let pods = stores.pods.state();
+        let daemonsets = stores.daemonsets.state();
+        let refusals = stores.refusals.state();
+        let daemonset = daemonsets
+            .iter()
+            .find(|d| d.metadata.name.as_deref() == Some(self.source.name.as_str()))
+            .map(AsRef::as_ref);
+        let (failed_create, failed_create_at) =
+            status::newest_refusal(refusals.iter().map(AsRef::as_ref));
+        let now = Timestamp::now();
+        let assessed = status::nodes::assess(&status::nodes::Inputs {
+            nodes: nodes.iter().map(AsRef::as_ref).collect(),
+            daemonset,
+            pods: pods.iter().map(AsRef::as_ref).collect(),
+            failed_create,
+            failed_create_at,
+            exclude_label: &self.config.node_exporter.exclude_label,
+            targets: None,
+            now: now.as_millisecond() as f64 / 1000.0,
+        });
+        let by_name: HashMap<&str, &SlimNode> =
+            nodes.iter().map(|n| (n.name(), n.as_ref())).collect();
+        let due = self.tracker.observe(
+            assessed.iter().map(|s| {
+                let node = by_name.get(s.name.as_str());
+                Observed {
+                    status: s,
+                    uid: node
+                        .and_then(|n| n.metadata.uid.as_deref())
+                        .unwrap_or_default(),
+                    created: node.and_then(|n| n.created()).map(|t| t.0),
+                }
+            }),
+            now,
+        );
+        self.gauges(&assessed);
+        let pods_by_name: HashMap<&str, &Pod> = pods
+            .iter()
+            .filter_map(|p| Some((p.metadata.name.as_deref()?, p.as_ref())))
+            .collect();
+        for d in due {
+            let node = by_name.get(d.node()).copied();
+            self.publish(d, node, &pods_by_name, now).await;
+        }
+        self.last = assessed;
+    }
+
+    fn gauges(&self, assessed: &[NodeStatus]) {
+        let m = &self.metrics;
+        for (state, c) in [
+            ("monitored", Coverage::Monitored),
+            ("not_monitored", Coverage::NotMonitored),
+            ("excluded", Coverage::Excluded),
+        ] {
+            let n = assessed.iter().filter(|s| s.coverage == c).count();
+            m.nodes
+                .get_or_create(&Metrics::label("state", state))
+                .set(n as i64);
+        }
+        m.not_monitored.clear();
+        let mut by_cause: BTreeMap<String, i64> = BTreeMap::new();
+        for s in assessed
+            .iter()
+            .filter(|s| s.coverage == Coverage::NotMonitored)
+        {
+            *by_cause.entry(cause_name(s)).or_default() += 1;
+        }
+        for (cause, n) in by_cause {
+            m.not_monitored
+                .get_or_create(&Metrics::label("cause", &cause))
+                .set(n);
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        due: Due,
+        node: Option<&SlimNode>,
+        pods: &HashMap<&str, &Pod>,
+        now: Timestamp,
+    ) {
+        let Some(node) = node else { return };
+        let (event, line) = match &due {
+            Due::Ready {
+                node: name,
+                pod,
+                waited,
+                joined,
+            } => {
+                let p = pods.get(pod.as_str()).copied();
+                if let Some(ready_at) = p.and_then(pod_ready_since) {
+                    let latency = now.duration_since(ready_at);
+                    let secs = latency.as_secs_f64().max(0.0);
+                    self.metrics.verdict_latency.observe(secs);
+                }
+                let how = if *joined { "joined" } else { "fixed" };
+                let after = crate::commands::status::age(waited.as_secs() as i64);
+                let note = format!(
+                    "exporter pod {}/{pod} is Ready on this node; monitored ({after} after it {})",
+                    self.source.namespace,
+                    if *joined {
+                        "joined"
+                    } else {
+                        "lost its exporter"
+                    }
+                );
+                (
+                    KubeEvent {
+                        type_: EventType::Normal,
+                        reason: "ExporterReady".into(),
+                        note: Some(note),
+                        action: "Monitor".into(),
+                        secondary: p.map(|p| kube::Resource::object_ref(p, &())),
+                    },
+                    format!("node {name} {how} · exporter {pod} Ready after {after}"),
+                )
+            }
+            Due::Missing {
+                node: name,
+                reason,
+                waited,
+                ..
+            } => {
+                let after = crate::commands::status::age(waited.as_secs() as i64);
+                (
+                    KubeEvent {
+                        type_: EventType::Warning,
+                        reason: "ExporterMissing".into(),
+                        note: Some(truncate(
+                            &format!("not monitored after {after}: {reason}"),
+                            1000,
+                        )),
+                        action: "Monitor".into(),
+                        secondary: None,
+                    },
+                    format!("node {name} · not monitored after {after}: {reason}"),
+                )
+            }
+        };
+        if !self.leader {
+            info!("{line} · no Event (another loop leads)");
+            return;
+        }
+        match self.recorder.publish(&event, &node.reference()).await {
+            Ok(()) => {
+                self.metrics
+                    .events
+                    .get_or_create(&Metrics::label("reason", &event.reason))
+                    .inc();
+                match event.type_ {
+                    EventType::Normal => info!("{line} · Event {}", event.reason),
+                    EventType::Warning => warn!("{line} · Event {}", event.reason),
+                }
+            }
+            Err(e) => {
+                self.api_errors += 1;
+                self.metrics
+                    .api_errors
+                    .get_or_create(&Metrics::label("request", "event"))
+                    .inc();
+                warn!("{line} · the Event could not be written: {e}");
+            }
+        }
+    }
+
+    fn synced_line(&self, stores: &Stores, started: Instant) {
+        let exporters = stores
+            .pods
+            .state()
+            .iter()
+            .filter(|p| {
+                p.metadata.labels.as_ref().is_some_and(|l| {
+                    l.get(crate::render::meta::NAME_LABEL).map(String::as_str)
+                        == Some(NODE_EXPORTER)
+                })
+            })
+            .count();
+        info!(
+            label = "Synced",
+            "{} nodes, {exporters} exporters in {:.1}s · {}",
+            self.last.len(),
+            started.elapsed().as_secs_f64(),
+            self.counts()
+        );
+    }
+
+    fn counts(&self) -> String {
+        let count = |c: Coverage| self.last.iter().filter(|s| s.coverage == c).count();
+        let mut parts = vec![format!("{} monitored", count(Coverage::Monitored))];
+        let not = count(Coverage::NotMonitored);
+        if not > 0 {
+            parts.push(format!("{not} not monitored"));
+        }
+        let excluded = count(Coverage::Excluded);
+        if excluded > 0 {
+            parts.push(format!("{excluded} excluded"));
+        }
+        parts.join(" · ")
+    }
+
+    fn summary_line(&self) {
+        let not: Vec<String> = self
+            .last
+            .iter()
+            .filter(|s| s.coverage == Coverage::NotMonitored)
+            .take(5)
+            .map(|s| format!("{}: {}", s.name, cause_name(s)))
+            .collect();
+        let n_not = self
+            .last
+            .iter()
+            .filter(|s| s.coverage == Coverage::NotMonitored)
+            .count();
+        let more = if n_not > not.len() { ", ..." } else { "" };
+        let which = if not.is_empty() {
+            String::new()
+        } else {
+            format!(" ({}{more})", not.join(", "))
+        };
+        info!(
+            "summary: {} nodes, {} monitored, {n_not} not{which}, {} API errors",
+            self.last.len(),
+            self.last
+                .iter()
+                .filter(|s| s.coverage == Coverage::Monitored)
+                .count(),
+            self.api_errors
+        );
+    }
+
+    /// The one pass' exit code: 0 when every node is monitored (or excluded) and nothing
+    /// drifted that was left so; degraded otherwise.
+    fn verdict(&self) -> u8 {
+        let gaps: Vec<&NodeStatus> = self
+            .last
+            .iter()
+            .filter(|s| s.coverage == Coverage::NotMonitored)
+            .collect();
+        for s in &gaps {
+            warn!(
+                "node {} not monitored: {}",
+                s.name,
+                s.reason.as_deref().unwrap_or("unknown")
+            );
+        }
+        if gaps.is_empty() && self.drift_left.is_empty() && self.pending.is_empty() {
+            0
+        } else {
+            exit::DEGRADED
+        }
+    }
+}
+
+/// The watches that must have listed before the first verdict (and the managed objects').
+const REQUIRED_SYNCS: [&str; 5] = ["nodes", "pods", "daemonsets", "events", "parent"];
+
+fn config_text(parent: &ConfigMap) -> Option<String> {
+    parent.data.as_ref()?.get(CONFIG_KEY).cloned()
+}
+
+/// Permissions the loop needs and the credentials lack: said at start, before any write, one
+/// line per resource and scope with its verbs.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "reconcile cannot run with these credentials; nothing was written. Missing:\n{}\n{}",
+    grouped(missing),
+    if *repair {
+        "(--no-repair needs only the reads, Events and the Lease; an admin grants the rest with a Role or ClusterRole and a binding)"
+    } else {
+        "(an admin grants them with a Role or ClusterRole and a binding)"
+    }
+)]
+pub struct Denied {
+    pub missing: Vec<Permission>,
+    pub repair: bool,
+}
+
+/// `  list, watch nodes cluster-wide`, one line per resource and scope.
+fn grouped(missing: &[Permission]) -> String {
+    let mut by: BTreeMap<(Option<&str>, String), Vec<&str>> = BTreeMap::new();
+    for p in missing {
+        by.entry((p.namespace.as_deref(), p.qualified_resource()))
+            .or_default()
+            .push(&p.verb);
+    }
+    by.into_iter()
+        .map(|((ns, resource), verbs)| {
+            let scope = match ns {
+                Some(ns) => format!("in namespace {ns:?}"),
+                None => "cluster-wide".into(),
+            };
+            format!("  {} {resource} {scope}", verbs.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn cause_name(s: &NodeStatus) -> String {
+    s.cause
+        .and_then(|c| serde_json::to_value(c).ok())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max - 3;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// When a pod's Ready condition last turned True.
+fn pod_ready_since(p: &Pod) -> Option<Timestamp> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
