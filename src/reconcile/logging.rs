@@ -2,8 +2,8 @@
 //! `15:02:11  node n-7 joined · ...`, with the header lines (`Cluster`, `Lease`, `Synced`)
 //! aligned like the other commands' output; `--log-format json` writes one JSON object per
 //! line for machines. Errors and warnings say so. kube-runtime and the lease manager log
-//! through the same subscriber, at warning and above unless `AUTOMON_LOG` says otherwise
-//! (`AUTOMON_LOG=debug` for everything).
+//! through the same subscriber, silent unless `AUTOMON_LOG` says otherwise (`AUTOMON_LOG=debug`
+//! for everything): the loop itself says when the API server goes away and comes back.
 
 use std::fmt;
 
@@ -25,7 +25,11 @@ pub enum LogFormat {
 /// Installs the subscriber for this process (stderr).
 pub fn init(format: LogFormat, colour: bool) {
     let filter = EnvFilter::try_from_env("AUTOMON_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("warn,kubectl_automon=info"));
+        // kube-client logs every refused connection of every watch, and the lease manager each
+        // failed renewal: the loop says it once, with how long the API server was away.
+        .unwrap_or_else(|_| {
+            EnvFilter::new("warn,kubectl_automon=info,kube_client=off,kube_runtime=off,kube_lease_manager=off")
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -306,6 +306,7 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
         repaired: HashMap::new(),
         last: Vec::new(),
         api_errors: 0,
+        retry: None,
         drift_left: Vec::new(),
     };
     engine.run(started).await
@@ -317,6 +318,22 @@ fn desired_by_key(plan: &Plan) -> HashMap<Key, Object> {
         .filter(|o| render::kind(o) != "CustomResourceDefinition")
         .map(|o| (apply::key(o), o.clone()))
         .collect()
+}
+
+/// kube-runtime's exponential backoff with jitter, from 500ms to 8s, reset after a minute
+/// without errors.
+fn backoff() -> impl kube::runtime::utils::Backoff {
+    kube::runtime::utils::ResetTimerBackoff::new(
+        watcher::ExponentialBackoff::from(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(8))
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times(),
+        ),
+        Duration::from_secs(60),
+    )
 }
 
 /// One thing the watches said.
@@ -354,7 +371,7 @@ where
         writer,
         watcher::watcher(api, config)
             .modify(|o: &mut K| o.meta_mut().managed_fields = None)
-            .default_backoff(),
+            .backoff(backoff()),
     )
     .filter_map(move |e| async move {
         match e {
@@ -400,6 +417,8 @@ struct Engine {
     /// The latest assessment.
     last: Vec<NodeStatus>,
     api_errors: u64,
+    /// After an Event could not be written: when to try again, and the wait that led there.
+    retry: Option<(tokio::time::Instant, Duration)>,
     /// Drift seen but not repaired (`--no-repair`, not the leader), for the one pass' verdict.
     drift_left: Vec<String>,
 }
@@ -440,7 +459,7 @@ impl Engine {
             Api::<ConfigMap>::namespaced(client.clone(), ns),
             watcher::Config::default().fields(&format!("metadata.name={PARENT_NAME}")),
         )
-        .default_backoff()
+        .backoff(backoff())
         .filter_map(|e| async move {
             match e {
                 Ok(Event::Apply(cm) | Event::InitApply(cm)) => Some(Msg::Parent(Some(cm))),
@@ -474,7 +493,7 @@ impl Engine {
                 watcher::Config::default().labels(&format!("{APPLYSET_PART_OF_LABEL}={id}"));
             let mut listing: Vec<PartialObjectMeta<DynamicObject>> = Vec::new();
             let s = watcher::watcher(api, selection)
-                .default_backoff()
+                .backoff(backoff())
                 .filter_map(move |e| {
                     let msg = match e {
                         Ok(Event::Init) => {
@@ -559,6 +578,7 @@ impl Engine {
         let mut summary = tokio::time::interval(self.options.summary_interval);
         summary.tick().await;
         let mut lease_since = Instant::now();
+        let mut outage = Outage::default();
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
         let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
@@ -573,6 +593,12 @@ impl Engine {
                 let wait: Duration = wait.try_into().unwrap_or(Duration::ZERO);
                 tokio::time::Instant::now() + wait
             });
+            // A failed write is tried again (by judging again) at its time, never before.
+            let deadline_at = match (deadline_at, self.retry) {
+                (Some(d), Some((r, _))) => Some(d.max(r)),
+                (None, Some((r, _))) => Some(r),
+                (d, None) => d,
+            };
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break 0,
@@ -603,10 +629,15 @@ impl Engine {
                 msg = events.next() => {
                     let Some(msg) = msg else { break exit::FAILURE };
                     match msg {
+                        Msg::Changed if outage.since.is_some() => {
+                            outage.over();
+                            assess_at.get_or_insert_with(|| tokio::time::Instant::now() + ASSESS_DEBOUNCE);
+                        }
                         Msg::Changed => {
                             assess_at.get_or_insert_with(|| tokio::time::Instant::now() + ASSESS_DEBOUNCE);
                         }
                         Msg::Synced(name) => {
+                            outage.over();
                             synced.insert(name);
                             assess_at.get_or_insert_with(|| tokio::time::Instant::now() + ASSESS_DEBOUNCE);
                         }
@@ -632,7 +663,7 @@ impl Engine {
                             self.api_errors += 1;
                             self.metrics.watch_restarts.get_or_create(&Metrics::label("resource", what)).inc();
                             self.metrics.api_errors.get_or_create(&Metrics::label("request", "watch")).inc();
-                            warn!("watch of {what} failed, starting again after a backoff: {e}");
+                            outage.failed(what, &e);
                         }
                     }
                 }
@@ -931,8 +962,15 @@ impl Engine {
             .filter_map(|p| Some((p.metadata.name.as_deref()?, p.as_ref())))
             .collect();
         for d in due {
+            // After a failed write, nothing is written until the retry: each due Event stays
+            // due (the tracker forgets it was said) and the retry judges the node again.
+            let blocked = self
+                .retry
+                .is_some_and(|(at, _)| tokio::time::Instant::now() < at);
             let node = by_name.get(d.node()).copied();
-            self.publish(d, node, &pods_by_name, now).await;
+            if blocked || !self.publish(&d, node, &pods_by_name, now).await {
+                self.tracker.unsay(&d);
+            }
         }
         self.last = assessed;
     }
@@ -964,15 +1002,17 @@ impl Engine {
         }
     }
 
+    /// Publishes the Event due (when leading) and logs it; `false` when the write failed and
+    /// should be tried again.
     async fn publish(
         &mut self,
-        due: Due,
+        due: &Due,
         node: Option<&SlimNode>,
         pods: &HashMap<&str, &Pod>,
         now: Timestamp,
-    ) {
-        let Some(node) = node else { return };
-        let (event, line) = match &due {
+    ) -> bool {
+        let Some(node) = node else { return true };
+        let (event, line) = match due {
             Due::Ready {
                 node: name,
                 pod,
@@ -1031,10 +1071,11 @@ impl Engine {
         };
         if !self.leader {
             info!("{line} · no Event (another loop leads)");
-            return;
+            return true;
         }
         match self.recorder.publish(&event, &node.reference()).await {
             Ok(()) => {
+                self.retry = None;
                 self.metrics
                     .events
                     .get_or_create(&Metrics::label("reason", &event.reason))
@@ -1043,6 +1084,7 @@ impl Engine {
                     EventType::Normal => info!("{line} · Event {}", event.reason),
                     EventType::Warning => warn!("{line} · Event {}", event.reason),
                 }
+                true
             }
             Err(e) => {
                 self.api_errors += 1;
@@ -1050,7 +1092,15 @@ impl Engine {
                     .api_errors
                     .get_or_create(&Metrics::label("request", "event"))
                     .inc();
-                warn!("{line} · the Event could not be written: {e}");
+                let wait = self.retry.map_or(Duration::from_secs(1), |(_, w)| {
+                    (w * 2).min(Duration::from_secs(30))
+                });
+                self.retry = Some((tokio::time::Instant::now() + wait, wait));
+                warn!(
+                    "{line} · the Event could not be written ({e}); trying again in {}s",
+                    wait.as_secs()
+                );
+                false
             }
         }
     }
@@ -1140,6 +1190,54 @@ impl Engine {
         } else {
             exit::DEGRADED
         }
+    }
+}
+
+/// Watch failures, said once per outage (every watch fails when the API server goes away, and
+/// each retries on its own backoff), then every 30s while it lasts, and when it ends.
+#[derive(Default)]
+struct Outage {
+    since: Option<Instant>,
+    errors: usize,
+    said: Option<Instant>,
+}
+
+impl Outage {
+    fn failed(&mut self, what: &str, e: &watcher::Error) {
+        // A watch that is too old is re-listed by the watcher: routine after a restart.
+        let expired = matches!(e, watcher::Error::WatchError(s) if s.code == 410);
+        if expired && self.since.is_none() {
+            return;
+        }
+        self.errors += 1;
+        let since = *self.since.get_or_insert_with(Instant::now);
+        let due = self
+            .said
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(30));
+        if due {
+            self.said = Some(Instant::now());
+            if self.errors == 1 {
+                warn!("watch of {what} failed ({e}); every watch starts again with backoff");
+            } else {
+                warn!(
+                    "the API server has failed for {}s ({} watch errors; latest: {what}: {e}); still trying",
+                    since.elapsed().as_secs(),
+                    self.errors
+                );
+            }
+        }
+    }
+
+    fn over(&mut self) {
+        if let Some(since) = self.since.take() {
+            info!(
+                "watches resumed after {}s ({} errors); every node is judged again",
+                since.elapsed().as_secs(),
+                self.errors
+            );
+        }
+        self.errors = 0;
+        self.said = None;
     }
 }
 

@@ -165,6 +165,17 @@ impl Tracker {
         due
     }
 
+    /// The Event due could not be written: it is due again at the next look (if still true).
+    pub fn unsay(&mut self, due: &Due) {
+        if let Some(seen) = self.nodes.get_mut(due.node()) {
+            seen.said = match due {
+                // As if the gap had been said: the next look says it is fixed.
+                Due::Ready { .. } => Said::Missing,
+                Due::Missing { .. } => Said::Nothing,
+            };
+        }
+    }
+
     /// When the next deadline passes for a node that is still waiting, if any: the loop looks
     /// again then even if nothing changes in the cluster.
     pub fn next_deadline(&self) -> Option<Timestamp> {
@@ -288,6 +299,22 @@ mod tests {
             observe(&mut t, &[("n", Coverage::NotMonitored, 0)], 1130).len(),
             1
         );
+    }
+
+    #[test]
+    fn an_event_that_could_not_be_written_is_due_again() {
+        let mut t = Tracker::new(DEADLINE);
+        observe(&mut t, &[], 0);
+        let due = observe(&mut t, &[("n", Coverage::NotMonitored, 0)], 200);
+        t.unsay(&due[0]);
+        assert_eq!(observe(&mut t, &[("n", Coverage::NotMonitored, 0)], 201).len(), 1);
+        let due = observe(&mut t, &[("n", Coverage::Monitored, 0)], 202);
+        t.unsay(&due[0]);
+        assert!(matches!(
+            &observe(&mut t, &[("n", Coverage::Monitored, 0)], 203)[..],
+            [Due::Ready { .. }]
+        ));
+        assert!(observe(&mut t, &[("n", Coverage::Monitored, 0)], 204).is_empty());
     }
 
     #[test]
