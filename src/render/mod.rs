@@ -16,6 +16,7 @@ mod namespace;
 mod network;
 pub mod node_exporter;
 pub mod operator;
+mod per_node;
 pub mod prometheus;
 mod rbac;
 pub mod rules;
