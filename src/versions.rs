@@ -71,6 +71,25 @@ pub const KUBE_STATE_METRICS: Component = Component {
     registry: "registry.k8s.io",
     repository: "kube-state-metrics/kube-state-metrics",
 };
+/// Windows nodes' node-exporter. A HostProcess image: the same one runs on every Windows
+/// Server version that supports HostProcess containers. 0.31.6, of the 0.31 line, whose memory
+/// collector reports `windows_memory_physical_total_bytes` (the old `cs` collector is gone) and
+/// whose system collector reports `windows_system_boot_time_timestamp_seconds`, both of which
+/// the rules and dashboards use. Its image tags carry no `v`.
+pub const WINDOWS_EXPORTER: Component = Component {
+    name: "windows-exporter",
+    version: "0.31.6",
+    registry: "ghcr.io",
+    repository: "prometheus-community/windows-exporter",
+};
+/// NVIDIA's GPU exporter (DCGM 4.6.1, exporter 4.8.4): the tag NVIDIA's own example DaemonSet
+/// runs. The distroless variant: no shell or package manager in a pod that holds SYS_ADMIN.
+pub const DCGM_EXPORTER: Component = Component {
+    name: "dcgm-exporter",
+    version: "4.6.1-4.8.4-distroless",
+    registry: "nvcr.io",
+    repository: "nvidia/k8s/dcgm-exporter",
+};
 /// Grafana's dashboard sidecar: copies ConfigMaps labelled `grafana_dashboard: "1"` into
 /// the folder Grafana's file provider reads.
 pub const GRAFANA_SIDECAR: Component = Component {
@@ -90,6 +109,8 @@ pub const COMPONENTS: &[Component] = &[
     NODE_EXPORTER,
     KUBE_STATE_METRICS,
     GRAFANA_SIDECAR,
+    WINDOWS_EXPORTER,
+    DCGM_EXPORTER,
 ];
 
 /// The plugin's own version, from Cargo.toml.
@@ -112,6 +133,18 @@ mod tests {
         assert_eq!(
             GRAFANA.image(Some("mirror.example.com:5000/")),
             "mirror.example.com:5000/grafana/grafana:13.2.3"
+        );
+    }
+
+    #[test]
+    fn class_exporters_follow_a_mirror_too() {
+        assert_eq!(
+            WINDOWS_EXPORTER.image(None),
+            "ghcr.io/prometheus-community/windows-exporter:0.31.6"
+        );
+        assert_eq!(
+            DCGM_EXPORTER.image(Some("mirror.example.com")),
+            "mirror.example.com/nvidia/k8s/dcgm-exporter:4.6.1-4.8.4-distroless"
         );
     }
 

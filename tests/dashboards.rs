@@ -1,6 +1,8 @@
 //! The dashboards `render` ships, checked with real tools: every panel's PromQL parses
 //! (promtool), returns data from a real node-exporter scraped by a real Prometheus, and every
 //! dashboard type-checks against Grafana's published `Dashboard` type (`@grafana/schema`).
+//! The dashboards node classes add or change (GPUs, Windows node detail, the overview's
+//! coverage) get the same parse and schema checks; no real GPU or Windows exporter runs here.
 
 mod common;
 
@@ -15,7 +17,7 @@ use std::{
 
 use serde_json::Value;
 
-use common::{Process, automon, free_port, repo_root, run, spawn_prometheus};
+use common::{Process, automon, free_port, node_class_objects, repo_root, run, spawn_prometheus};
 
 /// The name the fake node carries, in place of Grafana's `$node`.
 const NODE: &str = "test-node";
@@ -32,6 +34,37 @@ fn rendered_dashboards() -> Vec<Value> {
         .map(|text| serde_json::from_str(text.as_str().expect("a string")).expect("dashboard JSON"))
         .collect();
     assert_eq!(dashboards.len(), 3, "three dashboards by default");
+    dashboards
+}
+
+/// The dashboards node classes add or change, from their reviewed snapshots (see
+/// `node_class_objects`).
+fn class_dashboards() -> Vec<Value> {
+    let dashboards: Vec<Value> = node_class_objects()
+        .iter()
+        .filter(|o| o["kind"] == "ConfigMap" && o["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .flat_map(|o| {
+            o["data"]
+                .as_object()
+                .expect("data")
+                .values()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .map(|text| serde_json::from_str(text.as_str().expect("a string")).expect("dashboard JSON"))
+        .collect();
+    let uids: Vec<_> = dashboards
+        .iter()
+        .map(|d| d["uid"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        uids,
+        [
+            "automon-cluster-overview",
+            "automon-gpus",
+            "automon-windows-node-detail"
+        ]
+    );
     dashboards
 }
 
@@ -74,12 +107,11 @@ fn tools(target: &str) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-#[test]
-fn every_panel_query_parses() {
+/// `promtool check rules` on a rule file of one recording rule per query: (passed, output).
+fn promtool_parses(queries: &[PanelQuery]) -> (bool, String, String) {
     let bin = tools("prometheus");
-    let dashboards = rendered_dashboards();
     let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
-    for (i, q) in panel_queries(&dashboards).iter().enumerate() {
+    for (i, q) in queries.iter().enumerate() {
         let expr = serde_json::to_string(&substitute(&q.expr, "1m")).expect("a string");
         rules.push_str(&format!(
             "      # {}\n      - record: automon_dashboard:query_{i}\n        expr: {expr}\n",
@@ -105,12 +137,44 @@ fn every_panel_query_parses() {
         )
     };
     let (ok, output) = check(&rules);
-    assert!(ok, "promtool rejects a dashboard query:\n{output}\n{rules}");
     // The check can fail: a broken query is rejected.
-    let (ok, _) = check(
+    let (broken_ok, _) = check(
         "groups:\n  - name: broken\n    rules:\n      - record: x:y\n        expr: sum(rate(\n",
     );
-    assert!(!ok, "promtool accepted a broken query");
+    assert!(!broken_ok, "promtool accepted a broken query");
+    (ok, output, rules)
+}
+
+#[test]
+fn every_panel_query_parses() {
+    let dashboards = rendered_dashboards();
+    let (ok, output, rules) = promtool_parses(&panel_queries(&dashboards));
+    assert!(ok, "promtool rejects a dashboard query:\n{output}\n{rules}");
+}
+
+/// GPU and Windows panels cannot be run against a real exporter here; their PromQL (and the
+/// selectors their `node` variables list nodes from) must at least parse.
+#[test]
+fn every_class_panel_query_parses() {
+    let dashboards = class_dashboards();
+    let mut queries = panel_queries(&dashboards);
+    for d in &dashboards {
+        for v in d["templating"]["list"].as_array().expect("variables") {
+            let definition = v["query"]["query"].as_str().expect("variable query");
+            let selector = definition
+                .strip_prefix("label_values(")
+                .and_then(|s| s.strip_suffix(")"))
+                .and_then(|s| s.rsplit_once(", "))
+                .map(|(selector, _label)| selector)
+                .unwrap_or_else(|| panic!("not label_values(selector, label): {definition}"));
+            queries.push(PanelQuery {
+                at: format!("{} / variable {}", d["uid"], v["name"]),
+                expr: selector.to_string(),
+            });
+        }
+    }
+    let (ok, output, rules) = promtool_parses(&queries);
+    assert!(ok, "promtool rejects a dashboard query:\n{output}\n{rules}");
 }
 
 /// What kube-state-metrics exposes about one Ready Linux node, for the panels that count
@@ -409,4 +473,14 @@ fn dashboards_type_check_against_grafanas_schema() {
             "tsc should reject a dashboard with {needle}:\n{output}"
         );
     }
+}
+
+#[test]
+fn class_dashboards_type_check_against_grafanas_schema() {
+    let dashboards: Vec<(String, Value)> = class_dashboards()
+        .into_iter()
+        .map(|d| (d["uid"].as_str().expect("uid").to_string(), d))
+        .collect();
+    let (ok, output) = type_check(&dashboards);
+    assert!(ok, "tsc rejects a dashboard:\n{output}");
 }

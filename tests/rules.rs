@@ -1,7 +1,9 @@
 //! The alert rules, proved by the real tools: the rule file `kubectl-automon render` puts in its
 //! PrometheusRules passes `promtool check rules`; the unit tests in `tests/rules/` show every
 //! alert firing and not firing, with the thresholds the configuration sets; the objects pass the
-//! real CRD's schema; and a real Prometheus evaluates them against a real node-exporter.
+//! real CRD's schema; and a real Prometheus evaluates them against a real node-exporter. The
+//! rules of a cluster with Windows and GPU nodes get the same promtool checks, with their own
+//! unit tests in `tests/rules/classes/`.
 
 mod common;
 
@@ -15,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Run, automon, built_tool, repo_root, run};
+use common::{Run, automon, built_tool, node_class_objects, repo_root, run};
 use serde_json::{Value, json};
 
 fn promtool() -> &'static Path {
@@ -25,6 +27,43 @@ fn promtool() -> &'static Path {
 
 /// The Prometheus rule file held by the rendered PrometheusRules, for these `--set`s.
 fn rendered_rule_file(sets: &[&str]) -> String {
+    rule_file(rendered_groups(sets))
+}
+
+/// A rule file of these groups.
+fn rule_file(groups: Vec<Value>) -> String {
+    serde_saphyr::to_string(&json!({ "groups": groups })).unwrap()
+}
+
+/// The rule groups of a cluster with every node class: `render`'s, with those the classes
+/// change replaced and the classes' own added (from their reviewed snapshots, see
+/// `node_class_objects`).
+fn class_groups() -> Vec<Value> {
+    let mut groups = rendered_groups(&[]);
+    for changed in node_class_objects()
+        .iter()
+        .filter(|o| o["kind"] == "PrometheusRule")
+        .flat_map(|o| o["spec"]["groups"].as_array().cloned().unwrap_or_default())
+    {
+        match groups.iter_mut().find(|g| g["name"] == changed["name"]) {
+            Some(g) => *g = changed,
+            None => groups.push(changed),
+        }
+    }
+    groups
+}
+
+/// The alerts of these groups by name, each with its rule.
+fn alerts(groups: &[Value]) -> BTreeMap<String, Value> {
+    groups
+        .iter()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .map(|r| (r["alert"].as_str().unwrap().to_string(), r))
+        .collect()
+}
+
+/// The rule groups of the rendered PrometheusRules, for these `--set`s.
+fn rendered_groups(sets: &[&str]) -> Vec<Value> {
     let mut cmd = automon();
     cmd.args(["render", "-o", "json"]);
     for s in sets {
@@ -40,7 +79,7 @@ fn rendered_rule_file(sets: &[&str]) -> String {
         .flat_map(|o| o["spec"]["groups"].as_array().cloned().unwrap_or_default())
         .collect();
     assert!(!groups.is_empty(), "no PrometheusRule rendered");
-    serde_saphyr::to_string(&json!({ "groups": groups })).unwrap()
+    groups
 }
 
 /// `promtool <args>` in a fresh directory holding `rules.yaml` and copies of `test_files`,
@@ -72,6 +111,8 @@ fn test_files(dir: &str) -> Vec<PathBuf> {
 
 const DEFAULT_TESTS: &str = "tests/rules";
 const OVERRIDE_TESTS: &str = "tests/rules/overrides";
+/// Unit tests of the rules node classes add or change, against [`class_groups`].
+const CLASS_TESTS: &str = "tests/rules/classes";
 /// What the files in tests/rules/overrides were written for.
 const OVERRIDES: &[&str] = &[
     "alerts.highCpu.thresholdPercent=95",
@@ -110,24 +151,11 @@ fn thresholds_from_config_change_what_fires() {
     assert!(failures.contains("alertname: Watchdog"), "{failures}");
 }
 
-/// Every alert the default configuration renders has a promtool case where it fires and one
-/// where it does not (for the Watchdog, which always fires, that case is with it disabled).
-#[test]
-fn every_alert_is_tested_firing_and_not_firing() {
-    let rules: Value = serde_saphyr::from_str(&rendered_rule_file(&[])).unwrap();
-    let alerts: Vec<String> = rules["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|g| g["rules"].as_array().unwrap().clone())
-        .map(|r| r["alert"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(alerts.len(), 10, "{alerts:?}");
-
-    // alert -> (fires somewhere, quiet somewhere)
+/// alert -> (fires in some case, is quiet in some case), over these promtool test files.
+fn fire_and_quiet_cases(files: &[PathBuf]) -> BTreeMap<String, (bool, bool)> {
     let mut cases: BTreeMap<String, (bool, bool)> = BTreeMap::new();
-    for file in [test_files(DEFAULT_TESTS), test_files(OVERRIDE_TESTS)].concat() {
-        let text = std::fs::read_to_string(&file).unwrap();
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap();
         let doc: Value = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(doc["rule_files"], json!(["rules.yaml"]), "{file:?}");
         for test in doc["tests"].as_array().unwrap() {
@@ -143,6 +171,25 @@ fn every_alert_is_tested_firing_and_not_firing() {
             }
         }
     }
+    cases
+}
+
+/// Every alert the default configuration renders has a promtool case where it fires and one
+/// where it does not (for the Watchdog, which always fires, that case is with it disabled).
+#[test]
+fn every_alert_is_tested_firing_and_not_firing() {
+    let rules: Value = serde_saphyr::from_str(&rendered_rule_file(&[])).unwrap();
+    let alerts: Vec<String> = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().clone())
+        .map(|r| r["alert"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(alerts.len(), 10, "{alerts:?}");
+
+    let cases =
+        fire_and_quiet_cases(&[test_files(DEFAULT_TESTS), test_files(OVERRIDE_TESTS)].concat());
     for alert in &alerts {
         assert_eq!(
             cases.get(alert),
@@ -150,6 +197,79 @@ fn every_alert_is_tested_firing_and_not_firing() {
             "{alert}: (fires, quiet) cases"
         );
     }
+}
+
+#[test]
+fn class_rules_pass_promtool_check() {
+    let out = promtool_with_rules(
+        &rule_file(class_groups()),
+        &[],
+        &["check", "rules", "rules.yaml"],
+    )
+    .success();
+    assert!(out.stdout.contains("SUCCESS"), "{out:#?}");
+}
+
+#[test]
+fn class_rules_pass_their_unit_tests() {
+    let files = test_files(CLASS_TESTS);
+    promtool_with_rules(&rule_file(class_groups()), &files, &["test", "rules"]).success();
+}
+
+/// Every alert that node classes add, or whose rule they change (the coverage gap, which then
+/// counts windows-exporter), fires and stays quiet in a case of tests/rules/classes/.
+#[test]
+fn every_class_alert_is_tested_firing_and_not_firing() {
+    let before = alerts(&rendered_groups(&[]));
+    let after = alerts(&class_groups());
+    let new_or_changed: Vec<&String> = after
+        .iter()
+        .filter(|(name, rule)| before.get(*name) != Some(rule))
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        new_or_changed,
+        [
+            "GPUExporterDown",
+            "GPUTemperatureHigh",
+            "GPUXidError",
+            "NodeMonitoringCoverageGap",
+            "WindowsDiskSpaceLow",
+            "WindowsExporterDown",
+            "WindowsHighCPUUsage",
+            "WindowsHighMemoryUsage",
+        ]
+    );
+    // Node classes take nothing away.
+    for name in before.keys() {
+        assert!(after.contains_key(name), "{name} is gone with node classes");
+    }
+    let cases = fire_and_quiet_cases(&test_files(CLASS_TESTS));
+    for alert in new_or_changed {
+        assert_eq!(
+            cases.get(alert),
+            Some(&(true, true)),
+            "{alert}: (fires, quiet) cases"
+        );
+    }
+}
+
+/// The coverage-gap cases written for a cluster without Windows nodes still hold there; the
+/// rule that counts windows-exporter turns their Windows node without it into a gap, which
+/// is the difference the class makes.
+#[test]
+fn windows_nodes_are_expected_to_be_covered_only_with_the_class() {
+    let coverage = repo_root().join("tests/rules/coverage.yaml");
+    promtool_with_rules(
+        &rendered_rule_file(&[]),
+        std::slice::from_ref(&coverage),
+        &["test", "rules"],
+    )
+    .success();
+    let out = promtool_with_rules(&rule_file(class_groups()), &[coverage], &["test", "rules"]);
+    assert_ne!(out.code, 0, "{out:#?}");
+    let failures = format!("{}{}", out.stdout, out.stderr);
+    assert!(failures.contains(r#"node="w1""#), "{failures}");
 }
 
 /// The rendered PrometheusRules are valid for the real CRD (its schema checks e.g. `for:`

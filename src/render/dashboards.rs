@@ -1,13 +1,14 @@
-//! Grafana dashboards, written here in Rust: cluster overview, node detail and alerts overview.
-//! Each is a ConfigMap labelled `grafana_dashboard: "1"` that Grafana's sidecar loads. Every
-//! query is chosen so that a healthy stack always answers it: "No data" should mean "broken".
+//! Grafana dashboards, written here in Rust: cluster overview, node detail and alerts overview,
+//! and for the node classes a cluster has, GPUs and Windows node detail. Each is a ConfigMap
+//! labelled `grafana_dashboard: "1"` that Grafana's sidecar loads. Every query is chosen so that
+//! a healthy stack always answers it: "No data" should mean "broken".
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 
-use super::{Context, Object, object};
+use super::{Context, NodeClasses, Object, object};
 use crate::{config::Config, versions::PLUGIN_VERSION};
 
 pub const COMPONENT: &str = "dashboards";
@@ -30,12 +31,24 @@ const ONE_NODE: &str = r#"job="node-exporter", node="$node""#;
 /// Real filesystems: node-exporter already drops the pseudo ones; memory-backed ones fill
 /// and empty with the workload, not with the disk.
 const REAL_FS: &str = r#"fstype!~"tmpfs|ramfs", mountpoint!="""#;
+/// windows-exporter's series, labelled like node-exporter's; one Windows node of them.
+const WINDOWS_EXPORTER: &str = r#"job="windows-exporter""#;
+const ONE_WINDOWS_NODE: &str = r#"job="windows-exporter", node="$node""#;
+/// Windows volumes with a drive letter (not the boot and recovery partitions).
+const WINDOWS_VOLUMES: &str = r#"volume!~"HarddiskVolume.*""#;
+const DCGM_EXPORTER: &str = r#"job="dcgm-exporter""#;
+/// dcgm-exporter's series on the nodes the GPU dashboard's `node` variable picks (one, several
+/// or all).
+const GPU_NODES: &str = r#"job="dcgm-exporter", node=~"$node""#;
+/// A GPU's series carry the pod that holds it and so change with each pod: panels keep only
+/// node and GPU index.
+const BY_GPU: &str = "max by (node, gpu)";
 /// Firing alerts other than the always-firing Watchdog, which proves the pipeline works.
 const FIRING: &str = r#"ALERTS{alertstate="firing", alertname!="Watchdog"}"#;
 
 /// The ConfigMaps of the enabled dashboards.
 pub fn objects(ctx: &Context) -> Vec<Object> {
-    dashboards(ctx.config)
+    dashboards(ctx.config, ctx.classes)
         .iter()
         .map(|d| {
             let mut labels = ctx.labels(
@@ -66,8 +79,8 @@ pub struct PanelQuery {
 
 /// Every panel's PromQL of the enabled dashboards, from the same definitions as [`objects`].
 #[cfg(test)]
-pub fn panel_queries(config: &Config) -> Vec<PanelQuery> {
-    dashboards(config)
+pub fn panel_queries(config: &Config, classes: NodeClasses) -> Vec<PanelQuery> {
+    dashboards(config, classes)
         .iter()
         .flat_map(|d| {
             d.panels.iter().flat_map(move |p| {
@@ -81,15 +94,22 @@ pub fn panel_queries(config: &Config) -> Vec<PanelQuery> {
         .collect()
 }
 
-/// The enabled dashboards, in a fixed order.
-fn dashboards(config: &Config) -> Vec<Dashboard> {
+/// The enabled dashboards, in a fixed order. A node class brings its dashboard along with its
+/// exporter; the Windows one is a node detail and follows that switch.
+fn dashboards(config: &Config, classes: NodeClasses) -> Vec<Dashboard> {
     let enabled = &config.dashboards;
     let mut out = Vec::new();
     if enabled.cluster_overview {
-        out.push(cluster_overview(config));
+        out.push(cluster_overview(config, classes.windows));
     }
     if enabled.node_detail {
         out.push(node_detail(config));
+    }
+    if enabled.node_detail && classes.windows {
+        out.push(windows_node_detail(config));
+    }
+    if classes.gpu {
+        out.push(gpus());
     }
     if enabled.alerts_overview {
         out.push(alerts_overview());
@@ -274,6 +294,28 @@ fn datasource() -> Value {
     json!({"type": "prometheus", "uid": PROMETHEUS_UID})
 }
 
+/// The `node` variable: the `node` label's values on `selector`'s series, one node at a time or
+/// (`multi`) any choice of them, all by default.
+fn node_variable(selector: &str, multi: bool) -> Value {
+    let mut variable = json!({
+        "name": "node",
+        "label": "Node",
+        "type": "query",
+        "datasource": datasource(),
+        "query": {"query": format!("label_values({selector}, node)"), "refId": "node"},
+        "refresh": 2,
+        "sort": 1,
+        "multi": multi,
+        "includeAll": multi,
+    });
+    if multi {
+        variable["current"] = json!({"selected": true, "text": ["All"], "value": ["$__all"]});
+        // "All" as one regex rather than every node's name joined: short on any cluster.
+        variable["allValue"] = json!(".+");
+    }
+    variable
+}
+
 impl Dashboard {
     fn uid(&self) -> String {
         format!("automon-{}", self.slug)
@@ -328,27 +370,63 @@ fn ksm_label(key: &str) -> String {
     format!("label_{sanitized}")
 }
 
-fn cluster_overview(config: &Config) -> Dashboard {
+fn cluster_overview(config: &Config, windows: bool) -> Dashboard {
     let cpu_red = config.alerts.high_cpu.threshold_percent / 100.0;
     let memory_red = config.alerts.high_memory.threshold_percent / 100.0;
     let disk_red = 1.0 - config.alerts.disk_space_low.threshold_percent / 100.0;
     // Nodes that should run an exporter (Linux, not opted out) but have no target up: the same
     // gap the coverage alert pages on.
-    let expected = format!(
-        r#"kube_node_labels{{label_kubernetes_io_os="linux", {}!="true"}}"#,
-        ksm_label(&config.node_exporter.exclude_label)
-    );
+    let expected = |os: &str| {
+        format!(
+            r#"kube_node_labels{{label_kubernetes_io_os="{os}", {}!="true"}}"#,
+            ksm_label(&config.node_exporter.exclude_label)
+        )
+    };
     let ne = NODE_EXPORTER;
+    let we = WINDOWS_EXPORTER;
+    // With Windows nodes, windows-exporter covers them as node-exporter covers Linux ones.
+    let (monitored, gaps) = if windows {
+        (
+            Panel::new(Kind::Stat, "Nodes monitored", "Nodes with a node-exporter (Linux) or windows-exporter (Windows) target that Prometheus scrapes successfully.", "none")
+                .query(r#"count(up{job=~"node-exporter|windows-exporter"} == 1) or vector(0)"#, "monitored"),
+            Panel::new(Kind::Stat, "Monitoring gaps", "Linux and Windows nodes, not opted out, without a target of their exporter that is up.", "none")
+                .query(format!(
+                    "count(({} unless on (node) (up{{{ne}}} == 1)) or ({} unless on (node) (up{{{we}}} == 1))) or vector(0)",
+                    expected("linux"),
+                    expected("windows"),
+                ), "gaps"),
+        )
+    } else {
+        (
+            Panel::new(
+                Kind::Stat,
+                "Nodes monitored",
+                "Nodes with a node-exporter target that Prometheus scrapes successfully.",
+                "none",
+            )
+            .query(format!("count(up{{{ne}}} == 1) or vector(0)"), "monitored"),
+            Panel::new(
+                Kind::Stat,
+                "Monitoring gaps",
+                "Linux nodes, not opted out, without a node-exporter target that is up.",
+                "none",
+            )
+            .query(
+                format!(
+                    "count({} unless on (node) (up{{{ne}}} == 1)) or vector(0)",
+                    expected("linux")
+                ),
+                "gaps",
+            ),
+        )
+    };
     let panels = vec![
         Panel::new(Kind::Stat, "Nodes", "Nodes the API server knows (kube-state-metrics).", "none")
             .query("count(kube_node_info)", "nodes"),
         Panel::new(Kind::Stat, "Nodes Ready", "Nodes whose Ready condition is true.", "none")
             .query(r#"sum(kube_node_status_condition{condition="Ready", status="true"})"#, "ready"),
-        Panel::new(Kind::Stat, "Nodes monitored", "Nodes with a node-exporter target that Prometheus scrapes successfully.", "none")
-            .query(format!("count(up{{{ne}}} == 1) or vector(0)"), "monitored"),
-        Panel::new(Kind::Stat, "Monitoring gaps", "Linux nodes, not opted out, without a node-exporter target that is up.", "none")
-            .query(format!("count({expected} unless on (node) (up{{{ne}}} == 1)) or vector(0)"), "gaps")
-            .red_from(1.0),
+        monitored,
+        gaps.red_from(1.0),
         Panel::new(Kind::Stat, "CPU used", "Share of all nodes' CPU time not idle.", "percentunit")
             .query(format!(r#"1 - avg(rate(node_cpu_seconds_total{{{ne}, mode="idle"}}[$__rate_interval]))"#), "cpu")
             .red_from(cpu_red),
@@ -389,18 +467,11 @@ fn node_detail(config: &Config) -> Dashboard {
     let disk_red = 1.0 - config.alerts.disk_space_low.threshold_percent / 100.0;
     let hours = config.alerts.filesystem_filling_up.hours;
     let n = ONE_NODE;
-    let variables = vec![json!({
-        "name": "node",
-        "label": "Node",
-        "type": "query",
-        "datasource": datasource(),
-        // node_uname_info has one series per node-exporter, so the list is the monitored nodes.
-        "query": {"query": format!("label_values(node_uname_info{{{NODE_EXPORTER}}}, node)"), "refId": "node"},
-        "refresh": 2,
-        "sort": 1,
-        "multi": false,
-        "includeAll": false,
-    })];
+    // node_uname_info has one series per node-exporter, so the list is the monitored nodes.
+    let variables = vec![node_variable(
+        &format!("node_uname_info{{{NODE_EXPORTER}}}"),
+        false,
+    )];
     let panels = vec![
         Panel::new(Kind::Stat, "Uptime", "Time since the node booted.", "s")
             .width(4)
@@ -466,6 +537,127 @@ fn node_detail(config: &Config) -> Dashboard {
     }
 }
 
+/// Node detail for one Windows node, from windows-exporter: CPU, memory, disks and network, as
+/// node detail shows a Linux node.
+fn windows_node_detail(config: &Config) -> Dashboard {
+    let cpu_red = config.alerts.high_cpu.threshold_percent / 100.0;
+    let memory_red = config.alerts.high_memory.threshold_percent / 100.0;
+    let disk_red = 1.0 - config.alerts.disk_space_low.threshold_percent / 100.0;
+    let n = ONE_WINDOWS_NODE;
+    let v = WINDOWS_VOLUMES;
+    // windows_os_info has one series per windows-exporter: the list is the monitored nodes.
+    let variables = vec![node_variable(
+        &format!("windows_os_info{{{WINDOWS_EXPORTER}}}"),
+        false,
+    )];
+    let panels = vec![
+        Panel::new(Kind::Stat, "Uptime", "Time since Windows started.", "s")
+            .width(4)
+            .query(format!("time() - windows_system_boot_time_timestamp_seconds{{{n}}}"), "uptime"),
+        Panel::new(Kind::Stat, "Logical processors", "Logical processors Windows schedules on.", "none")
+            .width(4)
+            .query(format!(r#"count(windows_cpu_time_total{{{n}, mode="idle"}})"#), "processors"),
+        Panel::new(Kind::Stat, "Physical memory", "Installed physical memory.", "bytes")
+            .width(4)
+            .query(format!("windows_memory_physical_total_bytes{{{n}}}"), "total"),
+        Panel::new(Kind::Stat, "CPU used", "Share of processor time not idle.", "percentunit")
+            .width(4)
+            .query(format!(r#"1 - avg(rate(windows_cpu_time_total{{{n}, mode="idle"}}[$__rate_interval]))"#), "cpu")
+            .red_from(cpu_red),
+        Panel::new(Kind::Stat, "Memory used", "Share of physical memory not available to new work.", "percentunit")
+            .width(4)
+            .query(format!("1 - windows_memory_available_bytes{{{n}}} / windows_memory_physical_total_bytes{{{n}}}"), "memory")
+            .red_from(memory_red),
+        Panel::new(Kind::Stat, "Fullest volume", "Share of the fullest lettered volume in use.", "percentunit")
+            .width(4)
+            .query(format!("max(1 - windows_logical_disk_free_bytes{{{n}, {v}}} / windows_logical_disk_size_bytes{{{n}, {v}}})"), "volume")
+            .red_from(disk_red),
+        Panel::new(Kind::TimeSeries, "CPU by mode", "Share of processor time per mode (user, privileged, interrupt, DPC), idle left out.", "percentunit")
+            .stacked()
+            .query(format!(r#"sum by (mode) (rate(windows_cpu_time_total{{{n}, mode!="idle"}}[$__rate_interval])) / scalar(count(windows_cpu_time_total{{{n}, mode="idle"}}))"#), "{{mode}}"),
+        Panel::new(Kind::TimeSeries, "Processor queue", "Threads ready to run but waiting for a processor; persistently above the processor count means CPU starvation.", "none")
+            .query(format!("windows_system_processor_queue_length{{{n}}}"), "queued")
+            .query(format!(r#"count(windows_cpu_time_total{{{n}, mode="idle"}})"#), "processors"),
+        Panel::new(Kind::TimeSeries, "Memory", "Physical memory in use, available and in total; the file cache is part of available.", "bytes")
+            .query(format!("windows_memory_physical_total_bytes{{{n}}} - windows_memory_available_bytes{{{n}}}"), "used")
+            .query(format!("windows_memory_cache_bytes{{{n}}}"), "file cache")
+            .query(format!("windows_memory_available_bytes{{{n}}}"), "available")
+            .query(format!("windows_memory_physical_total_bytes{{{n}}}"), "total"),
+        Panel::new(Kind::TimeSeries, "Volume space used", "Share of each lettered volume in use.", "percentunit")
+            .query(format!("1 - windows_logical_disk_free_bytes{{{n}, {v}}} / windows_logical_disk_size_bytes{{{n}, {v}}}"), "{{volume}}")
+            .red_from(disk_red),
+        Panel::new(Kind::TimeSeries, "Disk I/O", "Bytes read and written per second, per volume.", "Bps")
+            .query(format!("rate(windows_logical_disk_read_bytes_total{{{n}, {v}}}[$__rate_interval])"), "{{volume}} read")
+            .query(format!("rate(windows_logical_disk_write_bytes_total{{{n}, {v}}}[$__rate_interval])"), "{{volume}} written"),
+        Panel::new(Kind::TimeSeries, "Disk busy", "Share of time each volume was not idle.", "percentunit")
+            .query(format!("1 - rate(windows_logical_disk_idle_seconds_total{{{n}, {v}}}[$__rate_interval])"), "{{volume}}"),
+        Panel::new(Kind::TimeSeries, "Network received", "Bytes received per second, per network interface.", "Bps")
+            .query(format!("rate(windows_net_bytes_received_total{{{n}}}[$__rate_interval])"), "{{nic}}"),
+        Panel::new(Kind::TimeSeries, "Network sent", "Bytes sent per second, per network interface.", "Bps")
+            .query(format!("rate(windows_net_bytes_sent_total{{{n}}}[$__rate_interval])"), "{{nic}}"),
+    ];
+    Dashboard {
+        slug: "windows-node-detail",
+        title: "automon / Windows node detail",
+        description: "One Windows node at a time, as its windows-exporter sees it.",
+        variables,
+        panels,
+    }
+}
+
+/// The GPUs of the chosen nodes, each on its own line: how busy, how full, how hot, how much
+/// power, and the last XID error each reported.
+fn gpus() -> Dashboard {
+    let g = GPU_NODES;
+    let legend = "{{node}} GPU {{gpu}}";
+    // DCGM reports framebuffer memory in MiB.
+    let mib = 1024 * 1024;
+    let variables = vec![node_variable(
+        &format!("DCGM_FI_DEV_GPU_TEMP{{{DCGM_EXPORTER}}}"),
+        true,
+    )];
+    let panels = vec![
+        Panel::new(Kind::Stat, "GPUs", "GPUs that dcgm-exporter reports on the chosen nodes.", "none")
+            .width(4)
+            .query(format!("count({BY_GPU} (DCGM_FI_DEV_GPU_TEMP{{{g}}}))"), "GPUs"),
+        Panel::new(Kind::Stat, "Utilisation", "Average share of time the GPUs were running work.", "percent")
+            .width(4)
+            .query(format!("avg({BY_GPU} (DCGM_FI_DEV_GPU_UTIL{{{g}}}))"), "utilisation"),
+        Panel::new(Kind::Stat, "Memory used", "Share of all GPU memory in use.", "percentunit")
+            .width(4)
+            .query(format!("sum(DCGM_FI_DEV_FB_USED{{{g}}}) / (sum(DCGM_FI_DEV_FB_USED{{{g}}}) + sum(DCGM_FI_DEV_FB_FREE{{{g}}}))"), "memory"),
+        Panel::new(Kind::Stat, "Hottest GPU", "Temperature of the hottest GPU.", "celsius")
+            .width(4)
+            .query(format!("max(DCGM_FI_DEV_GPU_TEMP{{{g}}})"), "hottest")
+            .red_from(85.0),
+        Panel::new(Kind::Stat, "Power", "Power drawn by all the GPUs.", "watt")
+            .width(4)
+            .query(format!("sum({BY_GPU} (DCGM_FI_DEV_POWER_USAGE{{{g}}}))"), "power"),
+        Panel::new(Kind::Stat, "GPUs with XID errors", "GPUs whose latest XID is not 0.", "none")
+            .width(4)
+            .query(format!("count({BY_GPU} (DCGM_FI_DEV_XID_ERRORS{{{g}}}) > 0) or vector(0)"), "GPUs")
+            .red_from(1.0),
+        Panel::new(Kind::TimeSeries, "Utilisation per GPU", "Share of time each GPU was running work.", "percent")
+            .query(format!("{BY_GPU} (DCGM_FI_DEV_GPU_UTIL{{{g}}})"), legend),
+        Panel::new(Kind::TimeSeries, "Memory used per GPU", "Framebuffer memory in use on each GPU.", "bytes")
+            .query(format!("{BY_GPU} (DCGM_FI_DEV_FB_USED{{{g}}}) * {mib}"), legend),
+        Panel::new(Kind::TimeSeries, "Temperature per GPU", "Each GPU's temperature; the line is where the alert starts counting.", "celsius")
+            .query(format!("{BY_GPU} (DCGM_FI_DEV_GPU_TEMP{{{g}}})"), legend)
+            .red_from(85.0),
+        Panel::new(Kind::TimeSeries, "Power per GPU", "Power each GPU draws.", "watt")
+            .query(format!("{BY_GPU} (DCGM_FI_DEV_POWER_USAGE{{{g}}})"), legend),
+        Panel::new(Kind::Table, "Latest XID per GPU", "The latest XID error each GPU reported (0: none since the driver loaded).", "none")
+            .query(format!("{BY_GPU} (DCGM_FI_DEV_XID_ERRORS{{{g}}})"), ""),
+    ];
+    Dashboard {
+        slug: "gpus",
+        title: "automon / GPUs",
+        description: "NVIDIA GPUs per node, as dcgm-exporter reports them.",
+        variables,
+        panels,
+    }
+}
+
 fn alerts_overview() -> Dashboard {
     let panels = vec![
         Panel::new(Kind::Stat, "Firing", "Alerts firing now, not counting the Watchdog.", "none")
@@ -518,8 +710,20 @@ mod tests {
 
     use super::*;
 
+    const NONE: NodeClasses = NodeClasses {
+        windows: false,
+        gpu: false,
+    };
+    const ALL: NodeClasses = NodeClasses {
+        windows: true,
+        gpu: true,
+    };
+
     fn rendered(config: &Config) -> Vec<Value> {
-        dashboards(config).iter().map(Dashboard::to_json).collect()
+        dashboards(config, ALL)
+            .iter()
+            .map(Dashboard::to_json)
+            .collect()
     }
 
     #[test]
@@ -567,7 +771,7 @@ mod tests {
         let mut config = Config::default();
         config.dashboards.cluster_overview = false;
         config.dashboards.alerts_overview = false;
-        let uids: BTreeSet<_> = panel_queries(&config)
+        let uids: BTreeSet<_> = panel_queries(&config, NONE)
             .into_iter()
             .map(|q| q.dashboard_uid)
             .collect();
@@ -647,7 +851,7 @@ mod tests {
         assert_eq!(var["type"], "query");
         assert_eq!(var["multi"], false);
         assert_eq!(var["includeAll"], false);
-        for q in panel_queries(&Config::default())
+        for q in panel_queries(&Config::default(), ALL)
             .iter()
             .filter(|q| q.dashboard_uid == "automon-node-detail")
         {
@@ -661,8 +865,159 @@ mod tests {
     }
 
     #[test]
+    fn node_classes_bring_their_dashboards() {
+        let uids = |config: &Config, classes| -> Vec<String> {
+            dashboards(config, classes)
+                .iter()
+                .map(Dashboard::uid)
+                .collect()
+        };
+        let config = Config::default();
+        assert_eq!(
+            uids(&config, NONE),
+            [
+                "automon-cluster-overview",
+                "automon-node-detail",
+                "automon-alerts-overview"
+            ]
+        );
+        assert_eq!(
+            uids(&config, ALL),
+            [
+                "automon-cluster-overview",
+                "automon-node-detail",
+                "automon-windows-node-detail",
+                "automon-gpus",
+                "automon-alerts-overview"
+            ]
+        );
+        // Windows node detail is a node detail: off with it.
+        let mut no_detail = Config::default();
+        no_detail.dashboards.node_detail = false;
+        assert_eq!(
+            uids(&no_detail, ALL),
+            [
+                "automon-cluster-overview",
+                "automon-gpus",
+                "automon-alerts-overview"
+            ]
+        );
+        let names: Vec<_> = objects(&Context {
+            classes: ALL,
+            ..Context::new(&config)
+        })
+        .iter()
+        .map(|o| o.metadata.name.clone().unwrap_or_default())
+        .collect();
+        assert!(names.contains(&"grafana-dashboard-windows-node-detail".to_string()));
+        assert!(names.contains(&"grafana-dashboard-gpus".to_string()));
+    }
+
+    fn variable(uid: &str) -> Value {
+        let d = rendered(&Config::default())
+            .into_iter()
+            .find(|d| d["uid"] == uid)
+            .expect("dashboard");
+        d["templating"]["list"][0].clone()
+    }
+
+    #[test]
+    fn windows_node_detail_shows_one_windows_node() {
+        let var = variable("automon-windows-node-detail");
+        assert_eq!(var["name"], "node");
+        assert_eq!(var["multi"], false);
+        assert_eq!(
+            var["query"]["query"],
+            r#"label_values(windows_os_info{job="windows-exporter"}, node)"#
+        );
+        let queries: Vec<_> = panel_queries(&Config::default(), ALL)
+            .into_iter()
+            .filter(|q| q.dashboard_uid == "automon-windows-node-detail")
+            .collect();
+        assert!(queries.len() >= 10);
+        for q in &queries {
+            assert!(
+                q.expr.contains(ONE_WINDOWS_NODE),
+                "{}: {}",
+                q.panel_title,
+                q.expr
+            );
+            assert!(q.expr.contains("windows_"), "{}: {}", q.panel_title, q.expr);
+        }
+        let titles: BTreeSet<_> = queries.iter().map(|q| q.panel_title.as_str()).collect();
+        for needed in [
+            "CPU used",
+            "Memory used",
+            "Volume space used",
+            "Disk I/O",
+            "Network received",
+        ] {
+            assert!(titles.contains(needed), "{needed}");
+        }
+    }
+
+    #[test]
+    fn gpu_panels_show_each_gpu_of_the_chosen_nodes() {
+        let var = variable("automon-gpus");
+        assert_eq!(
+            (var["multi"].clone(), var["includeAll"].clone()),
+            (json!(true), json!(true))
+        );
+        let gpus: Vec<_> = rendered(&Config::default())
+            .into_iter()
+            .filter(|d| d["uid"] == "automon-gpus")
+            .collect();
+        for p in gpus[0]["panels"].as_array().expect("panels") {
+            for t in p["targets"].as_array().expect("targets") {
+                let expr = t["expr"].as_str().expect("expr");
+                assert!(expr.contains(GPU_NODES), "{}: {expr}", p["title"]);
+                if p["type"] == "timeseries" {
+                    assert_eq!(t["legendFormat"], "{{node}} GPU {{gpu}}", "{}", p["title"]);
+                    assert!(expr.starts_with(BY_GPU), "{}: {expr}", p["title"]);
+                }
+            }
+        }
+        let titles: Vec<String> = gpus[0]["panels"]
+            .as_array()
+            .expect("panels")
+            .iter()
+            .map(|p| p["title"].as_str().unwrap_or_default().to_string())
+            .collect();
+        for needed in [
+            "Utilisation per GPU",
+            "Memory used per GPU",
+            "Temperature per GPU",
+            "Power per GPU",
+            "Latest XID per GPU",
+        ] {
+            assert!(titles.iter().any(|t| t == needed), "{needed}");
+        }
+    }
+
+    #[test]
+    fn windows_nodes_count_in_the_overviews_coverage() {
+        let gaps = |classes| {
+            panel_queries(&Config::default(), classes)
+                .into_iter()
+                .find(|q| q.panel_title == "Monitoring gaps")
+                .expect("gaps panel")
+                .expr
+        };
+        assert!(!gaps(NONE).contains("windows"));
+        let both = gaps(ALL);
+        assert!(
+            both.contains(r#"label_kubernetes_io_os="windows""#),
+            "{both}"
+        );
+        assert!(
+            both.contains(r#"up{job="windows-exporter"} == 1"#),
+            "{both}"
+        );
+    }
+
+    #[test]
     fn rates_use_grafanas_rate_interval() {
-        for q in panel_queries(&Config::default()) {
+        for q in panel_queries(&Config::default(), ALL) {
             if q.expr.contains("rate(") {
                 assert!(
                     q.expr.contains("[$__rate_interval]"),
@@ -679,7 +1034,7 @@ mod tests {
         assert_eq!(ksm_label("automon.io/exclude"), "label_automon_io_exclude");
         let mut config = Config::default();
         config.node_exporter.exclude_label = "example.com/no-monitoring".into();
-        let gaps = panel_queries(&config)
+        let gaps = panel_queries(&config, ALL)
             .into_iter()
             .find(|q| q.panel_title == "Monitoring gaps")
             .expect("gaps panel");

@@ -17,7 +17,7 @@ use k8s_openapi::{
 use serde_json::json;
 
 use super::{
-    Context, Object, custom, deployment, meta,
+    Context, Object, classes, custom, deployment, meta,
     network::{api_server_egress, dns_egress, pods, tcp},
     object, rbac,
     security::{restricted_container, restricted_pod},
@@ -65,6 +65,19 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
         network_policy(ctx, &labels),
     ]);
     objects
+}
+
+/// The node labels `kube_node_labels` carries. A GPU node class adds the label the GPU
+/// exporter is scheduled by, so that the GPU alerts know where it should run.
+fn node_labels<'a>(ctx: &'a Context) -> Vec<&'a str> {
+    let mut labels = vec![
+        classes::OS_LABEL,
+        ctx.config.node_exporter.exclude_label.as_str(),
+    ];
+    if ctx.classes.gpu {
+        labels.push(classes::GPU_PRESENT_LABEL);
+    }
+    labels
 }
 
 /// `--resources=` value: every collector, sorted.
@@ -120,8 +133,8 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             // `kube_node_labels` they become `label_` + the key with every non-alphanumeric
             // character replaced by `_`: label_kubernetes_io_os, label_automon_io_exclude.
             format!(
-                "--metric-labels-allowlist=nodes=[kubernetes.io/os,{}]",
-                ctx.config.node_exporter.exclude_label
+                "--metric-labels-allowlist=nodes=[{}]",
+                node_labels(ctx).join(",")
             ),
         ]),
         ports: Some(vec![
@@ -279,6 +292,22 @@ mod tests {
             ),
             "{:?}",
             args(&objs)
+        );
+        let config = Config::default();
+        let gpu = crate::render::fixtures::as_json(objects(&Context {
+            classes: crate::render::NodeClasses {
+                windows: true,
+                gpu: true,
+            },
+            ..Context::new(&config)
+        }));
+        assert!(
+            args(&gpu).contains(
+                &"--metric-labels-allowlist=nodes=[kubernetes.io/os,automon.io/exclude,nvidia.com/gpu.present]"
+                    .into()
+            ),
+            "{:?}",
+            args(&gpu)
         );
     }
 

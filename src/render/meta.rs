@@ -10,7 +10,7 @@ use k8s_openapi::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{Object, group_kind, object};
+use super::{Object, classes::NodeClasses, group_kind, object};
 use crate::{
     config::{self, Config},
     versions::{Component, PLUGIN_VERSION},
@@ -37,6 +37,9 @@ pub struct Context<'a> {
     pub namespace: &'a str,
     /// Another exporter that serves node-exporter's port on the nodes: scraped, not duplicated.
     pub exporter: Option<&'a crate::exporter::Holder>,
+    /// The classes of node the cluster has, each adding the exporters, rules and dashboards
+    /// it needs; none by default.
+    pub classes: NodeClasses,
 }
 
 impl<'a> Context<'a> {
@@ -45,6 +48,7 @@ impl<'a> Context<'a> {
             config,
             namespace: &config.namespace,
             exporter: None,
+            classes: NodeClasses::default(),
         }
     }
 

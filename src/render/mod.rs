@@ -4,7 +4,9 @@
 
 pub mod alertmanager;
 mod blocks;
+pub mod classes;
 mod dashboards;
+mod dcgm_exporter;
 mod deployment;
 #[cfg(test)]
 mod fixtures;
@@ -16,16 +18,19 @@ mod namespace;
 mod network;
 pub mod node_exporter;
 pub mod operator;
+mod per_node;
 pub mod prometheus;
 mod rbac;
 pub mod rules;
 mod security;
 mod service;
+mod windows_exporter;
 
 use kube::api::DynamicObject;
 use serde::Serialize;
 
 use crate::config::Config;
+pub use classes::NodeClasses;
 pub use meta::Context;
 
 /// One rendered object. Typed k8s-openapi objects and custom resources alike end up here.
@@ -81,8 +86,21 @@ pub fn render_beside(
     extra: Vec<Object>,
     exporter: Option<&crate::exporter::Holder>,
 ) -> Rendered {
+    render_classes(config, extra, exporter, NodeClasses::default())
+}
+
+/// [`render_beside`], for a cluster with these classes of node: each class present adds its
+/// exporter, alerts and dashboards, and widens the coverage checks to its nodes. With none,
+/// the stack is byte for byte what it was before classes existed.
+pub fn render_classes(
+    config: &Config,
+    extra: Vec<Object>,
+    exporter: Option<&crate::exporter::Holder>,
+    classes: NodeClasses,
+) -> Rendered {
     let ctx = Context {
         exporter,
+        classes,
         ..Context::new(config)
     };
     let mut objects = extra;
@@ -92,6 +110,8 @@ pub fn render_beside(
     objects.extend(alertmanager::objects(&ctx));
     objects.extend(grafana::objects(&ctx));
     objects.extend(node_exporter::objects(&ctx));
+    objects.extend(windows_exporter::objects(&ctx));
+    objects.extend(dcgm_exporter::objects(&ctx));
     objects.extend(kube_state_metrics::objects(&ctx));
     objects.extend(kubelet::objects(&ctx));
     objects.extend(rules::objects(&ctx));
@@ -218,4 +238,98 @@ impl Rendered {
 /// One object as YAML: apiVersion, kind, metadata, then the rest with keys sorted.
 pub fn to_yaml(o: &Object) -> String {
     serde_saphyr::to_string(o).expect("objects serialise as YAML")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// Each object's YAML by `kind/namespace/name`.
+    fn by_key(rendered: &Rendered) -> BTreeMap<String, String> {
+        rendered
+            .objects
+            .iter()
+            .map(|o| {
+                let key = format!(
+                    "{}/{}/{}",
+                    kind(o),
+                    o.metadata.namespace.as_deref().unwrap_or_default(),
+                    o.metadata.name.as_deref().unwrap_or_default()
+                );
+                (key, to_yaml(o))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_node_classes_render_the_stack_as_before() {
+        let config = Config::default();
+        let plain = render(&config).to_yaml();
+        let none = render_classes(&config, Vec::new(), None, NodeClasses::default()).to_yaml();
+        assert_eq!(plain, none);
+    }
+
+    /// The objects node classes add or change, one snapshot each (`classes__<kind>-<name>`,
+    /// beside `render`'s own in tests/snapshots), so that a reviewer reads each on its own.
+    /// tests/rules.rs and tests/dashboards.rs check the rules and dashboards of these reviewed
+    /// snapshots with promtool and Grafana's schema, as they check `render`'s output: `render`
+    /// cannot be asked for classes (the commands detect them).
+    #[test]
+    fn node_classes_snapshot() {
+        let config = Config::default();
+        let all = NodeClasses {
+            windows: true,
+            gpu: true,
+        };
+        let before = by_key(&render(&config));
+        let after = by_key(&render_classes(&config, Vec::new(), None, all));
+        for key in before.keys() {
+            assert!(after.contains_key(key), "{key} is gone with node classes");
+        }
+        let mut names = Vec::new();
+        for (key, yaml) in &after {
+            if before.get(key) == Some(yaml) {
+                continue;
+            }
+            let mut parts = key.split('/');
+            let (kind, _namespace, name) = (parts.next(), parts.next(), parts.next());
+            let name = format!(
+                "classes__{}-{}",
+                kind.unwrap_or_default().to_lowercase(),
+                name.unwrap_or_default()
+            );
+            insta::with_settings!({
+                snapshot_path => "../../tests/snapshots",
+                prepend_module_to_snapshot => false,
+                omit_expression => true,
+            }, {
+                insta::assert_snapshot!(name.clone(), yaml);
+            });
+            names.push(name);
+        }
+        assert_eq!(
+            names,
+            [
+                "classes__configmap-grafana-dashboard-cluster-overview",
+                "classes__configmap-grafana-dashboard-gpus",
+                "classes__configmap-grafana-dashboard-windows-node-detail",
+                "classes__daemonset-dcgm-exporter",
+                "classes__daemonset-windows-exporter",
+                "classes__deployment-kube-state-metrics",
+                "classes__networkpolicy-dcgm-exporter",
+                "classes__networkpolicy-windows-exporter",
+                "classes__prometheusrule-automon-coverage",
+                "classes__prometheusrule-gpu-alerts",
+                "classes__prometheusrule-windows-alerts",
+                "classes__service-dcgm-exporter",
+                "classes__service-windows-exporter",
+                "classes__serviceaccount-dcgm-exporter",
+                "classes__serviceaccount-windows-exporter",
+                "classes__servicemonitor-dcgm-exporter",
+                "classes__servicemonitor-windows-exporter",
+            ]
+        );
+    }
 }

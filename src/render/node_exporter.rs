@@ -5,31 +5,23 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
-    api::{
-        apps::v1::{DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet},
-        core::v1::{
-            Affinity, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-            HostPathVolumeSource, NodeAffinity, NodeSelector, NodeSelectorRequirement,
-            NodeSelectorTerm, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ServiceAccount,
-            ServiceSpec, Toleration, Volume, VolumeMount,
-        },
-        networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec},
+    api::core::v1::{
+        Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource,
+        ObjectFieldSelector, PodSpec, Probe, Volume, VolumeMount,
     },
-    apimachinery::pkg::{
-        apis::meta::v1::{LabelSelector, ObjectMeta},
-        util::intstr::IntOrString,
-    },
+    apimachinery::pkg::util::intstr::IntOrString,
 };
 use serde_json::json;
 
 use super::{
-    Context, Object, custom, meta,
-    network::{pods, tcp_named},
-    object,
+    Context, Object, custom, meta, object,
+    per_node::{
+        self, headless_service, node_affinity, node_name_relabelings, not_excluded, scrape_only,
+        tolerations,
+    },
     security::restricted_container,
-    service,
 };
-use crate::{config::TolerationPolicy, versions};
+use crate::versions;
 
 pub const NAME: &str = "node-exporter";
 pub const COMPONENT: &str = "exporter";
@@ -49,17 +41,13 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
     if let Some(holder) = ctx.exporter {
         return vec![scrape_existing(ctx, &labels, holder)];
     }
+    let port = i32::from(ctx.config.node_exporter.port);
     vec![
-        object(ServiceAccount {
-            metadata: ctx.meta(NAME, &labels),
-            // node-exporter never talks to the API server.
-            automount_service_account_token: Some(false),
-            ..Default::default()
-        }),
+        per_node::service_account(ctx, NAME, &labels),
         daemon_set(ctx, &labels),
-        service(ctx, &labels),
-        service_monitor(ctx, &labels),
-        network_policy(ctx, &labels),
+        headless_service(ctx, NAME, &labels, (PORT_NAME, port)),
+        per_node::service_monitor(ctx, NAME, &labels, PORT_NAME),
+        object(scrape_only(ctx, NAME, &labels, PORT_NAME)),
     ]
 }
 
@@ -133,29 +121,17 @@ fn daemon_set(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         ]),
         ..Default::default()
     };
-    let tolerations = match cfg.tolerations {
-        // Every taint, NoExecute included: a tainted node is still a node to watch.
-        TolerationPolicy::All => Some(vec![Toleration {
-            operator: Some("Exists".into()),
-            ..Default::default()
-        }]),
-        TolerationPolicy::None => None,
-    };
     let pod = PodSpec {
         host_network: Some(true),
         host_pid: Some(true),
         // Resolve cluster names despite the host network (none needed today; cheap insurance).
         dns_policy: Some("ClusterFirstWithHostNet".into()),
-        service_account_name: Some(NAME.into()),
-        automount_service_account_token: Some(false),
-        priority_class_name: Some("system-node-critical".into()),
         node_selector: Some(BTreeMap::from([(
             "kubernetes.io/os".into(),
             "linux".into(),
         )])),
-        affinity: Some(exclusion_affinity(&cfg.exclude_label)),
-        tolerations,
-        image_pull_secrets: ctx.pull_secrets(),
+        affinity: Some(node_affinity(vec![not_excluded(&cfg.exclude_label)])),
+        tolerations: tolerations(cfg.tolerations),
         containers: vec![container],
         volumes: Some(vec![
             host_volume("proc", "/proc"),
@@ -164,99 +140,7 @@ fn daemon_set(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         ]),
         ..Default::default()
     };
-    object(DaemonSet {
-        metadata: ctx.meta(NAME, labels),
-        spec: Some(DaemonSetSpec {
-            selector: LabelSelector {
-                match_labels: Some(ctx.selector(NAME)),
-                ..Default::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels.clone()),
-                    ..Default::default()
-                }),
-                spec: Some(pod),
-            },
-            update_strategy: Some(DaemonSetUpdateStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDaemonSet {
-                    max_unavailable: Some(IntOrString::String("10%".into())),
-                    ..Default::default()
-                }),
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-}
-
-/// Nodes labelled `<label>: "true"` opt out; any other value (or none) keeps the exporter.
-fn exclusion_affinity(label: &str) -> Affinity {
-    Affinity {
-        node_affinity: Some(NodeAffinity {
-            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
-                node_selector_terms: vec![NodeSelectorTerm {
-                    match_expressions: Some(vec![NodeSelectorRequirement {
-                        key: label.into(),
-                        operator: "NotIn".into(),
-                        values: Some(vec!["true".into()]),
-                    }]),
-                    ..Default::default()
-                }],
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// Headless: Prometheus scrapes each pod (one per node) through the Endpoints, never a VIP.
-fn service(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
-    let port = i32::from(ctx.config.node_exporter.port);
-    service::service(
-        ctx,
-        NAME,
-        labels,
-        ServiceSpec {
-            // Headless: Prometheus scrapes each pod, never a virtual IP.
-            cluster_ip: Some("None".into()),
-            ..service::spec(ctx, NAME, &[(PORT_NAME, port)])
-        },
-    )
-}
-
-/// `instance` and `node` become the node's name, so that alerts, dashboards and the coverage
-/// check join node-exporter with kube-state-metrics.
-fn node_name_relabelings() -> Vec<serde_json::Value> {
-    let node_name = |target: &str| {
-        json!({
-            "action": "replace",
-            "sourceLabels": ["__meta_kubernetes_pod_node_name"],
-            "targetLabel": target,
-        })
-    };
-    vec![node_name("node"), node_name("instance")]
-}
-
-/// One ServiceMonitor for all nodes.
-fn service_monitor(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
-    custom(json!({
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": ctx.meta(NAME, labels),
-        "spec": {
-            // The Service's app.kubernetes.io/name is the job: job="node-exporter".
-            "jobLabel": meta::NAME_LABEL,
-            "selector": {"matchLabels": ctx.selector(NAME)},
-            "endpoints": [{
-                "port": PORT_NAME,
-                "scheme": "http",
-                "interval": ctx.config.prometheus.scrape_interval.0,
-                "relabelings": node_name_relabelings(),
-            }],
-        },
-    }))
+    per_node::daemon_set(ctx, NAME, labels, pod)
 }
 
 /// The scrape object for an exporter another stack runs (`holder`): a ServiceMonitor through
@@ -327,29 +211,9 @@ fn scrape_existing(
     }))
 }
 
-/// Only Prometheus may scrape. Pods in the host's network are outside most CNIs' policy
-/// enforcement, so this is mostly documentation of intent; kube-prometheus keeps it too, and
-/// CNIs that do enforce host-network policy (or future ones) honour it.
-fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
-    object(NetworkPolicy {
-        metadata: ctx.meta(NAME, labels),
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(ctx.selector(NAME)),
-                ..Default::default()
-            }),
-            policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![pods(ctx, "prometheus")]),
-                ports: Some(vec![tcp_named(PORT_NAME)]),
-            }]),
-            ..Default::default()
-        }),
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
     use serde_json::Value;
 
     use super::*;

@@ -1,12 +1,17 @@
 //! Alert rules: `PrometheusRule` objects built from `alerts.*` in the configuration, one per
 //! group. A PrometheusRule's spec is a Prometheus rule file, so [`groups`] is the single source
-//! of both the objects and the plain rule file that `promtool` checks and tests.
+//! of both the objects and the plain rule file that `promtool` checks and tests. Node classes
+//! add their own groups (Windows, GPU) and widen the coverage check to their nodes.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Context, Object, custom};
+use super::{
+    Context, NodeClasses, Object,
+    classes::{GPU_PRESENT_LABEL, GPU_RESOURCE, WINDOWS_EXPORTER_PORT},
+    custom,
+};
 use crate::{
     config::{Alert, Config, FillingUpAlert, PromDuration, Severity, ThresholdAlert},
     versions::PLUGIN_VERSION,
@@ -33,8 +38,9 @@ pub struct AlertRule {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// The rule groups of this configuration, without disabled alerts or empty groups.
-pub fn groups(config: &Config) -> Vec<RuleGroup> {
+/// The rule groups of this configuration for a cluster with these classes of node, without
+/// disabled alerts or empty groups.
+pub fn groups(config: &Config, classes: NodeClasses) -> Vec<RuleGroup> {
     let a = &config.alerts;
     let exclude = ksm_label(&config.node_exporter.exclude_label);
     let groups = [
@@ -52,6 +58,22 @@ pub fn groups(config: &Config) -> Vec<RuleGroup> {
             .collect(),
         },
         RuleGroup {
+            name: "windows-alerts".into(),
+            rules: if classes.windows {
+                windows_alerts(config)
+            } else {
+                Vec::new()
+            },
+        },
+        RuleGroup {
+            name: "gpu-alerts".into(),
+            rules: if classes.gpu {
+                gpu_alerts(config, &exclude)
+            } else {
+                Vec::new()
+            },
+        },
+        RuleGroup {
             name: "kubernetes-node-alerts".into(),
             rules: node_not_ready(&a.node_not_ready).into_iter().collect(),
         },
@@ -59,7 +81,7 @@ pub fn groups(config: &Config) -> Vec<RuleGroup> {
             name: "automon-coverage".into(),
             rules: [
                 exporter_down(&a.exporter_down),
-                coverage_gap(&a.coverage_gap, &exclude),
+                coverage_gap(&a.coverage_gap, &exclude, classes.windows),
                 coverage_blind(&a.coverage_gap),
             ]
             .into_iter()
@@ -77,20 +99,20 @@ pub fn groups(config: &Config) -> Vec<RuleGroup> {
 /// The rules as a Prometheus rule file (`groups: [...]`), as `promtool` reads it. The binary
 /// has no use for it yet (the integration tests take the same groups from `render`'s output).
 #[cfg(test)]
-pub fn rule_file(config: &Config) -> String {
+pub fn rule_file(config: &Config, classes: NodeClasses) -> String {
     #[derive(Serialize)]
     struct RuleFile {
         groups: Vec<RuleGroup>,
     }
     serde_saphyr::to_string(&RuleFile {
-        groups: groups(config),
+        groups: groups(config, classes),
     })
     .expect("rule groups serialise as YAML")
 }
 
 /// One PrometheusRule per group, picked up by the Prometheus `ruleSelector` (part-of: automon).
 pub fn objects(ctx: &Context) -> Vec<Object> {
-    groups(ctx.config)
+    groups(ctx.config, ctx.classes)
         .into_iter()
         .map(|group| {
             let labels = ctx.labels(&group.name, COMPONENT, PLUGIN_VERSION);
@@ -107,11 +129,15 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
 /// The name kube-state-metrics gives a node label in `kube_node_labels`: `label_` and the key
 /// with every character that is not a letter or digit replaced by `_`.
 pub fn ksm_label(key: &str) -> String {
-    let sanitised: String = key
-        .chars()
+    format!("label_{}", ksm_name(key))
+}
+
+/// A name as kube-state-metrics writes it into a label value or name: every character that is
+/// not a letter or digit replaced by `_` (`nvidia.com/gpu` is `resource="nvidia_com_gpu"`).
+fn ksm_name(key: &str) -> String {
+    key.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    format!("label_{sanitised}")
+        .collect()
 }
 
 // Alert templates. Every alert names its node and its value.
@@ -121,6 +147,12 @@ const PERCENT: &str = "{{ $value | printf \"%.1f\" }}%";
 /// node-exporter's series, as the ServiceMonitor labels them.
 const NODE_EXPORTER: &str = r#"job="node-exporter""#;
 const KUBE_STATE_METRICS: &str = r#"job="kube-state-metrics""#;
+/// windows-exporter's and dcgm-exporter's series, as their ServiceMonitors label them.
+const WINDOWS_EXPORTER: &str = r#"job="windows-exporter""#;
+const DCGM_EXPORTER: &str = r#"job="dcgm-exporter""#;
+/// Windows volumes with a drive letter. Those without one (`HarddiskVolumeN`: the boot and
+/// recovery partitions) are small and nearly full by design.
+const WINDOWS_VOLUMES: &str = r#"job="windows-exporter", volume!~"HarddiskVolume.*""#;
 /// Filesystems that hold data worth alerting on: not memory-backed, not image layers, not
 /// pseudo filesystems. Read-only ones are left out separately (they cannot fill up).
 const REAL_FILESYSTEMS: &str = r#"job="node-exporter", fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|erofs|iso9660|nsfs|aufs|autofs|fuse\\..*""#;
@@ -298,17 +330,45 @@ fn exporter_down(a: &Alert) -> Option<AlertRule> {
     })
 }
 
-fn coverage_gap(a: &Alert, exclude_label: &str) -> Option<AlertRule> {
+fn coverage_gap(a: &Alert, exclude_label: &str, windows: bool) -> Option<AlertRule> {
+    // The nodes of one OS that Kubernetes knows and that are not opted out, less those with a
+    // target of that OS's exporter that is up.
+    let uncovered = |os: &str, job: &str| {
+        format!(
+            "(\n  max by (node) (kube_node_labels{{{KUBE_STATE_METRICS}, label_kubernetes_io_os=\"{os}\", {exclude_label}!=\"true\"}})\n  \
+             and on (node) kube_node_info{{{KUBE_STATE_METRICS}}}\n)\n\
+             unless on (node) (up{{{job}}} == 1)"
+        )
+    };
     a.enabled.then(|| {
+        if windows {
+            // Windows nodes count as covered by windows-exporter, as Linux ones by node-exporter.
+            let indent = |s: String| s.replace('\n', "\n  ");
+            return rule(
+                "NodeMonitoringCoverageGap",
+                format!(
+                    "(\n  {}\n)\nor\n(\n  {}\n)",
+                    indent(uncovered("linux", NODE_EXPORTER)),
+                    indent(uncovered("windows", WINDOWS_EXPORTER)),
+                ),
+                &a.for_,
+                a.severity,
+                format!("Node {NODE} is not monitored"),
+                format!(
+                    "Kubernetes knows node {NODE}, which is not excluded from monitoring, but no \
+                     exporter target on it (node-exporter on Linux, windows-exporter on Windows) \
+                     has been up for {for_}: its CPU, memory and disks are not watched. \
+                     `kubectl automon status` shows why (untolerated taint, pod pending or \
+                     crashing).",
+                    for_ = a.for_.0
+                ),
+            );
+        }
         rule(
             "NodeMonitoringCoverageGap",
             // Every Linux node Kubernetes knows and that is not opted out must have a
             // node-exporter target that is up. Windows nodes need windows-exporter instead.
-            format!(
-                "(\n  max by (node) (kube_node_labels{{{KUBE_STATE_METRICS}, label_kubernetes_io_os=\"linux\", {exclude_label}!=\"true\"}})\n  \
-                 and on (node) kube_node_info{{{KUBE_STATE_METRICS}}}\n)\n\
-                 unless on (node) (up{{{NODE_EXPORTER}}} == 1)"
-            ),
+            uncovered("linux", NODE_EXPORTER),
             &a.for_,
             a.severity,
             format!("Node {NODE} is not monitored"),
@@ -359,10 +419,199 @@ fn watchdog(a: &Alert) -> Option<AlertRule> {
     })
 }
 
+/// Windows nodes get the node alerts the configuration asks for, from windows-exporter's
+/// metrics, with the same thresholds, durations and severities as their Linux counterparts.
+fn windows_alerts(config: &Config) -> Vec<AlertRule> {
+    let a = &config.alerts;
+    [
+        windows_exporter_down(&a.node_down),
+        windows_high_cpu(&a.high_cpu),
+        windows_high_memory(&a.high_memory),
+        windows_disk_space_low(&a.disk_space_low),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn windows_exporter_down(a: &Alert) -> Option<AlertRule> {
+    a.enabled.then(|| {
+        rule(
+            "WindowsExporterDown",
+            format!("max by (node) (up{{{WINDOWS_EXPORTER}}}) == 0"),
+            &a.for_,
+            a.severity,
+            format!("Windows node {NODE} is down or unreachable"),
+            format!(
+                "Prometheus has been unable to scrape windows-exporter on Windows node {NODE} for \
+                 {for_}. The exporter pod is scheduled there but does not answer on port \
+                 {WINDOWS_EXPORTER_PORT}: the node is down or unreachable, the Windows Firewall \
+                 blocks the port, or the exporter is failing.",
+                for_ = a.for_.0
+            ),
+        )
+    })
+}
+
+fn windows_high_cpu(a: &ThresholdAlert) -> Option<AlertRule> {
+    let t = a.threshold_percent;
+    a.enabled.then(|| {
+        rule(
+            "WindowsHighCPUUsage",
+            format!(
+                "100 * (1 - avg by (node) (rate(windows_cpu_time_total{{{WINDOWS_EXPORTER}, mode=\"idle\"}}[{RATE_WINDOW}]))) > {t}"
+            ),
+            &a.for_,
+            a.severity,
+            format!("CPU usage on Windows node {NODE} is above {t}%"),
+            format!(
+                "The processors of Windows node {NODE} have been more than {t}% busy for {for_} \
+                 (currently {PERCENT}).",
+                for_ = a.for_.0
+            ),
+        )
+    })
+}
+
+fn windows_high_memory(a: &ThresholdAlert) -> Option<AlertRule> {
+    let t = a.threshold_percent;
+    a.enabled.then(|| {
+        rule(
+            "WindowsHighMemoryUsage",
+            format!(
+                "100 * (1 - windows_memory_available_bytes{{{WINDOWS_EXPORTER}}} / windows_memory_physical_total_bytes{{{WINDOWS_EXPORTER}}}) > {t}"
+            ),
+            &a.for_,
+            a.severity,
+            format!("Memory usage on Windows node {NODE} is above {t}%"),
+            format!(
+                "Less than {free}% of the physical memory of Windows node {NODE} has been available \
+                 for {for_} (currently {PERCENT} in use); Windows pages to disk and the pods on it \
+                 slow down.",
+                free = 100.0 - t,
+                for_ = a.for_.0
+            ),
+        )
+    })
+}
+
+fn windows_disk_space_low(a: &ThresholdAlert) -> Option<AlertRule> {
+    let t = a.threshold_percent;
+    a.enabled.then(|| {
+        rule(
+            "WindowsDiskSpaceLow",
+            format!(
+                "100 * windows_logical_disk_free_bytes{{{WINDOWS_VOLUMES}}} / windows_logical_disk_size_bytes{{{WINDOWS_VOLUMES}}} < {t}"
+            ),
+            &a.for_,
+            a.severity,
+            format!("Disk space low on Windows node {NODE} ({{{{ $labels.volume }}}})"),
+            format!(
+                "Volume {{{{ $labels.volume }}}} of Windows node {NODE} has only {PERCENT} of its \
+                 space free, below {t}%."
+            ),
+        )
+    })
+}
+
+/// GPU temperature from which the GPU alert fires: most NVIDIA data-centre GPUs begin slowing
+/// their clocks in the high 80s °C, so ten minutes above this is cooling that is not keeping up.
+const GPU_TEMPERATURE_CELSIUS: u32 = 85;
+
+/// The GPU alerts have no settings of their own yet: their durations and severities are fixed.
+fn gpu_alerts(config: &Config, exclude_label: &str) -> Vec<AlertRule> {
+    vec![
+        gpu_temperature_high(),
+        gpu_xid_errors(),
+        gpu_exporter_down(&config.namespace, exclude_label),
+    ]
+}
+
+/// One GPU: its series carry the pod that holds it, so they change with every pod; the alert
+/// is about the GPU and keeps only node and GPU index.
+const ONE_GPU: &str = "max by (node, gpu)";
+const GPU: &str = "{{ $labels.gpu }}";
+
+fn gpu_temperature_high() -> AlertRule {
+    let t = GPU_TEMPERATURE_CELSIUS;
+    let for_ = PromDuration("10m".into());
+    rule(
+        "GPUTemperatureHigh",
+        format!("{ONE_GPU} (DCGM_FI_DEV_GPU_TEMP{{{DCGM_EXPORTER}}}) > {t}"),
+        &for_,
+        Severity::Warning,
+        format!("GPU {GPU} on node {NODE} is running hot"),
+        format!(
+            "GPU {GPU} on node {NODE} has been above {t} °C for {for_} (currently {{{{ $value }}}} °C). \
+             Close to its slowdown temperature a GPU lowers its clocks and the work on it slows \
+             down; check the node's cooling and airflow.",
+            for_ = for_.0
+        ),
+    )
+}
+
+fn gpu_xid_errors() -> AlertRule {
+    // DCGM reports the latest XID a GPU raised (0: none). No `for`: the error has happened.
+    rule(
+        "GPUXidError",
+        format!("{ONE_GPU} (DCGM_FI_DEV_XID_ERRORS{{{DCGM_EXPORTER}}}) > 0"),
+        &PromDuration("0m".into()),
+        Severity::Warning,
+        format!("GPU {GPU} on node {NODE} reported XID error {{{{ $value }}}}"),
+        format!(
+            "The NVIDIA driver reported XID {{{{ $value }}}} for GPU {GPU} on node {NODE}: a fault \
+             of the driver, the GPU or the program using it. Look the code up in NVIDIA's XID \
+             catalogue: some point at the application, others (79: the GPU has fallen off the \
+             bus; 48: an uncorrectable ECC error) mean the GPU needs a reset and the node should \
+             be drained."
+        ),
+    )
+}
+
+/// Nodes with GPUs, by NVIDIA's label or by advertised GPUs, that are not opted out and have no
+/// dcgm-exporter target up. A node that advertises GPUs without the label gets no exporter (it
+/// is scheduled by the label): the alert says so rather than let it go unwatched.
+fn gpu_exporter_down(namespace: &str, exclude_label: &str) -> AlertRule {
+    let present = ksm_label(GPU_PRESENT_LABEL);
+    let resource = ksm_name(GPU_RESOURCE);
+    let for_ = PromDuration("10m".into());
+    rule(
+        "GPUExporterDown",
+        format!(
+            "(\n  (\n    max by (node) (kube_node_labels{{{KUBE_STATE_METRICS}, {present}=\"true\"}})\n    \
+             or\n    \
+             max by (node) (kube_node_status_allocatable{{{KUBE_STATE_METRICS}, resource=\"{resource}\"}} > 0)\n  )\n  \
+             unless on (node) kube_node_labels{{{KUBE_STATE_METRICS}, {exclude_label}=\"true\"}}\n)\n\
+             unless on (node) (up{{{DCGM_EXPORTER}}} == 1)"
+        ),
+        &for_,
+        Severity::Warning,
+        format!("GPU node {NODE} has no GPU metrics"),
+        format!(
+            "Kubernetes knows GPU node {NODE}, which is not excluded from monitoring, but no \
+             dcgm-exporter target on it has been up for {for_}: the temperature, errors and use \
+             of its GPUs are not watched. The exporter runs on nodes labelled \
+             {GPU_PRESENT_LABEL}=true (NVIDIA's GPU feature discovery sets it); a node that only \
+             advertises {GPU_RESOURCE} needs that label. `kubectl -n {namespace} get pods -l \
+             app.kubernetes.io/name=dcgm-exporter -o wide` shows the exporter's pods.",
+            for_ = for_.0
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::render::meta::{COMPONENT_LABEL, NAME_LABEL};
+
+    const NONE: NodeClasses = NodeClasses {
+        windows: false,
+        gpu: false,
+    };
+    const ALL: NodeClasses = NodeClasses {
+        windows: true,
+        gpu: true,
+    };
 
     fn rule_of<'a>(groups: &'a [RuleGroup], alert: &str) -> Option<&'a AlertRule> {
         groups
@@ -381,7 +630,7 @@ mod tests {
 
     #[test]
     fn defaults_have_every_alert() {
-        let g = groups(&Config::default());
+        let g = groups(&Config::default(), NONE);
         assert_eq!(
             names(&g),
             [
@@ -419,7 +668,7 @@ mod tests {
             .and_then(|c| c.with_set("alerts.filesystemFillingUp.hours=4"))
             .and_then(|c| c.with_set("alerts.nodeDown.for=2m"))
             .unwrap();
-        let g = groups(&c);
+        let g = groups(&c, NONE);
         let cpu = rule_of(&g, "HighCPUUsage").unwrap();
         assert!(cpu.expr.ends_with("> 95"), "{}", cpu.expr);
         assert!(cpu.annotations["summary"].contains("above 95%"));
@@ -431,7 +680,7 @@ mod tests {
         assert!(fill.expr.contains("[6h], 14400) < 0"), "{}", fill.expr);
         assert_eq!(rule_of(&g, "NodeDown").unwrap().for_.as_deref(), Some("2m"));
 
-        let d = groups(&Config::default());
+        let d = groups(&Config::default(), NONE);
         assert!(rule_of(&d, "HighCPUUsage").unwrap().expr.ends_with("> 80"));
         assert!(rule_of(&d, "DiskSpaceLow").unwrap().expr.contains("< 20\n"));
         let down = rule_of(&d, "NodeDown").unwrap();
@@ -447,15 +696,15 @@ mod tests {
         let c = Config::default()
             .with_set("alerts.highCpu.enabled=false")
             .unwrap();
-        let g = groups(&c);
+        let g = groups(&c, NONE);
         assert!(rule_of(&g, "HighCPUUsage").is_none());
         assert!(rule_of(&g, "HighMemoryUsage").is_some());
-        assert!(!rule_file(&c).contains("HighCPUUsage"));
+        assert!(!rule_file(&c, NONE).contains("HighCPUUsage"));
 
         let c = Config::default()
             .with_set("alerts.watchdog.enabled=false")
             .unwrap();
-        let g = groups(&c);
+        let g = groups(&c, NONE);
         assert!(g.iter().all(|g| g.name != "automon-meta"));
         let ctx = Context::new(&c);
         assert!(
@@ -472,7 +721,7 @@ mod tests {
         let c = Config::default()
             .with_set("nodeExporter.excludeLabel=example.com/no-monitoring")
             .unwrap();
-        let gap = rule_of(&groups(&c), "NodeMonitoringCoverageGap")
+        let gap = rule_of(&groups(&c, NONE), "NodeMonitoringCoverageGap")
             .unwrap()
             .expr
             .clone();
@@ -500,7 +749,7 @@ mod tests {
                 "automon-meta"
             ]
         );
-        let groups = groups(&c);
+        let groups = groups(&c, NONE);
         for (o, g) in objects.iter().zip(&groups) {
             assert_eq!(crate::render::kind(o), "PrometheusRule");
             assert_eq!(crate::render::api_version(o), "monitoring.coreos.com/v1");
@@ -513,6 +762,127 @@ mod tests {
                 o.data["spec"]["groups"],
                 serde_json::json!([serde_json::to_value(g).unwrap()])
             );
+        }
+    }
+
+    #[test]
+    fn node_classes_add_their_groups_and_only_then() {
+        let none = groups(&Config::default(), NONE);
+        assert!(
+            none.iter()
+                .all(|g| g.name != "windows-alerts" && g.name != "gpu-alerts")
+        );
+        let all = groups(&Config::default(), ALL);
+        let group_names: Vec<_> = all.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(
+            group_names,
+            [
+                "node-alerts",
+                "windows-alerts",
+                "gpu-alerts",
+                "kubernetes-node-alerts",
+                "automon-coverage",
+                "automon-meta"
+            ]
+        );
+        let windows = &all[1];
+        let gpu = &all[2];
+        assert_eq!(
+            names(std::slice::from_ref(windows)),
+            [
+                "WindowsExporterDown",
+                "WindowsHighCPUUsage",
+                "WindowsHighMemoryUsage",
+                "WindowsDiskSpaceLow"
+            ]
+        );
+        assert_eq!(
+            names(std::slice::from_ref(gpu)),
+            ["GPUTemperatureHigh", "GPUXidError", "GPUExporterDown"]
+        );
+        for r in windows.rules.iter().chain(&gpu.rules) {
+            assert!(r.annotations["summary"].contains(NODE), "{}", r.alert);
+            assert!(r.labels.contains_key("severity"), "{}", r.alert);
+        }
+        // The groups of a class come and go on their own.
+        let gpu_only = groups(
+            &Config::default(),
+            NodeClasses {
+                windows: false,
+                gpu: true,
+            },
+        );
+        assert!(gpu_only.iter().any(|g| g.name == "gpu-alerts"));
+        assert!(gpu_only.iter().all(|g| g.name != "windows-alerts"));
+    }
+
+    #[test]
+    fn windows_alerts_follow_the_node_alerts_configuration() {
+        let c = Config::default()
+            .with_set("alerts.highCpu.thresholdPercent=95")
+            .and_then(|c| c.with_set("alerts.diskSpaceLow.enabled=false"))
+            .and_then(|c| c.with_set("alerts.nodeDown.for=2m"))
+            .unwrap();
+        let g = groups(&c, ALL);
+        let cpu = rule_of(&g, "WindowsHighCPUUsage").unwrap();
+        assert!(cpu.expr.ends_with("> 95"), "{}", cpu.expr);
+        assert!(cpu.expr.contains("windows_cpu_time_total"), "{}", cpu.expr);
+        assert!(rule_of(&g, "WindowsDiskSpaceLow").is_none());
+        let down = rule_of(&g, "WindowsExporterDown").unwrap();
+        assert_eq!(down.for_.as_deref(), Some("2m"));
+        assert_eq!(down.labels["severity"], "critical");
+        assert!(down.expr.contains(r#"up{job="windows-exporter"}"#));
+    }
+
+    #[test]
+    fn coverage_counts_windows_exporter_for_windows_nodes_only_with_the_class() {
+        let linux_only = rule_of(
+            &groups(&Config::default(), NONE),
+            "NodeMonitoringCoverageGap",
+        )
+        .unwrap()
+        .expr
+        .clone();
+        assert!(!linux_only.contains("windows"), "{linux_only}");
+        let both = rule_of(
+            &groups(&Config::default(), ALL),
+            "NodeMonitoringCoverageGap",
+        )
+        .unwrap()
+        .expr
+        .clone();
+        for part in [
+            r#"label_kubernetes_io_os="linux""#,
+            r#"label_kubernetes_io_os="windows""#,
+            r#"up{job="node-exporter"} == 1"#,
+            r#"up{job="windows-exporter"} == 1"#,
+            r#"label_automon_io_exclude!="true""#,
+        ] {
+            assert!(both.contains(part), "{part} missing from {both}");
+        }
+        // The Linux half is the very expression the stack has without the class.
+        assert!(
+            both.contains(&linux_only.replace('\n', "\n  ")),
+            "{both}\n---\n{linux_only}"
+        );
+    }
+
+    #[test]
+    fn gpu_coverage_reads_the_label_and_resource_kube_state_metrics_exports() {
+        let c = Config::default()
+            .with_set("nodeExporter.excludeLabel=example.com/no-monitoring")
+            .unwrap();
+        let down = rule_of(&groups(&c, ALL), "GPUExporterDown")
+            .unwrap()
+            .expr
+            .clone();
+        for part in [
+            r#"label_nvidia_com_gpu_present="true""#,
+            r#"resource="nvidia_com_gpu""#,
+            r#"label_example_com_no_monitoring="true""#,
+            r#"up{job="dcgm-exporter"} == 1"#,
+        ] {
+            assert!(down.contains(part), "{part} missing from {down}");
         }
     }
 

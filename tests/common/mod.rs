@@ -183,6 +183,38 @@ pub fn yaml_value(text: &str, key: &str) -> String {
         .to_string()
 }
 
+/// The objects the renderer adds or changes for a cluster with every node class (Windows and
+/// GPU nodes), from their reviewed snapshots (`tests/snapshots/classes__*.snap`). `render` has
+/// no flag for node classes (the commands detect them from the nodes), so the tests that check
+/// rules and dashboards with real tools read these; the renderer's own snapshot test
+/// (`render::tests::node_classes_snapshot`) fails whenever they differ from what it renders.
+pub fn node_class_objects() -> Vec<serde_json::Value> {
+    let dir = repo_root().join("tests/snapshots");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("classes__") && n.ends_with(".snap"))
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no classes__*.snap in {}", dir.display());
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            // insta's header (`---`, `source: ...`, `---`), then the object's YAML.
+            let body = text
+                .splitn(3, "---\n")
+                .nth(2)
+                .unwrap_or_else(|| panic!("{} has no insta header", f.display()));
+            serde_saphyr::from_str(body).unwrap_or_else(|e| panic!("{}: {e}", f.display()))
+        })
+        .collect()
+}
+
 /// A test tool built through `tests/cluster/build-tools <target>` (cached after the first
 /// build), e.g. `built_tool("prometheus", "promtool")`, so that tests work on a fresh machine.
 pub fn built_tool(target: &str, name: &str) -> PathBuf {
