@@ -107,8 +107,24 @@ macro_rules! say {
 }
 pub(crate) use say;
 
+static TO_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on what the commands print goes to the log, a line per event: `reconcile --loop`
+/// runs enable's own engine when a class of node comes or goes.
+pub fn print_to_log() {
+    TO_LOG.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Writes to stdout; a closed pipe (`| head`) ends the program quietly instead of panicking.
 pub fn print(text: &str) -> std::io::Result<()> {
+    if TO_LOG.load(std::sync::atomic::Ordering::Relaxed) {
+        // One line per object left as it was would bury what changed.
+        let routine = |l: &str| l.ends_with(" unchanged") && l.split(' ').count() == 2;
+        for line in text.lines().filter(|l| !l.trim().is_empty() && !routine(l)) {
+            tracing::info!("{line}");
+        }
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     if !text.ends_with('\n') {

@@ -113,7 +113,8 @@ const WATCHED: &[(&str, &str)] = &[
 /// - the revision Secrets in `namespace` (list/create/delete);
 /// - what preflight itself reads to find another Prometheus Operator: `list` Deployments and
 ///   Prometheuses cluster-wide; and another exporter on node-exporter's port: `list`
-///   DaemonSets and Services cluster-wide.
+///   DaemonSets and Services cluster-wide;
+/// - `list` Nodes: the classes of node (Windows, GPU) that bring an exporter of their own.
 ///
 /// Not covered (SelfSubjectAccessReview cannot ask it): RBAC's escalation check, which also
 /// requires the user to hold every permission a ClusterRole it creates grants (or `escalate`/`bind`).
@@ -177,6 +178,8 @@ pub fn required_permissions(objects: &[Object], namespace: &str) -> BTreeSet<Per
     ));
     out.insert(Permission::new("list", "apps", "daemonsets", None));
     out.insert(Permission::new("list", "", "services", None));
+    // Which classes of node the cluster has (Windows, GPU): each brings its exporter.
+    out.insert(Permission::new("list", "", "nodes", None));
     out
 }
 
@@ -1014,8 +1017,8 @@ mod tests {
             .count();
         assert_eq!(crd, 6, "{perms:?}"); // get list create patch delete watch
         // CRDs, the parent ConfigMap, revision Secrets, the searches for another operator and
-        // another exporter.
-        assert_eq!(perms.len(), 6 + 3 + 3 + 2 + 2, "{perms:?}");
+        // another exporter, the nodes' classes.
+        assert_eq!(perms.len(), 6 + 3 + 3 + 2 + 2 + 1, "{perms:?}");
     }
 
     #[test]

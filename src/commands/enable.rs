@@ -94,7 +94,9 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             let (crds, origin) = load_crds(&args.crds).await?;
             (render_for(&config, crds, &state), origin)
         }
-        _ if state.exporter.is_some() => (render_for(&config, Vec::new(), &state), String::new()),
+        _ if state.exporter.is_some() || state.classes != render::NodeClasses::default() => {
+            (render_for(&config, Vec::new(), &state), String::new())
+        }
         _ => (rendered, String::new()),
     };
     let plan = plan::plan(objects, &state, source, &origin)?;
@@ -115,7 +117,7 @@ pub fn render_for(
     crds: Vec<Object>,
     state: &ClusterState,
 ) -> Vec<Object> {
-    render::render_beside(config, crds, state.exporter.as_ref()).objects
+    render::render_classes(config, crds, state.exporter.as_ref(), state.classes).objects
 }
 
 /// Preflight before any write (reachable, supported, every permission, another operator),
@@ -176,7 +178,13 @@ fn found_by_preflight(state: &mut ClusterState, report: &preflight::Report) {
 
 /// The plan `enable` would execute for `config` now, with the CRDs left as they are: what
 /// `reconcile` keeps true. Read quietly (no preflight lines), in the stack's namespace.
-pub async fn desired(cluster: &Cluster, config: &crate::config::Config) -> anyhow::Result<Plan> {
+/// `classes`, when given, stand for the cluster's (a class whose last node left is kept
+/// through its grace period).
+pub async fn desired(
+    cluster: &Cluster,
+    config: &crate::config::Config,
+    classes: Option<render::NodeClasses>,
+) -> anyhow::Result<(Plan, ClusterState)> {
     let rendered = render::render(config).objects;
     let (report, state) = futures::join!(
         preflight::Preflight::run(cluster, &rendered),
@@ -184,13 +192,12 @@ pub async fn desired(cluster: &Cluster, config: &crate::config::Config) -> anyho
     );
     let mut state = state?;
     found_by_preflight(&mut state, &report?);
+    if let Some(classes) = classes {
+        state.classes = classes;
+    }
     let objects = render_for(config, Vec::new(), &state);
-    Ok(plan::plan(
-        objects,
-        &state,
-        plan::rollback_source(&state),
-        "",
-    )?)
+    let plan = plan::plan(objects, &state, plan::rollback_source(&state), "")?;
+    Ok((plan, state))
 }
 
 /// `--crds-from`, or the pinned release files checked by SHA-256; and what to call them.

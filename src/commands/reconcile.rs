@@ -25,6 +25,10 @@ pub struct Args {
     /// How long a node may wait for a ready exporter before a Warning (ExporterMissing)
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = duration)]
     exporter_deadline: Duration,
+    /// How long the exporters a class of node brings (windows-exporter, dcgm-exporter) stay
+    /// after the last such node left
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    class_grace: Duration,
     /// Report drifted objects, never re-apply them
     #[arg(long)]
     no_repair: bool,
@@ -57,10 +61,14 @@ fn duration(s: &str) -> Result<Duration, String> {
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     reconcile::logging::init(args.log_format, colour);
+    // enable's engine runs inside the loop when a class of node comes or goes: its lines
+    // belong in the log.
+    crate::output::print_to_log();
     let cluster = Cluster::connect(flags).await?;
     let options = reconcile::Options {
         looping: args.looping,
         exporter_deadline: args.exporter_deadline,
+        class_grace: args.class_grace,
         repair: !args.no_repair,
         metrics_addr: args.metrics_addr,
         summary_interval: args.summary_interval,

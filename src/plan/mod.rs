@@ -50,6 +50,8 @@ pub struct ClusterState {
     /// Another exporter serving node-exporter's port on the nodes, which the stack scrapes
     /// instead of deploying its own (`nodeExporter.reuseExisting`).
     pub exporter: Option<crate::exporter::Holder>,
+    /// The classes of node the cluster has (Windows, GPU): each brings its exporter.
+    pub classes: render::NodeClasses,
 }
 
 /// What the plan reads of an installed CRD: two annotations, no schema.
@@ -516,8 +518,9 @@ pub async fn gather(
         namespace: namespace.to_string(),
         ..cluster.clone()
     };
-    // All at once: the namespace, the inventory in it, the CRDs.
-    let (namespace_meta, inventory, crds) = futures::try_join!(
+    // All at once: the namespace, the inventory in it, the CRDs, the nodes' classes.
+    let nodes: Api<crate::nodes::SlimNode> = Api::all(cluster.client.clone());
+    let (namespace_meta, inventory, crds, nodes) = futures::try_join!(
         async {
             namespaces
                 .get_metadata_opt(namespace)
@@ -532,6 +535,12 @@ pub async fn gather(
             }
         },
         async { installed_crds(cluster).await.map_err(anyhow::Error::new) },
+        async {
+            nodes
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| anyhow::Error::new(cluster.target.classify(e)))
+        },
     )?;
     Ok(ClusterState {
         namespace_exists: namespace_meta.is_some(),
@@ -541,6 +550,7 @@ pub async fn gather(
         existing,
         crds,
         exporter: None,
+        classes: render::NodeClasses::of_nodes(&nodes.items),
     })
 }
 
@@ -833,6 +843,7 @@ mod tests {
             existing: None,
             crds: crds.clone(),
             exporter: None,
+            classes: Default::default(),
         };
         let again = plan(objects.clone(), &state, CrdSource::Load, "x").unwrap();
         assert!(again.wait_for.is_empty());

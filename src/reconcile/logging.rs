@@ -28,7 +28,9 @@ pub fn init(format: LogFormat, colour: bool) {
         // kube-client logs every refused connection of every watch, and the lease manager each
         // failed renewal: the loop says it once, with how long the API server was away.
         .unwrap_or_else(|_| {
-            EnvFilter::new("warn,kubectl_automon=info,kube_client=off,kube_runtime=off,kube_lease_manager=off")
+            EnvFilter::new(
+                "warn,kubectl_automon=info,kube_client=off,kube_runtime=off,kube_lease_manager=off",
+            )
         });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

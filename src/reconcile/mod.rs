@@ -81,6 +81,8 @@ pub struct Options {
     /// Watch until SIGINT/SIGTERM; else one pass.
     pub looping: bool,
     pub exporter_deadline: Duration,
+    /// How long the exporters of a class of node stay after its last node left.
+    pub class_grace: Duration,
     pub repair: bool,
     pub metrics_addr: Option<SocketAddr>,
     pub summary_interval: Duration,
@@ -245,7 +247,7 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
         .into());
     }
     // What should exist: enable's own plan for the stored configuration.
-    let plan = crate::commands::enable::desired(&cluster, &config)
+    let (plan, state) = crate::commands::enable::desired(&cluster, &config, None)
         .await
         .context("working out what enable would apply")?;
     let pods_selector = match &source {
@@ -291,6 +293,8 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
         pods_selector,
         source,
         desired: desired_by_key(&plan),
+        classes: state.classes,
+        class_change: None,
         members,
         tracker: Tracker::new(options.exporter_deadline),
         recorder: Recorder::new(
@@ -406,6 +410,11 @@ struct Engine {
     /// enable's plan, by object.
     desired: HashMap<Key, Object>,
     members: Vec<&'static Known>,
+    /// The node classes the plan was made for.
+    classes: render::NodeClasses,
+    /// When the stack should follow the classes the nodes have now (at once for a new class,
+    /// after the grace period for one whose last node left), and to which.
+    class_change: Option<(tokio::time::Instant, render::NodeClasses)>,
     tracker: Tracker,
     recorder: Recorder,
     metrics: Arc<Metrics>,
@@ -693,6 +702,11 @@ impl Engine {
                 _ = tokio::time::sleep_until(repair_at.unwrap_or_else(far)), if repair_at.is_some() => {
                     self.repair(false).await;
                 }
+                _ = tokio::time::sleep_until(self.class_change.map_or_else(far, |(at, _)| at)), if self.class_change.is_some() => {
+                    if let Some((_, to)) = self.class_change {
+                        self.apply_classes(to).await;
+                    }
+                }
                 _ = summary.tick(), if self.options.looping => {
                     self.summary_line();
                 }
@@ -750,8 +764,8 @@ impl Engine {
         self.config_text = text;
         self.parent_version = parent.metadata.resource_version.clone();
         let source = ExporterSource::of(&parent, &self.cluster.namespace);
-        match crate::commands::enable::desired(&self.cluster, &config).await {
-            Ok(plan) => {
+        match crate::commands::enable::desired(&self.cluster, &config, Some(self.classes)).await {
+            Ok((plan, _)) => {
                 self.desired = desired_by_key(&plan);
                 self.config = config;
                 // Whatever was pending is judged again against the new plan.
@@ -934,6 +948,10 @@ impl Engine {
         let assessed = status::nodes::assess(&status::nodes::Inputs {
             nodes: nodes.iter().map(AsRef::as_ref).collect(),
             daemonset,
+            windows: daemonsets
+                .iter()
+                .find(|d| d.metadata.name.as_deref() == Some(render::classes::WINDOWS_EXPORTER))
+                .map(AsRef::as_ref),
             pods: pods.iter().map(AsRef::as_ref).collect(),
             failed_create,
             failed_create_at,
@@ -957,6 +975,9 @@ impl Engine {
             now,
         );
         self.gauges(&assessed);
+        self.follow_classes(render::NodeClasses::of_nodes(
+            nodes.iter().map(AsRef::as_ref),
+        ));
         let pods_by_name: HashMap<&str, &Pod> = pods
             .iter()
             .filter_map(|p| Some((p.metadata.name.as_deref()?, p.as_ref())))
@@ -973,6 +994,97 @@ impl Engine {
             }
         }
         self.last = assessed;
+    }
+
+    /// The classes of node the cluster has now: a new one is deployed for at once; one whose
+    /// last node left is removed after `--class-grace` (a node replaced by another of its kind
+    /// changes nothing).
+    fn follow_classes(&mut self, now: render::NodeClasses) {
+        let have = self.classes;
+        let added = (now.windows && !have.windows) || (now.gpu && !have.gpu);
+        let removed = (have.windows && !now.windows) || (have.gpu && !now.gpu);
+        let soon = tokio::time::Instant::now();
+        self.class_change = if added {
+            // Keep what is leaving until its grace period is over.
+            let keep = render::NodeClasses {
+                windows: now.windows || have.windows,
+                gpu: now.gpu || have.gpu,
+            };
+            Some((soon, keep))
+        } else if removed {
+            match self.class_change {
+                Some((at, to)) if to == now => Some((at, to)),
+                _ => {
+                    info!(
+                        "the last of the cluster's {} left; their exporters go in {}s unless one joins",
+                        gone(have, now),
+                        self.options.class_grace.as_secs()
+                    );
+                    Some((soon + self.options.class_grace, now))
+                }
+            }
+        } else {
+            None
+        };
+    }
+
+    /// Applies enable's plan for the classes `to`, through enable's own engine (its lines go to
+    /// the log), and records a revision.
+    async fn apply_classes(&mut self, to: render::NodeClasses) {
+        self.class_change = None;
+        if !self.leader {
+            info!(
+                "node classes changed ({}); the loop that leads follows them",
+                to.describe()
+            );
+            self.classes = to;
+            return;
+        }
+        let started = Instant::now();
+        let change = if (to.windows && !self.classes.windows) || (to.gpu && !self.classes.gpu) {
+            format!("reconcile: {} joined", to.describe())
+        } else {
+            format!("reconcile: the last of the {} left", gone(self.classes, to))
+        };
+        info!("{change}: applying enable's plan");
+        let result = async {
+            let (plan, state) =
+                crate::commands::enable::desired(&self.cluster, &self.config, Some(to)).await?;
+            let run = crate::commands::args::RunArgs {
+                dry_run: "none".into(),
+                wait: false,
+                timeout: Duration::from_secs(300),
+                force_conflicts: false,
+            };
+            let executed =
+                crate::commands::enable::execute(&self.cluster, &plan, &state, &run, started)
+                    .await?;
+            executed
+                .finish(
+                    &self.cluster,
+                    &run,
+                    &change,
+                    crate::revision::DEFAULT_MAX,
+                    started,
+                )
+                .await?;
+            anyhow::Ok(plan)
+        }
+        .await;
+        match result {
+            Ok(plan) => {
+                self.desired = desired_by_key(&plan);
+                self.classes = to;
+                // The parent moved under this loop's own hand.
+                if let Ok(Some((parent, _))) = installed(&self.cluster).await {
+                    self.parent_version = parent.metadata.resource_version;
+                }
+            }
+            Err(e) => {
+                self.api_errors += 1;
+                warn!("could not follow the node classes: {e:#}; trying again on the next change");
+            }
+        }
     }
 
     fn gauges(&self, assessed: &[NodeStatus]) {
@@ -1191,6 +1303,15 @@ impl Engine {
             exit::DEGRADED
         }
     }
+}
+
+/// The classes `have` has and `now` has not.
+fn gone(have: render::NodeClasses, now: render::NodeClasses) -> String {
+    render::NodeClasses {
+        windows: have.windows && !now.windows,
+        gpu: have.gpu && !now.gpu,
+    }
+    .describe()
 }
 
 /// Watch failures, said once per outage (every watch fails when the API server goes away, and

@@ -307,7 +307,10 @@ mod tests {
         observe(&mut t, &[], 0);
         let due = observe(&mut t, &[("n", Coverage::NotMonitored, 0)], 200);
         t.unsay(&due[0]);
-        assert_eq!(observe(&mut t, &[("n", Coverage::NotMonitored, 0)], 201).len(), 1);
+        assert_eq!(
+            observe(&mut t, &[("n", Coverage::NotMonitored, 0)], 201).len(),
+            1
+        );
         let due = observe(&mut t, &[("n", Coverage::Monitored, 0)], 202);
         t.unsay(&due[0]);
         assert!(matches!(

@@ -2,17 +2,12 @@
 //! containers and get windows-exporter instead of node-exporter; NVIDIA GPU nodes get
 //! dcgm-exporter beside it. Pure: a caller folds the cluster's nodes into [`NodeClasses`] and the
 //! renderer adds what the classes present need.
-#![cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "only tests fold nodes into classes until the commands detect them; remove once they do"
-    )
-)]
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::{api::core::v1::Node, apimachinery::pkg::api::resource::Quantity};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::nodes::SlimNode;
 use serde::Serialize;
 
 /// The well-known label that names a node's operating system.
@@ -54,21 +49,23 @@ impl NodeClasses {
         self.gpu |= is_gpu(labels, allocatable);
     }
 
-    /// Adds a Node as the API server returns it.
-    pub fn add_node(&mut self, node: &Node) {
-        let empty = BTreeMap::new();
-        let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
-        let allocatable = node.status.as_ref().and_then(|s| s.allocatable.as_ref());
-        self.add(labels, allocatable);
-    }
-
     /// The classes of all `nodes`.
-    pub fn of_nodes<'a>(nodes: impl IntoIterator<Item = &'a Node>) -> Self {
+    pub fn of_nodes<'a>(nodes: impl IntoIterator<Item = &'a SlimNode>) -> Self {
         let mut classes = NodeClasses::default();
         for node in nodes {
-            classes.add_node(node);
+            classes.add(node.labels(), Some(&node.status.allocatable));
         }
         classes
+    }
+
+    /// `Windows and GPU nodes`, for messages.
+    pub fn describe(&self) -> String {
+        match (self.windows, self.gpu) {
+            (true, true) => "Windows and GPU nodes".into(),
+            (true, false) => "Windows nodes".into(),
+            (false, true) => "GPU nodes".into(),
+            (false, false) => "no node classes".into(),
+        }
     }
 }
 
@@ -102,7 +99,10 @@ fn positive(quantity: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::{api::core::v1::NodeStatus, apimachinery::pkg::apis::meta::v1::ObjectMeta};
+    use k8s_openapi::{
+        api::core::v1::{Node, NodeStatus},
+        apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    };
 
     use super::*;
 
@@ -165,8 +165,8 @@ mod tests {
         }
     }
 
-    fn node(pairs: &[(&str, &str)], allocatable: Option<BTreeMap<String, Quantity>>) -> Node {
-        Node {
+    fn node(pairs: &[(&str, &str)], allocatable: Option<BTreeMap<String, Quantity>>) -> SlimNode {
+        SlimNode::from(&Node {
             metadata: ObjectMeta {
                 labels: Some(labels(pairs)),
                 ..Default::default()
@@ -176,7 +176,7 @@ mod tests {
                 ..Default::default()
             }),
             ..Default::default()
-        }
+        })
     }
 
     #[test]
@@ -184,7 +184,7 @@ mod tests {
         let linux = node(&[("kubernetes.io/os", "linux")], None);
         let windows = node(&[("kubernetes.io/os", "windows")], None);
         let gpu = node(&[("kubernetes.io/os", "linux")], Some(gpus("2")));
-        let bare = Node::default();
+        let bare = SlimNode::default();
 
         assert_eq!(NodeClasses::of_nodes([]), NodeClasses::default());
         assert_eq!(

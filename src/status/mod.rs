@@ -615,7 +615,9 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
         Config::default()
     });
     let reuse = reuses_operator(parent);
-    let objects = crate::plan::kept(render::render(&config).objects, reuse);
+    let classes = render::NodeClasses::of_nodes(&s.nodes);
+    let rendered = render::render_classes(&config, Vec::new(), None, classes).objects;
+    let objects = crate::plan::kept(rendered, reuse);
     let mut expected = rollout::expected(&objects);
     let borrowed = s.exporter_from.is_some();
     if borrowed {
@@ -636,6 +638,10 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
     let nodes = nodes::assess(&nodes::Inputs {
         nodes: s.nodes.iter().collect(),
         daemonset,
+        windows: s
+            .daemonsets
+            .iter()
+            .find(|d| d.metadata.name.as_deref() == Some(render::classes::WINDOWS_EXPORTER)),
         pods: s.pods.iter().collect(),
         failed_create,
         failed_create_at,

@@ -90,6 +90,8 @@ pub struct Inputs<'a> {
     pub nodes: Vec<&'a SlimNode>,
     /// The node-exporter DaemonSet; `None` when it is missing.
     pub daemonset: Option<&'a DaemonSet>,
+    /// The windows-exporter DaemonSet, when the stack has one: it covers Windows nodes.
+    pub windows: Option<&'a DaemonSet>,
     /// Pods in the stack's namespace; the DaemonSet's selector picks its own.
     pub pods: Vec<&'a Pod>,
     /// The newest `FailedCreate` message of the DaemonSet (an admission refusal, a quota).
@@ -105,12 +107,14 @@ pub struct Inputs<'a> {
 
 pub use crate::nodes::OS_LABEL;
 
-pub fn assess(inputs: &Inputs) -> Vec<NodeStatus> {
-    let template = inputs
-        .daemonset
-        .and_then(|d| d.spec.as_ref())
-        .and_then(|s| s.template.spec.as_ref());
+pub fn assess<'a>(inputs: &Inputs<'a>) -> Vec<NodeStatus> {
+    let template_of = |d: Option<&'a DaemonSet>| {
+        d.and_then(|d| d.spec.as_ref())
+            .and_then(|s| s.template.spec.as_ref())
+    };
+    let (template, windows_template) = (template_of(inputs.daemonset), template_of(inputs.windows));
     let by_node = exporter_pods_by_node(inputs.daemonset, &inputs.pods);
+    let windows_by_node = exporter_pods_by_node(inputs.windows, &inputs.pods);
     let mut out: Vec<NodeStatus> = inputs
         .nodes
         .iter()
@@ -120,7 +124,14 @@ pub fn assess(inputs: &Inputs) -> Vec<NodeStatus> {
             let os = node.os().to_string();
             let arch = node.arch().to_string();
             let ready = node.ready().to_string();
-            let pod = by_node.get(name.as_str()).copied();
+            // A Windows node is windows-exporter's, when the stack runs one.
+            let windows = inputs.windows.is_some() && os == crate::render::classes::WINDOWS;
+            let (pods, template) = if windows {
+                (&windows_by_node, windows_template)
+            } else {
+                (&by_node, template)
+            };
+            let pod = pods.get(name.as_str()).copied();
             let exporter = pod.map(exporter_pod);
             let scrape = inputs.targets.map(|targets| match targets.get(&name) {
                 Some(t) => Scrape {
@@ -359,11 +370,12 @@ fn why_no_pod(
             "the node-exporter DaemonSet is missing (`kubectl automon enable` restores it)".into(),
         );
     };
+
     for (k, v) in template.node_selector.iter().flatten() {
         if labels.get(k) != Some(v) {
             if k == OS_LABEL {
                 let hint = if os == "windows" {
-                    " (Windows nodes need windows-exporter)"
+                    " (Windows nodes need windows-exporter: `kubectl automon enable` or `reconcile` adds it)"
                 } else {
                     ""
                 };
@@ -531,6 +543,7 @@ mod tests {
         let inputs = Inputs {
             nodes: vec![&node],
             daemonset: ds,
+            windows: None,
             pods: pods.iter().collect(),
             failed_create: failed,
             failed_create_at: at.map(|t| t.parse().unwrap()),
@@ -742,6 +755,7 @@ mod tests {
         let inputs = Inputs {
             nodes: nodes.iter().collect(),
             daemonset: Some(&ds),
+            windows: None,
             pods: pods.iter().collect(),
             failed_create: None,
             failed_create_at: None,
