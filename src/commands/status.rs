@@ -311,6 +311,24 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
         }
         _ => {}
     }
+    if let Some(l) = &st.reconcile {
+        let ago = l
+            .renewed
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .map(|t| age(now.as_second() - t.as_second()));
+        out.push_str(&match (l.active, ago) {
+            (true, Some(ago)) => format!(
+                "Reconcile: loop {} holds the Lease (renewed {ago} ago)\n",
+                l.holder
+            ),
+            (false, Some(ago)) if !l.holder.is_empty() => p.warn(&format!(
+                "Reconcile: loop {} stopped renewing the Lease {ago} ago; no loop runs\n",
+                l.holder
+            )),
+            _ => "Reconcile: no loop runs (kubectl automon reconcile --loop)\n".to_string(),
+        });
+    }
     out.push('\n');
     match st.health {
         Health::Healthy => out.push_str("Healthy."),

@@ -664,6 +664,7 @@ impl Engine {
                                 members_listed += 1;
                                 if members_listed == self.members.len() {
                                     synced.insert("managed objects");
+                                    assess_at.get_or_insert_with(|| tokio::time::Instant::now() + ASSESS_DEBOUNCE);
                                 }
                             }
                             self.member_event(&known, e);

@@ -58,6 +58,8 @@ pub struct Snapshot {
     /// The other stack's operator, Prometheus and Alertmanagers a stack reusing its operator
     /// relies on, as found (a missing one has neither object).
     pub reused: Vec<ReusedPart>,
+    /// The Lease `reconcile --loop` holds, when one was ever taken here (and readable).
+    pub lease: Option<k8s_openapi::api::coordination::v1::Lease>,
 }
 
 /// One part of another stack that a stack reusing its operator relies on.
@@ -106,6 +108,7 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         exporter_from: None,
         exporter: None,
         reused: Vec::new(),
+        lease: None,
     };
     let Some(parent) = parent else {
         return Ok(snapshot);
@@ -211,7 +214,16 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
             events_api.list(&events),
         )
     };
-    let (lists, answer) = tokio::join!(lists, ask);
+    // Best effort: credentials that cannot read Leases still get the rest of status.
+    let lease = async {
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), &ns)
+            .get_opt(crate::reconcile::LEASE_NAME)
+            .await
+            .ok()
+            .flatten()
+    };
+    let (lists, answer, lease) = tokio::join!(lists, ask, lease);
+    snapshot.lease = lease;
     let (
         reused,
         (exporter, exporter_pods),
@@ -529,6 +541,37 @@ pub struct Status {
     /// `None` when Prometheus was not asked (another operator's, and no `--prometheus-url`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusView>,
+    /// The `reconcile --loop` that holds the Lease, when one ever ran here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<LoopLease>,
+}
+
+/// Who holds the Lease `reconcile --loop` takes, and since when it renewed it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoopLease {
+    /// The holding loop's identity (`host-pid`, or `--identity`); empty when none holds it.
+    pub holder: String,
+    /// When it last renewed the Lease (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewed: Option<String>,
+    /// Held, and renewed within its duration: a loop is running.
+    pub active: bool,
+}
+
+/// What the Lease says about the loop (pure).
+pub fn loop_lease(lease: &k8s_openapi::api::coordination::v1::Lease, now: Timestamp) -> LoopLease {
+    let spec = lease.spec.clone().unwrap_or_default();
+    let holder = spec.holder_identity.unwrap_or_default();
+    let renewed = spec.renew_time.map(|t| t.0);
+    let duration = i64::from(spec.lease_duration_seconds.unwrap_or(15));
+    let active =
+        !holder.is_empty() && renewed.is_some_and(|r| now.as_second() - r.as_second() <= duration);
+    LoopLease {
+        holder,
+        renewed: renewed.map(|r| r.to_string()),
+        active,
+    }
 }
 
 pub const API_VERSION: &str = "automon.io/v1alpha1";
@@ -551,6 +594,7 @@ impl Status {
             dashboards: Dashboards::default(),
             alerting: None,
             prometheus: None,
+            reconcile: None,
         }
     }
 }
@@ -767,6 +811,7 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
         },
         alerting,
         prometheus: view,
+        reconcile: s.lease.as_ref().map(|l| loop_lease(l, now)),
     }
 }
 
