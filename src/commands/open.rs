@@ -531,7 +531,12 @@ fn label_selector(labels: &BTreeMap<String, String>) -> String {
 /// Running, Ready, and not on its way out: what status calls a pod in state `Running` (one
 /// rule for both; a terminating pod can still report Ready).
 fn is_ready(pod: &Pod) -> bool {
-    pod_state(pod).0 == "Running"
+    state_of(pod) == "Running"
+}
+
+/// status' word for a pod's state (open holds full Pods: it reads their container ports).
+fn state_of(pod: &Pod) -> String {
+    pod_state(&crate::slim::SlimPod::from(pod)).0
 }
 
 /// The first ready pod by name, so that two runs against the same pods pick the same one.
@@ -550,7 +555,7 @@ fn describe_pods(pods: &[Pod], selector: &str) -> String {
         .iter()
         .map(|p| {
             let name = p.metadata.name.clone().unwrap_or_default();
-            let (state, _) = pod_state(p);
+            let state = state_of(p);
             let (ready, total) = ready_containers(p);
             (
                 name.clone(),

@@ -293,6 +293,10 @@ fn nodes(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Findi
                 Some(Cause::Taint) => format!(
                     "kubectl automon enable -n {ns} --set nodeExporter.tolerations=all, or: {exclude}"
                 ),
+                // The stack was rendered before the first Windows node joined.
+                Some(Cause::UnsupportedOs) if n.os == crate::render::classes::WINDOWS => format!(
+                    "kubectl automon enable -n {ns} (it deploys windows-exporter for Windows nodes), or keep `kubectl automon reconcile --loop -n {ns}` running so that it follows node classes; or: {exclude}"
+                ),
                 Some(Cause::UnsupportedOs) => format!(
                     "automon has no exporter for {} nodes yet; {exclude}",
                     n.os

@@ -519,7 +519,7 @@ pub async fn gather(
         ..cluster.clone()
     };
     // All at once: the namespace, the inventory in it, the CRDs, the nodes' classes.
-    let nodes: Api<crate::nodes::SlimNode> = Api::all(cluster.client.clone());
+    let nodes: Api<crate::slim::SlimNode> = Api::all(cluster.client.clone());
     let (namespace_meta, inventory, crds, nodes) = futures::try_join!(
         async {
             namespaces

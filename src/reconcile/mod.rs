@@ -27,7 +27,7 @@ use k8s_openapi::{
     api::{
         apps::v1::DaemonSet,
         coordination::v1::Lease,
-        core::v1::{ConfigMap, Event as CoreEvent, Pod},
+        core::v1::{ConfigMap, Event as CoreEvent},
     },
     jiff::Timestamp,
 };
@@ -49,7 +49,6 @@ use crate::{
     cluster::Cluster,
     config::Config,
     error::exit,
-    nodes::SlimNode,
     plan::Plan,
     preflight::{self, Permission},
     render::{
@@ -57,6 +56,7 @@ use crate::{
         meta::{APPLYSET_PART_OF_LABEL, CONFIG_KEY, PARENT_NAME, PART_OF, PART_OF_LABEL},
     },
     resources::{self, Known, Scope, display_name},
+    slim::{SlimNode, SlimPod},
     status::{self, Coverage, NODE_EXPORTER, NodeStatus},
 };
 use metrics::Metrics;
@@ -363,6 +363,13 @@ enum MemberEvent {
 
 type Msgs = Pin<Box<dyn Stream<Item = Msg> + Send>>;
 
+/// The Node type the loop holds: the slim one; or, for bench/reconcile-loop's baseline, the full
+/// one, managedFields and all.
+#[cfg(not(feature = "bench-full-nodes"))]
+type HeldNode = SlimNode;
+#[cfg(feature = "bench-full-nodes")]
+type HeldNode = k8s_openapi::api::core::v1::Node;
+
 /// A reflected watch: its store, and its events as messages.
 fn reflected<K>(name: &'static str, api: Api<K>, config: watcher::Config) -> (Store<K>, Msgs)
 where
@@ -374,7 +381,11 @@ where
     let stream = reflector::reflector(
         writer,
         watcher::watcher(api, config)
-            .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+            .modify(move |o: &mut K| {
+                if !(cfg!(feature = "bench-full-nodes") && name == "nodes") {
+                    o.meta_mut().managed_fields = None;
+                }
+            })
             .backoff(backoff()),
     )
     .filter_map(move |e| async move {
@@ -390,8 +401,8 @@ where
 }
 
 struct Stores {
-    nodes: Store<SlimNode>,
-    pods: Store<Pod>,
+    nodes: Store<HeldNode>,
+    pods: Store<SlimPod>,
     daemonsets: Store<DaemonSet>,
     refusals: Store<CoreEvent>,
 }
@@ -438,12 +449,12 @@ impl Engine {
         let ns = &self.cluster.namespace;
         let src = &self.source;
         let exporter_pods = watcher::Config::default().labels(&self.pods_selector);
-        let (nodes, n) = reflected("nodes", Api::<SlimNode>::all(client.clone()), {
+        let (nodes, n) = reflected("nodes", Api::<HeldNode>::all(client.clone()), {
             watcher::Config::default()
         });
         let (pods, p) = reflected(
             "pods",
-            Api::<Pod>::namespaced(client.clone(), &src.namespace),
+            Api::<SlimPod>::namespaced(client.clone(), &src.namespace),
             exporter_pods,
         );
         let daemonsets_selection = if src.borrowed {
@@ -935,7 +946,15 @@ impl Engine {
     }
 
     async fn assess(&mut self, stores: &Stores) {
+        #[cfg(not(feature = "bench-full-nodes"))]
         let nodes = stores.nodes.state();
+        #[cfg(feature = "bench-full-nodes")]
+        let nodes: Vec<Arc<SlimNode>> = stores
+            .nodes
+            .state()
+            .iter()
+            .map(|n| Arc::new(SlimNode::from(n.as_ref())))
+            .collect();
         let pods = stores.pods.state();
         let daemonsets = stores.daemonsets.state();
         let refusals = stores.refusals.state();
@@ -979,7 +998,7 @@ impl Engine {
         self.follow_classes(render::NodeClasses::of_nodes(
             nodes.iter().map(AsRef::as_ref),
         ));
-        let pods_by_name: HashMap<&str, &Pod> = pods
+        let pods_by_name: HashMap<&str, &SlimPod> = pods
             .iter()
             .filter_map(|p| Some((p.metadata.name.as_deref()?, p.as_ref())))
             .collect();
@@ -1121,7 +1140,7 @@ impl Engine {
         &mut self,
         due: &Due,
         node: Option<&SlimNode>,
-        pods: &HashMap<&str, &Pod>,
+        pods: &HashMap<&str, &SlimPod>,
         now: Timestamp,
     ) -> bool {
         let Some(node) = node else { return true };
@@ -1426,7 +1445,7 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// When a pod's Ready condition last turned True.
-fn pod_ready_since(p: &Pod) -> Option<Timestamp> {
+fn pod_ready_since(p: &SlimPod) -> Option<Timestamp> {
     p.status
         .as_ref()?
         .conditions

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::{
     api::{
         apps::v1::{DaemonSet, Deployment},
-        core::v1::{ConfigMap, Event, Pod},
+        core::v1::{ConfigMap, Event},
     },
     jiff::Timestamp,
 };
@@ -46,8 +46,8 @@ pub struct Snapshot {
     pub custom: Vec<Object>,
     pub rules: Vec<Object>,
     pub dashboards: Vec<String>,
-    pub pods: Vec<Pod>,
-    pub nodes: Vec<crate::nodes::SlimNode>,
+    pub pods: Vec<crate::slim::SlimPod>,
+    pub nodes: Vec<crate::slim::SlimNode>,
     /// `FailedCreate` events of the node-exporter DaemonSet.
     pub events: Vec<Event>,
     pub prometheus: Option<prometheus::Answer>,
@@ -175,8 +175,8 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         Api::<DaemonSet>::namespaced(client.clone(), &ns),
     );
     let configmaps_api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
-    let pods_api = Api::<Pod>::namespaced(client.clone(), &ns);
-    let nodes_api = Api::<crate::nodes::SlimNode>::all(client.clone());
+    let pods_api = Api::<crate::slim::SlimPod>::namespaced(client.clone(), &ns);
+    let nodes_api = Api::<crate::slim::SlimNode>::all(client.clone());
     let events_api = Api::<Event>::namespaced(client.clone(), &exporter_ns);
     let (labelled, all) = (part_of(), ListParams::default());
     // Another stack's exporter: that DaemonSet, then its pods (by its selector).
@@ -193,7 +193,7 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
             .as_ref()
             .map(|s| crate::selector::to_query(&s.selector))
             .unwrap_or_default();
-        let pods = Api::<Pod>::namespaced(client.clone(), &exporter_ns)
+        let pods = Api::<crate::slim::SlimPod>::namespaced(client.clone(), &exporter_ns)
             .list(&ListParams::default().labels(&selector))
             .await?;
         Ok::<_, kube::Error>((Some(ds), pods.items))
@@ -628,7 +628,7 @@ fn first_image(spec: Option<&k8s_openapi::api::core::v1::PodSpec>) -> Option<Str
 }
 
 /// The first pod of a workload that is not Running and ready, with what it says.
-fn pod_problem<'a>(pods: impl Iterator<Item = &'a Pod>) -> Option<String> {
+fn pod_problem<'a>(pods: impl Iterator<Item = &'a crate::slim::SlimPod>) -> Option<String> {
     pods.filter_map(|p| {
         let (state, message) = nodes::pod_state(p);
         (state != "Running").then(|| {
@@ -642,7 +642,7 @@ fn pod_problem<'a>(pods: impl Iterator<Item = &'a Pod>) -> Option<String> {
     .next()
 }
 
-fn labels_of(p: &Pod) -> BTreeMap<String, String> {
+fn labels_of(p: &crate::slim::SlimPod) -> BTreeMap<String, String> {
     p.metadata.labels.clone().unwrap_or_default()
 }
 

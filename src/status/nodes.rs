@@ -4,16 +4,16 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::{
-    api::{
-        apps::v1::DaemonSet,
-        core::v1::{Pod, PodSpec},
-    },
+    api::{apps::v1::DaemonSet, core::v1::PodSpec},
     jiff::Timestamp,
 };
 use serde::Serialize;
 
 use super::prometheus::Target;
-use crate::{nodes::SlimNode, selector};
+use crate::{
+    selector,
+    slim::{SlimNode, SlimPod, SlimPodSpec},
+};
 
 /// Whether a node is watched by an exporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -93,7 +93,7 @@ pub struct Inputs<'a> {
     /// The windows-exporter DaemonSet, when the stack has one: it covers Windows nodes.
     pub windows: Option<&'a DaemonSet>,
     /// Pods in the stack's namespace; the DaemonSet's selector picks its own.
-    pub pods: Vec<&'a Pod>,
+    pub pods: Vec<&'a SlimPod>,
     /// The newest `FailedCreate` message of the DaemonSet (an admission refusal, a quota).
     pub failed_create: Option<&'a str>,
     /// When it was last reported.
@@ -105,7 +105,7 @@ pub struct Inputs<'a> {
     pub now: f64,
 }
 
-pub use crate::nodes::OS_LABEL;
+pub use crate::slim::OS_LABEL;
 
 pub fn assess<'a>(inputs: &Inputs<'a>) -> Vec<NodeStatus> {
     let template_of = |d: Option<&'a DaemonSet>| {
@@ -179,18 +179,18 @@ pub fn assess<'a>(inputs: &Inputs<'a>) -> Vec<NodeStatus> {
 /// node the DaemonSet controller pinned them to (a `metadata.name` match field).
 fn exporter_pods_by_node<'a>(
     daemonset: Option<&DaemonSet>,
-    pods: &[&'a Pod],
-) -> HashMap<&'a str, &'a Pod> {
+    pods: &[&'a SlimPod],
+) -> HashMap<&'a str, &'a SlimPod> {
     let Some(selector) = daemonset.and_then(|d| d.spec.as_ref()).map(|s| &s.selector) else {
         return HashMap::new();
     };
-    let mut out: HashMap<&str, &Pod> = HashMap::new();
+    let mut out: HashMap<&str, &SlimPod> = HashMap::new();
     for pod in pods {
         let labels = pod.metadata.labels.clone().unwrap_or_default();
         if !selector::matches(selector, &labels) {
             continue;
         }
-        let Some(node) = pod.spec.as_ref().and_then(target_node) else {
+        let Some(node) = target_node(&pod.spec) else {
             continue;
         };
         // A replacement and the pod it replaces may overlap; the live one tells the truth.
@@ -204,7 +204,7 @@ fn exporter_pods_by_node<'a>(
     out
 }
 
-fn target_node(spec: &PodSpec) -> Option<&str> {
+fn target_node(spec: &SlimPodSpec) -> Option<&str> {
     if let Some(n) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
         return Some(n);
     }
@@ -227,7 +227,7 @@ fn target_node(spec: &PodSpec) -> Option<&str> {
 
 /// A pod's state in kubectl's words (the STATUS column of `kubectl get pods`, simplified),
 /// and the message that explains it.
-pub fn pod_state(pod: &Pod) -> (String, Option<String>) {
+pub fn pod_state(pod: &SlimPod) -> (String, Option<String>) {
     if pod.metadata.deletion_timestamp.is_some() {
         return ("Terminating".into(), None);
     }
@@ -300,7 +300,7 @@ fn last_exit(c: &k8s_openapi::api::core::v1::ContainerStatus) -> Option<String> 
     ))
 }
 
-fn exporter_pod(pod: &Pod) -> ExporterPod {
+fn exporter_pod(pod: &SlimPod) -> ExporterPod {
     let (state, _) = pod_state(pod);
     let statuses = pod
         .status
@@ -317,7 +317,7 @@ fn exporter_pod(pod: &Pod) -> ExporterPod {
 
 type Why = (Coverage, Option<(Cause, String)>);
 
-fn judge_pod(pod: &Pod, e: &ExporterPod, scrape: Option<&Scrape>) -> Why {
+fn judge_pod(pod: &SlimPod, e: &ExporterPod, scrape: Option<&Scrape>) -> Why {
     if !e.ready {
         let (state, message) = pod_state(pod);
         let reason = match message {
@@ -503,7 +503,7 @@ mod tests {
         }
     }
 
-    fn pod(name: &str, node: &str, status: serde_json::Value) -> Pod {
+    fn pod(name: &str, node: &str, status: serde_json::Value) -> SlimPod {
         serde_json::from_value(serde_json::json!({
             "metadata": {"name": name, "labels": {
                 "app.kubernetes.io/name": "node-exporter",
@@ -527,7 +527,7 @@ mod tests {
     fn assess_one(
         ds: Option<&DaemonSet>,
         node: SlimNode,
-        pods: &[Pod],
+        pods: &[SlimPod],
         failed: Option<&str>,
     ) -> NodeStatus {
         assess_refused_at(ds, node, pods, failed, None)
@@ -536,7 +536,7 @@ mod tests {
     fn assess_refused_at(
         ds: Option<&DaemonSet>,
         node: SlimNode,
-        pods: &[Pod],
+        pods: &[SlimPod],
         failed: Option<&str>,
         at: Option<&str>,
     ) -> NodeStatus {
@@ -667,7 +667,7 @@ mod tests {
         );
 
         // Not scheduled yet: the pod names its node through the DaemonSet's match field.
-        let mut pending: Pod = serde_json::from_value(serde_json::json!({
+        let mut pending: SlimPod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "ne-2", "labels": {
                 "app.kubernetes.io/name": "node-exporter", "app.kubernetes.io/part-of": "automon"}},
             "spec": {"containers": [{"name": "node-exporter"}], "affinity": {"nodeAffinity": {
@@ -686,7 +686,7 @@ mod tests {
         );
         assert_eq!(r.exporter.unwrap().state, "Pending");
         assert!(r.reason.unwrap().contains("didn't have free ports"));
-        pending.spec.as_mut().unwrap().affinity = None;
+        pending.spec.affinity = None;
         let r = assess_one(
             Some(&ds),
             node("b", serde_json::json!({})),

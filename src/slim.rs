@@ -1,14 +1,15 @@
-//! Nodes as automon reads them: only what the assessment looks at. A real Node carries its
-//! image list (`status.images`, often hundreds of names), `managedFields`, addresses, daemon
-//! endpoints and annotations; at 5,000 nodes that is hundreds of megabytes nobody reads. This
-//! type is read straight from the API server's JSON (unknown fields skipped while parsing, never
-//! held), and kube-derive gives it Node's API identity, so lists, watches and reflectors work
-//! on it as on `Node`.
+//! Nodes and pods as automon reads them: only what the assessment looks at. A real Node carries
+//! its image list (`status.images`, often hundreds of names), `managedFields`, addresses, daemon
+//! endpoints and annotations; a real Pod its whole spec (volumes, containers, probes) and
+//! `managedFields`. At 5,000 nodes that is hundreds of megabytes nobody reads. These types are
+//! read straight from the API server's JSON (unknown fields skipped while parsing, never held),
+//! and kube-derive gives them Node's and Pod's API identity, so lists, watches and reflectors
+//! work on them as on the full types.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
-    api::core::v1::{Node, Taint},
+    api::core::v1::{Affinity, Node, Pod, PodStatus, Taint},
     apimachinery::pkg::{
         api::resource::Quantity,
         apis::meta::v1::{ObjectMeta, Time},
@@ -100,6 +101,37 @@ impl SlimNode {
     }
 }
 
+/// A Pod with its metadata (no managedFields), the node it runs on or is pinned to, and its
+/// status.
+#[derive(Resource, Deserialize, Clone, Debug, Default, PartialEq)]
+#[resource(inherit = "Pod")]
+pub struct SlimPod {
+    #[serde(deserialize_with = "slim_meta")]
+    pub metadata: ObjectMeta,
+    #[serde(default, deserialize_with = "null_default")]
+    pub spec: SlimPodSpec,
+    #[serde(default)]
+    pub status: Option<PodStatus>,
+}
+
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SlimPodSpec {
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// Where the DaemonSet controller pins a pod before it is scheduled.
+    #[serde(default)]
+    pub affinity: Option<Affinity>,
+}
+
+/// A full Pod cut down to what automon reads (tests and callers holding a `Pod`).
+impl From<&Pod> for SlimPod {
+    fn from(p: &Pod) -> Self {
+        serde_json::from_value(serde_json::to_value(p).expect("a Pod serialises"))
+            .expect("a Pod reads as a SlimPod")
+    }
+}
+
 /// A full Node cut down to what automon reads (tests and callers holding a `Node`).
 impl From<&Node> for SlimNode {
     fn from(n: &Node) -> Self {
@@ -115,13 +147,16 @@ fn null_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
-/// The metadata the assessment and the watch need; `managedFields`, annotations, owner
-/// references and finalizers are skipped while parsing.
+/// The metadata the assessment and the watch need; `managedFields`, annotations and finalizers
+/// are skipped while parsing.
 fn slim_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Meta {
         name: Option<String>,
+        namespace: Option<String>,
+        owner_references:
+            Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
         uid: Option<String>,
         resource_version: Option<String>,
         creation_timestamp: Option<Time>,
@@ -131,6 +166,8 @@ fn slim_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
     let m = Meta::deserialize(d)?;
     Ok(ObjectMeta {
         name: m.name,
+        namespace: m.namespace,
+        owner_references: m.owner_references,
         uid: m.uid,
         resource_version: m.resource_version,
         creation_timestamp: m.creation_timestamp,
@@ -208,6 +245,26 @@ mod tests {
             ),
             (Some("Node"), Some("v1"), Some("u"))
         );
+    }
+
+    #[test]
+    fn a_pod_keeps_its_node_and_status_not_its_spec() {
+        let p: SlimPod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "automon", "uid": "u",
+                "labels": {"a": "b"}, "managedFields": [{"manager": "kubelet"}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}],
+                "volumes": [{"name": "v", "hostPath": {"path": "/"}}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap();
+        assert_eq!(p.spec.node_name.as_deref(), Some("n1"));
+        assert_eq!(p.metadata.namespace.as_deref(), Some("automon"));
+        assert!(p.metadata.managed_fields.is_none());
+        assert_eq!(
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Running")
+        );
+        assert_eq!(p.object_ref(&()).kind.as_deref(), Some("Pod"));
     }
 
     #[test]
