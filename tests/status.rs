@@ -514,8 +514,8 @@ fn a_windows_node_is_not_served_by_node_exporter() {
     let mut windows = labelled("st-windows-1", "kubernetes.io/os", "windows");
     windows["status"]["nodeInfo"]["operatingSystem"] = json!("windows");
     let _nodes = KwokNodes::create(vec![windows]);
-    let reason =
-        "node-exporter does not run on windows nodes (Windows nodes need windows-exporter)";
+    // The stack was enabled before the Windows node joined: no windows-exporter yet.
+    let reason = "node-exporter does not run on windows nodes (Windows nodes need windows-exporter: `kubectl automon enable` or `reconcile` adds it)";
 
     let (st, table) = verdict(ns, "st-windows-1", "unsupportedOs", reason);
     assert_eq!(node(&st, "st-windows-1")["os"], "windows");

@@ -1302,20 +1302,30 @@ impl Engine {
         );
     }
 
-    /// The one pass' exit code: 0 when every node is monitored (or excluded) and nothing
-    /// drifted that was left so; degraded otherwise.
+    /// The one pass' exit code: 0 when every node is monitored (or excluded, or still within
+    /// `--exporter-deadline` of joining) and nothing drifted that was left so; degraded
+    /// otherwise.
     fn verdict(&self) -> u8 {
-        let gaps: Vec<&NodeStatus> = self
+        let now = Timestamp::now();
+        let mut gaps = Vec::new();
+        for s in self
             .last
             .iter()
             .filter(|s| s.coverage == Coverage::NotMonitored)
-            .collect();
-        for s in &gaps {
-            warn!(
-                "node {} not monitored: {}",
-                s.name,
-                s.reason.as_deref().unwrap_or("unknown")
-            );
+        {
+            let reason = s.reason.as_deref().unwrap_or("unknown");
+            let waited = self.tracker.waited(&s.name, now).unwrap_or(Duration::MAX);
+            if waited < self.options.exporter_deadline {
+                info!(
+                    "node {} has waited {} for its exporter (deadline {}): {reason}",
+                    s.name,
+                    crate::commands::status::age(waited.as_secs() as i64),
+                    crate::commands::status::age(self.options.exporter_deadline.as_secs() as i64)
+                );
+            } else {
+                warn!("node {} not monitored: {reason}", s.name);
+                gaps.push(s);
+            }
         }
         if gaps.is_empty() && self.drift_left.is_empty() && self.pending.is_empty() {
             0

@@ -176,6 +176,12 @@ impl Tracker {
         }
     }
 
+    /// How long `node` has waited for a working exporter (since it joined or lost it).
+    pub fn waited(&self, node: &str, now: Timestamp) -> Option<Duration> {
+        let seen = self.nodes.get(node)?;
+        now.duration_since(seen.since).try_into().ok()
+    }
+
     /// When the next deadline passes for a node that is still waiting, if any: the loop looks
     /// again then even if nothing changes in the cluster.
     pub fn next_deadline(&self) -> Option<Timestamp> {
