@@ -94,7 +94,14 @@ fn windows_and_gpu_nodes_bring_their_exporters_and_take_them_away() {
     eventually(60, "dcgm-exporter removed after the grace period", || {
         !exists(NS, "daemonset/dcgm-exporter")
     });
-    let history = run(automon_admin().args(["history", "-n", NS])).success();
+    // The revision is recorded once the prune is done.
+    let history = || run(automon_admin().args(["history", "-n", NS])).success();
+    eventually(30, "the last revision recorded", || {
+        history()
+            .stdout
+            .contains("reconcile: the last of the GPU nodes left")
+    });
+    let history = history();
     for change in [
         "reconcile: Windows nodes joined",
         "reconcile: the last of the Windows nodes left",
