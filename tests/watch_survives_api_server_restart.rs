@@ -1,7 +1,8 @@
 //! The loop survives the API server going away: stopped for 30 seconds right after ten nodes
 //! joined (before their exporters were judged), started again; every one of the ten gets its
 //! ExporterReady Event afterwards, and the loop kept running throughout. Its own test binary:
-//! nothing else may run while the API server is down.
+//! nothing else may run while the API server is down; named to sort last, as cargo runs test
+//! binaries in name order, so that no other binary runs on a control plane just restarted.
 
 mod common;
 
