@@ -101,16 +101,23 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
         "no scrape job for ServiceMonitors {:?}:\n{config}",
         missing(&config)
     );
-    // ...and every alert in the rule files it mounts.
-    let rulefiles = get_json(&[
-        "get",
-        "configmap",
-        "-n",
-        ns,
-        "prometheus-automon-rulefiles-0",
-    ]);
-    let rules_text = rulefiles["data"].to_string();
-    for alert in [
+    // ...and every alert in the rule files it mounts, which it also writes as it reconciles
+    // (a PrometheusRule it has not seen yet is not in them): the same patience.
+    let rules_text = || {
+        let out = c.kubectl(&[
+            "get",
+            "configmap",
+            "-n",
+            ns,
+            "prometheus-automon-rulefiles-0",
+            "-o",
+            "json",
+        ]);
+        serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .map(|cm| cm["data"].to_string())
+            .unwrap_or_default()
+    };
+    let alerts = [
         "NodeDown",
         "HighCPUUsage",
         "HighMemoryUsage",
@@ -121,12 +128,25 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
         "NodeMonitoringCoverageGap",
         "KubeStateMetricsDown",
         "Watchdog",
-    ] {
-        assert!(
-            rules_text.contains(&format!("alert: {alert}")),
-            "{alert} missing"
-        );
+    ];
+    let absent = |text: &str| -> Vec<&str> {
+        alerts
+            .iter()
+            .filter(|alert| !text.contains(&format!("alert: {alert}")))
+            .copied()
+            .collect()
+    };
+    let started = Instant::now();
+    let mut text = rules_text();
+    while !absent(&text).is_empty() && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(500));
+        text = rules_text();
     }
+    assert!(
+        absent(&text).is_empty(),
+        "alerts {:?} missing from the rule files the operator mounts",
+        absent(&text)
+    );
     // node-exporter runs on every node.
     let ds = get_json(&["get", "daemonset", "-n", ns, "node-exporter"]);
     let nodes = c
@@ -269,6 +289,8 @@ fn api_server_lost_mid_enable_then_the_next_enable_converges() {
     let ns = "automon-enable-outage";
     let _cleanup = Cleanup::fresh(ns);
     let c = cluster();
+    // The CRDs are the cluster's (as `enable` below expects), whichever test ran first.
+    c.ensure_crds();
     let upstream = c.server.trim_start_matches("https://").to_string();
     // Past preflight and the first phases, inside the stack phase (the render alone is ~150 KB).
     let (port, dead) = failing_proxy(upstream, 60_000);
