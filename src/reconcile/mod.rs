@@ -292,7 +292,7 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
         parent_version: parent.metadata.resource_version.clone(),
         pods_selector,
         source,
-        desired: desired_by_key(&plan),
+        desired: Desired::of(&plan),
         classes: state.classes,
         class_change: None,
         members,
@@ -313,15 +313,63 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
         retry: None,
         drift_left: Vec::new(),
     };
+    // What planning read (the cluster's objects, the rendered stack) is not kept while the loop
+    // runs: a local of this function would otherwise live as long as the loop.
+    drop((plan, state, rendered, parent));
     engine.run(started).await
 }
 
-fn desired_by_key(plan: &Plan) -> HashMap<Key, Object> {
-    plan.members
-        .iter()
-        .filter(|o| render::kind(o) != "CustomResourceDefinition")
-        .map(|o| (apply::key(o), o.clone()))
-        .collect()
+/// enable's plan, by object, held as compact JSON text: parsed, a stack with its dashboards is
+/// ~8 MB of `serde_json` values the loop reads only when an object drifts.
+#[derive(Default)]
+struct Desired {
+    objects: HashMap<Key, Box<str>>,
+    /// The ApplySet's id, from the members' part-of label.
+    applyset_id: Option<String>,
+}
+
+impl Desired {
+    fn of(plan: &Plan) -> Self {
+        let members = plan
+            .members
+            .iter()
+            .filter(|o| render::kind(o) != "CustomResourceDefinition");
+        Desired {
+            applyset_id: members.clone().find_map(|o| {
+                o.metadata
+                    .labels
+                    .as_ref()?
+                    .get(APPLYSET_PART_OF_LABEL)
+                    .cloned()
+            }),
+            objects: members
+                .map(|o| {
+                    let text = serde_json::to_string(o).expect("a rendered object serialises");
+                    (apply::key(o), text.into_boxed_str())
+                })
+                .collect(),
+        }
+    }
+
+    fn contains_key(&self, key: &Key) -> bool {
+        self.objects.contains_key(key)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.objects.keys()
+    }
+
+    /// The object as enable would apply it.
+    fn object(&self, key: &Key) -> Option<Object> {
+        let text = self.objects.get(key)?;
+        Some(serde_json::from_str(text).expect("written by Desired::of"))
+    }
+
+    /// The same, as JSON, for the field comparison.
+    fn value(&self, key: &Key) -> Option<serde_json::Value> {
+        let text = self.objects.get(key)?;
+        Some(serde_json::from_str(text).expect("written by Desired::of"))
+    }
 }
 
 /// kube-runtime's exponential backoff with jitter, from 500ms to 8s, reset after a minute
@@ -419,7 +467,7 @@ struct Engine {
     parent_version: Option<String>,
     source: ExporterSource,
     /// enable's plan, by object.
-    desired: HashMap<Key, Object>,
+    desired: Desired,
     members: Vec<&'static Known>,
     /// The node classes the plan was made for.
     classes: render::NodeClasses,
@@ -491,17 +539,7 @@ impl Engine {
         })
         .boxed();
         let mut streams = vec![n, p, d, r, parent];
-        let id = self
-            .desired
-            .values()
-            .find_map(|o| {
-                o.metadata
-                    .labels
-                    .as_ref()?
-                    .get(APPLYSET_PART_OF_LABEL)
-                    .cloned()
-            })
-            .unwrap_or_default();
+        let id = self.desired.applyset_id.clone().unwrap_or_default();
         for k in &self.members {
             let known = **k;
             let ar = known.api_resource();
@@ -778,7 +816,7 @@ impl Engine {
         let source = ExporterSource::of(&parent, &self.cluster.namespace);
         match crate::commands::enable::desired(&self.cluster, &config, Some(self.classes)).await {
             Ok((plan, _)) => {
-                self.desired = desired_by_key(&plan);
+                self.desired = Desired::of(&plan);
                 self.config = config;
                 // Whatever was pending is judged again against the new plan.
                 self.pending.retain(|k, _| self.desired.contains_key(k));
@@ -844,10 +882,9 @@ impl Engine {
     }
 
     fn check_fields(&mut self, key: &Key, m: &PartialObjectMeta<DynamicObject>) {
-        let Some(want) = self.desired.get(key) else {
+        let Some(desired) = self.desired.value(key) else {
             return;
         };
-        let desired = serde_json::to_value(want).unwrap_or_default();
         let managed = m.metadata.managed_fields.as_deref().unwrap_or_default();
         let taken = drift::taken(&desired, managed, FIELD_MANAGER);
         if taken.is_empty() {
@@ -893,7 +930,7 @@ impl Engine {
             let Some((why, _)) = self.pending.remove(&key) else {
                 continue;
             };
-            let Some(object) = self.desired.get(&key).cloned() else {
+            let Some(object) = self.desired.object(&key) else {
                 continue;
             };
             let name = display_name(&object);
@@ -1093,7 +1130,7 @@ impl Engine {
         .await;
         match result {
             Ok(plan) => {
-                self.desired = desired_by_key(&plan);
+                self.desired = Desired::of(&plan);
                 self.classes = to;
                 // The parent moved under this loop's own hand.
                 if let Ok(Some((parent, _))) = installed(&self.cluster).await {
@@ -1456,15 +1493,7 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// When a pod's Ready condition last turned True.
 fn pod_ready_since(p: &SlimPod) -> Option<Timestamp> {
-    p.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status == "True")?
-        .last_transition_time
-        .as_ref()
-        .map(|t| t.0)
+    p.status.ready_since.as_ref().map(|t| t.0)
 }
 
 /// SIGINT or SIGTERM.

@@ -205,24 +205,10 @@ fn exporter_pods_by_node<'a>(
 }
 
 fn target_node(spec: &SlimPodSpec) -> Option<&str> {
-    if let Some(n) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
-        return Some(n);
-    }
-    let terms = &spec
-        .affinity
-        .as_ref()?
-        .node_affinity
-        .as_ref()?
-        .required_during_scheduling_ignored_during_execution
-        .as_ref()?
-        .node_selector_terms;
-    terms.iter().find_map(|t| {
-        t.match_fields.iter().flatten().find_map(|f| {
-            (f.key == "metadata.name" && f.operator == "In")
-                .then(|| f.values.as_deref()?.first().map(String::as_str))
-                .flatten()
-        })
-    })
+    spec.node_name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .or(spec.pinned_node.as_deref())
 }
 
 /// A pod's state in kubectl's words (the STATUS column of `kubectl get pods`, simplified),
@@ -231,87 +217,16 @@ pub fn pod_state(pod: &SlimPod) -> (String, Option<String>) {
     if pod.metadata.deletion_timestamp.is_some() {
         return ("Terminating".into(), None);
     }
-    let status = pod.status.clone().unwrap_or_default();
-    let containers = status.container_statuses.clone().unwrap_or_default();
-    for c in &containers {
-        if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref())
-            && let Some(reason) = w.reason.as_deref().filter(|r| *r != "ContainerCreating")
-        {
-            return (
-                reason.to_string(),
-                w.message.clone().or_else(|| last_exit(c)),
-            );
-        }
-        if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.as_ref()) {
-            let reason = t.reason.clone().unwrap_or_else(|| "Terminated".into());
-            return (reason, t.message.clone());
-        }
-    }
-    let phase = status.phase.clone().unwrap_or_else(|| "Pending".into());
-    let condition = |type_: &str| {
-        status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == type_)
-            .cloned()
-    };
-    match phase.as_str() {
-        "Pending" => {
-            if let Some(c) = condition("PodScheduled").filter(|c| c.status == "False") {
-                let reason = c.reason.unwrap_or_else(|| "Unschedulable".into());
-                return ("Pending".into(), Some(c.message.unwrap_or(reason)));
-            }
-            ("Pending".into(), Some("ContainerCreating".into()))
-        }
-        "Running" => {
-            if condition("Ready").is_some_and(|c| c.status == "True") {
-                ("Running".into(), None)
-            } else {
-                let not_ready: Vec<&str> = containers
-                    .iter()
-                    .filter(|c| !c.ready)
-                    .map(|c| c.name.as_str())
-                    .collect();
-                let message = if not_ready.is_empty() {
-                    "not ready".to_string()
-                } else {
-                    format!("container {} not ready", not_ready.join(", "))
-                };
-                ("NotReady".into(), Some(message))
-            }
-        }
-        _ => (
-            status.reason.clone().unwrap_or(phase),
-            status.message.clone(),
-        ),
-    }
-}
-
-fn last_exit(c: &k8s_openapi::api::core::v1::ContainerStatus) -> Option<String> {
-    let t = c.last_state.as_ref()?.terminated.as_ref()?;
-    Some(format!(
-        "last exit code {}{}",
-        t.exit_code,
-        t.reason
-            .as_deref()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default()
-    ))
+    (pod.status.state.clone(), pod.status.message.clone())
 }
 
 fn exporter_pod(pod: &SlimPod) -> ExporterPod {
     let (state, _) = pod_state(pod);
-    let statuses = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.clone())
-        .unwrap_or_default();
     ExporterPod {
         name: pod.metadata.name.clone().unwrap_or_default(),
         ready: state == "Running",
         state,
-        restarts: statuses.iter().map(|c| c.restart_count).sum(),
+        restarts: pod.status.restarts,
     }
 }
 
@@ -686,7 +601,7 @@ mod tests {
         );
         assert_eq!(r.exporter.unwrap().state, "Pending");
         assert!(r.reason.unwrap().contains("didn't have free ports"));
-        pending.spec.affinity = None;
+        pending.spec.pinned_node = None;
         let r = assess_one(
             Some(&ds),
             node("b", serde_json::json!({})),
