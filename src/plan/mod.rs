@@ -536,8 +536,7 @@ pub async fn gather(
         },
         async { installed_crds(cluster).await.map_err(anyhow::Error::new) },
         async {
-            nodes
-                .list(&ListParams::default())
+            crate::slim::list_paged(&nodes, &ListParams::default())
                 .await
                 .map_err(|e| anyhow::Error::new(cluster.target.classify(e)))
         },
@@ -550,7 +549,7 @@ pub async fn gather(
         existing,
         crds,
         exporter: None,
-        classes: render::NodeClasses::of_nodes(&nodes.items),
+        classes: render::NodeClasses::of_nodes(&nodes),
     })
 }
 

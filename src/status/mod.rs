@@ -193,10 +193,9 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
             .as_ref()
             .map(|s| crate::selector::to_query(&s.selector))
             .unwrap_or_default();
-        let pods = Api::<crate::slim::SlimPod>::namespaced(client.clone(), &exporter_ns)
-            .list(&ListParams::default().labels(&selector))
-            .await?;
-        Ok::<_, kube::Error>((Some(ds), pods.items))
+        let pods = Api::<crate::slim::SlimPod>::namespaced(client.clone(), &exporter_ns);
+        let pods = crate::slim::list_paged(&pods, &ListParams::default().labels(&selector)).await?;
+        Ok::<_, kube::Error>((Some(ds), pods))
     };
     let reused_parts = reused_parts(client, &parent);
     let lists = async {
@@ -209,8 +208,8 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
             custom_list("Alertmanager.monitoring.coreos.com", part_of()),
             custom_list("PrometheusRule.monitoring.coreos.com", part_of()),
             configmaps_api.list_metadata(&dashboards),
-            pods_api.list(&all),
-            nodes_api.list(&all),
+            crate::slim::list_paged(&pods_api, &all),
+            crate::slim::list_paged(&nodes_api, &all),
             events_api.list(&events),
         )
     };
@@ -250,9 +249,9 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         .into_iter()
         .filter_map(|m| m.metadata.name)
         .collect();
-    snapshot.pods = pods.items;
+    snapshot.pods = pods;
     snapshot.pods.extend(exporter_pods);
-    snapshot.nodes = nodes.items;
+    snapshot.nodes = nodes;
     snapshot.events = events.items;
     snapshot.prometheus = answer;
     Ok(snapshot)
