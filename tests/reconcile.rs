@@ -252,33 +252,63 @@ fn two_loops_one_writer_and_the_other_takes_over() {
     const NS: &str = "rc-lease";
     let _ns = Cleanup::fresh(NS);
     enable(NS, &[]).success();
-    let lease = ["--lease-duration", "4s"];
-    let mut a = ReconcileLoop::start(NS, "rc-lease-a", &lease);
-    a.wait_for_log("acquired (this loop: rc-lease-a)", 30);
-    let mut b = ReconcileLoop::start(NS, "rc-lease-b", &lease);
-    b.wait_for_log("held by rc-lease-a", 10);
+    // Long enough for a node to join and its exporter to turn Ready while a dead leader's
+    // Lease has not run out yet.
+    let lease = ["--lease-duration", "8s"];
+    // Identities of this run only: Events outlive a run (an hour) and are counted by identity.
+    let (id_a, id_b) = (
+        format!("rc-lease-a-{}", std::process::id()),
+        format!("rc-lease-b-{}", std::process::id()),
+    );
+    let mut a = ReconcileLoop::start(NS, &id_a, &lease);
+    a.wait_for_log(&format!("acquired (this loop: {id_a})"), 30);
+    let mut b = ReconcileLoop::start(NS, &id_b, &lease);
+    b.wait_for_log(&format!("held by {id_a}"), 10);
 
     let _nodes = KwokNodes::create(vec![kwok_node("rc-lease-0"), kwok_node("rc-lease-1")]);
     eventually(60, "the leader's 2 Events", || {
-        node_events("rc-lease-a")
+        node_events(&id_a)
             .iter()
             .filter(|e| e.1 == "ExporterReady" && e.2.starts_with("rc-lease-"))
             .count()
             == 2
     });
     b.wait_for_log("no Event (another loop leads)", 10);
-    assert!(node_events("rc-lease-b").is_empty(), "the follower wrote");
+    assert!(node_events(&id_b).is_empty(), "the follower wrote");
 
-    // The leader dies without a word: the other takes over once the Lease runs out.
+    // The leader dies without a word, and a node joins before its Lease runs out: the follower
+    // sees the Event due and leaves it to the leader, which is gone. Taking over, it writes it.
     a.kill();
     let killed = std::time::Instant::now();
-    b.wait_for_log("acquired (this loop: rc-lease-b)", 15);
+    let _late = KwokNodes::create(vec![kwok_node("rc-lease-late")]);
+    b.wait_for_log(&format!("acquired (this loop: {id_b})"), 20);
     let took = killed.elapsed();
     assert!(
-        took <= Duration::from_secs(4 + 4),
+        took <= Duration::from_secs(8 + 4),
         "took over after {took:?}"
     );
-    assert_eq!(lease_holder(NS), "rc-lease-b");
+    b.wait_for_log(
+        "node rc-lease-late · ExporterReady was due while another loop led",
+        10,
+    );
+    assert_eq!(lease_holder(NS), id_b);
+    eventually(
+        30,
+        "the new leader's Event for the node that joined meanwhile",
+        || {
+            node_events(&id_b)
+                .iter()
+                .any(|e| e.1 == "ExporterReady" && e.2 == "rc-lease-late")
+        },
+    );
+    // What the dead leader did write is not written twice.
+    assert!(
+        !node_events(&id_b)
+            .iter()
+            .any(|e| e.2 == "rc-lease-0" || e.2 == "rc-lease-1"),
+        "{:?}",
+        node_events(&id_b)
+    );
     let (code, _) = b.terminate();
     assert_eq!(code, 0);
 }

@@ -134,8 +134,9 @@ pub fn permissions(
         read(k.group(), k.plural, ns);
     }
     wanted.insert(Permission::new("get", "", "namespaces", None));
-    // Node events land in `default` (Nodes have no namespace).
-    for verb in ["create", "patch"] {
+    // Node events land in `default` (Nodes have no namespace); a loop taking over reads which
+    // the last leader wrote.
+    for verb in ["create", "patch", "list"] {
         wanted.insert(Permission::new(
             verb,
             "events.k8s.io",
@@ -312,6 +313,7 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
         api_errors: 0,
         retry: None,
         drift_left: Vec::new(),
+        owed: BTreeMap::new(),
     };
     // What planning read (the cluster's objects, the rendered stack) is not kept while the loop
     // runs: a local of this function would otherwise live as long as the loop.
@@ -489,6 +491,9 @@ struct Engine {
     retry: Option<(tokio::time::Instant, Duration)>,
     /// Drift seen but not repaired (`--no-repair`, not the leader), for the one pass' verdict.
     drift_left: Vec<String>,
+    /// Events this loop saw due while another led, by node (with the node's uid and when): on
+    /// taking over, those the leader did not write (it may have died first) are due again.
+    owed: BTreeMap<String, (Due, String, Timestamp)>,
 }
 
 impl Engine {
@@ -673,6 +678,9 @@ impl Engine {
                             if now_leader {
                                 lease_since = Instant::now();
                                 info!(label = "Lease", "{}/{LEASE_NAME} acquired (this loop: {})", self.cluster.namespace, self.options.identity);
+                                if self.replay_owed().await {
+                                    assess_at = Some(tokio::time::Instant::now());
+                                }
                             } else {
                                 warn!("lost the Lease {}/{LEASE_NAME}; waiting to lead again", self.cluster.namespace);
                             }
@@ -1171,6 +1179,53 @@ impl Engine {
         }
     }
 
+    /// On taking over: the Events owed while another loop led that it did not write (none on
+    /// the node, from this controller, with that reason since it was due) are due again. `true`
+    /// when there are any, for an assessment to write them.
+    async fn replay_owed(&mut self) -> bool {
+        let owed = std::mem::take(&mut self.owed);
+        if owed.is_empty() {
+            return false;
+        }
+        // Node Events live in `default` (a Node has no namespace), as the recorder writes them.
+        let api = Api::<k8s_openapi::api::events::v1::Event>::namespaced(
+            self.cluster.client.clone(),
+            "default",
+        );
+        let params =
+            kube::api::ListParams::default().fields(&format!("reportingController={CONTROLLER}"));
+        let written = match crate::slim::list_paged(&api, &params).await {
+            Ok(events) => events,
+            Err(e) => {
+                self.api_errors += 1;
+                warn!("cannot read the Events the last leader wrote ({e}); writing what was owed");
+                Vec::new()
+            }
+        };
+        let mut again = 0;
+        for (node, (due, uid, at)) in owed {
+            let reason = match due {
+                Due::Ready { .. } => "ExporterReady",
+                Due::Missing { .. } => "ExporterMissing",
+            };
+            // The leader saw it at about the same moment: a minute of slack.
+            let since = at - Duration::from_secs(60);
+            let said = written.iter().any(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid.as_str())
+                    && event_time(e).is_some_and(|t| t >= since)
+            });
+            if !said {
+                info!(
+                    "node {node} · {reason} was due while another loop led and it did not write it"
+                );
+                self.tracker.unsay(&due);
+                again += 1;
+            }
+        }
+        again > 0
+    }
+
     /// Publishes the Event due (when leading) and logs it; `false` when the write failed and
     /// should be tried again.
     async fn publish(
@@ -1240,6 +1295,9 @@ impl Engine {
         };
         if !self.leader {
             info!("{line} · no Event (another loop leads)");
+            let uid = node.metadata.uid.clone().unwrap_or_default();
+            self.owed
+                .insert(due.node().to_string(), (due.clone(), uid, now));
             return true;
         }
         match self.recorder.publish(&event, &node.reference()).await {
@@ -1489,6 +1547,15 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}...", &s[..end])
+}
+
+/// When an Event was last observed: its series' last observation, else its time.
+fn event_time(e: &k8s_openapi::api::events::v1::Event) -> Option<Timestamp> {
+    e.series
+        .as_ref()
+        .map(|s| s.last_observed_time.0)
+        .or(e.event_time.as_ref().map(|t| t.0))
+        .or(e.deprecated_last_timestamp.as_ref().map(|t| t.0))
 }
 
 /// When a pod's Ready condition last turned True.
