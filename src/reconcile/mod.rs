@@ -420,23 +420,37 @@ type HeldNode = SlimNode;
 #[cfg(feature = "bench-full-nodes")]
 type HeldNode = k8s_openapi::api::core::v1::Node;
 
-/// A reflected watch: its store, and its events as messages.
+/// A reflected watch: its store, and its events as messages. An update that leaves the object
+/// as held (a kubelet's heartbeat, which the slim Node does not keep) is neither stored nor
+/// judged: at 5,000 nodes those arrive several times a second.
 fn reflected<K>(name: &'static str, api: Api<K>, config: watcher::Config) -> (Store<K>, Msgs)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync,
-    K: 'static,
+    K: PartialEq + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
+    let held = reader.clone();
     let stream = reflector::reflector(
         writer,
         watcher::watcher(api, config)
             .modify(move |o: &mut K| {
                 if !(cfg!(feature = "bench-full-nodes") && name == "nodes") {
                     o.meta_mut().managed_fields = None;
+                    // Every write changes it; nothing here reads it (the watch keeps its own).
+                    o.meta_mut().resource_version = None;
                 }
             })
-            .backoff(backoff()),
+            .backoff(backoff())
+            .filter(move |e| {
+                let unchanged = match e {
+                    Ok(Event::Apply(o)) => held
+                        .get(&reflector::ObjectRef::from_obj(o))
+                        .is_some_and(|old| *old == *o),
+                    _ => false,
+                };
+                futures::future::ready(!unchanged)
+            }),
     )
     .filter_map(move |e| async move {
         match e {
@@ -1180,8 +1194,8 @@ impl Engine {
     }
 
     /// On taking over: the Events owed while another loop led that it did not write (none on
-    /// the node, from this controller, with that reason since it was due) are due again. `true`
-    /// when there are any, for an assessment to write them.
+    /// the node, from this controller about this exporter, with that reason since it was due)
+    /// are due again. `true` when there are any, for an assessment to write them.
     async fn replay_owed(&mut self) -> bool {
         let owed = std::mem::take(&mut self.owed);
         if owed.is_empty() {
@@ -1213,6 +1227,10 @@ impl Engine {
             let said = written.iter().any(|e| {
                 e.reason.as_deref() == Some(reason)
                     && e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid.as_str())
+                    // Another stack's loop writes about the same node: its related object (the
+                    // exporter pod, or DaemonSet) is in its own exporter's namespace.
+                    && e.related.as_ref().and_then(|r| r.namespace.as_deref())
+                        == Some(self.source.namespace.as_str())
                     && event_time(e).is_some_and(|t| t >= since)
             });
             if !said {
@@ -1287,7 +1305,14 @@ impl Engine {
                             1000,
                         )),
                         action: "Monitor".into(),
-                        secondary: None,
+                        // The exporter that should have covered the node.
+                        secondary: Some(k8s_openapi::api::core::v1::ObjectReference {
+                            api_version: Some("apps/v1".into()),
+                            kind: Some("DaemonSet".into()),
+                            namespace: Some(self.source.namespace.clone()),
+                            name: Some(self.source.name.clone()),
+                            ..Default::default()
+                        }),
                     },
                     format!("node {name} · not monitored after {after}: {reason}"),
                 )
