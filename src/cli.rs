@@ -12,7 +12,7 @@ use crate::{
     config::ConfigError,
     error::{ClusterError, exit},
     output::Palette,
-    versions::PLUGIN_VERSION,
+    versions::LONG_VERSION,
 };
 
 /// Complete Kubernetes monitoring with one command, and the truth about whether every node is
@@ -21,7 +21,7 @@ use crate::{
 #[command(
     name = "kubectl automon",
     bin_name = "kubectl automon",
-    version = PLUGIN_VERSION,
+    version = LONG_VERSION,
     propagate_version = true,
     disable_help_subcommand = true,
     max_term_width = 100
