@@ -12,7 +12,7 @@ use crate::{
     config::ConfigError,
     error::{ClusterError, exit},
     output::Palette,
-    versions::PLUGIN_VERSION,
+    versions::LONG_VERSION,
 };
 
 /// Complete Kubernetes monitoring with one command, and the truth about whether every node is
@@ -21,7 +21,7 @@ use crate::{
 #[command(
     name = "kubectl automon",
     bin_name = "kubectl automon",
-    version = PLUGIN_VERSION,
+    version = LONG_VERSION,
     propagate_version = true,
     disable_help_subcommand = true,
     max_term_width = 100
@@ -59,11 +59,22 @@ pub enum Command {
     Render(commands::render::Args),
     /// Print the plugin's version, the component versions it pins, and the server's version
     Version(commands::version::Args),
-    /// Print a shell completion script (bash, zsh or fish)
+    /// Print a shell completion script (bash, zsh, fish), or kubectl's plugin completion helper
     Completion(commands::completion::Args),
 }
 
 pub fn main() -> ExitCode {
+    // kubectl's plugin completion (kubectl_complete-automon) asks `__complete WORDS...`: a partial
+    // command line that would not parse (`--context` without its value, `--help`), so it is
+    // answered before parsing, from the same definition, and is no subcommand of its own.
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == "__complete") {
+        let answer = commands::completion::answer(&mut Cli::command(), args.collect());
+        return match crate::output::print(&answer) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => ExitCode::from(report(&anyhow::Error::new(e))),
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

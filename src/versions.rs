@@ -116,6 +116,18 @@ pub const COMPONENTS: &[Component] = &[
 /// The plugin's own version, from Cargo.toml.
 pub const PLUGIN_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
+/// The git commit the plugin was built from (build.rs), or "unknown" outside a checkout.
+pub const GIT_COMMIT: &str = env!("AUTOMON_GIT_COMMIT");
+
+/// What `--version` prints: the version, and the commit that makes it findable.
+pub const LONG_VERSION: &str = concat!(
+    "v",
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("AUTOMON_GIT_COMMIT"),
+    ")"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,5 @@
-//! `version`: the plugin's version, the component versions the stack pins, and the server's.
+//! `version`: the plugin's version and git commit, the component versions the stack pins, and
+//! the server's.
 
 use serde::Serialize;
 
@@ -22,6 +23,7 @@ pub struct Args {
 #[serde(rename_all = "camelCase")]
 struct VersionReport {
     plugin_version: &'static str,
+    git_commit: &'static str,
     components: Vec<ComponentVersion>,
     #[serde(skip_serializing_if = "Option::is_none")]
     server: Option<ServerVersion>,
@@ -52,6 +54,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     };
     let mut report = VersionReport {
         plugin_version: versions::PLUGIN_VERSION,
+        git_commit: versions::GIT_COMMIT,
         components: COMPONENTS
             .iter()
             .map(|c| ComponentVersion {
@@ -84,7 +87,10 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
 }
 
 fn human(r: &VersionReport) -> String {
-    let mut out = format!("Plugin Version: {}\n", r.plugin_version);
+    let mut out = format!(
+        "Plugin Version: {}\nGit Commit:     {}\n",
+        r.plugin_version, r.git_commit
+    );
     if let Some(s) = &r.server {
         out.push_str(&format!("Server Version: {}\n", s.git_version));
         let ctx = s
