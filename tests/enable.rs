@@ -90,12 +90,7 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
             .cloned()
             .collect()
     };
-    let started = Instant::now();
-    let mut config = prom_config();
-    while !missing(&config).is_empty() && started.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(500));
-        config = prom_config();
-    }
+    let config = poll(60, prom_config, |c| missing(c).is_empty());
     assert!(
         missing(&config).is_empty(),
         "no scrape job for ServiceMonitors {:?}:\n{config}",
@@ -136,12 +131,7 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
             .copied()
             .collect()
     };
-    let started = Instant::now();
-    let mut text = rules_text();
-    while !absent(&text).is_empty() && started.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(500));
-        text = rules_text();
-    }
+    let text = poll(60, rules_text, |t| absent(t).is_empty());
     assert!(
         absent(&text).is_empty(),
         "alerts {:?} missing from the rule files the operator mounts",

@@ -858,6 +858,18 @@ pub fn node_events(identity: &str) -> Vec<(String, String, String, String, Strin
         .collect()
 }
 
+/// Reads with `read` every 500ms until `done` holds of what it read, or `secs` pass; the last
+/// reading either way, for the caller's assertion to show.
+pub fn poll<T>(secs: u64, mut read: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut value = read();
+    while !done(&value) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        value = read();
+    }
+    value
+}
+
 /// Polls `check` every 200ms until it holds; panics with `what` after `secs`.
 #[track_caller]
 pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
