@@ -60,8 +60,8 @@ pub struct Images {
 }
 
 /// CPU and memory requests and limits of one container, as Kubernetes quantities.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Resources {
     pub requests: Amounts,
     pub limits: Amounts,
@@ -90,12 +90,33 @@ impl Resources {
             },
         }
     }
+
+    /// These amounts with every one set in `explicit` replaced by it: what a user wrote wins,
+    /// amount by amount, over what automon works out.
+    pub fn overlaid(&self, explicit: &Resources) -> Resources {
+        let pick = |ours: &Option<Quantity>, theirs: &Option<Quantity>| {
+            theirs.clone().or_else(|| ours.clone())
+        };
+        Resources {
+            requests: Amounts {
+                cpu: pick(&self.requests.cpu, &explicit.requests.cpu),
+                memory: pick(&self.requests.memory, &explicit.requests.memory),
+            },
+            limits: Amounts {
+                cpu: pick(&self.limits.cpu, &explicit.limits.cpu),
+                memory: pick(&self.limits.memory, &explicit.limits.memory),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Prometheus {
     pub replicas: u32,
+    /// Scrape targets split over this many Prometheus StatefulSets (the operator's sharding),
+    /// or `auto`: as many as the sizing's series budget per shard asks for.
+    pub shards: Shards,
     /// How long samples are kept (Prometheus duration: 15d, 12h).
     pub retention: PromDuration,
     /// Optional cap on the TSDB size (e.g. 40GB); oldest data goes first.
@@ -103,6 +124,7 @@ pub struct Prometheus {
     pub scrape_interval: PromDuration,
     pub evaluation_interval: PromDuration,
     pub storage: Storage,
+    /// Requests and limits; any amount left out is sized from the cluster (see `sizing`).
     pub resources: Resources,
     /// Labels added to every series and alert leaving this Prometheus (e.g. cluster: prod).
     pub external_labels: BTreeMap<String, String>,
@@ -112,14 +134,50 @@ impl Default for Prometheus {
     fn default() -> Self {
         Prometheus {
             replicas: 1,
+            shards: Shards::Auto,
             retention: PromDuration("15d".into()),
             retention_size: None,
             scrape_interval: PromDuration("30s".into()),
             evaluation_interval: PromDuration("30s".into()),
             storage: Storage::default(),
-            // Sized for a small cluster (up to ~50 nodes, ~100k series).
-            resources: Resources::new("200m", "1Gi", "2Gi"),
+            resources: Resources::default(),
             external_labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// How many Prometheus shards: a number, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shards {
+    Auto,
+    Count(u32),
+}
+
+impl Serialize for Shards {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Shards::Auto => s.serialize_str("auto"),
+            Shards::Count(n) => s.serialize_u32(*n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Shards {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u32),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Count(n) => Ok(Shards::Count(n)),
+            Raw::Word(w) if w == "auto" => Ok(Shards::Auto),
+            // `--set prometheus.shards=3` over `auto` arrives as the text "3".
+            Raw::Word(w) if w.parse::<u32>().is_ok() => Ok(Shards::Count(w.parse().unwrap_or(1))),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "{w:?} is not a number of shards; use a number (1, 3) or auto"
+            ))),
         }
     }
 }
@@ -277,19 +335,13 @@ pub enum TolerationPolicy {
     None,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct KubeStateMetrics {
+    /// Requests and limits; any amount left out is sized from the cluster (see `sizing`).
     pub resources: Resources,
 }
 
-impl Default for KubeStateMetrics {
-    fn default() -> Self {
-        KubeStateMetrics {
-            resources: Resources::new("10m", "64Mi", "256Mi"),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
@@ -737,6 +789,14 @@ impl Config {
             if !(1..=10).contains(&n) {
                 return Err(fail(key, format!("{n} is out of range (1 to 10)")));
             }
+        }
+        if let Shards::Count(n) = self.prometheus.shards
+            && !(1..=100).contains(&n)
+        {
+            return Err(fail(
+                "prometheus.shards",
+                format!("{n} is out of range (1 to 100, or auto)"),
+            ));
         }
         if self.node_exporter.port < 1024 {
             return Err(fail(

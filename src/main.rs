@@ -25,6 +25,7 @@ mod revision;
 mod rollout;
 mod schema;
 mod selector;
+mod sizing;
 mod slim;
 mod status;
 mod versions;

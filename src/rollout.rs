@@ -101,10 +101,9 @@ pub fn assess(
                 .iter()
                 .find(|o| kind(o) == k && o.metadata.name.as_ref() == Some(name))
                 .map(|o| {
-                    let desired = match int(&o.data, &["spec", "replicas"]) {
-                        0 => 1,
-                        n => n,
-                    };
+                    // The operator counts every shard's pods in the status.
+                    let desired = int(&o.data, &["spec", "replicas"]).max(1)
+                        * int(&o.data, &["spec", "shards"]).max(1);
                     let available = o.data["status"]["conditions"].as_array().is_some_and(|cs| {
                         cs.iter()
                             .any(|c| c["type"] == "Available" && c["status"] == "True")
@@ -135,7 +134,10 @@ pub fn progress_line(workloads: &[Workload]) -> String {
         .iter()
         .map(|w| {
             let label = match (w.kind.as_str(), w.name.as_str()) {
-                ("Prometheus", _) => "prometheus".to_string(),
+                ("Prometheus", n) => match n.strip_prefix("automon-") {
+                    Some(rest) => format!("prometheus-{rest}"),
+                    None => "prometheus".to_string(),
+                },
                 ("Alertmanager", _) => "alertmanager".to_string(),
                 (_, n) => n.to_string(),
             };

@@ -478,3 +478,74 @@ scrape_configs:
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// The rule groups of the rendered PrometheusRules for these `--set`s, split as sharding splits
+/// them: (the shards', the ruler's), by the `automon.io/scope` label.
+fn sharded_groups(sets: &[&str]) -> (Vec<Value>, Vec<Value>) {
+    let mut cmd = automon();
+    cmd.args(["render", "-o", "json"]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let list: Value = serde_json::from_str(&run(&mut cmd).success().stdout).unwrap();
+    let (mut shard, mut ruler) = (Vec::new(), Vec::new());
+    for o in list["items"].as_array().unwrap() {
+        if o["kind"] != "PrometheusRule" {
+            continue;
+        }
+        let groups = o["spec"]["groups"].as_array().cloned().unwrap_or_default();
+        match o["metadata"]["labels"]["automon.io/scope"].as_str() {
+            Some("cluster") => ruler.extend(groups),
+            None => shard.extend(groups),
+            Some(other) => panic!("unknown scope {other}"),
+        }
+    }
+    (shard, ruler)
+}
+
+const SHARDED_TESTS: &str = "tests/rules/sharded";
+
+/// With `prometheus.shards: 3`, each shard evaluates its rules over the targets it scrapes and
+/// the ruler the rules that need every target, over what it federates: promtool proves both
+/// views, proves that the unsharded rule set would be wrong in a shard's view, and that the two
+/// halves together still pass every default unit test.
+#[test]
+fn sharded_rules_are_right_in_each_shard_and_in_the_ruler() {
+    let sets = ["prometheus.shards=3"];
+    let (shard, ruler) = sharded_groups(&sets);
+    assert!(!ruler.is_empty() && !shard.is_empty());
+    let file = |name: &str| repo_root().join(SHARDED_TESTS).join(name);
+    promtool_with_rules(
+        &rule_file(shard.clone()),
+        &[file("shard.yaml")],
+        &["test", "rules"],
+    )
+    .success();
+    promtool_with_rules(
+        &rule_file(ruler.clone()),
+        &[file("ruler.yaml")],
+        &["test", "rules"],
+    )
+    .success();
+    // Unsharded, the same shard views raise false alerts: the split is what makes them right.
+    let out = promtool_with_rules(
+        &rendered_rule_file(&[]),
+        &[file("shard.yaml")],
+        &["test", "rules"],
+    );
+    assert_ne!(out.code, 0, "{out:#?}");
+    let failures = format!("{}{}", out.stdout, out.stderr);
+    for wrong in [
+        r#"alertname="NodeMonitoringCoverageGap", node="n2""#,
+        r#"alertname="NodeMonitoringCoverageGap", node="n3""#,
+        r#"alertname="KubeStateMetricsDown""#,
+    ] {
+        assert!(failures.contains(wrong), "{wrong} not in {failures}");
+    }
+    // Nothing is lost: the two halves are the whole rule set, and pass its unit tests.
+    let both = [shard, ruler].concat();
+    assert_eq!(alerts(&both).len(), alerts(&rendered_groups(&[])).len());
+    let files = test_files(DEFAULT_TESTS);
+    promtool_with_rules(&rule_file(both.clone()), &files, &["test", "rules"]).success();
+    promtool_with_rules(&rule_file(both), &[], &["check", "rules", "rules.yaml"]).success();
+}

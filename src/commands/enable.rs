@@ -87,19 +87,25 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             Err(code) => return Ok(code),
         };
     let source = plan::crd_source(&state, args.crds.crds_from.is_some());
-    // Rendered again only when CRDs join (they are labelled and listed like the rest) or
-    // another exporter is scraped instead of automon's own.
+    // Rendered again for the cluster: its node count sizes the stack, its classes of node
+    // add exporters, another exporter may be scraped instead of automon's own, and CRDs join
+    // (labelled and listed like the rest) when they are to be sent.
     let (objects, origin) = match source {
         plan::CrdSource::Load => {
             let (crds, origin) = load_crds(&args.crds).await?;
             (render_for(&config, crds, &state), origin)
         }
-        _ if state.exporter.is_some() || state.classes != render::NodeClasses::default() => {
-            (render_for(&config, Vec::new(), &state), String::new())
-        }
-        _ => (rendered, String::new()),
+        _ => (render_for(&config, Vec::new(), &state), String::new()),
     };
     let plan = plan::plan(objects, &state, source, &origin)?;
+    if plan.reuse.is_none() {
+        let sizing = crate::sizing::estimate(&config, Some(state.nodes));
+        crate::output::say!(
+            "Sizing    {} nodes: {}",
+            crate::sizing::thousands(u64::from(state.nodes)),
+            sizing.describe()
+        );
+    }
     let change = revision::describe_change(
         args.config.file.as_deref().and_then(|f| f.to_str()),
         &args.config.set,
@@ -117,7 +123,14 @@ pub fn render_for(
     crds: Vec<Object>,
     state: &ClusterState,
 ) -> Vec<Object> {
-    render::render_classes(config, crds, state.exporter.as_ref(), state.classes).objects
+    render::render_classes(
+        config,
+        crds,
+        state.exporter.as_ref(),
+        state.classes,
+        Some(state.nodes),
+    )
+    .objects
 }
 
 /// Preflight before any write (reachable, supported, every permission, another operator),

@@ -15,6 +15,10 @@ pub struct Args {
     include_crds: bool,
     #[command(flatten)]
     crds: CrdArgs,
+    /// Size the stack for a cluster of this many nodes (requests, limits, shards), as
+    /// `enable` does from the cluster it runs on; without it, for a small cluster (up to 50)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    nodes: Option<u32>,
     /// Output format
     #[arg(short = 'o', long, default_value = "yaml", value_parser = ["yaml", "json"])]
     output: String,
@@ -22,14 +26,20 @@ pub struct Args {
 
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let config = args.config.load(flags)?;
-    let rendered = if args.include_crds || args.crds.crds_from.is_some() {
-        let crds = crds::load(&args.crds.source())
+    let crds = if args.include_crds || args.crds.crds_from.is_some() {
+        crds::load(&args.crds.source())
             .await
-            .context("cannot load the prometheus-operator CRDs")?;
-        render::render_with(&config, crds)
+            .context("cannot load the prometheus-operator CRDs")?
     } else {
-        render::render(&config)
+        Vec::new()
     };
+    let rendered = render::render_classes(
+        &config,
+        crds,
+        None,
+        render::NodeClasses::default(),
+        args.nodes,
+    );
     let text = match args.output.as_str() {
         "json" => rendered.to_json(),
         _ => rendered.to_yaml(),

@@ -52,6 +52,8 @@ pub struct ClusterState {
     pub exporter: Option<crate::exporter::Holder>,
     /// The classes of node the cluster has (Windows, GPU): each brings its exporter.
     pub classes: render::NodeClasses,
+    /// How many nodes the cluster has: the stack is sized for it.
+    pub nodes: u32,
 }
 
 /// What the plan reads of an installed CRD: two annotations, no schema.
@@ -550,6 +552,7 @@ pub async fn gather(
         crds,
         exporter: None,
         classes: render::NodeClasses::of_nodes(&nodes),
+        nodes: u32::try_from(nodes.len()).unwrap_or(u32::MAX),
     })
 }
 
@@ -843,6 +846,7 @@ mod tests {
             crds: crds.clone(),
             exporter: None,
             classes: Default::default(),
+            nodes: 3,
         };
         let again = plan(objects.clone(), &state, CrdSource::Load, "x").unwrap();
         assert!(again.wait_for.is_empty());

@@ -145,7 +145,11 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         // telemetry port once its informers have synced.
         liveness_probe: Some(probe("/livez", METRICS_PORT_NAME)),
         readiness_probe: Some(probe("/readyz", TELEMETRY_PORT_NAME)),
-        resources: Some(meta::resources(&ctx.config.kube_state_metrics.resources)),
+        resources: Some(meta::resources(
+            &ctx.sizing
+                .kube_state_metrics
+                .overlaid(&ctx.config.kube_state_metrics.resources),
+        )),
         security_context: Some(restricted_container(65534)),
         ..Default::default()
     };

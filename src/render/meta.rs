@@ -40,6 +40,8 @@ pub struct Context<'a> {
     /// The classes of node the cluster has, each adding the exporters, rules and dashboards
     /// it needs; none by default.
     pub classes: NodeClasses,
+    /// The sizes for the cluster's node count; the floors when it is not known.
+    pub sizing: crate::sizing::Estimate,
 }
 
 impl<'a> Context<'a> {
@@ -49,6 +51,7 @@ impl<'a> Context<'a> {
             namespace: &config.namespace,
             exporter: None,
             classes: NodeClasses::default(),
+            sizing: crate::sizing::estimate(config, None),
         }
     }
 

@@ -86,21 +86,24 @@ pub fn render_beside(
     extra: Vec<Object>,
     exporter: Option<&crate::exporter::Holder>,
 ) -> Rendered {
-    render_classes(config, extra, exporter, NodeClasses::default())
+    render_classes(config, extra, exporter, NodeClasses::default(), None)
 }
 
 /// [`render_beside`], for a cluster with these classes of node: each class present adds its
 /// exporter, alerts and dashboards, and widens the coverage checks to its nodes. With none,
-/// the stack is byte for byte what it was before classes existed.
+/// the stack is byte for byte what it was before classes existed. `nodes`, when known, sizes
+/// the stack ([`crate::sizing`]).
 pub fn render_classes(
     config: &Config,
     extra: Vec<Object>,
     exporter: Option<&crate::exporter::Holder>,
     classes: NodeClasses,
+    nodes: Option<u32>,
 ) -> Rendered {
     let ctx = Context {
         exporter,
         classes,
+        sizing: crate::sizing::estimate(config, nodes),
         ..Context::new(config)
     };
     let mut objects = extra;
@@ -267,7 +270,8 @@ mod tests {
     fn no_node_classes_render_the_stack_as_before() {
         let config = Config::default();
         let plain = render(&config).to_yaml();
-        let none = render_classes(&config, Vec::new(), None, NodeClasses::default()).to_yaml();
+        let none =
+            render_classes(&config, Vec::new(), None, NodeClasses::default(), None).to_yaml();
         assert_eq!(plain, none);
     }
 
@@ -284,7 +288,7 @@ mod tests {
             gpu: true,
         };
         let before = by_key(&render(&config));
-        let after = by_key(&render_classes(&config, Vec::new(), None, all));
+        let after = by_key(&render_classes(&config, Vec::new(), None, all, None));
         for key in before.keys() {
             assert!(after.contains_key(key), "{key} is gone with node classes");
         }

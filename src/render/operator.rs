@@ -22,7 +22,7 @@ use super::{
     security::{restricted_container, restricted_pod},
     service,
 };
-use crate::{config, versions};
+use crate::versions;
 
 pub const COMPONENT: &str = "operator";
 const NAME: &str = "prometheus-operator";
@@ -158,9 +158,7 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             container_port: PORT,
             ..Default::default()
         }]),
-        resources: Some(meta::resources(&config::Resources::new(
-            "100m", "128Mi", "256Mi",
-        ))),
+        resources: Some(meta::resources(&ctx.sizing.operator)),
         liveness_probe: Some(health(10)),
         readiness_probe: Some(health(2)),
         security_context: Some(restricted_container(65534)),

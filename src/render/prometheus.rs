@@ -35,6 +35,15 @@ pub const SERVICE: &str = NAME;
 pub const PORT_NAME: &str = "web";
 /// The `Prometheus` object; the operator names its StatefulSet `prometheus-automon`.
 pub const INSTANCE: &str = "automon";
+/// With more than one shard: the `Prometheus` that evaluates the rules that must see every
+/// target (StatefulSet `prometheus-automon-ruler`), and its pods' name label.
+pub const RULER: &str = "automon-ruler";
+const RULER_NAME: &str = "prometheus-ruler";
+/// The label that sends a scrape or rule object to the ruler instead of the shards.
+pub const SCOPE_LABEL: &str = "automon.io/scope";
+pub const CLUSTER_SCOPE: &str = "cluster";
+/// What the ruler keeps of the series it federates: enough for an hour's `max_over_time`.
+const RULER_RETENTION: &str = "1d";
 const PORT: i32 = 9090;
 
 pub fn objects(ctx: &Context) -> Vec<Object> {
@@ -53,13 +62,76 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
                 ..service::spec(ctx, NAME, &[(PORT_NAME, PORT)])
             },
         ),
-        network_policy(ctx, &labels),
+        network_policy(ctx, NAME, &labels),
         self_scrape(ctx, NAME, &labels, PORT_NAME),
     ]);
     if ctx.config.prometheus.replicas > 1 {
         objects.push(pod_disruption_budget(ctx, NAME, &labels));
     }
+    if ctx.sizing.shards > 1 {
+        objects.extend(ruler(ctx));
+    }
     objects
+}
+
+/// The shards' selectors: automon's label, and not sent to the ruler.
+fn shard_selector(ctx: &Context) -> Value {
+    let mut selector = automon_selector();
+    if ctx.sizing.shards > 1 {
+        selector["matchExpressions"] = json!([{"key": SCOPE_LABEL, "operator": "DoesNotExist"}]);
+    }
+    selector
+}
+
+/// Sharded, no Prometheus sees every target, yet some rules must (a node Kubernetes knows
+/// against the exporter targets that cover it: [`super::rules::reads_across_targets`]). A small
+/// Prometheus of the operator's, the ruler, federates from every shard the few series those
+/// rules read ([`super::rules::CLUSTER_SERIES`], about ten per node) and evaluates only them;
+/// the shards evaluate the rest, each over its own targets.
+fn ruler(ctx: &Context) -> Vec<Object> {
+    let labels = ctx.labels(RULER_NAME, NAME, versions::PROMETHEUS.version);
+    let selector = json!({"matchLabels": {PART_OF_LABEL: PART_OF, SCOPE_LABEL: CLUSTER_SCOPE}});
+    let mut spec = common_spec(ctx, &labels);
+    for (key, value) in [
+        ("replicas", json!(ctx.config.prometheus.replicas)),
+        ("retention", json!(RULER_RETENTION)),
+        ("resources", json!(meta::resources(&ctx.sizing.ruler))),
+        ("serviceMonitorSelector", selector.clone()),
+        ("podMonitorSelector", selector.clone()),
+        ("probeSelector", selector.clone()),
+        ("scrapeConfigSelector", selector.clone()),
+        ("ruleSelector", selector),
+    ] {
+        spec[key] = value;
+    }
+    let mut scope_labels = labels.clone();
+    scope_labels.insert(SCOPE_LABEL.into(), CLUSTER_SCOPE.into());
+    let federate = custom(json!({
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": ctx.meta("prometheus-federate", &scope_labels),
+        "spec": {
+            // Every shard's pods, through the Service in front of them.
+            "selector": {"matchLabels": ctx.selector(NAME)},
+            "endpoints": [{
+                "port": PORT_NAME,
+                "path": "/federate",
+                "params": {"match[]": super::rules::CLUSTER_SERIES},
+                // The series keep their own job, node and instance.
+                "honorLabels": true,
+            }],
+        },
+    }));
+    vec![
+        custom(json!({
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "Prometheus",
+            "metadata": ctx.meta(RULER, &labels),
+            "spec": spec,
+        })),
+        federate,
+        network_policy(ctx, RULER_NAME, &labels),
+    ]
 }
 
 /// The selector every kind of scrape and rule object is chosen by: automon's own label, set
@@ -96,23 +168,62 @@ fn cluster_rules() -> Vec<PolicyRule> {
 
 fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     let c = &ctx.config.prometheus;
+    let mut spec = common_spec(ctx, labels);
+    let selector = shard_selector(ctx);
+    for (key, value) in [
+        ("replicas", json!(c.replicas)),
+        ("retention", json!(c.retention.0)),
+        (
+            "resources",
+            json!(meta::resources(
+                &ctx.sizing.prometheus.overlaid(&c.resources)
+            )),
+        ),
+        // Namespace selectors stay unset: only the stack's own namespace.
+        ("serviceMonitorSelector", selector.clone()),
+        ("podMonitorSelector", selector.clone()),
+        ("probeSelector", selector.clone()),
+        ("scrapeConfigSelector", selector.clone()),
+        ("ruleSelector", selector),
+    ] {
+        spec[key] = value;
+    }
+    if ctx.sizing.shards > 1 {
+        spec["shards"] = json!(ctx.sizing.shards);
+    }
+    if let Some(size) = ctx.sizing.retention_size(ctx.config) {
+        spec["retentionSize"] = json!(size);
+    }
+    if let Some(size) = &c.storage.size {
+        let mut claim = json!({
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": size.0}},
+        });
+        if let Some(class) = &c.storage.storage_class {
+            claim["storageClassName"] = json!(class);
+        }
+        spec["storage"] = json!({"volumeClaimTemplate": {"spec": claim}});
+    }
+    custom(json!({
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "Prometheus",
+        "metadata": ctx.meta(INSTANCE, labels),
+        "spec": spec,
+    }))
+}
+
+/// What the shards and the ruler share: version, image, intervals, identity, discovery,
+/// alerting, pod labels and security, external labels.
+fn common_spec(ctx: &Context, labels: &BTreeMap<String, String>) -> Value {
+    let c = &ctx.config.prometheus;
     let mut spec = json!({
         "version": versions::PROMETHEUS.version,
         "image": ctx.image(&versions::PROMETHEUS),
-        "replicas": c.replicas,
-        "retention": c.retention.0,
         "scrapeInterval": c.scrape_interval.0,
         "evaluationInterval": c.evaluation_interval.0,
-        "resources": meta::resources(&c.resources),
         "serviceAccountName": NAME,
         // The Endpoints API is deprecated; the operator writes the kubelet's as EndpointSlices.
         "serviceDiscoveryRole": "EndpointSlice",
-        // Namespace selectors stay unset: only the stack's own namespace.
-        "serviceMonitorSelector": automon_selector(),
-        "podMonitorSelector": automon_selector(),
-        "probeSelector": automon_selector(),
-        "scrapeConfigSelector": automon_selector(),
-        "ruleSelector": automon_selector(),
         "alerting": {"alertmanagers": [{
             "namespace": ctx.namespace,
             "name": super::alertmanager::NAME,
@@ -128,38 +239,20 @@ fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     if !c.external_labels.is_empty() {
         spec["externalLabels"] = json!(c.external_labels);
     }
-    if let Some(size) = &c.retention_size {
-        spec["retentionSize"] = json!(size);
-    }
-    if let Some(size) = &c.storage.size {
-        let mut claim = json!({
-            "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": size.0}},
-        });
-        if let Some(class) = &c.storage.storage_class {
-            claim["storageClassName"] = json!(class);
-        }
-        spec["storage"] = json!({"volumeClaimTemplate": {"spec": claim}});
-    }
     if let Some(secrets) = ctx.pull_secrets() {
         spec["imagePullSecrets"] = json!(secrets);
     }
-    custom(json!({
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "Prometheus",
-        "metadata": ctx.meta(INSTANCE, labels),
-        "spec": spec,
-    }))
+    spec
 }
 
 /// The UI and API from the stack's namespace (Grafana, its own self-scrape); out to every scrape
 /// target, which may be any pod or node on any port, so egress stays open.
-fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
+fn network_policy(ctx: &Context, name: &str, labels: &BTreeMap<String, String>) -> Object {
     object(NetworkPolicy {
-        metadata: ctx.meta(NAME, labels),
+        metadata: ctx.meta(name, labels),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector {
-                match_labels: Some(ctx.selector(NAME)),
+                match_labels: Some(ctx.selector(name)),
                 ..Default::default()
             }),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
@@ -283,6 +376,76 @@ mod tests {
                 assert_eq!(&pod_labels[k], v, "{} selects {k}", render::kind(o));
             }
         }
+    }
+
+    #[test]
+    fn sharded_the_shards_leave_the_ruler_its_objects_and_the_ruler_federates() {
+        let objects = render_with(&["prometheus.shards=3"]);
+        let prometheuses: Vec<&Object> = objects
+            .iter()
+            .filter(|o| render::kind(o) == "Prometheus")
+            .collect();
+        assert_eq!(prometheuses.len(), 2);
+        let shards = &prometheuses[0].data["spec"];
+        assert_eq!(shards["shards"], 3);
+        for key in ["serviceMonitorSelector", "ruleSelector"] {
+            assert_eq!(
+                shards[key]["matchExpressions"],
+                json!([{"key": "automon.io/scope", "operator": "DoesNotExist"}]),
+                "{key}"
+            );
+        }
+        let ruler = prometheuses[1];
+        assert_eq!(ruler.metadata.name.as_deref(), Some("automon-ruler"));
+        let spec = &ruler.data["spec"];
+        assert!(spec.get("shards").is_none());
+        assert_eq!(spec["retention"], "1d");
+        assert_eq!(
+            spec["ruleSelector"]["matchLabels"]["automon.io/scope"],
+            "cluster"
+        );
+        // The Service in front of the shards does not select the ruler's pods.
+        let service = objects
+            .iter()
+            .find(|o| render::kind(o) == "Service" && o.metadata.name.as_deref() == Some(SERVICE))
+            .unwrap();
+        let ruler_pods = &spec["podMetadata"]["labels"];
+        assert!(
+            service.data["spec"]["selector"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .any(|(k, v)| &ruler_pods[k] != v)
+        );
+        let federate = objects
+            .iter()
+            .find(|o| o.metadata.name.as_deref() == Some("prometheus-federate"))
+            .unwrap();
+        assert_eq!(
+            federate.metadata.labels.as_ref().unwrap()["automon.io/scope"],
+            "cluster"
+        );
+        let endpoint = &federate.data["spec"]["endpoints"][0];
+        assert_eq!(endpoint["path"], "/federate");
+        assert_eq!(endpoint["honorLabels"], true);
+        assert_eq!(endpoint["params"]["match[]"][0], "up");
+    }
+
+    #[test]
+    fn unsharded_there_is_no_ruler() {
+        let objects = render_with(&["prometheus.shards=1"]);
+        assert_eq!(
+            objects
+                .iter()
+                .filter(|o| render::kind(o) == "Prometheus")
+                .count(),
+            1
+        );
+        assert!(
+            spec(&objects)["serviceMonitorSelector"]
+                .get("matchExpressions")
+                .is_none()
+        );
     }
 
     #[test]

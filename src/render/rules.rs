@@ -111,20 +111,81 @@ pub fn rule_file(config: &Config, classes: NodeClasses) -> String {
 }
 
 /// One PrometheusRule per group, picked up by the Prometheus `ruleSelector` (part-of: automon).
+/// With more than one Prometheus shard, each shard sees only its own targets: the rules that
+/// must see every target at once ([`reads_across_targets`]) leave their group for a
+/// PrometheusRule `<group>-cluster`, labelled for the ruler that sees every shard's series
+/// (see `prometheus::ruler`).
 pub fn objects(ctx: &Context) -> Vec<Object> {
-    groups(ctx.config, ctx.classes)
-        .into_iter()
-        .map(|group| {
-            let labels = ctx.labels(&group.name, COMPONENT, PLUGIN_VERSION);
-            custom(serde_json::json!({
-                "apiVersion": "monitoring.coreos.com/v1",
-                "kind": "PrometheusRule",
-                "metadata": ctx.meta(&group.name, &labels),
-                "spec": { "groups": [group] },
-            }))
-        })
-        .collect()
+    let object = |name: String, group: RuleGroup, cluster: bool| {
+        let mut labels = ctx.labels(&name, COMPONENT, PLUGIN_VERSION);
+        if cluster {
+            labels.insert(
+                super::prometheus::SCOPE_LABEL.into(),
+                super::prometheus::CLUSTER_SCOPE.into(),
+            );
+        }
+        custom(serde_json::json!({
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PrometheusRule",
+            "metadata": ctx.meta(&name, &labels),
+            "spec": { "groups": [group] },
+        }))
+    };
+    let sharded = ctx.sizing.shards > 1;
+    let mut out = Vec::new();
+    for group in groups(ctx.config, ctx.classes) {
+        if !sharded {
+            out.push(object(group.name.clone(), group, false));
+            continue;
+        }
+        let (cluster, own): (Vec<AlertRule>, Vec<AlertRule>) = group
+            .rules
+            .into_iter()
+            .partition(|r| reads_across_targets(&r.expr));
+        for (rules, cluster) in [(own, false), (cluster, true)] {
+            if rules.is_empty() {
+                continue;
+            }
+            let name = if cluster {
+                format!("{}-cluster", group.name)
+            } else {
+                group.name.clone()
+            };
+            let group = RuleGroup {
+                name: group.name.clone(),
+                rules,
+            };
+            out.push(object(name, group, cluster));
+        }
+    }
+    out
 }
+
+/// Whether a rule can only be right when it sees every scrape target at once: it joins the
+/// series of more than one job (kube-state-metrics' nodes with an exporter's targets), or asks
+/// whether a series is `absent` (a shard without that target would always say so). Under the
+/// operator's sharding each shard scrapes a part of the targets, so such rules would fire for
+/// the targets another shard holds.
+pub fn reads_across_targets(expr: &str) -> bool {
+    let mut jobs = std::collections::BTreeSet::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("job=") {
+        let value = rest[at + 4..].trim_start_matches('~');
+        let value = value.split('"').nth(1).unwrap_or_default();
+        jobs.insert(value.to_string());
+        rest = &rest[at + 4..];
+    }
+    expr.contains("absent(") || jobs.len() > 1
+}
+
+/// The metric names a rule that reads across targets may use: what the ruler federates from
+/// the shards. A test keeps it in step with the rules.
+pub const CLUSTER_SERIES: &[&str] = &[
+    "up",
+    "kube_node_info",
+    "kube_node_labels",
+    "kube_node_status_allocatable",
+];
 
 /// The name kube-state-metrics gives a node label in `kube_node_labels`: `label_` and the key
 /// with every character that is not a letter or digit replaced by `_`.
@@ -626,6 +687,94 @@ mod tests {
             .flat_map(|g| &g.rules)
             .map(|r| r.alert.as_str())
             .collect()
+    }
+
+    #[test]
+    fn rules_that_must_see_every_target_are_the_cross_job_and_absent_ones() {
+        let config = Config::default();
+        let mut across: Vec<&str> = Vec::new();
+        let groups = groups(&config, ALL);
+        for r in groups.iter().flat_map(|g| &g.rules) {
+            if reads_across_targets(&r.expr) {
+                across.push(&r.alert);
+            }
+        }
+        across.sort();
+        assert_eq!(
+            across,
+            [
+                "GPUExporterDown",
+                "KubeStateMetricsDown",
+                "NodeExporterDown",
+                "NodeMonitoringCoverageGap"
+            ]
+        );
+        // Every series those rules read is federated to the ruler.
+        let metric = regex::Regex::new(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{").unwrap();
+        for r in groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .filter(|r| reads_across_targets(&r.expr))
+        {
+            for m in metric.captures_iter(&r.expr) {
+                assert!(CLUSTER_SERIES.contains(&&m[1]), "{}: {}", r.alert, &m[1]);
+            }
+        }
+        assert!(!reads_across_targets(r#"up{job="node-exporter"} == 0"#));
+        assert!(reads_across_targets(r#"absent(up{job="x"})"#));
+        assert!(reads_across_targets(
+            r#"a{job="x"} unless on (node) b{job=~"y"}"#
+        ));
+    }
+
+    #[test]
+    fn sharded_the_cross_target_rules_go_to_the_ruler_and_nothing_is_lost() {
+        let config = Config::default().with_set("prometheus.shards=3").unwrap();
+        let ctx = Context {
+            classes: ALL,
+            ..Context::new(&config)
+        };
+        let objects = objects(&ctx);
+        let mut shard = Vec::new();
+        let mut cluster = Vec::new();
+        for o in &objects {
+            let scope = o
+                .metadata
+                .labels
+                .as_ref()
+                .unwrap()
+                .get(super::super::prometheus::SCOPE_LABEL);
+            let name = o.metadata.name.clone().unwrap();
+            for r in o.data["spec"]["groups"][0]["rules"].as_array().unwrap() {
+                let alert = r["alert"].as_str().unwrap().to_string();
+                match scope.map(String::as_str) {
+                    Some("cluster") => {
+                        assert!(name.ends_with("-cluster"), "{name}");
+                        cluster.push(alert)
+                    }
+                    None => shard.push(alert),
+                    Some(other) => panic!("{other}"),
+                }
+            }
+        }
+        cluster.sort();
+        assert_eq!(
+            cluster,
+            [
+                "GPUExporterDown",
+                "KubeStateMetricsDown",
+                "NodeExporterDown",
+                "NodeMonitoringCoverageGap"
+            ]
+        );
+        let mut all: Vec<String> = shard.into_iter().chain(cluster).collect();
+        all.sort();
+        let mut unsharded: Vec<String> = names(&groups(&config, ALL))
+            .into_iter()
+            .map(String::from)
+            .collect();
+        unsharded.sort();
+        assert_eq!(all, unsharded);
     }
 
     #[test]

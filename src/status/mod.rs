@@ -659,7 +659,8 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
     });
     let reuse = reuses_operator(parent);
     let classes = render::NodeClasses::of_nodes(&s.nodes);
-    let rendered = render::render_classes(&config, Vec::new(), None, classes).objects;
+    let nodes = u32::try_from(s.nodes.len()).unwrap_or(u32::MAX);
+    let rendered = render::render_classes(&config, Vec::new(), None, classes, Some(nodes)).objects;
     let objects = crate::plan::kept(rendered, reuse);
     let mut expected = rollout::expected(&objects);
     let borrowed = s.exporter_from.is_some();

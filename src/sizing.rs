@@ -1,0 +1,386 @@
+//! Sizing: how many series the stack will hold for a cluster of N nodes, and the requests,
+//! limits, retention size and shard count that follow. Pure arithmetic over a per-node series
+//! budget; every figure below says where it comes from. Explicit amounts in the configuration
+//! always win ([`crate::config::Resources::overlaid`]).
+//!
+//! Sizes move in tiers, not node by node: a cluster is sized for the smallest [`TIERS`] entry
+//! at or above its node count, so a node joining or leaving does not restart Prometheus, and a
+//! second `enable` on a cluster that grew by a few nodes changes nothing.
+
+use crate::config::{Config, Quantity, Resources, Shards};
+
+/// Node counts the stack is sized for. Up to the first, every cluster gets the same stack
+/// (the floors below); past the last, sizes grow in steps of the last.
+pub const TIERS: &[u32] = &[50, 100, 250, 500, 1_000, 2_000, 3_000, 5_000];
+
+/// Pods per node the estimate assumes: Kubernetes' documented limits for large clusters are
+/// 5,000 nodes and 150,000 pods ("Considerations for large clusters"), i.e. 30 per node.
+pub const PODS_PER_NODE: u64 = 30;
+
+/// Series one node's node-exporter serves, as automon runs it (its collectors and excludes),
+/// measured with node_exporter 1.12.1 (bench/series-per-node): 330 that do not depend on the
+/// hardware, 17 per CPU, 35 per network device, 18 per disk, 9 per filesystem. For a reference
+/// node of 16 CPUs, 2 network devices, 2 disks and 4 filesystems: 744.
+pub const NODE_EXPORTER_SERIES: u64 = 330 + 17 * 16 + 35 * 2 + 18 * 2 + 9 * 4;
+
+/// The kubelet's own `/metrics` per node, after automon's drops of unused histograms
+/// (`kubelet.dropUnusedSeries`). An estimate: the kubelet serves about 1,500 series, most of
+/// them histogram buckets of API client and storage operation latencies.
+pub const KUBELET_SERIES: u64 = 400;
+
+/// cAdvisor (`/metrics/cadvisor`) per pod, after the drops: about 25 for the pod's own cgroup
+/// and network, 35 per container at 1.5 containers per pod. Published planning figures put
+/// cAdvisor at 50-200 series per container before any drop.
+pub const CADVISOR_SERIES_PER_POD: u64 = 80;
+
+/// kube-state-metrics per pod (the `kube_pod_*` families with one series per pod, per
+/// container or per condition) and per node (`kube_node_*`, including the conditions).
+pub const KSM_SERIES_PER_POD: u64 = 35;
+pub const KSM_SERIES_PER_NODE: u64 = 25;
+
+/// Series of Prometheus, Alertmanager, Grafana, the operator and kube-state-metrics'
+/// own telemetry: independent of the cluster's size.
+pub const STACK_SERIES: u64 = 5_000;
+
+/// Head memory per series to request, and to allow as the limit: Robust Perception's analysis
+/// of Prometheus 2.x puts the head at about 732 B per series plus labels, doubled for Go's
+/// garbage collector, about 2-3 KiB; published planning calculators use 2.5 to 8 KiB per
+/// series once queries, compaction and WAL replay are counted. Request the middle, allow the
+/// top.
+pub const REQUEST_BYTES_PER_SERIES: u64 = 4 * 1024;
+pub const LIMIT_BYTES_PER_SERIES: u64 = 8 * 1024;
+
+/// Series one Prometheus shard is sized to carry (`prometheus.shards: auto`): 2 million is
+/// 8 GiB requested, 16 GiB allowed.
+pub const SERIES_PER_SHARD: u64 = 2_000_000;
+
+/// One CPU core per this many series at a 30 s scrape interval, about 33,000 samples a second
+/// (ingestion, compaction and rule evaluation); a shorter interval needs proportionally more.
+const SERIES_PER_CORE: u64 = 1_000_000;
+
+/// Bytes per sample on disk: Prometheus' storage documentation gives 1-2 bytes; take 2.
+const BYTES_PER_SAMPLE: u64 = 2;
+
+/// The floors: an estimate never goes below them (they are what automon shipped before sizing
+/// existed).
+const PROMETHEUS_FLOOR: (u64, u64, u64) = (200, 1 << 30, 2 << 30);
+const KSM_FLOOR: (u64, u64, u64) = (10, 64 << 20, 256 << 20);
+const OPERATOR_FLOOR: (u64, u64, u64) = (100, 128 << 20, 256 << 20);
+
+/// kube-state-metrics' documented resource recommendation for clusters over 100 nodes: 200 MiB
+/// and 0.1 core, plus 2 MiB and 0.001 core per node.
+const KSM_BASE_MEMORY: u64 = 200 << 20;
+const KSM_MEMORY_PER_NODE: u64 = 2 << 20;
+const KSM_BASE_MILLICORES: u64 = 100;
+const KSM_MILLICORES_PER_NODE: u64 = 1;
+
+/// The operator keeps every Node in its informer cache (it maintains the kubelet Service's
+/// endpoints): automon's own loop measured 157 MiB for 5,000 full kwok Nodes (BENCHMARKS.md),
+/// about 32 KiB each; double it for real nodes' longer status, on top of a base of 64 MiB.
+const OPERATOR_BYTES_PER_NODE: u64 = 64 * 1024;
+const OPERATOR_BASE_MEMORY: u64 = 64 << 20;
+
+/// What the ruler federates per node: `up` of node-exporter and of the kubelet's two
+/// endpoints, `kube_node_info`, `kube_node_labels` and a few `kube_node_status_allocatable`.
+pub const RULER_SERIES_PER_NODE: u64 = 10;
+const RULER_FLOOR: (u64, u64, u64) = (50, 256 << 20, 512 << 20);
+
+/// What the stack is sized for, and the sizes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// The node count sized for (a tier), or `None`: not known, sized for the first tier.
+    pub nodes: Option<u32>,
+    pub series_per_node: u64,
+    /// Every series the stack's Prometheus holds (all shards together).
+    pub series: u64,
+    /// Prometheus shards (1 is no sharding).
+    pub shards: u32,
+    /// Each Prometheus shard's requests and limits, before the configuration's own.
+    pub prometheus: Resources,
+    pub kube_state_metrics: Resources,
+    pub operator: Resources,
+    /// The ruler beside sharded Prometheus: it holds the few series per node that the
+    /// cluster-wide rules read ([`RULER_SERIES_PER_NODE`]).
+    pub ruler: Resources,
+    /// Bytes one shard needs on disk for the retention.
+    pub disk_bytes_per_shard: u64,
+}
+
+/// The tier a cluster of `nodes` is sized for.
+pub fn tier(nodes: u32) -> u32 {
+    let last = *TIERS.last().expect("tiers");
+    TIERS
+        .iter()
+        .copied()
+        .find(|&t| nodes <= t)
+        .unwrap_or_else(|| nodes.div_ceil(last) * last)
+}
+
+/// Series per node: node-exporter, the kubelet, cAdvisor and kube-state-metrics for the pods
+/// a node runs. Without the kubelet job, no kubelet or cAdvisor series.
+pub fn series_per_node(config: &Config) -> u64 {
+    let kubelet = if config.kubelet.enabled {
+        KUBELET_SERIES + CADVISOR_SERIES_PER_POD * PODS_PER_NODE
+    } else {
+        0
+    };
+    NODE_EXPORTER_SERIES + kubelet + KSM_SERIES_PER_NODE + KSM_SERIES_PER_POD * PODS_PER_NODE
+}
+
+/// Sizes for a cluster of `nodes` nodes (`None`: unknown, e.g. `render` without `--nodes`:
+/// sized for the first tier, a small cluster).
+pub fn estimate(config: &Config, nodes: Option<u32>) -> Estimate {
+    let per_node = series_per_node(config);
+    let n = tier(nodes.unwrap_or(TIERS[0]));
+    let series = per_node * u64::from(n) + STACK_SERIES;
+    let shards = match config.prometheus.shards {
+        Shards::Count(s) => s,
+        Shards::Auto => u32::try_from(series.div_ceil(SERIES_PER_SHARD)).unwrap_or(u32::MAX),
+    }
+    .max(1);
+    let per_shard = series.div_ceil(u64::from(shards));
+    let interval = config
+        .prometheus
+        .scrape_interval
+        .seconds()
+        .unwrap_or(30)
+        .max(1);
+    let cores_millis = per_shard * 1000 * 30 / interval / SERIES_PER_CORE;
+    let prometheus = sized(
+        PROMETHEUS_FLOOR,
+        cores_millis,
+        per_shard * REQUEST_BYTES_PER_SERIES,
+        per_shard * LIMIT_BYTES_PER_SERIES,
+    );
+    let ksm_memory = KSM_BASE_MEMORY + KSM_MEMORY_PER_NODE * u64::from(n);
+    let kube_state_metrics = if n > 100 {
+        sized(
+            KSM_FLOOR,
+            KSM_BASE_MILLICORES + KSM_MILLICORES_PER_NODE * u64::from(n),
+            ksm_memory,
+            2 * ksm_memory,
+        )
+    } else {
+        floor(KSM_FLOOR)
+    };
+    let operator_memory = OPERATOR_BASE_MEMORY + OPERATOR_BYTES_PER_NODE * u64::from(n);
+    let operator = sized(
+        OPERATOR_FLOOR,
+        OPERATOR_FLOOR.0,
+        operator_memory,
+        2 * operator_memory,
+    );
+    let ruler_series = RULER_SERIES_PER_NODE * u64::from(n);
+    let ruler = sized(
+        RULER_FLOOR,
+        ruler_series * 1000 * 30 / interval / SERIES_PER_CORE,
+        ruler_series * REQUEST_BYTES_PER_SERIES,
+        ruler_series * LIMIT_BYTES_PER_SERIES,
+    );
+    let retention = config.prometheus.retention.seconds().unwrap_or(0);
+    let disk_bytes_per_shard = per_shard * retention / interval * BYTES_PER_SAMPLE;
+    Estimate {
+        nodes: nodes.map(|_| n),
+        series_per_node: per_node,
+        series,
+        shards,
+        prometheus,
+        kube_state_metrics,
+        operator,
+        ruler,
+        disk_bytes_per_shard,
+    }
+}
+
+impl Estimate {
+    /// Prometheus' `retentionSize`: what the configuration says, else 85% of its volume (so
+    /// that Prometheus deletes old blocks before the volume fills), else none (an emptyDir
+    /// has no size to stay under).
+    pub fn retention_size(&self, config: &Config) -> Option<String> {
+        if let Some(size) = &config.prometheus.retention_size {
+            return Some(size.clone());
+        }
+        let volume = bytes_of(config.prometheus.storage.size.as_ref()?)?;
+        Some(format!("{}MB", volume * 85 / 100 / 1_000_000))
+    }
+
+    /// `23,000 series per node · 1,000 nodes · 3 shards`, for messages.
+    pub fn describe(&self) -> String {
+        match self.nodes {
+            None => format!("sized for up to {} nodes (no node count given)", TIERS[0]),
+            Some(n) => format!(
+                "sized for up to {} nodes: ~{} series ({} per node){}",
+                thousands(u64::from(n)),
+                thousands(self.series),
+                thousands(self.series_per_node),
+                if self.shards > 1 {
+                    format!(
+                        ", {} shards of ~{}",
+                        self.shards,
+                        thousands(self.series.div_ceil(u64::from(self.shards)))
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+        }
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Requests of `millicores` and `memory`, a memory limit of `limit`, none below `floor`.
+fn sized(floor: (u64, u64, u64), millicores: u64, memory: u64, limit: u64) -> Resources {
+    let r = Resources::new(
+        &cpu(millicores.max(floor.0)),
+        &mebibytes(memory.max(floor.1)),
+        &mebibytes(limit.max(floor.2)),
+    );
+    debug_assert!(r.limits.cpu.is_none());
+    r
+}
+
+fn floor(f: (u64, u64, u64)) -> Resources {
+    sized(f, f.0, f.1, f.2)
+}
+
+/// Millicores rounded up to a tenth of a core (`200m`, `1500m`; below that, to 10m), whole
+/// cores as a number.
+fn cpu(millicores: u64) -> String {
+    let step = if millicores > 100 { 100 } else { 10 };
+    let m = millicores.div_ceil(step) * step;
+    if m.is_multiple_of(1000) {
+        (m / 1000).to_string()
+    } else {
+        format!("{m}m")
+    }
+}
+
+/// Bytes rounded up to 256 MiB above 1 GiB, to 32 MiB below; whole GiB as `Gi`.
+fn mebibytes(bytes: u64) -> String {
+    let mib = bytes.div_ceil(1 << 20);
+    let step = if mib >= 1024 { 256 } else { 32 };
+    let mib = mib.div_ceil(step) * step;
+    if mib.is_multiple_of(1024) {
+        format!("{}Gi", mib / 1024)
+    } else {
+        format!("{mib}Mi")
+    }
+}
+
+/// The bytes of a quantity (`50Gi`, `500M`, `1T`), or `None` when it has a fraction or an
+/// unknown suffix.
+pub fn bytes_of(q: &Quantity) -> Option<u64> {
+    let s = q.0.as_str();
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..end].parse().ok()?;
+    let mult: u64 = match &s[end..] {
+        "" => 1,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory(r: &Resources) -> (&str, &str) {
+        (
+            r.requests.memory.as_ref().unwrap().0.as_str(),
+            r.limits.memory.as_ref().unwrap().0.as_str(),
+        )
+    }
+
+    #[test]
+    fn small_clusters_get_the_floors_and_one_shard() {
+        let c = Config::default();
+        for n in [None, Some(1), Some(3), Some(50)] {
+            let e = estimate(&c, n);
+            assert_eq!(e.shards, 1, "{n:?}");
+            assert_eq!(e.prometheus, Resources::new("300m", "1Gi", "2Gi"), "{n:?}");
+            assert_eq!(
+                e.kube_state_metrics,
+                Resources::new("10m", "64Mi", "256Mi"),
+                "{n:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tiers_keep_sizes_still_between_steps() {
+        assert_eq!(tier(1), 50);
+        assert_eq!(tier(50), 50);
+        assert_eq!(tier(51), 100);
+        assert_eq!(tier(4_999), 5_000);
+        assert_eq!(tier(5_001), 10_000);
+        let c = Config::default();
+        assert_eq!(estimate(&c, Some(260)), estimate(&c, Some(499)));
+        assert_ne!(estimate(&c, Some(250)), estimate(&c, Some(251)));
+    }
+
+    #[test]
+    fn sizes_grow_with_the_cluster() {
+        let c = Config::default();
+        let e1k = estimate(&c, Some(1_000));
+        let e5k = estimate(&c, Some(5_000));
+        assert_eq!(e1k.series_per_node, 744 + 400 + 80 * 30 + 25 + 35 * 30);
+        assert_eq!(e1k.series, 4_619 * 1_000 + 5_000);
+        // 4.6M series: three shards of ~1.54M, each 6 GiB requested, 12 GiB allowed.
+        assert_eq!(e1k.shards, 3);
+        assert_eq!(memory(&e1k.prometheus), ("6Gi", "12Gi"));
+        assert_eq!(e5k.shards, 12);
+        assert_eq!(memory(&e5k.kube_state_metrics), ("10Gi", "20Gi"));
+        assert_eq!(memory(&e5k.operator), ("384Mi", "768Mi"));
+    }
+
+    #[test]
+    fn explicit_shards_are_kept_and_the_series_split_over_them() {
+        let c = Config::default().with_set("prometheus.shards=2").unwrap();
+        let e = estimate(&c, Some(1_000));
+        assert_eq!(e.shards, 2);
+        assert_eq!(memory(&e.prometheus), ("9Gi", "18176Mi"));
+        assert_eq!(estimate(&c, None).shards, 2);
+    }
+
+    #[test]
+    fn retention_size_follows_the_volume_unless_given() {
+        let e = estimate(&Config::default(), Some(100));
+        assert_eq!(e.retention_size(&Config::default()), None);
+        let c = Config::default()
+            .with_set("prometheus.storage.size=100Gi")
+            .unwrap();
+        assert_eq!(e.retention_size(&c).as_deref(), Some("91268MB"));
+        let c = c.with_set("prometheus.retentionSize=40GB").unwrap();
+        assert_eq!(e.retention_size(&c).as_deref(), Some("40GB"));
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(cpu(150), "200m");
+        assert_eq!(cpu(1_000), "1");
+        assert_eq!(mebibytes(1 << 30), "1Gi");
+        assert_eq!(mebibytes(3 << 29), "1536Mi");
+    }
+}
