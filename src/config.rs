@@ -348,11 +348,17 @@ pub struct KubeStateMetrics {
 pub struct Kubelet {
     /// Scrape the kubelet's and cAdvisor's metrics.
     pub enabled: bool,
+    /// Drop the kubelet and cAdvisor series no shipped dashboard or rule reads
+    /// (`render::kubelet::CADVISOR_DROPPED`, `KUBELET_DROPPED`); `false` keeps them all.
+    pub drop_unused_series: bool,
 }
 
 impl Default for Kubelet {
     fn default() -> Self {
-        Kubelet { enabled: true }
+        Kubelet {
+            enabled: true,
+            drop_unused_series: true,
+        }
     }
 }
 

@@ -17,22 +17,17 @@ use std::{
 
 use serde_json::Value;
 
-use common::{Process, automon, free_port, node_class_objects, repo_root, run, spawn_prometheus};
+use common::{
+    Process, dashboards_in, free_port, node_class_objects, panel_exprs, rendered_objects,
+    repo_root, spawn_prometheus, variable_selectors,
+};
 
 /// The name the fake node carries, in place of Grafana's `$node`.
 const NODE: &str = "test-node";
 
 /// The dashboards exactly as `kubectl automon render` prints them.
 fn rendered_dashboards() -> Vec<Value> {
-    let out = run(automon().args(["render", "-o", "json"])).success();
-    let list: Value = serde_json::from_str(&out.stdout).expect("render -o json is JSON");
-    let items = list["items"].as_array().expect("a List");
-    let dashboards: Vec<Value> = items
-        .iter()
-        .filter(|o| o["kind"] == "ConfigMap" && o["metadata"]["labels"]["grafana_dashboard"] == "1")
-        .flat_map(|o| o["data"].as_object().expect("data").values())
-        .map(|text| serde_json::from_str(text.as_str().expect("a string")).expect("dashboard JSON"))
-        .collect();
+    let dashboards = dashboards_in(&rendered_objects(&[]));
     assert_eq!(dashboards.len(), 3, "three dashboards by default");
     dashboards
 }
@@ -40,19 +35,7 @@ fn rendered_dashboards() -> Vec<Value> {
 /// The dashboards node classes add or change, from their reviewed snapshots (see
 /// `node_class_objects`).
 fn class_dashboards() -> Vec<Value> {
-    let dashboards: Vec<Value> = node_class_objects()
-        .iter()
-        .filter(|o| o["kind"] == "ConfigMap" && o["metadata"]["labels"]["grafana_dashboard"] == "1")
-        .flat_map(|o| {
-            o["data"]
-                .as_object()
-                .expect("data")
-                .values()
-                .cloned()
-                .collect::<Vec<_>>()
-        })
-        .map(|text| serde_json::from_str(text.as_str().expect("a string")).expect("dashboard JSON"))
-        .collect();
+    let dashboards = dashboards_in(&node_class_objects());
     let uids: Vec<_> = dashboards
         .iter()
         .map(|d| d["uid"].as_str().unwrap_or_default())
@@ -74,17 +57,10 @@ struct PanelQuery {
 }
 
 fn panel_queries(dashboards: &[Value]) -> Vec<PanelQuery> {
-    let mut out = Vec::new();
-    for d in dashboards {
-        for p in d["panels"].as_array().expect("panels") {
-            for t in p["targets"].as_array().expect("targets") {
-                out.push(PanelQuery {
-                    at: format!("{} / {}", d["uid"], p["title"]),
-                    expr: t["expr"].as_str().expect("expr").to_string(),
-                });
-            }
-        }
-    }
+    let out: Vec<PanelQuery> = panel_exprs(dashboards)
+        .into_iter()
+        .map(|(at, expr)| PanelQuery { at, expr })
+        .collect();
     assert!(out.len() > 20, "too few queries: {}", out.len());
     out
 }
@@ -158,21 +134,11 @@ fn every_panel_query_parses() {
 fn every_class_panel_query_parses() {
     let dashboards = class_dashboards();
     let mut queries = panel_queries(&dashboards);
-    for d in &dashboards {
-        for v in d["templating"]["list"].as_array().expect("variables") {
-            let definition = v["query"]["query"].as_str().expect("variable query");
-            let selector = definition
-                .strip_prefix("label_values(")
-                .and_then(|s| s.strip_suffix(")"))
-                .and_then(|s| s.rsplit_once(", "))
-                .map(|(selector, _label)| selector)
-                .unwrap_or_else(|| panic!("not label_values(selector, label): {definition}"));
-            queries.push(PanelQuery {
-                at: format!("{} / variable {}", d["uid"], v["name"]),
-                expr: selector.to_string(),
-            });
-        }
-    }
+    queries.extend(
+        variable_selectors(&dashboards)
+            .into_iter()
+            .map(|(at, expr)| PanelQuery { at, expr }),
+    );
     let (ok, output, rules) = promtool_parses(&queries);
     assert!(ok, "promtool rejects a dashboard query:\n{output}\n{rules}");
 }

@@ -11,19 +11,13 @@ use std::{
     collections::BTreeMap,
     io::{Read, Write},
     net::{TcpListener, TcpStream},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::OnceLock,
     time::{Duration, Instant},
 };
 
-use common::{Run, automon, built_tool, node_class_objects, repo_root, run};
+use common::{Run, automon, built_tool, node_class_objects, promtool, repo_root, run};
 use serde_json::{Value, json};
-
-fn promtool() -> &'static Path {
-    static PROMTOOL: OnceLock<PathBuf> = OnceLock::new();
-    PROMTOOL.get_or_init(|| built_tool("prometheus", "promtool"))
-}
 
 /// The Prometheus rule file held by the rendered PrometheusRules, for these `--set`s.
 fn rendered_rule_file(sets: &[&str]) -> String {

@@ -215,6 +215,75 @@ pub fn node_class_objects() -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The objects `kubectl automon render -o json <args>` prints, in order.
+pub fn rendered_objects(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = run(automon().args(["render", "-o", "json"]).args(args)).success();
+    let list: serde_json::Value =
+        serde_json::from_str(&out.stdout).expect("render -o json is JSON");
+    list["items"].as_array().expect("a List has items").clone()
+}
+
+/// The Grafana dashboards these objects hold (the ConfigMaps Grafana's sidecar loads), parsed.
+pub fn dashboards_in(objects: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "ConfigMap" && o["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .flat_map(|o| {
+            o["data"]
+                .as_object()
+                .expect("data")
+                .values()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .map(|text| serde_json::from_str(text.as_str().expect("a string")).expect("dashboard JSON"))
+        .collect()
+}
+
+/// Every panel target's PromQL in these dashboards, as (`"uid" / "panel title"`, expr).
+pub fn panel_exprs(dashboards: &[serde_json::Value]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for d in dashboards {
+        for p in d["panels"].as_array().expect("panels") {
+            for t in p["targets"].as_array().expect("targets") {
+                out.push((
+                    format!("{} / {}", d["uid"], p["title"]),
+                    t["expr"].as_str().expect("expr").to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The series selector of every `label_values(selector, label)` variable in these dashboards,
+/// as (`"uid" / variable name`, selector): the PromQL a variable runs.
+pub fn variable_selectors(dashboards: &[serde_json::Value]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for d in dashboards {
+        for v in d["templating"]["list"].as_array().expect("variables") {
+            let definition = v["query"]["query"].as_str().expect("variable query");
+            let selector = definition
+                .strip_prefix("label_values(")
+                .and_then(|s| s.strip_suffix(")"))
+                .and_then(|s| s.rsplit_once(", "))
+                .map(|(selector, _label)| selector)
+                .unwrap_or_else(|| panic!("not label_values(selector, label): {definition}"));
+            out.push((
+                format!("{} / variable {}", d["uid"], v["name"]),
+                selector.to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// promtool, built once per test binary (see [`built_tool`]).
+pub fn promtool() -> &'static Path {
+    static PROMTOOL: OnceLock<PathBuf> = OnceLock::new();
+    PROMTOOL.get_or_init(|| built_tool("prometheus", "promtool"))
+}
+
 /// A test tool built through `tests/cluster/build-tools <target>` (cached after the first
 /// build), e.g. `built_tool("prometheus", "promtool")`, so that tests work on a fresh machine.
 pub fn built_tool(target: &str, name: &str) -> PathBuf {
