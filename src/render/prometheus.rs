@@ -56,6 +56,7 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
         network_policy(ctx, &labels),
         self_scrape(ctx, NAME, &labels, PORT_NAME),
     ]);
+    objects.extend(thanos::objects(ctx, &labels));
     if ctx.config.prometheus.replicas > 1 {
         objects.push(pod_disruption_budget(ctx, NAME, &labels));
     }
@@ -128,6 +129,8 @@ fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     if !c.external_labels.is_empty() {
         spec["externalLabels"] = json!(c.external_labels);
     }
+    remote_write::extend(&mut spec, c);
+    thanos::extend(&mut spec, ctx);
     if let Some(size) = &c.retention_size {
         spec["retentionSize"] = json!(size);
     }
@@ -163,17 +166,26 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
                 ..Default::default()
             }),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![NetworkPolicyPeer {
-                    pod_selector: Some(LabelSelector::default()),
-                    ..Default::default()
-                }]),
-                ports: Some(vec![tcp(PORT)]),
-            }]),
+            ingress: Some(
+                [NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(LabelSelector::default()),
+                        ..Default::default()
+                    }]),
+                    ports: Some(vec![tcp(PORT)]),
+                }]
+                .into_iter()
+                .chain(thanos::ingress(ctx))
+                .collect(),
+            ),
             egress: Some(vec![NetworkPolicyEgressRule::default()]),
         }),
     })
 }
+
+// Remote write and the Thanos sidecar, each its own part of the `Prometheus` object.
+mod remote_write;
+mod thanos;
 
 #[cfg(test)]
 mod tests {
