@@ -196,20 +196,29 @@ fn rendered_stack_passes_strict_server_side_dry_run() {
     c.kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }
 
+/// `render`'s YAML documents, each with its `kind-name` key, in order.
+fn rendered_docs(args: &[&str]) -> Vec<(String, String)> {
+    let out = run(automon().arg("render").args(args)).success();
+    out.stdout
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|doc| {
+            let name = doc
+                .lines()
+                .skip_while(|l| *l != "metadata:")
+                .find_map(|l| l.strip_prefix("  name: "))
+                .unwrap();
+            let key = format!("{}-{name}", yaml_value(doc, "kind").to_lowercase());
+            (key, doc.to_string())
+        })
+        .collect()
+}
+
 #[test]
 fn default_render_snapshot() {
     // One snapshot per object, named kind-name, so a reviewer reads each object on its own.
-    let out = run(automon().arg("render")).success();
     let mut seen = BTreeMap::new();
-    for doc in out.stdout.split("---\n").filter(|d| !d.trim().is_empty()) {
-        let kind = yaml_value(doc, "kind");
-        let name = doc
-            .lines()
-            .skip_while(|l| *l != "metadata:")
-            .find_map(|l| l.strip_prefix("  name: "))
-            .unwrap()
-            .to_string();
-        let key = format!("{}-{}", kind.to_lowercase(), name);
+    for (key, doc) in rendered_docs(&[]) {
         assert!(seen.insert(key.clone(), ()).is_none(), "{key} twice");
         insta::assert_snapshot!(key, doc);
     }
@@ -262,25 +271,10 @@ fn remote_write_and_thanos_render_snapshot() {
       key: objstore.yml
 "#,
     );
-    let docs = |args: &[&str]| -> BTreeMap<String, String> {
-        let out = run(automon().arg("render").args(args)).success();
-        out.stdout
-            .split("---\n")
-            .filter(|d| !d.trim().is_empty())
-            .map(|doc| {
-                let name = doc
-                    .lines()
-                    .skip_while(|l| *l != "metadata:")
-                    .find_map(|l| l.strip_prefix("  name: "))
-                    .unwrap()
-                    .to_string();
-                let key = format!("{}-{name}", yaml_value(doc, "kind").to_lowercase());
-                (key, doc.to_string())
-            })
-            .collect()
-    };
-    let before = docs(&[]);
-    let after = docs(&["-f", file.to_str().unwrap()]);
+    let before: BTreeMap<_, _> = rendered_docs(&[]).into_iter().collect();
+    let after: BTreeMap<_, _> = rendered_docs(&["-f", file.to_str().unwrap()])
+        .into_iter()
+        .collect();
     let mut changed = Vec::new();
     for (key, doc) in &after {
         if before.get(key) == Some(doc) {
