@@ -128,6 +128,12 @@ pub struct Prometheus {
     pub resources: Resources,
     /// Labels added to every series and alert leaving this Prometheus (e.g. cluster: prod).
     pub external_labels: BTreeMap<String, String>,
+    /// Remote-write endpoints (remote_write.rs); none by default.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remote_write: Vec<RemoteWrite>,
+    /// The Thanos sidecar (remote_write.rs); off by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thanos: Option<Thanos>,
 }
 
 impl Default for Prometheus {
@@ -142,6 +148,8 @@ impl Default for Prometheus {
             storage: Storage::default(),
             resources: Resources::default(),
             external_labels: BTreeMap::new(),
+            remote_write: Vec::new(),
+            thanos: None,
         }
     }
 }
@@ -903,6 +911,7 @@ impl Config {
                 ));
             }
         }
+        remote_write::check(&self.prometheus).map_err(|(key, problem)| fail(&key, problem))?;
         if let Some(recv) = &self.alertmanager.route.receiver
             && !names.contains(recv.as_str())
         {
@@ -982,11 +991,13 @@ fn check_byte_size(s: &str) -> Result<(), String> {
 
 /// An absolute http(s) URL with a host, as Alertmanager's webhook and Slack configurations need.
 fn check_url(s: &str) -> Result<(), String> {
-    let bad = |why: &str| {
-        format!(
-            "{s:?} is not a URL Alertmanager can send to ({why}); use e.g. https://hooks.example.com/alerts"
-        )
-    };
+    check_url_for(s, "Alertmanager", "https://hooks.example.com/alerts")
+}
+
+/// An absolute http(s) URL with a host that `client` can send to; `example` is one that works.
+fn check_url_for(s: &str, client: &str, example: &str) -> Result<(), String> {
+    let bad =
+        |why: &str| format!("{s:?} is not a URL {client} can send to ({why}); use e.g. {example}");
     if s.trim() != s || s.contains(char::is_whitespace) {
         return Err(bad("it contains spaces"));
     }
@@ -1087,6 +1098,9 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
     let key = key.split('[').next().unwrap_or(key);
     (1..=text.lines().count()).find(|&n| key_path_at(text, n).as_deref() == Some(key))
 }
+
+mod remote_write;
+pub use remote_write::{RemoteWrite, Thanos};
 
 #[cfg(test)]
 mod tests {

@@ -98,6 +98,14 @@ pub const GRAFANA_SIDECAR: Component = Component {
     registry: "quay.io",
     repository: "kiwigrid/k8s-sidecar",
 };
+/// The Thanos sidecar, with `prometheus.thanos` only: the release the pinned operator
+/// (v0.93.1) defaults to and is tested with.
+pub const THANOS: Component = Component {
+    name: "thanos-sidecar",
+    version: "v0.42.2",
+    registry: "quay.io",
+    repository: "thanos/thanos",
+};
 
 /// Every pinned component, in the order `version` and `status` list them.
 pub const COMPONENTS: &[Component] = &[
@@ -111,6 +119,7 @@ pub const COMPONENTS: &[Component] = &[
     GRAFANA_SIDECAR,
     WINDOWS_EXPORTER,
     DCGM_EXPORTER,
+    THANOS,
 ];
 
 /// The plugin's own version, from Cargo.toml.

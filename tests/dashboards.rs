@@ -8,7 +8,7 @@ mod common;
 
 use std::{
     io::{Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
     path::PathBuf,
     process::{Command, Stdio},
     thread,
@@ -18,8 +18,8 @@ use std::{
 use serde_json::Value;
 
 use common::{
-    Process, dashboards_in, free_port, node_class_objects, panel_exprs, rendered_objects,
-    repo_root, spawn_prometheus, variable_selectors,
+    Process, dashboards_in, free_port, node_class_objects, panel_exprs, prometheus_query as query,
+    rendered_objects, repo_root, spawn_prometheus, variable_selectors,
 };
 
 /// The name the fake node carries, in place of Grafana's `$node`.
@@ -180,34 +180,6 @@ fn serve_kube_state_metrics() -> u16 {
         }
     });
     port
-}
-
-/// An instant query against Prometheus' HTTP API; the result vector.
-fn query(port: u16, expr: &str) -> Result<Vec<Value>, String> {
-    let encoded: String = expr
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    write!(
-        conn,
-        "GET /api/v1/query?query={encoded} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    conn.read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    let v: Value = serde_json::from_str(body).map_err(|e| format!("{e}: {response}"))?;
-    if v["status"] != "success" {
-        return Err(body.to_string());
-    }
-    Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
 }
 
 #[test]

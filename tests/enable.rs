@@ -69,20 +69,6 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
         .map(|m| m["metadata"]["name"].as_str().unwrap().to_string())
         .collect();
     assert!(monitors.len() >= 5, "{monitors:?}");
-    let prom_config = || {
-        let secret = get_json(&["get", "secret", "-n", ns, "prometheus-automon"]);
-        let gz = secret["data"]["prometheus.yaml.gz"]
-            .as_str()
-            .expect("prometheus.yaml.gz")
-            .to_string();
-        let (_d, gzfile) = write_temp("prometheus.yaml.gz.b64", &gz);
-        let decoded = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("base64 -d {} | gunzip", gzfile.display()))
-            .output()
-            .unwrap();
-        String::from_utf8(decoded.stdout).unwrap()
-    };
     let missing = |config: &str| -> Vec<String> {
         monitors
             .iter()
@@ -90,7 +76,11 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
             .cloned()
             .collect()
     };
-    let config = poll(60, prom_config, |c| missing(c).is_empty());
+    let config = poll(
+        60,
+        || operator_generated_config(ns),
+        |c| missing(c).is_empty(),
+    );
     assert!(
         missing(&config).is_empty(),
         "no scrape job for ServiceMonitors {:?}:\n{config}",

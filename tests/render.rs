@@ -196,20 +196,29 @@ fn rendered_stack_passes_strict_server_side_dry_run() {
     c.kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }
 
+/// `render`'s YAML documents, each with its `kind-name` key, in order.
+fn rendered_docs(args: &[&str]) -> Vec<(String, String)> {
+    let out = run(automon().arg("render").args(args)).success();
+    out.stdout
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|doc| {
+            let name = doc
+                .lines()
+                .skip_while(|l| *l != "metadata:")
+                .find_map(|l| l.strip_prefix("  name: "))
+                .unwrap();
+            let key = format!("{}-{name}", yaml_value(doc, "kind").to_lowercase());
+            (key, doc.to_string())
+        })
+        .collect()
+}
+
 #[test]
 fn default_render_snapshot() {
     // One snapshot per object, named kind-name, so a reviewer reads each object on its own.
-    let out = run(automon().arg("render")).success();
     let mut seen = BTreeMap::new();
-    for doc in out.stdout.split("---\n").filter(|d| !d.trim().is_empty()) {
-        let kind = yaml_value(doc, "kind");
-        let name = doc
-            .lines()
-            .skip_while(|l| *l != "metadata:")
-            .find_map(|l| l.strip_prefix("  name: "))
-            .unwrap()
-            .to_string();
-        let key = format!("{}-{}", kind.to_lowercase(), name);
+    for (key, doc) in rendered_docs(&[]) {
         assert!(seen.insert(key.clone(), ()).is_none(), "{key} twice");
         insta::assert_snapshot!(key, doc);
     }
@@ -228,5 +237,63 @@ fn readme_documents_the_default_configuration() {
     assert!(
         readme.contains(&format!("```yaml\n{defaults}```")),
         "README's configuration block differs from the defaults:\n{defaults}"
+    );
+}
+
+/// Remote write to Mimir (basic auth from a Secret, a tenant header, queue tuning) beside the
+/// Thanos sidecar, two replicas: the objects that differ from the default render, one snapshot
+/// each (`remote_write__<kind>-<name>`), for a reviewer to read on their own.
+#[test]
+fn remote_write_and_thanos_render_snapshot() {
+    let (_d, file) = write_temp(
+        "automon.yaml",
+        r#"prometheus:
+  replicas: 2
+  externalLabels:
+    cluster: prod-eu1
+  remoteWrite:
+  - url: https://mimir.example.com
+    preset: mimir
+    basicAuth:
+      secret: mimir-remote-write
+      usernameKey: username
+      passwordKey: password
+    headers:
+      X-Scope-OrgID: platform
+    queue:
+      capacity: 10000
+      maxShards: 50
+      maxSamplesPerSend: 2000
+      batchSendDeadline: 5s
+  thanos:
+    objectStorageConfig:
+      secret: thanos-objstore
+      key: objstore.yml
+"#,
+    );
+    let before: BTreeMap<_, _> = rendered_docs(&[]).into_iter().collect();
+    let after: BTreeMap<_, _> = rendered_docs(&["-f", file.to_str().unwrap()])
+        .into_iter()
+        .collect();
+    let mut changed = Vec::new();
+    for (key, doc) in &after {
+        if before.get(key) == Some(doc) {
+            continue;
+        }
+        let name = format!("remote_write__{key}");
+        insta::with_settings!({prepend_module_to_snapshot => false, omit_expression => true}, {
+            insta::assert_snapshot!(name.clone(), doc);
+        });
+        changed.push(name);
+    }
+    assert_eq!(
+        changed,
+        [
+            "remote_write__configmap-automon",
+            "remote_write__networkpolicy-prometheus",
+            "remote_write__poddisruptionbudget-prometheus",
+            "remote_write__prometheus-automon",
+            "remote_write__service-prometheus-thanos",
+        ]
     );
 }

@@ -65,6 +65,7 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
         network_policy(ctx, NAME, &labels),
         self_scrape(ctx, NAME, &labels, PORT_NAME),
     ]);
+    objects.extend(thanos::objects(ctx, &labels));
     if ctx.config.prometheus.replicas > 1 {
         objects.push(pod_disruption_budget(ctx, NAME, &labels));
     }
@@ -188,6 +189,8 @@ fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     ] {
         spec[key] = value;
     }
+    remote_write::extend(&mut spec, c);
+    thanos::extend(&mut spec, ctx);
     if ctx.sizing.shards > 1 {
         spec["shards"] = json!(ctx.sizing.shards);
     }
@@ -256,17 +259,27 @@ fn network_policy(ctx: &Context, name: &str, labels: &BTreeMap<String, String>) 
                 ..Default::default()
             }),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![NetworkPolicyPeer {
-                    pod_selector: Some(LabelSelector::default()),
-                    ..Default::default()
-                }]),
-                ports: Some(vec![tcp(PORT)]),
-            }]),
+            ingress: Some(
+                [NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(LabelSelector::default()),
+                        ..Default::default()
+                    }]),
+                    ports: Some(vec![tcp(PORT)]),
+                }]
+                .into_iter()
+                // The Thanos sidecar runs beside the shards only.
+                .chain(thanos::ingress(ctx).filter(|_| name == NAME))
+                .collect(),
+            ),
             egress: Some(vec![NetworkPolicyEgressRule::default()]),
         }),
     })
 }
+
+// Remote write and the Thanos sidecar, each its own part of the `Prometheus` object.
+mod remote_write;
+mod thanos;
 
 #[cfg(test)]
 mod tests {

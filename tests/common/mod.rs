@@ -741,6 +741,16 @@ impl Process {
 /// configuration in `dir`/prometheus.yaml (rule files beside it) and its data in `dir`/data;
 /// its log is the path returned.
 pub fn spawn_prometheus(prometheus: &Path, dir: &Path, port: u16) -> (Process, PathBuf) {
+    spawn_prometheus_with(prometheus, dir, port, &[])
+}
+
+/// [`spawn_prometheus`] with more flags (`--web.enable-remote-write-receiver`).
+pub fn spawn_prometheus_with(
+    prometheus: &Path,
+    dir: &Path,
+    port: u16,
+    flags: &[&str],
+) -> (Process, PathBuf) {
     let log = dir.join("prometheus.log");
     let process = Process::spawn(
         "prometheus",
@@ -753,10 +763,68 @@ pub fn spawn_prometheus(prometheus: &Path, dir: &Path, port: u16) -> (Process, P
                 "--storage.tsdb.path={}",
                 dir.join("data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(flags),
         &log,
     );
     (process, log)
+}
+
+/// An instant query against the HTTP API of a Prometheus on 127.0.0.1:`port`; the result vector.
+pub fn prometheus_query(port: u16, expr: &str) -> Result<Vec<serde_json::Value>, String> {
+    use std::io::{Read, Write};
+    let encoded: String = expr
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    write!(
+        conn,
+        "GET /api/v1/query?query={encoded} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("{e}: {response}"))?;
+    if v["status"] != "success" {
+        return Err(body.to_string());
+    }
+    Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
+}
+
+/// The Prometheus configuration the operator generated for the stack in `ns` (Secret
+/// `prometheus-automon`, key `prometheus.yaml.gz`), or "" while it has written none.
+pub fn operator_generated_config(ns: &str) -> String {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let out = cluster().kubectl(&[
+        "get",
+        "secret",
+        "-n",
+        ns,
+        "prometheus-automon",
+        "-o",
+        r"jsonpath={.data.prometheus\.yaml\.gz}",
+    ]);
+    if out.code != 0 {
+        return String::new();
+    }
+    let Ok(gz) = base64::engine::general_purpose::STANDARD.decode(out.stdout.trim()) else {
+        return String::new();
+    };
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut text)
+        .map(|_| text)
+        .unwrap_or_default()
 }
 
 /// A port nothing listens on right now.
