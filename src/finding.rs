@@ -31,7 +31,7 @@ impl Level {
 pub struct Finding {
     /// Which check: preflight's `reachable`, `version`, `permissions`, `operator`; doctor's
     /// `installed`, `components`, `selectors`, `nodes`, `podSecurity`, `hostPort`, `crds`,
-    /// `kubeletService`, `webhooks`, `alertmanager`, `scrapes`.
+    /// `kubeletService`, `webhooks`, `alertmanager`, `scrapes`, `sizing`.
     pub check: &'static str,
     pub level: Level,
     pub message: String,

@@ -24,14 +24,18 @@ pub const PODS_PER_NODE: u64 = 30;
 pub const NODE_EXPORTER_SERIES: u64 = 330 + 17 * 16 + 35 * 2 + 18 * 2 + 9 * 4;
 
 /// The kubelet's own `/metrics` per node, after automon's drops of unused histograms
-/// (`kubelet.dropUnusedSeries`). An estimate: the kubelet serves about 1,500 series, most of
-/// them histogram buckets of API client and storage operation latencies.
+/// (`kubelet.dropUnusedSeries`), and without them. An estimate: the kubelet serves about 1,500
+/// series, most of them histogram buckets of runtime, API client and storage operation
+/// latencies (15 buckets per operation type).
 pub const KUBELET_SERIES: u64 = 400;
+pub const KUBELET_SERIES_UNDROPPED: u64 = 1_500;
 
 /// cAdvisor (`/metrics/cadvisor`) per pod, after the drops: about 25 for the pod's own cgroup
 /// and network, 35 per container at 1.5 containers per pod. Published planning figures put
-/// cAdvisor at 50-200 series per container before any drop.
+/// cAdvisor at 50-200 series per container before any drop; without the drops, take 100 per
+/// container and 50 for the pod.
 pub const CADVISOR_SERIES_PER_POD: u64 = 80;
+pub const CADVISOR_SERIES_PER_POD_UNDROPPED: u64 = 200;
 
 /// kube-state-metrics per pod (the `kube_pod_*` families with one series per pod, per
 /// container or per condition) and per node (`kube_node_*`, including the conditions).
@@ -119,10 +123,12 @@ pub fn tier(nodes: u32) -> u32 {
 /// Series per node: node-exporter, the kubelet, cAdvisor and kube-state-metrics for the pods
 /// a node runs. Without the kubelet job, no kubelet or cAdvisor series.
 pub fn series_per_node(config: &Config) -> u64 {
-    let kubelet = if config.kubelet.enabled {
-        KUBELET_SERIES + CADVISOR_SERIES_PER_POD * PODS_PER_NODE
-    } else {
-        0
+    let kubelet = match (config.kubelet.enabled, config.kubelet.drop_unused_series) {
+        (false, _) => 0,
+        (true, true) => KUBELET_SERIES + CADVISOR_SERIES_PER_POD * PODS_PER_NODE,
+        (true, false) => {
+            KUBELET_SERIES_UNDROPPED + CADVISOR_SERIES_PER_POD_UNDROPPED * PODS_PER_NODE
+        }
     };
     NODE_EXPORTER_SERIES + kubelet + KSM_SERIES_PER_NODE + KSM_SERIES_PER_POD * PODS_PER_NODE
 }
@@ -351,6 +357,18 @@ mod tests {
         assert_eq!(e5k.shards, 12);
         assert_eq!(memory(&e5k.kube_state_metrics), ("10Gi", "20Gi"));
         assert_eq!(memory(&e5k.operator), ("384Mi", "768Mi"));
+    }
+
+    #[test]
+    fn keeping_every_kubelet_series_costs_more_and_no_kubelet_none() {
+        let c = Config::default();
+        let undropped = c.with_set("kubelet.dropUnusedSeries=false").unwrap();
+        let off = c.with_set("kubelet.enabled=false").unwrap();
+        assert_eq!(
+            series_per_node(&undropped) - series_per_node(&c),
+            1_100 + 120 * 30
+        );
+        assert_eq!(series_per_node(&off), 744 + 25 + 35 * 30);
     }
 
     #[test]

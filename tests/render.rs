@@ -297,3 +297,59 @@ fn remote_write_and_thanos_render_snapshot() {
         ]
     );
 }
+
+/// `render --nodes N`: what sizing changes from the default render, one snapshot per changed
+/// object, for 3, 1,000 and 5,000 nodes. Up to 50 nodes nothing changes; past them requests
+/// grow, and past a shard's series budget the stack shards with a ruler beside the shards.
+#[test]
+fn sized_render_snapshots() {
+    let before: BTreeMap<_, _> = rendered_docs(&[]).into_iter().collect();
+    for (nodes, want_changed, want_removed) in [
+        ("3", &[][..], &[][..]),
+        (
+            "1000",
+            &[
+                "deployment-kube-state-metrics",
+                "networkpolicy-prometheus-ruler",
+                "prometheus-automon",
+                "prometheus-automon-ruler",
+                "prometheusrule-automon-coverage-cluster",
+                "servicemonitor-prometheus-federate",
+            ][..],
+            &["prometheusrule-automon-coverage"][..],
+        ),
+        (
+            "5000",
+            &[
+                "deployment-kube-state-metrics",
+                "deployment-prometheus-operator",
+                "networkpolicy-prometheus-ruler",
+                "prometheus-automon",
+                "prometheus-automon-ruler",
+                "prometheusrule-automon-coverage-cluster",
+                "servicemonitor-prometheus-federate",
+            ][..],
+            &["prometheusrule-automon-coverage"][..],
+        ),
+    ] {
+        let after: BTreeMap<_, _> = rendered_docs(&["--nodes", nodes]).into_iter().collect();
+        let mut changed = Vec::new();
+        for (key, doc) in &after {
+            // The parent lists its members: it changes with them, and says nothing of sizes.
+            if before.get(key) == Some(doc) || key == "configmap-automon" {
+                continue;
+            }
+            insta::with_settings!({prepend_module_to_snapshot => false, omit_expression => true}, {
+                insta::assert_snapshot!(format!("sized_{nodes}__{key}"), doc);
+            });
+            changed.push(key.as_str());
+        }
+        let removed: Vec<&str> = before
+            .keys()
+            .filter(|k| !after.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(changed, want_changed, "{nodes} nodes");
+        assert_eq!(removed, want_removed, "{nodes} nodes");
+    }
+}

@@ -66,10 +66,17 @@ fn the_stack_sized_for_3_1000_and_5000_nodes_passes_a_server_side_dry_run() {
             .filter(|l| l.starts_with("prometheus.monitoring.coreos.com/"))
             .count();
         // 3 nodes: one Prometheus; 1,000 and 5,000: shards, and the ruler beside them.
-        assert_eq!(prometheuses, if nodes == "3" { 1 } else { 2 }, "{nodes}: {}", applied.stdout);
+        assert_eq!(
+            prometheuses,
+            if nodes == "3" { 1 } else { 2 },
+            "{nodes}: {}",
+            applied.stdout
+        );
     }
     // Nothing was created by the dry runs.
-    let left = c.kubectl(&["get", "prometheus", "-n", ns, "-o", "name"]).success();
+    let left = c
+        .kubectl(&["get", "prometheus", "-n", ns, "-o", "name"])
+        .success();
     assert!(left.stdout.trim().is_empty(), "{}", left.stdout);
 }
 
@@ -95,7 +102,11 @@ fn generated_config(ns: &str, name: &str) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .and_then(|mut child| {
-            child.stdin.take().unwrap().write_all(out.stdout.as_bytes())?;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(out.stdout.as_bytes())?;
             child.wait_with_output()
         })
         .unwrap();
@@ -127,13 +138,7 @@ fn three_shards_become_three_statefulsets_with_hashmod_and_a_ruler_that_federate
     let _operator = OperatorStop;
     let out = enable(
         ns,
-        &[
-            "--set",
-            "prometheus.shards=3",
-            "--wait",
-            "--timeout",
-            "3m",
-        ],
+        &["--set", "prometheus.shards=3", "--wait", "--timeout", "3m"],
     )
     .success();
     assert!(out.stdout.contains("Sizing    "), "{}", out.stdout);
@@ -177,8 +182,16 @@ fn three_shards_become_three_statefulsets_with_hashmod_and_a_ruler_that_federate
         .split("- job_name: ")
         .find(|j| j.starts_with(&format!("serviceMonitor/{ns}/node-exporter/")))
         .unwrap_or_else(|| panic!("no node-exporter job:\n{config}"));
-    for needle in ["modulus: 3", "action: hashmod", "regex: $(SHARD)", "action: keep"] {
-        assert!(node_exporter_job.contains(needle), "{needle} not in:\n{node_exporter_job}");
+    for needle in [
+        "modulus: 3",
+        "action: hashmod",
+        "regex: $(SHARD)",
+        "action: keep",
+    ] {
+        assert!(
+            node_exporter_job.contains(needle),
+            "{needle} not in:\n{node_exporter_job}"
+        );
     }
     // The shards do not scrape the ruler's federation job; the ruler scrapes only it.
     assert!(!config.contains("prometheus-federate"), "{config}");
@@ -191,14 +204,26 @@ fn three_shards_become_three_statefulsets_with_hashmod_and_a_ruler_that_federate
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- job_name: "))
         .collect();
-    assert_eq!(jobs, [format!("serviceMonitor/{ns}/prometheus-federate/0")], "{ruler}");
-    for needle in ["metrics_path: /federate", "honor_labels: true", "kube_node_info"] {
+    assert_eq!(
+        jobs,
+        [format!("serviceMonitor/{ns}/prometheus-federate/0")],
+        "{ruler}"
+    );
+    for needle in [
+        "metrics_path: /federate",
+        "honor_labels: true",
+        "kube_node_info",
+    ] {
         assert!(ruler.contains(needle), "{needle} not in:\n{ruler}");
     }
     // One ruler: every federation target is its own (the operator's one-shard modulus).
     assert!(ruler.contains("modulus: 1\n"), "{ruler}");
     // The rules: the coverage checks only in the ruler, the per-target ones only in the shards.
-    let shard_rules = poll(60, || rule_files(ns, "automon"), |r| r.contains("alert: NodeDown"));
+    let shard_rules = poll(
+        60,
+        || rule_files(ns, "automon"),
+        |r| r.contains("alert: NodeDown"),
+    );
     let ruler_rules = poll(
         60,
         || rule_files(ns, "automon-ruler"),
@@ -206,7 +231,11 @@ fn three_shards_become_three_statefulsets_with_hashmod_and_a_ruler_that_federate
     );
     // (The ConfigMaps' data as JSON text: a rule file's newlines are `\n` in it.)
     let has = |rules: &str, alert: &str| rules.contains(&format!("alert: {alert}\\n"));
-    for alert in ["NodeMonitoringCoverageGap", "KubeStateMetricsDown", "NodeExporterDown"] {
+    for alert in [
+        "NodeMonitoringCoverageGap",
+        "KubeStateMetricsDown",
+        "NodeExporterDown",
+    ] {
         assert!(has(&ruler_rules, alert), "{alert} not in the ruler's rules");
         assert!(!has(&shard_rules, alert), "{alert} in the shards' rules");
     }

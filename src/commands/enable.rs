@@ -105,6 +105,13 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             crate::sizing::thousands(u64::from(state.nodes)),
             sizing.describe()
         );
+        if sizing.shards > 1 && !config.prometheus.has_global_view() {
+            eprintln!(
+                "{} {} Prometheus shards each hold a part of the series: dashboards see one shard at a time; set prometheus.thanos or prometheus.remoteWrite for one view of all",
+                Palette::stderr().warn("warning:"),
+                sizing.shards
+            );
+        }
     }
     let change = revision::describe_change(
         args.config.file.as_deref().and_then(|f| f.to_str()),

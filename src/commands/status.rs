@@ -311,6 +311,9 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
         }
         _ => {}
     }
+    if let Some(z) = &st.sizing {
+        out.push_str(&sizing_line(z));
+    }
     if let Some(l) = &st.reconcile {
         let ago = l
             .renewed
@@ -475,4 +478,35 @@ mod tests {
             assert_eq!(age(s), want, "{s}s");
         }
     }
+}
+
+/// `Sizing:    3 nodes, sized for up to 50: ~236,000 series estimated, 12,345 in the head`.
+fn sizing_line(z: &crate::status::SizingView) -> String {
+    use crate::sizing::thousands;
+    let mut line = format!(
+        "Sizing:    {} nodes, sized for up to {}: ~{} series estimated",
+        thousands(u64::from(z.nodes)),
+        thousands(u64::from(z.sized_for)),
+        thousands(z.estimated_series_per_shard),
+    );
+    if z.shards > 1 {
+        line.push_str(&format!(" per shard ({} shards)", z.shards));
+    }
+    match z.head_series {
+        Some(head) if z.shards > 1 => line.push_str(&format!(
+            ", {} in the answering shard's head",
+            thousands(head)
+        )),
+        Some(head) => line.push_str(&format!(", {} in Prometheus' head", thousands(head))),
+        None => {}
+    }
+    if let (Some(rss), Some(limit)) = (z.resident_memory_bytes, z.memory_limit_bytes) {
+        line.push_str(&format!(
+            "; memory {} MiB of {} MiB",
+            rss >> 20,
+            limit >> 20
+        ));
+    }
+    line.push('\n');
+    line
 }

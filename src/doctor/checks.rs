@@ -51,6 +51,95 @@ pub fn assess(
     out.extend(webhooks(extra, &extra.namespace_labels, ns));
     out.extend(alertmanager(extra, ns));
     out.extend(scrapes(status));
+    out.extend(sizing(status, config, ns));
+    out
+}
+
+/// Past this share of its memory limit, Prometheus is one query or compaction from the OOM
+/// killer.
+const MEMORY_WARN_RATIO: f64 = 0.85;
+/// Head series this far above the estimate mean the sizing no longer fits.
+const SERIES_WARN_RATIO: f64 = 1.25;
+
+/// Whether Prometheus fits what it was sized for: its head series against the estimate, its
+/// memory against its limit, and, sharded, whether anything sees all the shards' series.
+fn sizing(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Finding> {
+    use crate::sizing::{SERIES_PER_SHARD, thousands};
+    let Some(z) = &status.sizing else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let shards_for = |series: u64| series.div_ceil(SERIES_PER_SHARD).max(2);
+    if let Some(head) = z.head_series
+        && head as f64 > z.estimated_series_per_shard as f64 * SERIES_WARN_RATIO
+    {
+        let total = head * u64::from(z.shards);
+        out.push(bad(
+            "sizing",
+            Level::Warn,
+            format!(
+                "Prometheus holds {} series, more than the ~{} it is sized for ({} nodes, sized for up to {})",
+                thousands(head),
+                thousands(z.estimated_series_per_shard),
+                thousands(u64::from(z.nodes)),
+                thousands(u64::from(z.sized_for))
+            ),
+            format!(
+                "kubectl automon enable -n {ns} --set prometheus.shards={} (or raise prometheus.resources; see which metrics cost most in Prometheus' TSDB status page)",
+                shards_for(total)
+            ),
+        ));
+    }
+    if let (Some(rss), Some(limit)) = (z.resident_memory_bytes, z.memory_limit_bytes)
+        && limit > 0
+        && rss as f64 > limit as f64 * MEMORY_WARN_RATIO
+    {
+        out.push(bad(
+            "sizing",
+            Level::Warn,
+            format!(
+                "Prometheus uses {} MiB of its {} MiB memory limit ({:.0}%)",
+                rss >> 20,
+                limit >> 20,
+                rss as f64 * 100.0 / limit as f64
+            ),
+            format!(
+                "kubectl automon enable -n {ns} --set prometheus.shards={} (or --set prometheus.resources.limits.memory=<more>)",
+                z.shards + 1
+            ),
+        ));
+    }
+    if z.shards > 1 && !config.prometheus.has_global_view() {
+        out.push(bad(
+            "sizing",
+            Level::Warn,
+            format!(
+                "{} Prometheus shards each hold a part of the series: Grafana's dashboards and `open prometheus` see one shard at a time",
+                z.shards
+            ),
+            "set prometheus.thanos (and point a Thanos Query at service prometheus-thanos) or prometheus.remoteWrite to a store, for one view of every shard".to_string(),
+        ));
+    }
+    if out.is_empty() {
+        let head = z
+            .head_series
+            .map(|h| format!(", {} in the head", thousands(h)))
+            .unwrap_or_default();
+        out.push(ok(
+            "sizing",
+            format!(
+                "Prometheus sized for up to {} nodes ({} now): ~{} series estimated{}{head}",
+                thousands(u64::from(z.sized_for)),
+                thousands(u64::from(z.nodes)),
+                thousands(z.estimated_series_per_shard),
+                if z.shards > 1 {
+                    format!(" per shard over {} shards", z.shards)
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+    }
     out
 }
 
@@ -789,6 +878,82 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    fn sized(head: Option<u64>, rss: Option<u64>, shards: u32) -> Status {
+        let mut st = Status::not_installed("automon");
+        st.sizing = Some(status::SizingView {
+            nodes: 40,
+            sized_for: 50,
+            series_per_node: 4_619,
+            estimated_series: 236_000,
+            shards,
+            estimated_series_per_shard: 236_000 / u64::from(shards),
+            head_series: head,
+            memory_limit_bytes: Some(2 << 30),
+            resident_memory_bytes: rss,
+        });
+        st
+    }
+
+    #[test]
+    fn sizing_warns_past_the_estimate_or_near_the_limit_and_says_what_to_turn_on() {
+        let config = crate::config::Config::default();
+        let fine = sizing(&sized(Some(200_000), Some(1 << 30), 1), &config, "automon");
+        assert_eq!(fine.len(), 1);
+        assert_eq!(fine[0].level, Level::Ok);
+        assert!(
+            fine[0].message.contains("200,000 in the head"),
+            "{}",
+            fine[0].message
+        );
+
+        let over = sizing(&sized(Some(3_100_000), None, 1), &config, "automon");
+        assert_eq!(over.len(), 1);
+        assert_eq!(over[0].level, Level::Warn);
+        assert!(
+            over[0].message.contains("holds 3,100,000 series"),
+            "{}",
+            over[0].message
+        );
+        assert!(
+            over[0]
+                .fix
+                .as_deref()
+                .unwrap()
+                .contains("--set prometheus.shards=2"),
+            "{:?}",
+            over[0].fix
+        );
+
+        let full = sizing(
+            &sized(Some(200_000), Some(1900 << 20), 1),
+            &config,
+            "automon",
+        );
+        assert_eq!(full.len(), 1);
+        assert!(
+            full[0].message.contains("1900 MiB of its 2048 MiB"),
+            "{}",
+            full[0].message
+        );
+
+        // Sharded without a global view: dashboards see one shard.
+        let sharded = sizing(&sized(None, None, 3), &config, "automon");
+        assert_eq!(sharded.len(), 1);
+        assert!(
+            sharded[0].message.contains("3 Prometheus shards"),
+            "{}",
+            sharded[0].message
+        );
+        let with_thanos = config
+            .clone()
+            .with_set("prometheus.thanos={objectStorageConfig: {secret: s, key: k}}")
+            .unwrap();
+        assert_eq!(
+            sizing(&sized(None, None, 3), &with_thanos, "automon")[0].level,
+            Level::Ok
+        );
     }
 
     #[test]

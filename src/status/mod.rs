@@ -543,6 +543,65 @@ pub struct Status {
     /// The `reconcile --loop` that holds the Lease, when one ever ran here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconcile: Option<LoopLease>,
+    /// What the stack is sized for beside what Prometheus holds; none when another
+    /// operator's Prometheus is reused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sizing: Option<SizingView>,
+}
+
+/// The sizing estimate for the cluster as it is now, beside Prometheus' own figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SizingView {
+    /// Nodes the cluster has now.
+    pub nodes: u32,
+    /// The node count the estimate is for (the tier the cluster falls in).
+    pub sized_for: u32,
+    pub series_per_node: u64,
+    /// Estimated series, all shards together.
+    pub estimated_series: u64,
+    /// Shards the stack's Prometheus runs with.
+    pub shards: u32,
+    /// Estimated series of one shard.
+    pub estimated_series_per_shard: u64,
+    /// Prometheus' head series (of the shard that answered), when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_series: Option<u64>,
+    /// The Prometheus container's memory limit, as the cluster has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_limit_bytes: Option<u64>,
+    /// The largest resident memory of its pods, when Prometheus answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resident_memory_bytes: Option<u64>,
+}
+
+/// The sizing view of a stack whose stored configuration is `config`, on a cluster of `nodes`
+/// nodes, with the live `Prometheus` object and what Prometheus said (pure).
+pub fn sizing_view(
+    config: &Config,
+    nodes: u32,
+    live: Option<&Object>,
+    view: Option<&prometheus::PrometheusView>,
+) -> SizingView {
+    let estimate = crate::sizing::estimate(config, Some(nodes));
+    let spec = live.map(|o| &o.data["spec"]);
+    let shards = spec
+        .and_then(|s| s["shards"].as_u64())
+        .map_or(estimate.shards, |n| n.max(1) as u32);
+    let memory_limit_bytes = spec
+        .and_then(|s| s["resources"]["limits"]["memory"].as_str())
+        .and_then(|q| crate::sizing::bytes_of(&crate::config::Quantity(q.into())));
+    SizingView {
+        nodes,
+        sized_for: estimate.nodes.unwrap_or(nodes),
+        series_per_node: estimate.series_per_node,
+        estimated_series: estimate.series,
+        shards,
+        estimated_series_per_shard: estimate.series.div_ceil(u64::from(shards)),
+        head_series: view.and_then(|v| v.head_series),
+        memory_limit_bytes,
+        resident_memory_bytes: view.and_then(|v| v.resident_memory_bytes),
+    }
 }
 
 /// Who holds the Lease `reconcile --loop` takes, and since when it renewed it.
@@ -594,6 +653,7 @@ impl Status {
             alerting: None,
             prometheus: None,
             reconcile: None,
+            sizing: None,
         }
     }
 }
@@ -659,8 +719,9 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
     });
     let reuse = reuses_operator(parent);
     let classes = render::NodeClasses::of_nodes(&s.nodes);
-    let nodes = u32::try_from(s.nodes.len()).unwrap_or(u32::MAX);
-    let rendered = render::render_classes(&config, Vec::new(), None, classes, Some(nodes)).objects;
+    let node_count = u32::try_from(s.nodes.len()).unwrap_or(u32::MAX);
+    let rendered =
+        render::render_classes(&config, Vec::new(), None, classes, Some(node_count)).objects;
     let objects = crate::plan::kept(rendered, reuse);
     let mut expected = rollout::expected(&objects);
     let borrowed = s.exporter_from.is_some();
@@ -810,6 +871,13 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
             names,
         },
         alerting,
+        sizing: (!reuse).then(|| {
+            let live = s.custom.iter().find(|o| {
+                render::kind(o) == "Prometheus"
+                    && o.metadata.name.as_deref() == Some(render::prometheus::INSTANCE)
+            });
+            sizing_view(&config, node_count, live, view.as_ref())
+        }),
         prometheus: view,
         reconcile: s.lease.as_ref().map(|l| loop_lease(l, now)),
     }
@@ -983,6 +1051,8 @@ mod tests {
             firing: Vec::new(),
             targets: None,
             rules_loaded: None,
+            head_series: None,
+            resident_memory_bytes: None,
         }
     }
 

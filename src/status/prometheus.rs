@@ -150,6 +150,13 @@ pub struct PrometheusView {
     /// Alerting rules Prometheus has loaded: (groups, alerts).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rules_loaded: Option<RulesLoaded>,
+    /// The series in the answering Prometheus' head block (`/api/v1/status/tsdb`): with
+    /// shards, the one shard that answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_series: Option<u64>,
+    /// The largest resident memory among the Prometheus pods it scrapes (its own self-scrape).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resident_memory_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -174,22 +181,37 @@ impl Answer {
                 firing: Vec::new(),
                 targets: None,
                 rules_loaded: None,
+                head_series: None,
+                resident_memory_bytes: None,
             },
             node_targets: None,
         }
     }
 }
 
+/// The query of the largest resident memory of the stack's Prometheus pods, URL-encoded:
+/// `max(process_resident_memory_bytes{job="prometheus"})`.
+const RESIDENT_MEMORY: &str = "max%28process_resident_memory_bytes%7Bjob%3D%22prometheus%22%7D%29";
+
 /// Asks for alerts, targets and rules at once, within `wait` (`--request-timeout`, else
 /// [`TIMEOUT`]).
 pub async fn ask(source: Source<'_>, wait: Duration) -> Answer {
     let via = source.describe();
+    let query = format!("/api/v1/query?query={RESIDENT_MEMORY}");
     let all = async {
-        tokio::try_join!(
-            source.get("/api/v1/alerts"),
-            source.get("/api/v1/targets?state=active"),
-            source.get("/api/v1/rules?type=alert"),
-        )
+        // The load is extra: a Prometheus that cannot tell it still answers the rest.
+        let (answers, tsdb, memory) = tokio::join!(
+            async {
+                tokio::try_join!(
+                    source.get("/api/v1/alerts"),
+                    source.get("/api/v1/targets?state=active"),
+                    source.get("/api/v1/rules?type=alert"),
+                )
+            },
+            source.get("/api/v1/status/tsdb"),
+            source.get(&query),
+        );
+        answers.map(|a| (a, tsdb.ok(), memory.ok()))
     };
     let no_answer = || format!("no answer within {}", crate::error::humantime(wait));
     match tokio::time::timeout(wait, all).await {
@@ -197,8 +219,24 @@ pub async fn ask(source: Source<'_>, wait: Duration) -> Answer {
         // The client's own read timeout (the same --request-timeout) may fire first.
         Ok(Err(e)) if e.contains("timed out") => Answer::unreachable(via, no_answer()),
         Ok(Err(e)) => Answer::unreachable(via, e),
-        Ok(Ok((alerts, targets, rules))) => read(via, &alerts, &targets, &rules),
+        Ok(Ok(((alerts, targets, rules), tsdb, memory))) => {
+            let mut answer = read(via, &alerts, &targets, &rules);
+            answer.view.head_series = tsdb.as_ref().and_then(head_series);
+            answer.view.resident_memory_bytes = memory.as_ref().and_then(scalar_of_vector);
+            answer
+        }
     }
+}
+
+/// The head block's series from `/api/v1/status/tsdb`'s data.
+fn head_series(tsdb: &Value) -> Option<u64> {
+    tsdb["headStats"]["numSeries"].as_u64()
+}
+
+/// The value of a query's one-sample vector (`[{"value": [t, "123"]}]`).
+fn scalar_of_vector(data: &Value) -> Option<u64> {
+    let value = data["result"].as_array()?.first()?["value"][1].as_str()?;
+    value.parse::<f64>().ok().map(|v| v as u64)
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -281,6 +319,8 @@ pub fn read(via: String, alerts: &Value, targets: &Value, rules: &Value) -> Answ
             firing,
             targets: Some(counts),
             rules_loaded: Some(rules_loaded),
+            head_series: None,
+            resident_memory_bytes: None,
         },
         node_targets: Some(node_targets),
     }
@@ -290,6 +330,18 @@ pub fn read(via: String, alerts: &Value, targets: &Value, rules: &Value) -> Answ
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn reads_the_head_and_the_memory() {
+        assert_eq!(
+            head_series(&json!({"headStats": {"numSeries": 1234, "chunkCount": 9}})),
+            Some(1234)
+        );
+        assert_eq!(head_series(&json!({})), None);
+        let vector = json!({"resultType": "vector", "result": [{"metric": {}, "value": [1.5, "2147483648"]}]});
+        assert_eq!(scalar_of_vector(&vector), Some(2_147_483_648));
+        assert_eq!(scalar_of_vector(&json!({"result": []})), None);
+    }
 
     #[test]
     fn reads_alerts_targets_and_rules() {
