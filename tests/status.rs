@@ -789,6 +789,22 @@ fn a_real_prometheus_through_the_api_server_tells_scrapes_failures_and_firing_al
         "{p}"
     );
     assert_eq!(p["rulesLoaded"], json!({"groups": 1, "alerts": 1}), "{p}");
+    // Its head series, beside the estimate for a cluster of this size.
+    let head = p["headSeries"].as_u64().expect("the head's series");
+    assert!(head > 0, "{p}");
+    let z = &st["sizing"];
+    assert_eq!(z["headSeries"], head, "{z}");
+    assert_eq!(z["sizedFor"], 50, "{z}");
+    assert_eq!(z["shards"], 1, "{z}");
+    assert!(z["estimatedSeries"].as_u64().unwrap() > 200_000, "{z}");
+    let table = status(ns, &[]);
+    let line = table
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Sizing:    "))
+        .unwrap_or_else(|| panic!("no Sizing line:\n{}", table.stdout));
+    assert!(line.contains(", sized for up to 50: ~"), "{line}");
+    assert!(line.contains(" in Prometheus' head"), "{line}");
     assert_eq!(p["targets"]["up"], 1, "{p}");
     let refused = &p["targets"]["unhealthy"][0];
     assert_eq!(refused["job"], "broken", "{p}");

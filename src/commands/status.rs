@@ -350,6 +350,37 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
     out
 }
 
+/// `Sizing:    3 nodes, sized for up to 50: ~236,000 series estimated, 12,345 in the head`.
+fn sizing_line(z: &crate::status::SizingView) -> String {
+    use crate::sizing::thousands;
+    let mut line = format!(
+        "Sizing:    {} nodes, sized for up to {}: ~{} series estimated",
+        thousands(u64::from(z.nodes)),
+        thousands(u64::from(z.sized_for)),
+        thousands(z.estimated_series_per_shard),
+    );
+    if z.shards > 1 {
+        line.push_str(&format!(" per shard ({} shards)", z.shards));
+    }
+    match z.head_series {
+        Some(head) if z.shards > 1 => line.push_str(&format!(
+            ", {} in the answering shard's head",
+            thousands(head)
+        )),
+        Some(head) => line.push_str(&format!(", {} in Prometheus' head", thousands(head))),
+        None => {}
+    }
+    if let (Some(rss), Some(limit)) = (z.resident_memory_bytes, z.memory_limit_bytes) {
+        line.push_str(&format!(
+            "; memory {} MiB of {} MiB",
+            rss >> 20,
+            limit >> 20
+        ));
+    }
+    line.push('\n');
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,35 +509,4 @@ mod tests {
             assert_eq!(age(s), want, "{s}s");
         }
     }
-}
-
-/// `Sizing:    3 nodes, sized for up to 50: ~236,000 series estimated, 12,345 in the head`.
-fn sizing_line(z: &crate::status::SizingView) -> String {
-    use crate::sizing::thousands;
-    let mut line = format!(
-        "Sizing:    {} nodes, sized for up to {}: ~{} series estimated",
-        thousands(u64::from(z.nodes)),
-        thousands(u64::from(z.sized_for)),
-        thousands(z.estimated_series_per_shard),
-    );
-    if z.shards > 1 {
-        line.push_str(&format!(" per shard ({} shards)", z.shards));
-    }
-    match z.head_series {
-        Some(head) if z.shards > 1 => line.push_str(&format!(
-            ", {} in the answering shard's head",
-            thousands(head)
-        )),
-        Some(head) => line.push_str(&format!(", {} in Prometheus' head", thousands(head))),
-        None => {}
-    }
-    if let (Some(rss), Some(limit)) = (z.resident_memory_bytes, z.memory_limit_bytes) {
-        line.push_str(&format!(
-            "; memory {} MiB of {} MiB",
-            rss >> 20,
-            limit >> 20
-        ));
-    }
-    line.push('\n');
-    line
 }
