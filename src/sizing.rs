@@ -9,6 +9,11 @@
 
 use crate::config::{Config, Quantity, Resources, Shards};
 
+/// The annotations on the `Prometheus` object that say what it was sized for, so that `status`
+/// and `doctor` can tell when the cluster has outgrown it.
+pub const SIZED_FOR_ANNOTATION: &str = "automon.io/sized-for-nodes";
+pub const SERIES_ANNOTATION: &str = "automon.io/estimated-series";
+
 /// Node counts the stack is sized for. Up to the first, every cluster gets the same stack
 /// (the floors below); past the last, sizes grow in steps of the last.
 pub const TIERS: &[u32] = &[50, 100, 250, 500, 1_000, 2_000, 3_000, 5_000];
@@ -18,10 +23,10 @@ pub const TIERS: &[u32] = &[50, 100, 250, 500, 1_000, 2_000, 3_000, 5_000];
 pub const PODS_PER_NODE: u64 = 30;
 
 /// Series one node's node-exporter serves, as automon runs it (its collectors and excludes),
-/// measured with node_exporter 1.12.1 (bench/series-per-node): 330 that do not depend on the
-/// hardware, 17 per CPU, 35 per network device, 18 per disk, 9 per filesystem. For a reference
-/// node of 16 CPUs, 2 network devices, 2 disks and 4 filesystems: 744.
-pub const NODE_EXPORTER_SERIES: u64 = 330 + 17 * 16 + 35 * 2 + 18 * 2 + 9 * 4;
+/// measured with node_exporter 1.12.1 (`bench/sizing`, BENCHMARKS.md): 318 that do not depend
+/// on the hardware, 17 per CPU, 36 per network device, 18 per disk, 9 per filesystem. For a
+/// reference node of 16 CPUs, 2 network devices, 2 disks and 4 filesystems: 734.
+pub const NODE_EXPORTER_SERIES: u64 = 318 + 17 * 16 + 36 * 2 + 18 * 2 + 9 * 4;
 
 /// The kubelet's own `/metrics` per node, after automon's drops of unused histograms
 /// (`kubelet.dropUnusedSeries`), and without them. An estimate: the kubelet serves about 1,500
@@ -46,11 +51,13 @@ pub const KSM_SERIES_PER_NODE: u64 = 25;
 /// own telemetry: independent of the cluster's size.
 pub const STACK_SERIES: u64 = 5_000;
 
-/// Head memory per series to request, and to allow as the limit: Robust Perception's analysis
-/// of Prometheus 2.x puts the head at about 732 B per series plus labels, doubled for Go's
-/// garbage collector, about 2-3 KiB; published planning calculators use 2.5 to 8 KiB per
-/// series once queries, compaction and WAL replay are counted. Request the middle, allow the
-/// top.
+/// Head memory per series to request, and to allow as the limit. Measured (`bench/sizing`):
+/// Prometheus 3.16.0 holding 100,000 and 400,000 cAdvisor-like series took 3,197 B of resident
+/// memory per added series (3.3-3.7 KB on average), before any query or compaction. Robust
+/// Perception's analysis of 2.x agrees (about 732 B per series plus labels, doubled for Go's
+/// garbage collector); published planning calculators use 2.5 to 8 KiB per series once
+/// queries, compaction and WAL replay are counted. Request what was measured with a margin,
+/// allow the top.
 pub const REQUEST_BYTES_PER_SERIES: u64 = 4 * 1024;
 pub const LIMIT_BYTES_PER_SERIES: u64 = 8 * 1024;
 
@@ -94,6 +101,8 @@ const RULER_FLOOR: (u64, u64, u64) = (50, 256 << 20, 512 << 20);
 pub struct Estimate {
     /// The node count sized for (a tier), or `None`: not known, sized for the first tier.
     pub nodes: Option<u32>,
+    /// The tier the sizes are for, known or not.
+    pub sized_for: u32,
     pub series_per_node: u64,
     /// Every series the stack's Prometheus holds (all shards together).
     pub series: u64,
@@ -187,6 +196,7 @@ pub fn estimate(config: &Config, nodes: Option<u32>) -> Estimate {
     let disk_bytes_per_shard = per_shard * retention / interval * BYTES_PER_SAMPLE;
     Estimate {
         nodes: nodes.map(|_| n),
+        sized_for: n,
         series_per_node: per_node,
         series,
         shards,
@@ -349,11 +359,11 @@ mod tests {
         let c = Config::default();
         let e1k = estimate(&c, Some(1_000));
         let e5k = estimate(&c, Some(5_000));
-        assert_eq!(e1k.series_per_node, 744 + 400 + 80 * 30 + 25 + 35 * 30);
-        assert_eq!(e1k.series, 4_619 * 1_000 + 5_000);
-        // 4.6M series: three shards of ~1.54M, each 6 GiB requested, 12 GiB allowed.
+        assert_eq!(e1k.series_per_node, 734 + 400 + 80 * 30 + 25 + 35 * 30);
+        assert_eq!(e1k.series, 4_609 * 1_000 + 5_000);
+        // 4.6M series: three shards of ~1.54M, each 6 GiB requested, ~12 GiB allowed.
         assert_eq!(e1k.shards, 3);
-        assert_eq!(memory(&e1k.prometheus), ("6Gi", "12Gi"));
+        assert_eq!(memory(&e1k.prometheus), ("6Gi", "12032Mi"));
         assert_eq!(e5k.shards, 12);
         assert_eq!(memory(&e5k.kube_state_metrics), ("10Gi", "20Gi"));
         assert_eq!(memory(&e5k.operator), ("384Mi", "768Mi"));
@@ -368,7 +378,7 @@ mod tests {
             series_per_node(&undropped) - series_per_node(&c),
             1_100 + 120 * 30
         );
-        assert_eq!(series_per_node(&off), 744 + 25 + 35 * 30);
+        assert_eq!(series_per_node(&off), 734 + 25 + 35 * 30);
     }
 
     #[test]

@@ -370,6 +370,12 @@ fn sizing_line(z: &crate::status::SizingView) -> String {
         Some(head) => line.push_str(&format!(", {} in Prometheus' head", thousands(head))),
         None => {}
     }
+    if let Some(tier) = z.resize_for {
+        line.push_str(&format!(
+            "; enable would size it for up to {}",
+            thousands(u64::from(tier))
+        ));
+    }
     if let (Some(rss), Some(limit)) = (z.resident_memory_bytes, z.memory_limit_bytes) {
         line.push_str(&format!(
             "; memory {} MiB of {} MiB",

@@ -70,6 +70,19 @@ fn sizing(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Find
     };
     let mut out = Vec::new();
     let shards_for = |series: u64| series.div_ceil(SERIES_PER_SHARD).max(2);
+    if let Some(tier) = z.resize_for {
+        out.push(bad(
+            "sizing",
+            Level::Warn,
+            format!(
+                "the stack is sized for up to {} nodes and the cluster has {}: enable would size it for up to {}",
+                thousands(u64::from(z.sized_for)),
+                thousands(u64::from(z.nodes)),
+                thousands(u64::from(tier))
+            ),
+            format!("kubectl automon diff -n {ns}, then kubectl automon enable -n {ns}"),
+        ));
+    }
     if let Some(head) = z.head_series
         && head as f64 > z.estimated_series_per_shard as f64 * SERIES_WARN_RATIO
     {
@@ -885,7 +898,8 @@ mod tests {
         st.sizing = Some(status::SizingView {
             nodes: 40,
             sized_for: 50,
-            series_per_node: 4_619,
+            resize_for: None,
+            series_per_node: 4_609,
             estimated_series: 236_000,
             shards,
             estimated_series_per_shard: 236_000 / u64::from(shards),
@@ -953,6 +967,20 @@ mod tests {
         assert_eq!(
             sizing(&sized(None, None, 3), &with_thanos, "automon")[0].level,
             Level::Ok
+        );
+        // A cluster that grew past its tier.
+        let mut grown = sized(None, None, 1);
+        if let Some(z) = grown.sizing.as_mut() {
+            z.nodes = 120;
+            z.resize_for = Some(250);
+        }
+        let found = sizing(&grown, &config, "automon");
+        assert!(
+            found[0]
+                .message
+                .contains("sized for up to 50 nodes and the cluster has 120"),
+            "{}",
+            found[0].message
         );
     }
 

@@ -207,10 +207,21 @@ fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         }
         spec["storage"] = json!({"volumeClaimTemplate": {"spec": claim}});
     }
+    let mut metadata = ctx.meta(INSTANCE, labels);
+    metadata.annotations = Some(BTreeMap::from([
+        (
+            crate::sizing::SIZED_FOR_ANNOTATION.to_string(),
+            ctx.sizing.sized_for.to_string(),
+        ),
+        (
+            crate::sizing::SERIES_ANNOTATION.to_string(),
+            ctx.sizing.series.to_string(),
+        ),
+    ]));
     custom(json!({
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "Prometheus",
-        "metadata": ctx.meta(INSTANCE, labels),
+        "metadata": metadata,
         "spec": spec,
     }))
 }

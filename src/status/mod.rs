@@ -555,8 +555,12 @@ pub struct Status {
 pub struct SizingView {
     /// Nodes the cluster has now.
     pub nodes: u32,
-    /// The node count the estimate is for (the tier the cluster falls in).
+    /// The node count the stack in the cluster was sized for (its `Prometheus`' annotation),
+    /// else the tier the cluster falls in now.
     pub sized_for: u32,
+    /// The tier the cluster falls in now, when `enable` would size the stack differently.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resize_for: Option<u32>,
     pub series_per_node: u64,
     /// Estimated series, all shards together.
     pub estimated_series: u64,
@@ -588,12 +592,18 @@ pub fn sizing_view(
     let shards = spec
         .and_then(|s| s["shards"].as_u64())
         .map_or(estimate.shards, |n| n.max(1) as u32);
+    let sized_for = live
+        .and_then(|o| o.metadata.annotations.as_ref())
+        .and_then(|a| a.get(crate::sizing::SIZED_FOR_ANNOTATION))
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(estimate.sized_for);
     let memory_limit_bytes = spec
         .and_then(|s| s["resources"]["limits"]["memory"].as_str())
         .and_then(|q| crate::sizing::bytes_of(&crate::config::Quantity(q.into())));
     SizingView {
         nodes,
-        sized_for: estimate.nodes.unwrap_or(nodes),
+        sized_for,
+        resize_for: (sized_for != estimate.sized_for).then_some(estimate.sized_for),
         series_per_node: estimate.series_per_node,
         estimated_series: estimate.series,
         shards,
