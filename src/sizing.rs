@@ -52,8 +52,9 @@ pub const KSM_SERIES_PER_NODE: u64 = 25;
 pub const STACK_SERIES: u64 = 5_000;
 
 /// Head memory per series to request, and to allow as the limit. Measured (`bench/sizing`):
-/// Prometheus 3.16.0 holding 100,000 and 400,000 cAdvisor-like series took 3,197 B of resident
-/// memory per added series (3.3-3.7 KB on average), before any query or compaction. Robust
+/// Prometheus 3.16.0 holding 100,000 and 400,000 cAdvisor-like series took 2,896-3,197 B of
+/// resident memory per added series in two runs (3.1-3.7 KB on average), before any query or
+/// compaction. Robust
 /// Perception's analysis of 2.x agrees (about 732 B per series plus labels, doubled for Go's
 /// garbage collector); published planning calculators use 2.5 to 8 KiB per series once
 /// queries, compaction and WAL replay are counted. Request what was measured with a margin,
