@@ -92,19 +92,10 @@ fn shard_selector(ctx: &Context) -> Value {
 fn ruler(ctx: &Context) -> Vec<Object> {
     let labels = ctx.labels(RULER_NAME, NAME, versions::PROMETHEUS.version);
     let selector = json!({"matchLabels": {PART_OF_LABEL: PART_OF, SCOPE_LABEL: CLUSTER_SCOPE}});
-    let mut spec = common_spec(ctx, &labels);
-    for (key, value) in [
-        ("replicas", json!(ctx.config.prometheus.replicas)),
-        ("retention", json!(RULER_RETENTION)),
-        ("resources", json!(meta::resources(&ctx.sizing.ruler))),
-        ("serviceMonitorSelector", selector.clone()),
-        ("podMonitorSelector", selector.clone()),
-        ("probeSelector", selector.clone()),
-        ("scrapeConfigSelector", selector.clone()),
-        ("ruleSelector", selector),
-    ] {
-        spec[key] = value;
-    }
+    let mut spec = common_spec(ctx, &labels, &selector);
+    spec["replicas"] = json!(ctx.config.prometheus.replicas);
+    spec["retention"] = json!(RULER_RETENTION);
+    spec["resources"] = json!(meta::resources(&ctx.sizing.ruler));
     let mut scope_labels = labels.clone();
     scope_labels.insert(SCOPE_LABEL.into(), CLUSTER_SCOPE.into());
     let federate = custom(json!({
@@ -169,26 +160,12 @@ fn cluster_rules() -> Vec<PolicyRule> {
 
 fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     let c = &ctx.config.prometheus;
-    let mut spec = common_spec(ctx, labels);
-    let selector = shard_selector(ctx);
-    for (key, value) in [
-        ("replicas", json!(c.replicas)),
-        ("retention", json!(c.retention.0)),
-        (
-            "resources",
-            json!(meta::resources(
-                &ctx.sizing.prometheus.overlaid(&c.resources)
-            )),
-        ),
-        // Namespace selectors stay unset: only the stack's own namespace.
-        ("serviceMonitorSelector", selector.clone()),
-        ("podMonitorSelector", selector.clone()),
-        ("probeSelector", selector.clone()),
-        ("scrapeConfigSelector", selector.clone()),
-        ("ruleSelector", selector),
-    ] {
-        spec[key] = value;
-    }
+    let mut spec = common_spec(ctx, labels, &shard_selector(ctx));
+    spec["replicas"] = json!(c.replicas);
+    spec["retention"] = json!(c.retention.0);
+    spec["resources"] = json!(meta::resources(
+        &ctx.sizing.prometheus.overlaid(&c.resources)
+    ));
     remote_write::extend(&mut spec, c);
     thanos::extend(&mut spec, ctx);
     if ctx.sizing.shards > 1 {
@@ -227,8 +204,9 @@ fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
 }
 
 /// What the shards and the ruler share: version, image, intervals, identity, discovery,
-/// alerting, pod labels and security, external labels.
-fn common_spec(ctx: &Context, labels: &BTreeMap<String, String>) -> Value {
+/// alerting, pod labels and security, external labels; and every kind of scrape and rule object
+/// chosen by `selector` (namespace selectors stay unset: only the stack's own namespace).
+fn common_spec(ctx: &Context, labels: &BTreeMap<String, String>, selector: &Value) -> Value {
     let c = &ctx.config.prometheus;
     let mut spec = json!({
         "version": versions::PROMETHEUS.version,
@@ -255,6 +233,15 @@ fn common_spec(ctx: &Context, labels: &BTreeMap<String, String>) -> Value {
     }
     if let Some(secrets) = ctx.pull_secrets() {
         spec["imagePullSecrets"] = json!(secrets);
+    }
+    for key in [
+        "serviceMonitorSelector",
+        "podMonitorSelector",
+        "probeSelector",
+        "scrapeConfigSelector",
+        "ruleSelector",
+    ] {
+        spec[key] = selector.clone();
     }
     spec
 }
