@@ -87,11 +87,21 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
 }
 
 /// What `--watch` compares between two looks: the status less what only the clock changes
-/// (ages are computed from fixed timestamps at print time; seconds since a scrape are dropped).
+/// (ages are computed from fixed timestamps at print time; seconds since a scrape are dropped)
+/// and less Prometheus' gauges (head series, memory), which move at every look: they are
+/// brought up to date when something else is drawn.
 fn change_key(st: &Status) -> String {
     let mut st = st.clone();
     for scrape in st.nodes.iter_mut().filter_map(|n| n.scrape.as_mut()) {
         scrape.last_scrape_seconds = None;
+    }
+    if let Some(z) = st.sizing.as_mut() {
+        z.head_series = None;
+        z.resident_memory_bytes = None;
+    }
+    if let Some(p) = st.prometheus.as_mut() {
+        p.head_series = None;
+        p.resident_memory_bytes = None;
     }
     serde_json::to_string(&st).unwrap_or_default()
 }
@@ -498,6 +508,24 @@ mod tests {
             Some("excluded by label automon.io/exclude=true"),
         );
         assert_ne!(key, change_key(&sample(vec![excluded])));
+        // Prometheus' gauges move at every look: not a change on their own.
+        let gauges = |head: u64, rss: u64| {
+            let mut st = sample(Vec::new());
+            st.sizing = Some(status::SizingView {
+                nodes: 3,
+                sized_for: 50,
+                resize_for: None,
+                series_per_node: 4_609,
+                estimated_series: 235_450,
+                shards: 1,
+                estimated_series_per_shard: 235_450,
+                head_series: Some(head),
+                memory_limit_bytes: Some(2 << 30),
+                resident_memory_bytes: Some(rss),
+            });
+            change_key(&st)
+        };
+        assert_eq!(gauges(3_131, 104 << 20), gauges(3_140, 108 << 20));
     }
 
     #[test]

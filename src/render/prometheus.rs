@@ -114,7 +114,7 @@ fn ruler(ctx: &Context) -> Vec<Object> {
             }],
         },
     }));
-    vec![
+    let mut objects = vec![
         custom(json!({
             "apiVersion": "monitoring.coreos.com/v1",
             "kind": "Prometheus",
@@ -123,7 +123,11 @@ fn ruler(ctx: &Context) -> Vec<Object> {
         })),
         federate,
         network_policy(ctx, RULER_NAME, &labels),
-    ]
+    ];
+    if ctx.config.prometheus.replicas > 1 {
+        objects.push(pod_disruption_budget(ctx, RULER_NAME, &labels));
+    }
+    objects
 }
 
 /// The selector every kind of scrape and rule object is chosen by: automon's own label, set
@@ -440,6 +444,18 @@ mod tests {
         assert_eq!(endpoint["path"], "/federate");
         assert_eq!(endpoint["honorLabels"], true);
         assert_eq!(endpoint["params"]["match[]"][0], "up");
+        // Two replicas: each keeps one up through a drain, the ruler too.
+        let pdbs: Vec<String> = render_with(&["prometheus.shards=3", "prometheus.replicas=2"])
+            .iter()
+            .filter(|o| render::kind(o) == "PodDisruptionBudget")
+            .map(|o| {
+                o.data["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"].to_string()
+            })
+            .collect();
+        assert!(
+            pdbs.contains(&"\"prometheus-ruler\"".to_string()),
+            "{pdbs:?}"
+        );
     }
 
     #[test]
