@@ -130,6 +130,18 @@ pub fn tier(nodes: u32) -> u32 {
         .unwrap_or_else(|| nodes.div_ceil(last) * last)
 }
 
+/// The tier a stack sized for `have` nodes should move to for a cluster of `nodes` now, if any:
+/// up as soon as the cluster passes its tier; down only once the cluster is a fifth below the
+/// tier under it, so that a cluster at a boundary does not resize Prometheus back and forth.
+pub fn next_tier(have: u32, nodes: u32) -> Option<u32> {
+    let want = tier(nodes);
+    if want > have || tier(nodes.saturating_add(nodes / 4)) < have {
+        Some(want)
+    } else {
+        None
+    }
+}
+
 /// Series per node: node-exporter, the kubelet, cAdvisor and kube-state-metrics for the pods
 /// a node runs. Without the kubelet job, no kubelet or cAdvisor series.
 pub fn series_per_node(config: &Config) -> u64 {
@@ -353,6 +365,21 @@ mod tests {
         let c = Config::default();
         assert_eq!(estimate(&c, Some(260)), estimate(&c, Some(499)));
         assert_ne!(estimate(&c, Some(250)), estimate(&c, Some(251)));
+    }
+
+    #[test]
+    fn the_loop_moves_up_at_once_and_down_only_well_below() {
+        assert_eq!(next_tier(50, 51), Some(100));
+        assert_eq!(next_tier(50, 1_200), Some(2_000));
+        assert_eq!(next_tier(100, 60), None);
+        assert_eq!(next_tier(100, 50), None, "at the boundary: stays");
+        assert_eq!(
+            next_tier(100, 40),
+            Some(50),
+            "a fifth below the tier under it"
+        );
+        assert_eq!(next_tier(100, 3), Some(50));
+        assert_eq!(next_tier(50, 3), None);
     }
 
     #[test]

@@ -204,6 +204,7 @@ pub async fn desired(
     cluster: &Cluster,
     config: &crate::config::Config,
     classes: Option<render::NodeClasses>,
+    nodes: Option<u32>,
 ) -> anyhow::Result<(Plan, ClusterState)> {
     let rendered = render::render(config).objects;
     let (report, state) = futures::join!(
@@ -214,6 +215,9 @@ pub async fn desired(
     found_by_preflight(&mut state, &report?);
     if let Some(classes) = classes {
         state.classes = classes;
+    }
+    if let Some(nodes) = nodes {
+        state.nodes = nodes;
     }
     let objects = render_for(config, Vec::new(), &state);
     let plan = plan::plan(objects, &state, plan::rollback_source(&state), "")?;

@@ -248,9 +248,12 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
         .into());
     }
     // What should exist: enable's own plan for the stored configuration.
-    let (plan, state) = crate::commands::enable::desired(&cluster, &config, None)
+    let (plan, state) = crate::commands::enable::desired(&cluster, &config, None, None)
         .await
         .context("working out what enable would apply")?;
+    // What the stack in the cluster is sized for (its Prometheus says): when the cluster has
+    // outgrown it since, the loop that leads resizes it like any other change of size.
+    let deployed_tier = deployed_tier(&cluster, &plan).await;
     let pods_selector = match &source {
         ExporterSource { borrowed: true, .. } => {
             let api = Api::<DaemonSet>::namespaced(cluster.client.clone(), &source.namespace);
@@ -296,6 +299,8 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
         desired: Desired::of(&plan),
         classes: state.classes,
         class_change: None,
+        tier: deployed_tier.unwrap_or(crate::sizing::tier(state.nodes)),
+        size_change: None,
         members,
         tracker: Tracker::new(options.exporter_deadline),
         recorder: Recorder::new(
@@ -490,6 +495,11 @@ struct Engine {
     /// When the stack should follow the classes the nodes have now (at once for a new class,
     /// after the grace period for one whose last node left), and to which.
     class_change: Option<(tokio::time::Instant, render::NodeClasses)>,
+    /// The node count tier the plan is sized for (`sizing::tier`).
+    tier: u32,
+    /// When the stack should be sized for another tier (soon after the cluster grows past its
+    /// tier; after the grace period once it has shrunk well below it), and which.
+    size_change: Option<(tokio::time::Instant, u32)>,
     tracker: Tracker,
     recorder: Recorder,
     metrics: Arc<Metrics>,
@@ -779,6 +789,11 @@ impl Engine {
                         self.apply_classes(to).await;
                     }
                 }
+                _ = tokio::time::sleep_until(self.size_change.map_or_else(far, |(at, _)| at)), if self.size_change.is_some() => {
+                    if let Some((_, to)) = self.size_change {
+                        self.apply_size(to).await;
+                    }
+                }
                 _ = summary.tick(), if self.options.looping => {
                     self.summary_line();
                 }
@@ -836,9 +851,13 @@ impl Engine {
         self.config_text = text;
         self.parent_version = parent.metadata.resource_version.clone();
         let source = ExporterSource::of(&parent, &self.cluster.namespace);
-        match crate::commands::enable::desired(&self.cluster, &config, Some(self.classes)).await {
-            Ok((plan, _)) => {
+        // As enable sized it: for the cluster as it is now.
+        match crate::commands::enable::desired(&self.cluster, &config, Some(self.classes), None)
+            .await
+        {
+            Ok((plan, state)) => {
                 self.desired = Desired::of(&plan);
+                self.tier = crate::sizing::tier(state.nodes);
                 self.config = config;
                 // Whatever was pending is judged again against the new plan.
                 self.pending.retain(|k, _| self.desired.contains_key(k));
@@ -1057,6 +1076,7 @@ impl Engine {
         self.follow_classes(render::NodeClasses::of_nodes(
             nodes.iter().map(AsRef::as_ref),
         ));
+        self.follow_size(u32::try_from(nodes.len()).unwrap_or(u32::MAX));
         let pods_by_name: HashMap<&str, &SlimPod> = pods
             .iter()
             .filter_map(|p| Some((p.metadata.name.as_deref()?, p.as_ref())))
@@ -1107,6 +1127,28 @@ impl Engine {
         };
     }
 
+    /// The size the cluster's node count asks for: a larger tier soon after the cluster grows
+    /// past its own (nodes join in bursts: one apply for the burst); a smaller one only once the
+    /// cluster is a fifth below the tier under it, and after `--class-grace`, so that a cluster
+    /// hovering at a boundary does not resize Prometheus back and forth.
+    fn follow_size(&mut self, nodes: u32) {
+        let soon = tokio::time::Instant::now();
+        self.size_change = match crate::sizing::next_tier(self.tier, nodes) {
+            None => None,
+            Some(want) => match self.size_change.filter(|(_, to)| *to == want) {
+                Some(pending) => Some(pending),
+                None if want > self.tier => Some((soon + SIZE_SETTLE, want)),
+                None => {
+                    info!(
+                        "the cluster has {nodes} nodes: the stack is sized down to up to {want} in {}s unless it grows again",
+                        self.options.class_grace.as_secs()
+                    );
+                    Some((soon + self.options.class_grace, want))
+                }
+            },
+        };
+    }
+
     /// Applies enable's plan for the classes `to`, through enable's own engine (its lines go to
     /// the log), and records a revision.
     async fn apply_classes(&mut self, to: render::NodeClasses) {
@@ -1119,51 +1161,76 @@ impl Engine {
             self.classes = to;
             return;
         }
-        let started = Instant::now();
         let change = if (to.windows && !self.classes.windows) || (to.gpu && !self.classes.gpu) {
             format!("reconcile: {} joined", to.describe())
         } else {
             format!("reconcile: the last of the {} left", gone(self.classes, to))
         };
+        if let Err(e) = self.apply(to, self.tier, change).await {
+            self.api_errors += 1;
+            warn!("could not follow the node classes: {e:#}; trying again on the next change");
+        }
+    }
+
+    /// Applies enable's plan sized for `to` nodes (a tier), and records a revision.
+    async fn apply_size(&mut self, to: u32) {
+        self.size_change = None;
+        if !self.leader {
+            info!(
+                "the cluster's size changed (sized for up to {to} nodes); the loop that leads follows it"
+            );
+            self.tier = to;
+            return;
+        }
+        let change = format!("reconcile: sized for up to {to} nodes (was {})", self.tier);
+        if let Err(e) = self.apply(self.classes, to, change).await {
+            self.api_errors += 1;
+            warn!("could not resize the stack: {e:#}; trying again on the next change");
+        }
+    }
+
+    /// enable's plan for `classes` and a cluster of `tier` nodes, applied through enable's own
+    /// engine (its lines go to the log), recorded as a revision saying `change`.
+    async fn apply(
+        &mut self,
+        classes: render::NodeClasses,
+        tier: u32,
+        change: String,
+    ) -> anyhow::Result<()> {
+        let started = Instant::now();
         info!("{change}: applying enable's plan");
-        let result = async {
-            let (plan, state) =
-                crate::commands::enable::desired(&self.cluster, &self.config, Some(to)).await?;
-            let run = crate::commands::args::RunArgs {
-                dry_run: "none".into(),
-                wait: false,
-                timeout: Duration::from_secs(300),
-                force_conflicts: false,
-            };
-            let executed =
-                crate::commands::enable::execute(&self.cluster, &plan, &state, &run, started)
-                    .await?;
-            executed
-                .finish(
-                    &self.cluster,
-                    &run,
-                    &change,
-                    crate::revision::DEFAULT_MAX,
-                    started,
-                )
-                .await?;
-            anyhow::Ok(plan)
+        let (plan, state) = crate::commands::enable::desired(
+            &self.cluster,
+            &self.config,
+            Some(classes),
+            Some(tier),
+        )
+        .await?;
+        let run = crate::commands::args::RunArgs {
+            dry_run: "none".into(),
+            wait: false,
+            timeout: Duration::from_secs(300),
+            force_conflicts: false,
+        };
+        let executed =
+            crate::commands::enable::execute(&self.cluster, &plan, &state, &run, started).await?;
+        executed
+            .finish(
+                &self.cluster,
+                &run,
+                &change,
+                crate::revision::DEFAULT_MAX,
+                started,
+            )
+            .await?;
+        self.desired = Desired::of(&plan);
+        self.classes = classes;
+        self.tier = tier;
+        // The parent moved under this loop's own hand.
+        if let Ok(Some((parent, _))) = installed(&self.cluster).await {
+            self.parent_version = parent.metadata.resource_version;
         }
-        .await;
-        match result {
-            Ok(plan) => {
-                self.desired = Desired::of(&plan);
-                self.classes = to;
-                // The parent moved under this loop's own hand.
-                if let Ok(Some((parent, _))) = installed(&self.cluster).await {
-                    self.parent_version = parent.metadata.resource_version;
-                }
-            }
-            Err(e) => {
-                self.api_errors += 1;
-                warn!("could not follow the node classes: {e:#}; trying again on the next change");
-            }
-        }
+        Ok(())
     }
 
     fn gauges(&self, assessed: &[NodeStatus]) {
@@ -1456,6 +1523,28 @@ impl Engine {
 }
 
 /// The classes `have` has and `now` has not.
+/// The node count the stack's `Prometheus` was sized for, from its annotation; `None` without
+/// one (another operator's Prometheus, an older automon) or when it cannot be read.
+async fn deployed_tier(cluster: &Cluster, plan: &Plan) -> Option<u32> {
+    let prometheus = plan.objects().find(|o| {
+        render::kind(o) == "Prometheus"
+            && o.metadata.name.as_deref() == Some(render::prometheus::INSTANCE)
+    })?;
+    let api = crate::resources::api_for(&cluster.client, prometheus)?;
+    let meta = api
+        .get_metadata_opt(render::prometheus::INSTANCE)
+        .await
+        .ok()??;
+    meta.metadata
+        .annotations?
+        .get(crate::sizing::SIZED_FOR_ANNOTATION)?
+        .parse()
+        .ok()
+}
+
+/// How long the loop lets a burst of joining nodes settle before it sizes the stack up.
+const SIZE_SETTLE: Duration = Duration::from_secs(5);
+
 fn gone(have: render::NodeClasses, now: render::NodeClasses) -> String {
     render::NodeClasses {
         windows: have.windows && !now.windows,
