@@ -180,20 +180,23 @@ impl Serialize for Shards {
 
 impl<'de> Deserialize<'de> for Shards {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Count(u32),
-            Word(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Count(n) => Ok(Shards::Count(n)),
-            Raw::Word(w) if w == "auto" => Ok(Shards::Auto),
+        let bad = |what: &dyn fmt::Display| {
+            serde::de::Error::custom(format!(
+                "{what} is not a number of shards; use a number (1, 3) or auto"
+            ))
+        };
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Number(n) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => Ok(Shards::Count(n)),
+                None => Err(bad(&n)),
+            },
+            serde_json::Value::String(w) if w == "auto" => Ok(Shards::Auto),
             // `--set prometheus.shards=3` over `auto` arrives as the text "3".
-            Raw::Word(w) if w.parse::<u32>().is_ok() => Ok(Shards::Count(w.parse().unwrap_or(1))),
-            Raw::Word(w) => Err(serde::de::Error::custom(format!(
-                "{w:?} is not a number of shards; use a number (1, 3) or auto"
-            ))),
+            serde_json::Value::String(w) => w
+                .parse()
+                .map(Shards::Count)
+                .map_err(|_| bad(&format!("{w:?}"))),
+            other => Err(bad(&other)),
         }
     }
 }
@@ -1358,6 +1361,45 @@ mod tests {
         }
         for bad in ["", "/x", "a/", "-a", "a b", "Upper.Case/x"] {
             assert!(!is_label_key(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shards_are_a_number_or_auto() {
+        let file = |text: &str| Config::from_yaml(text, "automon.yaml");
+        assert_eq!(
+            file("prometheus:\n  shards: 3\n")
+                .unwrap()
+                .prometheus
+                .shards,
+            Shards::Count(3)
+        );
+        assert_eq!(
+            file("prometheus:\n  shards: auto\n")
+                .unwrap()
+                .prometheus
+                .shards,
+            Shards::Auto
+        );
+        let set = Config::default().with_set("prometheus.shards=4").unwrap();
+        assert_eq!(set.prometheus.shards, Shards::Count(4));
+        for (text, says) in [
+            (
+                "prometheus:\n  shards: -2\n",
+                "-2 is not a number of shards",
+            ),
+            (
+                "prometheus:\n  shards: three\n",
+                "\"three\" is not a number of shards",
+            ),
+            (
+                "prometheus:\n  shards: 0\n",
+                "0 is out of range (1 to 100, or auto)",
+            ),
+        ] {
+            let e = file(text).unwrap_err();
+            assert_eq!(e.key, "prometheus.shards", "{e}");
+            assert!(e.to_string().contains(says), "{e}");
         }
     }
 }
