@@ -54,16 +54,15 @@ pub const STACK_SERIES: u64 = 5_000;
 /// Head memory per series to request, and to allow as the limit. Measured (`bench/sizing`):
 /// Prometheus 3.16.0 holding 100,000 and 400,000 cAdvisor-like series took 2,896-3,197 B of
 /// resident memory per added series in two runs (3.1-3.7 KB on average), before any query or
-/// compaction. Robust
-/// Perception's analysis of 2.x agrees (about 732 B per series plus labels, doubled for Go's
-/// garbage collector); published planning calculators use 2.5 to 8 KiB per series once
-/// queries, compaction and WAL replay are counted. Request what was measured with a margin,
-/// allow the top.
+/// compaction. Robust Perception's analysis of 2.x agrees (about 732 B per series plus labels,
+/// doubled for Go's garbage collector); published planning calculators use 2.5 to 8 KiB per
+/// series once queries, compaction and WAL replay are counted. Request what was measured with a
+/// margin, allow the top.
 pub const REQUEST_BYTES_PER_SERIES: u64 = 4 * 1024;
 pub const LIMIT_BYTES_PER_SERIES: u64 = 8 * 1024;
 
 /// Series one Prometheus shard is sized to carry (`prometheus.shards: auto`): 2 million is
-/// 8 GiB requested, 16 GiB allowed.
+/// about 8 GiB requested, 16 GiB allowed.
 pub const SERIES_PER_SHARD: u64 = 2_000_000;
 
 /// One CPU core per this many series at a 30 s scrape interval, about 33,000 samples a second
@@ -116,7 +115,8 @@ pub struct Estimate {
     /// The ruler beside sharded Prometheus: it holds the few series per node that the
     /// cluster-wide rules read ([`RULER_SERIES_PER_NODE`]).
     pub ruler: Resources,
-    /// Bytes one shard needs on disk for the retention.
+    /// Bytes one shard needs on disk for the retention (`enable` says it; `retentionSize`
+    /// follows the volume, when there is one).
     pub disk_bytes_per_shard: u64,
 }
 
@@ -238,7 +238,7 @@ impl Estimate {
         match self.nodes {
             None => format!("sized for up to {} nodes (no node count given)", TIERS[0]),
             Some(n) => format!(
-                "sized for up to {} nodes: ~{} series ({} per node){}",
+                "sized for up to {} nodes: ~{} series ({} per node){}, ~{} GB of disk{} for the retention",
                 thousands(u64::from(n)),
                 thousands(self.series),
                 thousands(self.series_per_node),
@@ -250,7 +250,9 @@ impl Estimate {
                     )
                 } else {
                     String::new()
-                }
+                },
+                thousands(self.disk_bytes_per_shard.div_ceil(1_000_000_000)),
+                if self.shards > 1 { " per shard" } else { "" },
             ),
         }
     }
@@ -428,6 +430,19 @@ mod tests {
         assert_eq!(e.retention_size(&c).as_deref(), Some("91268MB"));
         let c = c.with_set("prometheus.retentionSize=40GB").unwrap();
         assert_eq!(e.retention_size(&c).as_deref(), Some("40GB"));
+    }
+
+    #[test]
+    fn the_sizing_line_says_series_shards_and_disk() {
+        let c = Config::default();
+        assert_eq!(
+            estimate(&c, Some(3)).describe(),
+            "sized for up to 50 nodes: ~235,450 series (4,609 per node), ~21 GB of disk for the retention"
+        );
+        assert_eq!(
+            estimate(&c, Some(1_000)).describe(),
+            "sized for up to 1,000 nodes: ~4,614,000 series (4,609 per node), 3 shards of ~1,538,000, ~133 GB of disk per shard for the retention"
+        );
     }
 
     #[test]
