@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::{net::TcpListener, process::Command};
+use std::process::Command;
 
 use common::{
     KwokNodes, Process, built_tool, cluster, free_port, kwok_node, poll, prometheus_query,
-    rendered_objects, spawn_prometheus,
+    rendered_objects, spawn_node_exporter, spawn_prometheus,
 };
 use serde_json::{Value, json};
 
@@ -74,17 +74,7 @@ fn the_node_no_exporter_covers_is_the_gap_real_kube_state_metrics_and_prometheus
 
     // One real node_exporter stands for the exporter on each of the three cluster nodes
     // (a target per node, told apart by its `node` label, as the stack's relabelling sets it).
-    let exporter_port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let exporter_log = dir.path().join("node_exporter.log");
-    let mut exporter = Process::spawn(
-        "node_exporter",
-        Command::new(built_tool("node_exporter", "node_exporter"))
-            .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}")),
-        &exporter_log,
-    );
+    let (mut exporter, exporter_log, exporter_port) = spawn_node_exporter(dir.path());
     let covered = ["automon-node-0", "automon-node-1", "automon-node-2"];
     let node_configs: Vec<Value> = covered
         .iter()

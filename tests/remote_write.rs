@@ -302,16 +302,9 @@ fn external_labels() -> Value {
 #[test]
 fn a_real_prometheus_sends_node_exporter_series_with_the_labels_and_credentials() {
     let prometheus = built_tool("prometheus", "prometheus");
-    let node_exporter = built_tool("node_exporter", "node_exporter");
     let (sender_dir, receiver_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (exporter_port, sender_port, receiver_port) = (free_port(), free_port(), free_port());
-
-    let exporter_log = sender_dir.path().join("node_exporter.log");
-    let mut exporter = Process::spawn(
-        "node_exporter",
-        Command::new(node_exporter).arg(format!("--web.listen-address=127.0.0.1:{exporter_port}")),
-        &exporter_log,
-    );
+    let (sender_port, receiver_port) = (free_port(), free_port());
+    let (mut exporter, exporter_log, exporter_port) = spawn_node_exporter(sender_dir.path());
     std::fs::write(receiver_dir.path().join("prometheus.yaml"), "global: {}\n").unwrap();
     let (mut receiver, receiver_log) = spawn_prometheus_with(
         &prometheus,

@@ -12,7 +12,6 @@ mod common;
 
 use std::{
     path::Path,
-    process::Command,
     sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
     thread,
     time::{Duration, Instant},
@@ -724,14 +723,8 @@ fn a_real_prometheus_through_the_api_server_tells_scrapes_failures_and_firing_al
     // A real node_exporter scraped by a real Prometheus as the node-exporter job, for
     // st-prom-1 only; a job whose target refuses; an alert that always fires, about that node.
     let dir = tempfile::tempdir().unwrap();
-    let (exporter_port, prometheus_port, refused_port) = (free_port(), free_port(), free_port());
-    let exporter_log = dir.path().join("node_exporter.log");
-    let mut exporter = Process::spawn(
-        "node_exporter",
-        Command::new(built_tool("node_exporter", "node_exporter"))
-            .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}")),
-        &exporter_log,
-    );
+    let (prometheus_port, refused_port) = (free_port(), free_port());
+    let (mut exporter, exporter_log, exporter_port) = spawn_node_exporter(dir.path());
     let config = format!(
         "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
          rule_files: [rules.yaml]\n\

@@ -737,6 +737,20 @@ impl Process {
     }
 }
 
+/// A real node_exporter (from [`built_tool`]) on a free port of 127.0.0.1, logging to
+/// `dir`/node_exporter.log: the process, its log and its port.
+pub fn spawn_node_exporter(dir: &Path) -> (Process, PathBuf, u16) {
+    let port = free_port();
+    let log = dir.join("node_exporter.log");
+    let process = Process::spawn(
+        "node_exporter",
+        Command::new(built_tool("node_exporter", "node_exporter"))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+        &log,
+    );
+    (process, log, port)
+}
+
 /// A real Prometheus (`prometheus`, from [`built_tool`]) on 127.0.0.1:`port`, with its
 /// configuration in `dir`/prometheus.yaml (rule files beside it) and its data in `dir`/data;
 /// its log is the path returned.
