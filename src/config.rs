@@ -394,6 +394,37 @@ pub struct Alerts {
     pub filesystem_filling_up: FillingUpAlert,
     pub coverage_gap: Alert,
     pub watchdog: Alert,
+    /// Whole groups of alerts beyond the nodes, each on by default.
+    pub groups: AlertGroups,
+}
+
+/// The alert groups beyond the nodes (kubernetes-mixin's names and meanings, our rules). Their
+/// thresholds and durations are fixed and documented in the README's runbooks; a group can
+/// only be turned off as a whole (a single alert is silenced in Alertmanager).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct AlertGroups {
+    /// Pods crash-looping or not ready, containers waiting, workloads short of replicas or
+    /// stuck in a rollout, Jobs failed, CronJobs missed, HPAs at their maximum.
+    pub workloads: bool,
+    /// CPU throttling, memory near the limit, quotas, PersistentVolumes filling up, PVCs pending.
+    pub resources: bool,
+    /// The API server's errors and latency, client certificates expiring, kubelets down, nodes
+    /// full of pods.
+    pub kubernetes: bool,
+    /// The monitoring stack itself: Prometheus, Alertmanager and the operator.
+    pub stack: bool,
+}
+
+impl Default for AlertGroups {
+    fn default() -> Self {
+        AlertGroups {
+            workloads: true,
+            resources: true,
+            kubernetes: true,
+            stack: true,
+        }
+    }
 }
 
 impl Default for Alerts {
@@ -424,6 +455,7 @@ impl Default for Alerts {
             },
             coverage_gap: alert("10m", Severity::Warning),
             watchdog: alert("0m", Severity::None),
+            groups: AlertGroups::default(),
         }
     }
 }
@@ -492,6 +524,13 @@ pub struct Dashboards {
     pub cluster_overview: bool,
     pub node_detail: bool,
     pub alerts_overview: bool,
+    /// Cluster compute resources, namespace, workload, pod and persistent volumes, linked from
+    /// cluster to pod and on to node detail.
+    pub workloads: bool,
+    /// The Kubernetes API server and the kubelets.
+    pub kubernetes: bool,
+    /// Prometheus' and Alertmanager's own health.
+    pub stack: bool,
 }
 
 impl Default for Dashboards {
@@ -500,6 +539,9 @@ impl Default for Dashboards {
             cluster_overview: true,
             node_detail: true,
             alerts_overview: true,
+            workloads: true,
+            kubernetes: true,
+            stack: true,
         }
     }
 }

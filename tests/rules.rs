@@ -193,6 +193,30 @@ fn every_alert_is_tested_firing_and_not_firing() {
     }
 }
 
+/// Every alert, of every group and node class, links the README section that says what to do
+/// about it.
+#[test]
+fn every_alert_has_its_runbook_in_the_readme() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let headings: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("### "))
+        .collect();
+    let repository = env!("CARGO_PKG_REPOSITORY");
+    for (name, rule) in alerts(&class_groups()) {
+        let url = rule["annotations"]["runbook_url"].as_str();
+        assert_eq!(
+            url,
+            Some(format!("{repository}#{}", name.to_ascii_lowercase()).as_str()),
+            "{name}: runbook_url"
+        );
+        assert!(
+            headings.contains(&name.as_str()),
+            "{name}: no `### {name}` section in the README's Runbooks"
+        );
+    }
+}
+
 #[test]
 fn class_rules_pass_promtool_check() {
     let out = promtool_with_rules(

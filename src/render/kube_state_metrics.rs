@@ -45,6 +45,7 @@ const COLLECTORS: &[(&str, &[&str])] = &[
             "persistentvolumeclaims",
             "persistentvolumes",
             "pods",
+            "resourcequotas",
             "services",
         ],
     ),
@@ -52,6 +53,7 @@ const COLLECTORS: &[(&str, &[&str])] = &[
         "apps",
         &["daemonsets", "deployments", "replicasets", "statefulsets"],
     ),
+    ("autoscaling", &["horizontalpodautoscalers"]),
     ("batch", &["cronjobs", "jobs"]),
 ];
 

@@ -3,6 +3,11 @@
 //! of both the objects and the plain rule file that `promtool` checks and tests. Node classes
 //! add their own groups (Windows, GPU) and widen the coverage check to their nodes.
 
+mod kubernetes;
+mod resources;
+mod stack;
+mod workloads;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -89,11 +94,32 @@ pub fn groups(config: &Config, classes: NodeClasses) -> Vec<RuleGroup> {
             .collect(),
         },
         RuleGroup {
+            name: "workload-alerts".into(),
+            rules: when(a.groups.workloads, || workloads::rules(config)),
+        },
+        RuleGroup {
+            name: "resource-alerts".into(),
+            rules: when(a.groups.resources, || resources::rules(config)),
+        },
+        RuleGroup {
+            name: "kubernetes-alerts".into(),
+            rules: when(a.groups.kubernetes, || kubernetes::rules(config)),
+        },
+        RuleGroup {
+            name: "stack-alerts".into(),
+            rules: when(a.groups.stack, || stack::rules(config)),
+        },
+        RuleGroup {
             name: "automon-meta".into(),
             rules: watchdog(&a.watchdog).into_iter().collect(),
         },
     ];
     groups.into_iter().filter(|g| !g.rules.is_empty()).collect()
+}
+
+/// A group's rules when it is turned on, none otherwise.
+fn when(enabled: bool, rules: impl FnOnce() -> Vec<AlertRule>) -> Vec<AlertRule> {
+    if enabled { rules() } else { Vec::new() }
 }
 
 /// The rules as a Prometheus rule file (`groups: [...]`), as `promtool` reads it. The binary
@@ -221,6 +247,15 @@ const REAL_FILESYSTEMS: &str = r#"job="node-exporter", fstype!~"tmpfs|ramfs|devt
 /// does not blank the alert.
 const RATE_WINDOW: &str = "2m";
 
+/// Where every alert's `runbook_url` points: the README's section named after the alert (GitHub
+/// anchors are the heading in lower case). A test checks that each alert has its section.
+pub const RUNBOOKS: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "#");
+
+/// The runbook of an alert: its README section.
+pub fn runbook_url(alert: &str) -> String {
+    format!("{RUNBOOKS}{}", alert.to_ascii_lowercase())
+}
+
 fn rule(
     name: &str,
     expr: String,
@@ -239,8 +274,28 @@ fn rule(
         annotations: BTreeMap::from([
             ("summary".into(), summary),
             ("description".into(), description),
+            ("runbook_url".into(), runbook_url(name)),
         ]),
     }
+}
+
+/// A rule with a fixed `for` and severity, as the groups beyond the nodes have.
+fn fixed(
+    name: &str,
+    expr: String,
+    for_: &str,
+    severity: Severity,
+    summary: String,
+    description: String,
+) -> AlertRule {
+    rule(
+        name,
+        expr,
+        &PromDuration(for_.into()),
+        severity,
+        summary,
+        description,
+    )
 }
 
 fn node_down(a: &Alert) -> Option<AlertRule> {
