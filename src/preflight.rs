@@ -226,6 +226,78 @@ pub struct ExistingOperator {
     pub crds_installed: bool,
     pub deployments: Vec<OperatorDeployment>,
     pub prometheuses: Vec<PrometheusInfo>,
+    /// What that stack's own rules and ServiceMonitors already do of automon's.
+    pub already: AlreadyThere,
+}
+
+/// What another stack's own objects already do that automon would do a second time beside it:
+/// the Prometheus automon reuses would evaluate both rule sets (every alert twice, paged twice)
+/// and scrape both ServiceMonitors (every series twice, every sum doubled). Found from
+/// PrometheusRules and ServiceMonitors that are not automon's, anywhere in the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlreadyThere {
+    /// Alert names those rules define, each with the first PrometheusRule (`ns/name`) that does.
+    pub alerts: BTreeMap<String, String>,
+    /// The scrapes automon has that a ServiceMonitor of theirs already does (`kubelet`,
+    /// `apiserver`), each with that ServiceMonitor (`ns/name`).
+    pub scrapes: BTreeMap<String, String>,
+    /// Why they were not looked for (the user may not list them cluster-wide).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_checked: Option<String>,
+}
+
+impl AlreadyThere {
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.scrapes.is_empty()
+    }
+
+    /// Adds what one PrometheusRule or ServiceMonitor that is not automon's does (pure).
+    pub fn add(&mut self, o: &DynamicObject) {
+        if is_automons(o.metadata.labels.as_ref()) {
+            return;
+        }
+        let name = format!(
+            "{}/{}",
+            o.metadata.namespace.as_deref().unwrap_or_default(),
+            o.metadata.name.as_deref().unwrap_or_default()
+        );
+        let spec = o.data.get("spec");
+        let groups = spec
+            .and_then(|s| s.get("groups"))
+            .and_then(|g| g.as_array());
+        for rule in groups
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.get("rules").and_then(|r| r.as_array()))
+            .flatten()
+        {
+            if let Some(alert) = rule.get("alert").and_then(|a| a.as_str()) {
+                self.alerts
+                    .entry(alert.to_string())
+                    .or_insert_with(|| name.clone());
+            }
+        }
+        let selected = |key: &str, value: &str| {
+            spec.and_then(|s| {
+                s.pointer(&format!("/selector/matchLabels/{}", key.replace('/', "~1")))
+            })
+            .and_then(|v| v.as_str())
+                == Some(value)
+        };
+        // The Services kube-prometheus and kube-prometheus-stack scrape these from: the
+        // operator's kubelet Service, the API server's `kubernetes` Service.
+        let scrape = if selected("k8s-app", "kubelet") || selected(NAME_LABEL, "kubelet") {
+            Some("kubelet")
+        } else if selected("component", "apiserver") {
+            Some("apiserver")
+        } else {
+            None
+        };
+        if let Some(scrape) = scrape {
+            self.scrapes.entry(scrape.to_string()).or_insert(name);
+        }
+    }
 }
 
 impl ExistingOperator {
@@ -591,7 +663,37 @@ async fn search_operator(cluster: &Cluster) -> Result<ExistingOperator, ClusterE
         .filter_map(operator_deployment)
         .collect();
     found.prometheuses = prometheuses.iter().filter_map(prometheus_info).collect();
+    if found.is_installed() {
+        found.already = search_already_there(cluster).await?;
+    }
     Ok(found)
+}
+
+/// The PrometheusRules and ServiceMonitors of the cluster that are not automon's: what they
+/// already do ([`AlreadyThere`]). A user who may not list them learns that nothing was left out.
+async fn search_already_there(cluster: &Cluster) -> Result<AlreadyThere, ClusterError> {
+    let mut already = AlreadyThere::default();
+    let lp = ListParams::default();
+    let mut forbidden = Vec::new();
+    for group_kind in [
+        "PrometheusRule.monitoring.coreos.com",
+        "ServiceMonitor.monitoring.coreos.com",
+    ] {
+        let known = resources::by_group_kind(group_kind).expect("a known type");
+        match known.api(&cluster.client, None).list(&lp).await {
+            Ok(list) => list.items.iter().for_each(|o| already.add(o)),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(kube::Error::Api(s)) if s.code == 403 => forbidden.push(known.plural),
+            Err(e) => return Err(cluster.target.classify(e)),
+        }
+    }
+    if !forbidden.is_empty() {
+        already.not_checked = Some(format!(
+            "may not list {} cluster-wide",
+            forbidden.join(", ")
+        ));
+    }
+    Ok(already)
 }
 
 /// Whether an object carries automon's `app.kubernetes.io/part-of` label.
@@ -1170,6 +1272,7 @@ mod tests {
                 rule_selector: selector(&[("role", "alert-rules")]),
                 ..Default::default()
             }],
+            already: Default::default(),
         };
         assert_eq!(
             r.exit_code(),

@@ -7,38 +7,11 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{
-    KwokNodes, Process, built_tool, cluster, free_port, kwok_node, poll, prometheus_query,
-    rendered_objects, spawn_node_exporter, spawn_prometheus,
+    KwokNodes, built_tool, cluster, free_port, kwok_node, poll, prometheus_query, rendered_objects,
+    rendered_rule_file, spawn_kube_state_metrics, spawn_node_exporter, spawn_prometheus,
 };
 use serde_json::{Value, json};
-
-/// The rendered kube-state-metrics container's arguments, less its ports (chosen here).
-fn kube_state_metrics_args(objects: &[Value]) -> Vec<String> {
-    let deployment = objects
-        .iter()
-        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "kube-state-metrics")
-        .expect("the kube-state-metrics Deployment");
-    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_string())
-        .filter(|a| !a.starts_with("--port=") && !a.starts_with("--telemetry-port="))
-        .collect()
-}
-
-/// The rendered PrometheusRules as one rule file.
-fn rule_file(objects: &[Value]) -> String {
-    let groups: Vec<Value> = objects
-        .iter()
-        .filter(|o| o["kind"] == "PrometheusRule")
-        .flat_map(|o| o["spec"]["groups"].as_array().cloned().unwrap_or_default())
-        .collect();
-    serde_saphyr::to_string(&json!({ "groups": groups })).unwrap()
-}
 
 /// The nodes an alert is pending or firing for.
 fn alerting_nodes(port: u16, alert: &str) -> Result<Vec<String>, String> {
@@ -59,18 +32,7 @@ fn the_node_no_exporter_covers_is_the_gap_real_kube_state_metrics_and_prometheus
     let dir = tempfile::tempdir().unwrap();
 
     // kube-state-metrics, as the stack runs it, against the local cluster.
-    let (ksm_port, telemetry_port) = (free_port(), free_port());
-    let ksm_log = dir.path().join("kube-state-metrics.log");
-    let mut ksm = Process::spawn(
-        "kube-state-metrics",
-        Command::new(built_tool("kube_state_metrics", "kube-state-metrics"))
-            .args(kube_state_metrics_args(&objects))
-            .arg(format!("--kubeconfig={}", c.kubeconfig.display()))
-            .args(["--host=127.0.0.1", "--telemetry-host=127.0.0.1"])
-            .arg(format!("--port={ksm_port}"))
-            .arg(format!("--telemetry-port={telemetry_port}")),
-        &ksm_log,
-    );
+    let (mut ksm, ksm_log, ksm_port) = spawn_kube_state_metrics(&objects, dir.path());
 
     // One real node_exporter stands for the exporter on each of the three cluster nodes
     // (a target per node, told apart by its `node` label, as the stack's relabelling sets it).
@@ -89,7 +51,7 @@ fn the_node_no_exporter_covers_is_the_gap_real_kube_state_metrics_and_prometheus
             {"job_name": "node-exporter", "static_configs": node_configs},
         ],
     });
-    std::fs::write(dir.path().join("rules.yaml"), rule_file(&objects)).unwrap();
+    std::fs::write(dir.path().join("rules.yaml"), rendered_rule_file(&objects)).unwrap();
     std::fs::write(
         dir.path().join("prometheus.yaml"),
         serde_saphyr::to_string(&config).unwrap(),

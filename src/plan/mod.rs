@@ -29,6 +29,162 @@ pub const PROMETHEUS_FROM: &str = "automon.io/prometheus-from";
 /// Beside it: `<namespace>/<name>` of the Deployment that runs the reused operator.
 pub const OPERATOR_FROM: &str = "automon.io/operator-from";
 
+/// On the parent of a stack beside another: what automon left out because that stack already
+/// does it (`alert:KubePodCrashLooping,servicemonitor:kubelet`), so that `status` and `doctor`
+/// expect exactly what was applied.
+pub const LEFT_OUT: &str = "automon.io/left-out";
+
+/// What automon leaves out beside another stack whose Prometheus it reuses: the alerts that
+/// stack's rules already define (the same names mean the same alerts, kubernetes-mixin's), and
+/// the ServiceMonitors whose targets it already scrapes. That Prometheus would otherwise evaluate
+/// each such alert twice and count each such series twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeftOut {
+    pub alerts: BTreeSet<String>,
+    pub service_monitors: BTreeSet<String>,
+}
+
+impl LeftOut {
+    /// What of `objects` the other stack already does.
+    pub fn of(objects: &[Object], already: &preflight::AlreadyThere) -> LeftOut {
+        let mut left = LeftOut::default();
+        for o in objects {
+            match kind(o) {
+                "PrometheusRule" => left
+                    .alerts
+                    .extend(alert_names(o).filter(|a| already.alerts.contains_key(a.as_str()))),
+                "ServiceMonitor" => {
+                    if let Some(name) = &o.metadata.name
+                        && already.scrapes.contains_key(name.as_str())
+                    {
+                        left.service_monitors.insert(name.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+        left
+    }
+
+    /// As the parent's annotation records it; `None` when nothing is left out.
+    pub fn annotation(&self) -> Option<String> {
+        let items: Vec<String> = (self.alerts.iter().map(|a| format!("alert:{a}")))
+            .chain(
+                self.service_monitors
+                    .iter()
+                    .map(|m| format!("servicemonitor:{m}")),
+            )
+            .collect();
+        (!items.is_empty()).then(|| items.join(","))
+    }
+
+    /// What a parent records as left out.
+    pub fn of_parent(
+        parent: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ) -> LeftOut {
+        let mut left = LeftOut::default();
+        let recorded = parent.annotations.as_ref().and_then(|a| a.get(LEFT_OUT));
+        for item in recorded.into_iter().flat_map(|r| r.split(',')) {
+            match item.split_once(':') {
+                Some(("alert", a)) => {
+                    left.alerts.insert(a.to_string());
+                }
+                Some(("servicemonitor", m)) => {
+                    left.service_monitors.insert(m.to_string());
+                }
+                _ => {}
+            }
+        }
+        left
+    }
+
+    /// `objects` without what is left out: the alerts out of their groups, a group with none
+    /// left out of its PrometheusRule, a PrometheusRule with no group left out altogether.
+    pub fn apply(&self, objects: Vec<Object>) -> Vec<Object> {
+        objects
+            .into_iter()
+            .filter_map(|mut o| match kind(&o) {
+                "ServiceMonitor"
+                    if o.metadata
+                        .name
+                        .as_ref()
+                        .is_some_and(|n| self.service_monitors.contains(n)) =>
+                {
+                    None
+                }
+                "PrometheusRule" if !self.alerts.is_empty() => {
+                    let groups = o.data["spec"]["groups"].as_array_mut()?;
+                    for g in groups.iter_mut() {
+                        if let Some(rules) = g["rules"].as_array_mut() {
+                            rules.retain(|r| {
+                                r["alert"].as_str().is_none_or(|a| !self.alerts.contains(a))
+                            });
+                        }
+                    }
+                    groups.retain(|g| g["rules"].as_array().is_some_and(|r| !r.is_empty()));
+                    (!groups.is_empty()).then_some(o)
+                }
+                _ => Some(o),
+            })
+            .collect()
+    }
+
+    /// `enable`'s warning: what is left out and why.
+    pub fn describe(&self, already: &preflight::AlreadyThere) -> Option<String> {
+        let mut parts = Vec::new();
+        if !self.alerts.is_empty() {
+            let mut from: Vec<&str> = self
+                .alerts
+                .iter()
+                .filter_map(|a| already.alerts.get(a).map(String::as_str))
+                .collect();
+            from.sort_unstable();
+            from.dedup();
+            parts.push(format!(
+                "{} alert{} its rules already define ({}; in {})",
+                self.alerts.len(),
+                if self.alerts.len() == 1 { "" } else { "s" },
+                abbreviated(self.alerts.iter().map(String::as_str), 4),
+                abbreviated(from.into_iter(), 2),
+            ));
+        }
+        for m in &self.service_monitors {
+            let by = already.scrapes.get(m).map_or("", String::as_str);
+            parts.push(format!("the {m} scrape (servicemonitor {by} does it)"));
+        }
+        (!parts.is_empty()).then(|| {
+            format!(
+                "beside the existing stack automon leaves out {}, so its Prometheus evaluates and scrapes each once",
+                parts.join(" and ")
+            )
+        })
+    }
+}
+
+/// The alert names of a PrometheusRule object.
+fn alert_names(o: &Object) -> impl Iterator<Item = String> + '_ {
+    o.data["spec"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["rules"].as_array())
+        .flatten()
+        .filter_map(|r| r["alert"].as_str().map(str::to_string))
+}
+
+/// `a, b, c and 3 more`.
+fn abbreviated<'a>(items: impl Iterator<Item = &'a str>, shown: usize) -> String {
+    let items: Vec<&str> = items.collect();
+    if items.len() <= shown {
+        return items.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        items[..shown].join(", "),
+        items.len() - shown
+    )
+}
+
 /// The annotation with the SHA-256 of a CRD as automon sent it: an identical CRD is not sent
 /// again (the operator's ten are 4.3 MB, and the API server re-validates every one).
 pub const APPLIED_DIGEST: &str = "automon.io/applied-sha256";
@@ -236,10 +392,22 @@ pub fn plan(
     if let Some(r) = &reuse {
         members = reuse_existing_operator(members, &r.labels);
         let found = state.existing.as_ref();
+        let already = found.map(|f| f.already.clone()).unwrap_or_default();
+        let left_out = LeftOut::of(&members, &already);
+        members = left_out.apply(members);
+        warnings.extend(left_out.describe(&already));
+        if let Some(why) = &already.not_checked {
+            warnings.push(format!(
+                "could not tell which alerts and scrapes the existing stack already has ({why}): if it has kubernetes-mixin's, its Prometheus evaluates some alerts twice"
+            ));
+        }
         let annotations = parent
             .metadata
             .annotations
             .get_or_insert_with(Default::default);
+        if let Some(recorded) = left_out.annotation() {
+            annotations.insert(LEFT_OUT.to_string(), recorded);
+        }
         if let Some(p) = found.and_then(|f| f.prometheuses.first()) {
             annotations.insert(
                 PROMETHEUS_FROM.to_string(),
@@ -367,9 +535,9 @@ pub fn untouched(
 
 /// The objects automon keeps in a cluster where it reuses another operator (`reuse`), or all.
 /// `status` and `doctor` expect exactly these.
-pub fn kept(objects: Vec<Object>, reuse: bool) -> Vec<Object> {
+pub fn kept(objects: Vec<Object>, reuse: bool, left_out: &LeftOut) -> Vec<Object> {
     if reuse {
-        reuse_existing_operator(objects, &BTreeMap::new())
+        left_out.apply(reuse_existing_operator(objects, &BTreeMap::new()))
     } else {
         objects
     }
@@ -638,6 +806,7 @@ mod tests {
                 rule_selector: None,
                 rule_namespace_selector: Some(Default::default()),
             }],
+            already: Default::default(),
         }
     }
 
@@ -759,7 +928,109 @@ mod tests {
         assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
         assert!(p.warnings[0].contains("selects ServiceMonitors only in its own namespace"));
         // What status expects in reuse mode is what the plan applies.
-        let expected = kept(rendered(&Config::default()), true);
+        let expected = kept(rendered(&Config::default()), true, &LeftOut::default());
+        assert_eq!(
+            expected.len(),
+            p.members.len() + 1,
+            "kept() and plan() disagree"
+        );
+    }
+
+    /// Beside kube-prometheus-stack: the alerts its rules define and the kubelet it scrapes are
+    /// left out, recorded on the parent, and what status expects from that record agrees.
+    #[test]
+    fn beside_a_stack_what_it_already_does_is_left_out_and_recorded() {
+        let mut found = existing();
+        for (kind, name, spec) in [
+            (
+                "PrometheusRule",
+                "kps-node",
+                serde_json::json!({"groups": [{"name": "node", "rules": [
+                    {"alert": "NodeDown", "expr": "up == 0"},
+                    {"record": "instance:x", "expr": "up"},
+                ]}]}),
+            ),
+            (
+                "PrometheusRule",
+                "kps-general",
+                serde_json::json!({"groups": [{"name": "general", "rules": [
+                    {"alert": "Watchdog", "expr": "vector(1)"},
+                ]}]}),
+            ),
+            (
+                "ServiceMonitor",
+                "kps-kubelet",
+                serde_json::json!({"selector": {"matchLabels": {"k8s-app": "kubelet"}}}),
+            ),
+            (
+                "ServiceMonitor",
+                "kps-grafana",
+                serde_json::json!({"selector": {"matchLabels": {"app.kubernetes.io/name": "grafana"}}}),
+            ),
+        ] {
+            found.already.add(&render::custom(serde_json::json!({
+                "apiVersion": "monitoring.coreos.com/v1", "kind": kind,
+                "metadata": {"name": name, "namespace": "monitoring"}, "spec": spec,
+            })));
+        }
+        // automon's own objects count for nothing.
+        found.already.add(&render::custom(serde_json::json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": "node-alerts", "namespace": "other",
+                "labels": {"app.kubernetes.io/part-of": "automon"}},
+            "spec": {"groups": [{"name": "n", "rules": [{"alert": "HighCPUUsage", "expr": "1"}]}]},
+        })));
+        assert_eq!(
+            found.already.alerts.keys().collect::<Vec<_>>(),
+            ["NodeDown", "Watchdog"]
+        );
+        assert_eq!(found.already.scrapes["kubelet"], "monitoring/kps-kubelet");
+        assert_eq!(found.already.scrapes.len(), 1);
+
+        let state = ClusterState {
+            existing: Some(found),
+            ..Default::default()
+        };
+        let p = plan(
+            rendered(&Config::default()),
+            &state,
+            CrdSource::Existing,
+            "",
+        )
+        .unwrap();
+        let alerts: Vec<String> = p.members.iter().flat_map(alert_names).collect();
+        assert!(!alerts.contains(&"NodeDown".to_string()), "{alerts:?}");
+        assert!(!alerts.contains(&"Watchdog".to_string()), "{alerts:?}");
+        assert!(alerts.contains(&"HighCPUUsage".to_string()), "{alerts:?}");
+        let names = names(&p.members);
+        // Watchdog was automon-meta's only alert: the PrometheusRule goes with it.
+        assert!(
+            !names.contains(&"prometheusrule.monitoring.coreos.com/automon-meta".to_string()),
+            "{names:?}"
+        );
+        assert!(!names.contains(&"servicemonitor.monitoring.coreos.com/kubelet".to_string()));
+        assert!(
+            names.contains(&"servicemonitor.monitoring.coreos.com/kube-state-metrics".to_string())
+        );
+        let warning = p
+            .warnings
+            .iter()
+            .find(|w| w.contains("leaves out"))
+            .unwrap();
+        assert!(
+            warning.contains("2 alerts its rules already define (NodeDown, Watchdog; in monitoring/kps-general, monitoring/kps-node)")
+                && warning.contains("the kubelet scrape (servicemonitor monitoring/kps-kubelet does it)"),
+            "{warning}"
+        );
+        let left_out = LeftOut::of_parent(&p.final_parent.metadata);
+        assert_eq!(
+            left_out,
+            LeftOut {
+                alerts: ["NodeDown".to_string(), "Watchdog".to_string()].into(),
+                service_monitors: ["kubelet".to_string()].into(),
+            }
+        );
+        let expected = kept(rendered(&Config::default()), true, &left_out);
         assert_eq!(
             expected.len(),
             p.members.len() + 1,

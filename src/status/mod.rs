@@ -732,7 +732,8 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
     let node_count = u32::try_from(s.nodes.len()).unwrap_or(u32::MAX);
     let rendered =
         render::render_classes(&config, Vec::new(), None, classes, Some(node_count)).objects;
-    let objects = crate::plan::kept(rendered, reuse);
+    let left_out = crate::plan::LeftOut::of_parent(&parent.metadata);
+    let objects = crate::plan::kept(rendered, reuse, &left_out);
     let mut expected = rollout::expected(&objects);
     let borrowed = s.exporter_from.is_some();
     if borrowed {

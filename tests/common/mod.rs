@@ -15,6 +15,9 @@ pub struct LocalCluster {
     /// Where kubectl, promtool and the control plane binaries are.
     pub tools_bin: PathBuf,
     pub server: String,
+    /// kwok's kubelet server on 127.0.0.1: the nodes' kubelet API and the kubelet series kwok
+    /// simulates (`/metrics/nodes/<node>/...`).
+    pub kwok_port: u16,
 }
 
 pub fn repo_root() -> &'static Path {
@@ -60,7 +63,9 @@ pub fn cluster() -> &'static LocalCluster {
             .find_map(|l| l.trim().strip_prefix("server: "))
             .unwrap()
             .to_string();
+        let kwok_port = var("LOCALCLUSTER_KWOK_PORT").parse().expect("kwok's port");
         LocalCluster {
+            kwok_port,
             limited_kubeconfig: dir.join("limited.kubeconfig"),
             dir,
             kubeconfig,
@@ -749,6 +754,49 @@ pub fn spawn_node_exporter(dir: &Path) -> (Process, PathBuf, u16) {
         &log,
     );
     (process, log, port)
+}
+
+/// The real kube-state-metrics (from [`built_tool`]), run out of cluster against the local
+/// cluster with exactly the arguments `render` gives its Deployment in `objects` (its ports
+/// chosen here, on 127.0.0.1), logging to `dir`/kube-state-metrics.log: the process, its log
+/// and its metrics port.
+pub fn spawn_kube_state_metrics(
+    objects: &[serde_json::Value],
+    dir: &Path,
+) -> (Process, PathBuf, u16) {
+    let deployment = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "kube-state-metrics")
+        .expect("the kube-state-metrics Deployment");
+    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("kube-state-metrics' arguments")
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .filter(|a| !a.starts_with("--port=") && !a.starts_with("--telemetry-port="));
+    let (port, telemetry_port) = (free_port(), free_port());
+    let log = dir.join("kube-state-metrics.log");
+    let process = Process::spawn(
+        "kube-state-metrics",
+        Command::new(built_tool("kube_state_metrics", "kube-state-metrics"))
+            .args(args)
+            .arg(format!("--kubeconfig={}", cluster().kubeconfig.display()))
+            .args(["--host=127.0.0.1", "--telemetry-host=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--telemetry-port={telemetry_port}")),
+        &log,
+    );
+    (process, log, port)
+}
+
+/// The rule groups of the PrometheusRules in `objects`, as one Prometheus rule file.
+pub fn rendered_rule_file(objects: &[serde_json::Value]) -> String {
+    let groups: Vec<serde_json::Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == "PrometheusRule")
+        .flat_map(|o| o["spec"]["groups"].as_array().cloned().unwrap_or_default())
+        .collect();
+    serde_saphyr::to_string(&serde_json::json!({ "groups": groups })).unwrap()
 }
 
 /// A real Prometheus (`prometheus`, from [`built_tool`]) on 127.0.0.1:`port`, with its

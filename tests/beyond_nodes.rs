@@ -1,0 +1,705 @@
+//! The alerts beyond the nodes, proved on real metrics: the test makes each situation in the
+//! local cluster (a Deployment whose pods cannot be scheduled, a pod crash-looping, a Job past
+//! its deadline, a claim no volume binds, a quota exceeded, a node full of pods, a volume almost
+//! full, a throttled container ...), the real kube-state-metrics reads it with exactly the
+//! arguments `render` gives it, kwok serves the kubelet's and cAdvisor's series for its pods
+//! (`tests/kwok/kubelet.yaml`), the real API server is scraped with a client certificate that
+//! expires tomorrow, and a real Prometheus with the rendered rules and a real Alertmanager whose
+//! receiver cannot be reached put the alerts pending. Healthy objects beside the broken ones
+//! raise nothing.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use common::{
+    Cleanup, KwokNodes, Process, built_tool, cluster, free_port, kwok_node, prometheus_query,
+    rendered_objects, rendered_rule_file, repo_root, spawn_kube_state_metrics,
+    spawn_prometheus_with, write_temp,
+};
+use serde_json::{Value, json};
+
+const WORKLOADS: &str = "bn-workloads";
+const RESOURCES: &str = "bn-resources";
+/// A kwok node for the test's pods, tainted so that no other test's pods land on it.
+const NODE: &str = "bn-node";
+/// A kwok node with room for three pods, which the test fills.
+const FULL_NODE: &str = "bn-full";
+const TAINT: &str = "automon.test/beyond-nodes";
+/// The volume the test binds (cluster-scoped, so deleted by hand).
+const VOLUME: &str = "bn-data-volume";
+
+/// The test's nodes: tainted, one of them with room for three pods only.
+fn nodes() -> Vec<Value> {
+    [NODE, FULL_NODE]
+        .iter()
+        .map(|name| {
+            let mut node = kwok_node(name);
+            node["spec"] =
+                json!({"taints": [{"key": TAINT, "value": "true", "effect": "NoSchedule"}]});
+            if *name == FULL_NODE {
+                for field in ["allocatable", "capacity"] {
+                    node["status"][field]["pods"] = json!("3");
+                }
+            }
+            node
+        })
+        .collect()
+}
+
+/// A pod template on `node` (tolerating the test's taint), with these annotations for kwok's
+/// simulated kubelet and these resources.
+fn pod_spec(node: &str, resources: Value) -> Value {
+    json!({
+        "nodeSelector": {"kubernetes.io/hostname": node},
+        "tolerations": [{"key": TAINT, "operator": "Exists"}],
+        "containers": [{"name": "app", "image": "registry.example.test/app:1", "resources": resources}],
+    })
+}
+
+/// A pod template no node can take: its pods stay Pending.
+fn unschedulable_spec() -> Value {
+    let mut spec = pod_spec(NODE, json!({}));
+    spec["nodeSelector"] = json!({"automon.test/nowhere": "true"});
+    spec
+}
+
+fn deployment(ns: &str, name: &str, replicas: u32, spec: Value, annotations: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": 10,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}, "annotations": annotations}, "spec": spec},
+        },
+    })
+}
+
+fn pod(ns: &str, name: &str, spec: Value, annotations: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "annotations": annotations},
+        "spec": spec,
+    })
+}
+
+/// Every situation, and the healthy objects beside them.
+fn situations() -> Vec<Value> {
+    let none = json!({});
+    let mut objects = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": WORKLOADS}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RESOURCES}}),
+        // Workloads.
+        deployment(
+            WORKLOADS,
+            "healthy",
+            2,
+            pod_spec(NODE, none.clone()),
+            none.clone(),
+        ),
+        deployment(
+            WORKLOADS,
+            "unschedulable",
+            2,
+            unschedulable_spec(),
+            none.clone(),
+        ),
+        deployment(
+            WORKLOADS,
+            "crashloop",
+            1,
+            pod_spec(NODE, none.clone()),
+            none.clone(),
+        ),
+        pod(
+            WORKLOADS,
+            "pull",
+            pod_spec(NODE, none.clone()),
+            none.clone(),
+        ),
+        json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "stuck", "namespace": WORKLOADS},
+            "spec": {
+                "replicas": 1, "serviceName": "stuck",
+                "selector": {"matchLabels": {"app": "stuck"}},
+                "template": {"metadata": {"labels": {"app": "stuck"}}, "spec": unschedulable_spec()},
+            },
+        }),
+        json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "fails", "namespace": WORKLOADS},
+            "spec": {
+                "activeDeadlineSeconds": 1, "backoffLimit": 0,
+                "template": {"spec": {
+                    "restartPolicy": "Never",
+                    "nodeSelector": {"automon.test/nowhere": "true"},
+                    "containers": [{"name": "app", "image": "registry.example.test/app:1"}],
+                }},
+            },
+        }),
+        deployment(
+            WORKLOADS,
+            "scaled",
+            2,
+            pod_spec(NODE, none.clone()),
+            none.clone(),
+        ),
+        json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "maxed", "namespace": WORKLOADS},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "scaled"},
+                "minReplicas": 1, "maxReplicas": 2,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80}}}],
+            },
+        }),
+        // Resources.
+        json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "unbound", "namespace": RESOURCES},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "automon-test-none",
+                "resources": {"requests": {"storage": "1Gi"}}},
+        }),
+        json!({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": VOLUME},
+            "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "automon-test-manual", "hostPath": {"path": "/automon-test"},
+                "claimRef": {"namespace": RESOURCES, "name": "data"}},
+        }),
+        json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data", "namespace": RESOURCES},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "automon-test-manual",
+                "volumeName": VOLUME, "resources": {"requests": {"storage": "10Gi"}}},
+        }),
+        pod(
+            RESOURCES,
+            "writer",
+            {
+                let mut spec = pod_spec(NODE, none.clone());
+                spec["volumes"] =
+                    json!([{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]);
+                spec
+            },
+            json!({"automon.test/claim": "data", "automon.test/volume-used": "0.99"}),
+        ),
+        pod(
+            RESOURCES,
+            "throttled",
+            pod_spec(NODE, json!({"limits": {"cpu": "100m"}})),
+            json!({"automon.test/cpu": "100m", "automon.test/throttled": "0.6"}),
+        ),
+        pod(
+            RESOURCES,
+            "near-limit",
+            pod_spec(NODE, json!({"limits": {"memory": "100Mi"}})),
+            json!({"automon.test/memory": "97Mi"}),
+        ),
+        pod(
+            RESOURCES,
+            "relaxed",
+            pod_spec(NODE, json!({"limits": {"cpu": "1", "memory": "1Gi"}})),
+            json!({"automon.test/cpu": "10m", "automon.test/memory": "64Mi"}),
+        ),
+    ];
+    // A node full of pods: three pods for its three.
+    for i in 0..3 {
+        objects.push(pod(
+            WORKLOADS,
+            &format!("fill-{i}"),
+            pod_spec(FULL_NODE, json!({})),
+            json!({}),
+        ));
+    }
+    objects
+}
+
+/// Made once the pods it counts exist (admission would refuse them otherwise): four pods
+/// against a quota of two.
+fn exceeded_quota() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": {"name": "pods", "namespace": RESOURCES},
+        "spec": {"hard": {"pods": "2"}},
+    })
+}
+
+fn apply(objects: Vec<Value>) {
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    let (_dir, file) = write_temp("objects.json", &list.to_string());
+    cluster()
+        .kubectl(&["apply", "-f", file.to_str().unwrap()])
+        .success();
+}
+
+/// The one pod of the Deployment `app` in `ns`, once kwok has made it Ready.
+fn ready_pod(ns: &str, app: &str) -> String {
+    let c = cluster();
+    let selector = format!("app={app}");
+    common::eventually(60, &format!("{ns}/{app}'s pod Ready"), || {
+        c.kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "pod",
+            "-n",
+            ns,
+            "-l",
+            &selector,
+            "--timeout=5s",
+        ])
+        .code
+            == 0
+    });
+    c.kubectl(&[
+        "get",
+        "pod",
+        "-n",
+        ns,
+        "-l",
+        &selector,
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ])
+    .stdout
+    .trim()
+    .to_string()
+}
+
+/// Writes what a kubelet would report for a container that cannot run: waiting for `reason`,
+/// restarted `restarts` times, the pod not Ready.
+fn container_waiting(ns: &str, pod: &str, reason: &str, restarts: u32) {
+    let not_ready =
+        |kind: &str| json!({"type": kind, "status": "False", "reason": "ContainersNotReady"});
+    let patch = json!({"status": {
+        "conditions": [not_ready("Ready"), not_ready("ContainersReady")],
+        "containerStatuses": [{
+            "name": "app", "image": "registry.example.test/app:1", "imageID": "",
+            "ready": false, "started": false, "restartCount": restarts,
+            "state": {"waiting": {"reason": reason, "message": format!("automon test: {reason}")}},
+        }],
+    }});
+    cluster()
+        .kubectl(&[
+            "patch",
+            "pod",
+            "-n",
+            ns,
+            pod,
+            "--subresource=status",
+            "--type=strategic",
+            "-p",
+            &patch.to_string(),
+        ])
+        .success();
+}
+
+/// A client certificate for the API server, signed by the local cluster's CA, that expires
+/// within a day: (certificate, key) files in `dir`. Its group may read `/metrics`.
+fn expiring_client_certificate(dir: &Path) -> (String, String) {
+    let ca = cluster().dir.join("pki");
+    let (key, csr, cert) = (
+        dir.join("client.key"),
+        dir.join("client.csr"),
+        dir.join("client.crt"),
+    );
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=automon-test-scraper/O=system:monitoring",
+        "-keyout",
+        &path(&key),
+        "-out",
+        &path(&csr),
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &path(&csr),
+        "-CA",
+        &path(&ca.join("ca.crt")),
+        "-CAkey",
+        &path(&ca.join("ca.key")),
+        "-CAcreateserial",
+        "-CAserial",
+        &path(&dir.join("ca.srl")),
+        "-days",
+        "1",
+        "-out",
+        &path(&cert),
+    ]);
+    (path(&cert), path(&key))
+}
+
+/// A real Alertmanager on 127.0.0.1 whose only receiver is a webhook nothing answers: every
+/// notification fails. Gossip is off (no cluster port).
+fn spawn_alertmanager(dir: &Path) -> (Process, std::path::PathBuf, u16) {
+    let port = free_port();
+    let config = dir.join("alertmanager.yaml");
+    let config_text = json!({
+        "route": {"receiver": "unreachable", "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1m"},
+        "receivers": [{"name": "unreachable",
+            "webhook_configs": [{"url": format!("http://127.0.0.1:{}/hook", free_port())}]}],
+    });
+    std::fs::write(&config, serde_saphyr::to_string(&config_text).unwrap()).unwrap();
+    let log = dir.join("alertmanager.log");
+    let process = Process::spawn(
+        "alertmanager",
+        Command::new(built_tool("alertmanager", "alertmanager"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.join("alertmanager").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address="),
+        &log,
+    );
+    (process, log, port)
+}
+
+/// A rule that fails at every evaluation: every `up` series gets the same labels.
+const BROKEN_RULES: &str = r#"groups:
+- name: automon-test-broken
+  rules:
+  - record: automon_test:up
+    expr: up
+    labels: {instance: same, job: same}
+"#;
+
+/// Prometheus' configuration: kube-state-metrics, kwok's kubelet and cAdvisor endpoints for the
+/// test's nodes (labelled as the kubelet ServiceMonitor labels them), the API server, Prometheus
+/// itself and the Alertmanager, which it also sends its alerts to.
+fn prometheus_config(ports: &Ports, cert: &(String, String)) -> Value {
+    let kwok = |path: &str| {
+        let targets: Vec<Value> = [NODE, FULL_NODE]
+            .iter()
+            .map(|node| json!({
+                "targets": [format!("127.0.0.1:{}", ports.kwok)],
+                "labels": {"node": node, "__metrics_path__": format!("/metrics/nodes/{node}{path}")},
+            }))
+            .collect();
+        json!({
+            "job_name": format!("kubelet{}", path.replace('/', "-")),
+            "scheme": "https",
+            "tls_config": {"insecure_skip_verify": true},
+            "static_configs": targets,
+            "relabel_configs": [
+                {"target_label": "job", "replacement": "kubelet"},
+                {"target_label": "metrics_path", "replacement": path},
+            ],
+            // kwok evaluates the volume series for every pod; a kubelet reports only claims.
+            "metric_relabel_configs": [{
+                "source_labels": ["__name__", "persistentvolumeclaim"],
+                "regex": "kubelet_volume_stats_.+;",
+                "action": "drop",
+            }],
+        })
+    };
+    let local = |job: &str, port: u16| json!({"job_name": job, "static_configs": [{"targets": [format!("127.0.0.1:{port}")]}]});
+    json!({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": ["rules.yaml", "broken.yaml"],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [format!("127.0.0.1:{}", ports.alertmanager)]}]}]},
+        "scrape_configs": [
+            local("kube-state-metrics", ports.kube_state_metrics),
+            kwok("/metrics"),
+            kwok("/metrics/cadvisor"),
+            {
+                "job_name": "apiserver",
+                "scheme": "https",
+                "tls_config": {
+                    "ca_file": cluster().dir.join("pki/ca.crt"),
+                    "cert_file": cert.0, "key_file": cert.1,
+                },
+                "static_configs": [{"targets": [ports.api_server.clone()]}],
+            },
+            local("prometheus", ports.prometheus),
+            local("alertmanager", ports.alertmanager),
+        ],
+    })
+}
+
+struct Ports {
+    kwok: u16,
+    kube_state_metrics: u16,
+    prometheus: u16,
+    alertmanager: u16,
+    api_server: String,
+}
+
+/// A POST without a body to 127.0.0.1:`port`: the whole response.
+fn post(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        conn,
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// The alerts pending or firing, each with its labels.
+fn alerts(port: u16) -> Vec<BTreeMap<String, String>> {
+    prometheus_query(port, "ALERTS")
+        .unwrap_or_default()
+        .iter()
+        .map(|s| serde_json::from_value(s["metric"].clone()).unwrap())
+        .collect()
+}
+
+/// Whether an alert `name` is pending or firing with these labels (a value ending in `*` is a
+/// prefix: a pod's generated name).
+fn raised(alerts: &[BTreeMap<String, String>], name: &str, labels: &[(&str, &str)]) -> bool {
+    alerts.iter().any(|a| {
+        a.get("alertname").map(String::as_str) == Some(name)
+            && labels.iter().all(|(k, v)| match v.strip_suffix('*') {
+                Some(prefix) => a.get(*k).is_some_and(|got| got.starts_with(prefix)),
+                None => a.get(*k).map(String::as_str) == Some(*v),
+            })
+    })
+}
+
+/// What must be raised, and for what: (alert, labels that identify the object).
+const EXPECTED: &[(&str, &[(&str, &str)])] = &[
+    // Workloads.
+    (
+        "KubePodCrashLooping",
+        &[("namespace", WORKLOADS), ("pod", "crashloop-*")],
+    ),
+    (
+        "KubePodNotReady",
+        &[("namespace", WORKLOADS), ("pod", "unschedulable-*")],
+    ),
+    (
+        "KubeContainerWaiting",
+        &[("namespace", WORKLOADS), ("pod", "pull")],
+    ),
+    (
+        "KubeDeploymentReplicasMismatch",
+        &[("namespace", WORKLOADS), ("deployment", "unschedulable")],
+    ),
+    (
+        "KubeDeploymentRolloutStuck",
+        &[("namespace", WORKLOADS), ("deployment", "unschedulable")],
+    ),
+    (
+        "KubeStatefulSetReplicasMismatch",
+        &[("namespace", WORKLOADS), ("statefulset", "stuck")],
+    ),
+    (
+        "KubeJobFailed",
+        &[("namespace", WORKLOADS), ("job_name", "fails")],
+    ),
+    (
+        "KubeHpaMaxedOut",
+        &[
+            ("namespace", WORKLOADS),
+            ("horizontalpodautoscaler", "maxed"),
+        ],
+    ),
+    // Resources.
+    (
+        "KubePersistentVolumeClaimPending",
+        &[
+            ("namespace", RESOURCES),
+            ("persistentvolumeclaim", "unbound"),
+        ],
+    ),
+    (
+        "KubeQuotaExceeded",
+        &[("namespace", RESOURCES), ("resourcequota", "pods")],
+    ),
+    (
+        "KubePersistentVolumeFillingUp",
+        &[("namespace", RESOURCES), ("persistentvolumeclaim", "data")],
+    ),
+    (
+        "CPUThrottlingHigh",
+        &[("namespace", RESOURCES), ("pod", "throttled")],
+    ),
+    (
+        "KubeContainerMemoryNearLimit",
+        &[("namespace", RESOURCES), ("pod", "near-limit")],
+    ),
+    // Kubernetes itself.
+    ("KubeletTooManyPods", &[("node", FULL_NODE)]),
+    ("KubeClientCertificateExpiration", &[]),
+    // The stack itself.
+    ("PrometheusRuleFailures", &[]),
+    ("AlertmanagerFailedToSendAlerts", &[]),
+];
+
+/// Objects nothing may alert about: label values that name them.
+const HEALTHY: &[&str] = &["healthy", "relaxed", NODE];
+
+#[test]
+fn alerts_beyond_nodes_go_pending_for_situations_made_in_the_cluster() {
+    let c = cluster();
+    let _nodes = KwokNodes::create(nodes());
+    let _namespaces = (Cleanup::fresh(WORKLOADS), Cleanup::fresh(RESOURCES));
+    common::at_exit(|| {
+        cluster().kubectl(&["delete", "pv", VOLUME, "--ignore-not-found", "--wait=false"]);
+    });
+    c.kubectl(&[
+        "apply",
+        "-f",
+        repo_root()
+            .join("tests/kwok/kubelet.yaml")
+            .to_str()
+            .unwrap(),
+    ])
+    .success();
+    apply(situations());
+    let crashloop = ready_pod(WORKLOADS, "crashloop");
+    c.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod",
+        "-n",
+        WORKLOADS,
+        "pull",
+        "--timeout=60s",
+    ])
+    .success();
+    container_waiting(WORKLOADS, "pull", "ImagePullBackOff", 0);
+    for pod in ["writer", "throttled", "near-limit", "relaxed"] {
+        c.kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "pod",
+            "-n",
+            RESOURCES,
+            pod,
+            "--timeout=60s",
+        ])
+        .success();
+    }
+    apply(vec![exceeded_quota()]);
+
+    let objects = rendered_objects(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ksm, ksm_log, ksm_port) = spawn_kube_state_metrics(&objects, dir.path());
+    let (mut alertmanager, alertmanager_log, alertmanager_port) = spawn_alertmanager(dir.path());
+    let ports = Ports {
+        kwok: c.kwok_port,
+        kube_state_metrics: ksm_port,
+        prometheus: free_port(),
+        alertmanager: alertmanager_port,
+        api_server: c.server.trim_start_matches("https://").to_string(),
+    };
+    let cert = expiring_client_certificate(dir.path());
+    std::fs::write(dir.path().join("rules.yaml"), rendered_rule_file(&objects)).unwrap();
+    std::fs::write(dir.path().join("broken.yaml"), BROKEN_RULES).unwrap();
+    std::fs::write(
+        dir.path().join("prometheus.yaml"),
+        serde_saphyr::to_string(&prometheus_config(&ports, &cert)).unwrap(),
+    )
+    .unwrap();
+    let (mut prometheus, prometheus_log) = spawn_prometheus_with(
+        &built_tool("prometheus", "prometheus"),
+        dir.path(),
+        ports.prometheus,
+        &["--web.enable-lifecycle"],
+    );
+
+    eprintln!(
+        "Prometheus on 127.0.0.1:{}, kube-state-metrics on :{}, Alertmanager on :{}",
+        ports.prometheus, ports.kube_state_metrics, ports.alertmanager
+    );
+
+    // The crash-looping container keeps restarting, as a kubelet would report it.
+    let started = Instant::now();
+    let mut restarts = 1;
+    let missing = loop {
+        ksm.assert_running(&ksm_log);
+        alertmanager.assert_running(&alertmanager_log);
+        prometheus.assert_running(&prometheus_log);
+        container_waiting(WORKLOADS, &crashloop, "CrashLoopBackOff", restarts);
+        restarts += 1;
+        let now = alerts(ports.prometheus);
+        let missing: Vec<&str> = EXPECTED
+            .iter()
+            .filter(|(name, labels)| !raised(&now, name, labels))
+            .map(|(name, _)| *name)
+            .collect();
+        if missing.is_empty() || started.elapsed() > Duration::from_secs(180) {
+            break missing;
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    };
+    let now = alerts(ports.prometheus);
+    assert!(
+        missing.is_empty(),
+        "not raised after {:?}: {missing:?}\nraised: {now:#?}",
+        started.elapsed()
+    );
+    eprintln!("every expected alert raised after {:?}", started.elapsed());
+    let wrong: Vec<_> = now
+        .iter()
+        .filter(|a| {
+            a.iter()
+                .any(|(k, v)| k != "alertname" && HEALTHY.iter().any(|h| v.starts_with(h)))
+        })
+        .collect();
+    assert!(wrong.is_empty(), "alerts about healthy objects: {wrong:#?}");
+
+    // The time each group takes to evaluate, at this size (for the README's figures).
+    for s in prometheus_query(
+        ports.prometheus,
+        "prometheus_rule_group_last_duration_seconds",
+    )
+    .unwrap()
+    {
+        eprintln!(
+            "rule group {}: {:.3} ms",
+            s["metric"]["rule_group"].as_str().unwrap_or_default(),
+            s["value"][1]
+                .as_str()
+                .unwrap_or("0")
+                .parse::<f64>()
+                .unwrap_or(0.0)
+                * 1000.0
+        );
+    }
+
+    // A configuration Prometheus cannot load: the reload fails and says so.
+    std::fs::write(
+        dir.path().join("prometheus.yaml"),
+        "scrape_configs: [{job_name: }]\n",
+    )
+    .unwrap();
+    let reload = post(ports.prometheus, "/-/reload");
+    assert!(reload.contains(" 500 "), "the reload failed: {reload}");
+    common::eventually(30, "PrometheusBadConfig raised", || {
+        raised(&alerts(ports.prometheus), "PrometheusBadConfig", &[])
+    });
+}
