@@ -91,9 +91,12 @@ const KSM_MILLICORES_PER_NODE: u64 = 1;
 const OPERATOR_BYTES_PER_NODE: u64 = 64 * 1024;
 const OPERATOR_BASE_MEMORY: u64 = 64 << 20;
 
-/// What the ruler federates per node: `up` of node-exporter and of the kubelet's two
-/// endpoints, `kube_node_info`, `kube_node_labels` and a few `kube_node_status_allocatable`.
-pub const RULER_SERIES_PER_NODE: u64 = 10;
+/// What the ruler federates per node (`rules::CLUSTER_SERIES`): `up` of node-exporter and of
+/// the kubelet's two endpoints, `kube_node_info`, `kube_node_labels` and a few
+/// `kube_node_status_allocatable` (10); for KubeContainerMemoryNearLimit, each container's
+/// working set and memory limit (1.5 containers per pod, see [`CADVISOR_SERIES_PER_POD`]); for
+/// the volume alerts, five series per PersistentVolumeClaim, taking one claim per node.
+pub const RULER_SERIES_PER_NODE: u64 = 10 + 3 * PODS_PER_NODE + 5;
 const RULER_FLOOR: (u64, u64, u64) = (50, 256 << 20, 512 << 20);
 
 /// What the stack is sized for, and the sizes.

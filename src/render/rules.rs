@@ -204,13 +204,24 @@ pub fn reads_across_targets(expr: &str) -> bool {
     expr.contains("absent(") || jobs.len() > 1
 }
 
-/// The metric names a rule that reads across targets may use: what the ruler federates from
-/// the shards. A test keeps it in step with the rules.
+/// The series a rule that reads across targets may use: what the ruler federates from the
+/// shards, by name, narrowed by matchers where a family is large and the rules read a part of
+/// it. A test keeps it in step with the rules; `sizing::RULER_SERIES_PER_NODE` counts it.
 pub const CLUSTER_SERIES: &[&str] = &[
     "up",
     "kube_node_info",
     "kube_node_labels",
     "kube_node_status_allocatable",
+    // Memory near the limit: cAdvisor's working set of containers (not of pods' cgroups)
+    // against kube-state-metrics' memory limits.
+    r#"container_memory_working_set_bytes{container!=""}"#,
+    r#"kube_pod_container_resource_limits{resource="memory"}"#,
+    // Volumes filling up, less ReadOnlyMany claims: a few series per claim.
+    "kubelet_volume_stats_available_bytes",
+    "kubelet_volume_stats_capacity_bytes",
+    "kubelet_volume_stats_inodes_free",
+    "kubelet_volume_stats_inodes",
+    "kube_persistentvolumeclaim_access_mode",
 ];
 
 /// The name kube-state-metrics gives a node label in `kube_node_labels`: `label_` and the key
@@ -227,9 +238,29 @@ fn ksm_name(key: &str) -> String {
         .collect()
 }
 
+/// A series aggregated to the labels that name one object, `max` so that the same object
+/// seen twice (two `instance`s while a target restarts) stays one.
+fn max_by(by: &str, metric: &str, selector: &str) -> String {
+    format!("max by ({by}) ({metric}{{{selector}}})")
+}
+
+/// A kube-state-metrics series with these extra matchers, aggregated to the labels that name
+/// one object.
+fn ksm_series(by: &str, metric: &str, matchers: &str) -> String {
+    let selector = if matchers.is_empty() {
+        KUBE_STATE_METRICS.to_string()
+    } else {
+        format!("{KUBE_STATE_METRICS}, {matchers}")
+    };
+    max_by(by, metric, &selector)
+}
+
 // Alert templates. Every alert names its node and its value.
 const NODE: &str = "{{ $labels.node }}";
 const PERCENT: &str = "{{ $value | printf \"%.1f\" }}%";
+/// A container of the workload and resource alerts, and the labels that name it.
+const CONTAINER: &str = "{{ $labels.container }} in pod {{ $labels.namespace }}/{{ $labels.pod }}";
+const CONTAINER_LABELS: &str = "namespace, pod, container";
 
 /// node-exporter's series, as the ServiceMonitor labels them.
 const NODE_EXPORTER: &str = r#"job="node-exporter""#;
@@ -759,20 +790,42 @@ mod tests {
             across,
             [
                 "GPUExporterDown",
+                "KubeContainerMemoryNearLimit",
+                "KubePersistentVolumeFillingUp",
+                "KubePersistentVolumeFillingUp",
+                "KubePersistentVolumeInodesFillingUp",
+                "KubePersistentVolumeInodesFillingUp",
                 "KubeStateMetricsDown",
                 "NodeExporterDown",
                 "NodeMonitoringCoverageGap"
             ]
         );
-        // Every series those rules read is federated to the ruler.
-        let metric = regex::Regex::new(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{").unwrap();
+        // Every series those rules read is federated to the ruler: its name is there, and what
+        // narrows it there narrows the rule's selector too.
+        let metric = regex::Regex::new(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}").unwrap();
         for r in groups
             .iter()
             .flat_map(|g| &g.rules)
             .filter(|r| reads_across_targets(&r.expr))
         {
             for m in metric.captures_iter(&r.expr) {
-                assert!(CLUSTER_SERIES.contains(&&m[1]), "{}: {}", r.alert, &m[1]);
+                let federated = CLUSTER_SERIES
+                    .iter()
+                    .find(|s| s.split('{').next() == Some(&m[1]));
+                let Some(federated) = federated else {
+                    panic!("{}: {} is not federated", r.alert, &m[1]);
+                };
+                let narrowed = federated
+                    .split_once('{')
+                    .map_or("", |(_, m)| m.trim_end_matches('}'));
+                for matcher in narrowed.split(", ").filter(|m| !m.is_empty()) {
+                    assert!(
+                        m[2].contains(matcher),
+                        "{}: {} needs {matcher}",
+                        r.alert,
+                        &m[0]
+                    );
+                }
             }
         }
         assert!(!reads_across_targets(r#"up{job="node-exporter"} == 0"#));
@@ -817,6 +870,11 @@ mod tests {
             cluster,
             [
                 "GPUExporterDown",
+                "KubeContainerMemoryNearLimit",
+                "KubePersistentVolumeFillingUp",
+                "KubePersistentVolumeFillingUp",
+                "KubePersistentVolumeInodesFillingUp",
+                "KubePersistentVolumeInodesFillingUp",
                 "KubeStateMetricsDown",
                 "NodeExporterDown",
                 "NodeMonitoringCoverageGap"
@@ -830,6 +888,65 @@ mod tests {
             .collect();
         unsharded.sort();
         assert_eq!(all, unsharded);
+    }
+
+    /// The groups about workloads, resources, Kubernetes and the stack: their alerts are about
+    /// an object of the cluster, not a node.
+    const BEYOND_NODES: &[&str] = &[
+        "workload-alerts",
+        "resource-alerts",
+        "kubernetes-alerts",
+        "stack-alerts",
+    ];
+
+    #[test]
+    fn turning_a_group_off_removes_it_and_nothing_else() {
+        let all = groups(&Config::default(), NONE);
+        for (key, group) in [
+            ("workloads", "workload-alerts"),
+            ("resources", "resource-alerts"),
+        ] {
+            assert!(
+                all.iter().any(|g| g.name == group),
+                "{group} is on by default"
+            );
+            let c = Config::default()
+                .with_set(&format!("alerts.groups.{key}=false"))
+                .unwrap();
+            let rest: Vec<RuleGroup> = all.iter().filter(|g| g.name != group).cloned().collect();
+            assert_eq!(groups(&c, NONE), rest, "alerts.groups.{key}=false");
+            let ctx = Context::new(&c);
+            assert!(
+                objects(&ctx)
+                    .iter()
+                    .all(|o| o.metadata.name.as_deref() != Some(group)),
+                "{group}"
+            );
+        }
+    }
+
+    #[test]
+    fn workload_and_resource_alerts_name_their_object() {
+        let g = groups(&Config::default(), NONE);
+        let rules: Vec<&AlertRule> = g
+            .iter()
+            .filter(|g| g.name == "workload-alerts" || g.name == "resource-alerts")
+            .flat_map(|g| &g.rules)
+            .collect();
+        assert_eq!(rules.len(), 26);
+        for r in rules {
+            let summary = &r.annotations["summary"];
+            // A namespaced object by namespace and name; a PersistentVolume by its name.
+            assert!(
+                summary.contains("{{ $labels.namespace }}/")
+                    || summary.contains("{{ $labels.persistentvolume }}"),
+                "{}: {summary}",
+                r.alert
+            );
+            assert!(r.for_.is_some(), "{}", r.alert);
+            assert_ne!(r.labels["severity"], "none", "{}", r.alert);
+            assert_eq!(r.annotations["runbook_url"], runbook_url(&r.alert));
+        }
     }
 
     #[test]
@@ -847,10 +964,39 @@ mod tests {
                 "NodeExporterDown",
                 "NodeMonitoringCoverageGap",
                 "KubeStateMetricsDown",
+                "KubePodCrashLooping",
+                "KubePodNotReady",
+                "KubeContainerWaiting",
+                "KubeDeploymentReplicasMismatch",
+                "KubeDeploymentRolloutStuck",
+                "KubeStatefulSetReplicasMismatch",
+                "KubeStatefulSetUpdateNotRolledOut",
+                "KubeDaemonSetRolloutStuck",
+                "KubeDaemonSetNotScheduled",
+                "KubeDaemonSetMisScheduled",
+                "KubeJobFailed",
+                "KubeJobNotCompleted",
+                "KubeCronJobScheduleMissed",
+                "KubeHpaMaxedOut",
+                "KubeHpaReplicasMismatch",
+                "CPUThrottlingHigh",
+                "KubeContainerMemoryNearLimit",
+                "KubeQuotaAlmostFull",
+                "KubeQuotaFullyUsed",
+                "KubeQuotaExceeded",
+                "KubePersistentVolumeFillingUp",
+                "KubePersistentVolumeFillingUp",
+                "KubePersistentVolumeInodesFillingUp",
+                "KubePersistentVolumeInodesFillingUp",
+                "KubePersistentVolumeErrors",
+                "KubePersistentVolumeClaimPending",
                 "Watchdog",
             ]
         );
-        for r in g.iter().flat_map(|g| &g.rules) {
+        let node_groups = g
+            .iter()
+            .filter(|g| !BEYOND_NODES.contains(&g.name.as_str()));
+        for r in node_groups.flat_map(|g| &g.rules) {
             assert!(r.labels.contains_key("severity"), "{}", r.alert);
             // Watchdog and KubeStateMetricsDown are about the pipeline, not a node.
             if r.alert != "Watchdog" && r.alert != "KubeStateMetricsDown" {
@@ -950,6 +1096,8 @@ mod tests {
                 "node-alerts",
                 "kubernetes-node-alerts",
                 "automon-coverage",
+                "workload-alerts",
+                "resource-alerts",
                 "automon-meta"
             ]
         );
@@ -986,6 +1134,8 @@ mod tests {
                 "gpu-alerts",
                 "kubernetes-node-alerts",
                 "automon-coverage",
+                "workload-alerts",
+                "resource-alerts",
                 "automon-meta"
             ]
         );
@@ -1099,7 +1249,7 @@ mod tests {
             .iter()
             .filter(|o| crate::render::kind(o) == "PrometheusRule")
             .collect();
-        assert_eq!(rules.len(), 4);
+        assert_eq!(rules.len(), 6);
         for o in rules {
             let labels = o.metadata.labels.as_ref().unwrap();
             assert_eq!(labels["app.kubernetes.io/part-of"], "automon");
