@@ -1,6 +1,8 @@
-//! The dashboards `render` ships, checked with real tools: every panel's PromQL parses
-//! (promtool), returns data from a real node-exporter scraped by a real Prometheus, and every
-//! dashboard type-checks against Grafana's published `Dashboard` type (`@grafana/schema`).
+//! The dashboards `render` ships, checked with real tools: every panel's and variable's PromQL
+//! parses (promtool), every dashboard type-checks against Grafana's published `Dashboard` type
+//! (`@grafana/schema`), and the node dashboards' queries return data from a real node-exporter
+//! scraped by a real Prometheus (the workload, Kubernetes and stack dashboards read exporters
+//! that do not run here; the end-to-end test runs them against the local cluster).
 //! The dashboards node classes add or change (GPUs, Windows node detail, the overview's
 //! coverage) get the same parse and schema checks; no real GPU or Windows exporter runs here.
 
@@ -15,20 +17,51 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::Value;
 
 use common::{
-    Process, dashboards_in, free_port, node_class_objects, panel_exprs, prometheus_query as query,
-    rendered_objects, repo_root, spawn_prometheus, variable_selectors,
+    DashboardQuery, Process, dashboard_queries, dashboards_in, free_port, node_class_objects,
+    prometheus_query as query, rendered_objects, repo_root, spawn_prometheus, substitute,
 };
 
 /// The name the fake node carries, in place of Grafana's `$node`.
 const NODE: &str = "test-node";
+/// The dashboards whose every query a real node-exporter (and the kube-state-metrics lines
+/// below) answers.
+const NODE_DASHBOARDS: &[&str] = &[
+    "automon-cluster-overview",
+    "automon-node-detail",
+    "automon-alerts-overview",
+];
 
 /// The dashboards exactly as `kubectl automon render` prints them.
 fn rendered_dashboards() -> Vec<Value> {
     let dashboards = dashboards_in(&rendered_objects(&[]));
-    assert_eq!(dashboards.len(), 3, "three dashboards by default");
+    // `render` orders objects by kind and name.
+    let uids: BTreeSet<_> = dashboards
+        .iter()
+        .map(|d| d["uid"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        uids,
+        BTreeSet::from([
+            "automon-cluster-overview",
+            "automon-node-detail",
+            "automon-alerts-overview",
+            "automon-k8s-compute-cluster",
+            "automon-k8s-compute-namespace",
+            "automon-k8s-compute-workload",
+            "automon-k8s-compute-pod",
+            "automon-k8s-persistent-volumes",
+            "automon-k8s-apiserver",
+            "automon-k8s-kubelet",
+            "automon-prometheus",
+            "automon-alertmanager",
+        ]),
+        "the dashboards rendered by default"
+    );
     dashboards
 }
 
@@ -51,25 +84,28 @@ fn class_dashboards() -> Vec<Value> {
     dashboards
 }
 
-struct PanelQuery {
-    at: String,
-    expr: String,
-}
-
-fn panel_queries(dashboards: &[Value]) -> Vec<PanelQuery> {
-    let out: Vec<PanelQuery> = panel_exprs(dashboards)
-        .into_iter()
-        .map(|(at, expr)| PanelQuery { at, expr })
-        .collect();
+/// Every query (panels and variables) of these objects' dashboards.
+fn queries_of(objects: &[Value]) -> Vec<DashboardQuery> {
+    let out = dashboard_queries(objects);
     assert!(out.len() > 20, "too few queries: {}", out.len());
     out
 }
 
-/// Grafana's variables replaced the way Grafana would for one node and a short window.
-fn substitute(expr: &str, rate_interval: &str) -> String {
-    expr.replace("$__rate_interval", rate_interval)
-        .replace("$__range", "1h")
-        .replace("$node", NODE)
+/// Grafana's variables as Grafana would fill them for one node, pod and workload, the
+/// cluster variable's "All", and a window of `rate_interval`.
+fn substituted(expr: &str, rate_interval: &str) -> String {
+    let values = BTreeMap::from([
+        ("__rate_interval", rate_interval),
+        ("__range", "1h"),
+        ("datasource", "prometheus"),
+        ("cluster", ".*"),
+        ("node", NODE),
+        ("namespace", "default"),
+        ("type", "Deployment"),
+        ("workload", "web"),
+        ("pod", "web-0"),
+    ]);
+    substitute(expr, &values)
 }
 
 /// Builds a tool with tests/cluster/build-tools (cached) and returns its bin directory.
@@ -84,14 +120,19 @@ fn tools(target: &str) -> PathBuf {
 }
 
 /// `promtool check rules` on a rule file of one recording rule per query: (passed, output).
-fn promtool_parses(queries: &[PanelQuery]) -> (bool, String, String) {
+fn promtool_parses(queries: &[DashboardQuery]) -> (bool, String, String) {
     let bin = tools("prometheus");
     let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
     for (i, q) in queries.iter().enumerate() {
-        let expr = serde_json::to_string(&substitute(&q.expr, "1m")).expect("a string");
+        let expr = serde_json::to_string(&substituted(&q.expr, "1m")).expect("a string");
+        // `$1` and the like are label_replace's regex groups, not Grafana's.
+        let left = expr.split('$').skip(1).any(|rest| {
+            rest.starts_with(|c: char| c == '{' || c == '_' || c.is_ascii_alphabetic())
+        });
+        assert!(!left, "{}: a variable left: {expr}", q.at());
         rules.push_str(&format!(
             "      # {}\n      - record: automon_dashboard:query_{i}\n        expr: {expr}\n",
-            q.at
+            q.at()
         ));
     }
     let check = |text: &str| {
@@ -123,8 +164,9 @@ fn promtool_parses(queries: &[PanelQuery]) -> (bool, String, String) {
 
 #[test]
 fn every_panel_query_parses() {
-    let dashboards = rendered_dashboards();
-    let (ok, output, rules) = promtool_parses(&panel_queries(&dashboards));
+    let objects = rendered_objects(&[]);
+    rendered_dashboards();
+    let (ok, output, rules) = promtool_parses(&queries_of(&objects));
     assert!(ok, "promtool rejects a dashboard query:\n{output}\n{rules}");
 }
 
@@ -132,15 +174,26 @@ fn every_panel_query_parses() {
 /// selectors their `node` variables list nodes from) must at least parse.
 #[test]
 fn every_class_panel_query_parses() {
-    let dashboards = class_dashboards();
-    let mut queries = panel_queries(&dashboards);
-    queries.extend(
-        variable_selectors(&dashboards)
-            .into_iter()
-            .map(|(at, expr)| PanelQuery { at, expr }),
-    );
-    let (ok, output, rules) = promtool_parses(&queries);
+    class_dashboards();
+    let (ok, output, rules) = promtool_parses(&queries_of(&node_class_objects()));
     assert!(ok, "promtool rejects a dashboard query:\n{output}\n{rules}");
+}
+
+#[test]
+fn substitution_fills_every_form_grafana_accepts() {
+    let values = BTreeMap::from([
+        ("namespace", "default"),
+        ("node", "n1"),
+        ("__rate_interval", "1m"),
+        ("datasource", "prometheus"),
+    ]);
+    assert_eq!(
+        substitute(
+            r#"rate(x{namespace="$namespace", node=~"${node}", nodes="$nodes"}[$__rate_interval]) ${datasource:queryparam} label_replace(y, "a", "$1", "b", "(.+)")"#,
+            &values
+        ),
+        r#"rate(x{namespace="default", node=~"n1", nodes="$nodes"}[1m]) prometheus label_replace(y, "a", "$1", "b", "(.+)")"#
+    );
 }
 
 /// What kube-state-metrics exposes about one Ready Linux node, for the panels that count
@@ -248,12 +301,17 @@ scrape_configs:
     }
 
     let mut no_data = Vec::new();
-    for q in panel_queries(&dashboards) {
-        let expr = substitute(&q.expr, "15s");
+    let node_queries: Vec<_> = queries_of(&rendered_objects(&[]))
+        .into_iter()
+        .filter(|q| NODE_DASHBOARDS.contains(&q.dashboard_uid.as_str()))
+        .collect();
+    assert!(node_queries.len() > 20, "{}", node_queries.len());
+    for q in node_queries {
+        let expr = substituted(&q.expr, "15s");
         match query(prometheus_port, &expr) {
             Ok(result) if !result.is_empty() => {}
-            Ok(_) => no_data.push(format!("{}: No data: {expr}", q.at)),
-            Err(e) => no_data.push(format!("{}: {e}: {expr}", q.at)),
+            Ok(_) => no_data.push(format!("{}: No data: {expr}", q.at())),
+            Err(e) => no_data.push(format!("{}: {e}: {expr}", q.at())),
         }
     }
     assert!(
