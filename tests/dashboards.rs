@@ -480,3 +480,108 @@ fn class_dashboards_type_check_against_grafanas_schema() {
     let (ok, output) = type_check(&dashboards);
     assert!(ok, "tsc rejects a dashboard:\n{output}");
 }
+
+/// Input series for [`workload_queries_group_pods_by_their_owner`]: namespace `default` has a
+/// Deployment `web` (ReplicaSet `web-7c9`, two pods, plus an old ReplicaSet scaled to 0) and a
+/// StatefulSet `db` (one pod), each container using one CPU core.
+const WORKLOAD_SERIES: &str = r#"
+      - series: 'kube_pod_owner{job="kube-state-metrics", namespace="default", pod="web-7c9-a", owner_kind="ReplicaSet", owner_name="web-7c9", owner_is_controller="true"}'
+        values: '1x20'
+      - series: 'kube_pod_owner{job="kube-state-metrics", namespace="default", pod="web-7c9-b", owner_kind="ReplicaSet", owner_name="web-7c9", owner_is_controller="true"}'
+        values: '1x20'
+      - series: 'kube_pod_owner{job="kube-state-metrics", namespace="default", pod="db-0", owner_kind="StatefulSet", owner_name="db", owner_is_controller="true"}'
+        values: '1x20'
+      - series: 'kube_replicaset_owner{job="kube-state-metrics", namespace="default", replicaset="web-7c9", owner_kind="Deployment", owner_name="web", owner_is_controller="true"}'
+        values: '1x20'
+      - series: 'kube_replicaset_owner{job="kube-state-metrics", namespace="default", replicaset="web-5f1", owner_kind="Deployment", owner_name="web", owner_is_controller="true"}'
+        values: '1x20'
+      - series: 'kube_deployment_spec_replicas{job="kube-state-metrics", namespace="default", deployment="web"}'
+        values: '2x20'
+      - series: 'kube_deployment_status_replicas_available{job="kube-state-metrics", namespace="default", deployment="web"}'
+        values: '1x20'
+      - series: 'kube_statefulset_replicas{job="kube-state-metrics", namespace="default", statefulset="web"}'
+        values: '5x20'
+      - series: 'container_cpu_usage_seconds_total{job="kubelet", metrics_path="/metrics/cadvisor", namespace="default", pod="web-7c9-a", container="app", image="web:1"}'
+        values: '0+60x20'
+      - series: 'container_cpu_usage_seconds_total{job="kubelet", metrics_path="/metrics/cadvisor", namespace="default", pod="web-7c9-b", container="app", image="web:1"}'
+        values: '0+60x20'
+      - series: 'container_cpu_usage_seconds_total{job="kubelet", metrics_path="/metrics/cadvisor", namespace="default", pod="db-0", container="db", image="db:1"}'
+        values: '0+60x20'
+"#;
+
+/// The workload grouping the dashboards do inline (pods -> ReplicaSet -> Deployment, pods ->
+/// StatefulSet) gives the right numbers, run by promtool on known series: the namespace's
+/// workloads table, and the workload dashboard's replicas and per-pod usage for the chosen kind
+/// only (a StatefulSet named like the Deployment does not leak in).
+#[test]
+fn workload_queries_group_pods_by_their_owner() {
+    let objects = rendered_objects(&[]);
+    let expr = |uid: &str, panel: &str, i: usize| {
+        let q: Vec<_> = dashboard_queries(&objects)
+            .into_iter()
+            .filter(|q| q.dashboard_uid == uid && q.panel_title == panel)
+            .collect();
+        let q = q.get(i).unwrap_or_else(|| panic!("{uid} / {panel} #{i}"));
+        serde_json::to_string(&substituted(&q.expr, "5m")).expect("a string")
+    };
+    let namespace = "automon-k8s-compute-namespace";
+    let workload = "automon-k8s-compute-workload";
+    let cases = [
+        (
+            expr(namespace, "Workloads", 0),
+            r#"[{labels: '{workload="web", workload_type="Deployment"}', value: 2}, {labels: '{workload="db", workload_type="StatefulSet"}', value: 1}]"#,
+        ),
+        (
+            expr(namespace, "Workloads", 1),
+            r#"[{labels: '{workload="web", workload_type="Deployment"}', value: 2}, {labels: '{workload="db", workload_type="StatefulSet"}', value: 1}]"#,
+        ),
+        (
+            expr(workload, "CPU usage per pod", 0),
+            r#"[{labels: '{namespace="default", pod="web-7c9-a"}', value: 1}, {labels: '{namespace="default", pod="web-7c9-b"}', value: 1}]"#,
+        ),
+        (
+            expr(workload, "Desired replicas", 0),
+            r#"[{labels: '{workload_type="Deployment"}', value: 2}]"#,
+        ),
+        (
+            expr(workload, "Available replicas", 0),
+            r#"[{labels: '{workload_type="Deployment"}', value: 1}]"#,
+        ),
+    ];
+    let mut tests = format!(
+        "rule_files: [rules.yaml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:{WORKLOAD_SERIES}    promql_expr_test:\n"
+    );
+    for (expr, samples) in &cases {
+        tests.push_str(&format!(
+            "      - expr: {expr}\n        eval_time: 10m\n        exp_samples: {samples}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("rules.yaml"), "groups: []\n").expect("write rules");
+    let run = |text: &str| {
+        std::fs::write(dir.path().join("tests.yaml"), text).expect("write tests");
+        let out = Command::new(tools("prometheus").join("promtool"))
+            .args(["test", "rules", "tests.yaml"])
+            .current_dir(dir.path())
+            .output()
+            .expect("run promtool");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, output) = run(&tests);
+    assert!(ok, "{output}\n{tests}");
+    // The check can fail: the StatefulSet's pod counted as the Deployment's.
+    let wrong = tests.replacen(
+        "value: 2}, {labels: '{workload=\"db\"",
+        "value: 3}, {labels: '{workload=\"db\"",
+        1,
+    );
+    assert_ne!(wrong, tests);
+    assert!(!run(&wrong).0, "promtool accepted a wrong count");
+}
