@@ -481,9 +481,11 @@ fn class_dashboards_type_check_against_grafanas_schema() {
     assert!(ok, "tsc rejects a dashboard:\n{output}");
 }
 
-/// Input series for [`workload_queries_group_pods_by_their_owner`]: namespace `default` has a
+/// Input series for [`workload_queries_give_the_right_numbers`]: namespace `default` has a
 /// Deployment `web` (ReplicaSet `web-7c9`, two pods, plus an old ReplicaSet scaled to 0) and a
-/// StatefulSet `db` (one pod), each container using one CPU core.
+/// StatefulSet `db` (one pod), each container using one CPU core; a running pod requesting half
+/// a core and a finished one requesting two; pod `web-0` throttled in a quarter of its
+/// periods; a claim 30% full.
 const WORKLOAD_SERIES: &str = r#"
       - series: 'kube_pod_owner{job="kube-state-metrics", namespace="default", pod="web-7c9-a", owner_kind="ReplicaSet", owner_name="web-7c9", owner_is_controller="true"}'
         values: '1x20'
@@ -507,14 +509,33 @@ const WORKLOAD_SERIES: &str = r#"
         values: '0+60x20'
       - series: 'container_cpu_usage_seconds_total{job="kubelet", metrics_path="/metrics/cadvisor", namespace="default", pod="db-0", container="db", image="db:1"}'
         values: '0+60x20'
+      - series: 'kube_pod_container_resource_requests{job="kube-state-metrics", namespace="default", pod="web-7c9-a", container="app", resource="cpu", unit="core"}'
+        values: '0.5x20'
+      - series: 'kube_pod_status_phase{job="kube-state-metrics", namespace="default", pod="web-7c9-a", phase="Running"}'
+        values: '1x20'
+      - series: 'kube_pod_status_phase{job="kube-state-metrics", namespace="default", pod="web-7c9-a", phase="Succeeded"}'
+        values: '0x20'
+      - series: 'kube_pod_container_resource_requests{job="kube-state-metrics", namespace="default", pod="migrate-x", container="migrate", resource="cpu", unit="core"}'
+        values: '2x20'
+      - series: 'kube_pod_status_phase{job="kube-state-metrics", namespace="default", pod="migrate-x", phase="Succeeded"}'
+        values: '1x20'
+      - series: 'container_cpu_cfs_periods_total{job="kubelet", metrics_path="/metrics/cadvisor", namespace="default", pod="web-0", container="app", image="web:1"}'
+        values: '0+600x20'
+      - series: 'container_cpu_cfs_throttled_periods_total{job="kubelet", metrics_path="/metrics/cadvisor", namespace="default", pod="web-0", container="app", image="web:1"}'
+        values: '0+150x20'
+      - series: 'kubelet_volume_stats_used_bytes{job="kubelet", metrics_path="/metrics", node="n1", namespace="default", persistentvolumeclaim="data-db-0"}'
+        values: '30x20'
+      - series: 'kubelet_volume_stats_capacity_bytes{job="kubelet", metrics_path="/metrics", node="n1", namespace="default", persistentvolumeclaim="data-db-0"}'
+        values: '100x20'
 "#;
 
 /// The workload grouping the dashboards do inline (pods -> ReplicaSet -> Deployment, pods ->
 /// StatefulSet) gives the right numbers, run by promtool on known series: the namespace's
 /// workloads table, and the workload dashboard's replicas and per-pod usage for the chosen kind
-/// only (a StatefulSet named like the Deployment does not leak in).
+/// only (a StatefulSet named like the Deployment does not leak in); and so do requests (a
+/// finished pod's do not count), throttling and a claim's fullness.
 #[test]
-fn workload_queries_group_pods_by_their_owner() {
+fn workload_queries_give_the_right_numbers() {
     let objects = rendered_objects(&[]);
     let expr = |uid: &str, panel: &str, i: usize| {
         let q: Vec<_> = dashboard_queries(&objects)
@@ -546,6 +567,18 @@ fn workload_queries_group_pods_by_their_owner() {
         (
             expr(workload, "Available replicas", 0),
             r#"[{labels: '{workload_type="Deployment"}', value: 1}]"#,
+        ),
+        (
+            expr("automon-k8s-compute-cluster", "Namespaces", 2),
+            r#"[{labels: '{namespace="default"}', value: 0.5}]"#,
+        ),
+        (
+            expr("automon-k8s-compute-pod", "CPU throttling per container", 0),
+            r#"[{labels: '{container="app"}', value: 0.25}]"#,
+        ),
+        (
+            expr("automon-k8s-persistent-volumes", "Space used per claim", 0),
+            r#"[{labels: '{namespace="default", persistentvolumeclaim="data-db-0"}', value: 0.3}]"#,
         ),
     ];
     let mut tests = format!(
