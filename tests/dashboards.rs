@@ -119,6 +119,23 @@ fn tools(target: &str) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
+/// promtool from `bin` with `args`, run in `dir`: (passed, stdout and stderr).
+fn promtool_in(bin: &std::path::Path, dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin.join("promtool"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run promtool");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// `promtool check rules` on a rule file of one recording rule per query: (passed, output).
 fn promtool_parses(queries: &[DashboardQuery]) -> (bool, String, String) {
     let bin = tools("prometheus");
@@ -137,21 +154,8 @@ fn promtool_parses(queries: &[DashboardQuery]) -> (bool, String, String) {
     }
     let check = |text: &str| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("rules.yaml");
-        std::fs::write(&file, text).expect("write rules");
-        let out = Command::new(bin.join("promtool"))
-            .args(["check", "rules"])
-            .arg(&file)
-            .output()
-            .expect("run promtool");
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        std::fs::write(dir.path().join("rules.yaml"), text).expect("write rules");
+        promtool_in(&bin, dir.path(), &["check", "rules", "rules.yaml"])
     };
     let (ok, output) = check(&rules);
     // The check can fail: a broken query is rejected.
@@ -591,21 +595,10 @@ fn workload_queries_give_the_right_numbers() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("rules.yaml"), "groups: []\n").expect("write rules");
+    let bin = tools("prometheus");
     let run = |text: &str| {
         std::fs::write(dir.path().join("tests.yaml"), text).expect("write tests");
-        let out = Command::new(tools("prometheus").join("promtool"))
-            .args(["test", "rules", "tests.yaml"])
-            .current_dir(dir.path())
-            .output()
-            .expect("run promtool");
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        promtool_in(&bin, dir.path(), &["test", "rules", "tests.yaml"])
     };
     let (ok, output) = run(&tests);
     assert!(ok, "{output}\n{tests}");
