@@ -1152,7 +1152,7 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
 }
 
 mod remote_write;
-pub use remote_write::{RemoteWrite, Thanos};
+pub use remote_write::{CLUSTER_LABEL, RemoteWrite, Thanos};
 
 #[cfg(test)]
 mod tests {

@@ -12,10 +12,7 @@ use std::{collections::BTreeSet, process::Command};
 use regex::Regex;
 use serde_json::{Value, json};
 
-use common::{
-    Run, dashboards_in, node_class_objects, panel_exprs, promtool, rendered_objects,
-    variable_selectors,
-};
+use common::{Run, dashboard_queries, node_class_objects, promtool, rendered_objects};
 
 /// Every object a cluster with every node class may hold: `render`'s and the classes' own.
 fn all_objects() -> Vec<Value> {
@@ -52,12 +49,11 @@ fn shipped_queries(objects: &[Value]) -> (Vec<Query>, BTreeSet<String>) {
             }
         }
     }
-    let dashboards = dashboards_in(objects);
-    for (at, expr) in panel_exprs(&dashboards)
-        .into_iter()
-        .chain(variable_selectors(&dashboards))
-    {
-        queries.push(Query { at, expr });
+    for q in dashboard_queries(objects) {
+        queries.push(Query {
+            at: q.at(),
+            expr: q.expr,
+        });
     }
     (queries, produced)
 }

@@ -1,6 +1,8 @@
-//! The dashboards `render` ships, checked with real tools: every panel's PromQL parses
-//! (promtool), returns data from a real node-exporter scraped by a real Prometheus, and every
-//! dashboard type-checks against Grafana's published `Dashboard` type (`@grafana/schema`).
+//! The dashboards `render` ships, checked with real tools: every panel's and variable's PromQL
+//! parses (promtool), every dashboard type-checks against Grafana's published `Dashboard` type
+//! (`@grafana/schema`), and the node dashboards' queries return data from a real node-exporter
+//! scraped by a real Prometheus (the workload, Kubernetes and stack dashboards read exporters
+//! that do not run here; the end-to-end test runs them against the local cluster).
 //! The dashboards node classes add or change (GPUs, Windows node detail, the overview's
 //! coverage) get the same parse and schema checks; no real GPU or Windows exporter runs here.
 
@@ -15,20 +17,51 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::Value;
 
 use common::{
-    Process, dashboards_in, free_port, node_class_objects, panel_exprs, prometheus_query as query,
-    rendered_objects, repo_root, spawn_prometheus, variable_selectors,
+    DashboardQuery, Process, dashboard_queries, dashboards_in, free_port, node_class_objects,
+    prometheus_query as query, rendered_objects, repo_root, spawn_prometheus, substitute,
 };
 
 /// The name the fake node carries, in place of Grafana's `$node`.
 const NODE: &str = "test-node";
+/// The dashboards whose every query a real node-exporter (and the kube-state-metrics lines
+/// below) answers.
+const NODE_DASHBOARDS: &[&str] = &[
+    "automon-cluster-overview",
+    "automon-node-detail",
+    "automon-alerts-overview",
+];
 
 /// The dashboards exactly as `kubectl automon render` prints them.
 fn rendered_dashboards() -> Vec<Value> {
     let dashboards = dashboards_in(&rendered_objects(&[]));
-    assert_eq!(dashboards.len(), 3, "three dashboards by default");
+    // `render` orders objects by kind and name.
+    let uids: BTreeSet<_> = dashboards
+        .iter()
+        .map(|d| d["uid"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        uids,
+        BTreeSet::from([
+            "automon-cluster-overview",
+            "automon-node-detail",
+            "automon-alerts-overview",
+            "automon-k8s-compute-cluster",
+            "automon-k8s-compute-namespace",
+            "automon-k8s-compute-workload",
+            "automon-k8s-compute-pod",
+            "automon-k8s-persistent-volumes",
+            "automon-k8s-apiserver",
+            "automon-k8s-kubelet",
+            "automon-prometheus",
+            "automon-alertmanager",
+        ]),
+        "the dashboards rendered by default"
+    );
     dashboards
 }
 
@@ -51,25 +84,28 @@ fn class_dashboards() -> Vec<Value> {
     dashboards
 }
 
-struct PanelQuery {
-    at: String,
-    expr: String,
-}
-
-fn panel_queries(dashboards: &[Value]) -> Vec<PanelQuery> {
-    let out: Vec<PanelQuery> = panel_exprs(dashboards)
-        .into_iter()
-        .map(|(at, expr)| PanelQuery { at, expr })
-        .collect();
+/// Every query (panels and variables) of these objects' dashboards.
+fn queries_of(objects: &[Value]) -> Vec<DashboardQuery> {
+    let out = dashboard_queries(objects);
     assert!(out.len() > 20, "too few queries: {}", out.len());
     out
 }
 
-/// Grafana's variables replaced the way Grafana would for one node and a short window.
-fn substitute(expr: &str, rate_interval: &str) -> String {
-    expr.replace("$__rate_interval", rate_interval)
-        .replace("$__range", "1h")
-        .replace("$node", NODE)
+/// Grafana's variables as Grafana would fill them for one node, pod and workload, the
+/// cluster variable's "All", and a window of `rate_interval`.
+fn substituted(expr: &str, rate_interval: &str) -> String {
+    let values = BTreeMap::from([
+        ("__rate_interval", rate_interval),
+        ("__range", "1h"),
+        ("datasource", "prometheus"),
+        ("cluster", ".*"),
+        ("node", NODE),
+        ("namespace", "default"),
+        ("type", "Deployment"),
+        ("workload", "web"),
+        ("pod", "web-0"),
+    ]);
+    substitute(expr, &values)
 }
 
 /// Builds a tool with tests/cluster/build-tools (cached) and returns its bin directory.
@@ -83,34 +119,43 @@ fn tools(target: &str) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
+/// promtool from `bin` with `args`, run in `dir`: (passed, stdout and stderr).
+fn promtool_in(bin: &std::path::Path, dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin.join("promtool"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run promtool");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// `promtool check rules` on a rule file of one recording rule per query: (passed, output).
-fn promtool_parses(queries: &[PanelQuery]) -> (bool, String, String) {
+fn promtool_parses(queries: &[DashboardQuery]) -> (bool, String, String) {
     let bin = tools("prometheus");
     let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
     for (i, q) in queries.iter().enumerate() {
-        let expr = serde_json::to_string(&substitute(&q.expr, "1m")).expect("a string");
+        let expr = serde_json::to_string(&substituted(&q.expr, "1m")).expect("a string");
+        // `$1` and the like are label_replace's regex groups, not Grafana's.
+        let left = expr.split('$').skip(1).any(|rest| {
+            rest.starts_with(|c: char| c == '{' || c == '_' || c.is_ascii_alphabetic())
+        });
+        assert!(!left, "{}: a variable left: {expr}", q.at());
         rules.push_str(&format!(
             "      # {}\n      - record: automon_dashboard:query_{i}\n        expr: {expr}\n",
-            q.at
+            q.at()
         ));
     }
     let check = |text: &str| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("rules.yaml");
-        std::fs::write(&file, text).expect("write rules");
-        let out = Command::new(bin.join("promtool"))
-            .args(["check", "rules"])
-            .arg(&file)
-            .output()
-            .expect("run promtool");
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        std::fs::write(dir.path().join("rules.yaml"), text).expect("write rules");
+        promtool_in(&bin, dir.path(), &["check", "rules", "rules.yaml"])
     };
     let (ok, output) = check(&rules);
     // The check can fail: a broken query is rejected.
@@ -123,8 +168,9 @@ fn promtool_parses(queries: &[PanelQuery]) -> (bool, String, String) {
 
 #[test]
 fn every_panel_query_parses() {
-    let dashboards = rendered_dashboards();
-    let (ok, output, rules) = promtool_parses(&panel_queries(&dashboards));
+    let objects = rendered_objects(&[]);
+    rendered_dashboards();
+    let (ok, output, rules) = promtool_parses(&queries_of(&objects));
     assert!(ok, "promtool rejects a dashboard query:\n{output}\n{rules}");
 }
 
@@ -132,15 +178,26 @@ fn every_panel_query_parses() {
 /// selectors their `node` variables list nodes from) must at least parse.
 #[test]
 fn every_class_panel_query_parses() {
-    let dashboards = class_dashboards();
-    let mut queries = panel_queries(&dashboards);
-    queries.extend(
-        variable_selectors(&dashboards)
-            .into_iter()
-            .map(|(at, expr)| PanelQuery { at, expr }),
-    );
-    let (ok, output, rules) = promtool_parses(&queries);
+    class_dashboards();
+    let (ok, output, rules) = promtool_parses(&queries_of(&node_class_objects()));
     assert!(ok, "promtool rejects a dashboard query:\n{output}\n{rules}");
+}
+
+#[test]
+fn substitution_fills_every_form_grafana_accepts() {
+    let values = BTreeMap::from([
+        ("namespace", "default"),
+        ("node", "n1"),
+        ("__rate_interval", "1m"),
+        ("datasource", "prometheus"),
+    ]);
+    assert_eq!(
+        substitute(
+            r#"rate(x{namespace="$namespace", node=~"${node}", nodes="$nodes"}[$__rate_interval]) ${datasource:queryparam} label_replace(y, "a", "$1", "b", "(.+)")"#,
+            &values
+        ),
+        r#"rate(x{namespace="default", node=~"n1", nodes="$nodes"}[1m]) prometheus label_replace(y, "a", "$1", "b", "(.+)")"#
+    );
 }
 
 /// What kube-state-metrics exposes about one Ready Linux node, for the panels that count
@@ -248,12 +305,17 @@ scrape_configs:
     }
 
     let mut no_data = Vec::new();
-    for q in panel_queries(&dashboards) {
-        let expr = substitute(&q.expr, "15s");
+    let node_queries: Vec<_> = queries_of(&rendered_objects(&[]))
+        .into_iter()
+        .filter(|q| NODE_DASHBOARDS.contains(&q.dashboard_uid.as_str()))
+        .collect();
+    assert!(node_queries.len() > 20, "{}", node_queries.len());
+    for q in node_queries {
+        let expr = substituted(&q.expr, "15s");
         match query(prometheus_port, &expr) {
             Ok(result) if !result.is_empty() => {}
-            Ok(_) => no_data.push(format!("{}: No data: {expr}", q.at)),
-            Err(e) => no_data.push(format!("{}: {e}: {expr}", q.at)),
+            Ok(_) => no_data.push(format!("{}: No data: {expr}", q.at())),
+            Err(e) => no_data.push(format!("{}: {e}: {expr}", q.at())),
         }
     }
     assert!(
@@ -421,4 +483,131 @@ fn class_dashboards_type_check_against_grafanas_schema() {
         .collect();
     let (ok, output) = type_check(&dashboards);
     assert!(ok, "tsc rejects a dashboard:\n{output}");
+}
+
+/// Input series for [`workload_queries_give_the_right_numbers`]: namespace `default` has a
+/// Deployment `web` (ReplicaSet `web-7c9`, two pods, plus an old ReplicaSet scaled to 0) and a
+/// StatefulSet `db` (one pod), each container using one CPU core; a running pod requesting half
+/// a core and a finished one requesting two; pod `web-0` throttled in a quarter of its
+/// periods; a claim 30% full.
+const WORKLOAD_SERIES: &str = r#"
+      - series: 'kube_pod_owner{job="kube-state-metrics", namespace="default", pod="web-7c9-a", owner_kind="ReplicaSet", owner_name="web-7c9", owner_is_controller="true"}'
+        values: '1x20'
+      - series: 'kube_pod_owner{job="kube-state-metrics", namespace="default", pod="web-7c9-b", owner_kind="ReplicaSet", owner_name="web-7c9", owner_is_controller="true"}'
+        values: '1x20'
+      - series: 'kube_pod_owner{job="kube-state-metrics", namespace="default", pod="db-0", owner_kind="StatefulSet", owner_name="db", owner_is_controller="true"}'
+        values: '1x20'
+      - series: 'kube_replicaset_owner{job="kube-state-metrics", namespace="default", replicaset="web-7c9", owner_kind="Deployment", owner_name="web", owner_is_controller="true"}'
+        values: '1x20'
+      - series: 'kube_replicaset_owner{job="kube-state-metrics", namespace="default", replicaset="web-5f1", owner_kind="Deployment", owner_name="web", owner_is_controller="true"}'
+        values: '1x20'
+      - series: 'kube_deployment_spec_replicas{job="kube-state-metrics", namespace="default", deployment="web"}'
+        values: '2x20'
+      - series: 'kube_deployment_status_replicas_available{job="kube-state-metrics", namespace="default", deployment="web"}'
+        values: '1x20'
+      - series: 'kube_statefulset_replicas{job="kube-state-metrics", namespace="default", statefulset="web"}'
+        values: '5x20'
+      - series: 'container_cpu_usage_seconds_total{job="kubelet", metrics_path="/metrics/cadvisor", namespace="default", pod="web-7c9-a", container="app", image="web:1"}'
+        values: '0+60x20'
+      - series: 'container_cpu_usage_seconds_total{job="kubelet", metrics_path="/metrics/cadvisor", namespace="default", pod="web-7c9-b", container="app", image="web:1"}'
+        values: '0+60x20'
+      - series: 'container_cpu_usage_seconds_total{job="kubelet", metrics_path="/metrics/cadvisor", namespace="default", pod="db-0", container="db", image="db:1"}'
+        values: '0+60x20'
+      - series: 'kube_pod_container_resource_requests{job="kube-state-metrics", namespace="default", pod="web-7c9-a", container="app", resource="cpu", unit="core"}'
+        values: '0.5x20'
+      - series: 'kube_pod_status_phase{job="kube-state-metrics", namespace="default", pod="web-7c9-a", phase="Running"}'
+        values: '1x20'
+      - series: 'kube_pod_status_phase{job="kube-state-metrics", namespace="default", pod="web-7c9-a", phase="Succeeded"}'
+        values: '0x20'
+      - series: 'kube_pod_container_resource_requests{job="kube-state-metrics", namespace="default", pod="migrate-x", container="migrate", resource="cpu", unit="core"}'
+        values: '2x20'
+      - series: 'kube_pod_status_phase{job="kube-state-metrics", namespace="default", pod="migrate-x", phase="Succeeded"}'
+        values: '1x20'
+      - series: 'container_cpu_cfs_periods_total{job="kubelet", metrics_path="/metrics/cadvisor", namespace="default", pod="web-0", container="app", image="web:1"}'
+        values: '0+600x20'
+      - series: 'container_cpu_cfs_throttled_periods_total{job="kubelet", metrics_path="/metrics/cadvisor", namespace="default", pod="web-0", container="app", image="web:1"}'
+        values: '0+150x20'
+      - series: 'kubelet_volume_stats_used_bytes{job="kubelet", metrics_path="/metrics", node="n1", namespace="default", persistentvolumeclaim="data-db-0"}'
+        values: '30x20'
+      - series: 'kubelet_volume_stats_capacity_bytes{job="kubelet", metrics_path="/metrics", node="n1", namespace="default", persistentvolumeclaim="data-db-0"}'
+        values: '100x20'
+"#;
+
+/// The workload grouping the dashboards do inline (pods -> ReplicaSet -> Deployment, pods ->
+/// StatefulSet) gives the right numbers, run by promtool on known series: the namespace's
+/// workloads table, and the workload dashboard's replicas and per-pod usage for the chosen kind
+/// only (a StatefulSet named like the Deployment does not leak in); and so do requests (a
+/// finished pod's do not count), throttling and a claim's fullness.
+#[test]
+fn workload_queries_give_the_right_numbers() {
+    let objects = rendered_objects(&[]);
+    let expr = |uid: &str, panel: &str, i: usize| {
+        let q: Vec<_> = dashboard_queries(&objects)
+            .into_iter()
+            .filter(|q| q.dashboard_uid == uid && q.panel_title == panel)
+            .collect();
+        let q = q.get(i).unwrap_or_else(|| panic!("{uid} / {panel} #{i}"));
+        serde_json::to_string(&substituted(&q.expr, "5m")).expect("a string")
+    };
+    let namespace = "automon-k8s-compute-namespace";
+    let workload = "automon-k8s-compute-workload";
+    let cases = [
+        (
+            expr(namespace, "Workloads", 0),
+            r#"[{labels: '{workload="web", workload_type="Deployment"}', value: 2}, {labels: '{workload="db", workload_type="StatefulSet"}', value: 1}]"#,
+        ),
+        (
+            expr(namespace, "Workloads", 1),
+            r#"[{labels: '{workload="web", workload_type="Deployment"}', value: 2}, {labels: '{workload="db", workload_type="StatefulSet"}', value: 1}]"#,
+        ),
+        (
+            expr(workload, "CPU usage per pod", 0),
+            r#"[{labels: '{namespace="default", pod="web-7c9-a"}', value: 1}, {labels: '{namespace="default", pod="web-7c9-b"}', value: 1}]"#,
+        ),
+        (
+            expr(workload, "Desired replicas", 0),
+            r#"[{labels: '{workload_type="Deployment"}', value: 2}]"#,
+        ),
+        (
+            expr(workload, "Available replicas", 0),
+            r#"[{labels: '{workload_type="Deployment"}', value: 1}]"#,
+        ),
+        (
+            expr("automon-k8s-compute-cluster", "Namespaces", 2),
+            r#"[{labels: '{namespace="default"}', value: 0.5}]"#,
+        ),
+        (
+            expr("automon-k8s-compute-pod", "CPU throttling per container", 0),
+            r#"[{labels: '{container="app"}', value: 0.25}]"#,
+        ),
+        (
+            expr("automon-k8s-persistent-volumes", "Space used per claim", 0),
+            r#"[{labels: '{namespace="default", persistentvolumeclaim="data-db-0"}', value: 0.3}]"#,
+        ),
+    ];
+    let mut tests = format!(
+        "rule_files: [rules.yaml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:{WORKLOAD_SERIES}    promql_expr_test:\n"
+    );
+    for (expr, samples) in &cases {
+        tests.push_str(&format!(
+            "      - expr: {expr}\n        eval_time: 10m\n        exp_samples: {samples}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("rules.yaml"), "groups: []\n").expect("write rules");
+    let bin = tools("prometheus");
+    let run = |text: &str| {
+        std::fs::write(dir.path().join("tests.yaml"), text).expect("write tests");
+        promtool_in(&bin, dir.path(), &["test", "rules", "tests.yaml"])
+    };
+    let (ok, output) = run(&tests);
+    assert!(ok, "{output}\n{tests}");
+    // The check can fail: the StatefulSet's pod counted as the Deployment's.
+    let wrong = tests.replacen(
+        "value: 2}, {labels: '{workload=\"db\"",
+        "value: 3}, {labels: '{workload=\"db\"",
+        1,
+    );
+    assert_ne!(wrong, tests);
+    assert!(!run(&wrong).0, "promtool accepted a wrong count");
 }

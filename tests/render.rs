@@ -290,6 +290,16 @@ fn remote_write_and_thanos_render_snapshot() {
         changed,
         [
             "remote_write__configmap-automon",
+            // The cluster label now exists: the dashboards show their cluster variable.
+            "remote_write__configmap-grafana-dashboard-alertmanager",
+            "remote_write__configmap-grafana-dashboard-k8s-apiserver",
+            "remote_write__configmap-grafana-dashboard-k8s-compute-cluster",
+            "remote_write__configmap-grafana-dashboard-k8s-compute-namespace",
+            "remote_write__configmap-grafana-dashboard-k8s-compute-pod",
+            "remote_write__configmap-grafana-dashboard-k8s-compute-workload",
+            "remote_write__configmap-grafana-dashboard-k8s-kubelet",
+            "remote_write__configmap-grafana-dashboard-k8s-persistent-volumes",
+            "remote_write__configmap-grafana-dashboard-prometheus",
             "remote_write__networkpolicy-prometheus",
             "remote_write__poddisruptionbudget-prometheus",
             "remote_write__prometheus-automon",

@@ -1,7 +1,13 @@
 //! Grafana dashboards, written here in Rust: cluster overview, node detail and alerts overview,
-//! and for the node classes a cluster has, GPUs and Windows node detail. Each is a ConfigMap
-//! labelled `grafana_dashboard: "1"` that Grafana's sidecar loads. Every query is chosen so that
-//! a healthy stack always answers it: "No data" should mean "broken".
+//! and for the node classes a cluster has, GPUs and Windows node detail; beyond the nodes,
+//! workloads (cluster -> namespace -> workload -> pod, persistent volumes), Kubernetes (API
+//! server, kubelet) and the stack itself, in the submodules. Each is a ConfigMap labelled
+//! `grafana_dashboard: "1"` that Grafana's sidecar loads. Every query is chosen so that a
+//! healthy stack always answers it: "No data" should mean "broken".
+
+mod kubernetes;
+mod stack;
+mod workloads;
 
 use std::collections::BTreeMap;
 
@@ -15,11 +21,18 @@ pub const COMPONENT: &str = "dashboards";
 /// The label (and value) Grafana's dashboard sidecar watches for.
 pub const SIDECAR_LABEL: &str = "grafana_dashboard";
 pub const SIDECAR_VALUE: &str = "1";
-/// Panels name a fixed datasource uid rather than a datasource variable: the Grafana module
-/// provisions Prometheus under this uid, so dashboards work without the user picking one.
+/// The node dashboards name a fixed datasource uid: the Grafana module provisions Prometheus
+/// under this uid, so they work without the user picking one. The dashboards beyond the nodes
+/// pick it with a `datasource` variable that defaults to it (see [`datasource_variable`]).
 pub const PROMETHEUS_UID: &str = "prometheus";
+/// The datasource variable's name, and what panels name as their datasource when it is there.
+const DATASOURCE_VARIABLE: &str = "datasource";
 /// The dashboard JSON model version of current Grafana (12.x).
 pub const SCHEMA_VERSION: u32 = 41;
+/// The node detail dashboard, which the pod dashboard links to.
+const NODE_DETAIL_SLUG: &str = "node-detail";
+/// The alerts overview, which the stack dashboards link to.
+const ALERTS_OVERVIEW_SLUG: &str = "alerts-overview";
 /// Grafana's grid is 24 columns wide.
 const GRID_WIDTH: u32 = 24;
 
@@ -114,6 +127,20 @@ fn dashboards(config: &Config, classes: NodeClasses) -> Vec<Dashboard> {
     if enabled.alerts_overview {
         out.push(alerts_overview());
     }
+    if enabled.workloads {
+        out.extend(workloads::dashboards(config));
+    }
+    if enabled.kubernetes {
+        out.extend(kubernetes::dashboards(config));
+    }
+    if enabled.stack {
+        out.extend(stack::dashboards(config));
+    }
+    // A links row leads only to dashboards that are installed.
+    let installed: Vec<&str> = out.iter().map(|d| d.slug).collect();
+    for d in &mut out {
+        d.links.retain(|l| installed.contains(&l.slug));
+    }
     out
 }
 
@@ -121,9 +148,19 @@ struct Dashboard {
     slug: &'static str,
     title: &'static str,
     description: &'static str,
-    /// Template variables, as Grafana's JSON model has them.
+    /// Template variables, as Grafana's JSON model has them; query variables get the
+    /// dashboard's datasource when rendered.
     variables: Vec<Value>,
     panels: Vec<Panel>,
+    /// The links row at the top: related dashboards, carrying the variables and time range.
+    links: Vec<DashboardLink>,
+}
+
+/// A link in a dashboard's links row.
+struct DashboardLink {
+    title: &'static str,
+    slug: &'static str,
+    tooltip: &'static str,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -161,11 +198,22 @@ struct Panel {
     red_from: Option<f64>,
     stacked: bool,
     queries: Vec<Query>,
+    links: Vec<DataLink>,
 }
 
 struct Query {
     expr: String,
     legend: String,
+    /// In a table, the unit of this query's column when it differs from the panel's.
+    unit: Option<&'static str>,
+}
+
+/// A data link: on a series (`field: None`, using `${__field.labels.<label>}`) or on a table
+/// column (`${__data.fields.<column>}`).
+struct DataLink {
+    field: Option<&'static str>,
+    title: String,
+    url: String,
 }
 
 impl Panel {
@@ -184,6 +232,7 @@ impl Panel {
             red_from: None,
             stacked: false,
             queries: Vec::new(),
+            links: Vec::new(),
         }
     }
 
@@ -191,7 +240,33 @@ impl Panel {
         self.queries.push(Query {
             expr: expr.into(),
             legend: legend.into(),
+            unit: None,
         });
+        self
+    }
+
+    /// A table column: the query's value, named `name`, in `unit`.
+    fn column(mut self, expr: impl Into<String>, name: &str, unit: &'static str) -> Self {
+        self.queries.push(Query {
+            expr: expr.into(),
+            legend: name.into(),
+            unit: Some(unit),
+        });
+        self
+    }
+
+    /// A data link on every series (`field: None`) or on one table column.
+    fn link(mut self, field: Option<&'static str>, title: &str, url: String) -> Self {
+        self.links.push(DataLink {
+            field,
+            title: title.into(),
+            url,
+        });
+        self
+    }
+
+    fn height(mut self, h: u32) -> Self {
+        self.size.1 = h;
         self
     }
 
@@ -210,9 +285,14 @@ impl Panel {
         self
     }
 
+    /// A table whose queries name their columns (see [`Panel::column`]) shows their values;
+    /// one whose queries do not lists labels only.
+    fn has_value_columns(&self) -> bool {
+        self.kind == Kind::Table && self.queries.iter().any(|q| !q.legend.is_empty())
+    }
+
     /// The panel's JSON; `id` and position come from its place in the dashboard.
-    fn to_json(&self, id: usize, (x, y): (u32, u32)) -> Value {
-        let datasource = datasource();
+    fn to_json(&self, id: usize, (x, y): (u32, u32), datasource: &Value) -> Value {
         let targets: Vec<Value> = self
             .queries
             .iter()
@@ -268,6 +348,15 @@ impl Panel {
             }
             Kind::Table => json!({"showHeader": true, "footer": {"show": false}}),
         };
+        let series_links: Vec<Value> = self
+            .links
+            .iter()
+            .filter(|l| l.field.is_none())
+            .map(DataLink::to_json)
+            .collect();
+        if !series_links.is_empty() {
+            defaults["links"] = series_links.into();
+        }
         let mut panel = json!({
             "id": id,
             "type": self.kind.grafana_type(),
@@ -275,11 +364,13 @@ impl Panel {
             "description": self.description,
             "datasource": datasource,
             "gridPos": {"x": x, "y": y, "w": self.size.0, "h": self.size.1},
-            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "fieldConfig": {"defaults": defaults, "overrides": self.overrides()},
             "options": options,
             "targets": targets,
         });
-        if self.kind == Kind::Table {
+        if self.has_value_columns() {
+            panel["transformations"] = self.value_table_transformations();
+        } else if self.kind == Kind::Table {
             // One row per alert: drop the sample's time and value, keep the labels.
             panel["transformations"] = json!([{
                 "id": "organize",
@@ -288,10 +379,164 @@ impl Panel {
         }
         panel
     }
+
+    /// Per-column units and links.
+    fn overrides(&self) -> Value {
+        let units = self.queries.iter().filter_map(|q| {
+            let unit = q.unit.filter(|u| *u != self.unit)?;
+            Some(json!({
+                "matcher": {"id": "byName", "options": q.legend},
+                "properties": [{"id": "unit", "value": unit}],
+            }))
+        });
+        let links = self.links.iter().filter_map(|l| {
+            let field = l.field?;
+            Some(json!({
+                "matcher": {"id": "byName", "options": field},
+                "properties": [{"id": "links", "value": [l.to_json()]}],
+            }))
+        });
+        units.chain(links).collect::<Vec<_>>().into()
+    }
+
+    /// One row per label set: the queries' frames merged on their labels, each value column
+    /// named after its query, the sample time dropped.
+    fn value_table_transformations(&self) -> Value {
+        let rename: serde_json::Map<String, Value> = self
+            .queries
+            .iter()
+            .zip('A'..='Z')
+            .map(|(q, ref_id)| {
+                let value = if self.queries.len() == 1 {
+                    "Value".to_string()
+                } else {
+                    format!("Value #{ref_id}")
+                };
+                (value, Value::from(q.legend.clone()))
+            })
+            .collect();
+        json!([
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {
+                "excludeByName": {"Time": true, "__name__": true},
+                "renameByName": rename,
+            }},
+        ])
+    }
+}
+
+impl DataLink {
+    fn to_json(&self) -> Value {
+        json!({"title": self.title, "url": self.url})
+    }
+}
+
+impl DashboardLink {
+    fn to_json(&self) -> Value {
+        json!({
+            "title": self.title,
+            "type": "link",
+            "url": format!("/d/{}", uid(self.slug)),
+            "tooltip": self.tooltip,
+            "icon": "dashboard",
+            "tags": [],
+            "asDropdown": false,
+            "targetBlank": false,
+            // The chain keeps its place: namespace, workload and pod carry over.
+            "includeVars": true,
+            "keepTime": true,
+        })
+    }
 }
 
 fn datasource() -> Value {
     json!({"type": "prometheus", "uid": PROMETHEUS_UID})
+}
+
+/// What panels of a dashboard with a `datasource` variable name as their datasource.
+fn chosen_datasource() -> Value {
+    json!({"type": "prometheus", "uid": format!("${{{DATASOURCE_VARIABLE}}}")})
+}
+
+/// The `datasource` variable, first on every dashboard beyond the nodes: any Prometheus, the
+/// provisioned one by default.
+fn datasource_variable() -> Value {
+    json!({
+        "name": DATASOURCE_VARIABLE,
+        "label": "Data source",
+        "type": "datasource",
+        "query": "prometheus",
+        "current": {"selected": true, "text": "Prometheus", "value": PROMETHEUS_UID},
+        "hide": 0,
+        "refresh": 1,
+        "regex": "",
+        "multi": false,
+        "includeAll": false,
+    })
+}
+
+/// The `cluster` variable: the `cluster` label's values, for a datasource that holds several
+/// clusters (a remote-write store gets the label from `prometheus.externalLabels.cluster`).
+/// "All" matches `.*`, so `cluster=~"$cluster"` also matches series without the label; it is
+/// hidden unless this stack labels its series with a cluster.
+fn cluster_variable(config: &Config) -> Value {
+    let labelled = config
+        .prometheus
+        .external_labels
+        .contains_key(crate::config::CLUSTER_LABEL);
+    json!({
+        "name": "cluster",
+        "label": "Cluster",
+        "type": "query",
+        "query": {"query": "label_values(up, cluster)", "refId": "cluster"},
+        "refresh": 2,
+        "sort": 1,
+        "multi": false,
+        "includeAll": true,
+        "allValue": ".*",
+        "current": {"selected": true, "text": "All", "value": "$__all"},
+        "hide": if labelled { 0 } else { 2 },
+    })
+}
+
+/// A query variable: `label`'s values on `selector`'s series, one at a time.
+fn label_variable(name: &str, title: &str, selector: &str, label: &str) -> Value {
+    json!({
+        "name": name,
+        "label": title,
+        "type": "query",
+        "query": {"query": format!("label_values({selector}, {label})"), "refId": name},
+        "refresh": 2,
+        "sort": 1,
+        "multi": false,
+        "includeAll": false,
+    })
+}
+
+/// A link to dashboard `slug` that carries the datasource, cluster and time range, plus
+/// `params` (`("namespace", "${__data.fields.namespace}")` becomes `var-namespace=...`).
+fn dashboard_url(slug: &str, params: &[(&str, &str)]) -> String {
+    let mut url = format!(
+        "/d/{}?${{{DATASOURCE_VARIABLE}:queryparam}}&${{cluster:queryparam}}&${{__url_time_range}}",
+        uid(slug)
+    );
+    for (name, value) in params {
+        url.push_str(&format!("&var-{name}={value}"));
+    }
+    url
+}
+
+/// The node detail dashboard for one node (it has no datasource or cluster variable).
+fn node_detail_url(node: &str) -> String {
+    format!(
+        "/d/{}?var-node={node}&${{__url_time_range}}",
+        uid(NODE_DETAIL_SLUG)
+    )
+}
+
+/// A dashboard's uid: stable, from its slug.
+fn uid(slug: &str) -> String {
+    format!("automon-{slug}")
 }
 
 /// The `node` variable: the `node` label's values on `selector`'s series, one node at a time or
@@ -301,7 +546,6 @@ fn node_variable(selector: &str, multi: bool) -> Value {
         "name": "node",
         "label": "Node",
         "type": "query",
-        "datasource": datasource(),
         "query": {"query": format!("label_values({selector}, node)"), "refId": "node"},
         "refresh": 2,
         "sort": 1,
@@ -318,16 +562,31 @@ fn node_variable(selector: &str, multi: bool) -> Value {
 
 impl Dashboard {
     fn uid(&self) -> String {
-        format!("automon-{}", self.slug)
+        uid(self.slug)
     }
 
     fn config_map_name(&self) -> String {
         format!("grafana-dashboard-{}", self.slug)
     }
 
+    /// The datasource panels and query variables use: the `datasource` variable's choice when
+    /// the dashboard has one, else the provisioned Prometheus.
+    fn datasource(&self) -> Value {
+        let chosen = self
+            .variables
+            .first()
+            .is_some_and(|v| v["name"] == DATASOURCE_VARIABLE);
+        if chosen {
+            chosen_datasource()
+        } else {
+            datasource()
+        }
+    }
+
     /// Panels flow left to right and wrap at the grid's width; ids follow the order, so both
     /// stay stable as long as the definition does.
     fn to_json(&self) -> Value {
+        let datasource = self.datasource();
         let (mut x, mut y, mut row_height) = (0, 0, 0);
         let panels: Vec<Value> = self
             .panels
@@ -338,13 +597,24 @@ impl Dashboard {
                 if x + w > GRID_WIDTH {
                     (x, y, row_height) = (0, y + row_height, 0);
                 }
-                let json = p.to_json(i + 1, (x, y));
+                let json = p.to_json(i + 1, (x, y), &datasource);
                 x += w;
                 row_height = row_height.max(h);
                 json
             })
             .collect();
-        json!({
+        let variables: Vec<Value> = self
+            .variables
+            .iter()
+            .map(|v| {
+                let mut v = v.clone();
+                if v["type"] == "query" {
+                    v["datasource"] = datasource.clone();
+                }
+                v
+            })
+            .collect();
+        let mut dashboard = json!({
             "uid": self.uid(),
             "title": self.title,
             "description": self.description,
@@ -355,9 +625,13 @@ impl Dashboard {
             "refresh": "30s",
             "time": {"from": "now-1h", "to": "now"},
             "timezone": "browser",
-            "templating": {"list": self.variables},
+            "templating": {"list": variables},
             "panels": panels,
-        })
+        });
+        if !self.links.is_empty() {
+            dashboard["links"] = self.links.iter().map(DashboardLink::to_json).collect();
+        }
+        dashboard
     }
 }
 
@@ -458,6 +732,7 @@ fn cluster_overview(config: &Config, windows: bool) -> Dashboard {
         description: "Nodes, monitoring coverage, cluster resource use and firing alerts.",
         variables: Vec::new(),
         panels,
+        links: Vec::new(),
     }
 }
 
@@ -529,11 +804,12 @@ fn node_detail(config: &Config) -> Dashboard {
         .query(format!("predict_linear(node_filesystem_avail_bytes{{{n}, {REAL_FS}}}[6h], {hours} * 3600)"), "{{mountpoint}}"),
     ];
     Dashboard {
-        slug: "node-detail",
+        slug: NODE_DETAIL_SLUG,
         title: "automon / Node detail",
         description: "One node at a time, as its node-exporter sees it.",
         variables,
         panels,
+        links: Vec::new(),
     }
 }
 
@@ -602,6 +878,7 @@ fn windows_node_detail(config: &Config) -> Dashboard {
         description: "One Windows node at a time, as its windows-exporter sees it.",
         variables,
         panels,
+        links: Vec::new(),
     }
 }
 
@@ -655,6 +932,7 @@ fn gpus() -> Dashboard {
         description: "NVIDIA GPUs per node, as dcgm-exporter reports them.",
         variables,
         panels,
+        links: Vec::new(),
     }
 }
 
@@ -696,17 +974,18 @@ fn alerts_overview() -> Dashboard {
             .query(r#"count by (alertname, severity) (max_over_time(ALERTS{alertstate="firing"}[$__range]))"#, "{{alertname}} ({{severity}})"),
     ];
     Dashboard {
-        slug: "alerts-overview",
+        slug: ALERTS_OVERVIEW_SLUG,
         title: "automon / Alerts overview",
         description: "What is firing now, and what fired before.",
         variables: Vec::new(),
         panels,
+        links: Vec::new(),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
 
@@ -739,7 +1018,16 @@ mod tests {
             [
                 "grafana-dashboard-cluster-overview",
                 "grafana-dashboard-node-detail",
-                "grafana-dashboard-alerts-overview"
+                "grafana-dashboard-alerts-overview",
+                "grafana-dashboard-k8s-compute-cluster",
+                "grafana-dashboard-k8s-compute-namespace",
+                "grafana-dashboard-k8s-compute-workload",
+                "grafana-dashboard-k8s-compute-pod",
+                "grafana-dashboard-k8s-persistent-volumes",
+                "grafana-dashboard-k8s-apiserver",
+                "grafana-dashboard-k8s-kubelet",
+                "grafana-dashboard-prometheus",
+                "grafana-dashboard-alertmanager",
             ]
         );
         for o in &objects {
@@ -766,9 +1054,18 @@ mod tests {
         }
     }
 
+    /// The node dashboards only: the beyond-nodes switches off.
+    fn nodes_only() -> Config {
+        let mut config = Config::default();
+        config.dashboards.workloads = false;
+        config.dashboards.kubernetes = false;
+        config.dashboards.stack = false;
+        config
+    }
+
     #[test]
     fn disabled_dashboards_are_not_rendered() {
-        let mut config = Config::default();
+        let mut config = nodes_only();
         config.dashboards.cluster_overview = false;
         config.dashboards.alerts_overview = false;
         let uids: BTreeSet<_> = panel_queries(&config, NONE)
@@ -796,13 +1093,19 @@ mod tests {
                 "{}: duplicate panel titles",
                 d["uid"]
             );
+            // With a datasource variable, panels use its choice; else the provisioned one.
+            let uid = if d["templating"]["list"][0]["name"] == DATASOURCE_VARIABLE {
+                "${datasource}"
+            } else {
+                PROMETHEUS_UID
+            };
             for p in panels {
                 let at = format!("{} / {}", d["uid"], p["title"]);
-                assert_eq!(p["datasource"]["uid"], PROMETHEUS_UID, "{at}");
+                assert_eq!(p["datasource"]["uid"], uid, "{at}");
                 let targets = p["targets"].as_array().expect("targets");
                 assert!(!targets.is_empty(), "{at}: no query");
                 for t in targets {
-                    assert_eq!(t["datasource"]["uid"], PROMETHEUS_UID, "{at}");
+                    assert_eq!(t["datasource"]["uid"], uid, "{at}");
                     assert!(!t["expr"].as_str().unwrap_or_default().is_empty(), "{at}");
                 }
             }
@@ -872,7 +1175,7 @@ mod tests {
                 .map(Dashboard::uid)
                 .collect()
         };
-        let config = Config::default();
+        let config = nodes_only();
         assert_eq!(
             uids(&config, NONE),
             [
@@ -892,7 +1195,7 @@ mod tests {
             ]
         );
         // Windows node detail is a node detail: off with it.
-        let mut no_detail = Config::default();
+        let mut no_detail = nodes_only();
         no_detail.dashboards.node_detail = false;
         assert_eq!(
             uids(&no_detail, ALL),
@@ -1061,6 +1364,322 @@ mod tests {
             cpu["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"],
             json!(0.9)
         );
+    }
+
+    /// A beyond-nodes switch: its name, how to turn it off, the uids it installs.
+    type Switch = (&'static str, fn(&mut Config), Vec<String>);
+
+    /// The uids of the dashboards each beyond-nodes switch installs.
+    fn switched() -> [Switch; 3] {
+        let uids = |slugs: &[&str]| slugs.iter().map(|s| uid(s)).collect::<Vec<_>>();
+        [
+            (
+                "workloads",
+                |c| c.dashboards.workloads = false,
+                uids(&[
+                    workloads::CLUSTER,
+                    workloads::NAMESPACE,
+                    workloads::WORKLOAD,
+                    workloads::POD,
+                    workloads::VOLUMES,
+                ]),
+            ),
+            (
+                "kubernetes",
+                |c| c.dashboards.kubernetes = false,
+                uids(&[kubernetes::API_SERVER, kubernetes::KUBELET]),
+            ),
+            (
+                "stack",
+                |c| c.dashboards.stack = false,
+                uids(&[stack::PROMETHEUS, stack::ALERTMANAGER]),
+            ),
+        ]
+    }
+
+    fn uids_of(config: &Config) -> Vec<String> {
+        dashboards(config, NONE)
+            .iter()
+            .map(Dashboard::uid)
+            .collect()
+    }
+
+    #[test]
+    fn each_switch_removes_its_dashboards_and_only_them() {
+        let all = uids_of(&Config::default());
+        for (name, off, theirs) in switched() {
+            for uid in &theirs {
+                assert!(all.contains(uid), "{name}: {uid} not rendered by default");
+            }
+            let mut config = Config::default();
+            off(&mut config);
+            let left = uids_of(&config);
+            let expected: Vec<_> = all
+                .iter()
+                .filter(|u| !theirs.contains(u))
+                .cloned()
+                .collect();
+            assert_eq!(left, expected, "dashboards.{name}=false");
+        }
+    }
+
+    #[test]
+    fn new_dashboards_have_the_variables_in_the_agreed_order() {
+        const ORDER: &[&str] = &[
+            "datasource",
+            "cluster",
+            "namespace",
+            "type",
+            "workload",
+            "pod",
+            "node",
+        ];
+        let expected: BTreeMap<String, &[&str]> = BTreeMap::from([
+            (uid(workloads::CLUSTER), &["datasource", "cluster"][..]),
+            (
+                uid(workloads::NAMESPACE),
+                &["datasource", "cluster", "namespace"][..],
+            ),
+            (
+                uid(workloads::WORKLOAD),
+                &["datasource", "cluster", "namespace", "type", "workload"][..],
+            ),
+            (
+                uid(workloads::POD),
+                &["datasource", "cluster", "namespace", "pod"][..],
+            ),
+            (
+                uid(workloads::VOLUMES),
+                &["datasource", "cluster", "namespace"][..],
+            ),
+            (uid(kubernetes::API_SERVER), &["datasource", "cluster"][..]),
+            (
+                uid(kubernetes::KUBELET),
+                &["datasource", "cluster", "node"][..],
+            ),
+            (uid(stack::PROMETHEUS), &["datasource", "cluster"][..]),
+            (uid(stack::ALERTMANAGER), &["datasource", "cluster"][..]),
+        ]);
+        let new: Vec<_> = switched()
+            .into_iter()
+            .flat_map(|(_, _, uids)| uids)
+            .collect();
+        assert_eq!(
+            new.iter().cloned().collect::<BTreeSet<_>>(),
+            expected.keys().cloned().collect()
+        );
+        for d in rendered(&Config::default()) {
+            let uid = d["uid"].as_str().expect("uid");
+            let Some(want) = expected.get(uid) else {
+                continue;
+            };
+            let vars = d["templating"]["list"].as_array().expect("variables");
+            let names: Vec<&str> = vars
+                .iter()
+                .map(|v| v["name"].as_str().expect("name"))
+                .collect();
+            assert_eq!(&names, want, "{uid}");
+            let places: Vec<_> = names
+                .iter()
+                .map(|n| ORDER.iter().position(|o| o == n))
+                .collect();
+            assert!(
+                places.is_sorted(),
+                "{uid}: {names:?} out of the agreed order"
+            );
+            let datasource = &vars[0];
+            assert_eq!(
+                (datasource["type"].as_str(), datasource["query"].as_str()),
+                (Some("datasource"), Some("prometheus")),
+                "{uid}"
+            );
+            assert_eq!(datasource["current"]["value"], PROMETHEUS_UID, "{uid}");
+            let cluster = &vars[1];
+            assert_eq!(
+                (
+                    cluster["includeAll"].as_bool(),
+                    cluster["allValue"].as_str()
+                ),
+                (Some(true), Some(".*")),
+                "{uid}"
+            );
+            assert_eq!(cluster["hide"], 2, "{uid}: no cluster label, hidden");
+            for v in &vars[1..] {
+                assert_eq!(
+                    v["datasource"]["uid"], "${datasource}",
+                    "{uid} / {}",
+                    v["name"]
+                );
+            }
+            // Every query works with and without a cluster label, and names only variables the
+            // dashboard defines.
+            for p in d["panels"].as_array().expect("panels") {
+                for t in p["targets"].as_array().expect("targets") {
+                    let expr = t["expr"].as_str().expect("expr");
+                    let at = format!("{uid} / {}", p["title"]);
+                    assert!(expr.contains(r#"cluster=~"$cluster""#), "{at}: {expr}");
+                    for used in variables_used(expr) {
+                        assert!(
+                            names.contains(&used.as_str()),
+                            "{at}: ${used} is not a variable: {expr}"
+                        );
+                    }
+                }
+            }
+            for (i, v) in vars.iter().enumerate().skip(1) {
+                let query = v["query"]["query"].as_str().expect("query");
+                for used in variables_used(query) {
+                    assert!(
+                        names[..i].contains(&used.as_str()),
+                        "{uid} / {}: ${used} is not an earlier variable",
+                        names[i]
+                    );
+                }
+            }
+        }
+        // With a cluster label on the stack's series, the variable shows.
+        let labelled = Config::default()
+            .with_set("prometheus.externalLabels={cluster: prod}")
+            .expect("set");
+        let d = rendered(&labelled)
+            .into_iter()
+            .find(|d| d["uid"] == uid(workloads::POD))
+            .expect("pod dashboard");
+        assert_eq!(d["templating"]["list"][1]["hide"], 0, "{}", d["uid"]);
+    }
+
+    /// The Grafana variables an expression names (`$x`, `${x}`), built-ins (`$__…`) and
+    /// regex groups (`$1`) left out.
+    fn variables_used(expr: &str) -> Vec<String> {
+        expr.split('$')
+            .skip(1)
+            .map(|rest| {
+                rest.trim_start_matches('{')
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<String>()
+            })
+            .filter(|name| {
+                !name.is_empty()
+                    && !name.starts_with("__")
+                    && !name.starts_with(|c: char| c.is_ascii_digit())
+            })
+            .collect()
+    }
+
+    /// Every link of a dashboard: its links row, series links and table column links.
+    fn link_urls(d: &Value) -> Vec<String> {
+        let mut urls: Vec<String> = Vec::new();
+        let mut add = |links: &Value| {
+            for l in links.as_array().into_iter().flatten() {
+                urls.push(l["url"].as_str().expect("url").to_string());
+            }
+        };
+        add(&d["links"]);
+        for p in d["panels"].as_array().expect("panels") {
+            add(&p["fieldConfig"]["defaults"]["links"]);
+            for o in p["fieldConfig"]["overrides"].as_array().expect("overrides") {
+                for prop in o["properties"].as_array().expect("properties") {
+                    if prop["id"] == "links" {
+                        add(&prop["value"]);
+                    }
+                }
+            }
+        }
+        urls
+    }
+
+    /// The uid a `/d/<uid>?…` link leads to.
+    fn linked_uid(url: &str) -> &str {
+        let path = url
+            .strip_prefix("/d/")
+            .unwrap_or_else(|| panic!("not a dashboard link: {url}"));
+        path.split('?').next().unwrap_or(path)
+    }
+
+    #[test]
+    fn every_link_leads_to_an_installed_dashboard() {
+        let mut configs = vec![Config::default()];
+        for (_, off, _) in switched() {
+            let mut config = Config::default();
+            off(&mut config);
+            configs.push(config);
+        }
+        let mut no_overview = Config::default();
+        no_overview.dashboards.alerts_overview = false;
+        configs.push(no_overview);
+        for config in &configs {
+            let dashboards = rendered(config);
+            let installed: BTreeSet<&str> = dashboards
+                .iter()
+                .map(|d| d["uid"].as_str().expect("uid"))
+                .collect();
+            for d in &dashboards {
+                for url in link_urls(d) {
+                    let to = linked_uid(&url);
+                    // The pod's node is a deliberate link to node detail, on or off.
+                    assert!(
+                        installed.contains(to) || to == uid(NODE_DETAIL_SLUG),
+                        "{}: {url} leads nowhere",
+                        d["uid"]
+                    );
+                }
+            }
+        }
+        // The chain: cluster -> namespace -> workload and pod, workload -> pod -> node detail,
+        // each link carrying the variables the next one needs.
+        let dashboards = rendered(&Config::default());
+        let links_of = |slug: &str| {
+            let d = dashboards
+                .iter()
+                .find(|d| d["uid"] == uid(slug))
+                .expect("dashboard");
+            let rows: BTreeSet<String> = d["links"]
+                .as_array()
+                .expect("links row")
+                .iter()
+                .map(|l| l["url"].to_string())
+                .collect();
+            link_urls(d)
+                .into_iter()
+                .filter(|u| !rows.contains(&Value::from(u.clone()).to_string()))
+                .collect::<Vec<_>>()
+        };
+        let leads = |from: &str, to: &str, carries: &[&str]| {
+            let found = links_of(from)
+                .into_iter()
+                .find(|u| linked_uid(u) == uid(to));
+            let url = found.unwrap_or_else(|| panic!("{from} has no data link to {to}"));
+            for var in carries {
+                assert!(
+                    url.contains(&format!("var-{var}=")),
+                    "{from} -> {to}: {url} lacks {var}"
+                );
+            }
+        };
+        leads(workloads::CLUSTER, workloads::NAMESPACE, &["namespace"]);
+        leads(workloads::NAMESPACE, workloads::POD, &["namespace", "pod"]);
+        leads(
+            workloads::NAMESPACE,
+            workloads::WORKLOAD,
+            &["namespace", "type", "workload"],
+        );
+        leads(workloads::WORKLOAD, workloads::POD, &["namespace", "pod"]);
+        leads(workloads::POD, NODE_DETAIL_SLUG, &["node"]);
+        leads(workloads::VOLUMES, workloads::NAMESPACE, &["namespace"]);
+        for d in &dashboards {
+            for url in link_urls(d)
+                .iter()
+                .filter(|u| linked_uid(u) != uid(NODE_DETAIL_SLUG) && u.contains('?'))
+            {
+                assert!(
+                    url.contains("${datasource:queryparam}")
+                        && url.contains("${cluster:queryparam}"),
+                    "{}: {url}",
+                    d["uid"]
+                );
+            }
+        }
     }
 
     #[test]

@@ -245,28 +245,44 @@ pub fn dashboards_in(objects: &[serde_json::Value]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Every panel target's PromQL in these dashboards, as (`"uid" / "panel title"`, expr).
-pub fn panel_exprs(dashboards: &[serde_json::Value]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for d in dashboards {
-        for p in d["panels"].as_array().expect("panels") {
-            for t in p["targets"].as_array().expect("targets") {
-                out.push((
-                    format!("{} / {}", d["uid"], p["title"]),
-                    t["expr"].as_str().expect("expr").to_string(),
-                ));
-            }
-        }
-    }
-    out
+/// One PromQL query a rendered dashboard runs: a panel's target, or the series selector of a
+/// template variable (`label_values(selector, label)`), whose `panel_title` is `variable <name>`.
+#[derive(Debug, Clone)]
+pub struct DashboardQuery {
+    pub dashboard_uid: String,
+    pub panel_title: String,
+    pub expr: String,
 }
 
-/// The series selector of every `label_values(selector, label)` variable in these dashboards,
-/// as (`"uid" / variable name`, selector): the PromQL a variable runs.
-pub fn variable_selectors(dashboards: &[serde_json::Value]) -> Vec<(String, String)> {
+impl DashboardQuery {
+    /// Where the query is, for messages: `uid / panel title`.
+    pub fn at(&self) -> String {
+        format!("{} / {}", self.dashboard_uid, self.panel_title)
+    }
+}
+
+/// Every query of every dashboard these objects hold (see [`dashboards_in`]): each panel
+/// target's expr, then each query variable's series selector. Variables of other types (the
+/// datasource picker) run no PromQL.
+pub fn dashboard_queries(objects: &[serde_json::Value]) -> Vec<DashboardQuery> {
     let mut out = Vec::new();
-    for d in dashboards {
+    for d in dashboards_in(objects) {
+        let uid = d["uid"].as_str().expect("uid").to_string();
+        let query = |panel_title: String, expr: &str| DashboardQuery {
+            dashboard_uid: uid.clone(),
+            panel_title,
+            expr: expr.to_string(),
+        };
+        for p in d["panels"].as_array().expect("panels") {
+            for t in p["targets"].as_array().expect("targets") {
+                let title = p["title"].as_str().expect("title").to_string();
+                out.push(query(title, t["expr"].as_str().expect("expr")));
+            }
+        }
         for v in d["templating"]["list"].as_array().expect("variables") {
+            if v["type"] != "query" {
+                continue;
+            }
             let definition = v["query"]["query"].as_str().expect("variable query");
             let selector = definition
                 .strip_prefix("label_values(")
@@ -274,12 +290,50 @@ pub fn variable_selectors(dashboards: &[serde_json::Value]) -> Vec<(String, Stri
                 .and_then(|s| s.rsplit_once(", "))
                 .map(|(selector, _label)| selector)
                 .unwrap_or_else(|| panic!("not label_values(selector, label): {definition}"));
-            out.push((
-                format!("{} / variable {}", d["uid"], v["name"]),
-                selector.to_string(),
+            out.push(query(
+                format!("variable {}", v["name"].as_str().expect("name")),
+                selector,
             ));
         }
     }
+    out
+}
+
+/// `expr` with Grafana's variables replaced as Grafana would before sending it: `$name`,
+/// `${name}` and `${name:format}` take `values[name]`. A variable missing from `values` stays as
+/// it is, so that PromQL checks fail on it rather than pass on a guess.
+pub fn substitute(expr: &str, values: &std::collections::BTreeMap<&str, &str>) -> String {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(expr.len());
+    let mut rest = expr;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, len) = match after.strip_prefix('{') {
+            Some(braced) => match braced.find('}') {
+                Some(end) => {
+                    let inner = &braced[..end];
+                    (inner.split(':').next().unwrap_or(inner), end + 2)
+                }
+                None => ("", 0),
+            },
+            None => {
+                let end = after.find(|c: char| !ident(c)).unwrap_or(after.len());
+                (&after[..end], end)
+            }
+        };
+        match values.get(name) {
+            Some(value) if !name.is_empty() => {
+                out.push_str(value);
+                rest = &after[len..];
+            }
+            _ => {
+                out.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
     out
 }
 
