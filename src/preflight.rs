@@ -248,10 +248,6 @@ pub struct AlreadyThere {
 }
 
 impl AlreadyThere {
-    pub fn is_empty(&self) -> bool {
-        self.alerts.is_empty() && self.scrapes.is_empty()
-    }
-
     /// Adds what one PrometheusRule or ServiceMonitor that is not automon's does (pure).
     pub fn add(&mut self, o: &DynamicObject) {
         if is_automons(o.metadata.labels.as_ref()) {

@@ -33,13 +33,19 @@ const FULL_NODE: &str = "bn-full";
 const TAINT: &str = "automon.test/beyond-nodes";
 /// The volume the test binds (cluster-scoped, so deleted by hand).
 const VOLUME: &str = "bn-data-volume";
+/// The `cluster` external label the stack is rendered with.
+const CLUSTER: &str = "automon-test";
 
-/// The test's nodes: tainted, one of them with room for three pods only.
+/// The test's nodes: tainted, one of them with room for three pods only, both excluded from
+/// the coverage check.
 fn nodes() -> Vec<Value> {
     [NODE, FULL_NODE]
         .iter()
         .map(|name| {
             let mut node = kwok_node(name);
+            // No node-exporter runs here: opted out of the coverage check, which has its own
+            // test (tests/coverage_gap.rs).
+            node["metadata"]["labels"]["automon.io/exclude"] = json!("true");
             node["spec"] =
                 json!({"taints": [{"key": TAINT, "value": "true", "effect": "NoSchedule"}]});
             if *name == FULL_NODE {
@@ -101,8 +107,14 @@ fn situations() -> Vec<Value> {
             WORKLOADS,
             "healthy",
             2,
-            pod_spec(NODE, none.clone()),
-            none.clone(),
+            pod_spec(
+                NODE,
+                json!({
+                    "requests": {"cpu": "100m", "memory": "64Mi"},
+                    "limits": {"cpu": "200m", "memory": "128Mi"},
+                }),
+            ),
+            json!({"automon.test/cpu": "50m", "automon.test/memory": "40Mi"}),
         ),
         deployment(
             WORKLOADS,
@@ -143,6 +155,18 @@ fn situations() -> Vec<Value> {
                     "nodeSelector": {"automon.test/nowhere": "true"},
                     "containers": [{"name": "app", "image": "registry.example.test/app:1"}],
                 }},
+            },
+        }),
+        // Last run two hours ago, every five minutes since missed (see `cronjob_missed`).
+        json!({
+            "apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "missed", "namespace": WORKLOADS},
+            "spec": {
+                "schedule": "*/5 * * * *", "startingDeadlineSeconds": 60,
+                "jobTemplate": {"spec": {"template": {"spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "app", "image": "registry.example.test/app:1"}],
+                }}}},
             },
         }),
         deployment(
@@ -303,6 +327,26 @@ fn container_waiting(ns: &str, pod: &str, reason: &str, restarts: u32) {
         .success();
 }
 
+/// What the CronJob controller leaves behind when it was down for two hours: the last run two
+/// hours ago, and (past `startingDeadlineSeconds`) no run since.
+fn cronjob_missed(ns: &str, name: &str) {
+    let two_hours_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2);
+    let patch = json!({"status": {"lastScheduleTime": two_hours_ago.round(jiff::Unit::Second).unwrap().to_string()}});
+    cluster()
+        .kubectl(&[
+            "patch",
+            "cronjob",
+            "-n",
+            ns,
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ])
+        .success();
+}
+
 /// A client certificate for the API server, signed by the local cluster's CA, that expires
 /// within a day: (certificate, key) files in `dir`. Its group may read `/metrics`.
 fn expiring_client_certificate(dir: &Path) -> (String, String) {
@@ -423,7 +467,11 @@ fn prometheus_config(ports: &Ports, cert: &(String, String)) -> Value {
     };
     let local = |job: &str, port: u16| json!({"job_name": job, "static_configs": [{"targets": [format!("127.0.0.1:{port}")]}]});
     json!({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "global": {
+            "scrape_interval": "1s", "evaluation_interval": "1s",
+            "external_labels": {"cluster": CLUSTER},
+        },
+        "remote_write": [{"url": format!("http://127.0.0.1:{}/api/v1/write", ports.remote_write)}],
         "rule_files": ["rules.yaml", "broken.yaml"],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [format!("127.0.0.1:{}", ports.alertmanager)]}]}]},
         "scrape_configs": [
@@ -446,6 +494,7 @@ fn prometheus_config(ports: &Ports, cert: &(String, String)) -> Value {
 }
 
 struct Ports {
+    remote_write: u16,
     kwok: u16,
     kube_state_metrics: u16,
     prometheus: u16,
@@ -488,6 +537,60 @@ fn raised(alerts: &[BTreeMap<String, String>], name: &str, labels: &[(&str, &str
     })
 }
 
+/// The dashboards the node dashboards' own test (tests/dashboards.rs) proves on node-exporter.
+const NODE_DASHBOARDS: &[&str] = &[
+    "automon-cluster-overview",
+    "automon-node-detail",
+    "automon-alerts-overview",
+];
+
+/// The queries (panels' and variables') of the dashboards beyond the nodes that return nothing,
+/// with their variables set as a user who followed the links would have them: the healthy
+/// Deployment's namespace, workload and pod, the test's node, every cluster.
+fn silent_dashboard_queries(port: u16, objects: &[Value]) -> Vec<String> {
+    let pod = cluster()
+        .kubectl(&[
+            "get",
+            "pod",
+            "-n",
+            WORKLOADS,
+            "-l",
+            "app=healthy",
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ])
+        .stdout;
+    let queries = common::dashboard_queries(objects);
+    assert!(queries.len() > 100, "{} queries", queries.len());
+    queries
+        .iter()
+        .filter(|q| !NODE_DASHBOARDS.contains(&q.dashboard_uid.as_str()))
+        .filter_map(|q| {
+            let namespace = if q.dashboard_uid == "automon-k8s-persistent-volumes" {
+                RESOURCES
+            } else {
+                WORKLOADS
+            };
+            let values = BTreeMap::from([
+                ("cluster", ".*"),
+                ("namespace", namespace),
+                ("type", "Deployment"),
+                ("workload", "healthy"),
+                ("pod", pod.trim()),
+                ("node", NODE),
+                ("__rate_interval", "30s"),
+                ("__range", "5m"),
+            ]);
+            let expr = common::substitute(&q.expr, &values);
+            match prometheus_query(port, &expr) {
+                Ok(series) if !series.is_empty() => None,
+                Ok(_) => Some(format!("{}: {expr}", q.at())),
+                Err(e) => Some(format!("{}: {expr}: {e}", q.at())),
+            }
+        })
+        .collect()
+}
+
 /// What must be raised, and for what: (alert, labels that identify the object).
 const EXPECTED: &[(&str, &[(&str, &str)])] = &[
     // Workloads.
@@ -518,6 +621,10 @@ const EXPECTED: &[(&str, &[(&str, &str)])] = &[
     (
         "KubeJobFailed",
         &[("namespace", WORKLOADS), ("job_name", "fails")],
+    ),
+    (
+        "KubeCronJobScheduleMissed",
+        &[("namespace", WORKLOADS), ("cronjob", "missed")],
     ),
     (
         "KubeHpaMaxedOut",
@@ -604,12 +711,23 @@ fn alerts_beyond_nodes_go_pending_for_situations_made_in_the_cluster() {
         .success();
     }
     apply(vec![exceeded_quota()]);
+    cronjob_missed(WORKLOADS, "missed");
 
-    let objects = rendered_objects(&[]);
+    // The stack as rendered with remote write (to an endpoint nothing answers) and a cluster
+    // label: the remote-write alerts and panels, and the dashboards' cluster variable, are in.
+    let remote_write_port = free_port();
+    let (_config_dir, config) = write_temp(
+        "automon.yaml",
+        &format!(
+            "prometheus:\n  externalLabels: {{cluster: {CLUSTER}}}\n  remoteWrite:\n  - url: http://127.0.0.1:{remote_write_port}/api/v1/write\n"
+        ),
+    );
+    let objects = rendered_objects(&["-f", config.to_str().unwrap()]);
     let dir = tempfile::tempdir().unwrap();
     let (mut ksm, ksm_log, ksm_port) = spawn_kube_state_metrics(&objects, dir.path());
     let (mut alertmanager, alertmanager_log, alertmanager_port) = spawn_alertmanager(dir.path());
     let ports = Ports {
+        remote_write: remote_write_port,
         kwok: c.kwok_port,
         kube_state_metrics: ksm_port,
         prometheus: free_port(),
@@ -690,6 +808,14 @@ fn alerts_beyond_nodes_go_pending_for_situations_made_in_the_cluster() {
                 * 1000.0
         );
     }
+
+    // Every query of the dashboards beyond the nodes answers, for the objects made here.
+    let silent = silent_dashboard_queries(ports.prometheus, &objects);
+    assert!(
+        silent.is_empty(),
+        "queries that return nothing:\n{}",
+        silent.join("\n")
+    );
 
     // A configuration Prometheus cannot load: the reload fails and says so.
     std::fs::write(
