@@ -3,7 +3,9 @@
 //! node-exporter in the host network that declares no host port), `enable` reuses all of it,
 //! and `status` judges what this install owns, names what it reuses with its health, asks the
 //! Prometheus that really scrapes (a real Prometheus answering for that stack's pod) and exits
-//! 0. `doctor` never tells the user to let automon restore what it deliberately left out.
+//! 0. `doctor` never tells the user to let automon restore what it deliberately left out. What
+//! that stack's own rules and ServiceMonitors already do (an alert of the same name, the kubelet
+//! scrape) is left out, so that its Prometheus does not do it twice.
 //! A test binary of its own: another operator is cluster-wide news.
 
 mod common;
@@ -75,6 +77,24 @@ metadata:
 spec:
   selector: {{app.kubernetes.io/name: node-exporter}}
   ports: [{{name: http-metrics, port: {port}, targetPort: {port}}}]
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {{name: kps-kubelet, namespace: {KPS}, labels: {{release: kps}}}}
+spec:
+  selector: {{matchLabels: {{app.kubernetes.io/name: kubelet, k8s-app: kubelet}}}}
+  namespaceSelector: {{matchNames: [kube-system]}}
+  endpoints: [{{port: https-metrics, scheme: https}}]
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata: {{name: kps-kubernetes-apps, namespace: {KPS}, labels: {{release: kps}}}}
+spec:
+  groups:
+  - name: kubernetes-apps
+    rules:
+    - {{alert: KubePodCrashLooping, expr: "vector(1) == 0"}}
+    - {{alert: KubeJobFailed, expr: "vector(1) == 0"}}
 "#
     )
 }
@@ -129,6 +149,22 @@ fn beside_kube_prometheus_stack_status_is_healthy_and_names_what_it_reuses() {
         "{}",
         out.stdout
     );
+    // What that stack already does is not done twice: its Prometheus would evaluate two
+    // KubePodCrashLooping and count every kubelet series twice.
+    assert!(
+        out.stderr.contains(&format!(
+            "automon leaves out 2 alerts its rules already define (KubeJobFailed, KubePodCrashLooping; in {KPS}/kps-kubernetes-apps) and the kubelet scrape (servicemonitor {KPS}/kps-kubelet does it)"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_ne!(c.kubectl(&["get", "servicemonitor", "-n", NS, "kubelet"]).code, 0);
+    let workload_alerts = c
+        .kubectl(&["get", "prometheusrule", "-n", NS, "workload-alerts", "-o", "json"])
+        .success()
+        .stdout;
+    assert!(!workload_alerts.contains("KubePodCrashLooping"));
+    assert!(workload_alerts.contains("KubeDeploymentReplicasMismatch"));
     let sm = exporter_scrape_object(NS);
     // Through that stack's Service, picked by that stack's Prometheus.
     assert_eq!(
