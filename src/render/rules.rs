@@ -122,6 +122,20 @@ fn when(enabled: bool, rules: impl FnOnce() -> Vec<AlertRule>) -> Vec<AlertRule>
     if enabled { rules() } else { Vec::new() }
 }
 
+/// The alert names of one group under the default configuration with these `--set`s; `None`
+/// when the group is empty or turned off.
+#[cfg(test)]
+fn group_alerts(group: &str, sets: &[&str]) -> Option<Vec<String>> {
+    let mut config = Config::default();
+    for s in sets {
+        config = config.with_set(s).expect("a valid --set");
+    }
+    groups(&config, NodeClasses::default())
+        .into_iter()
+        .find(|g| g.name == group)
+        .map(|g| g.rules.into_iter().map(|r| r.alert).collect())
+}
+
 /// The rules as a Prometheus rule file (`groups: [...]`), as `promtool` reads it. The binary
 /// has no use for it yet (the integration tests take the same groups from `render`'s output).
 #[cfg(test)]
@@ -759,7 +773,9 @@ mod tests {
             across,
             [
                 "GPUExporterDown",
+                "KubeAPIDown",
                 "KubeStateMetricsDown",
+                "KubeletDown",
                 "NodeExporterDown",
                 "NodeMonitoringCoverageGap"
             ]
@@ -817,7 +833,9 @@ mod tests {
             cluster,
             [
                 "GPUExporterDown",
+                "KubeAPIDown",
                 "KubeStateMetricsDown",
+                "KubeletDown",
                 "NodeExporterDown",
                 "NodeMonitoringCoverageGap"
             ]
@@ -847,13 +865,40 @@ mod tests {
                 "NodeExporterDown",
                 "NodeMonitoringCoverageGap",
                 "KubeStateMetricsDown",
+                "KubeAPIDown",
+                "KubeAPIErrorsHigh",
+                "KubeAPILatencyHigh",
+                "KubeClientCertificateExpiration",
+                "KubeClientCertificateExpiration",
+                "KubeletDown",
+                "KubeletClientCertificateExpiration",
+                "KubeletClientCertificateExpiration",
+                "KubeletTooManyPods",
+                "KubeNodeUnreachable",
+                "PrometheusBadConfig",
+                "PrometheusRuleFailures",
+                "PrometheusTSDBCompactionsFailing",
+                "PrometheusNotConnectedToAlertmanagers",
+                "PrometheusErrorSendingAlertsToAnyAlertmanager",
+                "AlertmanagerFailedToSendAlerts",
+                "AlertmanagerFailedReload",
+                "PrometheusOperatorReconcileErrors",
+                "PrometheusOperatorSyncFailed",
                 "Watchdog",
             ]
         );
         for r in g.iter().flat_map(|g| &g.rules) {
             assert!(r.labels.contains_key("severity"), "{}", r.alert);
-            // Watchdog and KubeStateMetricsDown are about the pipeline, not a node.
-            if r.alert != "Watchdog" && r.alert != "KubeStateMetricsDown" {
+            assert_eq!(r.annotations["runbook_url"], runbook_url(&r.alert));
+        }
+        // The node alerts name their node; Watchdog and KubeStateMetricsDown are about the
+        // pipeline, not a node.
+        for r in g
+            .iter()
+            .filter(|g| g.name.starts_with("node-") || g.name == "automon-coverage")
+            .flat_map(|g| &g.rules)
+        {
+            if r.alert != "KubeStateMetricsDown" {
                 assert!(
                     r.annotations["summary"].contains(NODE),
                     "{} names no node",
@@ -950,6 +995,8 @@ mod tests {
                 "node-alerts",
                 "kubernetes-node-alerts",
                 "automon-coverage",
+                "kubernetes-alerts",
+                "stack-alerts",
                 "automon-meta"
             ]
         );
@@ -986,6 +1033,8 @@ mod tests {
                 "gpu-alerts",
                 "kubernetes-node-alerts",
                 "automon-coverage",
+                "kubernetes-alerts",
+                "stack-alerts",
                 "automon-meta"
             ]
         );
@@ -1099,7 +1148,7 @@ mod tests {
             .iter()
             .filter(|o| crate::render::kind(o) == "PrometheusRule")
             .collect();
-        assert_eq!(rules.len(), 4);
+        assert_eq!(rules.len(), 6);
         for o in rules {
             let labels = o.metadata.labels.as_ref().unwrap();
             assert_eq!(labels["app.kubernetes.io/part-of"], "automon");
