@@ -51,6 +51,10 @@ pub const API_SERVER_DROPPED: &[Dropped] = &[
         why: "watch-list latency: buckets per group, version, resource and scope",
     },
     Dropped {
+        name: "apiserver_watch_cache_read_wait_seconds_bucket",
+        why: "how long reads wait for the watch cache to be fresh: buckets per group, resource and type",
+    },
+    Dropped {
         name: "etcd_request_duration_seconds_bucket",
         why: "the API server's etcd latency: buckets per operation and object type, hundreds of types",
     },
