@@ -606,6 +606,8 @@ fn sharded_rules_are_right_in_each_shard_and_in_the_ruler() {
         r#"alertname="NodeMonitoringCoverageGap", node="n2""#,
         r#"alertname="NodeMonitoringCoverageGap", node="n3""#,
         r#"alertname="KubeStateMetricsDown""#,
+        r#"alertname="KubeAPIDown""#,
+        r#"alertname="KubeletDown""#,
     ] {
         assert!(failures.contains(wrong), "{wrong} not in {failures}");
     }
