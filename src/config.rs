@@ -29,6 +29,7 @@ pub struct Config {
     pub node_exporter: NodeExporter,
     pub kube_state_metrics: KubeStateMetrics,
     pub kubelet: Kubelet,
+    pub api_server: ApiServer,
     pub alerts: Alerts,
     pub dashboards: Dashboards,
 }
@@ -44,6 +45,7 @@ impl Default for Config {
             node_exporter: NodeExporter::default(),
             kube_state_metrics: KubeStateMetrics::default(),
             kubelet: Kubelet::default(),
+            api_server: ApiServer::default(),
             alerts: Alerts::default(),
             dashboards: Dashboards::default(),
         }
@@ -377,6 +379,20 @@ impl Default for Kubelet {
             enabled: true,
             drop_unused_series: true,
         }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ApiServer {
+    /// Scrape the Kubernetes API server's metrics (the `kubernetes` Service in `default`).
+    /// Managed control planes (EKS, GKE, AKS) serve `/metrics` to authorised clients too.
+    pub enabled: bool,
+}
+
+impl Default for ApiServer {
+    fn default() -> Self {
+        ApiServer { enabled: true }
     }
 }
 

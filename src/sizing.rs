@@ -51,6 +51,16 @@ pub const KSM_SERIES_PER_NODE: u64 = 25;
 /// own telemetry: independent of the cluster's size.
 pub const STACK_SERIES: u64 = 5_000;
 
+/// The API server's `/metrics`, per API server, after automon's drops (`render::apiserver`).
+/// Measured on the test cluster's kube-apiserver 1.36 a few minutes after start: 25,200 series,
+/// 6,500 after the drops (1,600 of them latency buckets, 8 of 24 kept). A cluster in use
+/// touches more resources and verbs, each with its own counters and buckets: take 8,000.
+pub const API_SERVER_SERIES: u64 = 8_000;
+/// API servers the estimate counts: an HA control plane's three (managed control planes list
+/// two or three endpoints for the `kubernetes` Service). Per API server, not per node: their
+/// series hardly grow with the cluster.
+pub const API_SERVERS: u64 = 3;
+
 /// Head memory per series to request, and to allow as the limit. Measured (`bench/sizing`):
 /// Prometheus 3.16.0 holding 100,000 and 400,000 cAdvisor-like series took 2,896-3,197 B of
 /// resident memory per added series in two runs (3.1-3.7 KB on average), before any query or
@@ -158,12 +168,21 @@ pub fn series_per_node(config: &Config) -> u64 {
     NODE_EXPORTER_SERIES + kubelet + KSM_SERIES_PER_NODE + KSM_SERIES_PER_POD * PODS_PER_NODE
 }
 
+/// The API servers' series, when automon scrapes them.
+pub fn api_server_series(config: &Config) -> u64 {
+    if config.api_server.enabled {
+        API_SERVER_SERIES * API_SERVERS
+    } else {
+        0
+    }
+}
+
 /// Sizes for a cluster of `nodes` nodes (`None`: unknown, e.g. `render` without `--nodes`:
 /// sized for the first tier, a small cluster).
 pub fn estimate(config: &Config, nodes: Option<u32>) -> Estimate {
     let per_node = series_per_node(config);
     let n = tier(nodes.unwrap_or(TIERS[0]));
-    let series = per_node * u64::from(n) + STACK_SERIES;
+    let series = per_node * u64::from(n) + STACK_SERIES + api_server_series(config);
     let shards = match config.prometheus.shards {
         Shards::Count(s) => s,
         Shards::Auto => u32::try_from(series.div_ceil(SERIES_PER_SHARD)).unwrap_or(u32::MAX),
@@ -393,10 +412,10 @@ mod tests {
         let e1k = estimate(&c, Some(1_000));
         let e5k = estimate(&c, Some(5_000));
         assert_eq!(e1k.series_per_node, 734 + 400 + 80 * 30 + 25 + 35 * 30);
-        assert_eq!(e1k.series, 4_609 * 1_000 + 5_000);
-        // 4.6M series: three shards of ~1.54M, each 6 GiB requested, ~12 GiB allowed.
+        assert_eq!(e1k.series, 4_609 * 1_000 + 5_000 + 3 * 8_000);
+        // 4.6M series: three shards of ~1.54M, each 6 GiB requested, 12 GiB allowed.
         assert_eq!(e1k.shards, 3);
-        assert_eq!(memory(&e1k.prometheus), ("6Gi", "12032Mi"));
+        assert_eq!(memory(&e1k.prometheus), ("6Gi", "12Gi"));
         assert_eq!(e5k.shards, 12);
         assert_eq!(memory(&e5k.kube_state_metrics), ("10Gi", "20Gi"));
         assert_eq!(memory(&e5k.operator), ("384Mi", "768Mi"));
@@ -440,11 +459,11 @@ mod tests {
         let c = Config::default();
         assert_eq!(
             estimate(&c, Some(3)).describe(),
-            "sized for up to 50 nodes: ~235,450 series (4,609 per node), ~21 GB of disk for the retention"
+            "sized for up to 50 nodes: ~259,450 series (4,609 per node), ~23 GB of disk for the retention"
         );
         assert_eq!(
             estimate(&c, Some(1_000)).describe(),
-            "sized for up to 1,000 nodes: ~4,614,000 series (4,609 per node), 3 shards of ~1,538,000, ~133 GB of disk per shard for the retention"
+            "sized for up to 1,000 nodes: ~4,638,000 series (4,609 per node), 3 shards of ~1,546,000, ~134 GB of disk per shard for the retention"
         );
     }
 

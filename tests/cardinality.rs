@@ -72,13 +72,26 @@ const KEYWORDS: &[&str] = &[
     "and", "or", "unless", "bool", "offset", "atan2", "inf", "nan", "Inf", "NaN",
 ];
 
-/// The metric names a PromQL expression reads: selectors' names and `__name__` matchers. A
-/// small tokenizer, not a parser: strings, label matchers, ranges, numbers, durations and
-/// Grafana's `$variables` are skipped; an identifier followed by `(` is a function; label
-/// lists after `by`, `on`, … are skipped.
+/// The metric names a PromQL expression reads: selectors' names and `__name__` matchers.
 fn metric_names(expr: &str) -> Vec<String> {
+    metric_reads(expr).into_iter().map(|r| r.name).collect()
+}
+
+/// A metric a query reads, and the job its selector names (`job="…"`), if it names one.
+struct Read {
+    name: String,
+    job: Option<String>,
+}
+
+/// The metrics a PromQL expression reads, each with its selector's job. A small tokenizer, not
+/// a parser: strings, label matchers, ranges, numbers, durations and Grafana's `$variables` are
+/// skipped; an identifier followed by `(` is a function; label lists after `by`, `on`, … are
+/// skipped.
+fn metric_reads(expr: &str) -> Vec<Read> {
     let chars: Vec<char> = expr.chars().collect();
-    let mut names = Vec::new();
+    let mut names: Vec<Read> = Vec::new();
+    // The name just read and where it ended: the matchers right after it are its own.
+    let mut last_name: Option<(usize, usize)> = None;
     let mut i = 0;
     let ident_start = |c: char| c.is_ascii_alphabetic() || c == '_' || c == ':';
     let ident_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
@@ -91,7 +104,17 @@ fn metric_names(expr: &str) -> Vec<String> {
                 i += 1;
             }
         } else if c == '{' {
-            i = matchers(&chars, i, &mut names);
+            let first = names.len();
+            let (end, job) = matchers(&chars, i, &mut names);
+            if let Some((at, ended)) = last_name
+                && chars[ended..i].iter().all(|c| c.is_whitespace())
+            {
+                names[at].job.clone_from(&job);
+            }
+            for read in &mut names[first..] {
+                read.job.clone_from(&job);
+            }
+            i = end;
         } else if c == '[' {
             while i < chars.len() && chars[i] != ']' {
                 i += 1;
@@ -134,7 +157,11 @@ fn metric_names(expr: &str) -> Vec<String> {
                     i = skip_parens(&chars, next);
                 }
             } else if !KEYWORDS.contains(&word.as_str()) && !call && !grouped {
-                names.push(word);
+                last_name = Some((names.len(), i));
+                names.push(Read {
+                    name: word,
+                    job: None,
+                });
             }
         } else {
             i += 1;
@@ -177,10 +204,12 @@ fn skip_parens(chars: &[char], i: usize) -> usize {
     j
 }
 
-/// Past the label matchers starting at `i` (`{`), adding the names `__name__` matchers select:
-/// `="name"`, or `=~"a|b"` when that regex is a list of plain names (anything else cannot be
-/// checked name by name, and fails loudly rather than pass unchecked).
-fn matchers(chars: &[char], i: usize, names: &mut Vec<String>) -> usize {
+/// Past the label matchers starting at `i` (`{`), and the job they select (`job="…"`), adding
+/// the names `__name__` matchers select: `="name"`, or `=~"a|b"` when that regex is a list of
+/// plain names (anything else cannot be checked name by name, and fails loudly rather than
+/// pass unchecked).
+fn matchers(chars: &[char], i: usize, names: &mut Vec<Read>) -> (usize, Option<String>) {
+    let mut job = None;
     let mut j = i + 1;
     let mut label = String::new();
     let mut op = String::new();
@@ -191,7 +220,10 @@ fn matchers(chars: &[char], i: usize, names: &mut Vec<String>) -> usize {
             let value: String = chars[j + 1..end - 1].iter().collect();
             if label == "__name__" {
                 match op.as_str() {
-                    "=" => names.push(value),
+                    "=" => names.push(Read {
+                        name: value.clone(),
+                        job: None,
+                    }),
                     "=~" => {
                         for name in value.split('|') {
                             let plain = name.starts_with(|c: char| !c.is_ascii_digit())
@@ -202,11 +234,18 @@ fn matchers(chars: &[char], i: usize, names: &mut Vec<String>) -> usize {
                                 plain && !name.is_empty(),
                                 "__name__=~\"{value}\" is not a list of names; check it by hand"
                             );
-                            names.push(name.to_string());
+                            names.push(Read {
+                                name: name.to_string(),
+                                job: None,
+                            });
                         }
                     }
                     _ => {}
                 }
+            }
+            // A Grafana variable could be any job: as good as none.
+            if label == "job" && op == "=" && !value.contains('$') {
+                job = Some(value);
             }
             label.clear();
             op.clear();
@@ -221,12 +260,14 @@ fn matchers(chars: &[char], i: usize, names: &mut Vec<String>) -> usize {
             j += 1;
         }
     }
-    j + 1
+    (j + 1, job)
 }
 
-/// A `drop` by metric name: where it is and the regex as Prometheus runs it.
+/// A `drop` by metric name: where it is, the job whose series it drops, and the regex as
+/// Prometheus runs it.
 struct NameDrop {
     at: String,
+    job: String,
     regex: String,
     anchored: Regex,
 }
@@ -237,8 +278,8 @@ fn anchored(regex: &str) -> Regex {
 }
 
 /// Every endpoint's `metricRelabelings` in these objects' ServiceMonitors and PodMonitors, as
-/// (`kind/name path`, relabelings).
-fn metric_relabelings(objects: &[Value]) -> Vec<(String, Vec<Value>)> {
+/// (`kind/name path`, job, relabelings). Every automon scrape object is named after its job.
+fn metric_relabelings(objects: &[Value]) -> Vec<(String, String, Vec<Value>)> {
     let mut out = Vec::new();
     for o in objects
         .iter()
@@ -259,18 +300,21 @@ fn metric_relabelings(objects: &[Value]) -> Vec<(String, Vec<Value>)> {
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
-            out.push((at, relabelings));
+            let job = o["metadata"]["name"].as_str().unwrap().to_string();
+            out.push((at, job, relabelings));
         }
     }
     out
 }
 
 /// The drops by name among these objects' metric relabelings. Any other metric relabeling must
-/// be the one documented drop of cgroups that belong to no pod, which by construction keeps every
-/// pod's series and the node's root cgroup: a new kind fails here until it is thought through.
+/// be one of the two documented drops by label: cgroups that belong to no pod, which by
+/// construction keeps every pod's series and the node's root cgroup, and the API server's
+/// latency buckets, which keep the ones KubeAPILatencyHigh reads. A new kind fails here until it
+/// is thought through.
 fn name_drops(objects: &[Value]) -> Vec<NameDrop> {
     let mut drops = Vec::new();
-    for (at, relabelings) in metric_relabelings(objects) {
+    for (at, job, relabelings) in metric_relabelings(objects) {
         for r in relabelings {
             assert_eq!(r["action"], "drop", "{at}: only drops are expected: {r}");
             let regex = r["regex"].as_str().expect("a regex").to_string();
@@ -283,9 +327,29 @@ fn name_drops(objects: &[Value]) -> Vec<NameDrop> {
             if labels == ["__name__"] {
                 drops.push(NameDrop {
                     at: at.clone(),
+                    job: job.clone(),
                     anchored: anchored(&regex),
                     regex,
                 });
+                continue;
+            }
+            if labels == ["__name__", "le"] {
+                assert_eq!(job, "apiserver", "{at}: {r}");
+                let re = anchored(&regex);
+                let latency = "apiserver_request_duration_seconds_bucket";
+                assert!(re.is_match(&format!("{latency};0.005")), "{r}");
+                // The 1 s threshold and the total, in both spellings of a whole number.
+                for kept in ["1", "1.0", "+Inf"] {
+                    assert!(
+                        !re.is_match(&format!("{latency};{kept}")),
+                        "{r} drops {kept}"
+                    );
+                }
+                // Only that family: any other's buckets (a 0.005 one) stay.
+                assert!(
+                    !re.is_match("apiserver_client_certificate_expiration_seconds_bucket;0.005"),
+                    "{r}"
+                );
                 continue;
             }
             assert_eq!(
@@ -312,11 +376,18 @@ fn dropped_reads(
 ) -> Vec<String> {
     let mut found = Vec::new();
     for q in queries {
-        for name in metric_names(&q.expr) {
+        for Read { name, job } in metric_reads(&q.expr) {
             if produced.contains(&name) {
                 continue;
             }
-            for d in drops.iter().filter(|d| d.anchored.is_match(&name)) {
+            // A selector that names its job reads only that job's series; one that does not
+            // may read any job's.
+            let applies = |d: &&NameDrop| job.as_ref().is_none_or(|j| *j == d.job);
+            for d in drops
+                .iter()
+                .filter(applies)
+                .filter(|d| d.anchored.is_match(&name))
+            {
                 found.push(format!(
                     "{}: reads {name}, which {} drops ({})",
                     q.at, d.at, d.regex
@@ -370,6 +441,24 @@ fn tokenizer_finds_the_metric_names_of_an_expression() {
     ] {
         assert_eq!(metric_names(expr), names, "{expr}");
     }
+    // Each read carries its own selector's job, `__name__` matchers included.
+    let jobs: Vec<(String, Option<String>)> = metric_reads(
+        r#"a{job="x"} / on (node) b {le="1", job="y"} + c + {__name__="d", job="z"} + e{job="$job"}"#,
+    )
+    .into_iter()
+    .map(|r| (r.name, r.job))
+    .collect();
+    let some = |j: &str| Some(j.to_string());
+    assert_eq!(
+        jobs,
+        [
+            ("a".into(), some("x")),
+            ("b".into(), some("y")),
+            ("c".into(), None),
+            ("d".into(), some("z")),
+            ("e".into(), None),
+        ]
+    );
 }
 
 #[test]
@@ -392,13 +481,38 @@ fn a_query_that_reads_a_dropped_family_is_caught() {
         },
     ];
     let found = dropped_reads(&queries, &BTreeSet::new(), &drops);
-    assert_eq!(found.len(), 2, "{found:#?}");
+    // The kubelet and the API server both drop their API clients' buckets.
+    assert_eq!(found.len(), 3, "{found:#?}");
     assert!(
         found[0].contains("reads container_tasks_state"),
         "{found:#?}"
     );
     assert!(found[0].contains("/metrics/cadvisor"), "{found:#?}");
-    assert!(found[1].contains("reads rest_client_request_duration_seconds_bucket"));
+    for at in [
+        "ServiceMonitor/kubelet /metrics",
+        "ServiceMonitor/apiserver /metrics",
+    ] {
+        assert!(
+            found[1..].iter().any(|f| f.contains(at)
+                && f.contains("reads rest_client_request_duration_seconds_bucket")),
+            "{at}: {found:#?}"
+        );
+    }
+    // A selector that names its job meets only that job's drops: the kubelet drops the
+    // certificate buckets the API server's alert reads, and keeps.
+    let certificates = |selector: &str| Query {
+        at: format!("example / certificates{selector}"),
+        expr: format!("apiserver_client_certificate_expiration_seconds_bucket{selector}"),
+    };
+    for (selector, caught) in [
+        (r#"{job="apiserver"}"#, false),
+        (r#"{job="kubelet", le="1"}"#, true),
+        (r#"{job="$job"}"#, true),
+        ("", true),
+    ] {
+        let found = dropped_reads(&[certificates(selector)], &BTreeSet::new(), &drops);
+        assert_eq!(found.len(), usize::from(caught), "{selector}: {found:#?}");
+    }
     // A name a recording rule produces is not scraped, so no scrape-time drop touches it.
     let produced = BTreeSet::from(["container_tasks_state".to_string()]);
     assert_eq!(
@@ -455,7 +569,7 @@ const RELABEL_KEYS: &[(&str, &str)] = &[
 /// job per endpoint, in a configuration promtool checks.
 fn prometheus_config(objects: &[Value]) -> String {
     let mut jobs = Vec::new();
-    for (i, (at, relabelings)) in metric_relabelings(objects).into_iter().enumerate() {
+    for (i, (at, _, relabelings)) in metric_relabelings(objects).into_iter().enumerate() {
         if relabelings.is_empty() {
             continue;
         }

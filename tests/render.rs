@@ -303,6 +303,7 @@ fn remote_write_and_thanos_render_snapshot() {
             "remote_write__networkpolicy-prometheus",
             "remote_write__poddisruptionbudget-prometheus",
             "remote_write__prometheus-automon",
+            "remote_write__prometheusrule-stack-alerts",
             "remote_write__service-prometheus-thanos",
         ]
     );
@@ -315,14 +316,16 @@ fn remote_write_and_thanos_render_snapshot() {
 fn sized_render_snapshots() {
     // Past 50 nodes requests grow; past a shard's series budget the stack shards with a ruler
     // beside the shards (its Prometheus, federation ServiceMonitor, NetworkPolicy and the
-    // cross-target rules, which leave automon-coverage and resource-alerts); at 5,000 the
-    // operator grows too.
+    // cross-target rules, which leave automon-coverage, resource-alerts and kubernetes-alerts); at
+    // 5,000 the operator grows too.
     const SHARDED: &[&str] = &[
         "deployment-kube-state-metrics",
         "networkpolicy-prometheus-ruler",
         "prometheus-automon",
         "prometheus-automon-ruler",
         "prometheusrule-automon-coverage-cluster",
+        "prometheusrule-kubernetes-alerts",
+        "prometheusrule-kubernetes-alerts-cluster",
         "prometheusrule-resource-alerts",
         "prometheusrule-resource-alerts-cluster",
         "servicemonitor-prometheus-federate",

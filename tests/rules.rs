@@ -112,10 +112,17 @@ const OVERRIDES: &[&str] = &[
     "alerts.highCpu.thresholdPercent=95",
     "alerts.watchdog.enabled=false",
 ];
+/// Unit tests of the alerts only a remote-write endpoint brings, against the rules rendered
+/// with [`REMOTE_WRITE`].
+const REMOTE_WRITE_TESTS: &str = "tests/rules/remote-write";
+const REMOTE_WRITE: &[&str] = &[
+    "prometheus.externalLabels={cluster: test}",
+    "prometheus.remoteWrite=[{url: \"https://store.example.com/api/v1/write\"}]",
+];
 
 #[test]
 fn rendered_rules_pass_promtool_check() {
-    for sets in [&[][..], OVERRIDES] {
+    for sets in [&[][..], OVERRIDES, REMOTE_WRITE] {
         let rules = rendered_rule_file(sets);
         let out = promtool_with_rules(&rules, &[], &["check", "rules", "rules.yaml"]).success();
         assert!(out.stdout.contains("SUCCESS"), "{out:#?}");
@@ -180,7 +187,7 @@ fn every_alert_is_tested_firing_and_not_firing() {
         .flat_map(|g| g["rules"].as_array().unwrap().clone())
         .map(|r| r["alert"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(alerts.len(), 36, "{alerts:?}");
+    assert_eq!(alerts.len(), 55, "{alerts:?}");
 
     let cases =
         fire_and_quiet_cases(&[test_files(DEFAULT_TESTS), test_files(OVERRIDE_TESTS)].concat());
@@ -203,7 +210,9 @@ fn every_alert_has_its_runbook_in_the_readme() {
         .filter_map(|l| l.strip_prefix("### "))
         .collect();
     let repository = env!("CARGO_PKG_REPOSITORY");
-    for (name, rule) in alerts(&class_groups()) {
+    let mut all = alerts(&class_groups());
+    all.extend(alerts(&rendered_groups(REMOTE_WRITE)));
+    for (name, rule) in all {
         let url = rule["annotations"]["runbook_url"].as_str();
         assert_eq!(
             url,
@@ -215,6 +224,46 @@ fn every_alert_has_its_runbook_in_the_readme() {
             "{name}: no `### {name}` section in the README's Runbooks"
         );
     }
+}
+
+/// The alerts a remote-write endpoint brings fire and stay quiet in the cases of
+/// tests/rules/remote-write/, against the rules rendered with one; the default rules, which do
+/// not have them, fail those very cases.
+#[test]
+fn remote_write_alerts_come_with_remote_write_and_are_tested() {
+    let before = alerts(&rendered_groups(&[]));
+    let after = alerts(&rendered_groups(REMOTE_WRITE));
+    let added: Vec<&String> = after.keys().filter(|a| !before.contains_key(*a)).collect();
+    assert_eq!(
+        added,
+        [
+            "PrometheusRemoteStorageFailures",
+            "PrometheusRemoteWriteBehind"
+        ]
+    );
+    assert!(before.keys().all(|a| after.contains_key(a)));
+    let files = test_files(REMOTE_WRITE_TESTS);
+    promtool_with_rules(
+        &rendered_rule_file(REMOTE_WRITE),
+        &files,
+        &["test", "rules"],
+    )
+    .success();
+    let cases = fire_and_quiet_cases(&files);
+    for alert in added {
+        assert_eq!(
+            cases.get(alert),
+            Some(&(true, true)),
+            "{alert}: (fires, quiet) cases"
+        );
+    }
+    let out = promtool_with_rules(&rendered_rule_file(&[]), &files, &["test", "rules"]);
+    assert_ne!(out.code, 0, "{out:#?}");
+    let failures = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        failures.contains("alertname: PrometheusRemoteWriteBehind"),
+        "{failures}"
+    );
 }
 
 #[test]
@@ -557,6 +606,8 @@ fn sharded_rules_are_right_in_each_shard_and_in_the_ruler() {
         r#"alertname="NodeMonitoringCoverageGap", node="n2""#,
         r#"alertname="NodeMonitoringCoverageGap", node="n3""#,
         r#"alertname="KubeStateMetricsDown""#,
+        r#"alertname="KubeAPIDown""#,
+        r#"alertname="KubeletDown""#,
     ] {
         assert!(failures.contains(wrong), "{wrong} not in {failures}");
     }

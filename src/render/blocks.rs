@@ -7,7 +7,7 @@ use k8s_openapi::{
     api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Context, Object, custom, object};
 
@@ -31,6 +31,21 @@ pub fn pod_disruption_budget(
     })
 }
 
+/// A ServiceMonitor of the stack, named `name`, with this spec.
+pub fn service_monitor(
+    ctx: &Context,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    spec: Value,
+) -> Object {
+    custom(json!({
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": ctx.meta(name, labels),
+        "spec": spec,
+    }))
+}
+
 /// A ServiceMonitor that scrapes a component's own Service (selected by its name) on `port`;
 /// the job is the Service's name.
 pub fn self_scrape(
@@ -39,13 +54,13 @@ pub fn self_scrape(
     labels: &BTreeMap<String, String>,
     port: &str,
 ) -> Object {
-    custom(json!({
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": ctx.meta(name, labels),
-        "spec": {
+    service_monitor(
+        ctx,
+        name,
+        labels,
+        json!({
             "selector": {"matchLabels": ctx.selector(name)},
             "endpoints": [{"port": port}],
-        },
-    }))
+        }),
+    )
 }

@@ -7,13 +7,14 @@
 
 use serde_json::{Value, json};
 
-use super::{Context, Object, custom, operator};
+use super::{Context, Object, blocks::service_monitor, operator};
 use crate::versions;
 
 const NAME: &str = "kubelet";
 /// The label the operator puts on the kubelet Service it maintains (as `k8s-app` too).
 const SERVICE_NAME_LABEL: &str = "app.kubernetes.io/name";
-const TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+/// The Prometheus service account's token, which the operator's pods mount.
+pub(super) const TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /// A metric family dropped by name, every series of it, and why nobody misses it.
 pub struct Dropped {
@@ -208,7 +209,7 @@ pub const KEPT: &[&str] = &[
 
 /// One `drop` by `__name__` of every family in `families`, as a single alternation (one regex
 /// for Prometheus to run per sample, not one per family).
-fn drop_by_name(families: &[Dropped]) -> Value {
+pub(super) fn drop_by_name(families: &[Dropped]) -> Value {
     let names: Vec<&str> = families.iter().map(|f| f.name).collect();
     json!({
         "sourceLabels": ["__name__"],
@@ -217,7 +218,7 @@ fn drop_by_name(families: &[Dropped]) -> Value {
     })
 }
 
-fn drop_series(series: &DroppedSeries) -> Value {
+pub(super) fn drop_series(series: &DroppedSeries) -> Value {
     json!({
         "sourceLabels": series.source_labels,
         "regex": series.regex,
@@ -271,11 +272,7 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
         }
         endpoint
     };
-    vec![custom(json!({
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": ctx.meta(NAME, &labels),
-        "spec": {
+    let spec = json!({
             // The Service is `<namespace>-kubelet`; the job is `kubelet` from its name label.
             "jobLabel": SERVICE_NAME_LABEL,
             "namespaceSelector": {"matchNames": ["kube-system"]},
@@ -286,12 +283,12 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
                 operator::STACK_LABEL: ctx.namespace,
             }},
             "endpoints": [endpoint(METRICS_PATH), endpoint(CADVISOR_PATH)],
-        },
-    }))]
+    });
+    vec![service_monitor(ctx, NAME, &labels, spec)]
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use regex::Regex;
 
     use super::*;
@@ -448,26 +445,40 @@ mod tests {
         }
     }
 
-    /// The README's section on what is dropped, as [`CADVISOR_DROPPED`], [`KUBELET_DROPPED`],
-    /// [`SYSTEM_CGROUPS`] and [`KEPT`] say it.
-    fn readme_section() -> String {
-        // A `|` inside a table cell, even in code, must be escaped.
-        let cell = |s: &str| s.replace('|', "\\|");
+    /// A `|` inside a table cell, even in code, must be escaped.
+    fn cell(s: &str) -> String {
+        s.replace('|', "\\|")
+    }
+
+    /// The README's table of families dropped by name, endpoint by endpoint.
+    pub(in crate::render) fn drop_table(endpoints: &[(&str, &[Dropped])]) -> String {
         let mut out = String::from("| endpoint | dropped | why |\n| --- | --- | --- |\n");
-        for (path, families) in [
-            (CADVISOR_PATH, CADVISOR_DROPPED),
-            (METRICS_PATH, KUBELET_DROPPED),
-        ] {
-            for f in families {
+        for (path, families) in endpoints {
+            for f in *families {
                 out.push_str(&format!("| `{path}` | `{}` | {} |\n", cell(f.name), f.why));
             }
         }
-        out.push_str(&format!(
-            "| `{CADVISOR_PATH}` | `{}` matching `{}` | {} |\n",
-            SYSTEM_CGROUPS.source_labels.join(";"),
-            SYSTEM_CGROUPS.regex,
-            SYSTEM_CGROUPS.why
-        ));
+        out
+    }
+
+    /// The README's row for a drop by labels.
+    pub(in crate::render) fn drop_row(path: &str, series: &DroppedSeries) -> String {
+        format!(
+            "| `{path}` | `{}` matching `{}` | {} |\n",
+            series.source_labels.join(";"),
+            cell(series.regex),
+            series.why
+        )
+    }
+
+    /// The README's section on what is dropped, as [`CADVISOR_DROPPED`], [`KUBELET_DROPPED`],
+    /// [`SYSTEM_CGROUPS`] and [`KEPT`] say it.
+    fn readme_section() -> String {
+        let mut out = drop_table(&[
+            (CADVISOR_PATH, CADVISOR_DROPPED),
+            (METRICS_PATH, KUBELET_DROPPED),
+        ]);
+        out.push_str(&drop_row(CADVISOR_PATH, &SYSTEM_CGROUPS));
         out.push_str(
             "\nKept for the workload alerts and dashboards, and checked never to be dropped: ",
         );

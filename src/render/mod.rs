@@ -3,6 +3,7 @@
 //! One module per component, each returning that component's objects; `render` is the list.
 
 pub mod alertmanager;
+mod apiserver;
 mod blocks;
 pub mod classes;
 mod dashboards;
@@ -117,6 +118,7 @@ pub fn render_classes(
     objects.extend(dcgm_exporter::objects(&ctx));
     objects.extend(kube_state_metrics::objects(&ctx));
     objects.extend(kubelet::objects(&ctx));
+    objects.extend(apiserver::objects(&ctx));
     objects.extend(rules::objects(&ctx));
     objects.extend(dashboards::objects(&ctx));
     objects.sort_by_key(sort_key);

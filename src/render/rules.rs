@@ -122,6 +122,20 @@ fn when(enabled: bool, rules: impl FnOnce() -> Vec<AlertRule>) -> Vec<AlertRule>
     if enabled { rules() } else { Vec::new() }
 }
 
+/// The alert names of one group under the default configuration with these `--set`s; `None`
+/// when the group is empty or turned off.
+#[cfg(test)]
+fn group_alerts(group: &str, sets: &[&str]) -> Option<Vec<String>> {
+    let mut config = Config::default();
+    for s in sets {
+        config = config.with_set(s).expect("a valid --set");
+    }
+    groups(&config, NodeClasses::default())
+        .into_iter()
+        .find(|g| g.name == group)
+        .map(|g| g.rules.into_iter().map(|r| r.alert).collect())
+}
+
 /// The rules as a Prometheus rule file (`groups: [...]`), as `promtool` reads it. The binary
 /// has no use for it yet (the integration tests take the same groups from `render`'s output).
 #[cfg(test)]
@@ -795,7 +809,9 @@ mod tests {
                 "KubePersistentVolumeFillingUp",
                 "KubePersistentVolumeInodesFillingUp",
                 "KubePersistentVolumeInodesFillingUp",
+                "KubeAPIDown",
                 "KubeStateMetricsDown",
+                "KubeletDown",
                 "NodeExporterDown",
                 "NodeMonitoringCoverageGap"
             ]
@@ -875,7 +891,9 @@ mod tests {
                 "KubePersistentVolumeFillingUp",
                 "KubePersistentVolumeInodesFillingUp",
                 "KubePersistentVolumeInodesFillingUp",
+                "KubeAPIDown",
                 "KubeStateMetricsDown",
+                "KubeletDown",
                 "NodeExporterDown",
                 "NodeMonitoringCoverageGap"
             ]
@@ -990,6 +1008,25 @@ mod tests {
                 "KubePersistentVolumeInodesFillingUp",
                 "KubePersistentVolumeErrors",
                 "KubePersistentVolumeClaimPending",
+                "KubeAPIDown",
+                "KubeAPIErrorsHigh",
+                "KubeAPILatencyHigh",
+                "KubeClientCertificateExpiration",
+                "KubeClientCertificateExpiration",
+                "KubeletDown",
+                "KubeletClientCertificateExpiration",
+                "KubeletClientCertificateExpiration",
+                "KubeletTooManyPods",
+                "KubeNodeUnreachable",
+                "PrometheusBadConfig",
+                "PrometheusRuleFailures",
+                "PrometheusTSDBCompactionsFailing",
+                "PrometheusNotConnectedToAlertmanagers",
+                "PrometheusErrorSendingAlertsToAnyAlertmanager",
+                "AlertmanagerFailedToSendAlerts",
+                "AlertmanagerFailedReload",
+                "PrometheusOperatorReconcileErrors",
+                "PrometheusOperatorSyncFailed",
                 "Watchdog",
             ]
         );
@@ -998,8 +1035,16 @@ mod tests {
             .filter(|g| !BEYOND_NODES.contains(&g.name.as_str()));
         for r in node_groups.flat_map(|g| &g.rules) {
             assert!(r.labels.contains_key("severity"), "{}", r.alert);
-            // Watchdog and KubeStateMetricsDown are about the pipeline, not a node.
-            if r.alert != "Watchdog" && r.alert != "KubeStateMetricsDown" {
+            assert_eq!(r.annotations["runbook_url"], runbook_url(&r.alert));
+        }
+        // The node alerts name their node; Watchdog and KubeStateMetricsDown are about the
+        // pipeline, not a node.
+        for r in g
+            .iter()
+            .filter(|g| g.name.starts_with("node-") || g.name == "automon-coverage")
+            .flat_map(|g| &g.rules)
+        {
+            if r.alert != "KubeStateMetricsDown" {
                 assert!(
                     r.annotations["summary"].contains(NODE),
                     "{} names no node",
@@ -1098,6 +1143,8 @@ mod tests {
                 "automon-coverage",
                 "workload-alerts",
                 "resource-alerts",
+                "kubernetes-alerts",
+                "stack-alerts",
                 "automon-meta"
             ]
         );
@@ -1136,6 +1183,8 @@ mod tests {
                 "automon-coverage",
                 "workload-alerts",
                 "resource-alerts",
+                "kubernetes-alerts",
+                "stack-alerts",
                 "automon-meta"
             ]
         );
