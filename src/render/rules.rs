@@ -804,12 +804,12 @@ mod tests {
             across,
             [
                 "GPUExporterDown",
+                "KubeAPIDown",
                 "KubeContainerMemoryNearLimit",
                 "KubePersistentVolumeFillingUp",
                 "KubePersistentVolumeFillingUp",
                 "KubePersistentVolumeInodesFillingUp",
                 "KubePersistentVolumeInodesFillingUp",
-                "KubeAPIDown",
                 "KubeStateMetricsDown",
                 "KubeletDown",
                 "NodeExporterDown",
@@ -886,12 +886,12 @@ mod tests {
             cluster,
             [
                 "GPUExporterDown",
+                "KubeAPIDown",
                 "KubeContainerMemoryNearLimit",
                 "KubePersistentVolumeFillingUp",
                 "KubePersistentVolumeFillingUp",
                 "KubePersistentVolumeInodesFillingUp",
                 "KubePersistentVolumeInodesFillingUp",
-                "KubeAPIDown",
                 "KubeStateMetricsDown",
                 "KubeletDown",
                 "NodeExporterDown",
@@ -1298,7 +1298,7 @@ mod tests {
             .iter()
             .filter(|o| crate::render::kind(o) == "PrometheusRule")
             .collect();
-        assert_eq!(rules.len(), 6);
+        assert_eq!(rules.len(), 8);
         for o in rules {
             let labels = o.metadata.labels.as_ref().unwrap();
             assert_eq!(labels["app.kubernetes.io/part-of"], "automon");
