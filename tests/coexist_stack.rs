@@ -158,9 +158,21 @@ fn beside_kube_prometheus_stack_status_is_healthy_and_names_what_it_reuses() {
         "{}",
         out.stderr
     );
-    assert_ne!(c.kubectl(&["get", "servicemonitor", "-n", NS, "kubelet"]).code, 0);
+    assert_ne!(
+        c.kubectl(&["get", "servicemonitor", "-n", NS, "kubelet"])
+            .code,
+        0
+    );
     let workload_alerts = c
-        .kubectl(&["get", "prometheusrule", "-n", NS, "workload-alerts", "-o", "json"])
+        .kubectl(&[
+            "get",
+            "prometheusrule",
+            "-n",
+            NS,
+            "workload-alerts",
+            "-o",
+            "json",
+        ])
         .success()
         .stdout;
     assert!(!workload_alerts.contains("KubePodCrashLooping"));

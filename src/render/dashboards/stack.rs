@@ -114,9 +114,11 @@ fn alertmanager(config: &Config) -> Dashboard {
             .query(format!(r#"max(alertmanager_alerts{{{a}, state="suppressed"}})"#), "suppressed"),
         failing("Notifications failing", "Notifications failing per second, all integrations.", format!("sum({}) > 0", rate("alertmanager_notifications_failed_total", a, ""))),
         failing("Config reloads failing", "Alertmanagers whose last configuration reload failed: they run the previous one.", format!("count(alertmanager_config_last_reload_successful{{{a}}} == 0)")),
-        Panel::new(Kind::Stat, "Cluster members", "Alertmanagers each instance sees in its gossip cluster; fewer than the replicas means duplicate notifications.", "none")
+        // The operator turns gossip off for a single replica: no cluster, no members metric;
+        // that instance is a cluster of one.
+        Panel::new(Kind::Stat, "Cluster members", "Alertmanagers each instance sees in its gossip cluster; fewer than the replicas means duplicate notifications. A single replica runs no cluster: 1.", "none")
             .width(4)
-            .query(format!("min(alertmanager_cluster_members{{{a}}})"), "members"),
+            .query(format!("min(alertmanager_cluster_members{{{a}}}) or min(alertmanager_build_info{{{a}}})"), "members"),
         Panel::new(Kind::TimeSeries, "Alerts by state", "Alerts Alertmanager holds, by state.", "none")
             .query(format!("max by (state) (alertmanager_alerts{{{a}}})"), "{{state}}"),
         Panel::new(Kind::TimeSeries, "Alerts received", "Alerts Prometheus sends per second, firing and resolved.", "ops")
