@@ -785,6 +785,21 @@ mod tests {
         }
     }
 
+    /// The default stack's plan beside another operator.
+    fn plan_beside(found: ExistingOperator) -> Plan {
+        let state = ClusterState {
+            existing: Some(found),
+            ..Default::default()
+        };
+        plan(
+            rendered(&Config::default()),
+            &state,
+            CrdSource::Existing,
+            "",
+        )
+        .unwrap()
+    }
+
     fn existing() -> ExistingOperator {
         ExistingOperator {
             not_checked: None,
@@ -881,17 +896,7 @@ mod tests {
 
     #[test]
     fn reusing_an_operator_leaves_out_its_parts_and_lists_only_what_is_kept() {
-        let state = ClusterState {
-            existing: Some(existing()),
-            ..Default::default()
-        };
-        let p = plan(
-            rendered(&Config::default()),
-            &state,
-            CrdSource::Existing,
-            "",
-        )
-        .unwrap();
+        let p = plan_beside(existing());
         let names = names(&p.members);
         for gone in [
             "deployment.apps/prometheus-operator",
@@ -987,17 +992,7 @@ mod tests {
         assert_eq!(found.already.scrapes["kubelet"], "monitoring/kps-kubelet");
         assert_eq!(found.already.scrapes.len(), 1);
 
-        let state = ClusterState {
-            existing: Some(found),
-            ..Default::default()
-        };
-        let p = plan(
-            rendered(&Config::default()),
-            &state,
-            CrdSource::Existing,
-            "",
-        )
-        .unwrap();
+        let p = plan_beside(found);
         let alerts: Vec<String> = p.members.iter().flat_map(alert_names).collect();
         assert!(!alerts.contains(&"NodeDown".to_string()), "{alerts:?}");
         assert!(!alerts.contains(&"Watchdog".to_string()), "{alerts:?}");

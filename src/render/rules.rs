@@ -93,33 +93,29 @@ pub fn groups(config: &Config, classes: NodeClasses) -> Vec<RuleGroup> {
             .flatten()
             .collect(),
         },
-        RuleGroup {
-            name: "workload-alerts".into(),
-            rules: when(a.groups.workloads, || workloads::rules(config)),
-        },
-        RuleGroup {
-            name: "resource-alerts".into(),
-            rules: when(a.groups.resources, || resources::rules(config)),
-        },
-        RuleGroup {
-            name: "kubernetes-alerts".into(),
-            rules: when(a.groups.kubernetes, || kubernetes::rules(config)),
-        },
-        RuleGroup {
-            name: "stack-alerts".into(),
-            rules: when(a.groups.stack, || stack::rules(config)),
-        },
-        RuleGroup {
-            name: "automon-meta".into(),
-            rules: watchdog(&a.watchdog).into_iter().collect(),
-        },
     ];
-    groups.into_iter().filter(|g| !g.rules.is_empty()).collect()
-}
-
-/// A group's rules when it is turned on, none otherwise.
-fn when(enabled: bool, rules: impl FnOnce() -> Vec<AlertRule>) -> Vec<AlertRule> {
-    if enabled { rules() } else { Vec::new() }
+    // The groups beyond the nodes, each behind its switch (`alerts.groups.*`).
+    type Rules = fn(&Config) -> Vec<AlertRule>;
+    let beyond: [(&str, bool, Rules); 4] = [
+        ("workload-alerts", a.groups.workloads, workloads::rules),
+        ("resource-alerts", a.groups.resources, resources::rules),
+        ("kubernetes-alerts", a.groups.kubernetes, kubernetes::rules),
+        ("stack-alerts", a.groups.stack, stack::rules),
+    ];
+    let beyond = beyond.into_iter().map(|(name, on, rules)| RuleGroup {
+        name: name.into(),
+        rules: if on { rules(config) } else { Vec::new() },
+    });
+    let meta = RuleGroup {
+        name: "automon-meta".into(),
+        rules: watchdog(&a.watchdog).into_iter().collect(),
+    };
+    groups
+        .into_iter()
+        .chain(beyond)
+        .chain([meta])
+        .filter(|g| !g.rules.is_empty())
+        .collect()
 }
 
 /// The alert names of one group under the default configuration with these `--set`s; `None`
