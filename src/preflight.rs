@@ -240,7 +240,7 @@ pub struct AlreadyThere {
     /// Alert names those rules define, each with the first PrometheusRule (`ns/name`) that does.
     pub alerts: BTreeMap<String, String>,
     /// The scrapes automon has that a ServiceMonitor of theirs already does (`kubelet`,
-    /// `apiserver`), each with that ServiceMonitor (`ns/name`).
+    /// `apiserver`, `kube-state-metrics`), each with that ServiceMonitor (`ns/name`).
     pub scrapes: BTreeMap<String, String>,
     /// Why they were not looked for (the user may not list them cluster-wide).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -287,6 +287,8 @@ impl AlreadyThere {
             Some("kubelet")
         } else if selected("component", "apiserver") {
             Some("apiserver")
+        } else if selected(NAME_LABEL, "kube-state-metrics") {
+            Some("kube-state-metrics")
         } else {
             None
         };

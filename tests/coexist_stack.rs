@@ -5,7 +5,8 @@
 //! Prometheus that really scrapes (a real Prometheus answering for that stack's pod) and exits
 //! 0. `doctor` never tells the user to let automon restore what it deliberately left out. What
 //! that stack's own rules and ServiceMonitors already do (an alert of the same name, the kubelet
-//! scrape) is left out, so that its Prometheus does not do it twice.
+//! scrape) is left out, and automon's kube-state-metrics gets a job of its own, so that its
+//! Prometheus does nothing twice.
 //! A test binary of its own: another operator is cluster-wide news.
 
 mod common;
@@ -87,6 +88,13 @@ spec:
   endpoints: [{{port: https-metrics, scheme: https}}]
 ---
 apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {{name: kps-kube-state-metrics, namespace: {KPS}, labels: {{release: kps}}}}
+spec:
+  selector: {{matchLabels: {{app.kubernetes.io/name: kube-state-metrics, app.kubernetes.io/instance: kps}}}}
+  endpoints: [{{port: http, honorLabels: true}}]
+---
+apiVersion: monitoring.coreos.com/v1
 kind: PrometheusRule
 metadata: {{name: kps-kubernetes-apps, namespace: {KPS}, labels: {{release: kps}}}}
 spec:
@@ -153,7 +161,7 @@ fn beside_kube_prometheus_stack_status_is_healthy_and_names_what_it_reuses() {
     // KubePodCrashLooping and count every kubelet series twice.
     assert!(
         out.stderr.contains(&format!(
-            "automon leaves out 2 alerts its rules already define (KubeJobFailed, KubePodCrashLooping; in {KPS}/kps-kubernetes-apps) and the kubelet scrape (servicemonitor {KPS}/kps-kubelet does it)"
+            "automon leaves out 2 alerts its rules already define (KubeJobFailed, KubePodCrashLooping; in {KPS}/kps-kubernetes-apps) and the kubelet scrape (servicemonitor {KPS}/kps-kubelet does it) and the job name kube-state-metrics (servicemonitor {KPS}/kps-kube-state-metrics scrapes theirs under it; automon's own kube-state-metrics is job automon-kube-state-metrics)"
         )),
         "{}",
         out.stderr
@@ -177,6 +185,24 @@ fn beside_kube_prometheus_stack_status_is_healthy_and_names_what_it_reuses() {
         .stdout;
     assert!(!workload_alerts.contains("KubePodCrashLooping"));
     assert!(workload_alerts.contains("KubeDeploymentReplicasMismatch"));
+    assert!(workload_alerts.contains(r#"job=\"automon-kube-state-metrics\""#));
+    assert!(!workload_alerts.contains(r#"job=\"kube-state-metrics\""#));
+    let ksm = c
+        .kubectl(&[
+            "get",
+            "servicemonitor",
+            "-n",
+            NS,
+            "kube-state-metrics",
+            "-o",
+            "json",
+        ])
+        .success()
+        .stdout;
+    assert!(
+        ksm.contains(r#""replacement": "automon-kube-state-metrics""#),
+        "{ksm}"
+    );
     let sm = exporter_scrape_object(NS);
     // Through that stack's Service, picked by that stack's Prometheus.
     assert_eq!(

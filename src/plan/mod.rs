@@ -42,6 +42,16 @@ pub const LEFT_OUT: &str = "automon.io/left-out";
 pub struct LeftOut {
     pub alerts: BTreeSet<String>,
     pub service_monitors: BTreeSet<String>,
+    /// Jobs automon keeps scraping under a name of its own (`automon-<job>`), its rules and
+    /// dashboards with them: kube-state-metrics, whose node labels the coverage check needs,
+    /// runs beside theirs, and that stack's sums over `job="kube-state-metrics"` must not count
+    /// it.
+    pub own_jobs: BTreeSet<String>,
+}
+
+/// The job a scrape automon keeps beside another stack's is renamed to.
+pub fn own_job(job: &str) -> String {
+    format!("automon-{job}")
 }
 
 impl LeftOut {
@@ -57,7 +67,11 @@ impl LeftOut {
                     if let Some(name) = &o.metadata.name
                         && already.scrapes.contains_key(name.as_str())
                     {
-                        left.service_monitors.insert(name.clone());
+                        if name == render::kube_state_metrics::NAME {
+                            left.own_jobs.insert(name.clone());
+                        } else {
+                            left.service_monitors.insert(name.clone());
+                        }
                     }
                 }
                 _ => {}
@@ -74,6 +88,7 @@ impl LeftOut {
                     .iter()
                     .map(|m| format!("servicemonitor:{m}")),
             )
+            .chain(self.own_jobs.iter().map(|j| format!("job:{j}")))
             .collect();
         (!items.is_empty()).then(|| items.join(","))
     }
@@ -92,6 +107,9 @@ impl LeftOut {
                 Some(("servicemonitor", m)) => {
                     left.service_monitors.insert(m.to_string());
                 }
+                Some(("job", j)) => {
+                    left.own_jobs.insert(j.to_string());
+                }
                 _ => {}
             }
         }
@@ -103,6 +121,7 @@ impl LeftOut {
     pub fn apply(&self, objects: Vec<Object>) -> Vec<Object> {
         objects
             .into_iter()
+            .map(|o| self.rename_jobs(o))
             .filter_map(|mut o| match kind(&o) {
                 "ServiceMonitor"
                     if o.metadata
@@ -129,6 +148,60 @@ impl LeftOut {
             .collect()
     }
 
+    /// Every job of [`Self::own_jobs`] under its own name: the ServiceMonitor relabels it, the
+    /// rules' expressions and the dashboards' queries select it.
+    fn rename_jobs(&self, mut o: Object) -> Object {
+        for job in &self.own_jobs {
+            let (from, to) = (
+                format!("job=\"{job}\""),
+                format!("job=\"{}\"", own_job(job)),
+            );
+            match kind(&o) {
+                "ServiceMonitor" if o.metadata.name.as_deref() == Some(job.as_str()) => {
+                    let relabel = serde_json::json!({
+                        "action": "replace", "targetLabel": "job", "replacement": own_job(job),
+                    });
+                    for e in o.data["spec"]["endpoints"]
+                        .as_array_mut()
+                        .into_iter()
+                        .flatten()
+                    {
+                        match e["relabelings"].as_array_mut() {
+                            Some(r) => r.push(relabel.clone()),
+                            None => e["relabelings"] = serde_json::json!([relabel]),
+                        }
+                    }
+                }
+                "PrometheusRule" => {
+                    for rule in o.data["spec"]["groups"]
+                        .as_array_mut()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|g| g["rules"].as_array_mut())
+                        .flatten()
+                    {
+                        if let Some(expr) = rule["expr"].as_str() {
+                            rule["expr"] = expr.replace(&from, &to).into();
+                        }
+                    }
+                }
+                // Dashboards: PromQL inside JSON text, its quotes escaped.
+                "ConfigMap" => {
+                    let (from, to) = (from.replace('"', "\\\""), to.replace('"', "\\\""));
+                    if let Some(data) = o.data["data"].as_object_mut() {
+                        for v in data.values_mut() {
+                            if let Some(text) = v.as_str() {
+                                *v = text.replace(&from, &to).into();
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        o
+    }
+
     /// `enable`'s warning: what is left out and why.
     pub fn describe(&self, already: &preflight::AlreadyThere) -> Option<String> {
         let mut parts = Vec::new();
@@ -151,6 +224,13 @@ impl LeftOut {
         for m in &self.service_monitors {
             let by = already.scrapes.get(m).map_or("", String::as_str);
             parts.push(format!("the {m} scrape (servicemonitor {by} does it)"));
+        }
+        for j in &self.own_jobs {
+            let by = already.scrapes.get(j).map_or("", String::as_str);
+            parts.push(format!(
+                "the job name {j} (servicemonitor {by} scrapes theirs under it; automon's own {j} is job {})",
+                own_job(j)
+            ));
         }
         (!parts.is_empty()).then(|| {
             format!(
@@ -969,6 +1049,14 @@ mod tests {
             ),
             (
                 "ServiceMonitor",
+                "kps-kube-state-metrics",
+                serde_json::json!({"selector": {"matchLabels": {
+                    "app.kubernetes.io/name": "kube-state-metrics",
+                    "app.kubernetes.io/instance": "kps",
+                }}}),
+            ),
+            (
+                "ServiceMonitor",
                 "kps-grafana",
                 serde_json::json!({"selector": {"matchLabels": {"app.kubernetes.io/name": "grafana"}}}),
             ),
@@ -990,7 +1078,11 @@ mod tests {
             ["NodeDown", "Watchdog"]
         );
         assert_eq!(found.already.scrapes["kubelet"], "monitoring/kps-kubelet");
-        assert_eq!(found.already.scrapes.len(), 1);
+        assert_eq!(
+            found.already.scrapes["kube-state-metrics"],
+            "monitoring/kps-kube-state-metrics"
+        );
+        assert_eq!(found.already.scrapes.len(), 2);
 
         let p = plan_beside(found);
         let alerts: Vec<String> = p.members.iter().flat_map(alert_names).collect();
@@ -1014,7 +1106,8 @@ mod tests {
             .unwrap();
         assert!(
             warning.contains("2 alerts its rules already define (NodeDown, Watchdog; in monitoring/kps-general, monitoring/kps-node)")
-                && warning.contains("the kubelet scrape (servicemonitor monitoring/kps-kubelet does it)"),
+                && warning.contains("the kubelet scrape (servicemonitor monitoring/kps-kubelet does it)")
+                && warning.contains("the job name kube-state-metrics (servicemonitor monitoring/kps-kube-state-metrics scrapes theirs under it; automon's own kube-state-metrics is job automon-kube-state-metrics)"),
             "{warning}"
         );
         let left_out = LeftOut::of_parent(&p.final_parent.metadata);
@@ -1023,7 +1116,41 @@ mod tests {
             LeftOut {
                 alerts: ["NodeDown".to_string(), "Watchdog".to_string()].into(),
                 service_monitors: ["kubelet".to_string()].into(),
+                own_jobs: ["kube-state-metrics".to_string()].into(),
             }
+        );
+        // automon's kube-state-metrics keeps running (the coverage check reads its node labels),
+        // under a job of its own: that stack's sums over job="kube-state-metrics" count theirs
+        // only, and automon's rules and dashboards read automon's.
+        let ksm = p
+            .members
+            .iter()
+            .find(|o| {
+                kind(o) == "ServiceMonitor"
+                    && o.metadata.name.as_deref() == Some("kube-state-metrics")
+            })
+            .unwrap();
+        for e in ksm.data["spec"]["endpoints"].as_array().unwrap() {
+            assert_eq!(
+                e["relabelings"].as_array().unwrap().last().unwrap()["replacement"],
+                "automon-kube-state-metrics"
+            );
+        }
+        let text: String = p
+            .members
+            .iter()
+            .filter(|o| matches!(kind(o), "PrometheusRule" | "ConfigMap"))
+            .map(|o| o.data.to_string())
+            .collect();
+        assert!(text.contains(r#"job=\"automon-kube-state-metrics\""#));
+        assert!(
+            text.contains(r#"job=\\\"automon-kube-state-metrics\\\""#),
+            "dashboards"
+        );
+        assert!(!text.contains(r#"job=\"kube-state-metrics\""#));
+        assert!(
+            !text.contains(r#"job=\\\"kube-state-metrics\\\""#),
+            "dashboards"
         );
         let expected = kept(rendered(&Config::default()), true, &left_out);
         assert_eq!(

@@ -12,7 +12,7 @@ mod deployment;
 #[cfg(test)]
 mod fixtures;
 pub mod grafana;
-mod kube_state_metrics;
+pub mod kube_state_metrics;
 mod kubelet;
 pub mod meta;
 mod namespace;
