@@ -785,6 +785,22 @@ mod tests {
             .collect()
     }
 
+    /// The alerts (every class present) that must see every target, sorted: what the ruler
+    /// evaluates when the stack is sharded.
+    const ACROSS_TARGETS: [&str; 11] = [
+        "GPUExporterDown",
+        "KubeAPIDown",
+        "KubeContainerMemoryNearLimit",
+        "KubePersistentVolumeFillingUp",
+        "KubePersistentVolumeFillingUp",
+        "KubePersistentVolumeInodesFillingUp",
+        "KubePersistentVolumeInodesFillingUp",
+        "KubeStateMetricsDown",
+        "KubeletDown",
+        "NodeExporterDown",
+        "NodeMonitoringCoverageGap",
+    ];
+
     #[test]
     fn rules_that_must_see_every_target_are_the_cross_job_and_absent_ones() {
         let config = Config::default();
@@ -796,22 +812,7 @@ mod tests {
             }
         }
         across.sort();
-        assert_eq!(
-            across,
-            [
-                "GPUExporterDown",
-                "KubeAPIDown",
-                "KubeContainerMemoryNearLimit",
-                "KubePersistentVolumeFillingUp",
-                "KubePersistentVolumeFillingUp",
-                "KubePersistentVolumeInodesFillingUp",
-                "KubePersistentVolumeInodesFillingUp",
-                "KubeStateMetricsDown",
-                "KubeletDown",
-                "NodeExporterDown",
-                "NodeMonitoringCoverageGap"
-            ]
-        );
+        assert_eq!(across, ACROSS_TARGETS);
         // Every series those rules read is federated to the ruler: its name is there, and what
         // narrows it there narrows the rule's selector too.
         let metric = regex::Regex::new(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}").unwrap();
@@ -878,22 +879,7 @@ mod tests {
             }
         }
         cluster.sort();
-        assert_eq!(
-            cluster,
-            [
-                "GPUExporterDown",
-                "KubeAPIDown",
-                "KubeContainerMemoryNearLimit",
-                "KubePersistentVolumeFillingUp",
-                "KubePersistentVolumeFillingUp",
-                "KubePersistentVolumeInodesFillingUp",
-                "KubePersistentVolumeInodesFillingUp",
-                "KubeStateMetricsDown",
-                "KubeletDown",
-                "NodeExporterDown",
-                "NodeMonitoringCoverageGap"
-            ]
-        );
+        assert_eq!(cluster, ACROSS_TARGETS);
         let mut all: Vec<String> = shard.into_iter().chain(cluster).collect();
         all.sort();
         let mut unsharded: Vec<String> = names(&groups(&config, ALL))
