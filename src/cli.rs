@@ -11,7 +11,6 @@ use crate::{
     commands::{self, open::OpenError},
     config::ConfigError,
     error::{ClusterError, exit},
-    output::Palette,
     versions::LONG_VERSION,
 };
 
@@ -126,9 +125,6 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
 
 /// Prints an error once, with its chain, and picks the exit code from its kind.
 fn report(err: &anyhow::Error) -> u8 {
-    if is_broken_pipe(err) {
-        return 0;
-    }
     let code = err
         .chain()
         .find_map(|e| {
@@ -147,16 +143,8 @@ fn report(err: &anyhow::Error) -> u8 {
                 })
         })
         .unwrap_or(exit::FAILURE);
-    let p = Palette::stderr();
-    eprintln!("{} {err:#}", p.bad("error:"));
+    crate::output::error(&format!("{err:#}"));
     code
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 #[cfg(test)]

@@ -86,6 +86,14 @@ pub fn table<S: AsRef<str>>(headers: &[&str], rows: &[Vec<S>]) -> String {
         .join("\n")
 }
 
+/// `1 object`, `2 objects`: a count and its noun, plural when it is not one.
+pub fn plural(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// Serialises data for `-o json|yaml`; json is pretty and ends with a newline.
 pub fn structured<T: Serialize>(format: Format, value: &T) -> anyhow::Result<String> {
     Ok(match format {
@@ -98,8 +106,8 @@ pub fn structured<T: Serialize>(format: Format, value: &T) -> anyhow::Result<Str
     })
 }
 
-/// `println!` for a command's human output, through [`print`]: a closed pipe (`| head`) is an
-/// error the command returns (and `main` ends quietly on), never a panic.
+/// `println!` for a command's human output, through [`print`]: a closed pipe (`| head`) never
+/// stops the work half-way (see [`print`]).
 macro_rules! say {
     ($($arg:tt)*) => {
         $crate::output::print(&format!($($arg)*))?
@@ -107,7 +115,29 @@ macro_rules! say {
 }
 pub(crate) use say;
 
+/// `eprintln!` for diagnostics (notes, warnings, the final error): a closed or failing stderr
+/// is never a reason to stop, nor to panic as `eprintln!` does.
+macro_rules! diag {
+    ($($arg:tt)*) => {
+        $crate::output::eprint(&format!($($arg)*))
+    };
+}
+pub(crate) use diag;
+
+/// `warning: <text>` on stderr, the prefix in yellow on a terminal.
+pub fn warning(text: &str) {
+    eprint(&format!("{} {text}", Palette::stderr().warn("warning:")));
+}
+
+/// `error: <text>` on stderr, the prefix in red on a terminal.
+pub fn error(text: &str) {
+    eprint(&format!("{} {text}", Palette::stderr().bad("error:")));
+}
+
 static TO_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Set once stdout's reader is gone (`| head`): what follows is not written, the work goes on.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// From now on what the commands print goes to the log, a line per event: `reconcile --loop`
 /// runs enable's own engine when a class of node comes or goes.
@@ -115,7 +145,15 @@ pub fn print_to_log() {
     TO_LOG.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Writes to stdout; a closed pipe (`| head`) ends the program quietly instead of panicking.
+/// Whether stdout's reader has gone away: a command that only prints (`status --watch`) stops.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Writes to stdout. A closed pipe (`enable | head -1`) is remembered and the rest of the output
+/// dropped, never returned as an error: a command that writes to the cluster must not stop
+/// between two applies because nobody reads its progress any more (it finishes, records its
+/// revision, and exits as it would have). Any other error (a full disk) is returned.
 pub fn print(text: &str) -> std::io::Result<()> {
     if TO_LOG.load(std::sync::atomic::Ordering::Relaxed) {
         // One line per object left as it was would bury what changed.
@@ -125,12 +163,41 @@ pub fn print(text: &str) -> std::io::Result<()> {
         }
         return Ok(());
     }
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    if !text.ends_with('\n') {
-        out.write_all(b"\n")?;
+    if stdout_closed() {
+        return Ok(());
     }
-    out.flush()
+    let written = (|| {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        if !text.ends_with('\n') {
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    })();
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Writes a line to stderr, ignoring a closed or failing stderr (see [`diag!`]).
+pub fn eprint(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    if !text.ends_with('\n') {
+        let _ = err.write_all(b"\n");
+    }
+    let _ = err.flush();
+}
+
+/// A question on stderr, the answer typed on the same line.
+pub fn prompt(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
 }
 
 /// Text as a terminal shows it, without colour codes (for tests of coloured output).

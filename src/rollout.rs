@@ -202,7 +202,7 @@ pub async fn wait(
     })
     .await?;
     if terminal {
-        eprintln!();
+        crate::output::eprint("");
     }
     if waited.met {
         return Ok(started.elapsed());

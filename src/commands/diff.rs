@@ -99,7 +99,11 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         }
     };
     let missing_crds = plan::missing_crds(&state, plan.objects());
-    let planned: Vec<Object> = plan.objects().cloned().collect();
+    let planned: Vec<Object> = plan
+        .objects()
+        .chain(&plan.adopted_namespace)
+        .cloned()
+        .collect();
     // The inventory just read holds the live members: only what it lacks is read one by one.
     let members: std::collections::HashMap<apply::Key, &Object> = state
         .inventory
@@ -179,7 +183,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     // Print: notes are diagnostics, the diffs are the data.
     let err = Palette::stderr();
     for n in &notes {
-        eprintln!("{} {n}", err.warn("note:"));
+        crate::output::diag!("{} {n}", err.warn("note:"));
     }
     if !diffs.is_empty() {
         output::print(&diff::paint(&diffs.concat(), &Palette::stdout()))?;

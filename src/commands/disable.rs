@@ -22,8 +22,9 @@ use crate::{
     inventory::{self, Inventory, InventoryError},
     output::{self, Palette},
     plan::removal::{
-        OPERATOR_NAME_LABEL, Plan, counts_by_kind, crd_resource, data_claims, deleted_name,
-        kept_notes, outside_inventory, plan, with_revisions,
+        KeptNamespace, NamespaceContents, NamespaceKept, OPERATOR_NAME_LABEL, Plan, counts_by_kind,
+        crd_resource, data_claims, deleted_name, kept_notes, not_automons, outside_inventory, plan,
+        with_revisions,
     },
     render::{self, Object, meta::APPLYSET_PART_OF_LABEL},
     resources::{self, Known},
@@ -84,7 +85,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let inventory = match inventory::read(&cluster).await {
         Ok(i) => i,
         Err(InventoryError::NotInstalled { namespace }) => {
-            eprintln!(
+            crate::output::diag!(
                 "automon is not installed in namespace {namespace:?}: nothing to delete (use -n for another namespace)"
             );
             return Ok(0);
@@ -97,7 +98,15 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         list_claims(&cluster),
     )?;
     let claims = data_claims(&inventory, claims);
-    let mut plan = plan(&inventory, &foreign, &watchers, claims, args.delete_data);
+    let contents = namespace_contents(&cluster, &inventory, &claims).await;
+    let mut plan = plan(
+        &inventory,
+        &foreign,
+        &watchers,
+        claims,
+        &contents,
+        args.delete_data,
+    );
     with_revisions(&mut plan, list_revisions(&cluster).await?);
     let mut notes = kept_notes(&plan, &cluster.namespace);
     notes.extend(borrowers.iter().map(|ns| {
@@ -108,7 +117,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
 
     if args.dry_run.is_none() && !args.yes {
         if !std::io::stdin().is_terminal() {
-            eprintln!(
+            crate::output::diag!(
                 "{} refusing to delete {} objects without confirmation: stdin is not a terminal; re-run with --yes (or --dry-run to see what would go)",
                 err.bad("error:"),
                 plan.objects().count()
@@ -117,7 +126,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         }
         if !confirm(&plan, &notes, &cluster.namespace)? {
             // As `kubectl delete -i`: declining is not an error.
-            eprintln!("nothing deleted");
+            crate::output::diag!("nothing deleted");
             return Ok(0);
         }
     }
@@ -142,8 +151,19 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             wait_gone(&cluster, step, deadline, args.timeout).await?;
         }
     }
+    if let Some(KeptNamespace {
+        name,
+        why: NamespaceKept::Existed,
+    }) = &plan.kept_namespace
+        && args.dry_run != Some(DryRun::Client)
+    {
+        release_namespace(&cluster, name, args.dry_run.is_some()).await?;
+        output::print(&format!(
+            "namespace/{name} kept (it was there before automon); the labels automon added are removed{suffix}"
+        ))?;
+    }
     for note in &notes {
-        eprintln!("{} {note}", err.warn("warning:"));
+        crate::output::diag!("{} {note}", err.warn("warning:"));
     }
     output::print(&format!(
         "automon disabled in namespace {:?}: {deleted} objects deleted{suffix} in {}",
@@ -163,12 +183,17 @@ fn confirm(plan: &Plan, notes: &[String], namespace: &str) -> anyhow::Result<boo
         .into_iter()
         .map(|(k, n)| vec![k, n.to_string()])
         .collect();
-    eprintln!("This deletes automon from namespace {namespace:?} (and its cluster-wide objects):");
-    eprintln!("{}", output::table(&["kind", "count"], &rows));
+    crate::output::diag!(
+        "This deletes automon from namespace {namespace:?} (and its cluster-wide objects):"
+    );
+    crate::output::diag!("{}", output::table(&["kind", "count"], &rows));
     for note in notes {
-        eprintln!("{note}");
+        crate::output::diag!("{note}");
     }
-    eprint!("Delete these {} objects? [y/N] ", plan.objects().count());
+    output::prompt(&format!(
+        "Delete these {} objects? [y/N] ",
+        plan.objects().count()
+    ));
     let mut answer = String::new();
     std::io::stdin()
         .lock()
@@ -301,6 +326,76 @@ async fn other_stacks(
         .filter_map(|p| p.metadata.namespace.clone())
         .collect();
     Ok((watchers, borrowers))
+}
+
+/// What the stack's namespace holds that automon did not create (see [`not_automons`]): one list
+/// per namespaced type automon knows, metadata only. A list the API server refuses makes the
+/// answer unknown, and an unknown answer keeps the namespace.
+async fn namespace_contents(
+    cluster: &Cluster,
+    inventory: &Inventory,
+    claims: &[Object],
+) -> NamespaceContents {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    let types = resources::KNOWN
+        .iter()
+        .filter(|k| k.scope == resources::Scope::Namespaced);
+    let listed: Result<Vec<Vec<Object>>, String> = futures::stream::iter(types)
+        .map(|known| async move {
+            let api = known.api(&cluster.client, Some(&cluster.namespace));
+            match api.list_metadata(&ListParams::default()).await {
+                Ok(list) => Ok(list
+                    .items
+                    .into_iter()
+                    .map(|m| Object {
+                        types: Some(kube::api::TypeMeta {
+                            api_version: known.api_version.into(),
+                            kind: known.kind.into(),
+                        }),
+                        metadata: m.metadata,
+                        data: serde_json::Value::Object(Default::default()),
+                    })
+                    .collect()),
+                // The type is not served (its CRD is gone): nothing of it is there.
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+                Err(e) => Err(format!(
+                    "listing {} in {}: {}",
+                    known.qualified_plural(),
+                    cluster.namespace,
+                    cluster.target.classify(e)
+                )),
+            }
+        })
+        .buffer_unordered(DELETES_IN_FLIGHT)
+        .try_collect()
+        .await;
+    match listed {
+        Ok(lists) => {
+            let all: Vec<Object> = lists.into_iter().flatten().collect();
+            match not_automons(&all, inventory, claims) {
+                found if found.is_empty() => NamespaceContents::OnlyAutomons,
+                found => NamespaceContents::Others(found),
+            }
+        }
+        Err(why) => NamespaceContents::Unknown(why),
+    }
+}
+
+/// Takes back what automon applied to a namespace that was there before it: an apply of the bare
+/// namespace under automon's field manager removes every label only automon set, and leaves
+/// the ones another manager also set.
+async fn release_namespace(cluster: &Cluster, name: &str, dry_run: bool) -> anyhow::Result<()> {
+    let bare = render::custom(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+    }));
+    let options = crate::apply::ApplyOptions {
+        dry_run,
+        force: false,
+    };
+    crate::apply::server_side_apply(cluster, &bare, options)
+        .await
+        .with_context(|| format!("cannot remove automon's labels from namespace {name}"))?;
+    Ok(())
 }
 
 /// The namespace's volume claims that carry the operator's name label.

@@ -106,7 +106,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             sizing.describe()
         );
         if sizing.shards > 1 && !config.prometheus.has_global_view() {
-            eprintln!(
+            crate::output::diag!(
                 "{} {} Prometheus shards each hold a part of the series: dashboards see one shard at a time; set prometheus.thanos or prometheus.remoteWrite for one view of all",
                 Palette::stderr().warn("warning:"),
                 sizing.shards
@@ -329,7 +329,7 @@ pub async fn execute(
         );
     }
     for w in &plan.warnings {
-        eprintln!("{} {w}", Palette::stderr().warn("warning:"));
+        crate::output::warning(&w.to_string());
     }
     // Nothing the API server would refuse gets past this point: every object it can judge now
     // and that differs from what it last accepted here (the latest revision) is dry-run first,
@@ -347,7 +347,7 @@ pub async fn execute(
         let refused = validate(cluster, plan, state, accepted.as_ref(), options).await;
         if let Some((first, rest)) = refused.split_first() {
             for e in rest {
-                eprintln!("{} {e}", Palette::stderr().bad("error:"));
+                crate::output::error(&e.to_string());
             }
             return Err(anyhow::anyhow!("{first}").context(format!(
                 "the API server would refuse {} object(s) (a server-side dry run or the schema says so); nothing was applied",
@@ -359,7 +359,8 @@ pub async fn execute(
         state
             .inventory
             .iter()
-            .flat_map(|i| i.members.iter().chain(std::iter::once(&i.parent))),
+            .flat_map(|i| i.members.iter().chain(std::iter::once(&i.parent)))
+            .chain(&state.namespace),
     );
 
     let mut tally = Tally::default();
@@ -392,7 +393,11 @@ pub async fn execute(
                 } else {
                     "created"
                 };
-                say!("{} {outcome}{mode}", display_name(o));
+                let why = match &plan.adopted_namespace {
+                    Some(ns) if ns == o => adopted_note(),
+                    _ => String::new(),
+                };
+                say!("{} {outcome}{mode}{why}", display_name(o));
                 phase_tally.add(outcome);
             }
         } else {
@@ -409,7 +414,16 @@ pub async fn execute(
                         );
                     }
                     Ok((outcome, applied)) => {
-                        say!("{} {}{mode}", display_name(&applied), outcome.as_str());
+                        let why = match &plan.adopted_namespace {
+                            Some(ns)
+                                if outcome != Outcome::Unchanged
+                                    && apply::key(ns) == apply::key(&applied) =>
+                            {
+                                adopted_note()
+                            }
+                            _ => String::new(),
+                        };
+                        say!("{} {}{mode}{why}", display_name(&applied), outcome.as_str());
                         phase_tally.add(outcome.as_str());
                         if let Some(rv) = &applied.metadata.resource_version {
                             versions.insert(revision::key(&applied), rv.clone());
@@ -428,7 +442,7 @@ pub async fn execute(
             && options.dry_run
             && !live.contains(&namespace_key(&namespace))
         {
-            eprintln!(
+            crate::output::diag!(
                 "note: namespace {namespace:?} does not exist yet, so the server cannot dry-run the objects in it; they are shown as a client dry run"
             );
             client_dry_run = true;
@@ -464,7 +478,7 @@ pub async fn execute(
         // The first failure ends the run (and picks the exit code); the others are listed.
         let first = failures.remove(0);
         for f in &failures {
-            eprintln!("{} {f}", Palette::stderr().bad("error:"));
+            crate::output::error(&f.to_string());
         }
         return Err(anyhow::Error::new(first).context(format!(
             "stopped: {} object(s) could not be applied; nothing after this phase was sent",
@@ -686,6 +700,18 @@ async fn ensure_admin_secret(cluster: &Cluster, parent: &Object) -> anyhow::Resu
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
         Err(e) => Err(cluster.target.classify(e).into()),
     }
+}
+
+/// What `enable` says of the user's namespace when it labels it.
+fn adopted_note() -> String {
+    let labels: Vec<String> = render::namespace::pod_security_labels()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        " (it was there before: kept as yours, never deleted by disable; labelled {} because node-exporter needs the host's network, PIDs and read-only host paths, which only the privileged level admits)",
+        labels.join(", ")
+    )
 }
 
 fn namespace_key(namespace: &str) -> apply::Key {

@@ -28,7 +28,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             .map_err(|e| cluster.target.classify(e))?
             .is_some();
         if !installed {
-            eprintln!(
+            crate::output::diag!(
                 "{} automon is not installed in namespace {:?}: no revisions",
                 Palette::stderr().warn("note:"),
                 cluster.namespace
@@ -40,7 +40,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         Format::Json | Format::Yaml => output::structured(args.output, &revisions)?,
         _ if revisions.is_empty() => {
             // Installed before revisions were recorded: the next change records the first.
-            eprintln!(
+            crate::output::diag!(
                 "{} no revisions recorded in namespace {:?} yet; the next enable that changes something records one",
                 Palette::stderr().warn("note:"),
                 cluster.namespace

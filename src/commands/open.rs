@@ -356,18 +356,23 @@ fn open_browser(url: &str) {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn();
-    let say =
-        |why: String| eprintln!("cannot open a browser ({program}: {why}); open {url} yourself");
+    let say = |why: String| {
+        crate::output::diag!("cannot open a browser ({program}: {why}); open {url} yourself")
+    };
     match spawned {
         Err(e) => say(e.to_string()),
         Ok(mut child) => {
             let url = url.to_string();
             std::thread::spawn(move || match child.wait() {
                 Ok(status) if !status.success() => {
-                    eprintln!("cannot open a browser ({program}: {status}); open {url} yourself")
+                    crate::output::diag!(
+                        "cannot open a browser ({program}: {status}); open {url} yourself"
+                    )
                 }
                 Ok(_) => {}
-                Err(e) => eprintln!("cannot open a browser ({program}: {e}); open {url} yourself"),
+                Err(e) => crate::output::diag!(
+                    "cannot open a browser ({program}: {e}); open {url} yourself"
+                ),
             });
         }
     }
@@ -402,7 +407,7 @@ async fn serve(
                 Err(e) => {
                     // Out of file descriptors, or a connection reset before it was accepted:
                     // neither ends `open`; the pause keeps the first from spinning.
-                    eprintln!("accepting a connection failed: {e}");
+                    crate::output::diag!("accepting a connection failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
@@ -421,7 +426,7 @@ async fn connection(forwarding: Arc<Forwarding>, local: TcpStream, fatal: mpsc::
         Err(e) if e.is_fatal() => {
             let _ = fatal.try_send(e);
         }
-        Err(e) => eprintln!("connection closed: {e}"),
+        Err(e) => crate::output::diag!("connection closed: {e}"),
     }
 }
 
@@ -445,9 +450,10 @@ impl Forwarding {
         let next = find_backend(&self.cluster, self.component).await?;
         if next.pod != seen.pod {
             let ns = &self.cluster.namespace;
-            eprintln!(
+            crate::output::diag!(
                 "pod {ns}/{} is gone; forwarding to {ns}/{}",
-                seen.pod, next.pod
+                seen.pod,
+                next.pod
             );
         }
         *current = next.clone();

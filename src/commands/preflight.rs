@@ -55,7 +55,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             };
             output::print(&output::structured(format, &out)?)?;
         }
-        _ => eprint!("{}", report.human(&Palette::stderr())),
+        _ => crate::output::diag!("{}", report.human(&Palette::stderr())),
     }
     Ok(report.exit_code())
 }

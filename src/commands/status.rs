@@ -63,7 +63,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         if !args.watch {
             output::print(&text)?;
             if st.health == Health::NotInstalled {
-                eprintln!(
+                crate::output::diag!(
                     "Install it with: kubectl automon enable -n {} (see `kubectl automon preflight` first)",
                     st.namespace
                 );
@@ -73,13 +73,16 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         // Ages and seconds since a scrape move on by themselves: only a change of state redraws.
         let key = change_key(&st);
         if last.as_ref() != Some(&key) {
-            if terminal {
-                // Home and clear, as `watch` does: the new state replaces the old.
-                print!("\x1b[H\x1b[2J");
-            } else if last.is_some() {
-                println!();
-            }
+            // Home and clear on a terminal, as `watch` does: the new state replaces the old.
+            let text = match (terminal, last.is_some()) {
+                (true, _) => format!("\x1b[H\x1b[2J{text}"),
+                (false, true) => format!("\n{text}"),
+                (false, false) => text,
+            };
             output::print(&text)?;
+            if output::stdout_closed() {
+                return Ok(st.health.exit_code());
+            }
             last = Some(key);
         }
         tokio::time::sleep(args.interval).await;

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::{
     cluster::{Cluster, KubeFlags},
-    output::{self, Format, Palette},
+    output::{self, Format},
     versions::{self, COMPONENTS},
 };
 
@@ -69,7 +69,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         let cluster = Cluster::connect(flags).await?;
         let info = cluster.server_version().await?;
         if let Some(warning) = support_warning(&info.major, &info.minor) {
-            eprintln!("{} {warning}", Palette::stderr().warn("warning:"));
+            crate::output::warning(&warning.to_string());
         }
         report.server = Some(ServerVersion {
             url: cluster.target.server.clone(),

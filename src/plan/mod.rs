@@ -265,6 +265,12 @@ fn abbreviated<'a>(items: impl Iterator<Item = &'a str>, shown: usize) -> String
     )
 }
 
+/// On the parent of a stack installed into a namespace that was there before `enable`: the
+/// namespace is the user's. automon labels it for node-exporter's PodSecurity level but never
+/// makes it a member, so `disable` keeps it (and everything in it that is not automon's) and
+/// takes back only the labels it added.
+pub const NAMESPACE_EXISTED: &str = "automon.io/namespace-existed";
+
 /// The annotation with the SHA-256 of a CRD as automon sent it: an identical CRD is not sent
 /// again (the operator's ten are 4.3 MB, and the API server re-validates every one).
 pub const APPLIED_DIGEST: &str = "automon.io/applied-sha256";
@@ -277,6 +283,8 @@ pub struct ClusterState {
     pub namespace_exists: bool,
     /// The namespace exists but is being deleted (an earlier `disable`).
     pub namespace_terminating: bool,
+    /// The live Namespace (metadata), when it exists.
+    pub namespace: Option<Object>,
     /// automon's ApplySet in the namespace, when it is installed there.
     pub inventory: Option<Inventory>,
     /// Another Prometheus Operator that automon reuses instead of installing its own.
@@ -383,6 +391,9 @@ pub struct Plan {
     pub final_parent: Object,
     /// Every member to apply, in phase order.
     pub members: Vec<Object>,
+    /// The namespace when it was there before automon (the user's): applied first with only
+    /// the PodSecurity labels node-exporter needs, and never a member (see [`NAMESPACE_EXISTED`]).
+    pub adopted_namespace: Option<Object>,
     /// Members the inventory has and the plan has not, in the order to delete them.
     pub prune: Vec<Object>,
     /// What the user should know before it runs.
@@ -390,11 +401,18 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The members of one phase, in order.
+    /// What one phase applies, in order: the members, and first of all the user's namespace
+    /// when it is labelled (not a member, see [`NAMESPACE_EXISTED`]).
     pub fn phase(&self, phase: Phase) -> impl Iterator<Item = &Object> {
-        self.members
+        let adopted = self
+            .adopted_namespace
             .iter()
-            .filter(move |o| render::phase(o) == phase)
+            .filter(move |_| phase == Phase::Foundation);
+        adopted.chain(
+            self.members
+                .iter()
+                .filter(move |o| render::phase(o) == phase),
+        )
     }
 
     /// Every object the cluster holds when the plan has run: the members and the final parent.
@@ -469,6 +487,19 @@ pub fn plan(
         }
     });
     let mut parent = parent;
+    let adopted_namespace = namespace_existed(state)
+        .then(|| {
+            let at = members.iter().position(|o| kind(o) == "Namespace")?;
+            Some(adopted(members.remove(at)))
+        })
+        .flatten();
+    if adopted_namespace.is_some() {
+        parent
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(NAMESPACE_EXISTED.to_string(), "true".to_string());
+    }
     if let Some(r) = &reuse {
         members = reuse_existing_operator(members, &r.labels);
         let found = state.existing.as_ref();
@@ -551,10 +582,15 @@ pub fn plan(
     let (final_parent, first_parent, prune) = match &state.inventory {
         Some(before) => {
             let final_parent = inventory::final_parent(&listed, &before.members);
-            let first = inventory::with_kinds(
+            let mut first = inventory::with_kinds(
                 &final_parent,
                 inventory::group_kinds(&before.parent.metadata),
             );
+            // The stored configuration changes with the last write, once every member has
+            // been applied: a run that stops half-way leaves the configuration that is live.
+            if let Some(stored) = before.parent.data.get("data") {
+                first.data["data"] = stored.clone();
+            }
             let mut keep = members.clone();
             keep.push(final_parent.clone());
             let prune = inventory::stale(&before.members, &keep)
@@ -573,9 +609,33 @@ pub fn plan(
         first_parent,
         final_parent,
         members,
+        adopted_namespace,
         prune,
         warnings,
     })
+}
+
+/// Whether the stack's namespace is the user's: it exists and is not a member of automon's
+/// ApplySet (it was there before the first `enable`).
+pub fn namespace_existed(state: &ClusterState) -> bool {
+    let member = state
+        .inventory
+        .as_ref()
+        .is_some_and(|i| i.members.iter().any(|m| kind(m) == "Namespace"));
+    state.namespace_exists && !member
+}
+
+/// The user's namespace as automon applies it: its name and the PodSecurity labels, nothing
+/// that would make it automon's.
+fn adopted(namespace: Object) -> Object {
+    let labels = render::namespace::pod_security_labels();
+    let mut o = namespace;
+    o.metadata = ObjectMeta {
+        name: o.metadata.name.clone(),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    o
 }
 
 /// The members that are exactly as automon left them and that it would send unchanged: the
@@ -794,7 +854,16 @@ pub async fn gather(
     Ok(ClusterState {
         namespace_exists: namespace_meta.is_some(),
         namespace_terminating: namespace_meta
+            .as_ref()
             .is_some_and(|n| n.metadata.deletion_timestamp.is_some()),
+        namespace: namespace_meta.map(|n| Object {
+            types: Some(kube::api::TypeMeta {
+                api_version: "v1".into(),
+                kind: "Namespace".into(),
+            }),
+            metadata: n.metadata,
+            data: serde_json::json!({}),
+        }),
         inventory,
         existing,
         crds,
@@ -863,6 +932,66 @@ mod tests {
             parent: p.final_parent.clone(),
             members: p.members.clone(),
         }
+    }
+
+    #[test]
+    fn a_namespace_that_was_there_is_labelled_never_owned() {
+        let state = ClusterState {
+            namespace_exists: true,
+            ..Default::default()
+        };
+        let p = plan(rendered(&Config::default()), &state, CrdSource::Kept, "").unwrap();
+        let ns = p
+            .adopted_namespace
+            .as_ref()
+            .expect("the namespace is labelled");
+        assert_eq!(
+            ns.metadata.labels.as_ref(),
+            Some(&render::namespace::pod_security_labels()),
+            "only the PodSecurity labels: no ApplySet membership, no managed-by"
+        );
+        assert!(p.members.iter().all(|o| kind(o) != "Namespace"));
+        assert_eq!(p.phase(Phase::Foundation).next(), Some(ns));
+        let annotations = p.final_parent.metadata.annotations.clone().unwrap();
+        assert_eq!(
+            annotations.get(NAMESPACE_EXISTED).map(String::as_str),
+            Some("true")
+        );
+        // The next run finds it still not a member, and says the same.
+        let again = ClusterState {
+            namespace_exists: true,
+            inventory: Some(Inventory {
+                parent: p.final_parent.clone(),
+                members: p.members.clone(),
+            }),
+            ..Default::default()
+        };
+        let p2 = plan(rendered(&Config::default()), &again, CrdSource::Kept, "").unwrap();
+        assert_eq!(p2.adopted_namespace, p.adopted_namespace);
+        // A namespace automon created stays a member.
+        let ours = ClusterState {
+            namespace_exists: true,
+            inventory: Some(installed(&Config::default())),
+            ..Default::default()
+        };
+        let p3 = plan(rendered(&Config::default()), &ours, CrdSource::Kept, "").unwrap();
+        assert!(p3.adopted_namespace.is_none());
+        assert!(p3.members.iter().any(|o| kind(o) == "Namespace"));
+    }
+
+    #[test]
+    fn the_stored_configuration_changes_with_the_last_write() {
+        let before = installed(&Config::default());
+        let mut config = Config::default();
+        config.prometheus.retention = crate::config::PromDuration("7d".into());
+        let state = ClusterState {
+            namespace_exists: true,
+            inventory: Some(before.clone()),
+            ..Default::default()
+        };
+        let p = plan(rendered(&config), &state, CrdSource::Kept, "").unwrap();
+        assert_eq!(p.first_parent.data["data"], before.parent.data["data"]);
+        assert_ne!(p.final_parent.data["data"], before.parent.data["data"]);
     }
 
     /// The default stack's plan beside another operator.
@@ -1231,6 +1360,7 @@ mod tests {
         let state = ClusterState {
             namespace_exists: true,
             namespace_terminating: false,
+            namespace: None,
             inventory: Some(Inventory {
                 parent: first.final_parent.clone(),
                 members: first.members.clone(),

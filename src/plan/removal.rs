@@ -40,8 +40,40 @@ pub struct Plan {
     pub kept_crds: Vec<KeptCrd>,
     /// Volume claims kept because `--delete-data` was not given.
     pub kept_pvcs: Vec<Object>,
-    /// The Namespace, kept because it holds kept volume claims.
-    pub kept_namespace: Option<String>,
+    /// The Namespace, when it stays, and why.
+    pub kept_namespace: Option<KeptNamespace>,
+}
+
+/// The stack's namespace, kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptNamespace {
+    pub name: String,
+    pub why: NamespaceKept,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceKept {
+    /// It was there before `enable` (the user's): never a member; automon takes back the
+    /// labels it added.
+    Existed,
+    /// It holds objects that are not automon's (`configmap app-config`): deleting the namespace
+    /// would delete them.
+    Holds(Vec<String>),
+    /// Whether it holds anything else could not be read (the reason).
+    Unknown(String),
+    /// It holds the volume claims `--delete-data` was not given for.
+    Claims,
+}
+
+/// What else the stack's namespace holds, as `disable` found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceContents {
+    /// Nothing but automon's members and what they made.
+    OnlyAutomons,
+    /// Objects that are not automon's (`configmap app-config`), sorted.
+    Others(Vec<String>),
+    /// The listing failed (why).
+    Unknown(String),
 }
 
 impl Plan {
@@ -92,6 +124,43 @@ pub fn data_claims(inventory: &Inventory, claims: Vec<Object>) -> Vec<Object> {
             }
         })
         .collect()
+}
+
+/// What of `listed` (the objects in the stack's namespace, metadata only) is not automon's: not a
+/// member, not made by a member (an owner reference: pods, the operator's generated Secrets and
+/// StatefulSets), not a data claim (`claims`), not a revision, not what Kubernetes puts in every
+/// namespace (`kube-root-ca.crt`, the `default` ServiceAccount). `configmap "app-config"`, sorted.
+pub fn not_automons(listed: &[Object], inventory: &Inventory, claims: &[Object]) -> Vec<String> {
+    let ours: BTreeSet<crate::apply::Key> = inventory
+        .members
+        .iter()
+        .chain(claims)
+        .chain(std::iter::once(&inventory.parent))
+        .map(crate::apply::key)
+        .collect();
+    let mut out: Vec<String> = listed
+        .iter()
+        .filter(|o| !ours.contains(&crate::apply::key(o)))
+        .filter(|o| {
+            o.metadata
+                .owner_references
+                .as_ref()
+                .is_none_or(Vec::is_empty)
+        })
+        .filter(|o| {
+            let labels = o.metadata.labels.clone().unwrap_or_default();
+            !labels.contains_key(crate::revision::REVISION_LABEL)
+        })
+        .filter(|o| {
+            !matches!(
+                (render::kind(o), o.metadata.name.as_deref()),
+                ("ConfigMap", Some("kube-root-ca.crt")) | ("ServiceAccount", Some("default"))
+            )
+        })
+        .map(deleted_name)
+        .collect();
+    out.sort();
+    out
 }
 
 /// The API resource a CRD serves (its storage version), read from the CRD itself so that a CRD
@@ -162,6 +231,7 @@ pub fn plan(
     foreign: &BTreeMap<String, Vec<String>>,
     watchers: &[String],
     claims: Vec<Object>,
+    contents: &NamespaceContents,
     delete_data: bool,
 ) -> Plan {
     let mut plan = Plan::default();
@@ -203,13 +273,39 @@ pub fn plan(
     } else {
         plan.kept_pvcs = claims;
     }
-    if plan.kept_pvcs.is_empty() {
-        if !namespaces.is_empty() {
-            plan.steps.push(namespaces);
+    let namespace = inventory
+        .parent
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_default();
+    let existed = inventory
+        .parent
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(super::NAMESPACE_EXISTED));
+    let why = match contents {
+        _ if existed || namespaces.is_empty() => None,
+        NamespaceContents::Others(found) => Some(NamespaceKept::Holds(found.clone())),
+        NamespaceContents::Unknown(e) => Some(NamespaceKept::Unknown(e.clone())),
+        NamespaceContents::OnlyAutomons if !plan.kept_pvcs.is_empty() => {
+            Some(NamespaceKept::Claims)
         }
+        NamespaceContents::OnlyAutomons => {
+            plan.steps.push(namespaces);
+            None
+        }
+    };
+    let why = if existed {
+        Some(NamespaceKept::Existed)
     } else {
-        plan.kept_namespace = namespaces.first().and_then(|n| n.metadata.name.clone());
-    }
+        why
+    };
+    plan.kept_namespace = why.map(|why| KeptNamespace {
+        name: namespace,
+        why,
+    });
     let mut deleted_crds = Vec::new();
     for crd in crds {
         let name = crd.metadata.name.clone().unwrap_or_default();
@@ -294,10 +390,30 @@ pub fn kept_notes(plan: &Plan, namespace: &str) -> Vec<String> {
             names.join(" ")
         ));
     }
-    if let Some(ns) = &plan.kept_namespace {
-        notes.push(format!(
-            "kept namespace {ns:?} because it holds the kept persistentvolumeclaims; after deleting them: kubectl delete namespace {ns}"
-        ));
+    if let Some(KeptNamespace { name: ns, why }) = &plan.kept_namespace {
+        notes.push(match why {
+            NamespaceKept::Existed => format!(
+                "kept namespace {ns:?}: it was there before automon, which only labelled it (the PodSecurity labels it added are taken back)"
+            ),
+            NamespaceKept::Holds(found) => {
+                let named: Vec<_> = found.iter().take(NAMED_EXAMPLES).cloned().collect();
+                let more = match found.len().saturating_sub(NAMED_EXAMPLES) {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                format!(
+                    "kept namespace {ns:?}: it holds {} that automon did not create ({}{more}); when they may go too: kubectl delete namespace {ns}",
+                    crate::output::plural(found.len(), "object"),
+                    named.join(", ")
+                )
+            }
+            NamespaceKept::Unknown(e) => format!(
+                "kept namespace {ns:?}: could not tell whether it holds anything automon did not create ({e}); when nothing of yours is in it: kubectl delete namespace {ns}"
+            ),
+            NamespaceKept::Claims => format!(
+                "kept namespace {ns:?} because it holds the kept persistentvolumeclaims; after deleting them: kubectl delete namespace {ns}"
+            ),
+        });
     }
     notes
 }
@@ -351,7 +467,14 @@ mod tests {
     #[test]
     fn reverse_phase_order_custom_resources_first_rbac_last_parent_then_namespace() {
         let inv = installed();
-        let p = plan(&inv, &BTreeMap::new(), &[], vec![], false);
+        let p = plan(
+            &inv,
+            &BTreeMap::new(),
+            &[],
+            vec![],
+            &NamespaceContents::OnlyAutomons,
+            false,
+        );
         assert_eq!(
             p.objects().count(),
             inv.members.len() + 1,
@@ -398,7 +521,14 @@ mod tests {
             ),
             ("prometheusrules.monitoring.coreos.com".to_string(), vec![]),
         ]);
-        let p = plan(&inv, &foreign, &[], vec![], false);
+        let p = plan(
+            &inv,
+            &foreign,
+            &[],
+            vec![],
+            &NamespaceContents::OnlyAutomons,
+            false,
+        );
         let last = p.steps.last().unwrap();
         assert_eq!(last.len(), 1);
         assert_eq!(
@@ -426,7 +556,14 @@ mod tests {
         let mut inv = installed();
         inv.members.push(crd("podmonitors", "PodMonitor"));
         let watchers = ["automon's stack in namespace a".to_string()];
-        let p = plan(&inv, &BTreeMap::new(), &watchers, vec![], false);
+        let p = plan(
+            &inv,
+            &BTreeMap::new(),
+            &watchers,
+            vec![],
+            &NamespaceContents::OnlyAutomons,
+            false,
+        );
         assert!(
             !p.objects()
                 .any(|o| render::kind(o) == "CustomResourceDefinition"),
@@ -523,7 +660,14 @@ mod tests {
     #[test]
     fn revisions_go_with_the_parent() {
         let inv = installed();
-        let mut p = plan(&inv, &BTreeMap::new(), &[], vec![], false);
+        let mut p = plan(
+            &inv,
+            &BTreeMap::new(),
+            &[],
+            vec![],
+            &NamespaceContents::OnlyAutomons,
+            false,
+        );
         let revision = render::custom(serde_json::json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "automon-revision-1", "namespace": "mon"}}));
@@ -537,9 +681,22 @@ mod tests {
     fn claims_keep_the_namespace_unless_delete_data() {
         let inv = installed();
         let claims = vec![claim("prometheus-db-0", "prometheus", "automon")];
-        let kept = plan(&inv, &BTreeMap::new(), &[], claims.clone(), false);
+        let kept = plan(
+            &inv,
+            &BTreeMap::new(),
+            &[],
+            claims.clone(),
+            &NamespaceContents::OnlyAutomons,
+            false,
+        );
         assert_eq!(kept.kept_pvcs.len(), 1);
-        assert_eq!(kept.kept_namespace.as_deref(), Some("automon"));
+        assert_eq!(
+            kept.kept_namespace,
+            Some(KeptNamespace {
+                name: "automon".into(),
+                why: NamespaceKept::Claims
+            })
+        );
         assert!(
             kept.objects()
                 .all(|o| { !matches!(render::kind(o), "Namespace" | "PersistentVolumeClaim") })
@@ -551,7 +708,14 @@ mod tests {
             "{notes}"
         );
 
-        let gone = plan(&inv, &BTreeMap::new(), &[], claims, true);
+        let gone = plan(
+            &inv,
+            &BTreeMap::new(),
+            &[],
+            claims,
+            &NamespaceContents::OnlyAutomons,
+            true,
+        );
         assert!(gone.kept_pvcs.is_empty() && gone.kept_namespace.is_none());
         let n = gone.steps.len();
         assert_eq!(
@@ -564,7 +728,14 @@ mod tests {
     #[test]
     fn names_and_counts_read_like_kubectl() {
         let inv = installed();
-        let p = plan(&inv, &BTreeMap::new(), &[], vec![], false);
+        let p = plan(
+            &inv,
+            &BTreeMap::new(),
+            &[],
+            vec![],
+            &NamespaceContents::OnlyAutomons,
+            false,
+        );
         let names: Vec<String> = p.objects().map(deleted_name).collect();
         assert!(
             names.contains(&r#"deployment.apps "grafana""#.to_string()),
@@ -580,5 +751,89 @@ mod tests {
             p.objects().count()
         );
         assert!(counts.contains(&("Namespace".to_string(), 1)));
+    }
+
+    #[test]
+    fn a_namespace_that_holds_what_automon_did_not_create_is_kept() {
+        let inv = installed();
+        let others = NamespaceContents::Others(vec!["configmap \"app-config\"".into()]);
+        let p = plan(&inv, &BTreeMap::new(), &[], vec![], &others, true);
+        assert!(p.objects().all(|o| render::kind(o) != "Namespace"));
+        let notes = kept_notes(&p, "automon").join("\n");
+        assert!(
+            notes.contains(r#"kept namespace "automon": it holds 1 object that automon did not create (configmap "app-config")"#),
+            "{notes}"
+        );
+        // Unknown is kept too: nothing is deleted that may be the user's.
+        let unknown = NamespaceContents::Unknown("may not list secrets".into());
+        let p = plan(&inv, &BTreeMap::new(), &[], vec![], &unknown, true);
+        assert!(p.objects().all(|o| render::kind(o) != "Namespace"));
+    }
+
+    #[test]
+    fn what_is_not_automons_in_its_namespace() {
+        let inv = installed();
+        let obj = |kind: &str, name: &str, extra: serde_json::Value| {
+            let mut v = serde_json::json!({
+                "apiVersion": "v1", "kind": kind,
+                "metadata": {"name": name, "namespace": "automon"}
+            });
+            if let (Some(m), Some(e)) = (v["metadata"].as_object_mut(), extra.as_object()) {
+                m.extend(e.clone());
+            }
+            custom(v)
+        };
+        let member = inv
+            .members
+            .iter()
+            .find(|o| render::kind(o) == "ConfigMap")
+            .expect("a ConfigMap member")
+            .clone();
+        let listed = vec![
+            member,
+            obj("ConfigMap", "kube-root-ca.crt", serde_json::json!({})),
+            obj("ServiceAccount", "default", serde_json::json!({})),
+            obj(
+                "Secret",
+                "prometheus-automon",
+                serde_json::json!({"ownerReferences": [{"apiVersion": "monitoring.coreos.com/v1",
+                    "kind": "Prometheus", "name": "automon", "uid": "u"}]}),
+            ),
+            obj(
+                "Secret",
+                "automon-revision-1",
+                serde_json::json!({"labels": {"automon.io/revision": "1"}}),
+            ),
+            obj("ConfigMap", "app-config", serde_json::json!({})),
+            obj("Pod", "debug", serde_json::json!({})),
+        ];
+        assert_eq!(
+            not_automons(&listed, &inv, &[]),
+            [r#"configmap "app-config""#, r#"pod "debug""#]
+        );
+    }
+
+    #[test]
+    fn a_namespace_that_was_there_before_is_never_deleted() {
+        let mut inv = installed();
+        inv.members.retain(|o| render::kind(o) != "Namespace");
+        inv.parent
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(super::super::NAMESPACE_EXISTED.into(), "true".into());
+        let p = plan(
+            &inv,
+            &BTreeMap::new(),
+            &[],
+            vec![],
+            &NamespaceContents::OnlyAutomons,
+            true,
+        );
+        assert!(p.objects().all(|o| render::kind(o) != "Namespace"));
+        assert_eq!(
+            p.kept_namespace.map(|k| k.why),
+            Some(NamespaceKept::Existed)
+        );
     }
 }

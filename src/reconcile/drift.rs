@@ -20,9 +20,11 @@ pub struct Taken {
 }
 
 /// The fields of `desired` that a manager other than `own` changed, per `managed` (the live
-/// object's managedFields). Status and other subresources are not looked at.
+/// object's managedFields). Writes through a subresource count (`kubectl scale` and an HPA
+/// write `spec.replicas` through `scale`, recorded in the object's own field paths); the
+/// status subresource does not (status is the controllers', never in what automon applies).
 pub fn taken(desired: &Value, managed: &[ManagedFieldsEntry], own: &str) -> Vec<Taken> {
-    let main = |e: &&ManagedFieldsEntry| e.subresource.as_deref().unwrap_or_default().is_empty();
+    let main = |e: &&ManagedFieldsEntry| e.subresource.as_deref() != Some("status");
     let mut ours = BTreeSet::new();
     for e in managed.iter().filter(main) {
         if e.manager.as_deref() == Some(own)
@@ -257,5 +259,31 @@ mod tests {
             ),
         ];
         assert!(taken(&desired(), &managed, "kubectl-automon").is_empty());
+    }
+
+    #[test]
+    fn a_write_through_the_scale_subresource_is_drift() {
+        let desired = json!({"spec": {"replicas": 1, "template": {}}});
+        // `kubectl scale deployment grafana --replicas=2`: the scale subresource's entry takes
+        // spec.replicas from automon, which no longer owns it.
+        let managed = [
+            entry(
+                "kubectl-automon",
+                json!({"f:spec": {"f:template": {}}}),
+                None,
+            ),
+            entry(
+                "kubectl",
+                json!({"f:spec": {"f:replicas": {}}}),
+                Some("scale"),
+            ),
+        ];
+        assert_eq!(
+            taken(&desired, &managed, "kubectl-automon"),
+            [Taken {
+                manager: "kubectl".into(),
+                field: "spec.replicas".into()
+            }]
+        );
     }
 }

@@ -215,8 +215,8 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
     let started = Instant::now();
     let ns = cluster.namespace.clone();
     let Some((parent, config)) = installed(&cluster).await? else {
-        eprintln!("automon is not installed in namespace {ns}.");
-        eprintln!(
+        crate::output::diag!("automon is not installed in namespace {ns}.");
+        crate::output::diag!(
             "Install it with: kubectl automon enable -n {ns} (see `kubectl automon preflight` first)"
         );
         return Ok(exit::NOT_INSTALLED);

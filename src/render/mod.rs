@@ -15,7 +15,7 @@ pub mod grafana;
 pub mod kube_state_metrics;
 mod kubelet;
 pub mod meta;
-mod namespace;
+pub mod namespace;
 mod network;
 pub mod node_exporter;
 pub mod operator;
