@@ -226,6 +226,105 @@ pub async fn wait(
     .into())
 }
 
+/// How long `--wait` lets Prometheus not answer after its pods are ready (the Service's
+/// endpoints follow readiness within seconds) before it stops waiting for the first scrape.
+const ANSWER_GRACE: Duration = Duration::from_secs(15);
+/// How often the first scrape is asked about.
+const SCRAPE_POLL: Duration = Duration::from_secs(2);
+
+/// What the wait for the first scrape ended on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FirstScrape {
+    /// Prometheus answered and status finds nothing wrong: `status` now exits 0.
+    Healthy { targets: usize },
+    /// Prometheus did not answer within [`ANSWER_GRACE`] (why).
+    NoAnswer(String),
+    /// Prometheus answered, and status finds something that waiting does not fix.
+    Degraded(Vec<String>),
+    /// The deadline came first; what was still not scraped.
+    TimedOut(Vec<String>),
+}
+
+/// What a status says of the first scrape (pure): `None` while there is reason to wait
+/// (targets Prometheus has not scraped yet, a node's target not discovered yet).
+pub fn first_scrape(st: &crate::status::Status) -> Option<FirstScrape> {
+    use crate::status::Health;
+    let Some(view) = st.prometheus.as_ref() else {
+        return Some(FirstScrape::NoAnswer(
+            "the stack uses another operator's Prometheus".into(),
+        ));
+    };
+    if !view.reachable {
+        return None;
+    }
+    let unscraped = not_scraped(st);
+    match st.health {
+        Health::Healthy if unscraped.is_empty() => Some(FirstScrape::Healthy {
+            targets: view.targets.as_ref().map_or(0, |t| t.up),
+        }),
+        _ if !unscraped.is_empty() => None,
+        Health::Degraded => Some(FirstScrape::Degraded(st.problems.clone())),
+        _ => None,
+    }
+}
+
+/// The targets Prometheus has not scraped yet: node-exporter's by node, the rest counted.
+fn not_scraped(st: &crate::status::Status) -> Vec<String> {
+    let mut out: Vec<String> = st
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.exporter.is_some()
+                && n.scrape
+                    .as_ref()
+                    .is_some_and(|s| matches!(s.health.as_str(), "unknown" | "missing"))
+        })
+        .map(|n| format!("node-exporter on {}", n.name))
+        .collect();
+    if let Some(t) = st.prometheus.as_ref().and_then(|v| v.targets.as_ref())
+        && t.unknown > 0
+    {
+        out.push(crate::output::plural(t.unknown, "other target"));
+    }
+    out
+}
+
+/// `--wait`, after the workloads: until Prometheus has scraped every target once, so that the
+/// `status` that follows judges scrapes, not a Prometheus that has not looked yet. Reads
+/// exactly what `status` reads.
+pub async fn wait_first_scrape(cluster: &Cluster, deadline: Instant) -> FirstScrape {
+    let started = Instant::now();
+    let flag = crate::status::PrometheusFlag { url: None };
+    let mut last_why = String::from("no answer yet");
+    let mut pending = Vec::new();
+    loop {
+        match crate::status::gather(cluster, &flag).await {
+            Ok(snapshot) => {
+                let st = crate::status::assess(&snapshot, jiff::Timestamp::now());
+                if let Some(done) = first_scrape(&st) {
+                    return done;
+                }
+                pending = not_scraped(&st);
+                if let Some(v) = st.prometheus.as_ref().filter(|v| !v.reachable) {
+                    last_why = v.error.clone().unwrap_or_else(|| "no answer".into());
+                    if started.elapsed() >= ANSWER_GRACE {
+                        return FirstScrape::NoAnswer(last_why);
+                    }
+                }
+            }
+            Err(e) => last_why = e.to_string(),
+        }
+        if Instant::now() + SCRAPE_POLL >= deadline {
+            return if pending.is_empty() {
+                FirstScrape::NoAnswer(last_why)
+            } else {
+                FirstScrape::TimedOut(pending)
+            };
+        }
+        tokio::time::sleep(SCRAPE_POLL).await;
+    }
+}
+
 /// The workloads from what each watched kind holds (list items come without their type).
 fn of_objects(
     expected: &[(String, String)],

@@ -109,6 +109,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     );
     with_revisions(&mut plan, list_revisions(&cluster).await?);
     let mut notes = kept_notes(&plan, &cluster.namespace);
+    notes.extend(crds_not_installed(&cluster, &inventory).await);
     notes.extend(borrowers.iter().map(|ns| {
         format!(
             "automon's stack in namespace {ns} scrapes this stack's node-exporter: its nodes go unmonitored until `kubectl automon enable -n {ns}` deploys its own"
@@ -326,6 +327,39 @@ async fn other_stacks(
         .filter_map(|p| p.metadata.namespace.clone())
         .collect();
     Ok((watchers, borrowers))
+}
+
+/// The prometheus-operator CRDs in the cluster that automon did not install (the stack found
+/// them at a compatible version, or reused another operator's): they stay, and disable says so.
+async fn crds_not_installed(cluster: &Cluster, inventory: &Inventory) -> Option<String> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let members: BTreeSet<&str> = inventory
+        .members
+        .iter()
+        .filter(|o| render::kind(o) == "CustomResourceDefinition")
+        .filter_map(|o| o.metadata.name.as_deref())
+        .collect();
+    let api: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
+    let listed = api.list_metadata(&ListParams::default()).await.ok()?;
+    let theirs: Vec<String> = listed
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .filter(|n| {
+            n.ends_with(&format!(".{}", crate::crds::GROUP)) && !members.contains(n.as_str())
+        })
+        .collect();
+    (!theirs.is_empty()).then(|| {
+        format!(
+            "kept {} of {} ({}): automon did not install them (they were in the cluster before it)",
+            output::plural(theirs.len(), "customresourcedefinition"),
+            crate::crds::GROUP,
+            match theirs.len() {
+                0..=3 => theirs.join(", "),
+                n => format!("{} and {} more", theirs[..3].join(", "), n - 3),
+            }
+        )
+    })
 }
 
 /// What the stack's namespace holds that automon did not create (see [`not_automons`]): one list

@@ -242,6 +242,14 @@ pub struct Executed {
     tally: Tally,
     /// The compressed revision: the objects and where each was left.
     payload: Vec<u8>,
+    /// Why the run stopped before the end, when it did: what was applied is still recorded.
+    stopped: Option<anyhow::Error>,
+    /// The workloads `--wait` waits for, in the stack's namespace.
+    wait_for: Vec<(String, String)>,
+    namespace: String,
+    /// Whether the stack's own Prometheus answers `status` (not another operator's).
+    own_prometheus: bool,
+    deadline: Instant,
 }
 
 impl Executed {
@@ -256,28 +264,36 @@ impl Executed {
     ) -> anyhow::Result<u8> {
         let p = Palette::stdout();
         if run.writes() && self.tally.changed() > 0 {
+            // A run that stopped half-way is recorded too: what it applied is in the cluster,
+            // and `history`/`rollback` must know it.
+            let change = match &self.stopped {
+                Some(_) => format!("{change} (stopped before the end)"),
+                None => change.to_string(),
+            };
             let n = revision::record(
                 cluster,
                 std::mem::take(&mut self.payload),
-                change,
+                &change,
                 history_max,
             )
             .await?;
             say!("Revision  {n} recorded ({change})");
         }
+        if let Some(e) = self.stopped {
+            return Err(e);
+        }
+        if run.wait && run.writes() {
+            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            rollout::wait(cluster, &self.namespace, &self.wait_for, remaining).await?;
+            if self.own_prometheus {
+                first_scrape(cluster, self.deadline).await?;
+            }
+        }
+        let objects = crate::output::plural(self.tally.total(), "object");
         let done = if self.tally.changed() == 0 && run.writes() {
-            format!(
-                "{} objects: {}. Nothing to do.",
-                self.tally.total(),
-                self.tally.summary()
-            )
+            format!("{objects}: {}. Nothing to do.", self.tally.summary())
         } else {
-            format!(
-                "{} objects: {}{}.",
-                self.tally.total(),
-                self.tally.summary(),
-                run.mode()
-            )
+            format!("{objects}: {}{}.", self.tally.summary(), run.mode())
         };
         say!(
             "Done      {done} {}",
@@ -448,8 +464,7 @@ pub async fn execute(
             client_dry_run = true;
         }
         if phase == Phase::Foundation && !client_dry_run {
-            first_parent =
-                Some(apply_parent(cluster, &plan.first_parent, &live, options, mode).await?);
+            first_parent = Some(apply_parent(cluster, &plan.first_parent, &live, options).await?);
             if !options.dry_run && !plan.wait_for.is_empty() {
                 let t = Instant::now();
                 crds::wait_established(
@@ -461,7 +476,7 @@ pub async fn execute(
                 say!("CRDs      established in {}", secs(t.elapsed()));
             }
         }
-        if !batch.is_empty() {
+        if phase_tally.total() > 0 {
             say!(
                 "{:<9} {} objects: {}  {}",
                 phase_label(phase),
@@ -474,16 +489,28 @@ pub async fn execute(
             *tally.0.entry(k).or_default() += n;
         }
     }
+    let executed = |tally, versions: &BTreeMap<String, String>, stopped| {
+        Ok(Executed {
+            tally,
+            payload: revision::encode(&objects, versions)?,
+            stopped,
+            wait_for: rollout::expected(&plan.members),
+            namespace: namespace.clone(),
+            own_prometheus: plan.reuse.is_none(),
+            deadline,
+        })
+    };
     if !failures.is_empty() {
         // The first failure ends the run (and picks the exit code); the others are listed.
         let first = failures.remove(0);
         for f in &failures {
             crate::output::error(&f.to_string());
         }
-        return Err(anyhow::Error::new(first).context(format!(
-            "stopped: {} object(s) could not be applied; nothing after this phase was sent",
-            1 + failures.len()
-        )));
+        let stopped = anyhow::Error::new(first).context(format!(
+            "stopped: {} could not be applied; nothing after this phase was sent",
+            crate::output::plural(1 + failures.len(), "object")
+        ));
+        return executed(tally, &versions, Some(stopped));
     }
 
     // Prune what the plan no longer has, in reverse phase order, then write the exact parent.
@@ -496,7 +523,15 @@ pub async fn execute(
         say!("{} pruned{mode}", display_name(o));
         tally.add("pruned");
     }
-    if !client_dry_run {
+    if client_dry_run {
+        let outcome = if live.contains(&apply::key(&plan.final_parent)) {
+            "configured"
+        } else {
+            "created"
+        };
+        say!("{} {outcome}{mode}", display_name(&plan.final_parent));
+        tally.add(outcome);
+    } else {
         let (outcome, parent) = match &first_parent {
             // The first write was already exact (no kind came or went): nothing to send.
             Some((first, applied)) if plan.first_parent == plan.final_parent => {
@@ -508,19 +543,19 @@ pub async fn execute(
                     &plan.final_parent,
                     &Live::from_objects([applied]),
                     options,
-                    mode,
                 )
                 .await?;
-                // Created by the first apply and unchanged since: it was created.
-                let outcome = if again == Outcome::Unchanged {
-                    *first
-                } else {
-                    Outcome::Configured
+                // Created by the first apply: it was created, whatever the last one changed.
+                let outcome = match (first, again) {
+                    (Outcome::Created, _) => Outcome::Created,
+                    (first, Outcome::Unchanged) => *first,
+                    _ => Outcome::Configured,
                 };
                 (outcome, now)
             }
-            None => apply_parent(cluster, &plan.final_parent, &live, options, mode).await?,
+            None => apply_parent(cluster, &plan.final_parent, &live, options).await?,
         };
+        say!("{} {}{mode}", display_name(&parent), outcome.as_str());
         tally.add(outcome.as_str());
         if let Some(rv) = &parent.metadata.resource_version {
             versions.insert(revision::key(&parent), rv.clone());
@@ -537,26 +572,58 @@ pub async fn execute(
             .iter()
             .any(|m| kind(m) == "Secret" && m.metadata.name.as_deref() == Some(ADMIN_SECRET))
     });
-    if run.writes()
-        && grafana
-        && !has_secret
-        && ensure_admin_secret(cluster, &plan.final_parent).await?
-    {
-        say!(
-            "secret/{ADMIN_SECRET} created (a random Grafana admin password; read it with: kubectl get secret {ADMIN_SECRET} -n {namespace} -o jsonpath='{{.data.admin-password}}' | base64 -d)"
-        );
-        tally.add("created");
+    // The admin Secret is one of the run's objects every time, so that every run (a dry run,
+    // the first, the next) counts the same objects.
+    if grafana {
+        let created = match (has_secret, run.writes()) {
+            (true, _) => false,
+            (false, true) => ensure_admin_secret(cluster, &plan.final_parent).await?,
+            (false, false) => true,
+        };
+        if created {
+            say!(
+                "secret/{ADMIN_SECRET} created{mode} (a random Grafana admin password; read it with: kubectl get secret {ADMIN_SECRET} -n {namespace} -o jsonpath='{{.data.admin-password}}' | base64 -d)"
+            );
+            tally.add("created");
+        } else {
+            say!("secret/{ADMIN_SECRET} unchanged{mode}");
+            tally.add("unchanged");
+        }
     }
 
-    if run.wait && run.writes() {
-        let expected = rollout::expected(&plan.members);
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        rollout::wait(cluster, &namespace, &expected, remaining).await?;
+    executed(tally, &versions, None)
+}
+
+/// `--wait`'s last part: Prometheus' first scrape of every target, so that the `status` that
+/// follows judges what was scraped.
+async fn first_scrape(cluster: &Cluster, deadline: Instant) -> anyhow::Result<()> {
+    use rollout::FirstScrape;
+    let started = Instant::now();
+    match rollout::wait_first_scrape(cluster, deadline).await {
+        FirstScrape::Healthy { targets } => say!(
+            "Scraped   Prometheus has scraped every target ({} up) in {}",
+            targets,
+            secs(started.elapsed())
+        ),
+        FirstScrape::NoAnswer(why) => crate::output::warning(&format!(
+            "Prometheus did not answer ({why}): `kubectl automon status` says Unverified until it does; `kubectl automon doctor` tells why"
+        )),
+        FirstScrape::Degraded(problems) => crate::output::warning(&format!(
+            "Prometheus scrapes, and status finds: {}; see `kubectl automon status`",
+            problems.join("; ")
+        )),
+        FirstScrape::TimedOut(pending) => {
+            return Err(rollout::NotReady {
+                waited: started.elapsed(),
+                not_ready: pending
+                    .into_iter()
+                    .map(|p| format!("{p} not scraped yet"))
+                    .collect(),
+            }
+            .into());
+        }
     }
-    Ok(Executed {
-        tally,
-        payload: revision::encode(&objects, &versions)?,
-    })
+    Ok(())
 }
 
 /// Dry-runs, server-side and concurrently, every object of the plan that the server can judge
@@ -730,19 +797,15 @@ fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
 
-/// Applies the ApplySet parent; says so only when it changed.
+/// Applies the ApplySet parent; the run says what became of it once, after its last write.
 async fn apply_parent(
     cluster: &Cluster,
     parent: &Object,
     live: &Live,
     options: ApplyOptions,
-    mode: &str,
 ) -> anyhow::Result<(Outcome, Object)> {
     let applied = apply::server_side_apply(cluster, parent, options).await?;
     let outcome = live.outcome(&applied, options.dry_run);
-    if outcome != Outcome::Unchanged {
-        say!("{} {}{mode}", display_name(&applied), outcome.as_str());
-    }
     Ok((outcome, applied))
 }
 

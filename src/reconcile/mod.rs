@@ -1072,6 +1072,14 @@ impl Engine {
             }),
             now,
         );
+        for (node, was) in self.tracker.departed() {
+            let was = match was {
+                Coverage::Monitored => "it was monitored",
+                Coverage::Excluded => "it was excluded",
+                Coverage::NotMonitored => "it had no working exporter",
+            };
+            info!("node {node} left · {was}; {} nodes now", nodes.len());
+        }
         self.gauges(&assessed);
         self.follow_classes(render::NodeClasses::of_nodes(
             nodes.iter().map(AsRef::as_ref),

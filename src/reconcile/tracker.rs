@@ -70,6 +70,8 @@ pub struct Tracker {
     deadline: Duration,
     nodes: HashMap<String, Seen>,
     synced: bool,
+    /// The nodes gone since the last [`Tracker::departed`], with their last verdict.
+    left: Vec<(String, Coverage)>,
 }
 
 impl Tracker {
@@ -78,6 +80,7 @@ impl Tracker {
             deadline,
             nodes: HashMap::new(),
             synced: false,
+            left: Vec::new(),
         }
     }
 
@@ -160,9 +163,23 @@ impl Tracker {
             }
             seen.coverage = s.coverage;
         }
-        self.nodes.retain(|name, _| present.contains(name));
+        let left = &mut self.left;
+        self.nodes.retain(|name, seen| {
+            let here = present.contains(name);
+            if !here {
+                left.push((name.clone(), seen.coverage));
+            }
+            here
+        });
+        left.sort_by(|a, b| a.0.cmp(&b.0));
         due.sort_by(|a, b| a.node().cmp(b.node()));
         due
+    }
+
+    /// The nodes that left since the last call, by name, each with its last verdict: the loop
+    /// says so (no Event: the Node is gone).
+    pub fn departed(&mut self) -> Vec<(String, Coverage)> {
+        std::mem::take(&mut self.left)
     }
 
     /// The Event due could not be written: it is due again at the next look (if still true).
@@ -340,5 +357,23 @@ mod tests {
             at(160),
         );
         assert!(matches!(&due[..], [Due::Ready { joined: true, .. }]));
+    }
+
+    #[test]
+    fn a_node_that_leaves_is_said_once() {
+        let mut t = Tracker::new(Duration::from_secs(60));
+        observe(
+            &mut t,
+            &[
+                ("a", Coverage::Monitored, 0),
+                ("b", Coverage::NotMonitored, 0),
+            ],
+            10,
+        );
+        assert!(t.departed().is_empty());
+        observe(&mut t, &[("a", Coverage::Monitored, 0)], 20);
+        assert_eq!(t.departed(), [("b".to_string(), Coverage::NotMonitored)]);
+        observe(&mut t, &[("a", Coverage::Monitored, 0)], 30);
+        assert!(t.departed().is_empty());
     }
 }
