@@ -347,8 +347,14 @@ scrape_configs:
     assert_eq!(values, [NODE], "the node variable's values");
 }
 
-/// Where the pinned npm packages are installed, beside the Go-built tools.
+/// Where the pinned npm packages are installed, beside the Go-built tools. Installed once per
+/// test binary: two tests running `npm install` into one folder at once break each other.
 fn npm_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(install_npm_packages).clone()
+}
+
+fn install_npm_packages() -> PathBuf {
     let cache = std::env::var_os("AUTOMON_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

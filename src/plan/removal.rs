@@ -423,6 +423,18 @@ mod tests {
     use super::*;
     use crate::{config::Config, render::custom};
 
+    /// The plan with nothing else in the cluster: no foreign users, no claims, data kept.
+    fn plain(inv: &Inventory) -> Plan {
+        plan(
+            inv,
+            &BTreeMap::new(),
+            &[],
+            vec![],
+            &NamespaceContents::OnlyAutomons,
+            false,
+        )
+    }
+
     fn installed() -> Inventory {
         let mut objects = render::render(&Config::default()).objects;
         let at = objects.iter().position(is_parent).expect("a parent");
@@ -467,14 +479,7 @@ mod tests {
     #[test]
     fn reverse_phase_order_custom_resources_first_rbac_last_parent_then_namespace() {
         let inv = installed();
-        let p = plan(
-            &inv,
-            &BTreeMap::new(),
-            &[],
-            vec![],
-            &NamespaceContents::OnlyAutomons,
-            false,
-        );
+        let p = plain(&inv);
         assert_eq!(
             p.objects().count(),
             inv.members.len() + 1,
@@ -660,14 +665,7 @@ mod tests {
     #[test]
     fn revisions_go_with_the_parent() {
         let inv = installed();
-        let mut p = plan(
-            &inv,
-            &BTreeMap::new(),
-            &[],
-            vec![],
-            &NamespaceContents::OnlyAutomons,
-            false,
-        );
+        let mut p = plain(&inv);
         let revision = render::custom(serde_json::json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "automon-revision-1", "namespace": "mon"}}));
@@ -728,14 +726,7 @@ mod tests {
     #[test]
     fn names_and_counts_read_like_kubectl() {
         let inv = installed();
-        let p = plan(
-            &inv,
-            &BTreeMap::new(),
-            &[],
-            vec![],
-            &NamespaceContents::OnlyAutomons,
-            false,
-        );
+        let p = plain(&inv);
         let names: Vec<String> = p.objects().map(deleted_name).collect();
         assert!(
             names.contains(&r#"deployment.apps "grafana""#.to_string()),
