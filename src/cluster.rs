@@ -61,8 +61,8 @@ pub struct KubeFlags {
         help_heading = "Cluster access"
     )]
     pub namespace: Option<String>,
-    /// How long to wait for each request to the API server (e.g. 10s, 1m); 0 waits as long as it takes
-    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = parse_request_timeout, help_heading = "Cluster access")]
+    /// How long to wait for each answer from the API server, for the kubeconfig's credential plugin, and for status' questions to Prometheus (e.g. 10s, 1m) [default: 30s to connect and 295s for an answer, 30s for a credential plugin (5m when it may prompt on a terminal), 5s for Prometheus]
+    #[arg(long, global = true, value_name = "DURATION", default_value = "0", hide_default_value = true, value_parser = parse_request_timeout, help_heading = "Cluster access")]
     pub request_timeout: Duration,
     /// User to impersonate for the operation
     #[arg(
@@ -116,10 +116,44 @@ pub fn parse_request_timeout(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Without `--request-timeout`: how long to wait to connect to the API server (kube-client's own).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Without `--request-timeout`: how long to wait for the next bytes of an answer. Longer than a
+/// watch's 290s (kube-runtime's `timeoutSeconds`): a quiet watch is no silent server.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(295);
+/// Without `--request-timeout`: how long a credential plugin may take to print a token.
+pub const DEFAULT_CREDENTIAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The same when the plugin may ask the user something on a terminal (a login, a second factor).
+pub const DEFAULT_INTERACTIVE_CREDENTIAL_TIMEOUT: Duration = Duration::from_secs(300);
+
 impl KubeFlags {
     /// `--request-timeout`, or `None` when it is 0.
     pub fn timeout(&self) -> Option<Duration> {
         (!self.request_timeout.is_zero()).then_some(self.request_timeout)
+    }
+}
+
+/// A kubeconfig user's credential plugin (`exec`, or an `auth-provider` that runs a command):
+/// kube-client runs it while it builds the client, synchronously and with no deadline of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialPlugin {
+    /// The command as the kubeconfig writes it (`aws`, `gke-gcloud-auth-plugin`).
+    pub command: String,
+    /// Where it is written: `users[0].user.exec in /home/me/.kube/config`.
+    pub at: String,
+    /// Whether it may ask the user something (its interactiveMode is not `Never`).
+    pub interactive: bool,
+}
+
+impl CredentialPlugin {
+    /// How long it may take (pure): `--request-timeout`, else 30s, or 5m when it may prompt on
+    /// a terminal.
+    pub fn deadline(&self, flag: Option<Duration>, terminal: bool) -> Duration {
+        match flag {
+            Some(t) => t,
+            None if self.interactive && terminal => DEFAULT_INTERACTIVE_CREDENTIAL_TIMEOUT,
+            None => DEFAULT_CREDENTIAL_TIMEOUT,
+        }
     }
 }
 
@@ -156,13 +190,17 @@ impl Cluster {
             context,
             user,
             kubeconfig_proxy,
+            plugin,
         } = load_config(flags).await?;
-        if let Some(t) = flags.timeout() {
-            config.connect_timeout = Some(t);
-            config.read_timeout = Some(t);
-            config.write_timeout = Some(t);
-            config.reset_reader_on_write = true;
-        }
+        // Every request has a deadline; kube-client's default waits for an answer for ever.
+        let (connect, read) = match flags.timeout() {
+            Some(t) => (t, t),
+            None => (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT),
+        };
+        config.connect_timeout = Some(connect);
+        config.read_timeout = Some(read);
+        config.write_timeout = Some(read);
+        config.reset_reader_on_write = true;
         // Audit logs and API priority-and-fairness see who is calling.
         config.headers.push((
             http::header::USER_AGENT,
@@ -194,10 +232,16 @@ impl Cluster {
             user: flags.as_user.clone().unwrap_or(user),
             timeout: flags.timeout(),
         };
-        let mut no_retry = config.clone();
-        no_retry.default_retry = false;
-        let proxy_client = kube::Client::try_from(no_retry).map_err(|e| target.classify(e))?;
-        let client = kube::Client::try_from(config).map_err(|e| target.classify(e))?;
+        let (client, proxy_client) = match plugin {
+            None => build_clients(config).map_err(|e| target.classify(e))?,
+            Some(plugin) => {
+                use std::io::IsTerminal as _;
+                let deadline = plugin.deadline(flags.timeout(), std::io::stdin().is_terminal());
+                build_clients_within(config, &plugin, deadline)
+                    .await?
+                    .map_err(|e| target.classify(e))?
+            }
+        };
         Ok(Cluster {
             client,
             proxy_client,
@@ -218,6 +262,52 @@ impl Cluster {
             .apiserver_version()
             .await
             .map_err(|e| self.target.classify(e))
+    }
+}
+
+/// The client, and the same without kube-client's retries (see [`Cluster::proxy_client`]).
+fn build_clients(config: kube::Config) -> Result<(kube::Client, kube::Client), kube::Error> {
+    let mut no_retry = config.clone();
+    no_retry.default_retry = false;
+    Ok((
+        kube::Client::try_from(config)?,
+        kube::Client::try_from(no_retry)?,
+    ))
+}
+
+/// [`build_clients`] when a credential plugin runs inside it: on a thread of its own, waited
+/// for until `deadline`. A plugin that never returns is left behind on that thread (kube-client
+/// keeps no handle to kill it by) and the command fails, naming it; a tokio timeout alone would
+/// not fire while the plugin blocks the task that waits for it.
+async fn build_clients_within(
+    config: kube::Config,
+    plugin: &CredentialPlugin,
+    deadline: Duration,
+) -> Result<Result<(kube::Client, kube::Client), kube::Error>, ClusterError> {
+    let runtime = tokio::runtime::Handle::current();
+    let (tx, rx) = futures::channel::oneshot::channel();
+    std::thread::Builder::new()
+        .name("credential-plugin".into())
+        .spawn(move || {
+            // The clients spawn their request buffers on the runtime.
+            let _runtime = runtime.enter();
+            let _ = tx.send(build_clients(config));
+        })
+        .map_err(|e| ClusterError::Credentials {
+            user: plugin.command.clone(),
+            reason: format!("cannot start the credential plugin: {e}"),
+        })?;
+    match tokio::time::timeout(deadline, rx).await {
+        Ok(Ok(built)) => Ok(built),
+        Ok(Err(_)) => Err(ClusterError::Credentials {
+            user: plugin.command.clone(),
+            reason: "the credential plugin ended without an answer".into(),
+        }),
+        Err(_) => Err(ClusterError::CredentialPluginTimeout {
+            command: plugin.command.clone(),
+            at: plugin.at.clone(),
+            timeout: deadline,
+        }),
     }
 }
 
@@ -255,12 +345,16 @@ struct Loaded {
     user: String,
     /// The selected cluster's `proxy-url`, if any.
     kubeconfig_proxy: Option<String>,
+    /// The user's credential plugin, if it has one.
+    plugin: Option<CredentialPlugin>,
 }
 
 async fn load_config(flags: &KubeFlags) -> Result<Loaded, ClusterError> {
     let (paths, explicit) = kubeconfig_paths(flags);
     let mut merged: Option<Kubeconfig> = None;
     let mut read = Vec::new();
+    // Each file's users, in order: where a user's credential plugin is written.
+    let mut users_by_file: Vec<(String, Vec<String>)> = Vec::new();
     for path in &paths {
         if !explicit && !path.exists() {
             continue;
@@ -270,6 +364,10 @@ async fn load_config(flags: &KubeFlags) -> Result<Loaded, ClusterError> {
             reason: crate::error::chain(&e),
         })?;
         read.push(path.display().to_string());
+        users_by_file.push((
+            path.display().to_string(),
+            kc.auth_infos.iter().map(|u| u.name.clone()).collect(),
+        ));
         merged = Some(match merged {
             None => kc,
             Some(m) => m
@@ -339,6 +437,12 @@ async fn load_config(flags: &KubeFlags) -> Result<Loaded, ClusterError> {
             names(kubeconfig.auth_infos.iter().map(|u| &u.name)),
         ));
     }
+    let plugin = kubeconfig
+        .auth_infos
+        .iter()
+        .find(|u| u.name == user_name)
+        .and_then(|u| u.auth_info.as_ref())
+        .and_then(|info| credential_plugin(info, &user_name, &users_by_file));
     let options = KubeConfigOptions {
         context: Some(context_name.clone()),
         cluster: flags.cluster.clone(),
@@ -352,6 +456,46 @@ async fn load_config(flags: &KubeFlags) -> Result<Loaded, ClusterError> {
         context: Some(context_name),
         user: user_name,
         kubeconfig_proxy,
+        plugin,
+    })
+}
+
+/// The command a kubeconfig user runs for its credentials, and where it is written (pure):
+/// the first file that names the user, as kubectl merges them.
+fn credential_plugin(
+    info: &kube::config::AuthInfo,
+    user: &str,
+    users_by_file: &[(String, Vec<String>)],
+) -> Option<CredentialPlugin> {
+    let (command, field, interactive) = match (&info.exec, &info.auth_provider) {
+        (Some(exec), _) => (
+            exec.command.clone()?,
+            "exec",
+            exec.interactive_mode != Some(kube::config::ExecInteractiveMode::Never),
+        ),
+        // gcp's and oidc's providers run a command or refresh over the network inside the build.
+        (None, Some(provider)) => (
+            provider
+                .config
+                .get("cmd-path")
+                .cloned()
+                .unwrap_or_else(|| provider.name.clone()),
+            "auth-provider",
+            false,
+        ),
+        (None, None) => return None,
+    };
+    let at = users_by_file
+        .iter()
+        .find_map(|(path, users)| {
+            let i = users.iter().position(|u| u == user)?;
+            Some(format!("users[{i}].user.{field} in {path}"))
+        })
+        .unwrap_or_else(|| format!("user {user:?}, {field}"));
+    Some(CredentialPlugin {
+        command,
+        at,
+        interactive,
     })
 }
 
@@ -382,6 +526,7 @@ fn in_cluster(flags: &KubeFlags, looked_at: &[PathBuf]) -> Result<Loaded, Cluste
         context: None,
         user: service_account_user(),
         kubeconfig_proxy: None,
+        plugin: None,
     })
 }
 
@@ -419,6 +564,77 @@ mod tests {
         }
         for bad in ["", "abc", "5x", "-1s"] {
             assert!(parse_request_timeout(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_credential_plugin_is_named_where_the_kubeconfig_writes_it() {
+        let info = |yaml: &str| -> kube::config::AuthInfo { serde_yaml_ok(yaml) };
+        let files = vec![
+            ("/a".to_string(), vec!["other".to_string()]),
+            ("/b".to_string(), vec!["x".to_string(), "eks".to_string()]),
+            ("/c".to_string(), vec!["eks".to_string()]),
+        ];
+        let eks = credential_plugin(
+            &info("exec: {apiVersion: client.authentication.k8s.io/v1, command: aws, args: [eks, get-token]}"),
+            "eks",
+            &files,
+        )
+        .unwrap();
+        assert_eq!(
+            eks,
+            CredentialPlugin {
+                command: "aws".into(),
+                at: "users[1].user.exec in /b".into(),
+                interactive: true,
+            }
+        );
+        let never = credential_plugin(
+            &info("exec: {command: get-token, interactiveMode: Never}"),
+            "other",
+            &files,
+        )
+        .unwrap();
+        assert_eq!(never.at, "users[0].user.exec in /a");
+        assert!(!never.interactive);
+        let gcp = credential_plugin(
+            &info("auth-provider: {name: gcp, config: {cmd-path: /usr/bin/gcloud}}"),
+            "eks",
+            &files,
+        )
+        .unwrap();
+        assert_eq!(gcp.command, "/usr/bin/gcloud");
+        assert_eq!(gcp.at, "users[1].user.auth-provider in /b");
+        assert_eq!(credential_plugin(&info("token: abc"), "eks", &files), None);
+    }
+
+    fn serde_yaml_ok(yaml: &str) -> kube::config::AuthInfo {
+        serde_saphyr::from_str(yaml).expect(yaml)
+    }
+
+    #[test]
+    fn a_credential_plugin_has_a_deadline_the_flag_sets() {
+        let plugin = |interactive| CredentialPlugin {
+            command: "aws".into(),
+            at: "users[0].user.exec in /k".into(),
+            interactive,
+        };
+        let two = Some(Duration::from_secs(2));
+        let cases = [
+            // (interactive, flag, terminal, deadline)
+            (false, None, false, DEFAULT_CREDENTIAL_TIMEOUT),
+            (false, None, true, DEFAULT_CREDENTIAL_TIMEOUT),
+            (true, None, false, DEFAULT_CREDENTIAL_TIMEOUT),
+            (true, None, true, DEFAULT_INTERACTIVE_CREDENTIAL_TIMEOUT),
+            (true, two, true, Duration::from_secs(2)),
+            (false, two, false, Duration::from_secs(2)),
+        ];
+        for (interactive, flag, terminal, want) in cases {
+            assert_eq!(
+                plugin(interactive).deadline(flag, terminal),
+                want,
+                "{interactive} {flag:?} {terminal}"
+            );
         }
     }
 }

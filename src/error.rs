@@ -76,6 +76,16 @@ pub enum ClusterError {
     #[error("could not get credentials for user {user:?}: {reason}")]
     Credentials { user: String, reason: String },
 
+    #[error(
+        "the credential plugin {command:?} ({at}) did not answer in {}; run it yourself to see why, or raise --request-timeout",
+        humantime(*timeout)
+    )]
+    CredentialPluginTimeout {
+        command: String,
+        at: String,
+        timeout: Duration,
+    },
+
     #[error("the API server at {server} answered {code} {reason}: {message}")]
     Api {
         server: String,
@@ -94,9 +104,9 @@ impl ClusterError {
             | ClusterError::NoCurrentContext { .. }
             | ClusterError::InvalidKubeconfig(_) => exit::KUBECONFIG,
             ClusterError::Unreachable { .. } | ClusterError::Timeout { .. } => exit::UNREACHABLE,
-            ClusterError::Unauthorized { .. } | ClusterError::Credentials { .. } => {
-                exit::UNAUTHORIZED
-            }
+            ClusterError::Unauthorized { .. }
+            | ClusterError::Credentials { .. }
+            | ClusterError::CredentialPluginTimeout { .. } => exit::UNAUTHORIZED,
             ClusterError::Forbidden(_) => exit::FORBIDDEN,
             ClusterError::Api { .. } => exit::FAILURE,
         }
@@ -287,7 +297,11 @@ impl Target {
             },
             None => ClusterError::Unreachable {
                 server: self.server.clone(),
-                reason: "the connection timed out".into(),
+                reason: format!(
+                    "no answer within the default deadline ({} to connect, {} for an answer); set another with --request-timeout",
+                    humantime(crate::cluster::DEFAULT_CONNECT_TIMEOUT),
+                    humantime(crate::cluster::DEFAULT_READ_TIMEOUT)
+                ),
             },
         }
     }

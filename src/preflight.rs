@@ -12,13 +12,15 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::{
     api::{
         apps::v1::Deployment,
+        authentication::v1::SelfSubjectReview,
         authorization::v1::{
             ResourceAttributes, ResourceRule, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
             SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
         },
+        rbac::v1::{ClusterRole, PolicyRule, Role},
     },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    apimachinery::pkg::apis::meta::v1::LabelSelector,
+    apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta},
 };
 use kube::{
     Api,
@@ -87,6 +89,235 @@ impl fmt::Display for Permission {
             None => write!(f, " cluster-wide"),
         }
     }
+}
+
+/// The denied verbs on one resource in one place: one line of the report, one RBAC rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingGrant {
+    /// `None` cluster-wide.
+    pub namespace: Option<String>,
+    pub group: String,
+    /// As RBAC names it, `pods/portforward` for a subresource.
+    pub resource: String,
+    /// In [`VERB_ORDER`].
+    pub verbs: Vec<String>,
+}
+
+/// The order verbs are listed in, kubectl's (`kubectl create role --verb`); others after, sorted.
+const VERB_ORDER: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+];
+
+fn verb_rank(verb: &str) -> (usize, &str) {
+    (
+        VERB_ORDER
+            .iter()
+            .position(|v| *v == verb)
+            .unwrap_or(VERB_ORDER.len()),
+        verb,
+    )
+}
+
+impl MissingGrant {
+    /// `deployments.apps`, `configmaps` for the core group.
+    pub fn qualified_resource(&self) -> String {
+        Permission::new("", &self.group, &self.resource, None).qualified_resource()
+    }
+
+    /// `cluster-wide`, `in namespace automon`.
+    pub fn scope(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("in namespace {ns}"),
+            None => "cluster-wide".to_string(),
+        }
+    }
+}
+
+/// Denied permissions grouped by resource and namespace (pure): the cluster-wide ones first,
+/// then each namespace's, each sorted by resource, verbs in kubectl's order.
+pub fn group_missing(missing: &[Permission]) -> Vec<MissingGrant> {
+    // Keyed by the name the user reads: `configmaps`, `deployments.apps`, `namespaces`.
+    type Place<'a> = (Option<&'a str>, String, &'a str, &'a str);
+    let mut by_place: BTreeMap<Place, BTreeSet<(usize, &str)>> = BTreeMap::new();
+    for p in missing {
+        by_place
+            .entry((
+                p.namespace.as_deref(),
+                p.qualified_resource(),
+                &p.group,
+                &p.resource,
+            ))
+            .or_default()
+            .insert(verb_rank(&p.verb));
+    }
+    by_place
+        .into_iter()
+        .map(|((namespace, _, group, resource), verbs)| MissingGrant {
+            namespace: namespace.map(str::to_string),
+            group: group.to_string(),
+            resource: resource.to_string(),
+            verbs: verbs.into_iter().map(|(_, v)| v.to_string()).collect(),
+        })
+        .collect()
+}
+
+/// One line per grant, the columns aligned (pure):
+/// `get, list, create, patch, delete  deployments.apps  in namespace automon`.
+pub fn missing_lines(grants: &[MissingGrant]) -> Vec<String> {
+    let verbs: Vec<String> = grants.iter().map(|g| g.verbs.join(", ")).collect();
+    let resources: Vec<String> = grants
+        .iter()
+        .map(MissingGrant::qualified_resource)
+        .collect();
+    let width = |l: &[String]| l.iter().map(|s| s.chars().count()).max().unwrap_or(0);
+    let (vw, rw) = (width(&verbs), width(&resources));
+    grants
+        .iter()
+        .zip(verbs.iter().zip(&resources))
+        .map(|(g, (v, r))| format!("{v:vw$}  {r:rw$}  {}", g.scope()))
+        .collect()
+}
+
+/// The name of the ClusterRole (and Roles) the grant creates, and of their bindings.
+pub const INSTALLER_ROLE: &str = "automon-installer";
+
+/// RBAC rules for grants of one place (pure): one rule per API group and set of verbs, listing
+/// its resources, so that types enable treats alike share a rule.
+fn policy_rules<'a>(grants: impl Iterator<Item = &'a MissingGrant>) -> Vec<PolicyRule> {
+    // (API group, ranked verbs) → resources.
+    type Rule<'a> = (&'a str, Vec<(usize, &'a str)>);
+    let mut by_rule: BTreeMap<Rule, Vec<String>> = BTreeMap::new();
+    for g in grants {
+        let verbs = g.verbs.iter().map(|v| verb_rank(v)).collect();
+        by_rule
+            .entry((&g.group, verbs))
+            .or_default()
+            .push(g.resource.clone());
+    }
+    by_rule
+        .into_iter()
+        .map(|((group, verbs), resources)| PolicyRule {
+            api_groups: Some(vec![group.to_string()]),
+            resources: Some(resources),
+            verbs: verbs.into_iter().map(|(_, v)| v.to_string()).collect(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// What grants every missing permission (pure): a ClusterRole with the cluster-wide rules, and a
+/// Role per namespace with that namespace's (kept there rather than granted everywhere).
+pub fn installer_roles(grants: &[MissingGrant]) -> (Option<ClusterRole>, Vec<Role>) {
+    let cluster_wide: Vec<&MissingGrant> =
+        grants.iter().filter(|g| g.namespace.is_none()).collect();
+    let cluster_role = (!cluster_wide.is_empty()).then(|| ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(INSTALLER_ROLE.to_string()),
+            ..Default::default()
+        },
+        rules: Some(policy_rules(cluster_wide.into_iter())),
+        ..Default::default()
+    });
+    let namespaces: BTreeSet<&str> = grants
+        .iter()
+        .filter_map(|g| g.namespace.as_deref())
+        .collect();
+    let roles = namespaces
+        .into_iter()
+        .map(|ns| Role {
+            metadata: ObjectMeta {
+                name: Some(INSTALLER_ROLE.to_string()),
+                namespace: Some(ns.to_string()),
+                ..Default::default()
+            },
+            rules: Some(policy_rules(
+                grants.iter().filter(|g| g.namespace.as_deref() == Some(ns)),
+            )),
+        })
+        .collect();
+    (cluster_role, roles)
+}
+
+/// A word as a shell reads it back: as it is when it is plain, else in single quotes.
+fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// What a cluster administrator runs to grant every missing permission to `user` (pure): the
+/// roles as YAML for `kubectl apply`, then one binding each. `user` is the name the API server
+/// authenticated; a service account is bound as one; unknown, a placeholder to fill in.
+pub fn grant_snippet(missing: &[Permission], user: Option<&str>) -> String {
+    let grants = group_missing(missing);
+    let (cluster_role, roles) = installer_roles(&grants);
+    let mut documents: Vec<String> = Vec::new();
+    // k8s-openapi writes apiVersion and kind itself.
+    let yaml = |doc: Result<String, serde_saphyr::SerializeError>| {
+        doc.unwrap_or_else(|e| format!("# cannot write this role as YAML: {e}\n"))
+    };
+    if let Some(role) = &cluster_role {
+        documents.push(yaml(serde_saphyr::to_string(role)));
+    }
+    for role in &roles {
+        documents.push(yaml(serde_saphyr::to_string(role)));
+    }
+    let subject = match user {
+        Some(u) => match u
+            .strip_prefix("system:serviceaccount:")
+            .filter(|sa| sa.contains(':'))
+        {
+            Some(sa) => format!("--serviceaccount={}", shell_word(sa)),
+            None => format!("--user={}", shell_word(u)),
+        },
+        None => "--user=USER".to_string(),
+    };
+    let mut out = String::new();
+    if user.is_none() {
+        out.push_str(
+            "# USER: the name `kubectl auth whoami` prints for the user who runs enable\n",
+        );
+    }
+    if missing
+        .iter()
+        .any(|p| p.verb == "create" && p.resource == "clusterroles")
+    {
+        // RBAC lets a user create a role only with permissions it holds (or `escalate`).
+        out.push_str("# creating the stack's ClusterRoles also takes the permissions they grant, or escalate and bind on clusterroles\n");
+    }
+    for role in &roles {
+        let ns = role.metadata.namespace.as_deref().unwrap_or_default();
+        out.push_str(&format!(
+            "# a Role needs its namespace: kubectl create namespace {}, if it is not there yet\n",
+            shell_word(ns)
+        ));
+    }
+    out.push_str("kubectl apply -f - <<'EOF'\n");
+    out.push_str(&documents.join("---\n"));
+    out.push_str("EOF\n");
+    if cluster_role.is_some() {
+        out.push_str(&format!(
+            "kubectl create clusterrolebinding {INSTALLER_ROLE} --clusterrole={INSTALLER_ROLE} {subject}\n"
+        ));
+    }
+    for role in &roles {
+        let ns = role.metadata.namespace.as_deref().unwrap_or_default();
+        out.push_str(&format!(
+            "kubectl create rolebinding {INSTALLER_ROLE} --namespace={} --role={INSTALLER_ROLE} {subject}\n",
+            shell_word(ns)
+        ));
+    }
+    out
 }
 
 /// Verbs for every type enable writes: `get` (is it there? diff), `list` (ApplySet pruning
@@ -329,6 +560,10 @@ pub struct Report {
     pub permissions_checked: usize,
     /// The ones the server denied, sorted.
     pub missing: Vec<Permission>,
+    /// Who the server says is asking (a SelfSubjectReview), when permissions are missing: the
+    /// subject to bind the grant to. `None` when it could not tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     pub existing_operator: ExistingOperator,
     pub existing_exporter: ExistingExporter,
 }
@@ -428,6 +663,12 @@ impl Preflight {
             crate::exporter::search(cluster, exporter.port)
         );
         let (info, missing) = (info?, missing?);
+        // Only needed to name the subject of the grant; a server that cannot say leaves it open.
+        let user = if missing.is_empty() {
+            None
+        } else {
+            who_am_i(cluster).await
+        };
         let existing_operator = match unreadable(&missing, OPERATOR_READS) {
             Some(why) => ExistingOperator {
                 not_checked: Some(why),
@@ -453,10 +694,23 @@ impl Preflight {
             },
             permissions_checked,
             missing,
+            user,
             existing_operator,
             existing_exporter,
         })
     }
+}
+
+/// The user name the API server authenticated (a SelfSubjectReview, which every authenticated
+/// user may create; it reflects `--as`). `None` when the server cannot say (before 1.28, or an
+/// authenticator that does not report it): the grant then names a placeholder.
+async fn who_am_i(cluster: &Cluster) -> Option<String> {
+    let reviews: Api<SelfSubjectReview> = Api::all(cluster.client.clone());
+    let answer = reviews
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .ok()?;
+    answer.status?.user_info?.username.filter(|u| !u.is_empty())
 }
 
 /// Asks the server about every permission; returns the denied ones, sorted. A subresource is
@@ -847,12 +1101,7 @@ impl Report {
                     self.permissions_checked
                 ),
             )
-            .with_details(
-                self.missing
-                    .iter()
-                    .map(|p| format!("missing: {p}"))
-                    .collect(),
-            )
+            .with_details(missing_lines(&group_missing(&self.missing)))
         };
         let existing = &self.existing_operator;
         let operator = if let Some(why) = &existing.not_checked {
@@ -932,7 +1181,8 @@ impl Report {
     }
 
     /// `Preflight ✓ reachable  ✓ version supported  ✓ 41 permissions  ✓ no other Prometheus
-    /// Operator`, then one line per detail (each missing permission, what was found).
+    /// Operator`, then one line per detail (the missing verbs of each resource in each place,
+    /// what was found), then what grants the missing permissions, ready to paste.
     pub fn human(&self, p: &Palette) -> String {
         let checks = self.assess();
         let mark = |l: Level| l.mark(p);
@@ -945,6 +1195,10 @@ impl Report {
             for d in &c.details {
                 out.push_str(&format!("  {} {d}\n", mark(c.level)));
             }
+        }
+        if !self.missing.is_empty() {
+            out.push_str("To grant them, a cluster administrator runs:\n");
+            out.push_str(&grant_snippet(&self.missing, self.user.as_deref()));
         }
         out
     }
@@ -1143,6 +1397,7 @@ mod tests {
             },
             permissions_checked: 41,
             missing: Vec::new(),
+            user: None,
             existing_operator: ExistingOperator::default(),
             existing_exporter: ExistingExporter {
                 port: 9100,
@@ -1164,25 +1419,281 @@ mod tests {
     }
 
     #[test]
-    fn missing_permissions_fail_with_one_line_each() {
+    fn missing_permissions_fail_with_one_line_per_resource_and_place() {
         let mut r = report();
         r.missing = vec![
             perm("create", "", "namespaces", None),
             perm("create", MONITORING_GROUP, "prometheuses", Some("automon")),
+            perm("delete", MONITORING_GROUP, "prometheuses", Some("automon")),
+            perm("get", MONITORING_GROUP, "prometheuses", Some("automon")),
         ];
+        r.user = Some("alice".into());
         assert_eq!(r.exit_code(), exit::FORBIDDEN);
         let text = strip(&r.human(&Palette::stderr()));
-        assert!(text.contains("✗ 2 of 41 permissions missing"), "{text}");
-        assert!(
-            text.contains("  ✗ missing: create namespaces cluster-wide\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                "  ✗ missing: create prometheuses.monitoring.coreos.com in namespace \"automon\"\n"
+        let want = r#"Preflight ✓ reachable  ✓ version supported  ✗ 4 of 41 permissions missing  ✓ no other Prometheus Operator  ✓ port 9100 free for node-exporter
+  ✗ create               namespaces                          cluster-wide
+  ✗ get, create, delete  prometheuses.monitoring.coreos.com  in namespace automon
+To grant them, a cluster administrator runs:
+# a Role needs its namespace: kubectl create namespace automon, if it is not there yet
+kubectl apply -f - <<'EOF'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: automon-installer
+rules:
+- apiGroups:
+  - ""
+  resources:
+  - namespaces
+  verbs:
+  - create
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: automon-installer
+  namespace: automon
+rules:
+- apiGroups:
+  - monitoring.coreos.com
+  resources:
+  - prometheuses
+  verbs:
+  - get
+  - create
+  - delete
+EOF
+kubectl create clusterrolebinding automon-installer --clusterrole=automon-installer --user=alice
+kubectl create rolebinding automon-installer --namespace=automon --role=automon-installer --user=alice
+"#;
+        assert_eq!(text, want, "{text}");
+    }
+
+    #[test]
+    fn denied_permissions_group_by_resource_and_namespace() {
+        type Case<'a> = (&'a [Permission], &'a [&'a str]);
+        let one = [perm("list", "apps", "deployments", None)];
+        let mixed = [
+            // Unsorted, with the same resource cluster-wide and in two namespaces.
+            perm("delete", "apps", "deployments", Some("mon")),
+            perm("list", "apps", "deployments", None),
+            perm("create", "apps", "deployments", Some("mon")),
+            perm("get", "apps", "deployments", Some("mon")),
+            perm("patch", "apps", "deployments", Some("mon")),
+            perm("get", "", "configmaps", Some("a")),
+            perm("create", "", "pods/portforward", Some("mon")),
+            perm("create", "", "namespaces", None),
+            perm(
+                "escalate",
+                "rbac.authorization.k8s.io",
+                "clusterroles",
+                None,
             ),
+            perm("create", "rbac.authorization.k8s.io", "clusterroles", None),
+        ];
+        let cases: [Case; 3] = [
+            (&[], &[]),
+            (&one, &["list  deployments.apps  cluster-wide"]),
+            (
+                &mixed,
+                &[
+                    "create, escalate  clusterroles.rbac.authorization.k8s.io  cluster-wide",
+                    "list  deployments.apps  cluster-wide",
+                    "create  namespaces  cluster-wide",
+                    "get  configmaps  in namespace a",
+                    "get, create, patch, delete    deployments.apps                   in namespace mon",
+                    "create                        pods/portforward                   in namespace mon",
+                ],
+            ),
+        ];
+        for (i, (missing, want)) in cases.iter().enumerate() {
+            let lines = missing_lines(&group_missing(missing));
+            // Columns as computed; compare with the padding squeezed to two spaces.
+            let squeeze = |l: &str| {
+                l.split("  ")
+                    .map(str::trim)
+                    .filter(|w| !w.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            };
+            let got: Vec<String> = lines.iter().map(|l| squeeze(l)).collect();
+            let want: Vec<String> = want.iter().map(|l| squeeze(l)).collect();
+            assert_eq!(got, want, "case {i}");
+            // Aligned: every line's resource starts in the same column.
+            let starts: BTreeSet<usize> = lines
+                .iter()
+                .zip(group_missing(missing))
+                .filter_map(|(l, g)| l.find(&format!("  {}  ", g.qualified_resource())))
+                .collect();
+            assert!(starts.len() <= 1, "case {i}: {lines:#?}");
+        }
+    }
+
+    /// The YAML documents between `<<'EOF'` and `EOF`.
+    fn applied(snippet: &str) -> Vec<String> {
+        let body = snippet
+            .split_once("<<'EOF'\n")
+            .and_then(|(_, rest)| rest.split_once("\nEOF\n"))
+            .map(|(yaml, _)| yaml)
+            .unwrap_or_else(|| panic!("no heredoc in {snippet}"));
+        body.split("\n---\n").map(|d| format!("{d}\n")).collect()
+    }
+
+    /// Every permission the rules grant, as RBAC would match them.
+    fn granted_by(rules: &[PolicyRule], namespace: Option<&str>) -> BTreeSet<Permission> {
+        let mut out = BTreeSet::new();
+        for r in rules {
+            assert!(
+                r.resource_names.is_none() && r.non_resource_urls.is_none(),
+                "{r:?}"
+            );
+            for g in r.api_groups.iter().flatten() {
+                for res in r.resources.iter().flatten() {
+                    for v in &r.verbs {
+                        assert_ne!(v, "*");
+                        out.insert(perm(v, g, res, namespace));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_grant_is_valid_rbac_with_exactly_the_missing_rules() {
+        let everything =
+            required_permissions(&render::render(&Config::default()).objects, "automon");
+        let mut with_subresource: Vec<Permission> = everything.iter().cloned().collect();
+        with_subresource.push(perm("create", "", "pods/portforward", Some("automon")));
+        with_subresource.push(perm("get", "", "services/proxy", Some("other")));
+        with_subresource.sort();
+        let cases: [Vec<Permission>; 4] = [
+            with_subresource,
+            vec![perm("create", "", "namespaces", None)],
+            vec![perm("get", "", "configmaps", Some("automon"))],
+            everything
+                .into_iter()
+                .filter(|p| p.namespace.is_none())
+                .collect(),
+        ];
+        for (i, missing) in cases.iter().enumerate() {
+            let snippet = grant_snippet(missing, Some("alice"));
+            let mut granted = BTreeSet::new();
+            let mut cluster_roles = 0;
+            let mut namespaces = BTreeSet::new();
+            for doc in applied(&snippet) {
+                if doc.contains("\nkind: ClusterRole\n") {
+                    let role: ClusterRole = serde_saphyr::from_str(&doc).expect(&doc);
+                    assert_eq!(role.metadata.name.as_deref(), Some(INSTALLER_ROLE));
+                    granted.extend(granted_by(role.rules.as_deref().unwrap_or_default(), None));
+                    cluster_roles += 1;
+                } else {
+                    let role: Role = serde_saphyr::from_str(&doc).expect(&doc);
+                    assert!(doc.contains("\nkind: Role\n"), "{doc}");
+                    let ns = role.metadata.namespace.clone().expect("a Role's namespace");
+                    granted.extend(granted_by(
+                        role.rules.as_deref().unwrap_or_default(),
+                        Some(&ns),
+                    ));
+                    namespaces.insert(ns);
+                }
+            }
+            let want: BTreeSet<Permission> = missing.iter().cloned().collect();
+            assert_eq!(
+                granted, want,
+                "case {i}: exactly the missing ones\n{snippet}"
+            );
+            let cluster_wide = missing.iter().any(|p| p.namespace.is_none());
+            assert_eq!(cluster_roles, usize::from(cluster_wide), "case {i}");
+            // One binding per role, to the user.
+            let bindings: Vec<&str> = snippet
+                .lines()
+                .filter(|l| l.starts_with("kubectl create "))
+                .collect();
+            assert_eq!(
+                bindings.len(),
+                cluster_roles + namespaces.len(),
+                "{snippet}"
+            );
+            assert!(
+                bindings.iter().all(|b| b.ends_with(" --user=alice")),
+                "{snippet}"
+            );
+            if cluster_wide {
+                assert!(snippet.contains("kubectl create clusterrolebinding automon-installer --clusterrole=automon-installer --user=alice\n"), "{snippet}");
+            }
+            for ns in &namespaces {
+                assert!(snippet.contains(&format!("kubectl create rolebinding automon-installer --namespace={ns} --role=automon-installer --user=alice\n")), "{snippet}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_grant_binds_who_the_server_named() {
+        let missing = [perm("create", "", "namespaces", None)];
+        let binding = |user: Option<&str>| {
+            grant_snippet(&missing, user)
+                .lines()
+                .find(|l| l.starts_with("kubectl create clusterrolebinding"))
+                .and_then(|l| l.rsplit_once(' ').map(|(_, s)| s.to_string()))
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            binding(Some("alice@example.com")),
+            "--user=alice@example.com"
+        );
+        assert_eq!(
+            binding(Some("system:serviceaccount:ci:deployer")),
+            "--serviceaccount=ci:deployer"
+        );
+        assert_eq!(
+            binding(Some("https://issuer#me")),
+            "--user='https://issuer#me'"
+        );
+        assert_eq!(binding(None), "--user=USER");
+        assert!(grant_snippet(&missing, None).starts_with("# USER: "));
+        assert!(!grant_snippet(&missing, Some("a")).contains("USER"));
+    }
+
+    #[test]
+    fn a_user_without_any_permission_reads_a_line_per_resource_not_per_verb() {
+        let everything =
+            required_permissions(&render::render(&Config::default()).objects, "automon");
+        let mut r = report();
+        r.permissions_checked = everything.len();
+        r.missing = everything.iter().cloned().collect();
+        let text = strip(&r.human(&Palette::stderr()));
+        let lines = text.lines().filter(|l| l.starts_with("  ✗ ")).count();
+        let resources: BTreeSet<(Option<&str>, &str, &str)> = everything
+            .iter()
+            .map(|p| {
+                (
+                    p.namespace.as_deref(),
+                    p.group.as_str(),
+                    p.resource.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(lines, resources.len(), "{text}");
+        assert!(
+            lines * 3 < everything.len(),
+            "{lines} lines for {} permissions",
+            everything.len()
+        );
+        assert!(
+            text.contains("  ✗ get, list, watch, create, patch, delete  customresourcedefinitions.apiextensions.k8s.io  cluster-wide\n")
+                || text.lines().any(|l| l.starts_with("  ✗ get, list, watch, create, patch, delete")
+                    && l.contains(" customresourcedefinitions.apiextensions.k8s.io ")
+                    && l.ends_with("  cluster-wide")),
             "{text}"
         );
+        // Cluster-wide lines first, then the namespace's.
+        let scopes: Vec<bool> = text
+            .lines()
+            .filter(|l| l.starts_with("  ✗ "))
+            .map(|l| l.ends_with("cluster-wide"))
+            .collect();
+        assert!(scopes.windows(2).all(|w| w[0] >= w[1]), "{text}");
     }
 
     #[test]

@@ -77,20 +77,82 @@ fn a_user_without_rbac_gets_every_missing_permission_at_once_and_nothing_is_writ
         .env("KUBECONFIG", &c.limited_kubeconfig)
         .args(["preflight", "-n", ns]))
     .code(EXIT_FORBIDDEN);
+    // One line per resource and place, its verbs first: `get, create  configmaps  in namespace x`.
+    let grants: Vec<(Vec<&str>, &str, &str)> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ✗ "))
+        .filter_map(|l| {
+            let cols: Vec<&str> = l
+                .split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect();
+            match cols.as_slice() {
+                [verbs, resource, scope] => Some((verbs.split(", ").collect(), *resource, *scope)),
+                _ => None,
+            }
+        })
+        .collect();
+    let in_ns = format!("in namespace {ns}");
+    for (verb, resource, scope) in [
+        ("create", "namespaces", "cluster-wide"),
+        ("create", "daemonsets.apps", in_ns.as_str()),
+        ("create", "prometheuses.monitoring.coreos.com", &in_ns),
+        ("patch", "deployments.apps", &in_ns),
+        ("watch", "deployments.apps", &in_ns),
+        ("delete", "configmaps", &in_ns),
+        (
+            "create",
+            "clusterroles.rbac.authorization.k8s.io",
+            "cluster-wide",
+        ),
+        (
+            "create",
+            "clusterrolebindings.rbac.authorization.k8s.io",
+            "cluster-wide",
+        ),
+        (
+            "create",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            "cluster-wide",
+        ),
+        (
+            "watch",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            "cluster-wide",
+        ),
+    ] {
+        assert!(
+            grants
+                .iter()
+                .any(|(verbs, r, s)| verbs.contains(&verb) && *r == resource && *s == scope),
+            "no line for {verb} {resource} {scope}:\n{}",
+            out.stderr
+        );
+    }
+    // Each resource in each place once; the cluster-wide ones first.
+    let places: std::collections::BTreeSet<(&str, &str)> =
+        grants.iter().map(|(_, r, s)| (*r, *s)).collect();
+    assert_eq!(places.len(), grants.len(), "{}", out.stderr);
+    let cluster_wide: Vec<bool> = grants
+        .iter()
+        .map(|(_, _, s)| *s == "cluster-wide")
+        .collect();
+    assert!(
+        cluster_wide.windows(2).all(|w| w[0] >= w[1]),
+        "{}",
+        out.stderr
+    );
+    // Then what grants them all, bound to the user the server authenticated.
     for line in [
-        "  ✗ missing: create namespaces cluster-wide".to_string(),
-        format!("  ✗ missing: create daemonsets.apps in namespace {ns:?}"),
-        format!("  ✗ missing: create prometheuses.monitoring.coreos.com in namespace {ns:?}"),
-        format!("  ✗ missing: patch deployments.apps in namespace {ns:?}"),
-        format!("  ✗ missing: watch deployments.apps in namespace {ns:?}"),
-        format!("  ✗ missing: delete configmaps in namespace {ns:?}"),
-        "  ✗ missing: create clusterroles.rbac.authorization.k8s.io cluster-wide".to_string(),
-        "  ✗ missing: create clusterrolebindings.rbac.authorization.k8s.io cluster-wide"
-            .to_string(),
-        "  ✗ missing: create customresourcedefinitions.apiextensions.k8s.io cluster-wide"
-            .to_string(),
-        "  ✗ missing: watch customresourcedefinitions.apiextensions.k8s.io cluster-wide"
-            .to_string(),
+        "To grant them, a cluster administrator runs:".to_string(),
+        "kubectl apply -f - <<'EOF'".to_string(),
+        "kind: ClusterRole".to_string(),
+        "kind: Role".to_string(),
+        format!("  namespace: {ns}"),
+        "kubectl create clusterrolebinding automon-installer --clusterrole=automon-installer --user=limited".to_string(),
+        format!("kubectl create rolebinding automon-installer --namespace={ns} --role=automon-installer --user=limited"),
     ] {
         assert!(
             out.stderr.lines().any(|l| l == line),
@@ -115,10 +177,10 @@ fn a_user_without_rbac_gets_every_missing_permission_at_once_and_nothing_is_writ
         "{v:#}"
     );
     assert_eq!(
-        out.stderr
-            .lines()
-            .filter(|l| l.contains("✗ missing: "))
-            .count(),
+        grants
+            .iter()
+            .map(|(verbs, _, _)| verbs.len())
+            .sum::<usize>(),
         missing,
         "{}",
         out.stderr

@@ -891,16 +891,22 @@ fn a_real_prometheus_through_the_api_server_tells_scrapes_failures_and_firing_al
         st["unknown"][0]
             .as_str()
             .unwrap()
-            .ends_with(": no answer within 2s)"),
+            .ends_with(": no answer within 2s; kubectl automon doctor tells more)"),
         "{st}"
     );
     // No pod at all behind the Service (the Prometheus scaled to none): the API server's 503.
     patch_prometheus(ns, r#"{"spec":{"replicas":0}}"#);
     let st = json_until(ns, &[], "no endpoints reported", |st| {
         st["prometheus"]["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("no endpoints available") && e.contains("(503)"))
+            == "503 Service Unavailable: no ready Prometheus pod behind the Service"
     });
+    // The API server's own words, for a bug report, in the JSON only.
+    assert!(
+        st["prometheus"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no endpoints available")),
+        "{st}"
+    );
     assert_ne!(st["health"], "Healthy", "{st}");
 
     // --prometheus-url asks that Prometheus directly, with the same answer.

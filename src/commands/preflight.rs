@@ -16,7 +16,8 @@ Checks, in this order, and writes nothing:
   reachable     the API server answers (exit 4 if not, 5 if it rejects the credentials)
   version       a supported Kubernetes (older fails with exit 1; newer than tested warns)
   permissions   every verb on every resource the install needs, asked with
-                SelfSubjectAccessReview; all missing ones are listed (exit 6)
+                SelfSubjectAccessReview; all missing ones are listed, a line per resource
+                and namespace, then the Role and ClusterRole that grant them (exit 6)
   operator      whether a Prometheus Operator not installed by automon is already running;
                 enable reuses it and labels its objects to match its selectors")]
 pub struct Args {

@@ -284,7 +284,7 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
         // Unverified says the same in its verdict below.
         Some(v) if !v.reachable && st.health != Health::Unverified => {
             out.push_str(&p.warn(&format!(
-                "Prometheus did not answer at {}: {}; scrape health and firing alerts unknown.\n",
+                "Prometheus did not answer at {}: {}; scrape health and firing alerts unknown (kubectl automon doctor tells more).\n",
                 v.via,
                 v.error.as_deref().unwrap_or("no answer")
             )))

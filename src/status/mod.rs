@@ -899,7 +899,7 @@ fn unknown(view: Option<&PrometheusView>) -> Vec<String> {
     match view {
         Some(v) if v.reachable => Vec::new(),
         Some(v) => vec![format!(
-            "scrape health and firing alerts (Prometheus did not answer at {}: {})",
+            "scrape health and firing alerts (Prometheus did not answer at {}: {}; kubectl automon doctor tells more)",
             v.via,
             v.error.as_deref().unwrap_or("no answer")
         )],
@@ -1059,6 +1059,7 @@ mod tests {
             reachable,
             via: "service automon/prometheus:web through the API server".into(),
             error: error.map(Into::into),
+            detail: None,
             firing: Vec::new(),
             targets: None,
             rules_loaded: None,
@@ -1074,7 +1075,7 @@ mod tests {
         assert_eq!(
             silent,
             [
-                "scrape health and firing alerts (Prometheus did not answer at service automon/prometheus:web through the API server: no answer within 5s)"
+                "scrape health and firing alerts (Prometheus did not answer at service automon/prometheus:web through the API server: no answer within 5s; kubectl automon doctor tells more)"
             ]
         );
         let unasked = unknown(None);

@@ -38,7 +38,7 @@ impl Source<'_> {
         }
     }
 
-    async fn get(&self, path: &str) -> Result<Value, String> {
+    async fn get(&self, path: &str) -> Result<Value, Failure> {
         let body = match self {
             Source::ServiceProxy {
                 cluster,
@@ -50,14 +50,15 @@ impl Source<'_> {
                     format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}");
                 let request = http::Request::get(uri)
                     .body(Vec::new())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| Failure::other(e.to_string()))?;
                 cluster
                     .proxy_client
                     .request_text(request)
                     .await
                     .map_err(|e| match e {
-                        kube::Error::Api(s) => format!("{} ({})", s.message.trim(), s.code),
-                        e => crate::error::chain(&e),
+                        kube::Error::Api(s) => Failure::answered(s.code, &s.message),
+                        // The API server itself: unreachable, or silent (`--request-timeout`).
+                        e => Failure::transport(cluster.target.classify(e).to_string()),
                     })?
             }
             Source::Url(base) => {
@@ -65,31 +66,103 @@ impl Source<'_> {
                 // ask() bounds the wait: dropping this future ends the request.
                 let client = reqwest::Client::builder()
                     .build()
-                    .map_err(|e| e.to_string())?;
-                let response = client
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_err(|e| crate::error::chain(&e))?;
+                    .map_err(|e| Failure::other(e.to_string()))?;
+                let response = client.get(&url).send().await.map_err(|e| {
+                    if e.is_timeout() {
+                        Failure::transport("timed out".to_string())
+                    } else {
+                        // The URL is in the message already (`via`): only why.
+                        Failure::transport(format!("cannot connect: {}", root_cause(&e)))
+                    }
+                })?;
                 let status = response.status();
-                let text = response.text().await.map_err(|e| e.to_string())?;
+                let text = response
+                    .text()
+                    .await
+                    .map_err(|e| Failure::transport(root_cause(&e)))?;
                 if !status.is_success() {
-                    return Err(format!("{url} answered {status}"));
+                    return Err(Failure::answered(status.as_u16(), &text));
                 }
                 text
             }
         };
         let v: Value = serde_json::from_str(&body)
-            .map_err(|_| "the answer is not Prometheus' JSON API".to_string())?;
+            .map_err(|_| Failure::other("the answer is not Prometheus' JSON API".to_string()))?;
         if v["status"] != "success" {
-            return Err(format!(
+            return Err(Failure::other(format!(
                 "Prometheus answered {}: {}",
                 v["status"],
                 v["error"].as_str().unwrap_or_default()
-            ));
+            )));
         }
         Ok(v["data"].clone())
     }
+}
+
+/// Why a question to Prometheus got no answer: one short clause for people, and the words of
+/// whoever answered instead (the API server, a proxy on the way), kept whole for `-o json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failure {
+    reason: String,
+    detail: Option<String>,
+    timed_out: bool,
+}
+
+impl Failure {
+    fn other(reason: String) -> Failure {
+        Failure {
+            reason,
+            detail: None,
+            timed_out: false,
+        }
+    }
+
+    fn transport(reason: String) -> Failure {
+        let lower = reason.to_ascii_lowercase();
+        Failure {
+            timed_out: lower.contains("timed out") || lower.contains("did not answer within"),
+            ..Failure::other(reason)
+        }
+    }
+
+    /// An HTTP error in place of Prometheus' answer (pure): its status, and what it means
+    /// when the API server's words say (no pod behind the Service, a pod it cannot reach).
+    /// The words themselves may quote every proxy on the way: they go to `detail` only.
+    fn answered(code: u16, message: &str) -> Failure {
+        let status = http::StatusCode::from_u16(code)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .map_or_else(|| code.to_string(), |r| format!("{code} {r}"));
+        let meaning = if message.contains("no endpoints available") {
+            Some("no ready Prometheus pod behind the Service")
+        } else if message.contains("error trying to reach service") {
+            Some("the API server could not reach the Prometheus pod")
+        } else if code == 401 || code == 403 {
+            Some(
+                "the credentials may not read Prometheus through the API server (get services/proxy)",
+            )
+        } else {
+            None
+        };
+        let message = message.trim();
+        Failure {
+            reason: match meaning {
+                Some(m) => format!("{status}: {m}"),
+                None => status,
+            },
+            detail: (!message.is_empty()).then(|| message.to_string()),
+            timed_out: false,
+        }
+    }
+}
+
+/// The innermost cause of an error: what actually failed, without the layers that wrap it.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
 }
 
 /// One scrape target.
@@ -141,8 +214,13 @@ pub struct Targets {
 pub struct PrometheusView {
     pub reachable: bool,
     pub via: String,
+    /// Why it did not answer, in a few words (`502 Bad Gateway`, `no answer within 5s`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What answered instead, in its own words (the API server's message, which may quote
+    /// every proxy on the way), for a bug report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// Firing alerts (pending ones are not yet news).
     pub firing: Vec<Alert>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -172,12 +250,13 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub fn unreachable(via: String, error: String) -> Answer {
+    pub fn unreachable(via: String, error: String, detail: Option<String>) -> Answer {
         Answer {
             view: PrometheusView {
                 reachable: false,
                 via,
                 error: Some(error),
+                detail,
                 firing: Vec::new(),
                 targets: None,
                 rules_loaded: None,
@@ -215,10 +294,10 @@ pub async fn ask(source: Source<'_>, wait: Duration) -> Answer {
     };
     let no_answer = || format!("no answer within {}", crate::error::humantime(wait));
     match tokio::time::timeout(wait, all).await {
-        Err(_) => Answer::unreachable(via, no_answer()),
+        Err(_) => Answer::unreachable(via, no_answer(), None),
         // The client's own read timeout (the same --request-timeout) may fire first.
-        Ok(Err(e)) if e.contains("timed out") => Answer::unreachable(via, no_answer()),
-        Ok(Err(e)) => Answer::unreachable(via, e),
+        Ok(Err(e)) if e.timed_out => Answer::unreachable(via, no_answer(), None),
+        Ok(Err(e)) => Answer::unreachable(via, e.reason, e.detail),
         Ok(Ok(((alerts, targets, rules), tsdb, memory))) => {
             let mut answer = read(via, &alerts, &targets, &rules);
             answer.view.head_series = tsdb.as_ref().and_then(head_series);
@@ -316,6 +395,7 @@ pub fn read(via: String, alerts: &Value, targets: &Value, rules: &Value) -> Answ
             reachable: true,
             via,
             error: None,
+            detail: None,
             firing,
             targets: Some(counts),
             rules_loaded: Some(rules_loaded),
@@ -330,6 +410,58 @@ pub fn read(via: String, alerts: &Value, targets: &Value, rules: &Value) -> Answ
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_failed_answer_is_one_short_clause_and_keeps_the_servers_words_apart() {
+        // What the API server's service proxy says, as a real cluster and the test's egress
+        // proxy word it.
+        let cases = [
+            (
+                503,
+                r#"no endpoints available for service "prometheus:web""#,
+                "503 Service Unavailable: no ready Prometheus pod behind the Service",
+            ),
+            (
+                503,
+                "error trying to reach service: dial tcp 10.0.0.5:9090: connect: connection refused",
+                "503 Service Unavailable: the API server could not reach the Prometheus pod",
+            ),
+            (
+                502,
+                "error trying to reach service: proxy error from 127.0.0.1:41000 while dialing 10.0.0.5:9090, code 502: 502 localcluster has no process for 10.0.0.5:9090 (nothing outside 127.0.0.0/8 is dialed; see localcluster expose)",
+                "502 Bad Gateway: the API server could not reach the Prometheus pod",
+            ),
+            (502, "", "502 Bad Gateway"),
+            (500, "broken", "500 Internal Server Error"),
+            (
+                403,
+                r#"services "prometheus:web" is forbidden: User "bob" cannot get resource "services/proxy""#,
+                "403 Forbidden: the credentials may not read Prometheus through the API server (get services/proxy)",
+            ),
+            (599, "x", "599"),
+        ];
+        for (code, message, want) in cases {
+            let f = Failure::answered(code, message);
+            assert_eq!(f.reason, want, "{message}");
+            assert!(f.reason.len() < 110, "{}", f.reason);
+            assert!(!f.reason.contains("127.0.0.0/8") && !f.reason.contains("localcluster"));
+            assert_eq!(
+                f.detail.as_deref(),
+                (!message.is_empty()).then_some(message)
+            );
+            assert!(!f.timed_out);
+        }
+        assert!(
+            Failure::transport(
+                "the API server at https://x did not answer within 2s (--request-timeout)".into()
+            )
+            .timed_out
+        );
+        assert!(
+            !Failure::transport("cannot connect: Connection refused (os error 111)".into())
+                .timed_out
+        );
+    }
 
     #[test]
     fn reads_the_head_and_the_memory() {
