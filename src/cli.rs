@@ -9,7 +9,7 @@ use crate::{
     apply::ApplyError,
     cluster::KubeFlags,
     commands::{self, open::OpenError},
-    config::ConfigError,
+    config::{ConfigError, UnreadableFile},
     error::{ClusterError, exit},
     versions::LONG_VERSION,
 };
@@ -131,6 +131,7 @@ fn report(err: &anyhow::Error) -> u8 {
             e.downcast_ref::<ClusterError>()
                 .map(ClusterError::exit_code)
                 .or_else(|| e.downcast_ref::<ConfigError>().map(|_| exit::USAGE))
+                .or_else(|| e.downcast_ref::<UnreadableFile>().map(|_| exit::USAGE))
                 .or_else(|| e.downcast_ref::<OpenError>().map(OpenError::exit_code))
                 .or_else(|| {
                     e.downcast_ref::<crate::reconcile::Denied>()
@@ -180,6 +181,43 @@ mod tests {
         assert_eq!(cli.kube.as_user.as_deref(), Some("alice"));
         assert_eq!(cli.kube.as_group, ["a", "b"]);
         assert_eq!(cli.kube.timeout(), Some(std::time::Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn numeric_flags_say_what_they_expect_in_words() {
+        let cases: [(&[&str], &str); 6] = [
+            (
+                &["render", "--nodes", "x"],
+                "expected a whole number (1 or more)",
+            ),
+            (
+                &["render", "--nodes", "0"],
+                "expected a whole number (1 or more)",
+            ),
+            (&["rollback", "two"], "expected a whole number (1 or more)"),
+            (
+                &["rollback", "--history-max=-1"],
+                "expected a whole number (0 or more)",
+            ),
+            (
+                &["diff", "--revision", "1.5"],
+                "expected a whole number (1 or more)",
+            ),
+            (
+                &["open", "grafana", "--port", "99999"],
+                "expected a port number from 0 to 65535",
+            ),
+        ];
+        for (args, words) in cases {
+            let e =
+                Cli::try_parse_from(std::iter::once("kubectl-automon").chain(args.iter().copied()))
+                    .unwrap_err()
+                    .to_string();
+            assert!(e.contains(words), "{args:?}: {e}");
+            for rust in ["invalid digit", "1..=", "u32", "u16"] {
+                assert!(!e.contains(rust), "{args:?}: {e}");
+            }
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub struct Args {
     #[command(flatten)]
     crds: CrdArgs,
     /// Compare the cluster with a recorded revision instead: what `rollback N` would change
-    #[arg(long, value_name = "N", conflicts_with_all = ["file", "set", "crds_from"])]
+    #[arg(long, value_name = "N", value_parser = super::args::counting_number, conflicts_with_all = ["file", "set", "crds_from"])]
     revision: Option<u32>,
 }
 

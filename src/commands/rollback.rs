@@ -16,12 +16,12 @@ use crate::{
 pub struct Args {
     /// The revision to restore (`kubectl automon history` lists them); default: the one before
     /// the latest
-    #[arg(value_name = "REVISION")]
+    #[arg(value_name = "REVISION", value_parser = super::args::counting_number)]
     revision: Option<u32>,
     #[command(flatten)]
     run: RunArgs,
     /// How many revisions to keep (0: all)
-    #[arg(long, value_name = "N", default_value_t = revision::DEFAULT_MAX)]
+    #[arg(long, value_name = "N", default_value_t = revision::DEFAULT_MAX, value_parser = super::args::whole_number)]
     history_max: u32,
 }
 
