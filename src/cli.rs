@@ -10,7 +10,7 @@ use crate::{
     cluster::KubeFlags,
     commands::{self, open::OpenError},
     config::{ConfigError, UnreadableFile},
-    error::{ClusterError, exit},
+    error::{ClusterError, NotInstalled, exit},
     versions::LONG_VERSION,
 };
 
@@ -125,14 +125,24 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
 
 /// Prints an error once, with its chain, and picks the exit code from its kind.
 fn report(err: &anyhow::Error) -> u8 {
-    let code = err
-        .chain()
+    let code = exit_code(err);
+    crate::output::error(&format!("{err:#}"));
+    code
+}
+
+/// The exit code the README documents for an error: the first cause in its chain that has one.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    err.chain()
         .find_map(|e| {
             e.downcast_ref::<ClusterError>()
                 .map(ClusterError::exit_code)
                 .or_else(|| e.downcast_ref::<ConfigError>().map(|_| exit::USAGE))
                 .or_else(|| e.downcast_ref::<UnreadableFile>().map(|_| exit::USAGE))
                 .or_else(|| e.downcast_ref::<OpenError>().map(OpenError::exit_code))
+                .or_else(|| {
+                    e.downcast_ref::<NotInstalled>()
+                        .map(|_| exit::NOT_INSTALLED)
+                })
                 .or_else(|| {
                     e.downcast_ref::<crate::reconcile::Denied>()
                         .map(|_| exit::FORBIDDEN)
@@ -143,9 +153,7 @@ fn report(err: &anyhow::Error) -> u8 {
                     _ => None,
                 })
         })
-        .unwrap_or(exit::FAILURE);
-    crate::output::error(&format!("{err:#}"));
-    code
+        .unwrap_or(exit::FAILURE)
 }
 
 #[cfg(test)]
@@ -218,6 +226,16 @@ mod tests {
                 assert!(!e.contains(rust), "{args:?}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn not_installed_exits_9_wherever_it_is_found() {
+        let e = anyhow::Error::new(NotInstalled {
+            namespace: "default".into(),
+        })
+        .context("rollback");
+        assert_eq!(exit_code(&e), exit::NOT_INSTALLED);
+        assert_eq!(exit_code(&anyhow::anyhow!("other")), exit::FAILURE);
     }
 
     #[test]

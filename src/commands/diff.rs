@@ -70,6 +70,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let mut state = plan::gather(&cluster, &namespace, existing).await?;
     let plan = match args.revision {
         Some(n) => {
+            revision::list_installed(&cluster).await?;
             let (_, payload) = revision::read(&cluster, n).await?;
             let wanted = crate::exporter::Wanted::of(&payload.objects);
             if wanted.reuse {

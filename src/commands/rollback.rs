@@ -30,7 +30,8 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let cluster = Cluster::connect(flags).await?;
     let namespace = cluster.namespace.clone();
     // Read and check the revision before anything else: a missing or damaged one stops here.
-    let known = revision::list(&cluster).await?;
+    // Nothing installed is exit 9, as for every command; no revision to go back to is 1.
+    let known = revision::list_installed(&cluster).await?;
     let n = revision::target(&known, args.revision, &namespace)?;
     let (summary, payload) = revision::read(&cluster, n).await?;
     let line = format!(
