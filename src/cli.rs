@@ -73,7 +73,7 @@ const EXAMPLES: &[(&str, &str)] = &[
   kubectl automon enable --wait
   # Install from a configuration file into another namespace
   kubectl automon enable -n monitoring -f automon.yaml
-  # Change one setting of what is installed, checked by the API server first
+  # Preview changing one setting of what is installed (the API server checks it; nothing is saved)
   kubectl automon enable --set prometheus.retention=30d --dry-run=server",
     ),
     (
