@@ -17,6 +17,33 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// The file given to `-f` cannot be read at all: its path, the system's reason, what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {reason}; {}", path.display(), advice(reason))]
+pub struct UnreadableFile {
+    pub path: std::path::PathBuf,
+    pub reason: std::io::Error,
+}
+
+fn advice(reason: &std::io::Error) -> &'static str {
+    match reason.kind() {
+        std::io::ErrorKind::NotFound => "check the path given to -f/--filename",
+        std::io::ErrorKind::PermissionDenied => "make it readable, or copy it somewhere that is",
+        std::io::ErrorKind::IsADirectory => "-f/--filename takes one YAML file, not a directory",
+        _ => "give -f/--filename a readable YAML file",
+    }
+}
+
+impl UnreadableFile {
+    /// Reads the configuration file's text.
+    pub fn read(path: &Path) -> Result<String, UnreadableFile> {
+        std::fs::read_to_string(path).map_err(|reason| UnreadableFile {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Config {
@@ -563,9 +590,31 @@ impl Default for Dashboards {
 }
 
 /// A Prometheus duration such as `30s`, `5m`, `1h30m`, `15d`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct PromDuration(pub String);
+
+impl<'de> Deserialize<'de> for PromDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        text(d, "a duration such as 30s or 5m").map(PromDuration)
+    }
+}
+
+/// A string-valued setting whose type error names what it is in the user's words (`expected
+/// a duration such as 30s or 5m`), not `a string`.
+fn text<'de, D: serde::Deserializer<'de>>(d: D, what: &'static str) -> Result<String, D::Error> {
+    struct Text(&'static str);
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<String, E> {
+            Ok(s.to_string())
+        }
+    }
+    d.deserialize_str(Text(what))
+}
 
 impl PromDuration {
     /// The length in seconds, or why it is not a duration.
@@ -614,9 +663,15 @@ impl fmt::Display for PromDuration {
 }
 
 /// A Kubernetes resource quantity such as `500m`, `1Gi`, `2`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Quantity(pub String);
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        text(d, "a Kubernetes quantity such as 500m or 2Gi").map(Quantity)
+    }
+}
 
 impl Quantity {
     fn check(&self) -> Result<(), String> {
@@ -641,23 +696,17 @@ impl Quantity {
 }
 
 impl Config {
-    /// Defaults, then the file (if any), then each `--set`, then validation.
-    pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Config, ConfigError> {
-        let mut config = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-                    origin: path.display().to_string(),
-                    key: "(file)".into(),
-                    problem: format!("cannot read it: {e}"),
-                })?;
-                Config::from_yaml(&text, &path.display().to_string())?
-            }
-            None => Config::default(),
+    /// Defaults, then the file (if any: its path and text), then each `--set`, then validation.
+    pub fn load(file: Option<(&Path, &str)>, sets: &[String]) -> Result<Config, ConfigError> {
+        let origin = file.map(|(path, _)| path.display().to_string());
+        let mut config = match (file, &origin) {
+            (Some((_, text)), Some(origin)) => Config::from_yaml(text, origin)?,
+            _ => Config::default(),
         };
         for set in sets {
             config = config.with_set(set)?;
         }
-        config.validate(file.map(|p| p.display().to_string()).as_deref(), None)?;
+        config.validate(origin.as_deref(), None)?;
         Ok(config)
     }
 
@@ -687,11 +736,25 @@ impl Config {
                 .unwrap_or_default()
                 .trim_start_matches("error: ")
                 .to_string();
-            // "line 3 column 15: invalid u32" -> "invalid u32"
-            let problem = problem
-                .split_once(": ")
-                .filter(|(head, _)| head.starts_with("line "))
-                .map_or(problem.clone(), |(_, p)| p.to_string());
+            // "line 3 column 15: invalid u32" -> "expected a whole number (0 or more)"
+            let problem = user_words(
+                &problem
+                    .split_once(": ")
+                    .filter(|(head, _)| head.starts_with("line "))
+                    .map_or(problem.clone(), |(_, p)| p.to_string()),
+            );
+            // serde-saphyr does not quote the value; the line does.
+            let value = line
+                .and_then(|l| text.lines().nth(l.checked_sub(1)?))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.split(" #").next().unwrap_or_default().trim())
+                .filter(|v| !v.is_empty());
+            let problem = match value {
+                Some(v) if problem.starts_with("expected ") && !problem.contains(", got ") => {
+                    format!("{problem}, got {v}")
+                }
+                _ => problem,
+            };
             ConfigError {
                 origin: match line {
                     Some(l) => format!("{origin} line {l}"),
@@ -717,7 +780,7 @@ impl Config {
                     return Err(ConfigError {
                         origin: origin.to_string(),
                         key: "(document)".into(),
-                        problem: merged.to_string(),
+                        problem: user_words(&merged.to_string()),
                     });
                 }
             },
@@ -767,7 +830,8 @@ impl Config {
                 *node = serde_json::Value::Object(Default::default());
             }
         }
-        let config: Config = serde_json::from_value(tree).map_err(|e| err(e.to_string()))?;
+        let config: Config =
+            serde_json::from_value(tree).map_err(|e| err(user_words(&e.to_string())))?;
         config.validate(Some(&origin), None)?;
         Ok(config)
     }
@@ -1000,6 +1064,71 @@ impl Config {
     }
 }
 
+/// A type or parse error from serde or serde-saphyr in the user's words: `invalid type: string
+/// "x", expected u32` is `expected a whole number (0 or more), got "x"`, never a Rust type name.
+fn user_words(problem: &str) -> String {
+    let mismatch = problem
+        .strip_prefix("invalid type: ")
+        .or_else(|| problem.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.rsplit_once(", expected "));
+    if let Some((found, expected)) = mismatch {
+        return format!(
+            "expected {}, got {}",
+            expected_words(expected),
+            found_words(found)
+        );
+    }
+    if problem.starts_with("cannot deserialize null") {
+        return "expected a value, got nothing (leave the key out to keep the default)".into();
+    }
+    // serde-saphyr: `invalid u32`, `invalid boolean`, `expected string scalar`.
+    let named = problem
+        .strip_prefix("invalid ")
+        .or_else(|| problem.strip_prefix("expected "));
+    match named.map(expected_words) {
+        Some(words) if Some(words.as_str()) != named => format!("expected {words}"),
+        _ => problem.to_string(),
+    }
+}
+
+/// What serde expected (`u32`, `a boolean`, `struct Prometheus`), in words.
+fn expected_words(t: &str) -> String {
+    match t.trim() {
+        "u8" => "a whole number from 0 to 255",
+        "u16" => "a whole number from 0 to 65535",
+        "u32" | "u64" | "u128" | "usize" => "a whole number (0 or more)",
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+        "f32" | "f64" | "floating point" => "a number",
+        "a boolean" | "boolean" | "bool" => "true or false",
+        "a string" | "a borrowed string" | "string scalar" | "string" => "a single value",
+        "a sequence" | "sequence start" | "sequence" => "a list",
+        "a map" | "mapping start" | "map" => "a section (keys indented under it)",
+        t if t.starts_with("struct ") => "a section (keys indented under it)",
+        t => return t.to_string(),
+    }
+    .to_string()
+}
+
+/// What serde found (`integer `3``, `string "x"`, `sequence`), in words.
+fn found_words(v: &str) -> String {
+    let v = v.trim();
+    for prefix in ["integer ", "floating point ", "boolean ", "character "] {
+        if let Some(value) = v.strip_prefix(prefix) {
+            return value.trim_matches('`').to_string();
+        }
+    }
+    if let Some(quoted) = v.strip_prefix("string ") {
+        return quoted.to_string();
+    }
+    match v {
+        "sequence" => "a list",
+        "map" => "a section",
+        "null" | "unit value" => "nothing",
+        other => other,
+    }
+    .to_string()
+}
+
 /// Helm's rule for values: maps merge key by key, anything else replaces, and a null leaves a
 /// section as it is.
 fn merge_values(base: &mut serde_json::Value, over: serde_json::Value) {
@@ -1211,7 +1340,7 @@ mod tests {
                 "prometheus:\n  replicas: many\n",
                 "a.yaml line 2",
                 "prometheus.replicas",
-                "invalid",
+                "expected a whole number (0 or more), got many",
             ),
             (
                 "alerts:\n  highCpu:\n    thresholdPercent: 180\n    for: 5m\n    severity: warning\n",
@@ -1280,6 +1409,121 @@ mod tests {
             .with_set("prometheus.replicas")
             .unwrap_err();
         assert!(e.problem.contains("path=value"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_are_named_in_the_users_words() {
+        let cases = [
+            (
+                "prometheus.replicas=many",
+                "expected a whole number (0 or more), got \"many\"",
+            ),
+            (
+                "prometheus.replicas=-1",
+                "expected a whole number (0 or more), got -1",
+            ),
+            (
+                "prometheus.replicas=1.5",
+                "expected a whole number (0 or more), got 1.5",
+            ),
+            (
+                "prometheus.replicas=",
+                "expected a whole number (0 or more), got nothing",
+            ),
+            (
+                "nodeExporter.port=99999",
+                "expected a whole number from 0 to 65535, got 99999",
+            ),
+            (
+                "alerts.highCpu.thresholdPercent=lots",
+                "expected a number, got \"lots\"",
+            ),
+            (
+                "dashboards.stack=maybe",
+                "expected true or false, got \"maybe\"",
+            ),
+            ("grafana.enabled=3", "expected true or false, got 3"),
+            (
+                "prometheus.retention=[30d]",
+                "expected a duration such as 30s or 5m, got a list",
+            ),
+            (
+                "prometheus.resources.requests.cpu=[1]",
+                "expected a Kubernetes quantity such as 500m or 2Gi, got a list",
+            ),
+            ("images.registry=[a]", "expected a single value, got a list"),
+            (
+                "prometheus=3",
+                "expected a section (keys indented under it), got 3",
+            ),
+        ];
+        for (set, problem) in cases {
+            let e = Config::default().with_set(set).unwrap_err();
+            assert_eq!(e.key, set.split('=').next().unwrap(), "{set}");
+            assert_eq!(e.problem, problem, "{set}");
+        }
+    }
+
+    #[test]
+    fn wrong_types_in_a_file_are_named_in_the_users_words() {
+        let cases = [
+            (
+                "prometheus:\n  replicas: 1.5\n",
+                "prometheus.replicas",
+                "expected a whole number (0 or more), got 1.5",
+            ),
+            (
+                "nodeExporter:\n  port: 70000  # too high\n",
+                "nodeExporter.port",
+                "expected a whole number from 0 to 65535, got 70000",
+            ),
+            (
+                "dashboards:\n  stack: maybe\n",
+                "dashboards.stack",
+                "expected true or false, got maybe",
+            ),
+            (
+                "alerts:\n  highCpu:\n    thresholdPercent: lots\n",
+                "alerts.highCpu.thresholdPercent",
+                "expected a number, got lots",
+            ),
+            (
+                "prometheus: 3\n",
+                "prometheus",
+                "expected a section (keys indented under it), got 3",
+            ),
+            (
+                "alertmanager:\n  receivers: 3\n",
+                "alertmanager.receivers",
+                "expected a list, got 3",
+            ),
+            (
+                "prometheus:\n  retention: ~\n",
+                "prometheus.retention",
+                "expected a value, got nothing (leave the key out to keep the default)",
+            ),
+        ];
+        for (text, key, problem) in cases {
+            let e = Config::from_yaml(text, "a.yaml").unwrap_err();
+            assert_eq!(
+                (e.key.as_str(), e.problem.as_str()),
+                (key, problem),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unreadable_file_is_named_with_the_systems_reason() {
+        let e = UnreadableFile::read(Path::new("/nonexistent.yaml")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot read /nonexistent.yaml: No such file or directory (os error 2); \
+             check the path given to -f/--filename"
+        );
+        let dir = std::env::temp_dir();
+        let e = UnreadableFile::read(&dir).unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
     }
 
     #[test]

@@ -16,11 +16,22 @@ pub mod exit {
     /// `status`/`doctor`: installed, but something does not work (a node without an exporter,
     /// a component not ready, a failed check).
     pub const DEGRADED: u8 = 8;
-    /// `status`/`doctor`: automon is not installed in the namespace.
+    /// `status`, `doctor`, `reconcile`, `open`, `history`, `rollback`, `diff --revision`: automon
+    /// is not installed in the namespace ([`super::NotInstalled`]).
     pub const NOT_INSTALLED: u8 = 9;
     /// `status`: nothing is wrong as far as the API server shows, but Prometheus did not answer
     /// (or was not asked), so scrape health and firing alerts are unknown.
     pub const UNVERIFIED: u8 = 10;
+}
+
+/// automon is not installed in the namespace a command was pointed at: every command that needs
+/// it says so in these words and exits 9.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "automon is not installed in namespace {namespace}; install it with `kubectl automon enable -n {namespace}`"
+)]
+pub struct NotInstalled {
+    pub namespace: String,
 }
 
 /// Problems reaching or talking to the cluster.

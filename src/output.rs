@@ -94,6 +94,14 @@ pub fn plural(n: usize, noun: &str) -> String {
     }
 }
 
+/// [`plural`] for counts that grow large, with thousands separated: `1 node`, `1,000 nodes`.
+pub fn plural_thousands(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{} {noun}s", crate::sizing::thousands(n)),
+    }
+}
+
 /// Serialises data for `-o json|yaml`; json is pretty and ends with a newline.
 pub fn structured<T: Serialize>(format: Format, value: &T) -> anyhow::Result<String> {
     Ok(match format {
@@ -219,6 +227,15 @@ pub fn strip_ansi(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(plural(1, "object"), "1 object");
+        assert_eq!(plural(0, "object"), "0 objects");
+        assert_eq!(plural(2, "node"), "2 nodes");
+        assert_eq!(plural_thousands(1, "node"), "1 node");
+        assert_eq!(plural_thousands(1_000, "node"), "1,000 nodes");
+    }
 
     #[test]
     fn table_looks_like_kubectl_get() {

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     apply::FIELD_MANAGER,
     cluster::Cluster,
-    error::ClusterError,
+    error::{ClusterError, NotInstalled},
     render::{
         Object, kind,
         meta::{MANAGED_BY, MANAGED_BY_LABEL, PART_OF, PART_OF_LABEL},
@@ -93,7 +93,7 @@ pub enum RevisionError {
     )]
     NoPrevious { namespace: String, current: u32 },
     #[error(
-        "there are no revisions in namespace {namespace:?}: automon is not installed there (use -n for another namespace), or it was installed before revisions were recorded (the next enable that changes something records one)"
+        "there are no revisions in namespace {namespace:?}: automon was installed there before revisions were recorded (the next enable that changes something records one)"
     )]
     NoRevisions { namespace: String },
     #[error(
@@ -208,6 +208,36 @@ pub async fn list(cluster: &Cluster) -> Result<Vec<Summary>, ClusterError> {
         .collect();
     out.sort_by_key(|s| s.revision);
     Ok(out)
+}
+
+/// [`list`], or [`NotInstalled`] when the namespace holds no revisions because automon is not
+/// there at all (rather than installed before revisions were recorded).
+pub async fn list_installed(cluster: &Cluster) -> anyhow::Result<Vec<Summary>> {
+    let known = list(cluster).await?;
+    let has_parent = if known.is_empty() {
+        crate::inventory::parent_configmap(&cluster.client, &cluster.namespace)
+            .await
+            .map_err(|e| cluster.target.classify(e))?
+            .is_some()
+    } else {
+        true
+    };
+    Ok(installed(known, has_parent, &cluster.namespace)?)
+}
+
+/// The decision of [`list_installed`] (pure): no revisions and no ApplySet parent is "not
+/// installed"; no revisions beside a parent is an install older than revisions.
+pub fn installed(
+    known: Vec<Summary>,
+    has_parent: bool,
+    namespace: &str,
+) -> Result<Vec<Summary>, NotInstalled> {
+    if known.is_empty() && !has_parent {
+        return Err(NotInstalled {
+            namespace: namespace.into(),
+        });
+    }
+    Ok(known)
 }
 
 /// Which revision `rollback` restores: the one asked for, or the one before the latest.
@@ -437,6 +467,31 @@ fn redact(set: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_revisions_and_no_parent_is_not_installed() {
+        let one = || {
+            vec![Summary {
+                revision: 1,
+                updated: "2026-11-29T18:23:29Z".into(),
+                plugin: "0.1.0".into(),
+                by: "me".into(),
+                change: "install".into(),
+            }]
+        };
+        let e = installed(Vec::new(), false, "default").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "automon is not installed in namespace default; install it with `kubectl automon enable -n default`"
+        );
+        // Installed before revisions were recorded: rollback's own error says so (exit 1).
+        assert_eq!(installed(Vec::new(), true, "automon").unwrap().len(), 0);
+        assert!(matches!(
+            target(&[], None, "automon"),
+            Err(RevisionError::NoRevisions { .. })
+        ));
+        assert_eq!(installed(one(), true, "automon").unwrap().len(), 1);
+    }
     use crate::{config::Config, render};
 
     fn summaries(numbers: &[u32]) -> Vec<Summary> {

@@ -260,8 +260,8 @@ impl Estimate {
         match self.nodes {
             None => format!("sized for up to {} nodes (no node count given)", TIERS[0]),
             Some(n) => format!(
-                "sized for up to {} nodes: ~{} series ({} per node){}, ~{} GB of disk{} for the retention",
-                thousands(u64::from(n)),
+                "sized for up to {}: ~{} series ({} per node){}, ~{} GB of disk{} for the retention",
+                crate::output::plural_thousands(u64::from(n), "node"),
                 thousands(self.series),
                 thousands(self.series_per_node),
                 if self.shards > 1 {

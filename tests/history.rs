@@ -312,5 +312,16 @@ fn revisions_are_recorded_listed_and_rolled_back_exactly() {
 
     // disable takes the history with the stack.
     run(automon_admin().args(["disable", "-n", NS, "--yes"])).success();
-    run(automon_admin().args(["history", "-n", NS])).code(9);
+    let not_installed = format!(
+        "automon is not installed in namespace {NS}; install it with `kubectl automon enable -n {NS}`"
+    );
+    run(automon_admin().args(["history", "-n", NS]))
+        .code(9)
+        .stderr_has(&not_installed);
+    run(automon_admin().args(["rollback", "-n", NS]))
+        .code(9)
+        .stderr_has(&not_installed);
+    run(automon_admin().args(["diff", "-n", NS, "--revision", "1"]))
+        .code(9)
+        .stderr_has(&not_installed);
 }

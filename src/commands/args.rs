@@ -5,7 +5,12 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 
-use crate::{cluster::KubeFlags, config::Config, crds::CrdSource, render};
+use crate::{
+    cluster::KubeFlags,
+    config::{Config, UnreadableFile},
+    crds::CrdSource,
+    render,
+};
 
 /// Where the configuration comes from: shared by every command that renders.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -21,7 +26,9 @@ pub struct ConfigArgs {
 impl ConfigArgs {
     /// The effective configuration; `-n` wins over the file's namespace.
     pub fn load(&self, flags: &KubeFlags) -> anyhow::Result<Config> {
-        let mut config = Config::load(self.file.as_deref(), &self.set)?;
+        let text = self.file.as_deref().map(UnreadableFile::read).transpose()?;
+        let file = self.file.as_deref().zip(text.as_deref());
+        let mut config = Config::load(file, &self.set)?;
         if let Some(ns) = &flags.namespace {
             config = config
                 .with_set(&format!("namespace={ns}"))
@@ -82,6 +89,28 @@ impl CrdArgs {
     pub fn source(&self) -> CrdSource {
         CrdSource::from_flag(self.crds_from.as_deref())
     }
+}
+
+/// `--history-max N` and the like: clap's own parser answers `invalid digit found in string`.
+pub fn whole_number(s: &str) -> Result<u32, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| "expected a whole number (0 or more)".into())
+}
+
+/// `--nodes N`, a revision number: a whole number, 1 or more.
+pub fn counting_number(s: &str) -> Result<u32, String> {
+    match s.trim().parse() {
+        Ok(0) | Err(_) => Err("expected a whole number (1 or more)".into()),
+        Ok(n) => Ok(n),
+    }
+}
+
+/// A local TCP port, 0 for one the system chooses.
+pub fn port_number(s: &str) -> Result<u16, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| "expected a port number from 0 to 65535".into())
 }
 
 /// How a plan is run: the flags `enable` and `rollback` share.

@@ -104,14 +104,11 @@ fn protocol_lines(candidates: &[CompletionCandidate]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
-    use crate::cli::Cli;
 
     fn complete(words: &[&str]) -> String {
         answer(
-            &mut Cli::command(),
+            &mut crate::cli::command(),
             words.iter().map(OsString::from).collect(),
         )
     }

@@ -27,7 +27,7 @@ pub struct Args {
     #[command(flatten)]
     crds: CrdArgs,
     /// Compare the cluster with a recorded revision instead: what `rollback N` would change
-    #[arg(long, value_name = "N", conflicts_with_all = ["file", "set", "crds_from"])]
+    #[arg(long, value_name = "N", value_parser = super::args::counting_number, conflicts_with_all = ["file", "set", "crds_from"])]
     revision: Option<u32>,
 }
 
@@ -70,6 +70,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let mut state = plan::gather(&cluster, &namespace, existing).await?;
     let plan = match args.revision {
         Some(n) => {
+            revision::list_installed(&cluster).await?;
             let (_, payload) = revision::read(&cluster, n).await?;
             let wanted = crate::exporter::Wanted::of(&payload.objects);
             if wanted.reuse {

@@ -73,10 +73,43 @@ pub fn human(report: &Report, p: &Palette) -> String {
             out.push_str(&format!("    fix: {fix}\n"));
         }
     }
-    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
     out.push_str(&match (report.failures, report.warnings) {
         (0, 0) => "All checks passed.".to_string(),
-        (f, w) => format!("{}, {}", plural(f, "failure"), plural(w, "warning")),
+        (f, w) => format!(
+            "{}, {}",
+            output::plural(f, "failure"),
+            output::plural(w, "warning")
+        ),
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::Level;
+
+    #[test]
+    fn the_tally_agrees_with_its_counts() {
+        let finding = |level| Finding {
+            check: "nodes",
+            level,
+            message: "m".into(),
+            details: Vec::new(),
+            fix: None,
+        };
+        let report = Report::new("automon", vec![finding(Level::Fail), finding(Level::Warn)]);
+        let text = human(&report, &Palette::with_color(false));
+        assert!(text.ends_with("1 failure, 1 warning"), "{text}");
+        let report = Report::new(
+            "automon",
+            vec![
+                finding(Level::Fail),
+                finding(Level::Fail),
+                finding(Level::Warn),
+            ],
+        );
+        let text = human(&report, &Palette::with_color(false));
+        assert!(text.ends_with("2 failures, 1 warning"), "{text}");
+    }
 }

@@ -3,8 +3,6 @@
 
 use crate::{
     cluster::{Cluster, KubeFlags},
-    error::exit,
-    inventory,
     output::{self, Format, Palette},
     revision,
 };
@@ -21,21 +19,7 @@ pub struct Args {
 
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let cluster = Cluster::connect(flags).await?;
-    let revisions = revision::list(&cluster).await?;
-    if revisions.is_empty() {
-        let installed = inventory::parent_configmap(&cluster.client, &cluster.namespace)
-            .await
-            .map_err(|e| cluster.target.classify(e))?
-            .is_some();
-        if !installed {
-            crate::output::diag!(
-                "{} automon is not installed in namespace {:?}: no revisions",
-                Palette::stderr().warn("note:"),
-                cluster.namespace
-            );
-            return Ok(exit::NOT_INSTALLED);
-        }
-    }
+    let revisions = revision::list_installed(&cluster).await?;
     let text = match args.output {
         Format::Json | Format::Yaml => output::structured(args.output, &revisions)?,
         _ if revisions.is_empty() => {

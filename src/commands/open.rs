@@ -54,7 +54,7 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1", value_name = "IP", value_parser = parse_address)]
     address: IpAddr,
     /// Local port to listen on; 0 lets the system choose a free one
-    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    #[arg(long, default_value_t = 0, value_name = "PORT", value_parser = super::args::port_number)]
     port: u16,
     /// Also open the URL in the default browser
     #[arg(long)]

@@ -25,8 +25,7 @@ pub struct Args {
     /// How long a node may wait for a ready exporter before a Warning (ExporterMissing)
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = duration)]
     exporter_deadline: Duration,
-    /// How long the exporters a class of node brings (windows-exporter, dcgm-exporter) stay
-    /// after the last such node left
+    /// How long a class of node's exporters (windows-exporter, dcgm-exporter) stay after its last node left
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
     class_grace: Duration,
     /// Report drifted objects, never re-apply them
@@ -35,16 +34,16 @@ pub struct Args {
     /// Serve the loop's metrics (/metrics) and probes (/healthz, /readyz) on this address
     #[arg(long, value_name = "HOST:PORT")]
     metrics_addr: Option<SocketAddr>,
-    /// Log format: text (one line per event) or json
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    /// Log format: text (one line per event, for people) or json (one object per line)
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// How often the loop logs a one-line summary
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration, requires = "looping")]
     summary_interval: Duration,
     /// How long the Lease holds without renewal; another loop takes over after it
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = duration)]
     lease_duration: Duration,
-    /// This loop's name in the Lease and on its Events (default: host-pid)
+    /// This loop's name in the Lease and on its Events [default: <host>-<pid>]
     #[arg(long, value_name = "NAME")]
     identity: Option<String>,
 }
@@ -60,7 +59,11 @@ fn duration(s: &str) -> Result<Duration, String> {
 
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    reconcile::logging::init(args.log_format, colour);
+    let format = match args.log_format.as_str() {
+        "json" => LogFormat::Json,
+        _ => LogFormat::Text,
+    };
+    reconcile::logging::init(format, colour);
     // enable's engine runs inside the loop when a class of node comes or goes: its lines
     // belong in the log.
     crate::output::print_to_log();

@@ -17,7 +17,7 @@ pub struct Args {
     crds: CrdArgs,
     /// Size the stack for a cluster of this many nodes (requests, limits, shards), as
     /// `enable` does from the cluster it runs on; without it, for a small cluster (up to 50)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = super::args::counting_number)]
     nodes: Option<u32>,
     /// Output format
     #[arg(short = 'o', long, default_value = "yaml", value_parser = ["yaml", "json"])]

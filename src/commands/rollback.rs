@@ -16,12 +16,12 @@ use crate::{
 pub struct Args {
     /// The revision to restore (`kubectl automon history` lists them); default: the one before
     /// the latest
-    #[arg(value_name = "REVISION")]
+    #[arg(value_name = "REVISION", value_parser = super::args::counting_number)]
     revision: Option<u32>,
     #[command(flatten)]
     run: RunArgs,
     /// How many revisions to keep (0: all)
-    #[arg(long, value_name = "N", default_value_t = revision::DEFAULT_MAX)]
+    #[arg(long, value_name = "N", default_value_t = revision::DEFAULT_MAX, value_parser = super::args::whole_number)]
     history_max: u32,
 }
 
@@ -30,7 +30,8 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let cluster = Cluster::connect(flags).await?;
     let namespace = cluster.namespace.clone();
     // Read and check the revision before anything else: a missing or damaged one stops here.
-    let known = revision::list(&cluster).await?;
+    // Nothing installed is exit 9, as for every command; no revision to go back to is 1.
+    let known = revision::list_installed(&cluster).await?;
     let n = revision::target(&known, args.revision, &namespace)?;
     let (summary, payload) = revision::read(&cluster, n).await?;
     let line = format!(

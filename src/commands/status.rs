@@ -134,10 +134,6 @@ fn dash(s: Option<&str>) -> String {
     s.filter(|s| !s.is_empty()).unwrap_or("—").to_string()
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 /// The tables and the summary (pure).
 pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
     if st.health == Health::NotInstalled {
@@ -237,13 +233,17 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
         if hidden > 0 {
             out.push_str(&p.dim(&format!(
                 "{} not listed (-o wide lists every node)\n",
-                plural(hidden, "monitored node", "monitored nodes")
+                output::plural(hidden, "monitored node")
             )));
         }
     }
 
     let s = &st.summary;
-    let mut line = vec![format!("{}/{} nodes monitored", s.monitored, s.nodes)];
+    let mut line = vec![format!(
+        "{}/{} monitored",
+        s.monitored,
+        output::plural(s.nodes, "node")
+    )];
     if s.excluded > 0 {
         line[0].push_str(&format!(" ({} excluded)", s.excluded));
     }
@@ -254,8 +254,8 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
         .unwrap_or((st.rules.groups, st.rules.alerts, ""));
     let mut rules = format!(
         "{} ({}){}",
-        plural(loaded.0, "rule group", "rule groups"),
-        plural(loaded.1, "alert", "alerts"),
+        output::plural(loaded.0, "rule group"),
+        output::plural(loaded.1, "alert"),
         loaded.2
     );
     let firing: Vec<&status::prometheus::Alert> = st
@@ -268,7 +268,7 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
         rules.push_str(&format!(", {} firing", firing.len()));
     }
     line.push(rules);
-    line.push(plural(st.dashboards.count, "dashboard", "dashboards"));
+    line.push(output::plural(st.dashboards.count, "dashboard"));
     if let Some(a) = &st.alerting {
         line.push(if a.notifies {
             format!("alerts go to {}", a.receiver)
@@ -367,8 +367,8 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
 fn sizing_line(z: &crate::status::SizingView) -> String {
     use crate::sizing::thousands;
     let mut line = format!(
-        "Sizing:    {} nodes, sized for up to {}: ~{} series estimated",
-        thousands(u64::from(z.nodes)),
+        "Sizing:    {}, sized for up to {}: ~{} series estimated",
+        output::plural_thousands(u64::from(z.nodes), "node"),
         thousands(u64::from(z.sized_for)),
         thousands(z.estimated_series_per_shard),
     );
@@ -469,6 +469,25 @@ mod tests {
         ));
         let wide = human(&st, true, &p, Timestamp::UNIX_EPOCH);
         assert!(wide.contains("n00") && wide.contains("RESTARTS") && !wide.contains("not listed"));
+    }
+
+    #[test]
+    fn one_node_is_one_node() {
+        let mut st = sample(vec![node("n1", Coverage::Monitored, None)]);
+        st.rules.groups = 1;
+        st.rules.alerts = 1;
+        st.dashboards.count = 1;
+        let text = human(
+            &st,
+            false,
+            &Palette::with_color(false),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert!(
+            text.contains("1/1 node monitored · 1 rule group (1 alert) · 1 dashboard"),
+            "{text}"
+        );
+        assert!(!text.contains("1 nodes"), "{text}");
     }
 
     #[test]

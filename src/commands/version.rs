@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::{
     cluster::{Cluster, KubeFlags},
+    error::ClusterError,
     output::{self, Format},
     versions::{self, COMPONENTS},
 };
@@ -36,7 +37,7 @@ struct ComponentVersion {
     image: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 #[serde(rename_all = "camelCase")]
 struct ServerVersion {
     url: String,
@@ -65,25 +66,36 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             .collect(),
         server: None,
     };
-    if !args.client {
-        let cluster = Cluster::connect(flags).await?;
-        let info = cluster.server_version().await?;
-        if let Some(warning) = support_warning(&info.major, &info.minor) {
-            crate::output::warning(&warning.to_string());
-        }
-        report.server = Some(ServerVersion {
-            url: cluster.target.server.clone(),
-            context: cluster.context.clone(),
-            git_version: info.git_version,
-            platform: info.platform,
-        });
-    }
+    // As `kubectl version`: the client's part is printed even when the server cannot be
+    // asked, then the server's error (and its exit code).
+    let server = if args.client {
+        Ok(None)
+    } else {
+        server_version(flags).await.map(Some)
+    };
+    report.server = server.as_ref().ok().cloned().flatten();
     let text = match format {
         Format::Table | Format::Wide => human(&report),
         f => output::structured(f, &report)?,
     };
     output::print(&text)?;
+    server?;
     Ok(0)
+}
+
+/// The server's version, warning when it is outside the supported range.
+async fn server_version(flags: &KubeFlags) -> Result<ServerVersion, ClusterError> {
+    let cluster = Cluster::connect(flags).await?;
+    let info = cluster.server_version().await?;
+    if let Some(warning) = support_warning(&info.major, &info.minor) {
+        crate::output::warning(&warning);
+    }
+    Ok(ServerVersion {
+        url: cluster.target.server.clone(),
+        context: cluster.context.clone(),
+        git_version: info.git_version,
+        platform: info.platform,
+    })
 }
 
 fn human(r: &VersionReport) -> String {

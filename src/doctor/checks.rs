@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::{
     crds,
     finding::Level,
+    output::{plural, plural_thousands},
     render::Object,
     selector,
     status::{self, Cause, Coverage, Health, NODE_EXPORTER, Snapshot, Status, nodes::NodeStatus},
@@ -91,10 +92,10 @@ fn sizing(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Find
             "sizing",
             Level::Warn,
             format!(
-                "Prometheus holds {} series, more than the ~{} it is sized for ({} nodes, sized for up to {})",
+                "Prometheus holds {} series, more than the ~{} it is sized for ({}, sized for up to {})",
                 thousands(head),
                 thousands(z.estimated_series_per_shard),
-                thousands(u64::from(z.nodes)),
+                plural_thousands(u64::from(z.nodes), "node"),
                 thousands(u64::from(z.sized_for))
             ),
             format!(
@@ -315,8 +316,9 @@ fn selectors(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Vec<Finding> {
         return vec![ok(
             "selectors",
             format!(
-                "{by} selects all {} ServiceMonitors and {} PrometheusRules",
-                counts.0, counts.1
+                "{by} selects all {} and {}",
+                plural(counts.0, "ServiceMonitor"),
+                plural(counts.1, "PrometheusRule")
             ),
         )];
     }
@@ -376,8 +378,12 @@ fn nodes(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Findi
         return vec![ok(
             "nodes",
             format!(
-                "{}/{} nodes have a working exporter{excluded}",
-                s.monitored, s.nodes
+                "{}/{} a working exporter{excluded}",
+                s.monitored,
+                match s.nodes {
+                    1 => "1 node has".to_string(),
+                    n => format!("{n} nodes have"),
+                }
             ),
         )];
     }
@@ -509,9 +515,8 @@ fn host_port(snapshot: &Snapshot, status: &Status, extra: &Extra, port: u16) -> 
         "hostPort",
         Level::Fail,
         format!(
-            "host port {port} is taken on {} node{} ({}){by}",
-            names.len(),
-            if names.len() == 1 { "" } else { "s" },
+            "host port {port} is taken on {} ({}){by}",
+            plural(names.len(), "node"),
             names.join(", ")
         ),
         format!(
