@@ -119,9 +119,9 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     if args.dry_run.is_none() && !args.yes {
         if !std::io::stdin().is_terminal() {
             crate::output::diag!(
-                "{} refusing to delete {} objects without confirmation: stdin is not a terminal; re-run with --yes (or --dry-run to see what would go)",
+                "{} refusing to delete {} without confirmation: stdin is not a terminal; re-run with --yes (or --dry-run to see what would go)",
                 err.bad("error:"),
-                plan.objects().count()
+                output::plural(plan.objects().count(), "object")
             );
             return Ok(exit::USAGE);
         }
@@ -167,8 +167,9 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         crate::output::diag!("{} {note}", err.warn("warning:"));
     }
     output::print(&format!(
-        "automon disabled in namespace {:?}: {deleted} objects deleted{suffix} in {}",
+        "automon disabled in namespace {:?}: {} deleted{suffix} in {}",
         cluster.namespace,
+        output::plural(deleted, "object"),
         humantime(round_tenths(started.elapsed()))
     ))?;
     Ok(0)
@@ -192,8 +193,8 @@ fn confirm(plan: &Plan, notes: &[String], namespace: &str) -> anyhow::Result<boo
         crate::output::diag!("{note}");
     }
     output::prompt(&format!(
-        "Delete these {} objects? [y/N] ",
-        plan.objects().count()
+        "Delete {}? [y/N] ",
+        output::plural(plan.objects().count(), "object")
     ));
     let mut answer = String::new();
     std::io::stdin()

@@ -36,7 +36,7 @@ pub struct Args {
     #[command(flatten)]
     run: RunArgs,
     /// How many revisions to keep (0: all)
-    #[arg(long, value_name = "N", default_value_t = revision::DEFAULT_MAX)]
+    #[arg(long, value_name = "N", default_value_t = revision::DEFAULT_MAX, value_parser = super::args::whole_number)]
     history_max: u32,
 }
 
@@ -478,9 +478,9 @@ pub async fn execute(
         }
         if phase_tally.total() > 0 {
             say!(
-                "{:<9} {} objects: {}  {}",
+                "{:<9} {}: {}  {}",
                 phase_label(phase),
-                phase_tally.total(),
+                crate::output::plural(phase_tally.total(), "object"),
                 phase_tally.summary(),
                 p.dim(&secs(phase_started.elapsed()))
             );
