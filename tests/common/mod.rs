@@ -27,8 +27,13 @@ pub fn repo_root() -> &'static Path {
 /// The test run's own local cluster (`LOCALCLUSTER_INSTANCE=test`: its own state directory and
 /// ports), so that the try-it cluster a user started is never touched by a test.
 pub fn localcluster_command() -> Command {
+    localcluster_instance("test")
+}
+
+/// `tests/cluster/localcluster` for one instance: `test` (kwok nodes) or `real` (real nodes).
+pub fn localcluster_instance(instance: &str) -> Command {
     let mut cmd = Command::new(repo_root().join("tests/cluster/localcluster"));
-    cmd.env("LOCALCLUSTER_INSTANCE", "test");
+    cmd.env("LOCALCLUSTER_INSTANCE", instance);
     // `localcluster serve`'s Prometheus: a new node's exporter is scraped within a second.
     cmd.env("LOCALCLUSTER_SCRAPE_INTERVAL", "1s");
     cmd
@@ -37,13 +42,33 @@ pub fn localcluster_command() -> Command {
 /// Starts the local cluster unless it is up; every test in a binary shares it.
 pub fn cluster() -> &'static LocalCluster {
     static CLUSTER: OnceLock<LocalCluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| {
-        let up = localcluster_command()
-            .arg("up")
-            .status()
-            .expect("run tests/cluster/localcluster up");
-        assert!(up.success(), "localcluster up failed");
-        let env = localcluster_command()
+    CLUSTER.get_or_init(|| LocalCluster::up("test", &[]))
+}
+
+/// The cluster of real nodes (`LOCALCLUSTER_INSTANCE=real`): no kwok node, one real node
+/// (kubelet, containerd, runc) at least, whose pods really run. tests/run starts it; a test binary
+/// run alone starts it itself.
+pub fn real_cluster() -> &'static LocalCluster {
+    static CLUSTER: OnceLock<LocalCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| LocalCluster::up("real", &["--nodes", "0"]))
+}
+
+impl LocalCluster {
+    fn up(instance: &str, args: &[&str]) -> LocalCluster {
+        let mut up = localcluster_instance(instance);
+        up.arg("up").args(args);
+        // The real cluster keeps the real nodes it has; it starts with one.
+        if instance == "real" {
+            let status = localcluster_instance(instance).arg("status").output();
+            let has_real = status
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("kubelet running"));
+            if !has_real {
+                up.args(["--real-nodes", "1"]);
+            }
+        }
+        let up = up.status().expect("run tests/cluster/localcluster up");
+        assert!(up.success(), "localcluster up ({instance}) failed");
+        let env = localcluster_instance(instance)
             .arg("env")
             .output()
             .expect("localcluster env");
@@ -72,7 +97,7 @@ pub fn cluster() -> &'static LocalCluster {
             tools_bin,
             server,
         }
-    })
+    }
 }
 
 impl LocalCluster {
@@ -996,8 +1021,14 @@ impl ReconcileLoop {
     /// Starts the loop for the stack in `ns` as `identity`, with `extra` flags, and waits for
     /// its first full sync (or, with another loop leading, for it to say so).
     pub fn start(ns: &str, identity: &str, extra: &[&str]) -> ReconcileLoop {
+        ReconcileLoop::start_with(automon_admin(), ns, identity, extra)
+    }
+
+    /// [`ReconcileLoop::start`] with the binary already pointed at a cluster (`automon()` with
+    /// the real nodes' kubeconfig, say).
+    pub fn start_with(mut cmd: Command, ns: &str, identity: &str, extra: &[&str]) -> ReconcileLoop {
         use std::io::BufRead as _;
-        let mut child = automon_admin()
+        let mut child = cmd
             .args(["reconcile", "--loop", "-n", ns, "--identity", identity])
             .args(extra)
             .stdout(std::process::Stdio::null())
