@@ -53,6 +53,9 @@ fn localcluster_real(args: &[&str]) -> Run {
     run
 }
 
+/// Where the real nodes' pods reach the test's receiver: 10.5.0.1:HOOK_PORT.
+const HOOK_PORT: u16 = 9099;
+
 /// Alertmanager's webhook receiver: a process on 127.0.0.1 that the real nodes' pods reach at
 /// 10.5.0.1 (`localcluster forward`), recording every notification it gets.
 struct Receiver {
@@ -75,11 +78,12 @@ fn receiver() -> &'static Receiver {
                 std::thread::spawn(move || r.serve(conn));
             }
         });
-        localcluster_real(&["forward", &r.port.to_string()]);
-        let port = r.port.to_string();
-        at_exit(move || {
+        // One address for every run (the port behind it is this run's): a second run leaves
+        // Alertmanager's configuration as it was, with nothing to reload.
+        localcluster_real(&["forward", &HOOK_PORT.to_string(), &r.port.to_string()]);
+        at_exit(|| {
             let _ = localcluster_instance("real")
-                .args(["unforward", &port])
+                .args(["unforward", &HOOK_PORT.to_string()])
                 .output();
         });
         r
@@ -186,7 +190,8 @@ fn stack() -> &'static Run {
     ENABLED.get_or_init(|| {
         let c = real_cluster();
         let crds = c.dir.join("crds");
-        let hook = format!("http://10.5.0.1:{}/alerts", receiver().port);
+        receiver();
+        let hook = format!("http://10.5.0.1:{HOOK_PORT}/alerts");
         let started = Instant::now();
         let out = run(automon_real()
             .args([
@@ -211,6 +216,7 @@ fn stack() -> &'static Run {
                     "alerts.highCpu.for=0m",
                     "alerts.nodeDown.for=0m",
                     "alerts.exporterDown.for=0m",
+                    "alerts.diskSpaceLow.for=0m",
                 ]
                 .iter()
                 .flat_map(|s| ["--set", s]),
@@ -222,29 +228,6 @@ fn stack() -> &'static Run {
             out.stdout,
             out.stderr
         );
-        // The receiver's port is this run's: Alertmanager has it once its config-reloader saw
-        // the Secret the kubelet updated in its volume.
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let status = kubectl(&[
-                "get",
-                "--raw",
-                &format!(
-                    "/api/v1/namespaces/{NS}/services/http:alertmanager:web/proxy/api/v2/status"
-                ),
-            ]);
-            if status.stdout.contains(&hook) {
-                break;
-            }
-            assert!(
-                out.code != 0 || Instant::now() < deadline,
-                "Alertmanager never loaded the receiver {hook}: {status:#?}"
-            );
-            if out.code != 0 {
-                break;
-            }
-            std::thread::sleep(Duration::from_secs(2));
-        }
         out
     })
 }
@@ -279,6 +262,57 @@ fn url_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Waits until the in-cluster Prometheus has every target of every ServiceMonitor up.
+#[track_caller]
+fn prometheus_in_cluster_targets_up(nodes: &[String]) {
+    // Every ServiceMonitor's scrape pool, and how many targets it must have.
+    let want: Vec<(&str, usize)> = vec![
+        ("serviceMonitor/automon/node-exporter/0", nodes.len()),
+        ("serviceMonitor/automon/kubelet/0", nodes.len()),
+        ("serviceMonitor/automon/kubelet/1", nodes.len()),
+        ("serviceMonitor/automon/kube-state-metrics/0", 1),
+        ("serviceMonitor/automon/kube-state-metrics/1", 1),
+        ("serviceMonitor/automon/apiserver/0", 1),
+        ("serviceMonitor/automon/alertmanager/0", 1),
+        ("serviceMonitor/automon/prometheus/0", 1),
+        ("serviceMonitor/automon/prometheus-operator/0", 1),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut last;
+    loop {
+        let targets = prometheus_get("/api/v1/targets?state=active");
+        let mut pools: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        if let Ok(t) = &targets {
+            for t in t["data"]["activeTargets"].as_array().unwrap() {
+                pools
+                    .entry(t["scrapePool"].as_str().unwrap().to_string())
+                    .or_default()
+                    .push((
+                        t["scrapeUrl"].as_str().unwrap().to_string(),
+                        format!("{} {}", t["health"], t["lastError"]),
+                    ));
+            }
+        }
+        let missing: Vec<String> = want
+            .iter()
+            .filter(|(pool, n)| {
+                let got = pools.get(*pool).map(Vec::as_slice).unwrap_or_default();
+                got.len() < *n || got.iter().any(|(_, h)| !h.starts_with("\"up\""))
+            })
+            .map(|(pool, _)| pool.to_string())
+            .collect();
+        last = format!(
+            "{missing:?} not all up; targets: {pools:#?} {:?}",
+            targets.err()
+        );
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{last}");
+        std::thread::sleep(Duration::from_secs(3));
+    }
 }
 
 fn real_node_names() -> Vec<String> {
@@ -343,11 +377,13 @@ fn enable_wait_runs_every_pod_ready_by_its_own_probes_with_no_restart() {
     }
     assert!(!seen.contains_key("grafana"), "Grafana is left out here");
 
-    // The operator ran under automon's ClusterRole, and nothing it asked for was refused.
+    // The operator ran under automon's ClusterRole, and nothing it asked for was refused (its
+    // start-up check says "missing permission" and turns the controller off).
     let log = kubectl(&["logs", "-n", NS, "deployment/prometheus-operator"]);
     assert_eq!(log.code, 0, "{log:#?}");
+    let lower = log.stdout.to_lowercase();
     assert!(
-        !log.stdout.to_lowercase().contains("forbidden"),
+        !lower.contains("forbidden") && !lower.contains("missing permission"),
         "the operator was refused something:\n{}",
         log.stdout
     );
@@ -358,52 +394,7 @@ fn prometheus_in_cluster_has_every_target_up() {
     let _steady = nodes_steady();
     assert_eq!(stack().code, 0, "enable failed: {:#?}", stack());
     let nodes = real_node_names();
-    // Every ServiceMonitor's scrape pool, and how many targets it must have.
-    let want: Vec<(&str, usize)> = vec![
-        ("serviceMonitor/automon/node-exporter/0", nodes.len()),
-        ("serviceMonitor/automon/kubelet/0", nodes.len()),
-        ("serviceMonitor/automon/kubelet/1", nodes.len()),
-        ("serviceMonitor/automon/kube-state-metrics/0", 1),
-        ("serviceMonitor/automon/kube-state-metrics/1", 1),
-        ("serviceMonitor/automon/apiserver/0", 1),
-        ("serviceMonitor/automon/alertmanager/0", 1),
-        ("serviceMonitor/automon/prometheus/0", 1),
-        ("serviceMonitor/automon/prometheus-operator/0", 1),
-    ];
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let mut last;
-    loop {
-        let targets = prometheus_get("/api/v1/targets?state=active");
-        let mut pools: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        if let Ok(t) = &targets {
-            for t in t["data"]["activeTargets"].as_array().unwrap() {
-                pools
-                    .entry(t["scrapePool"].as_str().unwrap().to_string())
-                    .or_default()
-                    .push((
-                        t["scrapeUrl"].as_str().unwrap().to_string(),
-                        format!("{} {}", t["health"], t["lastError"]),
-                    ));
-            }
-        }
-        let missing: Vec<String> = want
-            .iter()
-            .filter(|(pool, n)| {
-                let got = pools.get(*pool).map(Vec::as_slice).unwrap_or_default();
-                got.len() < *n || got.iter().any(|(_, h)| !h.starts_with("\"up\""))
-            })
-            .map(|(pool, _)| pool.to_string())
-            .collect();
-        last = format!(
-            "{missing:?} not all up; targets: {pools:#?} {:?}",
-            targets.err()
-        );
-        if missing.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{last}");
-        std::thread::sleep(Duration::from_secs(3));
-    }
+    prometheus_in_cluster_targets_up(&nodes);
 
     // cAdvisor's real series for the stack's own containers, from the real kubelet.
     let cpu = query("container_cpu_usage_seconds_total{namespace=\"automon\",container!=\"\"}");
@@ -578,6 +569,71 @@ spec:
     );
 }
 
+/// DiskSpaceLow from a real filesystem: a 100 MiB ext4 on the node, filled to 95%; node-exporter
+/// reads it as on any node, the alert reaches the receiver and resolves when the file goes.
+#[test]
+fn disk_space_low_from_a_small_real_filesystem_reaches_the_receiver_and_resolves() {
+    let _steady = nodes_steady();
+    assert_eq!(stack().code, 0, "enable failed: {:#?}", stack());
+    struct NoSmallFs;
+    impl Drop for NoSmallFs {
+        fn drop(&mut self) {
+            let _ = localcluster_instance("real")
+                .args(["small-fs", "automon-real-0", "0"])
+                .output();
+        }
+    }
+    localcluster_real(&["small-fs", "automon-real-0", "100"]);
+    let _gone = NoSmallFs;
+    let path = real_cluster().dir.join("real/automon-real-0/small");
+    let mountpoint = path.to_str().unwrap();
+    // node-exporter lists it before anything is written.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let seen = format!(
+        "node_filesystem_size_bytes{{node=\"automon-real-0\",mountpoint=\"{mountpoint}\"}}"
+    );
+    while query(&seen).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "node-exporter never reported {mountpoint}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let df = Command::new("df")
+        .args(["--output=avail,size", "-B1", mountpoint])
+        .output()
+        .unwrap();
+    let df = String::from_utf8_lossy(&df.stdout);
+    let nums: Vec<u64> = df
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let (avail, size) = (nums[0], nums[1]);
+    let fill = avail - size / 20;
+    let started = Instant::now();
+    let filled = Command::new("fallocate")
+        .args(["-l", &fill.to_string()])
+        .arg(path.join("fill"))
+        .status()
+        .unwrap();
+    assert!(filled.success());
+    let fired = receiver().wait_for("DiskSpaceLow", "automon-real-0", "firing", started, 180);
+    eprintln!(
+        "DiskSpaceLow delivered {:.0}s after the filesystem filled",
+        (fired - started).as_secs_f64()
+    );
+    std::fs::remove_file(path.join("fill")).unwrap();
+    let freed = Instant::now();
+    let resolved = receiver().wait_for("DiskSpaceLow", "automon-real-0", "resolved", freed, 180);
+    eprintln!(
+        "DiskSpaceLow resolved {:.0}s after the file went",
+        (resolved - freed).as_secs_f64()
+    );
+}
+
 /// A second real node joins while `reconcile --loop` runs: its exporter pod starts, the loop
 /// writes the Event, Prometheus scrapes it. Then the node crashes: NodeDown reaches the
 /// receiver; it starts again: NodeDown resolves.
@@ -644,3 +700,350 @@ fn a_real_node_joins_under_the_loop_then_crashes_and_the_receiver_hears_it() {
         (resolved - back).as_secs_f64()
     );
 }
+
+/// One permission: API group, resource (with its subresource), verb; a non-resource URL has
+/// the group `nonResourceURL`.
+type Grant = (String, String, String);
+
+/// What automon grants each of the stack's ServiceAccounts, read from the cluster's bindings.
+fn granted() -> BTreeMap<String, std::collections::BTreeSet<Grant>> {
+    let mut out: BTreeMap<String, std::collections::BTreeSet<Grant>> = BTreeMap::new();
+    let roles = json(&["get", "clusterroles"]);
+    let rules_of = |kind: &str, name: &str, ns: Option<&str>| -> Vec<serde_json::Value> {
+        if kind == "ClusterRole" {
+            roles["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["metadata"]["name"] == name)
+                .and_then(|r| r["rules"].as_array().cloned())
+                .unwrap_or_default()
+        } else {
+            json(&["get", "role", "-n", ns.unwrap(), name])["rules"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        }
+    };
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    };
+    for (kind, list) in [
+        ("ClusterRoleBinding", json(&["get", "clusterrolebindings"])),
+        ("RoleBinding", json(&["get", "rolebindings", "-n", NS])),
+    ] {
+        for b in list["items"].as_array().unwrap() {
+            for s in b["subjects"].as_array().into_iter().flatten() {
+                if s["kind"] != "ServiceAccount" || s["namespace"] != NS {
+                    continue;
+                }
+                let sa = s["name"].as_str().unwrap().to_string();
+                let role_ns = (kind == "RoleBinding").then_some(NS);
+                for rule in rules_of(
+                    b["roleRef"]["kind"].as_str().unwrap(),
+                    b["roleRef"]["name"].as_str().unwrap(),
+                    role_ns,
+                ) {
+                    let verbs = strings(&rule["verbs"]);
+                    for url in strings(&rule["nonResourceURLs"]) {
+                        for v in &verbs {
+                            out.entry(sa.clone()).or_default().insert((
+                                "nonResourceURL".into(),
+                                url.clone(),
+                                v.clone(),
+                            ));
+                        }
+                    }
+                    for g in strings(&rule["apiGroups"]) {
+                        for r in strings(&rule["resources"]) {
+                            for v in &verbs {
+                                out.entry(sa.clone()).or_default().insert((
+                                    g.clone(),
+                                    r.clone(),
+                                    v.clone(),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Least privilege, measured: every request each of the stack's ServiceAccounts made (the API
+/// server's audit log of the real nodes' cluster), and every check a kubelet made on one's
+/// behalf (Prometheus reading a node's metrics), set against what automon grants it. Nothing is
+/// refused, and a grant no request used is named here with the reason it is needed.
+#[test]
+fn every_permission_is_used_or_named_and_none_is_refused() {
+    let _steady = nodes_steady();
+    assert_eq!(stack().code, 0, "enable failed: {:#?}", stack());
+    // Give the stack's controllers a while of real work (and the kubelets their checks).
+    prometheus_in_cluster_targets_up(&real_node_names());
+    let prefix = format!("system:serviceaccount:{NS}:");
+    let log = std::fs::read_to_string(real_cluster().dir.join("logs/audit.log"))
+        .expect("the real cluster's audit log");
+    let mut used: BTreeMap<String, BTreeMap<Grant, u64>> = BTreeMap::new();
+    let mut refused = Vec::new();
+    for line in log.lines() {
+        let Ok(e) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let user = e["user"]["username"].as_str().unwrap_or("");
+        if let Some(sa) = user.strip_prefix(&prefix) {
+            let o = &e["objectRef"];
+            let grant = if o.is_object() {
+                let mut r = o["resource"].as_str().unwrap_or("").to_string();
+                if let Some(sub) = o["subresource"].as_str() {
+                    r = format!("{r}/{sub}");
+                }
+                (o["apiGroup"].as_str().unwrap_or("").to_string(), r)
+            } else {
+                let uri = e["requestURI"].as_str().unwrap_or("");
+                (
+                    "nonResourceURL".to_string(),
+                    uri.split('?').next().unwrap().to_string(),
+                )
+            };
+            let verb = e["verb"].as_str().unwrap_or("").to_string();
+            if e["responseStatus"]["code"] == 403 {
+                refused.push(format!("{sa}: {verb} {grant:?}"));
+            }
+            // It asked whether it may (the operator's start-up check) and was told no.
+            if o["resource"] == "selfsubjectaccessreviews"
+                && e["stage"] == "ResponseComplete"
+                && e["responseObject"]["status"]["allowed"] == false
+            {
+                let a = &e["requestObject"]["spec"]["resourceAttributes"];
+                refused.push(format!(
+                    "{sa} asked whether it may {} {}.{}/{} and was told no",
+                    a["verb"].as_str().unwrap_or(""),
+                    a["resource"].as_str().unwrap_or(""),
+                    a["group"].as_str().unwrap_or(""),
+                    a["subresource"].as_str().unwrap_or("")
+                ));
+            }
+            *used
+                .entry(sa.to_string())
+                .or_default()
+                .entry((grant.0, grant.1, verb))
+                .or_default() += 1;
+        } else if user.starts_with("system:node:")
+            && e["objectRef"]["resource"] == "subjectaccessreviews"
+            && e["stage"] == "ResponseComplete"
+        {
+            // A kubelet asked whether a service account may do something to it.
+            let spec = &e["requestObject"]["spec"];
+            let Some(sa) = spec["user"].as_str().and_then(|u| u.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let a = &spec["resourceAttributes"];
+            let mut r = a["resource"].as_str().unwrap_or("").to_string();
+            if let Some(sub) = a["subresource"].as_str().filter(|s| !s.is_empty()) {
+                r = format!("{r}/{sub}");
+            }
+            let verb = a["verb"].as_str().unwrap_or("").to_string();
+            if e["responseObject"]["status"]["allowed"] != true {
+                refused.push(format!("{sa} (asked by {user}): {verb} {r}"));
+            }
+            *used
+                .entry(sa.to_string())
+                .or_default()
+                .entry((a["group"].as_str().unwrap_or("").to_string(), r, verb))
+                .or_default() += 1;
+        }
+    }
+    let granted = granted();
+    let mut table = Vec::new();
+    let mut unexplained = Vec::new();
+    for (sa, grants) in &granted {
+        for g in grants {
+            let n = used.get(sa).and_then(|u| u.get(g)).copied().unwrap_or(0);
+            let why = if n > 0 {
+                String::new()
+            } else {
+                // A resource `*` is any; `*/status` any one's status subresource.
+                let resource = |pattern: &str| {
+                    pattern == "*"
+                        || pattern == g.1
+                        || pattern
+                            .strip_prefix("*/")
+                            .is_some_and(|sub| g.1.ends_with(&format!("/{sub}")))
+                };
+                match UNUSED.iter().find(|u| {
+                    u.0 == sa
+                        && (u.1 == g.0 || u.1 == "*")
+                        && resource(u.2)
+                        && (u.3 == g.2 || u.3 == "*")
+                }) {
+                    Some(u) => u.4.to_string(),
+                    None => {
+                        unexplained.push(format!("{sa}: {g:?}"));
+                        "UNUSED, no reason given".into()
+                    }
+                }
+            };
+            table.push(format!(
+                "{sa:<20} {:<24} {:<40} {:<18} {n:>6}  {why}",
+                g.0, g.1, g.2
+            ));
+        }
+    }
+    eprintln!(
+        "SERVICEACCOUNT       GROUP                    RESOURCE                                 VERB               USED  WHY UNUSED"
+    );
+    for row in &table {
+        eprintln!("{row}");
+    }
+    // Used but not granted can only be a refusal (or a check another binding answered).
+    for (sa, u) in &used {
+        for g in u.keys() {
+            let covered = granted.get(sa).is_some_and(|gs| gs.contains(g));
+            if !covered {
+                eprintln!("used without a grant of automon's: {sa} {g:?}");
+            }
+        }
+    }
+    assert!(refused.is_empty(), "refused:\n{}", refused.join("\n"));
+    assert!(
+        unexplained.is_empty(),
+        "granted, never used, and no reason named:\n{}",
+        unexplained.join("\n")
+    );
+}
+
+/// Grants no request of a measured run used, each with the reason the component needs it:
+/// (ServiceAccount, API group or `*`, resource or `*` or `*/status`, verb or `*`, why).
+const UNUSED: &[(&str, &str, &str, &str, &str)] = &[
+    ("prometheus", "*", "*", "list", LIST),
+    ("prometheus-operator", "*", "*", "list", LIST),
+    (
+        "prometheus-operator",
+        "monitoring.coreos.com",
+        "*",
+        "get",
+        STARTUP,
+    ),
+    (
+        "prometheus-operator",
+        "monitoring.coreos.com",
+        "*/status",
+        "update",
+        STARTUP,
+    ),
+    (
+        "prometheus-operator",
+        "monitoring.coreos.com",
+        "prometheusagents/status",
+        "patch",
+        "its PrometheusAgent controller runs beside the others and reports status on a user's agents; automon runs none",
+    ),
+    (
+        "prometheus-operator",
+        "monitoring.coreos.com",
+        "thanosrulers/status",
+        "patch",
+        "its ThanosRuler controller runs beside the others and reports status on a user's rulers; automon runs none",
+    ),
+    (
+        "prometheus-operator",
+        "monitoring.coreos.com",
+        "alertmanagers/finalizers",
+        "update",
+        FINALIZERS,
+    ),
+    (
+        "prometheus-operator",
+        "monitoring.coreos.com",
+        "prometheuses/finalizers",
+        "update",
+        FINALIZERS,
+    ),
+    (
+        "prometheus-operator",
+        "monitoring.coreos.com",
+        "prometheusagents/finalizers",
+        "update",
+        FINALIZERS,
+    ),
+    (
+        "prometheus-operator",
+        "monitoring.coreos.com",
+        "thanosrulers/finalizers",
+        "update",
+        FINALIZERS,
+    ),
+    (
+        "prometheus-operator",
+        "",
+        "services/finalizers",
+        "update",
+        FINALIZERS,
+    ),
+    (
+        "prometheus-operator",
+        "apps",
+        "statefulsets",
+        "delete",
+        "a StatefulSet whose immutable fields change (volume claim templates) is deleted and made again, and so are shards past a lowered count",
+    ),
+    (
+        "prometheus-operator",
+        "",
+        "configmaps",
+        "delete",
+        "rule ConfigMaps past the last one when the rules shrink",
+    ),
+    (
+        "prometheus-operator",
+        "",
+        "secrets",
+        "delete",
+        "generated Secrets of a server that goes",
+    ),
+    (
+        "prometheus-operator",
+        "",
+        "pods",
+        "delete",
+        "a pod stuck on an old StatefulSet revision (a rollout that cannot proceed by itself)",
+    ),
+    (
+        "prometheus-operator",
+        "",
+        "services",
+        "delete",
+        "the governing prometheus-operated/alertmanager-operated Service when the last server of the namespace goes",
+    ),
+    (
+        "prometheus-operator",
+        "discovery.k8s.io",
+        "endpointslices",
+        "delete",
+        "kubelet EndpointSlices past the last one when nodes leave",
+    ),
+    (
+        "prometheus-operator",
+        "storage.k8s.io",
+        "storageclasses",
+        "get",
+        "checks the storageClassName of a volume claim template; the measured stack ran on emptyDir (no prometheus.storage)",
+    ),
+    (
+        "prometheus-operator",
+        "events.k8s.io",
+        "events",
+        "*",
+        "Events on a reconcile that fails (none did in the measured run)",
+    ),
+];
+
+const STARTUP: &str = "the operator's start-up check (SelfSubjectAccessReviews) asks for it and turns the controller off without it; its informers only list and watch, and status is written by server-side apply (patch)";
+const LIST: &str = "client-go lists only where the API server does not stream a watch's initial list (WatchListClient: before Kubernetes 1.34, or a client that turned it off)";
+const FINALIZERS: &str = "owner references with blockOwnerDeletion on what it creates need it where the OwnerReferencesPermissionEnforcement admission plugin runs (not in this cluster)";

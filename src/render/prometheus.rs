@@ -136,9 +136,15 @@ pub fn automon_selector() -> Value {
     json!({"matchLabels": {PART_OF_LABEL: PART_OF}})
 }
 
-/// Read-only: service discovery, the kubelet's metrics, and Prometheus-format endpoints.
+/// Read-only, and only what it was measured to ask for on real nodes (tests/real_nodes.rs, from
+/// the API server's audit log): its service discovery (role `endpointslice`, which also watches
+/// the Services and Pods behind the slices), the kubelet's metrics (the kubelet asks the API
+/// server whether the token may `get nodes/metrics`), and `/metrics` of the API server. `list`
+/// is there for an API server that does not stream the initial list of a watch. No `nodes`,
+/// `endpoints` or `configmaps`: no scrape configuration of automon's discovers nodes or the
+/// deprecated Endpoints, and the operator, not Prometheus, reads referenced ConfigMaps.
 fn cluster_rules() -> Vec<PolicyRule> {
-    let discover = &["get", "list", "watch"];
+    let discover = &["list", "watch"];
     let rule = |group: &str, resources: &[&str], verbs: &[&str]| PolicyRule {
         api_groups: Some(vec![group.into()]),
         resources: Some(resources.iter().map(|r| r.to_string()).collect()),
@@ -146,14 +152,9 @@ fn cluster_rules() -> Vec<PolicyRule> {
         ..Default::default()
     };
     vec![
-        rule(
-            "",
-            &["nodes", "nodes/metrics", "services", "endpoints", "pods"],
-            discover,
-        ),
+        rule("", &["services", "pods"], discover),
         rule("discovery.k8s.io", &["endpointslices"], discover),
-        // Only for `configMap` references in scrape configuration (CA bundles).
-        rule("", &["configmaps"], &["get"]),
+        rule("", &["nodes/metrics"], &["get"]),
         PolicyRule {
             non_resource_urls: Some(vec!["/metrics".into()]),
             verbs: vec!["get".into()],
