@@ -335,6 +335,28 @@ fn credentials_that_only_view_are_told_what_they_lack_and_nothing_is_written() {
         "rc-viewer",
     ])
     .success();
+    // The authorizer sees a new binding a moment later; the test is about what it lacks.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while c
+        .kubectl(&[
+            "auth",
+            "can-i",
+            "get",
+            "configmaps",
+            "-n",
+            NS,
+            "--as",
+            "rc-viewer",
+        ])
+        .code
+        != 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the view binding never took effect"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let out = run(automon_admin().args(["reconcile", "--loop", "-n", NS, "--as", "rc-viewer"]));
     c.kubectl(&["delete", "clusterrolebinding", "rc-viewer"]);
     assert_eq!(out.code, 6, "{out:#?}");

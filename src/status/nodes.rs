@@ -371,7 +371,11 @@ fn why_no_pod(
         (Some(refused), Some(created)) if refused < created
     );
     if let Some(message) = inputs.failed_create.filter(|_| !before_the_node) {
-        // The DaemonSet controller's event says "Error creating: <the API server's answer>".
+        // The DaemonSet controller's event says "Error creating: <the API server's answer>";
+        // after many alike, the event recorder folds them into one that says so first.
+        let message = message
+            .strip_prefix("(combined from similar events): ")
+            .unwrap_or(message);
         let message = message.strip_prefix("Error creating: ").unwrap_or(message);
         return not(
             Cause::CreationRefused,
@@ -546,6 +550,19 @@ mod tests {
             gpu,
             &[],
             Some("Error creating: pods \"ne-x\" is forbidden: violates PodSecurity"),
+        );
+        assert_eq!(
+            r.reason.unwrap(),
+            "pod creation refused: pods \"ne-x\" is forbidden: violates PodSecurity"
+        );
+        // Many alike are folded into one event that says so: the same reason.
+        let r = assess_one(
+            Some(&ds),
+            node("a", serde_json::json!({})),
+            &[],
+            Some(
+                "(combined from similar events): Error creating: pods \"ne-x\" is forbidden: violates PodSecurity",
+            ),
         );
         assert_eq!(
             r.reason.unwrap(),
