@@ -9,11 +9,13 @@ use clap::{
 };
 
 use crate::{
-    apply::ApplyError,
-    cluster::KubeFlags,
+    cluster::{
+        KubeFlags,
+        apply::ApplyError,
+        error::{ClusterError, NotInstalled, exit},
+    },
     commands::{self, open::OpenError},
     config::{ConfigError, UnreadableFile},
-    error::{ClusterError, NotInstalled, exit},
     versions::LONG_VERSION,
 };
 

@@ -64,7 +64,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            namespace: crate::cluster::DEFAULT_NAMESPACE.into(),
+            namespace: crate::model::names::DEFAULT_NAMESPACE.into(),
             images: Images::default(),
             prometheus: Prometheus::default(),
             alertmanager: Alertmanager::default(),
@@ -1297,6 +1297,7 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
 }
 
 mod remote_write;
+pub mod sizing;
 pub use remote_write::{CLUSTER_LABEL, RemoteWrite, Thanos};
 
 #[cfg(test)]

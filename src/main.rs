@@ -1,35 +1,22 @@
 //! kubectl-automon: complete Kubernetes monitoring with one command, and an honest answer to
 //! "is every node monitored?". `main` only wires; each subcommand lives in `commands/`.
 
-mod apply;
-mod blocker;
+// The layers, lowest first: a module imports only from its own layer's lower neighbours and
+// the layers below it (tests/architecture.rs checks this).
 mod cli;
 mod cluster;
 mod commands;
 mod config;
-mod crds;
-mod diff;
 mod doctor;
-mod error;
-mod exporter;
-mod finding;
-mod inventory;
+mod model;
 mod output;
+mod pipeline;
 mod plan;
 mod preflight;
-mod proxy;
 mod reconcile;
 mod render;
-mod resources;
-mod revision;
-mod rollout;
-mod schema;
-mod selector;
-mod sizing;
-mod slim;
 mod status;
 mod versions;
-mod watch;
 
 use std::process::ExitCode;
 

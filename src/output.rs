@@ -98,7 +98,7 @@ pub fn plural(n: usize, noun: &str) -> String {
 pub fn plural_thousands(n: u64, noun: &str) -> String {
     match n {
         1 => format!("1 {noun}"),
-        n => format!("{} {noun}s", crate::sizing::thousands(n)),
+        n => format!("{} {noun}s", thousands(n)),
     }
 }
 
@@ -220,6 +220,40 @@ pub fn strip_ansi(s: &str) -> String {
             (false, c) => out.push(c),
             _ => {}
         }
+    }
+    out
+}
+
+/// kubectl's AGE: `45s`, `5m12s`, `3h4m`, `2d5h`, `12d`.
+pub fn age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (m, h, d) = (s / 60, s / 3600, s / 86400);
+    if s < 120 {
+        format!("{s}s")
+    } else if m < 10 {
+        format!("{m}m{}s", s % 60)
+    } else if h < 3 {
+        format!("{m}m")
+    } else if h < 8 {
+        format!("{h}h{}m", m % 60)
+    } else if h < 48 {
+        format!("{h}h")
+    } else if d < 8 {
+        format!("{d}d{}h", h % 24)
+    } else {
+        format!("{d}d")
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
     }
     out
 }

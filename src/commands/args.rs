@@ -6,10 +6,8 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::Context as _;
 
 use crate::{
-    cluster::KubeFlags,
+    cluster::{KubeFlags, crds::CrdSource},
     config::{Config, UnreadableFile},
-    crds::CrdSource,
-    render,
 };
 
 /// Where the configuration comes from: shared by every command that renders.
@@ -54,7 +52,9 @@ impl ConfigArgs {
             return Ok((config, None));
         }
         let parent =
-            match crate::inventory::parent_configmap(&cluster.client, &config.namespace).await {
+            match crate::cluster::inventory::parent_configmap(&cluster.client, &config.namespace)
+                .await
+            {
                 Ok(Some(parent)) => parent,
                 Ok(None) => return Ok((config, None)),
                 // Preflight, next, lists every permission the user lacks, this one included.
@@ -64,9 +64,9 @@ impl ConfigArgs {
         let origin = format!(
             "ConfigMap {}/{}",
             config.namespace,
-            render::meta::PARENT_NAME
+            crate::model::names::PARENT_NAME
         );
-        let stored = crate::status::stored_config(&parent).with_context(|| {
+        let stored = crate::cluster::inventory::stored_config(&parent).with_context(|| {
             format!("the configuration stored in {origin} cannot be read; give one with -f")
         })?;
         let mut merged = stored.with_sets(&self.set)?;

@@ -10,14 +10,17 @@ use super::{
     enable,
 };
 use crate::{
-    apply::{self, ApplyError, ApplyOptions, FieldConflict},
-    cluster::{Cluster, KubeFlags},
-    diff,
+    cluster::{
+        Cluster, KubeFlags,
+        apply::{self, ApplyError, ApplyOptions, FieldConflict},
+        revision,
+    },
+    model::{
+        Object, diff,
+        resources::{self, display_name},
+    },
     output::{self, Palette},
     plan, preflight,
-    render::Object,
-    resources::{self, display_name},
-    revision,
 };
 
 #[derive(clap::Args, Debug)]
@@ -72,9 +75,9 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         Some(n) => {
             revision::list_installed(&cluster).await?;
             let (_, payload) = revision::read(&cluster, n).await?;
-            let wanted = crate::exporter::Wanted::of(&payload.objects);
+            let wanted = crate::preflight::exporter::Wanted::of(&payload.objects);
             if wanted.reuse {
-                state.exporter = crate::exporter::search(&cluster, wanted.port).await?;
+                state.exporter = crate::preflight::exporter::search(&cluster, wanted.port).await?;
             }
             plan::plan(payload.objects, &state, plan::rollback_source(&state), "")?
         }
@@ -83,7 +86,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             let (config, _) = args.config.load_for(flags, &cluster).await?;
             let wanted = &config.node_exporter;
             if wanted.reuse_existing {
-                state.exporter = crate::exporter::search(&cluster, wanted.port).await?;
+                state.exporter = crate::preflight::exporter::search(&cluster, wanted.port).await?;
             }
 
             let source = plan::crd_source(&state, args.crds.crds_from.is_some());
@@ -274,7 +277,7 @@ fn known(group_kind: &str) -> &'static resources::Known {
 mod tests {
     use super::*;
     use crate::{
-        inventory,
+        cluster::inventory,
         plan::{can_dry_run, crd_name, is_custom},
     };
     use serde_json::json;

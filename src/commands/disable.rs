@@ -16,18 +16,26 @@ use kube::{
     runtime::watcher,
 };
 
+use crate::model;
 use crate::{
-    cluster::{Cluster, KubeFlags, parse_request_timeout},
-    error::{ClusterError, exit, humantime},
-    inventory::{self, Inventory, InventoryError},
+    cluster::{
+        Cluster, KubeFlags,
+        error::{ClusterError, exit, humantime},
+        inventory::{self, Inventory, InventoryError},
+        parse_request_timeout,
+    },
+    model::{
+        Object,
+        names::APPLYSET_PART_OF_LABEL,
+        resources::{self, Known},
+    },
     output::{self, Palette},
     plan::removal::{
         KeptNamespace, NamespaceContents, NamespaceKept, OPERATOR_NAME_LABEL, Plan, counts_by_kind,
         crd_resource, data_claims, deleted_name, kept_notes, not_automons, outside_inventory, plan,
         with_revisions,
     },
-    render::{self, Object, meta::APPLYSET_PART_OF_LABEL},
-    resources::{self, Known},
+    render,
 };
 
 /// How many deletes of one step are in flight at once.
@@ -62,7 +70,7 @@ async fn list_revisions(cluster: &Cluster) -> Result<Vec<Object>, ClusterError> 
     let api: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let list = api
-        .list_metadata(&ListParams::default().labels(crate::revision::REVISION_LABEL))
+        .list_metadata(&ListParams::default().labels(crate::cluster::revision::REVISION_LABEL))
         .await
         .map_err(|e| cluster.target.classify(e))?;
     Ok(list
@@ -214,7 +222,7 @@ async fn foreign_custom_resources(
     for crd in inventory
         .members
         .iter()
-        .filter(|o| render::kind(o) == "CustomResourceDefinition")
+        .filter(|o| model::kind(o) == "CustomResourceDefinition")
     {
         let name = crd.metadata.name.clone().unwrap_or_default();
         // A CRD we cannot read is kept: never delete what might still be in use.
@@ -253,11 +261,11 @@ async fn other_stacks(
     cluster: &Cluster,
     inventory: &Inventory,
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
-    use crate::render::meta::{APPLYSET_ID_LABEL, PART_OF, PART_OF_LABEL};
+    use crate::model::names::{APPLYSET_ID_LABEL, PART_OF, PART_OF_LABEL};
     use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
     let has = |kind: &str, name: Option<&str>| {
         inventory.members.iter().any(|o| {
-            render::kind(o) == kind && name.is_none_or(|n| o.metadata.name.as_deref() == Some(n))
+            model::kind(o) == kind && name.is_none_or(|n| o.metadata.name.as_deref() == Some(n))
         })
     };
     let (crds, exporter) = (
@@ -322,7 +330,7 @@ async fn other_stacks(
                 && p.metadata
                     .annotations
                     .as_ref()
-                    .and_then(|a| a.get(crate::exporter::FROM_ANNOTATION))
+                    .and_then(|a| a.get(crate::model::names::EXPORTER_FROM))
                     == Some(&ours)
         })
         .filter_map(|p| p.metadata.namespace.clone())
@@ -337,7 +345,7 @@ async fn crds_not_installed(cluster: &Cluster, inventory: &Inventory) -> Option<
     let members: BTreeSet<&str> = inventory
         .members
         .iter()
-        .filter(|o| render::kind(o) == "CustomResourceDefinition")
+        .filter(|o| model::kind(o) == "CustomResourceDefinition")
         .filter_map(|o| o.metadata.name.as_deref())
         .collect();
     let api: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
@@ -347,14 +355,15 @@ async fn crds_not_installed(cluster: &Cluster, inventory: &Inventory) -> Option<
         .into_iter()
         .filter_map(|c| c.metadata.name)
         .filter(|n| {
-            n.ends_with(&format!(".{}", crate::crds::GROUP)) && !members.contains(n.as_str())
+            n.ends_with(&format!(".{}", crate::cluster::crds::GROUP))
+                && !members.contains(n.as_str())
         })
         .collect();
     (!theirs.is_empty()).then(|| {
         format!(
             "kept {} of {} ({}): automon did not install them (they were in the cluster before it)",
             output::plural(theirs.len(), "customresourcedefinition"),
-            crate::crds::GROUP,
+            crate::cluster::crds::GROUP,
             match theirs.len() {
                 0..=3 => theirs.join(", "),
                 n => format!("{} and {} more", theirs[..3].join(", "), n - 3),
@@ -423,11 +432,11 @@ async fn release_namespace(cluster: &Cluster, name: &str, dry_run: bool) -> anyh
     let bare = render::custom(serde_json::json!({
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
     }));
-    let options = crate::apply::ApplyOptions {
+    let options = crate::cluster::apply::ApplyOptions {
         dry_run,
         force: false,
     };
-    crate::apply::server_side_apply(cluster, &bare, options)
+    crate::cluster::apply::server_side_apply(cluster, &bare, options)
         .await
         .with_context(|| format!("cannot remove automon's labels from namespace {name}"))?;
     Ok(())
@@ -460,7 +469,7 @@ async fn delete_step(cluster: &Cluster, step: &[Object], dry_run: bool) -> anyho
     use futures::StreamExt as _;
     let results: Vec<_> = futures::stream::iter(step)
         .map(|o| async move {
-            crate::apply::delete(cluster, o, dry_run)
+            crate::cluster::apply::delete(cluster, o, dry_run)
                 .await
                 .with_context(|| format!("cannot delete {}", deleted_name(o)))
         })
@@ -517,7 +526,7 @@ async fn wait_gone(
                 }
                 None => watcher::Config::default(),
             };
-            crate::watch::Source {
+            crate::cluster::watch::Source {
                 api: known.api(&cluster.client, namespace.as_deref()),
                 selection,
             }
@@ -544,9 +553,12 @@ async fn wait_gone(
     let until = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
     // A namespace whose deletion the API server's discovery holds will not finish by waiting:
     // stop at once and name what holds it.
-    let discovery_fails =
-        |seen: &[Vec<Object>]| seen.iter().flatten().any(crate::blocker::discovery_fails);
-    let waited = crate::watch::until(cluster, sources, until, |seen| {
+    let discovery_fails = |seen: &[Vec<Object>]| {
+        seen.iter()
+            .flatten()
+            .any(crate::cluster::blocker::discovery_fails)
+    };
+    let waited = crate::cluster::watch::until(cluster, sources, until, |seen| {
         left(seen).is_empty() || discovery_fails(seen)
     })
     .await
@@ -556,9 +568,9 @@ async fn wait_gone(
         return Ok(());
     }
     let mut why = Vec::new();
-    for ns in step.iter().filter(|o| render::kind(o) == "Namespace") {
+    for ns in step.iter().filter(|o| model::kind(o) == "Namespace") {
         let name = ns.metadata.name.as_deref().unwrap_or_default();
-        why.extend(crate::blocker::explain(cluster, name).await);
+        why.extend(crate::cluster::blocker::explain(cluster, name).await);
     }
     let waited_for = if discovery_fails(&waited.seen) {
         "cannot finish deleting".to_string()

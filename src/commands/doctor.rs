@@ -38,7 +38,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let config = snapshot
         .parent
         .as_ref()
-        .and_then(|p| status::stored_config(p).ok())
+        .and_then(|p| crate::cluster::inventory::stored_config(p).ok())
         .unwrap_or_default();
     let extra = if st.health == Health::NotInstalled {
         None
@@ -87,7 +87,7 @@ pub fn human(report: &Report, p: &Palette) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finding::Level;
+    use crate::model::finding::Level;
 
     #[test]
     fn the_tally_agrees_with_its_counts() {

@@ -3,6 +3,8 @@
 //! and RBAC → everything else), each applied server-side in parallel; prune what an earlier run
 //! had and this one has not; record a revision; optionally wait until every workload is ready.
 
+use crate::model;
+use crate::status::workloads;
 use std::{
     collections::BTreeMap,
     time::{Duration, Instant},
@@ -12,15 +14,20 @@ use anyhow::Context as _;
 
 use super::args::{ConfigArgs, CrdArgs, RunArgs};
 use crate::{
-    apply::{self, ApplyError, ApplyOptions, Live, Outcome},
-    cluster::{Cluster, KubeFlags},
-    crds,
+    cluster::{
+        Cluster, KubeFlags,
+        apply::{self, ApplyError, ApplyOptions, Live, Outcome},
+        crds, revision,
+    },
+    model::{
+        Object, kind,
+        resources::{self, display_name},
+    },
     output::{Palette, say},
+    pipeline::rollout,
     plan::{self, ClusterState, Plan},
     preflight,
-    render::{self, Object, Phase, grafana::ADMIN_SECRET, kind},
-    resources::{self, display_name},
-    revision, rollout,
+    render::{self, Phase, grafana::ADMIN_SECRET},
 };
 
 /// How many requests one phase keeps in flight: enough to hide round trips, few enough to stay
@@ -99,10 +106,10 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     };
     let plan = plan::plan(objects, &state, source, &origin)?;
     if plan.reuse.is_none() {
-        let sizing = crate::sizing::estimate(&config, Some(state.nodes));
+        let sizing = crate::config::sizing::estimate(&config, Some(state.nodes));
         crate::output::say!(
             "Sizing    {} nodes: {}",
-            crate::sizing::thousands(u64::from(state.nodes)),
+            crate::output::thousands(u64::from(state.nodes)),
             sizing.describe()
         );
         if sizing.shards > 1 && !config.prometheus.has_global_view() {
@@ -179,7 +186,7 @@ pub async fn prepare(
     if state.namespace_terminating {
         // Right after a disable: nothing can be created in it until it is gone.
         say!("Namespace {namespace} is being deleted: waiting until it is gone");
-        crate::blocker::wait_gone(&cluster, namespace, deadline).await?;
+        crate::cluster::blocker::wait_gone(&cluster, namespace, deadline).await?;
         state = plan::gather(&cluster, namespace, None).await?;
     }
     found_by_preflight(&mut state, &report);
@@ -494,7 +501,7 @@ pub async fn execute(
             tally,
             payload: revision::encode(&objects, versions)?,
             stopped,
-            wait_for: rollout::expected(&plan.members),
+            wait_for: workloads::expected(&plan.members),
             namespace: namespace.clone(),
             own_prometheus: plan.reuse.is_none(),
             deadline,
@@ -681,9 +688,9 @@ async fn against_schemas(cluster: &Cluster, plan: &Plan, objects: &[Object]) -> 
         .objects()
         .filter(|o| kind(o) == "CustomResourceDefinition")
         .collect();
-    let from_crds = crate::schema::crd_schemas(&crds);
+    let from_crds = crate::cluster::schema::crd_schemas(&crds);
     let gvk = |o: &Object| {
-        let av = render::api_version(o);
+        let av = model::api_version(o);
         let (group, version) = av.rsplit_once('/').unwrap_or(("", av));
         (group.to_string(), version.to_string(), kind(o).to_string())
     };
@@ -694,13 +701,13 @@ async fn against_schemas(cluster: &Cluster, plan: &Plan, objects: &[Object]) -> 
     let published = if server_side.is_empty() {
         None
     } else {
-        match crate::schema::Published::index(cluster).await {
+        match crate::cluster::schema::Published::index(cluster).await {
             Ok(mut p) => {
                 p.load(
                     cluster,
                     server_side
                         .iter()
-                        .map(|o| crate::schema::group_version_path(render::api_version(o))),
+                        .map(|o| crate::cluster::schema::group_version_path(model::api_version(o))),
                 )
                 .await;
                 Some(p)
@@ -715,7 +722,7 @@ async fn against_schemas(cluster: &Cluster, plan: &Plan, objects: &[Object]) -> 
         resolved.entry(gvk(o)).or_insert_with(|| {
             published
                 .as_ref()
-                .and_then(|p| p.schema(render::api_version(o), kind(o)))
+                .and_then(|p| p.schema(model::api_version(o), kind(o)))
         });
     }
     let value = |o: &Object| serde_json::to_value(o).expect("objects serialise");
@@ -723,10 +730,10 @@ async fn against_schemas(cluster: &Cluster, plan: &Plan, objects: &[Object]) -> 
         .iter()
         .filter_map(|o| {
             let problems = match from_crds.get(&gvk(o)) {
-                Some(schema) => crate::schema::check(&value(o), schema, None, true),
+                Some(schema) => crate::cluster::schema::check(&value(o), schema, None, true),
                 None => {
                     let (doc, schema) = resolved.get(&gvk(o))?.as_ref()?;
-                    crate::schema::check(&value(o), schema, Some(doc), false)
+                    crate::cluster::schema::check(&value(o), schema, Some(doc), false)
                 }
             };
             (!problems.is_empty()).then(|| ApplyError::Invalid {

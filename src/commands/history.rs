@@ -2,9 +2,8 @@
 //! `helm history`. One list call; nothing is decompressed.
 
 use crate::{
-    cluster::{Cluster, KubeFlags},
+    cluster::{Cluster, KubeFlags, revision},
     output::{self, Format, Palette},
-    revision,
 };
 
 #[derive(clap::Args, Debug)]

@@ -23,9 +23,12 @@ use tokio::{
 };
 
 use crate::{
-    cluster::{Cluster, KubeFlags},
-    error::{ClusterError, Forbidden, Target, exit},
-    inventory, output,
+    cluster::{
+        Cluster, KubeFlags,
+        error::{ClusterError, Forbidden, Target, exit},
+        inventory,
+    },
+    output,
     preflight::{self, Permission},
     render::{alertmanager, grafana, prometheus},
     status::nodes::pod_state,
@@ -542,7 +545,7 @@ fn is_ready(pod: &Pod) -> bool {
 
 /// status' word for a pod's state (open holds full Pods: it reads their container ports).
 fn state_of(pod: &Pod) -> String {
-    pod_state(&crate::slim::SlimPod::from(pod)).0
+    pod_state(&crate::model::slim::SlimPod::from(pod)).0
 }
 
 /// The first ready pod by name, so that two runs against the same pods pick the same one.

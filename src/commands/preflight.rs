@@ -45,7 +45,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             #[derive(serde::Serialize)]
             struct Out<'a> {
                 passed: bool,
-                checks: Vec<crate::finding::Finding>,
+                checks: Vec<crate::model::finding::Finding>,
                 #[serde(flatten)]
                 report: &'a crate::preflight::Report,
             }

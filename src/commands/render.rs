@@ -4,7 +4,10 @@
 use anyhow::Context as _;
 
 use super::args::{ConfigArgs, CrdArgs};
-use crate::{cluster::KubeFlags, crds, output, render};
+use crate::{
+    cluster::{KubeFlags, crds},
+    output, render,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use super::{args::RunArgs, enable};
 use crate::{
-    cluster::{Cluster, KubeFlags},
-    plan, revision,
+    cluster::{Cluster, KubeFlags, revision},
+    plan,
 };
 
 #[derive(clap::Args, Debug)]

@@ -109,27 +109,6 @@ fn change_key(st: &Status) -> String {
     serde_json::to_string(&st).unwrap_or_default()
 }
 
-/// kubectl's AGE: `45s`, `5m12s`, `3h4m`, `2d5h`, `12d`.
-pub fn age(seconds: i64) -> String {
-    let s = seconds.max(0);
-    let (m, h, d) = (s / 60, s / 3600, s / 86400);
-    if s < 120 {
-        format!("{s}s")
-    } else if m < 10 {
-        format!("{m}m{}s", s % 60)
-    } else if h < 3 {
-        format!("{m}m")
-    } else if h < 8 {
-        format!("{h}h{}m", m % 60)
-    } else if h < 48 {
-        format!("{h}h")
-    } else if d < 8 {
-        format!("{d}d{}h", h % 24)
-    } else {
-        format!("{d}d")
-    }
-}
-
 fn dash(s: Option<&str>) -> String {
     s.filter(|s| !s.is_empty()).unwrap_or("—").to_string()
 }
@@ -148,7 +127,7 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
                 .created
                 .as_deref()
                 .and_then(|t| t.parse::<Timestamp>().ok())
-                .map(|t| age(now.as_second() - t.as_second()));
+                .map(|t| crate::output::age(now.as_second() - t.as_second()));
             let mut state = if c.healthy {
                 "Healthy".to_string()
             } else {
@@ -183,7 +162,7 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
         None => "—".to_string(),
         Some(s) if s.health == "missing" => p.bad("no target"),
         Some(s) => match (s.health.as_str(), s.last_scrape_seconds) {
-            ("up", Some(ago)) => format!("up {}", age(ago.round() as i64)),
+            ("up", Some(ago)) => format!("up {}", crate::output::age(ago.round() as i64)),
             ("up", None) => "up".into(),
             (h, _) => p.bad(h),
         },
@@ -332,7 +311,7 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
             .renewed
             .as_deref()
             .and_then(|t| t.parse::<Timestamp>().ok())
-            .map(|t| age(now.as_second() - t.as_second()));
+            .map(|t| crate::output::age(now.as_second() - t.as_second()));
         out.push_str(&match (l.active, ago) {
             (true, Some(ago)) => format!(
                 "Reconcile: loop {} holds the Lease (renewed {ago} ago)\n",
@@ -365,7 +344,7 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
 
 /// `Sizing:    3 nodes, sized for up to 50: ~236,000 series estimated, 12,345 in the head`.
 fn sizing_line(z: &crate::status::SizingView) -> String {
-    use crate::sizing::thousands;
+    use crate::output::thousands;
     let mut line = format!(
         "Sizing:    {}, sized for up to {}: ~{} series estimated",
         output::plural_thousands(u64::from(z.nodes), "node"),
@@ -562,7 +541,7 @@ mod tests {
             (2 * 86400 + 5 * 3600, "2d5h"),
             (12 * 86400, "12d"),
         ] {
-            assert_eq!(age(s), want, "{s}s");
+            assert_eq!(crate::output::age(s), want, "{s}s");
         }
     }
 }

@@ -4,8 +4,7 @@
 use serde::Serialize;
 
 use crate::{
-    cluster::{Cluster, KubeFlags},
-    error::ClusterError,
+    cluster::{Cluster, KubeFlags, error::ClusterError},
     output::{self, Format},
     versions::{self, COMPONENTS},
 };

@@ -6,11 +6,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
 
 use crate::{
-    crds,
-    finding::Level,
+    cluster::crds,
+    model::{Object, finding::Level, selector},
     output::{plural, plural_thousands},
-    render::Object,
-    selector,
     status::{self, Cause, Coverage, Health, NODE_EXPORTER, Snapshot, Status, nodes::NodeStatus},
     versions,
 };
@@ -65,7 +63,7 @@ const SERIES_WARN_RATIO: f64 = 1.25;
 /// Whether Prometheus fits what it was sized for: its head series against the estimate, its
 /// memory against its limit, and, sharded, whether anything sees all the shards' series.
 fn sizing(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Finding> {
-    use crate::sizing::{SERIES_PER_SHARD, thousands};
+    use crate::{config::sizing::SERIES_PER_SHARD, output::thousands};
     let Some(z) = &status.sizing else {
         return Vec::new();
     };
@@ -683,7 +681,7 @@ fn api_services(extra: &Extra) -> Vec<Finding> {
                     "apiservice {} is unavailable ({}): no namespace in the cluster can finish deleting, and discovery fails for every client",
                     u.name, u.why
                 ),
-                crate::blocker::fix(u),
+                crate::cluster::blocker::fix(u),
             )
         })
         .collect()

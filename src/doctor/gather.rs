@@ -18,12 +18,10 @@ use kube::api::{Api, ListParams, PartialObjectMeta};
 use serde_json::Value;
 
 use crate::{
-    cluster::Cluster,
-    crds,
-    error::ClusterError,
+    cluster::{Cluster, crds, error::ClusterError},
+    model::{Object, resources},
     preflight,
-    render::{self, Object, alertmanager::CONFIG_SECRET},
-    resources,
+    render::alertmanager::CONFIG_SECRET,
     status::{self, Snapshot, Status},
 };
 
@@ -61,7 +59,7 @@ pub struct Extra {
     /// schedule: (node, pod namespace/name).
     pub port_holders: Vec<(String, String)>,
     /// Aggregated APIs the API server cannot reach; `None` when they could not be listed.
-    pub unavailable_apis: Option<Vec<crate::blocker::Unavailable>>,
+    pub unavailable_apis: Option<Vec<crate::cluster::blocker::Unavailable>>,
 }
 
 /// At most this many nodes are searched for the pod that holds the host port.
@@ -113,8 +111,8 @@ pub async fn gather(
             monitoring("ServiceMonitor").api(client, Some(ns)),
             ListParams::default().labels(&format!(
                 "{}={}",
-                render::meta::PART_OF_LABEL,
-                render::meta::PART_OF
+                crate::model::names::PART_OF_LABEL,
+                crate::model::names::PART_OF
             )),
         ),
         crd_api.list_metadata(&all),
@@ -310,12 +308,12 @@ pub async fn gather(
         webhooks,
         alertmanager_config,
         port_holders,
-        unavailable_apis: api_services.map(|l| crate::blocker::unavailable(&l.items)),
+        unavailable_apis: api_services.map(|l| crate::cluster::blocker::unavailable(&l.items)),
     })
 }
 
 fn holds_port(p: &Pod, port: u16) -> bool {
     p.spec
         .as_ref()
-        .is_some_and(|s| crate::exporter::serves_port(s, port).is_some())
+        .is_some_and(|s| crate::preflight::exporter::serves_port(s, port).is_some())
 }

@@ -15,4 +15,4 @@ pub use checks::assess;
 pub use gather::{Extra, Webhook, gather};
 pub use report::Report;
 
-pub use crate::finding::{Finding, bad, ok};
+pub use crate::model::finding::{Finding, bad, ok};

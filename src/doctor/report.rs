@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Finding;
-use crate::{finding::Level, status};
+use crate::{model::finding::Level, status};
 
 /// `doctor -o json|yaml`.
 #[derive(Debug, Serialize)]
@@ -37,9 +37,9 @@ impl Report {
             .iter()
             .any(|c| c.check == "installed" && c.level == Level::Fail)
         {
-            crate::error::exit::NOT_INSTALLED
+            crate::cluster::error::exit::NOT_INSTALLED
         } else if self.failures > 0 {
-            crate::error::exit::DEGRADED
+            crate::cluster::error::exit::DEGRADED
         } else {
             0
         }

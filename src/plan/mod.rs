@@ -7,6 +7,8 @@
 
 pub mod removal;
 
+use crate::model;
+use crate::model::names;
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -14,13 +16,17 @@ use kube::api::{Api, ListParams, ObjectMeta};
 use sha2::{Digest as _, Sha256};
 
 use crate::{
-    cluster::Cluster,
-    crds,
-    error::ClusterError,
-    inventory::{self, Inventory, InventoryError},
+    cluster::{
+        Cluster, crds,
+        error::ClusterError,
+        inventory::{self, Inventory, InventoryError},
+    },
+    model::{
+        Object, kind,
+        resources::{self, Known, Scope},
+    },
     preflight::{self, ExistingOperator},
-    render::{self, Object, Phase, kind, meta},
-    resources::{self, Known, Scope},
+    render::{self, Phase},
 };
 
 /// On the ApplySet parent of a stack that reuses another operator: `<namespace>/<name>` of
@@ -293,7 +299,7 @@ pub struct ClusterState {
     pub crds: BTreeMap<String, InstalledCrd>,
     /// Another exporter serving node-exporter's port on the nodes, which the stack scrapes
     /// instead of deploying its own (`nodeExporter.reuseExisting`).
-    pub exporter: Option<crate::exporter::Holder>,
+    pub exporter: Option<crate::render::node_exporter::Holder>,
     /// The classes of node the cluster has (Windows, GPU): each brings its exporter.
     pub classes: render::NodeClasses,
     /// How many nodes the cluster has: the stack is sized for it.
@@ -427,7 +433,7 @@ impl Plan {
 pub enum PlanError {
     #[error(
         "the objects to apply have no ApplySet parent (ConfigMap {:?})",
-        meta::PARENT_NAME
+        names::PARENT_NAME
     )]
     NoParent,
     #[error(
@@ -450,7 +456,7 @@ pub fn plan(
     origin: &str,
 ) -> Result<Plan, PlanError> {
     let (parents, mut members): (Vec<Object>, Vec<Object>) =
-        objects.into_iter().partition(is_parent);
+        objects.into_iter().partition(model::is_parent);
     let parent = parents.into_iter().next().ok_or(PlanError::NoParent)?;
     let namespace = parent.metadata.namespace.clone().unwrap_or_default();
     if let Some(found) = &state.inventory
@@ -574,7 +580,7 @@ pub fn plan(
 
     // The parent lists exactly its members' kinds; CRDs that stay members (identical ones not
     // sent, or those an earlier --crds-from made members) stay listed for disable to find.
-    let mut kinds: BTreeSet<String> = members.iter().map(render::group_kind).collect();
+    let mut kinds: BTreeSet<String> = members.iter().map(model::group_kind).collect();
     if identical > 0 {
         kinds.insert(CRD_KIND.to_string());
     }
@@ -642,21 +648,21 @@ fn adopted(namespace: Object) -> Object {
 /// latest revision (`accepted`) has the same object and the resourceVersion it had then, and
 /// the object in the cluster still has that resourceVersion, so nobody (no user, no
 /// controller) has written it since. Applying them would change nothing; they are not sent.
-/// Keys as [`crate::apply::key`].
+/// Keys as [`crate::cluster::apply::key`].
 pub fn untouched(
     plan: &Plan,
     state: &ClusterState,
-    accepted: &crate::revision::Payload,
-) -> BTreeSet<crate::apply::Key> {
+    accepted: &crate::cluster::revision::Payload,
+) -> BTreeSet<crate::cluster::apply::Key> {
     let Some(inventory) = &state.inventory else {
         return BTreeSet::new();
     };
-    let live: BTreeMap<crate::apply::Key, &str> = inventory
+    let live: BTreeMap<crate::cluster::apply::Key, &str> = inventory
         .members
         .iter()
         .filter_map(|m| {
             Some((
-                crate::apply::key(m),
+                crate::cluster::apply::key(m),
                 m.metadata.resource_version.as_deref()?,
             ))
         })
@@ -665,11 +671,13 @@ pub fn untouched(
         .iter()
         .filter(|o| accepted.objects.contains(o))
         .filter(|o| {
-            let then = accepted.resource_versions.get(&crate::revision::key(o));
-            let now = live.get(&crate::apply::key(o));
+            let then = accepted
+                .resource_versions
+                .get(&crate::cluster::revision::key(o));
+            let now = live.get(&crate::cluster::apply::key(o));
             then.is_some_and(|then| now == Some(&then.as_str()))
         })
-        .map(crate::apply::key)
+        .map(crate::cluster::apply::key)
         .collect()
 }
 
@@ -681,10 +689,6 @@ pub fn kept(objects: Vec<Object>, reuse: bool, left_out: &LeftOut) -> Vec<Object
     } else {
         objects
     }
-}
-
-pub fn is_parent(o: &Object) -> bool {
-    o.metadata.name.as_deref() == Some(meta::PARENT_NAME) && kind(o) == "ConfigMap"
 }
 
 /// With another Prometheus Operator in charge: leave out our operator, Prometheus and
@@ -829,7 +833,7 @@ pub async fn gather(
         ..cluster.clone()
     };
     // All at once: the namespace, the inventory in it, the CRDs, the nodes' classes.
-    let nodes: Api<crate::slim::SlimNode> = Api::all(cluster.client.clone());
+    let nodes: Api<crate::model::slim::SlimNode> = Api::all(cluster.client.clone());
     let (namespace_meta, inventory, crds, nodes) = futures::try_join!(
         async {
             namespaces
@@ -846,7 +850,7 @@ pub async fn gather(
         },
         async { installed_crds(cluster).await.map_err(anyhow::Error::new) },
         async {
-            crate::slim::list_paged(&nodes, &ListParams::default())
+            crate::cluster::list_paged(&nodes, &ListParams::default())
                 .await
                 .map_err(|e| anyhow::Error::new(cluster.target.classify(e)))
         },
@@ -897,8 +901,8 @@ mod tests {
     use super::*;
     use crate::{
         config::Config,
+        model::resources::display_name,
         preflight::{OperatorDeployment, PrometheusInfo},
-        resources::display_name,
     };
 
     fn rendered(config: &Config) -> Vec<Object> {
@@ -1063,13 +1067,13 @@ mod tests {
 
     #[test]
     fn objects_with_automons_own_exporter_are_refused_next_to_another() {
-        let holder: crate::exporter::Holder =
+        let holder: crate::render::node_exporter::Holder =
             serde_json::from_value::<k8s_openapi::api::apps::v1::DaemonSet>(serde_json::json!({
                 "metadata": {"name": "node-exporter", "namespace": "monitoring"},
                 "spec": {"selector": {}, "template": {"spec": {"hostNetwork": true,
                     "containers": [{"name": "x", "ports": [{"containerPort": 9100}]}]}}}
             }))
-            .map(|d| crate::exporter::holder(&[d], 9100, "automon").unwrap())
+            .map(|d| crate::preflight::exporter::holder(&[d], 9100, "automon").unwrap())
             .unwrap();
         let state = ClusterState {
             exporter: Some(holder.clone()),
@@ -1098,7 +1102,8 @@ mod tests {
             "{names:?}"
         );
         assert_eq!(
-            p.final_parent.metadata.annotations.as_ref().unwrap()[crate::exporter::FROM_ANNOTATION],
+            p.final_parent.metadata.annotations.as_ref().unwrap()
+                [crate::model::names::EXPORTER_FROM],
             "monitoring/node-exporter"
         );
     }
@@ -1311,7 +1316,7 @@ mod tests {
         // The first write still lists every kind; the last lists only what is left.
         let (first, last) = (kinds_of(&p.first_parent), kinds_of(&p.final_parent));
         assert!(last.is_subset(&first));
-        let left: BTreeSet<String> = p.members.iter().map(render::group_kind).collect();
+        let left: BTreeSet<String> = p.members.iter().map(model::group_kind).collect();
         assert!(left.is_subset(&last));
     }
 
@@ -1402,13 +1407,13 @@ mod tests {
             ..Default::default()
         };
         let p = plan(rendered(&config), &state, CrdSource::Kept, "").unwrap();
-        let recorded = |objects: &[Object]| crate::revision::Payload {
+        let recorded = |objects: &[Object]| crate::cluster::revision::Payload {
             objects: p.objects().cloned().collect(),
             resource_versions: objects
                 .iter()
                 .filter_map(|m| {
                     Some((
-                        crate::revision::key(m),
+                        crate::cluster::revision::key(m),
                         m.metadata.resource_version.clone()?,
                     ))
                 })
@@ -1422,9 +1427,9 @@ mod tests {
         moved[3].metadata.resource_version = Some("999".into());
         let some = untouched(&p, &state, &recorded(&moved));
         assert_eq!(some.len(), p.members.len() - 1);
-        assert!(!some.contains(&crate::apply::key(&moved[3])));
+        assert!(!some.contains(&crate::cluster::apply::key(&moved[3])));
         // A revision without versions (recorded before they were): everything is sent.
-        let none = crate::revision::Payload {
+        let none = crate::cluster::revision::Payload {
             objects: p.objects().cloned().collect(),
             resource_versions: BTreeMap::new(),
         };

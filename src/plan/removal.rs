@@ -7,11 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kube::api::{ApiResource, GroupVersionKind};
 
-use super::is_parent;
+use crate::model;
+use crate::model::is_parent;
 use crate::{
-    inventory::Inventory,
-    render::{self, Object, Phase, meta::NAME_LABEL},
-    resources::{self, Known},
+    cluster::inventory::Inventory,
+    model::{
+        Object,
+        names::NAME_LABEL,
+        resources::{self, Known},
+    },
+    render::{self, Phase},
 };
 
 /// The label the operator's StatefulSets (and so their volume claims) carry: the name of the
@@ -87,7 +92,7 @@ impl Plan {
 fn tier(o: &Object) -> u8 {
     let group = resources::of(o).map(Known::group).unwrap_or_default();
     let custom = group.contains('.') && !group.ends_with(".k8s.io");
-    match render::kind(o) {
+    match model::kind(o) {
         _ if custom => 0,
         "Deployment" | "DaemonSet" | "StatefulSet" => 1,
         "ServiceAccount" | "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding" => 3,
@@ -104,10 +109,10 @@ pub fn data_claims(inventory: &Inventory, claims: Vec<Object>) -> Vec<Object> {
     let owners: BTreeSet<(String, String)> = inventory
         .members
         .iter()
-        .filter(|o| matches!(render::kind(o), "Prometheus" | "Alertmanager"))
+        .filter(|o| matches!(model::kind(o), "Prometheus" | "Alertmanager"))
         .map(|o| {
             (
-                render::kind(o).to_lowercase(),
+                model::kind(o).to_lowercase(),
                 o.metadata.name.clone().unwrap_or_default(),
             )
         })
@@ -131,16 +136,16 @@ pub fn data_claims(inventory: &Inventory, claims: Vec<Object>) -> Vec<Object> {
 /// StatefulSets), not a data claim (`claims`), not a revision, not what Kubernetes puts in every
 /// namespace (`kube-root-ca.crt`, the `default` ServiceAccount). `configmap "app-config"`, sorted.
 pub fn not_automons(listed: &[Object], inventory: &Inventory, claims: &[Object]) -> Vec<String> {
-    let ours: BTreeSet<crate::apply::Key> = inventory
+    let ours: BTreeSet<crate::cluster::apply::Key> = inventory
         .members
         .iter()
         .chain(claims)
         .chain(std::iter::once(&inventory.parent))
-        .map(crate::apply::key)
+        .map(crate::cluster::apply::key)
         .collect();
     let mut out: Vec<String> = listed
         .iter()
-        .filter(|o| !ours.contains(&crate::apply::key(o)))
+        .filter(|o| !ours.contains(&crate::cluster::apply::key(o)))
         .filter(|o| {
             o.metadata
                 .owner_references
@@ -149,11 +154,11 @@ pub fn not_automons(listed: &[Object], inventory: &Inventory, claims: &[Object])
         })
         .filter(|o| {
             let labels = o.metadata.labels.clone().unwrap_or_default();
-            !labels.contains_key(crate::revision::REVISION_LABEL)
+            !labels.contains_key(crate::cluster::revision::REVISION_LABEL)
         })
         .filter(|o| {
             !matches!(
-                (render::kind(o), o.metadata.name.as_deref()),
+                (model::kind(o), o.metadata.name.as_deref()),
                 ("ConfigMap", Some("kube-root-ca.crt")) | ("ServiceAccount", Some("default"))
             )
         })
@@ -192,8 +197,8 @@ pub fn outside_inventory(
     let ours: BTreeSet<(Option<&str>, &str)> = members
         .iter()
         .filter(|m| {
-            render::kind(m) == resource.kind
-                && render::api_version(m).split('/').next() == Some(resource.group.as_str())
+            model::kind(m) == resource.kind
+                && model::api_version(m).split('/').next() == Some(resource.group.as_str())
         })
         .map(|m| {
             (
@@ -237,7 +242,7 @@ pub fn plan(
     let mut plan = Plan::default();
     let (mut namespaces, mut crds, mut rest) = (Vec::new(), Vec::new(), Vec::new());
     for o in &inventory.members {
-        match render::kind(o) {
+        match model::kind(o) {
             _ if is_parent(o) => {}
             "Namespace" => namespaces.push(o.clone()),
             "CustomResourceDefinition" => crds.push(o.clone()),
@@ -253,7 +258,7 @@ pub fn plan(
         (
             phase_rank,
             tier(o),
-            render::kind(o).to_string(),
+            model::kind(o).to_string(),
             o.metadata.namespace.clone(),
             o.metadata.name.clone(),
         )
@@ -328,7 +333,7 @@ pub fn plan(
 
 /// `deployment.apps "grafana"`, as kubectl names an object it deletes.
 pub fn deleted_name(o: &Object) -> String {
-    let k = render::kind(o).to_lowercase();
+    let k = model::kind(o).to_lowercase();
     let name = o.metadata.name.as_deref().unwrap_or_default();
     match resources::of(o).map(Known::group).filter(|g| !g.is_empty()) {
         Some(g) => format!("{k}.{g} {name:?}"),
@@ -340,7 +345,7 @@ pub fn deleted_name(o: &Object) -> String {
 pub fn counts_by_kind(plan: &Plan) -> Vec<(String, usize)> {
     let mut out: Vec<(String, usize)> = Vec::new();
     for o in plan.objects() {
-        let k = render::kind(o).to_string();
+        let k = model::kind(o).to_string();
         match out.iter_mut().find(|(x, _)| *x == k) {
             Some((_, n)) => *n += 1,
             None => out.push((k, 1)),
@@ -473,7 +478,7 @@ mod tests {
     }
 
     fn kinds(step: &[Object]) -> BTreeSet<&str> {
-        step.iter().map(render::kind).collect()
+        step.iter().map(model::kind).collect()
     }
 
     #[test]
@@ -571,7 +576,7 @@ mod tests {
         );
         assert!(
             !p.objects()
-                .any(|o| render::kind(o) == "CustomResourceDefinition"),
+                .any(|o| model::kind(o) == "CustomResourceDefinition"),
             "no CRD deleted"
         );
         let notes = kept_notes(&p, "b").join("\n");
@@ -624,7 +629,7 @@ mod tests {
         let ours: Vec<_> = inv
             .members
             .iter()
-            .filter(|o| render::kind(o) == "ServiceMonitor")
+            .filter(|o| model::kind(o) == "ServiceMonitor")
             .map(|o| {
                 (
                     o.metadata.namespace.clone(),
@@ -649,7 +654,7 @@ mod tests {
         let prom = inv
             .members
             .iter()
-            .find(|o| render::kind(o) == "Prometheus")
+            .find(|o| model::kind(o) == "Prometheus")
             .and_then(|o| o.metadata.name.clone())
             .unwrap();
         let claims = vec![
@@ -697,7 +702,7 @@ mod tests {
         );
         assert!(
             kept.objects()
-                .all(|o| { !matches!(render::kind(o), "Namespace" | "PersistentVolumeClaim") })
+                .all(|o| { !matches!(model::kind(o), "Namespace" | "PersistentVolumeClaim") })
         );
         let notes = kept_notes(&kept, "automon").join("\n");
         assert!(notes.contains("--delete-data"), "{notes}");
@@ -749,7 +754,7 @@ mod tests {
         let inv = installed();
         let others = NamespaceContents::Others(vec!["configmap \"app-config\"".into()]);
         let p = plan(&inv, &BTreeMap::new(), &[], vec![], &others, true);
-        assert!(p.objects().all(|o| render::kind(o) != "Namespace"));
+        assert!(p.objects().all(|o| model::kind(o) != "Namespace"));
         let notes = kept_notes(&p, "automon").join("\n");
         assert!(
             notes.contains(r#"kept namespace "automon": it holds 1 object that automon did not create (configmap "app-config")"#),
@@ -758,7 +763,7 @@ mod tests {
         // Unknown is kept too: nothing is deleted that may be the user's.
         let unknown = NamespaceContents::Unknown("may not list secrets".into());
         let p = plan(&inv, &BTreeMap::new(), &[], vec![], &unknown, true);
-        assert!(p.objects().all(|o| render::kind(o) != "Namespace"));
+        assert!(p.objects().all(|o| model::kind(o) != "Namespace"));
     }
 
     #[test]
@@ -777,7 +782,7 @@ mod tests {
         let member = inv
             .members
             .iter()
-            .find(|o| render::kind(o) == "ConfigMap")
+            .find(|o| model::kind(o) == "ConfigMap")
             .expect("a ConfigMap member")
             .clone();
         let listed = vec![
@@ -807,7 +812,7 @@ mod tests {
     #[test]
     fn a_namespace_that_was_there_before_is_never_deleted() {
         let mut inv = installed();
-        inv.members.retain(|o| render::kind(o) != "Namespace");
+        inv.members.retain(|o| model::kind(o) != "Namespace");
         inv.parent
             .metadata
             .annotations
@@ -821,7 +826,7 @@ mod tests {
             &NamespaceContents::OnlyAutomons,
             true,
         );
-        assert!(p.objects().all(|o| render::kind(o) != "Namespace"));
+        assert!(p.objects().all(|o| model::kind(o) != "Namespace"));
         assert_eq!(
             p.kept_namespace.map(|k| k.why),
             Some(NamespaceKept::Existed)

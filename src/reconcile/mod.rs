@@ -44,26 +44,28 @@ use kube::{
 use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
 use tracing::{info, warn};
 
+use crate::model::{self, names::LEASE_NAME};
 use crate::{
-    apply::{self, ApplyOptions, FIELD_MANAGER, Key},
-    cluster::Cluster,
+    cluster::{
+        Cluster,
+        apply::{self, ApplyOptions, FIELD_MANAGER, Key},
+        error::exit,
+    },
     config::Config,
-    error::exit,
+    model::{
+        Object,
+        names::{APPLYSET_PART_OF_LABEL, CONFIG_KEY, PARENT_NAME, PART_OF, PART_OF_LABEL},
+        resources::{self, Known, Scope, display_name},
+        slim::{SlimNode, SlimPod},
+    },
     plan::Plan,
     preflight::{self, Permission},
-    render::{
-        self, Object,
-        meta::{APPLYSET_PART_OF_LABEL, CONFIG_KEY, PARENT_NAME, PART_OF, PART_OF_LABEL},
-    },
-    resources::{self, Known, Scope, display_name},
-    slim::{SlimNode, SlimPod},
+    render,
     status::{self, Coverage, NODE_EXPORTER, NodeStatus},
 };
 use metrics::Metrics;
 use tracker::{Due, Observed, Tracker};
 
-/// The Lease two loops share, in the stack's namespace.
-pub const LEASE_NAME: &str = "automon-reconcile";
 /// Who publishes the Events (`reportingController`) and manages the Lease.
 pub const CONTROLLER: &str = "kubectl-automon";
 /// A burst of changes to managed objects is repaired once, this long after it started.
@@ -159,7 +161,7 @@ pub fn permissions(
 /// aside (shared, never repaired by the loop).
 fn kinds_of(parent: &ConfigMap) -> Vec<&'static Known> {
     let mut kinds: Vec<&'static Known> = Vec::new();
-    for gk in crate::inventory::group_kinds(&parent.metadata) {
+    for gk in crate::cluster::inventory::group_kinds(&parent.metadata) {
         if let Some(k) = resources::by_group_kind(&gk)
             && !kinds.contains(&k)
             && k.kind != "CustomResourceDefinition"
@@ -200,13 +202,13 @@ impl ExporterSource {
 
 /// Reads the parent and the stored configuration: `Ok(None)` when automon is not installed.
 async fn installed(cluster: &Cluster) -> anyhow::Result<Option<(ConfigMap, Config)>> {
-    let parent = crate::inventory::parent_configmap(&cluster.client, &cluster.namespace)
+    let parent = crate::cluster::inventory::parent_configmap(&cluster.client, &cluster.namespace)
         .await
         .map_err(|e| cluster.target.classify(e))?;
     let Some(parent) = parent else {
         return Ok(None);
     };
-    let config = status::stored_config(&parent)?;
+    let config = crate::cluster::inventory::stored_config(&parent)?;
     Ok(Some((parent, config)))
 }
 
@@ -265,7 +267,7 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
                 Some(ds) => ds
                     .spec
                     .as_ref()
-                    .map(|s| crate::selector::to_query(&s.selector))
+                    .map(|s| crate::model::selector::to_query(&s.selector))
                     .unwrap_or_default(),
                 None => {
                     warn!(
@@ -299,7 +301,7 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
         desired: Desired::of(&plan),
         classes: state.classes,
         class_change: None,
-        tier: deployed_tier.unwrap_or(crate::sizing::tier(state.nodes)),
+        tier: deployed_tier.unwrap_or(crate::config::sizing::tier(state.nodes)),
         size_change: None,
         members,
         tracker: Tracker::new(options.exporter_deadline),
@@ -340,7 +342,7 @@ impl Desired {
         let members = plan
             .members
             .iter()
-            .filter(|o| render::kind(o) != "CustomResourceDefinition");
+            .filter(|o| model::kind(o) != "CustomResourceDefinition");
         Desired {
             applyset_id: members.clone().find_map(|o| {
                 o.metadata
@@ -809,7 +811,7 @@ impl Engine {
                 info!(
                     label = "Stopped",
                     "Lease released after {}.",
-                    crate::commands::status::age(lease_since.elapsed().as_secs() as i64)
+                    crate::output::age(lease_since.elapsed().as_secs() as i64)
                 );
             }
         } else if let Some(lease) = pass_lease.filter(|_| self.leader) {
@@ -839,7 +841,7 @@ impl Engine {
         if parent.metadata.resource_version == self.parent_version {
             return Ok(None);
         }
-        let config = match status::stored_config(&parent) {
+        let config = match crate::cluster::inventory::stored_config(&parent) {
             Ok(c) => c,
             Err(e) => {
                 warn!("the stored configuration cannot be read ({e}); keeping the previous one");
@@ -857,7 +859,7 @@ impl Engine {
         {
             Ok((plan, state)) => {
                 self.desired = Desired::of(&plan);
-                self.tier = crate::sizing::tier(state.nodes);
+                self.tier = crate::config::sizing::tier(state.nodes);
                 self.config = config;
                 // Whatever was pending is judged again against the new plan.
                 self.pending.retain(|k, _| self.desired.contains_key(k));
@@ -1006,7 +1008,7 @@ impl Engine {
                 Ok(_) => {
                     self.metrics
                         .repairs
-                        .get_or_create(&Metrics::label("kind", render::kind(&object)))
+                        .get_or_create(&Metrics::label("kind", model::kind(&object)))
                         .inc();
                     info!("{name} {why} · restored");
                 }
@@ -1141,7 +1143,7 @@ impl Engine {
     /// hovering at a boundary does not resize Prometheus back and forth.
     fn follow_size(&mut self, nodes: u32) {
         let soon = tokio::time::Instant::now();
-        self.size_change = match crate::sizing::next_tier(self.tier, nodes) {
+        self.size_change = match crate::config::sizing::next_tier(self.tier, nodes) {
             None => None,
             Some(want) => match self.size_change.filter(|(_, to)| *to == want) {
                 Some(pending) => Some(pending),
@@ -1227,7 +1229,7 @@ impl Engine {
                 &self.cluster,
                 &run,
                 &change,
-                crate::revision::DEFAULT_MAX,
+                crate::cluster::revision::DEFAULT_MAX,
                 started,
             )
             .await?;
@@ -1283,7 +1285,7 @@ impl Engine {
         );
         let params =
             kube::api::ListParams::default().fields(&format!("reportingController={CONTROLLER}"));
-        let written = match crate::slim::list_paged(&api, &params).await {
+        let written = match crate::cluster::list_paged(&api, &params).await {
             Ok(events) => events,
             Err(e) => {
                 self.api_errors += 1;
@@ -1343,7 +1345,7 @@ impl Engine {
                     self.metrics.verdict_latency.observe(secs);
                 }
                 let how = if *joined { "joined" } else { "fixed" };
-                let after = crate::commands::status::age(waited.as_secs() as i64);
+                let after = crate::output::age(waited.as_secs() as i64);
                 let note = format!(
                     "exporter pod {}/{pod} is Ready on this node; monitored ({after} after it {})",
                     self.source.namespace,
@@ -1370,7 +1372,7 @@ impl Engine {
                 waited,
                 ..
             } => {
-                let after = crate::commands::status::age(waited.as_secs() as i64);
+                let after = crate::output::age(waited.as_secs() as i64);
                 (
                     KubeEvent {
                         type_: EventType::Warning,
@@ -1439,7 +1441,7 @@ impl Engine {
             .iter()
             .filter(|p| {
                 p.metadata.labels.as_ref().is_some_and(|l| {
-                    l.get(crate::render::meta::NAME_LABEL).map(String::as_str)
+                    l.get(crate::model::names::NAME_LABEL).map(String::as_str)
                         == Some(NODE_EXPORTER)
                 })
             })
@@ -1514,8 +1516,8 @@ impl Engine {
                 info!(
                     "node {} has waited {} for its exporter (deadline {}): {reason}",
                     s.name,
-                    crate::commands::status::age(waited.as_secs() as i64),
-                    crate::commands::status::age(self.options.exporter_deadline.as_secs() as i64)
+                    crate::output::age(waited.as_secs() as i64),
+                    crate::output::age(self.options.exporter_deadline.as_secs() as i64)
                 );
             } else {
                 warn!("node {} not monitored: {reason}", s.name);
@@ -1535,17 +1537,17 @@ impl Engine {
 /// one (another operator's Prometheus, an older automon) or when it cannot be read.
 async fn deployed_tier(cluster: &Cluster, plan: &Plan) -> Option<u32> {
     let prometheus = plan.objects().find(|o| {
-        render::kind(o) == "Prometheus"
+        model::kind(o) == "Prometheus"
             && o.metadata.name.as_deref() == Some(render::prometheus::INSTANCE)
     })?;
-    let api = crate::resources::api_for(&cluster.client, prometheus)?;
+    let api = crate::model::resources::api_for(&cluster.client, prometheus)?;
     let meta = api
         .get_metadata_opt(render::prometheus::INSTANCE)
         .await
         .ok()??;
     meta.metadata
         .annotations?
-        .get(crate::sizing::SIZED_FOR_ANNOTATION)?
+        .get(crate::config::sizing::SIZED_FOR_ANNOTATION)?
         .parse()
         .ok()
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    Context, Object,
+    Context,
     blocks::{pod_disruption_budget, self_scrape},
     custom, meta,
     network::{pods, tcp, udp},
@@ -26,6 +26,8 @@ use super::{
     security::operand_pod,
     service,
 };
+
+use crate::model::Object;
 use crate::{config, versions};
 
 pub const NAME: &str = "alertmanager";
@@ -257,7 +259,8 @@ pub fn config_yaml(c: &config::Alertmanager) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{config::Config, render};
+    use crate::config::Config;
+    use crate::model;
 
     fn config(sets: &[&str]) -> Config {
         let mut c = Config::default();
@@ -272,7 +275,7 @@ mod tests {
         let objects = objects(&Context::new(c));
         let secret = objects
             .iter()
-            .find(|o| render::kind(o) == "Secret")
+            .find(|o| model::kind(o) == "Secret")
             .expect("a Secret");
         assert_eq!(secret.metadata.name.as_deref(), Some(CONFIG_SECRET));
         let data: BTreeMap<String, ByteString> =
@@ -386,7 +389,7 @@ mod tests {
         let objects = objects(&Context::new(&config(&["alertmanager.replicas=3"])));
         let am = objects
             .iter()
-            .find(|o| render::kind(o) == "Alertmanager")
+            .find(|o| model::kind(o) == "Alertmanager")
             .unwrap();
         assert_eq!(am.metadata.name.as_deref(), Some("automon"));
         assert_eq!(am.data["spec"]["configSecret"], CONFIG_SECRET);
@@ -399,11 +402,11 @@ mod tests {
         assert!(
             objects
                 .iter()
-                .any(|o| render::kind(o) == "PodDisruptionBudget")
+                .any(|o| model::kind(o) == "PodDisruptionBudget")
         );
         let policy = objects
             .iter()
-            .find(|o| render::kind(o) == "NetworkPolicy")
+            .find(|o| model::kind(o) == "NetworkPolicy")
             .unwrap();
         let ingress = policy.data["spec"]["ingress"].as_array().unwrap();
         assert_eq!(ingress.len(), 2, "web and mesh");
@@ -416,11 +419,11 @@ mod tests {
         assert!(
             !objects
                 .iter()
-                .any(|o| render::kind(o) == "PodDisruptionBudget")
+                .any(|o| model::kind(o) == "PodDisruptionBudget")
         );
         let policy = objects
             .iter()
-            .find(|o| render::kind(o) == "NetworkPolicy")
+            .find(|o| model::kind(o) == "NetworkPolicy")
             .unwrap();
         assert_eq!(policy.data["spec"]["ingress"].as_array().unwrap().len(), 1);
     }

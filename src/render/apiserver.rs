@@ -8,10 +8,12 @@
 use serde_json::json;
 
 use super::{
-    Context, Object,
+    Context,
     blocks::service_monitor,
     kubelet::{Dropped, DroppedSeries, TOKEN_FILE, drop_by_name, drop_series},
 };
+
+use crate::model::Object;
 use crate::versions::PLUGIN_VERSION;
 
 const NAME: &str = "apiserver";
@@ -133,6 +135,7 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
 
 #[cfg(test)]
 mod tests {
+    use crate::model;
     use regex::Regex;
 
     use super::*;
@@ -145,7 +148,7 @@ mod tests {
     #[test]
     fn scrapes_the_kubernetes_service_over_https_as_job_apiserver() {
         let sm = service_monitor(&Config::default()).unwrap();
-        assert_eq!(render::kind(&sm), "ServiceMonitor");
+        assert_eq!(model::kind(&sm), "ServiceMonitor");
         assert_eq!(sm.metadata.name.as_deref(), Some("apiserver"));
         assert_eq!(sm.metadata.namespace.as_deref(), Some("automon"));
         let spec = &sm.data["spec"];

@@ -9,7 +9,9 @@ use k8s_openapi::{
 };
 use serde_json::{Value, json};
 
-use super::{Context, Object, custom, object};
+use super::{Context, custom, object};
+
+use crate::model::Object;
 
 /// Keeps one replica up through voluntary disruptions (drains) when there are several.
 pub fn pod_disruption_budget(

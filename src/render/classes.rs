@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::slim::SlimNode;
+use crate::model::slim::SlimNode;
 use serde::Serialize;
 
 /// The well-known label that names a node's operating system.

@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 
-use super::{Context, NodeClasses, Object, object};
+use super::{Context, NodeClasses, object};
+
+use crate::model::Object;
 use crate::{config::Config, versions::PLUGIN_VERSION};
 
 pub const COMPONENT: &str = "dashboards";
@@ -1035,7 +1037,7 @@ mod tests {
             assert_eq!(labels.get(SIDECAR_LABEL).map(String::as_str), Some("1"));
             assert_eq!(
                 labels
-                    .get(super::super::meta::COMPONENT_LABEL)
+                    .get(crate::model::names::COMPONENT_LABEL)
                     .map(String::as_str),
                 Some(COMPONENT)
             );

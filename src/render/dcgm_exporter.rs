@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    Context, Object,
+    Context,
     classes::{
         COMPONENT, DCGM_EXPORTER as NAME, DCGM_EXPORTER_PORT, GPU_PRESENT_LABEL, GPU_RESOURCE,
         OS_LABEL,
@@ -21,6 +21,8 @@ use super::{
     meta, object,
     per_node::{self, headless_service, node_affinity, not_excluded, scrape_only, tolerations},
 };
+
+use crate::model::Object;
 use crate::{config::Resources, versions};
 
 const PORT_NAME: &str = "metrics";

@@ -11,7 +11,9 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta},
 };
 
-use super::{Context, Object, object};
+use super::{Context, object};
+
+use crate::model::Object;
 
 /// `pod` is the component's own part of the pod; `annotations` go on the pod template (e.g. a
 /// checksum that restarts the pods when their configuration changes).

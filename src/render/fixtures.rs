@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::Object;
+use crate::model::Object;
 
 pub fn as_json(objects: Vec<Object>) -> Vec<Value> {
     objects

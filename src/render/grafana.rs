@@ -2,6 +2,7 @@
 //! that loads every ConfigMap labelled `grafana_dashboard: "1"`. The admin credentials live in
 //! the Secret `grafana-admin`, which `enable` creates once; nothing rendered here holds them.
 
+use crate::model::names;
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
@@ -25,12 +26,14 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Context, Object, deployment, meta,
+    Context, deployment, meta,
     network::{api_server_egress, dns_egress, pods, tcp},
     object,
     security::{restricted_container, restricted_pod},
     service,
 };
+
+use crate::model::Object;
 use crate::versions;
 
 pub const NAME: &str = "grafana";
@@ -382,11 +385,11 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
 /// It joins the parent's ApplySet so that `disable` removes it with the rest.
 pub fn admin_secret(parent: &Object, password: &str) -> k8s_openapi::api::core::v1::Secret {
     let mut labels = parent.metadata.labels.clone().unwrap_or_default();
-    let id = labels.remove(meta::APPLYSET_ID_LABEL);
-    labels.insert(meta::NAME_LABEL.into(), NAME.into());
-    labels.insert(meta::COMPONENT_LABEL.into(), NAME.into());
+    let id = labels.remove(names::APPLYSET_ID_LABEL);
+    labels.insert(names::NAME_LABEL.into(), NAME.into());
+    labels.insert(names::COMPONENT_LABEL.into(), NAME.into());
     if let Some(id) = id {
-        labels.insert(meta::APPLYSET_PART_OF_LABEL.into(), id);
+        labels.insert(names::APPLYSET_PART_OF_LABEL.into(), id);
     }
     k8s_openapi::api::core::v1::Secret {
         metadata: kube::api::ObjectMeta {

@@ -2,6 +2,7 @@
 //! conditions, node labels for the exclusion and coverage checks, pod phases). It lists and
 //! watches exactly the resources it exports, and never Secrets.
 
+use crate::model::names;
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
@@ -17,12 +18,14 @@ use k8s_openapi::{
 use serde_json::json;
 
 use super::{
-    Context, Object, classes, custom, deployment, meta,
+    Context, classes, custom, deployment, meta,
     network::{api_server_egress, dns_egress, pods, tcp},
     object, rbac,
     security::{restricted_container, restricted_pod},
     service,
 };
+
+use crate::model::Object;
 use crate::versions;
 
 pub const NAME: &str = "kube-state-metrics";
@@ -203,7 +206,7 @@ fn service_monitor(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         "kind": "ServiceMonitor",
         "metadata": ctx.meta(NAME, labels),
         "spec": {
-            "jobLabel": meta::NAME_LABEL,
+            "jobLabel": names::NAME_LABEL,
             "selector": {"matchLabels": ctx.selector(NAME)},
             "endpoints": [
                 {

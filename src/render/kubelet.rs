@@ -7,7 +7,9 @@
 
 use serde_json::{Value, json};
 
-use super::{Context, Object, blocks::service_monitor, operator};
+use super::{Context, blocks::service_monitor, operator};
+
+use crate::model::Object;
 use crate::versions;
 
 const NAME: &str = "kubelet";
@@ -289,17 +291,18 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use crate::model;
     use regex::Regex;
 
     use super::*;
-    use crate::{config::Config, render};
+    use crate::config::Config;
 
     #[test]
     fn scrapes_both_kubelet_paths_over_https_as_job_kubelet() {
         let objects = objects(&Context::new(&Config::default()));
         assert_eq!(objects.len(), 1);
         let sm = &objects[0];
-        assert_eq!(render::kind(sm), "ServiceMonitor");
+        assert_eq!(model::kind(sm), "ServiceMonitor");
         assert_eq!(sm.metadata.name.as_deref(), Some("kubelet"));
         assert_eq!(sm.metadata.namespace.as_deref(), Some("automon"));
         let spec = &sm.data["spec"];

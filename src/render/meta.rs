@@ -10,38 +10,32 @@ use k8s_openapi::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{Object, classes::NodeClasses, group_kind, object};
+use crate::model::{
+    Object, group_kind,
+    names::{
+        APPLYSET_GROUP_KINDS, APPLYSET_ID_LABEL, APPLYSET_PART_OF_LABEL, APPLYSET_TOOLING,
+        COMPONENT_LABEL, CONFIG_KEY, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, PARENT_NAME,
+        PART_OF, PART_OF_LABEL, VERSION_LABEL,
+    },
+};
+
+use super::{classes::NodeClasses, object};
 use crate::{
     config::{self, Config},
     versions::{Component, PLUGIN_VERSION},
 };
-
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const MANAGED_BY: &str = "kubectl-automon";
-pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
-pub const PART_OF: &str = "automon";
-pub const NAME_LABEL: &str = "app.kubernetes.io/name";
-pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
-pub const VERSION_LABEL: &str = "app.kubernetes.io/version";
-pub const APPLYSET_ID_LABEL: &str = "applyset.kubernetes.io/id";
-pub const APPLYSET_PART_OF_LABEL: &str = "applyset.kubernetes.io/part-of";
-pub const APPLYSET_TOOLING: &str = "applyset.kubernetes.io/tooling";
-pub const APPLYSET_GROUP_KINDS: &str = "applyset.kubernetes.io/contains-group-kinds";
-/// The ApplySet parent, a ConfigMap that also holds the effective configuration.
-pub const PARENT_NAME: &str = "automon";
-pub const CONFIG_KEY: &str = "config.yaml";
 
 /// What a component needs to render itself.
 pub struct Context<'a> {
     pub config: &'a Config,
     pub namespace: &'a str,
     /// Another exporter that serves node-exporter's port on the nodes: scraped, not duplicated.
-    pub exporter: Option<&'a crate::exporter::Holder>,
+    pub exporter: Option<&'a crate::render::node_exporter::Holder>,
     /// The classes of node the cluster has, each adding the exporters, rules and dashboards
     /// it needs; none by default.
     pub classes: NodeClasses,
     /// The sizes for the cluster's node count; the floors when it is not known.
-    pub sizing: crate::sizing::Estimate,
+    pub sizing: crate::config::sizing::Estimate,
 }
 
 impl<'a> Context<'a> {
@@ -51,7 +45,7 @@ impl<'a> Context<'a> {
             namespace: &config.namespace,
             exporter: None,
             classes: NodeClasses::default(),
-            sizing: crate::sizing::estimate(config, None),
+            sizing: crate::config::sizing::estimate(config, None),
         }
     }
 
@@ -162,7 +156,7 @@ pub fn applyset_parent(ctx: &Context, members: &[Object]) -> Object {
     ]);
     if let Some(holder) = ctx.exporter {
         annotations.insert(
-            crate::exporter::FROM_ANNOTATION.to_string(),
+            crate::model::names::EXPORTER_FROM.to_string(),
             holder.reference(),
         );
     }

@@ -27,15 +27,12 @@ mod security;
 mod service;
 mod windows_exporter;
 
-use kube::api::DynamicObject;
+use crate::model::{self, Object, kind, names};
 use serde::Serialize;
 
 use crate::config::Config;
 pub use classes::NodeClasses;
 pub use meta::Context;
-
-/// One rendered object. Typed k8s-openapi objects and custom resources alike end up here.
-pub type Object = DynamicObject;
 
 /// Turns a typed k8s-openapi object into an [`Object`].
 pub fn object<K: k8s_openapi::Resource + Serialize>(k: K) -> Object {
@@ -85,7 +82,7 @@ pub fn render_with(config: &Config, extra: Vec<Object>) -> Rendered {
 pub fn render_beside(
     config: &Config,
     extra: Vec<Object>,
-    exporter: Option<&crate::exporter::Holder>,
+    exporter: Option<&crate::render::node_exporter::Holder>,
 ) -> Rendered {
     render_classes(config, extra, exporter, NodeClasses::default(), None)
 }
@@ -93,18 +90,18 @@ pub fn render_beside(
 /// [`render_beside`], for a cluster with these classes of node: each class present adds its
 /// exporter, alerts and dashboards, and widens the coverage checks to its nodes. With none,
 /// the stack is byte for byte what it was before classes existed. `nodes`, when known, sizes
-/// the stack ([`crate::sizing`]).
+/// the stack ([`crate::config::sizing`]).
 pub fn render_classes(
     config: &Config,
     extra: Vec<Object>,
-    exporter: Option<&crate::exporter::Holder>,
+    exporter: Option<&crate::render::node_exporter::Holder>,
     classes: NodeClasses,
     nodes: Option<u32>,
 ) -> Rendered {
     let ctx = Context {
         exporter,
         classes,
-        sizing: crate::sizing::estimate(config, nodes),
+        sizing: crate::config::sizing::estimate(config, nodes),
         ..Context::new(config)
     };
     let mut objects = extra;
@@ -138,7 +135,7 @@ pub fn component(o: &Object) -> Option<&str> {
     o.metadata
         .labels
         .as_ref()
-        .and_then(|l| l.get(meta::COMPONENT_LABEL))
+        .and_then(|l| l.get(names::COMPONENT_LABEL))
         .map(String::as_str)
 }
 
@@ -161,23 +158,6 @@ pub fn phase(o: &Object) -> Phase {
         Phase::Operator
     } else {
         Phase::Stack
-    }
-}
-
-pub fn kind(o: &Object) -> &str {
-    o.types.as_ref().map_or("", |t| t.kind.as_str())
-}
-
-pub fn api_version(o: &Object) -> &str {
-    o.types.as_ref().map_or("", |t| t.api_version.as_str())
-}
-
-/// `Kind.group` (or `Kind` for the core group), as ApplySets and `kubectl` name types.
-pub fn group_kind(o: &Object) -> String {
-    let kind = kind(o);
-    match api_version(o).rsplit_once('/') {
-        Some((group, _)) => format!("{kind}.{group}"),
-        None => kind.to_string(),
     }
 }
 
@@ -222,7 +202,7 @@ impl Rendered {
         let mut out = String::new();
         for o in &self.objects {
             out.push_str("---\n");
-            out.push_str(&to_yaml(o));
+            out.push_str(&model::to_yaml(o));
         }
         out
     }
@@ -238,11 +218,6 @@ impl Rendered {
         s.push('\n');
         s
     }
-}
-
-/// One object as YAML: apiVersion, kind, metadata, then the rest with keys sorted.
-pub fn to_yaml(o: &Object) -> String {
-    serde_saphyr::to_string(o).expect("objects serialise as YAML")
 }
 
 #[cfg(test)]
@@ -263,7 +238,7 @@ mod tests {
                     o.metadata.namespace.as_deref().unwrap_or_default(),
                     o.metadata.name.as_deref().unwrap_or_default()
                 );
-                (key, to_yaml(o))
+                (key, model::to_yaml(o))
             })
             .collect()
     }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Namespace;
 
-use super::{Context, Object, object};
+use super::{Context, object};
+
+use crate::model::Object;
 use crate::versions::PLUGIN_VERSION;
 
 pub fn objects(ctx: &Context) -> Vec<Object> {

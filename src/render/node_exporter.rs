@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::{
     api::core::v1::{
         Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource,
@@ -11,16 +12,19 @@ use k8s_openapi::{
     },
     apimachinery::pkg::util::intstr::IntOrString,
 };
+use serde::Serialize;
 use serde_json::json;
 
 use super::{
-    Context, Object, custom, meta, object,
+    Context, custom, meta, object,
     per_node::{
         self, headless_service, node_affinity, node_name_relabelings, not_excluded, scrape_only,
         tolerations,
     },
     security::restricted_container,
 };
+
+use crate::model::Object;
 use crate::versions;
 
 pub const NAME: &str = "node-exporter";
@@ -151,7 +155,7 @@ fn daemon_set(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
 fn scrape_existing(
     ctx: &Context,
     labels: &BTreeMap<String, String>,
-    holder: &crate::exporter::Holder,
+    holder: &crate::render::node_exporter::Holder,
 ) -> Object {
     let mut relabelings = node_name_relabelings();
     relabelings.push(json!({
@@ -211,6 +215,54 @@ fn scrape_existing(
     }))
 }
 
+/// A DaemonSet that serves the exporter's port on the nodes it runs on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Holder {
+    pub namespace: String,
+    pub name: String,
+    pub port: u16,
+    /// The container port's name, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_name: Option<String>,
+    /// `https` when the port is named so (kube-rbac-proxy in front of the exporter, as
+    /// kube-prometheus runs it), `http` otherwise.
+    pub scheme: &'static str,
+    /// The DaemonSet's pod selector.
+    pub selector: LabelSelector,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority_class: Option<String>,
+    /// Whether it is another automon stack's.
+    pub automon: bool,
+    /// The Service in front of its pods, when there is one: scraped through a ServiceMonitor
+    /// (which can present Prometheus' own token), else the pods through a PodMonitor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<HolderService>,
+}
+
+/// The Service in front of a holder's pods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HolderService {
+    pub name: String,
+    /// The labels a ServiceMonitor selects it by (its own, less the ones a release changes).
+    pub labels: BTreeMap<String, String>,
+    /// The Service port's name; `None` when it is unnamed (selected by target port).
+    pub port_name: Option<String>,
+}
+
+impl Holder {
+    /// `daemonset monitoring/node-exporter`
+    pub fn describe(&self) -> String {
+        format!("daemonset {}/{}", self.namespace, self.name)
+    }
+
+    /// The value of [`crate::model::names::EXPORTER_FROM`].
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -223,8 +275,12 @@ mod tests {
         crate::render::fixtures::as_json(objects(&Context::new(config)))
     }
 
-    fn holder(port: &str, scheme: &'static str, service: bool) -> crate::exporter::Holder {
-        crate::exporter::Holder {
+    fn holder(
+        port: &str,
+        scheme: &'static str,
+        service: bool,
+    ) -> crate::render::node_exporter::Holder {
+        crate::render::node_exporter::Holder {
             namespace: "monitoring".into(),
             name: "node-exporter".into(),
             port: 9100,
@@ -236,7 +292,7 @@ mod tests {
             },
             priority_class: None,
             automon: false,
-            service: service.then(|| crate::exporter::HolderService {
+            service: service.then(|| crate::render::node_exporter::HolderService {
                 name: "node-exporter".into(),
                 labels: BTreeMap::from([("app".into(), "ne".into())]),
                 port_name: Some(port.into()),

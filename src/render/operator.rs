@@ -14,7 +14,7 @@ use k8s_openapi::{
 };
 
 use super::{
-    Context, Object,
+    Context,
     blocks::self_scrape,
     deployment, meta,
     network::{api_server_egress, dns_egress, pods, tcp},
@@ -22,6 +22,8 @@ use super::{
     security::{restricted_container, restricted_pod},
     service,
 };
+
+use crate::model::Object;
 use crate::versions;
 
 pub const COMPONENT: &str = "operator";
@@ -217,6 +219,7 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model;
     use crate::{config::Config, render};
 
     fn rendered() -> Vec<Object> {
@@ -226,7 +229,7 @@ mod tests {
     fn find<'a>(objects: &'a [Object], kind: &str) -> &'a Object {
         objects
             .iter()
-            .find(|o| render::kind(o) == kind)
+            .find(|o| model::kind(o) == kind)
             .unwrap_or_else(|| panic!("no {kind}"))
     }
 

@@ -2,6 +2,7 @@
 //! time), the nodes it may run on, and the headless Service and single ServiceMonitor through
 //! which Prometheus scrapes every pod with the node's name in `node` and `instance`.
 
+use crate::model::names;
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
@@ -21,11 +22,13 @@ use k8s_openapi::{
 use serde_json::json;
 
 use super::{
-    Context, Object, custom, meta,
+    Context, custom,
     network::{pods, tcp_named},
     object, service,
 };
+
 use crate::config::TolerationPolicy;
+use crate::model::Object;
 
 /// The DaemonSet `name`: `pod` is the exporter's own part of the pod; its ServiceAccount (of
 /// the same name, without an API token: exporters never call the API server), priority and
@@ -160,7 +163,7 @@ pub fn service_monitor(
         "metadata": ctx.meta(name, labels),
         "spec": {
             // The Service's app.kubernetes.io/name is the job: job="<name>".
-            "jobLabel": meta::NAME_LABEL,
+            "jobLabel": names::NAME_LABEL,
             "selector": {"matchLabels": ctx.selector(name)},
             "endpoints": [{
                 "port": port_name,

@@ -18,14 +18,18 @@ use k8s_openapi::{
 use serde_json::{Value, json};
 
 use super::{
-    Context, Object,
+    Context,
     blocks::{pod_disruption_budget, self_scrape},
     custom, meta,
-    meta::{PART_OF, PART_OF_LABEL},
     network::tcp,
     object, rbac,
     security::operand_pod,
     service,
+};
+
+use crate::model::{
+    Object,
+    names::{PART_OF, PART_OF_LABEL},
 };
 use crate::versions;
 
@@ -192,11 +196,11 @@ fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     let mut metadata = ctx.meta(INSTANCE, labels);
     metadata.annotations = Some(BTreeMap::from([
         (
-            crate::sizing::SIZED_FOR_ANNOTATION.to_string(),
+            crate::config::sizing::SIZED_FOR_ANNOTATION.to_string(),
             ctx.sizing.sized_for.to_string(),
         ),
         (
-            crate::sizing::SERIES_ANNOTATION.to_string(),
+            crate::config::sizing::SERIES_ANNOTATION.to_string(),
             ctx.sizing.series.to_string(),
         ),
     ]));
@@ -287,7 +291,8 @@ mod thanos;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{config::Config, render};
+    use crate::config::Config;
+    use crate::model;
 
     fn render_with(sets: &[&str]) -> Vec<Object> {
         let mut config = Config::default();
@@ -300,7 +305,7 @@ mod tests {
     fn spec(objects: &[Object]) -> &Value {
         &objects
             .iter()
-            .find(|o| render::kind(o) == "Prometheus")
+            .find(|o| model::kind(o) == "Prometheus")
             .expect("a Prometheus")
             .data["spec"]
     }
@@ -343,7 +348,7 @@ mod tests {
         assert!(
             !objects
                 .iter()
-                .any(|o| render::kind(o) == "PodDisruptionBudget")
+                .any(|o| model::kind(o) == "PodDisruptionBudget")
         );
     }
 
@@ -367,7 +372,7 @@ mod tests {
         assert_eq!(claim["storageClassName"], "fast");
         let pdb = objects
             .iter()
-            .find(|o| render::kind(o) == "PodDisruptionBudget")
+            .find(|o| model::kind(o) == "PodDisruptionBudget")
             .expect("a PDB with two replicas");
         assert_eq!(
             pdb.data["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
@@ -381,15 +386,15 @@ mod tests {
         let pod_labels = &spec(&objects)["podMetadata"]["labels"];
         for o in objects
             .iter()
-            .filter(|o| ["Service", "NetworkPolicy"].contains(&render::kind(o)))
+            .filter(|o| ["Service", "NetworkPolicy"].contains(&model::kind(o)))
         {
-            let selector = if render::kind(o) == "Service" {
+            let selector = if model::kind(o) == "Service" {
                 &o.data["spec"]["selector"]
             } else {
                 &o.data["spec"]["podSelector"]["matchLabels"]
             };
             for (k, v) in selector.as_object().unwrap() {
-                assert_eq!(&pod_labels[k], v, "{} selects {k}", render::kind(o));
+                assert_eq!(&pod_labels[k], v, "{} selects {k}", model::kind(o));
             }
         }
     }
@@ -399,7 +404,7 @@ mod tests {
         let objects = render_with(&["prometheus.shards=3"]);
         let prometheuses: Vec<&Object> = objects
             .iter()
-            .filter(|o| render::kind(o) == "Prometheus")
+            .filter(|o| model::kind(o) == "Prometheus")
             .collect();
         assert_eq!(prometheuses.len(), 2);
         let shards = &prometheuses[0].data["spec"];
@@ -423,7 +428,7 @@ mod tests {
         // The Service in front of the shards does not select the ruler's pods.
         let service = objects
             .iter()
-            .find(|o| render::kind(o) == "Service" && o.metadata.name.as_deref() == Some(SERVICE))
+            .find(|o| model::kind(o) == "Service" && o.metadata.name.as_deref() == Some(SERVICE))
             .unwrap();
         let ruler_pods = &spec["podMetadata"]["labels"];
         assert!(
@@ -448,7 +453,7 @@ mod tests {
         // Two replicas: each keeps one up through a drain, the ruler too.
         let pdbs: Vec<String> = render_with(&["prometheus.shards=3", "prometheus.replicas=2"])
             .iter()
-            .filter(|o| render::kind(o) == "PodDisruptionBudget")
+            .filter(|o| model::kind(o) == "PodDisruptionBudget")
             .map(|o| {
                 o.data["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"].to_string()
             })
@@ -465,7 +470,7 @@ mod tests {
         assert_eq!(
             objects
                 .iter()
-                .filter(|o| render::kind(o) == "Prometheus")
+                .filter(|o| model::kind(o) == "Prometheus")
                 .count(),
             1
         );
@@ -481,7 +486,7 @@ mod tests {
         let objects = render_with(&[]);
         let role = objects
             .iter()
-            .find(|o| render::kind(o) == "ClusterRole")
+            .find(|o| model::kind(o) == "ClusterRole")
             .unwrap();
         assert_eq!(role.metadata.name.as_deref(), Some("automon-prometheus"));
         for rule in role.data["rules"].as_array().unwrap() {

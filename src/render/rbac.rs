@@ -8,7 +8,9 @@ use k8s_openapi::api::{
     rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject},
 };
 
-use super::{Context, Object, object};
+use super::{Context, object};
+
+use crate::model::Object;
 
 /// The ServiceAccount `name`, ClusterRole `<ns>-<name>` with `rules`, and their binding.
 pub fn cluster_identity(

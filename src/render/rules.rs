@@ -13,10 +13,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{
-    Context, NodeClasses, Object,
+    Context, NodeClasses,
     classes::{GPU_PRESENT_LABEL, GPU_RESOURCE, WINDOWS_EXPORTER_PORT},
     custom,
 };
+
+use crate::model::Object;
 use crate::{
     config::{Alert, Config, FillingUpAlert, PromDuration, Severity, ThresholdAlert},
     versions::PLUGIN_VERSION,
@@ -759,7 +761,7 @@ fn gpu_exporter_down(namespace: &str, exclude_label: &str) -> AlertRule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::meta::{COMPONENT_LABEL, NAME_LABEL};
+    use crate::model::names::{COMPONENT_LABEL, NAME_LABEL};
 
     const NONE: NodeClasses = NodeClasses {
         windows: false,
@@ -1132,8 +1134,8 @@ mod tests {
         );
         let groups = groups(&c, NONE);
         for (o, g) in objects.iter().zip(&groups) {
-            assert_eq!(crate::render::kind(o), "PrometheusRule");
-            assert_eq!(crate::render::api_version(o), "monitoring.coreos.com/v1");
+            assert_eq!(crate::model::kind(o), "PrometheusRule");
+            assert_eq!(crate::model::api_version(o), "monitoring.coreos.com/v1");
             assert_eq!(o.metadata.namespace.as_deref(), Some("automon"));
             let labels = o.metadata.labels.as_ref().unwrap();
             assert_eq!(labels[COMPONENT_LABEL], COMPONENT);
@@ -1278,7 +1280,7 @@ mod tests {
         let rules: Vec<_> = rendered
             .objects
             .iter()
-            .filter(|o| crate::render::kind(o) == "PrometheusRule")
+            .filter(|o| crate::model::kind(o) == "PrometheusRule")
             .collect();
         assert_eq!(rules.len(), 8);
         for o in rules {

@@ -8,7 +8,9 @@ use k8s_openapi::{
     apimachinery::pkg::util::intstr::IntOrString,
 };
 
-use super::{Context, Object, object};
+use super::{Context, object};
+
+use crate::model::Object;
 
 /// The spec; callers add what is theirs (`clusterIP: None`, session affinity) with `..`.
 pub fn spec(ctx: &Context, name: &str, ports: &[(&str, i32)]) -> ServiceSpec {

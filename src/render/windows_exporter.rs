@@ -14,11 +14,13 @@ use k8s_openapi::{
 };
 
 use super::{
-    Context, Object,
+    Context,
     classes::{COMPONENT, OS_LABEL, WINDOWS, WINDOWS_EXPORTER as NAME, WINDOWS_EXPORTER_PORT},
     meta, object,
     per_node::{self, headless_service, node_affinity, not_excluded, scrape_only, tolerations},
 };
+
+use crate::model::Object;
 use crate::{config::Resources, versions};
 
 const PORT_NAME: &str = "metrics";

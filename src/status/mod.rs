@@ -2,6 +2,8 @@
 //! at once, each filtered by the stack's namespace or label (never one call per node, never
 //! every pod of the cluster); assessing is pure; printing is the command's.
 
+pub mod workloads;
+
 pub mod nodes;
 pub mod prometheus;
 
@@ -18,16 +20,17 @@ use kube::api::{Api, ListParams};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::model;
 use crate::{
-    cluster::Cluster,
-    config::{self, Config},
-    error::ClusterError,
-    preflight::image_tag,
-    render::{
-        self, Object, grafana,
-        meta::{CONFIG_KEY, PARENT_NAME, PART_OF, PART_OF_LABEL},
+    cluster::{Cluster, error::ClusterError, inventory::stored_config},
+    config::Config,
+    model::{
+        Object,
+        names::{PART_OF, PART_OF_LABEL},
+        resources,
     },
-    resources, rollout,
+    preflight::image_tag,
+    render::{self, grafana},
 };
 pub use nodes::{Cause, Coverage, NodeStatus};
 pub use prometheus::PrometheusView;
@@ -46,8 +49,8 @@ pub struct Snapshot {
     pub custom: Vec<Object>,
     pub rules: Vec<Object>,
     pub dashboards: Vec<String>,
-    pub pods: Vec<crate::slim::SlimPod>,
-    pub nodes: Vec<crate::slim::SlimNode>,
+    pub pods: Vec<crate::model::slim::SlimPod>,
+    pub nodes: Vec<crate::model::slim::SlimNode>,
     /// `FailedCreate` events of the node-exporter DaemonSet.
     pub events: Vec<Event>,
     pub prometheus: Option<prometheus::Answer>,
@@ -90,7 +93,7 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
     let ns = cluster.namespace.clone();
     let classify = |e| cluster.target.classify(e);
     let client = &cluster.client;
-    let parent = crate::inventory::parent_configmap(client, &ns)
+    let parent = crate::cluster::inventory::parent_configmap(client, &ns)
         .await
         .map_err(classify)?;
     let mut snapshot = Snapshot {
@@ -175,8 +178,8 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         Api::<DaemonSet>::namespaced(client.clone(), &ns),
     );
     let configmaps_api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
-    let pods_api = Api::<crate::slim::SlimPod>::namespaced(client.clone(), &ns);
-    let nodes_api = Api::<crate::slim::SlimNode>::all(client.clone());
+    let pods_api = Api::<crate::model::slim::SlimPod>::namespaced(client.clone(), &ns);
+    let nodes_api = Api::<crate::model::slim::SlimNode>::all(client.clone());
     let events_api = Api::<Event>::namespaced(client.clone(), &exporter_ns);
     let (labelled, all) = (part_of(), ListParams::default());
     // Another stack's exporter: that DaemonSet, then its pods (by its selector).
@@ -191,10 +194,11 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         let selector = ds
             .spec
             .as_ref()
-            .map(|s| crate::selector::to_query(&s.selector))
+            .map(|s| crate::model::selector::to_query(&s.selector))
             .unwrap_or_default();
-        let pods = Api::<crate::slim::SlimPod>::namespaced(client.clone(), &exporter_ns);
-        let pods = crate::slim::list_paged(&pods, &ListParams::default().labels(&selector)).await?;
+        let pods = Api::<crate::model::slim::SlimPod>::namespaced(client.clone(), &exporter_ns);
+        let pods =
+            crate::cluster::list_paged(&pods, &ListParams::default().labels(&selector)).await?;
         Ok::<_, kube::Error>((Some(ds), pods))
     };
     let reused_parts = reused_parts(client, &parent);
@@ -208,15 +212,15 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
             custom_list("Alertmanager.monitoring.coreos.com", part_of()),
             custom_list("PrometheusRule.monitoring.coreos.com", part_of()),
             configmaps_api.list_metadata(&dashboards),
-            crate::slim::list_paged(&pods_api, &all),
-            crate::slim::list_paged(&nodes_api, &all),
+            crate::cluster::list_paged(&pods_api, &all),
+            crate::cluster::list_paged(&nodes_api, &all),
             events_api.list(&events),
         )
     };
     // Best effort: credentials that cannot read Leases still get the rest of status.
     let lease = async {
         Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), &ns)
-            .get_opt(crate::reconcile::LEASE_NAME)
+            .get_opt(crate::model::names::LEASE_NAME)
             .await
             .ok()
             .flatten()
@@ -260,7 +264,8 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
 /// A stack installed beside another Prometheus Operator has no Prometheus of its own: its
 /// parent does not list the kind.
 pub fn reuses_operator(parent: &ConfigMap) -> bool {
-    !crate::inventory::group_kinds(&parent.metadata).contains("Prometheus.monitoring.coreos.com")
+    !crate::cluster::inventory::group_kinds(&parent.metadata)
+        .contains("Prometheus.monitoring.coreos.com")
 }
 
 /// The other stack's exporter a stack scrapes instead of its own (`namespace/name`), as its
@@ -270,7 +275,7 @@ pub fn exporter_from(parent: &ConfigMap) -> Option<String> {
         .metadata
         .annotations
         .as_ref()?
-        .get(crate::exporter::FROM_ANNOTATION)
+        .get(crate::model::names::EXPORTER_FROM)
         .cloned()
 }
 
@@ -345,7 +350,7 @@ fn reused_component(part: &ReusedPart, namespace: &str) -> Component {
     let expected = [(part.kind.to_string(), name.clone())];
     let deployments: Vec<Deployment> = part.deployment.iter().cloned().collect();
     let custom: Vec<Object> = part.custom.iter().cloned().collect();
-    let w = rollout::assess(&expected, &deployments, &[], &custom)
+    let w = workloads::assess(&expected, &deployments, &[], &custom)
         .pop()
         .expect("one expected, one assessed");
     let (version, created) = match (&part.deployment, &part.custom) {
@@ -399,23 +404,6 @@ pub fn reused_prometheus(parent: &ConfigMap) -> Option<(String, String)> {
     Some((ns.to_string(), name.to_string()))
 }
 
-/// The configuration `enable` stored in the parent.
-pub fn stored_config(parent: &ConfigMap) -> Result<Config, config::ConfigError> {
-    let text = parent
-        .data
-        .as_ref()
-        .and_then(|d| d.get(CONFIG_KEY))
-        .map(String::as_str)
-        .unwrap_or_default();
-    Config::from_yaml(
-        text,
-        &format!(
-            "ConfigMap {}/{PARENT_NAME} key {CONFIG_KEY}",
-            parent.metadata.namespace.as_deref().unwrap_or_default()
-        ),
-    )
-}
-
 /// The newest `FailedCreate` event of the exporter's DaemonSet: its message and when.
 pub fn newest_refusal<'a>(
     events: impl Iterator<Item = &'a Event>,
@@ -450,9 +438,9 @@ impl Health {
     pub fn exit_code(self) -> u8 {
         match self {
             Health::Healthy => 0,
-            Health::Unverified => crate::error::exit::UNVERIFIED,
-            Health::Degraded => crate::error::exit::DEGRADED,
-            Health::NotInstalled => crate::error::exit::NOT_INSTALLED,
+            Health::Unverified => crate::cluster::error::exit::UNVERIFIED,
+            Health::Degraded => crate::cluster::error::exit::DEGRADED,
+            Health::NotInstalled => crate::cluster::error::exit::NOT_INSTALLED,
         }
     }
 }
@@ -587,19 +575,19 @@ pub fn sizing_view(
     live: Option<&Object>,
     view: Option<&prometheus::PrometheusView>,
 ) -> SizingView {
-    let estimate = crate::sizing::estimate(config, Some(nodes));
+    let estimate = crate::config::sizing::estimate(config, Some(nodes));
     let spec = live.map(|o| &o.data["spec"]);
     let shards = spec
         .and_then(|s| s["shards"].as_u64())
         .map_or(estimate.shards, |n| n.max(1) as u32);
     let sized_for = live
         .and_then(|o| o.metadata.annotations.as_ref())
-        .and_then(|a| a.get(crate::sizing::SIZED_FOR_ANNOTATION))
+        .and_then(|a| a.get(crate::config::sizing::SIZED_FOR_ANNOTATION))
         .and_then(|v| v.parse::<u32>().ok())
         .unwrap_or(estimate.sized_for);
     let memory_limit_bytes = spec
         .and_then(|s| s["resources"]["limits"]["memory"].as_str())
-        .and_then(|q| crate::sizing::bytes_of(&crate::config::Quantity(q.into())));
+        .and_then(|q| crate::config::sizing::bytes_of(&crate::config::Quantity(q.into())));
     SizingView {
         nodes,
         sized_for,
@@ -697,7 +685,7 @@ fn first_image(spec: Option<&k8s_openapi::api::core::v1::PodSpec>) -> Option<Str
 }
 
 /// The first pod of a workload that is not Running and ready, with what it says.
-fn pod_problem<'a>(pods: impl Iterator<Item = &'a crate::slim::SlimPod>) -> Option<String> {
+fn pod_problem<'a>(pods: impl Iterator<Item = &'a crate::model::slim::SlimPod>) -> Option<String> {
     pods.filter_map(|p| {
         let (state, message) = nodes::pod_state(p);
         (state != "Running").then(|| {
@@ -711,7 +699,7 @@ fn pod_problem<'a>(pods: impl Iterator<Item = &'a crate::slim::SlimPod>) -> Opti
     .next()
 }
 
-fn labels_of(p: &crate::slim::SlimPod) -> BTreeMap<String, String> {
+fn labels_of(p: &crate::model::slim::SlimPod) -> BTreeMap<String, String> {
     p.metadata.labels.clone().unwrap_or_default()
 }
 
@@ -734,13 +722,13 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
         render::render_classes(&config, Vec::new(), None, classes, Some(node_count)).objects;
     let left_out = crate::plan::LeftOut::of_parent(&parent.metadata);
     let objects = crate::plan::kept(rendered, reuse, &left_out);
-    let mut expected = rollout::expected(&objects);
+    let mut expected = workloads::expected(&objects);
     let borrowed = s.exporter_from.is_some();
     if borrowed {
         // Another stack's exporter stands in for automon's own: judged as its DaemonSet.
         expected.retain(|(k, n)| !(k == "DaemonSet" && n == NODE_EXPORTER));
     }
-    let workloads = rollout::assess(&expected, &s.deployments, &s.daemonsets, &s.custom);
+    let workloads = workloads::assess(&expected, &s.deployments, &s.daemonsets, &s.custom);
 
     let daemonset = if borrowed {
         s.exporter.as_ref()
@@ -884,7 +872,7 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
         alerting,
         sizing: (!reuse).then(|| {
             let live = s.custom.iter().find(|o| {
-                render::kind(o) == "Prometheus"
+                model::kind(o) == "Prometheus"
                     && o.metadata.name.as_deref() == Some(render::prometheus::INSTANCE)
             });
             sizing_view(&config, node_count, live, view.as_ref())
@@ -944,7 +932,7 @@ fn borrowed_exporter(
     }
 }
 
-fn component(w: &rollout::Workload, s: &Snapshot, summary: &Summary) -> Component {
+fn component(w: &workloads::Workload, s: &Snapshot, summary: &Summary) -> Component {
     let display = match w.kind.as_str() {
         "Prometheus" => "prometheus".to_string(),
         "Alertmanager" => "alertmanager".to_string(),
@@ -968,21 +956,21 @@ fn component(w: &rollout::Workload, s: &Snapshot, summary: &Summary) -> Componen
             c.version = first_image(d.spec.as_ref().and_then(|s| s.template.spec.as_ref()));
             c.created = created(&d.metadata);
             if !c.healthy {
-                c.message =
-                    d.spec
-                        .as_ref()
-                        .and_then(|spec| {
-                            pod_problem(s.pods.iter().filter(|p| {
-                                crate::selector::matches(&spec.selector, &labels_of(p))
-                            }))
-                        })
-                        .or_else(|| {
-                            d.status
-                                .as_ref()
-                                .and_then(|st| st.conditions.as_ref())
-                                .and_then(|cs| cs.iter().find(|c| c.status == "False"))
-                                .and_then(|c| c.message.clone())
-                        });
+                c.message = d
+                    .spec
+                    .as_ref()
+                    .and_then(|spec| {
+                        pod_problem(s.pods.iter().filter(|p| {
+                            crate::model::selector::matches(&spec.selector, &labels_of(p))
+                        }))
+                    })
+                    .or_else(|| {
+                        d.status
+                            .as_ref()
+                            .and_then(|st| st.conditions.as_ref())
+                            .and_then(|cs| cs.iter().find(|c| c.status == "False"))
+                            .and_then(|c| c.message.clone())
+                    });
             }
         }),
         "DaemonSet" => s.daemonsets.iter().find(|d| named(&d.metadata)).map(|d| {
@@ -1005,7 +993,7 @@ fn component(w: &rollout::Workload, s: &Snapshot, summary: &Summary) -> Componen
         _ => s
             .custom
             .iter()
-            .find(|o| render::kind(o) == w.kind && named(&o.metadata))
+            .find(|o| model::kind(o) == w.kind && named(&o.metadata))
             .map(|o| {
                 c.version = o.data["spec"]["version"]
                     .as_str()

@@ -10,7 +10,7 @@ use k8s_openapi::{
 use serde::Serialize;
 
 use super::prometheus::Target;
-use crate::{
+use crate::model::{
     selector,
     slim::{SlimNode, SlimPod, SlimPodSpec},
 };
@@ -105,7 +105,7 @@ pub struct Inputs<'a> {
     pub now: f64,
 }
 
-pub use crate::slim::OS_LABEL;
+pub use crate::model::slim::OS_LABEL;
 
 pub fn assess<'a>(inputs: &Inputs<'a>) -> Vec<NodeStatus> {
     let template_of = |d: Option<&'a DaemonSet>| {
@@ -391,13 +391,14 @@ fn why_no_pod(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model;
     use crate::{config::Config, render};
 
     fn daemonset() -> DaemonSet {
         let objects = render::render(&Config::default()).objects;
         let o = objects
             .iter()
-            .find(|o| render::kind(o) == "DaemonSet")
+            .find(|o| model::kind(o) == "DaemonSet")
             .unwrap();
         serde_json::from_value(serde_json::to_value(o).unwrap()).unwrap()
     }

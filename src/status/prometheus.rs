@@ -292,7 +292,12 @@ pub async fn ask(source: Source<'_>, wait: Duration) -> Answer {
         );
         answers.map(|a| (a, tsdb.ok(), memory.ok()))
     };
-    let no_answer = || format!("no answer within {}", crate::error::humantime(wait));
+    let no_answer = || {
+        format!(
+            "no answer within {}",
+            crate::cluster::error::humantime(wait)
+        )
+    };
     match tokio::time::timeout(wait, all).await {
         Err(_) => Answer::unreachable(via, no_answer(), None),
         // The client's own read timeout (the same --request-timeout) may fire first.

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use super::NAME;
 use crate::{
-    render::{Context, Object, meta, network::tcp, service},
+    model::Object,
+    render::{Context, meta, network::tcp, service},
     versions,
 };
 
@@ -74,10 +75,8 @@ pub fn ingress(ctx: &Context) -> Option<NetworkPolicyIngressRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        config::Config,
-        render::{self, prometheus::objects},
-    };
+    use crate::model;
+    use crate::{config::Config, render::prometheus::objects};
 
     fn render_with(sets: &[&str]) -> Vec<Object> {
         let mut config = Config::default();
@@ -97,7 +96,7 @@ mod tests {
         let prometheus = |objects: &[Object]| {
             objects
                 .iter()
-                .find(|o| render::kind(o) == "Prometheus")
+                .find(|o| model::kind(o) == "Prometheus")
                 .unwrap()
                 .data["spec"]
                 .clone()
@@ -128,7 +127,7 @@ mod tests {
         let policy = |objects: &[Object]| {
             objects
                 .iter()
-                .find(|o| render::kind(o) == "NetworkPolicy")
+                .find(|o| model::kind(o) == "NetworkPolicy")
                 .unwrap()
                 .data["spec"]["ingress"]
                 .clone()
@@ -148,7 +147,7 @@ mod tests {
         let objects = render_with(&[THANOS, "images.registry=mirror.local:5000"]);
         let p = objects
             .iter()
-            .find(|o| render::kind(o) == "Prometheus")
+            .find(|o| model::kind(o) == "Prometheus")
             .unwrap();
         assert_eq!(
             p.data["spec"]["thanos"]["image"],

@@ -15,32 +15,11 @@ use k8s_openapi::{
         apis::meta::v1::{ObjectMeta, Time},
     },
 };
-use kube::{Api, Resource, api::ListParams};
+use kube::Resource;
 use serde::{Deserialize, Deserializer};
 
 pub const OS_LABEL: &str = "kubernetes.io/os";
 pub const ARCH_LABEL: &str = "kubernetes.io/arch";
-
-/// The items of a list, read a page at a time (500 objects, as kubectl and kube-runtime's
-/// watcher do): at 5,000 nodes one unpaged list is a single response of tens of megabytes held
-/// whole while it is parsed; pages keep the peak to one page's text.
-pub async fn list_paged<K>(api: &Api<K>, params: &ListParams) -> kube::Result<Vec<K>>
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let mut params = params.clone().limit(PAGE);
-    let mut items = Vec::new();
-    loop {
-        let page = api.list(&params).await?;
-        items.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(items),
-        }
-    }
-}
-
-const PAGE: u32 = 500;
 
 /// A Node with labels, taints, the Ready condition, OS/architecture and extended resources.
 #[derive(Resource, Deserialize, Clone, Debug, Default, PartialEq)]

@@ -7,14 +7,19 @@ use std::collections::BTreeSet;
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::api::{Api, ListParams, ObjectMeta};
 
+use k8s_openapi::api::core::v1::ConfigMap;
+
 use crate::{
-    cluster::Cluster,
-    error::ClusterError,
-    render::{
+    cluster::{Cluster, error::ClusterError},
+    config::{self, Config},
+    model::{
         Object,
-        meta::{APPLYSET_GROUP_KINDS, APPLYSET_ID_LABEL, APPLYSET_PART_OF_LABEL, PARENT_NAME},
+        names::{
+            APPLYSET_GROUP_KINDS, APPLYSET_ID_LABEL, APPLYSET_PART_OF_LABEL, CONFIG_KEY,
+            PARENT_NAME,
+        },
+        resources::{self, Known, Scope},
     },
-    resources::{self, Known, Scope},
 };
 
 /// How many member lists are in flight at once.
@@ -200,7 +205,7 @@ pub fn final_parent(parent: &Object, members: &[Object]) -> Object {
     let crd = "CustomResourceDefinition.apiextensions.k8s.io";
     if members
         .iter()
-        .any(|m| crate::render::kind(m) == "CustomResourceDefinition")
+        .any(|m| crate::model::kind(m) == "CustomResourceDefinition")
     {
         with_kinds(parent, [crd.to_string()])
     } else {
@@ -213,12 +218,13 @@ pub fn final_parent(parent: &Object, members: &[Object]) -> Object {
 /// render never produces (`enable` generates it once), and CRDs, whose deletion takes every
 /// custom resource of their kind with it (`disable` decides about those).
 pub fn stale<'a>(members: &'a [Object], rendered: &[Object]) -> Vec<&'a Object> {
-    let keep: std::collections::BTreeSet<_> = rendered.iter().map(crate::apply::key).collect();
+    let keep: std::collections::BTreeSet<_> =
+        rendered.iter().map(crate::cluster::apply::key).collect();
     let mut stale: Vec<&Object> = members
         .iter()
         .filter(|m| {
-            let kind = crate::render::kind(m);
-            !keep.contains(&crate::apply::key(m))
+            let kind = crate::model::kind(m);
+            !keep.contains(&crate::cluster::apply::key(m))
                 && kind != "CustomResourceDefinition"
                 && !(kind == "Secret"
                     && m.metadata.name.as_deref() == Some(crate::render::grafana::ADMIN_SECRET))
@@ -228,9 +234,27 @@ pub fn stale<'a>(members: &'a [Object], rendered: &[Object]) -> Vec<&'a Object> 
     stale
 }
 
+/// The configuration `enable` stored in the parent.
+pub fn stored_config(parent: &ConfigMap) -> Result<Config, config::ConfigError> {
+    let text = parent
+        .data
+        .as_ref()
+        .and_then(|d| d.get(CONFIG_KEY))
+        .map(String::as_str)
+        .unwrap_or_default();
+    Config::from_yaml(
+        text,
+        &format!(
+            "ConfigMap {}/{PARENT_NAME} key {CONFIG_KEY}",
+            parent.metadata.namespace.as_deref().unwrap_or_default()
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model;
     use crate::{config::Config, render};
 
     fn rendered_parent() -> Object {
@@ -238,7 +262,7 @@ mod tests {
             .objects
             .into_iter()
             .find(|o| {
-                render::kind(o) == "ConfigMap" && o.metadata.name.as_deref() == Some(PARENT_NAME)
+                model::kind(o) == "ConfigMap" && o.metadata.name.as_deref() == Some(PARENT_NAME)
             })
             .expect("render has a parent")
     }

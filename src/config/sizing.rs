@@ -7,7 +7,10 @@
 //! at or above its node count, so a node joining or leaving does not restart Prometheus, and a
 //! second `enable` on a cluster that grew by a few nodes changes nothing.
 
-use crate::config::{Config, Quantity, Resources, Shards};
+use crate::{
+    config::{Config, Quantity, Resources, Shards},
+    output::thousands,
+};
 
 /// The annotations on the `Prometheus` object that say what it was sized for, so that `status`
 /// and `doctor` can tell when the cluster has outgrown it.
@@ -278,19 +281,6 @@ impl Estimate {
             ),
         }
     }
-}
-
-/// `1234567` as `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Requests of `millicores` and `memory`, a memory limit of `limit`, none below `floor`.

@@ -15,70 +15,16 @@ use k8s_openapi::{
         apps::v1::DaemonSet,
         core::v1::{PodSpec, Service},
     },
-    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
+    apimachinery::pkg::util::intstr::IntOrString,
 };
 use kube::api::{Api, ListParams};
-use serde::Serialize;
 
 use crate::{
-    cluster::Cluster,
+    cluster::{Cluster, error::ClusterError},
     config::Config,
-    error::ClusterError,
-    preflight::is_automons,
-    render::{Object, meta::CONFIG_KEY},
+    model::{Object, is_automons, names::CONFIG_KEY},
+    render::node_exporter::{Holder, HolderService},
 };
-
-/// On the ApplySet parent: `<namespace>/<name>` of the DaemonSet whose exporter the stack
-/// scrapes instead of deploying its own.
-pub const FROM_ANNOTATION: &str = "automon.io/node-exporter-from";
-
-/// A DaemonSet that serves the exporter's port on the nodes it runs on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Holder {
-    pub namespace: String,
-    pub name: String,
-    pub port: u16,
-    /// The container port's name, when it has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port_name: Option<String>,
-    /// `https` when the port is named so (kube-rbac-proxy in front of the exporter, as
-    /// kube-prometheus runs it), `http` otherwise.
-    pub scheme: &'static str,
-    /// The DaemonSet's pod selector.
-    pub selector: LabelSelector,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub priority_class: Option<String>,
-    /// Whether it is another automon stack's.
-    pub automon: bool,
-    /// The Service in front of its pods, when there is one: scraped through a ServiceMonitor
-    /// (which can present Prometheus' own token), else the pods through a PodMonitor.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service: Option<HolderService>,
-}
-
-/// The Service in front of a holder's pods.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HolderService {
-    pub name: String,
-    /// The labels a ServiceMonitor selects it by (its own, less the ones a release changes).
-    pub labels: BTreeMap<String, String>,
-    /// The Service port's name; `None` when it is unnamed (selected by target port).
-    pub port_name: Option<String>,
-}
-
-impl Holder {
-    /// `daemonset monitoring/node-exporter`
-    pub fn describe(&self) -> String {
-        format!("daemonset {}/{}", self.namespace, self.name)
-    }
-
-    /// The value of [`FROM_ANNOTATION`].
-    pub fn reference(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
-    }
-}
 
 /// Whether pods of `spec` serve `port` on their node: a declared host port, or a container port
 /// in the host's network (which declares nothing to the scheduler).
@@ -107,7 +53,7 @@ impl Wanted {
     pub fn of(objects: &[Object]) -> Wanted {
         let config = objects
             .iter()
-            .find(|o| crate::plan::is_parent(o))
+            .find(|o| crate::model::is_parent(o))
             .and_then(|p| p.data["data"][CONFIG_KEY].as_str())
             .and_then(|text| Config::from_yaml(text, "the ApplySet parent").ok())
             .unwrap_or_default();

@@ -247,7 +247,7 @@ impl Checker<'_> {
 
 /// The `openAPIV3Schema` of each served version of the CRDs in `crds`, by (group, version,
 /// kind).
-pub fn crd_schemas(crds: &[&crate::render::Object]) -> HashMap<(String, String, String), Value> {
+pub fn crd_schemas(crds: &[&crate::model::Object]) -> HashMap<(String, String, String), Value> {
     let mut out = HashMap::new();
     for crd in crds {
         let spec = &crd.data["spec"];

@@ -5,8 +5,8 @@
 use similar::TextDiff;
 
 use crate::{
+    model::{Object, to_yaml},
     output::Palette,
-    render::{self, Object},
 };
 
 /// The annotation client-side apply writes; noise for a server-side tool.
@@ -38,13 +38,13 @@ pub fn clean(o: &Object) -> Object {
 /// The cleaned object as YAML (apiVersion, kind, metadata, then the rest with keys sorted);
 /// an absent object is the empty text, as `diff -N` treats a missing file.
 pub fn yaml_of(o: Option<&Object>) -> String {
-    o.map(|o| render::to_yaml(&clean(o))).unwrap_or_default()
+    o.map(|o| to_yaml(&clean(o))).unwrap_or_default()
 }
 
 /// `Deployment/automon/grafana`, `ClusterRole/automon-prometheus`: the name of one object in
 /// a diff header.
 pub fn path_of(o: &Object) -> String {
-    let kind = render::kind(o);
+    let kind = super::kind(o);
     let name = o.metadata.name.as_deref().unwrap_or("");
     match o.metadata.namespace.as_deref() {
         Some(ns) if !ns.is_empty() => format!("{kind}/{ns}/{name}"),
@@ -101,7 +101,7 @@ mod tests {
     use serde_json::json;
 
     fn obj(v: serde_json::Value) -> Object {
-        render::custom(v)
+        crate::render::custom(v)
     }
 
     fn live_deployment(replicas: u32) -> Object {

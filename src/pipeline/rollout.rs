@@ -1,6 +1,6 @@
 //! `--wait`: until every workload of the stack is ready. One watch per kind (Deployments,
 //! DaemonSets, and the Prometheus/Alertmanager objects whose StatefulSets the operator runs),
-//! through [`crate::watch`]; assessing readiness and drawing progress are pure.
+//! through [`crate::cluster::watch`]; assessing readiness and drawing progress are pure.
 
 use std::{
     io::{IsTerminal, Write},
@@ -11,122 +11,10 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 
 use crate::{
     cluster::Cluster,
-    render::{Object, kind},
-    resources,
+    model::{Object, resources},
 };
 
-/// One workload and how many of its replicas (or nodes) are ready.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Workload {
-    pub kind: String,
-    pub name: String,
-    pub ready: i64,
-    pub desired: i64,
-    /// The rollout has caught up with the latest spec (observedGeneration, updated replicas).
-    pub current: bool,
-}
-
-impl Workload {
-    pub fn is_ready(&self) -> bool {
-        self.current && self.ready >= self.desired
-    }
-}
-
-/// The workloads a rendered stack waits for: its Deployments, DaemonSets, Prometheus and
-/// Alertmanager, by kind and name.
-pub fn expected(objects: &[Object]) -> Vec<(String, String)> {
-    objects
-        .iter()
-        .filter(|o| {
-            matches!(
-                kind(o),
-                "Deployment" | "DaemonSet" | "Prometheus" | "Alertmanager"
-            )
-        })
-        .map(|o| {
-            (
-                kind(o).to_string(),
-                o.metadata.name.clone().unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
-fn int(v: &serde_json::Value, path: &[&str]) -> i64 {
-    path.iter().fold(v, |v, p| &v[p]).as_i64().unwrap_or(0)
-}
-
-/// The state of every expected workload from listed objects (pure); one that does not exist
-/// counts as 0 ready.
-pub fn assess(
-    expected: &[(String, String)],
-    deployments: &[Deployment],
-    daemonsets: &[DaemonSet],
-    custom: &[Object],
-) -> Vec<Workload> {
-    let mut out = Vec::new();
-    for (k, name) in expected {
-        let w = match k.as_str() {
-            "Deployment" => deployments
-                .iter()
-                .find(|d| d.metadata.name.as_ref() == Some(name))
-                .map(|d| {
-                    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as i64;
-                    let st = d.status.clone().unwrap_or_default();
-                    Workload {
-                        kind: k.clone(),
-                        name: name.clone(),
-                        ready: st.ready_replicas.unwrap_or(0) as i64,
-                        desired,
-                        current: st.observed_generation >= d.metadata.generation
-                            && st.updated_replicas.unwrap_or(0) as i64 >= desired,
-                    }
-                }),
-            "DaemonSet" => daemonsets
-                .iter()
-                .find(|d| d.metadata.name.as_ref() == Some(name))
-                .map(|d| {
-                    let st = d.status.clone().unwrap_or_default();
-                    let desired = st.desired_number_scheduled as i64;
-                    Workload {
-                        kind: k.clone(),
-                        name: name.clone(),
-                        ready: st.number_ready as i64,
-                        desired,
-                        current: st.observed_generation >= d.metadata.generation
-                            && st.updated_number_scheduled.unwrap_or(0) as i64 >= desired,
-                    }
-                }),
-            _ => custom
-                .iter()
-                .find(|o| kind(o) == k && o.metadata.name.as_ref() == Some(name))
-                .map(|o| {
-                    // The operator counts every shard's pods in the status.
-                    let desired = int(&o.data, &["spec", "replicas"]).max(1)
-                        * int(&o.data, &["spec", "shards"]).max(1);
-                    let available = o.data["status"]["conditions"].as_array().is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c["type"] == "Available" && c["status"] == "True")
-                    });
-                    Workload {
-                        kind: k.clone(),
-                        name: name.clone(),
-                        ready: int(&o.data, &["status", "availableReplicas"]),
-                        desired,
-                        current: available,
-                    }
-                }),
-        };
-        out.push(w.unwrap_or(Workload {
-            kind: k.clone(),
-            name: name.clone(),
-            ready: 0,
-            desired: 1,
-            current: false,
-        }));
-    }
-    out
-}
+use crate::status::workloads::{Workload, assess};
 
 /// `prometheus 1/1  grafana 1/1  node-exporter 11/12 nodes`
 pub fn progress_line(workloads: &[Workload]) -> String {
@@ -149,7 +37,7 @@ pub fn progress_line(workloads: &[Workload]) -> String {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("not ready after {}: {}", crate::error::humantime(*.waited), .not_ready.join(", "))]
+#[error("not ready after {}: {}", crate::cluster::error::humantime(*.waited), .not_ready.join(", "))]
 pub struct NotReady {
     pub waited: Duration,
     pub not_ready: Vec<String>,
@@ -179,13 +67,13 @@ pub async fn wait(
     .collect();
     let sources = watched
         .iter()
-        .map(|k| crate::watch::Source {
+        .map(|k| crate::cluster::watch::Source {
             api: k.api(&cluster.client, Some(namespace)),
             selection: kube::runtime::watcher::Config::default(),
         })
         .collect();
     let mut workloads = Vec::new();
-    let waited = crate::watch::until(cluster, sources, started + timeout, |seen| {
+    let waited = crate::cluster::watch::until(cluster, sources, started + timeout, |seen| {
         workloads = of_objects(expected, &watched, seen);
         let line = format!("Waiting   {}", progress_line(&workloads));
         if line != last {
@@ -420,7 +308,7 @@ mod tests {
     #[test]
     fn expected_workloads_come_from_the_render() {
         let objects = crate::render::render(&crate::config::Config::default()).objects;
-        let e = expected(&objects);
+        let e = crate::status::workloads::expected(&objects);
         for (k, n) in [
             ("Deployment", "grafana"),
             ("Deployment", "kube-state-metrics"),

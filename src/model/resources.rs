@@ -7,7 +7,7 @@ use kube::{
     api::{ApiResource, DynamicObject, GroupVersionKind},
 };
 
-use crate::render::{Object, api_version, kind};
+use crate::model::{Object, api_version, kind};
 
 /// Whether objects of a type live in a namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,8 @@
 //! namespace, SelfSubjectAccessReviews where the rules cannot answer; all missing ones listed at
 //! once), and whether a Prometheus Operator not installed by automon is already there. Gather (`Preflight::run`, I/O) → assess (`Report::assess`, pure) → print (`Report::human`).
 
+pub mod exporter;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
@@ -28,22 +30,23 @@ use kube::{
 };
 use serde::Serialize;
 
+use crate::model::names::NAME_LABEL;
 use crate::{
-    cluster::Cluster,
-    error::{ClusterError, exit},
+    cluster::{
+        Cluster,
+        error::{ClusterError, exit},
+    },
+    model::{
+        Object, api_version, kind,
+        resources::{self, Scope},
+    },
     output::Palette,
-    render::{Object, api_version, kind},
-    resources::{self, Scope},
     versions,
 };
 
 /// The CRD whose presence means "a Prometheus Operator's API is installed".
 pub const PROMETHEUS_CRD: &str = "prometheuses.monitoring.coreos.com";
 const MONITORING_GROUP: &str = "monitoring.coreos.com";
-/// automon's own objects carry this label (render::meta); anything else is someone else's.
-const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
-const PART_OF: &str = "automon";
-const NAME_LABEL: &str = "app.kubernetes.io/name";
 const OPERATOR_NAME: &str = "prometheus-operator";
 /// SelfSubjectAccessReviews in flight at once.
 const CONCURRENT_REVIEWS: usize = 16;
@@ -481,7 +484,7 @@ pub struct AlreadyThere {
 impl AlreadyThere {
     /// Adds what one PrometheusRule or ServiceMonitor that is not automon's does (pure).
     pub fn add(&mut self, o: &DynamicObject) {
-        if is_automons(o.metadata.labels.as_ref()) {
+        if crate::model::is_automons(o.metadata.labels.as_ref()) {
             return;
         }
         let name = format!(
@@ -581,7 +584,7 @@ pub struct ExistingExporter {
     pub reuse: bool,
     /// The DaemonSet that already serves the port on the nodes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub holder: Option<crate::exporter::Holder>,
+    pub holder: Option<crate::render::node_exporter::Holder>,
 }
 
 impl ExistingExporter {
@@ -654,13 +657,13 @@ impl Preflight {
     pub async fn run(cluster: &Cluster, objects: &[Object]) -> Result<Report, ClusterError> {
         let wanted = required_permissions(objects, &cluster.namespace);
         let permissions_checked = wanted.len();
-        let exporter = crate::exporter::Wanted::of(objects);
+        let exporter = crate::preflight::exporter::Wanted::of(objects);
         // All at once; each search counts only if its reads are allowed.
         let (info, missing, searched, holder) = futures::join!(
             cluster.server_version(),
             denied(cluster, wanted),
             search_operator(cluster),
-            crate::exporter::search(cluster, exporter.port)
+            crate::preflight::exporter::search(cluster, exporter.port)
         );
         let (info, missing) = (info?, missing?);
         // Only needed to name the subject of the grant; a server that cannot say leaves it open.
@@ -948,17 +951,10 @@ async fn search_already_there(cluster: &Cluster) -> Result<AlreadyThere, Cluster
     Ok(already)
 }
 
-/// Whether an object carries automon's `app.kubernetes.io/part-of` label.
-pub fn is_automons(labels: Option<&BTreeMap<String, String>>) -> bool {
-    labels
-        .and_then(|l| l.get(PART_OF_LABEL))
-        .is_some_and(|v| v == PART_OF)
-}
-
 /// A Deployment that runs a Prometheus Operator and is not automon's (pure).
 pub fn operator_deployment(d: &Deployment) -> Option<OperatorDeployment> {
     let meta = &d.metadata;
-    if is_automons(meta.labels.as_ref()) {
+    if crate::model::is_automons(meta.labels.as_ref()) {
         return None;
     }
     let name = meta.name.clone().unwrap_or_default();
@@ -1016,7 +1012,7 @@ pub fn image_tag(image: &str) -> Option<&str> {
 
 /// A `Prometheus` object that is not automon's, with its selectors (pure).
 pub fn prometheus_info(p: &DynamicObject) -> Option<PrometheusInfo> {
-    if is_automons(p.metadata.labels.as_ref()) {
+    if crate::model::is_automons(p.metadata.labels.as_ref()) {
         return None;
     }
     let selector = |key: &str| -> Option<LabelSelector> {
@@ -1035,7 +1031,7 @@ pub fn prometheus_info(p: &DynamicObject) -> Option<PrometheusInfo> {
     })
 }
 
-pub use crate::finding::{Finding, Level};
+pub use crate::model::finding::{Finding, Level};
 
 /// The server version against the supported window; managed clusters report minors like "36+".
 fn assess_version(v: &ServerVersion) -> Finding {
@@ -1741,7 +1737,7 @@ kubectl create rolebinding automon-installer --namespace=automon --role=automon-
                 "containers": [{"name": "x", "ports": [{"name": "https", "containerPort": 9100, "hostPort": 9100}]}]}}}
         }))
         .unwrap();
-        r.existing_exporter.holder = crate::exporter::holder(&[d], 9100, "automon");
+        r.existing_exporter.holder = crate::preflight::exporter::holder(&[d], 9100, "automon");
         assert_eq!(r.exit_code(), 0, "scraped, not an error");
         let text = strip(&r.human(&Palette::stderr()));
         assert!(
@@ -1876,7 +1872,10 @@ kubectl create rolebinding automon-installer --namespace=automon --role=automon-
         assert!(
             operator_deployment(&deployment(
                 "prometheus-operator",
-                &[(PART_OF_LABEL, PART_OF)],
+                &[(
+                    crate::model::names::PART_OF_LABEL,
+                    crate::model::names::PART_OF
+                )],
                 "quay.io/prometheus-operator/prometheus-operator:v0.93.1"
             ))
             .is_none()

@@ -13,10 +13,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    cluster::Cluster,
-    error::{ClusterError, humantime},
-    render::Object,
-    resources,
+    cluster::{
+        Cluster,
+        error::{ClusterError, humantime},
+    },
+    model::{Object, resources},
     versions::PROMETHEUS_OPERATOR,
 };
 
@@ -280,7 +281,7 @@ fn http_client(url: &str, pinned: bool) -> Result<reqwest::Client, CrdError> {
         .build()
         .map_err(|e| CrdError::Download {
             url: url.to_string(),
-            reason: crate::error::chain(&e),
+            reason: crate::cluster::error::chain(&e),
             pinned,
         })
 }
@@ -298,7 +299,7 @@ async fn download(client: &reqwest::Client, url: &str, pinned: bool) -> Result<V
         .get(url)
         .send()
         .await
-        .map_err(|e| err(crate::error::chain(&e.without_url())))?;
+        .map_err(|e| err(crate::cluster::error::chain(&e.without_url())))?;
     let status = response.status();
     if !status.is_success() {
         return Err(err(format!("the server answered {status}")));
@@ -307,7 +308,7 @@ async fn download(client: &reqwest::Client, url: &str, pinned: bool) -> Result<V
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| err(crate::error::chain(&e.without_url())))?
+        .map_err(|e| err(crate::cluster::error::chain(&e.without_url())))?
     {
         bytes.extend_from_slice(&chunk);
         if bytes.len() > MAX_DOWNLOAD_BYTES {
@@ -555,16 +556,16 @@ pub async fn wait_established(
         [one] => watcher::Config::default().fields(&format!("metadata.name={one}")),
         _ => watcher::Config::default().labels(&format!(
             "{}={}",
-            crate::render::meta::PART_OF_LABEL,
-            crate::render::meta::PART_OF
+            crate::model::names::PART_OF_LABEL,
+            crate::model::names::PART_OF
         )),
     };
-    let source = crate::watch::Source {
+    let source = crate::cluster::watch::Source {
         api: known.api(&cluster.client, None),
         selection,
     };
     let deadline = std::time::Instant::now() + timeout;
-    let waited = crate::watch::until(cluster, vec![source], deadline, |seen| {
+    let waited = crate::cluster::watch::until(cluster, vec![source], deadline, |seen| {
         not_established(&seen[0], names).is_empty()
     })
     .await?;

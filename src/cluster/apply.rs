@@ -5,10 +5,11 @@
 use kube::api::{Patch, PatchParams, ValidationDirective};
 
 use crate::{
-    cluster::Cluster,
-    error::ClusterError,
-    render::Object,
-    resources::{self, display_name},
+    cluster::{Cluster, error::ClusterError},
+    model::{
+        Object,
+        resources::{self, display_name},
+    },
 };
 
 /// The field manager every write of automon uses.
@@ -272,7 +273,7 @@ pub type Key = (String, String, String);
 
 pub fn key(o: &Object) -> Key {
     (
-        crate::render::group_kind(o),
+        crate::model::group_kind(o),
         o.metadata.namespace.clone().unwrap_or_default(),
         o.metadata.name.clone().unwrap_or_default(),
     )
@@ -304,7 +305,7 @@ impl Before {
             resource_version: o.metadata.resource_version.clone(),
             generation: o.metadata.generation,
             applied_at: our_apply_time(o),
-            content: serde_json::to_value(crate::diff::clean(o)).unwrap_or_default(),
+            content: serde_json::to_value(crate::model::diff::clean(o)).unwrap_or_default(),
         }
     }
 }

@@ -2,20 +2,37 @@
 //! select (merged as kubectl merges them), in-cluster config as the last resort, and a client
 //! whose failures are classified by `error::Target`.
 
+pub mod apply;
+pub mod blocker;
+pub mod crds;
+pub mod error;
+pub mod inventory;
+mod proxy;
+pub mod revision;
+pub mod schema;
+pub mod watch;
+
 use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
-
-use crate::{
-    error::{ClusterError, Target},
-    proxy::ProxyEnv,
+use kube::{
+    Api,
+    api::ListParams,
+    config::{KubeConfigOptions, Kubeconfig},
 };
 
-/// The namespace automon installs into unless `-n` says otherwise.
-pub const DEFAULT_NAMESPACE: &str = "automon";
+use crate::{
+    cluster::{
+        error::{ClusterError, Target},
+        proxy::ProxyEnv,
+    },
+    model::names::DEFAULT_NAMESPACE,
+};
+
+/// How many objects one page of a list holds.
+const PAGE: u32 = 500;
 
 /// The flags kubectl users type without thinking, accepted by every command.
 #[derive(clap::Args, Debug, Clone)]
@@ -361,7 +378,7 @@ async fn load_config(flags: &KubeFlags) -> Result<Loaded, ClusterError> {
         }
         let kc = Kubeconfig::read_from(path).map_err(|e| ClusterError::ReadKubeconfig {
             path: path.display().to_string(),
-            reason: crate::error::chain(&e),
+            reason: crate::cluster::error::chain(&e),
         })?;
         read.push(path.display().to_string());
         users_by_file.push((
@@ -450,7 +467,7 @@ async fn load_config(flags: &KubeFlags) -> Result<Loaded, ClusterError> {
     };
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
-        .map_err(|e| ClusterError::InvalidKubeconfig(crate::error::chain(&e)))?;
+        .map_err(|e| ClusterError::InvalidKubeconfig(crate::cluster::error::chain(&e)))?;
     Ok(Loaded {
         config,
         context: Some(context_name),
@@ -518,7 +535,7 @@ fn in_cluster(flags: &KubeFlags, looked_at: &[PathBuf]) -> Result<Loaded, Cluste
     let config = kube::Config::incluster().map_err(|e| {
         ClusterError::InvalidKubeconfig(format!(
             "in-cluster configuration: {}",
-            crate::error::chain(&e)
+            crate::cluster::error::chain(&e)
         ))
     })?;
     Ok(Loaded {
@@ -542,6 +559,25 @@ fn names<'a>(it: impl Iterator<Item = &'a String>) -> Vec<String> {
     let mut v: Vec<String> = it.cloned().collect();
     v.sort();
     v
+}
+
+/// The items of a list, read a page at a time (500 objects, as kubectl and kube-runtime's
+/// watcher do): at 5,000 nodes one unpaged list is a single response of tens of megabytes held
+/// whole while it is parsed; pages keep the peak to one page's text.
+pub async fn list_paged<K>(api: &Api<K>, params: &ListParams) -> kube::Result<Vec<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut params = params.clone().limit(PAGE);
+    let mut items = Vec::new();
+    loop {
+        let page = api.list(&params).await?;
+        items.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(items),
+        }
+    }
 }
 
 #[cfg(test)]

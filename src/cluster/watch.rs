@@ -10,7 +10,10 @@ use kube::{
     runtime::watcher::{self, Event},
 };
 
-use crate::{cluster::Cluster, error::ClusterError, render::Object};
+use crate::{
+    cluster::{Cluster, error::ClusterError},
+    model::Object,
+};
 
 /// One kind of object to watch: an API (a type, in a namespace or cluster-wide) and which of
 /// its objects (labels, fields).

@@ -24,12 +24,14 @@ use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    apply::FIELD_MANAGER,
-    cluster::Cluster,
-    error::{ClusterError, NotInstalled},
-    render::{
+    cluster::{
+        Cluster,
+        apply::FIELD_MANAGER,
+        error::{ClusterError, NotInstalled},
+    },
+    model::{
         Object, kind,
-        meta::{MANAGED_BY, MANAGED_BY_LABEL, PART_OF, PART_OF_LABEL},
+        names::{MANAGED_BY, MANAGED_BY_LABEL, PART_OF, PART_OF_LABEL},
     },
     versions::PLUGIN_VERSION,
 };
@@ -73,7 +75,7 @@ pub struct Payload {
 
 /// An object's key in [`Payload::resource_versions`]: `Kind.group/namespace/name`.
 pub fn key(o: &Object) -> String {
-    let (group_kind, namespace, name) = crate::apply::key(o);
+    let (group_kind, namespace, name) = crate::cluster::apply::key(o);
     format!("{group_kind}/{namespace}/{name}")
 }
 
@@ -163,7 +165,7 @@ pub fn decode(bytes: &[u8]) -> Result<Payload, String> {
         .map_err(|e| format!("its data is not gzip: {e}"))?;
     let payload: Payload =
         serde_json::from_slice(&json).map_err(|e| format!("its data is not a revision: {e}"))?;
-    if !payload.objects.iter().any(crate::plan::is_parent) {
+    if !payload.objects.iter().any(crate::model::is_parent) {
         return Err("it has no ApplySet parent among its objects".into());
     }
     Ok(payload)
@@ -215,7 +217,7 @@ pub async fn list(cluster: &Cluster) -> Result<Vec<Summary>, ClusterError> {
 pub async fn list_installed(cluster: &Cluster) -> anyhow::Result<Vec<Summary>> {
     let known = list(cluster).await?;
     let has_parent = if known.is_empty() {
-        crate::inventory::parent_configmap(&cluster.client, &cluster.namespace)
+        crate::cluster::inventory::parent_configmap(&cluster.client, &cluster.namespace)
             .await
             .map_err(|e| cluster.target.classify(e))?
             .is_some()

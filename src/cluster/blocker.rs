@@ -12,7 +12,10 @@ use kube::{
     runtime::watcher,
 };
 
-use crate::{cluster::Cluster, render::Object, resources};
+use crate::{
+    cluster::Cluster,
+    model::{Object, resources},
+};
 
 /// An aggregated API the API server cannot reach: `v1beta1.metrics.k8s.io`, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,8 +138,8 @@ pub async fn wait_gone(
         .expect("a known type")
         .api(&cluster.client, None);
     let selection = watcher::Config::default().fields(&format!("metadata.name={namespace}"));
-    let sources = vec![crate::watch::Source { api, selection }];
-    let waited = crate::watch::until(cluster, sources, deadline, |seen| {
+    let sources = vec![crate::cluster::watch::Source { api, selection }];
+    let waited = crate::cluster::watch::until(cluster, sources, deadline, |seen| {
         seen[0].is_empty() || seen[0].iter().any(discovery_fails)
     })
     .await?;

@@ -1,0 +1,13 @@
+//! The vocabulary every layer shares, pure: an API object and its kind, the names and labels
+//! automon marks its objects with, the resource types it knows without discovery, nodes and pods
+//! as it reads them, Kubernetes' selector rules, a check's finding and an object's diff.
+
+pub mod diff;
+pub mod finding;
+pub mod names;
+mod object;
+pub mod resources;
+pub mod selector;
+pub mod slim;
+
+pub use object::{Object, api_version, group_kind, is_automons, is_parent, kind, to_yaml};
