@@ -1,5 +1,5 @@
 //! Flags in one place, and the top of the program: parse, run one command, print any error
-//! once with its chain, and exit with the code the README documents.
+//! once with its chain, and exit with the code docs/commands.md documents.
 
 use std::process::ExitCode;
 
@@ -321,7 +321,7 @@ fn report(err: &anyhow::Error) -> u8 {
     code
 }
 
-/// The exit code the README documents for an error: the first cause in its chain that has one.
+/// The exit code docs/commands.md gives an error: the first cause in its chain that has one.
 fn exit_code(err: &anyhow::Error) -> u8 {
     err.chain()
         .find_map(|e| {

@@ -442,7 +442,7 @@ pub struct Alerts {
 }
 
 /// The alert groups beyond the nodes (kubernetes-mixin's names and meanings, our rules). Their
-/// thresholds and durations are fixed and documented in the README's runbooks; a group can
+/// thresholds and durations are fixed and documented in docs/runbooks.md; a group can
 /// only be turned off as a whole (a single alert is silenced in Alertmanager).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]

@@ -803,7 +803,7 @@ fn alerts_beyond_nodes_go_pending_for_situations_made_in_the_cluster() {
         .collect();
     assert!(wrong.is_empty(), "alerts about healthy objects: {wrong:#?}");
 
-    // The time each group takes to evaluate, at this size (for the README's figures).
+    // The time each group takes to evaluate, at this size (for the figures in docs/kube-prometheus-stack.md).
     for s in prometheus_query(
         ports.prometheus,
         "prometheus_rule_group_last_duration_seconds",

@@ -225,18 +225,18 @@ fn default_render_snapshot() {
 }
 
 #[test]
-fn readme_documents_the_default_configuration() {
-    // The README shows every key with its default; it must not drift from the schema.
+fn docs_document_the_default_configuration() {
+    // docs/configuration.md shows every key with its default; it must not drift from the schema.
     let items = render_json(&[]);
     let parent = items
         .iter()
         .find(|o| kind_name(o) == "ConfigMap/automon")
         .unwrap();
     let defaults = parent["data"]["config.yaml"].as_str().unwrap();
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let docs = std::fs::read_to_string(repo_root().join("docs/configuration.md")).unwrap();
     assert!(
-        readme.contains(&format!("```yaml\n{defaults}```")),
-        "README's configuration block differs from the defaults:\n{defaults}"
+        docs.contains(&format!("```yaml\n{defaults}```")),
+        "docs/configuration.md's configuration block differs from the defaults:\n{defaults}"
     );
 }
 

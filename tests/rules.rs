@@ -200,12 +200,12 @@ fn every_alert_is_tested_firing_and_not_firing() {
     }
 }
 
-/// Every alert, of every group and node class, links the README section that says what to do
-/// about it.
+/// Every alert, of every group and node class, links the section of docs/runbooks.md that says
+/// what to do about it.
 #[test]
-fn every_alert_has_its_runbook_in_the_readme() {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let headings: Vec<&str> = readme
+fn every_alert_has_its_runbook_in_the_docs() {
+    let runbooks = std::fs::read_to_string(repo_root().join("docs/runbooks.md")).unwrap();
+    let headings: Vec<&str> = runbooks
         .lines()
         .filter_map(|l| l.strip_prefix("### "))
         .collect();
@@ -216,12 +216,18 @@ fn every_alert_has_its_runbook_in_the_readme() {
         let url = rule["annotations"]["runbook_url"].as_str();
         assert_eq!(
             url,
-            Some(format!("{repository}#{}", name.to_ascii_lowercase()).as_str()),
+            Some(
+                format!(
+                    "{repository}/blob/main/docs/runbooks.md#{}",
+                    name.to_ascii_lowercase()
+                )
+                .as_str()
+            ),
             "{name}: runbook_url"
         );
         assert!(
             headings.contains(&name.as_str()),
-            "{name}: no `### {name}` section in the README's Runbooks"
+            "{name}: no `### {name}` section in docs/runbooks.md"
         );
     }
 }

@@ -4,7 +4,7 @@
 
 use std::{fmt, time::Duration};
 
-/// Exit codes, documented in the README. Usage errors (2) come from clap.
+/// Exit codes, documented in docs/commands.md. Usage errors (2) come from clap.
 pub mod exit {
     pub const FAILURE: u8 = 1;
     pub const USAGE: u8 = 2;

@@ -13,7 +13,7 @@ use crate::{
 /// Where the configuration comes from: shared by every command that renders.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ConfigArgs {
-    /// Configuration file (YAML); see the README for every key
+    /// Configuration file (YAML); see docs/configuration.md for every key
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Override one key, e.g. --set prometheus.retention=30d (repeatable)

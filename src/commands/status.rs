@@ -22,7 +22,7 @@ a node without a working exporter, a scrape target down); 9 not installed in the
 scrape health and firing alerts are unknown); 1-6 as for every command.")]
 pub struct Args {
     /// Output format: tables (wide lists every node, with its exporter pod), or json/yaml for
-    /// scripts (the README documents the fields)
+    /// scripts (docs/commands.md documents the fields)
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
     output: Format,
     /// Ask the Prometheus at this URL (http://host:9090) instead of automon's own, which is

@@ -785,7 +785,7 @@ fn webhooks(extra: &Extra, ns_labels: &BTreeMap<String, String>, ns: &str) -> Ve
 
 fn alertmanager(extra: &Extra, ns: &str) -> Option<Finding> {
     let fix_receiver = format!(
-        r#"add a receiver (webhook, slack or email; see alertmanager.receivers in the README) and route to it: kubectl automon enable -n {ns} --set 'alertmanager.receivers=[{{name: team, webhook: {{url: "https://…"}}}}]' --set alertmanager.route.receiver=team"#
+        r#"add a receiver (webhook, slack or email; see alertmanager.receivers in docs/configuration.md) and route to it: kubectl automon enable -n {ns} --set 'alertmanager.receivers=[{{name: team, webhook: {{url: "https://…"}}}}]' --set alertmanager.route.receiver=team"#
     );
     match &extra.alertmanager_config {
         Ok(None) => None,

@@ -212,7 +212,7 @@ async fn installed(cluster: &Cluster) -> anyhow::Result<Option<(ConfigMap, Confi
     Ok(Some((parent, config)))
 }
 
-/// Runs the command: one pass, or the loop. The exit code as the README documents it.
+/// Runs the command: one pass, or the loop. The exit code as docs/commands.md documents it.
 pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
     let started = Instant::now();
     let ns = cluster.namespace.clone();

@@ -234,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn readme_lists_what_is_dropped_and_kept() {
+    fn docs_list_what_is_dropped_and_kept() {
         use render::kubelet::tests::{drop_row, drop_table};
         let mut section = drop_table(&[("/metrics", API_SERVER_DROPPED)]);
         section.push_str(&drop_row("/metrics", &LATENCY_BUCKETS_DROPPED));
@@ -243,10 +243,10 @@ mod tests {
             "\nKept for the alerts, and checked never to be dropped: {}.\n",
             kept.join(", ")
         ));
-        let readme = include_str!("../../README.md");
+        let docs = include_str!("../../docs/dropped-series.md");
         assert!(
-            readme.contains(&section),
-            "README.md's list of the API server's dropped families differs from the code; it should read:\n{section}"
+            docs.contains(&section),
+            "docs/dropped-series.md's list of the API server's dropped families differs from the code; it should read:\n{section}"
         );
     }
 }

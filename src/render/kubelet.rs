@@ -22,7 +22,7 @@ pub(super) const TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccou
 pub struct Dropped {
     /// An RE2 pattern for the metric name, anchored at both ends as Prometheus anchors it.
     pub name: &'static str,
-    /// Read by the test that keeps README.md's list in step.
+    /// Read by the test that keeps docs/dropped-series.md's list in step.
     #[cfg_attr(not(test), allow(dead_code))]
     pub why: &'static str,
 }
@@ -149,7 +149,7 @@ pub const SYSTEM_CGROUPS: DroppedSeries = DroppedSeries {
 
 /// What the workload alerts and dashboards (issue 15) and the sizing read from these two
 /// endpoints: none of it may be dropped (a unit test holds [`CADVISOR_DROPPED`] and
-/// [`KUBELET_DROPPED`] to that, and README.md lists it).
+/// [`KUBELET_DROPPED`] to that, and docs/dropped-series.md lists it).
 #[cfg_attr(not(test), allow(dead_code))]
 pub const KEPT: &[&str] = &[
     "container_cpu_usage_seconds_total",
@@ -453,7 +453,7 @@ pub(super) mod tests {
         s.replace('|', "\\|")
     }
 
-    /// The README's table of families dropped by name, endpoint by endpoint.
+    /// docs/dropped-series.md's table of families dropped by name, endpoint by endpoint.
     pub(in crate::render) fn drop_table(endpoints: &[(&str, &[Dropped])]) -> String {
         let mut out = String::from("| endpoint | dropped | why |\n| --- | --- | --- |\n");
         for (path, families) in endpoints {
@@ -464,7 +464,7 @@ pub(super) mod tests {
         out
     }
 
-    /// The README's row for a drop by labels.
+    /// docs/dropped-series.md's row for a drop by labels.
     pub(in crate::render) fn drop_row(path: &str, series: &DroppedSeries) -> String {
         format!(
             "| `{path}` | `{}` matching `{}` | {} |\n",
@@ -474,9 +474,9 @@ pub(super) mod tests {
         )
     }
 
-    /// The README's section on what is dropped, as [`CADVISOR_DROPPED`], [`KUBELET_DROPPED`],
-    /// [`SYSTEM_CGROUPS`] and [`KEPT`] say it.
-    fn readme_section() -> String {
+    /// docs/dropped-series.md's section on what is dropped, as [`CADVISOR_DROPPED`],
+    /// [`KUBELET_DROPPED`], [`SYSTEM_CGROUPS`] and [`KEPT`] say it.
+    fn docs_section() -> String {
         let mut out = drop_table(&[
             (CADVISOR_PATH, CADVISOR_DROPPED),
             (METRICS_PATH, KUBELET_DROPPED),
@@ -492,12 +492,12 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn readme_lists_what_is_dropped_and_kept() {
-        let readme = include_str!("../../README.md");
-        let section = readme_section();
+    fn docs_list_what_is_dropped_and_kept() {
+        let docs = include_str!("../../docs/dropped-series.md");
+        let section = docs_section();
         assert!(
-            readme.contains(&section),
-            "README.md's list of dropped families differs from the code; it should read:\n{section}"
+            docs.contains(&section),
+            "docs/dropped-series.md's list of dropped families differs from the code; it should read:\n{section}"
         );
     }
 }

@@ -290,11 +290,12 @@ const REAL_FILESYSTEMS: &str = r#"job="node-exporter", fstype!~"tmpfs|ramfs|devt
 /// does not blank the alert.
 const RATE_WINDOW: &str = "2m";
 
-/// Where every alert's `runbook_url` points: the README's section named after the alert (GitHub
-/// anchors are the heading in lower case). A test checks that each alert has its section.
-pub const RUNBOOKS: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "#");
+/// Where every alert's `runbook_url` points: the section of docs/runbooks.md named after the
+/// alert (GitHub anchors are the heading in lower case), on the default branch. Tests check that
+/// each alert has its section.
+pub const RUNBOOKS: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/docs/runbooks.md#");
 
-/// The runbook of an alert: its README section.
+/// The runbook of an alert: its section of docs/runbooks.md.
 pub fn runbook_url(alert: &str) -> String {
     format!("{RUNBOOKS}{}", alert.to_ascii_lowercase())
 }

@@ -506,7 +506,7 @@ pub struct Alerting {
     pub notifies: bool,
 }
 
-/// `status -o json|yaml`; the README documents every field.
+/// `status -o json|yaml`; docs/commands.md documents every field.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
