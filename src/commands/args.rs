@@ -132,17 +132,18 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// Whether anything is persisted.
-    pub fn writes(&self) -> bool {
-        self.dry_run == "none"
-    }
-
-    /// What each printed line ends with.
-    pub fn mode(&self) -> &'static str {
-        match self.dry_run.as_str() {
-            "client" => " (dry run)",
-            "server" => " (server dry run)",
-            _ => "",
+    /// The pipeline's options these flags say.
+    pub fn options(&self) -> crate::pipeline::Options {
+        use crate::pipeline::DryRun;
+        crate::pipeline::Options {
+            dry_run: match self.dry_run.as_str() {
+                "client" => DryRun::Client,
+                "server" => DryRun::Server,
+                _ => DryRun::None,
+            },
+            wait: self.wait,
+            timeout: self.timeout,
+            force_conflicts: self.force_conflicts,
         }
     }
 }

@@ -5,10 +5,7 @@
 use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 
-use super::{
-    args::{ConfigArgs, CrdArgs},
-    enable,
-};
+use super::args::{ConfigArgs, CrdArgs};
 use crate::{
     cluster::{
         Cluster, KubeFlags,
@@ -20,7 +17,9 @@ use crate::{
         resources::{self, display_name},
     },
     output::{self, Palette},
-    plan, preflight,
+    pipeline::{self, CrdsFrom, Source},
+    plan::{self, ClusterState, Plan},
+    render,
 };
 
 #[derive(clap::Args, Debug)]
@@ -68,38 +67,24 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         ..cluster
     };
 
-    // Gather, then plan exactly as enable (or rollback) would.
-    let existing = preflight::find_existing_operator(&cluster).await?;
-    let mut state = plan::gather(&cluster, &namespace, existing).await?;
-    let plan = match args.revision {
+    let (state, plan) = match args.revision {
         Some(n) => {
             revision::list_installed(&cluster).await?;
             let (_, payload) = revision::read(&cluster, n).await?;
-            let wanted = crate::preflight::exporter::Wanted::of(&payload.objects);
-            if wanted.reuse {
-                state.exporter = crate::preflight::exporter::search(&cluster, wanted.port).await?;
-            }
-            plan::plan(payload.objects, &state, plan::rollback_source(&state), "")?
+            planned(&cluster, Source::Revision(payload.objects)).await?
         }
         None => {
             // The configuration enable would apply: the stored one, changed by --set, unless -f.
             let (config, _) = args.config.load_for(flags, &cluster).await?;
-            let wanted = &config.node_exporter;
-            if wanted.reuse_existing {
-                state.exporter = crate::preflight::exporter::search(&cluster, wanted.port).await?;
-            }
-
-            let source = plan::crd_source(&state, args.crds.crds_from.is_some());
-            let (crds, origin) = match source {
-                plan::CrdSource::Load => enable::load_crds(&args.crds).await?,
-                _ => (Vec::new(), String::new()),
+            let crds = Some(CrdsFrom {
+                source: args.crds.source(),
+                given: args.crds.crds_from.clone(),
+            });
+            let source = Source::Config {
+                config: Box::new(config),
+                crds,
             };
-            plan::plan(
-                enable::render_for(&config, crds, &state),
-                &state,
-                source,
-                &origin,
-            )?
+            planned(&cluster, source).await?
         }
     };
     let missing_crds = plan::missing_crds(&state, plan.objects());
@@ -126,34 +111,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
 
     // Assess.
     let pruned = &plan.prune;
-    let mut notes = plan.warnings.clone();
-    if let Some(reuse) = &plan.reuse {
-        notes.push(format!(
-            "another Prometheus Operator is installed ({}): enable reuses it and installs no operator, Prometheus or Alertmanager of its own",
-            reuse.operator
-        ));
-    }
-    if let Some(h) = &state.exporter {
-        notes.push(format!(
-            "{} serves port {} on the nodes: enable scrapes it and deploys no node-exporter of its own",
-            h.describe(),
-            h.port
-        ));
-    }
-    if !state.namespace_exists {
-        notes.push(format!(
-            "namespace {namespace:?} does not exist yet (enable creates it first): the objects in it \
-             are shown as rendered, without a server dry run"
-        ));
-    }
-    if !missing_crds.is_empty() {
-        let names: Vec<String> = missing_crds.iter().map(|k| plan::crd_name(k)).collect();
-        notes.push(format!(
-            "the CRDs are not installed ({}; enable installs them first): custom resources are \
-             shown as rendered, without a server dry run",
-            names.join(", ")
-        ));
-    }
+    let mut notes = notes(&plan, &state, &namespace, &missing_crds);
     let mut diffs = Vec::new();
     let mut differences = 0;
     for c in &compared {
@@ -193,6 +151,57 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         output::print(&diff::paint(&diffs.concat(), &Palette::stdout()))?;
     }
     Ok(if differences > 0 { 1 } else { 0 })
+}
+
+/// What `diff` says before the diffs: the plan's warnings, what enable reuses, and what the
+/// server could not dry-run.
+fn notes(
+    plan: &Plan,
+    state: &ClusterState,
+    namespace: &str,
+    missing_crds: &[&'static resources::Known],
+) -> Vec<String> {
+    let mut notes = plan.warnings.clone();
+    if let Some(reuse) = &plan.reuse {
+        notes.push(format!(
+            "another Prometheus Operator is installed ({}): enable reuses it and installs no operator, Prometheus or Alertmanager of its own",
+            reuse.operator
+        ));
+    }
+    if let Some(h) = &state.exporter {
+        notes.push(format!(
+            "{} serves port {} on the nodes: enable scrapes it and deploys no node-exporter of its own",
+            h.describe(),
+            h.port
+        ));
+    }
+    if !state.namespace_exists {
+        notes.push(format!(
+            "namespace {namespace:?} does not exist yet (enable creates it first): the objects in it \
+             are shown as rendered, without a server dry run"
+        ));
+    }
+    if !missing_crds.is_empty() {
+        let names: Vec<String> = missing_crds.iter().map(|k| plan::crd_name(k)).collect();
+        notes.push(format!(
+            "the CRDs are not installed ({}; enable installs them first): custom resources are \
+             shown as rendered, without a server dry run",
+            names.join(", ")
+        ));
+    }
+    notes
+}
+
+/// What the cluster holds and the plan for `source`: the same reads and detection (another
+/// operator, another exporter) and the same plan as `enable` (or `rollback`) would make.
+async fn planned(cluster: &Cluster, source: Source) -> anyhow::Result<(ClusterState, Plan)> {
+    let objects = match &source {
+        Source::Revision(objects) => objects.clone(),
+        Source::Config { config, .. } => render::render(config).objects,
+    };
+    let (_, state) = pipeline::observe(cluster, &cluster.namespace, &objects).await?;
+    let plan = pipeline::plan(source, &state).await?;
+    Ok((state, plan))
 }
 
 /// `known`: the live object when the inventory already has it; else it is read.

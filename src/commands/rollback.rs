@@ -1,15 +1,14 @@
 //! `rollback [REVISION]`: re-applies exactly the objects a revision recorded (even where this
 //! binary would render them otherwise: other images, other rules), prunes what that revision
-//! did not have, and records a new revision. The same plan and execution as `enable`; the
-//! objects come from the revision instead of a render. Previewed with `--dry-run` and
-//! `diff --revision N`.
+//! did not have, and records a new revision. The same pipeline as `enable`; the objects come
+//! from the revision instead of a render. Previewed with `--dry-run` and `diff --revision N`.
 
 use std::time::Instant;
 
-use super::{args::RunArgs, enable};
+use super::args::RunArgs;
 use crate::{
     cluster::{Cluster, KubeFlags, revision},
-    plan,
+    pipeline::{self, Prepared, Source},
 };
 
 #[derive(clap::Args, Debug)]
@@ -27,6 +26,7 @@ pub struct Args {
 
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     let started = Instant::now();
+    let options = args.run.options();
     let cluster = Cluster::connect(flags).await?;
     let namespace = cluster.namespace.clone();
     // Read and check the revision before anything else: a missing or damaged one stops here.
@@ -38,27 +38,18 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         "revision {n} ({}, plugin {}, by {}: {})",
         summary.updated, summary.plugin, summary.by, summary.change
     );
-    let (cluster, state) = match enable::prepare(
-        cluster,
-        &namespace,
-        &payload.objects,
-        Some(line),
-        started + args.run.timeout,
-    )
-    .await?
-    {
-        Ok(ready) => ready,
-        Err(code) => return Ok(code),
-    };
-    let plan = plan::plan(payload.objects, &state, plan::rollback_source(&state), "")?;
-    let executed = enable::execute(&cluster, &plan, &state, &args.run, started).await?;
+    let deadline = started + options.timeout;
+    let (cluster, state) =
+        match pipeline::prepare(cluster, &namespace, &payload.objects, Some(line), deadline).await?
+        {
+            Prepared::Ready(ready) => *ready,
+            Prepared::Refused(report) => return Ok(report.exit_code()),
+        };
+    let plan = pipeline::plan(Source::Revision(payload.objects), &state).await?;
+    let executed = pipeline::execute(&cluster, &plan, &state, &options, started).await?;
+    let change = format!("rollback to {n}");
     executed
-        .finish(
-            &cluster,
-            &args.run,
-            &format!("rollback to {n}"),
-            args.history_max,
-            started,
-        )
-        .await
+        .finish(&cluster, &options, &change, args.history_max, started)
+        .await?;
+    Ok(0)
 }

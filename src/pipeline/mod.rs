@@ -1,5 +1,253 @@
 //! The one way the cluster is changed: what should be there (a configuration rendered, or a
 //! recorded revision) planned against what is there, and the plan executed. `enable`,
-//! `rollback`, `diff` and `reconcile` all go through here.
+//! `rollback`, `diff` and `reconcile` all go through here; the commands keep their flags and
+//! their own lines.
 
+mod execute;
 pub mod rollout;
+mod validate;
+
+use std::time::{Duration, Instant};
+
+pub use execute::execute;
+
+use crate::{
+    cluster::{Cluster, crds},
+    config::Config,
+    model::Object,
+    output::{Palette, say},
+    plan::{self, ClusterState, CrdSource, Plan},
+    preflight::{self, Report},
+    render,
+};
+
+/// What a run persists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    /// Everything is applied.
+    None,
+    /// Nothing is sent: what would be applied is said.
+    Client,
+    /// The API server validates and defaults every object, and persists nothing.
+    Server,
+}
+
+impl DryRun {
+    /// Whether anything is persisted.
+    pub fn writes(self) -> bool {
+        self == DryRun::None
+    }
+
+    /// What each printed line ends with.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            DryRun::None => "",
+            DryRun::Client => " (dry run)",
+            DryRun::Server => " (server dry run)",
+        }
+    }
+}
+
+/// How a plan is run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dry_run: DryRun,
+    /// Wait until every workload is ready and Prometheus has scraped every target.
+    pub wait: bool,
+    /// How long the run may take in all, waits included.
+    pub timeout: Duration,
+    /// Take over fields that another field manager owns instead of stopping.
+    pub force_conflicts: bool,
+}
+
+impl Options {
+    /// A run that applies everything and waits for nothing, as `reconcile` runs.
+    pub fn apply(timeout: Duration) -> Options {
+        Options {
+            dry_run: DryRun::None,
+            wait: false,
+            timeout,
+            force_conflicts: false,
+        }
+    }
+}
+
+/// Where the plan's objects come from.
+pub enum Source {
+    /// A configuration, rendered for the cluster, with the CRDs given (loaded only when the
+    /// plan sends them) and what to call them.
+    Config {
+        config: Box<Config>,
+        crds: Option<CrdsFrom>,
+    },
+    /// A recorded revision's objects, exactly.
+    Revision(Vec<Object>),
+}
+
+/// The CRDs to send: `--crds-from`, or the pinned release files checked by SHA-256.
+pub struct CrdsFrom {
+    pub source: crds::CrdSource,
+    /// What `--crds-from` said, when it was given.
+    pub given: Option<String>,
+}
+
+/// What preflight decided before anything was written.
+pub enum Prepared {
+    /// Preflight passed: the cluster (speaking about the stack's namespace) and what it holds.
+    Ready(Box<(Cluster, ClusterState)>),
+    /// Preflight failed; its report, already printed, says why.
+    Refused(Box<Report>),
+}
+
+/// What the cluster holds that the plan follows, read quietly: the inventory, the namespace,
+/// the CRDs, and what preflight finds installed beside the stack (another operator to reuse,
+/// another exporter to scrape). The same reads for `enable`, `diff` and `reconcile`.
+pub async fn observe(
+    cluster: &Cluster,
+    namespace: &str,
+    objects: &[Object],
+) -> anyhow::Result<(Report, ClusterState)> {
+    let (report, state) = futures::join!(
+        preflight::Preflight::run(cluster, objects),
+        plan::gather(cluster, namespace, None)
+    );
+    let (report, mut state) = (report?, state?);
+    found_by_preflight(&mut state, &report);
+    Ok((report, state))
+}
+
+/// Preflight before any write (reachable, supported, every permission, another operator),
+/// printed; then what the plan needs.
+pub async fn prepare(
+    cluster: Cluster,
+    namespace: &str,
+    objects: &[Object],
+    config_line: Option<String>,
+    deadline: Instant,
+) -> anyhow::Result<Prepared> {
+    let p = Palette::stdout();
+    // Every command of this run speaks about the stack's namespace.
+    let cluster = Cluster {
+        namespace: namespace.to_string(),
+        ..cluster
+    };
+    // Preflight and the reads the plan needs at once; the plan's reads are used only when
+    // preflight passed, so a missing permission is always reported by preflight, in full.
+    let (report, state) = futures::join!(
+        preflight::Preflight::run(&cluster, objects),
+        plan::gather(&cluster, namespace, None)
+    );
+    let report = report?;
+    say!(
+        "Cluster   {} ({}, {})",
+        cluster.context.as_deref().unwrap_or("in-cluster"),
+        cluster.target.server,
+        report.server_version.git_version
+    );
+    say!("{}", report.human(&p).trim_end());
+    if let Some(line) = config_line {
+        say!("Config    {line}");
+    }
+    if !report.passed() {
+        return Ok(Prepared::Refused(Box::new(report)));
+    }
+    let mut state = state?;
+    if state.namespace_terminating {
+        // Right after a disable: nothing can be created in it until it is gone.
+        say!("Namespace {namespace} is being deleted: waiting until it is gone");
+        crate::cluster::blocker::wait_gone(&cluster, namespace, deadline).await?;
+        state = plan::gather(&cluster, namespace, None).await?;
+    }
+    found_by_preflight(&mut state, &report);
+    Ok(Prepared::Ready(Box::new((cluster, state))))
+}
+
+/// What preflight found that the plan follows: another operator to reuse, another exporter to
+/// scrape (past preflight, a holder is one to scrape: automon's own was not asked for).
+fn found_by_preflight(state: &mut ClusterState, report: &Report) {
+    state.existing = report
+        .existing_operator
+        .is_installed()
+        .then(|| report.existing_operator.clone());
+    state.exporter = report.existing_exporter.holder.clone();
+}
+
+/// The plan for `source` in a cluster in `state`: a configuration is rendered for the cluster
+/// (its node count sizes the stack, its classes of node add exporters, another exporter may be
+/// scraped instead of automon's own, and CRDs join, labelled and listed like the rest, when
+/// they are to be sent); a revision's objects are planned as they are, the CRDs left alone.
+pub async fn plan(source: Source, state: &ClusterState) -> anyhow::Result<Plan> {
+    match source {
+        Source::Revision(objects) => Ok(plan::plan(
+            objects,
+            state,
+            plan::rollback_source(state),
+            "",
+        )?),
+        Source::Config { config, crds } => {
+            let (source, loaded, origin) = match &crds {
+                Some(from) => match plan::crd_source(state, from.given.is_some()) {
+                    CrdSource::Load => {
+                        let (loaded, origin) = load_crds(from).await?;
+                        (CrdSource::Load, loaded, origin)
+                    }
+                    other => (other, Vec::new(), String::new()),
+                },
+                None => (plan::rollback_source(state), Vec::new(), String::new()),
+            };
+            let objects = render_for(&config, loaded, state);
+            Ok(plan::plan(objects, state, source, &origin)?)
+        }
+    }
+}
+
+/// The plan `enable` would execute for `config` now, with the CRDs left as they are: what
+/// `reconcile` keeps true. Read quietly (no preflight lines), in the stack's namespace.
+/// `classes`, when given, stand for the cluster's (a class whose last node left is kept
+/// through its grace period); `nodes` for its node count.
+pub async fn desired(
+    cluster: &Cluster,
+    config: &Config,
+    classes: Option<render::NodeClasses>,
+    nodes: Option<u32>,
+) -> anyhow::Result<(Plan, ClusterState)> {
+    let rendered = render::render(config).objects;
+    let (_, mut state) = observe(cluster, &config.namespace, &rendered).await?;
+    if let Some(classes) = classes {
+        state.classes = classes;
+    }
+    if let Some(nodes) = nodes {
+        state.nodes = nodes;
+    }
+    let source = Source::Config {
+        config: Box::new(config.clone()),
+        crds: None,
+    };
+    let plan = plan(source, &state).await?;
+    Ok((plan, state))
+}
+
+/// The stack for `config` in a cluster in `state`, with `crds`: what enable applies.
+fn render_for(config: &Config, crds: Vec<Object>, state: &ClusterState) -> Vec<Object> {
+    render::render_classes(
+        config,
+        crds,
+        state.exporter.as_ref(),
+        state.classes,
+        Some(state.nodes),
+    )
+    .objects
+}
+
+/// The CRDs `from` names, and what to call them.
+async fn load_crds(from: &CrdsFrom) -> anyhow::Result<(Vec<Object>, String)> {
+    let objects = crds::load(&from.source).await?;
+    let origin = match &from.given {
+        Some(given) => given.clone(),
+        None => format!(
+            "prometheus-operator {} (sha256 verified)",
+            crate::versions::PROMETHEUS_OPERATOR.version
+        ),
+    };
+    Ok((objects, origin))
+}

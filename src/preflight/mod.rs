@@ -847,15 +847,6 @@ async fn access_reviews(
         .collect())
 }
 
-/// Another Prometheus Operator, for a command that runs no preflight (`diff`): the same search,
-/// `None` when there is none.
-pub async fn find_existing_operator(
-    cluster: &Cluster,
-) -> Result<Option<ExistingOperator>, ClusterError> {
-    let found = search_operator(cluster).await?;
-    Ok(found.is_installed().then_some(found))
-}
-
 /// The cluster-wide reads of the search for another operator: verb, resource.
 const OPERATOR_READS: &[(&str, &str)] = &[
     ("get", "customresourcedefinitions"),

@@ -250,7 +250,7 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
         .into());
     }
     // What should exist: enable's own plan for the stored configuration.
-    let (plan, state) = crate::commands::enable::desired(&cluster, &config, None, None)
+    let (plan, state) = crate::pipeline::desired(&cluster, &config, None, None)
         .await
         .context("working out what enable would apply")?;
     // What the stack in the cluster is sized for (its Prometheus says): when the cluster has
@@ -854,9 +854,7 @@ impl Engine {
         self.parent_version = parent.metadata.resource_version.clone();
         let source = ExporterSource::of(&parent, &self.cluster.namespace);
         // As enable sized it: for the cluster as it is now.
-        match crate::commands::enable::desired(&self.cluster, &config, Some(self.classes), None)
-            .await
-        {
+        match crate::pipeline::desired(&self.cluster, &config, Some(self.classes), None).await {
             Ok((plan, state)) => {
                 self.desired = Desired::of(&plan);
                 self.tier = crate::config::sizing::tier(state.nodes);
@@ -1209,25 +1207,16 @@ impl Engine {
     ) -> anyhow::Result<()> {
         let started = Instant::now();
         info!("{change}: applying enable's plan");
-        let (plan, state) = crate::commands::enable::desired(
-            &self.cluster,
-            &self.config,
-            Some(classes),
-            Some(tier),
-        )
-        .await?;
-        let run = crate::commands::args::RunArgs {
-            dry_run: "none".into(),
-            wait: false,
-            timeout: Duration::from_secs(300),
-            force_conflicts: false,
-        };
+        let (plan, state) =
+            crate::pipeline::desired(&self.cluster, &self.config, Some(classes), Some(tier))
+                .await?;
+        let options = crate::pipeline::Options::apply(Duration::from_secs(300));
         let executed =
-            crate::commands::enable::execute(&self.cluster, &plan, &state, &run, started).await?;
+            crate::pipeline::execute(&self.cluster, &plan, &state, &options, started).await?;
         executed
             .finish(
                 &self.cluster,
-                &run,
+                &options,
                 &change,
                 crate::cluster::revision::DEFAULT_MAX,
                 started,
