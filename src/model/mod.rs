@@ -3,6 +3,7 @@
 //! as it reads them, Kubernetes' selector rules, a check's finding and an object's diff.
 
 pub mod diff;
+pub mod exporter;
 pub mod finding;
 pub mod names;
 mod object;

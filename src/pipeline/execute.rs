@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::Context as _;
 
-use super::{DryRun, Options, validate};
+use super::{DryRun, IN_FLIGHT, Options, validate};
 use crate::{
     cluster::{
         Cluster,
@@ -24,10 +24,6 @@ use crate::{
     render::{self, Phase, grafana::ADMIN_SECRET},
     status::workloads,
 };
-
-/// How many requests one phase keeps in flight: enough to hide round trips, few enough to stay
-/// well inside the API server's default priority-and-fairness share for one client.
-pub const IN_FLIGHT: usize = 16;
 
 /// Counts of outcomes in one phase, for its summary line.
 #[derive(Debug, Default)]

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 pub use execute::execute;
 
+/// How many requests one phase keeps in flight: enough to hide round trips, few enough to stay
+/// well inside the API server's default priority-and-fairness share for one client.
+pub const IN_FLIGHT: usize = 16;
+
 use crate::{
     cluster::{Cluster, crds},
     config::Config,

@@ -2,7 +2,7 @@
 //! can judge now, and a check against the schema it will judge by of what it cannot yet (its
 //! namespace or CRD is not there, or its CRD is about to change).
 
-use super::execute::IN_FLIGHT;
+use super::IN_FLIGHT;
 use crate::{
     cluster::{
         Cluster,

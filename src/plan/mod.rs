@@ -8,6 +8,7 @@
 pub mod removal;
 
 use crate::model;
+use crate::model::exporter::Holder;
 use crate::model::names;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -299,7 +300,7 @@ pub struct ClusterState {
     pub crds: BTreeMap<String, InstalledCrd>,
     /// Another exporter serving node-exporter's port on the nodes, which the stack scrapes
     /// instead of deploying its own (`nodeExporter.reuseExisting`).
-    pub exporter: Option<crate::render::node_exporter::Holder>,
+    pub exporter: Option<Holder>,
     /// The classes of node the cluster has (Windows, GPU): each brings its exporter.
     pub classes: render::NodeClasses,
     /// How many nodes the cluster has: the stack is sized for it.
@@ -1067,7 +1068,7 @@ mod tests {
 
     #[test]
     fn objects_with_automons_own_exporter_are_refused_next_to_another() {
-        let holder: crate::render::node_exporter::Holder =
+        let holder: Holder =
             serde_json::from_value::<k8s_openapi::api::apps::v1::DaemonSet>(serde_json::json!({
                 "metadata": {"name": "node-exporter", "namespace": "monitoring"},
                 "spec": {"selector": {}, "template": {"spec": {"hostNetwork": true,

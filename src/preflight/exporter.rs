@@ -22,8 +22,8 @@ use kube::api::{Api, ListParams};
 use crate::{
     cluster::{Cluster, error::ClusterError},
     config::Config,
+    model::exporter::{Holder, HolderService},
     model::{Object, is_automons, names::CONFIG_KEY},
-    render::node_exporter::{Holder, HolderService},
 };
 
 /// Whether pods of `spec` serve `port` on their node: a declared host port, or a container port

@@ -30,6 +30,7 @@ use kube::{
 };
 use serde::Serialize;
 
+use crate::model::exporter::Holder;
 use crate::model::names::NAME_LABEL;
 use crate::{
     cluster::{
@@ -584,7 +585,7 @@ pub struct ExistingExporter {
     pub reuse: bool,
     /// The DaemonSet that already serves the port on the nodes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub holder: Option<crate::render::node_exporter::Holder>,
+    pub holder: Option<Holder>,
 }
 
 impl ExistingExporter {

@@ -10,6 +10,7 @@ use k8s_openapi::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::model::exporter::Holder;
 use crate::model::{
     Object, group_kind,
     names::{
@@ -30,7 +31,7 @@ pub struct Context<'a> {
     pub config: &'a Config,
     pub namespace: &'a str,
     /// Another exporter that serves node-exporter's port on the nodes: scraped, not duplicated.
-    pub exporter: Option<&'a crate::render::node_exporter::Holder>,
+    pub exporter: Option<&'a Holder>,
     /// The classes of node the cluster has, each adding the exporters, rules and dashboards
     /// it needs; none by default.
     pub classes: NodeClasses,

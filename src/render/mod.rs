@@ -27,6 +27,7 @@ mod security;
 mod service;
 mod windows_exporter;
 
+use crate::model::exporter::Holder;
 use crate::model::{self, Object, kind, names};
 use serde::Serialize;
 
@@ -79,11 +80,7 @@ pub fn render_with(config: &Config, extra: Vec<Object>) -> Rendered {
 
 /// [`render_with`], next to another exporter that already serves node-exporter's port on the
 /// nodes (`exporter`): the stack scrapes it and deploys no node-exporter of its own.
-pub fn render_beside(
-    config: &Config,
-    extra: Vec<Object>,
-    exporter: Option<&crate::render::node_exporter::Holder>,
-) -> Rendered {
+pub fn render_beside(config: &Config, extra: Vec<Object>, exporter: Option<&Holder>) -> Rendered {
     render_classes(config, extra, exporter, NodeClasses::default(), None)
 }
 
@@ -94,7 +91,7 @@ pub fn render_beside(
 pub fn render_classes(
     config: &Config,
     extra: Vec<Object>,
-    exporter: Option<&crate::render::node_exporter::Holder>,
+    exporter: Option<&Holder>,
     classes: NodeClasses,
     nodes: Option<u32>,
 ) -> Rendered {

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::{
     api::core::v1::{
         Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource,
@@ -12,7 +11,6 @@ use k8s_openapi::{
     },
     apimachinery::pkg::util::intstr::IntOrString,
 };
-use serde::Serialize;
 use serde_json::json;
 
 use super::{
@@ -155,7 +153,7 @@ fn daemon_set(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
 fn scrape_existing(
     ctx: &Context,
     labels: &BTreeMap<String, String>,
-    holder: &crate::render::node_exporter::Holder,
+    holder: &crate::model::exporter::Holder,
 ) -> Object {
     let mut relabelings = node_name_relabelings();
     relabelings.push(json!({
@@ -215,57 +213,8 @@ fn scrape_existing(
     }))
 }
 
-/// A DaemonSet that serves the exporter's port on the nodes it runs on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Holder {
-    pub namespace: String,
-    pub name: String,
-    pub port: u16,
-    /// The container port's name, when it has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port_name: Option<String>,
-    /// `https` when the port is named so (kube-rbac-proxy in front of the exporter, as
-    /// kube-prometheus runs it), `http` otherwise.
-    pub scheme: &'static str,
-    /// The DaemonSet's pod selector.
-    pub selector: LabelSelector,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub priority_class: Option<String>,
-    /// Whether it is another automon stack's.
-    pub automon: bool,
-    /// The Service in front of its pods, when there is one: scraped through a ServiceMonitor
-    /// (which can present Prometheus' own token), else the pods through a PodMonitor.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service: Option<HolderService>,
-}
-
-/// The Service in front of a holder's pods.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HolderService {
-    pub name: String,
-    /// The labels a ServiceMonitor selects it by (its own, less the ones a release changes).
-    pub labels: BTreeMap<String, String>,
-    /// The Service port's name; `None` when it is unnamed (selected by target port).
-    pub port_name: Option<String>,
-}
-
-impl Holder {
-    /// `daemonset monitoring/node-exporter`
-    pub fn describe(&self) -> String {
-        format!("daemonset {}/{}", self.namespace, self.name)
-    }
-
-    /// The value of [`crate::model::names::EXPORTER_FROM`].
-    pub fn reference(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
     use serde_json::Value;
 
     use super::*;
@@ -275,24 +224,20 @@ mod tests {
         crate::render::fixtures::as_json(objects(&Context::new(config)))
     }
 
-    fn holder(
-        port: &str,
-        scheme: &'static str,
-        service: bool,
-    ) -> crate::render::node_exporter::Holder {
-        crate::render::node_exporter::Holder {
+    fn holder(port: &str, scheme: &'static str, service: bool) -> crate::model::exporter::Holder {
+        crate::model::exporter::Holder {
             namespace: "monitoring".into(),
             name: "node-exporter".into(),
             port: 9100,
             port_name: Some(port.into()),
             scheme,
-            selector: LabelSelector {
+            selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
                 match_labels: Some(BTreeMap::from([("app".into(), "ne".into())])),
                 ..Default::default()
             },
             priority_class: None,
             automon: false,
-            service: service.then(|| crate::render::node_exporter::HolderService {
+            service: service.then(|| crate::model::exporter::HolderService {
                 name: "node-exporter".into(),
                 labels: BTreeMap::from([("app".into(), "ne".into())]),
                 port_name: Some(port.into()),
