@@ -5,6 +5,7 @@
 
 mod execute;
 pub mod rollout;
+mod state;
 mod validate;
 
 use std::time::{Duration, Instant};
@@ -113,7 +114,7 @@ pub async fn observe(
 ) -> anyhow::Result<(Report, ClusterState)> {
     let (report, state) = futures::join!(
         preflight::Preflight::run(cluster, objects),
-        plan::gather(cluster, namespace, None)
+        state::cluster_state(cluster, namespace)
     );
     let (report, mut state) = (report?, state?);
     found_by_preflight(&mut state, &report);
@@ -139,7 +140,7 @@ pub async fn prepare(
     // preflight passed, so a missing permission is always reported by preflight, in full.
     let (report, state) = futures::join!(
         preflight::Preflight::run(&cluster, objects),
-        plan::gather(&cluster, namespace, None)
+        state::cluster_state(&cluster, namespace)
     );
     let report = report?;
     say!(
@@ -160,7 +161,7 @@ pub async fn prepare(
         // Right after a disable: nothing can be created in it until it is gone.
         say!("Namespace {namespace} is being deleted: waiting until it is gone");
         crate::cluster::blocker::wait_gone(&cluster, namespace, deadline).await?;
-        state = plan::gather(&cluster, namespace, None).await?;
+        state = state::cluster_state(&cluster, namespace).await?;
     }
     found_by_preflight(&mut state, &report);
     Ok(Prepared::Ready(Box::new((cluster, state))))

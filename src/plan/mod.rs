@@ -2,8 +2,8 @@
 //! or a recorded revision's objects) and what the cluster has. `enable` and `rollback` execute a
 //! plan, `diff` prints one, `status` compares the cluster with the objects one keeps.
 //!
-//! Gathering the cluster state is the only part that talks to the API server
-//! ([`gather`]); everything that decides is a pure function of it, table-tested below.
+//! Pure: the pipeline reads the cluster state; everything that
+//! decides is a function of it, table-tested below.
 
 pub mod removal;
 
@@ -12,15 +12,13 @@ use crate::model::exporter::Holder;
 use crate::model::names;
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, ObjectMeta};
+use kube::api::ObjectMeta;
 use sha2::{Digest as _, Sha256};
 
 use crate::{
     cluster::{
-        Cluster, crds,
-        error::ClusterError,
-        inventory::{self, Inventory, InventoryError},
+        crds,
+        inventory::{self, Inventory},
     },
     model::{
         Object, kind,
@@ -818,82 +816,6 @@ pub fn can_dry_run(o: &Object, namespace_exists: bool, missing_crds: &[&'static 
     };
     let namespace_ok = k.scope == Scope::Cluster || namespace_exists;
     namespace_ok && !missing_crds.contains(&k)
-}
-
-/// Reads what the plan depends on: the namespace, the inventory in it, the prometheus-operator
-/// CRDs (metadata only). `existing` is what preflight found of another operator; a command that
-/// runs no preflight asks [`preflight::find_existing_operator`].
-pub async fn gather(
-    cluster: &Cluster,
-    namespace: &str,
-    existing: Option<ExistingOperator>,
-) -> anyhow::Result<ClusterState> {
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
-    let here = Cluster {
-        namespace: namespace.to_string(),
-        ..cluster.clone()
-    };
-    // All at once: the namespace, the inventory in it, the CRDs, the nodes' classes.
-    let nodes: Api<crate::model::slim::SlimNode> = Api::all(cluster.client.clone());
-    let (namespace_meta, inventory, crds, nodes) = futures::try_join!(
-        async {
-            namespaces
-                .get_metadata_opt(namespace)
-                .await
-                .map_err(|e| anyhow::Error::new(cluster.target.classify(e)))
-        },
-        async {
-            match inventory::read(&here).await {
-                Ok(i) => Ok(Some(i)),
-                Err(InventoryError::NotInstalled { .. }) => Ok(None),
-                Err(e) => Err(anyhow::Error::new(e)),
-            }
-        },
-        async { installed_crds(cluster).await.map_err(anyhow::Error::new) },
-        async {
-            crate::cluster::list_paged(&nodes, &ListParams::default())
-                .await
-                .map_err(|e| anyhow::Error::new(cluster.target.classify(e)))
-        },
-    )?;
-    Ok(ClusterState {
-        namespace_exists: namespace_meta.is_some(),
-        namespace_terminating: namespace_meta
-            .as_ref()
-            .is_some_and(|n| n.metadata.deletion_timestamp.is_some()),
-        namespace: namespace_meta.map(|n| Object {
-            types: Some(kube::api::TypeMeta {
-                api_version: "v1".into(),
-                kind: "Namespace".into(),
-            }),
-            metadata: n.metadata,
-            data: serde_json::json!({}),
-        }),
-        inventory,
-        existing,
-        crds,
-        exporter: None,
-        classes: render::NodeClasses::of_nodes(&nodes),
-        nodes: u32::try_from(nodes.len()).unwrap_or(u32::MAX),
-    })
-}
-
-/// The prometheus-operator CRDs in the cluster, metadata only.
-async fn installed_crds(cluster: &Cluster) -> Result<BTreeMap<String, InstalledCrd>, ClusterError> {
-    let api: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
-    let list = api
-        .list_metadata(&ListParams::default())
-        .await
-        .map_err(|e| cluster.target.classify(e))?;
-    Ok(list
-        .items
-        .iter()
-        .filter_map(|m| {
-            let name = m.metadata.name.clone()?;
-            name.ends_with(&format!(".{}", crds::GROUP))
-                .then(|| (name, InstalledCrd::of(&m.metadata)))
-        })
-        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------
