@@ -11,22 +11,19 @@ use k8s_openapi::{
             EnvVar, EnvVarSource, HTTPGetAction, PodSpec, Probe, SecretKeySelector, ServiceAccount,
             Volume, VolumeMount,
         },
-        networking::v1::{
-            NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
-            NetworkPolicySpec,
-        },
+        networking::v1::NetworkPolicyEgressRule,
         rbac::v1::{
             ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
         },
     },
-    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
+    apimachinery::pkg::util::intstr::IntOrString,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{
     Context, Object, deployment, meta,
-    network::{api_server_egress, dns_egress, pods, tcp},
+    network::{self, api_server_egress, dns_egress, namespace_pods, pods, tcp},
     object,
     security::{restricted_container, restricted_pod},
     service,
@@ -352,29 +349,18 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         to: Some(vec![pods(ctx, name)]),
         ports: Some(vec![tcp(port)]),
     };
-    object(NetworkPolicy {
-        metadata: ctx.meta(NAME, labels),
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(ctx.selector(NAME)),
-                ..Default::default()
-            }),
-            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![NetworkPolicyPeer {
-                    pod_selector: Some(LabelSelector::default()),
-                    ..Default::default()
-                }]),
-                ports: Some(vec![tcp(PORT)]),
-            }]),
-            egress: Some(vec![
-                to_pods("prometheus", 9090),
-                to_pods("alertmanager", 9093),
-                dns_egress(),
-                api_server_egress(),
-            ]),
-        }),
-    })
+    network::policy(
+        ctx,
+        NAME,
+        labels,
+        vec![network::ingress(vec![namespace_pods()], vec![tcp(PORT)])],
+        Some(vec![
+            to_pods("prometheus", 9090),
+            to_pods("alertmanager", 9093),
+            dns_egress(),
+            api_server_egress(),
+        ]),
+    )
 }
 
 /// The Grafana admin Secret with `password`: not rendered (a render is deterministic and may be

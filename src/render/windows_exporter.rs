@@ -16,7 +16,7 @@ use k8s_openapi::{
 use super::{
     Context, Object,
     classes::{COMPONENT, OS_LABEL, WINDOWS, WINDOWS_EXPORTER as NAME, WINDOWS_EXPORTER_PORT},
-    meta, object,
+    meta,
     per_node::{self, headless_service, node_affinity, not_excluded, scrape_only, tolerations},
 };
 use crate::{config::Resources, versions};
@@ -43,7 +43,7 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
         daemon_set(ctx, &labels),
         headless_service(ctx, NAME, &labels, (PORT_NAME, port())),
         per_node::service_monitor(ctx, NAME, &labels, PORT_NAME),
-        object(scrape_only(ctx, NAME, &labels, PORT_NAME)),
+        scrape_only(ctx, NAME, &labels, PORT_NAME),
     ]
 }
 
