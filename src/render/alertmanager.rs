@@ -6,13 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{
     ByteString,
-    api::{
-        core::v1::{Secret, ServiceAccount, ServiceSpec},
-        networking::v1::{
-            NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicySpec,
-        },
-    },
-    apimachinery::pkg::apis::meta::v1::LabelSelector,
+    api::core::v1::{Secret, ServiceAccount, ServiceSpec},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -21,7 +15,7 @@ use super::{
     Context,
     blocks::{pod_disruption_budget, self_scrape},
     custom, meta,
-    network::{pods, tcp, udp},
+    network::{self, anywhere, pods, tcp, udp},
     object,
     security::operand_pod,
     service,
@@ -105,28 +99,17 @@ fn alertmanager(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
 /// Prometheus pushes alerts and Grafana reads them on 9093; replicas gossip on 9094 (TCP and
 /// UDP). Out: receivers can be anywhere on any port, so egress stays open.
 fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
-    let mut ingress = vec![NetworkPolicyIngressRule {
-        from: Some(vec![pods(ctx, "prometheus"), pods(ctx, "grafana")]),
-        ports: Some(vec![tcp(PORT)]),
-    }];
+    let mut ingress = vec![network::ingress(
+        vec![pods(ctx, "prometheus"), pods(ctx, "grafana")],
+        vec![tcp(PORT)],
+    )];
     if ctx.config.alertmanager.replicas > 1 {
-        ingress.push(NetworkPolicyIngressRule {
-            from: Some(vec![pods(ctx, NAME)]),
-            ports: Some(vec![tcp(MESH_PORT), udp(MESH_PORT)]),
-        });
+        ingress.push(network::ingress(
+            vec![pods(ctx, NAME)],
+            vec![tcp(MESH_PORT), udp(MESH_PORT)],
+        ));
     }
-    object(NetworkPolicy {
-        metadata: ctx.meta(NAME, labels),
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(ctx.selector(NAME)),
-                ..Default::default()
-            }),
-            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            ingress: Some(ingress),
-            egress: Some(vec![NetworkPolicyEgressRule::default()]),
-        }),
-    })
+    network::policy(ctx, NAME, labels, ingress, Some(vec![anywhere()]))
 }
 
 /// Alertmanager's configuration file, the parts automon writes.

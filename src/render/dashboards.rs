@@ -1427,15 +1427,6 @@ mod tests {
 
     #[test]
     fn new_dashboards_have_the_variables_in_the_agreed_order() {
-        const ORDER: &[&str] = &[
-            "datasource",
-            "cluster",
-            "namespace",
-            "type",
-            "workload",
-            "pod",
-            "node",
-        ];
         let expected: BTreeMap<String, &[&str]> = BTreeMap::from([
             (uid(workloads::CLUSTER), &["datasource", "cluster"][..]),
             (
@@ -1475,69 +1466,7 @@ mod tests {
             let Some(want) = expected.get(uid) else {
                 continue;
             };
-            let vars = d["templating"]["list"].as_array().expect("variables");
-            let names: Vec<&str> = vars
-                .iter()
-                .map(|v| v["name"].as_str().expect("name"))
-                .collect();
-            assert_eq!(&names, want, "{uid}");
-            let places: Vec<_> = names
-                .iter()
-                .map(|n| ORDER.iter().position(|o| o == n))
-                .collect();
-            assert!(
-                places.is_sorted(),
-                "{uid}: {names:?} out of the agreed order"
-            );
-            let datasource = &vars[0];
-            assert_eq!(
-                (datasource["type"].as_str(), datasource["query"].as_str()),
-                (Some("datasource"), Some("prometheus")),
-                "{uid}"
-            );
-            assert_eq!(datasource["current"]["value"], PROMETHEUS_UID, "{uid}");
-            let cluster = &vars[1];
-            assert_eq!(
-                (
-                    cluster["includeAll"].as_bool(),
-                    cluster["allValue"].as_str()
-                ),
-                (Some(true), Some(".*")),
-                "{uid}"
-            );
-            assert_eq!(cluster["hide"], 2, "{uid}: no cluster label, hidden");
-            for v in &vars[1..] {
-                assert_eq!(
-                    v["datasource"]["uid"], "${datasource}",
-                    "{uid} / {}",
-                    v["name"]
-                );
-            }
-            // Every query works with and without a cluster label, and names only variables the
-            // dashboard defines.
-            for p in d["panels"].as_array().expect("panels") {
-                for t in p["targets"].as_array().expect("targets") {
-                    let expr = t["expr"].as_str().expect("expr");
-                    let at = format!("{uid} / {}", p["title"]);
-                    assert!(expr.contains(r#"cluster=~"$cluster""#), "{at}: {expr}");
-                    for used in variables_used(expr) {
-                        assert!(
-                            names.contains(&used.as_str()),
-                            "{at}: ${used} is not a variable: {expr}"
-                        );
-                    }
-                }
-            }
-            for (i, v) in vars.iter().enumerate().skip(1) {
-                let query = v["query"]["query"].as_str().expect("query");
-                for used in variables_used(query) {
-                    assert!(
-                        names[..i].contains(&used.as_str()),
-                        "{uid} / {}: ${used} is not an earlier variable",
-                        names[i]
-                    );
-                }
-            }
+            check_variables(&d, uid, want);
         }
         // With a cluster label on the stack's series, the variable shows.
         let labelled = Config::default()
@@ -1548,6 +1477,84 @@ mod tests {
             .find(|d| d["uid"] == uid(workloads::POD))
             .expect("pod dashboard");
         assert_eq!(d["templating"]["list"][1]["hide"], 0, "{}", d["uid"]);
+    }
+
+    /// One new dashboard's variables: `want`, in the agreed order; the datasource first, then
+    /// the cluster, hidden while the series have no cluster label; every query and panel names
+    /// only variables the dashboard defines before it.
+    fn check_variables(d: &Value, uid: &str, want: &[&str]) {
+        const ORDER: &[&str] = &[
+            "datasource",
+            "cluster",
+            "namespace",
+            "type",
+            "workload",
+            "pod",
+            "node",
+        ];
+        let vars = d["templating"]["list"].as_array().expect("variables");
+        let names: Vec<&str> = vars
+            .iter()
+            .map(|v| v["name"].as_str().expect("name"))
+            .collect();
+        assert_eq!(&names, want, "{uid}");
+        let places: Vec<_> = names
+            .iter()
+            .map(|n| ORDER.iter().position(|o| o == n))
+            .collect();
+        assert!(
+            places.is_sorted(),
+            "{uid}: {names:?} out of the agreed order"
+        );
+        let datasource = &vars[0];
+        assert_eq!(
+            (datasource["type"].as_str(), datasource["query"].as_str()),
+            (Some("datasource"), Some("prometheus")),
+            "{uid}"
+        );
+        assert_eq!(datasource["current"]["value"], PROMETHEUS_UID, "{uid}");
+        let cluster = &vars[1];
+        assert_eq!(
+            (
+                cluster["includeAll"].as_bool(),
+                cluster["allValue"].as_str()
+            ),
+            (Some(true), Some(".*")),
+            "{uid}"
+        );
+        assert_eq!(cluster["hide"], 2, "{uid}: no cluster label, hidden");
+        for v in &vars[1..] {
+            assert_eq!(
+                v["datasource"]["uid"], "${datasource}",
+                "{uid} / {}",
+                v["name"]
+            );
+        }
+        // Every query works with and without a cluster label, and names only variables the
+        // dashboard defines.
+        for p in d["panels"].as_array().expect("panels") {
+            for t in p["targets"].as_array().expect("targets") {
+                let expr = t["expr"].as_str().expect("expr");
+                let at = format!("{uid} / {}", p["title"]);
+                assert!(expr.contains(r#"cluster=~"$cluster""#), "{at}: {expr}");
+                for used in variables_used(expr) {
+                    assert!(
+                        names.contains(&used.as_str()),
+                        "{at}: ${used} is not a variable: {expr}"
+                    );
+                }
+            }
+        }
+        for (i, v) in vars.iter().enumerate().skip(1) {
+            let query = v["query"]["query"].as_str().expect("query");
+            for used in variables_used(query) {
+                assert!(
+                    names[..i].contains(&used.as_str()),
+                    "{uid} / {}: ${used} is not an earlier variable",
+                    names[i]
+                );
+            }
+        }
     }
 
     /// The Grafana variables an expression names (`$x`, `${x}`), built-ins (`$__…`) and

@@ -18,8 +18,8 @@ use super::{
         COMPONENT, DCGM_EXPORTER as NAME, DCGM_EXPORTER_PORT, GPU_PRESENT_LABEL, GPU_RESOURCE,
         OS_LABEL,
     },
-    meta, object,
-    per_node::{self, headless_service, node_affinity, not_excluded, scrape_only, tolerations},
+    meta, network,
+    per_node::{self, headless_service, node_affinity, not_excluded, scrape_ingress, tolerations},
 };
 
 use crate::model::Object;
@@ -34,19 +34,16 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
         return Vec::new();
     }
     let labels = ctx.labels(NAME, COMPONENT, versions::DCGM_EXPORTER.version);
-    let mut policy = scrape_only(ctx, NAME, &labels, PORT_NAME);
     // In the pod network, unlike the host-network exporters, so the policy holds; it talks to
     // nothing (the kubelet's socket is a file), so no egress at all.
-    if let Some(spec) = policy.spec.as_mut() {
-        spec.policy_types = Some(vec!["Ingress".into(), "Egress".into()]);
-        spec.egress = Some(Vec::new());
-    }
+    let ingress = vec![scrape_ingress(ctx, PORT_NAME)];
+    let policy = network::policy(ctx, NAME, &labels, ingress, Some(Vec::new()));
     vec![
         per_node::service_account(ctx, NAME, &labels),
         daemon_set(ctx, &labels),
         headless_service(ctx, NAME, &labels, (PORT_NAME, port())),
         per_node::service_monitor(ctx, NAME, &labels, PORT_NAME),
-        object(policy),
+        policy,
     ]
 }
 

@@ -12,22 +12,19 @@ use k8s_openapi::{
             EnvVar, EnvVarSource, HTTPGetAction, PodSpec, Probe, SecretKeySelector, ServiceAccount,
             Volume, VolumeMount,
         },
-        networking::v1::{
-            NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
-            NetworkPolicySpec,
-        },
+        networking::v1::NetworkPolicyEgressRule,
         rbac::v1::{
             ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
         },
     },
-    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
+    apimachinery::pkg::util::intstr::IntOrString,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{
     Context, deployment, meta,
-    network::{api_server_egress, dns_egress, pods, tcp},
+    network::{self, api_server_egress, dns_egress, namespace_pods, pods, tcp},
     object,
     security::{restricted_container, restricted_pod},
     service,
@@ -158,101 +155,6 @@ fn to_yaml(v: &serde_json::Value) -> String {
 }
 
 fn deployment(ctx: &Context, labels: &BTreeMap<String, String>, checksum: &str) -> Object {
-    let cfg = &ctx.config.grafana;
-    let env = |name: &str, value: &str| EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        ..Default::default()
-    };
-    let secret_env = |name: &str, key: &str| EnvVar {
-        name: name.into(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: ADMIN_SECRET.into(),
-                key: key.into(),
-                optional: Some(false),
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
-        name: name.into(),
-        mount_path: path.into(),
-        read_only: read_only.then_some(true),
-        ..Default::default()
-    };
-    let probe = |initial_delay| Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some("/api/health".into()),
-            port: IntOrString::String(PORT_NAME.into()),
-            ..Default::default()
-        }),
-        initial_delay_seconds: Some(initial_delay),
-        timeout_seconds: Some(5),
-        ..Default::default()
-    };
-    let grafana = Container {
-        name: NAME.into(),
-        image: Some(ctx.image(&versions::GRAFANA)),
-        env: Some(vec![
-            secret_env("GF_SECURITY_ADMIN_USER", ADMIN_USER_KEY),
-            secret_env("GF_SECURITY_ADMIN_PASSWORD", ADMIN_PASSWORD_KEY),
-            env("GF_AUTH_ANONYMOUS_ENABLED", "false"),
-            env("GF_ANALYTICS_REPORTING_ENABLED", "false"),
-            env("GF_ANALYTICS_CHECK_FOR_UPDATES", "false"),
-            env("GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES", "false"),
-            // No downloads at start: air-gapped clusters and the egress policy forbid them.
-            env("GF_PLUGINS_PREINSTALL_DISABLED", "true"),
-            env("GF_PATHS_PROVISIONING", PROVISIONING),
-            env("GF_PATHS_DATA", "/var/lib/grafana"),
-            // The root filesystem is read-only; log to stdout only.
-            env("GF_LOG_MODE", "console"),
-        ]),
-        ports: Some(vec![ContainerPort {
-            name: Some(PORT_NAME.into()),
-            container_port: PORT,
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
-        readiness_probe: Some(probe(5)),
-        liveness_probe: Some(probe(60)),
-        resources: Some(meta::resources(&cfg.resources)),
-        security_context: Some(restricted_container(GRAFANA_UID)),
-        volume_mounts: Some(vec![
-            mount("storage", "/var/lib/grafana", false),
-            mount("dashboards", DASHBOARDS_DIR, true),
-            mount("tmp", "/tmp", false),
-            mount(DATASOURCES, &format!("{PROVISIONING}/datasources"), true),
-            mount(
-                DASHBOARD_PROVIDER,
-                &format!("{PROVISIONING}/dashboards"),
-                true,
-            ),
-        ]),
-        ..Default::default()
-    };
-    let namespace = if cfg.dashboards_from_all_namespaces {
-        "ALL"
-    } else {
-        ctx.namespace
-    };
-    let sidecar = Container {
-        name: "dashboards".into(),
-        image: Some(ctx.image(&versions::GRAFANA_SIDECAR)),
-        env: Some(vec![
-            env("LABEL", DASHBOARD_LABEL),
-            env("LABEL_VALUE", DASHBOARD_LABEL_VALUE),
-            env("FOLDER", DASHBOARDS_DIR),
-            env("RESOURCE", "configmap"),
-            env("NAMESPACE", namespace),
-            env("METHOD", "WATCH"),
-        ]),
-        resources: Some(meta::resources(&cfg.sidecar_resources)),
-        security_context: Some(restricted_container(65534)),
-        volume_mounts: Some(vec![mount("dashboards", DASHBOARDS_DIR, false)]),
-        ..Default::default()
-    };
     let empty_dir = |name: &str| Volume {
         name: name.into(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -278,7 +180,7 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>, checksum: &str) 
             // The shared dashboards folder is group-owned by Grafana's group, so the sidecar
             // (another user) writes what Grafana reads.
             security_context: Some(restricted_pod(GRAFANA_UID, Some(GRAFANA_UID))),
-            containers: vec![grafana, sidecar],
+            containers: vec![grafana_container(ctx), dashboards_sidecar(ctx)],
             volumes: Some(vec![
                 empty_dir("storage"),
                 empty_dir("dashboards"),
@@ -289,6 +191,117 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>, checksum: &str) 
             ..Default::default()
         },
     )
+}
+
+/// Grafana: its admin from the Secret, nothing fetched or reported over the network, the
+/// provisioning files and the sidecar's dashboards mounted where it reads them.
+fn grafana_container(ctx: &Context) -> Container {
+    let secret_env = |name: &str, key: &str| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: ADMIN_SECRET.into(),
+                key: key.into(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let probe = |initial_delay| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/api/health".into()),
+            port: IntOrString::String(PORT_NAME.into()),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(initial_delay),
+        timeout_seconds: Some(5),
+        ..Default::default()
+    };
+    Container {
+        name: NAME.into(),
+        image: Some(ctx.image(&versions::GRAFANA)),
+        env: Some(vec![
+            secret_env("GF_SECURITY_ADMIN_USER", ADMIN_USER_KEY),
+            secret_env("GF_SECURITY_ADMIN_PASSWORD", ADMIN_PASSWORD_KEY),
+            env("GF_AUTH_ANONYMOUS_ENABLED", "false"),
+            env("GF_ANALYTICS_REPORTING_ENABLED", "false"),
+            env("GF_ANALYTICS_CHECK_FOR_UPDATES", "false"),
+            env("GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES", "false"),
+            // No downloads at start: air-gapped clusters and the egress policy forbid them.
+            env("GF_PLUGINS_PREINSTALL_DISABLED", "true"),
+            env("GF_PATHS_PROVISIONING", PROVISIONING),
+            env("GF_PATHS_DATA", "/var/lib/grafana"),
+            // The root filesystem is read-only; log to stdout only.
+            env("GF_LOG_MODE", "console"),
+        ]),
+        ports: Some(vec![ContainerPort {
+            name: Some(PORT_NAME.into()),
+            container_port: PORT,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        readiness_probe: Some(probe(5)),
+        liveness_probe: Some(probe(60)),
+        resources: Some(meta::resources(&ctx.config.grafana.resources)),
+        security_context: Some(restricted_container(GRAFANA_UID)),
+        volume_mounts: Some(vec![
+            mount("storage", "/var/lib/grafana", false),
+            mount("dashboards", DASHBOARDS_DIR, true),
+            mount("tmp", "/tmp", false),
+            mount(DATASOURCES, &format!("{PROVISIONING}/datasources"), true),
+            mount(
+                DASHBOARD_PROVIDER,
+                &format!("{PROVISIONING}/dashboards"),
+                true,
+            ),
+        ]),
+        ..Default::default()
+    }
+}
+
+/// The sidecar that copies the labelled dashboard ConfigMaps (of the stack's namespace, or of
+/// every namespace) into the folder Grafana reads them from.
+fn dashboards_sidecar(ctx: &Context) -> Container {
+    let cfg = &ctx.config.grafana;
+    let namespace = if cfg.dashboards_from_all_namespaces {
+        "ALL"
+    } else {
+        ctx.namespace
+    };
+    Container {
+        name: "dashboards".into(),
+        image: Some(ctx.image(&versions::GRAFANA_SIDECAR)),
+        env: Some(vec![
+            env("LABEL", DASHBOARD_LABEL),
+            env("LABEL_VALUE", DASHBOARD_LABEL_VALUE),
+            env("FOLDER", DASHBOARDS_DIR),
+            env("RESOURCE", "configmap"),
+            env("NAMESPACE", namespace),
+            env("METHOD", "WATCH"),
+        ]),
+        resources: Some(meta::resources(&cfg.sidecar_resources)),
+        security_context: Some(restricted_container(65534)),
+        volume_mounts: Some(vec![mount("dashboards", DASHBOARDS_DIR, false)]),
+        ..Default::default()
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
 }
 
 fn service(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
@@ -355,29 +368,18 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         to: Some(vec![pods(ctx, name)]),
         ports: Some(vec![tcp(port)]),
     };
-    object(NetworkPolicy {
-        metadata: ctx.meta(NAME, labels),
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(ctx.selector(NAME)),
-                ..Default::default()
-            }),
-            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![NetworkPolicyPeer {
-                    pod_selector: Some(LabelSelector::default()),
-                    ..Default::default()
-                }]),
-                ports: Some(vec![tcp(PORT)]),
-            }]),
-            egress: Some(vec![
-                to_pods("prometheus", 9090),
-                to_pods("alertmanager", 9093),
-                dns_egress(),
-                api_server_egress(),
-            ]),
-        }),
-    })
+    network::policy(
+        ctx,
+        NAME,
+        labels,
+        vec![network::ingress(vec![namespace_pods()], vec![tcp(PORT)])],
+        Some(vec![
+            to_pods("prometheus", 9090),
+            to_pods("alertmanager", 9093),
+            dns_egress(),
+            api_server_egress(),
+        ]),
+    )
 }
 
 /// The Grafana admin Secret with `password`: not rendered (a render is deterministic and may be

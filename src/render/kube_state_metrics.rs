@@ -10,17 +10,16 @@ use k8s_openapi::{
         core::v1::{
             Container, ContainerPort, HTTPGetAction, PodSpec, Probe, ServicePort, ServiceSpec,
         },
-        networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec},
         rbac::v1::PolicyRule,
     },
-    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
+    apimachinery::pkg::util::intstr::IntOrString,
 };
 use serde_json::json;
 
 use super::{
     Context, classes, custom, deployment, meta,
-    network::{api_server_egress, dns_egress, pods, tcp},
-    object, rbac,
+    network::{self, tcp},
+    rbac,
     security::{restricted_container, restricted_pod},
     service,
 };
@@ -67,7 +66,12 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
         deployment(ctx, &labels),
         service(ctx, &labels),
         service_monitor(ctx, &labels),
-        network_policy(ctx, &labels),
+        network::scraped_api_client(
+            ctx,
+            NAME,
+            &labels,
+            vec![tcp(METRICS_PORT), tcp(TELEMETRY_PORT)],
+        ),
     ]);
     objects
 }
@@ -223,24 +227,6 @@ fn service_monitor(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             ],
         },
     }))
-}
-
-fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
-    object(NetworkPolicy {
-        metadata: ctx.meta(NAME, labels),
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(ctx.selector(NAME)),
-                ..Default::default()
-            }),
-            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![pods(ctx, "prometheus")]),
-                ports: Some(vec![tcp(METRICS_PORT), tcp(TELEMETRY_PORT)]),
-            }]),
-            egress: Some(vec![api_server_egress(), dns_egress()]),
-        }),
-    })
 }
 
 #[cfg(test)]

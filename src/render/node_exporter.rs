@@ -14,7 +14,7 @@ use k8s_openapi::{
 use serde_json::json;
 
 use super::{
-    Context, custom, meta, object,
+    Context, custom, meta,
     per_node::{
         self, headless_service, node_affinity, node_name_relabelings, not_excluded, scrape_only,
         tolerations,
@@ -49,7 +49,7 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
         daemon_set(ctx, &labels),
         headless_service(ctx, NAME, &labels, (PORT_NAME, port)),
         per_node::service_monitor(ctx, NAME, &labels, PORT_NAME),
-        object(scrape_only(ctx, NAME, &labels, PORT_NAME)),
+        scrape_only(ctx, NAME, &labels, PORT_NAME),
     ]
 }
 

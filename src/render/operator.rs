@@ -7,18 +7,17 @@ use std::collections::BTreeMap;
 use k8s_openapi::{
     api::{
         core::v1::{Container, ContainerPort, HTTPGetAction, PodSpec, Probe},
-        networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec},
         rbac::v1::PolicyRule,
     },
-    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
+    apimachinery::pkg::util::intstr::IntOrString,
 };
 
 use super::{
     Context,
     blocks::self_scrape,
     deployment, meta,
-    network::{api_server_egress, dns_egress, pods, tcp},
-    object, rbac,
+    network::{self, tcp},
+    rbac,
     security::{restricted_container, restricted_pod},
     service,
 };
@@ -44,7 +43,7 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
             &labels,
             service::spec(ctx, NAME, &[("http", PORT)]),
         ),
-        network_policy(ctx, &labels),
+        network::scraped_api_client(ctx, NAME, &labels, vec![tcp(PORT)]),
         self_scrape(ctx, NAME, &labels, "http"),
     ]);
     objects
@@ -195,25 +194,6 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             ..Default::default()
         },
     )
-}
-
-/// Metrics scrapes from Prometheus in; the API server and DNS out.
-fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
-    object(NetworkPolicy {
-        metadata: ctx.meta(NAME, labels),
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(ctx.selector(NAME)),
-                ..Default::default()
-            }),
-            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![pods(ctx, "prometheus")]),
-                ports: Some(vec![tcp(PORT)]),
-            }]),
-            egress: Some(vec![api_server_egress(), dns_egress()]),
-        }),
-    })
 }
 
 #[cfg(test)]

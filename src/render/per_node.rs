@@ -12,7 +12,7 @@ use k8s_openapi::{
             Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
             PodSpec, PodTemplateSpec, ServiceAccount, ServiceSpec, Toleration,
         },
-        networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec},
+        networking::v1::NetworkPolicyIngressRule,
     },
     apimachinery::pkg::{
         apis::meta::v1::{LabelSelector, ObjectMeta},
@@ -23,7 +23,7 @@ use serde_json::json;
 
 use super::{
     Context, custom,
-    network::{pods, tcp_named},
+    network::{self, pods, tcp_named},
     object, service,
 };
 
@@ -175,28 +175,26 @@ pub fn service_monitor(
     }))
 }
 
-/// Only Prometheus may scrape, on the metrics port. Pods in the host's network are outside
-/// most CNIs' policy enforcement, so for those this is mostly documentation of intent;
-/// kube-prometheus keeps it too, and CNIs that do enforce host-network policy honour it.
+/// An exporter's NetworkPolicy: only Prometheus may scrape, on the metrics port, and egress
+/// stays as it is. Pods in the host's network are outside most CNIs' policy enforcement, so for
+/// those this is mostly documentation of intent; kube-prometheus keeps it too, and CNIs that do
+/// enforce host-network policy honour it.
 pub fn scrape_only(
     ctx: &Context,
     name: &str,
     labels: &BTreeMap<String, String>,
     port_name: &str,
-) -> NetworkPolicy {
-    NetworkPolicy {
-        metadata: ctx.meta(name, labels),
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(ctx.selector(name)),
-                ..Default::default()
-            }),
-            policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![pods(ctx, "prometheus")]),
-                ports: Some(vec![tcp_named(port_name)]),
-            }]),
-            ..Default::default()
-        }),
-    }
+) -> Object {
+    network::policy(
+        ctx,
+        name,
+        labels,
+        vec![scrape_ingress(ctx, port_name)],
+        None,
+    )
+}
+
+/// Prometheus' scrapes of an exporter's metrics port.
+pub fn scrape_ingress(ctx: &Context, port_name: &str) -> NetworkPolicyIngressRule {
+    network::ingress(vec![pods(ctx, "prometheus")], vec![tcp_named(port_name)])
 }

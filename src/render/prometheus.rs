@@ -4,25 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::{
-    api::{
-        core::v1::ServiceSpec,
-        networking::v1::{
-            NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
-            NetworkPolicySpec,
-        },
-        rbac::v1::PolicyRule,
-    },
-    apimachinery::pkg::apis::meta::v1::LabelSelector,
-};
+use k8s_openapi::api::{core::v1::ServiceSpec, rbac::v1::PolicyRule};
 use serde_json::{Value, json};
 
 use super::{
     Context,
     blocks::{pod_disruption_budget, self_scrape},
     custom, meta,
-    network::tcp,
-    object, rbac,
+    network::{self, anywhere, namespace_pods, tcp},
+    rbac,
     security::operand_pod,
     service,
 };
@@ -258,30 +248,12 @@ fn common_spec(ctx: &Context, labels: &BTreeMap<String, String>, selector: &Valu
 /// The UI and API from the stack's namespace (Grafana, its own self-scrape); out to every scrape
 /// target, which may be any pod or node on any port, so egress stays open.
 fn network_policy(ctx: &Context, name: &str, labels: &BTreeMap<String, String>) -> Object {
-    object(NetworkPolicy {
-        metadata: ctx.meta(name, labels),
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(ctx.selector(name)),
-                ..Default::default()
-            }),
-            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            ingress: Some(
-                [NetworkPolicyIngressRule {
-                    from: Some(vec![NetworkPolicyPeer {
-                        pod_selector: Some(LabelSelector::default()),
-                        ..Default::default()
-                    }]),
-                    ports: Some(vec![tcp(PORT)]),
-                }]
-                .into_iter()
-                // The Thanos sidecar runs beside the shards only.
-                .chain(thanos::ingress(ctx).filter(|_| name == NAME))
-                .collect(),
-            ),
-            egress: Some(vec![NetworkPolicyEgressRule::default()]),
-        }),
-    })
+    let ingress = [network::ingress(vec![namespace_pods()], vec![tcp(PORT)])]
+        .into_iter()
+        // The Thanos sidecar runs beside the shards only.
+        .chain(thanos::ingress(ctx).filter(|_| name == NAME))
+        .collect();
+    network::policy(ctx, name, labels, ingress, Some(vec![anywhere()]))
 }
 
 // Remote write and the Thanos sidecar, each its own part of the `Prometheus` object.

@@ -1,9 +1,19 @@
 //! Alert rules: `PrometheusRule` objects built from `alerts.*` in the configuration, one per
 //! group. A PrometheusRule's spec is a Prometheus rule file, so [`groups`] is the single source
 //! of both the objects and the plain rule file that `promtool` checks and tests. Node classes
-//! add their own groups (Windows, GPU) and widen the coverage check to their nodes.
+//! add their own groups (Windows, GPU) and widen the coverage check to their nodes. Each group
+//! is a table of [`Row`]s, one an alert, that one builder turns into rules.
+
+/// The values a group's templates name, by the constants that hold them: `values![NODE]` is
+/// `[("NODE", NODE)]`, so that a row writes `{NODE}` where the code would write `NODE`.
+macro_rules! values {
+    ($($name:ident),* $(,)?) => {
+        vec![$((stringify!($name), $name.to_string())),*]
+    };
+}
 
 mod kubernetes;
+mod nodes;
 mod resources;
 mod stack;
 mod workloads;
@@ -12,15 +22,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{
-    Context, NodeClasses,
-    classes::{GPU_PRESENT_LABEL, GPU_RESOURCE, WINDOWS_EXPORTER_PORT},
-    custom,
-};
-
+use super::{Context, NodeClasses, custom};
 use crate::model::Object;
 use crate::{
-    config::{Alert, Config, FillingUpAlert, PromDuration, Severity, ThresholdAlert},
+    config::{Alert, Alerts, Config, FillingUpAlert, PromDuration, Severity, ThresholdAlert},
     versions::PLUGIN_VERSION,
 };
 
@@ -48,74 +53,27 @@ pub struct AlertRule {
 /// The rule groups of this configuration for a cluster with these classes of node, without
 /// disabled alerts or empty groups.
 pub fn groups(config: &Config, classes: NodeClasses) -> Vec<RuleGroup> {
-    let a = &config.alerts;
-    let exclude = ksm_label(&config.node_exporter.exclude_label);
-    let groups = [
-        RuleGroup {
-            name: "node-alerts".into(),
-            rules: [
-                node_down(&a.node_down),
-                high_cpu(&a.high_cpu),
-                high_memory(&a.high_memory),
-                disk_space_low(&a.disk_space_low),
-                filesystem_filling_up(&a.filesystem_filling_up),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-        },
-        RuleGroup {
-            name: "windows-alerts".into(),
-            rules: if classes.windows {
-                windows_alerts(config)
-            } else {
-                Vec::new()
-            },
-        },
-        RuleGroup {
-            name: "gpu-alerts".into(),
-            rules: if classes.gpu {
-                gpu_alerts(config, &exclude)
-            } else {
-                Vec::new()
-            },
-        },
-        RuleGroup {
-            name: "kubernetes-node-alerts".into(),
-            rules: node_not_ready(&a.node_not_ready).into_iter().collect(),
-        },
-        RuleGroup {
-            name: "automon-coverage".into(),
-            rules: [
-                exporter_down(&a.exporter_down),
-                coverage_gap(&a.coverage_gap, &exclude, classes.windows),
-                coverage_blind(&a.coverage_gap),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-        },
+    let on = &config.alerts.groups;
+    // Node classes add their groups; `alerts.groups.*` switch those beyond the nodes.
+    type Rules = fn(&Config, NodeClasses) -> Vec<AlertRule>;
+    let all: [(&str, bool, Rules); 10] = [
+        ("node-alerts", true, nodes::node),
+        ("windows-alerts", classes.windows, nodes::windows),
+        ("gpu-alerts", classes.gpu, nodes::gpu),
+        ("kubernetes-node-alerts", true, nodes::kubernetes_node),
+        ("automon-coverage", true, nodes::coverage),
+        ("workload-alerts", on.workloads, workloads::rules),
+        ("resource-alerts", on.resources, resources::rules),
+        ("kubernetes-alerts", on.kubernetes, kubernetes::rules),
+        ("stack-alerts", on.stack, stack::rules),
+        ("automon-meta", true, nodes::meta),
     ];
-    // The groups beyond the nodes, each behind its switch (`alerts.groups.*`).
-    type Rules = fn(&Config) -> Vec<AlertRule>;
-    let beyond: [(&str, bool, Rules); 4] = [
-        ("workload-alerts", a.groups.workloads, workloads::rules),
-        ("resource-alerts", a.groups.resources, resources::rules),
-        ("kubernetes-alerts", a.groups.kubernetes, kubernetes::rules),
-        ("stack-alerts", a.groups.stack, stack::rules),
-    ];
-    let beyond = beyond.into_iter().map(|(name, on, rules)| RuleGroup {
-        name: name.into(),
-        rules: if on { rules(config) } else { Vec::new() },
-    });
-    let meta = RuleGroup {
-        name: "automon-meta".into(),
-        rules: watchdog(&a.watchdog).into_iter().collect(),
-    };
-    groups
-        .into_iter()
-        .chain(beyond)
-        .chain([meta])
+    all.into_iter()
+        .filter(|(_, on, _)| *on)
+        .map(|(name, _, rules)| RuleGroup {
+            name: name.into(),
+            rules: rules(config, classes),
+        })
         .filter(|g| !g.rules.is_empty())
         .collect()
 }
@@ -132,6 +90,15 @@ fn group_alerts(group: &str, sets: &[&str]) -> Option<Vec<String>> {
         .into_iter()
         .find(|g| g.name == group)
         .map(|g| g.rules.into_iter().map(|r| r.alert).collect())
+}
+
+/// A configuration with remote write, which adds the stack's remote-write alerts.
+#[cfg(test)]
+fn with_remote_write() -> Config {
+    Config::default()
+        .with_set("prometheus.externalLabels={cluster: a}")
+        .and_then(|c| c.with_set("prometheus.remoteWrite=[{url: \"https://s.example.com\"}]"))
+        .expect("a valid --set")
 }
 
 /// The rules as a Prometheus rule file (`groups: [...]`), as `promtool` reads it. The binary
@@ -250,29 +217,11 @@ fn ksm_name(key: &str) -> String {
         .collect()
 }
 
-/// A series aggregated to the labels that name one object, `max` so that the same object
-/// seen twice (two `instance`s while a target restarts) stays one.
-fn max_by(by: &str, metric: &str, selector: &str) -> String {
-    format!("max by ({by}) ({metric}{{{selector}}})")
-}
-
-/// A kube-state-metrics series with these extra matchers, aggregated to the labels that name
-/// one object.
-fn ksm_series(by: &str, metric: &str, matchers: &str) -> String {
-    let selector = if matchers.is_empty() {
-        KUBE_STATE_METRICS.to_string()
-    } else {
-        format!("{KUBE_STATE_METRICS}, {matchers}")
-    };
-    max_by(by, metric, &selector)
-}
-
-// Alert templates. Every alert names its node and its value.
+// Values of the templates, shared by the groups. Every alert names its node and its value.
 const NODE: &str = "{{ $labels.node }}";
 const PERCENT: &str = "{{ $value | printf \"%.1f\" }}%";
-/// A container of the workload and resource alerts, and the labels that name it.
+/// A container of the workload and resource alerts.
 const CONTAINER: &str = "{{ $labels.container }} in pod {{ $labels.namespace }}/{{ $labels.pod }}";
-const CONTAINER_LABELS: &str = "namespace, pod, container";
 
 /// node-exporter's series, as the ServiceMonitor labels them.
 const NODE_EXPORTER: &str = r#"job="node-exporter""#;
@@ -323,440 +272,151 @@ fn rule(
     }
 }
 
-/// A rule with a fixed `for` and severity, as the groups beyond the nodes have.
-fn fixed(
-    name: &str,
-    expr: String,
-    for_: &str,
+/// One alert as a row of its group's table; [`Row::rule`] makes it a rule. `expr`, `summary`
+/// and `description` are templates: `{NAME}` stands for the group's value of that name (a
+/// job's selector, a threshold, how an alert names its object; a value may name others in
+/// turn) and `{FOR}` for the row's `for`. Every other brace is PromQL's or a Go template's,
+/// written as Prometheus reads it.
+struct Row {
+    alert: &'static str,
+    expr: &'static str,
+    settings: Settings,
+    summary: &'static str,
+    description: &'static str,
+}
+
+/// How long an alert's condition must hold before it fires, and how loud it is.
+enum Settings {
+    /// The same in every configuration, as the groups beyond the nodes have.
+    Fixed(&'static str, Severity),
+    /// The alert's own `alerts.*` setting, which can also turn it off.
+    Configured(fn(&Alerts) -> Setting<'_>),
+}
+
+/// A value a template names: `{NAME}` and what it stands for.
+type Value = (&'static str, String);
+
+/// An `alerts.*` setting, whatever its kind: on or off, `for`, severity, and the values it
+/// gives its alert's templates.
+struct Setting<'a> {
+    enabled: bool,
+    for_: &'a PromDuration,
     severity: Severity,
-    summary: String,
-    description: String,
-) -> AlertRule {
-    rule(
-        name,
-        expr,
-        &PromDuration(for_.into()),
-        severity,
-        summary,
-        description,
-    )
+    values: Vec<Value>,
 }
 
-fn node_down(a: &Alert) -> Option<AlertRule> {
-    a.enabled.then(|| {
-        rule(
-            "NodeDown",
-            format!("max by (node) (up{{{NODE_EXPORTER}}}) == 0"),
-            &a.for_,
-            a.severity,
-            format!("Node {NODE} is down or unreachable"),
-            format!(
-                "Prometheus has been unable to scrape node-exporter on node {NODE} for {for_}. \
-                 The target exists, so the exporter pod is scheduled there, but it does not \
-                 answer: the node is down, its network is unreachable, or the exporter is failing.",
-                for_ = a.for_.0
-            ),
-        )
-    })
-}
-
-fn high_cpu(a: &ThresholdAlert) -> Option<AlertRule> {
-    let t = a.threshold_percent;
-    a.enabled.then(|| {
-        rule(
-            "HighCPUUsage",
-            format!(
-                "100 * (1 - avg by (node) (rate(node_cpu_seconds_total{{{NODE_EXPORTER}, mode=\"idle\"}}[{RATE_WINDOW}]))) > {t}"
-            ),
-            &a.for_,
-            a.severity,
-            format!("CPU usage on node {NODE} is above {t}%"),
-            format!(
-                "CPU on node {NODE} has been more than {t}% busy for {for_} (currently {PERCENT}).",
-                for_ = a.for_.0
-            ),
-        )
-    })
-}
-
-fn high_memory(a: &ThresholdAlert) -> Option<AlertRule> {
-    let t = a.threshold_percent;
-    a.enabled.then(|| {
-        rule(
-            "HighMemoryUsage",
-            format!(
-                "100 * (1 - node_memory_MemAvailable_bytes{{{NODE_EXPORTER}}} / node_memory_MemTotal_bytes{{{NODE_EXPORTER}}}) > {t}"
-            ),
-            &a.for_,
-            a.severity,
-            format!("Memory usage on node {NODE} is above {t}%"),
-            format!(
-                "Node {NODE} has used more than {t}% of its memory for {for_} (currently {PERCENT}); \
-                 pods on it risk eviction or the OOM killer.",
-                for_ = a.for_.0
-            ),
-        )
-    })
-}
-
-fn disk_space_low(a: &ThresholdAlert) -> Option<AlertRule> {
-    let t = a.threshold_percent;
-    a.enabled.then(|| {
-        rule(
-            "DiskSpaceLow",
-            format!(
-                "100 * node_filesystem_avail_bytes{{{REAL_FILESYSTEMS}}} / node_filesystem_size_bytes{{{REAL_FILESYSTEMS}}} < {t}\n\
-                 and node_filesystem_readonly{{{REAL_FILESYSTEMS}}} == 0"
-            ),
-            &a.for_,
-            a.severity,
-            format!("Disk space low on node {NODE} ({{{{ $labels.mountpoint }}}})"),
-            format!(
-                "Filesystem {{{{ $labels.mountpoint }}}} ({{{{ $labels.device }}}}) on node {NODE} \
-                 has only {PERCENT} space left, below {t}%."
-            ),
-        )
-    })
-}
-
-fn filesystem_filling_up(a: &FillingUpAlert) -> Option<AlertRule> {
-    let hours = a.hours;
-    a.enabled.then(|| {
-        rule(
-            "NodeFilesystemFillingUp",
-            // The 6h trend smooths out log rotation and compaction; requiring less than 40%
-            // free keeps a fast-growing but nearly empty disk from paging anyone.
-            format!(
-                "100 * node_filesystem_avail_bytes{{{REAL_FILESYSTEMS}}} / node_filesystem_size_bytes{{{REAL_FILESYSTEMS}}} < 40\n\
-                 and predict_linear(node_filesystem_avail_bytes{{{REAL_FILESYSTEMS}}}[6h], {seconds}) < 0\n\
-                 and node_filesystem_readonly{{{REAL_FILESYSTEMS}}} == 0",
-                seconds = u64::from(hours) * 3600
-            ),
-            &a.for_,
-            a.severity,
-            format!("Filesystem on node {NODE} is predicted to fill up within {hours}h"),
-            format!(
-                "Filesystem {{{{ $labels.mountpoint }}}} ({{{{ $labels.device }}}}) on node {NODE} \
-                 has {PERCENT} space left and, at the rate of the last 6 hours, will be full \
-                 within {hours} hours."
-            ),
-        )
-    })
-}
-
-fn node_not_ready(a: &Alert) -> Option<AlertRule> {
-    a.enabled.then(|| {
-        rule(
-            "NodeNotReady",
-            format!(
-                "kube_node_status_condition{{{KUBE_STATE_METRICS}, condition=\"Ready\", status=\"true\"}} == 0"
-            ),
-            &a.for_,
-            a.severity,
-            format!("Node {NODE} is not Ready"),
-            format!(
-                "Kubernetes has reported node {NODE} as not Ready for more than {for_}; its \
-                 kubelet is not posting status, or it reports a problem (disk, memory, network).",
-                for_ = a.for_.0
-            ),
-        )
-    })
-}
-
-fn exporter_down(a: &Alert) -> Option<AlertRule> {
-    a.enabled.then(|| {
-        rule(
-            "NodeExporterDown",
-            // A node that had a node-exporter target within the last hour and has none now,
-            // while Kubernetes still has the node: the target vanished (pod deleted, evicted,
-            // DaemonSet changed) rather than failing to answer, which is NodeDown.
-            format!(
-                "(\n  max by (node) (max_over_time(up{{{NODE_EXPORTER}}}[1h]))\n  \
-                 unless on (node) up{{{NODE_EXPORTER}}}\n)\n\
-                 and on (node) kube_node_info{{{KUBE_STATE_METRICS}}}"
-            ),
-            &a.for_,
-            a.severity,
-            format!("node-exporter on node {NODE} has disappeared"),
-            format!(
-                "Node {NODE} had a node-exporter target within the last hour and has had none \
-                 for {for_}, while the node itself still exists. Unlike NodeDown (the target is \
-                 there but cannot be scraped), here there is nothing left to scrape: the \
-                 exporter pod was deleted, evicted or no longer fits the node. After an hour \
-                 NodeMonitoringCoverageGap keeps reporting the node.",
-                for_ = a.for_.0
-            ),
-        )
-    })
-}
-
-fn coverage_gap(a: &Alert, exclude_label: &str, windows: bool) -> Option<AlertRule> {
-    // The nodes of one OS that Kubernetes knows and that are not opted out, less those with a
-    // target of that OS's exporter that is up.
-    let uncovered = |os: &str, job: &str| {
-        format!(
-            "(\n  max by (node) (kube_node_labels{{{KUBE_STATE_METRICS}, label_kubernetes_io_os=\"{os}\", {exclude_label}!=\"true\"}})\n  \
-             and on (node) kube_node_info{{{KUBE_STATE_METRICS}}}\n)\n\
-             unless on (node) (up{{{job}}} == 1)"
-        )
-    };
-    a.enabled.then(|| {
-        if windows {
-            // Windows nodes count as covered by windows-exporter, as Linux ones by node-exporter.
-            let indent = |s: String| s.replace('\n', "\n  ");
-            return rule(
-                "NodeMonitoringCoverageGap",
-                format!(
-                    "(\n  {}\n)\nor\n(\n  {}\n)",
-                    indent(uncovered("linux", NODE_EXPORTER)),
-                    indent(uncovered("windows", WINDOWS_EXPORTER)),
-                ),
-                &a.for_,
-                a.severity,
-                format!("Node {NODE} is not monitored"),
-                format!(
-                    "Kubernetes knows node {NODE}, which is not excluded from monitoring, but no \
-                     exporter target on it (node-exporter on Linux, windows-exporter on Windows) \
-                     has been up for {for_}: its CPU, memory and disks are not watched. \
-                     `kubectl automon status` shows why (untolerated taint, pod pending or \
-                     crashing).",
-                    for_ = a.for_.0
-                ),
-            );
+impl<'a> Setting<'a> {
+    fn new(enabled: bool, for_: &'a PromDuration, severity: Severity, values: Vec<Value>) -> Self {
+        Setting {
+            enabled,
+            for_,
+            severity,
+            values,
         }
-        rule(
-            "NodeMonitoringCoverageGap",
-            // Every Linux node Kubernetes knows and that is not opted out must have a
-            // node-exporter target that is up. Windows nodes need windows-exporter instead.
-            uncovered("linux", NODE_EXPORTER),
-            &a.for_,
-            a.severity,
-            format!("Node {NODE} is not monitored"),
-            format!(
-                "Kubernetes knows Linux node {NODE}, which is not excluded from monitoring, but \
-                 no node-exporter target on it has been up for {for_}: its CPU, memory and disks \
-                 are not watched. `kubectl automon status` shows why (untolerated taint, pod \
-                 pending or crashing).",
-                for_ = a.for_.0
-            ),
-        )
-    })
+    }
 }
 
-/// The coverage-gap alert compares what kube-state-metrics knows with what node-exporter
-/// reports; without kube-state-metrics it sees no node at all and stays silent. Say so, with the
-/// coverage-gap alert's own settings, so that silence never means "covered".
-fn coverage_blind(a: &Alert) -> Option<AlertRule> {
-    a.enabled.then(|| {
-        rule(
-            "KubeStateMetricsDown",
-            format!("absent(up{{{KUBE_STATE_METRICS}}} == 1)"),
-            &a.for_,
-            a.severity,
-            "kube-state-metrics is not being scraped".into(),
-            format!(
-                "No kube-state-metrics target has been up for {for_}: Prometheus does not know \
-                 which nodes exist, so NodeMonitoringCoverageGap and NodeNotReady cannot fire. \
-                 `kubectl automon status` shows the kube-state-metrics Deployment's state.",
-                for_ = a.for_.0
-            ),
-        )
-    })
+impl<'a> From<&'a Alert> for Setting<'a> {
+    fn from(a: &'a Alert) -> Self {
+        Setting::new(a.enabled, &a.for_, a.severity, Vec::new())
+    }
 }
 
-fn watchdog(a: &Alert) -> Option<AlertRule> {
-    a.enabled.then(|| {
-        rule(
-            "Watchdog",
-            "vector(1)".into(),
-            &a.for_,
-            a.severity,
-            "Always firing: the alerting pipeline works".into(),
-            "This alert fires all the time to prove that Prometheus evaluates rules and \
-             Alertmanager receives alerts. If it stops arriving, alerting itself is broken."
-                .into(),
-        )
-    })
+impl<'a> From<&'a ThresholdAlert> for Setting<'a> {
+    fn from(a: &'a ThresholdAlert) -> Self {
+        let t = a.threshold_percent;
+        // FREE: what is left below the threshold (Windows' memory alert speaks of it).
+        let values = vec![
+            ("THRESHOLD", t.to_string()),
+            ("FREE", (100.0 - t).to_string()),
+        ];
+        Setting::new(a.enabled, &a.for_, a.severity, values)
+    }
 }
 
-/// Windows nodes get the node alerts the configuration asks for, from windows-exporter's
-/// metrics, with the same thresholds, durations and severities as their Linux counterparts.
-fn windows_alerts(config: &Config) -> Vec<AlertRule> {
-    let a = &config.alerts;
-    [
-        windows_exporter_down(&a.node_down),
-        windows_high_cpu(&a.high_cpu),
-        windows_high_memory(&a.high_memory),
-        windows_disk_space_low(&a.disk_space_low),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
+impl<'a> From<&'a FillingUpAlert> for Setting<'a> {
+    fn from(a: &'a FillingUpAlert) -> Self {
+        let hours = a.hours;
+        let values = vec![
+            ("HOURS", hours.to_string()),
+            ("SECONDS", (u64::from(hours) * 3600).to_string()),
+        ];
+        Setting::new(a.enabled, &a.for_, a.severity, values)
+    }
 }
 
-fn windows_exporter_down(a: &Alert) -> Option<AlertRule> {
-    a.enabled.then(|| {
-        rule(
-            "WindowsExporterDown",
-            format!("max by (node) (up{{{WINDOWS_EXPORTER}}}) == 0"),
-            &a.for_,
-            a.severity,
-            format!("Windows node {NODE} is down or unreachable"),
-            format!(
-                "Prometheus has been unable to scrape windows-exporter on Windows node {NODE} for \
-                 {for_}. The exporter pod is scheduled there but does not answer on port \
-                 {WINDOWS_EXPORTER_PORT}: the node is down or unreachable, the Windows Firewall \
-                 blocks the port, or the exporter is failing.",
-                for_ = a.for_.0
-            ),
-        )
-    })
+impl Row {
+    /// This row's rule, its templates filled from the group's `values`; `None` when its
+    /// setting turns it off.
+    fn rule(&self, alerts: &Alerts, values: &[Value]) -> Option<AlertRule> {
+        let fixed;
+        let setting = match self.settings {
+            Settings::Fixed(for_, severity) => {
+                fixed = PromDuration(for_.into());
+                Setting::new(true, &fixed, severity, Vec::new())
+            }
+            Settings::Configured(setting) => setting(alerts),
+        };
+        if !setting.enabled {
+            return None;
+        }
+        let own: Vec<Value> = [("FOR", setting.for_.0.clone())]
+            .into_iter()
+            .chain(setting.values)
+            .collect();
+        let fill = |template| fill(template, &[&own, values]);
+        Some(rule(
+            self.alert,
+            fill(self.expr),
+            setting.for_,
+            setting.severity,
+            fill(self.summary),
+            fill(self.description),
+        ))
+    }
 }
 
-fn windows_high_cpu(a: &ThresholdAlert) -> Option<AlertRule> {
-    let t = a.threshold_percent;
-    a.enabled.then(|| {
-        rule(
-            "WindowsHighCPUUsage",
-            format!(
-                "100 * (1 - avg by (node) (rate(windows_cpu_time_total{{{WINDOWS_EXPORTER}, mode=\"idle\"}}[{RATE_WINDOW}]))) > {t}"
-            ),
-            &a.for_,
-            a.severity,
-            format!("CPU usage on Windows node {NODE} is above {t}%"),
-            format!(
-                "The processors of Windows node {NODE} have been more than {t}% busy for {for_} \
-                 (currently {PERCENT}).",
-                for_ = a.for_.0
-            ),
-        )
-    })
+/// The rules of these rows that are on, in order, with their group's `values`.
+fn build<'r>(
+    rows: impl IntoIterator<Item = &'r Row>,
+    config: &Config,
+    values: &[Value],
+) -> Vec<AlertRule> {
+    rows.into_iter()
+        .filter_map(|row| row.rule(&config.alerts, values))
+        .collect()
 }
 
-fn windows_high_memory(a: &ThresholdAlert) -> Option<AlertRule> {
-    let t = a.threshold_percent;
-    a.enabled.then(|| {
-        rule(
-            "WindowsHighMemoryUsage",
-            format!(
-                "100 * (1 - windows_memory_available_bytes{{{WINDOWS_EXPORTER}}} / windows_memory_physical_total_bytes{{{WINDOWS_EXPORTER}}}) > {t}"
-            ),
-            &a.for_,
-            a.severity,
-            format!("Memory usage on Windows node {NODE} is above {t}%"),
-            format!(
-                "Less than {free}% of the physical memory of Windows node {NODE} has been available \
-                 for {for_} (currently {PERCENT} in use); Windows pages to disk and the pods on it \
-                 slow down.",
-                free = 100.0 - t,
-                for_ = a.for_.0
-            ),
-        )
-    })
-}
-
-fn windows_disk_space_low(a: &ThresholdAlert) -> Option<AlertRule> {
-    let t = a.threshold_percent;
-    a.enabled.then(|| {
-        rule(
-            "WindowsDiskSpaceLow",
-            format!(
-                "100 * windows_logical_disk_free_bytes{{{WINDOWS_VOLUMES}}} / windows_logical_disk_size_bytes{{{WINDOWS_VOLUMES}}} < {t}"
-            ),
-            &a.for_,
-            a.severity,
-            format!("Disk space low on Windows node {NODE} ({{{{ $labels.volume }}}})"),
-            format!(
-                "Volume {{{{ $labels.volume }}}} of Windows node {NODE} has only {PERCENT} of its \
-                 space free, below {t}%."
-            ),
-        )
-    })
-}
-
-/// GPU temperature from which the GPU alert fires: most NVIDIA data-centre GPUs begin slowing
-/// their clocks in the high 80s °C, so ten minutes above this is cooling that is not keeping up.
-const GPU_TEMPERATURE_CELSIUS: u32 = 85;
-
-/// The GPU alerts have no settings of their own yet: their durations and severities are fixed.
-fn gpu_alerts(config: &Config, exclude_label: &str) -> Vec<AlertRule> {
-    vec![
-        gpu_temperature_high(),
-        gpu_xid_errors(),
-        gpu_exporter_down(&config.namespace, exclude_label),
-    ]
-}
-
-/// One GPU: its series carry the pod that holds it, so they change with every pod; the alert
-/// is about the GPU and keeps only node and GPU index.
-const ONE_GPU: &str = "max by (node, gpu)";
-const GPU: &str = "{{ $labels.gpu }}";
-
-fn gpu_temperature_high() -> AlertRule {
-    let t = GPU_TEMPERATURE_CELSIUS;
-    let for_ = PromDuration("10m".into());
-    rule(
-        "GPUTemperatureHigh",
-        format!("{ONE_GPU} (DCGM_FI_DEV_GPU_TEMP{{{DCGM_EXPORTER}}}) > {t}"),
-        &for_,
-        Severity::Warning,
-        format!("GPU {GPU} on node {NODE} is running hot"),
-        format!(
-            "GPU {GPU} on node {NODE} has been above {t} °C for {for_} (currently {{{{ $value }}}} °C). \
-             Close to its slowdown temperature a GPU lowers its clocks and the work on it slows \
-             down; check the node's cooling and airflow.",
-            for_ = for_.0
-        ),
-    )
-}
-
-fn gpu_xid_errors() -> AlertRule {
-    // DCGM reports the latest XID a GPU raised (0: none). No `for`: the error has happened.
-    rule(
-        "GPUXidError",
-        format!("{ONE_GPU} (DCGM_FI_DEV_XID_ERRORS{{{DCGM_EXPORTER}}}) > 0"),
-        &PromDuration("0m".into()),
-        Severity::Warning,
-        format!("GPU {GPU} on node {NODE} reported XID error {{{{ $value }}}}"),
-        format!(
-            "The NVIDIA driver reported XID {{{{ $value }}}} for GPU {GPU} on node {NODE}: a fault \
-             of the driver, the GPU or the program using it. Look the code up in NVIDIA's XID \
-             catalogue: some point at the application, others (79: the GPU has fallen off the \
-             bus; 48: an uncorrectable ECC error) mean the GPU needs a reset and the node should \
-             be drained."
-        ),
-    )
-}
-
-/// Nodes with GPUs, by NVIDIA's label or by advertised GPUs, that are not opted out and have no
-/// dcgm-exporter target up. A node that advertises GPUs without the label gets no exporter (it
-/// is scheduled by the label): the alert says so rather than let it go unwatched.
-fn gpu_exporter_down(namespace: &str, exclude_label: &str) -> AlertRule {
-    let present = ksm_label(GPU_PRESENT_LABEL);
-    let resource = ksm_name(GPU_RESOURCE);
-    let for_ = PromDuration("10m".into());
-    rule(
-        "GPUExporterDown",
-        format!(
-            "(\n  (\n    max by (node) (kube_node_labels{{{KUBE_STATE_METRICS}, {present}=\"true\"}})\n    \
-             or\n    \
-             max by (node) (kube_node_status_allocatable{{{KUBE_STATE_METRICS}, resource=\"{resource}\"}} > 0)\n  )\n  \
-             unless on (node) kube_node_labels{{{KUBE_STATE_METRICS}, {exclude_label}=\"true\"}}\n)\n\
-             unless on (node) (up{{{DCGM_EXPORTER}}} == 1)"
-        ),
-        &for_,
-        Severity::Warning,
-        format!("GPU node {NODE} has no GPU metrics"),
-        format!(
-            "Kubernetes knows GPU node {NODE}, which is not excluded from monitoring, but no \
-             dcgm-exporter target on it has been up for {for_}: the temperature, errors and use \
-             of its GPUs are not watched. The exporter runs on nodes labelled \
-             {GPU_PRESENT_LABEL}=true (NVIDIA's GPU feature discovery sets it); a node that only \
-             advertises {GPU_RESOURCE} needs that label. `kubectl -n {namespace} get pods -l \
-             app.kubernetes.io/name=dcgm-exporter -o wide` shows the exporter's pods.",
-            for_ = for_.0
-        ),
-    )
+/// A template with each `{NAME}` that `values` has (the first list that has it wins) replaced
+/// by its value, itself filled; every other brace stays as written.
+fn fill(template: &str, values: &[&[Value]]) -> String {
+    let is_name = |s: &&str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    };
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        let name = rest.split_once('}').map(|(name, _)| name).filter(is_name);
+        let value = name.and_then(|name| {
+            values
+                .iter()
+                .flat_map(|list| list.iter())
+                .find(|(n, _)| *n == name)
+        });
+        match (name, value) {
+            (Some(name), Some((_, value))) => {
+                out.push_str(&fill(value, values));
+                rest = &rest[name.len() + 1..];
+            }
+            _ => out.push('{'),
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -1272,6 +932,28 @@ mod tests {
         ] {
             assert!(down.contains(part), "{part} missing from {down}");
         }
+    }
+
+    #[test]
+    fn every_name_in_a_template_has_its_value() {
+        // Every row renders somewhere here: both coverage gaps, the classes, remote write.
+        let config = with_remote_write();
+        let name = regex::Regex::new(r"\{[A-Z][A-Z0-9_]*\}").unwrap();
+        let all = [groups(&config, NONE), groups(&config, ALL)].concat();
+        for r in all.iter().flat_map(|g| &g.rules) {
+            for text in [
+                &r.expr,
+                &r.annotations["summary"],
+                &r.annotations["description"],
+            ] {
+                assert!(!name.is_match(text), "{}: {text}", r.alert);
+            }
+        }
+        let values = [("A", "x {B}".to_string()), ("B", "y".to_string())];
+        assert_eq!(
+            fill("{A} {{ $value }} {job=\"j\"} {{A}} {C}", &[&values]),
+            "x y {{ $value }} {job=\"j\"} {x y} {C}"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use k8s_openapi::{
 use super::{
     Context,
     classes::{COMPONENT, OS_LABEL, WINDOWS, WINDOWS_EXPORTER as NAME, WINDOWS_EXPORTER_PORT},
-    meta, object,
+    meta,
     per_node::{self, headless_service, node_affinity, not_excluded, scrape_only, tolerations},
 };
 
@@ -45,7 +45,7 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
         daemon_set(ctx, &labels),
         headless_service(ctx, NAME, &labels, (PORT_NAME, port())),
         per_node::service_monitor(ctx, NAME, &labels, PORT_NAME),
-        object(scrape_only(ctx, NAME, &labels, PORT_NAME)),
+        scrape_only(ctx, NAME, &labels, PORT_NAME),
     ]
 }
 

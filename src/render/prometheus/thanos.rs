@@ -13,9 +13,13 @@ use k8s_openapi::{
 use serde_json::{Value, json};
 
 use super::NAME;
+use crate::model::Object;
 use crate::{
-    model::Object,
-    render::{Context, meta, network::tcp, service},
+    render::{
+        Context, meta,
+        network::{self, tcp},
+        service,
+    },
     versions,
 };
 
@@ -59,17 +63,13 @@ pub fn objects(ctx: &Context, labels: &BTreeMap<String, String>) -> Vec<Object> 
 /// The StoreAPI from any namespace: Thanos Query usually runs in a namespace of its own (or
 /// is shared by several clusters' stacks), and the StoreAPI only reads.
 pub fn ingress(ctx: &Context) -> Option<NetworkPolicyIngressRule> {
-    ctx.config
-        .prometheus
-        .thanos
-        .as_ref()
-        .map(|_| NetworkPolicyIngressRule {
-            from: Some(vec![NetworkPolicyPeer {
-                namespace_selector: Some(LabelSelector::default()),
-                ..Default::default()
-            }]),
-            ports: Some(vec![tcp(GRPC_PORT)]),
-        })
+    ctx.config.prometheus.thanos.as_ref().map(|_| {
+        let any_namespace = NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector::default()),
+            ..Default::default()
+        };
+        network::ingress(vec![any_namespace], vec![tcp(GRPC_PORT)])
+    })
 }
 
 #[cfg(test)]

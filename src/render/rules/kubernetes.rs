@@ -3,8 +3,14 @@
 //! plane. The API server's alerts come with its scrape (`apiServer.enabled`), the kubelet's
 //! with the kubelet's (`kubelet.enabled`): without the job they could only say "absent".
 
-use super::{AlertRule, KUBE_STATE_METRICS, NODE, PERCENT, fixed};
-use crate::config::{Config, Severity};
+use super::{AlertRule, KUBE_STATE_METRICS, NODE, PERCENT, Row, Settings::Fixed, build};
+use crate::{
+    config::{
+        Config,
+        Severity::{Critical, Warning},
+    },
+    render::NodeClasses,
+};
 
 /// The API server's series, as its ServiceMonitor labels them.
 const API_SERVER: &str = r#"job="apiserver""#;
@@ -17,201 +23,163 @@ const API_ERROR_PERCENT: u32 = 3;
 const API_LATENCY_SECONDS: u32 = 1;
 /// Pods running on a node, as a percentage of its pod capacity, above which it alerts.
 const PODS_PERCENT: u32 = 95;
-/// Remaining certificate lifetimes: warning below a week, critical below a day.
-const CERT_WARNING: (u32, &str) = (7 * 24 * 3600, "7 days");
-const CERT_CRITICAL: (u32, &str) = (24 * 3600, "24 hours");
 
 /// A duration value, as an alert's template writes it.
 const DURATION: &str = "{{ $value | humanizeDuration }}";
 
-pub(super) fn rules(config: &Config) -> Vec<AlertRule> {
-    let mut rules = Vec::new();
-    if config.api_server.enabled {
-        rules.extend([api_down(), api_errors(), api_latency()]);
-        rules.extend(client_certificate_expiration());
-    }
-    if config.kubelet.enabled {
-        rules.push(kubelet_down());
-        rules.extend(kubelet_certificate_expiration());
-    }
-    rules.extend([too_many_pods(), node_unreachable()]);
-    rules
+/// The 1% shortest remaining lifetimes, in seconds, of the client certificates presented to
+/// the API server in the last 5 minutes; no certificate presented, no value.
+const CLIENT_CERTIFICATE_TTL: &str = "histogram_quantile(0.01, sum by (job, instance, le) (\n  \
+    rate(apiserver_client_certificate_expiration_seconds_bucket{{API_SERVER}}[5m])\n\
+    ))";
+const CLIENT_CERTIFICATE_RENEW: &str = "When it expires they are refused: renew it (kubelets \
+    rotate theirs; kubeadm's are renewed with `kubeadm certs renew`).";
+const KUBELET_CERTIFICATE_ROTATE: &str = "When it expires the node goes NotReady: check the \
+    kubelet's certificate rotation and the CertificateSigningRequests (`kubectl get csr`).";
+
+pub(super) fn rules(config: &Config, _: NodeClasses) -> Vec<AlertRule> {
+    let values = values![
+        KUBE_STATE_METRICS,
+        API_SERVER,
+        KUBELET,
+        NODE,
+        PERCENT,
+        DURATION,
+        API_ERROR_PERCENT,
+        API_LATENCY_SECONDS,
+        PODS_PERCENT,
+        CLIENT_CERTIFICATE_TTL,
+        CLIENT_CERTIFICATE_RENEW,
+        KUBELET_CERTIFICATE_ROTATE,
+    ];
+    let tables = [
+        (config.api_server.enabled, FROM_API_SERVER),
+        (config.kubelet.enabled, FROM_KUBELET),
+        (true, FROM_KUBE_STATE_METRICS),
+    ];
+    let rows = tables
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .flat_map(|(_, rows)| rows);
+    build(rows, config, &values)
 }
 
-fn api_down() -> AlertRule {
-    fixed(
-        "KubeAPIDown",
+// Certificates about to expire warn within a week (604800 seconds) and page within a day.
+const FROM_API_SERVER: &[Row] = &[
+    Row {
+        alert: "KubeAPIDown",
         // `absent`: no target at all is as bad as every target down.
-        format!("absent(up{{{API_SERVER}}} == 1)"),
-        "15m",
-        Severity::Critical,
-        "The Kubernetes API server is not being scraped".into(),
-        "No API server target has been up for 15 minutes: the API server is down or \
-         Prometheus cannot reach it (network policy, RBAC on /metrics, the `kubernetes` \
-         Service's endpoints). If kubectl still works, the problem is the scrape."
-            .into(),
-    )
-}
-
-fn api_errors() -> AlertRule {
-    fixed(
-        "KubeAPIErrorsHigh",
-        format!(
-            "100 * sum(rate(apiserver_request_total{{{API_SERVER}, code=~\"5..\"}}[10m]))\n  \
-             / sum(rate(apiserver_request_total{{{API_SERVER}}}[10m]))\n\
-             > {API_ERROR_PERCENT}"
-        ),
-        "10m",
-        Severity::Warning,
-        format!("The Kubernetes API server answers {PERCENT} of requests with a server error"),
-        format!(
-            "Over the last 10 minutes {PERCENT} of the API server's requests ended in a 5xx \
-             response, more than {API_ERROR_PERCENT}% for 10 minutes: controllers and kubectl \
-             retry and slow down. Look at the API server's log and at etcd's health."
-        ),
-    )
-}
-
-fn api_latency() -> AlertRule {
-    fixed(
-        "KubeAPILatencyHigh",
+        expr: "absent(up{{API_SERVER}} == 1)",
+        settings: Fixed("15m", Critical),
+        summary: "The Kubernetes API server is not being scraped",
+        description: "No API server target has been up for 15 minutes: the API server is down \
+            or Prometheus cannot reach it (network policy, RBAC on /metrics, the `kubernetes` \
+            Service's endpoints). If kubectl still works, the problem is the scrape.",
+    },
+    Row {
+        alert: "KubeAPIErrorsHigh",
+        expr: "100 * sum(rate(apiserver_request_total{{API_SERVER}, code=~\"5..\"}[10m]))\n  \
+            / sum(rate(apiserver_request_total{{API_SERVER}}[10m]))\n\
+            > {API_ERROR_PERCENT}",
+        settings: Fixed("10m", Warning),
+        summary: "The Kubernetes API server answers {PERCENT} of requests with a server error",
+        description: "Over the last 10 minutes {PERCENT} of the API server's requests ended in a \
+            5xx response, more than {API_ERROR_PERCENT}% for 10 minutes: controllers and \
+            kubectl retry and slow down. Look at the API server's log and at etcd's health.",
+    },
+    Row {
+        alert: "KubeAPILatencyHigh",
         // WATCH and CONNECT (exec, logs, port-forward) stay open by design.
-        format!(
-            "histogram_quantile(0.99, sum by (verb, le) (\n  \
-             rate(apiserver_request_duration_seconds_bucket{{{API_SERVER}, verb!~\"WATCH|CONNECT\"}}[5m])\n\
-             )) > {API_LATENCY_SECONDS}"
-        ),
-        "10m",
-        Severity::Warning,
-        "The Kubernetes API server is slow to answer {{ $labels.verb }} requests".into(),
-        format!(
-            "The 99th percentile of the API server's {{{{ $labels.verb }}}} requests has taken \
-             {{{{ $value | humanizeDuration }}}}, more than {API_LATENCY_SECONDS}s for 10 \
-             minutes: etcd is slow, the API server is short of CPU or memory, or a client \
-             lists large collections."
-        ),
-    )
-}
+        expr: "histogram_quantile(0.99, sum by (verb, le) (\n  \
+            rate(apiserver_request_duration_seconds_bucket{{API_SERVER}, verb!~\"WATCH|CONNECT\"}[5m])\n\
+            )) > {API_LATENCY_SECONDS}",
+        settings: Fixed("10m", Warning),
+        summary: "The Kubernetes API server is slow to answer {{ $labels.verb }} requests",
+        description: "The 99th percentile of the API server's {{ $labels.verb }} requests has \
+            taken {{ $value | humanizeDuration }}, more than {API_LATENCY_SECONDS}s for 10 \
+            minutes: etcd is slow, the API server is short of CPU or memory, or a client lists \
+            large collections.",
+    },
+    Row {
+        alert: "KubeClientCertificateExpiration",
+        expr: "{CLIENT_CERTIFICATE_TTL} < 604800",
+        settings: Fixed("5m", Warning),
+        summary: "A client certificate used against the Kubernetes API server expires within 7 days",
+        description: "Clients authenticate to the API server at {{ $labels.instance }} with a \
+            certificate that expires in {DURATION}, within 7 days. {CLIENT_CERTIFICATE_RENEW}",
+    },
+    Row {
+        alert: "KubeClientCertificateExpiration",
+        expr: "{CLIENT_CERTIFICATE_TTL} < 86400",
+        settings: Fixed("5m", Critical),
+        summary: "A client certificate used against the Kubernetes API server expires within 24 hours",
+        description: "Clients authenticate to the API server at {{ $labels.instance }} with a \
+            certificate that expires in {DURATION}, within 24 hours. {CLIENT_CERTIFICATE_RENEW}",
+    },
+];
 
-/// Both severities of one certificate alert: `ttl` is an expression of the remaining lifetime
-/// in seconds (`{limit}` stands for the threshold).
-fn certificate_rules(name: &str, ttl: &str, summary: &str, description: &str) -> Vec<AlertRule> {
-    [
-        (CERT_WARNING, Severity::Warning),
-        (CERT_CRITICAL, Severity::Critical),
-    ]
-    .into_iter()
-    .map(move |((seconds, words), severity)| {
-        fixed(
-            name,
-            ttl.replace("{limit}", &seconds.to_string()),
-            "5m",
-            severity,
-            summary.replace("{limit}", words),
-            description.replace("{limit}", words),
-        )
-    })
-    .collect()
-}
+const FROM_KUBELET: &[Row] = &[
+    Row {
+        alert: "KubeletDown",
+        expr: "max by (node) (up{{KUBELET}}) == 0\nor\nabsent(up{{KUBELET}} == 1)",
+        settings: Fixed("15m", Critical),
+        summary: "Prometheus cannot scrape the kubelet{{ if $labels.node }} on node {{ $labels.node }}{{ else }} on any node{{ end }}",
+        description: "For 15 minutes Prometheus has not scraped the kubelet{{ if $labels.node }} \
+            on node {{ $labels.node }}{{ else }} on any node{{ end }}: its metrics, cAdvisor's \
+            container metrics and the volume statistics are missing. A node that is down also \
+            raises NodeNotReady; on every node at once, look at the operator's kubelet Service \
+            in kube-system and at the Prometheus ClusterRole (nodes/metrics).",
+    },
+    Row {
+        alert: "KubeletClientCertificateExpiration",
+        expr: "kubelet_certificate_manager_client_ttl_seconds{{KUBELET}} < 604800",
+        settings: Fixed("5m", Warning),
+        summary: "The kubelet's client certificate on node {NODE} expires within 7 days",
+        description: "The certificate the kubelet on node {NODE} uses to talk to the API server \
+            expires in {DURATION}, within 7 days, and has not been rotated. \
+            {KUBELET_CERTIFICATE_ROTATE}",
+    },
+    Row {
+        alert: "KubeletClientCertificateExpiration",
+        expr: "kubelet_certificate_manager_client_ttl_seconds{{KUBELET}} < 86400",
+        settings: Fixed("5m", Critical),
+        summary: "The kubelet's client certificate on node {NODE} expires within 24 hours",
+        description: "The certificate the kubelet on node {NODE} uses to talk to the API server \
+            expires in {DURATION}, within 24 hours, and has not been rotated. \
+            {KUBELET_CERTIFICATE_ROTATE}",
+    },
+];
 
-fn client_certificate_expiration() -> Vec<AlertRule> {
-    // The 1% shortest remaining lifetimes of the client certificates presented to the API
-    // server in the last 5 minutes; no certificate presented, no value.
-    let ttl = format!(
-        "histogram_quantile(0.01, sum by (job, instance, le) (\n  \
-         rate(apiserver_client_certificate_expiration_seconds_bucket{{{API_SERVER}}}[5m])\n\
-         )) < {{limit}}"
-    );
-    certificate_rules(
-        "KubeClientCertificateExpiration",
-        &ttl,
-        "A client certificate used against the Kubernetes API server expires within {limit}",
-        &format!(
-            "Clients authenticate to the API server at {{{{ $labels.instance }}}} with a \
-             certificate that expires in {DURATION}, within {{limit}}. When it expires they \
-             are refused: renew it (kubelets rotate theirs; kubeadm's are renewed with \
-             `kubeadm certs renew`)."
-        ),
-    )
-}
-
-fn kubelet_down() -> AlertRule {
-    fixed(
-        "KubeletDown",
-        format!(
-            "max by (node) (up{{{KUBELET}}}) == 0\n\
-             or\n\
-             absent(up{{{KUBELET}}} == 1)"
-        ),
-        "15m",
-        Severity::Critical,
-        "Prometheus cannot scrape the kubelet{{ if $labels.node }} on node {{ $labels.node }}{{ else }} on any node{{ end }}".into(),
-        "For 15 minutes Prometheus has not scraped the kubelet{{ if $labels.node }} on node \
-         {{ $labels.node }}{{ else }} on any node{{ end }}: its metrics, cAdvisor's container \
-         metrics and the volume statistics are missing. A node that is down also raises NodeNotReady; \
-         on every node at once, look at the operator's kubelet Service in kube-system and at \
-         the Prometheus ClusterRole (nodes/metrics)."
-            .into(),
-    )
-}
-
-fn kubelet_certificate_expiration() -> Vec<AlertRule> {
-    let ttl = format!("kubelet_certificate_manager_client_ttl_seconds{{{KUBELET}}} < {{limit}}");
-    certificate_rules(
-        "KubeletClientCertificateExpiration",
-        &ttl,
-        &format!("The kubelet's client certificate on node {NODE} expires within {{limit}}"),
-        &format!(
-            "The certificate the kubelet on node {NODE} uses to talk to the API server \
-             expires in {DURATION}, within {{limit}}, and has not been rotated. When it \
-             expires the node goes NotReady: check the kubelet's certificate rotation and \
-             the CertificateSigningRequests (`kubectl get csr`)."
-        ),
-    )
-}
-
-fn too_many_pods() -> AlertRule {
-    // From kube-state-metrics alone, so that it stays on the shards when sharded: the pods
-    // bound to the node and not finished, against the pods it can hold.
-    fixed(
-        "KubeletTooManyPods",
-        format!(
-            "100 * count by (node) (\n  \
-             kube_pod_info{{{KUBE_STATE_METRICS}, node!=\"\"}}\n  \
-             unless on (namespace, pod)\n  \
-             (kube_pod_status_phase{{{KUBE_STATE_METRICS}, phase=~\"Succeeded|Failed\"}} == 1)\n\
-             )\n\
-             / on (node) max by (node) (kube_node_status_capacity{{{KUBE_STATE_METRICS}, resource=\"pods\"}})\n\
-             > {PODS_PERCENT}"
-        ),
-        "15m",
-        Severity::Warning,
-        format!("Node {NODE} is running {PERCENT} of the pods it can hold"),
-        format!(
-            "Node {NODE} has {PERCENT} of its pod capacity in use, more than {PODS_PERCENT}% \
-             for 15 minutes: new pods will not be scheduled on it. Add nodes, or raise the \
-             kubelet's maxPods if the node has the CPU, memory and IP addresses for more."
-        ),
-    )
-}
-
-fn node_unreachable() -> AlertRule {
-    fixed(
-        "KubeNodeUnreachable",
-        format!(
-            "max by (node) (kube_node_spec_taint{{{KUBE_STATE_METRICS}, key=\"node.kubernetes.io/unreachable\"}}) == 1"
-        ),
-        "15m",
-        Severity::Warning,
-        format!("Node {NODE} is unreachable"),
-        format!(
-            "The node controller has tainted node {NODE} unreachable for 15 minutes: its \
-             kubelet has stopped posting status. Pods that do not tolerate the taint are \
-             evicted and rescheduled; StatefulSet pods stay bound to the node until it comes \
-             back or is deleted."
-        ),
-    )
-}
+const FROM_KUBE_STATE_METRICS: &[Row] = &[
+    Row {
+        alert: "KubeletTooManyPods",
+        // From kube-state-metrics alone, so that it stays on the shards when sharded: the pods
+        // bound to the node and not finished, against the pods it can hold.
+        expr: "100 * count by (node) (\n  \
+            kube_pod_info{{KUBE_STATE_METRICS}, node!=\"\"}\n  \
+            unless on (namespace, pod)\n  \
+            (kube_pod_status_phase{{KUBE_STATE_METRICS}, phase=~\"Succeeded|Failed\"} == 1)\n\
+            )\n\
+            / on (node) max by (node) (kube_node_status_capacity{{KUBE_STATE_METRICS}, resource=\"pods\"})\n\
+            > {PODS_PERCENT}",
+        settings: Fixed("15m", Warning),
+        summary: "Node {NODE} is running {PERCENT} of the pods it can hold",
+        description: "Node {NODE} has {PERCENT} of its pod capacity in use, more than \
+            {PODS_PERCENT}% for 15 minutes: new pods will not be scheduled on it. Add nodes, or \
+            raise the kubelet's maxPods if the node has the CPU, memory and IP addresses for \
+            more.",
+    },
+    Row {
+        alert: "KubeNodeUnreachable",
+        expr: r#"max by (node) (kube_node_spec_taint{{KUBE_STATE_METRICS}, key="node.kubernetes.io/unreachable"}) == 1"#,
+        settings: Fixed("15m", Warning),
+        summary: "Node {NODE} is unreachable",
+        description: "The node controller has tainted node {NODE} unreachable for 15 minutes: \
+            its kubelet has stopped posting status. Pods that do not tolerate the taint are \
+            evicted and rescheduled; StatefulSet pods stay bound to the node until it comes back \
+            or is deleted.",
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -261,7 +229,7 @@ mod tests {
             "KubeClientCertificateExpiration",
             "KubeletClientCertificateExpiration",
         ] {
-            let pair: Vec<AlertRule> = rules(&Config::default())
+            let pair: Vec<AlertRule> = rules(&Config::default(), NodeClasses::default())
                 .into_iter()
                 .filter(|r| r.alert == name)
                 .collect();
@@ -276,7 +244,11 @@ mod tests {
 
     #[test]
     fn too_many_pods_reads_kube_state_metrics_alone_and_stays_on_the_shards() {
-        let r = too_many_pods();
+        let all = rules(&Config::default(), NodeClasses::default());
+        let r = all
+            .iter()
+            .find(|r| r.alert == "KubeletTooManyPods")
+            .unwrap();
         assert!(!super::super::reads_across_targets(&r.expr), "{}", r.expr);
         assert!(!r.expr.contains("kubelet"), "{}", r.expr);
     }
