@@ -98,3 +98,100 @@ fn grouped(missing: &[Permission]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn has(
+        wanted: &BTreeSet<Permission>,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        ns: Option<&str>,
+    ) -> bool {
+        wanted.contains(&Permission::new(verb, group, resource, ns))
+    }
+
+    #[test]
+    fn the_reads_events_and_lease_always_and_the_writes_only_to_repair() {
+        let rendered: Vec<Object> = vec![
+            serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "dash", "namespace": "mon"},
+            }))
+            .expect("an object"),
+        ];
+        let rule = crate::resources::by_group_kind("PrometheusRule.monitoring.coreos.com")
+            .expect("a known kind");
+        for repair in [true, false] {
+            let wanted = permissions("mon", "exporters", &[rule], &rendered, repair);
+            assert!(has(&wanted, "watch", "", "nodes", None));
+            assert!(has(&wanted, "list", "", "pods", Some("exporters")));
+            assert!(has(
+                &wanted,
+                "watch",
+                "apps",
+                "daemonsets",
+                Some("exporters")
+            ));
+            assert!(has(&wanted, "list", "", "events", Some("exporters")));
+            assert!(has(&wanted, "watch", "", "configmaps", Some("mon")));
+            assert!(has(
+                &wanted,
+                "watch",
+                "monitoring.coreos.com",
+                "prometheusrules",
+                Some("mon")
+            ));
+            assert!(has(&wanted, "get", "", "namespaces", None));
+            assert!(has(
+                &wanted,
+                "create",
+                "events.k8s.io",
+                "events",
+                Some("default")
+            ));
+            assert!(has(
+                &wanted,
+                "patch",
+                "coordination.k8s.io",
+                "leases",
+                Some("mon")
+            ));
+            assert_eq!(has(&wanted, "patch", "", "configmaps", Some("mon")), repair);
+            // A repair re-applies; it never deletes.
+            assert!(!wanted.iter().any(|p| p.verb == "delete"));
+        }
+    }
+
+    #[test]
+    fn what_is_missing_is_said_by_resource_and_scope() {
+        let denied = Denied {
+            missing: vec![
+                Permission::new("list", "", "nodes", None),
+                Permission::new("watch", "", "nodes", None),
+                Permission::new("create", "coordination.k8s.io", "leases", Some("mon")),
+            ],
+            repair: true,
+        };
+        assert_eq!(
+            denied.to_string(),
+            "reconcile cannot run with these credentials; nothing was written. Missing:\n  \
+             list, watch nodes cluster-wide\n  \
+             create leases.coordination.k8s.io in namespace \"mon\"\n\
+             (--no-repair needs only the reads, Events and the Lease; an admin grants the rest with a Role or ClusterRole and a binding)"
+        );
+        let read_only = Denied {
+            repair: false,
+            ..denied
+        };
+        assert!(
+            read_only
+                .to_string()
+                .ends_with("\n(an admin grants them with a Role or ClusterRole and a binding)")
+        );
+    }
+}

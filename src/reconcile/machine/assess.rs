@@ -470,3 +470,364 @@ fn truncate(s: &str, max: usize) -> String {
     }
     format!("{}...", &s[..end])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        reconcile::machine::{Input, fixtures::*},
+        slim::SlimNode,
+    };
+
+    fn ready(node: &str, after: &str, how: &str) -> Publication {
+        Publication {
+            regarding: super::super::fixtures::node(node).reference(),
+            type_: EventType::Normal,
+            reason: "ExporterReady",
+            note: format!(
+                "exporter pod mon/node-exporter-{node} is Ready on this node; monitored ({after} after it {how})"
+            ),
+            secondary: Some(kube::Resource::object_ref(&pod(node, 0.0), &())),
+        }
+    }
+
+    #[test]
+    fn nodes_present_at_the_first_sync_are_not_joins_and_the_loop_is_ready() {
+        let mut m = machine(options());
+        m.handle(Input::Lease(true), at(0.0));
+        for input in listings() {
+            m.handle(input, at(0.5));
+        }
+        let mut present = nodes(&["a"], Coverage::Monitored);
+        present.extend(nodes(&["b", "c"], Coverage::NotMonitored));
+        present.extend(nodes(&["d"], Coverage::Excluded));
+        let out = drive(
+            &mut m,
+            Input::AssessDue,
+            at(1.0),
+            cluster(|| look(&present)),
+        );
+        assert_eq!(
+            metrics(&out),
+            [
+                &Metric::Nodes(NodeCounts {
+                    monitored: 1,
+                    not_monitored: 2,
+                    excluded: 1,
+                    by_cause: [("taint".to_string(), 2)].into(),
+                }),
+                &Metric::Ready,
+            ]
+        );
+        assert_eq!(
+            lines(&out),
+            ["Synced: 4 nodes, 1 exporters in 1.0s · 1 monitored · 2 not monitored · 1 excluded"]
+        );
+        assert_eq!(requests(&out).len(), 1, "only the assessment: {out:?}");
+        assert_eq!(exit(&out), None);
+    }
+
+    #[test]
+    fn a_joining_node_gets_exporter_ready_once() {
+        let mut m = synced(options(), true, &nodes(&["a"], Coverage::Monitored));
+        let both = nodes(&["a", "n"], Coverage::Monitored);
+        let out = drive(&mut m, Input::AssessDue, at(11.0), cluster(|| look(&both)));
+        assert_eq!(
+            requests(&out)[1],
+            &Request::Publish(Box::new(ready("n", "11s", "joined")))
+        );
+        assert_eq!(
+            metrics(&out)[1..],
+            [
+                &Metric::VerdictLatency(11.0),
+                &Metric::Event("ExporterReady")
+            ]
+        );
+        assert_eq!(
+            lines(&out),
+            [
+                "info: node n joined · exporter node-exporter-n Ready after 11s · Event ExporterReady"
+            ]
+        );
+        let again = drive(&mut m, Input::AssessDue, at(12.0), cluster(|| look(&both)));
+        assert!(lines(&again).is_empty() && requests(&again).len() == 1);
+    }
+
+    #[test]
+    fn a_node_that_leaves_is_said_with_its_last_verdict() {
+        for (coverage, was) in [
+            (Coverage::Monitored, "it was monitored"),
+            (Coverage::Excluded, "it was excluded"),
+            (Coverage::NotMonitored, "it had no working exporter"),
+        ] {
+            let mut present = nodes(&["a"], Coverage::Monitored);
+            present.extend(nodes(&["b"], coverage));
+            let mut m = synced(options(), true, &present);
+            let left = nodes(&["a"], Coverage::Monitored);
+            let out = drive(&mut m, Input::AssessDue, at(5.0), cluster(|| look(&left)));
+            assert_eq!(
+                lines(&out),
+                [format!("info: node b left · {was}; 1 nodes now")]
+            );
+        }
+    }
+
+    #[test]
+    fn a_gap_is_a_warning_past_the_deadline_and_ready_once_fixed() {
+        let a = |c| nodes(&["a"], c);
+        let both = |ca, cn| [a(ca), nodes(&["n"], cn)].concat();
+        let mut m = synced(options(), true, &a(Coverage::Monitored));
+        use Coverage::{Monitored as M, NotMonitored as N};
+        let taint = "taint a=b:NoExecute not tolerated";
+        let steps = [
+            // n joins without an exporter: it waits for the deadline (2m after its creation).
+            (10.0, both(M, N), vec![], Some(120.0)),
+            (
+                120.0,
+                both(M, N),
+                vec![format!(
+                    "warn: node n · not monitored after 2m0s: {taint} · Event ExporterMissing"
+                )],
+                None,
+            ),
+            (150.0, both(M, N), vec![], None),
+            (
+                200.0,
+                both(M, M),
+                vec![
+                    "info: node n joined · exporter node-exporter-n Ready after 3m20s · Event ExporterReady".into(),
+                ],
+                None,
+            ),
+            // a, there from the start, loses its exporter: a new wait.
+            (300.0, both(N, M), vec![], Some(420.0)),
+            (
+                420.0,
+                both(N, M),
+                vec![format!(
+                    "warn: node a · not monitored after 2m0s: {taint} · Event ExporterMissing"
+                )],
+                None,
+            ),
+            (
+                430.0,
+                both(M, M),
+                vec![
+                    "info: node a fixed · exporter node-exporter-a Ready after 2m10s · Event ExporterReady".into(),
+                ],
+                None,
+            ),
+        ];
+        for (secs, present, want, deadline) in steps {
+            let out = drive(
+                &mut m,
+                Input::DeadlineDue,
+                at(secs),
+                cluster(|| look(&present)),
+            );
+            assert_eq!(lines(&out), want, "at {secs}s");
+            let next = m.timers(at(secs)).deadline;
+            assert_eq!(next, deadline.map(|s| at(s).at), "at {secs}s");
+        }
+    }
+
+    #[test]
+    fn the_events_name_the_node_and_the_exporter() {
+        let mut m = synced(options(), true, &[]);
+        let late = nodes(&["n"], Coverage::NotMonitored);
+        let out = drive(
+            &mut m,
+            Input::DeadlineDue,
+            at(130.0),
+            cluster(|| look(&late)),
+        );
+        let Request::Publish(missing) = requests(&out)[1] else {
+            panic!("{out:?}");
+        };
+        assert_eq!(missing.regarding, node("n").reference());
+        assert_eq!(missing.type_, EventType::Warning);
+        assert_eq!(missing.reason, "ExporterMissing");
+        assert_eq!(
+            missing.note,
+            "not monitored after 2m10s: taint a=b:NoExecute not tolerated"
+        );
+        let ds = missing.secondary.as_ref().expect("the DaemonSet");
+        assert_eq!(
+            (
+                ds.kind.as_deref(),
+                ds.namespace.as_deref(),
+                ds.name.as_deref()
+            ),
+            (Some("DaemonSet"), Some(NS), Some("node-exporter"))
+        );
+        let fixed = nodes(&["n"], Coverage::Monitored);
+        let out = drive(
+            &mut m,
+            Input::DeadlineDue,
+            at(140.0),
+            cluster(|| look(&fixed)),
+        );
+        assert_eq!(
+            requests(&out)[1],
+            &Request::Publish(Box::new(ready("n", "2m20s", "joined")))
+        );
+    }
+
+    #[test]
+    fn a_follower_writes_no_event_and_owes_it() {
+        let mut m = synced(options(), false, &nodes(&["a"], Coverage::Monitored));
+        let both = nodes(&["a", "n"], Coverage::Monitored);
+        let out = drive(&mut m, Input::AssessDue, at(11.0), cluster(|| look(&both)));
+        assert_eq!(
+            lines(&out),
+            [
+                "info: node n joined · exporter node-exporter-n Ready after 11s · no Event (another loop leads)"
+            ]
+        );
+        assert_eq!(requests(&out).len(), 1, "no Event written: {out:?}");
+        assert!(metrics(&out).contains(&&Metric::VerdictLatency(11.0)));
+        assert!(m.owed.contains_key("n"));
+    }
+
+    #[test]
+    fn a_failed_write_holds_the_others_back_and_is_tried_again_later_each_time() {
+        let mut m = synced(options(), true, &[]);
+        let joined = nodes(&["n1", "n2"], Coverage::Monitored);
+        let failing = |r: &Request| match r {
+            Request::Publish(_) => Input::Published(Err("boom".into())),
+            r => cluster(|| look(&joined))(r),
+        };
+        let line = |secs: u64, wait: u64| {
+            format!(
+                "warn: node n1 joined · exporter node-exporter-n1 Ready after {secs}s · the Event could not be written (boom); trying again in {wait}s"
+            )
+        };
+        let out = drive(&mut m, Input::AssessDue, at(10.0), failing);
+        assert_eq!(lines(&out), [line(10, 1)]);
+        assert_eq!(requests(&out).len(), 2, "n2 waits for the retry: {out:?}");
+        assert!(metrics(&out).contains(&&Metric::ApiError("event")));
+        // Judged again before the retry: nothing is written.
+        let out = drive(&mut m, Input::DeadlineDue, at(10.5), failing);
+        assert_eq!((lines(&out).len(), requests(&out).len()), (0, 1));
+        for (secs, wait) in [(11, 2), (13, 4), (17, 8), (25, 16), (41, 30), (71, 30)] {
+            assert_eq!(m.timers(at(secs as f64)).deadline, Some(at(secs as f64).at));
+            let out = drive(&mut m, Input::DeadlineDue, at(secs as f64), failing);
+            assert_eq!(lines(&out), [line(secs, wait)]);
+        }
+        let out = drive(
+            &mut m,
+            Input::DeadlineDue,
+            at(101.0),
+            cluster(|| look(&joined)),
+        );
+        assert_eq!(
+            lines(&out),
+            [
+                "info: node n1 joined · exporter node-exporter-n1 Ready after 101s · Event ExporterReady",
+                "info: node n2 joined · exporter node-exporter-n2 Ready after 101s · Event ExporterReady",
+            ]
+        );
+        assert_eq!(m.timers(at(101.0)).deadline, None);
+        assert!(m.summary_line().ends_with("7 API errors"));
+    }
+
+    #[test]
+    fn after_a_failed_write_the_next_look_is_at_the_retry_or_a_later_deadline() {
+        let failing = |present: Vec<(SlimNode, Coverage)>| {
+            move |r: &Request| match r {
+                Request::Publish(_) => Input::Published(Err("boom".into())),
+                r => cluster(|| look(&present))(r),
+            }
+        };
+        let joined = nodes(&["n1"], Coverage::Monitored);
+        let waiting = [joined.clone(), nodes(&["n2"], Coverage::NotMonitored)].concat();
+        for (present, next) in [(joined, 11.0), (waiting, 120.0)] {
+            let mut m = synced(options(), true, &[]);
+            drive(&mut m, Input::AssessDue, at(10.0), failing(present));
+            assert_eq!(m.timers(at(10.0)).deadline, Some(at(next).at));
+        }
+    }
+
+    #[test]
+    fn a_one_pass_ends_with_its_verdict() {
+        let taint = "taint a=b:NoExecute not tolerated";
+        for (secs, coverage, want, code) in [
+            (
+                1.0,
+                Coverage::Monitored,
+                vec!["Synced: 1 nodes, 1 exporters in 1.0s · 1 monitored".to_string()],
+                0,
+            ),
+            (
+                1.0,
+                Coverage::NotMonitored,
+                vec![
+                    "Synced: 1 nodes, 0 exporters in 1.0s · 0 monitored · 1 not monitored".into(),
+                    format!("info: node n has waited 1s for its exporter (deadline 2m0s): {taint}"),
+                ],
+                0,
+            ),
+            (
+                200.0,
+                Coverage::NotMonitored,
+                vec![
+                    format!(
+                        "warn: node n · not monitored after 3m20s: {taint} · Event ExporterMissing"
+                    ),
+                    "Synced: 1 nodes, 0 exporters in 200.0s · 0 monitored · 1 not monitored".into(),
+                    format!("warn: node n not monitored: {taint}"),
+                ],
+                crate::error::exit::DEGRADED,
+            ),
+        ] {
+            let mut m = machine(one_pass());
+            m.handle(
+                Input::Started {
+                    held_by: None,
+                    leader: true,
+                },
+                at(0.0),
+            );
+            for input in listings() {
+                m.handle(input, at(0.5));
+            }
+            let present = nodes(&["n"], coverage);
+            let out = drive(
+                &mut m,
+                Input::AssessDue,
+                at(secs),
+                cluster(|| look(&present)),
+            );
+            assert_eq!(lines(&out), want);
+            assert_eq!(out.last(), Some(&Action::Exit(code)));
+        }
+    }
+
+    #[test]
+    fn the_summary_names_the_first_five_not_monitored() {
+        let mut present = nodes(&["a"], Coverage::Monitored);
+        present.extend(nodes(&["b", "c"], Coverage::NotMonitored));
+        let m = synced(options(), true, &present);
+        assert_eq!(
+            lines(&[info(m.summary_line())]),
+            ["info: summary: 3 nodes, 1 monitored, 2 not (b: taint, c: taint), 0 API errors"]
+        );
+        let many = nodes(&["b", "c", "d", "e", "f", "g"], Coverage::NotMonitored);
+        let mut m = synced(options(), true, &many);
+        let out = m.handle(Input::Summary, at(60.0));
+        assert_eq!(
+            lines(&out),
+            [
+                "info: summary: 6 nodes, 0 monitored, 6 not (b: taint, c: taint, d: taint, e: taint, f: taint, ...), 0 API errors"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_long_note_is_cut_on_a_character() {
+        assert_eq!(truncate("short", 1000), "short");
+        let cut = truncate(&"é".repeat(600), 1000);
+        assert_eq!(cut.len(), 999);
+        assert!(cut.ends_with("é..."));
+    }
+}

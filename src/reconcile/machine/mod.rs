@@ -5,6 +5,8 @@
 //! step) at once with the input it names, before anything else is heard.
 
 mod assess;
+#[cfg(test)]
+mod fixtures;
 mod follow;
 mod repair;
 
@@ -693,4 +695,383 @@ fn event_time(e: &NodeEvent) -> Option<Timestamp> {
         .map(|s| s.last_observed_time.0)
         .or(e.event_time.as_ref().map(|t| t.0))
         .or(e.deprecated_last_timestamp.as_ref().map(|t| t.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::{
+        api::coordination::v1::LeaseSpec,
+        apimachinery::pkg::apis::meta::v1::{MicroTime, Time},
+    };
+
+    use super::{fixtures::*, *};
+    use crate::status::Coverage;
+
+    #[test]
+    fn a_loop_says_who_holds_the_lease_at_its_start() {
+        let held = Some(("loop-b".to_string(), 3));
+        for (options, held_by, want) in [
+            (
+                options(),
+                held.clone(),
+                vec!["Lease: mon/automon-reconcile held by loop-b (renewed 3s ago); waiting"],
+            ),
+            (
+                one_pass(),
+                held,
+                vec![
+                    "Lease: mon/automon-reconcile held by loop-b: a loop is running; this pass only reports",
+                ],
+            ),
+            (options(), None, vec![]),
+        ] {
+            let mut m = machine(options);
+            let out = m.handle(
+                Input::Started {
+                    held_by,
+                    leader: false,
+                },
+                at(0.0),
+            );
+            assert_eq!(lines(&out), want);
+        }
+    }
+
+    #[test]
+    fn the_lease_won_lost_and_its_manager_stopped() {
+        let mut m = machine(options());
+        let out = m.handle(Input::Lease(true), at(1.0));
+        assert_eq!(metrics(&out), [&Metric::Leader(true)]);
+        assert_eq!(
+            lines(&out),
+            ["Lease: mon/automon-reconcile acquired (this loop: loop-a)"]
+        );
+        assert!(m.leader() && requests(&out).is_empty());
+
+        let out = m.handle(Input::Lease(false), at(2.0));
+        assert_eq!(metrics(&out), [&Metric::Leader(false)]);
+        assert_eq!(
+            lines(&out),
+            ["warn: lost the Lease mon/automon-reconcile; waiting to lead again"]
+        );
+        assert!(!m.leader());
+
+        m.handle(Input::Lease(true), at(3.0));
+        let out = m.handle(Input::LeaseStopped, at(4.0));
+        assert_eq!(
+            lines(&out),
+            ["warn: the lease manager stopped; this loop no longer writes"]
+        );
+        assert!(!m.leader() && metrics(&out).is_empty());
+    }
+
+    #[test]
+    fn a_stopped_loop_says_how_long_it_held_the_lease() {
+        let mut m = machine(options());
+        m.handle(Input::Lease(true), at(10.0));
+        let out = m.handle(Input::Released, at(110.0));
+        assert_eq!(lines(&out), ["Stopped: Lease released after 100s."]);
+        let mut pass = machine(one_pass());
+        assert!(pass.handle(Input::Released, at(5.0)).is_empty());
+    }
+
+    #[test]
+    fn what_ends_the_loop() {
+        for (input, code, line) in [
+            (Input::Shutdown, 0, None),
+            (Input::WatchesEnded, exit::FAILURE, None),
+            (
+                Input::Parent(None),
+                exit::NOT_INSTALLED,
+                Some(
+                    "warn: the ApplySet parent mon/automon was deleted: automon was disabled here; stopping",
+                ),
+            ),
+        ] {
+            let out = machine(options()).handle(input, at(1.0));
+            assert_eq!(out.last(), Some(&Action::Exit(code)));
+            assert_eq!(lines(&out), line.into_iter().collect::<Vec<_>>());
+        }
+    }
+
+    /// A node that joined while another loop led: its Event is owed, and written on taking
+    /// over unless the last leader wrote it.
+    fn owing() -> Machine {
+        let mut m = synced(options(), false, &[]);
+        let joined = look(&nodes(&["n"], Coverage::Monitored));
+        let out = m.handle(Input::Assessed(joined), at(10.0));
+        assert_eq!(
+            lines(&out),
+            [
+                "info: node n joined · exporter node-exporter-n Ready after 10s · no Event (another loop leads)"
+            ]
+        );
+        m
+    }
+
+    fn written(reason: &str, uid: &str, related_ns: &str, secs: f64) -> NodeEvent {
+        NodeEvent {
+            reason: Some(reason.into()),
+            regarding: Some(ObjectReference {
+                uid: Some(uid.into()),
+                ..Default::default()
+            }),
+            related: Some(ObjectReference {
+                namespace: Some(related_ns.into()),
+                ..Default::default()
+            }),
+            event_time: Some(MicroTime(wall(secs))),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_new_leader_writes_only_what_the_last_one_did_not() {
+        for (written, owed) in [
+            (vec![], true),
+            (vec![written("ExporterReady", "uid-n", NS, 10.0)], false),
+            // Written a little before this loop saw it due: the same Event.
+            (vec![written("ExporterReady", "uid-n", NS, -50.0)], false),
+            (vec![written("ExporterReady", "uid-n", NS, -70.0)], true),
+            (vec![written("ExporterMissing", "uid-n", NS, 10.0)], true),
+            (vec![written("ExporterReady", "uid-other", NS, 10.0)], true),
+            // Another stack's loop, about its own exporter.
+            (vec![written("ExporterReady", "uid-n", "other", 10.0)], true),
+        ] {
+            let mut m = owing();
+            let out = m.handle(Input::Lease(true), at(20.0));
+            assert_eq!(requests(&out), [&Request::ReadOwed]);
+            let out = m.handle(Input::OwedRead(Ok(written)), at(20.0));
+            let line = "info: node n · ExporterReady was due while another loop led and it did not write it";
+            assert_eq!(lines(&out), if owed { vec![line] } else { vec![] });
+            let judge = m.timers(at(20.0)).assess;
+            assert_eq!(judge, owed.then_some(at(20.0).at));
+            if owed {
+                let out = drive(
+                    &mut m,
+                    Input::AssessDue,
+                    at(20.0),
+                    cluster(|| look(&nodes(&["n"], Coverage::Monitored))),
+                );
+                assert_eq!(
+                    lines(&out),
+                    [
+                        "info: node n joined · exporter node-exporter-n Ready after 20s · Event ExporterReady"
+                    ]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_leader_that_cannot_read_the_events_writes_what_was_owed() {
+        let mut m = owing();
+        m.handle(Input::Lease(true), at(20.0));
+        let out = m.handle(Input::OwedRead(Err("forbidden".into())), at(20.0));
+        assert_eq!(
+            lines(&out),
+            [
+                "warn: cannot read the Events the last leader wrote (forbidden); writing what was owed",
+                "info: node n · ExporterReady was due while another loop led and it did not write it",
+            ]
+        );
+        assert!(m.summary_line().ends_with("1 API errors"));
+        // Owed once: the next leadership has nothing to look for.
+        m.handle(Input::Lease(false), at(30.0));
+        assert!(requests(&m.handle(Input::Lease(true), at(31.0))).is_empty());
+    }
+
+    #[test]
+    fn changes_are_judged_together_once_every_watch_has_listed() {
+        let mut m = machine(options());
+        assert!(m.handle(Input::Changed, at(1.0)).is_empty());
+        assert_eq!(m.timers(at(1.0)).assess, Some(at(1.05).at));
+        // Another change in the burst does not move the time.
+        m.handle(Input::Changed, at(1.02));
+        assert_eq!(m.timers(at(1.02)).assess, Some(at(1.05).at));
+        // Before every watch has listed: nothing judged, nothing waiting.
+        assert!(m.handle(Input::AssessDue, at(1.05)).is_empty());
+        assert_eq!(m.timers(at(1.05)).assess, None);
+
+        let all: Vec<&str> = REQUIRED_SYNCS
+            .iter()
+            .copied()
+            .chain(["managed objects"])
+            .collect();
+        for missing in all {
+            let mut m = machine(options());
+            for input in listings() {
+                let skip = match &input {
+                    Input::Synced(w) => *w == missing,
+                    Input::Member(..) => missing == "managed objects",
+                    _ => false,
+                };
+                if !skip {
+                    m.handle(input, at(1.0));
+                }
+            }
+            let out = m.handle(Input::AssessDue, at(1.05));
+            assert!(out.is_empty(), "judged without {missing}: {out:?}");
+        }
+        let mut m = machine(options());
+        for input in listings() {
+            m.handle(input, at(1.0));
+        }
+        assert_eq!(m.timers(at(1.0)).assess, Some(at(1.05).at));
+        let out = m.handle(Input::AssessDue, at(1.05));
+        assert_eq!(
+            requests(&out),
+            [&Request::Assess {
+                exclude_label: Config::default().node_exporter.exclude_label,
+                exporter: "node-exporter".into(),
+            }]
+        );
+    }
+
+    fn failed(what: &'static str, expired: bool) -> Input {
+        Input::Failed {
+            what,
+            error: "connection refused".into(),
+            expired,
+        }
+    }
+
+    #[test]
+    fn an_outage_is_said_once_then_every_30s_and_when_it_ends() {
+        let mut m = machine(options());
+        let steps = [
+            (
+                failed("nodes", false),
+                0.0,
+                vec![
+                    "warn: watch of nodes failed (connection refused); every watch starts again with backoff",
+                ],
+            ),
+            (failed("pods", false), 10.0, vec![]),
+            (
+                failed("pods", false),
+                31.0,
+                vec![
+                    "warn: the API server has failed for 31s (3 watch errors; latest: pods: connection refused); still trying",
+                ],
+            ),
+            (failed("parent", false), 40.0, vec![]),
+            (
+                Input::Changed,
+                45.0,
+                vec!["info: watches resumed after 45s (4 errors); every node is judged again"],
+            ),
+            (Input::Changed, 46.0, vec![]),
+            // A watch too old is re-listed: routine, not an outage.
+            (failed("nodes", true), 50.0, vec![]),
+            (Input::Synced("nodes"), 51.0, vec![]),
+            (
+                failed("pods", false),
+                60.0,
+                vec![
+                    "warn: watch of pods failed (connection refused); every watch starts again with backoff",
+                ],
+            ),
+            (
+                Input::Synced("pods"),
+                62.0,
+                vec!["info: watches resumed after 2s (1 errors); every node is judged again"],
+            ),
+        ];
+        for (input, secs, want) in steps {
+            let failure = match &input {
+                Input::Failed { what, .. } => Some(*what),
+                _ => None,
+            };
+            let out = m.handle(input, at(secs));
+            assert_eq!(lines(&out), want, "at {secs}s");
+            if let Some(what) = failure {
+                assert_eq!(
+                    metrics(&out),
+                    [&Metric::WatchRestart(what), &Metric::ApiError("watch")]
+                );
+            }
+        }
+        assert!(m.summary_line().ends_with("6 API errors"));
+    }
+
+    fn lease(holder: Option<&str>, renewed_ago: i64, duration: Option<i32>) -> Lease {
+        Lease {
+            spec: Some(LeaseSpec {
+                holder_identity: holder.map(str::to_string),
+                renew_time: Some(MicroTime(
+                    at(100.0)
+                        .wall
+                        .checked_sub(Duration::from_secs(renewed_ago as u64))
+                        .expect("a valid time"),
+                )),
+                lease_duration_seconds: duration,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn who_else_holds_the_lease() {
+        for (lease, want) in [
+            (
+                lease(Some("loop-b"), 5, Some(15)),
+                Some(("loop-b".to_string(), 5)),
+            ),
+            (
+                lease(Some("loop-b"), 15, Some(15)),
+                Some(("loop-b".into(), 15)),
+            ),
+            // Not renewed in time: its loop is gone.
+            (lease(Some("loop-b"), 16, Some(15)), None),
+            (lease(Some("loop-b"), 10, None), Some(("loop-b".into(), 10))),
+            (lease(Some("loop-b"), 20, None), None),
+            // This loop's own, from before a restart under the same identity.
+            (lease(Some("loop-a"), 5, Some(15)), None),
+            (lease(Some(""), 5, Some(15)), None),
+            (lease(None, 5, Some(15)), None),
+            (Lease::default(), None),
+        ] {
+            assert_eq!(live_holder(lease, "loop-a", at(100.0).wall), want);
+        }
+    }
+
+    #[test]
+    fn the_exporter_a_stack_scrapes() {
+        let parent = |annotation: Option<&str>| ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                annotations: annotation.map(|a| {
+                    [(crate::exporter::FROM_ANNOTATION.to_string(), a.to_string())].into()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(ExporterSource::of(&parent(None), NS), source());
+        assert_eq!(
+            ExporterSource::of(&parent(Some("kube-system/node-exporter-x")), NS),
+            ExporterSource {
+                namespace: "kube-system".into(),
+                name: "node-exporter-x".into(),
+                borrowed: true,
+            }
+        );
+    }
+
+    #[test]
+    fn event_times_from_a_series_then_the_event_then_the_old_field() {
+        let mut e = written("ExporterReady", "u", NS, 5.0);
+        assert_eq!(event_time(&e), Some(at(5.0).wall));
+        e.series = Some(k8s_openapi::api::events::v1::EventSeries {
+            count: 2,
+            last_observed_time: MicroTime(at(9.0).wall),
+        });
+        assert_eq!(event_time(&e), Some(at(9.0).wall));
+        let old = NodeEvent {
+            deprecated_last_timestamp: Some(Time(at(3.0).wall)),
+            ..Default::default()
+        };
+        assert_eq!(event_time(&old), Some(at(3.0).wall));
+    }
 }
