@@ -211,11 +211,12 @@ impl Tracker {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::status::nodes::ExporterPod;
 
-    fn status(name: &str, coverage: Coverage) -> NodeStatus {
+    /// A node's verdict: monitored by `node-exporter-<name>`, or not (a taint not tolerated).
+    pub(in crate::reconcile) fn status(name: &str, coverage: Coverage) -> NodeStatus {
         NodeStatus {
             name: name.into(),
             ready: "True".into(),
