@@ -6,16 +6,12 @@ mod common;
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
+    path::Path,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use common::*;
-
-const EXIT_KUBECONFIG: i32 = 3;
-const EXIT_UNREACHABLE: i32 = 4;
-const EXIT_UNAUTHORIZED: i32 = 5;
-const EXIT_FORBIDDEN: i32 = 6;
 
 #[test]
 fn version_shows_plugin_pinned_components_and_server() {
@@ -26,12 +22,8 @@ fn version_shows_plugin_pinned_components_and_server() {
         "{}",
         out.stdout
     );
-    assert!(
-        out.stdout.contains("Server Version: v1.36."),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains(&c.server), "{}", out.stdout);
+    assert_has(&out.stdout, "Server Version: v1.36.");
+    assert_has(&out.stdout, &c.server);
     for header in ["COMPONENT", "VERSION", "IMAGE"] {
         assert!(out.stdout.contains(header));
     }
@@ -78,7 +70,7 @@ fn version_client_needs_no_cluster() {
 #[test]
 fn kubectl_finds_the_plugin_on_path() {
     let c = cluster();
-    let plugin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-automon"))
+    let plugin_dir = Path::new(env!("CARGO_BIN_EXE_kubectl-automon"))
         .parent()
         .unwrap();
     let path = format!(
@@ -196,17 +188,8 @@ fn kubeconfig_variable_with_several_paths_merges_like_kubectl() {
 
 #[test]
 fn unreachable_server_is_named() {
-    // A port nothing listens on.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let c = cluster();
-    let text = c
-        .kubeconfig_text()
-        .replace(&c.server, &format!("https://127.0.0.1:{port}"));
-    let (_d, kc) = write_temp("kubeconfig", &text);
+    let port = free_port();
+    let (_d, kc) = cluster().kubeconfig_to(port);
     run(automon().arg("version").arg("--kubeconfig").arg(&kc))
         .code(EXIT_UNREACHABLE)
         .stderr_has(&format!(
@@ -218,19 +201,8 @@ fn unreachable_server_is_named() {
 #[test]
 fn silent_server_fails_within_request_timeout() {
     // Accepts connections and never answers.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming().flatten() {
-            held.push(s);
-        }
-    });
-    let c = cluster();
-    let text = c
-        .kubeconfig_text()
-        .replace(&c.server, &format!("https://127.0.0.1:{port}"));
-    let (_d, kc) = write_temp("kubeconfig", &text);
+    let port = fake_http_server(None);
+    let (_d, kc) = cluster().kubeconfig_to(port);
     let started = Instant::now();
     run(automon()
         .args(["version", "--request-timeout", "2s"])
@@ -251,9 +223,8 @@ fn silent_server_fails_within_request_timeout() {
 #[test]
 fn rejected_token_says_credentials_were_rejected() {
     let c = cluster();
-    let text = c.kubeconfig_text();
-    let token = yaml_value(&text, "token");
-    let (_d, kc) = write_temp("kubeconfig", &text.replace(&token, "not-a-valid-token"));
+    let token = c.admin_token();
+    let (_d, kc) = c.kubeconfig_with(|text| text.replace(&token, "not-a-valid-token"));
     run(automon().arg("version").arg("--kubeconfig").arg(&kc))
         .code(EXIT_UNAUTHORIZED)
         .stderr_has("rejected the credentials of user \"admin\" (401 Unauthorized)");
@@ -367,14 +338,13 @@ fn https_proxy_from_environment_and_no_proxy() {
     let (proxy_port, seen) = connect_proxy(api);
     // A server name that does not resolve here: only the proxy can reach it. The certificate
     // is for localhost, which tls-server-name asks for.
-    let text = c
-        .kubeconfig_text()
-        .replace(&c.server, &format!("https://api.automon.test:{api_port}"))
-        .replace(
-            "    certificate-authority-data:",
-            "    tls-server-name: localhost\n    certificate-authority-data:",
-        );
-    let (_d, kc) = write_temp("kubeconfig", &text);
+    let (_d, kc) = c.kubeconfig_with(|text| {
+        text.replace(&c.server, &format!("https://api.automon.test:{api_port}"))
+            .replace(
+                "    certificate-authority-data:",
+                "    tls-server-name: localhost\n    certificate-authority-data:",
+            )
+    });
     run(automon()
         .arg("version")
         .arg("--kubeconfig")
@@ -406,11 +376,14 @@ fn proxy_url_in_kubeconfig_is_used() {
     let c = cluster();
     let api = c.server.trim_start_matches("https://").to_string();
     let (proxy_port, seen) = connect_proxy(api);
-    let text = c.kubeconfig_text().replace(
-        "    certificate-authority-data:",
-        &format!("    proxy-url: http://127.0.0.1:{proxy_port}\n    certificate-authority-data:"),
-    );
-    let (_d, kc) = write_temp("kubeconfig", &text);
+    let (_d, kc) = c.kubeconfig_with(|text| {
+        text.replace(
+            "    certificate-authority-data:",
+            &format!(
+                "    proxy-url: http://127.0.0.1:{proxy_port}\n    certificate-authority-data:"
+            ),
+        )
+    });
     run(automon().arg("version").arg("--kubeconfig").arg(&kc)).success();
     assert_eq!(seen.lock().unwrap().len(), 1, "{:?}", seen.lock().unwrap());
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{
     Cleanup, KwokNodes, ReconcileLoop, cluster, enable, eventually, kwok_node, localcluster,
-    node_events, write_temp,
+    node_events, write_list,
 };
 
 #[test]
@@ -25,11 +25,8 @@ fn ten_nodes_joining_across_an_api_server_restart_all_get_their_events() {
     // Deleted when the test ends, whatever happened (created here without waiting for Ready:
     // the API server goes away at once).
     let _guard = KwokNodes(names.clone());
-    let list = serde_json::json!({
-        "apiVersion": "v1", "kind": "List",
-        "items": names.iter().map(|n| kwok_node(n)).collect::<Vec<_>>(),
-    });
-    let (_dir, file) = write_temp("nodes.json", &list.to_string());
+    let nodes: Vec<_> = names.iter().map(|n| kwok_node(n)).collect();
+    let (_dir, file) = write_list("nodes.json", &nodes);
     cluster()
         .kubectl(&["create", "--validate=false", "-f", file.to_str().unwrap()])
         .success();
