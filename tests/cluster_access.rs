@@ -13,6 +13,10 @@ use std::{
 
 use common::*;
 
+/// A namespace with nothing installed: whether automon is there is a `get configmaps` the API
+/// server answers only to a user it authenticated and RBAC allows (an admin: "not installed").
+const NOTHING_HERE: &str = "automon-nothing-here";
+
 #[test]
 fn version_shows_plugin_pinned_components_and_server() {
     let c = cluster();
@@ -247,43 +251,76 @@ fn forbidden_names_user_verb_and_resource() {
     .stderr_has("ask a cluster administrator");
 }
 
+/// `--as` and `--as-group` reach the API server: as a user with no binding at all, the admin is
+/// refused what it may do itself, and the refusal names that user; with a group that may do
+/// anything, the same user is let through.
 #[test]
 fn impersonation_flags_reach_the_server() {
-    // The admin may impersonate; a group that does not exist is still accepted for /version.
-    run(automon_admin().args([
-        "version",
-        "--as",
-        "limited",
-        "--as-group",
-        "system:authenticated",
-    ]))
-    .success();
+    let status = |flags: &[&str]| {
+        run(automon_admin()
+            .args(["status", "-n", NOTHING_HERE])
+            .args(flags))
+    };
+    status(&[]).code(EXIT_NOT_INSTALLED).stdout_has(&format!(
+        "automon is not installed in namespace {NOTHING_HERE}"
+    ));
+    status(&["--as", "limited"])
+        .code(EXIT_FORBIDDEN)
+        .stderr_has(&format!(
+            "forbidden: user \"limited\" may not get configmaps in namespace \"{NOTHING_HERE}\""
+        ));
+    status(&["--as", "limited", "--as-group", "system:masters"])
+        .code(EXIT_NOT_INSTALLED)
+        .stdout_has(&format!(
+            "automon is not installed in namespace {NOTHING_HERE}"
+        ));
 }
 
+/// A kubeconfig whose only credential is an exec plugin answering `token`: the API server
+/// authenticates the plugin's user. Without the plugin, the same kubeconfig is anonymous.
 #[test]
 fn exec_credential_plugin_supplies_the_token() {
     let c = cluster();
-    let text = c.kubeconfig_text();
-    let token = yaml_value(&text, "token");
-    let dir = tempfile::tempdir().unwrap();
-    let plugin = dir.path().join("get-token");
-    std::fs::write(
-        &plugin,
-        format!(
-            "#!/bin/sh\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{token}\"}}}}'\n"
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let user = format!(
-        "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n",
-        plugin.display()
+    let admin = c.admin_token();
+    let limited = yaml_value(
+        &std::fs::read_to_string(&c.limited_kubeconfig).unwrap(),
+        "token",
     );
-    let text = text.replace(&format!("    token: {token}\n"), &user);
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, text).unwrap();
-    run(automon().arg("version").arg("--kubeconfig").arg(&kc)).success();
+    let credential = format!("  user:\n    token: {admin}\n");
+    let status = |kubeconfig: &Path| {
+        run(automon()
+            .args(["status", "-n", NOTHING_HERE, "--kubeconfig"])
+            .arg(kubeconfig))
+    };
+    let with_plugin = |token: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = dir.path().join("get-token");
+        write_script(
+            &plugin,
+            &format!(
+                "#!/bin/sh\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{token}\"}}}}'\n"
+            ),
+        );
+        let kubeconfig = dir.path().join("kubeconfig");
+        let user = format!("  user:\n{}", exec_user(&plugin));
+        std::fs::write(&kubeconfig, c.kubeconfig_text().replace(&credential, &user)).unwrap();
+        (dir, kubeconfig)
+    };
+
+    let (_d, anonymous) = c.kubeconfig_with(|text| text.replace(&credential, "  user: {}\n"));
+    status(&anonymous)
+        .code(EXIT_FORBIDDEN)
+        .stderr_has("forbidden: user \"system:anonymous\" may not get configmaps");
+    let (_d, as_limited) = with_plugin(&limited);
+    status(&as_limited)
+        .code(EXIT_FORBIDDEN)
+        .stderr_has("forbidden: user \"limited\" may not get configmaps");
+    let (_d, as_admin) = with_plugin(&admin);
+    status(&as_admin)
+        .code(EXIT_NOT_INSTALLED)
+        .stdout_has(&format!(
+            "automon is not installed in namespace {NOTHING_HERE}"
+        ));
 }
 
 /// A CONNECT proxy on loopback that tunnels every host to the local API server and records
