@@ -34,12 +34,14 @@ fn joins_get_events_taints_a_warning_and_sigterm_releases_the_lease() {
     let _ns = Cleanup::fresh(NS);
     // Tolerating no taint, node-exporter stays off the tainted node.
     enable(NS, &["--set", "nodeExporter.tolerations=none"]).success();
+    // An identity of this run only: Events outlive a run (an hour) and are counted by identity.
+    let id = format!("rc-joins-loop-{}", std::process::id());
     let mut l = ReconcileLoop::start(
         NS,
-        "rc-joins-loop",
+        &id,
         &["--exporter-deadline", "3s", "--metrics-addr", "127.0.0.1:0"],
     );
-    l.wait_for_log("acquired (this loop: rc-joins-loop)", 30);
+    l.wait_for_log(&format!("acquired (this loop: {id})"), 30);
     let url = l.metrics_url();
 
     let names: Vec<String> = (0..20).map(|i| format!("rc-join-{i}")).collect();
@@ -132,14 +134,10 @@ fn joins_get_events_taints_a_warning_and_sigterm_releases_the_lease() {
 
     // status says a loop holds the Lease, and where.
     let (_, st) = status_json(NS, &[]);
-    assert_eq!(
-        st["reconcile"]["holder"], "rc-joins-loop",
-        "{}",
-        st["reconcile"]
-    );
+    assert_eq!(st["reconcile"]["holder"], id, "{}", st["reconcile"]);
 
     // SIGTERM: exit 0 within 2s, the Lease given back.
-    assert_eq!(lease_holder(NS), "rc-joins-loop");
+    assert_eq!(lease_holder(NS), id);
     let (code, took) = l.terminate();
     assert_eq!(code, 0, "{}", l.log());
     assert!(took < Duration::from_secs(2), "took {took:?}");

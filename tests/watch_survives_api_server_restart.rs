@@ -18,7 +18,9 @@ fn ten_nodes_joining_across_an_api_server_restart_all_get_their_events() {
     const NS: &str = "rc-outage";
     let _ns = Cleanup::fresh(NS);
     enable(NS, &[]).success();
-    let mut l = ReconcileLoop::start(NS, "rc-outage-loop", &[]);
+    // An identity of this run only: Events outlive a run (an hour) and are counted by identity.
+    let id = format!("rc-outage-loop-{}", std::process::id());
+    let mut l = ReconcileLoop::start(NS, &id, &[]);
     l.wait_for_log("acquired", 30);
 
     let names: Vec<String> = (0..10).map(|i| format!("rc-outage-{i}")).collect();
