@@ -18,9 +18,9 @@ use std::{
 };
 
 use common::{
-    Cleanup, KwokNodes, Process, built_tool, cluster, free_port, kwok_node, prometheus_query,
-    rendered_objects, rendered_rule_file, repo_root, spawn_kube_state_metrics, spawn_prometheus,
-    write_temp,
+    Cleanup, KwokNodes, apply_objects, built_tool, cluster, free_port, prometheus_query,
+    rendered_objects, rendered_rule_file, repo_root, spawn_alertmanager, spawn_kube_state_metrics,
+    spawn_prometheus, tainted, write_temp,
 };
 use serde_json::{Value, json};
 
@@ -42,12 +42,10 @@ fn nodes() -> Vec<Value> {
     [NODE, FULL_NODE]
         .iter()
         .map(|name| {
-            let mut node = kwok_node(name);
+            let mut node = tainted(name, TAINT, "true", "NoSchedule");
             // No node-exporter runs here: opted out of the coverage check, which has its own
             // test (tests/coverage_gap.rs).
             node["metadata"]["labels"]["automon.io/exclude"] = json!("true");
-            node["spec"] =
-                json!({"taints": [{"key": TAINT, "value": "true", "effect": "NoSchedule"}]});
             if *name == FULL_NODE {
                 for field in ["allocatable", "capacity"] {
                     node["status"][field]["pods"] = json!("3");
@@ -259,14 +257,6 @@ fn exceeded_quota() -> Value {
     })
 }
 
-fn apply(objects: Vec<Value>) {
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
-    let (_dir, file) = write_temp("objects.json", &list.to_string());
-    cluster()
-        .kubectl(&["apply", "-f", file.to_str().unwrap()])
-        .success();
-}
-
 /// The one pod of the Deployment `app` in `ns`, once kwok has made it Ready.
 fn ready_pod(ns: &str, app: &str) -> String {
     let c = cluster();
@@ -409,31 +399,15 @@ fn expiring_client_certificate(dir: &Path) -> (String, String) {
     (path(&cert), path(&key))
 }
 
-/// A real Alertmanager on 127.0.0.1 whose only receiver is a webhook nothing answers: every
-/// notification fails. Gossip is off (no cluster port).
-fn spawn_alertmanager(dir: &Path) -> (Process, std::path::PathBuf, u16) {
-    let port = free_port();
-    let config = dir.join("alertmanager.yaml");
-    let config_text = json!({
+/// An Alertmanager configuration whose only receiver is a webhook nothing answers: every
+/// notification fails.
+fn unreachable_receiver() -> String {
+    let config = json!({
         "route": {"receiver": "unreachable", "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1m"},
         "receivers": [{"name": "unreachable",
             "webhook_configs": [{"url": format!("http://127.0.0.1:{}/hook", free_port())}]}],
     });
-    std::fs::write(&config, serde_saphyr::to_string(&config_text).unwrap()).unwrap();
-    let log = dir.join("alertmanager.log");
-    let process = Process::spawn(
-        "alertmanager",
-        Command::new(built_tool("alertmanager", "alertmanager"))
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.join("alertmanager").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address="),
-        &log,
-    );
-    (process, log, port)
+    serde_saphyr::to_string(&config).unwrap()
 }
 
 /// A rule that fails at every evaluation: every `up` series gets the same labels.
@@ -699,7 +673,7 @@ fn alerts_beyond_nodes_go_pending_for_situations_made_in_the_cluster() {
             .unwrap(),
     ])
     .success();
-    apply(situations());
+    apply_objects(&situations());
     let crashloop = ready_pod(WORKLOADS, "crashloop");
     c.kubectl(&[
         "wait",
@@ -724,7 +698,7 @@ fn alerts_beyond_nodes_go_pending_for_situations_made_in_the_cluster() {
         ])
         .success();
     }
-    apply(vec![exceeded_quota()]);
+    apply_objects(&[exceeded_quota()]);
     cronjob_missed(WORKLOADS, "missed");
 
     // The stack as rendered with remote write (to an endpoint nothing answers) and a cluster
@@ -739,7 +713,8 @@ fn alerts_beyond_nodes_go_pending_for_situations_made_in_the_cluster() {
     let objects = rendered_objects(&["-f", config.to_str().unwrap()]);
     let dir = tempfile::tempdir().unwrap();
     let (mut ksm, ksm_log, ksm_port) = spawn_kube_state_metrics(&objects, dir.path());
-    let (mut alertmanager, alertmanager_log, alertmanager_port) = spawn_alertmanager(dir.path());
+    let (mut alertmanager, alertmanager_log, alertmanager_port) =
+        spawn_alertmanager(dir.path(), &unreachable_receiver());
     let ports = Ports {
         remote_write: remote_write_port,
         kwok: c.kwok_port,

@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::{collections::BTreeSet, process::Command};
+use std::collections::BTreeSet;
 
 use regex::Regex;
 use serde_json::{Value, json};
 
-use common::{Run, dashboard_queries, node_class_objects, promtool, rendered_objects};
+use common::{Run, dashboard_queries, node_class_objects, promtool_with, rendered_objects};
 
 /// Every object a cluster with every node class may hold: `render`'s and the classes' own.
 fn all_objects() -> Vec<Value> {
@@ -598,14 +598,10 @@ fn prometheus_config(objects: &[Value]) -> String {
 }
 
 fn promtool_check_config(config: &str) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("prometheus.yaml"), config).unwrap();
-    let out = Command::new(promtool())
-        .current_dir(dir.path())
-        .args(["check", "config", "prometheus.yaml"])
-        .output()
-        .expect("run promtool");
-    Run::from(out)
+    promtool_with(
+        &[("prometheus.yaml", config)],
+        &["check", "config", "prometheus.yaml"],
+    )
 }
 
 #[test]

@@ -6,16 +6,16 @@ mod common;
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
+    path::Path,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use common::*;
 
-const EXIT_KUBECONFIG: i32 = 3;
-const EXIT_UNREACHABLE: i32 = 4;
-const EXIT_UNAUTHORIZED: i32 = 5;
-const EXIT_FORBIDDEN: i32 = 6;
+/// A namespace with nothing installed: whether automon is there is a `get configmaps` the API
+/// server answers only to a user it authenticated and RBAC allows (an admin: "not installed").
+const NOTHING_HERE: &str = "automon-nothing-here";
 
 #[test]
 fn version_shows_plugin_pinned_components_and_server() {
@@ -26,12 +26,8 @@ fn version_shows_plugin_pinned_components_and_server() {
         "{}",
         out.stdout
     );
-    assert!(
-        out.stdout.contains("Server Version: v1.36."),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains(&c.server), "{}", out.stdout);
+    assert_has(&out.stdout, "Server Version: v1.36.");
+    assert_has(&out.stdout, &c.server);
     for header in ["COMPONENT", "VERSION", "IMAGE"] {
         assert!(out.stdout.contains(header));
     }
@@ -78,7 +74,7 @@ fn version_client_needs_no_cluster() {
 #[test]
 fn kubectl_finds_the_plugin_on_path() {
     let c = cluster();
-    let plugin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-automon"))
+    let plugin_dir = Path::new(env!("CARGO_BIN_EXE_kubectl-automon"))
         .parent()
         .unwrap();
     let path = format!(
@@ -196,17 +192,8 @@ fn kubeconfig_variable_with_several_paths_merges_like_kubectl() {
 
 #[test]
 fn unreachable_server_is_named() {
-    // A port nothing listens on.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let c = cluster();
-    let text = c
-        .kubeconfig_text()
-        .replace(&c.server, &format!("https://127.0.0.1:{port}"));
-    let (_d, kc) = write_temp("kubeconfig", &text);
+    let port = free_port();
+    let (_d, kc) = cluster().kubeconfig_to(port);
     run(automon().arg("version").arg("--kubeconfig").arg(&kc))
         .code(EXIT_UNREACHABLE)
         .stderr_has(&format!(
@@ -218,19 +205,8 @@ fn unreachable_server_is_named() {
 #[test]
 fn silent_server_fails_within_request_timeout() {
     // Accepts connections and never answers.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming().flatten() {
-            held.push(s);
-        }
-    });
-    let c = cluster();
-    let text = c
-        .kubeconfig_text()
-        .replace(&c.server, &format!("https://127.0.0.1:{port}"));
-    let (_d, kc) = write_temp("kubeconfig", &text);
+    let port = fake_http_server(None);
+    let (_d, kc) = cluster().kubeconfig_to(port);
     let started = Instant::now();
     run(automon()
         .args(["version", "--request-timeout", "2s"])
@@ -251,9 +227,8 @@ fn silent_server_fails_within_request_timeout() {
 #[test]
 fn rejected_token_says_credentials_were_rejected() {
     let c = cluster();
-    let text = c.kubeconfig_text();
-    let token = yaml_value(&text, "token");
-    let (_d, kc) = write_temp("kubeconfig", &text.replace(&token, "not-a-valid-token"));
+    let token = c.admin_token();
+    let (_d, kc) = c.kubeconfig_with(|text| text.replace(&token, "not-a-valid-token"));
     run(automon().arg("version").arg("--kubeconfig").arg(&kc))
         .code(EXIT_UNAUTHORIZED)
         .stderr_has("rejected the credentials of user \"admin\" (401 Unauthorized)");
@@ -276,43 +251,76 @@ fn forbidden_names_user_verb_and_resource() {
     .stderr_has("ask a cluster administrator");
 }
 
+/// `--as` and `--as-group` reach the API server: as a user with no binding at all, the admin is
+/// refused what it may do itself, and the refusal names that user; with a group that may do
+/// anything, the same user is let through.
 #[test]
 fn impersonation_flags_reach_the_server() {
-    // The admin may impersonate; a group that does not exist is still accepted for /version.
-    run(automon_admin().args([
-        "version",
-        "--as",
-        "limited",
-        "--as-group",
-        "system:authenticated",
-    ]))
-    .success();
+    let status = |flags: &[&str]| {
+        run(automon_admin()
+            .args(["status", "-n", NOTHING_HERE])
+            .args(flags))
+    };
+    status(&[]).code(EXIT_NOT_INSTALLED).stdout_has(&format!(
+        "automon is not installed in namespace {NOTHING_HERE}"
+    ));
+    status(&["--as", "limited"])
+        .code(EXIT_FORBIDDEN)
+        .stderr_has(&format!(
+            "forbidden: user \"limited\" may not get configmaps in namespace \"{NOTHING_HERE}\""
+        ));
+    status(&["--as", "limited", "--as-group", "system:masters"])
+        .code(EXIT_NOT_INSTALLED)
+        .stdout_has(&format!(
+            "automon is not installed in namespace {NOTHING_HERE}"
+        ));
 }
 
+/// A kubeconfig whose only credential is an exec plugin answering `token`: the API server
+/// authenticates the plugin's user. Without the plugin, the same kubeconfig is anonymous.
 #[test]
 fn exec_credential_plugin_supplies_the_token() {
     let c = cluster();
-    let text = c.kubeconfig_text();
-    let token = yaml_value(&text, "token");
-    let dir = tempfile::tempdir().unwrap();
-    let plugin = dir.path().join("get-token");
-    std::fs::write(
-        &plugin,
-        format!(
-            "#!/bin/sh\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{token}\"}}}}'\n"
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let user = format!(
-        "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n",
-        plugin.display()
+    let admin = c.admin_token();
+    let limited = yaml_value(
+        &std::fs::read_to_string(&c.limited_kubeconfig).unwrap(),
+        "token",
     );
-    let text = text.replace(&format!("    token: {token}\n"), &user);
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, text).unwrap();
-    run(automon().arg("version").arg("--kubeconfig").arg(&kc)).success();
+    let credential = format!("  user:\n    token: {admin}\n");
+    let status = |kubeconfig: &Path| {
+        run(automon()
+            .args(["status", "-n", NOTHING_HERE, "--kubeconfig"])
+            .arg(kubeconfig))
+    };
+    let with_plugin = |token: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = dir.path().join("get-token");
+        write_script(
+            &plugin,
+            &format!(
+                "#!/bin/sh\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{token}\"}}}}'\n"
+            ),
+        );
+        let kubeconfig = dir.path().join("kubeconfig");
+        let user = format!("  user:\n{}", exec_user(&plugin));
+        std::fs::write(&kubeconfig, c.kubeconfig_text().replace(&credential, &user)).unwrap();
+        (dir, kubeconfig)
+    };
+
+    let (_d, anonymous) = c.kubeconfig_with(|text| text.replace(&credential, "  user: {}\n"));
+    status(&anonymous)
+        .code(EXIT_FORBIDDEN)
+        .stderr_has("forbidden: user \"system:anonymous\" may not get configmaps");
+    let (_d, as_limited) = with_plugin(&limited);
+    status(&as_limited)
+        .code(EXIT_FORBIDDEN)
+        .stderr_has("forbidden: user \"limited\" may not get configmaps");
+    let (_d, as_admin) = with_plugin(&admin);
+    status(&as_admin)
+        .code(EXIT_NOT_INSTALLED)
+        .stdout_has(&format!(
+            "automon is not installed in namespace {NOTHING_HERE}"
+        ));
 }
 
 /// A CONNECT proxy on loopback that tunnels every host to the local API server and records
@@ -367,14 +375,13 @@ fn https_proxy_from_environment_and_no_proxy() {
     let (proxy_port, seen) = connect_proxy(api);
     // A server name that does not resolve here: only the proxy can reach it. The certificate
     // is for localhost, which tls-server-name asks for.
-    let text = c
-        .kubeconfig_text()
-        .replace(&c.server, &format!("https://api.automon.test:{api_port}"))
-        .replace(
-            "    certificate-authority-data:",
-            "    tls-server-name: localhost\n    certificate-authority-data:",
-        );
-    let (_d, kc) = write_temp("kubeconfig", &text);
+    let (_d, kc) = c.kubeconfig_with(|text| {
+        text.replace(&c.server, &format!("https://api.automon.test:{api_port}"))
+            .replace(
+                "    certificate-authority-data:",
+                "    tls-server-name: localhost\n    certificate-authority-data:",
+            )
+    });
     run(automon()
         .arg("version")
         .arg("--kubeconfig")
@@ -406,11 +413,14 @@ fn proxy_url_in_kubeconfig_is_used() {
     let c = cluster();
     let api = c.server.trim_start_matches("https://").to_string();
     let (proxy_port, seen) = connect_proxy(api);
-    let text = c.kubeconfig_text().replace(
-        "    certificate-authority-data:",
-        &format!("    proxy-url: http://127.0.0.1:{proxy_port}\n    certificate-authority-data:"),
-    );
-    let (_d, kc) = write_temp("kubeconfig", &text);
+    let (_d, kc) = c.kubeconfig_with(|text| {
+        text.replace(
+            "    certificate-authority-data:",
+            &format!(
+                "    proxy-url: http://127.0.0.1:{proxy_port}\n    certificate-authority-data:"
+            ),
+        )
+    });
     run(automon().arg("version").arg("--kubeconfig").arg(&kc)).success();
     assert_eq!(seen.lock().unwrap().len(), 1, "{:?}", seen.lock().unwrap());
 }

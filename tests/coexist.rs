@@ -60,16 +60,6 @@ spec:
     )
 }
 
-struct Gone(&'static [&'static str]);
-
-impl Drop for Gone {
-    fn drop(&mut self) {
-        for ns in self.0 {
-            drop(Cleanup(ns));
-        }
-    }
-}
-
 fn pods_of(ns: &str) -> Vec<String> {
     let out = cluster().kubectl(&[
         "get",
@@ -84,20 +74,11 @@ fn pods_of(ns: &str) -> Vec<String> {
     pods
 }
 
-fn status_json(ns: &str) -> serde_json::Value {
-    let out = run(automon_admin().args(["status", "-n", ns, "-o", "json"]));
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:#?}"))
-}
-
 /// enable's preflight named the holder, and no exporter of automon's own was applied.
 #[track_caller]
 fn scrapes_instead(out: &Run, holder: &str) {
-    assert!(out.stdout.contains(holder), "{}", out.stdout);
-    assert!(
-        !out.stdout.contains("daemonset.apps/node-exporter"),
-        "{}",
-        out.stdout
-    );
+    assert_has(&out.stdout, holder);
+    assert_lacks(&out.stdout, "daemonset.apps/node-exporter");
 }
 
 fn exporter_component(status: &serde_json::Value) -> serde_json::Value {
@@ -114,13 +95,11 @@ fn exporter_component(status: &serde_json::Value) -> serde_json::Value {
 fn another_stacks_exporter_is_scraped_never_preempted_or_doubled() {
     let c = cluster();
     c.ensure_crds();
-    let _gone = Gone(&[OTHER]);
+    let _other = Cleanup::fresh(OTHER);
     let _ns = Cleanup::fresh(NS);
     let port = node_exporter_port(NS);
     let set_port = format!("nodeExporter.port={port}");
-    let (_d, file) = write_temp("other.yaml", &kube_prometheus_exporter(port));
-    c.kubectl(&["apply", "-f", file.to_str().unwrap()])
-        .success();
+    apply(&kube_prometheus_exporter(port));
     c.kubectl(&[
         "rollout",
         "status",
@@ -134,12 +113,11 @@ fn another_stacks_exporter_is_scraped_never_preempted_or_doubled() {
     assert!(!theirs.is_empty());
 
     let out = run(automon_admin().args(["enable", "-n", NS, "--set", &set_port])).success();
-    assert!(
-        out.stdout.contains(&format!(
+    assert_has(
+        &out.stdout,
+        &format!(
             "Exporter  daemonset {OTHER}/node-exporter serves port {port} on the nodes: scraping it"
-        )),
-        "{}",
-        out.stdout
+        ),
     );
     scrapes_instead(
         &out,
@@ -147,11 +125,9 @@ fn another_stacks_exporter_is_scraped_never_preempted_or_doubled() {
             "daemonset {OTHER}/node-exporter (another stack, priority class system-cluster-critical) serves port {port}"
         ),
     );
-    assert!(
-        out.stdout
-            .contains("servicemonitor.monitoring.coreos.com/node-exporter created"),
-        "{}",
-        out.stdout
+    assert_has(
+        &out.stdout,
+        "servicemonitor.monitoring.coreos.com/node-exporter created",
     );
     // No second exporter, and every pod of theirs is as it was: none preempted, none replaced.
     let ours = c.kubectl(&["get", "daemonsets", "-n", NS, "-o", "name"]);
@@ -182,7 +158,7 @@ fn another_stacks_exporter_is_scraped_never_preempted_or_doubled() {
     );
 
     // status counts the nodes it covers, and names it.
-    let st = status_json(NS);
+    let (_, st) = status_json(NS, &[]);
     let exporter = exporter_component(&st);
     assert_eq!(
         exporter["reused"],
@@ -250,7 +226,7 @@ fn another_stacks_exporter_is_scraped_never_preempted_or_doubled() {
         "--timeout=120s",
     ])
     .success();
-    let st = status_json(NS);
+    let (_, st) = status_json(NS, &[]);
     let exporter = exporter_component(&st);
     assert!(
         exporter["message"]
@@ -259,12 +235,8 @@ fn another_stacks_exporter_is_scraped_never_preempted_or_doubled() {
         "{st:#}"
     );
     let out = run(automon_admin().args(["enable", "-n", NS, "--set", &set_port])).success();
-    assert!(
-        out.stdout.contains("daemonset.apps/node-exporter created"),
-        "{}",
-        out.stdout
-    );
-    assert!(!out.stdout.contains("Exporter  "), "{}", out.stdout);
+    assert_has(&out.stdout, "daemonset.apps/node-exporter created");
+    assert_lacks(&out.stdout, "Exporter  ");
     assert_eq!(
         parent_field(
             NS,
@@ -294,21 +266,13 @@ fn a_second_automon_stack_scrapes_the_first_ones_exporter() {
             "daemonset {A}/node-exporter (automon's stack in namespace {A}, priority class system-node-critical) serves port {port}"
         ),
     );
-    let sm = get_json(&[
-        "get",
-        "servicemonitor",
-        "node-exporter",
-        "-n",
-        B,
-        "-o",
-        "json",
-    ]);
+    let sm = exporter_scrape_object(B);
     assert_eq!(
         sm["spec"]["namespaceSelector"],
         serde_json::json!({"matchNames": [A]})
     );
     assert_eq!(sm["spec"]["endpoints"][0]["scheme"], "http", "{sm:#}");
-    let st = status_json(B);
+    let (_, st) = status_json(B, &[]);
     assert_eq!(
         exporter_component(&st)["reused"],
         format!("{A}/node-exporter")
@@ -326,7 +290,7 @@ fn a_second_automon_stack_scrapes_the_first_ones_exporter() {
 
     // B's inventory takes the CRDs in (--crds-from); disabling B keeps every one of them while
     // A's operator watches them, though no PodMonitor, Probe or ScrapeConfig exists.
-    let crds = cluster().dir.join("crds");
+    let crds = cluster().crds_dir();
     run(automon_admin().args([
         "enable",
         "-n",

@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 
 const KPS: &str = "automon-kps";
@@ -107,20 +105,6 @@ spec:
     )
 }
 
-/// `status -n NS -o json` until `done` says so (the operator and Prometheus take their time).
-fn status_until(what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let out = run(automon_admin().args(["status", "-n", NS, "-o", "json"]));
-        let st: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
-        if done(&st) {
-            return st;
-        }
-        assert!(Instant::now() < deadline, "{what}: {out:#?}");
-        std::thread::sleep(Duration::from_secs(2));
-    }
-}
-
 #[test]
 fn beside_kube_prometheus_stack_status_is_healthy_and_names_what_it_reuses() {
     let c = cluster();
@@ -128,49 +112,33 @@ fn beside_kube_prometheus_stack_status_is_healthy_and_names_what_it_reuses() {
     let _ns = Cleanup::fresh(NS);
     let _kps = Cleanup::fresh(KPS);
     let port = node_exporter_port(NS);
-    let (_d, file) = write_temp("kps.yaml", &kube_prometheus_stack(port));
-    c.kubectl(&["apply", "-f", file.to_str().unwrap()])
-        .success();
-    if !operator_running() {
-        at_exit(|| drop(OperatorStop));
-        operator_start();
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while pod_of(KPS, "prometheus").is_none() || pod_of(KPS, "alertmanager").is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the operator made no Prometheus/Alertmanager pod in {KPS}"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    apply(&kube_prometheus_stack(port));
+    ensure_operator();
+    eventually(
+        120,
+        &format!("the operator made a Prometheus and an Alertmanager pod in {KPS}"),
+        || pod_of(KPS, "prometheus").is_some() && pod_of(KPS, "alertmanager").is_some(),
+    );
     // A real Prometheus, Alertmanager and node_exporter answer for that stack's pods.
-    localcluster(&["serve", KPS]).success();
-    at_exit(|| drop(localcluster(&["unserve", KPS])));
+    let served = serve(KPS);
+    at_exit(move || drop(served));
 
     let set_port = format!("nodeExporter.port={port}");
     let out = run(automon_admin().args(["enable", "-n", NS, "--set", &set_port])).success();
-    assert!(out.stdout.contains("reusing it"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains(&format!(
-            "Exporter  daemonset {KPS}/node-exporter serves port {port}"
-        )),
-        "{}",
-        out.stdout
+    assert_has(&out.stdout, "reusing it");
+    assert_has(
+        &out.stdout,
+        &format!("Exporter  daemonset {KPS}/node-exporter serves port {port}"),
     );
     // What that stack already does is not done twice: its Prometheus would evaluate two
     // KubePodCrashLooping and count every kubelet series twice.
-    assert!(
-        out.stderr.contains(&format!(
+    assert_has(
+        &out.stderr,
+        &format!(
             "automon leaves out 2 alerts its rules already define (KubeJobFailed, KubePodCrashLooping; in {KPS}/kps-kubernetes-apps) and the kubelet scrape (servicemonitor {KPS}/kps-kubelet does it) and the job name kube-state-metrics (servicemonitor {KPS}/kps-kube-state-metrics scrapes theirs under it; automon's own kube-state-metrics is job automon-kube-state-metrics)"
-        )),
-        "{}",
-        out.stderr
+        ),
     );
-    assert_ne!(
-        c.kubectl(&["get", "servicemonitor", "-n", NS, "kubelet"])
-            .code,
-        0
-    );
+    assert!(!exists(&["servicemonitor", "-n", NS, "kubelet"]));
     let workload_alerts = c
         .kubectl(&[
             "get",
@@ -212,9 +180,13 @@ fn beside_kube_prometheus_stack_status_is_healthy_and_names_what_it_reuses() {
     );
     assert_eq!(sm["metadata"]["labels"]["release"], "kps", "{sm:#}");
 
-    let st = status_until("healthy beside kube-prometheus-stack", |st| {
-        st["health"] == "Healthy"
-    });
+    // The operator and Prometheus take their time.
+    let (out, st) = poll(
+        180,
+        || status_json(NS, &[]),
+        |(_, st)| st["health"] == "Healthy",
+    );
+    assert_eq!(st["health"], "Healthy", "{out:#?}");
     assert_eq!(
         st["prometheus"]["via"],
         format!("service {KPS}/prometheus-operated:web through the API server"),

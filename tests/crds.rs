@@ -5,9 +5,8 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufReader, Write},
     net::TcpListener,
-    path::PathBuf,
 };
 
 use common::*;
@@ -24,25 +23,6 @@ const CRD_NAMES: [&str; 10] = [
     "servicemonitors.monitoring.coreos.com",
     "thanosrulers.monitoring.coreos.com",
 ];
-
-/// The operator's CRDs as the local cluster has them: one file per CRD.
-fn crds_dir() -> PathBuf {
-    cluster().dir.join("crds")
-}
-
-fn render_items(args: &[&str]) -> Vec<serde_json::Value> {
-    let out = run(automon().args(["render", "-o", "json"]).args(args)).success();
-    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    list["items"].as_array().unwrap().clone()
-}
-
-fn kind_name(o: &serde_json::Value) -> String {
-    format!(
-        "{}/{}",
-        o["kind"].as_str().unwrap(),
-        o["metadata"]["name"].as_str().unwrap()
-    )
-}
 
 /// Checks that the first ten objects are the operator's CRDs, labelled, then the stack.
 fn assert_crds_first(items: &[serde_json::Value]) {
@@ -89,10 +69,10 @@ fn assert_crds_first(items: &[serde_json::Value]) {
 
 #[test]
 fn render_includes_the_crds_from_a_directory_first() {
-    let dir = crds_dir();
-    let items = render_items(&["--include-crds", "--crds-from", dir.to_str().unwrap()]);
+    let dir = cluster().crds_dir();
+    let items = rendered_objects(&["--include-crds", "--crds-from", dir.to_str().unwrap()]);
     assert_crds_first(&items);
-    let without = render_items(&[]);
+    let without = rendered_objects(&[]);
     assert_eq!(
         items.len(),
         without.len() + 10,
@@ -121,8 +101,12 @@ fn render_includes_the_crds_from_a_directory_first() {
 
 #[test]
 fn a_file_that_is_not_a_crd_is_refused_naming_it() {
-    let crd =
-        std::fs::read_to_string(crds_dir().join("probes.monitoring.coreos.com.yaml")).unwrap();
+    let crd = std::fs::read_to_string(
+        cluster()
+            .crds_dir()
+            .join("probes.monitoring.coreos.com.yaml"),
+    )
+    .unwrap();
     let text = format!("{crd}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sneaky\n");
     let (_guard, path) = write_temp("mixed.yaml", &text);
     let out = run(automon()
@@ -159,14 +143,10 @@ fn serve(path: &'static str, body: Vec<u8>, n: usize) -> u16 {
         for stream in listener.incoming().take(n) {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            reader.read_line(&mut request_line).unwrap();
-            // Read the headers up to the blank line.
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 2 {
-                line.clear();
-            }
-            let wanted = request_line.split_whitespace().nth(1) == Some(path);
+            let Ok(Some(request)) = HttpRequest::read(&mut reader) else {
+                continue;
+            };
+            let wanted = request.path() == Some(path);
             let (status, body): (&str, &[u8]) = if wanted {
                 ("200 OK", &body)
             } else {
@@ -188,11 +168,11 @@ fn crds_from_a_plain_http_mirror() {
     let mut all = Vec::new();
     for name in CRD_NAMES.iter().rev() {
         all.extend(b"---\n");
-        all.extend(std::fs::read(crds_dir().join(format!("{name}.yaml"))).unwrap());
+        all.extend(std::fs::read(cluster().crds_dir().join(format!("{name}.yaml"))).unwrap());
     }
     let port = serve("/mirror/crds.yaml", all, 2);
     let url = format!("http://127.0.0.1:{port}/mirror/crds.yaml");
-    let items = render_items(&["--include-crds", "--crds-from", &url]);
+    let items = rendered_objects(&["--include-crds", "--crds-from", &url]);
     assert_crds_first(&items);
 
     let missing = format!("http://127.0.0.1:{port}/mirror/nope.yaml");
@@ -219,7 +199,7 @@ fn without_crds_from_the_pinned_release_is_downloaded_or_the_error_says_what_to_
 fn rendered_crd_yaml_is_accepted_by_the_api_server_unchanged() {
     // The YAML printer must not change what the CRDs mean (quoting, long descriptions): the
     // rendered CRDs, sent as YAML in a server-side dry run, come back with the same schema.
-    let dir = crds_dir();
+    let dir = cluster().crds_dir();
     let dir = dir.to_str().unwrap();
     let yaml = run(automon().args(["render", "--include-crds", "--crds-from", dir]))
         .success()
@@ -243,7 +223,7 @@ fn rendered_crd_yaml_is_accepted_by_the_api_server_unchanged() {
     assert_eq!(applied.code, 0, "{applied:#?}");
     let applied: serde_json::Value = serde_json::from_str(&applied.stdout).unwrap();
     let applied = applied["items"].as_array().unwrap();
-    let rendered = render_items(&["--include-crds", "--crds-from", dir]);
+    let rendered = rendered_objects(&["--include-crds", "--crds-from", dir]);
     assert_eq!(applied.len(), 10);
     for (a, r) in applied.iter().zip(&rendered[..10]) {
         assert_eq!(kind_name(a), kind_name(r));

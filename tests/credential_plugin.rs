@@ -5,39 +5,34 @@
 mod common;
 
 use std::{
-    os::unix::fs::PermissionsExt,
     process::Stdio,
     time::{Duration, Instant},
 };
 
 use common::*;
 
-const EXIT_UNAUTHORIZED: i32 = 5;
-
 #[test]
 fn a_credential_plugin_that_never_answers_ends_at_the_deadline_and_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("plugin.pid");
     let plugin = dir.path().join("get-token");
-    std::fs::write(
+    write_script(
         &plugin,
-        format!(
+        &format!(
             "#!/bin/sh\necho $$ > '{}'\nexec sleep 1000\n",
             pid_file.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,
         format!(
             "apiVersion: v1\nkind: Config\n\
              clusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n\
-             users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n\
+             users:\n- name: u\n  user:\n{}\
              contexts:\n- name: ctx\n  context: {{cluster: c, user: u}}\n\
              current-context: ctx\n",
-            plugin.display()
+            exec_user(&plugin)
         ),
     )
     .unwrap();

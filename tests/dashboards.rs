@@ -9,21 +9,19 @@
 mod common;
 
 use std::{
-    io::{Read, Write},
-    net::TcpListener,
+    collections::{BTreeMap, BTreeSet},
     path::PathBuf,
     process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use serde_json::Value;
 
 use common::{
-    DashboardQuery, Process, dashboard_queries, dashboards_in, free_port, node_class_objects,
-    prometheus_query as query, rendered_objects, repo_root, spawn_prometheus, substitute,
+    DashboardQuery, Run, built_tool, dashboard_queries, dashboards_in, fake_http_server, free_port,
+    node_class_objects, prometheus_query as query, promtool_with, rendered_objects, repo_root,
+    spawn_node_exporter, spawn_prometheus, substitute,
 };
 
 /// The name the fake node carries, in place of Grafana's `$node`.
@@ -108,37 +106,13 @@ fn substituted(expr: &str, rate_interval: &str) -> String {
     substitute(expr, &values)
 }
 
-/// Builds a tool with tests/cluster/build-tools (cached) and returns its bin directory.
-fn tools(target: &str) -> PathBuf {
-    let out = Command::new(repo_root().join("tests/cluster/build-tools"))
-        .arg(target)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run build-tools");
-    assert!(out.status.success(), "build-tools {target} failed");
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-/// promtool from `bin` with `args`, run in `dir`: (passed, stdout and stderr).
-fn promtool_in(bin: &std::path::Path, dir: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(bin.join("promtool"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run promtool");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+/// A run's verdict and everything it printed, for a failure message.
+fn passed(out: Run) -> (bool, String) {
+    (out.code == 0, format!("{}{}", out.stdout, out.stderr))
 }
 
 /// `promtool check rules` on a rule file of one recording rule per query: (passed, output).
 fn promtool_parses(queries: &[DashboardQuery]) -> (bool, String, String) {
-    let bin = tools("prometheus");
     let mut rules = String::from("groups:\n  - name: dashboards\n    rules:\n");
     for (i, q) in queries.iter().enumerate() {
         let expr = serde_json::to_string(&substituted(&q.expr, "1m")).expect("a string");
@@ -153,9 +127,10 @@ fn promtool_parses(queries: &[DashboardQuery]) -> (bool, String, String) {
         ));
     }
     let check = |text: &str| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("rules.yaml"), text).expect("write rules");
-        promtool_in(&bin, dir.path(), &["check", "rules", "rules.yaml"])
+        passed(promtool_with(
+            &[("rules.yaml", text)],
+            &["check", "rules", "rules.yaml"],
+        ))
     };
     let (ok, output) = check(&rules);
     // The check can fail: a broken query is rejected.
@@ -217,44 +192,19 @@ kube_node_status_condition{node="test-node",condition="Ready",status="unknown"} 
 
 /// Serves [`KUBE_STATE_METRICS`] on a free port until the test binary exits.
 fn serve_kube_state_metrics() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{KUBE_STATE_METRICS}",
-                KUBE_STATE_METRICS.len()
-            );
-        }
-    });
-    port
+    fake_http_server(Some(&format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{KUBE_STATE_METRICS}",
+        KUBE_STATE_METRICS.len()
+    )))
 }
 
 #[test]
 fn every_panel_query_returns_data_from_a_real_node_exporter() {
-    let bin = tools("prometheus");
-    let node_exporter_bin = tools("node_exporter");
     let dashboards = rendered_dashboards();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (exporter_port, prometheus_port) = (free_port(), free_port());
+    let prometheus_port = free_port();
     let ksm_port = serve_kube_state_metrics();
-
-    let exporter_log = dir.path().join("node_exporter.log");
-    let mut exporter = Process::spawn(
-        "node_exporter",
-        Command::new(node_exporter_bin.join("node_exporter"))
-            .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}")),
-        &exporter_log,
-    );
+    let (mut exporter, exporter_log, exporter_port) = spawn_node_exporter(dir.path());
     // What the node-exporter ServiceMonitor produces: job node-exporter, and the pod's node
     // name in both `node` and `instance`. kube-state-metrics keeps its own labels.
     let config = format!(
@@ -283,8 +233,11 @@ scrape_configs:
         "groups:\n  - name: watchdog\n    rules:\n      - alert: Watchdog\n        expr: vector(1)\n        labels: {severity: none}\n",
     )
     .expect("write rules");
-    let (mut prometheus, prometheus_log) =
-        spawn_prometheus(&bin.join("prometheus"), dir.path(), prometheus_port);
+    let (mut prometheus, prometheus_log) = spawn_prometheus(
+        &built_tool("prometheus", "prometheus"),
+        dir.path(),
+        prometheus_port,
+    );
 
     // rate() needs two samples inside its window: wait for a handful of scrapes of both jobs
     // and for the Watchdog.
@@ -599,12 +552,11 @@ fn workload_queries_give_the_right_numbers() {
             "      - expr: {expr}\n        eval_time: 10m\n        exp_samples: {samples}\n"
         ));
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("rules.yaml"), "groups: []\n").expect("write rules");
-    let bin = tools("prometheus");
     let run = |text: &str| {
-        std::fs::write(dir.path().join("tests.yaml"), text).expect("write tests");
-        promtool_in(&bin, dir.path(), &["test", "rules", "tests.yaml"])
+        passed(promtool_with(
+            &[("rules.yaml", "groups: []\n"), ("tests.yaml", text)],
+            &["test", "rules", "tests.yaml"],
+        ))
     };
     let (ok, output) = run(&tests);
     assert!(ok, "{output}\n{tests}");

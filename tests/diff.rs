@@ -8,39 +8,6 @@ use common::*;
 
 const NS: &str = "automon-diff-story";
 
-fn rendered(ns: &str) -> Vec<serde_json::Value> {
-    let out = run(automon().args(["render", "-o", "json", "-n", ns])).success();
-    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    list["items"].as_array().unwrap().clone()
-}
-
-/// Removes the namespace and the cluster-scoped objects (`<ns>-*`) the install created, at the
-/// start (a previous run may have failed) and when the test ends, passed or failed.
-struct Installed<'a>(&'a LocalCluster, &'static str);
-
-impl Installed<'_> {
-    fn remove(&self, wait: bool) {
-        let wait = format!("--wait={wait}");
-        for o in rendered(self.1) {
-            if o["metadata"]["namespace"].is_null() && o["kind"] != "Namespace" {
-                let kind = o["kind"].as_str().unwrap().to_lowercase();
-                let name = o["metadata"]["name"].as_str().unwrap();
-                assert!(name.starts_with(&format!("{}-", self.1)), "{name}");
-                self.0
-                    .kubectl(&["delete", &kind, name, "--ignore-not-found", &wait]);
-            }
-        }
-        self.0
-            .kubectl(&["delete", "namespace", self.1, "--ignore-not-found", &wait]);
-    }
-}
-
-impl Drop for Installed<'_> {
-    fn drop(&mut self) {
-        self.remove(false);
-    }
-}
-
 fn diff(args: &[&str]) -> Run {
     run(automon_admin().args(["diff", "-n", NS]).args(args))
 }
@@ -49,9 +16,9 @@ fn diff(args: &[&str]) -> Run {
 fn diff_tells_what_enable_would_change() {
     let c = cluster();
     c.ensure_crds();
-    let installed = Installed(c, NS);
-    installed.remove(true);
-    let objects = rendered(NS);
+    // Whatever an earlier run left is gone first; what this one installs, at the end.
+    let installed = Cleanup::fresh(NS);
+    let objects = rendered_objects(&["-n", NS]);
 
     // Nothing installed: every object is new, diffed against nothing; the namespace does not
     // exist, so namespaced objects are shown as rendered, and the user is told why.
@@ -66,16 +33,8 @@ fn diff_tells_what_enable_would_change() {
     assert_eq!(headers.len(), objects.len(), "{}", out.stdout);
     for o in &objects {
         let path = match o["metadata"]["namespace"].as_str() {
-            Some(ns) => format!(
-                "{}/{ns}/{}",
-                o["kind"].as_str().unwrap(),
-                o["metadata"]["name"].as_str().unwrap()
-            ),
-            None => format!(
-                "{}/{}",
-                o["kind"].as_str().unwrap(),
-                o["metadata"]["name"].as_str().unwrap()
-            ),
+            Some(ns) => kind_name(o).replacen('/', &format!("/{ns}/"), 1),
+            None => kind_name(o),
         };
         assert!(
             headers.contains(&format!("diff -u -N live/{path} enable/{path}").as_str()),
@@ -91,11 +50,10 @@ fn diff_tells_what_enable_would_change() {
         assert!(ok, "a new object shows only additions, not {line:?}");
     }
     // Nothing was written by the diff.
-    assert_ne!(c.kubectl(&["get", "namespace", NS]).code, 0);
+    assert!(!exists(&["namespace", NS]));
 
     // Installed exactly as enable installs it: no differences, no output, exit 0.
-    let json = run(automon().args(["render", "-o", "json", "-n", NS])).success();
-    let (_d, file) = write_temp("stack.json", &json.stdout);
+    let (_d, file) = write_list("stack.json", &objects);
     c.kubectl(&[
         "apply",
         "--server-side",

@@ -4,10 +4,7 @@
 
 mod common;
 
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-};
+use std::process::Command;
 
 use common::*;
 
@@ -34,19 +31,13 @@ const MEMBER_TYPES: &[&str] = &[
     "prometheusrules.monitoring.coreos.com",
 ];
 
-fn crds_dir() -> std::path::PathBuf {
-    cluster().dir.join("crds")
-}
-
 /// Installs the stack in `ns` (and the shared CRDs if they are missing); returns its ApplySet ID.
 fn install(ns: &str) -> String {
     let c = cluster();
     c.ensure_crds();
     let rendered = run(automon().args(["render", "-n", ns, "-o", "json"])).success();
-    let mut apply = Command::new(c.tools_bin.join("kubectl"))
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args([
+    let applied = c.kubectl_with_input(
+        &[
             "apply",
             "--server-side",
             "--field-manager",
@@ -54,19 +45,9 @@ fn install(ns: &str) -> String {
             "--force-conflicts",
             "-f",
             "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    apply
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(rendered.stdout.as_bytes())
-        .unwrap();
-    let applied = Run::from(apply.wait_with_output().unwrap());
+        ],
+        &rendered.stdout,
+    );
     assert_eq!(applied.code, 0, "{applied:#?}");
     let list: serde_json::Value = serde_json::from_str(&rendered.stdout).unwrap();
     list["items"]
@@ -90,12 +71,6 @@ fn members_left(id: &str) -> Vec<String> {
             out.stdout.lines().map(str::to_string).collect::<Vec<_>>()
         })
         .collect()
-}
-
-fn exists(args: &[&str]) -> bool {
-    let mut a = vec!["get"];
-    a.extend_from_slice(args);
-    cluster().kubectl(&a).code == 0
 }
 
 fn disable(ns: &str, extra: &[&str]) -> Run {
@@ -252,7 +227,7 @@ fn crds_used_outside_the_inventory_are_kept_and_named() {
         "applyset.kubernetes.io/part-of-",
     ]);
     if !crd_kept {
-        let file = crds_dir().join(format!("{SERVICEMONITORS_CRD}.yaml"));
+        let file = c.crds_dir().join(format!("{SERVICEMONITORS_CRD}.yaml"));
         c.kubectl(&[
             "apply",
             "--server-side",

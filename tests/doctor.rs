@@ -11,19 +11,12 @@
 mod common;
 mod doctor_support;
 
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
-
 use common::*;
 use doctor_support::*;
 use serde_json::Value;
 
-/// A node a test adds shows in every stack's doctor until an exporter runs there: the tests
-/// that add nodes share this lock, the one that expects "All checks passed." holds it alone.
-static NODES: RwLock<()> = RwLock::new(());
-
-fn adding_nodes() -> RwLockReadGuard<'static, ()> {
-    NODES.read().unwrap_or_else(PoisonError::into_inner)
-}
+// A node a test adds shows in every stack's doctor until an exporter runs there: the tests
+// that add nodes share the nodes lock, the one that expects "All checks passed." holds it alone.
 
 const RECEIVER: &str = "\
 alertmanager:
@@ -62,7 +55,7 @@ fn healthy_stack_passes_then_leftovers_of_other_stacks_are_found() {
     let (_dir, config) = write_temp("automon.yaml", RECEIVER);
     enable_ready(ns, &["-f", config.to_str().unwrap()]);
     let _served = serve(ns);
-    let _alone = NODES.write().unwrap_or_else(PoisonError::into_inner);
+    let _alone = nodes_alone();
 
     // Nodes come and go with other test binaries on this cluster: a gap on one of those is
     // theirs, not this stack's (`problems` leaves them out; it never does in CI).
@@ -223,8 +216,7 @@ webhooks:
 #[test]
 fn not_installed_says_how_to_install() {
     let ns = "dr-empty";
-    let _cleanup = Cleanup::fresh(ns);
-    kubectl(&["create", "namespace", ns]);
+    let _cleanup = Cleanup::created(ns);
     for ns in [ns, "dr-no-such-namespace"] {
         let d = doctor(ns);
         assert_eq!(d.code, 9, "{d}");
@@ -294,21 +286,8 @@ fn selector_misses_and_a_component_not_ready() {
 
     // Grafana's container waits on an image it cannot pull (kwok leaves a pod's status alone
     // once it has an IP).
-    let pod = kubectl(&[
-        "get",
-        "pod",
-        "-n",
-        ns,
-        "-l",
-        "app.kubernetes.io/name=grafana",
-        "-o",
-        "jsonpath={.items[0].metadata.name}",
-    ])
-    .stdout;
-    let status: Value =
-        serde_json::from_str(&kubectl(&["get", "pod", "-n", ns, &pod, "-o", "json"]).stdout)
-            .unwrap();
-    let mut status = status["status"].clone();
+    let pod = pod_of(ns, "grafana").expect("the grafana pod");
+    let mut status = get_json(&["get", "pod", "-n", ns, &pod])["status"].clone();
     for c in status["containerStatuses"].as_array_mut().unwrap() {
         if c["name"] == "grafana" {
             c["ready"] = false.into();
@@ -354,7 +333,7 @@ fn selector_misses_and_a_component_not_ready() {
 /// taint are named, and the setting doctor names puts an exporter there.
 #[test]
 fn node_with_an_untolerated_taint_has_no_exporter() {
-    let _nodes = adding_nodes();
+    let _nodes = nodes_shared();
     let ns = "dr-taint";
     let _cleanup = Cleanup::fresh(ns);
     // The CRDs from the cluster, never a download: this test may run first.
@@ -390,7 +369,7 @@ fn node_with_an_untolerated_taint_has_no_exporter() {
 /// no exporter because its creation is refused; the fix lets the DaemonSet create it.
 #[test]
 fn pod_security_restricted_refuses_the_exporter() {
-    let _nodes = adding_nodes();
+    let _nodes = nodes_shared();
     let ns = "dr-psa";
     let _cleanup = Cleanup::fresh(ns);
     enable_ready(ns, &[]);
@@ -445,11 +424,11 @@ fn pod_security_restricted_refuses_the_exporter() {
 /// goes.)
 #[test]
 fn host_port_taken_by_another_exporter() {
-    let _nodes = adding_nodes();
+    let _nodes = nodes_shared();
     let ns = "dr-port";
     let holder_ns = "dr-port-holder";
     let _cleanup = Cleanup::fresh(ns);
-    let _holder_cleanup = Cleanup::fresh(holder_ns);
+    let _holder_cleanup = Cleanup::created(holder_ns);
     cluster().ensure_crds();
     enable(ns, &[]).success();
     let port = node_exporter_port(ns);
@@ -457,7 +436,6 @@ fn host_port_taken_by_another_exporter() {
     // No node of that name (an earlier run's) with its pods: the pod below is bound to it
     // before it exists, at the exporter's own priority (a lower one would be preempted).
     drop(KwokNodes(vec![node.to_string()]));
-    kubectl(&["create", "namespace", holder_ns]);
     apply(&format!(
         "apiVersion: v1
 kind: Pod

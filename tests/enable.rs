@@ -29,7 +29,7 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
     // The CRDs as the local cluster's operator build gives them: applied, then waited for.
     // (Not as an earlier run sent them: those would be identical, and not sent again.)
     c.kubectl(&["annotate", "crd", "--all", "automon.io/applied-sha256-"]);
-    let crds = c.dir.join("crds");
+    let crds = c.crds_dir();
     let out = enable(
         ns,
         &[
@@ -41,22 +41,10 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
         ],
     )
     .success();
-    assert!(
-        out.stdout.contains("CRDs      established in"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains(&format!("namespace/{ns} created")),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("daemonset.apps/node-exporter created"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("Done"), "{}", out.stdout);
+    assert_has(&out.stdout, "CRDs      established in");
+    assert_has(&out.stdout, &format!("namespace/{ns} created"));
+    assert_has(&out.stdout, "daemonset.apps/node-exporter created");
+    assert_has(&out.stdout, "Done");
 
     // The operator generated the configuration: one scrape job per ServiceMonitor. It writes
     // it as it reconciles, which goes on after the workloads --wait waits for are ready: give
@@ -78,7 +66,7 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
     };
     let config = poll(
         60,
-        || operator_generated_config(ns),
+        || generated_config(ns, "automon"),
         |c| missing(c).is_empty(),
     );
     assert!(
@@ -88,20 +76,6 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
     );
     // ...and every alert in the rule files it mounts, which it also writes as it reconciles
     // (a PrometheusRule it has not seen yet is not in them): the same patience.
-    let rules_text = || {
-        let out = c.kubectl(&[
-            "get",
-            "configmap",
-            "-n",
-            ns,
-            "prometheus-automon-rulefiles-0",
-            "-o",
-            "json",
-        ]);
-        serde_json::from_str::<serde_json::Value>(&out.stdout)
-            .map(|cm| cm["data"].to_string())
-            .unwrap_or_default()
-    };
     let alerts = [
         "NodeDown",
         "HighCPUUsage",
@@ -121,7 +95,7 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
             .copied()
             .collect()
     };
-    let text = poll(60, rules_text, |t| absent(t).is_empty());
+    let text = poll(60, || rule_files(ns, "automon"), |t| absent(t).is_empty());
     assert!(
         absent(&text).is_empty(),
         "alerts {:?} missing from the rule files the operator mounts",
@@ -141,9 +115,9 @@ fn enable_installs_the_stack_and_the_operator_reconciles_it() {
 
     // A second enable changes nothing and says so.
     let again = enable(ns, &[]).success();
-    assert!(again.stdout.contains("Nothing to do"), "{}", again.stdout);
-    assert!(!again.stdout.contains(" created"), "{}", again.stdout);
-    assert!(!again.stdout.contains(" configured"), "{}", again.stdout);
+    assert_has(&again.stdout, "Nothing to do");
+    assert_lacks(&again.stdout, " created");
+    assert_lacks(&again.stdout, " configured");
 }
 
 #[test]
@@ -169,11 +143,7 @@ fn limited_user_gets_every_missing_permission_and_nothing_is_created() {
         });
         assert!(listed, "{verb} {resource} not listed:\n{text}");
     }
-    let ns_exists = c.kubectl(&["get", "namespace", ns]);
-    assert_ne!(
-        ns_exists.code, 0,
-        "the namespace was created: {ns_exists:#?}"
-    );
+    assert!(!exists(&["namespace", ns]), "the namespace was created");
 }
 
 #[test]
@@ -199,21 +169,13 @@ fn foreign_field_manager_conflict_stops_the_apply() {
     assert_eq!(patch.code, 0, "{patch:#?}");
     let out = enable(ns, &[]);
     assert_eq!(out.code, 7, "{out:#?}");
-    assert!(
-        out.stderr.contains("deployment.apps/grafana"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains(".spec.replicas"), "{}", out.stderr);
-    assert!(out.stderr.contains("\"helm\""), "{}", out.stderr);
-    assert!(out.stderr.contains("--force-conflicts"), "{}", out.stderr);
+    assert_has(&out.stderr, "deployment.apps/grafana");
+    assert_has(&out.stderr, ".spec.replicas");
+    assert_has(&out.stderr, "\"helm\"");
+    assert_has(&out.stderr, "--force-conflicts");
 
     let forced = enable(ns, &["--force-conflicts"]).success();
-    assert!(
-        forced.stdout.contains("deployment.apps/grafana configured"),
-        "{}",
-        forced.stdout
-    );
+    assert_has(&forced.stdout, "deployment.apps/grafana configured");
     let d = get_json(&["get", "deployment", "-n", ns, "grafana"]);
     assert_eq!(d["spec"]["replicas"], 1);
 }
@@ -279,10 +241,7 @@ fn api_server_lost_mid_enable_then_the_next_enable_converges() {
     let upstream = c.server.trim_start_matches("https://").to_string();
     // Past preflight and the first phases, inside the stack phase (the render alone is ~150 KB).
     let (port, dead) = failing_proxy(upstream, 60_000);
-    let text = c
-        .kubeconfig_text()
-        .replace(&c.server, &format!("https://127.0.0.1:{port}"));
-    let (_d, kc) = write_temp("kubeconfig", &text);
+    let (_d, kc) = c.kubeconfig_to(port);
     let started = Instant::now();
     let out = run(automon()
         .args(["enable", "-n", ns, "--request-timeout", "3s"])
@@ -294,18 +253,14 @@ fn api_server_lost_mid_enable_then_the_next_enable_converges() {
         "the proxy never cut the connection: {out:#?}"
     );
     assert_eq!(out.code, 4, "{out:#?}");
-    assert!(
-        out.stderr.contains(&format!("https://127.0.0.1:{port}")),
-        "{}",
-        out.stderr
-    );
+    assert_has(&out.stderr, &format!("https://127.0.0.1:{port}"));
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "{:?}",
         started.elapsed()
     );
     // Part of the stack is there: the namespace came first.
-    assert_eq!(c.kubectl(&["get", "namespace", ns]).code, 0);
+    assert!(exists(&["namespace", ns]));
 
     let out = enable(ns, &[]).success();
     assert!(
@@ -357,43 +312,31 @@ fn enable_then_disable_leaves_nothing_of_automon() {
         cluster_left.stdout
     );
     // The namespace goes too (no data was kept: Prometheus used an emptyDir).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while c.kubectl(&["get", "namespace", ns]).code == 0 {
-        assert!(Instant::now() < deadline, "namespace {ns} still there");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    eventually(60, &format!("namespace {ns} gone"), || {
+        !exists(&["namespace", ns])
+    });
     // The CRDs stay: other stacks' custom resources use them.
-    assert_eq!(
-        c.kubectl(&["get", "crd", "prometheuses.monitoring.coreos.com"])
-            .code,
-        0
-    );
+    assert!(exists(&["crd", "prometheuses.monitoring.coreos.com"]));
 }
 
 #[test]
 fn dry_runs_change_nothing_and_say_what_would_change() {
     let ns = "automon-enable-dryrun";
     let _cleanup = Cleanup::fresh(ns);
-    let c = cluster();
     // A fresh namespace: the server cannot dry-run what would live in it; enable says so.
     let out = enable(ns, &["--dry-run=server"]).success();
-    assert!(out.stderr.contains("does not exist yet"), "{}", out.stderr);
-    assert!(
-        out.stdout
-            .contains(&format!("namespace/{ns} created (server dry run)")),
-        "{}",
-        out.stdout
+    assert_has(&out.stderr, "does not exist yet");
+    assert_has(
+        &out.stdout,
+        &format!("namespace/{ns} created (server dry run)"),
     );
     let out = enable(ns, &["--dry-run"]).success();
-    assert!(
-        out.stdout
-            .contains("daemonset.apps/node-exporter created (dry run)"),
-        "{}",
-        out.stdout
+    assert_has(
+        &out.stdout,
+        "daemonset.apps/node-exporter created (dry run)",
     );
-    assert_ne!(
-        c.kubectl(&["get", "namespace", ns]).code,
-        0,
+    assert!(
+        !exists(&["namespace", ns]),
         "a dry run created the namespace"
     );
 
@@ -403,17 +346,11 @@ fn dry_runs_change_nothing_and_say_what_would_change() {
         &["--dry-run=server", "--set", "prometheus.retention=30d"],
     )
     .success();
-    assert!(
-        out.stdout
-            .contains("prometheus.monitoring.coreos.com/automon configured (server dry run)"),
-        "{}",
-        out.stdout
+    assert_has(
+        &out.stdout,
+        "prometheus.monitoring.coreos.com/automon configured (server dry run)",
     );
-    assert!(
-        out.stdout.contains("grafana unchanged (server dry run)"),
-        "{}",
-        out.stdout
-    );
+    assert_has(&out.stdout, "grafana unchanged (server dry run)");
     let p = get_json(&["get", "prometheus", "-n", ns, "automon"]);
     assert_eq!(
         p["spec"]["retention"], "15d",
@@ -434,12 +371,9 @@ fn a_set_changes_one_key_of_the_stored_configuration() {
     enable(ns, &["--set", "prometheus.retention=3d"]).success();
     // (enable() adds this test's own nodeExporter.port: two --set.)
     let out = enable(ns, &["--set", "nodeExporter.tolerations=none"]).success();
-    assert!(
-        out.stdout.contains(&format!(
-            "Config    the one stored in ConfigMap {ns}/automon, changed by 2 --set"
-        )),
-        "{}",
-        out.stdout
+    assert_has(
+        &out.stdout,
+        &format!("Config    the one stored in ConfigMap {ns}/automon, changed by 2 --set"),
     );
     let text = stored();
     assert!(text.contains("retention: 3d"), "{text}");

@@ -10,39 +10,13 @@ use common::*;
 const FOREIGN: &str = "automon-reuse-foreign";
 const NS: &str = "automon-reuse-stack";
 
-struct Cleanup;
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let c = cluster();
-        for ns in [FOREIGN, NS] {
-            c.kubectl(&[
-                "delete",
-                "namespace",
-                ns,
-                "--ignore-not-found",
-                "--wait=true",
-                "--timeout=60s",
-            ]);
-        }
-        let out = c.kubectl(&["get", "clusterrole,clusterrolebinding", "-o", "name"]);
-        let names: Vec<&str> = out
-            .stdout
-            .lines()
-            .filter(|l| l.contains(&format!("/{NS}-")))
-            .collect();
-        if !names.is_empty() {
-            c.kubectl(&[&["delete", "--ignore-not-found"][..], &names].concat());
-        }
-    }
-}
-
 #[test]
 fn an_existing_operator_is_reused_not_duplicated() {
     let c = cluster();
     c.ensure_crds();
-    drop(Cleanup);
-    let _cleanup = Cleanup;
+    // Gone, when the test ends, before another test binary could find the foreign operator.
+    let _foreign = Cleanup::fresh(FOREIGN).waited();
+    let _ns = Cleanup::fresh(NS).waited();
     let foreign = format!(
         r#"apiVersion: v1
 kind: Namespace
@@ -65,51 +39,23 @@ spec:
   ruleSelector: {{matchLabels: {{release: kps}}}}
 "#
     );
-    let (_d, file) = write_temp("foreign.yaml", &foreign);
-    c.kubectl(&["apply", "-f", file.to_str().unwrap()])
-        .success();
+    apply(&foreign);
 
     let out = run(automon_admin().args(["enable", "-n", NS, "--set", "nodeExporter.port=19555"]))
         .success();
-    assert!(
-        out.stdout
-            .contains("another Prometheus Operator is installed"),
-        "{}",
-        out.stdout
+    assert_has(&out.stdout, "another Prometheus Operator is installed");
+    assert_has(
+        &out.stdout,
+        &format!("{FOREIGN}/prometheus-operator v0.90.0"),
     );
-    assert!(
-        out.stdout
-            .contains(&format!("{FOREIGN}/prometheus-operator v0.90.0")),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        !out.stdout.contains("deployment.apps/prometheus-operator"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        !out.stdout.contains("prometheus.monitoring.coreos.com/"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        !out.stdout.contains("alertmanager.monitoring.coreos.com/"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("daemonset.apps/node-exporter created"),
-        "{}",
-        out.stdout
-    );
+    assert_lacks(&out.stdout, "deployment.apps/prometheus-operator");
+    assert_lacks(&out.stdout, "prometheus.monitoring.coreos.com/");
+    assert_lacks(&out.stdout, "alertmanager.monitoring.coreos.com/");
+    assert_has(&out.stdout, "daemonset.apps/node-exporter created");
     // That Prometheus only looks in its own namespace: enable says what to change.
-    assert!(
-        out.stderr.contains(&format!(
-            "prometheus {FOREIGN}/main selects ServiceMonitors only in its own namespace"
-        )),
-        "{}",
-        out.stderr
+    assert_has(
+        &out.stderr,
+        &format!("prometheus {FOREIGN}/main selects ServiceMonitors only in its own namespace"),
     );
 
     // Nothing of a second operator stack in our namespace...
@@ -121,16 +67,8 @@ spec:
         "-o",
         "name",
     ]);
-    assert!(
-        !ours.stdout.contains("prometheus-operator"),
-        "{}",
-        ours.stdout
-    );
-    assert!(
-        !ours.stdout.contains("prometheus.monitoring.coreos.com"),
-        "{}",
-        ours.stdout
-    );
+    assert_lacks(&ours.stdout, "prometheus-operator");
+    assert_lacks(&ours.stdout, "prometheus.monitoring.coreos.com");
     // ...and what we installed carries the labels the existing Prometheus selects on.
     let monitors = c.kubectl(&[
         "get",
@@ -176,8 +114,7 @@ spec:
         parent_field(NS, "{.metadata.annotations.automon\\.io/prometheus-from}"),
         format!("{FOREIGN}/main")
     );
-    let out = run(automon_admin().args(["status", "-n", NS, "-o", "json"]));
-    let st: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let (_, st) = status_json(NS, &[]);
     assert_eq!(
         st["prometheus"]["via"],
         format!("service {FOREIGN}/prometheus-operated:web through the API server"),

@@ -20,18 +20,17 @@ const NAMESPACED: &str = "deployments,daemonsets,services,serviceaccounts,config
 /// Every object of the stack as the cluster holds it, without what the server and the
 /// controllers write (metadata they keep, status, the Deployment controller's revision).
 fn live() -> BTreeMap<String, Value> {
-    let c = cluster();
     let mut out = BTreeMap::new();
     let selector = "app.kubernetes.io/part-of=automon";
     for (kinds, ns) in [
         (NAMESPACED, Some(NS)),
         ("clusterroles,clusterrolebindings", None),
     ] {
-        let mut args = vec!["get", kinds, "-l", selector, "-o", "json"];
+        let mut args = vec!["get", kinds, "-l", selector];
         if let Some(ns) = ns {
             args.extend(["-n", ns]);
         }
-        let list: Value = serde_json::from_str(&c.kubectl(&args).success().stdout).unwrap();
+        let list = get_json(&args);
         for mut o in list["items"].as_array().unwrap().clone() {
             let name = o["metadata"]["name"].as_str().unwrap().to_string();
             if ns.is_none() && !name.starts_with(&format!("{NS}-")) {
@@ -60,15 +59,6 @@ fn live() -> BTreeMap<String, Value> {
         }
     }
     out
-}
-
-fn history_json() -> Vec<Value> {
-    let out = run(automon_admin().args(["history", "-n", NS, "-o", "json"])).success();
-    serde_json::from_str::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 fn image(kind: &str, name: &str) -> String {
@@ -160,7 +150,7 @@ fn revisions_are_recorded_listed_and_rolled_back_exactly() {
         first.keys()
     );
     let again = enable(NS, &[]).success();
-    assert!(!again.stdout.contains("Revision"), "{}", again.stdout);
+    assert_lacks(&again.stdout, "Revision");
 
     // A change: revision 2, listed with who and what.
     enable(NS, &["--set", "prometheus.retention=30d"])
@@ -180,7 +170,7 @@ fn revisions_are_recorded_listed_and_rolled_back_exactly() {
         "{}",
         table.stdout
     );
-    let h = history_json();
+    let h = history_json(NS);
     assert_eq!(h.len(), 2);
     // The user the API server authenticated (the test kubeconfig's admin).
     assert_eq!(h[1]["by"], "admin", "{h:?}");
@@ -197,7 +187,7 @@ fn revisions_are_recorded_listed_and_rolled_back_exactly() {
     run(automon_admin().args(["rollback", "1", "-n", NS, "--dry-run"]))
         .success()
         .stdout_has("prometheus.monitoring.coreos.com/automon configured (dry run)");
-    assert_eq!(history_json().len(), 2);
+    assert_eq!(history_json(NS).len(), 2);
 
     // Rollback to 1: exactly revision 1's objects, recorded as revision 3.
     run(automon_admin().args(["rollback", "1", "-n", NS]))
@@ -247,7 +237,7 @@ fn revisions_are_recorded_listed_and_rolled_back_exactly() {
 
     // Damaged and missing revisions: a clear error, nothing applied, nothing recorded.
     let before = live();
-    let count = history_json().len();
+    let count = history_json(NS).len();
     write_revision(7, b"this is not gzip", "v0.1.0");
     run(automon_admin().args(["rollback", "7", "-n", NS]))
         .code(1)
@@ -262,7 +252,7 @@ fn revisions_are_recorded_listed_and_rolled_back_exactly() {
         .stderr_has("revision 99 does not exist in namespace \"automon-history\"");
     assert_eq!(live(), before);
     assert_eq!(
-        history_json().len(),
+        history_json(NS).len(),
         count + 2,
         "only the two written by hand"
     );
@@ -300,7 +290,7 @@ fn revisions_are_recorded_listed_and_rolled_back_exactly() {
         &["--set", "prometheus.retention=20d", "--history-max", "3"],
     )
     .success();
-    let h = history_json();
+    let h = history_json(NS);
     assert_eq!(h.len(), 3, "{h:?}");
     assert!(
         h[2]["change"]

@@ -39,9 +39,7 @@ spec:
   service: {{namespace: automon-blocked-adapter, name: adapter, port: 443}}
 "#
     );
-    let (_d, file) = write_temp("apiservice.yaml", &api);
-    c.kubectl(&["apply", "-f", file.to_str().unwrap()])
-        .success();
+    apply(&api);
     c.kubectl(&[
         "wait",
         "--for=condition=Available=False",

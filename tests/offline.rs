@@ -6,9 +6,6 @@ mod common;
 
 use common::*;
 
-const EXIT_USAGE: i32 = 2;
-const EXIT_UNREACHABLE: i32 = 4;
-
 /// A kubeconfig whose server refuses connections: port 1 on loopback, where nothing listens.
 fn refused_kubeconfig() -> (tempfile::TempDir, std::path::PathBuf) {
     write_temp(

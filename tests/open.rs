@@ -23,13 +23,9 @@ const NS: &str = "op-stack";
 fn stack() -> &'static str {
     static SLOT: OnceLock<&'static str> = OnceLock::new();
     SLOT.get_or_init(|| {
-        let cleanup = Cleanup::fresh(NS);
-        at_exit(move || drop(cleanup));
+        Cleanup::until_exit(NS);
         cluster().ensure_crds();
-        if !operator_running() {
-            at_exit(|| drop(OperatorStop));
-            operator_start();
-        }
+        ensure_operator();
         enable(NS, &["--wait", "--timeout", "3m"]).success();
         NS
     })
@@ -131,19 +127,6 @@ fn url_of(line: &str) -> String {
         .to_string()
 }
 
-/// `curl URL`: the body, or the failure.
-fn curl(url: &str) -> Result<String, String> {
-    let out = Command::new("curl")
-        .args(["-fsS", "--max-time", "10", "--noproxy", "*", url])
-        .output()
-        .expect("run curl");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
 /// A real Prometheus (scraping itself), its port.
 fn real_prometheus(dir: &Path) -> (Process, u16) {
     let port = free_port();
@@ -206,24 +189,9 @@ fn open_prometheus_reaches_the_real_prometheus_and_stops_on_ctrl_c() {
 fn open_alertmanager_reaches_the_real_alertmanager_on_the_port_asked_for() {
     let ns = stack();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let log = dir.path().join("alertmanager.log");
-    std::fs::write(
-        dir.path().join("alertmanager.yaml"),
+    let (_alertmanager, log, port) = spawn_alertmanager(
+        dir.path(),
         "route: {receiver: none}\nreceivers: [{name: none}]\n",
-    )
-    .unwrap();
-    let _alertmanager = Process::spawn(
-        "alertmanager",
-        Command::new(built_tool("alertmanager", "alertmanager"))
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("alertmanager.yaml").display()
-            ))
-            .arg(format!("--storage.path={}", dir.path().display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address="),
-        &log,
     );
     let pod = pod_named(ns, "alertmanager");
     let _exposed = expose(ns, &pod, 9093, port);
@@ -357,24 +325,13 @@ fn open_grafana_prints_how_to_log_in_and_follows_a_replaced_pod() {
         "-o",
         "jsonpath={.data.admin-password}",
     ]);
-    let password = String::from_utf8(
-        Command::new("base64")
-            .arg("-d")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin
-                    .take()
-                    .unwrap()
-                    .write_all(secret.stdout.as_bytes())?;
-                c.wait_with_output()
-            })
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let password = {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(secret.stdout.trim())
+            .expect("base64");
+        String::from_utf8(bytes).unwrap()
+    };
     assert!(password.len() >= 16, "a generated password");
     assert!(
         !first.contains(&password) && !login.contains(&password) && !stderr.contains(&password)
@@ -385,8 +342,7 @@ fn open_grafana_prints_how_to_log_in_and_follows_a_replaced_pod() {
 fn open_says_what_is_wrong() {
     // Not installed: exit 9 and how to install.
     let empty = "op-empty";
-    let _cleanup = Cleanup::fresh(empty);
-    cluster().kubectl(&["create", "namespace", empty]).success();
+    let _cleanup = Cleanup::created(empty);
     let out = run(automon_admin().args(["open", "prometheus", "-n", empty]));
     assert_eq!(out.code, 9, "{out:#?}");
     assert!(

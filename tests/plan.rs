@@ -22,7 +22,7 @@ fn diff(args: &[&str]) -> Run {
 fn diff_after_enable_shows_nothing() {
     let _cleanup = Cleanup::fresh(NS);
     let c = cluster();
-    let crds = c.dir.join("crds");
+    let crds = c.crds_dir();
     let crds = crds.to_str().unwrap();
 
     // CRDs from a directory: sent once, then known to be identical and not sent again.
@@ -62,11 +62,7 @@ fn diff_after_enable_shows_nothing() {
         .stdout_has("deployment.apps/grafana pruned");
     let out = diff(&[]).success();
     assert_eq!(out.stdout, "", "{out:#?}");
-    assert_ne!(
-        c.kubectl(&["get", "deployment", "grafana", "-n", NS]).code,
-        0,
-        "pruned"
-    );
+    assert!(!exists(&["deployment", "grafana", "-n", NS]), "pruned");
 }
 
 /// What the API server would refuse is found before the first write: a policy of the cluster
@@ -129,14 +125,7 @@ spec:
         .code
             != 0
     };
-    let started = std::time::Instant::now();
-    while !refuses() {
-        assert!(
-            started.elapsed().as_secs() < 30,
-            "the policy never took effect"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+    eventually(30, "the policy took effect", refuses);
     let out = enable(NS, &["--set", "prometheus.retention=30d"]);
     remove_policy();
     assert_eq!(out.code, 1, "{out:#?}");
@@ -148,7 +137,7 @@ spec:
                 .contains("the API server would refuse 1 object(s) (a server-side dry run or the schema says so); nothing was applied"),
         "{out:#?}"
     );
-    assert!(!out.stdout.contains("configured"), "{}", out.stdout);
+    assert_lacks(&out.stdout, "configured");
     assert_eq!(stored(), before, "the stored configuration changed");
     let revisions = c.kubectl(&[
         "get",

@@ -6,42 +6,6 @@ mod common;
 
 use common::*;
 
-const EXIT_UNREACHABLE: i32 = 4;
-const EXIT_UNAUTHORIZED: i32 = 5;
-const EXIT_FORBIDDEN: i32 = 6;
-
-/// Deletes a scratch namespace when the test ends, passed or not.
-struct ScratchNamespace(&'static str);
-
-impl ScratchNamespace {
-    fn create(name: &'static str) -> Self {
-        let c = cluster();
-        let _ = c.kubectl(&[
-            "delete",
-            "namespace",
-            name,
-            "--ignore-not-found",
-            "--wait=true",
-        ]);
-        c.kubectl(&["create", "namespace", name]).success();
-        ScratchNamespace(name)
-    }
-}
-
-impl Drop for ScratchNamespace {
-    /// Waits until it is gone: a foreign operator in it must not outlive the test, or the next
-    /// test binary's enable would find it and reuse it.
-    fn drop(&mut self) {
-        let _ = cluster().kubectl(&[
-            "delete",
-            "namespace",
-            self.0,
-            "--wait=true",
-            "--timeout=60s",
-        ]);
-    }
-}
-
 #[test]
 fn admin_passes_every_check() {
     let out = run(automon_admin().args(["preflight", "-n", "automon-preflight-admin"])).success();
@@ -187,11 +151,9 @@ fn a_user_without_rbac_gets_every_missing_permission_at_once_and_nothing_is_writ
     );
     assert_eq!(v["passed"], false);
     // It could not look for another operator, and says so instead of claiming there is none.
-    assert!(
-        out.stderr
-            .contains("! cannot tell whether another Prometheus Operator is installed"),
-        "{}",
-        out.stderr
+    assert_has(
+        &out.stderr,
+        "! cannot tell whether another Prometheus Operator is installed",
     );
 
     // Nothing was created: not the namespace, not the cluster-scoped objects.
@@ -201,15 +163,16 @@ fn a_user_without_rbac_gets_every_missing_permission_at_once_and_nothing_is_writ
     let roles = c
         .kubectl(&["get", "clusterroles,clusterrolebindings", "-o", "name"])
         .success();
-    assert!(!roles.stdout.contains(ns), "{}", roles.stdout);
+    assert_lacks(&roles.stdout, ns);
 }
 
 #[test]
 fn an_existing_operator_is_found_with_its_version_and_selectors() {
     let c = cluster();
     c.ensure_crds();
-    let scratch = ScratchNamespace::create("automon-preflight-existing");
-    let ns = scratch.0;
+    let ns = "automon-preflight-existing";
+    // A foreign operator in it must not outlive the test.
+    let _ns = Cleanup::created(ns).waited();
     let manifest = format!(
         r#"apiVersion: apps/v1
 kind: Deployment
@@ -242,30 +205,22 @@ spec:
   ruleNamespaceSelector: {{}}
 "#
     );
-    let (_dir, path) = write_temp("other-operator.yaml", &manifest);
-    c.kubectl(&["apply", "-f", path.to_str().unwrap()])
-        .success();
+    apply(&manifest);
 
     let out = run(automon_admin().args(["preflight", "-n", ns])).success();
-    assert!(
-        out.stderr
-            .contains("! another Prometheus Operator is installed; enable will reuse it"),
-        "{}",
-        out.stderr
+    assert_has(
+        &out.stderr,
+        "! another Prometheus Operator is installed; enable will reuse it",
     );
-    assert!(
-        out.stderr.contains(&format!(
+    assert_has(
+        &out.stderr,
+        &format!(
             "operator deployment {ns}/prometheus-operator (quay.io/prometheus-operator/prometheus-operator:v0.80.0), version v0.80.0"
-        )),
-        "{}",
-        out.stderr
+        ),
     );
-    assert!(
-        out.stderr.contains(&format!(
-            "prometheus {ns}/k8s: selects labels release=kps,role=alert-rules"
-        )),
-        "{}",
-        out.stderr
+    assert_has(
+        &out.stderr,
+        &format!("prometheus {ns}/k8s: selects labels release=kps,role=alert-rules"),
     );
 
     let json = run(automon_admin().args(["preflight", "-n", ns, "-o", "json"])).success();
@@ -301,23 +256,14 @@ spec:
 #[test]
 fn an_unreachable_server_or_rejected_credentials_stop_before_any_check() {
     let c = cluster();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let text = c
-        .kubeconfig_text()
-        .replace(&c.server, &format!("https://127.0.0.1:{port}"));
-    let (_d, kc) = write_temp("kubeconfig", &text);
+    let (_d, kc) = c.kubeconfig_to(free_port());
     let out = run(automon().arg("preflight").arg("--kubeconfig").arg(&kc))
         .code(EXIT_UNREACHABLE)
         .stderr_has("cannot reach the API server");
     assert!(!out.stderr.contains("Preflight"), "{out:#?}");
 
-    let text = c.kubeconfig_text();
-    let token = yaml_value(&text, "token");
-    let (_d, kc) = write_temp("kubeconfig", &text.replace(&token, "not-a-valid-token"));
+    let token = c.admin_token();
+    let (_d, kc) = c.kubeconfig_with(|text| text.replace(&token, "not-a-valid-token"));
     run(automon().arg("preflight").arg("--kubeconfig").arg(&kc))
         .code(EXIT_UNAUTHORIZED)
         .stderr_has("rejected the credentials");
@@ -389,13 +335,14 @@ fn reviews(log: &std::path::Path) -> (usize, usize) {
 #[test]
 fn complete_or_incomplete_rules_reviews_give_the_same_answer() {
     let c = cluster();
-    let ns = ScratchNamespace::create("automon-preflight-rules");
+    let ns = "automon-preflight-rules";
+    let _ns = Cleanup::created(ns).waited();
     c.kubectl(&[
         "create",
         "rolebinding",
         "limited-edit",
         "-n",
-        ns.0,
+        ns,
         "--clusterrole=edit",
         "--user=limited",
     ])
@@ -404,7 +351,7 @@ fn complete_or_incomplete_rules_reviews_give_the_same_answer() {
         let out = run(automon().env("KUBECONFIG", kubeconfig).args([
             "preflight",
             "-n",
-            ns.0,
+            ns,
             "-o",
             "json",
         ]))
@@ -418,11 +365,11 @@ fn complete_or_incomplete_rules_reviews_give_the_same_answer() {
     let cluster_wide = missing.iter().filter(|p| p["namespace"].is_null()).count();
     // `edit` grants some of what the stack needs in the namespace, and nothing cluster-wide.
     assert!(missing.len() < checked, "{direct:#}");
-    assert!(missing.iter().any(|p| p["namespace"] == ns.0), "{direct:#}");
+    assert!(missing.iter().any(|p| p["namespace"] == ns), "{direct:#}");
     assert!(
         !missing
             .iter()
-            .any(|p| p["resource"] == "configmaps" && p["namespace"] == ns.0),
+            .any(|p| p["resource"] == "configmaps" && p["namespace"] == ns),
         "edit may write configmaps: {direct:#}"
     );
 

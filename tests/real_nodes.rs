@@ -18,39 +18,21 @@ mod common;
 use common::*;
 use std::{
     collections::BTreeMap,
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{BufReader, Write as _},
     net::TcpListener,
     process::Command,
-    sync::{Mutex, OnceLock, RwLock},
+    sync::{Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
 const NS: &str = "automon";
 
-/// Tests that take a node away or add one hold this for writing; the others read.
-static NODES: RwLock<()> = RwLock::new(());
+// Tests that take a node away or add one hold the nodes lock alone; the others share it.
 
-fn nodes_steady() -> std::sync::RwLockReadGuard<'static, ()> {
-    NODES
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn nodes_change() -> std::sync::RwLockWriteGuard<'static, ()> {
-    NODES
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
+/// `localcluster <args>` for the real nodes' cluster, which must succeed.
+#[track_caller]
 fn localcluster_real(args: &[&str]) -> Run {
-    let run = Run::from(
-        localcluster_instance("real")
-            .args(args)
-            .output()
-            .expect("run tests/cluster/localcluster"),
-    );
-    assert_eq!(run.code, 0, "localcluster {args:?}: {run:#?}");
-    run
+    localcluster_in("real", args).success()
 }
 
 /// Where the real nodes' pods reach the test's receiver: 10.5.0.1:HOOK_PORT.
@@ -96,24 +78,10 @@ impl Receiver {
     fn serve(&self, conn: std::net::TcpStream) {
         let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
         let mut reader = BufReader::new(conn);
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
+        let Ok(Some(request)) = HttpRequest::read(&mut reader) else {
             return;
-        }
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&request.body) else {
             return;
         };
         for a in v["alerts"].as_array().into_iter().flatten() {
@@ -168,22 +136,6 @@ impl Receiver {
     }
 }
 
-fn kubectl(args: &[&str]) -> Run {
-    real_cluster().kubectl(args)
-}
-
-fn automon_real() -> Command {
-    let mut cmd = automon();
-    cmd.env("KUBECONFIG", &real_cluster().kubeconfig);
-    cmd
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let out = kubectl(&[args, &["-o", "json"]].concat());
-    assert_eq!(out.code, 0, "{out:#?}");
-    serde_json::from_str(&out.stdout).unwrap()
-}
-
 /// `enable --wait` once for every test of this binary: the stack with everything but Grafana.
 fn stack() -> &'static Run {
     static ENABLED: OnceLock<Run> = OnceLock::new();
@@ -193,7 +145,8 @@ fn stack() -> &'static Run {
         receiver();
         let hook = format!("http://10.5.0.1:{HOOK_PORT}/alerts");
         let started = Instant::now();
-        let out = run(automon_real()
+        let out = run(real_cluster()
+            .automon()
             .args([
                 "enable",
                 "--wait",
@@ -234,7 +187,7 @@ fn stack() -> &'static Run {
 
 /// A GET through the API server's service proxy to the in-cluster Prometheus.
 fn prometheus_get(path: &str) -> Result<serde_json::Value, String> {
-    let out = kubectl(&[
+    let out = real_cluster().kubectl(&[
         "get",
         "--raw",
         &format!("/api/v1/namespaces/{NS}/services/http:prometheus:web/proxy{path}"),
@@ -251,17 +204,6 @@ fn query(expr: &str) -> Vec<serde_json::Value> {
         Ok(v) => v["data"]["result"].as_array().cloned().unwrap_or_default(),
         Err(_) => Vec::new(),
     }
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Waits until the in-cluster Prometheus has every target of every ServiceMonitor up.
@@ -316,7 +258,7 @@ fn prometheus_in_cluster_targets_up(nodes: &[String]) {
 }
 
 fn real_node_names() -> Vec<String> {
-    let nodes = json(&["get", "nodes", "-l", "type=real"]);
+    let nodes = real_cluster().get_json(&["get", "nodes", "-l", "type=real"]);
     nodes["items"]
         .as_array()
         .unwrap()
@@ -327,11 +269,11 @@ fn real_node_names() -> Vec<String> {
 
 #[test]
 fn enable_wait_runs_every_pod_ready_by_its_own_probes_with_no_restart() {
-    let _steady = nodes_steady();
+    let _steady = nodes_shared();
     let out = stack();
     assert_eq!(out.code, 0, "enable --wait failed on real nodes: {out:#?}");
 
-    let pods = json(&["get", "pods", "-n", NS]);
+    let pods = real_cluster().get_json(&["get", "pods", "-n", NS]);
     let pods = pods["items"].as_array().unwrap();
     let mut seen = BTreeMap::new();
     for pod in pods {
@@ -379,7 +321,7 @@ fn enable_wait_runs_every_pod_ready_by_its_own_probes_with_no_restart() {
 
     // The operator ran under automon's ClusterRole, and nothing it asked for was refused (its
     // start-up check says "missing permission" and turns the controller off).
-    let log = kubectl(&["logs", "-n", NS, "deployment/prometheus-operator"]);
+    let log = real_cluster().kubectl(&["logs", "-n", NS, "deployment/prometheus-operator"]);
     assert_eq!(log.code, 0, "{log:#?}");
     let lower = log.stdout.to_lowercase();
     assert!(
@@ -391,7 +333,7 @@ fn enable_wait_runs_every_pod_ready_by_its_own_probes_with_no_restart() {
 
 #[test]
 fn prometheus_in_cluster_has_every_target_up() {
-    let _steady = nodes_steady();
+    let _steady = nodes_shared();
     assert_eq!(stack().code, 0, "enable failed: {:#?}", stack());
     let nodes = real_node_names();
     prometheus_in_cluster_targets_up(&nodes);
@@ -425,16 +367,16 @@ fn prometheus_in_cluster_has_every_target_up() {
     }
 
     // status judges this Prometheus: the SCRAPE column from its targets.
-    let status = run(automon_real().arg("status"));
+    let status = run(real_cluster().automon().arg("status"));
     assert_eq!(status.code, 0, "{status:#?}");
-    assert!(status.stdout.contains("SCRAPE"), "{}", status.stdout);
+    assert_has(&status.stdout, "SCRAPE");
 }
 
 /// The containers as the node runs them: /proc of each container's process (the nodes share the
 /// machine's PID namespace) against the restricted profile the stack renders.
 #[test]
 fn every_container_runs_restricted_as_proc_shows_it() {
-    let _steady = nodes_steady();
+    let _steady = nodes_shared();
     assert_eq!(stack().code, 0, "enable failed: {:#?}", stack());
     let ps = localcluster_real(&["on-node", "automon-real-0", "crictl", "ps", "-o", "json"]);
     let ps: serde_json::Value = serde_json::from_str(&ps.stdout).unwrap();
@@ -505,7 +447,7 @@ fn every_container_runs_restricted_as_proc_shows_it() {
 /// Alertmanager pod, and resolves when the pod is gone.
 #[test]
 fn high_cpu_from_a_burning_pod_reaches_the_receiver_and_resolves() {
-    let _steady = nodes_steady();
+    let _steady = nodes_shared();
     assert_eq!(stack().code, 0, "enable failed: {:#?}", stack());
     let burn = r#"
 apiVersion: v1
@@ -542,9 +484,9 @@ spec:
     }
     let (_dir, file) = write_temp("burn.yaml", burn);
     let started = Instant::now();
-    let applied = kubectl(&["apply", "-f", file.to_str().unwrap()]);
+    let applied = real_cluster().kubectl(&["apply", "-f", file.to_str().unwrap()]);
     assert_eq!(applied.code, 0, "{applied:#?}");
-    let ready = kubectl(&[
+    let ready = real_cluster().kubectl(&[
         "rollout",
         "status",
         "-n",
@@ -558,7 +500,7 @@ spec:
         "HighCPUUsage delivered {:.0}s after the burn started",
         (fired - started).as_secs_f64()
     );
-    let deleted = kubectl(&[
+    let deleted = real_cluster().kubectl(&[
         "delete",
         "namespace",
         "burn",
@@ -580,7 +522,7 @@ spec:
 /// reads it as on any node, the alert reaches the receiver and resolves when the file goes.
 #[test]
 fn disk_space_low_from_a_small_real_filesystem_reaches_the_receiver_and_resolves() {
-    let _steady = nodes_steady();
+    let _steady = nodes_shared();
     assert_eq!(stack().code, 0, "enable failed: {:#?}", stack());
     struct NoSmallFs;
     impl Drop for NoSmallFs {
@@ -646,7 +588,7 @@ fn disk_space_low_from_a_small_real_filesystem_reaches_the_receiver_and_resolves
 /// receiver; it starts again: NodeDown resolves.
 #[test]
 fn a_real_node_joins_under_the_loop_then_crashes_and_the_receiver_hears_it() {
-    let _change = nodes_change();
+    let _change = nodes_alone();
     assert_eq!(stack().code, 0, "enable failed: {:#?}", stack());
     // One node to start from, whatever an earlier run left, and to end with, whatever happens.
     localcluster_real(&["real-nodes", "1"]);
@@ -659,7 +601,7 @@ fn a_real_node_joins_under_the_loop_then_crashes_and_the_receiver_hears_it() {
         }
     }
     let _one_node = OneNode;
-    let mut loop_ = ReconcileLoop::start_with(automon_real(), NS, "real-nodes-test", &[]);
+    let mut loop_ = ReconcileLoop::start_with(real_cluster().automon(), NS, "real-nodes-test", &[]);
     let asked = Instant::now();
     localcluster_real(&["real-nodes", "2"]);
     loop_.wait_for_log("node automon-real-1 joined", 180);
@@ -667,7 +609,7 @@ fn a_real_node_joins_under_the_loop_then_crashes_and_the_receiver_hears_it() {
         "automon-real-1: joined and its exporter Ready {:.0}s after real-nodes 2",
         asked.elapsed().as_secs_f64()
     );
-    let events = json(&[
+    let events = real_cluster().get_json(&[
         "get",
         "events.events.k8s.io",
         "-A",
@@ -715,7 +657,7 @@ type Grant = (String, String, String);
 /// What automon grants each of the stack's ServiceAccounts, read from the cluster's bindings.
 fn granted() -> BTreeMap<String, std::collections::BTreeSet<Grant>> {
     let mut out: BTreeMap<String, std::collections::BTreeSet<Grant>> = BTreeMap::new();
-    let roles = json(&["get", "clusterroles"]);
+    let roles = real_cluster().get_json(&["get", "clusterroles"]);
     let rules_of = |kind: &str, name: &str, ns: Option<&str>| -> Vec<serde_json::Value> {
         if kind == "ClusterRole" {
             roles["items"]
@@ -726,7 +668,7 @@ fn granted() -> BTreeMap<String, std::collections::BTreeSet<Grant>> {
                 .and_then(|r| r["rules"].as_array().cloned())
                 .unwrap_or_default()
         } else {
-            json(&["get", "role", "-n", ns.unwrap(), name])["rules"]
+            real_cluster().get_json(&["get", "role", "-n", ns.unwrap(), name])["rules"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default()
@@ -740,8 +682,14 @@ fn granted() -> BTreeMap<String, std::collections::BTreeSet<Grant>> {
             .collect()
     };
     for (kind, list) in [
-        ("ClusterRoleBinding", json(&["get", "clusterrolebindings"])),
-        ("RoleBinding", json(&["get", "rolebindings", "-n", NS])),
+        (
+            "ClusterRoleBinding",
+            real_cluster().get_json(&["get", "clusterrolebindings"]),
+        ),
+        (
+            "RoleBinding",
+            real_cluster().get_json(&["get", "rolebindings", "-n", NS]),
+        ),
     ] {
         for b in list["items"].as_array().unwrap() {
             for s in b["subjects"].as_array().into_iter().flatten() {
@@ -789,7 +737,7 @@ fn granted() -> BTreeMap<String, std::collections::BTreeSet<Grant>> {
 /// refused, and a grant no request used is named here with the reason it is needed.
 #[test]
 fn every_permission_is_used_or_named_and_none_is_refused() {
-    let _steady = nodes_steady();
+    let _steady = nodes_shared();
     assert_eq!(stack().code, 0, "enable failed: {:#?}", stack());
     // Give the stack's controllers a while of real work (and the kubelets their checks).
     prometheus_in_cluster_targets_up(&real_node_names());

@@ -10,8 +10,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Cleanup, KwokNodes, ReconcileLoop, automon_admin, cluster, enable, eventually, get_json,
-    kwok_node, node_events, run,
+    Cleanup, KwokNodes, ReconcileLoop, automon_admin, cluster, curl, enable, eventually, exists,
+    get_json, kwok_node, node_events, run, status_json, tainted, write_temp,
 };
 use serde_json::json;
 
@@ -28,30 +28,25 @@ fn lease_holder(ns: &str) -> String {
     out.stdout.trim().to_string()
 }
 
-fn tainted(name: &str) -> serde_json::Value {
-    let mut node = kwok_node(name);
-    node["spec"] =
-        json!({"taints": [{"key": "rc-dedicated", "value": "db", "effect": "NoExecute"}]});
-    node
-}
-
 #[test]
 fn joins_get_events_taints_a_warning_and_sigterm_releases_the_lease() {
     const NS: &str = "rc-joins";
     let _ns = Cleanup::fresh(NS);
     // Tolerating no taint, node-exporter stays off the tainted node.
     enable(NS, &["--set", "nodeExporter.tolerations=none"]).success();
+    // An identity of this run only: Events outlive a run (an hour) and are counted by identity.
+    let id = format!("rc-joins-loop-{}", std::process::id());
     let mut l = ReconcileLoop::start(
         NS,
-        "rc-joins-loop",
+        &id,
         &["--exporter-deadline", "3s", "--metrics-addr", "127.0.0.1:0"],
     );
-    l.wait_for_log("acquired (this loop: rc-joins-loop)", 30);
+    l.wait_for_log(&format!("acquired (this loop: {id})"), 30);
     let url = l.metrics_url();
 
     let names: Vec<String> = (0..20).map(|i| format!("rc-join-{i}")).collect();
     let mut nodes: Vec<serde_json::Value> = names.iter().map(|n| kwok_node(n)).collect();
-    nodes.push(tainted("rc-taint"));
+    nodes.push(tainted("rc-taint", "rc-dedicated", "db", "NoExecute"));
     let _nodes = KwokNodes::create(nodes);
 
     // One ExporterReady per joined node, on that node, naming its exporter pod.
@@ -120,7 +115,7 @@ fn joins_get_events_taints_a_warning_and_sigterm_releases_the_lease() {
     });
 
     // Its own metrics and probes, from prometheus-client.
-    let metrics = reqwest_get(&format!("{url}/metrics"));
+    let metrics = curl(&format!("{url}/metrics")).unwrap();
     assert!(metrics.contains("automon_reconcile_leader 1"), "{metrics}");
     let ready: u64 = metric(
         &metrics,
@@ -134,20 +129,15 @@ fn joins_get_events_taints_a_warning_and_sigterm_releases_the_lease() {
         ) >= 1
     );
     assert!(metrics.contains("automon_reconcile_verdict_latency_seconds_count"));
-    assert_eq!(reqwest_get(&format!("{url}/readyz")).trim(), "ok");
-    assert_eq!(reqwest_get(&format!("{url}/healthz")).trim(), "ok");
+    assert_eq!(curl(&format!("{url}/readyz")).unwrap().trim(), "ok");
+    assert_eq!(curl(&format!("{url}/healthz")).unwrap().trim(), "ok");
 
     // status says a loop holds the Lease, and where.
-    let st = run(automon_admin().args(["status", "-n", NS, "-o", "json"]));
-    let st: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
-    assert_eq!(
-        st["reconcile"]["holder"], "rc-joins-loop",
-        "{}",
-        st["reconcile"]
-    );
+    let (_, st) = status_json(NS, &[]);
+    assert_eq!(st["reconcile"]["holder"], id, "{}", st["reconcile"]);
 
     // SIGTERM: exit 0 within 2s, the Lease given back.
-    assert_eq!(lease_holder(NS), "rc-joins-loop");
+    assert_eq!(lease_holder(NS), id);
     let (code, took) = l.terminate();
     assert_eq!(code, 0, "{}", l.log());
     assert!(took < Duration::from_secs(2), "took {took:?}");
@@ -164,20 +154,6 @@ fn metric(text: &str, series: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no {series} in\n{text}")) as u64
-}
-
-/// A GET with curl (the test crate has no HTTP client of its own).
-fn reqwest_get(url: &str) -> String {
-    let out = std::process::Command::new("curl")
-        .args(["-fsS", "--max-time", "5", url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
@@ -199,12 +175,7 @@ fn drift_is_put_back_by_the_leader_and_reported_with_no_repair() {
         )),
         "{pass:#?}"
     );
-    assert_ne!(
-        cluster()
-            .kubectl(&["get", "configmap", "-n", NS, dashboard])
-            .code,
-        0
-    );
+    assert!(!exists(&["configmap", "-n", NS, dashboard]));
     // One pass that repairs: back, and all good.
     let pass = run(automon_admin().args(["reconcile", "-n", NS]));
     assert_eq!(pass.code, 0, "{pass:#?}");
@@ -222,7 +193,7 @@ fn drift_is_put_back_by_the_leader_and_reported_with_no_repair() {
     let mut rule = get_json(&["get", "prometheusrule", "-n", NS, "node-alerts"]);
     let original = rule["spec"].clone();
     rule["spec"]["groups"][0]["rules"][0]["expr"] = json!("vector(1)");
-    let (_dir, file) = common::write_temp("rule.json", &rule.to_string());
+    let (_dir, file) = write_temp("rule.json", &rule.to_string());
     cluster()
         .kubectl(&[
             "replace",
@@ -336,9 +307,8 @@ fn credentials_that_only_view_are_told_what_they_lack_and_nothing_is_written() {
     ])
     .success();
     // The authorizer sees a new binding a moment later; the test is about what it lacks.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while c
-        .kubectl(&[
+    eventually(30, "the view binding took effect", || {
+        c.kubectl(&[
             "auth",
             "can-i",
             "get",
@@ -349,14 +319,8 @@ fn credentials_that_only_view_are_told_what_they_lack_and_nothing_is_written() {
             "rc-viewer",
         ])
         .code
-        != 0
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the view binding never took effect"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+            == 0
+    });
     let out = run(automon_admin().args(["reconcile", "--loop", "-n", NS, "--as", "rc-viewer"]));
     c.kubectl(&["delete", "clusterrolebinding", "rc-viewer"]);
     assert_eq!(out.code, 6, "{out:#?}");
@@ -374,11 +338,7 @@ fn credentials_that_only_view_are_told_what_they_lack_and_nothing_is_written() {
         );
     }
     // Nothing written: no Lease.
-    assert_ne!(
-        c.kubectl(&["get", "lease", "-n", NS, "automon-reconcile"])
-            .code,
-        0
-    );
+    assert!(!exists(&["lease", "-n", NS, "automon-reconcile"]));
 
     // Not installed: status' message and exit code.
     let none = run(automon_admin().args(["reconcile", "-n", "rc-nothing-here"]));

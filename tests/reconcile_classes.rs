@@ -7,44 +7,34 @@
 mod common;
 
 use common::{
-    Cleanup, KwokNodes, ReconcileLoop, automon_admin, cluster, enable, eventually, kwok_node,
-    node_events, run,
+    Cleanup, KwokNodes, ReconcileLoop, automon_admin, enable, eventually, exists, labelled,
+    node_events, run, status_json, windows_node,
 };
-use serde_json::json;
-
-fn exists(ns: &str, what: &str) -> bool {
-    cluster().kubectl(&["get", "-n", ns, what]).code == 0
-}
-
-fn windows_node(name: &str) -> serde_json::Value {
-    let mut node = kwok_node(name);
-    node["metadata"]["labels"]["kubernetes.io/os"] = json!("windows");
-    node["status"]["nodeInfo"]["operatingSystem"] = json!("windows");
-    node
-}
-
-fn gpu_node(name: &str) -> serde_json::Value {
-    let mut node = kwok_node(name);
-    node["metadata"]["labels"]["nvidia.com/gpu.present"] = json!("true");
-    node
-}
 
 #[test]
 fn windows_and_gpu_nodes_bring_their_exporters_and_take_them_away() {
     const NS: &str = "rc-classes";
     let _ns = Cleanup::fresh(NS);
     enable(NS, &[]).success();
-    assert!(!exists(NS, "daemonset/windows-exporter"));
+    assert!(!exists(&["-n", NS, "daemonset/windows-exporter"]));
     let mut l = ReconcileLoop::start(NS, "rc-classes-loop", &["--class-grace", "3s"]);
     l.wait_for_log("acquired", 30);
 
     // Windows.
     let win = KwokNodes::create(vec![windows_node("rc-win-0")]);
     eventually(60, "windows-exporter deployed", || {
-        exists(NS, "daemonset/windows-exporter")
-            && exists(NS, "servicemonitor.monitoring.coreos.com/windows-exporter")
-            && exists(NS, "prometheusrule.monitoring.coreos.com/windows-alerts")
-            && exists(NS, "configmap/grafana-dashboard-windows-node-detail")
+        exists(&["-n", NS, "daemonset/windows-exporter"])
+            && exists(&[
+                "-n",
+                NS,
+                "servicemonitor.monitoring.coreos.com/windows-exporter",
+            ])
+            && exists(&[
+                "-n",
+                NS,
+                "prometheusrule.monitoring.coreos.com/windows-alerts",
+            ])
+            && exists(&["-n", NS, "configmap/grafana-dashboard-windows-node-detail"])
     });
     l.wait_for_log("Revision  ", 30);
     eventually(60, "ExporterReady on the Windows node", || {
@@ -52,8 +42,7 @@ fn windows_and_gpu_nodes_bring_their_exporters_and_take_them_away() {
             e.1 == "ExporterReady" && e.2 == "rc-win-0" && e.3.starts_with("windows-exporter-")
         })
     });
-    let st = run(automon_admin().args(["status", "-n", NS, "-o", "json"]));
-    let st: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    let (_, st) = status_json(NS, &[]);
     let node = st["nodes"]
         .as_array()
         .unwrap()
@@ -69,7 +58,7 @@ fn windows_and_gpu_nodes_bring_their_exporters_and_take_them_away() {
         "{node}"
     );
     // A second enable agrees with the loop: nothing to change.
-    let again = common::enable(NS, &[]).success();
+    let again = enable(NS, &[]).success();
     assert!(again.stdout.contains("Nothing to do."), "{again:#?}");
 
     drop(win);
@@ -77,22 +66,30 @@ fn windows_and_gpu_nodes_bring_their_exporters_and_take_them_away() {
         60,
         "windows-exporter removed after the grace period",
         || {
-            !exists(NS, "daemonset/windows-exporter")
-                && !exists(NS, "servicemonitor.monitoring.coreos.com/windows-exporter")
+            !exists(&["-n", NS, "daemonset/windows-exporter"])
+                && !exists(&[
+                    "-n",
+                    NS,
+                    "servicemonitor.monitoring.coreos.com/windows-exporter",
+                ])
         },
     );
     l.wait_for_log("the last of the Windows nodes left", 10);
 
     // GPU.
-    let gpu = KwokNodes::create(vec![gpu_node("rc-gpu-0")]);
+    let gpu = KwokNodes::create(vec![labelled("rc-gpu-0", "nvidia.com/gpu.present", "true")]);
     eventually(60, "dcgm-exporter deployed", || {
-        exists(NS, "daemonset/dcgm-exporter")
-            && exists(NS, "servicemonitor.monitoring.coreos.com/dcgm-exporter")
-            && exists(NS, "prometheusrule.monitoring.coreos.com/gpu-alerts")
+        exists(&["-n", NS, "daemonset/dcgm-exporter"])
+            && exists(&[
+                "-n",
+                NS,
+                "servicemonitor.monitoring.coreos.com/dcgm-exporter",
+            ])
+            && exists(&["-n", NS, "prometheusrule.monitoring.coreos.com/gpu-alerts"])
     });
     drop(gpu);
     eventually(60, "dcgm-exporter removed after the grace period", || {
-        !exists(NS, "daemonset/dcgm-exporter")
+        !exists(&["-n", NS, "daemonset/dcgm-exporter"])
     });
     // The revision is recorded once the prune is done.
     let history = || run(automon_admin().args(["history", "-n", NS])).success();

@@ -9,10 +9,9 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{BufReader, Read, Write},
     net::{TcpListener, TcpStream},
     path::Path,
-    process::Command,
     sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
@@ -36,10 +35,9 @@ const POD: &str = "prometheus-automon-0";
 fn generated() -> &'static Value {
     static CONFIG: OnceLock<Value> = OnceLock::new();
     CONFIG.get_or_init(|| {
-        std::mem::forget(Cleanup::fresh(NS));
         operator_start();
         at_exit(|| drop(OperatorStop));
-        at_exit(|| drop(Cleanup(NS)));
+        Cleanup::until_exit(NS);
         let c = cluster();
         // The user's Secrets come first: the operator reads them when it generates the config.
         c.kubectl(&["create", "namespace", NS]).success();
@@ -96,7 +94,7 @@ fn generated() -> &'static Value {
         enable(NS, &["-f", file.to_str().unwrap()]).success();
         let text = poll(
             90,
-            || operator_generated_config(NS),
+            || generated_config(NS, "automon"),
             |t| t.contains("remote_write:"),
         );
         assert!(
@@ -148,23 +146,10 @@ fn the_operators_configuration_carries_endpoint_credentials_queue_and_dedup_labe
 #[test]
 fn the_operator_runs_the_thanos_sidecar_behind_a_headless_service() {
     generated();
-    let sts = poll(
-        60,
-        || {
-            cluster().kubectl(&[
-                "get",
-                "statefulset",
-                "-n",
-                NS,
-                "prometheus-automon",
-                "-o",
-                "json",
-            ])
-        },
-        |out| out.code == 0,
-    );
-    assert_eq!(sts.code, 0, "{sts:#?}");
-    let sts: Value = serde_json::from_str(&sts.stdout).unwrap();
+    eventually(60, "the operator's StatefulSet", || {
+        exists(&["statefulset", "-n", NS, "prometheus-automon"])
+    });
+    let sts = get_json(&["get", "statefulset", "-n", NS, "prometheus-automon"]);
     assert_eq!(sts["spec"]["replicas"], 2);
     let containers = sts["spec"]["template"]["spec"]["containers"]
         .as_array()
@@ -226,32 +211,12 @@ fn forward(
     want: &str,
     seen: &Mutex<Seen>,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(client.try_clone()?);
-    let mut head = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        if line == "\r\n" {
-            break;
-        }
-        head.push(line);
-    }
-    let header = |name: &str| {
-        head.iter().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
+    let Some(request) = HttpRequest::read(&mut BufReader::new(client.try_clone()?))? else {
+        return Ok(());
     };
-    let length: usize = header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
     let mut client = client;
-    let auth = header("authorization").unwrap_or_default();
-    let tenant = header("thanos-tenant").unwrap_or_default();
+    let auth = request.header("authorization").unwrap_or_default();
+    let tenant = request.header("thanos-tenant").unwrap_or_default();
     if auth != want || tenant != TENANT {
         seen.lock()
             .unwrap()
@@ -263,16 +228,16 @@ fn forward(
     }
     seen.lock().unwrap().authorized += 1;
     let mut server = TcpStream::connect(("127.0.0.1", upstream))?;
-    let request_line = head[0].replace("/api/v1/receive", "/api/v1/write");
-    server.write_all(request_line.as_bytes())?;
-    for line in head[1..]
+    let request_line = request.head[0].replace("/api/v1/receive", "/api/v1/write");
+    server.write_all(format!("{request_line}\r\n").as_bytes())?;
+    for line in request.head[1..]
         .iter()
         .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
     {
-        server.write_all(line.as_bytes())?;
+        server.write_all(format!("{line}\r\n").as_bytes())?;
     }
     server.write_all(b"Connection: close\r\n\r\n")?;
-    server.write_all(&body)?;
+    server.write_all(&request.body)?;
     // A server may reset the connection after its answer; the answer still goes back.
     let mut answer = Vec::new();
     let _ = server.read_to_end(&mut answer);
@@ -394,21 +359,12 @@ fn with_local_paths(text: &str, dir: &Path) -> String {
 #[test]
 fn promtool_accepts_the_generated_configuration() {
     generated();
-    let promtool = built_tool("prometheus", "promtool");
     let dir = tempfile::tempdir().unwrap();
-    let text = operator_generated_config(NS);
+    let text = generated_config(NS, "automon");
     let local = with_local_paths(&text, dir.path());
-    let file = dir.path().join("prometheus.yaml");
-    std::fs::write(&file, &local).unwrap();
-    let out = Command::new(promtool)
-        .args(["check", "config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check config:\n{}{}\n{local}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let out = promtool_with(
+        &[("prometheus.yaml", &local)],
+        &["check", "config", "prometheus.yaml"],
     );
+    assert_eq!(out.code, 0, "promtool check config:\n{out:#?}\n{local}");
 }

@@ -8,21 +8,6 @@ use std::collections::BTreeMap;
 
 use common::*;
 
-fn render_json(args: &[&str]) -> Vec<serde_json::Value> {
-    let out = run(automon().arg("render").args(["-o", "json"]).args(args)).success();
-    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(list["kind"], "List");
-    list["items"].as_array().unwrap().clone()
-}
-
-fn kind_name(o: &serde_json::Value) -> String {
-    format!(
-        "{}/{}",
-        o["kind"].as_str().unwrap(),
-        o["metadata"]["name"].as_str().unwrap()
-    )
-}
-
 #[test]
 fn render_needs_no_cluster_and_is_deterministic() {
     // No kubeconfig at all in this environment: render must not try to reach a cluster.
@@ -39,7 +24,7 @@ fn render_needs_no_cluster_and_is_deterministic() {
 
 #[test]
 fn every_object_is_labelled_and_in_the_applyset() {
-    let items = render_json(&[]);
+    let items = rendered_objects(&[]);
     let parent = items
         .iter()
         .find(|o| o["metadata"]["labels"]["applyset.kubernetes.io/id"].is_string())
@@ -94,7 +79,7 @@ fn every_object_is_labelled_and_in_the_applyset() {
 
 #[test]
 fn namespace_flag_and_set_reach_the_objects() {
-    let items = render_json(&["-n", "monitoring", "--set", "prometheus.retention=30d"]);
+    let items = rendered_objects(&["-n", "monitoring", "--set", "prometheus.retention=30d"]);
     for o in &items {
         if let Some(ns) = o["metadata"]["namespace"].as_str() {
             assert_eq!(ns, "monitoring", "{}", kind_name(o));
@@ -113,13 +98,9 @@ fn bad_configuration_names_the_key_and_line_and_prints_nothing() {
     );
     let out = run(automon().arg("render").arg("-f").arg(&file)).code(2);
     assert!(out.stdout.is_empty(), "nothing rendered: {}", out.stdout);
-    assert!(out.stderr.contains("automon.yaml line 5"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("alerts.highCpu.thresholdPercent"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("180 is out of range"), "{}", out.stderr);
+    assert_has(&out.stderr, "automon.yaml line 5");
+    assert_has(&out.stderr, "alerts.highCpu.thresholdPercent");
+    assert_has(&out.stderr, "180 is out of range");
 
     let (_d, file) = write_temp("automon.yaml", "grafana:\n  enabled: true\n  theme: dark\n");
     run(automon().arg("render").arg("-f").arg(&file))
@@ -147,36 +128,18 @@ fn rendered_stack_passes_strict_server_side_dry_run() {
 
     // A namespace of its own so the dry run meets no other test's objects.
     let ns = "automon-dryrun";
-    let items = render_json(&["-n", ns]);
+    let items = rendered_objects(&["-n", ns]);
     let namespace = items.iter().find(|o| o["kind"] == "Namespace").unwrap();
     let (_d, nsfile) = write_temp("ns.json", &namespace.to_string());
-    let out = c.kubectl(&[
-        "apply",
-        "--server-side",
-        "--field-manager",
-        "automon-test",
-        "-f",
-        nsfile.to_str().unwrap(),
-    ]);
-    assert_eq!(out.code, 0, "{out:#?}");
+    c.server_side_apply(&nsfile, &[]).success();
 
     let rest: Vec<_> = items
         .iter()
         .filter(|o| o["kind"] != "Namespace")
         .cloned()
         .collect();
-    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": rest});
-    let (_d, file) = write_temp("stack.json", &list.to_string());
-    let out = c.kubectl(&[
-        "apply",
-        "--server-side",
-        "--dry-run=server",
-        "--validate=strict",
-        "--field-manager",
-        "automon-test",
-        "-f",
-        file.to_str().unwrap(),
-    ]);
+    let (_d, file) = write_list("stack.json", &rest);
+    let out = c.server_dry_run(&file);
     assert_eq!(
         out.code, 0,
         "the API server rejected part of the stack:\n{}",
@@ -227,7 +190,7 @@ fn default_render_snapshot() {
 #[test]
 fn docs_document_the_default_configuration() {
     // docs/configuration.md shows every key with its default; it must not drift from the schema.
-    let items = render_json(&[]);
+    let items = rendered_objects(&[]);
     let parent = items
         .iter()
         .find(|o| kind_name(o) == "ConfigMap/automon")

@@ -4,51 +4,35 @@
 
 mod common;
 
-use common::{automon, cluster, run};
-use serde_json::Value;
+use common::{
+    Cleanup, Process, built_tool, cluster, free_port, generated_config, kind_name,
+    rendered_objects, run, set_args, write_list, write_temp,
+};
+use serde_json::{Value, json};
 
 /// The components these modules render (the `app.kubernetes.io/component` label).
 const COMPONENTS: &[&str] = &["operator", "prometheus", "alertmanager", "kubelet"];
 /// A namespace of this test's own, so that it never touches a stack another test installs.
 const NAMESPACE: &str = "automon-dryrun-components-a";
 
+/// Whether an object is of one of [`COMPONENTS`].
+fn ours(o: &Value) -> bool {
+    let component = &o["metadata"]["labels"]["app.kubernetes.io/component"];
+    COMPONENTS.iter().any(|c| component == c)
+}
+
 fn rendered(sets: &[&str]) -> Vec<Value> {
-    let mut cmd = automon();
-    cmd.args(["render", "-o", "json", "-n", NAMESPACE]);
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    let out = run(&mut cmd).success();
-    let list: Value = serde_json::from_str(&out.stdout).expect("render -o json is JSON");
-    list["items"]
-        .as_array()
-        .expect("a List")
-        .iter()
-        .filter(|o| {
-            let component = &o["metadata"]["labels"]["app.kubernetes.io/component"];
-            COMPONENTS.iter().any(|c| component == c)
-        })
-        .cloned()
-        .collect()
+    let args = [&["-n", NAMESPACE][..], &set_args(sets)].concat();
+    rendered_objects(&args).into_iter().filter(ours).collect()
 }
 
 /// The CRDs and the namespace, both idempotent; nothing of the stack itself is created.
 fn prepare() {
     let c = cluster();
     c.ensure_crds();
-    let ns = format!(
-        "{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"{NAMESPACE}\"}}}}"
-    );
-    let (_dir, path) = common::write_temp("ns.json", &ns);
-    c.kubectl(&[
-        "apply",
-        "--server-side",
-        "--field-manager",
-        "automon-test",
-        "-f",
-        path.to_str().unwrap(),
-    ])
-    .success();
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
+    let (_dir, path) = write_temp("ns.json", &ns.to_string());
+    c.server_side_apply(&path, &[]).success();
 }
 
 /// Every object through `kubectl apply --dry-run=server --validate=strict`; the rejections.
@@ -59,17 +43,8 @@ fn rejections(objects: &[Value]) -> Vec<String> {
     for (i, o) in objects.iter().enumerate() {
         let path = dir.path().join(format!("{i}.json"));
         std::fs::write(&path, serde_json::to_string_pretty(o).unwrap()).unwrap();
-        let r = c.kubectl(&[
-            "apply",
-            "--server-side",
-            "--dry-run=server",
-            "--validate=strict",
-            "--field-manager",
-            "automon-test",
-            "-f",
-            path.to_str().unwrap(),
-        ]);
-        let name = format!("{}/{}", o["kind"], o["metadata"]["name"]);
+        let r = c.server_dry_run(&path);
+        let name = kind_name(o);
         if r.code != 0 || !r.stderr.trim().is_empty() {
             // Warnings (unknown or deprecated fields) count too: strict means strict.
             rejected.push(format!("{name}: {}{}", r.stdout, r.stderr));
@@ -135,20 +110,6 @@ fn replicated_stack_with_storage_and_receivers_is_accepted() {
     assert_eq!(rejections(&objects), Vec::<String>::new());
 }
 
-/// `amtool` at the pinned Alertmanager release, built once through the tools script.
-fn amtool() -> std::path::PathBuf {
-    let out = std::process::Command::new(common::repo_root().join("tests/cluster/build-tools"))
-        .arg("amtool")
-        .output()
-        .expect("run tests/cluster/build-tools amtool");
-    assert!(
-        out.status.success(),
-        "build-tools amtool failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join("amtool")
-}
-
 /// The `alertmanager.yaml` of the rendered config Secret.
 fn alertmanager_yaml(sets: &[&str]) -> String {
     use base64::Engine;
@@ -169,8 +130,8 @@ fn alertmanager_yaml(sets: &[&str]) -> String {
 /// Alertmanager's own loader accepts the configuration, and its router sends each alert (given
 /// as `label=value` pairs) to the expected receiver.
 fn check_alertmanager(sets: &[&str], routes: &[(&[&str], &str)]) {
-    let amtool = amtool();
-    let (_dir, path) = common::write_temp("alertmanager.yaml", &alertmanager_yaml(sets));
+    let amtool = built_tool("amtool", "amtool");
+    let (_dir, path) = write_temp("alertmanager.yaml", &alertmanager_yaml(sets));
     let file = format!("--config.file={}", path.display());
     let check =
         run(std::process::Command::new(&amtool).args(["check-config", path.to_str().unwrap()]));
@@ -221,45 +182,22 @@ fn alertmanager_routes_to_the_configured_receivers_but_never_pages_for_watchdog(
     );
 }
 
-/// What a live run leaves in the cluster, removed again when the test ends, pass or fail.
-struct LiveRun {
-    namespace: String,
-    operator: Option<std::process::Child>,
-}
+/// The namespace of the live run, the operator's own.
+const LIVE: &str = "automon-live-a";
 
-impl Drop for LiveRun {
+/// The kubelet Service and EndpointSlices the operator keeps in kube-system for the stack in a
+/// namespace, removed when the test ends, pass or fail.
+struct KubeletService(&'static str);
+
+impl Drop for KubeletService {
     fn drop(&mut self) {
-        if let Some(mut child) = self.operator.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let c = cluster();
-        let ns = self.namespace.as_str();
-        let _ = c.kubectl(&[
-            "delete",
-            "namespace",
-            ns,
-            "--wait=false",
-            "--ignore-not-found",
-        ]);
-        for kind in ["clusterrole", "clusterrolebinding"] {
-            for name in ["prometheus-operator", "prometheus"] {
-                let _ = c.kubectl(&[
-                    "delete",
-                    kind,
-                    &format!("{ns}-{name}"),
-                    "--ignore-not-found",
-                ]);
-            }
-        }
-        let selector = format!("automon.io/stack={ns}");
-        let _ = c.kubectl(&[
+        cluster().kubectl(&[
             "-n",
             "kube-system",
             "delete",
             "service,endpointslices",
             "-l",
-            &selector,
+            &format!("automon.io/stack={}", self.0),
             "--ignore-not-found",
         ]);
     }
@@ -273,46 +211,25 @@ impl Drop for LiveRun {
 fn operator_reconciles_the_stack_with_only_its_rendered_permissions() {
     prepare();
     let c = cluster();
-    let ns = format!("automon-live-a-{}", std::process::id());
-    let mut live = LiveRun {
-        namespace: ns.clone(),
-        operator: None,
-    };
+    let ns = LIVE;
+    let _cleanup = Cleanup::fresh(ns);
+    let _kubelet = KubeletService(ns);
 
-    let mut cmd = automon();
-    cmd.args(["render", "-o", "json", "-n", &ns]);
-    let list: Value = serde_json::from_str(&run(&mut cmd).success().stdout).unwrap();
-    let items = list["items"].as_array().unwrap();
+    let items = rendered_objects(&["-n", ns]);
     let deployment = items
         .iter()
         .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "prometheus-operator")
         .expect("the operator Deployment");
     // Everything of these components but the operator's Deployment, which runs here instead.
-    let apply: Vec<&Value> = items
+    let apply: Vec<Value> = items
         .iter()
-        .filter(|o| {
-            let component = &o["metadata"]["labels"]["app.kubernetes.io/component"];
-            o["kind"] == "Namespace"
-                || (COMPONENTS.iter().any(|c| component == c) && o["kind"] != "Deployment")
-        })
+        .filter(|o| o["kind"] == "Namespace" || (ours(o) && o["kind"] != "Deployment"))
+        .cloned()
         .collect();
-    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": apply});
-    let (_dir, path) = common::write_temp("stack.json", &list.to_string());
-    c.kubectl(&[
-        "apply",
-        "--server-side",
-        "--field-manager",
-        "automon-test",
-        "-f",
-        path.to_str().unwrap(),
-    ])
-    .success();
+    let (_dir, path) = write_list("stack.json", &apply);
+    c.server_side_apply(&path, &[]).success();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
         .as_array()
         .unwrap()
@@ -325,21 +242,18 @@ fn operator_reconciles_the_stack_with_only_its_rendered_permissions() {
         "--as=system:serviceaccount:{ns}:prometheus-operator"
     ));
     let log_path = c.dir.join("logs").join(format!("{ns}-operator.log"));
-    let log = std::fs::File::create(&log_path).unwrap();
-    live.operator = Some(
+    let _operator = Process::spawn(
+        "prometheus-operator",
         std::process::Command::new(c.tools_bin.join("prometheus-operator"))
             .args(&args)
-            .env("KUBECONFIG", &c.kubeconfig)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus-operator"),
+            .env("KUBECONFIG", &c.kubeconfig),
+        &log_path,
     );
 
     let kubelet_service = format!("{ns}-kubelet");
     let stack_selector = format!("automon.io/stack={ns}");
     let ready = || {
-        let sts = c.kubectl(&["-n", &ns, "get", "statefulsets", "-o", "name"]);
+        let sts = c.kubectl(&["-n", ns, "get", "statefulsets", "-o", "name"]);
         let kubelet = c.kubectl(&[
             "-n",
             "kube-system",
@@ -368,34 +282,7 @@ fn operator_reconciles_the_stack_with_only_its_rendered_permissions() {
     }
 
     // Every rendered ServiceMonitor is in the generated configuration: the selector matches.
-    let config = c
-        .kubectl(&[
-            "-n",
-            &ns,
-            "get",
-            "secret",
-            "prometheus-automon",
-            "-o",
-            "jsonpath={.data.prometheus\\.yaml\\.gz}",
-        ])
-        .success();
-    let gz = {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .decode(config.stdout.trim())
-            .unwrap()
-    };
-    let mut gunzip = std::process::Command::new("gunzip")
-        .arg("-c")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        gunzip.stdin.take().unwrap().write_all(&gz).unwrap();
-    }
-    let text = String::from_utf8(gunzip.wait_with_output().unwrap().stdout).unwrap();
+    let text = generated_config(ns, "automon");
     for job in [
         "prometheus-operator/0",
         "prometheus/0",

@@ -5,21 +5,13 @@ mod common;
 
 use std::{
     collections::BTreeSet,
-    path::Path,
     time::{Duration, Instant},
 };
 
 use common::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const COMPONENTS: &[&str] = &["grafana", "node-exporter", "kube-state-metrics"];
-
-/// `render -o json` with these extra arguments, as a list of objects.
-fn render(args: &[&str]) -> Vec<Value> {
-    let out = run(automon().args(["render", "-o", "json"]).args(args)).success();
-    let list: Value = serde_json::from_str(&out.stdout).expect("render -o json is JSON");
-    list["items"].as_array().expect("a v1/List").clone()
-}
 
 fn name_label(o: &Value) -> &str {
     o["metadata"]["labels"]["app.kubernetes.io/name"]
@@ -27,33 +19,11 @@ fn name_label(o: &Value) -> &str {
         .unwrap_or("")
 }
 
-fn write_list(dir: &Path, file: &str, items: &[Value]) -> String {
-    let path = dir.join(file);
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
-    std::fs::write(&path, serde_json::to_string_pretty(&list).unwrap()).unwrap();
-    path.to_string_lossy().into_owned()
-}
-
-/// Deletes a scratch namespace when the test ends, passed or failed.
-struct ScratchNamespace<'a>(&'a LocalCluster, String);
-
-impl Drop for ScratchNamespace<'_> {
-    fn drop(&mut self) {
-        self.0.kubectl(&[
-            "delete",
-            "namespace",
-            &self.1,
-            "--wait=false",
-            "--ignore-not-found",
-        ]);
-    }
-}
-
 #[test]
 fn components_pass_strict_server_side_validation() {
     let c = cluster();
     c.ensure_crds();
-    let items = render(&[]);
+    let items = rendered_objects(&[]);
     let namespace: Vec<Value> = items
         .iter()
         .filter(|o| o["kind"] == "Namespace")
@@ -80,32 +50,12 @@ fn components_pass_strict_server_side_validation() {
         assert!(kinds.contains(k), "no {k} among {kinds:?}");
     }
 
-    let dir = tempfile::tempdir().unwrap();
-    if c.kubectl(&["get", "namespace", "automon"]).code != 0 {
-        let ns = write_list(dir.path(), "namespace.json", &namespace);
-        c.kubectl(&[
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "automon-test",
-            "-f",
-            &ns,
-        ])
-        .success();
+    if !exists(&["namespace", "automon"]) {
+        let (_dir, ns) = write_list("namespace.json", &namespace);
+        c.server_side_apply(&ns, &[]).success();
     }
-    let file = write_list(dir.path(), "components.json", &ours);
-    let out = c
-        .kubectl(&[
-            "apply",
-            "--server-side",
-            "--dry-run=server",
-            "--validate=strict",
-            "--field-manager",
-            "automon-test",
-            "-f",
-            &file,
-        ])
-        .success();
+    let (_dir, file) = write_list("components.json", &ours);
+    let out = c.server_dry_run(&file).success();
     let accepted = out
         .stdout
         .lines()
@@ -119,10 +69,10 @@ fn components_pass_strict_server_side_validation() {
 fn node_exporter_runs_ready_on_every_linux_node() {
     let c = cluster();
     // A namespace and host port of its own, so that other tests' exporters never collide with it.
-    let ns = format!("automon-ne-{}", std::process::id());
-    let port = 20000 + std::process::id() % 10000;
-    let _cleanup = ScratchNamespace(c, ns.clone());
-    let items = render(&["-n", &ns, "--set", &format!("nodeExporter.port={port}")]);
+    let ns = "automon-ne";
+    let _cleanup = Cleanup::fresh(ns);
+    let port = port_for(ns);
+    let items = rendered_objects(&["-n", ns, &port[0], &port[1]]);
     let wanted: Vec<Value> = items
         .iter()
         .filter(|o| {
@@ -133,17 +83,8 @@ fn node_exporter_runs_ready_on_every_linux_node() {
         .cloned()
         .collect();
     assert_eq!(wanted.len(), 3, "{wanted:#?}");
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_list(dir.path(), "node-exporter.json", &wanted);
-    c.kubectl(&[
-        "apply",
-        "--server-side",
-        "--field-manager",
-        "automon-test",
-        "-f",
-        &file,
-    ])
-    .success();
+    let (_dir, file) = write_list("node-exporter.json", &wanted);
+    c.server_side_apply(&file, &[]).success();
 
     // The nodes the DaemonSet promises to cover: Linux, not opted out.
     let nodes: BTreeSet<String> = c
@@ -165,19 +106,14 @@ fn node_exporter_runs_ready_on_every_linux_node() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut last = String::new();
     loop {
-        let pods = c
-            .kubectl(&[
-                "get",
-                "pods",
-                "-n",
-                &ns,
-                "-l",
-                "app.kubernetes.io/name=node-exporter",
-                "-o",
-                "json",
-            ])
-            .success();
-        let pods: Value = serde_json::from_str(&pods.stdout).unwrap();
+        let pods = get_json(&[
+            "get",
+            "pods",
+            "-n",
+            ns,
+            "-l",
+            "app.kubernetes.io/name=node-exporter",
+        ]);
         let ready: BTreeSet<String> = pods["items"]
             .as_array()
             .unwrap()
@@ -200,10 +136,7 @@ fn node_exporter_runs_ready_on_every_linux_node() {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
-    let ds = c
-        .kubectl(&["get", "daemonset", "node-exporter", "-n", &ns, "-o", "json"])
-        .success();
-    let ds: Value = serde_json::from_str(&ds.stdout).unwrap();
+    let ds = get_json(&["get", "daemonset", "node-exporter", "-n", ns]);
     assert_eq!(
         ds["status"]["desiredNumberScheduled"].as_u64(),
         Some(nodes.len() as u64),

@@ -9,14 +9,15 @@ mod common;
 
 use std::{
     collections::BTreeMap,
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
     path::PathBuf,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use common::{Run, automon, built_tool, node_class_objects, promtool, repo_root, run};
+use common::{
+    Run, built_tool, cluster, free_port, http_get, node_class_objects, prometheus_query,
+    promtool_with, rendered_objects, repo_root, rule_file, rule_groups, set_args,
+    spawn_node_exporter, spawn_prometheus, write_list,
+};
 use serde_json::{Value, json};
 
 /// The Prometheus rule file held by the rendered PrometheusRules, for these `--set`s.
@@ -24,21 +25,12 @@ fn rendered_rule_file(sets: &[&str]) -> String {
     rule_file(rendered_groups(sets))
 }
 
-/// A rule file of these groups.
-fn rule_file(groups: Vec<Value>) -> String {
-    serde_saphyr::to_string(&json!({ "groups": groups })).unwrap()
-}
-
 /// The rule groups of a cluster with every node class: `render`'s, with those the classes
 /// change replaced and the classes' own added (from their reviewed snapshots, see
 /// `node_class_objects`).
 fn class_groups() -> Vec<Value> {
     let mut groups = rendered_groups(&[]);
-    for changed in node_class_objects()
-        .iter()
-        .filter(|o| o["kind"] == "PrometheusRule")
-        .flat_map(|o| o["spec"]["groups"].as_array().cloned().unwrap_or_default())
-    {
+    for changed in rule_groups(&node_class_objects()) {
         match groups.iter_mut().find(|g| g["name"] == changed["name"]) {
             Some(g) => *g = changed,
             None => groups.push(changed),
@@ -58,20 +50,7 @@ fn alerts(groups: &[Value]) -> BTreeMap<String, Value> {
 
 /// The rule groups of the rendered PrometheusRules, for these `--set`s.
 fn rendered_groups(sets: &[&str]) -> Vec<Value> {
-    let mut cmd = automon();
-    cmd.args(["render", "-o", "json"]);
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    let out = run(&mut cmd).success();
-    let list: Value = serde_json::from_str(&out.stdout).expect("render -o json is JSON");
-    let groups: Vec<Value> = list["items"]
-        .as_array()
-        .expect("a List has items")
-        .iter()
-        .filter(|o| o["kind"] == "PrometheusRule")
-        .flat_map(|o| o["spec"]["groups"].as_array().cloned().unwrap_or_default())
-        .collect();
+    let groups = rule_groups(&rendered_objects(&set_args(sets)));
     assert!(!groups.is_empty(), "no PrometheusRule rendered");
     groups
 }
@@ -79,16 +58,21 @@ fn rendered_groups(sets: &[&str]) -> Vec<Value> {
 /// `promtool <args>` in a fresh directory holding `rules.yaml` and copies of `test_files`,
 /// which refer to the rule file by that relative name.
 fn promtool_with_rules(rules: &str, test_files: &[PathBuf], args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("rules.yaml"), rules).unwrap();
-    let mut cmd = Command::new(promtool());
-    cmd.current_dir(dir.path()).args(args);
-    for f in test_files {
-        let name = f.file_name().unwrap();
-        std::fs::copy(f, dir.path().join(name)).unwrap();
-        cmd.arg(name);
-    }
-    Run::from(cmd.output().expect("run promtool"))
+    let tests: Vec<(String, String)> = test_files
+        .iter()
+        .map(|f| {
+            let name = f.file_name().unwrap().to_str().unwrap().to_string();
+            (name, std::fs::read_to_string(f).unwrap())
+        })
+        .collect();
+    let mut files = vec![("rules.yaml", rules)];
+    files.extend(
+        tests
+            .iter()
+            .map(|(name, text)| (name.as_str(), text.as_str())),
+    );
+    let names = tests.iter().map(|(name, _)| name.as_str());
+    promtool_with(&files, &[args.to_vec(), names.collect()].concat())
 }
 
 /// The promtool unit-test files in a directory, sorted.
@@ -350,11 +334,11 @@ fn windows_nodes_are_expected_to_be_covered_only_with_the_class() {
 /// rejects a broken one, which shows the check has teeth.
 #[test]
 fn prometheus_rules_pass_the_crd_schema() {
-    let cluster = common::cluster();
+    let cluster = cluster();
     // The CRD as `enable` would apply it: server-side, by the plugin's field manager.
     let crd = cluster
-        .dir
-        .join("crds/prometheusrules.monitoring.coreos.com.yaml");
+        .crds_dir()
+        .join("prometheusrules.monitoring.coreos.com.yaml");
     cluster
         .kubectl(&[
             "apply",
@@ -374,14 +358,10 @@ fn prometheus_rules_pass_the_crd_schema() {
         .success();
 
     // In `default`, which always exists, so that nothing else needs to be installed.
-    let out = run(automon().args(["render", "-o", "json", "--set", "namespace=default"])).success();
-    let mut list: Value = serde_json::from_str(&out.stdout).unwrap();
-    list["items"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|o| o["kind"] == "PrometheusRule");
-    let dry_run = |list: &Value| {
-        let (_dir, path) = common::write_temp("rules.json", &list.to_string());
+    let mut rules = rendered_objects(&["--set", "namespace=default"]);
+    rules.retain(|o| o["kind"] == "PrometheusRule");
+    let dry_run = |rules: &[Value]| {
+        let (_dir, path) = write_list("rules.json", rules);
         cluster.kubectl(&[
             "apply",
             "--server-side",
@@ -391,7 +371,7 @@ fn prometheus_rules_pass_the_crd_schema() {
             path.to_str().unwrap(),
         ])
     };
-    let ok = dry_run(&list).success();
+    let ok = dry_run(&rules).success();
     assert_eq!(
         ok.stdout
             .matches("serverside-applied (server dry run)")
@@ -400,8 +380,8 @@ fn prometheus_rules_pass_the_crd_schema() {
         "{ok:#?}"
     );
 
-    list["items"][0]["spec"]["groups"][0]["rules"][0]["for"] = json!("5 minutes");
-    let bad = dry_run(&list);
+    rules[0]["spec"]["groups"][0]["rules"][0]["for"] = json!("5 minutes");
+    let bad = dry_run(&rules);
     assert_ne!(bad.code, 0, "{bad:#?}");
     assert!(
         bad.stderr
@@ -410,42 +390,15 @@ fn prometheus_rules_pass_the_crd_schema() {
     );
 }
 
-/// A process that is killed when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// GET over plain HTTP/1.0: the body, or None while the server is not answering.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut response = String::new();
-    s.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    (head.split(' ').nth(1) == Some("200")).then(|| body.to_string())
-}
-
 /// The rules' metric names and labels are the real ones: a real Prometheus scraping a real
 /// node-exporter (labelled as automon's ServiceMonitor labels it) evaluates the rendered rules,
 /// with thresholds lowered so that a healthy machine crosses them, and the node alerts go
 /// pending for that node, their summaries naming it. A second, dead target goes NodeDown.
 #[test]
 fn node_alerts_work_against_a_real_node_exporter() {
-    let node_exporter = built_tool("node_exporter", "node_exporter");
-    let prometheus = built_tool("prometheus", "prometheus");
     let dir = tempfile::tempdir().unwrap();
-    let (exporter_port, prometheus_port, dead_port) = (free_port(), free_port(), free_port());
+    let (prometheus_port, dead_port) = (free_port(), free_port());
+    let (_exporter, _, exporter_port) = spawn_node_exporter(dir.path());
 
     let rules = rendered_rule_file(&[
         "alerts.highCpu.thresholdPercent=0.0001",
@@ -465,36 +418,14 @@ scrape_configs:
         labels: {{node: ghost}}
 "
     );
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-
-    let _exporter = Killed(
-        Command::new(node_exporter)
-            .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start node_exporter"),
-    );
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prometheus = Killed(
-        Command::new(prometheus)
-            .current_dir(dir.path())
-            .args([
-                "--config.file=prometheus.yml",
-                "--storage.tsdb.path=data",
-                &format!("--web.listen-address=127.0.0.1:{prometheus_port}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus"),
+    std::fs::write(dir.path().join("prometheus.yaml"), config).unwrap();
+    let (_prometheus, prometheus_log) = spawn_prometheus(
+        &built_tool("prometheus", "prometheus"),
+        dir.path(),
+        prometheus_port,
     );
 
     // A real read-write disk filesystem (not so in some containers) must show DiskSpaceLow.
-    let query = |q: &str| -> Option<Value> {
-        let path = format!("/api/v1/query?query={}", q.replace(' ', "%20"));
-        serde_json::from_str(&http_get(prometheus_port, &path)?).ok()
-    };
     let mut want = vec![
         ("HighCPUUsage", "testnode"),
         ("HighMemoryUsage", "testnode"),
@@ -504,15 +435,16 @@ scrape_configs:
     let mut last = Value::Null;
     loop {
         if want.len() == 3
-            && query(r#"node_filesystem_readonly{fstype=~"ext4|xfs|btrfs"}==0"#).is_some_and(|v| {
-                v["data"]["result"]
-                    .as_array()
-                    .is_some_and(|r| !r.is_empty())
-            })
+            && prometheus_query(
+                prometheus_port,
+                r#"node_filesystem_readonly{fstype=~"ext4|xfs|btrfs"}==0"#,
+            )
+            .is_ok_and(|r| !r.is_empty())
         {
             want.push(("DiskSpaceLow", "testnode"));
         }
         if let Some(alerts) = http_get(prometheus_port, "/api/v1/alerts")
+            .ok()
             .and_then(|b| serde_json::from_str::<Value>(&b).ok())
         {
             let have = |(name, node): &(&str, &str)| {
@@ -546,7 +478,7 @@ scrape_configs:
         assert!(
             Instant::now() < deadline,
             "wanted {want:?} pending; Prometheus has {last:#}\n{}",
-            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+            std::fs::read_to_string(&prometheus_log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -555,14 +487,8 @@ scrape_configs:
 /// The rule groups of the rendered PrometheusRules for these `--set`s, split as sharding splits
 /// them: (the shards', the ruler's), by the `automon.io/scope` label.
 fn sharded_groups(sets: &[&str]) -> (Vec<Value>, Vec<Value>) {
-    let mut cmd = automon();
-    cmd.args(["render", "-o", "json"]);
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    let list: Value = serde_json::from_str(&run(&mut cmd).success().stdout).unwrap();
     let (mut shard, mut ruler) = (Vec::new(), Vec::new());
-    for o in list["items"].as_array().unwrap() {
+    for o in &rendered_objects(&set_args(sets)) {
         if o["kind"] != "PrometheusRule" {
             continue;
         }

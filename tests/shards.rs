@@ -6,60 +6,34 @@
 
 mod common;
 
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-};
-
 use common::*;
-
-/// `kubectl <args>` with `input` on stdin, against the test cluster.
-fn kubectl_with_input(args: &[&str], input: &str) -> Run {
-    let c = cluster();
-    let mut child = Command::new(c.tools_bin.join("kubectl"))
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    Run::from(child.wait_with_output().unwrap())
-}
 
 #[test]
 fn the_stack_sized_for_3_1000_and_5000_nodes_passes_a_server_side_dry_run() {
     let ns = "automon-sized";
-    let _cleanup = Cleanup::fresh(ns);
+    let _cleanup = Cleanup::created(ns);
     let c = cluster();
     c.ensure_crds();
-    c.kubectl(&["create", "namespace", ns]).success();
     for nodes in ["3", "1000", "5000"] {
         let out = run(automon()
             .args(["render", "-n", ns, "--nodes", nodes])
             .args(port_for(ns)))
         .success();
-        let applied = kubectl_with_input(
-            &[
-                "apply",
-                "--server-side",
-                "--dry-run=server",
-                "--field-manager=automon-test",
-                "-o",
-                "name",
-                "-f",
-                "-",
-            ],
-            &out.stdout,
-        )
-        .success();
+        let applied = c
+            .kubectl_with_input(
+                &[
+                    "apply",
+                    "--server-side",
+                    "--dry-run=server",
+                    "--field-manager=automon-test",
+                    "-o",
+                    "name",
+                    "-f",
+                    "-",
+                ],
+                &out.stdout,
+            )
+            .success();
         let prometheuses = applied
             .stdout
             .lines()
@@ -80,55 +54,6 @@ fn the_stack_sized_for_3_1000_and_5000_nodes_passes_a_server_side_dry_run() {
     assert!(left.stdout.trim().is_empty(), "{}", left.stdout);
 }
 
-/// The operator's generated configuration of the Prometheus `name` in `ns` (its Secret's
-/// gzipped `prometheus.yaml.gz`), or empty while it has none.
-fn generated_config(ns: &str, name: &str) -> String {
-    let out = cluster().kubectl(&[
-        "get",
-        "secret",
-        "-n",
-        ns,
-        &format!("prometheus-{name}"),
-        "-o",
-        "jsonpath={.data.prometheus\\.yaml\\.gz}",
-    ]);
-    if out.code != 0 || out.stdout.is_empty() {
-        return String::new();
-    }
-    let decoded = Command::new("sh")
-        .arg("-c")
-        .arg("base64 -d | gunzip")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(out.stdout.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    String::from_utf8(decoded.stdout).unwrap()
-}
-
-/// The rule files the operator mounts into the Prometheus `name` in `ns`.
-fn rule_files(ns: &str, name: &str) -> String {
-    let out = cluster().kubectl(&[
-        "get",
-        "configmap",
-        "-n",
-        ns,
-        &format!("prometheus-{name}-rulefiles-0"),
-        "-o",
-        "json",
-    ]);
-    serde_json::from_str::<serde_json::Value>(&out.stdout)
-        .map(|cm| cm["data"].to_string())
-        .unwrap_or_default()
-}
-
 #[test]
 fn three_shards_become_three_statefulsets_with_hashmod_and_a_ruler_that_federates() {
     let ns = "automon-shards";
@@ -141,7 +66,7 @@ fn three_shards_become_three_statefulsets_with_hashmod_and_a_ruler_that_federate
         &["--set", "prometheus.shards=3", "--wait", "--timeout", "3m"],
     )
     .success();
-    assert!(out.stdout.contains("Sizing    "), "{}", out.stdout);
+    assert_has(&out.stdout, "Sizing    ");
 
     // Three shards and the ruler, as StatefulSets the operator made.
     let statefulsets = |_: &()| {
@@ -246,5 +171,5 @@ fn three_shards_become_three_statefulsets_with_hashmod_and_a_ruler_that_federate
 
     // A second enable changes nothing; status counts every shard's pods.
     let again = enable(ns, &["--set", "prometheus.shards=3"]).success();
-    assert!(again.stdout.contains("Nothing to do"), "{}", again.stdout);
+    assert_has(&again.stdout, "Nothing to do");
 }

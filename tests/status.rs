@@ -10,31 +10,16 @@
 
 mod common;
 
-use std::{
-    path::Path,
-    sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
-    thread,
-    time::{Duration, Instant},
-};
+use std::{path::Path, sync::OnceLock, thread, time::Duration};
 
 use serde_json::{Value, json};
 
 use common::*;
 
 // ---------------------------------------------------------------------------------------------
-// Tests in this binary that add nodes run side by side (`sharing`); a test whose verdict every
-// node in the cluster counts towards (a healthy stack, a quiet `--watch`) or whose nodes change
-// every stack's verdict (a Windows node, more than 20 nodes) runs `alone`.
-
-static NODES: RwLock<()> = RwLock::new(());
-
-fn sharing() -> RwLockReadGuard<'static, ()> {
-    NODES.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn alone() -> RwLockWriteGuard<'static, ()> {
-    NODES.write().unwrap_or_else(PoisonError::into_inner)
-}
+// Tests in this binary that add nodes run side by side (`nodes_shared`); a test whose verdict
+// every node in the cluster counts towards (a healthy stack, a quiet `--watch`) or whose nodes
+// change every stack's verdict (a Windows node, more than 20 nodes) runs `nodes_alone`.
 
 /// A stack made by the first test that needs it and kept for the others, however they are
 /// scheduled; removed when the test binary exits.
@@ -44,8 +29,7 @@ fn shared(
     make: impl FnOnce(),
 ) -> &'static str {
     slot.get_or_init(|| {
-        let cleanup = Cleanup::fresh(ns);
-        at_exit(move || drop(cleanup));
+        Cleanup::until_exit(ns);
         make();
         ns
     })
@@ -59,15 +43,8 @@ fn healthy_stack() -> &'static str {
     shared(&SLOT, "st-healthy", || {
         cluster().ensure_crds();
         enable("st-healthy", &[]).success();
-        let mut started = false;
         until("every component of st-healthy ready", || {
-            if !operator_running() {
-                if !started {
-                    at_exit(|| drop(OperatorStop));
-                    started = true;
-                }
-                operator_start();
-            }
+            ensure_operator();
             let (out, st) = status_json("st-healthy", &[]);
             let components = st["components"].as_array().cloned().unwrap_or_default();
             // node-exporter's readiness depends on every node, other tests' too.
@@ -82,18 +59,15 @@ fn healthy_stack() -> &'static str {
             }
         });
         // The real Prometheus, Alertmanager and node_exporter answer for the stack's pods.
-        localcluster(&["serve", "st-healthy"]).success();
-        at_exit(|| drop(localcluster(&["unserve", "st-healthy"])));
+        let served = serve("st-healthy");
+        at_exit(move || drop(served));
     })
 }
 
 /// The name of the `Prometheus` pod the operator made in `ns` (started if need be).
 fn prometheus_pod(ns: &str) -> String {
     until(&format!("the operator's Prometheus pod in {ns}"), || {
-        if !operator_running() {
-            at_exit(|| drop(OperatorStop));
-            operator_start();
-        }
+        ensure_operator();
         pod_of(ns, "prometheus").ok_or_else(|| "not yet".to_string())
     })
 }
@@ -108,9 +82,15 @@ fn strict_stack() -> &'static str {
 }
 
 /// The strict stack, with nodes of the test's own beside other tests' nodes.
-fn strict_with(nodes: Vec<Value>) -> (&'static str, RwLockReadGuard<'static, ()>, KwokNodes) {
+fn strict_with(
+    nodes: Vec<Value>,
+) -> (
+    &'static str,
+    std::sync::RwLockReadGuard<'static, ()>,
+    KwokNodes,
+) {
     let ns = strict_stack();
-    let sharing = sharing();
+    let sharing = nodes_shared();
     (ns, sharing, KwokNodes::create(nodes))
 }
 
@@ -118,27 +98,6 @@ fn strict_with(nodes: Vec<Value>) -> (&'static str, RwLockReadGuard<'static, ()>
 
 fn status(ns: &str, extra: &[&str]) -> Run {
     run(automon_admin().args(["status", "-n", ns]).args(extra))
-}
-
-fn status_json(ns: &str, extra: &[&str]) -> (Run, Value) {
-    let out = status(ns, &[extra, &["-o", "json"]].concat());
-    let json = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("status -o json is not JSON ({e}):\n{out:#?}"));
-    (out, json)
-}
-
-/// Asks again (for up to a minute) until `check` accepts the answer; the last refusal is
-/// the failure message.
-#[track_caller]
-fn until<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match check() {
-            Ok(v) => return v,
-            Err(e) if Instant::now() > deadline => panic!("{what}: not within 60s; last:\n{e}"),
-            Err(_) => thread::sleep(Duration::from_millis(300)),
-        }
-    }
 }
 
 /// `status -o json` (with `extra`) until `done` holds of it.
@@ -199,20 +158,6 @@ fn exporter_pod(st: &Value, name: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("no exporter pod on {name}: {}", node(st, name)))
         .to_string()
-}
-
-/// A kwok node with one more label.
-fn labelled(name: &str, key: &str, value: &str) -> Value {
-    let mut node = kwok_node(name);
-    node["metadata"]["labels"][key] = json!(value);
-    node
-}
-
-/// A kwok node with one taint.
-fn tainted(name: &str, key: &str, value: &str, effect: &str) -> Value {
-    let mut node = kwok_node(name);
-    node["spec"] = json!({"taints": [{"key": key, "value": value, "effect": effect}]});
-    node
 }
 
 const IMAGE: &str = "quay.io/prometheus/node-exporter:v1.12.1";
@@ -332,7 +277,7 @@ fn table_with(ns: &str, name: &str, parts: &[&str]) -> Run {
 #[test]
 fn a_healthy_stack_is_healthy_when_prometheus_says_so_and_unverified_when_it_cannot() {
     let ns = healthy_stack();
-    let _alone = alone();
+    let _alone = nodes_alone();
 
     let st = json_until(ns, &[], "a healthy stack, every node scraped", |st| {
         st["health"] == "Healthy"
@@ -509,10 +454,8 @@ fn an_untolerated_noexecute_taint_is_named() {
 fn a_windows_node_is_not_served_by_node_exporter() {
     let ns = strict_stack();
     // A Windows node is a gap for every stack in the cluster, the healthy one's too.
-    let _alone = alone();
-    let mut windows = labelled("st-windows-1", "kubernetes.io/os", "windows");
-    windows["status"]["nodeInfo"]["operatingSystem"] = json!("windows");
-    let _nodes = KwokNodes::create(vec![windows]);
+    let _alone = nodes_alone();
+    let _nodes = KwokNodes::create(vec![windows_node("st-windows-1")]);
     // The stack was enabled before the Windows node joined: no windows-exporter yet.
     let reason = "node-exporter does not run on windows nodes (Windows nodes need windows-exporter: `kubectl automon enable` or `reconcile` adds it)";
 
@@ -525,7 +468,7 @@ fn a_windows_node_is_not_served_by_node_exporter() {
 #[test]
 fn an_excluded_node_is_counted_apart_and_the_stack_stays_healthy() {
     let ns = healthy_stack();
-    let _alone = alone();
+    let _alone = nodes_alone();
     let infra = labelled("st-excluded-1", "automon.io/exclude", "true");
     let _nodes = KwokNodes::create(vec![infra]);
     let reason = "excluded by label automon.io/exclude=true";
@@ -619,7 +562,7 @@ fn a_crashing_or_unpullable_exporter_names_its_pod() {
 fn podsecurity_restricted_refuses_the_exporter_pod() {
     let ns = "st-psa";
     let _cleanup = Cleanup::fresh(ns);
-    let _sharing = sharing();
+    let _sharing = nodes_shared();
     cluster().ensure_crds();
     enable(ns, &[]).success();
     // Someone tightens the namespace after the install: the pods that run stay, new ones
@@ -659,9 +602,8 @@ fn a_host_port_taken_by_another_exporter_keeps_the_pod_pending() {
     // Another stack's node-exporter on the same port, as critical as ours (a less critical
     // pod would be preempted by the DaemonSet's system-node-critical one).
     let squatter_ns = "st-port-squatter";
-    let _squatter = Cleanup::fresh(squatter_ns);
+    let _squatter = Cleanup::created(squatter_ns);
     let c = cluster();
-    c.kubectl(&["create", "namespace", squatter_ns]).success();
     let port = node_exporter_port(ns);
     let pod = json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -932,8 +874,7 @@ fn a_real_prometheus_through_the_api_server_tells_scrapes_failures_and_firing_al
 #[test]
 fn nothing_installed_says_how_to_install() {
     let ns = "st-empty";
-    let _cleanup = Cleanup::fresh(ns);
-    cluster().kubectl(&["create", "namespace", ns]).success();
+    let _cleanup = Cleanup::created(ns);
     let out = status(ns, &[])
         .code(9)
         .stderr_has("Install it with: kubectl automon enable -n st-empty");
@@ -983,7 +924,7 @@ fn renderings(log: &Path) -> Vec<String> {
 #[test]
 fn watch_draws_again_only_on_a_change() {
     let ns = healthy_stack();
-    let _alone = alone();
+    let _alone = nodes_alone();
     let _nodes = KwokNodes::create(vec![kwok_node("st-watch-1")]);
     json_until(ns, &[], "an exporter on st-watch-1", |st| {
         exporter_running(st, "st-watch-1")
@@ -1031,7 +972,7 @@ fn watch_draws_again_only_on_a_change() {
 #[test]
 fn more_than_twenty_nodes_fold_the_monitored_ones() {
     let ns = healthy_stack();
-    let _alone = alone();
+    let _alone = nodes_alone();
     let names: Vec<String> = (0..22).map(|i| format!("st-fold-{i:02}")).collect();
     let _nodes = KwokNodes::create(names.iter().map(|n| kwok_node(n)).collect());
     // Running, and scraped: the stack's Prometheus (the real one) finds each new exporter.
@@ -1043,7 +984,7 @@ fn more_than_twenty_nodes_fold_the_monitored_ones() {
         out.stdout.contains("monitored nodes not listed")
     });
     let out = exits_as_it_says(out);
-    assert!(!out.stdout.contains("st-fold-"), "{}", out.stdout);
+    assert_lacks(&out.stdout, "st-fold-");
     let fold = out
         .stdout
         .lines()
@@ -1063,7 +1004,7 @@ fn more_than_twenty_nodes_fold_the_monitored_ones() {
         header.contains(" POD ") && header.contains(" RESTARTS "),
         "{header}"
     );
-    assert!(!wide.stdout.contains("not listed"), "{}", wide.stdout);
+    assert_lacks(&wide.stdout, "not listed");
     for n in &names {
         let cols = columns(&wide.stdout, n);
         let pod = exporter_pod(&st, n);

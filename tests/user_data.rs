@@ -32,11 +32,9 @@ fn disable_keeps_a_namespace_that_was_there_before_and_what_is_in_it() {
     // A server dry run and the real run both say the namespace is configured, not created,
     // and which labels go on it and why.
     let dry = enable(ns, &["--dry-run=server"]).success();
-    assert!(
-        dry.stdout
-            .contains(&format!("namespace/{ns} configured (server dry run)")),
-        "{}",
-        dry.stdout
+    assert_has(
+        &dry.stdout,
+        &format!("namespace/{ns} configured (server dry run)"),
     );
     let out = enable(ns, &[]).success();
     let line = out
@@ -67,28 +65,22 @@ fn disable_keeps_a_namespace_that_was_there_before_and_what_is_in_it() {
     );
     // A second run changes nothing and says so.
     let again = enable(ns, &[]).success();
-    assert!(
-        again.stdout.contains(&format!("namespace/{ns} unchanged")),
-        "{}",
-        again.stdout
-    );
+    assert_has(&again.stdout, &format!("namespace/{ns} unchanged"));
 
     // The confirmation-free disable keeps the namespace and the user's ConfigMap, and takes
     // back the labels it added.
     let gone = run(automon_admin().args(["disable", "-n", ns, "--yes"])).success();
-    assert!(
-        !gone.stdout.contains(&format!("namespace \"{ns}\" deleted")),
-        "{}",
-        gone.stdout
-    );
+    assert_lacks(&gone.stdout, &format!("namespace \"{ns}\" deleted"));
     assert!(
         gone.stderr.contains(&format!(
             "kept namespace \"{ns}\": it was there before automon"
         )),
         "{gone:#?}"
     );
-    let cm = c.kubectl(&["get", "configmap", "app-config", "-n", ns, "-o", "json"]);
-    assert_eq!(cm.code, 0, "the user's ConfigMap is gone: {cm:#?}");
+    assert!(
+        exists(&["configmap", "app-config", "-n", ns]),
+        "the user's ConfigMap is gone"
+    );
     let namespace = get_json(&["get", "namespace", ns]);
     assert!(namespace["metadata"]["deletionTimestamp"].is_null());
     let labels = namespace["metadata"]["labels"].clone();
@@ -104,11 +96,7 @@ fn disable_keeps_its_own_namespace_while_it_holds_what_automon_did_not_create() 
     let _cleanup = Cleanup::fresh(ns);
     let c = cluster();
     let out = enable(ns, &[]).success();
-    assert!(
-        out.stdout.contains(&format!("namespace/{ns} created")),
-        "{}",
-        out.stdout
-    );
+    assert_has(&out.stdout, &format!("namespace/{ns} created"));
     // Someone puts their own ConfigMap into automon's namespace.
     c.kubectl(&[
         "create",
@@ -125,9 +113,8 @@ fn disable_keeps_its_own_namespace_while_it_holds_what_automon_did_not_create() 
         )),
         "{gone:#?}"
     );
-    assert_eq!(
-        c.kubectl(&["get", "configmap", "notes", "-n", ns]).code,
-        0,
+    assert!(
+        exists(&["configmap", "notes", "-n", ns]),
         "the ConfigMap must survive"
     );
 }
@@ -137,7 +124,7 @@ fn a_closed_stdout_never_leaves_enable_half_done() {
     let ns = "automon-pipe";
     let _cleanup = Cleanup::fresh(ns);
     enable(ns, &[]).success();
-    let revisions_before = revision_count(ns);
+    let revisions_before = history_json(ns).len();
 
     // `enable --set prometheus.retention=7d 2>&1 | head -1`: stdout and stderr are one pipe
     // whose reader leaves after the first line.
@@ -163,7 +150,7 @@ fn a_closed_stdout_never_leaves_enable_half_done() {
     let retention =
         get_json(&["get", "prometheus", "automon", "-n", ns])["spec"]["retention"].clone();
     assert_eq!(retention, serde_json::json!("7d"));
-    assert_eq!(revision_count(ns), revisions_before + 1);
+    assert_eq!(history_json(ns).len(), revisions_before + 1);
     // And nothing is pending.
     run(automon_admin().args(["diff", "-n", ns]).args(port_for(ns))).code(0);
 }
@@ -175,42 +162,18 @@ fn a_scale_is_drift_the_loop_restores_and_enable_after_it_succeeds() {
     let c = cluster();
     enable(ns, &[]).success();
 
-    let mut lp = automon_admin()
-        .args(["reconcile", "--loop", "-n", ns])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the loop");
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let reader = {
-        let log = log.clone();
-        let stderr = lp.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                log.lock().unwrap().push_str(&(line + "\n"));
-            }
-        })
-    };
-    eventually(60, "the loop synced", || {
-        log.lock().unwrap().contains("Synced")
-    });
+    let mut lp = ReconcileLoop::start(ns, "automon-scaled-loop", &[]);
 
     c.kubectl(&["scale", "deployment", "grafana", "-n", ns, "--replicas=2"]);
     eventually(30, "the loop restored the replicas", || {
-        log.lock()
-            .unwrap()
+        lp.log()
             .contains("deployment.apps/grafana changed by kubectl")
             && get_json(&["get", "deployment", "grafana", "-n", ns])["spec"]["replicas"]
                 == serde_json::json!(1)
     });
     // SIGTERM, as a user's Ctrl-C: the loop releases its Lease, so the one pass below leads.
-    std::process::Command::new("kill")
-        .args(["-TERM", &lp.id().to_string()])
-        .status()
-        .unwrap();
-    let _ = lp.wait();
-    let _ = reader.join();
-    let log = log.lock().unwrap().clone();
+    lp.terminate();
+    let log = lp.log();
     assert!(log.contains("spec.replicas"), "{log}");
     assert!(log.contains("restored"), "{log}");
 
@@ -230,13 +193,4 @@ fn a_scale_is_drift_the_loop_restores_and_enable_after_it_succeeds() {
             == serde_json::json!(1)
     });
     enable(ns, &[]).success();
-}
-
-fn revision_count(ns: &str) -> usize {
-    let out = run(automon_admin().args(["history", "-n", ns, "-o", "json"])).success();
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    v.as_array()
-        .map(Vec::len)
-        .or_else(|| v["items"].as_array().map(Vec::len))
-        .unwrap_or(0)
 }

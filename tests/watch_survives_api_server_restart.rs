@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{
     Cleanup, KwokNodes, ReconcileLoop, cluster, enable, eventually, kwok_node, localcluster,
-    node_events, write_temp,
+    node_events, write_list,
 };
 
 #[test]
@@ -18,18 +18,17 @@ fn ten_nodes_joining_across_an_api_server_restart_all_get_their_events() {
     const NS: &str = "rc-outage";
     let _ns = Cleanup::fresh(NS);
     enable(NS, &[]).success();
-    let mut l = ReconcileLoop::start(NS, "rc-outage-loop", &[]);
+    // An identity of this run only: Events outlive a run (an hour) and are counted by identity.
+    let id = format!("rc-outage-loop-{}", std::process::id());
+    let mut l = ReconcileLoop::start(NS, &id, &[]);
     l.wait_for_log("acquired", 30);
 
     let names: Vec<String> = (0..10).map(|i| format!("rc-outage-{i}")).collect();
     // Deleted when the test ends, whatever happened (created here without waiting for Ready:
     // the API server goes away at once).
     let _guard = KwokNodes(names.clone());
-    let list = serde_json::json!({
-        "apiVersion": "v1", "kind": "List",
-        "items": names.iter().map(|n| kwok_node(n)).collect::<Vec<_>>(),
-    });
-    let (_dir, file) = write_temp("nodes.json", &list.to_string());
+    let nodes: Vec<_> = names.iter().map(|n| kwok_node(n)).collect();
+    let (_dir, file) = write_list("nodes.json", &nodes);
     cluster()
         .kubectl(&["create", "--validate=false", "-f", file.to_str().unwrap()])
         .success();

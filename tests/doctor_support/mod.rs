@@ -3,10 +3,7 @@
 //! shared cluster, even when it panics.
 #![allow(dead_code)]
 
-use std::{
-    sync::Once,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -15,43 +12,8 @@ use crate::common::*;
 /// `enable --wait` with the real operator running, so that Prometheus and Alertmanager become
 /// Available: started unless it runs already, and then stopped when the binary exits.
 pub fn enable_ready(ns: &str, extra: &[&str]) -> Run {
-    if !operator_running() {
-        static STOP: Once = Once::new();
-        STOP.call_once(|| at_exit(|| drop(OperatorStop)));
-        operator_start();
-    }
+    ensure_operator();
     enable(ns, &[&["--wait", "--timeout", "2m"], extra].concat()).success()
-}
-
-/// The real Prometheus, Alertmanager and node_exporter answer for the stack's pods in `ns`
-/// (`localcluster serve`) until the guard drops: doctor's scrape checks need a Prometheus.
-pub struct Served(&'static str);
-
-pub fn serve(ns: &'static str) -> Served {
-    localcluster(&["serve", ns]).success();
-    Served(ns)
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        localcluster(&["unserve", self.0]);
-    }
-}
-
-/// Applies `yaml` with kubectl.
-#[track_caller]
-pub fn apply(yaml: &str) {
-    let (_dir, path) = write_temp("object.yaml", yaml);
-    let out = cluster().kubectl(&["apply", "-f", path.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "kubectl apply failed:\n{out:#?}\n{yaml}");
-}
-
-/// `kubectl <args>`, which must succeed.
-#[track_caller]
-pub fn kubectl(args: &[&str]) -> Run {
-    let out = cluster().kubectl(args);
-    assert_eq!(out.code, 0, "kubectl {args:?} failed:\n{out:#?}");
-    out
 }
 
 /// Applies an object and deletes it when dropped: `kind` and `name` (and `-n ns`) as kubectl
@@ -84,9 +46,7 @@ impl Drop for Object {
 /// end of the test.
 pub fn tainted_node(name: &str, taint: Option<(&str, &str, &str)>) -> KwokNodes {
     let (key, value, effect) = taint.unwrap_or(("automon.io/doctor-test", "true", "NoSchedule"));
-    let mut node = kwok_node(name);
-    node["spec"] = serde_json::json!({"taints": [{"key": key, "value": value, "effect": effect}]});
-    KwokNodes::create(vec![node])
+    KwokNodes::create(vec![tainted(name, key, value, effect)])
 }
 
 /// Nodes the cluster starts with, and the ones these tests add; any other node belongs to a test
