@@ -258,6 +258,16 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// A word of a printed command as a POSIX shell reads it back: as it is when it is plain, else in single quotes.
+pub fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

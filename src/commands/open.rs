@@ -22,6 +22,7 @@ use tokio::{
     sync::{Mutex, mpsc},
 };
 
+use crate::output::shell_word;
 use crate::{
     cluster::{
         Cluster, KubeFlags,
@@ -656,16 +657,6 @@ fn password_hint(namespace: &str, flags: &KubeFlags) -> String {
         "{cmd} -o jsonpath='{{.data.{}}}' | base64 -d",
         grafana::ADMIN_PASSWORD_KEY
     )
-}
-
-/// A word a POSIX shell reads back unchanged.
-fn shell_word(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 /// What `open` prints once it listens, kubectl-style: labels in a column, then the URL.

@@ -32,6 +32,7 @@ use serde::Serialize;
 
 use crate::model::exporter::Holder;
 use crate::model::names::NAME_LABEL;
+use crate::output::shell_word;
 use crate::{
     cluster::{
         Cluster,
@@ -247,16 +248,6 @@ pub fn installer_roles(grants: &[MissingGrant]) -> (Option<ClusterRole>, Vec<Rol
         })
         .collect();
     (cluster_role, roles)
-}
-
-/// A word as a shell reads it back: as it is when it is plain, else in single quotes.
-fn shell_word(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 /// What a cluster administrator runs to grant every missing permission to `user` (pure): the
