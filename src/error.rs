@@ -1,28 +1,11 @@
-//! Errors a caller decides on, and the exit code each maps to. Errors from the API server are
-//! classified once, here, into what a user can act on: where the server is, whose credentials
-//! were rejected, which verb on which resource in which namespace was forbidden.
+//! Errors a caller decides on ([`crate::exit`] maps each to its exit code). Errors from the API
+//! server are classified once, here, into what a user can act on: where the server is, whose
+//! credentials were rejected, which verb on which resource in which namespace was forbidden.
 
 use std::{fmt, time::Duration};
 
-/// Exit codes, documented in the README. Usage errors (2) come from clap.
-pub mod exit {
-    pub const FAILURE: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const KUBECONFIG: u8 = 3;
-    pub const UNREACHABLE: u8 = 4;
-    pub const UNAUTHORIZED: u8 = 5;
-    pub const FORBIDDEN: u8 = 6;
-    pub const CONFLICT: u8 = 7;
-    /// `status`/`doctor`: installed, but something does not work (a node without an exporter,
-    /// a component not ready, a failed check).
-    pub const DEGRADED: u8 = 8;
-    /// `status`, `doctor`, `reconcile`, `open`, `history`, `rollback`, `diff --revision`: automon
-    /// is not installed in the namespace ([`super::NotInstalled`]).
-    pub const NOT_INSTALLED: u8 = 9;
-    /// `status`: nothing is wrong as far as the API server shows, but Prometheus did not answer
-    /// (or was not asked), so scrape health and firing alerts are unknown.
-    pub const UNVERIFIED: u8 = 10;
-}
+/// The exit codes live in [`crate::exit`]; the reconcile engine still names them here.
+pub(crate) use crate::exit;
 
 /// automon is not installed in the namespace a command was pointed at: every command that needs
 /// it says so in these words and exits 9.
@@ -104,24 +87,6 @@ pub enum ClusterError {
         reason: String,
         message: String,
     },
-}
-
-impl ClusterError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ClusterError::NoKubeconfig { .. }
-            | ClusterError::ReadKubeconfig { .. }
-            | ClusterError::NotInKubeconfig { .. }
-            | ClusterError::NoCurrentContext { .. }
-            | ClusterError::InvalidKubeconfig(_) => exit::KUBECONFIG,
-            ClusterError::Unreachable { .. } | ClusterError::Timeout { .. } => exit::UNREACHABLE,
-            ClusterError::Unauthorized { .. }
-            | ClusterError::Credentials { .. }
-            | ClusterError::CredentialPluginTimeout { .. } => exit::UNAUTHORIZED,
-            ClusterError::Forbidden(_) => exit::FORBIDDEN,
-            ClusterError::Api { .. } => exit::FAILURE,
-        }
-    }
 }
 
 fn available_list(what: &str, available: &[String]) -> String {
@@ -417,12 +382,12 @@ mod tests {
                 .with_code(403)
                 .boxed(),
         ));
-        assert_eq!(err.exit_code(), exit::FORBIDDEN);
+        assert!(matches!(err, ClusterError::Forbidden(_)), "{err:?}");
         assert!(err.to_string().contains("access denied by webhook"));
     }
 
     #[test]
-    fn status_codes_map_to_exit_codes() {
+    fn status_codes_map_to_their_kind() {
         let t = Target {
             server: "https://x".into(),
             user: "me".into(),
@@ -435,8 +400,14 @@ mod tests {
                     .boxed(),
             )
         };
-        assert_eq!(t.classify(api(401)).exit_code(), exit::UNAUTHORIZED);
-        assert_eq!(t.classify(api(500)).exit_code(), exit::FAILURE);
+        assert!(matches!(
+            t.classify(api(401)),
+            ClusterError::Unauthorized { .. }
+        ));
+        assert!(matches!(
+            t.classify(api(500)),
+            ClusterError::Api { code: 500, .. }
+        ));
     }
 
     #[test]

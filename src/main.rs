@@ -11,6 +11,7 @@ mod crds;
 mod diff;
 mod doctor;
 mod error;
+mod exit;
 mod exporter;
 mod finding;
 mod inventory;

@@ -9,6 +9,7 @@ use super::{
     args::{ConfigArgs, CrdArgs},
     enable,
 };
+use crate::exit::Verdict;
 use crate::{
     apply::{self, ApplyError, ApplyOptions, FieldConflict},
     cluster::{Cluster, KubeFlags},
@@ -56,7 +57,7 @@ enum Merged {
     },
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let offline = args.config.load(flags)?;
     let cluster = Cluster::connect(flags).await?;
     let namespace = offline.namespace.clone();
@@ -189,7 +190,11 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     if !diffs.is_empty() {
         output::print(&diff::paint(&diffs.concat(), &Palette::stdout()))?;
     }
-    Ok(if differences > 0 { 1 } else { 0 })
+    Ok(if differences > 0 {
+        Verdict::Differences
+    } else {
+        Verdict::Done
+    })
 }
 
 /// `known`: the live object when the inventory already has it; else it is read.

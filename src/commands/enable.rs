@@ -11,6 +11,7 @@ use std::{
 use anyhow::Context as _;
 
 use super::args::{ConfigArgs, CrdArgs, RunArgs};
+use crate::exit::Verdict;
 use crate::{
     apply::{self, ApplyError, ApplyOptions, Live, Outcome},
     cluster::{Cluster, KubeFlags},
@@ -63,7 +64,7 @@ impl Tally {
     }
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let started = Instant::now();
     // Offline first: a bad file or --set fails before anything else.
     args.config.load(flags)?;
@@ -148,7 +149,7 @@ pub async fn prepare(
     objects: &[Object],
     config_line: Option<String>,
     deadline: Instant,
-) -> anyhow::Result<Result<(Cluster, ClusterState), u8>> {
+) -> anyhow::Result<Result<(Cluster, ClusterState), Verdict>> {
     let p = Palette::stdout();
     // Every command of this run speaks about the stack's namespace.
     let cluster = Cluster {
@@ -173,7 +174,7 @@ pub async fn prepare(
         say!("Config    {line}");
     }
     if !report.passed() {
-        return Ok(Err(report.exit_code()));
+        return Ok(Err(Verdict::Preflight(report.outcome())));
     }
     let mut state = state?;
     if state.namespace_terminating {
@@ -261,7 +262,7 @@ impl Executed {
         change: &str,
         history_max: u32,
         started: Instant,
-    ) -> anyhow::Result<u8> {
+    ) -> anyhow::Result<Verdict> {
         let p = Palette::stdout();
         if run.writes() && self.tally.changed() > 0 {
             // A run that stopped half-way is recorded too: what it applied is in the cluster,
@@ -299,7 +300,7 @@ impl Executed {
             "Done      {done} {}",
             p.dim(&format!("({})", secs(started.elapsed())))
         );
-        Ok(0)
+        Ok(Verdict::Done)
     }
 }
 

@@ -24,7 +24,8 @@ use tokio::{
 
 use crate::{
     cluster::{Cluster, KubeFlags},
-    error::{ClusterError, Forbidden, Target, exit},
+    error::{ClusterError, Forbidden, Target},
+    exit::Verdict,
     inventory, output,
     preflight::{self, Permission},
     render::{alertmanager, grafana, prometheus},
@@ -157,22 +158,6 @@ pub enum OpenError {
 }
 
 impl OpenError {
-    /// The exit code, for `cli::report`.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            OpenError::NotInstalled { .. } => exit::NOT_INSTALLED,
-            OpenError::NoService { .. }
-            | OpenError::BadService { .. }
-            | OpenError::NoReadyPod { .. }
-            | OpenError::BadPod { .. } => exit::DEGRADED,
-            OpenError::Cluster(e) => e.exit_code(),
-            OpenError::RefusedBehindApiServer { .. } => exit::FORBIDDEN,
-            OpenError::PortInUse { .. } | OpenError::Listen { .. } | OpenError::PodSaid { .. } => {
-                exit::FAILURE
-            }
-        }
-    }
-
     /// Errors no later connection can get past: they end `open` instead of one connection.
     fn is_fatal(&self) -> bool {
         matches!(
@@ -194,7 +179,7 @@ struct Backend {
     port: u16,
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let cluster = Cluster::connect(flags).await?;
     let ns = cluster.namespace.clone();
     // Everything that can fail is checked before the first line is printed.
@@ -222,7 +207,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         current: Mutex::new(backend),
     });
     serve(listener, forwarding, stop).await?;
-    Ok(0)
+    Ok(Verdict::Done)
 }
 
 // ---- Checks before anything is printed (I/O) ----
@@ -823,7 +808,6 @@ mod tests {
             ),
             "{e}"
         );
-        assert_eq!(e.exit_code(), exit::DEGRADED);
     }
 
     #[test]
@@ -1031,35 +1015,17 @@ mod tests {
             let e = portforward_error(&target, "automon", pod, err);
             let text = e.to_string();
             assert!(text.starts_with(starts) && text.contains(says), "{text}");
-            assert_eq!(e.exit_code(), exit::FORBIDDEN, "{text}");
             assert!(e.is_fatal(), "{text}");
+            let code = crate::exit::error_code(&e.into());
+            assert_eq!(code, crate::exit::FORBIDDEN, "{text}");
         }
         let gone = portforward_error(&target, "automon", pod, status(404, "not found"));
         assert!(!gone.is_fatal(), "{gone}");
     }
 
     #[test]
-    fn exit_codes() {
+    fn errors_say_what_to_do() {
         let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
-        let cases = [
-            (
-                OpenError::NotInstalled {
-                    namespace: "automon".into(),
-                },
-                exit::NOT_INSTALLED,
-            ),
-            (
-                OpenError::NoService {
-                    namespace: "automon".into(),
-                    service: grafana::NAME,
-                },
-                exit::DEGRADED,
-            ),
-            (OpenError::PortInUse { addr }, exit::FAILURE),
-        ];
-        for (e, want) in cases {
-            assert_eq!(e.exit_code(), want, "{e}");
-        }
         assert_eq!(
             OpenError::NotInstalled {
                 namespace: "mon".into()

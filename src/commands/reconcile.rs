@@ -5,7 +5,9 @@ use std::{io::IsTerminal as _, net::SocketAddr, time::Duration};
 
 use crate::{
     cluster::{Cluster, KubeFlags, parse_request_timeout},
+    exit::{self, Verdict},
     reconcile::{self, logging::LogFormat},
+    status::Health,
 };
 
 #[derive(clap::Args, Debug)]
@@ -57,7 +59,7 @@ fn duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let format = match args.log_format.as_str() {
         "json" => LogFormat::Json,
@@ -78,5 +80,32 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         lease_duration: args.lease_duration,
         identity: args.identity.unwrap_or_else(reconcile::identity),
     };
-    reconcile::run(cluster, options).await
+    let code = reconcile::run(cluster, options).await?;
+    Ok(verdict(code))
+}
+
+/// The verdict behind the code the engine still answers with (0, 1, 8 or 9), so that
+/// [`crate::exit`] alone numbers it.
+fn verdict(code: u8) -> Verdict {
+    match code {
+        0 => Verdict::Done,
+        exit::DEGRADED => Verdict::Health(Health::Degraded),
+        exit::NOT_INSTALLED => Verdict::Health(Health::NotInstalled),
+        _ => Verdict::Stopped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engines_codes_keep_their_number() {
+        for code in [0, exit::FAILURE, exit::DEGRADED, exit::NOT_INSTALLED] {
+            assert_eq!(
+                exit::code(&Ok(verdict(code)), exit::Convention::Automon),
+                code
+            );
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 
 use super::args::{ConfigArgs, CrdArgs};
-use crate::{cluster::KubeFlags, crds, output, render};
+use crate::{cluster::KubeFlags, crds, exit::Verdict, output, render};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -24,7 +24,7 @@ pub struct Args {
     output: String,
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let config = args.config.load(flags)?;
     let crds = if args.include_crds || args.crds.crds_from.is_some() {
         crds::load(&args.crds.source())
@@ -45,5 +45,5 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         _ => rendered.to_yaml(),
     };
     output::print(&text)?;
-    Ok(0)
+    Ok(Verdict::Done)
 }

@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use super::{args::RunArgs, enable};
+use crate::exit::Verdict;
 use crate::{
     cluster::{Cluster, KubeFlags},
     plan, revision,
@@ -25,7 +26,7 @@ pub struct Args {
     history_max: u32,
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let started = Instant::now();
     let cluster = Cluster::connect(flags).await?;
     let namespace = cluster.namespace.clone();

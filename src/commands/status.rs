@@ -7,6 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::{
     cluster::{Cluster, KubeFlags},
+    exit::Verdict,
     output::{self, Format, Palette},
     status::{self, Coverage, Health, Status},
 };
@@ -46,7 +47,7 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let cluster = Cluster::connect(flags).await?;
     let prom = status::PrometheusFlag {
         url: args.prometheus_url.clone(),
@@ -68,7 +69,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
                     st.namespace
                 );
             }
-            return Ok(st.health.exit_code());
+            return Ok(Verdict::Health(st.health));
         }
         // Ages and seconds since a scrape move on by themselves: only a change of state redraws.
         let key = change_key(&st);
@@ -81,7 +82,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             };
             output::print(&text)?;
             if output::stdout_closed() {
-                return Ok(st.health.exit_code());
+                return Ok(Verdict::Health(st.health));
             }
             last = Some(key);
         }

@@ -1,4 +1,4 @@
-//! The findings counted, and the exit code they make.
+//! The findings counted, and what they come to.
 
 use serde::Serialize;
 
@@ -30,18 +30,50 @@ impl Report {
         }
     }
 
-    /// 0 when nothing failed (warnings allowed), 9 when not installed, 8 otherwise.
-    pub fn exit_code(&self) -> u8 {
+    /// Not installed when that check failed; failed when any other did (warnings pass).
+    pub fn outcome(&self) -> Outcome {
         if self
             .checks
             .iter()
             .any(|c| c.check == "installed" && c.level == Level::Fail)
         {
-            crate::error::exit::NOT_INSTALLED
+            Outcome::NotInstalled
         } else if self.failures > 0 {
-            crate::error::exit::DEGRADED
+            Outcome::Failed
         } else {
-            0
+            Outcome::Passed
+        }
+    }
+}
+
+/// What doctor's checks come to, for its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    Failed,
+    NotInstalled,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_check_fails_and_a_failed_installed_check_says_not_installed() {
+        let f = |check, level| Finding::new(check, level, "m");
+        let cases = [
+            (
+                vec![f("pods", Level::Ok), f("crds", Level::Warn)],
+                Outcome::Passed,
+            ),
+            (
+                vec![f("pods", Level::Ok), f("crds", Level::Fail)],
+                Outcome::Failed,
+            ),
+            (vec![f("installed", Level::Fail)], Outcome::NotInstalled),
+        ];
+        for (checks, want) in cases {
+            assert_eq!(Report::new("automon", checks).outcome(), want);
         }
     }
 }

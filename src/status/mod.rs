@@ -479,17 +479,6 @@ pub enum Health {
     NotInstalled,
 }
 
-impl Health {
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Health::Healthy => 0,
-            Health::Unverified => crate::error::exit::UNVERIFIED,
-            Health::Degraded => crate::error::exit::DEGRADED,
-            Health::NotInstalled => crate::error::exit::NOT_INSTALLED,
-        }
-    }
-}
-
 /// One part of the stack.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
