@@ -180,25 +180,7 @@ async fn list(cluster: &Cluster, parent: ConfigMap) -> Result<Snapshot, kube::Er
     let client = &cluster.client;
     let ns = &cluster.namespace;
     let exporter_from = exporter_from(&parent);
-    let custom_list = |group_kind: &'static str| {
-        let api = resources::by_group_kind(group_kind)
-            .expect("monitoring kinds are known")
-            .api(client, Some(ns));
-        async move {
-            match api.list(&part_of()).await {
-                Ok(l) => Ok(l.items),
-                // CRDs removed under the stack: none of those objects, not an error.
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
-                Err(e) => Err(e),
-            }
-        }
-    };
-    // The exporter's DaemonSet: automon's own, or the one of another stack it scrapes.
-    let (exporter_ns, exporter_name) =
-        match exporter_from.as_deref().and_then(|f| f.split_once('/')) {
-            Some((ns, name)) => (ns.to_string(), name.to_string()),
-            None => (ns.clone(), NODE_EXPORTER.to_string()),
-        };
+    let (exporter_ns, exporter_name) = exporter_daemonset(exporter_from.as_deref(), ns);
     let events = ListParams::default().fields(&format!(
         "involvedObject.kind=DaemonSet,involvedObject.name={exporter_name},reason=FailedCreate"
     ));
@@ -237,9 +219,9 @@ async fn list(cluster: &Cluster, parent: ConfigMap) -> Result<Snapshot, kube::Er
         borrowed,
         deployments_api.list(&labelled),
         daemonsets_api.list(&labelled),
-        custom_list("Prometheus.monitoring.coreos.com"),
-        custom_list("Alertmanager.monitoring.coreos.com"),
-        custom_list("PrometheusRule.monitoring.coreos.com"),
+        custom_objects(client, ns, "Prometheus.monitoring.coreos.com"),
+        custom_objects(client, ns, "Alertmanager.monitoring.coreos.com"),
+        custom_objects(client, ns, "PrometheusRule.monitoring.coreos.com"),
         configmaps_api.list_metadata(&dashboards),
         crate::slim::list_paged(&pods_api, &all),
         crate::slim::list_paged(&nodes_api, &all),
@@ -267,6 +249,32 @@ async fn list(cluster: &Cluster, parent: ConfigMap) -> Result<Snapshot, kube::Er
         reused,
         lease: None,
     })
+}
+
+/// The exporter's DaemonSet as (namespace, name): automon's own in `ns`, or the one of
+/// another stack it scrapes (`namespace/name`, from the parent) (pure).
+fn exporter_daemonset(exporter_from: Option<&str>, ns: &str) -> (String, String) {
+    match exporter_from.and_then(|f| f.split_once('/')) {
+        Some((ns, name)) => (ns.to_string(), name.to_string()),
+        None => (ns.to_string(), NODE_EXPORTER.to_string()),
+    }
+}
+
+/// The stack's objects of a monitoring kind in `ns`; none when its CRD is gone.
+async fn custom_objects(
+    client: &kube::Client,
+    ns: &str,
+    group_kind: &str,
+) -> Result<Vec<Object>, kube::Error> {
+    let api = resources::by_group_kind(group_kind)
+        .expect("monitoring kinds are known")
+        .api(client, Some(ns));
+    match api.list(&part_of()).await {
+        Ok(l) => Ok(l.items),
+        // CRDs removed under the stack: none of those objects, not an error.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Another stack's exporter: that DaemonSet, then its pods (by its selector); none when the
@@ -1155,6 +1163,25 @@ mod tests {
         let unasked = unknown(None);
         assert_eq!(unasked.len(), 1);
         assert!(unasked[0].contains("--prometheus-url"), "{unasked:?}");
+    }
+
+    #[test]
+    fn the_exporter_is_automons_own_unless_another_stacks_is_scraped() {
+        let cases = [
+            (None, ("automon", NODE_EXPORTER)),
+            (
+                Some("monitoring/kps-node-exporter"),
+                ("monitoring", "kps-node-exporter"),
+            ),
+            // Not namespace/name: automon's own.
+            (Some("kps-node-exporter"), ("automon", NODE_EXPORTER)),
+        ];
+        for (from, (ns, name)) in cases {
+            assert_eq!(
+                exporter_daemonset(from, "automon"),
+                (ns.to_string(), name.to_string())
+            );
+        }
     }
 
     #[test]
