@@ -1,5 +1,5 @@
 //! Flags in one place, and the top of the program: parse, run one command, print any error
-//! once with its chain, and exit with the code docs/commands.md documents.
+//! once with its chain, and exit with the code the README documents.
 
 use std::process::ExitCode;
 
@@ -9,13 +9,9 @@ use clap::{
 };
 
 use crate::{
-    cluster::{
-        KubeFlags,
-        apply::ApplyError,
-        error::{ClusterError, NotInstalled, exit},
-    },
-    commands::{self, open::OpenError},
-    config::{ConfigError, UnreadableFile},
+    cluster::KubeFlags,
+    commands,
+    exit::{self, Convention, Verdict},
     versions::LONG_VERSION,
 };
 
@@ -260,18 +256,20 @@ pub fn main() -> ExitCode {
     let mut args = std::env::args_os();
     if args.nth(1).is_some_and(|a| a == "__complete") {
         let answer = commands::completion::answer(&mut command(), args.collect());
-        return match crate::output::print(&answer) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => ExitCode::from(report(&anyhow::Error::new(e))),
-        };
+        let printed = crate::output::print(&answer).map(|()| Verdict::Done);
+        return finish(printed.map_err(anyhow::Error::new), Convention::Automon);
     }
     let cli = match parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are "errors" to clap that exit 0.
-            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let verdict = if e.use_stderr() {
+                Verdict::Usage
+            } else {
+                Verdict::Done
+            };
             let _ = e.print();
-            return ExitCode::from(code);
+            return finish(Ok(verdict), Convention::Automon);
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -282,21 +280,17 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             let e = anyhow::Error::new(e).context("cannot start the async runtime");
-            return ExitCode::from(report(&e));
+            return finish(Err(e), Convention::Automon);
         }
     };
-    // `diff` exits 1 for "there are differences", as kubectl diff does: its errors start at 2.
-    let is_diff = matches!(cli.command, Command::Diff(_));
-    match runtime.block_on(run(cli)) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => match report(&e) {
-            exit::FAILURE if is_diff => ExitCode::from(exit::USAGE),
-            code => ExitCode::from(code),
-        },
-    }
+    let convention = match cli.command {
+        Command::Diff(_) => Convention::KubectlDiff,
+        _ => Convention::Automon,
+    };
+    finish(runtime.block_on(run(cli)), convention)
 }
 
-async fn run(cli: Cli) -> anyhow::Result<u8> {
+async fn run(cli: Cli) -> anyhow::Result<Verdict> {
     match cli.command {
         Command::Version(args) => commands::version::run(&cli.kube, args).await,
         Command::Enable(args) => commands::enable::run(&cli.kube, args).await,
@@ -314,37 +308,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// Prints an error once, with its chain, and picks the exit code from its kind.
-fn report(err: &anyhow::Error) -> u8 {
-    let code = exit_code(err);
-    crate::output::error(&format!("{err:#}"));
-    code
-}
-
-/// The exit code docs/commands.md gives an error: the first cause in its chain that has one.
-fn exit_code(err: &anyhow::Error) -> u8 {
-    err.chain()
-        .find_map(|e| {
-            e.downcast_ref::<ClusterError>()
-                .map(ClusterError::exit_code)
-                .or_else(|| e.downcast_ref::<ConfigError>().map(|_| exit::USAGE))
-                .or_else(|| e.downcast_ref::<UnreadableFile>().map(|_| exit::USAGE))
-                .or_else(|| e.downcast_ref::<OpenError>().map(OpenError::exit_code))
-                .or_else(|| {
-                    e.downcast_ref::<NotInstalled>()
-                        .map(|_| exit::NOT_INSTALLED)
-                })
-                .or_else(|| {
-                    e.downcast_ref::<crate::reconcile::Denied>()
-                        .map(|_| exit::FORBIDDEN)
-                })
-                .or_else(|| match e.downcast_ref::<ApplyError>() {
-                    Some(ApplyError::Conflict { .. }) => Some(exit::CONFLICT),
-                    Some(ApplyError::Cluster { source, .. }) => Some(source.exit_code()),
-                    _ => None,
-                })
-        })
-        .unwrap_or(exit::FAILURE)
+/// Prints an error once, with its chain, and exits with the code [`exit::code`] gives.
+fn finish(result: anyhow::Result<Verdict>, convention: Convention) -> ExitCode {
+    if let Err(e) = &result {
+        crate::output::error(&format!("{e:#}"));
+    }
+    ExitCode::from(exit::code(&result, convention))
 }
 
 #[cfg(test)]
@@ -418,16 +387,6 @@ mod tests {
                 assert!(!e.contains(rust), "{args:?}: {e}");
             }
         }
-    }
-
-    #[test]
-    fn not_installed_exits_9_wherever_it_is_found() {
-        let e = anyhow::Error::new(NotInstalled {
-            namespace: "default".into(),
-        })
-        .context("rollback");
-        assert_eq!(exit_code(&e), exit::NOT_INSTALLED);
-        assert_eq!(exit_code(&anyhow::anyhow!("other")), exit::FAILURE);
     }
 
     /// The command lines of a help text's examples, each as the words after `kubectl automon`.

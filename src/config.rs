@@ -2,7 +2,11 @@
 //! on top, and validation that names the key (and the line, for a file) before anything else
 //! happens. The effective configuration is what `render` renders and the cluster stores.
 
-use std::{collections::BTreeMap, fmt, path::Path};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    path::Path,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -836,20 +840,37 @@ impl Config {
         Ok(config)
     }
 
-    /// Range and format checks serde cannot express.
+    /// Range and format checks serde cannot express: the first that fails, at its key (and
+    /// its line in `text`, the file it was read from).
     fn validate(&self, origin: Option<&str>, text: Option<&str>) -> Result<(), ConfigError> {
-        let fail = |key: &str, problem: String| {
-            let line = text.and_then(|t| line_of_key(t, key));
+        self.first_invalid().map_err(|(key, problem)| {
+            let line = text.and_then(|t| line_of_key(t, &key));
             ConfigError {
                 origin: match (origin, line) {
                     (Some(o), Some(l)) => format!("{o} line {l}"),
                     (Some(o), None) => o.to_string(),
                     (None, _) => "configuration".into(),
                 },
-                key: key.to_string(),
+                key,
                 problem,
             }
-        };
+        })
+    }
+
+    /// Each kind of check in turn; the order decides which problem is reported first.
+    fn first_invalid(&self) -> Result<(), Invalid> {
+        self.check_durations()?;
+        self.check_alert_thresholds()?;
+        self.check_counts()?;
+        self.check_names()?;
+        self.check_sizes()?;
+        let receivers = self.check_receivers()?;
+        remote_write::check(&self.prometheus)?;
+        self.check_route(&receivers)
+    }
+
+    /// Every duration parses; scrape, evaluation and retention are longer than 0.
+    fn check_durations(&self) -> Result<(), Invalid> {
         let durations = [
             ("prometheus.retention", &self.prometheus.retention),
             (
@@ -886,7 +907,7 @@ impl Config {
             ("alerts.watchdog.for", &self.alerts.watchdog.for_),
         ];
         for (key, d) in durations {
-            d.seconds().map_err(|p| fail(key, p))?;
+            d.seconds().map_err(|p| invalid(key, p))?;
         }
         for (key, d) in [
             (
@@ -900,9 +921,14 @@ impl Config {
             ("prometheus.retention", &self.prometheus.retention),
         ] {
             if d.seconds() == Ok(0) {
-                return Err(fail(key, format!("{d} must be longer than 0")));
+                return Err(invalid(key, format!("{d} must be longer than 0")));
             }
         }
+        Ok(())
+    }
+
+    /// Percentages above 0 and at most 100; a filling-up prediction at least an hour ahead.
+    fn check_alert_thresholds(&self) -> Result<(), Invalid> {
         for (key, a) in [
             ("alerts.highCpu.thresholdPercent", &self.alerts.high_cpu),
             (
@@ -916,36 +942,41 @@ impl Config {
         ] {
             let p = a.threshold_percent;
             if !(p > 0.0 && p <= 100.0) {
-                return Err(fail(
+                return Err(invalid(
                     key,
                     format!("{p} is out of range; a percentage must be above 0 and at most 100"),
                 ));
             }
         }
         if self.alerts.filesystem_filling_up.hours == 0 {
-            return Err(fail(
+            return Err(invalid(
                 "alerts.filesystemFillingUp.hours",
                 "must be at least 1".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Replicas, shards and the exporter's port within their ranges.
+    fn check_counts(&self) -> Result<(), Invalid> {
         for (key, n) in [
             ("prometheus.replicas", self.prometheus.replicas),
             ("alertmanager.replicas", self.alertmanager.replicas),
         ] {
             if !(1..=10).contains(&n) {
-                return Err(fail(key, format!("{n} is out of range (1 to 10)")));
+                return Err(invalid(key, format!("{n} is out of range (1 to 10)")));
             }
         }
         if let Shards::Count(n) = self.prometheus.shards
             && !(1..=100).contains(&n)
         {
-            return Err(fail(
+            return Err(invalid(
                 "prometheus.shards",
                 format!("{n} is out of range (1 to 100, or auto)"),
             ));
         }
         if self.node_exporter.port < 1024 {
-            return Err(fail(
+            return Err(invalid(
                 "nodeExporter.port",
                 format!(
                     "{} is a privileged port; use 1024 or above (default 9100)",
@@ -953,8 +984,13 @@ impl Config {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// The namespace and the exclude label are names Kubernetes accepts.
+    fn check_names(&self) -> Result<(), Invalid> {
         if !is_dns_label(&self.namespace) {
-            return Err(fail(
+            return Err(invalid(
                 "namespace",
                 format!(
                     "{:?} is not a valid namespace name (lower-case letters, digits and '-', at most 63)",
@@ -963,7 +999,7 @@ impl Config {
             ));
         }
         if !is_label_key(&self.node_exporter.exclude_label) {
-            return Err(fail(
+            return Err(invalid(
                 "nodeExporter.excludeLabel",
                 format!(
                     "{:?} is not a valid label key",
@@ -971,6 +1007,11 @@ impl Config {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Every resource quantity, the volume's size and the retention size.
+    fn check_sizes(&self) -> Result<(), Invalid> {
         let resources = [
             ("prometheus.resources", &self.prometheus.resources),
             ("alertmanager.resources", &self.alertmanager.resources),
@@ -987,26 +1028,32 @@ impl Config {
                 for (name, q) in [("cpu", &amounts.cpu), ("memory", &amounts.memory)] {
                     if let Some(q) = q {
                         q.check()
-                            .map_err(|p| fail(&format!("{key}.{part}.{name}"), p))?;
+                            .map_err(|p| invalid(&format!("{key}.{part}.{name}"), p))?;
                     }
                 }
             }
         }
         if let Some(size) = &self.prometheus.storage.size {
             size.check()
-                .map_err(|p| fail("prometheus.storage.size", p))?;
+                .map_err(|p| invalid("prometheus.storage.size", p))?;
         }
         if let Some(size) = &self.prometheus.retention_size {
-            check_byte_size(size).map_err(|p| fail("prometheus.retentionSize", p))?;
+            check_byte_size(size).map_err(|p| invalid("prometheus.retentionSize", p))?;
         }
-        let mut names = std::collections::BTreeSet::new();
+        Ok(())
+    }
+
+    /// Each receiver has a name of its own and an integration Alertmanager accepts; their
+    /// names, for the route.
+    fn check_receivers(&self) -> Result<BTreeSet<&str>, Invalid> {
+        let mut names = BTreeSet::new();
         for (i, r) in self.alertmanager.receivers.iter().enumerate() {
             let key = format!("alertmanager.receivers[{i}]");
             if r.name.trim().is_empty() {
-                return Err(fail(&key, "a receiver needs a name".into()));
+                return Err(invalid(&key, "a receiver needs a name".into()));
             }
             if r.name == UI_ONLY_RECEIVER {
-                return Err(fail(
+                return Err(invalid(
                     &key,
                     format!(
                         "the receiver name {UI_ONLY_RECEIVER:?} is reserved for alerts that go nowhere but the UI; choose another"
@@ -1014,44 +1061,26 @@ impl Config {
                 ));
             }
             if !names.insert(r.name.as_str()) {
-                return Err(fail(
+                return Err(invalid(
                     &key,
                     format!("receiver name {:?} is used twice", r.name),
                 ));
             }
-            // Alertmanager refuses (or, for a URL, fails at runtime on) what is checked here.
-            if let Some(w) = &r.webhook {
-                check_url(&w.url).map_err(|p| fail(&format!("{key}.webhook.url"), p))?;
-            }
-            if let Some(slack) = &r.slack {
-                check_url(&slack.api_url).map_err(|p| fail(&format!("{key}.slack.apiUrl"), p))?;
-            }
-            if let Some(email) = &r.email {
-                for (field, address) in [("to", &email.to), ("from", &email.from)] {
-                    check_email(address).map_err(|p| fail(&format!("{key}.email.{field}"), p))?;
-                }
-                check_host_port(&email.smarthost)
-                    .map_err(|p| fail(&format!("{key}.email.smarthost"), p))?;
-            }
-            if r.webhook.is_none() && r.slack.is_none() && r.email.is_none() {
-                return Err(fail(
-                    &key,
-                    format!(
-                        "receiver {:?} has no webhook, slack or email; it would drop every alert",
-                        r.name
-                    ),
-                ));
-            }
+            check_receiver(&key, r)?;
         }
-        remote_write::check(&self.prometheus).map_err(|(key, problem)| fail(&key, problem))?;
+        Ok(names)
+    }
+
+    /// The route's receiver is one of `receivers`.
+    fn check_route(&self, receivers: &BTreeSet<&str>) -> Result<(), Invalid> {
         if let Some(recv) = &self.alertmanager.route.receiver
-            && !names.contains(recv.as_str())
+            && !receivers.contains(recv.as_str())
         {
-            return Err(fail(
+            return Err(invalid(
                 "alertmanager.route.receiver",
                 format!(
                     "{recv:?} is not one of the receivers ({})",
-                    names.into_iter().collect::<Vec<_>>().join(", ")
+                    receivers.iter().copied().collect::<Vec<_>>().join(", ")
                 ),
             ));
         }
@@ -1062,6 +1091,41 @@ impl Config {
     pub fn to_yaml(&self) -> String {
         serde_saphyr::to_string(self).expect("configuration serialises")
     }
+}
+
+/// The key a check fails at and what is wrong there.
+type Invalid = (String, String);
+
+fn invalid(key: &str, problem: String) -> Invalid {
+    (key.to_string(), problem)
+}
+
+/// A receiver's integrations: what Alertmanager refuses (or, for a URL, fails at runtime on),
+/// and none at all, which would drop every alert.
+fn check_receiver(key: &str, r: &Receiver) -> Result<(), Invalid> {
+    if let Some(w) = &r.webhook {
+        check_url(&w.url).map_err(|p| invalid(&format!("{key}.webhook.url"), p))?;
+    }
+    if let Some(slack) = &r.slack {
+        check_url(&slack.api_url).map_err(|p| invalid(&format!("{key}.slack.apiUrl"), p))?;
+    }
+    if let Some(email) = &r.email {
+        for (field, address) in [("to", &email.to), ("from", &email.from)] {
+            check_email(address).map_err(|p| invalid(&format!("{key}.email.{field}"), p))?;
+        }
+        check_host_port(&email.smarthost)
+            .map_err(|p| invalid(&format!("{key}.email.smarthost"), p))?;
+    }
+    if r.webhook.is_none() && r.slack.is_none() && r.email.is_none() {
+        return Err(invalid(
+            key,
+            format!(
+                "receiver {:?} has no webhook, slack or email; it would drop every alert",
+                r.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A type or parse error from serde or serde-saphyr in the user's words: `invalid type: string

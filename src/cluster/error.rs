@@ -1,28 +1,9 @@
-//! Errors a caller decides on, and the exit code each maps to. Errors from the API server are
-//! classified once, here, into what a user can act on: where the server is, whose credentials
-//! were rejected, which verb on which resource in which namespace was forbidden.
+//! Errors a caller decides on (`exit` maps each to its exit code). Errors from the API
+//! server are classified once, here, into what a user can act on: where the server is, whose
+//! credentials were rejected, which verb on which resource in which namespace was forbidden.
 
+use std::net::SocketAddr;
 use std::{fmt, time::Duration};
-
-/// Exit codes, documented in docs/commands.md. Usage errors (2) come from clap.
-pub mod exit {
-    pub const FAILURE: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const KUBECONFIG: u8 = 3;
-    pub const UNREACHABLE: u8 = 4;
-    pub const UNAUTHORIZED: u8 = 5;
-    pub const FORBIDDEN: u8 = 6;
-    pub const CONFLICT: u8 = 7;
-    /// `status`/`doctor`: installed, but something does not work (a node without an exporter,
-    /// a component not ready, a failed check).
-    pub const DEGRADED: u8 = 8;
-    /// `status`, `doctor`, `reconcile`, `open`, `history`, `rollback`, `diff --revision`: automon
-    /// is not installed in the namespace ([`super::NotInstalled`]).
-    pub const NOT_INSTALLED: u8 = 9;
-    /// `status`: nothing is wrong as far as the API server shows, but Prometheus did not answer
-    /// (or was not asked), so scrape health and firing alerts are unknown.
-    pub const UNVERIFIED: u8 = 10;
-}
 
 /// automon is not installed in the namespace a command was pointed at: every command that needs
 /// it says so in these words and exits 9.
@@ -104,24 +85,6 @@ pub enum ClusterError {
         reason: String,
         message: String,
     },
-}
-
-impl ClusterError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ClusterError::NoKubeconfig { .. }
-            | ClusterError::ReadKubeconfig { .. }
-            | ClusterError::NotInKubeconfig { .. }
-            | ClusterError::NoCurrentContext { .. }
-            | ClusterError::InvalidKubeconfig(_) => exit::KUBECONFIG,
-            ClusterError::Unreachable { .. } | ClusterError::Timeout { .. } => exit::UNREACHABLE,
-            ClusterError::Unauthorized { .. }
-            | ClusterError::Credentials { .. }
-            | ClusterError::CredentialPluginTimeout { .. } => exit::UNAUTHORIZED,
-            ClusterError::Forbidden(_) => exit::FORBIDDEN,
-            ClusterError::Api { .. } => exit::FAILURE,
-        }
-    }
 }
 
 fn available_list(what: &str, available: &[String]) -> String {
@@ -333,6 +296,75 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// Why `open` cannot forward, or why one connection could not be.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "automon is not installed in namespace {namespace}; install it with `kubectl automon enable -n {namespace}`"
+    )]
+    NotInstalled { namespace: String },
+    #[error(
+        "Service {namespace}/{service} does not exist, so there is nothing to forward to; \
+         `kubectl automon status -n {namespace}` shows what is missing, `kubectl automon enable -n {namespace}` restores it"
+    )]
+    NoService {
+        namespace: String,
+        service: &'static str,
+    },
+    #[error("cannot forward to Service {namespace}/{service}: {problem}")]
+    BadService {
+        namespace: String,
+        service: &'static str,
+        problem: String,
+    },
+    #[error(
+        "no ready pod for {component} in {namespace}: {pods} (`kubectl automon status -n {namespace}` says why)"
+    )]
+    NoReadyPod {
+        component: &'static str,
+        namespace: String,
+        pods: String,
+    },
+    #[error("cannot forward to pod {namespace}/{pod}: {problem}")]
+    BadPod {
+        namespace: String,
+        pod: String,
+        problem: String,
+    },
+    #[error("{addr} is already in use; choose another --port, or --port 0 for a free one")]
+    PortInUse { addr: SocketAddr },
+    #[error("cannot listen on {addr} (--address, --port)")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// What the kubelet said on the port's error channel (the container refused, the pod died).
+    #[error("forwarding to {namespace}/{pod}:{port}: {message}")]
+    PodSaid {
+        namespace: String,
+        pod: String,
+        port: u16,
+        message: String,
+    },
+    /// A 403 the authorizer did not write, although the SelfSubjectAccessReview allowed the
+    /// port-forward: what refused it is behind the API server.
+    #[error(
+        "the API server could not open the port-forward to pod {namespace}/{pod} (403: {message}); \
+         user {user:?} may create pods/portforward in namespace {namespace:?} (SelfSubjectAccessReview), \
+         so the refusal comes from the API server's connection to the pod's node: the kubelet's \
+         authorization of the API server, or a proxy on the way"
+    )]
+    RefusedBehindApiServer {
+        user: String,
+        namespace: String,
+        pod: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,12 +449,12 @@ mod tests {
                 .with_code(403)
                 .boxed(),
         ));
-        assert_eq!(err.exit_code(), exit::FORBIDDEN);
+        assert!(matches!(err, ClusterError::Forbidden(_)), "{err:?}");
         assert!(err.to_string().contains("access denied by webhook"));
     }
 
     #[test]
-    fn status_codes_map_to_exit_codes() {
+    fn status_codes_map_to_their_kind() {
         let t = Target {
             server: "https://x".into(),
             user: "me".into(),
@@ -435,8 +467,14 @@ mod tests {
                     .boxed(),
             )
         };
-        assert_eq!(t.classify(api(401)).exit_code(), exit::UNAUTHORIZED);
-        assert_eq!(t.classify(api(500)).exit_code(), exit::FAILURE);
+        assert!(matches!(
+            t.classify(api(401)),
+            ClusterError::Unauthorized { .. }
+        ));
+        assert!(matches!(
+            t.classify(api(500)),
+            ClusterError::Api { code: 500, .. }
+        ));
     }
 
     #[test]

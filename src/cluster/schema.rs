@@ -67,6 +67,86 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// `x-kubernetes-int-or-string`: an integer or a string, nothing else.
+fn int_or_string(v: &Value, path: &str, out: &mut Vec<Problem>) {
+    if !(v.is_string() || type_name(v) == "integer") {
+        push(
+            out,
+            path,
+            format!(
+                "Invalid value: \"{}\": must be an integer or a string",
+                type_name(v)
+            ),
+        );
+    }
+}
+
+/// `enum`: one of the values listed.
+fn enumeration(v: &Value, schema: &Value, path: &str, out: &mut Vec<Problem>) {
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(v)
+    {
+        let shown: Vec<String> = allowed.iter().map(Value::to_string).collect();
+        push(
+            out,
+            path,
+            format!(
+                "Unsupported value: {v}: supported values: {}",
+                shown.join(", ")
+            ),
+        );
+    }
+}
+
+/// `maxLength`, `minLength` (in characters) and `pattern`.
+fn string_bounds(s: &str, schema: &Value, path: &str, out: &mut Vec<Problem>) {
+    let len = s.chars().count() as u64;
+    if let Some(max) = schema["maxLength"].as_u64().filter(|m| len > *m) {
+        push(
+            out,
+            path,
+            format!("Too long: may not be more than {max} characters"),
+        );
+    }
+    if let Some(min) = schema["minLength"].as_u64().filter(|m| len < *m) {
+        push(
+            out,
+            path,
+            format!("Invalid value: \"{s}\": must be at least {min} characters"),
+        );
+    }
+    if let Some(pattern) = schema["pattern"].as_str() {
+        match regex::Regex::new(pattern) {
+            Ok(re) if !re.is_match(s) => push(
+                out,
+                path,
+                format!("Invalid value: \"{s}\": should match '{pattern}'"),
+            ),
+            // A pattern this engine cannot read judges nothing.
+            _ => {}
+        }
+    }
+}
+
+/// `minimum` and `maximum`.
+fn number_bounds(v: &Value, schema: &Value, path: &str, out: &mut Vec<Problem>) {
+    let n = v.as_f64().unwrap_or_default();
+    if let Some(min) = schema["minimum"].as_f64().filter(|m| n < *m) {
+        push(
+            out,
+            path,
+            format!("Invalid value: {v}: should be greater than or equal to {min}"),
+        );
+    }
+    if let Some(max) = schema["maximum"].as_f64().filter(|m| n > *m) {
+        push(
+            out,
+            path,
+            format!("Invalid value: {v}: should be less than or equal to {max}"),
+        );
+    }
+}
+
 impl Checker<'_> {
     fn resolve<'s>(&'s self, schema: &'s Value) -> &'s Value {
         match schema["$ref"]
@@ -88,53 +168,12 @@ impl Checker<'_> {
         if schema.is_null() || v.is_null() {
             return;
         }
-        for part in schema["allOf"].as_array().into_iter().flatten() {
-            self.check(v, part, path, root, out);
-        }
-        for key in ["anyOf", "oneOf"] {
-            if let Some(options) = schema[key].as_array() {
-                let fits = options.iter().any(|o| {
-                    let mut inner = Vec::new();
-                    self.check(v, o, path, root, &mut inner);
-                    inner.is_empty()
-                });
-                if !fits {
-                    push(
-                        out,
-                        path,
-                        format!("Invalid value: {v}: matches none of the allowed forms"),
-                    );
-                }
-            }
-        }
-        let int_or_string =
-            schema["x-kubernetes-int-or-string"] == true || schema["format"] == "int-or-string";
-        if int_or_string {
-            if !(v.is_string() || type_name(v) == "integer") {
-                push(
-                    out,
-                    path,
-                    format!(
-                        "Invalid value: \"{}\": must be an integer or a string",
-                        type_name(v)
-                    ),
-                );
-            }
+        self.combinations(v, schema, path, root, out);
+        if schema["x-kubernetes-int-or-string"] == true || schema["format"] == "int-or-string" {
+            int_or_string(v, path, out);
             return;
         }
-        if let Some(allowed) = schema["enum"].as_array()
-            && !allowed.contains(v)
-        {
-            let shown: Vec<String> = allowed.iter().map(Value::to_string).collect();
-            push(
-                out,
-                path,
-                format!(
-                    "Unsupported value: {v}: supported values: {}",
-                    shown.join(", ")
-                ),
-            );
-        }
+        enumeration(v, schema, path, out);
         let Some(want) = schema["type"].as_str() else {
             if v.is_object() && schema.get("properties").is_some() {
                 self.object(v, schema, path, root, out);
@@ -158,53 +197,39 @@ impl Checker<'_> {
                     self.check(item, &schema["items"], &format!("{path}[{i}]"), false, out);
                 }
             }
-            "string" => {
-                let s = v.as_str().unwrap_or_default();
-                let len = s.chars().count() as u64;
-                if let Some(max) = schema["maxLength"].as_u64().filter(|m| len > *m) {
-                    push(
-                        out,
-                        path,
-                        format!("Too long: may not be more than {max} characters"),
-                    );
-                }
-                if let Some(min) = schema["minLength"].as_u64().filter(|m| len < *m) {
-                    push(
-                        out,
-                        path,
-                        format!("Invalid value: \"{s}\": must be at least {min} characters"),
-                    );
-                }
-                if let Some(pattern) = schema["pattern"].as_str() {
-                    match regex::Regex::new(pattern) {
-                        Ok(re) if !re.is_match(s) => push(
-                            out,
-                            path,
-                            format!("Invalid value: \"{s}\": should match '{pattern}'"),
-                        ),
-                        // A pattern this engine cannot read judges nothing.
-                        _ => {}
-                    }
-                }
-            }
-            "integer" | "number" => {
-                let n = v.as_f64().unwrap_or_default();
-                if let Some(min) = schema["minimum"].as_f64().filter(|m| n < *m) {
-                    push(
-                        out,
-                        path,
-                        format!("Invalid value: {v}: should be greater than or equal to {min}"),
-                    );
-                }
-                if let Some(max) = schema["maximum"].as_f64().filter(|m| n > *m) {
-                    push(
-                        out,
-                        path,
-                        format!("Invalid value: {v}: should be less than or equal to {max}"),
-                    );
-                }
-            }
+            "string" => string_bounds(v.as_str().unwrap_or_default(), schema, path, out),
+            "integer" | "number" => number_bounds(v, schema, path, out),
             _ => {}
+        }
+    }
+
+    /// `allOf`: every part applies; `anyOf`, `oneOf`: at least one of the forms must fit.
+    fn combinations(
+        &self,
+        v: &Value,
+        schema: &Value,
+        path: &str,
+        root: bool,
+        out: &mut Vec<Problem>,
+    ) {
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            self.check(v, part, path, root, out);
+        }
+        for key in ["anyOf", "oneOf"] {
+            if let Some(options) = schema[key].as_array() {
+                let fits = options.iter().any(|o| {
+                    let mut inner = Vec::new();
+                    self.check(v, o, path, root, &mut inner);
+                    inner.is_empty()
+                });
+                if !fits {
+                    push(
+                        out,
+                        path,
+                        format!("Invalid value: {v}: matches none of the allowed forms"),
+                    );
+                }
+            }
         }
     }
 

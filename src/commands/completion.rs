@@ -6,6 +6,8 @@ use std::ffi::OsString;
 
 use clap_complete::{Shell, engine::CompletionCandidate};
 
+use crate::exit::Verdict;
+
 /// The helper kubectl runs for plugin completion; the release archives ship the same files.
 const KUBECTL_PLUGIN_SH: &str = include_str!("../../krew/kubectl_complete-automon");
 const KUBECTL_PLUGIN_CMD: &str = include_str!("../../krew/kubectl_complete-automon.cmd");
@@ -26,7 +28,7 @@ enum CompletionShell {
     KubectlPlugin,
 }
 
-pub fn run(args: Args, cmd: &mut clap::Command) -> anyhow::Result<u8> {
+pub fn run(args: Args, cmd: &mut clap::Command) -> anyhow::Result<Verdict> {
     let shell = match args.shell {
         CompletionShell::Bash => Shell::Bash,
         CompletionShell::Zsh => Shell::Zsh,
@@ -39,13 +41,13 @@ pub fn run(args: Args, cmd: &mut clap::Command) -> anyhow::Result<u8> {
                 KUBECTL_PLUGIN_SH
             };
             crate::output::print(helper)?;
-            return Ok(0);
+            return Ok(Verdict::Done);
         }
     };
     let mut script = Vec::new();
     clap_complete::generate(shell, cmd, "kubectl-automon", &mut script);
     crate::output::print(&String::from_utf8_lossy(&script))?;
-    Ok(0)
+    Ok(Verdict::Done)
 }
 
 /// Cobra's directives, the last line of an answer: what the shell does besides our candidates.

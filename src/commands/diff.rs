@@ -12,6 +12,7 @@ use crate::{
         apply::{self, ApplyError, ApplyOptions, FieldConflict},
         revision,
     },
+    exit::Verdict,
     model::{
         Object, diff,
         resources::{self, display_name},
@@ -58,7 +59,7 @@ enum Merged {
     },
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let offline = args.config.load(flags)?;
     let cluster = Cluster::connect(flags).await?;
     let namespace = offline.namespace.clone();
@@ -150,7 +151,11 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     if !diffs.is_empty() {
         output::print(&diff::paint(&diffs.concat(), &Palette::stdout()))?;
     }
-    Ok(if differences > 0 { 1 } else { 0 })
+    Ok(if differences > 0 {
+        Verdict::Differences
+    } else {
+        Verdict::Done
+    })
 }
 
 /// What `diff` says before the diffs: the plan's warnings, what enable reuses, and what the

@@ -20,10 +20,11 @@ use crate::model;
 use crate::{
     cluster::{
         Cluster, KubeFlags,
-        error::{ClusterError, exit, humantime},
+        error::{ClusterError, humantime},
         inventory::{self, Inventory, InventoryError},
         parse_request_timeout,
     },
+    exit::Verdict,
     model::{
         Object,
         names::APPLYSET_PART_OF_LABEL,
@@ -87,7 +88,7 @@ async fn list_revisions(cluster: &Cluster) -> Result<Vec<Object>, ClusterError> 
         .collect())
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let cluster = Cluster::connect(flags).await?;
     let err = Palette::stderr();
     let inventory = match inventory::read(&cluster).await {
@@ -96,7 +97,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             crate::output::diag!(
                 "automon is not installed in namespace {namespace:?}: nothing to delete (use -n for another namespace)"
             );
-            return Ok(0);
+            return Ok(Verdict::Done);
         }
         Err(e) => return Err(e.into()),
     };
@@ -131,12 +132,12 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
                 err.bad("error:"),
                 output::plural(plan.objects().count(), "object")
             );
-            return Ok(exit::USAGE);
+            return Ok(Verdict::Usage);
         }
         if !confirm(&plan, &notes, &cluster.namespace)? {
             // As `kubectl delete -i`: declining is not an error.
             crate::output::diag!("nothing deleted");
-            return Ok(0);
+            return Ok(Verdict::Done);
         }
     }
 
@@ -180,7 +181,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         output::plural(deleted, "object"),
         humantime(round_tenths(started.elapsed()))
     ))?;
-    Ok(0)
+    Ok(Verdict::Done)
 }
 
 fn round_tenths(d: Duration) -> Duration {

@@ -5,6 +5,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::{
     cluster::{Cluster, KubeFlags},
     doctor::{self, Finding, Report},
+    exit::Verdict,
     output::{self, Format, Palette},
     status::{self, Health},
 };
@@ -28,7 +29,7 @@ pub struct Args {
     prometheus_url: Option<String>,
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let cluster = Cluster::connect(flags).await?;
     let prom = status::PrometheusFlag {
         url: args.prometheus_url.clone(),
@@ -54,7 +55,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         "yaml" => output::print(&output::structured(Format::Yaml, &report)?)?,
         _ => output::print(&human(&report, &Palette::stdout()))?,
     }
-    Ok(report.exit_code())
+    Ok(Verdict::Doctor(report.outcome()))
 }
 
 /// `✓ message`, `✗ message` + `    fix: …`, then `1 failure, 1 warning` (pure).

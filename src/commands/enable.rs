@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::args::{ConfigArgs, CrdArgs, RunArgs};
 use crate::{
     cluster::{Cluster, KubeFlags, revision},
+    exit::Verdict,
     output::{Palette, say},
     pipeline::{self, CrdsFrom, Prepared, Source},
     render,
@@ -25,7 +26,7 @@ pub struct Args {
     history_max: u32,
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let started = Instant::now();
     let options = args.run.options();
     // Offline first: a bad file or --set fails before anything else.
@@ -49,7 +50,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             .await?
         {
             Prepared::Ready(ready) => *ready,
-            Prepared::Refused(report) => return Ok(report.exit_code()),
+            Prepared::Refused(report) => return Ok(Verdict::Preflight(report.outcome())),
         };
     let source = Source::Config {
         config: Box::new(config.clone()),
@@ -83,5 +84,5 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     executed
         .finish(&cluster, &options, &change, args.history_max, started)
         .await?;
-    Ok(0)
+    Ok(Verdict::Done)
 }

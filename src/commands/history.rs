@@ -3,6 +3,7 @@
 
 use crate::{
     cluster::{Cluster, KubeFlags, revision},
+    exit::Verdict,
     output::{self, Format, Palette},
 };
 
@@ -16,7 +17,7 @@ pub struct Args {
     output: Format,
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let cluster = Cluster::connect(flags).await?;
     let revisions = revision::list_installed(&cluster).await?;
     let text = match args.output {
@@ -28,12 +29,12 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
                 Palette::stderr().warn("note:"),
                 cluster.namespace
             );
-            return Ok(0);
+            return Ok(Verdict::Done);
         }
         _ => human(&revisions),
     };
     output::print(&text)?;
-    Ok(0)
+    Ok(Verdict::Done)
 }
 
 fn human(revisions: &[revision::Summary]) -> String {

@@ -22,13 +22,14 @@ use tokio::{
     sync::{Mutex, mpsc},
 };
 
-use crate::output::shell_word;
+use crate::cluster::error::OpenError;
 use crate::{
     cluster::{
         Cluster, KubeFlags,
-        error::{ClusterError, Forbidden, Target, exit},
+        error::{ClusterError, Forbidden, Target},
         inventory,
     },
+    exit::Verdict,
     output,
     preflight::{self, Permission},
     render::{alertmanager, grafana, prometheus},
@@ -91,92 +92,7 @@ impl Component {
     }
 }
 
-/// Why `open` cannot forward, or why one connection could not be.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error(
-        "automon is not installed in namespace {namespace}; install it with `kubectl automon enable -n {namespace}`"
-    )]
-    NotInstalled { namespace: String },
-    #[error(
-        "Service {namespace}/{service} does not exist, so there is nothing to forward to; \
-         `kubectl automon status -n {namespace}` shows what is missing, `kubectl automon enable -n {namespace}` restores it"
-    )]
-    NoService {
-        namespace: String,
-        service: &'static str,
-    },
-    #[error("cannot forward to Service {namespace}/{service}: {problem}")]
-    BadService {
-        namespace: String,
-        service: &'static str,
-        problem: String,
-    },
-    #[error(
-        "no ready pod for {component} in {namespace}: {pods} (`kubectl automon status -n {namespace}` says why)"
-    )]
-    NoReadyPod {
-        component: &'static str,
-        namespace: String,
-        pods: String,
-    },
-    #[error("cannot forward to pod {namespace}/{pod}: {problem}")]
-    BadPod {
-        namespace: String,
-        pod: String,
-        problem: String,
-    },
-    #[error("{addr} is already in use; choose another --port, or --port 0 for a free one")]
-    PortInUse { addr: SocketAddr },
-    #[error("cannot listen on {addr} (--address, --port)")]
-    Listen {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    /// What the kubelet said on the port's error channel (the container refused, the pod died).
-    #[error("forwarding to {namespace}/{pod}:{port}: {message}")]
-    PodSaid {
-        namespace: String,
-        pod: String,
-        port: u16,
-        message: String,
-    },
-    /// A 403 the authorizer did not write, although the SelfSubjectAccessReview allowed the
-    /// port-forward: what refused it is behind the API server.
-    #[error(
-        "the API server could not open the port-forward to pod {namespace}/{pod} (403: {message}); \
-         user {user:?} may create pods/portforward in namespace {namespace:?} (SelfSubjectAccessReview), \
-         so the refusal comes from the API server's connection to the pod's node: the kubelet's \
-         authorization of the API server, or a proxy on the way"
-    )]
-    RefusedBehindApiServer {
-        user: String,
-        namespace: String,
-        pod: String,
-        message: String,
-    },
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-}
-
 impl OpenError {
-    /// The exit code, for `cli::report`.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            OpenError::NotInstalled { .. } => exit::NOT_INSTALLED,
-            OpenError::NoService { .. }
-            | OpenError::BadService { .. }
-            | OpenError::NoReadyPod { .. }
-            | OpenError::BadPod { .. } => exit::DEGRADED,
-            OpenError::Cluster(e) => e.exit_code(),
-            OpenError::RefusedBehindApiServer { .. } => exit::FORBIDDEN,
-            OpenError::PortInUse { .. } | OpenError::Listen { .. } | OpenError::PodSaid { .. } => {
-                exit::FAILURE
-            }
-        }
-    }
-
     /// Errors no later connection can get past: they end `open` instead of one connection.
     fn is_fatal(&self) -> bool {
         matches!(
@@ -198,7 +114,7 @@ struct Backend {
     port: u16,
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let cluster = Cluster::connect(flags).await?;
     let ns = cluster.namespace.clone();
     // Everything that can fail is checked before the first line is printed.
@@ -226,7 +142,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         current: Mutex::new(backend),
     });
     serve(listener, forwarding, stop).await?;
-    Ok(0)
+    Ok(Verdict::Done)
 }
 
 // ---- Checks before anything is printed (I/O) ----
@@ -659,6 +575,16 @@ fn password_hint(namespace: &str, flags: &KubeFlags) -> String {
     )
 }
 
+/// A word a POSIX shell reads back unchanged.
+fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 /// What `open` prints once it listens, kubectl-style: labels in a column, then the URL.
 fn banner(
     component: Component,
@@ -817,7 +743,6 @@ mod tests {
             ),
             "{e}"
         );
-        assert_eq!(e.exit_code(), exit::DEGRADED);
     }
 
     #[test]
@@ -1025,35 +950,17 @@ mod tests {
             let e = portforward_error(&target, "automon", pod, err);
             let text = e.to_string();
             assert!(text.starts_with(starts) && text.contains(says), "{text}");
-            assert_eq!(e.exit_code(), exit::FORBIDDEN, "{text}");
             assert!(e.is_fatal(), "{text}");
+            let code = crate::exit::error_code(&e.into());
+            assert_eq!(code, crate::exit::FORBIDDEN, "{text}");
         }
         let gone = portforward_error(&target, "automon", pod, status(404, "not found"));
         assert!(!gone.is_fatal(), "{gone}");
     }
 
     #[test]
-    fn exit_codes() {
+    fn errors_say_what_to_do() {
         let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
-        let cases = [
-            (
-                OpenError::NotInstalled {
-                    namespace: "automon".into(),
-                },
-                exit::NOT_INSTALLED,
-            ),
-            (
-                OpenError::NoService {
-                    namespace: "automon".into(),
-                    service: grafana::NAME,
-                },
-                exit::DEGRADED,
-            ),
-            (OpenError::PortInUse { addr }, exit::FAILURE),
-        ];
-        for (e, want) in cases {
-            assert_eq!(e.exit_code(), want, "{e}");
-        }
         assert_eq!(
             OpenError::NotInstalled {
                 namespace: "mon".into()

@@ -5,6 +5,7 @@
 use crate::{
     cluster::{Cluster, KubeFlags},
     commands::args::ConfigArgs,
+    exit::Verdict,
     output::{self, Format, Palette},
     preflight::Preflight,
     render,
@@ -30,7 +31,7 @@ pub struct Args {
 
 /// Exit 0 when enable may go ahead, 6 when permissions are missing, 1 for an unsupported server;
 /// 4 and 5 (unreachable, credentials) come from the connection errors.
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let config = args.config.load(flags)?;
     let objects = render::render(&config).objects;
     let cluster = Cluster::connect(flags).await?;
@@ -58,5 +59,5 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         }
         _ => crate::output::diag!("{}", report.human(&Palette::stderr())),
     }
-    Ok(report.exit_code())
+    Ok(Verdict::Preflight(report.outcome()))
 }

@@ -5,6 +5,7 @@ use std::{io::IsTerminal as _, net::SocketAddr, time::Duration};
 
 use crate::{
     cluster::{Cluster, KubeFlags, parse_request_timeout},
+    exit::Verdict,
     reconcile::{self, logging::LogFormat},
 };
 
@@ -57,7 +58,7 @@ fn duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let format = match args.log_format.as_str() {
         "json" => LogFormat::Json,

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use super::args::{ConfigArgs, CrdArgs};
 use crate::{
     cluster::{KubeFlags, crds},
+    exit::Verdict,
     output, render,
 };
 
@@ -27,7 +28,7 @@ pub struct Args {
     output: String,
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let config = args.config.load(flags)?;
     let crds = if args.include_crds || args.crds.crds_from.is_some() {
         crds::load(&args.crds.source())
@@ -48,5 +49,5 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         _ => rendered.to_yaml(),
     };
     output::print(&text)?;
-    Ok(0)
+    Ok(Verdict::Done)
 }

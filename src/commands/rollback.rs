@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::args::RunArgs;
 use crate::{
     cluster::{Cluster, KubeFlags, revision},
+    exit::Verdict,
     pipeline::{self, Prepared, Source},
 };
 
@@ -24,7 +25,7 @@ pub struct Args {
     history_max: u32,
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let started = Instant::now();
     let options = args.run.options();
     let cluster = Cluster::connect(flags).await?;
@@ -43,7 +44,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
         match pipeline::prepare(cluster, &namespace, &payload.objects, Some(line), deadline).await?
         {
             Prepared::Ready(ready) => *ready,
-            Prepared::Refused(report) => return Ok(report.exit_code()),
+            Prepared::Refused(report) => return Ok(Verdict::Preflight(report.outcome())),
         };
     let plan = pipeline::plan(Source::Revision(payload.objects), &state).await?;
     let executed = pipeline::execute(&cluster, &plan, &state, &options, started).await?;
@@ -51,5 +52,5 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     executed
         .finish(&cluster, &options, &change, args.history_max, started)
         .await?;
-    Ok(0)
+    Ok(Verdict::Done)
 }

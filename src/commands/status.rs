@@ -7,6 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::{
     cluster::{Cluster, KubeFlags},
+    exit::Verdict,
     output::{self, Format, Palette},
     status::{self, Coverage, Health, Status},
 };
@@ -22,7 +23,7 @@ a node without a working exporter, a scrape target down); 9 not installed in the
 scrape health and firing alerts are unknown); 1-6 as for every command.")]
 pub struct Args {
     /// Output format: tables (wide lists every node, with its exporter pod), or json/yaml for
-    /// scripts (docs/commands.md documents the fields)
+    /// scripts (the README documents the fields)
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
     output: Format,
     /// Ask the Prometheus at this URL (http://host:9090) instead of automon's own, which is
@@ -46,7 +47,7 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let cluster = Cluster::connect(flags).await?;
     let prom = status::PrometheusFlag {
         url: args.prometheus_url.clone(),
@@ -68,7 +69,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
                     st.namespace
                 );
             }
-            return Ok(st.health.exit_code());
+            return Ok(Verdict::Health(st.health));
         }
         // Ages and seconds since a scrape move on by themselves: only a change of state redraws.
         let key = change_key(&st);
@@ -81,7 +82,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
             };
             output::print(&text)?;
             if output::stdout_closed() {
-                return Ok(st.health.exit_code());
+                return Ok(Verdict::Health(st.health));
             }
             last = Some(key);
         }
@@ -109,6 +110,27 @@ fn change_key(st: &Status) -> String {
     serde_json::to_string(&st).unwrap_or_default()
 }
 
+/// kubectl's AGE: `45s`, `5m12s`, `3h4m`, `2d5h`, `12d`.
+pub fn age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (m, h, d) = (s / 60, s / 3600, s / 86400);
+    if s < 120 {
+        format!("{s}s")
+    } else if m < 10 {
+        format!("{m}m{}s", s % 60)
+    } else if h < 3 {
+        format!("{m}m")
+    } else if h < 8 {
+        format!("{h}h{}m", m % 60)
+    } else if h < 48 {
+        format!("{h}h")
+    } else if d < 8 {
+        format!("{d}d{}h", h % 24)
+    } else {
+        format!("{d}d")
+    }
+}
+
 fn dash(s: Option<&str>) -> String {
     s.filter(|s| !s.is_empty()).unwrap_or("—").to_string()
 }
@@ -118,16 +140,42 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
     if st.health == Health::NotInstalled {
         return format!("automon is not installed in namespace {}.", st.namespace);
     }
-    let mut out = String::new();
+    let firing: Vec<&status::prometheus::Alert> = st
+        .prometheus
+        .iter()
+        .flat_map(|v| v.firing.iter())
+        .filter(|a| a.name != "Watchdog")
+        .collect();
+    let mut out = components_table(st, p, now);
+    out.push_str("\n\n");
+    out.push_str(&nodes_table(st, wide, p));
+    out.push('\n');
+    out.push_str(&summary_line(st, firing.len(), p));
+    out.push('\n');
+    out.push_str(&prometheus_lines(st, &firing, p));
+    if let Some(z) = &st.sizing {
+        out.push_str(&sizing_line(z));
+    }
+    if let Some(l) = &st.reconcile {
+        out.push_str(&reconcile_line(l, p, now));
+    }
+    out.push('\n');
+    out.push_str(&verdict_line(st, p));
+    out
+}
+
+/// The age of an RFC 3339 time at `now`, kubectl's way.
+fn age_at(time: Option<&str>, now: Timestamp) -> Option<String> {
+    time.and_then(|t| t.parse::<Timestamp>().ok())
+        .map(|t| age(now.as_second() - t.as_second()))
+}
+
+/// One row per component: ready, version, age and what is wrong with it.
+fn components_table(st: &Status, p: &Palette, now: Timestamp) -> String {
     let rows: Vec<Vec<String>> = st
         .components
         .iter()
         .map(|c| {
-            let age = c
-                .created
-                .as_deref()
-                .and_then(|t| t.parse::<Timestamp>().ok())
-                .map(|t| crate::output::age(now.as_second() - t.as_second()));
             let mut state = if c.healthy {
                 "Healthy".to_string()
             } else {
@@ -141,61 +189,29 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
                 c.kind.clone(),
                 format!("{}/{}", c.ready, c.desired),
                 dash(c.version.as_deref()),
-                dash(age.as_deref()),
+                dash(age_at(c.created.as_deref(), now).as_deref()),
                 state,
             ]
         })
         .collect();
-    out.push_str(&output::table(
+    output::table(
         &["component", "kind", "ready", "version", "age", "status"],
         &rows,
-    ));
-    out.push_str("\n\n");
+    )
+}
 
+/// One row per node (past [`FOLD_ABOVE`] nodes, without `-o wide`, only those not
+/// monitored, and a line counting the others).
+fn nodes_table(st: &Status, wide: bool, p: &Palette) -> String {
+    let mut out = String::new();
     let fold = !wide && st.nodes.len() > FOLD_ABOVE;
     let listed: Vec<&status::NodeStatus> = st
         .nodes
         .iter()
         .filter(|n| !fold || n.coverage != Coverage::Monitored)
         .collect();
-    let scrape = |n: &status::NodeStatus| match &n.scrape {
-        None => "—".to_string(),
-        Some(s) if s.health == "missing" => p.bad("no target"),
-        Some(s) => match (s.health.as_str(), s.last_scrape_seconds) {
-            ("up", Some(ago)) => format!("up {}", crate::output::age(ago.round() as i64)),
-            ("up", None) => "up".into(),
-            (h, _) => p.bad(h),
-        },
-    };
-    let exporter = |n: &status::NodeStatus| match &n.exporter {
-        Some(e) if e.ready => e.state.clone(),
-        Some(e) => p.bad(&e.state),
-        None => "—".into(),
-    };
-    let reason = |n: &status::NodeStatus| match (n.coverage, n.reason.as_deref()) {
-        (Coverage::NotMonitored, Some(r)) => p.bad(r),
-        (_, r) => r.unwrap_or_default().to_string(),
-    };
     if !listed.is_empty() {
-        let rows: Vec<Vec<String>> = listed
-            .iter()
-            .map(|n| {
-                let mut row = vec![
-                    n.name.clone(),
-                    n.ready.clone(),
-                    format!("{}/{}", n.os, n.arch),
-                    exporter(n),
-                    scrape(n),
-                    reason(n),
-                ];
-                if wide {
-                    let pod = n.exporter.as_ref();
-                    row.insert(4, dash(pod.map(|e| e.name.as_str())));
-                    row.insert(5, pod.map_or("—".into(), |e| e.restarts.to_string()));
-                }
-                row
-            })
-            .collect();
+        let rows: Vec<Vec<String>> = listed.iter().map(|n| node_row(n, wide, p)).collect();
         let headers: &[&str] = if wide {
             &[
                 "node", "ready", "os/arch", "exporter", "pod", "restarts", "scrape", "reason",
@@ -203,20 +219,58 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
         } else {
             &["node", "ready", "os/arch", "exporter", "scrape", "reason"]
         };
-        let table = output::table(headers, &rows);
-        out.push_str(&table);
+        out.push_str(&output::table(headers, &rows));
         out.push('\n');
     }
-    if fold {
-        let hidden = st.nodes.len() - listed.len();
-        if hidden > 0 {
-            out.push_str(&p.dim(&format!(
-                "{} not listed (-o wide lists every node)\n",
-                output::plural(hidden, "monitored node")
-            )));
-        }
+    let hidden = st.nodes.len() - listed.len();
+    if fold && hidden > 0 {
+        out.push_str(&p.dim(&format!(
+            "{} not listed (-o wide lists every node)\n",
+            output::plural(hidden, "monitored node")
+        )));
     }
+    out
+}
 
+/// A node's row: its exporter, its scrape and why it is not monitored, in red when wrong.
+fn node_row(n: &status::NodeStatus, wide: bool, p: &Palette) -> Vec<String> {
+    let scrape = match &n.scrape {
+        None => "—".to_string(),
+        Some(s) if s.health == "missing" => p.bad("no target"),
+        Some(s) => match (s.health.as_str(), s.last_scrape_seconds) {
+            ("up", Some(ago)) => format!("up {}", age(ago.round() as i64)),
+            ("up", None) => "up".into(),
+            (h, _) => p.bad(h),
+        },
+    };
+    let exporter = match &n.exporter {
+        Some(e) if e.ready => e.state.clone(),
+        Some(e) => p.bad(&e.state),
+        None => "—".into(),
+    };
+    let reason = match (n.coverage, n.reason.as_deref()) {
+        (Coverage::NotMonitored, Some(r)) => p.bad(r),
+        (_, r) => r.unwrap_or_default().to_string(),
+    };
+    let mut row = vec![
+        n.name.clone(),
+        n.ready.clone(),
+        format!("{}/{}", n.os, n.arch),
+        exporter,
+        scrape,
+        reason,
+    ];
+    if wide {
+        let pod = n.exporter.as_ref();
+        row.insert(4, dash(pod.map(|e| e.name.as_str())));
+        row.insert(5, pod.map_or("—".into(), |e| e.restarts.to_string()));
+    }
+    row
+}
+
+/// `3/3 nodes monitored · 9 rule groups (40 alerts) loaded, 0 firing · 6 dashboards · alerts
+/// go to …`, ending in a newline.
+fn summary_line(st: &Status, firing: usize, p: &Palette) -> String {
     let s = &st.summary;
     let mut line = vec![format!(
         "{}/{} monitored",
@@ -237,14 +291,8 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
         output::plural(loaded.1, "alert"),
         loaded.2
     );
-    let firing: Vec<&status::prometheus::Alert> = st
-        .prometheus
-        .iter()
-        .flat_map(|v| v.firing.iter())
-        .filter(|a| a.name != "Watchdog")
-        .collect();
     if st.prometheus.as_ref().is_some_and(|v| v.reachable) {
-        rules.push_str(&format!(", {} firing", firing.len()));
+        rules.push_str(&format!(", {firing} firing"));
     }
     line.push(rules);
     line.push(output::plural(st.dashboards.count, "dashboard"));
@@ -255,10 +303,12 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
             p.warn(&format!("alerts go to {} (notifies no one)", a.receiver))
         });
     }
-    out.push('\n');
-    out.push_str(&line.join(" · "));
-    out.push('\n');
+    format!("{}\n", line.join(" · "))
+}
 
+/// What Prometheus said: the scrape targets and the firing alerts, or that it did not answer.
+fn prometheus_lines(st: &Status, firing: &[&status::prometheus::Alert], p: &Palette) -> String {
+    let mut out = String::new();
     match &st.prometheus {
         // Unverified says the same in its verdict below.
         Some(v) if !v.reachable && st.health != Health::Unverified => {
@@ -303,43 +353,39 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
         }
         _ => {}
     }
-    if let Some(z) = &st.sizing {
-        out.push_str(&sizing_line(z));
-    }
-    if let Some(l) = &st.reconcile {
-        let ago = l
-            .renewed
-            .as_deref()
-            .and_then(|t| t.parse::<Timestamp>().ok())
-            .map(|t| crate::output::age(now.as_second() - t.as_second()));
-        out.push_str(&match (l.active, ago) {
-            (true, Some(ago)) => format!(
-                "Reconcile: loop {} holds the Lease (renewed {ago} ago)\n",
-                l.holder
-            ),
-            (false, Some(ago)) if !l.holder.is_empty() => p.warn(&format!(
-                "Reconcile: loop {} stopped renewing the Lease {ago} ago; no loop runs\n",
-                l.holder
-            )),
-            _ => "Reconcile: no loop runs (kubectl automon reconcile --loop)\n".to_string(),
-        });
-    }
-    out.push('\n');
-    match st.health {
-        Health::Healthy => out.push_str("Healthy."),
-        Health::Unverified => {
-            out.push_str(&p.warn("Unverified: "));
-            out.push_str("nothing wrong as far as the API server shows; unknown: ");
-            out.push_str(&st.unknown.join("; "));
-            out.push('.');
-        }
-        _ => {
-            out.push_str(&p.bad("Degraded: "));
-            out.push_str(&st.problems.join("; "));
-            out.push_str(". Run `kubectl automon doctor` for fixes.");
-        }
-    }
     out
+}
+
+/// Whether a `reconcile --loop` holds the Lease, ending in a newline.
+fn reconcile_line(l: &status::LoopLease, p: &Palette, now: Timestamp) -> String {
+    match (l.active, age_at(l.renewed.as_deref(), now)) {
+        (true, Some(ago)) => format!(
+            "Reconcile: loop {} holds the Lease (renewed {ago} ago)\n",
+            l.holder
+        ),
+        (false, Some(ago)) if !l.holder.is_empty() => p.warn(&format!(
+            "Reconcile: loop {} stopped renewing the Lease {ago} ago; no loop runs\n",
+            l.holder
+        )),
+        _ => "Reconcile: no loop runs (kubectl automon reconcile --loop)\n".to_string(),
+    }
+}
+
+/// `Healthy.`, or `Unverified: …` / `Degraded: …` with what is unknown or wrong.
+fn verdict_line(st: &Status, p: &Palette) -> String {
+    match st.health {
+        Health::Healthy => "Healthy.".to_string(),
+        Health::Unverified => format!(
+            "{}nothing wrong as far as the API server shows; unknown: {}.",
+            p.warn("Unverified: "),
+            st.unknown.join("; ")
+        ),
+        _ => format!(
+            "{}{}. Run `kubectl automon doctor` for fixes.",
+            p.bad("Degraded: "),
+            st.problems.join("; ")
+        ),
+    }
 }
 
 /// `Sizing:    3 nodes, sized for up to 50: ~236,000 series estimated, 12,345 in the head`.
@@ -541,7 +587,7 @@ mod tests {
             (2 * 86400 + 5 * 3600, "2d5h"),
             (12 * 86400, "12d"),
         ] {
-            assert_eq!(crate::output::age(s), want, "{s}s");
+            assert_eq!(age(s), want, "{s}s");
         }
     }
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::{
     cluster::{Cluster, KubeFlags, error::ClusterError},
+    exit::Verdict,
     output::{self, Format},
     versions::{self, COMPONENTS},
 };
@@ -46,7 +47,7 @@ struct ServerVersion {
     platform: String,
 }
 
-pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
+pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let format = match args.output.as_str() {
         "json" => Format::Json,
         "yaml" => Format::Yaml,
@@ -79,7 +80,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<u8> {
     };
     output::print(&text)?;
     server?;
-    Ok(0)
+    Ok(Verdict::Done)
 }
 
 /// The server's version, warning when it is outside the supported range.

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::{api::core::v1::ConfigMap, apimachinery::pkg::apis::meta::v1::LabelSelector};
 use serde_json::Value;
 
 use crate::{
@@ -528,62 +528,24 @@ fn host_port(snapshot: &Snapshot, status: &Status, extra: &Extra, port: u16) -> 
 fn crd_versions(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Finding {
     let parent = snapshot.parent.as_ref().expect("installed");
     let reuse = status::reuses_operator(parent);
-    // The operator the CRDs serve: automon's own, or the reused one the parent names.
-    let reused = parent
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(crate::plan::OPERATOR_FROM));
-    let operator = extra
-        .operators
-        .iter()
-        .find(|(name, _, _)| !reuse && name == &format!("{ns}/prometheus-operator"))
-        .or_else(|| {
-            extra
-                .operators
-                .iter()
-                .find(|(name, v, _)| reuse && v.is_some() && reused.is_none_or(|r| r == name))
-        })
-        .and_then(|(name, v, _)| Some((name.clone(), v.clone()?)));
-    let pinned = versions::PROMETHEUS_OPERATOR.version;
-    let expected: BTreeSet<String> = crds::PINNED_CRDS.iter().map(|c| c.name()).collect();
     let present: BTreeMap<&str, Option<&str>> = extra
         .crds
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_deref()))
         .collect();
     // Reusing another operator, its CRDs are its own: it may serve fewer kinds.
-    let missing: Vec<&String> = expected
-        .iter()
-        .filter(|n| !reuse && !present.contains_key(n.as_str()))
-        .collect();
-    if !missing.is_empty() {
-        return bad(
-            "crds",
-            Level::Fail,
-            format!(
-                "CRDs missing: {}",
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            format!("kubectl automon enable -n {ns} (installs them)"),
-        );
+    if !reuse && let Some(missing) = missing_crds(&present, ns) {
+        return missing;
     }
-    let (op_name, op_version) =
-        operator.unwrap_or_else(|| ("automon's pinned operator".into(), pinned.to_string()));
-    let versions: BTreeSet<&str> = present.values().map(|v| v.unwrap_or("unknown")).collect();
-    // The CRDs at each version the operator does not work with, by version.
-    let mut skewed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (name, v) in &present {
-        let v = v.unwrap_or("unknown");
-        if !crds::compatible(v, &op_version) {
-            skewed.entry(v).or_default().push(name);
-        }
-    }
+    let (op_name, op_version) = crds_operator(parent, extra, ns, reuse).unwrap_or_else(|| {
+        (
+            "automon's pinned operator".into(),
+            versions::PROMETHEUS_OPERATOR.version.to_string(),
+        )
+    });
+    let skewed = skewed_crds(&present, &op_version);
     if skewed.is_empty() {
+        let versions: BTreeSet<&str> = present.values().map(|v| v.unwrap_or("unknown")).collect();
         let shown: Vec<&str> = versions.into_iter().collect();
         return ok(
             "crds",
@@ -593,12 +555,84 @@ fn crd_versions(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Finding {
             ),
         );
     }
+    let operator = (op_name.as_str(), op_version.as_str());
+    crds_skewed(&skewed, present.len(), operator, reuse, ns)
+}
+
+/// The pinned CRDs the cluster lacks, as a failed check; `None` when it has them all.
+fn missing_crds(present: &BTreeMap<&str, Option<&str>>, ns: &str) -> Option<Finding> {
+    let expected: BTreeSet<String> = crds::PINNED_CRDS.iter().map(|c| c.name()).collect();
+    let missing: Vec<&str> = expected
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !present.contains_key(n))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        bad(
+            "crds",
+            Level::Fail,
+            format!("CRDs missing: {}", missing.join(", ")),
+            format!("kubectl automon enable -n {ns} (installs them)"),
+        )
+    })
+}
+
+/// The operator the CRDs serve, as (namespace/name, version): automon's own, or the reused
+/// one the parent names; `None` when it is not found or has no version.
+fn crds_operator(
+    parent: &ConfigMap,
+    extra: &Extra,
+    ns: &str,
+    reuse: bool,
+) -> Option<(String, String)> {
+    let reused = parent
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::plan::OPERATOR_FROM));
+    extra
+        .operators
+        .iter()
+        .find(|(name, _, _)| !reuse && name == &format!("{ns}/prometheus-operator"))
+        .or_else(|| {
+            extra
+                .operators
+                .iter()
+                .find(|(name, v, _)| reuse && v.is_some() && reused.is_none_or(|r| r == name))
+        })
+        .and_then(|(name, v, _)| Some((name.clone(), v.clone()?)))
+}
+
+/// The CRDs at each version the operator does not work with, by version (pure).
+fn skewed_crds<'a>(
+    present: &BTreeMap<&'a str, Option<&'a str>>,
+    op_version: &str,
+) -> BTreeMap<&'a str, Vec<&'a str>> {
+    let mut skewed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, v) in present {
+        let v = v.unwrap_or("unknown");
+        if !crds::compatible(v, op_version) {
+            skewed.entry(v).or_default().push(name);
+        }
+    }
+    skewed
+}
+
+/// The check for CRDs at versions the operator `(name, version)` does not work with: behind
+/// it fails (enable updates them), unless they are a reused operator's; ahead it warns.
+fn crds_skewed(
+    skewed: &BTreeMap<&str, Vec<&str>>,
+    present: usize,
+    (op_name, op_version): (&str, &str),
+    reuse: bool,
+    ns: &str,
+) -> Finding {
     // An older patch is behind too: `compatible` wants at least the operator's.
-    let behind = skewed.keys().any(|v| version_lt(v, &op_version));
+    let behind = skewed.keys().any(|v| version_lt(v, op_version));
     let shown: Vec<String> = skewed
         .iter()
         .map(|(v, names)| {
-            if names.len() == present.len() {
+            if names.len() == present {
                 format!("{v} (all {})", names.len())
             } else {
                 format!("{v} ({})", names.join(", "))
@@ -1142,6 +1176,66 @@ mod tests {
         assert!(version_lt("0.80.0", "v0.93.1"));
         assert!(version_lt("v0.9.0", "v0.10.0"));
         assert!(!version_lt("0.95.0", "v0.93.1"));
+    }
+
+    #[test]
+    fn crds_behind_fail_unless_reused_and_ahead_warn() {
+        let present: BTreeMap<&str, Option<&str>> = [
+            ("alertmanagers.monitoring.coreos.com", Some("v0.89.0")),
+            ("podmonitors.monitoring.coreos.com", Some("v0.90.1")),
+            ("prometheuses.monitoring.coreos.com", None),
+        ]
+        .into();
+        let skewed = skewed_crds(&present, "v0.90.0");
+        assert_eq!(
+            skewed,
+            BTreeMap::from([
+                ("unknown", vec!["prometheuses.monitoring.coreos.com"]),
+                ("v0.89.0", vec!["alertmanagers.monitoring.coreos.com"]),
+            ])
+        );
+        let ahead: BTreeMap<&str, Vec<&str>> = [("v0.91.0", vec!["a", "b"])].into();
+        let cases = [
+            (
+                &skewed,
+                false,
+                Level::Fail,
+                "behind",
+                "kubectl automon enable -n automon (updates",
+            ),
+            (
+                &skewed,
+                true,
+                Level::Warn,
+                "behind",
+                "update the CRDs of the operator op",
+            ),
+            (
+                &ahead,
+                false,
+                Level::Warn,
+                "ahead of",
+                "kubectl automon enable -n automon --crds-from",
+            ),
+            (
+                &ahead,
+                true,
+                Level::Warn,
+                "ahead of",
+                "upgrade the operator op to v0.91.0",
+            ),
+        ];
+        for (skewed, reuse, level, words, fix) in cases {
+            let f = crds_skewed(skewed, 2, ("op", "v0.90.0"), reuse, "automon");
+            assert_eq!(f.level, level, "{f:?}");
+            assert!(f.message.contains(words), "{}", f.message);
+            assert!(f.fix.as_deref().unwrap().starts_with(fix), "{:?}", f.fix);
+        }
+        assert!(
+            crds_skewed(&ahead, 2, ("op", "v0.90.0"), false, "automon")
+                .message
+                .starts_with("CRDs at v0.91.0 (all 2) are ahead of")
+        );
     }
 
     #[test]

@@ -65,15 +65,59 @@ pub struct Extra {
 /// At most this many nodes are searched for the pod that holds the host port.
 const PORT_SEARCH_NODES: usize = 5;
 
+/// Reads what doctor needs beyond status' snapshot: the cluster-wide lists at once, then
+/// the webhooks' Services, the live Alertmanager configuration and the pods holding the
+/// exporter's port.
 pub async fn gather(
     cluster: &Cluster,
     snapshot: &Snapshot,
     status: &Status,
     port: u16,
 ) -> Result<Extra, ClusterError> {
+    let listed = list(cluster)
+        .await
+        .map_err(|e| cluster.target.classify(e))?;
+    let mut webhooks = webhooks(&listed.validating, &listed.mutating);
+    mark_missing_services(cluster, &mut webhooks).await?;
+    let alertmanager_config = alertmanager_config(cluster, snapshot).await?;
+    let port_holders = port_holders(cluster, blocked_nodes(status), port).await?;
+    Ok(Extra {
+        namespace_labels: listed
+            .namespace
+            .and_then(|n| n.metadata.labels)
+            .unwrap_or_default(),
+        prometheuses: listed.prometheuses,
+        service_monitors: listed.service_monitors,
+        crds: monitoring_crds(&listed.crds),
+        operators: operators(&listed.deployments, &cluster.namespace),
+        kubelet_services: kubelet_services(&listed.kubelet),
+        webhooks,
+        alertmanager_config,
+        port_holders,
+        unavailable_apis: listed
+            .api_services
+            .map(|l| crate::cluster::blocker::unavailable(&l)),
+    })
+}
+
+/// What the lists of [`list`] returned, as the cluster has it.
+struct Listed {
+    namespace: Option<Namespace>,
+    prometheuses: Vec<Object>,
+    service_monitors: Vec<Object>,
+    crds: Vec<PartialObjectMeta<CustomResourceDefinition>>,
+    deployments: Vec<Deployment>,
+    kubelet: Vec<Service>,
+    validating: Vec<ValidatingWebhookConfiguration>,
+    mutating: Vec<MutatingWebhookConfiguration>,
+    /// `None` when they may not be listed.
+    api_services: Option<Vec<APIService>>,
+}
+
+/// Every list doctor needs, at once.
+async fn list(cluster: &Cluster) -> Result<Listed, kube::Error> {
     let client = &cluster.client;
     let ns = &cluster.namespace;
-    let classify = |e| cluster.target.classify(e);
     let all = ListParams::default();
     let monitoring = |kind: &str| {
         resources::by_group_kind(&format!("{kind}.monitoring.coreos.com")).expect("known kind")
@@ -98,11 +142,11 @@ pub async fn gather(
         namespace,
         prometheuses,
         service_monitors,
-        crd_list,
-        deployment_list,
+        crds,
+        deployments,
         kubelet,
-        vwcs,
-        mwcs,
+        validating,
+        mutating,
         api_services,
     ) = tokio::try_join!(
         namespaces.get_opt(ns),
@@ -122,13 +166,26 @@ pub async fn gather(
         mwc.list(&all),
         // Best effort: a user who may not list them gets no verdict on them.
         async { Ok(api_services.list(&all).await.ok()) },
-    )
-    .map_err(classify)?;
+    )?;
+    Ok(Listed {
+        namespace,
+        prometheuses,
+        service_monitors,
+        crds: crds.items,
+        deployments: deployments.items,
+        kubelet: kubelet.items,
+        validating: validating.items,
+        mutating: mutating.items,
+        api_services: api_services.map(|l| l.items),
+    })
+}
 
-    let crds = crd_list
-        .items
-        .iter()
-        .filter(|c: &&PartialObjectMeta<CustomResourceDefinition>| {
+/// The monitoring CRDs, each with the operator version that generated it (pure).
+fn monitoring_crds(
+    crds: &[PartialObjectMeta<CustomResourceDefinition>],
+) -> Vec<(String, Option<String>)> {
+    crds.iter()
+        .filter(|c| {
             c.metadata
                 .name
                 .as_deref()
@@ -140,30 +197,24 @@ pub async fn gather(
                 crds::installed_version(&c.metadata),
             )
         })
-        .collect();
-    let operators = deployment_list
-        .items
+        .collect()
+}
+
+/// Every Deployment that runs a Prometheus Operator, as (namespace/name, version, args):
+/// the stack's own (in `ns`) by its image's tag, another by what preflight recognises (pure).
+fn operators(deployments: &[Deployment], ns: &str) -> Vec<(String, Option<String>, Vec<String>)> {
+    deployments
         .iter()
         .filter_map(|d| {
-            let args: Vec<String> = d
-                .spec
-                .as_ref()?
-                .template
-                .spec
-                .as_ref()?
-                .containers
+            let containers = &d.spec.as_ref()?.template.spec.as_ref()?.containers;
+            let args: Vec<String> = containers
                 .iter()
                 .flat_map(|c| c.args.iter().flatten().cloned())
                 .collect();
-            let ours = d.metadata.namespace.as_deref() == Some(ns.as_str())
+            let ours = d.metadata.namespace.as_deref() == Some(ns)
                 && d.metadata.name.as_deref() == Some("prometheus-operator");
             let version = if ours {
-                d.spec
-                    .as_ref()?
-                    .template
-                    .spec
-                    .as_ref()?
-                    .containers
+                containers
                     .first()?
                     .image
                     .as_deref()
@@ -182,9 +233,12 @@ pub async fn gather(
                 args,
             ))
         })
-        .collect();
-    let kubelet_services = kubelet
-        .items
+        .collect()
+}
+
+/// The names of the kube-system Services an operator keeps for the kubelet (pure).
+fn kubelet_services(services: &[Service]) -> Vec<String> {
+    services
         .iter()
         .filter(|s| {
             s.metadata.labels.as_ref().is_some_and(|l| {
@@ -193,12 +247,19 @@ pub async fn gather(
             })
         })
         .filter_map(|s| s.metadata.name.clone())
-        .collect();
+        .collect()
+}
 
+/// Every webhook that calls a Service, validating ones first; each Service assumed to exist
+/// until [`mark_missing_services`] looked (pure).
+fn webhooks(
+    validating: &[ValidatingWebhookConfiguration],
+    mutating: &[MutatingWebhookConfiguration],
+) -> Vec<Webhook> {
     // Validating and mutating webhooks have the same fields but no common type.
     macro_rules! webhooks_of {
         ($list:expr, $kind:literal) => {
-            $list.items.iter().flat_map(|c| {
+            $list.iter().flat_map(|c| {
                 c.webhooks.iter().flatten().filter_map(move |w| {
                     let svc = w.client_config.service.as_ref()?;
                     let rules = w.rules.as_deref().unwrap_or_default();
@@ -223,47 +284,71 @@ pub async fn gather(
             })
         };
     }
-    let mut webhooks: Vec<Webhook> = webhooks_of!(vwcs, "ValidatingWebhookConfiguration")
-        .chain(webhooks_of!(mwcs, "MutatingWebhookConfiguration"))
-        .collect();
+    webhooks_of!(validating, "ValidatingWebhookConfiguration")
+        .chain(webhooks_of!(mutating, "MutatingWebhookConfiguration"))
+        .collect()
+}
+
+/// Looks up each Service the webhooks call, once, and marks the webhooks whose is gone.
+async fn mark_missing_services(
+    cluster: &Cluster,
+    webhooks: &mut [Webhook],
+) -> Result<(), ClusterError> {
     let services: BTreeSet<(String, String)> = webhooks.iter().map(|w| w.service.clone()).collect();
     let mut missing = BTreeSet::new();
     for (sns, sname) in services {
-        let api: Api<Service> = Api::namespaced(client.clone(), &sns);
-        if api.get_opt(&sname).await.map_err(classify)?.is_none() {
+        let api: Api<Service> = Api::namespaced(cluster.client.clone(), &sns);
+        if api
+            .get_opt(&sname)
+            .await
+            .map_err(|e| cluster.target.classify(e))?
+            .is_none()
+        {
             missing.insert((sns, sname));
         }
     }
-    for w in &mut webhooks {
+    for w in webhooks {
         w.service_exists = !missing.contains(&w.service);
     }
+    Ok(())
+}
 
-    let alertmanager_config =
-        if status::reuses_operator(snapshot.parent.as_ref().expect("installed")) {
-            Ok(None)
-        } else {
-            let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-            match secrets.get_opt(CONFIG_SECRET).await {
-                Ok(Some(s)) => s
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get("alertmanager.yaml"))
-                    .ok_or_else(|| format!("Secret {ns}/{CONFIG_SECRET} has no alertmanager.yaml"))
-                    .and_then(|b| {
-                        serde_saphyr::from_slice::<Value>(&b.0).map_err(|e| {
-                            format!(
-                                "Secret {ns}/{CONFIG_SECRET}: alertmanager.yaml does not parse: {e}"
-                            )
-                        })
-                    })
-                    .map(Some),
-                Ok(None) => Err(format!("Secret {ns}/{CONFIG_SECRET} is missing")),
-                Err(kube::Error::Api(s)) if s.code == 403 => Ok(None),
-                Err(e) => return Err(classify(e)),
-            }
-        };
+/// The live Alertmanager configuration: none when another operator's stack is reused or the
+/// Secret may not be read, why when it is missing or does not parse.
+async fn alertmanager_config(
+    cluster: &Cluster,
+    snapshot: &Snapshot,
+) -> Result<Result<Option<Value>, String>, ClusterError> {
+    if status::reuses_operator(snapshot.parent.as_ref().expect("installed")) {
+        return Ok(Ok(None));
+    }
+    let ns = &cluster.namespace;
+    let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), ns);
+    Ok(match secrets.get_opt(CONFIG_SECRET).await {
+        Ok(Some(s)) => alertmanager_yaml(&s, ns).map(Some),
+        Ok(None) => Err(format!("Secret {ns}/{CONFIG_SECRET} is missing")),
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok(None),
+        Err(e) => return Err(cluster.target.classify(e)),
+    })
+}
 
-    let blocked: Vec<&str> = status
+/// The configuration in Alertmanager's Secret, or why it cannot be read (pure).
+fn alertmanager_yaml(secret: &Secret, ns: &str) -> Result<Value, String> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("alertmanager.yaml"))
+        .ok_or_else(|| format!("Secret {ns}/{CONFIG_SECRET} has no alertmanager.yaml"))
+        .and_then(|b| {
+            serde_saphyr::from_slice::<Value>(&b.0).map_err(|e| {
+                format!("Secret {ns}/{CONFIG_SECRET}: alertmanager.yaml does not parse: {e}")
+            })
+        })
+}
+
+/// The nodes where the exporter waits for a free host port, the first few (pure).
+fn blocked_nodes(status: &Status) -> Vec<&str> {
+    status
         .nodes
         .iter()
         .filter(|n| {
@@ -274,14 +359,22 @@ pub async fn gather(
         })
         .map(|n| n.name.as_str())
         .take(PORT_SEARCH_NODES)
-        .collect();
+        .collect()
+}
+
+/// The pods holding `port` on each of `nodes`, as (node, pod namespace/name).
+async fn port_holders(
+    cluster: &Cluster,
+    nodes: Vec<&str>,
+    port: u16,
+) -> Result<Vec<(String, String)>, ClusterError> {
     let mut port_holders = Vec::new();
-    for node in blocked {
-        let pods: Api<Pod> = Api::all(client.clone());
+    for node in nodes {
+        let pods: Api<Pod> = Api::all(cluster.client.clone());
         let on_node = pods
             .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
             .await
-            .map_err(classify)?;
+            .map_err(|e| cluster.target.classify(e))?;
         for p in &on_node.items {
             if holds_port(p, port) {
                 port_holders.push((
@@ -295,25 +388,215 @@ pub async fn gather(
             }
         }
     }
-
-    Ok(Extra {
-        namespace_labels: namespace
-            .and_then(|n| n.metadata.labels)
-            .unwrap_or_default(),
-        prometheuses,
-        service_monitors,
-        crds,
-        operators,
-        kubelet_services,
-        webhooks,
-        alertmanager_config,
-        port_holders,
-        unavailable_apis: api_services.map(|l| crate::cluster::blocker::unavailable(&l.items)),
-    })
+    Ok(port_holders)
 }
 
 fn holds_port(p: &Pod, port: u16) -> bool {
     p.spec
         .as_ref()
         .is_some_and(|s| crate::preflight::exporter::serves_port(s, port).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn from<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn monitoring_crds_are_those_of_the_group_with_their_version() {
+        let crd =
+            |name: &str, version: Option<&str>| -> PartialObjectMeta<CustomResourceDefinition> {
+                let mut m = PartialObjectMeta::<CustomResourceDefinition>::default();
+                m.metadata.name = Some(name.into());
+                if let Some(v) = version {
+                    m.metadata.annotations =
+                        Some([(crds::VERSION_ANNOTATION.to_string(), v.to_string())].into());
+                }
+                m
+            };
+        let found = monitoring_crds(&[
+            crd("prometheuses.monitoring.coreos.com", Some("v0.90.0")),
+            crd("certificates.cert-manager.io", Some("v1")),
+            crd("alertmanagers.monitoring.coreos.com", None),
+        ]);
+        assert_eq!(
+            found,
+            [
+                (
+                    "prometheuses.monitoring.coreos.com".to_string(),
+                    Some("v0.90.0".to_string())
+                ),
+                ("alertmanagers.monitoring.coreos.com".to_string(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn operators_are_the_stacks_own_by_its_tag_and_others_as_preflight_sees_them() {
+        let deployment = |ns: &str, name: &str, image: &str| -> Deployment {
+            from(json!({
+                "metadata": {"namespace": ns, "name": name},
+                "spec": {"selector": {}, "template": {"spec": {"containers": [
+                    {"name": "c", "image": image, "args": ["--a=1"]}
+                ]}}},
+            }))
+        };
+        let cases = [
+            (
+                deployment(
+                    "automon",
+                    "prometheus-operator",
+                    "quay.io/x/operator:v0.90.0",
+                ),
+                Some(("automon/prometheus-operator", Some("v0.90.0"))),
+            ),
+            (
+                deployment(
+                    "monitoring",
+                    "kps-operator",
+                    "quay.io/prometheus-operator/prometheus-operator:v0.75.1",
+                ),
+                Some(("monitoring/kps-operator", Some("v0.75.1"))),
+            ),
+            (deployment("web", "nginx", "nginx:1.27"), None),
+        ];
+        for (d, want) in cases {
+            let got = operators(std::slice::from_ref(&d), "automon");
+            let got: Vec<(&str, Option<&str>)> = got
+                .iter()
+                .map(|(n, v, args)| {
+                    assert_eq!(args, &["--a=1"]);
+                    (n.as_str(), v.as_deref())
+                })
+                .collect();
+            assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn kubelet_services_are_found_by_either_label() {
+        let service = |name: &str, labels: Value| -> Service {
+            from(json!({"metadata": {"name": name, "labels": labels}}))
+        };
+        let found = kubelet_services(&[
+            service("kps-kubelet", json!({"app.kubernetes.io/name": "kubelet"})),
+            service("old-kubelet", json!({"k8s-app": "kubelet"})),
+            service("other", json!({"k8s-app": "coredns"})),
+        ]);
+        assert_eq!(found, ["kps-kubelet", "old-kubelet"]);
+    }
+
+    #[test]
+    fn webhooks_that_call_a_service_validating_first() {
+        let configuration = |name: &str, policy: &str, service: bool| {
+            let client = if service {
+                json!({"service": {"namespace": "cm", "name": "webhook"}})
+            } else {
+                json!({"url": "https://example.test"})
+            };
+            json!({
+                "metadata": {"name": name},
+                "webhooks": [{
+                    "name": format!("{name}.example.test"),
+                    "clientConfig": client,
+                    "failurePolicy": policy,
+                    "rules": [{"apiGroups": ["apps"], "resources": ["deployments"]}],
+                    "sideEffects": "None", "admissionReviewVersions": ["v1"],
+                }],
+            })
+        };
+        let found = webhooks(
+            &[
+                from(configuration("v", "Fail", true)),
+                from(configuration("by-url", "Fail", false)),
+            ],
+            &[from(configuration("m", "Ignore", true))],
+        );
+        let seen: Vec<(&str, &str, bool, bool)> = found
+            .iter()
+            .map(|w| {
+                (
+                    w.configuration.as_str(),
+                    w.kind,
+                    w.fail_closed,
+                    w.service_exists,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("v", "ValidatingWebhookConfiguration", true, true),
+                ("m", "MutatingWebhookConfiguration", false, true),
+            ]
+        );
+        assert_eq!(found[0].service, ("cm".to_string(), "webhook".to_string()));
+        assert_eq!(found[0].groups, ["apps"]);
+        assert_eq!(found[0].resources, ["deployments"]);
+    }
+
+    #[test]
+    fn alertmanager_yaml_or_why_not() {
+        let secret = |data: Value| -> Secret { from(json!({"data": data})) };
+        let encoded = |s: &str| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(s)
+        };
+        let cases = [
+            (
+                secret(json!({"alertmanager.yaml": encoded("route: {receiver: a}")})),
+                Ok(json!({"route": {"receiver": "a"}})),
+            ),
+            (
+                secret(json!({})),
+                Err("Secret automon/alertmanager-automon-config has no alertmanager.yaml"),
+            ),
+            (
+                secret(json!({"alertmanager.yaml": encoded("route: [")})),
+                Err("Secret automon/alertmanager-automon-config: alertmanager.yaml does not parse"),
+            ),
+        ];
+        for (s, want) in cases {
+            match (alertmanager_yaml(&s, "automon"), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want),
+                (Err(got), Err(want)) => assert!(got.starts_with(want), "{got}"),
+                (got, want) => panic!("{got:?}, wanted {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn blocked_nodes_are_those_whose_exporter_waits_for_the_port() {
+        let node = |name: &str, state: Option<&str>, reason: Option<&str>| status::NodeStatus {
+            name: name.into(),
+            ready: "True".into(),
+            os: "linux".into(),
+            arch: "amd64".into(),
+            coverage: status::Coverage::NotMonitored,
+            exporter: state.map(|s| status::nodes::ExporterPod {
+                name: format!("node-exporter-{name}"),
+                state: s.into(),
+                ready: false,
+                restarts: 0,
+            }),
+            scrape: None,
+            cause: None,
+            reason: reason.map(str::to_string),
+        };
+        let taken = Some("0/1 nodes are available: 1 node(s) didn't have free ports");
+        let mut st = Status::not_installed("automon");
+        st.nodes = vec![
+            node("a", Some("Pending"), taken),
+            node("b", Some("CrashLoopBackOff"), taken),
+            node("c", Some("Pending"), Some("Insufficient cpu")),
+            node("d", None, taken),
+        ];
+        st.nodes
+            .extend((0..6).map(|i| node(&format!("n{i}"), Some("Pending"), taken)));
+        assert_eq!(blocked_nodes(&st), ["a", "n0", "n1", "n2", "n3"]);
+    }
 }

@@ -5,7 +5,7 @@
 
 //!
 //! Three parts: [`gather`] reads the cluster, [`checks`] judges (pure, one function per
-//! check), [`report`] counts and decides the exit code.
+//! check), [`report`] counts and says what they come to ([`crate::exit`] numbers it).
 
 mod checks;
 mod gather;

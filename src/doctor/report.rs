@@ -1,5 +1,6 @@
-//! The findings counted, and the exit code they make.
+//! The findings counted, and what they come to.
 
+use crate::exit::Checks;
 use serde::Serialize;
 
 use super::Finding;
@@ -30,18 +31,42 @@ impl Report {
         }
     }
 
-    /// 0 when nothing failed (warnings allowed), 9 when not installed, 8 otherwise.
-    pub fn exit_code(&self) -> u8 {
+    /// Not installed when that check failed; failed when any other did (warnings pass).
+    pub fn outcome(&self) -> Checks {
         if self
             .checks
             .iter()
             .any(|c| c.check == "installed" && c.level == Level::Fail)
         {
-            crate::cluster::error::exit::NOT_INSTALLED
+            Checks::NotInstalled
         } else if self.failures > 0 {
-            crate::cluster::error::exit::DEGRADED
+            Checks::Failed
         } else {
-            0
+            Checks::Passed
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_check_fails_and_a_failed_installed_check_says_not_installed() {
+        let f = |check, level| Finding::new(check, level, "m");
+        let cases = [
+            (
+                vec![f("pods", Level::Ok), f("crds", Level::Warn)],
+                Checks::Passed,
+            ),
+            (
+                vec![f("pods", Level::Ok), f("crds", Level::Fail)],
+                Checks::Failed,
+            ),
+            (vec![f("installed", Level::Fail)], Checks::NotInstalled),
+        ];
+        for (checks, want) in cases {
+            assert_eq!(Report::new("automon", checks).outcome(), want);
         }
     }
 }

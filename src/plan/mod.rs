@@ -454,7 +454,66 @@ pub fn plan(
     source: CrdSource,
     origin: &str,
 ) -> Result<Plan, PlanError> {
-    let (parents, mut members): (Vec<Object>, Vec<Object>) =
+    let (mut parent, members) = parent_and_members(objects, state)?;
+    let namespace = parent.metadata.namespace.clone().unwrap_or_default();
+    if let Some(holder) = &state.exporter
+        && members.iter().any(|o| {
+            kind(o) == "DaemonSet"
+                && o.metadata.name.as_deref() == Some(render::node_exporter::NAME)
+        })
+    {
+        return Err(PlanError::ExporterTaken {
+            holder: holder.describe(),
+        });
+    }
+    let mut warnings = Vec::new();
+    let reuse = state.existing.as_ref().map(|found| {
+        warnings.extend(selector_warnings(found, &namespace));
+        Reuse {
+            operator: describe_operator(found),
+            labels: found
+                .prometheuses
+                .first()
+                .map(preflight::labels_to_match)
+                .unwrap_or_default(),
+        }
+    });
+    let (mut members, adopted_namespace) = adopt_namespace(members, state, &mut parent);
+    if let Some(r) = &reuse {
+        members = beside_existing_operator(members, r, state, &mut parent, &mut warnings);
+    }
+    let (mut members, crds_sent, identical) = crds_to_send(members, state);
+    let crds = crds_line(source, origin, crds_sent.len(), identical);
+    members.sort_by_key(render::phase);
+    // The parent lists exactly its members' kinds; CRDs that stay members (identical ones not
+    // sent, or those an earlier --crds-from made members) stay listed for disable to find.
+    let mut kinds: BTreeSet<String> = members.iter().map(model::group_kind).collect();
+    if identical > 0 {
+        kinds.insert(CRD_KIND.to_string());
+    }
+    let (first_parent, final_parent, prune) =
+        parents_and_prune(&inventory::listing(&parent, kinds), &members, state);
+    Ok(Plan {
+        namespace,
+        reuse,
+        crds,
+        wait_for: crds_sent,
+        first_parent,
+        final_parent,
+        members,
+        adopted_namespace,
+        prune,
+        warnings,
+    })
+}
+
+/// The ApplySet parent among `objects`, and the rest; refused without a parent, or with one
+/// in another namespace than the stack the cluster has.
+fn parent_and_members(
+    objects: Vec<Object>,
+    state: &ClusterState,
+) -> Result<(Object, Vec<Object>), PlanError> {
+    let (parents, members): (Vec<Object>, Vec<Object>) =
         objects.into_iter().partition(model::is_parent);
     let parent = parents.into_iter().next().ok_or(PlanError::NoParent)?;
     let namespace = parent.metadata.namespace.clone().unwrap_or_default();
@@ -467,31 +526,16 @@ pub fn plan(
             found: namespace,
         });
     }
+    Ok((parent, members))
+}
 
-    let mut warnings = Vec::new();
-    if let Some(holder) = &state.exporter
-        && members.iter().any(|o| {
-            kind(o) == "DaemonSet"
-                && o.metadata.name.as_deref() == Some(render::node_exporter::NAME)
-        })
-    {
-        return Err(PlanError::ExporterTaken {
-            holder: holder.describe(),
-        });
-    }
-    let reuse = state.existing.as_ref().map(|found| {
-        let labels = found
-            .prometheuses
-            .first()
-            .map(preflight::labels_to_match)
-            .unwrap_or_default();
-        warnings.extend(selector_warnings(found, &namespace));
-        Reuse {
-            operator: describe_operator(found),
-            labels,
-        }
-    });
-    let mut parent = parent;
+/// The user's namespace, when it was there before automon, taken out of the members to be
+/// applied apart (and the parent says so); the members unchanged otherwise.
+fn adopt_namespace(
+    mut members: Vec<Object>,
+    state: &ClusterState,
+    parent: &mut Object,
+) -> (Vec<Object>, Option<Object>) {
     let adopted_namespace = namespace_existed(state)
         .then(|| {
             let at = members.iter().position(|o| kind(o) == "Namespace")?;
@@ -505,43 +549,58 @@ pub fn plan(
             .get_or_insert_with(Default::default)
             .insert(NAMESPACE_EXISTED.to_string(), "true".to_string());
     }
-    if let Some(r) = &reuse {
-        members = reuse_existing_operator(members, &r.labels);
-        let found = state.existing.as_ref();
-        let already = found.map(|f| f.already.clone()).unwrap_or_default();
-        let left_out = LeftOut::of(&members, &already);
-        members = left_out.apply(members);
-        warnings.extend(left_out.describe(&already));
-        if let Some(why) = &already.not_checked {
-            warnings.push(format!(
-                "could not tell which alerts and scrapes the existing stack already has ({why}): if it has kubernetes-mixin's, its Prometheus evaluates some alerts twice"
-            ));
-        }
-        let annotations = parent
-            .metadata
-            .annotations
-            .get_or_insert_with(Default::default);
-        if let Some(recorded) = left_out.annotation() {
-            annotations.insert(LEFT_OUT.to_string(), recorded);
-        }
-        if let Some(p) = found.and_then(|f| f.prometheuses.first()) {
-            annotations.insert(
-                PROMETHEUS_FROM.to_string(),
-                format!("{}/{}", p.namespace, p.name),
-            );
-        }
-        if let Some(d) = found.and_then(|f| f.deployments.first()) {
-            annotations.insert(
-                OPERATOR_FROM.to_string(),
-                format!("{}/{}", d.namespace, d.name),
-            );
-        }
-    }
+    (members, adopted_namespace)
+}
 
-    // CRDs: sent unless the cluster has exactly what would be sent.
+/// The members beside another operator: without what it replaces or already does, labelled
+/// for its selectors; the parent records what was left out and whose Prometheus and operator
+/// are relied on.
+fn beside_existing_operator(
+    members: Vec<Object>,
+    reuse: &Reuse,
+    state: &ClusterState,
+    parent: &mut Object,
+    warnings: &mut Vec<String>,
+) -> Vec<Object> {
+    let members = reuse_existing_operator(members, &reuse.labels);
+    let found = state.existing.as_ref();
+    let already = found.map(|f| f.already.clone()).unwrap_or_default();
+    let left_out = LeftOut::of(&members, &already);
+    let members = left_out.apply(members);
+    warnings.extend(left_out.describe(&already));
+    if let Some(why) = &already.not_checked {
+        warnings.push(format!(
+            "could not tell which alerts and scrapes the existing stack already has ({why}): if it has kubernetes-mixin's, its Prometheus evaluates some alerts twice"
+        ));
+    }
+    let annotations = parent
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
+    if let Some(recorded) = left_out.annotation() {
+        annotations.insert(LEFT_OUT.to_string(), recorded);
+    }
+    if let Some(p) = found.and_then(|f| f.prometheuses.first()) {
+        annotations.insert(
+            PROMETHEUS_FROM.to_string(),
+            format!("{}/{}", p.namespace, p.name),
+        );
+    }
+    if let Some(d) = found.and_then(|f| f.deployments.first()) {
+        annotations.insert(
+            OPERATOR_FROM.to_string(),
+            format!("{}/{}", d.namespace, d.name),
+        );
+    }
+    members
+}
+
+/// The members with each CRD digested, less the CRDs the cluster has exactly (as the
+/// digest says); the names of those sent, and how many were identical.
+fn crds_to_send(members: Vec<Object>, state: &ClusterState) -> (Vec<Object>, Vec<String>, usize) {
     let mut identical = 0;
-    let mut crds_sent = Vec::new();
-    members = members
+    let mut sent = Vec::new();
+    let members = members
         .into_iter()
         .filter_map(|o| {
             if kind(&o) != "CustomResourceDefinition" {
@@ -555,12 +614,17 @@ pub fn plan(
                 identical += 1;
                 None
             } else {
-                crds_sent.push(name);
+                sent.push(name);
                 Some(o)
             }
         })
         .collect();
-    let crds = match source {
+    (members, sent, identical)
+}
+
+/// Where the CRDs come from and what happens to them, for the `CRDs` line (pure).
+fn crds_line(source: CrdSource, origin: &str, sent: usize, identical: usize) -> String {
+    match source {
         CrdSource::Existing => {
             "those of the Prometheus Operator already installed, as they are".to_string()
         }
@@ -569,55 +633,41 @@ pub fn plan(
             crds::PINNED_CRDS.len()
         ),
         CrdSource::Untouched => "left as they are (a revision does not record CRDs)".to_string(),
-        CrdSource::Load => match (crds_sent.len(), identical) {
+        CrdSource::Load => match (sent, identical) {
             (n, 0) => format!("{n} from {origin}"),
             (0, same) => format!("{same} from {origin}, identical to the cluster's: not sent"),
             (n, same) => format!("{} from {origin}, {same} identical: {n} sent", n + same),
         },
-    };
-    members.sort_by_key(render::phase);
-
-    // The parent lists exactly its members' kinds; CRDs that stay members (identical ones not
-    // sent, or those an earlier --crds-from made members) stay listed for disable to find.
-    let mut kinds: BTreeSet<String> = members.iter().map(model::group_kind).collect();
-    if identical > 0 {
-        kinds.insert(CRD_KIND.to_string());
     }
-    let listed = inventory::listing(&parent, kinds);
-    let (final_parent, first_parent, prune) = match &state.inventory {
-        Some(before) => {
-            let final_parent = inventory::final_parent(&listed, &before.members);
-            let mut first = inventory::with_kinds(
-                &final_parent,
-                inventory::group_kinds(&before.parent.metadata),
-            );
-            // The stored configuration changes with the last write, once every member has
-            // been applied: a run that stops half-way leaves the configuration that is live.
-            if let Some(stored) = before.parent.data.get("data") {
-                first.data["data"] = stored.clone();
-            }
-            let mut keep = members.clone();
-            keep.push(final_parent.clone());
-            let prune = inventory::stale(&before.members, &keep)
-                .into_iter()
-                .cloned()
-                .collect();
-            (final_parent, first, prune)
-        }
-        None => (listed.clone(), listed, Vec::new()),
+}
+
+/// The parent as the first write leaves it and as the run leaves it, from `listed` (the
+/// parent listing the members' kinds), and the members of the earlier run to prune, in order.
+fn parents_and_prune(
+    listed: &Object,
+    members: &[Object],
+    state: &ClusterState,
+) -> (Object, Object, Vec<Object>) {
+    let Some(before) = &state.inventory else {
+        return (listed.clone(), listed.clone(), Vec::new());
     };
-    Ok(Plan {
-        namespace,
-        reuse,
-        crds,
-        wait_for: crds_sent,
-        first_parent,
-        final_parent,
-        members,
-        adopted_namespace,
-        prune,
-        warnings,
-    })
+    let final_parent = inventory::final_parent(listed, &before.members);
+    let mut first = inventory::with_kinds(
+        &final_parent,
+        inventory::group_kinds(&before.parent.metadata),
+    );
+    // The stored configuration changes with the last write, once every member has
+    // been applied: a run that stops half-way leaves the configuration that is live.
+    if let Some(stored) = before.parent.data.get("data") {
+        first.data["data"] = stored.clone();
+    }
+    let mut keep = members.to_vec();
+    keep.push(final_parent.clone());
+    let prune = inventory::stale(&before.members, &keep)
+        .into_iter()
+        .cloned()
+        .collect();
+    (first, final_parent, prune)
 }
 
 /// Whether the stack's namespace is the user's: it exists and is not a member of automon's
@@ -858,6 +908,47 @@ mod tests {
         Inventory {
             parent: p.final_parent.clone(),
             members: p.members.clone(),
+        }
+    }
+
+    #[test]
+    fn the_crds_line_says_where_they_come_from_and_what_is_sent() {
+        let pinned = crds::PINNED_CRDS.len();
+        let cases = [
+            (
+                CrdSource::Existing,
+                0,
+                0,
+                "those of the Prometheus Operator already installed, as they are".to_string(),
+            ),
+            (
+                CrdSource::Kept,
+                0,
+                0,
+                format!("{pinned} in the cluster at a compatible version, kept as they are"),
+            ),
+            (
+                CrdSource::Untouched,
+                0,
+                0,
+                "left as they are (a revision does not record CRDs)".to_string(),
+            ),
+            (CrdSource::Load, 10, 0, "10 from ./crds".to_string()),
+            (
+                CrdSource::Load,
+                0,
+                10,
+                "10 from ./crds, identical to the cluster's: not sent".to_string(),
+            ),
+            (
+                CrdSource::Load,
+                2,
+                8,
+                "10 from ./crds, 8 identical: 2 sent".to_string(),
+            ),
+        ];
+        for (source, sent, identical, want) in cases {
+            assert_eq!(crds_line(source, "./crds", sent, identical), want);
         }
     }
 

@@ -34,10 +34,7 @@ use crate::model::exporter::Holder;
 use crate::model::names::NAME_LABEL;
 use crate::output::shell_word;
 use crate::{
-    cluster::{
-        Cluster,
-        error::{ClusterError, exit},
-    },
+    cluster::{Cluster, error::ClusterError},
     model::{
         Object, api_version, kind,
         resources::{self, Scope},
@@ -1060,6 +1057,18 @@ fn assess_version(v: &ServerVersion) -> Finding {
     }
 }
 
+/// What preflight comes to, for enable and for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    /// Permissions enable needs are missing.
+    MissingPermissions,
+    /// Another exporter serves node-exporter's port and automon's own is asked for.
+    ExporterConflict,
+    /// Another check failed (the server is unreachable or unsupported).
+    Failed,
+}
+
 impl Report {
     /// The checks, in the order they are printed (pure).
     pub fn assess(&self) -> Vec<Finding> {
@@ -1136,8 +1145,9 @@ impl Report {
         ]
     }
 
-    /// 0 when enable may go ahead; 6 when permissions are missing; 1 when the server is unsupported.
-    pub fn exit_code(&self) -> u8 {
+    /// Whether enable may go ahead, and what stops it when not: missing permissions first,
+    /// then another exporter on the port, then any other failed check.
+    pub fn outcome(&self) -> Outcome {
         let checks = self.assess();
         let failed = |name| {
             checks
@@ -1145,18 +1155,18 @@ impl Report {
                 .any(|c| c.check == name && c.level == Level::Fail)
         };
         if failed("permissions") {
-            exit::FORBIDDEN
+            Outcome::MissingPermissions
         } else if failed("exporter") {
-            exit::CONFLICT
+            Outcome::ExporterConflict
         } else if checks.iter().any(|c| c.level == Level::Fail) {
-            exit::FAILURE
+            Outcome::Failed
         } else {
-            0
+            Outcome::Passed
         }
     }
 
     pub fn passed(&self) -> bool {
-        self.exit_code() == 0
+        self.outcome() == Outcome::Passed
     }
 
     /// `Preflight ✓ reachable  ✓ version supported  ✓ 41 permissions  ✓ no other Prometheus
@@ -1181,6 +1191,43 @@ impl Report {
         }
         out
     }
+}
+
+/// Permissions the loop needs and the credentials lack: said at start, before any write, one
+/// line per resource and scope with its verbs.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "reconcile cannot run with these credentials; nothing was written. Missing:\n{}\n{}",
+    grouped(missing),
+    if *repair {
+        "(--no-repair needs only the reads, Events and the Lease; an admin grants the rest with a Role or ClusterRole and a binding)"
+    } else {
+        "(an admin grants them with a Role or ClusterRole and a binding)"
+    }
+)]
+pub struct Denied {
+    pub missing: Vec<Permission>,
+    pub repair: bool,
+}
+
+/// `  list, watch nodes cluster-wide`, one line per resource and scope.
+fn grouped(missing: &[Permission]) -> String {
+    let mut by: BTreeMap<(Option<&str>, String), Vec<&str>> = BTreeMap::new();
+    for p in missing {
+        by.entry((p.namespace.as_deref(), p.qualified_resource()))
+            .or_default()
+            .push(&p.verb);
+    }
+    by.into_iter()
+        .map(|((ns, resource), verbs)| {
+            let scope = match ns {
+                Some(ns) => format!("in namespace {ns:?}"),
+                None => "cluster-wide".into(),
+            };
+            format!("  {} {resource} {scope}", verbs.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -1389,7 +1436,7 @@ mod tests {
     #[test]
     fn all_good_is_one_line() {
         let r = report();
-        assert_eq!(r.exit_code(), 0);
+        assert_eq!(r.outcome(), Outcome::Passed);
         let p = Palette::stderr();
         assert_eq!(
             strip(&r.human(&p)),
@@ -1407,7 +1454,7 @@ mod tests {
             perm("get", MONITORING_GROUP, "prometheuses", Some("automon")),
         ];
         r.user = Some("alice".into());
-        assert_eq!(r.exit_code(), exit::FORBIDDEN);
+        assert_eq!(r.outcome(), Outcome::MissingPermissions);
         let text = strip(&r.human(&Palette::stderr()));
         let want = r#"Preflight ✓ reachable  ✓ version supported  ✗ 4 of 41 permissions missing  ✓ no other Prometheus Operator  ✓ port 9100 free for node-exporter
   ✗ create               namespaces                          cluster-wide
@@ -1694,7 +1741,7 @@ kubectl create rolebinding automon-installer --namespace=automon --role=automon-
         assert_eq!(level("", "", "weird"), Level::Warn);
         let mut r = report();
         r.server_version.minor = "29".into();
-        assert_eq!(r.exit_code(), exit::FAILURE);
+        assert_eq!(r.outcome(), Outcome::Failed);
     }
 
     fn selector(labels: &[(&str, &str)]) -> Option<LabelSelector> {
@@ -1712,7 +1759,7 @@ kubectl create rolebinding automon-installer --namespace=automon --role=automon-
     #[test]
     fn a_taken_port_is_scraped_or_with_our_own_asked_for_refused_with_the_way_out() {
         let mut r = report();
-        assert_eq!(r.exit_code(), 0);
+        assert_eq!(r.outcome(), Outcome::Passed);
         assert!(strip(&r.human(&Palette::stderr())).contains("port 9100 free for node-exporter"));
         let d: k8s_openapi::api::apps::v1::DaemonSet = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "node-exporter", "namespace": "monitoring"},
@@ -1721,7 +1768,7 @@ kubectl create rolebinding automon-installer --namespace=automon --role=automon-
         }))
         .unwrap();
         r.existing_exporter.holder = crate::preflight::exporter::holder(&[d], 9100, "automon");
-        assert_eq!(r.exit_code(), 0, "scraped, not an error");
+        assert_eq!(r.outcome(), Outcome::Passed, "scraped, not an error");
         let text = strip(&r.human(&Palette::stderr()));
         assert!(
             text.contains("another exporter serves port 9100; enable will scrape it"),
@@ -1732,7 +1779,7 @@ kubectl create rolebinding automon-installer --namespace=automon --role=automon-
             "{text}"
         );
         r.existing_exporter.reuse = false;
-        assert_eq!(r.exit_code(), exit::CONFLICT);
+        assert_eq!(r.outcome(), Outcome::ExporterConflict);
         let text = strip(&r.human(&Palette::stderr()));
         assert!(
             text.contains("port 9100 is taken by another exporter"),
@@ -1763,8 +1810,8 @@ kubectl create rolebinding automon-installer --namespace=automon --role=automon-
             already: Default::default(),
         };
         assert_eq!(
-            r.exit_code(),
-            0,
+            r.outcome(),
+            Outcome::Passed,
             "an existing operator is reused, not an error"
         );
         let text = strip(&r.human(&Palette::stderr()));

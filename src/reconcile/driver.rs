@@ -42,6 +42,7 @@ use super::{
     metrics::Metrics,
 };
 
+use crate::exit::Verdict;
 use crate::model::names::LEASE_NAME;
 use crate::{
     cluster::{
@@ -458,8 +459,8 @@ impl Driver {
         }
     }
 
-    /// Runs the loop (or the one pass) to its exit code.
-    pub async fn run(mut self, watches: Watches) -> anyhow::Result<u8> {
+    /// Runs the loop (or the one pass) to its verdict.
+    pub async fn run(mut self, watches: Watches) -> anyhow::Result<Verdict> {
         // The Lease first: a second loop says at once who leads.
         let lease = LeaseManagerBuilder::new(self.cluster.client.clone(), LEASE_NAME)
             .with_namespace(&self.cluster.namespace)
@@ -520,8 +521,8 @@ impl Driver {
         live_holder(lease, &self.options.identity, Timestamp::now())
     }
 
-    /// One input, and the answers to the requests it leads to; `Some(code)` ends the loop.
-    async fn step(&mut self, input: Input, stores: &Stores) -> Option<u8> {
+    /// One input, and the answers to the requests it leads to; `Some(verdict)` ends the loop.
+    async fn step(&mut self, input: Input, stores: &Stores) -> Option<Verdict> {
         let mut next = Some(input);
         while let Some(input) = next.take() {
             for action in self.machine.handle(input, now()) {

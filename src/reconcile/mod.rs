@@ -23,12 +23,14 @@ use anyhow::Context as _;
 use k8s_openapi::api::core::v1::ConfigMap;
 use tracing::info;
 
-pub use permissions::{Denied, permissions};
+pub use permissions::permissions;
 
 use crate::{
-    cluster::{Cluster, error::exit},
+    cluster::Cluster,
+    exit::Verdict,
     model::resources::{self, Known},
     preflight, render,
+    status::Health,
 };
 use machine::{Desired, ExporterSource, Machine, Start};
 use metrics::Metrics;
@@ -81,8 +83,8 @@ fn kinds_of(parent: &ConfigMap) -> Vec<&'static Known> {
     kinds
 }
 
-/// Runs the command: one pass, or the loop. The exit code as the README documents it.
-pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
+/// Runs the command: one pass, or the loop, to its verdict.
+pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<Verdict> {
     let started = Instant::now();
     let ns = cluster.namespace.clone();
     let Some((parent, config)) = driver::installed(&cluster).await? else {
@@ -90,7 +92,7 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
         crate::output::diag!(
             "Install it with: kubectl automon enable -n {ns} (see `kubectl automon preflight` first)"
         );
-        return Ok(exit::NOT_INSTALLED);
+        return Ok(Verdict::Health(Health::NotInstalled));
     };
     let version = cluster
         .client
@@ -112,7 +114,7 @@ pub async fn run(cluster: Cluster, options: Options) -> anyhow::Result<u8> {
     let wanted = permissions(&ns, &source.namespace, &members, &rendered, options.repair);
     let missing = preflight::denied(&cluster, wanted).await?;
     if !missing.is_empty() {
-        return Err(Denied {
+        return Err(crate::preflight::Denied {
             missing,
             repair: options.repair,
         }

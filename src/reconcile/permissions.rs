@@ -2,7 +2,7 @@
 //! and of enable's plan, the leader's writes, and what a repair re-applies; and the error that
 //! names what the credentials lack, one line per resource and scope.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::{
     model::{
@@ -64,46 +64,11 @@ pub fn permissions(
     wanted
 }
 
-/// Permissions the loop needs and the credentials lack: said at start, before any write, one
-/// line per resource and scope with its verbs.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "reconcile cannot run with these credentials; nothing was written. Missing:\n{}\n{}",
-    grouped(missing),
-    if *repair {
-        "(--no-repair needs only the reads, Events and the Lease; an admin grants the rest with a Role or ClusterRole and a binding)"
-    } else {
-        "(an admin grants them with a Role or ClusterRole and a binding)"
-    }
-)]
-pub struct Denied {
-    pub missing: Vec<Permission>,
-    pub repair: bool,
-}
-
-/// `  list, watch nodes cluster-wide`, one line per resource and scope.
-fn grouped(missing: &[Permission]) -> String {
-    let mut by: BTreeMap<(Option<&str>, String), Vec<&str>> = BTreeMap::new();
-    for p in missing {
-        by.entry((p.namespace.as_deref(), p.qualified_resource()))
-            .or_default()
-            .push(&p.verb);
-    }
-    by.into_iter()
-        .map(|((ns, resource), verbs)| {
-            let scope = match ns {
-                Some(ns) => format!("in namespace {ns:?}"),
-                None => "cluster-wide".into(),
-            };
-            format!("  {} {resource} {scope}", verbs.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    use crate::preflight::Denied;
 
     use super::*;
 

@@ -2,10 +2,9 @@
 //! at once, each filtered by the stack's namespace or label (never one call per node, never
 //! every pod of the cluster); assessing is pure; printing is the command's.
 
-pub mod workloads;
-
 pub mod nodes;
 pub mod prometheus;
+pub mod workloads;
 
 use std::collections::BTreeMap;
 
@@ -20,12 +19,11 @@ use kube::api::{Api, ListParams};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::model;
 use crate::{
     cluster::{Cluster, error::ClusterError, inventory::stored_config},
     config::Config,
     model::{
-        Object,
+        self, Object,
         names::{PART_OF, PART_OF_LABEL},
         resources,
     },
@@ -90,69 +88,79 @@ fn part_of() -> ListParams {
 /// Reads the stack and the nodes. The parent first (one GET): nothing else is read when the
 /// stack is not installed. Then every list and the questions to Prometheus at once.
 pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot, ClusterError> {
-    let ns = cluster.namespace.clone();
     let classify = |e| cluster.target.classify(e);
-    let client = &cluster.client;
-    let parent = crate::cluster::inventory::parent_configmap(client, &ns)
+    let parent = crate::cluster::inventory::parent_configmap(&cluster.client, &cluster.namespace)
         .await
         .map_err(classify)?;
-    let mut snapshot = Snapshot {
-        namespace: ns.clone(),
-        parent: None,
-        deployments: Vec::new(),
-        daemonsets: Vec::new(),
-        custom: Vec::new(),
-        rules: Vec::new(),
-        dashboards: Vec::new(),
-        pods: Vec::new(),
-        nodes: Vec::new(),
-        events: Vec::new(),
-        prometheus: None,
-        exporter_from: None,
-        exporter: None,
-        reused: Vec::new(),
-        lease: None,
-    };
     let Some(parent) = parent else {
-        return Ok(snapshot);
+        return Ok(Snapshot::empty(&cluster.namespace));
     };
-    let exporter_from = exporter_from(&parent);
-    let reuses_operator = reuses_operator(&parent);
-    let custom_list = |group_kind: &'static str, lp: ListParams| {
-        let api = resources::by_group_kind(group_kind)
-            .expect("monitoring kinds are known")
-            .api(client, Some(&ns));
-        async move {
-            match api.list(&lp).await {
-                Ok(l) => Ok(l.items),
-                // CRDs removed under the stack: none of those objects, not an error.
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
-                Err(e) => Err(e),
+    let reused = reused_prometheus(&parent);
+    let source = prometheus_source(cluster, prom, reuses_operator(&parent), reused.as_ref());
+    let ask = async {
+        match source {
+            Some(s) => {
+                let wait = cluster.target.timeout.unwrap_or(prometheus::TIMEOUT);
+                Some(prometheus::ask(s, wait).await)
             }
+            None => None,
         }
     };
-    // The exporter's DaemonSet: automon's own, or the one of another stack it scrapes.
-    let (exporter_ns, exporter_name) =
-        match exporter_from.as_deref().and_then(|f| f.split_once('/')) {
-            Some((ns, name)) => (ns.to_string(), name.to_string()),
-            None => (ns.clone(), NODE_EXPORTER.to_string()),
-        };
-    let events = ListParams::default().fields(&format!(
-        "involvedObject.kind=DaemonSet,involvedObject.name={exporter_name},reason=FailedCreate"
-    ));
-    let dashboards = ListParams::default().labels(&format!(
-        "{}={}",
-        grafana::DASHBOARD_LABEL,
-        grafana::DASHBOARD_LABEL_VALUE
-    ));
-    // The Prometheus that scrapes the stack: its own, or the reused one (through the
-    // `prometheus-operated` Service its operator keeps in front of every Prometheus).
-    let reused = reused_prometheus(&parent);
-    let source = match (&prom.url, &reused) {
+    // Best effort: credentials that cannot read Leases still get the rest of status.
+    let lease = async {
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+            cluster.client.clone(),
+            &cluster.namespace,
+        )
+        .get_opt(crate::model::names::LEASE_NAME)
+        .await
+        .ok()
+        .flatten()
+    };
+    let (listed, answer, lease) = tokio::join!(list(cluster, parent), ask, lease);
+    let mut snapshot = listed.map_err(classify)?;
+    snapshot.prometheus = answer;
+    snapshot.lease = lease;
+    Ok(snapshot)
+}
+
+impl Snapshot {
+    /// A namespace without the stack: nothing read.
+    fn empty(namespace: &str) -> Snapshot {
+        Snapshot {
+            namespace: namespace.to_string(),
+            parent: None,
+            deployments: Vec::new(),
+            daemonsets: Vec::new(),
+            custom: Vec::new(),
+            rules: Vec::new(),
+            dashboards: Vec::new(),
+            pods: Vec::new(),
+            nodes: Vec::new(),
+            events: Vec::new(),
+            prometheus: None,
+            exporter_from: None,
+            exporter: None,
+            reused: Vec::new(),
+            lease: None,
+        }
+    }
+}
+
+/// The Prometheus that scrapes the stack: `--prometheus-url`, its own, or the reused one
+/// (through the `prometheus-operated` Service its operator keeps in front of every
+/// Prometheus); `None` when there is none to ask.
+fn prometheus_source<'a>(
+    cluster: &'a Cluster,
+    prom: &'a PrometheusFlag,
+    reuses_operator: bool,
+    reused: Option<&'a (String, String)>,
+) -> Option<prometheus::Source<'a>> {
+    match (&prom.url, reused) {
         (Some(url), _) => Some(prometheus::Source::Url(url)),
         (None, _) if !reuses_operator => Some(prometheus::Source::ServiceProxy {
             cluster,
-            namespace: &ns,
+            namespace: &cluster.namespace,
             service: render::prometheus::SERVICE,
             port: render::prometheus::PORT_NAME,
         }),
@@ -163,70 +171,38 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
             port: "web",
         }),
         (None, None) => None,
-    };
-    let ask = async {
-        match source {
-            Some(s) => {
-                let wait = cluster.target.timeout.unwrap_or(prometheus::TIMEOUT);
-                Some(prometheus::ask(s, wait).await)
-            }
-            None => None,
-        }
-    };
-    let (deployments_api, daemonsets_api) = (
-        Api::<Deployment>::namespaced(client.clone(), &ns),
-        Api::<DaemonSet>::namespaced(client.clone(), &ns),
-    );
-    let configmaps_api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
-    let pods_api = Api::<crate::model::slim::SlimPod>::namespaced(client.clone(), &ns);
-    let nodes_api = Api::<crate::model::slim::SlimNode>::all(client.clone());
-    let events_api = Api::<Event>::namespaced(client.clone(), &exporter_ns);
-    let (labelled, all) = (part_of(), ListParams::default());
-    // Another stack's exporter: that DaemonSet, then its pods (by its selector).
+    }
+}
+
+/// Every list of the stack under `parent`, at once: its workloads, custom resources, rules,
+/// dashboards, pods, the nodes, the exporter's refusals, and the other stack's parts it
+/// relies on. Prometheus' answer and the Lease are left to the caller.
+async fn list(cluster: &Cluster, parent: ConfigMap) -> Result<Snapshot, kube::Error> {
+    let client = &cluster.client;
+    let ns = &cluster.namespace;
+    let exporter_from = exporter_from(&parent);
+    let (exporter_ns, exporter_name) = exporter_daemonset(exporter_from.as_deref(), ns);
+    let events = ListParams::default().fields(&format!(
+        "involvedObject.kind=DaemonSet,involvedObject.name={exporter_name},reason=FailedCreate"
+    ));
+    let dashboards = ListParams::default().labels(&format!(
+        "{}={}",
+        grafana::DASHBOARD_LABEL,
+        grafana::DASHBOARD_LABEL_VALUE
+    ));
     let borrowed = async {
         if exporter_from.is_none() {
             return Ok((None, Vec::new()));
         }
-        let api = Api::<DaemonSet>::namespaced(client.clone(), &exporter_ns);
-        let Some(ds) = api.get_opt(&exporter_name).await? else {
-            return Ok((None, Vec::new()));
-        };
-        let selector = ds
-            .spec
-            .as_ref()
-            .map(|s| crate::model::selector::to_query(&s.selector))
-            .unwrap_or_default();
-        let pods = Api::<crate::model::slim::SlimPod>::namespaced(client.clone(), &exporter_ns);
-        let pods =
-            crate::cluster::list_paged(&pods, &ListParams::default().labels(&selector)).await?;
-        Ok::<_, kube::Error>((Some(ds), pods))
+        borrowed_exporter_pods(client, &exporter_ns, &exporter_name).await
     };
-    let reused_parts = reused_parts(client, &parent);
-    let lists = async {
-        tokio::try_join!(
-            reused_parts,
-            borrowed,
-            deployments_api.list(&labelled),
-            daemonsets_api.list(&labelled),
-            custom_list("Prometheus.monitoring.coreos.com", part_of()),
-            custom_list("Alertmanager.monitoring.coreos.com", part_of()),
-            custom_list("PrometheusRule.monitoring.coreos.com", part_of()),
-            configmaps_api.list_metadata(&dashboards),
-            crate::cluster::list_paged(&pods_api, &all),
-            crate::cluster::list_paged(&nodes_api, &all),
-            events_api.list(&events),
-        )
-    };
-    // Best effort: credentials that cannot read Leases still get the rest of status.
-    let lease = async {
-        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), &ns)
-            .get_opt(crate::model::names::LEASE_NAME)
-            .await
-            .ok()
-            .flatten()
-    };
-    let (lists, answer, lease) = tokio::join!(lists, ask, lease);
-    snapshot.lease = lease;
+    let deployments_api = Api::<Deployment>::namespaced(client.clone(), ns);
+    let daemonsets_api = Api::<DaemonSet>::namespaced(client.clone(), ns);
+    let configmaps_api = Api::<ConfigMap>::namespaced(client.clone(), ns);
+    let pods_api = Api::<crate::model::slim::SlimPod>::namespaced(client.clone(), ns);
+    let nodes_api = Api::<crate::model::slim::SlimNode>::all(client.clone());
+    let events_api = Api::<Event>::namespaced(client.clone(), &exporter_ns);
+    let (labelled, all) = (part_of(), ListParams::default());
     let (
         reused,
         (exporter, exporter_pods),
@@ -236,29 +212,91 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         alertmanagers,
         rules,
         dashboards,
-        pods,
+        mut pods,
         nodes,
         events,
-    ) = lists.map_err(classify)?;
-    snapshot.reused = reused;
-    snapshot.exporter_from = exporter_from;
-    snapshot.exporter = exporter;
-    snapshot.parent = Some(parent);
-    snapshot.deployments = deployments.items;
-    snapshot.daemonsets = daemonsets.items;
-    snapshot.custom = proms.into_iter().chain(alertmanagers).collect();
-    snapshot.rules = rules;
-    snapshot.dashboards = dashboards
-        .items
-        .into_iter()
-        .filter_map(|m| m.metadata.name)
-        .collect();
-    snapshot.pods = pods;
-    snapshot.pods.extend(exporter_pods);
-    snapshot.nodes = nodes;
-    snapshot.events = events.items;
-    snapshot.prometheus = answer;
-    Ok(snapshot)
+    ) = tokio::try_join!(
+        reused_parts(client, &parent),
+        borrowed,
+        deployments_api.list(&labelled),
+        daemonsets_api.list(&labelled),
+        custom_objects(client, ns, "Prometheus.monitoring.coreos.com"),
+        custom_objects(client, ns, "Alertmanager.monitoring.coreos.com"),
+        custom_objects(client, ns, "PrometheusRule.monitoring.coreos.com"),
+        configmaps_api.list_metadata(&dashboards),
+        crate::cluster::list_paged(&pods_api, &all),
+        crate::cluster::list_paged(&nodes_api, &all),
+        events_api.list(&events),
+    )?;
+    pods.extend(exporter_pods);
+    Ok(Snapshot {
+        namespace: ns.clone(),
+        parent: Some(parent),
+        deployments: deployments.items,
+        daemonsets: daemonsets.items,
+        custom: proms.into_iter().chain(alertmanagers).collect(),
+        rules,
+        dashboards: dashboards
+            .items
+            .into_iter()
+            .filter_map(|m| m.metadata.name)
+            .collect(),
+        pods,
+        nodes,
+        events: events.items,
+        prometheus: None,
+        exporter_from,
+        exporter,
+        reused,
+        lease: None,
+    })
+}
+
+/// The exporter's DaemonSet as (namespace, name): automon's own in `ns`, or the one of
+/// another stack it scrapes (`namespace/name`, from the parent) (pure).
+fn exporter_daemonset(exporter_from: Option<&str>, ns: &str) -> (String, String) {
+    match exporter_from.and_then(|f| f.split_once('/')) {
+        Some((ns, name)) => (ns.to_string(), name.to_string()),
+        None => (ns.to_string(), NODE_EXPORTER.to_string()),
+    }
+}
+
+/// The stack's objects of a monitoring kind in `ns`; none when its CRD is gone.
+async fn custom_objects(
+    client: &kube::Client,
+    ns: &str,
+    group_kind: &str,
+) -> Result<Vec<Object>, kube::Error> {
+    let api = resources::by_group_kind(group_kind)
+        .expect("monitoring kinds are known")
+        .api(client, Some(ns));
+    match api.list(&part_of()).await {
+        Ok(l) => Ok(l.items),
+        // CRDs removed under the stack: none of those objects, not an error.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Another stack's exporter: that DaemonSet, then its pods (by its selector); none when the
+/// DaemonSet is gone.
+async fn borrowed_exporter_pods(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(Option<DaemonSet>, Vec<crate::model::slim::SlimPod>), kube::Error> {
+    let api = Api::<DaemonSet>::namespaced(client.clone(), namespace);
+    let Some(ds) = api.get_opt(name).await? else {
+        return Ok((None, Vec::new()));
+    };
+    let selector = ds
+        .spec
+        .as_ref()
+        .map(|s| crate::model::selector::to_query(&s.selector))
+        .unwrap_or_default();
+    let pods = Api::<crate::model::slim::SlimPod>::namespaced(client.clone(), namespace);
+    let pods = crate::cluster::list_paged(&pods, &ListParams::default().labels(&selector)).await?;
+    Ok((Some(ds), pods))
 }
 
 /// A stack installed beside another Prometheus Operator has no Prometheus of its own: its
@@ -434,17 +472,6 @@ pub enum Health {
     NotInstalled,
 }
 
-impl Health {
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Health::Healthy => 0,
-            Health::Unverified => crate::cluster::error::exit::UNVERIFIED,
-            Health::Degraded => crate::cluster::error::exit::DEGRADED,
-            Health::NotInstalled => crate::cluster::error::exit::NOT_INSTALLED,
-        }
-    }
-}
-
 /// One part of the stack.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -506,7 +533,7 @@ pub struct Alerting {
     pub notifies: bool,
 }
 
-/// `status -o json|yaml`; docs/commands.md documents every field.
+/// `status -o json|yaml`; the README documents every field.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
@@ -716,21 +743,71 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
         Config::default()
     });
     let reuse = reuses_operator(parent);
-    let classes = render::NodeClasses::of_nodes(&s.nodes);
     let node_count = u32::try_from(s.nodes.len()).unwrap_or(u32::MAX);
+    let workloads = rollouts(s, parent, &config, node_count);
+    let nodes = assess_nodes(s, &config, now);
+    let summary = Summary::of(&nodes);
+    let components = components(s, &workloads, &summary);
+    problems.extend(component_problems(&components, &summary));
+    let view = s.prometheus.as_ref().map(|a| a.view.clone());
+    problems.extend(scrape_problem(view.as_ref()));
+    let unknown = unknown(view.as_ref());
+    let mut names = s.dashboards.clone();
+    names.sort();
+    Status {
+        api_version: API_VERSION,
+        kind: "Status",
+        namespace: s.namespace.clone(),
+        health: Health::of(&problems, &unknown),
+        problems,
+        unknown,
+        components,
+        summary,
+        nodes,
+        rules: rules(&s.rules, view.as_ref()),
+        dashboards: Dashboards {
+            count: names.len(),
+            names,
+        },
+        alerting: (!reuse).then(|| alerting(&config)).flatten(),
+        sizing: (!reuse).then(|| {
+            let live = s.custom.iter().find(|o| {
+                model::kind(o) == "Prometheus"
+                    && o.metadata.name.as_deref() == Some(render::prometheus::INSTANCE)
+            });
+            sizing_view(&config, node_count, live, view.as_ref())
+        }),
+        prometheus: view,
+        reconcile: s.lease.as_ref().map(|l| loop_lease(l, now)),
+    }
+}
+
+/// The stack's workloads as their rollouts say: those `config` renders for these nodes, less
+/// what the parent records as left out (another operator's parts), less automon's exporter
+/// when another stack's stands in for it.
+fn rollouts(
+    s: &Snapshot,
+    parent: &ConfigMap,
+    config: &Config,
+    node_count: u32,
+) -> Vec<workloads::Workload> {
+    let classes = render::NodeClasses::of_nodes(&s.nodes);
     let rendered =
-        render::render_classes(&config, Vec::new(), None, classes, Some(node_count)).objects;
+        render::render_classes(config, Vec::new(), None, classes, Some(node_count)).objects;
     let left_out = crate::plan::LeftOut::of_parent(&parent.metadata);
-    let objects = crate::plan::kept(rendered, reuse, &left_out);
+    let objects = crate::plan::kept(rendered, reuses_operator(parent), &left_out);
     let mut expected = workloads::expected(&objects);
-    let borrowed = s.exporter_from.is_some();
-    if borrowed {
+    if s.exporter_from.is_some() {
         // Another stack's exporter stands in for automon's own: judged as its DaemonSet.
         expected.retain(|(k, n)| !(k == "DaemonSet" && n == NODE_EXPORTER));
     }
-    let workloads = workloads::assess(&expected, &s.deployments, &s.daemonsets, &s.custom);
+    workloads::assess(&expected, &s.deployments, &s.daemonsets, &s.custom)
+}
 
-    let daemonset = if borrowed {
+/// Every node's coverage, against the exporter's DaemonSet (automon's own or the one it
+/// scrapes), its pods and refusals, and Prometheus' targets.
+fn assess_nodes(s: &Snapshot, config: &Config, now: Timestamp) -> Vec<NodeStatus> {
+    let daemonset = if s.exporter_from.is_some() {
         s.exporter.as_ref()
     } else {
         s.daemonsets
@@ -738,8 +815,7 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
             .find(|d| d.metadata.name.as_deref() == Some(NODE_EXPORTER))
     };
     let (failed_create, failed_create_at) = newest_refusal(s.events.iter());
-    let node_targets = s.prometheus.as_ref().and_then(|a| a.node_targets.as_ref());
-    let nodes = nodes::assess(&nodes::Inputs {
+    nodes::assess(&nodes::Inputs {
         nodes: s.nodes.iter().collect(),
         daemonset,
         windows: s
@@ -750,32 +826,43 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
         failed_create,
         failed_create_at,
         exclude_label: &config.node_exporter.exclude_label,
-        targets: node_targets,
+        targets: s.prometheus.as_ref().and_then(|a| a.node_targets.as_ref()),
         now: now.as_millisecond() as f64 / 1000.0,
-    });
-    let count = |c: Coverage| nodes.iter().filter(|n| n.coverage == c).count();
-    let summary = Summary {
-        nodes: nodes.len(),
-        monitored: count(Coverage::Monitored),
-        excluded: count(Coverage::Excluded),
-        not_monitored: count(Coverage::NotMonitored),
-    };
+    })
+}
 
-    let mut components: Vec<Component> = workloads
-        .iter()
-        .map(|w| component(w, s, &summary))
-        .collect();
+impl Summary {
+    /// The nodes counted by coverage.
+    fn of(nodes: &[NodeStatus]) -> Summary {
+        let count = |c: Coverage| nodes.iter().filter(|n| n.coverage == c).count();
+        Summary {
+            nodes: nodes.len(),
+            monitored: count(Coverage::Monitored),
+            excluded: count(Coverage::Excluded),
+            not_monitored: count(Coverage::NotMonitored),
+        }
+    }
+}
+
+/// The components: the stack's workloads, the other stack's parts it relies on and the
+/// exporter it scrapes, in the order a reader follows the data: operator, where it is stored
+/// and sent, what shows it, what produces it.
+fn components(
+    s: &Snapshot,
+    workloads: &[workloads::Workload],
+    summary: &Summary,
+) -> Vec<Component> {
+    let mut components: Vec<Component> =
+        workloads.iter().map(|w| component(w, s, summary)).collect();
     components.extend(s.reused.iter().map(|p| reused_component(p, &s.namespace)));
     if let Some(from) = &s.exporter_from {
         components.push(borrowed_exporter(
             from,
             s.exporter.as_ref(),
             &s.namespace,
-            &summary,
+            summary,
         ));
     }
-    // The order a reader follows the data: operator, where it is stored and sent, what shows
-    // it, what produces it.
     const ORDER: &[&str] = &[
         "prometheus-operator",
         "prometheus",
@@ -790,44 +877,61 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
             .position(|n| *n == c.name)
             .unwrap_or(ORDER.len())
     });
-    for c in components.iter().filter(|c| !c.healthy) {
-        problems.push(format!(
-            "{}: {}",
-            c.name,
-            c.message.as_deref().unwrap_or("not ready")
-        ));
-    }
+    components
+}
+
+/// A line per component that is not healthy, and one for nodes without a working exporter
+/// unless the exporter's own line says so (pure).
+fn component_problems(components: &[Component], summary: &Summary) -> Vec<String> {
+    let mut problems: Vec<String> = components
+        .iter()
+        .filter(|c| !c.healthy)
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c.name,
+                c.message.as_deref().unwrap_or("not ready")
+            )
+        })
+        .collect();
     if summary.not_monitored > 0 && !problems.iter().any(|p| p.starts_with(NODE_EXPORTER)) {
         problems.push(format!(
             "{} of {} nodes have no working exporter",
             summary.not_monitored, summary.nodes
         ));
     }
-    let view = s.prometheus.as_ref().map(|a| a.view.clone());
-    if let Some(t) = view.as_ref().and_then(|v| v.targets.as_ref()) {
-        let others: Vec<&prometheus::DownTarget> = t
-            .unhealthy
-            .iter()
-            .filter(|d| d.job != prometheus::NODE_EXPORTER_JOB)
-            .collect();
-        if !others.is_empty() {
-            let jobs: std::collections::BTreeSet<&str> =
-                others.iter().map(|d| d.job.as_str()).collect();
-            problems.push(format!(
-                "{} scrape target{} down (job {})",
-                others.len(),
-                if others.len() == 1 { "" } else { "s" },
-                jobs.into_iter().collect::<Vec<_>>().join(", ")
-            ));
-        }
-    }
+    problems
+}
 
+/// The scrape targets down other than node-exporter's (those are the nodes' own lines), by
+/// job (pure).
+fn scrape_problem(view: Option<&PrometheusView>) -> Option<String> {
+    let t = view?.targets.as_ref()?;
+    let others: Vec<&prometheus::DownTarget> = t
+        .unhealthy
+        .iter()
+        .filter(|d| d.job != prometheus::NODE_EXPORTER_JOB)
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    let jobs: std::collections::BTreeSet<&str> = others.iter().map(|d| d.job.as_str()).collect();
+    Some(format!(
+        "{} scrape target{} down (job {})",
+        others.len(),
+        if others.len() == 1 { "" } else { "s" },
+        jobs.into_iter().collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// The stack's rule groups and alerts, and what Prometheus loaded of them (pure).
+fn rules(objects: &[Object], view: Option<&PrometheusView>) -> Rules {
     let mut rules = Rules {
-        objects: s.rules.len(),
-        loaded: view.as_ref().and_then(|v| v.rules_loaded),
+        objects: objects.len(),
+        loaded: view.and_then(|v| v.rules_loaded),
         ..Default::default()
     };
-    for r in &s.rules {
+    for r in objects {
         for g in r.data["spec"]["groups"].as_array().into_iter().flatten() {
             rules.groups += 1;
             rules.alerts += g["rules"]
@@ -838,47 +942,26 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
                 .count();
         }
     }
-    let mut names = s.dashboards.clone();
-    names.sort();
-    let alerting = (!reuse)
-        .then(|| {
-            let rendered = render::alertmanager::alertmanager_config(&config.alertmanager);
-            serde_json::to_value(rendered)
-                .ok()
-                .and_then(|v| default_route(&v))
-        })
-        .flatten();
-    let unknown = unknown(view.as_ref());
-    let health = match (problems.is_empty(), unknown.is_empty()) {
-        (false, _) => Health::Degraded,
-        (true, false) => Health::Unverified,
-        (true, true) => Health::Healthy,
-    };
-    Status {
-        api_version: API_VERSION,
-        kind: "Status",
-        namespace: s.namespace.clone(),
-        health,
-        problems,
-        unknown,
-        components,
-        summary,
-        nodes,
-        rules,
-        dashboards: Dashboards {
-            count: names.len(),
-            names,
-        },
-        alerting,
-        sizing: (!reuse).then(|| {
-            let live = s.custom.iter().find(|o| {
-                model::kind(o) == "Prometheus"
-                    && o.metadata.name.as_deref() == Some(render::prometheus::INSTANCE)
-            });
-            sizing_view(&config, node_count, live, view.as_ref())
-        }),
-        prometheus: view,
-        reconcile: s.lease.as_ref().map(|l| loop_lease(l, now)),
+    rules
+}
+
+/// Where the stored configuration sends alerts, as its rendered Alertmanager configuration
+/// routes them.
+fn alerting(config: &Config) -> Option<Alerting> {
+    let rendered = render::alertmanager::alertmanager_config(&config.alertmanager);
+    serde_json::to_value(rendered)
+        .ok()
+        .and_then(|v| default_route(&v))
+}
+
+impl Health {
+    /// Degraded with any problem; else unverified while anything is unknown (pure).
+    fn of(problems: &[String], unknown: &[String]) -> Health {
+        match (problems.is_empty(), unknown.is_empty()) {
+            (false, _) => Health::Degraded,
+            (true, false) => Health::Unverified,
+            (true, true) => Health::Healthy,
+        }
     }
 }
 
@@ -1072,14 +1155,143 @@ mod tests {
     }
 
     #[test]
-    fn unverified_has_its_own_exit_code() {
-        let codes = [
-            Health::Healthy,
-            Health::Unverified,
-            Health::Degraded,
-            Health::NotInstalled,
-        ]
-        .map(Health::exit_code);
-        assert_eq!(codes, [0, 10, 8, 9]);
+    fn the_exporter_is_automons_own_unless_another_stacks_is_scraped() {
+        let cases = [
+            (None, ("automon", NODE_EXPORTER)),
+            (
+                Some("monitoring/kps-node-exporter"),
+                ("monitoring", "kps-node-exporter"),
+            ),
+            // Not namespace/name: automon's own.
+            (Some("kps-node-exporter"), ("automon", NODE_EXPORTER)),
+        ];
+        for (from, (ns, name)) in cases {
+            assert_eq!(
+                exporter_daemonset(from, "automon"),
+                (ns.to_string(), name.to_string())
+            );
+        }
+    }
+
+    #[test]
+    fn a_problem_degrades_and_an_unknown_leaves_it_unverified() {
+        let some = vec!["x".to_string()];
+        let none = Vec::new();
+        let cases = [
+            (&none, &none, Health::Healthy),
+            (&none, &some, Health::Unverified),
+            (&some, &none, Health::Degraded),
+            (&some, &some, Health::Degraded),
+        ];
+        for (problems, unknown, want) in cases {
+            assert_eq!(
+                Health::of(problems, unknown),
+                want,
+                "{problems:?} {unknown:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unhealthy_components_and_uncovered_nodes_are_problems() {
+        let component = |name: &str, healthy: bool, message: Option<&str>| Component {
+            name: name.into(),
+            kind: "Deployment".into(),
+            object: name.into(),
+            ready: 0,
+            desired: 1,
+            version: None,
+            created: None,
+            healthy,
+            message: message.map(Into::into),
+            reused: None,
+        };
+        let uncovered = Summary {
+            nodes: 3,
+            monitored: 1,
+            excluded: 0,
+            not_monitored: 2,
+        };
+        let cases = [
+            (
+                vec![component("grafana", true, None)],
+                Summary::default(),
+                vec![],
+            ),
+            (
+                vec![component("grafana", false, None)],
+                Summary::default(),
+                vec!["grafana: not ready"],
+            ),
+            (
+                vec![component("grafana", true, None)],
+                uncovered,
+                vec!["2 of 3 nodes have no working exporter"],
+            ),
+            // The exporter's own line says it already.
+            (
+                vec![component(NODE_EXPORTER, false, Some("2 nodes not covered"))],
+                uncovered,
+                vec!["node-exporter: 2 nodes not covered"],
+            ),
+        ];
+        for (components, summary, want) in cases {
+            assert_eq!(component_problems(&components, &summary), want);
+        }
+    }
+
+    #[test]
+    fn targets_down_other_than_the_nodes_are_one_problem_by_job() {
+        let down = |job: &str| prometheus::DownTarget {
+            job: job.into(),
+            instance: "10.0.0.1:9090".into(),
+            error: None,
+        };
+        let with = |unhealthy: Vec<prometheus::DownTarget>| {
+            let mut v = view(true, None);
+            v.targets = Some(prometheus::Targets {
+                up: 1,
+                down: unhealthy.len(),
+                unknown: 0,
+                unhealthy,
+            });
+            v
+        };
+        let cases = [
+            (None, None),
+            (Some(view(true, None)), None),
+            (Some(with(vec![down(prometheus::NODE_EXPORTER_JOB)])), None),
+            (
+                Some(with(vec![down("grafana")])),
+                Some("1 scrape target down (job grafana)"),
+            ),
+            (
+                Some(with(vec![
+                    down("kube-state-metrics"),
+                    down("grafana"),
+                    down("grafana"),
+                ])),
+                Some("3 scrape targets down (job grafana, kube-state-metrics)"),
+            ),
+        ];
+        for (v, want) in cases {
+            assert_eq!(scrape_problem(v.as_ref()).as_deref(), want);
+        }
+    }
+
+    #[test]
+    fn rules_count_groups_and_alerts_not_recordings() {
+        let rule: Object = serde_json::from_value(serde_json::json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": "r"},
+            "spec": {"groups": [
+                {"name": "a", "rules": [{"alert": "A", "expr": "1"}, {"record": "r", "expr": "1"}]},
+                {"name": "b", "rules": [{"alert": "B", "expr": "1"}]},
+            ]},
+        }))
+        .unwrap();
+        let counted = rules(&[rule.clone(), rule], None);
+        assert_eq!((counted.objects, counted.groups, counted.alerts), (2, 4, 4));
+        assert_eq!(counted.loaded, None);
     }
 }

@@ -18,10 +18,11 @@ use super::{
     Request, age, info, labelled, warn,
 };
 use crate::{
-    cluster::error::exit,
+    exit::Verdict,
     model::slim::{SlimNode, SlimPod},
     reconcile::tracker::{Due, Observed},
     render::{self, NodeClasses},
+    status::Health,
     status::{self, Coverage, NODE_EXPORTER, NodeStatus},
 };
 
@@ -367,7 +368,11 @@ impl Machine {
             }
         }
         let clean = gaps == 0 && self.drift_left.is_empty() && self.pending.is_empty();
-        out.push(Action::Exit(if clean { 0 } else { exit::DEGRADED }));
+        out.push(Action::Exit(if clean {
+            Verdict::Done
+        } else {
+            Verdict::Health(Health::Degraded)
+        }));
         out
     }
 }
@@ -757,7 +762,7 @@ mod tests {
                 1.0,
                 Coverage::Monitored,
                 vec!["Synced: 1 nodes, 1 exporters in 1.0s · 1 monitored".to_string()],
-                0,
+                Verdict::Done,
             ),
             (
                 1.0,
@@ -766,7 +771,7 @@ mod tests {
                     "Synced: 1 nodes, 0 exporters in 1.0s · 0 monitored · 1 not monitored".into(),
                     format!("info: node n has waited 1s for its exporter (deadline 2m0s): {taint}"),
                 ],
-                0,
+                Verdict::Done,
             ),
             (
                 200.0,
@@ -778,7 +783,7 @@ mod tests {
                     "Synced: 1 nodes, 0 exporters in 200.0s · 0 monitored · 1 not monitored".into(),
                     format!("warn: node n not monitored: {taint}"),
                 ],
-                crate::cluster::error::exit::DEGRADED,
+                Verdict::Health(Health::Degraded),
             ),
         ] {
             let mut m = machine(one_pass());

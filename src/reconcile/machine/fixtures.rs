@@ -20,6 +20,7 @@ use super::{
     Action, Desired, ExporterSource, Input, Level, Look, Machine, MemberEvent, Metric, Now,
     REQUIRED_SYNCS, Request, Start,
 };
+use crate::exit::Verdict;
 use crate::{
     config::Config,
     model::{
@@ -350,7 +351,7 @@ pub fn metrics(actions: &[Action]) -> Vec<&Metric> {
         .collect()
 }
 
-pub fn exit(actions: &[Action]) -> Option<u8> {
+pub fn exit(actions: &[Action]) -> Option<Verdict> {
     actions.iter().find_map(|a| match a {
         Action::Exit(code) => Some(*code),
         _ => None,

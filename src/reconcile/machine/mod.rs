@@ -35,10 +35,12 @@ use super::{
     tracker::{Due, Tracker},
 };
 use crate::{
-    cluster::{apply::Key, error::exit},
+    cluster::apply::Key,
     config::Config,
+    exit::Verdict,
     model::{Object, resources::Known},
     render::NodeClasses,
+    status::Health,
     status::{self, NODE_EXPORTER, NodeStatus},
 };
 
@@ -136,7 +138,7 @@ pub enum Action {
     /// I/O whose answer is the next input.
     Ask(Request),
     /// The loop ends with this exit code.
-    Exit(u8),
+    Exit(Verdict),
 }
 
 /// I/O the machine waits for; each is answered by the [`Input`] named.
@@ -395,7 +397,7 @@ impl Machine {
     pub fn handle(&mut self, input: Input, now: Now) -> Vec<Action> {
         match input {
             Input::Started { held_by, leader } => self.started(held_by, leader, now),
-            Input::Shutdown => vec![Action::Exit(0)],
+            Input::Shutdown => vec![Action::Exit(Verdict::Done)],
             Input::Lease(leader) => self.lease(leader, now),
             Input::LeaseStopped => {
                 self.leader = false;
@@ -414,9 +416,9 @@ impl Machine {
                     self.namespace,
                     crate::model::names::PARENT_NAME
                 )),
-                Action::Exit(exit::NOT_INSTALLED),
+                Action::Exit(Verdict::Health(Health::NotInstalled)),
             ],
-            Input::WatchesEnded => vec![Action::Exit(exit::FAILURE)],
+            Input::WatchesEnded => vec![Action::Exit(Verdict::Stopped)],
             Input::AssessDue => self.assess_due(),
             Input::DeadlineDue => self.look(false),
             Input::Assessed(look) => self.assessed(look, now),
@@ -778,11 +780,11 @@ mod tests {
     #[test]
     fn what_ends_the_loop() {
         for (input, code, line) in [
-            (Input::Shutdown, 0, None),
-            (Input::WatchesEnded, exit::FAILURE, None),
+            (Input::Shutdown, Verdict::Done, None),
+            (Input::WatchesEnded, Verdict::Stopped, None),
             (
                 Input::Parent(None),
-                exit::NOT_INSTALLED,
+                Verdict::Health(Health::NotInstalled),
                 Some(
                     "warn: the ApplySet parent mon/automon was deleted: automon was disabled here; stopping",
                 ),

@@ -367,6 +367,8 @@ pub fn config_text(parent: &ConfigMap) -> Option<String> {
 mod tests {
     use serde_json::json;
 
+    use crate::{exit::Verdict, status::Health};
+
     use super::*;
     use crate::reconcile::{
         Options,
@@ -722,11 +724,15 @@ mod tests {
             ..one_pass()
         };
         for (options, line, code) in [
-            (one_pass(), "info: configmap/dash missing · restored", 0),
+            (
+                one_pass(),
+                "info: configmap/dash missing · restored",
+                Verdict::Done,
+            ),
             (
                 no_repair,
                 "warn: configmap/dash missing · not repaired (--no-repair)",
-                crate::cluster::error::exit::DEGRADED,
+                Verdict::Health(Health::Degraded),
             ),
         ] {
             let mut m = machine(options);
