@@ -5,6 +5,7 @@ use std::{io::IsTerminal, time::Duration};
 
 use k8s_openapi::jiff::Timestamp;
 
+use crate::output::age;
 use crate::{
     cluster::{Cluster, KubeFlags},
     exit::Verdict,
@@ -108,27 +109,6 @@ fn change_key(st: &Status) -> String {
         p.resident_memory_bytes = None;
     }
     serde_json::to_string(&st).unwrap_or_default()
-}
-
-/// kubectl's AGE: `45s`, `5m12s`, `3h4m`, `2d5h`, `12d`.
-pub fn age(seconds: i64) -> String {
-    let s = seconds.max(0);
-    let (m, h, d) = (s / 60, s / 3600, s / 86400);
-    if s < 120 {
-        format!("{s}s")
-    } else if m < 10 {
-        format!("{m}m{}s", s % 60)
-    } else if h < 3 {
-        format!("{m}m")
-    } else if h < 8 {
-        format!("{h}h{}m", m % 60)
-    } else if h < 48 {
-        format!("{h}h")
-    } else if d < 8 {
-        format!("{d}d{}h", h % 24)
-    } else {
-        format!("{d}d")
-    }
 }
 
 fn dash(s: Option<&str>) -> String {
