@@ -168,13 +168,15 @@ pub async fn prepare(
 }
 
 /// What preflight found that the plan follows: another operator to reuse, another exporter to
-/// scrape (past preflight, a holder is one to scrape: automon's own was not asked for).
+/// scrape when the configuration lets it (`nodeExporter.reuseExisting`; otherwise the holder
+/// is a conflict preflight reports, and the plan keeps automon's own exporter).
 fn found_by_preflight(state: &mut ClusterState, report: &Report) {
     state.existing = report
         .existing_operator
         .is_installed()
         .then(|| report.existing_operator.clone());
-    state.exporter = report.existing_exporter.holder.clone();
+    let exporter = &report.existing_exporter;
+    state.exporter = exporter.reuse.then(|| exporter.holder.clone()).flatten();
 }
 
 /// The plan for `source` in a cluster in `state`: a configuration is rendered for the cluster
