@@ -34,9 +34,6 @@ pub struct Args {
     revision: Option<u32>,
 }
 
-/// How many objects are fetched and dry-run at once.
-const IN_FLIGHT: usize = 16;
-
 /// One object of the plan: what is live, and what `enable` would store.
 struct Compared {
     object: Object,
@@ -106,7 +103,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
         let known = members.get(&apply::key(o)).map(|m| (*m).clone());
         compare(&cluster, o, dry_run, known)
     }))
-    .buffered(IN_FLIGHT)
+    .buffered(pipeline::IN_FLIGHT)
     .try_collect()
     .await?;
 

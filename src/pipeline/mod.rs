@@ -12,10 +12,6 @@ use std::time::{Duration, Instant};
 
 pub use execute::execute;
 
-/// How many requests one phase keeps in flight: enough to hide round trips, few enough to stay
-/// well inside the API server's default priority-and-fairness share for one client.
-pub const IN_FLIGHT: usize = 16;
-
 use crate::{
     cluster::{Cluster, crds},
     config::Config,
@@ -25,6 +21,10 @@ use crate::{
     preflight::{self, Report},
     render,
 };
+
+/// How many requests one phase keeps in flight: enough to hide round trips, few enough to stay
+/// well inside the API server's default priority-and-fairness share for one client.
+pub const IN_FLIGHT: usize = 16;
 
 /// What a run persists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
