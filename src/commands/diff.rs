@@ -201,7 +201,7 @@ async fn planned(cluster: &Cluster, source: Source) -> anyhow::Result<(ClusterSt
         Source::Revision(objects) => objects.clone(),
         Source::Config { config, .. } => render::render(config).objects,
     };
-    let (_, state) = pipeline::observe(cluster, &cluster.namespace, &objects).await?;
+    let state = pipeline::observe(cluster, &cluster.namespace, &objects).await?;
     let plan = pipeline::plan(source, &state).await?;
     Ok((state, plan))
 }

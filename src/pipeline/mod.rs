@@ -106,19 +106,20 @@ pub enum Prepared {
 
 /// What the cluster holds that the plan follows, read quietly: the inventory, the namespace,
 /// the CRDs, and what preflight finds installed beside the stack (another operator to reuse,
-/// another exporter to scrape). The same reads for `enable`, `diff` and `reconcile`.
+/// another exporter to scrape), by the whole preflight `enable` runs, its verdict aside: the
+/// same detection for `diff` and `reconcile` as for `enable`.
 pub async fn observe(
     cluster: &Cluster,
     namespace: &str,
     objects: &[Object],
-) -> anyhow::Result<(Report, ClusterState)> {
+) -> anyhow::Result<ClusterState> {
     let (report, state) = futures::join!(
         preflight::Preflight::run(cluster, objects),
         state::cluster_state(cluster, namespace)
     );
     let (report, mut state) = (report?, state?);
     found_by_preflight(&mut state, &report);
-    Ok((report, state))
+    Ok(state)
 }
 
 /// Preflight before any write (reachable, supported, every permission, another operator),
@@ -219,7 +220,7 @@ pub async fn desired(
     nodes: Option<u32>,
 ) -> anyhow::Result<(Plan, ClusterState)> {
     let rendered = render::render(config).objects;
-    let (_, mut state) = observe(cluster, &config.namespace, &rendered).await?;
+    let mut state = observe(cluster, &config.namespace, &rendered).await?;
     if let Some(classes) = classes {
         state.classes = classes;
     }
