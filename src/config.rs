@@ -1,6 +1,7 @@
 //! The typed configuration: defaults for everything, a YAML file (`-f`) and `--set path=value`
 //! on top, and validation that names the key (and the line, for a file) before anything else
-//! happens. The effective configuration is what `render` renders and the cluster stores.
+//! happens. The effective configuration is what `render` renders; what the cluster stores is
+//! only the values the user gave ([`Values`]), so that a newer plugin's defaults reach it.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -48,9 +49,13 @@ impl UnreadableFile {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Config {
+    /// The values this configuration was made of (file and `--set`, or the stored ones):
+    /// what the ApplySet parent stores. Not a setting itself.
+    #[serde(skip)]
+    pub given: Values,
     /// Namespace of the stack; `-n` overrides it.
     pub namespace: String,
     pub images: Images,
@@ -68,6 +73,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            given: Values::default(),
             namespace: crate::model::names::DEFAULT_NAMESPACE.into(),
             images: Images::default(),
             prometheus: Prometheus::default(),
@@ -80,6 +86,14 @@ impl Default for Config {
             alerts: Alerts::default(),
             dashboards: Dashboards::default(),
         }
+    }
+}
+
+/// Two configurations are equal when their settings are, whatever values they were made of
+/// (a file that names every default is the defaults).
+impl PartialEq for Config {
+    fn eq(&self, other: &Config) -> bool {
+        serde_json::to_value(self).ok() == serde_json::to_value(other).ok()
     }
 }
 
@@ -700,27 +714,11 @@ impl Quantity {
 }
 
 impl Config {
-    /// Defaults, then the file (if any: its path and text), then each `--set`, then validation.
-    pub fn load(file: Option<(&Path, &str)>, sets: &[String]) -> Result<Config, ConfigError> {
-        let origin = file.map(|(path, _)| path.display().to_string());
-        let mut config = match (file, &origin) {
-            (Some((_, text)), Some(origin)) => Config::from_yaml(text, origin)?,
-            _ => Config::default(),
-        };
-        for set in sets {
-            config = config.with_set(set)?;
-        }
-        config.validate(origin.as_deref(), None)?;
-        Ok(config)
-    }
-
-    /// `--set`s on top of this configuration (a stored one), then validation.
-    pub fn with_sets(self, sets: &[String]) -> Result<Config, ConfigError> {
-        let mut config = self;
-        for set in sets {
-            config = config.with_set(set)?;
-        }
-        config.validate(None, None)?;
+    /// The running binary's defaults with `values` over them, key by key as Helm merges values;
+    /// errors name the key and its line in the values' YAML, from `origin`.
+    pub fn from_values(values: Values, origin: &str) -> Result<Config, ConfigError> {
+        let mut config = Config::from_yaml(&values.to_yaml(), origin)?;
+        config.given = values;
         Ok(config)
     }
 
@@ -731,55 +729,20 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        let located = |e: serde_saphyr::Error| {
-            let line = e.location().map(|l| l.line() as usize);
-            let problem = e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("error: ")
-                .to_string();
-            // "line 3 column 15: invalid u32" -> "expected a whole number (0 or more)"
-            let problem = user_words(
-                &problem
-                    .split_once(": ")
-                    .filter(|(head, _)| head.starts_with("line "))
-                    .map_or(problem.clone(), |(_, p)| p.to_string()),
-            );
-            // serde-saphyr does not quote the value; the line does.
-            let value = line
-                .and_then(|l| text.lines().nth(l.checked_sub(1)?))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.split(" #").next().unwrap_or_default().trim())
-                .filter(|v| !v.is_empty());
-            let problem = match value {
-                Some(v) if problem.starts_with("expected ") && !problem.contains(", got ") => {
-                    format!("{problem}, got {v}")
-                }
-                _ => problem,
-            };
-            ConfigError {
-                origin: match line {
-                    Some(l) => format!("{origin} line {l}"),
-                    None => origin.to_string(),
-                },
-                key: line
-                    .and_then(|l| key_path_at(text, l))
-                    .unwrap_or_else(|| "(document)".into()),
-                problem,
-            }
-        };
-        let file: serde_json::Value = serde_saphyr::from_str(text).map_err(located)?;
+        let file: serde_json::Value =
+            serde_saphyr::from_str(text).map_err(|e| located(text, origin, e))?;
+        let given = Values::from_tree(file.clone());
         let mut tree = serde_json::to_value(Config::default()).expect("defaults serialise");
         merge_values(&mut tree, file);
-        let config = match serde_json::from_value::<Config>(tree) {
+        let mut config = match serde_json::from_value::<Config>(tree) {
             Ok(config) => config,
             // The merged tree is wrong only where the file is: reading the file alone says
             // where (an unknown key, a wrong type), with its line.
             Err(merged) => match serde_saphyr::from_str::<Config>(text) {
                 Ok(config) => config,
-                Err(e) if !e.to_string().contains("missing field") => return Err(located(e)),
+                Err(e) if !e.to_string().contains("missing field") => {
+                    return Err(located(text, origin, e));
+                }
                 Err(_) => {
                     return Err(ConfigError {
                         origin: origin.to_string(),
@@ -789,29 +752,19 @@ impl Config {
                 }
             },
         };
+        config.given = given;
         config.validate(Some(origin), Some(text))?;
         Ok(config)
     }
 
     /// Applies one `--set path=value`; the value is read as YAML (`2`, `true`, `[a, b]`).
     pub fn with_set(&self, set: &str) -> Result<Config, ConfigError> {
+        let (path, value) = parse_set(set)?;
         let origin = format!("--set {set}");
-        let Some((path, raw)) = set.split_once('=') else {
-            return Err(ConfigError {
-                origin,
-                key: set.into(),
-                problem: "expected path=value, e.g. --set prometheus.replicas=2".into(),
-            });
-        };
         let err = |problem: String| ConfigError {
             origin: origin.clone(),
             key: path.into(),
             problem,
-        };
-        let value: serde_json::Value = if raw.trim().is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_saphyr::from_str(raw).map_err(|e| err(format!("value is not valid YAML: {e}")))?
         };
         let mut tree = serde_json::to_value(self).map_err(|e| err(e.to_string()))?;
         let mut node = &mut tree;
@@ -834,9 +787,11 @@ impl Config {
                 *node = serde_json::Value::Object(Default::default());
             }
         }
-        let config: Config =
+        let mut config: Config =
             serde_json::from_value(tree).map_err(|e| err(user_words(&e.to_string())))?;
         config.validate(Some(&origin), None)?;
+        config.given = self.given.clone();
+        config.given.set(path, value);
         Ok(config)
     }
 
@@ -1087,7 +1042,9 @@ impl Config {
         Ok(())
     }
 
-    /// The effective configuration as YAML, as stored in the cluster and shown by `render`.
+    /// The effective configuration as YAML, every default included (docs/configuration.md
+    /// shows it); what the cluster stores is only [`Config::given`].
+    #[cfg(test)]
     pub fn to_yaml(&self) -> String {
         serde_saphyr::to_string(self).expect("configuration serialises")
     }
@@ -1095,6 +1052,69 @@ impl Config {
 
 /// The key a check fails at and what is wrong there.
 type Invalid = (String, String);
+
+/// A serde-saphyr error in `text` (read from `origin`) as the user reads it: the line, the
+/// dotted key there, and the problem in the user's words with the value it found.
+fn located(text: &str, origin: &str, e: serde_saphyr::Error) -> ConfigError {
+    let line = e.location().map(|l| l.line() as usize);
+    let problem = e
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
+    // "line 3 column 15: invalid u32" -> "expected a whole number (0 or more)"
+    let problem = user_words(
+        &problem
+            .split_once(": ")
+            .filter(|(head, _)| head.starts_with("line "))
+            .map_or(problem.clone(), |(_, p)| p.to_string()),
+    );
+    // serde-saphyr does not quote the value; the line does.
+    let value = line
+        .and_then(|l| text.lines().nth(l.checked_sub(1)?))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.split(" #").next().unwrap_or_default().trim())
+        .filter(|v| !v.is_empty());
+    let problem = match value {
+        Some(v) if problem.starts_with("expected ") && !problem.contains(", got ") => {
+            format!("{problem}, got {v}")
+        }
+        _ => problem,
+    };
+    ConfigError {
+        origin: match line {
+            Some(l) => format!("{origin} line {l}"),
+            None => origin.to_string(),
+        },
+        key: line
+            .and_then(|l| key_path_at(text, l))
+            .unwrap_or_else(|| "(document)".into()),
+        problem,
+    }
+}
+
+/// One `--set path=value`: the dotted path and the value read as YAML (nothing is null).
+fn parse_set(set: &str) -> Result<(&str, serde_json::Value), ConfigError> {
+    let origin = || format!("--set {set}");
+    let Some((path, raw)) = set.split_once('=') else {
+        return Err(ConfigError {
+            origin: origin(),
+            key: set.into(),
+            problem: "expected path=value, e.g. --set prometheus.replicas=2".into(),
+        });
+    };
+    if raw.trim().is_empty() {
+        return Ok((path, serde_json::Value::Null));
+    }
+    let value = serde_saphyr::from_str(raw).map_err(|e| ConfigError {
+        origin: origin(),
+        key: path.into(),
+        problem: format!("value is not valid YAML: {e}"),
+    })?;
+    Ok((path, value))
+}
 
 fn invalid(key: &str, problem: String) -> Invalid {
     (key.to_string(), problem)
@@ -1362,7 +1382,9 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
 
 mod remote_write;
 pub mod sizing;
+pub mod values;
 pub use remote_write::{CLUSTER_LABEL, RemoteWrite, Thanos};
+pub use values::Values;
 
 #[cfg(test)]
 mod tests {
@@ -1694,6 +1716,18 @@ mod tests {
         // --set reads a number where a string belongs as that string.
         let c = d.with_set("prometheus.storage.size=10").unwrap();
         assert_eq!(c.prometheus.storage.size, Some(Quantity("10".into())));
+    }
+
+    /// docs/configuration.md shows every key with its default; it must not drift from them.
+    /// (The parent stores only the user's values, so the defaults are read here, not there.)
+    #[test]
+    fn docs_document_the_default_configuration() {
+        let docs = include_str!("../docs/configuration.md");
+        let defaults = Config::default().to_yaml();
+        assert!(
+            docs.contains(&format!("```yaml\n{defaults}```")),
+            "docs/configuration.md's configuration block differs from the defaults:\n{defaults}"
+        );
     }
 
     #[test]

@@ -373,7 +373,7 @@ fn a_set_changes_one_key_of_the_stored_configuration() {
     let out = enable(ns, &["--set", "nodeExporter.tolerations=none"]).success();
     assert_has(
         &out.stdout,
-        &format!("Config    the one stored in ConfigMap {ns}/automon, changed by 2 --set"),
+        &format!("Config    the values stored in ConfigMap {ns}/automon, changed by 2 --set"),
     );
     let text = stored();
     assert!(text.contains("retention: 3d"), "{text}");
@@ -382,9 +382,160 @@ fn a_set_changes_one_key_of_the_stored_configuration() {
     run(automon_admin().args(["diff", "-n", ns]).args(port_for(ns))).code(0);
     let (_dir, empty) = write_temp("defaults.yaml", "");
     enable(ns, &["-f", empty.to_str().unwrap()]).success();
+    // The file is the whole set of values: the stored ones are gone, defaults are not stored.
     let text = stored();
     assert!(
-        text.contains("retention: 15d") && text.contains("tolerations: all"),
+        !text.contains("retention") && !text.contains("tolerations"),
         "{text}"
     );
+    let p = get_json(&["get", "prometheus", "-n", ns, "automon"]);
+    assert_eq!(p["spec"]["retention"], "15d");
+}
+
+/// The parent stores what the user gave, never the defaults (so a newer plugin's defaults
+/// reach the stack), a later enable keeps it, `history --revision N` shows each revision's,
+/// and a parent v0.1.0 wrote (its whole configuration) upgrades to the one value it changed.
+#[test]
+fn the_parent_stores_the_users_values_and_upgrades_v0_1_0s() {
+    let ns = "automon-enable-values";
+    let _cleanup = Cleanup::fresh(ns);
+    let version = env!("CARGO_PKG_VERSION");
+    let port = node_exporter_port(ns);
+    let stored = || {
+        let cm = get_json(&["get", "configmap", "automon", "-n", ns]);
+        cm["data"]["config.yaml"].as_str().unwrap().to_string()
+    };
+    let retention =
+        || get_json(&["get", "prometheus", "-n", ns, "automon"])["spec"]["retention"].clone();
+    let history = |args: &[&str]| run(automon_admin().args(["history", "-n", ns]).args(args));
+
+    // (enable() gives each test's stack its own nodeExporter.port: a value too.)
+    let out = enable(ns, &["--set", "prometheus.retention=30d"]).success();
+    assert_has(
+        &out.stdout,
+        &format!(
+            "Values    2 of yours differ from v{version}'s defaults: nodeExporter.port={port} (default 9100), prometheus.retention=30d (default 15d)"
+        ),
+    );
+    let first =
+        format!("namespace: {ns}\nnodeExporter:\n  port: {port}\nprometheus:\n  retention: 30d\n");
+    assert_eq!(stored(), first);
+
+    // Without -f, the stored values are the base: a --set adds to them.
+    let out = run(automon_admin().args([
+        "enable",
+        "-n",
+        ns,
+        "--set",
+        "alerts.highCpu.thresholdPercent=90",
+    ]))
+    .success();
+    assert_has(
+        &out.stdout,
+        &format!("Config    the values stored in ConfigMap {ns}/automon, changed by 1 --set"),
+    );
+    let second = format!("alerts:\n  highCpu:\n    thresholdPercent: 90\n{first}");
+    assert_eq!(stored(), second);
+    assert_eq!(retention(), "30d");
+    // A run that changes nothing keeps them and records nothing.
+    run(automon_admin().args(["enable", "-n", ns])).success();
+    assert_eq!(stored(), second);
+
+    // history: the list, and each revision's values, as `helm get values --revision N`.
+    let list = history(&["-o", "json"]).success();
+    let revisions: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(revisions.as_array().unwrap().len(), 2, "{}", list.stdout);
+    assert_eq!(history(&["--revision", "1"]).success().stdout, first);
+    assert_eq!(history(&["--revision", "2"]).success().stdout, second);
+    let json: serde_json::Value =
+        serde_json::from_str(&history(&["--revision", "2", "-o", "json"]).success().stdout)
+            .unwrap();
+    assert_eq!(json["alerts"]["highCpu"]["thresholdPercent"], 90);
+    let missing = history(&["--revision", "9"]).code(1);
+    assert_has(&missing.stderr, "revision 9 does not exist");
+
+    // The parent as v0.1.0 left it: its whole configuration (v0.1.0's defaults, recorded in
+    // the source) with one value changed, the stack's namespace and port, v0.1.0's tooling;
+    // applied as v0.1.0 applied it.
+    let defaults =
+        std::fs::read_to_string(repo_root().join("src/config/defaults/v0.1.0.yaml")).unwrap();
+    let full: String = defaults
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    for default in ["namespace: automon\n", "port: 9100\n", "retention: 15d\n"] {
+        assert!(full.contains(default), "{default} in {full}");
+    }
+    let full = full
+        .replace("namespace: automon\n", &format!("namespace: {ns}\n"))
+        .replace("port: 9100\n", &format!("port: {port}\n"))
+        .replace("retention: 15d\n", "retention: 7d\n");
+    let mut parent = get_json(&["get", "configmap", "automon", "-n", ns]);
+    let meta = parent["metadata"].as_object_mut().unwrap();
+    for k in [
+        "managedFields",
+        "resourceVersion",
+        "uid",
+        "creationTimestamp",
+    ] {
+        meta.remove(k);
+    }
+    parent["metadata"]["annotations"]["applyset.kubernetes.io/tooling"] =
+        "kubectl-automon/v0.1.0".into();
+    parent["metadata"]["labels"]["app.kubernetes.io/version"] = "0.1.0".into();
+    parent["data"]["config.yaml"] = full.clone().into();
+    cluster()
+        .kubectl_with_input(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=kubectl-automon",
+                "--force-conflicts",
+                "-f",
+                "-",
+            ],
+            &parent.to_string(),
+        )
+        .success();
+    assert_eq!(stored(), full);
+
+    // The current plugin recognises the one value (and the port) and stores only those.
+    let out = run(automon_admin().args(["enable", "-n", ns])).success();
+    assert_has(
+        &out.stdout,
+        &format!(
+            "Values    recognised 2 values of yours in the configuration v0.1.0 stored; the rest were v0.1.0's defaults and now follow v{version}'s"
+        ),
+    );
+    assert_has(&out.stdout, "prometheus.retention=7d (default 15d)");
+    let upgraded =
+        format!("namespace: {ns}\nnodeExporter:\n  port: {port}\nprometheus:\n  retention: 7d\n");
+    assert_eq!(stored(), upgraded);
+    assert_eq!(retention(), "7d");
+    // The highCpu threshold the v0.1.0 configuration did not change is the default again.
+    let rules = cluster()
+        .kubectl(&[
+            "get",
+            "prometheusrule",
+            "-n",
+            ns,
+            "node-alerts",
+            "-o",
+            "yaml",
+        ])
+        .success()
+        .stdout;
+    assert!(rules.contains("> 80") && !rules.contains("> 90"), "{rules}");
+    let parent = get_json(&["get", "configmap", "automon", "-n", ns]);
+    assert_eq!(
+        parent["metadata"]["annotations"]["applyset.kubernetes.io/tooling"],
+        format!("kubectl-automon/v{version}").as_str()
+    );
+    // history records the upgrade with its values; the next enable says nothing of v0.1.0.
+    assert_eq!(history(&["--revision", "3"]).success().stdout, upgraded);
+    let out = run(automon_admin().args(["enable", "-n", ns])).success();
+    assert!(!out.stdout.contains("v0.1.0"), "{}", out.stdout);
+    assert_eq!(stored(), upgraded);
 }

@@ -11,12 +11,12 @@ use k8s_openapi::api::core::v1::ConfigMap;
 
 use crate::{
     cluster::{Cluster, error::ClusterError},
-    config::{self, Config},
+    config::{self, Config, Values},
     model::{
         Object,
         names::{
-            APPLYSET_GROUP_KINDS, APPLYSET_ID_LABEL, APPLYSET_PART_OF_LABEL, CONFIG_KEY,
-            PARENT_NAME,
+            APPLYSET_GROUP_KINDS, APPLYSET_ID_LABEL, APPLYSET_PART_OF_LABEL, APPLYSET_TOOLING,
+            CONFIG_KEY, PARENT_NAME,
         },
         resources::{self, Known, Scope},
     },
@@ -234,20 +234,38 @@ pub fn stale<'a>(members: &'a [Object], rendered: &[Object]) -> Vec<&'a Object> 
     stale
 }
 
-/// The configuration `enable` stored in the parent.
+/// The configuration `enable` stored in the parent: the running binary's defaults with the
+/// stored values over them.
 pub fn stored_config(parent: &ConfigMap) -> Result<Config, config::ConfigError> {
+    let (values, _) = stored_values(parent)?;
+    Config::from_values(values, &stored_origin(parent))
+}
+
+/// The values `enable` stored in the parent, read by the version that wrote them (its tooling
+/// annotation): from a v0.1.0 parent, what was not v0.1.0's default, and what was recognised.
+pub fn stored_values(
+    parent: &ConfigMap,
+) -> Result<(Values, Option<config::values::Recognised>), config::ConfigError> {
     let text = parent
         .data
         .as_ref()
         .and_then(|d| d.get(CONFIG_KEY))
         .map(String::as_str)
         .unwrap_or_default();
-    Config::from_yaml(
-        text,
-        &format!(
-            "ConfigMap {}/{PARENT_NAME} key {CONFIG_KEY}",
-            parent.metadata.namespace.as_deref().unwrap_or_default()
-        ),
+    let tooling = parent
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(APPLYSET_TOOLING))
+        .map(String::as_str);
+    Values::stored(text, tooling, &stored_origin(parent))
+}
+
+/// Where the stored values are, as errors name it: `ConfigMap <ns>/automon key config.yaml`.
+pub fn stored_origin(parent: &ConfigMap) -> String {
+    format!(
+        "ConfigMap {}/{PARENT_NAME} key {CONFIG_KEY}",
+        parent.metadata.namespace.as_deref().unwrap_or_default()
     )
 }
 

@@ -29,9 +29,13 @@ use crate::{
         apply::FIELD_MANAGER,
         error::{ClusterError, NotInstalled},
     },
+    config::{ConfigError, Values, values::Recognised},
     model::{
         Object, kind,
-        names::{MANAGED_BY, MANAGED_BY_LABEL, PART_OF, PART_OF_LABEL},
+        names::{
+            APPLYSET_TOOLING, CONFIG_KEY, MANAGED_BY, MANAGED_BY_LABEL, PARENT_NAME, PART_OF,
+            PART_OF_LABEL,
+        },
     },
     versions::PLUGIN_VERSION,
 };
@@ -169,6 +173,31 @@ pub fn decode(bytes: &[u8]) -> Result<Payload, String> {
         return Err("it has no ApplySet parent among its objects".into());
     }
     Ok(payload)
+}
+
+/// The values the user gave for a revision, from the ApplySet parent among its objects (read
+/// by the version that wrote it, as [`crate::cluster::inventory::stored_values`] reads the
+/// live one).
+pub fn values(
+    payload: &Payload,
+    n: u32,
+    namespace: &str,
+) -> Result<(Values, Option<Recognised>), ConfigError> {
+    let parent = payload.objects.iter().find(|o| crate::model::is_parent(o));
+    let text = parent
+        .and_then(|p| p.data["data"][CONFIG_KEY].as_str())
+        .unwrap_or_default();
+    let tooling = parent
+        .and_then(|p| p.metadata.annotations.as_ref())
+        .and_then(|a| a.get(APPLYSET_TOOLING))
+        .map(String::as_str);
+    Values::stored(
+        text,
+        tooling,
+        &format!(
+            "revision {n} in namespace {namespace:?}: ConfigMap {PARENT_NAME} key {CONFIG_KEY}"
+        ),
+    )
 }
 
 /// The summary of a revision Secret, from its name, label and annotations.

@@ -7,7 +7,10 @@ use anyhow::Context as _;
 
 use crate::{
     cluster::{KubeFlags, crds::CrdSource},
-    config::{Config, UnreadableFile},
+    config::{
+        Config, UnreadableFile, Values,
+        values::{Base, Recognised},
+    },
 };
 
 /// Where the configuration comes from: shared by every command that renders.
@@ -22,43 +25,55 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    /// The effective configuration; `-n` wins over the file's namespace.
+    /// The effective configuration, offline: the file (or nothing) and each `--set`; `-n`
+    /// wins over the file's namespace.
     pub fn load(&self, flags: &KubeFlags) -> anyhow::Result<Config> {
         let text = self.file.as_deref().map(UnreadableFile::read).transpose()?;
-        let file = self.file.as_deref().zip(text.as_deref());
-        let mut config = Config::load(file, &self.set)?;
-        if let Some(ns) = &flags.namespace {
-            config = config
-                .with_set(&format!("namespace={ns}"))
-                .context("-n/--namespace")?;
-        }
-        Ok(config)
+        let base = match (self.file.as_deref(), text.as_deref()) {
+            (Some(path), Some(text)) => Base::File { path, text },
+            _ => Base::Defaults,
+        };
+        Ok(configured(base, &self.set, flags.namespace.as_deref())?)
     }
 }
 
+/// The configuration `enable` and `diff` apply, and what it was made of.
+pub struct Loaded {
+    pub config: Config,
+    /// `ConfigMap <ns>/automon` when the values stored there were the base.
+    pub stored: Option<String>,
+    /// What was recognised in a parent v0.1.0 wrote (its whole configuration).
+    pub recognised: Option<Recognised>,
+}
+
 impl ConfigArgs {
-    /// The configuration `enable` and `diff` apply. A file is the whole configuration, as with
-    /// `kubectl apply -f`. Without one, the configuration the last `enable` stored in the
-    /// cluster is the base and each `--set` changes it, so `enable --set x=y` changes x and
-    /// nothing else; defaults only when nothing is stored yet. The second value says which.
+    /// The configuration `enable` and `diff` apply. A file is the whole set of values, as with
+    /// `kubectl apply -f`. Without one, the values the last `enable` stored in the cluster are
+    /// the base and each `--set` changes them, so `enable --set x=y` changes x and nothing
+    /// else; the running binary's defaults are under them either way.
     pub async fn load_for(
         &self,
         flags: &KubeFlags,
         cluster: &crate::cluster::Cluster,
-    ) -> anyhow::Result<(Config, Option<String>)> {
+    ) -> anyhow::Result<Loaded> {
         // Offline first: a bad flag or file fails before any request.
         let config = self.load(flags)?;
+        let alone = |config| Loaded {
+            config,
+            stored: None,
+            recognised: None,
+        };
         if self.file.is_some() {
-            return Ok((config, None));
+            return Ok(alone(config));
         }
         let parent =
             match crate::cluster::inventory::parent_configmap(&cluster.client, &config.namespace)
                 .await
             {
                 Ok(Some(parent)) => parent,
-                Ok(None) => return Ok((config, None)),
+                Ok(None) => return Ok(alone(config)),
                 // Preflight, next, lists every permission the user lacks, this one included.
-                Err(kube::Error::Api(s)) if s.code == 403 => return Ok((config, None)),
+                Err(kube::Error::Api(s)) if s.code == 403 => return Ok(alone(config)),
                 Err(e) => return Err(cluster.target.classify(e).into()),
             };
         let origin = format!(
@@ -66,13 +81,33 @@ impl ConfigArgs {
             config.namespace,
             crate::model::names::PARENT_NAME
         );
-        let stored = crate::cluster::inventory::stored_config(&parent).with_context(|| {
-            format!("the configuration stored in {origin} cannot be read; give one with -f")
-        })?;
-        let mut merged = stored.with_sets(&self.set)?;
-        merged.namespace = config.namespace.clone();
-        Ok((merged, Some(origin)))
+        let unreadable =
+            || format!("the configuration stored in {origin} cannot be read; give one with -f");
+        let (values, recognised) =
+            crate::cluster::inventory::stored_values(&parent).with_context(unreadable)?;
+        let base = Base::Stored {
+            values,
+            origin: crate::cluster::inventory::stored_origin(&parent),
+        };
+        // A stored value the running binary refuses is named with the ConfigMap and its line.
+        let config = configured(base, &self.set, Some(&config.namespace))?;
+        Ok(Loaded {
+            config,
+            stored: Some(origin),
+            recognised,
+        })
     }
+}
+
+/// The values given ([`Values::given`], the one place they are made), then the configuration
+/// they make over the running binary's defaults.
+fn configured(
+    base: Base<'_>,
+    sets: &[String],
+    namespace: Option<&str>,
+) -> Result<Config, crate::config::ConfigError> {
+    let values = Values::given(base, sets, namespace)?;
+    Config::from_values(values, "the values given")
 }
 
 /// Where the prometheus-operator CRDs come from: shared by every command that installs them.

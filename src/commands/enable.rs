@@ -4,13 +4,15 @@
 
 use std::time::Instant;
 
-use super::args::{ConfigArgs, CrdArgs, RunArgs};
+use super::args::{ConfigArgs, CrdArgs, Loaded, RunArgs};
 use crate::{
     cluster::{Cluster, KubeFlags, revision},
+    config::values::Compared,
     exit::Verdict,
-    output::{Palette, say},
+    output::{Palette, plural, say},
     pipeline::{self, CrdsFrom, Prepared, Source},
     render,
+    versions::PLUGIN_VERSION,
 };
 
 #[derive(clap::Args, Debug)]
@@ -32,23 +34,13 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     // Offline first: a bad file or --set fails before anything else.
     args.config.load(flags)?;
     let cluster = Cluster::connect(flags).await?;
-    let (config, stored) = args.config.load_for(flags, &cluster).await?;
-    let config_line = stored.as_ref().map(|origin| {
-        format!(
-            "the one stored in {origin}{}",
-            match args.config.set.len() {
-                0 => String::new(),
-                1 => ", changed by 1 --set".to_string(),
-                n => format!(", changed by {n} --set"),
-            }
-        )
-    });
+    let loaded = args.config.load_for(flags, &cluster).await?;
+    let notes = notes(&loaded, args.config.set.len());
+    let config = loaded.config;
     let rendered = render::render(&config).objects;
     let deadline = started + options.timeout;
     let (cluster, state) =
-        match pipeline::prepare(cluster, &config.namespace, &rendered, config_line, deadline)
-            .await?
-        {
+        match pipeline::prepare(cluster, &config.namespace, &rendered, &notes, deadline).await? {
             Prepared::Ready(ready) => *ready,
             Prepared::Refused(report) => return Ok(Verdict::Preflight(report.outcome())),
         };
@@ -85,4 +77,100 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
         .finish(&cluster, &options, &change, args.history_max, started)
         .await?;
     Ok(Verdict::Done)
+}
+
+/// Where the configuration came from, what was recognised in a configuration v0.1.0 stored,
+/// and which of the user's values differ from today's defaults: the lines after preflight.
+fn notes(loaded: &Loaded, sets: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(origin) = &loaded.stored {
+        out.push(format!(
+            "Config    the values stored in {origin}{}",
+            match sets {
+                0 => String::new(),
+                1 => ", changed by 1 --set".to_string(),
+                n => format!(", changed by {n} --set"),
+            }
+        ));
+    }
+    if let Some(recognised) = &loaded.recognised {
+        out.push(format!("Values    {}", recognised.describe()));
+    }
+    let compared = loaded.config.given.compared();
+    let (differ, equal): (Vec<_>, Vec<_>) = compared.iter().partition(|c| c.differs());
+    let list = |cs: &[&Compared]| {
+        cs.iter()
+            .map(|c| c.describe())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut said = Vec::new();
+    if !differ.is_empty() {
+        said.push(format!(
+            "{} from {PLUGIN_VERSION}'s defaults: {}",
+            match differ.len() {
+                1 => "1 of yours differs".to_string(),
+                n => format!("{n} of yours differ"),
+            },
+            list(&differ)
+        ));
+    }
+    if !equal.is_empty() {
+        said.push(format!(
+            "{} equal to today's default, kept as yours: {}",
+            plural(equal.len(), "value"),
+            list(&equal)
+        ));
+    }
+    if !said.is_empty() {
+        out.push(format!("Values    {}", said.join("; ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{
+        Config, Values,
+        values::{Base, Recognised},
+    };
+
+    fn loaded(sets: &[&str], stored: bool, recognised: Option<Recognised>) -> Loaded {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let values = Values::given(Base::Defaults, &sets, Some("ns")).unwrap();
+        Loaded {
+            config: Config::from_values(values, "values").unwrap(),
+            stored: stored.then(|| "ConfigMap ns/automon".to_string()),
+            recognised,
+        }
+    }
+
+    #[test]
+    fn enable_says_which_values_differ_from_the_defaults() {
+        let l = loaded(
+            &["prometheus.retention=30d", "prometheus.scrapeInterval=30s"],
+            true,
+            Some(Recognised {
+                tooling: Some("kubectl-automon/v0.1.0".into()),
+                values: 1,
+            }),
+        );
+        let v = PLUGIN_VERSION;
+        assert_eq!(
+            notes(&l, 1),
+            [
+                "Config    the values stored in ConfigMap ns/automon, changed by 1 --set"
+                    .to_string(),
+                format!(
+                    "Values    recognised 1 value of yours in the configuration v0.1.0 stored; the rest were v0.1.0's defaults and now follow {v}'s"
+                ),
+                format!(
+                    "Values    1 of yours differs from {v}'s defaults: prometheus.retention=30d (default 15d); 1 value equal to today's default, kept as yours: prometheus.scrapeInterval=30s"
+                ),
+            ]
+        );
+        // Nothing given, nothing stored: nothing to say (the namespace is where, not a value).
+        assert!(notes(&loaded(&[], false, None), 0).is_empty());
+    }
 }

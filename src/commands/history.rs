@@ -1,5 +1,6 @@
 //! `history`: the revisions `enable` and `rollback` recorded, oldest first, like
-//! `helm history`. One list call; nothing is decompressed.
+//! `helm history`. One list call; nothing is decompressed. `--revision N` prints the values
+//! the user gave for that revision, like `helm get values --revision N`.
 
 use crate::{
     cluster::{Cluster, KubeFlags, revision},
@@ -15,11 +16,32 @@ pub struct Args {
     /// Output format: a table, or json/yaml for scripts
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// Print the values the user gave for this revision (YAML, or -o json), not the list:
+    /// what `enable -f` takes to make it again
+    #[arg(long, value_name = "N", value_parser = super::args::counting_number)]
+    revision: Option<u32>,
 }
 
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let cluster = Cluster::connect(flags).await?;
     let revisions = revision::list_installed(&cluster).await?;
+    if let Some(n) = args.revision {
+        let (_, payload) = revision::read(&cluster, n).await?;
+        let (values, recognised) = revision::values(&payload, n, &cluster.namespace)?;
+        if let Some(r) = recognised {
+            crate::output::diag!(
+                "{} revision {n} was recorded by {}, which stored its whole configuration: these are the values in it that differ from v0.1.0's defaults",
+                Palette::stderr().warn("note:"),
+                r.tooling.as_deref().unwrap_or("a plugin older than v0.2.0")
+            );
+        }
+        let text = match args.output {
+            Format::Json => output::structured(Format::Json, &values)?,
+            _ => values.to_yaml(),
+        };
+        output::print(&text)?;
+        return Ok(Verdict::Done);
+    }
     let text = match args.output {
         Format::Json | Format::Yaml => output::structured(args.output, &revisions)?,
         _ if revisions.is_empty() => {

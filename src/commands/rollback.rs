@@ -36,13 +36,12 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let n = revision::target(&known, args.revision, &namespace)?;
     let (summary, payload) = revision::read(&cluster, n).await?;
     let line = format!(
-        "revision {n} ({}, plugin {}, by {}: {})",
+        "Config    revision {n} ({}, plugin {}, by {}: {})",
         summary.updated, summary.plugin, summary.by, summary.change
     );
     let deadline = started + options.timeout;
     let (cluster, state) =
-        match pipeline::prepare(cluster, &namespace, &payload.objects, Some(line), deadline).await?
-        {
+        match pipeline::prepare(cluster, &namespace, &payload.objects, &[line], deadline).await? {
             Prepared::Ready(ready) => *ready,
             Prepared::Refused(report) => return Ok(Verdict::Preflight(report.outcome())),
         };

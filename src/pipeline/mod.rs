@@ -123,12 +123,13 @@ pub async fn observe(
 }
 
 /// Preflight before any write (reachable, supported, every permission, another operator),
-/// printed; then what the plan needs.
+/// printed, then `notes` (whole lines: where the configuration came from); then what the plan
+/// needs.
 pub async fn prepare(
     cluster: Cluster,
     namespace: &str,
     objects: &[Object],
-    config_line: Option<String>,
+    notes: &[String],
     deadline: Instant,
 ) -> anyhow::Result<Prepared> {
     let p = Palette::stdout();
@@ -151,8 +152,8 @@ pub async fn prepare(
         report.server_version.git_version
     );
     say!("{}", report.human(&p).trim_end());
-    if let Some(line) = config_line {
-        say!("Config    {line}");
+    for line in notes {
+        say!("{line}");
     }
     if !report.passed() {
         return Ok(Prepared::Refused(Box::new(report)));

@@ -1000,8 +1000,10 @@ mod tests {
     #[test]
     fn the_stored_configuration_changes_with_the_last_write() {
         let before = installed(&Config::default());
-        let mut config = Config::default();
-        config.prometheus.retention = crate::config::PromDuration("7d".into());
+        // A value given (the parent stores values, not settings changed in place).
+        let config = Config::default()
+            .with_set("prometheus.retention=7d")
+            .unwrap();
         let state = ClusterState {
             namespace_exists: true,
             inventory: Some(before.clone()),

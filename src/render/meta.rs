@@ -139,8 +139,9 @@ fn parent_id(ctx: &Context) -> String {
     applyset_id(PARENT_NAME, ctx.namespace, "ConfigMap", "")
 }
 
-/// The parent ConfigMap: the ApplySet's ID, the kinds its members have, and the effective
-/// configuration that `status`, `doctor`, `reconcile` and the next `enable` read.
+/// The parent ConfigMap: the ApplySet's ID, the kinds its members have, and the values the
+/// user gave (with the stack's namespace; never the defaults), which `status`, `doctor`,
+/// `reconcile` and the next `enable` read over their own defaults.
 pub fn applyset_parent(ctx: &Context, members: &[Object]) -> Object {
     let mut kinds: Vec<String> = members.iter().map(group_kind).collect();
     kinds.sort();
@@ -166,7 +167,10 @@ pub fn applyset_parent(ctx: &Context, members: &[Object]) -> Object {
         metadata: meta,
         data: Some(BTreeMap::from([(
             CONFIG_KEY.to_string(),
-            ctx.config.to_yaml(),
+            ctx.config
+                .given
+                .with_namespace(&ctx.config.namespace)
+                .to_yaml(),
         )])),
         ..Default::default()
     })
