@@ -38,7 +38,8 @@ pub enum Command {
     Enable(commands::enable::Args),
     /// Show what enable would change, from a server-side dry run, as a unified diff (exit 1 if any)
     Diff(commands::diff::Args),
-    /// List the revisions enable and rollback recorded: when, which plugin, who, what changed
+    /// List the revisions enable and rollback recorded: when, which plugin, who, what changed;
+    /// or one revision's values (--revision N)
     History(commands::history::Args),
     /// Re-apply a recorded revision's exact objects (default: the one before the latest)
     Rollback(commands::rollback::Args),
@@ -86,7 +87,9 @@ const EXAMPLES: &[(&str, &str)] = &[
     (
         "history",
         "  kubectl automon history
-  kubectl automon history -n monitoring -o json",
+  kubectl automon history -n monitoring -o json
+  # The values given for revision 2 (what enable -f takes to make it again)
+  kubectl automon history --revision 2 > values.yaml",
     ),
     (
         "rollback",
