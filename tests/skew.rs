@@ -41,6 +41,27 @@ fn the_oldest_supported_kubernetes_takes_the_whole_stack() {
         c.kubectl(&["get", "namespace", NS]).code != 0,
         "a dry run made the namespace"
     );
+    // A namespace that is there already, CRDs that are not: their custom resources cannot be
+    // the server's dry run either, and that is said instead of a 404 at the first of them.
+    let mine = "skew-mine";
+    c.kubectl(&["create", "namespace", mine]).success();
+    let crds_dry = automon(&[
+        "enable",
+        "-n",
+        mine,
+        "--crds-from",
+        crds,
+        "--dry-run=server",
+    ])
+    .success();
+    assert_has(
+        &crds_dry.stderr,
+        "10 CRDs are not in the cluster yet, so the server cannot dry-run the custom resources of them",
+    );
+    assert_has(
+        &crds_dry.stdout,
+        "servicemonitor.monitoring.coreos.com/prometheus-operator created",
+    );
 
     let installed = enable(&[]);
     assert_has(&installed.stdout, &format!("({}, {release})", c.server));
