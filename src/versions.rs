@@ -137,9 +137,95 @@ pub const LONG_VERSION: &str = concat!(
     ")"
 );
 
+/// A version as automon and the components write them (`v0.2.0`, `0.10.0-rc.1`, `v1.2.3+build`),
+/// for comparing by semantic-versioning precedence; `None` when it is not one.
+pub fn parse(version: &str) -> Option<semver::Version> {
+    semver::Version::parse(version.trim().trim_start_matches('v')).ok()
+}
+
+/// How two versions order by precedence: numerically field by field (0.10.0 after 0.9.0), a
+/// pre-release before its release (0.3.0-rc.1 before 0.3.0), build metadata ignored; `None`
+/// when either is not a version.
+pub fn compare(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    Some(parse(a)?.cmp_precedence(&parse(b)?))
+}
+
+/// The plugin against the stack installed in a namespace, as `helm` puts a chart's version
+/// against the release's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Skew {
+    /// This plugin installed it (or one of the same version).
+    Same,
+    /// An older plugin installed it: `enable` upgrades it.
+    PluginNewer,
+    /// A newer plugin installed it: this one should be upgraded before it changes the stack.
+    PluginOlder,
+    /// The stack does not say which version installed it, or not as a version.
+    Unknown,
+}
+
+/// How [`PLUGIN_VERSION`] stands against the version that installed the stack.
+pub fn skew(installed: Option<&str>) -> Skew {
+    skew_of(PLUGIN_VERSION, installed)
+}
+
+fn skew_of(plugin: &str, installed: Option<&str>) -> Skew {
+    use std::cmp::Ordering;
+    match installed.and_then(|i| compare(plugin, i)) {
+        Some(Ordering::Equal) => Skew::Same,
+        Some(Ordering::Greater) => Skew::PluginNewer,
+        Some(Ordering::Less) => Skew::PluginOlder,
+        None => Skew::Unknown,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_order_by_precedence_not_as_text() {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        let cases = [
+            ("v0.10.0", "v0.9.0", Some(Greater)),
+            ("0.2.0", "v0.2.0", Some(Equal)),
+            ("v0.2.0", "v0.2.0+build.7", Some(Equal)),
+            ("v1.0.0", "v0.99.99", Some(Greater)),
+            ("v0.3.0-rc.1", "v0.3.0", Some(Less)),
+            ("v0.3.0-rc.2", "v0.3.0-rc.10", Some(Less)),
+            ("v0.3.0-alpha", "v0.3.0-alpha.1", Some(Less)),
+            ("v0.3.0-beta", "v0.3.0-alpha.1", Some(Greater)),
+            ("v0.3.0-rc.1", "v0.2.9", Some(Greater)),
+            ("v0.2", "v0.2.0", None),
+            ("", "v0.2.0", None),
+            ("v0.2.0", "latest", None),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(compare(a, b), want, "{a} against {b}");
+        }
+    }
+
+    #[test]
+    fn the_plugin_against_the_stack() {
+        let cases = [
+            ("v0.2.0", Some("v0.2.0"), Skew::Same),
+            ("v0.10.0", Some("v0.9.0"), Skew::PluginNewer),
+            ("v0.9.0", Some("v0.10.0"), Skew::PluginOlder),
+            ("v0.3.0", Some("v0.3.0-rc.1"), Skew::PluginNewer),
+            ("v0.3.0-rc.1", Some("v0.3.0"), Skew::PluginOlder),
+            ("v0.2.0", Some("0.2.0"), Skew::Same),
+            ("v0.2.0", Some("dev"), Skew::Unknown),
+            ("v0.2.0", None, Skew::Unknown),
+        ];
+        for (plugin, installed, want) in cases {
+            assert_eq!(
+                skew_of(plugin, installed),
+                want,
+                "{plugin} against {installed:?}"
+            );
+        }
+        assert_eq!(skew(Some(PLUGIN_VERSION)), Skew::Same);
+    }
 
     #[test]
     fn image_uses_default_registry() {

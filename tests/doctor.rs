@@ -32,6 +32,7 @@ alertmanager:
 /// the real one, `localcluster serve`).
 const CHECKS: &[&str] = &[
     "installed",
+    "version",
     "components",
     "selectors",
     "nodes",

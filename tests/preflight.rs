@@ -269,49 +269,6 @@ fn an_unreachable_server_or_rejected_credentials_stop_before_any_check() {
         .stderr_has("rejected the credentials");
 }
 
-/// The local API server in front of which `rules-review-proxy` runs; `incomplete` makes every
-/// SelfSubjectRulesReview answer as an authorizer that cannot list rules would. Returns the
-/// process, a kubeconfig of `user_kubeconfig`'s user pointed at it, and its request log.
-fn rules_review_proxy(
-    dir: &std::path::Path,
-    user_kubeconfig: &std::path::Path,
-    incomplete: bool,
-) -> (Process, std::path::PathBuf, std::path::PathBuf) {
-    let c = cluster();
-    let (port_file, log) = (dir.join("port"), dir.join("requests.log"));
-    let mut cmd = std::process::Command::new(repo_root().join("tests/cluster/rules-review-proxy"));
-    cmd.arg("--upstream")
-        .arg(&c.server)
-        .arg("--pki")
-        .arg(c.dir.join("pki"))
-        .arg("--port-file")
-        .arg(&port_file)
-        .arg("--log")
-        .arg(&log);
-    if incomplete {
-        cmd.arg("--incomplete");
-    }
-    let mut process = Process::spawn("rules-review-proxy", &mut cmd, &dir.join("proxy.out"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let port = loop {
-        if let Ok(p) = std::fs::read_to_string(&port_file) {
-            break p;
-        }
-        process.assert_running(&dir.join("proxy.out"));
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the proxy did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    let text = std::fs::read_to_string(user_kubeconfig)
-        .unwrap()
-        .replace(&c.server, &format!("https://127.0.0.1:{port}"));
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, text).unwrap();
-    (process, kubeconfig, log)
-}
-
 /// How many reviews of each kind the log shows: (rules reviews, access reviews).
 fn reviews(log: &std::path::Path) -> (usize, usize) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -375,7 +332,7 @@ fn complete_or_incomplete_rules_reviews_give_the_same_answer() {
 
     let complete_dir = tempfile::tempdir().unwrap();
     let (_proxy, kubeconfig, log) =
-        rules_review_proxy(complete_dir.path(), &c.limited_kubeconfig, false);
+        c.rules_review_proxy(complete_dir.path(), &c.limited_kubeconfig, &[]);
     assert_eq!(preflight(&kubeconfig)["missing"], direct["missing"]);
     assert_eq!(
         reviews(&log),
@@ -384,8 +341,11 @@ fn complete_or_incomplete_rules_reviews_give_the_same_answer() {
     );
 
     let incomplete_dir = tempfile::tempdir().unwrap();
-    let (_proxy, kubeconfig, log) =
-        rules_review_proxy(incomplete_dir.path(), &c.limited_kubeconfig, true);
+    let (_proxy, kubeconfig, log) = c.rules_review_proxy(
+        incomplete_dir.path(),
+        &c.limited_kubeconfig,
+        &["--incomplete"],
+    );
     assert_eq!(preflight(&kubeconfig)["missing"], direct["missing"]);
     assert_eq!(
         reviews(&log),

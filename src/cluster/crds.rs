@@ -460,23 +460,15 @@ pub fn installed_version(crd: &kube::api::ObjectMeta) -> Option<String> {
 /// pre-release of the same version is older than the release. Unparseable versions are not
 /// compatible.
 pub fn compatible(installed: &str, wanted: &str) -> bool {
-    let (Some(have), Some(want)) = (parse_version(installed), parse_version(wanted)) else {
+    let (Some(have), Some(want)) = (
+        crate::versions::parse(installed),
+        crate::versions::parse(wanted),
+    ) else {
         return false;
     };
-    have.0 == want.0 && have.1 == want.1 && (have.2, !have.3) >= (want.2, !want.3)
-}
-
-/// `v1.2.3[-pre][+build]` as (major, minor, patch, is_prerelease).
-fn parse_version(v: &str) -> Option<(u64, u64, u64, bool)> {
-    let v = v.trim().trim_start_matches('v');
-    let v = v.split_once('+').map_or(v, |(core, _)| core);
-    let (core, pre) = match v.split_once('-') {
-        Some((core, _)) => (core, true),
-        None => (v, false),
-    };
-    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
-    let version = (parts.next()??, parts.next()??, parts.next()??, pre);
-    parts.next().is_none().then_some(version)
+    have.major == want.major
+        && have.minor == want.minor
+        && have.cmp_precedence(&want) != std::cmp::Ordering::Less
 }
 
 /// Whether a CRD (as the server returns it) has `Established=True`.

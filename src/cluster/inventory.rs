@@ -16,7 +16,7 @@ use crate::{
         Object,
         names::{
             APPLYSET_GROUP_KINDS, APPLYSET_ID_LABEL, APPLYSET_PART_OF_LABEL, APPLYSET_TOOLING,
-            CONFIG_KEY, PARENT_NAME,
+            CONFIG_KEY, MANAGED_BY, PARENT_NAME, VERSION_LABEL,
         },
         resources::{self, Known, Scope},
     },
@@ -66,6 +66,28 @@ pub fn applyset_id(parent: &ObjectMeta) -> Option<&str> {
         .as_ref()?
         .get(APPLYSET_ID_LABEL)
         .map(String::as_str)
+}
+
+/// The version of automon that last applied the stack, as its parent records it: the ApplySet
+/// tooling annotation (`kubectl-automon/v0.2.0`), else the `app.kubernetes.io/version` label
+/// (`0.2.0`, written `v0.2.0` here). `None` when neither says (tooling of another name is not
+/// automon's version).
+pub fn installed_version(parent: &ObjectMeta) -> Option<String> {
+    let tooling = parent
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(APPLYSET_TOOLING))
+        .and_then(|t| t.trim().strip_prefix(MANAGED_BY)?.strip_prefix('/'))
+        .map(str::trim);
+    let label = || {
+        let v = parent.labels.as_ref()?.get(VERSION_LABEL)?.trim();
+        Some(format!("v{}", v.trim_start_matches('v')))
+    };
+    tooling
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+        .or_else(label)
+        .filter(|v| v != "v")
 }
 
 /// The group-kinds a parent's `contains-group-kinds` annotation lists, resolved to known types;
@@ -320,5 +342,44 @@ mod tests {
         let mut parent = rendered_parent();
         parent.metadata.annotations = None;
         assert_eq!(member_types(&parent), (vec![], vec![]));
+    }
+
+    #[test]
+    fn the_installed_version_is_the_tooling_then_the_label() {
+        let parent = rendered_parent();
+        assert_eq!(
+            installed_version(&parent.metadata).as_deref(),
+            Some(crate::versions::PLUGIN_VERSION)
+        );
+        let meta = |tooling: Option<&str>, label: Option<&str>| ObjectMeta {
+            annotations: tooling.map(|t| [(APPLYSET_TOOLING.to_string(), t.to_string())].into()),
+            labels: label.map(|l| [(VERSION_LABEL.to_string(), l.to_string())].into()),
+            ..Default::default()
+        };
+        let cases = [
+            (
+                Some("kubectl-automon/v0.1.0"),
+                Some("0.2.0"),
+                Some("v0.1.0"),
+            ),
+            (None, Some("0.1.0"), Some("v0.1.0")),
+            (
+                Some("kubectl/v1.36.3"),
+                Some("0.10.0-rc.1"),
+                Some("v0.10.0-rc.1"),
+            ),
+            (Some("kubectl/v1.36.3"), None, None),
+            (Some("kubectl-automon/"), None, None),
+            (Some("kubectl-automonx/v1.0.0"), None, None),
+            (None, Some(""), None),
+            (None, None, None),
+        ];
+        for (tooling, label, want) in cases {
+            assert_eq!(
+                installed_version(&meta(tooling, label)).as_deref(),
+                want,
+                "{tooling:?} {label:?}"
+            );
+        }
     }
 }

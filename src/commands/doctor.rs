@@ -12,9 +12,10 @@ use crate::{
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
-Checks: installed, components, selectors (every ServiceMonitor and PrometheusRule picked up by a
-Prometheus), nodes (each node without a working exporter, and why), podSecurity, hostPort, crds
-(version skew with the operator), kubeletService and webhooks (leftovers of other stacks),
+Checks: installed, version (this plugin against the one that installed the stack; a warning),
+components, selectors (every ServiceMonitor and PrometheusRule picked up by a Prometheus), nodes
+(each node without a working exporter, and why), podSecurity, hostPort, crds (version skew with
+the operator), kubeletService and webhooks (leftovers of other stacks),
 alertmanager (alerts routed nowhere), scrapes (when Prometheus answers).
 
 Exit status: 0 when no check fails (warnings allowed); 8 when one fails; 9 when automon is not

@@ -139,6 +139,13 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
     if let Some(l) = &st.reconcile {
         out.push_str(&reconcile_line(l, p, now));
     }
+    if let Some((what, fix)) = st
+        .stack_version
+        .as_ref()
+        .and_then(|v| v.advice(&st.namespace))
+    {
+        out.push_str(&p.warn(&format!("Version:   {what}; {fix}\n")));
+    }
     out.push('\n');
     out.push_str(&verdict_line(st, p));
     out

@@ -1,12 +1,15 @@
-//! `version`: the plugin's version and git commit, the component versions the stack pins, and
-//! the server's.
+//! `version`: the plugin's version and git commit, the component versions the stack pins, the
+//! server's, and the version of automon that installed the stack in the namespace.
 
 use serde::Serialize;
 
 use crate::{
-    cluster::{Cluster, KubeFlags, error::ClusterError},
+    cluster::{Cluster, KubeFlags, error::ClusterError, inventory},
     exit::Verdict,
+    model::finding::Level,
     output::{self, Format},
+    preflight,
+    status::StackVersion,
     versions::{self, COMPONENTS},
 };
 
@@ -28,6 +31,30 @@ struct VersionReport {
     components: Vec<ComponentVersion>,
     #[serde(skip_serializing_if = "Option::is_none")]
     server: Option<ServerVersion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stack: Option<Stack>,
+}
+
+/// The stack in the namespace: which automon installed it, or why that is not known.
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct Stack {
+    namespace: String,
+    state: StackState,
+    /// `installed`, `plugin` and `skew`, when it is installed.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    version: Option<StackVersion>,
+    /// Why the parent could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize, Clone, Copy, PartialEq, Eq)]
+enum StackState {
+    Installed,
+    NotInstalled,
+    /// The parent could not be read (forbidden, most often): not an error of `version`.
+    Unknown,
 }
 
 #[derive(Serialize)]
@@ -65,15 +92,19 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
             })
             .collect(),
         server: None,
+        stack: None,
     };
     // As `kubectl version`: the client's part is printed even when the server cannot be
     // asked, then the server's error (and its exit code).
     let server = if args.client {
         Ok(None)
     } else {
-        server_version(flags).await.map(Some)
+        server_and_stack(flags).await.map(Some)
     };
-    report.server = server.as_ref().ok().cloned().flatten();
+    if let Ok(Some((server, stack))) = &server {
+        report.server = Some(server.clone());
+        report.stack = Some(stack.clone());
+    }
     let text = match format {
         Format::Table | Format::Wide => human(&report),
         f => output::structured(f, &report)?,
@@ -83,19 +114,63 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     Ok(Verdict::Done)
 }
 
-/// The server's version, warning when it is outside the supported range.
-async fn server_version(flags: &KubeFlags) -> Result<ServerVersion, ClusterError> {
+/// The server's version, warning when it is outside the supported range, and the stack's,
+/// warning when it is not this plugin's. One after the other, on one connection.
+async fn server_and_stack(flags: &KubeFlags) -> Result<(ServerVersion, Stack), ClusterError> {
     let cluster = Cluster::connect(flags).await?;
     let info = cluster.server_version().await?;
-    if let Some(warning) = support_warning(&info.major, &info.minor) {
-        crate::output::warning(&warning);
+    let parent = inventory::parent_configmap(&cluster.client, &cluster.namespace).await;
+    let support = preflight::assess_version(&preflight::ServerVersion {
+        git_version: info.git_version.clone(),
+        major: info.major.clone(),
+        minor: info.minor.clone(),
+    });
+    if support.level != Level::Ok {
+        output::warning(&support.message);
     }
-    Ok(ServerVersion {
-        url: cluster.target.server.clone(),
-        context: cluster.context.clone(),
-        git_version: info.git_version,
-        platform: info.platform,
-    })
+    let namespace = cluster.namespace.clone();
+    let stack = match parent {
+        Ok(Some(parent)) => {
+            let version = StackVersion::of_parent(&parent);
+            if let Some((what, fix)) = version.advice(&namespace) {
+                output::warning(&format!("{what}; {fix}"));
+            }
+            Stack {
+                namespace,
+                state: StackState::Installed,
+                version: Some(version),
+                error: None,
+            }
+        }
+        Ok(None) => Stack {
+            namespace,
+            state: StackState::NotInstalled,
+            version: None,
+            error: None,
+        },
+        // Reading a ConfigMap is more than `version` needs otherwise: say why, and go on.
+        Err(e) => {
+            let error = cluster.target.classify(e).to_string();
+            output::warning(&format!(
+                "cannot tell which version of automon is installed in namespace {namespace}: {error}"
+            ));
+            Stack {
+                namespace,
+                state: StackState::Unknown,
+                version: None,
+                error: Some(error),
+            }
+        }
+    };
+    Ok((
+        ServerVersion {
+            url: cluster.target.server.clone(),
+            context: cluster.context.clone(),
+            git_version: info.git_version,
+            platform: info.platform,
+        },
+        stack,
+    ))
 }
 
 fn human(r: &VersionReport) -> String {
@@ -112,6 +187,17 @@ fn human(r: &VersionReport) -> String {
             .unwrap_or_default();
         out.push_str(&format!("Server:         {}{ctx}\n", s.url));
     }
+    if let Some(stack) = &r.stack {
+        let version = match (stack.state, &stack.version) {
+            (StackState::Installed, Some(v)) => v.installed.as_deref().unwrap_or("unknown"),
+            (StackState::NotInstalled, _) => "not installed",
+            _ => "unknown",
+        };
+        out.push_str(&format!(
+            "Stack Version:  {version} (namespace {})\n",
+            stack.namespace
+        ));
+    }
     out.push('\n');
     let rows: Vec<Vec<&str>> = r
         .components
@@ -120,42 +206,4 @@ fn human(r: &VersionReport) -> String {
         .collect();
     out.push_str(&output::table(&["component", "version", "image"], &rows));
     out
-}
-
-/// A warning when the server is older than the stack supports or newer than it was tested on.
-/// Managed clusters report minors like "36+".
-fn support_warning(major: &str, minor: &str) -> Option<String> {
-    let minor_n: u32 = minor.trim_end_matches('+').parse().ok()?;
-    if major != "1" {
-        return Some(format!(
-            "server version {major}.{minor} is not a Kubernetes 1.x release"
-        ));
-    }
-    if minor_n < versions::MIN_KUBERNETES_MINOR {
-        Some(format!(
-            "Kubernetes 1.{minor_n} is older than the oldest supported (1.{}); enable will refuse it",
-            versions::MIN_KUBERNETES_MINOR
-        ))
-    } else if minor_n > versions::MAX_TESTED_KUBERNETES_MINOR {
-        Some(format!(
-            "Kubernetes 1.{minor_n} is newer than the newest tested (1.{})",
-            versions::MAX_TESTED_KUBERNETES_MINOR
-        ))
-    } else {
-        None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn support_window() {
-        assert_eq!(support_warning("1", "36"), None);
-        assert_eq!(support_warning("1", "31+"), None);
-        assert!(support_warning("1", "29").unwrap().contains("older"));
-        assert!(support_warning("1", "40").unwrap().contains("newer"));
-        assert_eq!(support_warning("1", ""), None);
-    }
 }

@@ -34,6 +34,7 @@ pub fn assess(
         return out;
     };
     out.push(ok("installed", format!("stack installed (namespace {ns})")));
+    out.extend(stack_version(status));
     out.extend(components(status));
     out.extend(selectors(snapshot, extra, ns));
     out.extend(nodes(status, config, ns));
@@ -52,6 +53,19 @@ pub fn assess(
     out.extend(scrapes(status));
     out.extend(sizing(status, config, ns));
     out
+}
+
+/// Whether this plugin is the version that installed the stack. A warning at most: the stack
+/// works whichever plugin installed it; what differs is which checks and defaults apply.
+fn stack_version(status: &Status) -> Option<Finding> {
+    let v = status.stack_version.as_ref()?;
+    Some(match v.advice(&status.namespace) {
+        None => ok(
+            "version",
+            format!("stack installed by this plugin's version ({})", v.plugin),
+        ),
+        Some((what, fix)) => bad("version", Level::Warn, what, fix),
+    })
 }
 
 /// Past this share of its memory limit, Prometheus is one query or compaction from the OOM
@@ -681,16 +695,12 @@ fn crds_skewed(
     )
 }
 
-/// `a < b` for `vX.Y.Z` versions; unparseable ones sort first.
+/// `a < b` by version precedence; unparseable ones sort first.
 fn version_lt(a: &str, b: &str) -> bool {
-    let parse = |v: &str| -> Vec<u64> {
-        v.trim_start_matches('v')
-            .split(['.', '-', '+'])
-            .take(3)
-            .map(|p| p.parse().unwrap_or(0))
-            .collect()
-    };
-    parse(a) < parse(b)
+    match (versions::parse(a), versions::parse(b)) {
+        (Some(a), Some(b)) => a.cmp_precedence(&b) == std::cmp::Ordering::Less,
+        (a, b) => a.is_none() && b.is_some(),
+    }
 }
 
 /// An aggregated API without a backend holds every namespace deletion in the cluster and
@@ -928,6 +938,31 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn another_version_of_the_plugin_is_a_warning_never_a_failure() {
+        let with = |installed: Option<&str>| {
+            let mut st = Status::not_installed("mon");
+            st.stack_version = Some(status::StackVersion::of(installed.map(String::from)));
+            stack_version(&st).expect("a check when installed")
+        };
+        assert_eq!(with(Some(versions::PLUGIN_VERSION)).level, Level::Ok);
+        for (installed, fix) in [
+            ("v0.0.1", "run kubectl automon enable -n mon to upgrade it"),
+            (
+                "v99.0.0",
+                "upgrade the plugin: kubectl krew upgrade automon",
+            ),
+            ("dev", "run kubectl automon enable -n mon to record"),
+        ] {
+            let check = with(Some(installed));
+            assert_eq!(check.level, Level::Warn, "{installed}");
+            assert!(check.fix.as_deref().unwrap().starts_with(fix), "{check:?}");
+            let report = super::super::Report::new("mon", vec![check]);
+            assert_eq!(report.outcome(), crate::exit::Checks::Passed);
+        }
+        assert_eq!(stack_version(&Status::not_installed("mon")), None);
     }
 
     fn sized(head: Option<u64>, rss: Option<u64>, shards: u32) -> Status {
@@ -1176,6 +1211,8 @@ mod tests {
         assert!(version_lt("0.80.0", "v0.93.1"));
         assert!(version_lt("v0.9.0", "v0.10.0"));
         assert!(!version_lt("0.95.0", "v0.93.1"));
+        assert!(version_lt("unknown", "v0.93.1"));
+        assert!(version_lt("v0.93.1-rc.0", "v0.93.1"));
     }
 
     #[test]

@@ -363,13 +363,29 @@ impl<'a> Run<'a> {
     }
 
     /// After the namespace and the CRDs: the parent's first write, and the CRDs Established.
-    /// A server dry run cannot validate objects in a namespace that does not exist yet (its
-    /// creation was a dry run too): say so and show the rest as a client dry run.
+    /// A server dry run cannot validate objects in a namespace that does not exist yet, nor
+    /// custom resources whose CRD does not (their creation was a dry run too): say so and show
+    /// the rest as a client dry run.
     async fn after_foundation(&mut self) -> anyhow::Result<()> {
         let namespace = &self.plan.namespace;
+        let new_crds: Vec<&str> = (self.plan.wait_for.iter())
+            .filter(|name| !self.state.crds.contains_key(*name))
+            .map(String::as_str)
+            .collect();
         if self.apply.dry_run && !self.live.contains(&namespace_key(namespace)) {
             crate::output::diag!(
                 "note: namespace {namespace:?} does not exist yet, so the server cannot dry-run the objects in it; they are shown as a client dry run"
+            );
+            self.client_dry_run = true;
+        } else if self.apply.dry_run && !new_crds.is_empty() {
+            let (are, them) = if new_crds.len() == 1 {
+                ("is", "it")
+            } else {
+                ("are", "them")
+            };
+            crate::output::diag!(
+                "note: {} {are} not in the cluster yet, so the server cannot dry-run the custom resources of {them}; the rest is shown as a client dry run",
+                crate::output::plural(new_crds.len(), "CRD"),
             );
             self.client_dry_run = true;
         }

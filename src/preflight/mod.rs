@@ -1014,7 +1014,7 @@ pub fn prometheus_info(p: &DynamicObject) -> Option<PrometheusInfo> {
 pub use crate::model::finding::{Finding, Level};
 
 /// The server version against the supported window; managed clusters report minors like "36+".
-fn assess_version(v: &ServerVersion) -> Finding {
+pub fn assess_version(v: &ServerVersion) -> Finding {
     let check = |level, message: String| Finding::new("version", level, message);
     // Some distributions leave major/minor empty; gitVersion ("v1.36.3") still says it.
     let from_git = || {

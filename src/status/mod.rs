@@ -4,6 +4,7 @@
 
 pub mod nodes;
 pub mod prometheus;
+pub mod version;
 pub mod workloads;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ use crate::{
 };
 pub use nodes::{Cause, Coverage, NodeStatus};
 pub use prometheus::PrometheusView;
+pub use version::StackVersion;
 
 /// The node-exporter DaemonSet's name.
 pub const NODE_EXPORTER: &str = "node-exporter";
@@ -562,6 +564,10 @@ pub struct Status {
     /// operator's Prometheus is reused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sizing: Option<SizingView>,
+    /// Which automon installed the stack, beside this plugin; none when it is not installed.
+    /// A difference is said, never counted as a problem: the stack works either way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack_version: Option<StackVersion>,
 }
 
 /// The sizing estimate for the cluster as it is now, beside Prometheus' own figures.
@@ -679,6 +685,7 @@ impl Status {
             prometheus: None,
             reconcile: None,
             sizing: None,
+            stack_version: None,
         }
     }
 }
@@ -779,6 +786,7 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
         }),
         prometheus: view,
         reconcile: s.lease.as_ref().map(|l| loop_lease(l, now)),
+        stack_version: Some(StackVersion::of_parent(parent)),
     }
 }
 

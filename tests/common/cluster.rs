@@ -12,10 +12,11 @@ use std::{
 
 use serde_json::Value;
 
-use super::{Run, at_exit, automon, write_list, write_temp, yaml_value};
+use super::{Process, Run, at_exit, automon, write_list, write_temp, yaml_value};
 
 pub struct LocalCluster {
-    /// `test` (kwok nodes) or `real` (real nodes): `LOCALCLUSTER_INSTANCE`.
+    /// `test` (kwok nodes), `real` (real nodes) or `min` (the oldest supported API server
+    /// alone): `LOCALCLUSTER_INSTANCE`.
     pub instance: &'static str,
     pub dir: PathBuf,
     pub kubeconfig: PathBuf,
@@ -70,6 +71,28 @@ pub fn cluster() -> &'static LocalCluster {
 pub fn real_cluster() -> &'static LocalCluster {
     static CLUSTER: OnceLock<LocalCluster> = OnceLock::new();
     CLUSTER.get_or_init(|| LocalCluster::up("real", &["--nodes", "0"]))
+}
+
+/// The oldest Kubernetes the stack supports (`LOCALCLUSTER_INSTANCE=min`): etcd and the API
+/// server of `MIN_KUBERNETES_VERSION` (tests/cluster/versions.env) alone, no node, no controller.
+/// Started from nothing by the first test of a binary that asks for it (seconds): without a
+/// namespace controller nothing a test made there is ever deleted. tests/run stops it.
+pub fn min_cluster() -> &'static LocalCluster {
+    static CLUSTER: OnceLock<LocalCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        localcluster_in("min", &["down"]);
+        LocalCluster::up("min", &[])
+    })
+}
+
+/// A pinned version from tests/cluster/versions.env (`MIN_KUBERNETES_VERSION`, ...).
+pub fn pinned_version(name: &str) -> String {
+    let env = std::fs::read_to_string(repo_root().join("tests/cluster/versions.env")).unwrap();
+    env.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("versions.env has no {name}"))
+        .trim()
+        .to_string()
 }
 
 impl LocalCluster {
@@ -219,6 +242,47 @@ impl LocalCluster {
         let path = path.to_str().unwrap();
         let apply = ["apply", "--server-side", "--field-manager", "automon-test"];
         self.kubectl(&[&apply[..], flags, &["-f", path]].concat())
+    }
+
+    /// `tests/cluster/rules-review-proxy` in front of this cluster's API server, with `flags`
+    /// (`--incomplete`, `--server-version v1.X.Y`: the faults it injects). Returns the process,
+    /// a kubeconfig of `user_kubeconfig`'s user pointed at it, and its request log.
+    pub fn rules_review_proxy(
+        &self,
+        dir: &Path,
+        user_kubeconfig: &Path,
+        flags: &[&str],
+    ) -> (Process, PathBuf, PathBuf) {
+        let (port_file, log) = (dir.join("port"), dir.join("requests.log"));
+        let mut cmd = Command::new(repo_root().join("tests/cluster/rules-review-proxy"));
+        cmd.arg("--upstream")
+            .arg(&self.server)
+            .arg("--pki")
+            .arg(self.dir.join("pki"))
+            .arg("--port-file")
+            .arg(&port_file)
+            .arg("--log")
+            .arg(&log)
+            .args(flags);
+        let mut process = Process::spawn("rules-review-proxy", &mut cmd, &dir.join("proxy.out"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let port = loop {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                break p;
+            }
+            process.assert_running(&dir.join("proxy.out"));
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the proxy did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let text = std::fs::read_to_string(user_kubeconfig)
+            .unwrap()
+            .replace(&self.server, &format!("https://127.0.0.1:{port}"));
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(&kubeconfig, text).unwrap();
+        (process, kubeconfig, log)
     }
 
     /// What the API server would say to these objects: a server-side dry run with strict
