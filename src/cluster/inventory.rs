@@ -263,8 +263,8 @@ pub fn stored_config(parent: &ConfigMap) -> Result<Config, config::ConfigError> 
     Config::from_values(values, &stored_origin(parent))
 }
 
-/// The values `enable` stored in the parent, read by the version that wrote them (its tooling
-/// annotation): from a v0.1.0 parent, what was not v0.1.0's default, and what was recognised.
+/// The values `enable` stored in the parent, read by the version that wrote them
+/// ([`installed_version`]): from a v0.1.0 parent, what was not v0.1.0's default, and what was recognised.
 pub fn stored_values(
     parent: &ConfigMap,
 ) -> Result<(Values, Option<config::values::Recognised>), config::ConfigError> {
@@ -274,13 +274,8 @@ pub fn stored_values(
         .and_then(|d| d.get(CONFIG_KEY))
         .map(String::as_str)
         .unwrap_or_default();
-    let tooling = parent
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(APPLYSET_TOOLING))
-        .map(String::as_str);
-    Values::stored(text, tooling, &stored_origin(parent))
+    let version = installed_version(&parent.metadata);
+    Values::stored(text, version.as_deref(), &stored_origin(parent))
 }
 
 /// Where the stored values are, as errors name it: `ConfigMap <ns>/automon key config.yaml`.

@@ -32,10 +32,7 @@ use crate::{
     config::{ConfigError, Values, values::Recognised},
     model::{
         Object, kind,
-        names::{
-            APPLYSET_TOOLING, CONFIG_KEY, MANAGED_BY, MANAGED_BY_LABEL, PARENT_NAME, PART_OF,
-            PART_OF_LABEL,
-        },
+        names::{CONFIG_KEY, MANAGED_BY, MANAGED_BY_LABEL, PARENT_NAME, PART_OF, PART_OF_LABEL},
     },
     versions::PLUGIN_VERSION,
 };
@@ -187,13 +184,10 @@ pub fn values(
     let text = parent
         .and_then(|p| p.data["data"][CONFIG_KEY].as_str())
         .unwrap_or_default();
-    let tooling = parent
-        .and_then(|p| p.metadata.annotations.as_ref())
-        .and_then(|a| a.get(APPLYSET_TOOLING))
-        .map(String::as_str);
+    let version = parent.and_then(|p| crate::cluster::inventory::installed_version(&p.metadata));
     Values::stored(
         text,
-        tooling,
+        version.as_deref(),
         &format!(
             "revision {n} in namespace {namespace:?}: ConfigMap {PARENT_NAME} key {CONFIG_KEY}"
         ),

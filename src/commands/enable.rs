@@ -152,7 +152,7 @@ mod tests {
             &["prometheus.retention=30d", "prometheus.scrapeInterval=30s"],
             true,
             Some(Recognised {
-                tooling: Some("kubectl-automon/v0.1.0".into()),
+                version: Some("v0.1.0".into()),
                 values: 1,
             }),
         );

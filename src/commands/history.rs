@@ -32,7 +32,11 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
             crate::output::diag!(
                 "{} revision {n} was recorded by {}, which stored its whole configuration: these are the values in it that differ from v0.1.0's defaults",
                 Palette::stderr().warn("note:"),
-                r.tooling.as_deref().unwrap_or("a plugin older than v0.2.0")
+                r.version
+                    .as_deref()
+                    .map_or("a plugin older than v0.2.0".to_string(), |v| format!(
+                        "automon {v}"
+                    ))
             );
         }
         let text = match args.output {

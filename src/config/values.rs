@@ -17,7 +17,7 @@ use crate::versions::PLUGIN_VERSION;
 /// The defaults of v0.1.0, the last version that stored its whole configuration.
 const V0_1_0_DEFAULTS: &str = include_str!("defaults/v0.1.0.yaml");
 /// The first version whose parent holds only the user's values.
-const VALUES_SINCE: (u64, u64, u64) = (0, 2, 0);
+const VALUES_SINCE: &str = "v0.2.0";
 
 /// The user's values: a YAML mapping, keys sorted (serde_json's map is ordered by key).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -37,8 +37,8 @@ pub enum Base<'a> {
 /// A v0.1.0 parent read as values: what was recognised, for `enable` and `history` to say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recognised {
-    /// The parent's `applyset.kubernetes.io/tooling` annotation, when it has one.
-    pub tooling: Option<String>,
+    /// The automon version the parent names (`v0.1.0`), when it names one.
+    pub version: Option<String>,
     /// How many of the user's values were found (the namespace aside).
     pub values: usize,
 }
@@ -47,13 +47,15 @@ impl Recognised {
     /// `recognised 1 value of yours in the configuration v0.1.0 stored; …`, and why a parent
     /// that names no version, or another, was read as v0.1.0's.
     pub fn describe(&self) -> String {
-        let read_as = match self.tooling.as_deref() {
+        let read_as = match self.version.as_deref() {
             None => {
                 "the stored configuration names no plugin version, so it was read as v0.1.0's: "
                     .to_string()
             }
-            Some("kubectl-automon/v0.1.0") => String::new(),
-            Some(t) => format!("the stored configuration was written by {t}, read as v0.1.0's: "),
+            Some("v0.1.0") => String::new(),
+            Some(v) => {
+                format!("the stored configuration was written by automon {v}, read as v0.1.0's: ")
+            }
         };
         let found = match self.values {
             0 => "found none of your own values".to_string(),
@@ -186,12 +188,13 @@ impl Values {
         out
     }
 
-    /// The values in a parent's `config.yaml`, by the plugin its `tooling` annotation names:
+    /// The values in a parent's `config.yaml`, by the automon `version` the parent names
+    /// (`cluster::inventory::installed_version`):
     /// values as they are from v0.2.0 on; before (or with no version), v0.1.0's whole
     /// configuration, whose values equal to v0.1.0's defaults are dropped.
     pub fn stored(
         text: &str,
-        tooling: Option<&str>,
+        version: Option<&str>,
         origin: &str,
     ) -> Result<(Values, Option<Recognised>), ConfigError> {
         let tree: Value = if text.trim().is_empty() {
@@ -199,9 +202,9 @@ impl Values {
         } else {
             serde_saphyr::from_str(text).map_err(|e| super::located(text, origin, e))?
         };
-        if tooling
-            .and_then(written_by)
-            .is_some_and(|v| v >= VALUES_SINCE)
+        if version
+            .and_then(|v| crate::versions::compare(v, VALUES_SINCE))
+            .is_some_and(|o| o.is_ge())
         {
             return Ok((Values::from_tree(tree), None));
         }
@@ -211,23 +214,10 @@ impl Values {
         Ok((
             values,
             Some(Recognised {
-                tooling: tooling.map(str::to_string),
+                version: version.map(str::to_string),
                 values: count,
             }),
         ))
-    }
-}
-
-/// The version in a tooling annotation `kubectl-automon/v0.2.0`; `None` for another tool or a
-/// version that cannot be read.
-fn written_by(tooling: &str) -> Option<(u64, u64, u64)> {
-    let version = tooling.strip_prefix(crate::model::names::MANAGED_BY)?;
-    let version = version.strip_prefix("/v").or(version.strip_prefix('/'))?;
-    let core = version.split(['-', '+']).next()?;
-    let mut parts = core.split('.').map(str::parse::<u64>);
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(Ok(a)), Some(Ok(b)), Some(Ok(c)), None) => Some((a, b, c)),
-        _ => None,
     }
 }
 
@@ -392,7 +382,7 @@ mod tests {
     fn stored_values_and_sets_make_the_next_values() {
         let (stored, recognised) = Values::stored(
             "namespace: ns\nprometheus:\n  retention: 30d\n",
-            Some("kubectl-automon/v0.2.0"),
+            Some("v0.2.0"),
             "ConfigMap ns/automon key config.yaml",
         )
         .unwrap();
@@ -411,12 +401,8 @@ mod tests {
             "namespace: ns\nprometheus:\n  replicas: 2\n  retention: 30d\n"
         );
         // A stored value the running binary refuses is named with the ConfigMap and its line.
-        let (bad, _) = Values::stored(
-            "prometheus:\n  replicas: many\n",
-            Some("kubectl-automon/v0.2.0"),
-            "x",
-        )
-        .unwrap();
+        let (bad, _) =
+            Values::stored("prometheus:\n  replicas: many\n", Some("v0.2.0"), "x").unwrap();
         let e = Values::given(
             Base::Stored {
                 values: bad,
@@ -440,16 +426,12 @@ mod tests {
             "prometheus.retention=30d",
             "alerts.highCpu.thresholdPercent=90",
         ]);
-        for tooling in [
-            Some("kubectl-automon/v0.1.0"),
-            None,
-            Some("kubectl-automon/v0.0.9"),
-        ] {
-            let (v, recognised) = Values::stored(&text, tooling, "stored").unwrap();
+        for version in [Some("v0.1.0"), None, Some("v0.0.9")] {
+            let (v, recognised) = Values::stored(&text, version, "stored").unwrap();
             assert_eq!(
                 Value::Object(v.0.clone()),
                 json!({"prometheus": {"retention": "30d"}, "alerts": {"highCpu": {"thresholdPercent": 90}}}),
-                "{tooling:?}"
+                "{version:?}"
             );
             let recognised = recognised.unwrap();
             assert_eq!(recognised.values, 2);
@@ -457,7 +439,7 @@ mod tests {
             assert!(said.contains("recognised 2 values of yours in the configuration v0.1.0 stored; the rest were v0.1.0's defaults and now follow v"), "{said}");
             assert_eq!(
                 said.contains("read as v0.1.0's"),
-                tooling != Some("kubectl-automon/v0.1.0"),
+                version != Some("v0.1.0"),
                 "{said}"
             );
         }
@@ -467,7 +449,7 @@ mod tests {
     fn a_v0_1_0_value_equal_to_its_default_is_a_default() {
         // 80.0 written as 80, the namespace v0.1.0 defaulted to: nothing of the user's.
         let text = v0_1_0_with(&["alerts.highCpu.thresholdPercent=80", "namespace=automon"]);
-        let (v, r) = Values::stored(&text, Some("kubectl-automon/v0.1.0"), "stored").unwrap();
+        let (v, r) = Values::stored(&text, Some("v0.1.0"), "stored").unwrap();
         assert_eq!(v, Values::default());
         assert_eq!(
             r.unwrap().describe().split(" in ").next().unwrap(),
@@ -572,13 +554,5 @@ mod tests {
             ]
         );
         assert!(!said.concat().contains("t0ken"));
-    }
-
-    #[test]
-    fn versions_in_tooling() {
-        assert_eq!(written_by("kubectl-automon/v0.2.0"), Some((0, 2, 0)));
-        assert_eq!(written_by("kubectl-automon/v1.10.3-rc.1"), Some((1, 10, 3)));
-        assert_eq!(written_by("kubectl/v1.30.0"), None);
-        assert_eq!(written_by("kubectl-automon/latest"), None);
     }
 }
