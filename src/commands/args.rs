@@ -7,7 +7,7 @@ use anyhow::Context as _;
 
 use crate::{
     cluster::{KubeFlags, crds::CrdSource},
-    config::{Config, UnreadableFile},
+    config::{Config, UnreadableFile, credentials::Credentials},
 };
 
 /// Where the configuration comes from: shared by every command that renders.
@@ -22,8 +22,14 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    /// The effective configuration; `-n` wins over the file's namespace.
+    /// The effective configuration, its literal credentials sealed (references to
+    /// `automon-credentials` in their place); `-n` wins over the file's namespace.
     pub fn load(&self, flags: &KubeFlags) -> anyhow::Result<Config> {
+        Ok(self.load_sealed(flags)?.0)
+    }
+
+    /// [`Self::load`], and the credentials taken out of it, for the Secret that holds them.
+    pub fn load_sealed(&self, flags: &KubeFlags) -> anyhow::Result<(Config, Credentials)> {
         let text = self.file.as_deref().map(UnreadableFile::read).transpose()?;
         let file = self.file.as_deref().zip(text.as_deref());
         let mut config = Config::load(file, &self.set)?;
@@ -32,7 +38,7 @@ impl ConfigArgs {
                 .with_set(&format!("namespace={ns}"))
                 .context("-n/--namespace")?;
         }
-        Ok(config)
+        Ok(config.sealed())
     }
 }
 
@@ -45,20 +51,22 @@ impl ConfigArgs {
         &self,
         flags: &KubeFlags,
         cluster: &crate::cluster::Cluster,
-    ) -> anyhow::Result<(Config, Option<String>)> {
+    ) -> anyhow::Result<(Config, Credentials, Option<String>)> {
         // Offline first: a bad flag or file fails before any request.
-        let config = self.load(flags)?;
+        let (config, credentials) = self.load_sealed(flags)?;
         if self.file.is_some() {
-            return Ok((config, None));
+            return Ok((config, credentials, None));
         }
         let parent =
             match crate::cluster::inventory::parent_configmap(&cluster.client, &config.namespace)
                 .await
             {
                 Ok(Some(parent)) => parent,
-                Ok(None) => return Ok((config, None)),
+                Ok(None) => return Ok((config, credentials, None)),
                 // Preflight, next, lists every permission the user lacks, this one included.
-                Err(kube::Error::Api(s)) if s.code == 403 => return Ok((config, None)),
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    return Ok((config, credentials, None));
+                }
                 Err(e) => return Err(cluster.target.classify(e).into()),
             };
         let origin = format!(
@@ -71,7 +79,10 @@ impl ConfigArgs {
         })?;
         let mut merged = stored.with_sets(&self.set)?;
         merged.namespace = config.namespace.clone();
-        Ok((merged, Some(origin)))
+        // A configuration an older plugin stored holds its credentials in the clear: sealed
+        // now, they leave the ConfigMap with this write.
+        let (merged, credentials) = merged.sealed();
+        Ok((merged, credentials, Some(origin)))
     }
 }
 

@@ -73,7 +73,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
         }
         None => {
             // The configuration enable would apply: the stored one, changed by --set, unless -f.
-            let (config, _) = args.config.load_for(flags, &cluster).await?;
+            let (config, _, _) = args.config.load_for(flags, &cluster).await?;
             let crds = Some(CrdsFrom {
                 source: args.crds.source(),
                 given: args.crds.crds_from.clone(),

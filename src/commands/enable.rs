@@ -4,9 +4,12 @@
 
 use std::time::Instant;
 
+use anyhow::Context as _;
+
 use super::args::{ConfigArgs, CrdArgs, RunArgs};
 use crate::{
-    cluster::{Cluster, KubeFlags, revision},
+    cluster::{Cluster, KubeFlags, credentials, revision},
+    config::credentials::{Credentials, SECRET_NAME},
     exit::Verdict,
     output::{Palette, say},
     pipeline::{self, CrdsFrom, Prepared, Source},
@@ -32,7 +35,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     // Offline first: a bad file or --set fails before anything else.
     args.config.load(flags)?;
     let cluster = Cluster::connect(flags).await?;
-    let (config, stored) = args.config.load_for(flags, &cluster).await?;
+    let (config, credentials, stored) = args.config.load_for(flags, &cluster).await?;
     let config_line = stored.as_ref().map(|origin| {
         format!(
             "the one stored in {origin}{}",
@@ -75,6 +78,16 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
             );
         }
     }
+    if !credentials.is_empty() {
+        store_credentials(
+            &cluster,
+            &config.namespace,
+            &rendered,
+            &credentials,
+            &options,
+        )
+        .await?;
+    }
     let change = revision::describe_change(
         args.config.file.as_deref().and_then(|f| f.to_str()),
         &args.config.set,
@@ -85,4 +98,42 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
         .finish(&cluster, &options, &change, args.history_max, started)
         .await?;
     Ok(Verdict::Done)
+}
+
+/// The credentials the configuration gave literally, into their Secret before the Alertmanager
+/// that reads them; its line names where each was given, never a value.
+async fn store_credentials(
+    cluster: &Cluster,
+    namespace: &str,
+    rendered: &[crate::model::Object],
+    credentials: &Credentials,
+    options: &pipeline::Options,
+) -> anyhow::Result<()> {
+    use crate::pipeline::DryRun;
+    let namespace_object = rendered
+        .iter()
+        .find(|o| crate::model::kind(o) == "Namespace");
+    let secret = format!("Secret {namespace}/{SECRET_NAME}");
+    let paths = credentials.paths().join(", ");
+    let stored = match options.dry_run {
+        DryRun::Client => None,
+        mode => Some(
+            credentials::store(
+                cluster,
+                namespace,
+                namespace_object,
+                credentials,
+                mode == DryRun::Server,
+            )
+            .await
+            .with_context(|| format!("cannot write the credentials into {secret}"))?,
+        ),
+    };
+    let written = stored.map_or(credentials.0.len(), |s| s.written);
+    say!(
+        "Credentials {secret}: {} from the configuration ({paths}), referenced by key{}",
+        crate::output::plural(written, "new key"),
+        options.dry_run.suffix()
+    );
+    Ok(())
 }
