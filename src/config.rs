@@ -767,15 +767,16 @@ impl Config {
                 }
                 _ => problem,
             };
+            let key = line
+                .and_then(|l| key_path_at(text, l))
+                .unwrap_or_else(|| "(document)".into());
             ConfigError {
                 origin: match line {
                     Some(l) => format!("{origin} line {l}"),
                     None => origin.to_string(),
                 },
-                key: line
-                    .and_then(|l| key_path_at(text, l))
-                    .unwrap_or_else(|| "(document)".into()),
-                problem,
+                problem: credentials::unquoted(&key, problem),
+                key,
             }
         };
         let file: serde_json::Value = serde_saphyr::from_str(text).map_err(located)?;
@@ -812,15 +813,30 @@ impl Config {
                 problem: "expected path=value, e.g. --set prometheus.replicas=2".into(),
             });
         };
-        let err = |problem: String| ConfigError {
-            origin: origin.clone(),
-            key: path.into(),
-            problem,
+        let err = |problem: String| {
+            let unquoted = credentials::unquoted(path, problem.clone());
+            ConfigError {
+                // A value that may be a credential is not repeated in the origin either.
+                origin: match unquoted == problem {
+                    true => origin.clone(),
+                    false => format!("--set {path}=(hidden)"),
+                },
+                key: path.into(),
+                problem: unquoted,
+            }
         };
         let value: serde_json::Value = if raw.trim().is_empty() {
             serde_json::Value::Null
         } else {
-            serde_saphyr::from_str(raw).map_err(|e| err(format!("value is not valid YAML: {e}")))?
+            serde_saphyr::from_str(raw).map_err(|e| {
+                // Its excerpt of the value would show a credential that could not be read.
+                let e = e.to_string();
+                let e = match origin.contains("(hidden)") {
+                    true => e.lines().next().unwrap_or_default().to_string(),
+                    false => e,
+                };
+                err(format!("value is not valid YAML: {e}"))
+            })?
         };
         let mut tree = serde_json::to_value(self).map_err(|e| err(e.to_string()))?;
         let mut node = &mut tree;

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    Cleanup, Process, built_tool, cluster, free_port, generated_config, kind_name,
-    rendered_objects, run, set_args, write_list, write_temp,
+    Cleanup, Process, assert_has, assert_lacks, built_tool, cluster, free_port, generated_config,
+    kind_name, rendered_objects, run, set_args, write_list, write_temp,
 };
 use serde_json::{Value, json};
 
@@ -177,6 +177,29 @@ fn alertmanager_routes_to_the_configured_receivers_but_never_pages_for_watchdog(
         ],
         &[
             (&["alertname=HighCPUUsage", "node=n1"], "oncall"),
+            (&["alertname=Watchdog"], "ui-only"),
+        ],
+    );
+}
+
+/// Credentials are files of mounted Secrets (`url_file`, `api_url_file`), given literally (and
+/// sealed) or named as a Secret key of the user's: Alertmanager's loader accepts them, routes
+/// to them, and the configuration holds no URL at all.
+#[test]
+fn alertmanager_reads_credentials_from_files_of_mounted_secrets() {
+    let sets = [
+        "alertmanager.receivers=[{name: own, webhook: {urlSecret: {secret: team-hooks, key: url}}}, {name: chat, slack: {apiUrl: 'https://hooks.slack.example/T0/B0/sealed', channel: '#alerts'}}, {name: team, webhook: {url: 'http://hook.example/sealed'}}]",
+        "alertmanager.route.receiver=own",
+    ];
+    let yaml = alertmanager_yaml(&sets);
+    assert_has(&yaml, "url_file: /etc/alertmanager/secrets/team-hooks/url");
+    assert_has(&yaml, "api_url_file: ");
+    assert_lacks(&yaml, "sealed");
+    assert_lacks(&yaml, "url: ");
+    check_alertmanager(
+        &sets,
+        &[
+            (&["alertname=NodeDown", "severity=critical"], "own"),
             (&["alertname=Watchdog"], "ui-only"),
         ],
     );

@@ -169,6 +169,16 @@ fn a_planted_credential_is_never_stored_or_shown() {
     assert_has(&rendered.stdout, "- automon-credentials");
     outputs.push(printed("render", &rendered));
 
+    // A file is sealed as --set is.
+    let file = format!(
+        "alertmanager:\n  receivers:\n    - name: team\n      webhook:\n        url: https://hooks.example.invalid/file/{token}\n"
+    );
+    let (_dir, path) = write_temp("automon.yaml", &file);
+    let from_file =
+        run(automon().args(["render", "-n", NS, "-f", path.to_str().unwrap()])).success();
+    assert_has(&from_file.stderr, "alertmanager.receivers[0].webhook.url");
+    outputs.push(printed("render -f", &from_file));
+
     let enabled = enable(NS, &sets).success();
     assert_has(
         &enabled.stdout,

@@ -192,6 +192,26 @@ fn hide_userinfo(text: &str) -> String {
     USERINFO.replace_all(text, "://(hidden)@").into_owned()
 }
 
+/// A type error's problem without the value it quotes (`…, got "https://…"`) when `key` is
+/// where a receiver's credentials are given: the value may be one.
+pub fn unquoted(key: &str, problem: String) -> String {
+    let credential_bearing = key.starts_with("alertmanager.receivers")
+        && RECEIVER_FIELDS
+            .iter()
+            .any(|(integration, _, _)| key.contains(integration))
+        || key == "alertmanager.receivers"
+        || key == "alertmanager";
+    // A number, a boolean or a shape is no credential, and says more than nothing.
+    let harmless = |got: &str| {
+        got.parse::<f64>().is_ok()
+            || ["true", "false", "a list", "a section", "nothing"].contains(&got)
+    };
+    match problem.split_once(", got ") {
+        Some((head, got)) if credential_bearing && !harmless(got) => head.to_string(),
+        _ => problem,
+    }
+}
+
 /// A Secret's name: a DNS subdomain.
 pub(super) fn check_secret(key: &str, name: &str) -> Result<(), (String, String)> {
     let valid = !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns_label);
@@ -343,6 +363,34 @@ mod tests {
         assert_eq!(
             redact_set("alertmanager.receivers=[{name: x, webhook: {url: 'unclosed"),
             "alertmanager.receivers=(hidden)"
+        );
+    }
+
+    #[test]
+    fn type_errors_where_credentials_go_do_not_quote_the_value() {
+        let e = crate::config::Config::default()
+            .with_set("alertmanager.receivers=[{name: x, webhook: 'https://h/planted'}]")
+            .unwrap_err();
+        assert!(!e.to_string().contains("planted"), "{e}");
+        assert!(e.problem.starts_with("expected a section"), "{e}");
+        let e = crate::config::Config::from_yaml(
+            "alertmanager:\n  receivers:\n    - name: x\n      webhook: https://h/planted\n",
+            "a.yaml",
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("planted"), "{e}");
+        let e = crate::config::Config::default()
+            .with_set("alertmanager.receivers=[{name: x, webhook: {url: 'https://h/planted}]")
+            .unwrap_err();
+        assert!(!e.to_string().contains("planted"), "{e}");
+        assert!(e.problem.contains("unclosed quote"), "{e}");
+        // Elsewhere the value is quoted, as it helps.
+        assert_eq!(
+            unquoted(
+                "prometheus.replicas",
+                "expected a whole number, got \"x\"".into()
+            ),
+            "expected a whole number, got \"x\""
         );
     }
 
