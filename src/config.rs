@@ -297,17 +297,25 @@ pub struct Receiver {
     pub email: Option<EmailReceiver>,
 }
 
+/// A webhook: its URL carries its token, so it is a credential, given as `url` (sealed into
+/// `automon-credentials` at load) or as `urlSecret`, a key of the user's own Secret.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WebhookReceiver {
-    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_secret: Option<SecretKey>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SlackReceiver {
-    /// The incoming-webhook URL.
-    pub api_url: String,
+    /// The incoming-webhook URL (its path is the token), or `apiUrlSecret` naming a Secret key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url_secret: Option<SecretKey>,
     pub channel: String,
 }
 
@@ -760,11 +768,19 @@ impl Config {
     /// Applies one `--set path=value`; the value is read as YAML (`2`, `true`, `[a, b]`).
     pub fn with_set(&self, set: &str) -> Result<Config, ConfigError> {
         let (path, value) = parse_set(set)?;
-        let origin = format!("--set {set}");
-        let err = |problem: String| ConfigError {
-            origin: origin.clone(),
-            key: path.into(),
-            problem,
+        // Errors quote the flag, never a credential in it.
+        let origin = format!("--set {}", credentials::redact_set(set));
+        let err = |problem: String| {
+            let unquoted = credentials::unquoted(path, problem.clone());
+            ConfigError {
+                // A value that may be a credential is not repeated in the origin either.
+                origin: match unquoted == problem {
+                    true => origin.clone(),
+                    false => format!("--set {path}=(hidden)"),
+                },
+                key: path.into(),
+                problem: unquoted,
+            }
         };
         let mut tree = serde_json::to_value(self).map_err(|e| err(e.to_string()))?;
         let mut node = &mut tree;
@@ -1083,21 +1099,23 @@ fn located(text: &str, origin: &str, e: serde_saphyr::Error) -> ConfigError {
         }
         _ => problem,
     };
+    let key = line
+        .and_then(|l| key_path_at(text, l))
+        .unwrap_or_else(|| "(document)".into());
     ConfigError {
         origin: match line {
             Some(l) => format!("{origin} line {l}"),
             None => origin.to_string(),
         },
-        key: line
-            .and_then(|l| key_path_at(text, l))
-            .unwrap_or_else(|| "(document)".into()),
-        problem,
+        problem: credentials::unquoted(&key, problem),
+        key,
     }
 }
 
 /// One `--set path=value`: the dotted path and the value read as YAML (nothing is null).
 fn parse_set(set: &str) -> Result<(&str, serde_json::Value), ConfigError> {
-    let origin = || format!("--set {set}");
+    // Errors quote the flag, never a credential in it.
+    let origin = || format!("--set {}", credentials::redact_set(set));
     let Some((path, raw)) = set.split_once('=') else {
         return Err(ConfigError {
             origin: origin(),
@@ -1108,10 +1126,18 @@ fn parse_set(set: &str) -> Result<(&str, serde_json::Value), ConfigError> {
     if raw.trim().is_empty() {
         return Ok((path, serde_json::Value::Null));
     }
-    let value = serde_saphyr::from_str(raw).map_err(|e| ConfigError {
-        origin: origin(),
-        key: path.into(),
-        problem: format!("value is not valid YAML: {e}"),
+    let value = serde_saphyr::from_str(raw).map_err(|e| {
+        // Its excerpt of the value would show a credential that could not be read.
+        let e = e.to_string();
+        let e = match origin().contains("(hidden)") {
+            true => e.lines().next().unwrap_or_default().to_string(),
+            false => e,
+        };
+        ConfigError {
+            origin: origin(),
+            key: path.into(),
+            problem: credentials::unquoted(path, format!("value is not valid YAML: {e}")),
+        }
     })?;
     Ok((path, value))
 }
@@ -1123,11 +1149,34 @@ fn invalid(key: &str, problem: String) -> Invalid {
 /// A receiver's integrations: what Alertmanager refuses (or, for a URL, fails at runtime on),
 /// and none at all, which would drop every alert.
 fn check_receiver(key: &str, r: &Receiver) -> Result<(), Invalid> {
-    if let Some(w) = &r.webhook {
-        check_url(&w.url).map_err(|p| invalid(&format!("{key}.webhook.url"), p))?;
-    }
-    if let Some(slack) = &r.slack {
-        check_url(&slack.api_url).map_err(|p| invalid(&format!("{key}.slack.apiUrl"), p))?;
+    // Each credential-bearing integration: its URL as a value or as a Secret key, one of them.
+    let urls = [
+        r.webhook.as_ref().map(|w| {
+            (
+                "webhook",
+                "url",
+                w.url.as_deref(),
+                "urlSecret",
+                w.url_secret.as_ref(),
+            )
+        }),
+        r.slack.as_ref().map(|s| {
+            let secret = s.api_url_secret.as_ref();
+            (
+                "slack",
+                "apiUrl",
+                s.api_url.as_deref(),
+                "apiUrlSecret",
+                secret,
+            )
+        }),
+    ];
+    for (section, literal, url, reference, secret) in urls.into_iter().flatten() {
+        let k = format!("{key}.{section}");
+        credentials::check_one_of(&k, (literal, url), (reference, secret))?;
+        if let Some(url) = url {
+            check_url(url).map_err(|p| invalid(&format!("{k}.{literal}"), p))?;
+        }
     }
     if let Some(email) = &r.email {
         for (field, address) in [("to", &email.to), ("from", &email.from)] {
@@ -1271,14 +1320,22 @@ fn check_byte_size(s: &str) -> Result<(), String> {
 }
 
 /// An absolute http(s) URL with a host, as Alertmanager's webhook and Slack configurations need.
+/// The URL is a credential (its path or query is the token): the error never repeats it.
 fn check_url(s: &str) -> Result<(), String> {
-    check_url_for(s, "Alertmanager", "https://hooks.example.com/alerts")
+    check_url_for(s, "Alertmanager", "https://hooks.example.com/alerts", false)
 }
 
 /// An absolute http(s) URL with a host that `client` can send to; `example` is one that works.
-fn check_url_for(s: &str, client: &str, example: &str) -> Result<(), String> {
-    let bad =
-        |why: &str| format!("{s:?} is not a URL {client} can send to ({why}); use e.g. {example}");
+/// `show`: the error may quote the URL (it is no credential).
+fn check_url_for(s: &str, client: &str, example: &str, show: bool) -> Result<(), String> {
+    let shown = if show {
+        format!("{s:?}")
+    } else {
+        "the URL".to_string()
+    };
+    let bad = |why: &str| {
+        format!("{shown} is not a URL {client} can send to ({why}); use e.g. {example}")
+    };
     if s.trim() != s || s.contains(char::is_whitespace) {
         return Err(bad("it contains spaces"));
     }
@@ -1380,9 +1437,11 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
     (1..=text.lines().count()).find(|&n| key_path_at(text, n).as_deref() == Some(key))
 }
 
+pub mod credentials;
 mod remote_write;
 pub mod sizing;
 pub mod values;
+pub use credentials::SecretKey;
 pub use remote_write::{CLUSTER_LABEL, RemoteWrite, Thanos};
 pub use values::Values;
 

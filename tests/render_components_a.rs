@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    Cleanup, Process, built_tool, cluster, free_port, generated_config, kind_name,
-    rendered_objects, run, set_args, write_list, write_temp,
+    Cleanup, Process, assert_has, assert_lacks, built_tool, cluster, free_port, generated_config,
+    kind_name, rendered_objects, run, set_args, write_list, write_temp,
 };
 use serde_json::{Value, json};
 
@@ -180,6 +180,109 @@ fn alertmanager_routes_to_the_configured_receivers_but_never_pages_for_watchdog(
             (&["alertname=Watchdog"], "ui-only"),
         ],
     );
+}
+
+/// Credentials are files of mounted Secrets (`url_file`, `api_url_file`), given literally (and
+/// sealed) or named as a Secret key of the user's: Alertmanager's loader accepts them, routes
+/// to them, and the configuration holds no URL at all.
+#[test]
+fn alertmanager_reads_credentials_from_files_of_mounted_secrets() {
+    let sets = [
+        "alertmanager.receivers=[{name: own, webhook: {urlSecret: {secret: team-hooks, key: url}}}, {name: chat, slack: {apiUrl: 'https://hooks.slack.example/T0/B0/sealed', channel: '#alerts'}}, {name: team, webhook: {url: 'http://hook.example/sealed'}}]",
+        "alertmanager.route.receiver=own",
+    ];
+    let yaml = alertmanager_yaml(&sets);
+    assert_has(&yaml, "url_file: /etc/alertmanager/secrets/team-hooks/url");
+    assert_has(&yaml, "api_url_file: ");
+    assert_lacks(&yaml, "sealed");
+    assert_lacks(&yaml, "url: ");
+    check_alertmanager(
+        &sets,
+        &[
+            (&["alertname=NodeDown", "severity=critical"], "own"),
+            (&["alertname=Watchdog"], "ui-only"),
+        ],
+    );
+}
+
+/// A real Alertmanager sends through `url_file`: the rendered configuration, its mount path
+/// pointed at a directory holding the sealed key as the operator would mount it, delivers an
+/// alert to a webhook on loopback whose URL (and token) only that file holds.
+#[test]
+fn a_real_alertmanager_delivers_through_the_sealed_url_file() {
+    use std::io::{BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!(
+        "http://127.0.0.1:{}/hook/sealed-token",
+        listener.local_addr().unwrap().port()
+    );
+    let (sent, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let Ok(reader) = stream.try_clone() else {
+                continue;
+            };
+            if let Ok(Some(request)) = common::HttpRequest::read(&mut BufReader::new(reader)) {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                let _ = sent.send((
+                    request.path().unwrap_or_default().to_string(),
+                    String::from_utf8_lossy(&request.body).into_owned(),
+                ));
+            }
+        }
+    });
+    let receivers = format!("alertmanager.receivers=[{{name: team, webhook: {{url: '{hook}'}}}}]");
+    let yaml = alertmanager_yaml(&[&receivers, "alertmanager.route.groupWait=1s"]);
+    assert_lacks(&yaml, "sealed-token");
+    let file: Value = serde_saphyr::from_str(&yaml).unwrap();
+    let url_file = file["receivers"][1]["webhook_configs"][0]["url_file"]
+        .as_str()
+        .expect("a url_file")
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = url_file.replace("/etc/alertmanager/secrets", dir.path().to_str().unwrap());
+    let key = std::path::Path::new(&mounted);
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::write(key, &hook).unwrap();
+    let config = dir.path().join("alertmanager.yaml");
+    std::fs::write(&config, yaml.replace(&url_file, &mounted)).unwrap();
+    let amtool = built_tool("amtool", "amtool");
+    let port = free_port();
+    let log = dir.path().join("alertmanager.log");
+    let _am = Process::spawn(
+        "alertmanager",
+        std::process::Command::new(amtool.with_file_name("alertmanager")).args([
+            &format!("--config.file={}", config.display()),
+            &format!("--storage.path={}", dir.path().join("data").display()),
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+            "--cluster.listen-address=",
+        ]),
+        &log,
+    );
+    let alert = r#"[{"labels": {"alertname": "NodeDown", "severity": "critical", "node": "n1"}}]"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (path, body) = loop {
+        // Posted until Alertmanager is up; then it waits groupWait and sends.
+        let _ = run(std::process::Command::new("curl").args([
+            "-sf",
+            "-XPOST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            alert,
+            &format!("http://127.0.0.1:{port}/api/v2/alerts"),
+        ]));
+        if let Ok(got) = received.recv_timeout(std::time::Duration::from_secs(2)) {
+            break got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no notification in 60s; alertmanager said:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    };
+    assert_eq!(path, "/hook/sealed-token");
+    assert_has(&body, "NodeDown");
 }
 
 /// The namespace of the live run, the operator's own.

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod blocker;
 pub mod crds;
+pub mod credentials;
 pub mod error;
 pub mod inventory;
 mod proxy;

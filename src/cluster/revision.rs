@@ -1,8 +1,9 @@
 //! Revisions, as Helm keeps releases: every `enable` or `rollback` that changes something
 //! records what it applied in a Secret of the stack's namespace (`automon-revision-<N>`): who,
 //! when, with which plugin, what changed, and the exact objects (gzip'd JSON, checked against
-//! the 1 MiB object limit before anything is applied). A Secret, not a ConfigMap: the objects
-//! carry receiver URLs that are credentials (a Slack webhook URL is one).
+//! the 1 MiB object limit before anything is applied). A Secret, not a ConfigMap, though the
+//! objects no longer carry credentials (the configuration's load seals them into
+//! `automon-credentials`): a stack an older plugin installed recorded them in the clear.
 //!
 //! The summary lives in annotations, so `history` is one list call and decompresses nothing;
 //! the objects are read only for the revision a `rollback` or `diff --revision` asks for.
@@ -463,9 +464,12 @@ async fn trim(
 }
 
 /// What a run changed, for the CHANGE column: `install`, `set a=b, c=d`, `enable -f file`. A
-/// value that may be a credential (a URL) is not written down.
+/// credential in a `--set` (what the configuration's load seals) is `(hidden)`.
 pub fn describe_change(file: Option<&str>, sets: &[String], first: bool) -> String {
-    let sets: Vec<String> = sets.iter().map(|s| redact(s)).collect();
+    let sets: Vec<String> = sets
+        .iter()
+        .map(|s| crate::config::credentials::redact_set(s))
+        .collect();
     let mut parts = Vec::new();
     if first {
         parts.push("install".to_string());
@@ -480,13 +484,6 @@ pub fn describe_change(file: Option<&str>, sets: &[String], first: bool) -> Stri
         parts.push("enable".into());
     }
     parts.join("; ")
-}
-
-fn redact(set: &str) -> String {
-    match set.split_once('=') {
-        Some((key, _)) if key.to_ascii_lowercase().ends_with("url") => format!("{key}=(hidden)"),
-        _ => set.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -598,13 +595,23 @@ mod tests {
             describe_change(None, &["prometheus.retention=30d".into()], false),
             "set prometheus.retention=30d"
         );
+        // The documented form: a receiver list, its URL hidden and the rest kept.
         assert_eq!(
             describe_change(
                 Some("automon.yaml"),
-                &["alerting.receivers[0].slack.apiUrl=https://hooks.example/T0/B0/secret".into()],
+                &["alertmanager.receivers=[{name: x, slack: {apiUrl: 'https://hooks.example/T0/B0/secret', channel: '#a'}}]".into()],
                 false
             ),
-            "enable -f automon.yaml; set alerting.receivers[0].slack.apiUrl=(hidden)"
+            "enable -f automon.yaml; set alertmanager.receivers=[{name: x, slack: {apiUrl: '(hidden)', channel: '#a'}}]"
+        );
+        // A URL that is no credential stays.
+        assert_eq!(
+            describe_change(
+                None,
+                &["prometheus.remoteWrite=[{url: 'https://store/x'}]".into()],
+                false
+            ),
+            "set prometheus.remoteWrite=[{url: 'https://store/x'}]"
         );
     }
 }

@@ -8,7 +8,8 @@ use anyhow::Context as _;
 use crate::{
     cluster::{KubeFlags, crds::CrdSource},
     config::{
-        Config, UnreadableFile, Values,
+        Config, UnreadableFile,
+        credentials::Credentials,
         values::{Base, Recognised},
     },
 };
@@ -26,20 +27,32 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     /// The effective configuration, offline: the file (or nothing) and each `--set`; `-n`
-    /// wins over the file's namespace.
+    /// wins over the file's namespace. Its literal credentials are sealed (references to
+    /// `automon-credentials` in their place).
     pub fn load(&self, flags: &KubeFlags) -> anyhow::Result<Config> {
+        Ok(self.load_sealed(flags)?.0)
+    }
+
+    /// [`Self::load`], and the credentials taken out of it, for the Secret that holds them.
+    pub fn load_sealed(&self, flags: &KubeFlags) -> anyhow::Result<(Config, Credentials)> {
         let text = self.file.as_deref().map(UnreadableFile::read).transpose()?;
         let base = match (self.file.as_deref(), text.as_deref()) {
             (Some(path), Some(text)) => Base::File { path, text },
             _ => Base::Defaults,
         };
-        Ok(configured(base, &self.set, flags.namespace.as_deref())?)
+        Ok(Config::configured(
+            base,
+            &self.set,
+            flags.namespace.as_deref(),
+        )?)
     }
 }
 
 /// The configuration `enable` and `diff` apply, and what it was made of.
 pub struct Loaded {
     pub config: Config,
+    /// The literal credentials taken out of the values, for `automon-credentials`.
+    pub credentials: Credentials,
     /// `ConfigMap <ns>/automon` when the values stored there were the base.
     pub stored: Option<String>,
     /// What was recognised in a parent v0.1.0 wrote (its whole configuration).
@@ -57,23 +70,26 @@ impl ConfigArgs {
         cluster: &crate::cluster::Cluster,
     ) -> anyhow::Result<Loaded> {
         // Offline first: a bad flag or file fails before any request.
-        let config = self.load(flags)?;
-        let alone = |config| Loaded {
+        let (config, credentials) = self.load_sealed(flags)?;
+        let alone = |config, credentials| Loaded {
             config,
+            credentials,
             stored: None,
             recognised: None,
         };
         if self.file.is_some() {
-            return Ok(alone(config));
+            return Ok(alone(config, credentials));
         }
         let parent =
             match crate::cluster::inventory::parent_configmap(&cluster.client, &config.namespace)
                 .await
             {
                 Ok(Some(parent)) => parent,
-                Ok(None) => return Ok(alone(config)),
+                Ok(None) => return Ok(alone(config, credentials)),
                 // Preflight, next, lists every permission the user lacks, this one included.
-                Err(kube::Error::Api(s)) if s.code == 403 => return Ok(alone(config)),
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    return Ok(alone(config, credentials));
+                }
                 Err(e) => return Err(cluster.target.classify(e).into()),
             };
         let origin = format!(
@@ -90,24 +106,16 @@ impl ConfigArgs {
             origin: crate::cluster::inventory::stored_origin(&parent),
         };
         // A stored value the running binary refuses is named with the ConfigMap and its line.
-        let config = configured(base, &self.set, Some(&config.namespace))?;
+        // Values an older plugin stored hold their credentials in the clear: sealed now, they
+        // leave the ConfigMap with this write.
+        let (config, credentials) = Config::configured(base, &self.set, Some(&config.namespace))?;
         Ok(Loaded {
             config,
+            credentials,
             stored: Some(origin),
             recognised,
         })
     }
-}
-
-/// The values given ([`Values::given`], the one place they are made), then the configuration
-/// they make over the running binary's defaults.
-fn configured(
-    base: Base<'_>,
-    sets: &[String],
-    namespace: Option<&str>,
-) -> Result<Config, crate::config::ConfigError> {
-    let values = Values::given(base, sets, namespace)?;
-    Config::from_values(values, "the values given")
 }
 
 /// Where the prometheus-operator CRDs come from: shared by every command that installs them.

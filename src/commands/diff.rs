@@ -73,7 +73,17 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
         }
         None => {
             // The configuration enable would apply: the stored one, changed by --set, unless -f.
-            let config = args.config.load_for(flags, &cluster).await?.config;
+            let loaded = args.config.load_for(flags, &cluster).await?;
+            let (config, credentials) = (loaded.config, loaded.credentials);
+            if !credentials.is_empty() {
+                // Not a member, so not diffed: said, without its values.
+                crate::output::diag!(
+                    "note: enable would write {} into Secret {namespace}/{} first ({})",
+                    crate::output::plural(credentials.0.len(), "credential"),
+                    crate::config::credentials::SECRET_NAME,
+                    credentials.paths().join(", ")
+                );
+            }
             let crds = Some(CrdsFrom {
                 source: args.crds.source(),
                 given: args.crds.crds_from.clone(),

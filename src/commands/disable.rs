@@ -66,7 +66,8 @@ pub struct Args {
     pub timeout: Duration,
 }
 
-/// The revision Secrets in the stack's namespace, metadata only (their data is never read here).
+/// The revision Secrets in the stack's namespace and the credentials Secret, metadata only
+/// (their data is never read here): they go with the stack, though not ApplySet members.
 async fn list_revisions(cluster: &Cluster) -> Result<Vec<Object>, ClusterError> {
     let api: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(cluster.client.clone(), &cluster.namespace);
@@ -74,9 +75,14 @@ async fn list_revisions(cluster: &Cluster) -> Result<Vec<Object>, ClusterError> 
         .list_metadata(&ListParams::default().labels(crate::cluster::revision::REVISION_LABEL))
         .await
         .map_err(|e| cluster.target.classify(e))?;
+    let credentials = api
+        .get_metadata_opt(crate::config::credentials::SECRET_NAME)
+        .await
+        .map_err(|e| cluster.target.classify(e))?;
     Ok(list
         .items
         .into_iter()
+        .chain(credentials)
         .map(|m| Object {
             types: Some(kube::api::TypeMeta {
                 api_version: "v1".into(),

@@ -4,10 +4,15 @@
 
 use std::time::Instant;
 
+use anyhow::Context as _;
+
 use super::args::{ConfigArgs, CrdArgs, Loaded, RunArgs};
 use crate::{
-    cluster::{Cluster, KubeFlags, revision},
-    config::values::Compared,
+    cluster::{Cluster, KubeFlags, credentials, revision},
+    config::{
+        credentials::{Credentials, SECRET_NAME},
+        values::Compared,
+    },
     exit::Verdict,
     output::{Palette, plural, say},
     pipeline::{self, CrdsFrom, Prepared, Source},
@@ -36,7 +41,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let cluster = Cluster::connect(flags).await?;
     let loaded = args.config.load_for(flags, &cluster).await?;
     let notes = notes(&loaded, args.config.set.len());
-    let config = loaded.config;
+    let (config, credentials) = (loaded.config, loaded.credentials);
     let rendered = render::render(&config).objects;
     let deadline = started + options.timeout;
     let (cluster, state) =
@@ -67,6 +72,16 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
             );
         }
     }
+    if !credentials.is_empty() {
+        store_credentials(
+            &cluster,
+            &config.namespace,
+            &rendered,
+            &credentials,
+            &options,
+        )
+        .await?;
+    }
     let change = revision::describe_change(
         args.config.file.as_deref().and_then(|f| f.to_str()),
         &args.config.set,
@@ -77,6 +92,44 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
         .finish(&cluster, &options, &change, args.history_max, started)
         .await?;
     Ok(Verdict::Done)
+}
+
+/// The credentials the configuration gave literally, into their Secret before the Alertmanager
+/// that reads them; its line names where each was given, never a value.
+async fn store_credentials(
+    cluster: &Cluster,
+    namespace: &str,
+    rendered: &[crate::model::Object],
+    credentials: &Credentials,
+    options: &pipeline::Options,
+) -> anyhow::Result<()> {
+    use crate::pipeline::DryRun;
+    let namespace_object = rendered
+        .iter()
+        .find(|o| crate::model::kind(o) == "Namespace");
+    let secret = format!("Secret {namespace}/{SECRET_NAME}");
+    let paths = credentials.paths().join(", ");
+    let stored = match options.dry_run {
+        DryRun::Client => None,
+        mode => Some(
+            credentials::store(
+                cluster,
+                namespace,
+                namespace_object,
+                credentials,
+                mode == DryRun::Server,
+            )
+            .await
+            .with_context(|| format!("cannot write the credentials into {secret}"))?,
+        ),
+    };
+    let written = stored.map_or(credentials.0.len(), |s| s.written);
+    say!(
+        "Credentials {secret}: {} from the configuration ({paths}), referenced by key{}",
+        crate::output::plural(written, "new key"),
+        options.dry_run.suffix()
+    );
+    Ok(())
 }
 
 /// Where the configuration came from, what was recognised in a configuration v0.1.0 stored,
@@ -141,6 +194,7 @@ mod tests {
         let values = Values::given(Base::Defaults, &sets, Some("ns")).unwrap();
         Loaded {
             config: Config::from_values(values, "values").unwrap(),
+            credentials: Default::default(),
             stored: stored.then(|| "ConfigMap ns/automon".to_string()),
             recognised,
         }

@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 
 use super::args::{ConfigArgs, CrdArgs};
+use crate::config::credentials::{Credentials, SECRET_NAME};
 use crate::{
     cluster::{KubeFlags, crds},
     exit::Verdict,
@@ -29,7 +30,10 @@ pub struct Args {
 }
 
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
-    let config = args.config.load(flags)?;
+    let (config, credentials) = args.config.load_sealed(flags)?;
+    if !credentials.is_empty() {
+        left_out(&config.namespace, &credentials);
+    }
     let crds = if args.include_crds || args.crds.crds_from.is_some() {
         crds::load(&args.crds.source())
             .await
@@ -50,4 +54,20 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     };
     output::print(&text)?;
     Ok(Verdict::Done)
+}
+
+/// Render never prints a credential: the Secret that would hold the ones given literally is
+/// left out, and stderr says so and how to provide it.
+fn left_out(namespace: &str, credentials: &Credentials) {
+    let keys: Vec<String> = credentials
+        .0
+        .iter()
+        .map(|s| format!("--from-literal={}=…", s.key))
+        .collect();
+    output::diag!(
+        "{} left out Secret {namespace}/{SECRET_NAME}, which would hold the credentials given in the configuration ({}); the rendered objects read them from it. `kubectl automon enable` writes it; with these objects alone, create it: kubectl create secret generic {SECRET_NAME} -n {namespace} {} (the value each path was given), or name a Secret of your own with urlSecret/apiUrlSecret: {{secret: NAME, key: KEY}}",
+        output::Palette::stderr().warn("note:"),
+        credentials.paths().join(", "),
+        keys.join(" ")
+    );
 }

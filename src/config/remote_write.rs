@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{PromDuration, Prometheus, Resources, check_url_for, is_dns_label};
+pub use super::credentials::SecretKey;
+use super::{
+    PromDuration, Prometheus, Resources, check_url_for,
+    credentials::{check_key, check_secret, check_secret_key},
+};
 
 /// The external label the remote stores tell clusters apart by (Mimir's HA tracker's default
 /// `ha_cluster_label`); required with remote write.
@@ -83,14 +87,6 @@ impl Preset {
             Preset::VictoriaMetrics => "victoriametrics",
         }
     }
-}
-
-/// A key of a Secret in the stack's namespace.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
-pub struct SecretKey {
-    pub secret: String,
-    pub key: String,
 }
 
 /// A user name and a password, two keys of one Secret.
@@ -280,10 +276,20 @@ fn check_endpoint(key: &str, w: &RemoteWrite) -> Result<(), (String, String)> {
                 .into(),
         ));
     }
+    // The Prometheus object holds the URL in the clear: no password may ride in it.
+    if has_userinfo(&w.url) {
+        return Err((
+            url_key,
+            "the url carries a user name or password (user:password@host), which would be \
+             stored in the clear; give them in basicAuth, from a Secret"
+                .into(),
+        ));
+    }
     check_url_for(
         &w.endpoint(),
         "Prometheus",
         "https://mimir.example.com/api/v1/push",
+        true,
     )
     .map_err(|e| (url_key, e))?;
     if w.basic_auth.is_some() && w.bearer_token.is_some() {
@@ -355,6 +361,16 @@ fn check_endpoint(key: &str, w: &RemoteWrite) -> Result<(), (String, String)> {
                 ),
             ));
         }
+        if looks_like_credential(name) {
+            return Err((
+                format!("{key}.headers"),
+                format!(
+                    "{name:?} looks like a credential, and headers are stored in the clear in \
+                     the Prometheus object; send credentials with basicAuth or bearerToken \
+                     (from a Secret)"
+                ),
+            ));
+        }
     }
     if let Some(q) = &w.queue {
         let k = format!("{key}.queue");
@@ -392,50 +408,34 @@ fn check_endpoint(key: &str, w: &RemoteWrite) -> Result<(), (String, String)> {
     Ok(())
 }
 
-fn check_secret_key(key: &str, s: &SecretKey) -> Result<(), (String, String)> {
-    check_secret(key, &s.secret)?;
-    check_key(&format!("{key}.key"), &s.secret, &s.key)
+/// Whether a URL has `user:password@` before its host.
+fn has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?', '#'])
+        .next()
+        .is_some_and(|authority| authority.contains('@'))
 }
 
-/// A Secret's name: a DNS subdomain.
-fn check_secret(key: &str, name: &str) -> Result<(), (String, String)> {
-    let valid = !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns_label);
-    if valid {
-        Ok(())
-    } else if name.is_empty() {
-        Err((
-            format!("{key}.secret"),
-            "no Secret named; name the Secret in the stack's namespace that holds the credentials"
-                .into(),
-        ))
-    } else {
-        Err((
-            format!("{key}.secret"),
-            format!("{name:?} is not a Secret name (lower-case letters, digits, '-' and '.')"),
-        ))
-    }
-}
-
-/// A key of a Secret: letters, digits, `-`, `_` and `.`.
-fn check_key(key: &str, secret: &str, value: &str) -> Result<(), (String, String)> {
-    if value.is_empty() {
-        return Err((
-            key.into(),
-            format!("Secret {secret:?} is named but not its key; say which key holds the value"),
-        ));
-    }
-    let valid = value.len() <= 253
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if valid {
-        Ok(())
-    } else {
-        Err((
-            key.into(),
-            format!("{value:?} is not a Secret key (letters, digits, '-', '_' and '.')"),
-        ))
-    }
+/// Header names that carry credentials by convention (`X-Api-Key`, `X-Auth-Token`, a
+/// cookie). Headers are plain strings of the `Prometheus` object, readable by anyone who reads
+/// it; a tenant (`X-Scope-OrgID`, `THANOS-TENANT`) is not a credential and stays allowed.
+fn looks_like_credential(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "apikey",
+        "api-key",
+        "api_key",
+        "auth",
+        "cookie",
+        "session",
+        "signature",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
 }
 
 #[cfg(test)]
@@ -546,6 +546,16 @@ mod tests {
                 "set by Prometheus",
             ),
             (
+                &["prometheus.remoteWrite=[{url: 'http://s', headers: {X-Api-Key: planted}}]"],
+                "prometheus.remoteWrite[0].headers",
+                "looks like a credential",
+            ),
+            (
+                &["prometheus.remoteWrite=[{url: 'https://me:planted@store/api/v1/push'}]"],
+                "prometheus.remoteWrite[0].url",
+                "user name or password",
+            ),
+            (
                 &[
                     "prometheus.remoteWrite=[{url: 'http://s', queue: {minShards: 5, maxShards: 2}}]",
                 ],
@@ -583,7 +593,14 @@ mod tests {
             let e = with(sets).unwrap_err();
             assert_eq!(e.key, *key, "{sets:?}: {e}");
             assert!(e.problem.contains(problem), "{sets:?}: {e}");
+            // A credential is refused without being repeated.
+            assert!(!e.problem.contains("planted"), "{sets:?}: {e}");
         }
+        // A tenant is not a credential.
+        assert!(
+            with(&["prometheus.remoteWrite=[{url: 'http://s', headers: {X-Scope-OrgID: team}}]"])
+                .is_ok()
+        );
     }
 
     #[test]

@@ -103,6 +103,24 @@ fn shown(v: &Value) -> String {
     }
 }
 
+impl super::Config {
+    /// The configuration a command runs with: the values given ([`Values::given`], the one
+    /// place they are made, which also checks the literal credentials), sealed (every literal
+    /// credential moved out, a reference to `automon-credentials` in its place), over the
+    /// running binary's defaults; and the credentials taken out, for that Secret.
+    pub fn configured(
+        base: Base<'_>,
+        sets: &[String],
+        namespace: Option<&str>,
+    ) -> Result<(super::Config, super::credentials::Credentials), ConfigError> {
+        let (values, credentials) = Values::given(base, sets, namespace)?.sealed();
+        Ok((
+            super::Config::from_values(values, "the values given")?,
+            credentials,
+        ))
+    }
+}
+
 impl Values {
     /// The one place the final values are made: the base (a file, the stored values, or
     /// nothing), each `--set` over it, and `-n` (`namespace`) last. Each step is validated as
@@ -168,6 +186,14 @@ impl Values {
         let mut v = self.clone();
         v.0.insert("namespace".into(), Value::String(namespace.into()));
         v
+    }
+
+    /// These values with every literal credential moved out ([`super::credentials::seal`]): a
+    /// reference to `automon-credentials` in its place; and the credentials, for that Secret.
+    pub fn sealed(self) -> (Values, super::credentials::Credentials) {
+        let mut tree = Value::Object(self.0);
+        let credentials = super::credentials::seal(&mut tree);
+        (Values::from_tree(tree), credentials)
     }
 
     /// Deterministic YAML, keys sorted; `{}` when there are none.

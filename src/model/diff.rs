@@ -55,7 +55,45 @@ pub fn path_of(o: &Object) -> String {
 /// The unified diff from the live object to what `enable` would store, or `None` when they
 /// are the same. Either side may be absent: a new object, or one `enable` would prune.
 pub fn object_diff(path: &str, live: Option<&Object>, merged: Option<&Object>) -> Option<String> {
-    unified(path, &yaml_of(live), &yaml_of(merged))
+    let (live, merged) = masked(live, merged);
+    unified(path, &yaml_of(live.as_ref()), &yaml_of(merged.as_ref()))
+}
+
+/// A Secret's values masked as `kubectl diff` masks them: `***` where both sides agree (or only
+/// one has the key), `*** (before)` and `*** (after)` where the value changes. The keys show.
+fn masked(live: Option<&Object>, merged: Option<&Object>) -> (Option<Object>, Option<Object>) {
+    let (mut live, mut merged) = (live.cloned(), merged.cloned());
+    let is_secret = |o: &Option<Object>| o.as_ref().is_some_and(|o| super::kind(o) == "Secret");
+    if !is_secret(&live) && !is_secret(&merged) {
+        return (live, merged);
+    }
+    for field in ["data", "stringData"] {
+        let before = live.as_ref().and_then(|o| o.data.get(field)).cloned();
+        let after = merged.as_ref().and_then(|o| o.data.get(field)).cloned();
+        let value = |map: &Option<serde_json::Value>, key: &str| {
+            map.as_ref().and_then(|m| m.get(key)).cloned()
+        };
+        let mask = |side: &mut Option<Object>, other: &Option<serde_json::Value>, label: &str| {
+            let Some(map) = side
+                .as_mut()
+                .and_then(|o| o.data.get_mut(field))
+                .and_then(serde_json::Value::as_object_mut)
+            else {
+                return;
+            };
+            for (key, v) in map.iter_mut() {
+                let changed = value(other, key).is_some_and(|o| &o != v);
+                *v = serde_json::Value::String(if changed {
+                    format!("*** ({label})")
+                } else {
+                    "***".into()
+                });
+            }
+        };
+        mask(&mut live, &after, "before");
+        mask(&mut merged, &before, "after");
+    }
+    (live, merged)
 }
 
 /// `diff -u -N live/<path> enable/<path>`, the headers and the hunks; `None` when equal.
@@ -223,6 +261,42 @@ mod tests {
         let body: Vec<&str> = gone.lines().skip(4).collect();
         assert!(body.iter().all(|l| l.starts_with('-')), "{gone}");
         assert!(gone.lines().nth(3).unwrap().ends_with("+0,0 @@"), "{gone}");
+    }
+
+    /// No Secret value is printed, as `kubectl diff` masks them; a changed one says so.
+    #[test]
+    fn secret_values_are_masked() {
+        let secret = |data: serde_json::Value| {
+            obj(json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "s", "namespace": "automon"}, "data": data}))
+        };
+        let live = secret(json!({"same": "c2VjcmV0LXNhbWU=", "changed": "b2xkLXRva2Vu"}));
+        let merged = secret(
+            json!({"same": "c2VjcmV0LXNhbWU=", "changed": "bmV3LXRva2Vu", "added": "YWRkZWQ="}),
+        );
+        let d = object_diff("Secret/automon/s", Some(&live), Some(&merged)).unwrap();
+        for value in [
+            "c2VjcmV0LXNhbWU=",
+            "b2xkLXRva2Vu",
+            "bmV3LXRva2Vu",
+            "YWRkZWQ=",
+        ] {
+            assert!(!d.contains(value), "{d}");
+        }
+        assert!(
+            d.contains("-  changed: '*** (before)'") || d.contains("-  changed: \"*** (before)\""),
+            "{d}"
+        );
+        assert!(d.contains("*** (after)"), "{d}");
+        assert!(
+            d.contains("+  added: '***'") || d.contains("+  added: \"***\""),
+            "{d}"
+        );
+        // Equal values mask equal: no diff at all.
+        assert_eq!(
+            object_diff("Secret/automon/s", Some(&live), Some(&live)),
+            None
+        );
     }
 
     #[test]

@@ -159,7 +159,9 @@ pub fn not_automons(listed: &[Object], inventory: &Inventory, claims: &[Object])
         .filter(|o| {
             !matches!(
                 (model::kind(o), o.metadata.name.as_deref()),
-                ("ConfigMap", Some("kube-root-ca.crt")) | ("ServiceAccount", Some("default"))
+                ("ConfigMap", Some("kube-root-ca.crt"))
+                    | ("ServiceAccount", Some("default"))
+                    | ("Secret", Some(crate::config::credentials::SECRET_NAME))
             )
         })
         .map(deleted_name)

@@ -4,6 +4,7 @@
 //! once), and whether a Prometheus Operator not installed by automon is already there. Gather (`Preflight::run`, I/O) → assess (`Report::assess`, pure) → print (`Report::human`).
 
 pub mod exporter;
+pub mod secrets;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -558,6 +559,8 @@ pub struct Report {
     pub user: Option<String>,
     pub existing_operator: ExistingOperator,
     pub existing_exporter: ExistingExporter,
+    /// The Secret keys the stack reads credentials from.
+    pub secret_keys: secrets::SecretKeys,
 }
 
 /// What preflight found on node-exporter's port.
@@ -647,12 +650,14 @@ impl Preflight {
         let wanted = required_permissions(objects, &cluster.namespace);
         let permissions_checked = wanted.len();
         let exporter = crate::preflight::exporter::Wanted::of(objects);
+        let secret_keys = secrets::wanted(objects);
         // All at once; each search counts only if its reads are allowed.
-        let (info, missing, searched, holder) = futures::join!(
+        let (info, missing, searched, holder, secret_keys) = futures::join!(
             cluster.server_version(),
             denied(cluster, wanted),
             search_operator(cluster),
-            crate::preflight::exporter::search(cluster, exporter.port)
+            crate::preflight::exporter::search(cluster, exporter.port),
+            secrets::search(cluster, &secret_keys)
         );
         let (info, missing) = (info?, missing?);
         // Only needed to name the subject of the grant; a server that cannot say leaves it open.
@@ -689,6 +694,7 @@ impl Preflight {
             user,
             existing_operator,
             existing_exporter,
+            secret_keys: secret_keys?,
         })
     }
 }
@@ -1136,13 +1142,15 @@ impl Report {
                 "no other Prometheus Operator".to_string(),
             )
         };
-        vec![
+        let mut checks = vec![
             reachable,
             assess_version(&self.server_version),
             permissions,
             operator,
             self.existing_exporter.assess(),
-        ]
+        ];
+        checks.extend(self.secret_keys.assess());
+        checks
     }
 
     /// Whether enable may go ahead, and what stops it when not: missing permissions first,
@@ -1430,6 +1438,7 @@ mod tests {
                 reuse: true,
                 ..Default::default()
             },
+            secret_keys: secrets::SecretKeys::default(),
         }
     }
 

@@ -88,6 +88,10 @@ fn alertmanager(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     if let Some(secrets) = ctx.pull_secrets() {
         spec["imagePullSecrets"] = json!(secrets);
     }
+    let mounted = receiver_secrets(c);
+    if !mounted.is_empty() {
+        spec["secrets"] = json!(mounted);
+    }
     custom(json!({
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "Alertmanager",
@@ -147,17 +151,51 @@ pub struct ReceiverConfig {
     pub email_configs: Vec<EmailConfig>,
 }
 
+/// A webhook: `url_file` (the mounted Secret key) whenever the configuration names one, which
+/// after loading is always; `url` only for a configuration stored in the clear by an older
+/// plugin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebhookConfig {
-    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_file: Option<String>,
     pub send_resolved: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlackConfig {
-    pub api_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url_file: Option<String>,
     pub channel: String,
     pub send_resolved: bool,
+}
+
+/// Where the operator mounts each Secret of the `Alertmanager` object's `spec.secrets`.
+pub const SECRETS_DIR: &str = "/etc/alertmanager/secrets";
+
+/// The file Alertmanager reads a Secret key from.
+pub fn secret_file(s: &config::SecretKey) -> String {
+    format!("{SECRETS_DIR}/{}/{}", s.secret, s.key)
+}
+
+/// The Secrets the receivers name, each once, in order: the operator mounts them.
+pub fn receiver_secrets(c: &config::Alertmanager) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for r in &c.receivers {
+        let named = [
+            r.webhook.as_ref().and_then(|w| w.url_secret.as_ref()),
+            r.slack.as_ref().and_then(|s| s.api_url_secret.as_ref()),
+        ];
+        for s in named.into_iter().flatten() {
+            if !names.contains(&s.secret) {
+                names.push(s.secret.clone());
+            }
+        }
+    }
+    names
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,6 +234,7 @@ pub fn alertmanager_config(c: &config::Alertmanager) -> AlertmanagerConfig {
                 .iter()
                 .map(|w| WebhookConfig {
                     url: w.url.clone(),
+                    url_file: w.url_secret.as_ref().map(secret_file),
                     send_resolved: true,
                 })
                 .collect(),
@@ -204,6 +243,7 @@ pub fn alertmanager_config(c: &config::Alertmanager) -> AlertmanagerConfig {
                 .iter()
                 .map(|s| SlackConfig {
                     api_url: s.api_url.clone(),
+                    api_url_file: s.api_url_secret.as_ref().map(secret_file),
                     channel: s.channel.clone(),
                     send_resolved: true,
                 })
@@ -245,12 +285,17 @@ mod tests {
     use crate::config::Config;
     use crate::model;
 
+    /// The configuration as loaded: its literal credentials sealed.
     fn config(sets: &[&str]) -> Config {
-        let mut c = Config::default();
-        for s in sets {
-            c = c.with_set(s).unwrap();
-        }
-        c
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Config::configured(crate::config::values::Base::Defaults, &sets, None)
+            .unwrap()
+            .0
+    }
+
+    fn sealed_file(path: &str, value: &str) -> Option<String> {
+        let key = crate::config::credentials::key_for(path, value);
+        Some(format!("{SECRETS_DIR}/automon-credentials/{key}"))
     }
 
     /// The YAML in the rendered Secret, read back the way Alertmanager would read it.
@@ -296,7 +341,11 @@ mod tests {
         assert_eq!(
             team.webhook_configs,
             [WebhookConfig {
-                url: "http://hook.example/alerts".into(),
+                url: None,
+                url_file: sealed_file(
+                    "alertmanager.receivers[0].webhook.url",
+                    "http://hook.example/alerts"
+                ),
                 send_resolved: true,
             }]
         );
@@ -321,7 +370,11 @@ mod tests {
         assert_eq!(
             c.receivers[1].slack_configs,
             [SlackConfig {
-                api_url: "https://hooks.slack.example/T0".into(),
+                api_url: None,
+                api_url_file: sealed_file(
+                    "alertmanager.receivers[0].slack.apiUrl",
+                    "https://hooks.slack.example/T0"
+                ),
                 channel: "#alerts".into(),
                 send_resolved: true,
             }]
@@ -354,7 +407,7 @@ mod tests {
             .alertmanager,
         );
         for key in [
-            "api_url:",
+            "api_url_file:",
             "send_resolved:",
             "group_by:",
             "repeat_interval:",
@@ -365,6 +418,40 @@ mod tests {
         // No empty integration lists: Alertmanager would accept them, but they read as if
         // something were configured.
         assert!(!text.contains("webhook_configs"), "{text}");
+    }
+
+    /// The generated configuration never holds a credential: each is a file of a Secret the
+    /// `Alertmanager` object mounts, the user's own or automon's.
+    #[test]
+    fn credentials_are_files_of_mounted_secrets() {
+        let c = config(&[
+            "alertmanager.receivers=[{name: own, webhook: {urlSecret: {secret: team-hooks, key: url}}}, {name: chat, slack: {apiUrl: 'https://hooks.slack.example/T0/planted', channel: '#a'}}]",
+        ]);
+        let objects = objects(&Context::new(&c));
+        let text = serde_json::to_string(&objects).unwrap();
+        assert!(!text.contains("planted"), "{text}");
+        let am = objects
+            .iter()
+            .find(|o| model::kind(o) == "Alertmanager")
+            .unwrap();
+        assert_eq!(
+            am.data["spec"]["secrets"],
+            serde_json::json!(["team-hooks", "automon-credentials"])
+        );
+        let yaml = config_yaml(&c.alertmanager);
+        assert!(
+            yaml.contains("url_file: /etc/alertmanager/secrets/team-hooks/url"),
+            "{yaml}"
+        );
+        let parsed = secret_config(&c);
+        assert_eq!(
+            parsed.receivers[2].slack_configs[0].api_url_file,
+            sealed_file(
+                "alertmanager.receivers[1].slack.apiUrl",
+                "https://hooks.slack.example/T0/planted"
+            )
+        );
+        assert!(!yaml.contains("planted"), "{yaml}");
     }
 
     #[test]
