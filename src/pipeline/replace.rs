@@ -42,6 +42,8 @@ pub(super) struct Replacing {
     /// The operator's config-reloader image, once a new operator runs: the StatefulSets it
     /// rewrites carry it.
     reloader: Option<String>,
+    /// The operator's Deployment had an available pod before the run.
+    operator_was_available: bool,
 }
 
 struct Item {
@@ -78,6 +80,7 @@ impl Replacing {
             items,
             namespace: plan.namespace.clone(),
             reloader: None,
+            operator_was_available: surge::operator_available(plan, state),
         }
     }
 
@@ -92,6 +95,16 @@ impl Replacing {
         deadline: Instant,
     ) -> anyhow::Result<()> {
         let namespace = self.namespace.clone();
+        // Only what serves now can have a window: without a ready pod (no operator runs it,
+        // no node takes it) there is nothing to keep serving, and no rollout to watch.
+        let mut serving = Vec::new();
+        for item in std::mem::take(&mut self.items) {
+            let sets = statefulsets(cluster, &namespace, &item.selector).await?;
+            if surge::ready_sets(&sets) {
+                serving.push(item);
+            }
+        }
+        self.items = serving;
         let mut raised = Vec::new();
         for (i, item) in self.items.iter_mut().enumerate() {
             let name = item.replaced.name();
@@ -185,6 +198,10 @@ impl Replacing {
         let Some(operator) = surge::operator_deployment(plan) else {
             return Ok(());
         };
+        if !self.operator_was_available {
+            // No old operator reads anything meanwhile.
+            return Ok(());
+        }
         let name = operator.metadata.name.as_deref().unwrap_or_default();
         let took = rollout::wait_deployment(cluster, &plan.namespace, name, deadline).await?;
         diag!(
@@ -365,22 +382,34 @@ fn short(o: &Object) -> String {
     }
 }
 
+/// The StatefulSets behind `selector`, as JSON.
+async fn statefulsets(
+    cluster: &Cluster,
+    namespace: &str,
+    selector: &str,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), namespace);
+    let sets = sets
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(|e| cluster.target.classify(e))?;
+    Ok(sets
+        .items
+        .iter()
+        .filter_map(|s| serde_json::to_value(s).ok())
+        .collect())
+}
+
 /// The claims of ordinal 1 and up of the StatefulSets behind `selector` that exist now.
 async fn claims_there(
     cluster: &Cluster,
     namespace: &str,
     selector: &str,
 ) -> anyhow::Result<Vec<String>> {
-    let sets: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), namespace);
-    let sets = sets
-        .list(&ListParams::default().labels(selector))
-        .await
-        .map_err(|e| cluster.target.classify(e))?;
-    let wanted: Vec<String> = sets
-        .items
+    let wanted: Vec<String> = statefulsets(cluster, namespace, selector)
+        .await?
         .iter()
-        .filter_map(|s| serde_json::to_value(s).ok())
-        .flat_map(|s| surge::claims(&s, 1))
+        .flat_map(|s| surge::claims(s, 1))
         .collect();
     if wanted.is_empty() {
         return Ok(Vec::new());

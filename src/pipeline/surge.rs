@@ -182,6 +182,30 @@ pub fn reconciled(o: &Object) -> bool {
     condition["observedGeneration"].as_i64().unwrap_or(0) >= generation
 }
 
+/// Whether each of a Prometheus' or Alertmanager's StatefulSets (as JSON) has a ready pod now
+/// (and there is one): what has none serves nothing a rollout could interrupt.
+pub fn ready_sets(sets: &[Value]) -> bool {
+    !sets.is_empty()
+        && sets
+            .iter()
+            .all(|s| s["status"]["readyReplicas"].as_i64().unwrap_or(0) > 0)
+}
+
+/// Whether the operator's Deployment in the cluster (`state`) had an available pod: an old
+/// operator that would read what the run applies before the new one runs.
+pub fn operator_available(plan: &Plan, state: &ClusterState) -> bool {
+    let Some((operator, inventory)) = operator_deployment(plan).zip(state.inventory.as_ref())
+    else {
+        return false;
+    };
+    let key = apply::key(operator);
+    inventory
+        .members
+        .iter()
+        .find(|m| apply::key(m) == key)
+        .is_some_and(|m| m.data["status"]["availableReplicas"].as_i64().unwrap_or(0) > 0)
+}
+
 /// A StatefulSet's rollout, as the surge needs to know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Sts {
@@ -562,6 +586,23 @@ mod tests {
             lent_pods(&sets, 1),
             vec!["prometheus-automon-1", "prometheus-automon-shard-1-1"]
         );
+    }
+
+    #[test]
+    fn only_what_serves_now_and_an_operator_that_ran_are_waited_for() {
+        let set = |ready: i64| json!({"status": {"readyReplicas": ready}});
+        assert!(ready_sets(&[set(1)]));
+        assert!(!ready_sets(&[set(1), set(0)]));
+        assert!(!ready_sets(&[]));
+        let (plan, mut state, _) = planned(&[], &[]);
+        assert!(!operator_available(&plan, &state));
+        let members = &mut state.inventory.as_mut().unwrap().members;
+        let operator = members
+            .iter_mut()
+            .find(|o| phase(o) == Phase::Operator && kind(o) == "Deployment")
+            .unwrap();
+        operator.data["status"] = json!({"availableReplicas": 1});
+        assert!(operator_available(&plan, &state));
     }
 
     #[test]
