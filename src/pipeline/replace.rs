@@ -156,9 +156,10 @@ impl Replacing {
                 continue;
             }
             let why = rollout::not_ready_why(cluster, &namespace, &item.selector).await;
-            let body = item.replaced.surge.as_ref().expect("raised with a body");
-            let back = surge::with_replicas(body, item.replaced.replicas());
-            apply::server_side_apply(cluster, &back, options).await?;
+            if let Some(body) = &item.replaced.surge {
+                let back = surge::with_replicas(body, item.replaced.replicas());
+                apply::server_side_apply(cluster, &back, options).await?;
+            }
             delete_claims(cluster, &namespace, &item.new_claims).await;
             warning(&format!(
                 "{name}: its second pod was not ready within {} ({why}); removed it: its one pod is replaced without a second beside it, a window without a ready pod",
@@ -251,7 +252,7 @@ impl Replacing {
                     "{name}: rolled out in {took}, and for {gap} no pod of it was ready although it had a second replica"
                 )),
                 (false, _) if item.replaced.single() => warning(&format!(
-                    "{name}: rolled out in {took} with one replica: no pod of it was ready for {gap}"
+                    "{name}: rolled out in {took} with one replica: no pod of it was ready for {gap} (at least: measured from the end of the stack phase)"
                 )),
                 (false, _) => {}
             }
