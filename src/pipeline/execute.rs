@@ -3,14 +3,11 @@
 //! prune of what an earlier run had and this one has not; the Grafana admin Secret; then the
 //! revision and, when asked, the wait. Every line it says goes through the output module.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, time::Instant};
 
 use anyhow::Context as _;
 
-use super::{DryRun, IN_FLIGHT, Options, validate};
+use super::{DryRun, IN_FLIGHT, Options, replace::Replacing, validate};
 use crate::{
     cluster::{
         Cluster,
@@ -19,7 +16,7 @@ use crate::{
     },
     model::{Object, kind, resources::display_name},
     output::{Palette, say},
-    pipeline::rollout,
+    pipeline::rollout::{self, secs},
     plan::{self, ClusterState, Plan},
     render::{self, Phase, grafana::ADMIN_SECRET},
     status::workloads,
@@ -162,6 +159,12 @@ struct Run<'a> {
     versions: BTreeMap<String, String>,
     /// The parent as the first apply left it, so the last apply reports against that.
     first_parent: Option<(Outcome, Object)>,
+    /// What the latest revision says automon last applied here.
+    accepted: Option<revision::Payload>,
+    /// The Prometheus and Alertmanager objects whose pods this run replaces.
+    replacing: Option<Replacing>,
+    /// The operator phase changed the operator's Deployment of a stack that was there.
+    operator_changed: bool,
 }
 
 impl<'a> Run<'a> {
@@ -200,6 +203,9 @@ impl<'a> Run<'a> {
             tally: Tally::default(),
             versions: BTreeMap::new(),
             first_parent: None,
+            accepted: None,
+            replacing: None,
+            operator_changed: false,
         })
     }
 
@@ -244,6 +250,7 @@ impl<'a> Run<'a> {
         if let Some(accepted) = &accepted {
             self.untouched = plan::untouched(self.plan, self.state, accepted);
         }
+        self.accepted = accepted;
         self.versions = self
             .state
             .inventory
@@ -259,7 +266,7 @@ impl<'a> Run<'a> {
             self.cluster,
             self.plan,
             self.state,
-            accepted.as_ref(),
+            self.accepted.as_ref(),
             self.apply,
         )
         .await;
@@ -279,6 +286,11 @@ impl<'a> Run<'a> {
     /// (`Some`: why, with what was applied still recorded).
     async fn phases(&mut self) -> anyhow::Result<Option<anyhow::Error>> {
         for phase in [Phase::Foundation, Phase::Operator, Phase::Stack] {
+            match phase {
+                Phase::Operator => self.surge().await?,
+                Phase::Stack => self.operator_rolled_out().await?,
+                Phase::Foundation => {}
+            }
             let started = Instant::now();
             let (phase_tally, mut failures) = self.phase(phase).await?;
             if !failures.is_empty() {
@@ -307,7 +319,50 @@ impl<'a> Run<'a> {
             }
             self.tally.merge(phase_tally);
         }
+        if let Some(mut replacing) = self.replacing.take() {
+            let (cluster, apply, deadline) = (self.cluster, self.apply, self.deadline);
+            let mut applied = Vec::new();
+            let down = replacing
+                .down(cluster, apply, deadline, |o| applied.push(o.clone()))
+                .await;
+            for o in &applied {
+                self.record(o);
+            }
+            if let Err(e) = down {
+                return Ok(Some(e));
+            }
+        }
         Ok(None)
+    }
+
+    /// Before the operator and the stack change: the Prometheus and Alertmanager whose pods
+    /// they replace, each with one replica lent a second ([`Replacing::up`]). Not in a dry run.
+    async fn surge(&mut self) -> anyhow::Result<()> {
+        if !self.options.dry_run.writes() || self.client_dry_run {
+            return Ok(());
+        }
+        let mut replacing = Replacing::of(self.plan, self.state, self.accepted.as_ref());
+        replacing
+            .up(self.cluster, self.apply, self.deadline)
+            .await?;
+        // Sent by the stack phase whatever the last run left: with two replicas.
+        for key in replacing.surged() {
+            self.untouched.remove(&key);
+        }
+        self.replacing = Some(replacing);
+        Ok(())
+    }
+
+    /// A new operator runs alone before the objects it reads are applied.
+    async fn operator_rolled_out(&mut self) -> anyhow::Result<()> {
+        match self.replacing.as_mut() {
+            Some(replacing) if self.operator_changed => {
+                replacing
+                    .operator_changed(self.cluster, self.plan, self.deadline)
+                    .await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// One phase's objects: the untouched said so, the rest applied (or described in a client
@@ -323,7 +378,16 @@ impl<'a> Run<'a> {
             say!("{} unchanged{mode}", display_name(o));
             tally.add("unchanged");
         }
-        let batch: Vec<Object> = batch.into_iter().cloned().collect();
+        // What is lent a second replica keeps it through its rollout.
+        let batch: Vec<Object> = batch
+            .into_iter()
+            .map(|o| {
+                self.replacing
+                    .as_ref()
+                    .and_then(|r| r.during(o))
+                    .unwrap_or_else(|| o.clone())
+            })
+            .collect();
         if self.client_dry_run {
             for o in &batch {
                 let outcome = self.would_be(o);
@@ -351,6 +415,12 @@ impl<'a> Run<'a> {
                     );
                 }
                 Ok((outcome, applied)) => {
+                    if phase == Phase::Operator
+                        && kind(&applied) == "Deployment"
+                        && outcome == Outcome::Configured
+                    {
+                        self.operator_changed = true;
+                    }
                     let why = self.adopted(&applied, outcome != Outcome::Unchanged);
                     say!("{} {}{mode}{why}", display_name(&applied), outcome.as_str());
                     tally.add(outcome.as_str());
@@ -621,10 +691,6 @@ fn phase_label(p: Phase) -> &'static str {
         Phase::Operator => "Operator",
         Phase::Stack => "Stack",
     }
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.1}s", d.as_secs_f64())
 }
 
 /// Applies the ApplySet parent; the run says what became of it once, after its last write.

@@ -4,8 +4,10 @@
 //! their own lines.
 
 mod execute;
+mod replace;
 pub mod rollout;
 mod state;
+mod surge;
 mod validate;
 
 use std::time::{Duration, Instant};

@@ -14,6 +14,7 @@ use crate::{
     model::{Object, resources},
 };
 
+use super::surge;
 use crate::status::workloads::{Workload, assess};
 
 /// `prometheus 1/1  grafana 1/1  node-exporter 11/12 nodes`
@@ -36,6 +37,50 @@ pub fn progress_line(workloads: &[Workload]) -> String {
         .join("  ")
 }
 
+/// A duration as the run's lines show it: `4.1s`.
+pub fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// A wait's progress line on stderr: redrawn in place on a terminal; in a pipe printed again
+/// only when it changes.
+pub struct Progress {
+    terminal: bool,
+    last: String,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            terminal: std::io::stderr().is_terminal(),
+            last: String::new(),
+        }
+    }
+}
+
+impl Progress {
+    pub fn show(&mut self, line: String) {
+        if line == self.last {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        if self.terminal {
+            let _ = write!(err, "\r\x1b[2K{line}");
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+        self.last = line;
+    }
+
+    /// Ends the line redrawn in place, so that what follows starts on its own.
+    pub fn end(&self) {
+        if self.terminal && !self.last.is_empty() {
+            crate::output::eprint("");
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("not ready after {}: {}", crate::cluster::error::humantime(*.waited), .not_ready.join(", "))]
 pub struct NotReady {
@@ -53,8 +98,7 @@ pub async fn wait(
     timeout: Duration,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let terminal = std::io::stderr().is_terminal();
-    let mut last = String::new();
+    let mut progress = Progress::default();
     let watched: Vec<&'static resources::Known> = [
         "Deployment.apps",
         "DaemonSet.apps",
@@ -75,29 +119,13 @@ pub async fn wait(
     let mut workloads = Vec::new();
     let waited = crate::cluster::watch::until(cluster, sources, started + timeout, |seen| {
         workloads = of_objects(expected, &watched, seen);
-        let line = format!("Waiting   {}", progress_line(&workloads));
-        if line != last {
-            let mut err = std::io::stderr().lock();
-            if terminal {
-                let _ = write!(err, "\r\x1b[2K{line}");
-            } else {
-                let _ = writeln!(err, "{line}");
-            }
-            let _ = err.flush();
-            last = line;
-        }
+        progress.show(format!("Waiting   {}", progress_line(&workloads)));
         workloads.iter().all(Workload::is_ready)
     })
     .await?;
-    if terminal {
-        crate::output::eprint("");
-    }
-    if waited.met {
-        return Ok(started.elapsed());
-    }
-    Err(NotReady {
-        waited: started.elapsed(),
-        not_ready: workloads
+    progress.end();
+    ended(waited.met, started, || {
+        workloads
             .iter()
             .filter(|w| !w.is_ready())
             .map(|w| {
@@ -109,7 +137,23 @@ pub async fn wait(
                     w.desired
                 )
             })
-            .collect(),
+            .collect()
+    })
+}
+
+/// How a wait that started at `started` ended: its time when `met`, else [`NotReady`] with
+/// what `not_ready` names.
+fn ended(
+    met: bool,
+    started: Instant,
+    not_ready: impl FnOnce() -> Vec<String>,
+) -> anyhow::Result<Duration> {
+    if met {
+        return Ok(started.elapsed());
+    }
+    Err(NotReady {
+        waited: started.elapsed(),
+        not_ready: not_ready(),
     }
     .into())
 }
@@ -240,6 +284,186 @@ fn of_objects(
         }
     }
     assess(expected, &deployments, &daemonsets, &custom)
+}
+
+/// The operator's Deployment `name` until its rollout is complete (the new ReplicaSet's pod
+/// ready, no pod of the old one left), or `deadline`: what follows it is read by the new
+/// operator only.
+pub async fn wait_deployment(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    deadline: Instant,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut progress = Progress::default();
+    let known = resources::by_group_kind("Deployment.apps").expect("Deployments are known");
+    let source = crate::cluster::watch::Source {
+        api: known.api(&cluster.client, Some(namespace)),
+        selection: kube::runtime::watcher::Config::default()
+            .fields(&format!("metadata.name={name}")),
+    };
+    let mut state = String::from("not found");
+    let waited = crate::cluster::watch::until(cluster, vec![source], deadline, |seen| {
+        let Some(d) = seen[0].first() else {
+            return false;
+        };
+        let d = serde_json::to_value(d).unwrap_or_default();
+        let int = |p: &str| d["status"][p].as_i64().unwrap_or(0);
+        let old = (int("replicas") - int("updatedReplicas")).max(0);
+        state = format!(
+            "{}/{} new ready, {}",
+            int("availableReplicas").min(int("updatedReplicas")),
+            d["spec"]["replicas"].as_i64().unwrap_or(1),
+            crate::output::plural(old as usize, "old pod")
+        );
+        progress.show(format!("Operator  {name} rolling out: {state} left"));
+        surge::deployment_rolled_out(&d)
+    })
+    .await?;
+    progress.end();
+    ended(waited.met, started, || {
+        vec![format!("deployment {name} ({state} left)")]
+    })
+}
+
+/// How a wait on the StatefulSets of one Prometheus or Alertmanager ended.
+pub struct Rolled {
+    /// Every pod updated and ready (else the deadline passed).
+    pub met: bool,
+    /// The longest time no pod of one of them was ready while it was watched (its own, or one
+    /// released from it).
+    pub window: Duration,
+    /// The StatefulSets as last seen.
+    pub sets: Vec<serde_json::Value>,
+    /// `1/2 ready`, of each.
+    pub state: String,
+}
+
+/// The StatefulSets the operator runs for one Prometheus or Alertmanager `owner` until the operator has reconciled the owner's latest
+/// spec and each StatefulSet has `want` pods, all at its latest revision and ready, with the
+/// config-reloader `reloader` when given; or `deadline`. Meanwhile the times any of them had
+/// no ready pod are measured. `label` names it on the progress line.
+pub async fn wait_statefulsets(
+    cluster: &Cluster,
+    owner: &Object,
+    want: i64,
+    reloader: Option<&str>,
+    deadline: Instant,
+    label: &str,
+) -> anyhow::Result<Rolled> {
+    let mut progress = Progress::default();
+    let namespace = owner
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(&cluster.namespace);
+    let name = owner.metadata.name.as_deref().unwrap_or_default();
+    let selector = surge::statefulset_selector(crate::model::kind(owner), name);
+    let sets = resources::by_group_kind("StatefulSet.apps").expect("StatefulSets are known");
+    let owners = resources::of(owner).expect("Prometheus and Alertmanager are known");
+    let pods = resources::by_group_kind("Pod").expect("Pods are known");
+    let sources = vec![
+        crate::cluster::watch::Source {
+            api: sets.api(&cluster.client, Some(namespace)),
+            selection: kube::runtime::watcher::Config::default().labels(&selector),
+        },
+        crate::cluster::watch::Source {
+            api: owners.api(&cluster.client, Some(namespace)),
+            selection: kube::runtime::watcher::Config::default()
+                .fields(&format!("metadata.name={name}")),
+        },
+        // Its pods, those released from the StatefulSets included.
+        crate::cluster::watch::Source {
+            api: pods.api(&cluster.client, Some(namespace)),
+            selection: kube::runtime::watcher::Config::default().labels(&format!(
+                "{}={name}",
+                crate::model::kind(owner).to_lowercase()
+            )),
+        },
+    ];
+    let mut ready_seen: Vec<(Instant, i64)> = Vec::new();
+    let mut sets = Vec::new();
+    let mut state = String::new();
+    let waited = crate::cluster::watch::until(cluster, sources, deadline, |seen| {
+        let reconciled = seen[1].first().is_some_and(surge::reconciled);
+        sets = seen[0]
+            .iter()
+            .map(|o| serde_json::to_value(o).unwrap_or_default())
+            .collect();
+        let each: Vec<surge::Sts> = sets.iter().map(|s| surge::Sts::of(s, reloader)).collect();
+        let pods: Vec<serde_json::Value> = seen[2]
+            .iter()
+            .map(|o| serde_json::to_value(o).unwrap_or_default())
+            .collect();
+        let ready = surge::fewest_ready(&sets, &pods);
+        if ready_seen.last().is_none_or(|(_, r)| *r != ready) {
+            ready_seen.push((Instant::now(), ready));
+        }
+        state = each
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}/{} ready{}",
+                    s.ready,
+                    s.replicas,
+                    if s.updated && s.reloader {
+                        ""
+                    } else {
+                        ", rolling out"
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("  ");
+        progress.show(format!("Surge     {label} {state}"));
+        reconciled && !each.is_empty() && each.iter().all(|s| s.rolled_out(want))
+    })
+    .await?;
+    progress.end();
+    Ok(Rolled {
+        met: waited.met,
+        window: surge::longest_window(&ready_seen, Instant::now()),
+        sets,
+        state,
+    })
+}
+
+/// Why the pods behind `selector` are not ready: the first condition of a pod not ready that
+/// says so (`0/1 nodes are available: 1 Insufficient cpu`), else their phases.
+pub async fn not_ready_why(cluster: &Cluster, namespace: &str, selector: &str) -> String {
+    use k8s_openapi::api::core::v1::Pod;
+    let api: kube::Api<Pod> = kube::Api::namespaced(cluster.client.clone(), namespace);
+    let Ok(pods) = api
+        .list(&kube::api::ListParams::default().labels(selector))
+        .await
+    else {
+        return "its pods could not be read".into();
+    };
+    let mut phases = Vec::new();
+    for pod in &pods.items {
+        let status = pod.status.clone().unwrap_or_default();
+        let conditions = status.conditions.unwrap_or_default();
+        if conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+        {
+            continue;
+        }
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if let Some(c) = conditions
+            .iter()
+            .find(|c| c.status == "False" && c.message.is_some())
+        {
+            return format!("pod {name}: {}", c.message.clone().unwrap_or_default());
+        }
+        phases.push(format!("pod {name} {}", status.phase.unwrap_or_default()));
+    }
+    if phases.is_empty() {
+        "no pod of it was created".into()
+    } else {
+        phases.join(", ")
+    }
 }
 
 #[cfg(test)]

@@ -332,7 +332,10 @@ const WATCHED: &[(&str, &str)] = &[
 /// - the CRDs, always: enable reads them to decide whether to install them, installs them when
 ///   missing and waits for `Established`;
 /// - `get`/`list`/`watch` on StatefulSets in the namespace of each `Prometheus` and
-///   `Alertmanager`: the operator creates those and `--wait` waits for them;
+///   `Alertmanager`: the operator creates those and `--wait` waits for them; and for the second
+///   replica an upgrade lends each while it replaces their pods (docs/commands.md, enable): `list`,
+///   `watch`, `patch` and `deletecollection` Pods (released from the StatefulSet, then
+///   deleted), `list` and `delete` PersistentVolumeClaims (the ones the second replica made);
 /// - the ApplySet parent ConfigMap in `namespace` (get/create/patch) even when absent from `objects`;
 /// - the revision Secrets in `namespace` (list/create/delete);
 /// - what preflight itself reads to find another Prometheus Operator: `list` Deployments and
@@ -384,6 +387,17 @@ pub fn required_permissions(objects: &[Object], namespace: &str) -> BTreeSet<Per
     for ns in &operand_namespaces {
         for verb in ["get", "list", "watch"] {
             out.insert(Permission::new(verb, "apps", "statefulsets", Some(ns)));
+        }
+        for verb in ["list", "watch", "patch", "deletecollection"] {
+            out.insert(Permission::new(verb, "", "pods", Some(ns)));
+        }
+        for verb in ["list", "delete"] {
+            out.insert(Permission::new(
+                verb,
+                "",
+                "persistentvolumeclaims",
+                Some(ns),
+            ));
         }
     }
     for verb in ["get", "create", "patch"] {
