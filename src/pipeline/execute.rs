@@ -162,6 +162,8 @@ struct Run<'a> {
     versions: BTreeMap<String, String>,
     /// The parent as the first apply left it, so the last apply reports against that.
     first_parent: Option<(Outcome, Object)>,
+    /// The operator Deployments this run changed (not created), rolled out before the stack.
+    operator_changed: Vec<String>,
 }
 
 impl<'a> Run<'a> {
@@ -200,6 +202,7 @@ impl<'a> Run<'a> {
             tally: Tally::default(),
             versions: BTreeMap::new(),
             first_parent: None,
+            operator_changed: Vec::new(),
         })
     }
 
@@ -306,6 +309,9 @@ impl<'a> Run<'a> {
                 );
             }
             self.tally.merge(phase_tally);
+            if phase == Phase::Operator {
+                self.after_operator().await?;
+            }
         }
         Ok(None)
     }
@@ -351,6 +357,13 @@ impl<'a> Run<'a> {
                     );
                 }
                 Ok((outcome, applied)) => {
+                    if phase == Phase::Operator
+                        && outcome == Outcome::Configured
+                        && kind(&applied) == "Deployment"
+                    {
+                        self.operator_changed
+                            .push(applied.metadata.name.clone().unwrap_or_default());
+                    }
                     let why = self.adopted(&applied, outcome != Outcome::Unchanged);
                     say!("{} {}{mode}{why}", display_name(&applied), outcome.as_str());
                     tally.add(outcome.as_str());
@@ -391,6 +404,27 @@ impl<'a> Run<'a> {
             crds::wait_established(self.cluster, &self.plan.wait_for, remaining).await?;
             say!("CRDs      established in {}", secs(t.elapsed()));
         }
+        Ok(())
+    }
+
+    /// After the operator phase of an upgrade: an operator Deployment that changed (a newer
+    /// operator) rolls out before the stack's objects are sent, so that what uses fields of the
+    /// newer CRDs is reconciled by an operator that knows them, never by the old one. A first
+    /// install has no old operator to wait out.
+    async fn after_operator(&mut self) -> anyhow::Result<()> {
+        if self.apply.dry_run || self.client_dry_run || self.operator_changed.is_empty() {
+            return Ok(());
+        }
+        let t = Instant::now();
+        rollout::wait_rolled_out(
+            self.cluster,
+            &self.plan.namespace,
+            &self.operator_changed,
+            self.deadline,
+        )
+        .await
+            .context("the changed operator did not roll out, so the stack's objects were not sent; see `kubectl automon status`")?;
+        say!("Operator  rolled out in {}", secs(t.elapsed()));
         Ok(())
     }
 

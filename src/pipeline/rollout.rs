@@ -114,6 +114,55 @@ pub async fn wait(
     .into())
 }
 
+/// Whether a Deployment's rollout is complete, as `kubectl rollout status` decides (pure): the
+/// controller has seen the latest spec, every replica is of it and available, and no pod of an
+/// older ReplicaSet is left. Readiness alone is not enough: the old pod is ready until it goes.
+pub fn rolled_out(d: &Deployment) -> bool {
+    let (Some(spec), Some(st)) = (&d.spec, &d.status) else {
+        return false;
+    };
+    let want = spec.replicas.unwrap_or(1);
+    let updated = st.updated_replicas.unwrap_or(0);
+    st.observed_generation >= d.metadata.generation
+        && updated >= want
+        && st.replicas.unwrap_or(0) <= updated
+        && st.available_replicas.unwrap_or(0) >= updated
+}
+
+/// Waits until each named Deployment of `namespace` has rolled out ([`rolled_out`]), asking
+/// twice a second, until `deadline`.
+pub async fn wait_rolled_out(
+    cluster: &Cluster,
+    namespace: &str,
+    names: &[String],
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let api: kube::Api<Deployment> = kube::Api::namespaced(cluster.client.clone(), namespace);
+    loop {
+        let mut pending = Vec::new();
+        for name in names {
+            let d = api.get(name).await?;
+            if !rolled_out(&d) {
+                let st = d.status.unwrap_or_default();
+                pending.push(format!(
+                    "deployment {name}: {} of {} updated, {} available, {} in all",
+                    st.updated_replicas.unwrap_or(0),
+                    d.spec.and_then(|s| s.replicas).unwrap_or(1),
+                    st.available_replicas.unwrap_or(0),
+                    st.replicas.unwrap_or(0)
+                ));
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("not rolled out in time: {}", pending.join("; "));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// How long `--wait` lets Prometheus not answer after its pods are ready (the Service's
 /// endpoints follow readiness within seconds) before it stops waiting for the first scrape.
 const ANSWER_GRACE: Duration = Duration::from_secs(15);
@@ -245,6 +294,35 @@ fn of_objects(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn deployment(
+        generation: i64,
+        observed: i64,
+        updated: i32,
+        available: i32,
+        all: i32,
+    ) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "prometheus-operator", "generation": generation},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": {"observedGeneration": observed, "updatedReplicas": updated,
+                       "availableReplicas": available, "replicas": all, "readyReplicas": available}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_rollout_is_done_when_the_new_pod_is_available_and_the_old_one_gone() {
+        // The controller has not seen the new spec yet.
+        assert!(!rolled_out(&deployment(2, 1, 1, 1, 1)));
+        // The new pod exists, the old one is still the one ready.
+        assert!(!rolled_out(&deployment(2, 2, 1, 1, 2)));
+        // The new pod is ready, the old one not gone yet.
+        assert!(!rolled_out(&deployment(2, 2, 1, 2, 2)));
+        // The new pod is there but not available.
+        assert!(!rolled_out(&deployment(2, 2, 1, 0, 1)));
+        assert!(rolled_out(&deployment(2, 2, 1, 1, 1)));
+    }
 
     fn w(kind: &str, name: &str, ready: i64, desired: i64, current: bool) -> Workload {
         Workload {
