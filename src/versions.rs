@@ -31,7 +31,7 @@ impl Component {
 
 pub const PROMETHEUS_OPERATOR: Component = Component {
     name: "prometheus-operator",
-    version: "v0.93.1",
+    version: "v0.94.1",
     registry: "quay.io",
     repository: "prometheus-operator/prometheus-operator",
 };
@@ -67,7 +67,7 @@ pub const NODE_EXPORTER: Component = Component {
 };
 pub const KUBE_STATE_METRICS: Component = Component {
     name: "kube-state-metrics",
-    version: "v2.18.0",
+    version: "v2.20.0",
     registry: "registry.k8s.io",
     repository: "kube-state-metrics/kube-state-metrics",
 };
@@ -99,10 +99,10 @@ pub const GRAFANA_SIDECAR: Component = Component {
     repository: "kiwigrid/k8s-sidecar",
 };
 /// The Thanos sidecar, with `prometheus.thanos` only: the release the pinned operator
-/// (v0.93.1) defaults to and is tested with.
+/// (v0.94.1) defaults to and is tested with.
 pub const THANOS: Component = Component {
     name: "thanos-sidecar",
-    version: "v0.42.2",
+    version: "v0.42.4",
     registry: "quay.io",
     repository: "thanos/thanos",
 };

@@ -57,7 +57,7 @@ fn assert_crds_first(items: &[serde_json::Value]) {
         assert_eq!(labels["app.kubernetes.io/managed-by"], "kubectl-automon");
         assert_eq!(
             crd["metadata"]["annotations"]["operator.prometheus.io/version"],
-            "0.93.1"
+            "0.94.1"
         );
         assert!(
             crd["spec"]["versions"]
@@ -191,7 +191,7 @@ fn without_crds_from_the_pinned_release_is_downloaded_or_the_error_says_what_to_
         .env("HTTPS_PROXY", "http://127.0.0.1:9"))
     .code(1);
     assert!(out.stdout.is_empty());
-    out.stderr_has("cannot download CRDs from https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/v0.93.1/example/prometheus-operator-crd/monitoring.coreos.com_")
+    out.stderr_has("cannot download CRDs from https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/v0.94.1/example/prometheus-operator-crd/monitoring.coreos.com_")
         .stderr_has("--crds-from");
 }
 

@@ -158,7 +158,7 @@ fn the_operator_runs_the_thanos_sidecar_behind_a_headless_service() {
         .iter()
         .find(|c| c["name"] == "thanos-sidecar")
         .unwrap_or_else(|| panic!("no thanos-sidecar in {containers:#?}"));
-    assert_eq!(sidecar["image"], "quay.io/thanos/thanos:v0.42.2");
+    assert_eq!(sidecar["image"], "quay.io/thanos/thanos:v0.42.4");
     assert!(
         sidecar["ports"]
             .as_array()

@@ -6,7 +6,7 @@ mod common;
 
 use common::{
     Cleanup, Process, assert_has, assert_lacks, built_tool, cluster, free_port, generated_config,
-    kind_name, rendered_objects, run, set_args, write_list, write_temp,
+    kind_name, pinned, rendered_objects, run, set_args, write_list, write_temp,
 };
 use serde_json::{Value, json};
 
@@ -347,9 +347,12 @@ fn operator_reconciles_the_stack_with_only_its_rendered_permissions() {
     let log_path = c.dir.join("logs").join(format!("{ns}-operator.log"));
     let _operator = Process::spawn(
         "prometheus-operator",
-        std::process::Command::new(c.tools_bin.join("prometheus-operator"))
-            .args(&args)
-            .env("KUBECONFIG", &c.kubeconfig),
+        std::process::Command::new(c.tools_bin.join(format!(
+            "prometheus-operator-{}",
+            pinned("PROMETHEUS_OPERATOR_VERSION")
+        )))
+        .args(&args)
+        .env("KUBECONFIG", &c.kubeconfig),
         &log_path,
     );
 

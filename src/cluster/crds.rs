@@ -35,50 +35,50 @@ pub struct PinnedCrd {
     pub sha256: &'static str,
 }
 
-/// The CRD files of prometheus-operator v0.93.1 (`versions::PROMETHEUS_OPERATOR`),
+/// The CRD files of prometheus-operator v0.94.1 (`versions::PROMETHEUS_OPERATOR`),
 /// `example/prometheus-operator-crd/` at the tag; a test fails if that version moves without
 /// new sums. Sums computed from the operator's Go module (byte-identical to the tag's files):
-/// `sha256sum $(go env GOMODCACHE)/github.com/prometheus-operator/prometheus-operator@v0.93.1/example/prometheus-operator-crd/*.yaml`.
+/// `sha256sum $(go env GOMODCACHE)/github.com/prometheus-operator/prometheus-operator@v0.94.1/example/prometheus-operator-crd/*.yaml`.
 pub const PINNED_CRDS: &[PinnedCrd] = &[
     PinnedCrd {
         file: "monitoring.coreos.com_alertmanagerconfigs.yaml",
-        sha256: "405d1e8f8c7f99cc2d4bbbcf394f055823c1d8e2e7d9ae80904c1c104877a421",
+        sha256: "f3ae40001f979ef4d922a25610b8e72ae74b11453329641c0d2a7b712879c504",
     },
     PinnedCrd {
         file: "monitoring.coreos.com_alertmanagers.yaml",
-        sha256: "a2adf6c349e6b955bf87ed4f5c9be573f8fc2b3009e9447c8321249f33577b21",
+        sha256: "3134036ea60b59ee10e46c60075cf08facbb89bdc8a7bc8f02bbe7d7c14378a1",
     },
     PinnedCrd {
         file: "monitoring.coreos.com_podmonitors.yaml",
-        sha256: "eef45bb50df838a85226eb6b03c0c7094c54d605776bdf2ec149f17fba8a1df0",
+        sha256: "62a3dd743ae8ea13f6817be3e8ab74e97e22fd59effc0704e1524dff8869fb43",
     },
     PinnedCrd {
         file: "monitoring.coreos.com_probes.yaml",
-        sha256: "9e091f0f95a8ec4b4e7f69a60f5c189a0846db17f5d014e24ca7c39e04c30adb",
+        sha256: "72119f8f15f16824e2d22cf19777dee00582316ef050e37ebc5ff8dcd25436c5",
     },
     PinnedCrd {
         file: "monitoring.coreos.com_prometheusagents.yaml",
-        sha256: "4a85558bd15ed4df43732f15e1001e8cd1ecdc6306cac96f4a21a914ee355ec9",
+        sha256: "76012a64894618cb5d86824eab029dab093330e7ca857e2680aba00e5dad150e",
     },
     PinnedCrd {
         file: "monitoring.coreos.com_prometheuses.yaml",
-        sha256: "e453c7f324077b3fcc3f82ca40b095f0f23cc07e6177b2e61b863f04011bed41",
+        sha256: "0aadc58268beb77ac067d57dddde8592a5f35a6c7d262935c1a6b03d8ef67de5",
     },
     PinnedCrd {
         file: "monitoring.coreos.com_prometheusrules.yaml",
-        sha256: "2d72928f7ceb99d153f2f91d2c2fd68d4b89c4914f2a09e15ac049b2f0316df3",
+        sha256: "8e29b30e9353d593821ba4e61dc189ed7b3c4cf50a665e95d8c3d3aad3c4d484",
     },
     PinnedCrd {
         file: "monitoring.coreos.com_scrapeconfigs.yaml",
-        sha256: "3528c4d2afa4eadec9c1416959581b30199291e1e32abbc0818878ad9fec2582",
+        sha256: "ae3b2cd12228bc260a92f3709cb6c2beb45efd97c1efb0903ab64aa861c20a09",
     },
     PinnedCrd {
         file: "monitoring.coreos.com_servicemonitors.yaml",
-        sha256: "7dd4206947c94bc76f71daa07c45a1010a5d697c54fe079f8207b0e82026a26a",
+        sha256: "31bdff398b54ac2bc993a33f5dcb0472792a77104a6a609d264c8f1f17829769",
     },
     PinnedCrd {
         file: "monitoring.coreos.com_thanosrulers.yaml",
-        sha256: "75d58ca8a97cb89b6295e06d18beb717b954439c989ab1811fe98e54404dc720",
+        sha256: "744e49eff3891df960c1cb4eab2aec32d48e8a8f441447921cf9e7463130744b",
     },
 ];
 
@@ -471,6 +471,12 @@ pub fn compatible(installed: &str, wanted: &str) -> bool {
         && have.cmp_precedence(&want) != std::cmp::Ordering::Less
 }
 
+/// Whether operator version `a` is a later release than `b` (either with or without a leading
+/// `v`; a pre-release is older than its release). Unparseable versions are never newer.
+pub fn newer(a: &str, b: &str) -> bool {
+    crate::versions::compare(a, b) == Some(std::cmp::Ordering::Greater)
+}
+
 /// Whether a CRD (as the server returns it) has `Established=True`.
 pub fn crd_established(crd: &Object) -> bool {
     established_condition(crd).is_some_and(|c| c["status"] == "True")
@@ -575,7 +581,7 @@ mod tests {
     use super::*;
 
     /// The release the sums were computed for.
-    const PINNED_RELEASE: &str = "v0.93.1";
+    const PINNED_RELEASE: &str = "v0.94.1";
 
     const CRD: &str = "apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -595,13 +601,25 @@ status:
 ";
 
     #[test]
+    fn newer_orders_releases_and_pre_releases() {
+        assert!(newer("0.94.1", "v0.93.1"));
+        assert!(newer("v0.93.2", "0.93.1"));
+        assert!(newer("1.0.0", "0.99.9"));
+        assert!(newer("0.94.0", "0.94.0-rc.1"));
+        assert!(!newer("0.93.1", "v0.93.1"));
+        assert!(!newer("0.93.1", "0.94.1"));
+        assert!(!newer("0.94.0-rc.1", "0.94.0"));
+        assert!(!newer("garbage", "0.1.0"));
+    }
+
+    #[test]
     fn pinned_sums_are_for_the_pinned_operator() {
         assert_eq!(PINNED_RELEASE, PROMETHEUS_OPERATOR.version);
         assert_eq!(PINNED_CRDS.len(), 10);
         for p in PINNED_CRDS {
             assert_eq!(p.sha256.len(), 64, "{}", p.file);
             assert!(p.url().starts_with(
-                "https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/v0.93.1/example/prometheus-operator-crd/monitoring.coreos.com_"
+                "https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/v0.94.1/example/prometheus-operator-crd/monitoring.coreos.com_"
             ));
         }
     }
@@ -637,7 +655,7 @@ status:
             assert_eq!(crds.len(), 1, "{}", p.file);
             assert_eq!(
                 installed_version(&crds[0].metadata).as_deref(),
-                Some("0.93.1")
+                Some("0.94.1")
             );
         }
     }

@@ -2,6 +2,8 @@
 //! binary would render them otherwise: other images, other rules), prunes what that revision
 //! did not have, and records a new revision. The same pipeline as `enable`; the objects come
 //! from the revision instead of a render. Previewed with `--dry-run` and `diff --revision N`.
+//! CRDs are never rolled back (a revision does not record them): when the revision's operator
+//! is older than the CRDs in the cluster, a note on stderr says they stay.
 
 use std::time::Instant;
 
@@ -10,6 +12,7 @@ use crate::{
     cluster::{Cluster, KubeFlags, revision},
     exit::Verdict,
     pipeline::{self, Prepared, Source},
+    plan,
 };
 
 #[derive(clap::Args, Debug)]
@@ -45,6 +48,9 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
             Prepared::Ready(ready) => *ready,
             Prepared::Refused(report) => return Ok(Verdict::Preflight(report.outcome())),
         };
+    if let Some(note) = plan::crds_kept_newer(&payload.objects, &state) {
+        crate::output::diag!("note: {note}");
+    }
     let plan = pipeline::plan(Source::Revision(payload.objects), &state).await?;
     let executed = pipeline::execute(&cluster, &plan, &state, &options, started).await?;
     let change = format!("rollback to {n}");

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, time::Instant};
 
 use anyhow::Context as _;
 
-use super::{DryRun, IN_FLIGHT, Options, replace::Replacing, validate};
+use super::{DryRun, IN_FLIGHT, Options, replace::Replacing, surge, validate};
 use crate::{
     cluster::{
         Cluster,
@@ -353,16 +353,34 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// A new operator runs alone before the objects it reads are applied.
+    /// Before the stack phase of an upgrade: an operator Deployment that changed (a newer
+    /// operator) runs alone before the objects it reads are sent, so that what uses fields of
+    /// the newer CRDs is reconciled by an operator that knows them, never by the old one; the
+    /// StatefulSets it then rewrites carry its config-reloader. Nothing to wait out when no old
+    /// operator was running (a first install, one that had crashed), or in a dry run.
     async fn operator_rolled_out(&mut self) -> anyhow::Result<()> {
-        match self.replacing.as_mut() {
-            Some(replacing) if self.operator_changed => {
-                replacing
-                    .operator_changed(self.cluster, self.plan, self.deadline)
-                    .await
-            }
-            _ => Ok(()),
+        if !self.operator_changed
+            || !self.options.dry_run.writes()
+            || self.client_dry_run
+            || !surge::operator_available(self.plan, self.state)
+        {
+            return Ok(());
         }
+        let Some(operator) = surge::operator_deployment(self.plan) else {
+            return Ok(());
+        };
+        let name = operator.metadata.name.as_deref().unwrap_or_default();
+        let took = rollout::wait_deployment(self.cluster, &self.plan.namespace, name, self.deadline)
+            .await
+            .context("the changed operator did not roll out, so the stack's objects were not sent; see `kubectl automon status`")?;
+        say!(
+            "Operator  rolled out in {}: the new operator (deployment {name}) reads what follows",
+            secs(took)
+        );
+        if let Some(replacing) = self.replacing.as_mut() {
+            replacing.operator_rolled_out(operator);
+        }
+        Ok(())
     }
 
     /// One phase's objects: the untouched said so, the rest applied (or described in a client

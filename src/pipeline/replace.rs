@@ -42,8 +42,6 @@ pub(super) struct Replacing {
     /// The operator's config-reloader image, once a new operator runs: the StatefulSets it
     /// rewrites carry it.
     reloader: Option<String>,
-    /// The operator's Deployment had an available pod before the run.
-    operator_was_available: bool,
 }
 
 struct Item {
@@ -80,7 +78,6 @@ impl Replacing {
             items,
             namespace: plan.namespace.clone(),
             reloader: None,
-            operator_was_available: surge::operator_available(plan, state),
         }
     }
 
@@ -187,30 +184,10 @@ impl Replacing {
             .map(|i| apply::key(&i.replaced.desired))
     }
 
-    /// The operator's Deployment in `plan` changed: until the new one runs alone, so that what
-    /// follows is read by it, never by the old one; the StatefulSets it rewrites then carry its
-    /// config-reloader.
-    pub(super) async fn operator_changed(
-        &mut self,
-        cluster: &Cluster,
-        plan: &Plan,
-        deadline: Instant,
-    ) -> anyhow::Result<()> {
-        let Some(operator) = surge::operator_deployment(plan) else {
-            return Ok(());
-        };
-        if !self.operator_was_available {
-            // No old operator reads anything meanwhile.
-            return Ok(());
-        }
-        let name = operator.metadata.name.as_deref().unwrap_or_default();
-        let took = rollout::wait_deployment(cluster, &plan.namespace, name, deadline).await?;
-        diag!(
-            "Operator  deployment {name} rolled out in {}: the new operator reads what follows",
-            secs(took)
-        );
+    /// The new `operator` runs alone: the StatefulSets it rewrites from now on carry its
+    /// config-reloader, which is how their rollout is known to be its.
+    pub(super) fn operator_rolled_out(&mut self, operator: &Object) {
         self.reloader = surge::reloader_image(operator);
-        Ok(())
     }
 
     /// After the stack phase: each rollout watched to its end (the longest time without a

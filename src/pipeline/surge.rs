@@ -619,14 +619,21 @@ mod tests {
 
     #[test]
     fn a_deployment_is_rolled_out_when_no_old_pod_is_left() {
-        let d = |updated: i64, total: i64, available: i64| {
+        let seen = |observed: i64, updated: i64, total: i64, available: i64| {
             json!({"metadata": {"generation": 2}, "spec": {"replicas": 1},
-                   "status": {"observedGeneration": 2, "updatedReplicas": updated, "replicas": total, "availableReplicas": available}})
+                   "status": {"observedGeneration": observed, "updatedReplicas": updated, "replicas": total, "availableReplicas": available}})
         };
+        let d = |updated, total, available| seen(2, updated, total, available);
         assert!(deployment_rolled_out(&d(1, 1, 1)));
+        // The new pod is ready, the old one not gone yet (both available).
+        assert!(!deployment_rolled_out(&d(1, 2, 2)));
+        // The new pod exists, the old one is still the one ready.
         assert!(!deployment_rolled_out(&d(1, 2, 1)));
+        // The new pod is there but not available.
         assert!(!deployment_rolled_out(&d(1, 1, 0)));
         assert!(!deployment_rolled_out(&d(0, 1, 1)));
+        // The controller has not seen the new spec yet.
+        assert!(!deployment_rolled_out(&seen(1, 1, 1, 1)));
     }
 
     #[test]

@@ -372,6 +372,29 @@ pub fn rollback_source(state: &ClusterState) -> CrdSource {
     }
 }
 
+/// A rollback to a revision whose operator is older than the CRDs in the cluster (pure): the
+/// CRDs stay as they are, and the note that says so, naming both versions. `None` when the
+/// revision has no operator of its own (another one is reused) or the CRDs are not newer.
+pub fn crds_kept_newer(objects: &[Object], state: &ClusterState) -> Option<String> {
+    let operator = objects
+        .iter()
+        .filter(|o| kind(o) == "Deployment")
+        .filter_map(|o| o.data["spec"]["template"]["spec"]["containers"].as_array())
+        .flatten()
+        .filter_map(|c| c["image"].as_str())
+        .find(|image| image.contains("/prometheus-operator:"))
+        .and_then(preflight::image_tag)?;
+    let installed = state
+        .crds
+        .values()
+        .filter_map(|c| c.version.as_deref())
+        .filter(|v| crds::newer(v, operator))
+        .reduce(|a, b| if crds::newer(b, a) { b } else { a })?;
+    Some(format!(
+        "the CRDs stay at {installed}, newer than this revision's operator {operator}: CRDs are never downgraded (a newer schema serves an older operator; an older one could drop fields the objects in the cluster use)"
+    ))
+}
+
 /// Reusing another operator: what it is and the labels its selectors want.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reuse {
@@ -1464,6 +1487,43 @@ mod tests {
                 .iter()
                 .any(|(gk, _, name)| gk == "Prometheus.monitoring.coreos.com" && name == "automon")
         );
+    }
+
+    #[test]
+    fn a_rollback_to_an_older_operator_says_the_newer_crds_stay() {
+        let objects = rendered(&Config::default());
+        let ours = crate::versions::PROMETHEUS_OPERATOR
+            .version
+            .trim_start_matches('v');
+        let at = |version: &str| ClusterState {
+            crds: crds::PINNED_CRDS
+                .iter()
+                .map(|p| {
+                    let crd = InstalledCrd {
+                        version: Some(version.into()),
+                        digest: None,
+                    };
+                    (p.name(), crd)
+                })
+                .collect(),
+            ..Default::default()
+        };
+        // The revision's operator is the rendered one: CRDs of its release or older say nothing.
+        assert_eq!(crds_kept_newer(&objects, &at(ours)), None);
+        assert_eq!(crds_kept_newer(&objects, &at("0.1.0")), None);
+        let note = crds_kept_newer(&objects, &at("99.0.0")).expect("newer CRDs are named");
+        assert!(
+            note.starts_with(&format!(
+                "the CRDs stay at 99.0.0, newer than this revision's operator v{ours}: CRDs are never downgraded"
+            )),
+            "{note}"
+        );
+        // A revision that reuses another operator has none of its own to compare.
+        let without: Vec<Object> = objects
+            .into_iter()
+            .filter(|o| kind(o) != "Deployment")
+            .collect();
+        assert_eq!(crds_kept_newer(&without, &at("99.0.0")), None);
     }
 
     #[test]

@@ -49,8 +49,9 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
     objects
 }
 
-/// What prometheus-operator v0.93 calls, measured on real nodes from the API server's audit log
-/// (tests/real_nodes.rs, which names the reason for every grant the measured run did not use).
+/// What prometheus-operator v0.93 and v0.94 call, measured on real nodes from the API server's
+/// audit log (tests/real_nodes.rs, which names the reason for every grant the measured run did not
+/// use; tests/upgrade.rs, which finds nothing of v0.94.1's refused).
 /// `list` beside `watch` is for an API server that does not stream the initial list of a watch.
 fn cluster_rules() -> Vec<PolicyRule> {
     let rule = |group: &str, resources: &[&str], verbs: &[&str]| PolicyRule {
@@ -236,7 +237,7 @@ mod tests {
         assert!(args.contains(&"--namespaces=automon"));
         assert!(args.contains(&"--labels=automon.io/stack=automon"));
         assert!(args.contains(
-            &"--prometheus-config-reloader=quay.io/prometheus-operator/prometheus-config-reloader:v0.93.1"
+            &"--prometheus-config-reloader=quay.io/prometheus-operator/prometheus-config-reloader:v0.94.1"
         ));
     }
 
@@ -247,7 +248,7 @@ mod tests {
             .unwrap();
         let objects = objects(&Context::new(&config));
         let text = serde_json::to_string(find(&objects, "Deployment")).unwrap();
-        assert!(text.contains("mirror.local:5000/prometheus-operator/prometheus-operator:v0.93.1"));
+        assert!(text.contains("mirror.local:5000/prometheus-operator/prometheus-operator:v0.94.1"));
         assert!(text.contains(
             "--prometheus-config-reloader=mirror.local:5000/prometheus-operator/prometheus-config-reloader"
         ));

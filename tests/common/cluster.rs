@@ -214,7 +214,8 @@ impl LocalCluster {
     pub fn ensure_crds(&self) {
         let dir = self.crds_dir();
         // Each file is named after its CRD. Applying them all again costs seconds: only when
-        // one is missing (another test's `disable` may have removed the unused ones).
+        // one is missing (another test's `disable` may have removed the unused ones) or of
+        // another release than the pinned operator's (a cluster that ran an older build).
         let crds: Vec<String> = std::fs::read_dir(&dir)
             .expect("the cluster's crds directory")
             .filter_map(|e| {
@@ -223,8 +224,18 @@ impl LocalCluster {
             })
             .collect();
         let crds: Vec<&str> = crds.iter().map(String::as_str).collect();
-        if self.kubectl(&[&["get"], &crds[..]].concat()).code != 0 {
-            self.server_side_apply(&dir, &[]).success();
+        let pinned = super::pinned("PROMETHEUS_OPERATOR_VERSION");
+        let got = self.kubectl(&[&["get", "-o", "json"], &crds[..]].concat());
+        let current = got.code == 0
+            && serde_json::from_str::<Value>(&got.stdout).is_ok_and(|list| {
+                list["items"].as_array().into_iter().flatten().all(|c| {
+                    c["metadata"]["annotations"]["operator.prometheus.io/version"]
+                        == pinned.trim_start_matches('v')
+                })
+            });
+        if !current {
+            self.server_side_apply(&dir, &["--force-conflicts"])
+                .success();
         }
         self.kubectl(&[
             "wait",

@@ -18,7 +18,13 @@ pub const EXIT_NOT_INSTALLED: i32 = 9;
 
 /// The binary under test with a clean environment: no user kubeconfig, no colour, no proxy.
 pub fn automon() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-automon"));
+    automon_build(Path::new(env!("CARGO_BIN_EXE_kubectl-automon")))
+}
+
+/// A build of the plugin (the one under test, or an earlier one: tests/upgrade.rs) with the
+/// clean environment of [`automon`].
+pub fn automon_build(binary: &Path) -> Command {
+    let mut cmd = Command::new(binary);
     for v in [
         "KUBECONFIG",
         "HTTPS_PROXY",

@@ -34,6 +34,18 @@ pub fn built_tool(target: &str, name: &str) -> PathBuf {
     PathBuf::from(bin.trim()).join(name)
 }
 
+/// A value pinned in tests/cluster/versions.env (`NAME=value`), e.g.
+/// `pinned("PROMETHEUS_OPERATOR_VERSION")`.
+pub fn pinned(name: &str) -> String {
+    let path = repo_root().join("tests/cluster/versions.env");
+    let text = std::fs::read_to_string(&path).expect("read tests/cluster/versions.env");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("{} pins no {name}", path.display()))
+        .trim()
+        .to_string()
+}
+
 /// `promtool <args>` run in a fresh directory holding `files` (name, text), which `args` name
 /// by their relative names.
 pub fn promtool_with(files: &[(&str, &str)], args: &[&str]) -> Run {
@@ -116,12 +128,18 @@ pub fn spawn_kube_state_metrics(objects: &[Value], dir: &Path) -> (Process, Path
     let log = dir.join("kube-state-metrics.log");
     let process = Process::spawn(
         "kube-state-metrics",
-        Command::new(built_tool("kube_state_metrics", "kube-state-metrics"))
-            .args(args)
-            .arg(format!("--kubeconfig={}", cluster().kubeconfig.display()))
-            .args(["--host=127.0.0.1", "--telemetry-host=127.0.0.1"])
-            .arg(format!("--port={port}"))
-            .arg(format!("--telemetry-port={telemetry_port}")),
+        Command::new(built_tool(
+            "kube_state_metrics",
+            &format!(
+                "kube-state-metrics-{}",
+                pinned("KUBE_STATE_METRICS_VERSION")
+            ),
+        ))
+        .args(args)
+        .arg(format!("--kubeconfig={}", cluster().kubeconfig.display()))
+        .args(["--host=127.0.0.1", "--telemetry-host=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--telemetry-port={telemetry_port}")),
         &log,
     );
     (process, log, port)

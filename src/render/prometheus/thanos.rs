@@ -103,7 +103,7 @@ mod tests {
         };
         assert!(prometheus(&plain).get("thanos").is_none());
         let sidecar = &prometheus(&with)["thanos"];
-        assert_eq!(sidecar["image"], "quay.io/thanos/thanos:v0.42.2");
+        assert_eq!(sidecar["image"], "quay.io/thanos/thanos:v0.42.4");
         assert_eq!(
             sidecar["objectStorageConfig"],
             json!({"name": "thanos-objstore", "key": "objstore.yml"})
@@ -151,7 +151,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             p.data["spec"]["thanos"]["image"],
-            "mirror.local:5000/thanos/thanos:v0.42.2"
+            "mirror.local:5000/thanos/thanos:v0.42.4"
         );
     }
 }
