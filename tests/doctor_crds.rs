@@ -109,9 +109,7 @@ fn crds_behind_the_operator_fail_and_ahead_of_it_warn() {
         &[&format!(
             "CRDs at {newer} ({CRD}) are ahead of the operator"
         )],
-        &[&format!(
-            "--crds-from <the CRDs of prometheus-operator v{operator}>"
-        )],
+        &["kubectl krew upgrade automon", "CRDs are never downgraded"],
     );
     d.passes();
 

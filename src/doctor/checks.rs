@@ -677,9 +677,7 @@ fn crds_skewed(
                     skewed_versions.join(", ")
                 )
             } else {
-                format!(
-                    "kubectl automon enable -n {ns} --crds-from <the CRDs of prometheus-operator {op_version}> (automon's operator is pinned to {op_version})"
-                )
+                ahead_fix(&skewed_versions, ns)
             },
         )
     };
@@ -693,6 +691,27 @@ fn crds_skewed(
         ),
         fix,
     )
+}
+
+/// The fix for CRDs ahead of automon's own operator (a rollback past an upgrade, or CRDs another
+/// tool updated): never a downgrade of the CRDs, which could drop fields objects hold; an
+/// operator that knows them, this plugin's when it does, else a newer plugin's.
+fn ahead_fix(ahead: &[&str], ns: &str) -> String {
+    let pinned = versions::PROMETHEUS_OPERATOR.version;
+    let newest = ahead
+        .iter()
+        .copied()
+        .max_by(|a, b| versions::compare(a, b).unwrap_or(std::cmp::Ordering::Equal))
+        .unwrap_or(pinned);
+    if version_lt(pinned, newest) {
+        format!(
+            "upgrade the plugin to one whose operator is {newest} or newer (kubectl krew upgrade automon), then kubectl automon enable -n {ns}; CRDs are never downgraded"
+        )
+    } else {
+        format!(
+            "kubectl automon enable -n {ns} (moves the operator to {pinned}, which serves CRDs at {newest}; CRDs are never downgraded)"
+        )
+    }
 }
 
 /// `a < b` by version precedence; unparseable ones sort first.
@@ -1232,6 +1251,8 @@ mod tests {
             ])
         );
         let ahead: BTreeMap<&str, Vec<&str>> = [("v0.91.0", vec!["a", "b"])].into();
+        // Ahead of this plugin's operator too (v0.94.1 is pinned).
+        let far_ahead: BTreeMap<&str, Vec<&str>> = [("v0.99.0", vec!["a", "b"])].into();
         let cases = [
             (
                 &skewed,
@@ -1252,7 +1273,14 @@ mod tests {
                 false,
                 Level::Warn,
                 "ahead of",
-                "kubectl automon enable -n automon --crds-from",
+                "kubectl automon enable -n automon (moves the operator to v",
+            ),
+            (
+                &far_ahead,
+                false,
+                Level::Warn,
+                "ahead of",
+                "upgrade the plugin to one whose operator is v0.99.0 or newer",
             ),
             (
                 &ahead,
