@@ -140,48 +140,22 @@ impl Receiver {
 fn stack() -> &'static Run {
     static ENABLED: OnceLock<Run> = OnceLock::new();
     ENABLED.get_or_init(|| {
-        let c = real_cluster();
-        let crds = c.dir.join("crds");
         receiver();
         let hook = format!("http://10.5.0.1:{HOOK_PORT}/alerts");
-        let started = Instant::now();
-        let out = run(real_cluster()
-            .automon()
-            .args([
-                "enable",
-                "--wait",
-                "--timeout",
-                "10m",
-                "--crds-from",
-                crds.to_str().unwrap(),
-            ])
-            .args(
-                [
-                    "grafana.enabled=false",
-                    // Alerts within seconds of their cause, each delivered to the test's receiver.
-                    "prometheus.scrapeInterval=5s",
-                    "prometheus.evaluationInterval=5s",
-                    &format!("alertmanager.receivers=[{{name: test, webhook: {{url: '{hook}'}}}}]"),
-                    "alertmanager.route.receiver=test",
-                    "alertmanager.route.groupWait=1s",
-                    "alertmanager.route.groupInterval=5s",
-                    "alerts.highCpu.thresholdPercent=95",
-                    "alerts.highCpu.for=0m",
-                    "alerts.nodeDown.for=0m",
-                    "alerts.exporterDown.for=0m",
-                    "alerts.diskSpaceLow.for=0m",
-                ]
-                .iter()
-                .flat_map(|s| ["--set", s]),
-            ));
-        eprintln!(
-            "enable --wait on real nodes: exit {} in {:.1}s\n{}\n{}",
-            out.code,
-            started.elapsed().as_secs_f64(),
-            out.stdout,
-            out.stderr
-        );
-        out
+        real_cluster().enable_waiting(&[
+            // Alerts within seconds of their cause, each delivered to the test's receiver.
+            "prometheus.scrapeInterval=5s",
+            "prometheus.evaluationInterval=5s",
+            &format!("alertmanager.receivers=[{{name: test, webhook: {{url: '{hook}'}}}}]"),
+            "alertmanager.route.receiver=test",
+            "alertmanager.route.groupWait=1s",
+            "alertmanager.route.groupInterval=5s",
+            "alerts.highCpu.thresholdPercent=95",
+            "alerts.highCpu.for=0m",
+            "alerts.nodeDown.for=0m",
+            "alerts.exporterDown.for=0m",
+            "alerts.diskSpaceLow.for=0m",
+        ])
     })
 }
 

@@ -182,34 +182,7 @@ fn cpu_request(workload: &str) -> String {
 fn enable_replaces_prometheus_and_alertmanager_pods_with_one_ready_throughout() {
     let c = real_cluster();
     let before = installed_revision();
-    let crds = c.crds_dir();
-    let enable = |sets: &[&str]| {
-        let started = Instant::now();
-        let out = run(c
-            .automon()
-            .args([
-                "enable",
-                "--wait",
-                "--timeout",
-                "10m",
-                "--crds-from",
-                crds.to_str().unwrap(),
-            ])
-            .args(
-                ["grafana.enabled=false"]
-                    .iter()
-                    .chain(sets)
-                    .flat_map(|s| ["--set", s]),
-            ));
-        eprintln!(
-            "enable {sets:?}: exit {} in {:.1}s\n{}\n{}",
-            out.code,
-            started.elapsed().as_secs_f64(),
-            out.stdout,
-            out.stderr
-        );
-        out
-    };
+    let enable = |sets: &[&str]| c.enable_waiting(sets);
     if before.is_none() {
         enable(&[]).success();
     }

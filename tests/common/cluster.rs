@@ -209,6 +209,33 @@ impl LocalCluster {
         self.dir.join("crds")
     }
 
+    /// `enable --wait` as the real nodes' tests run it: the pinned CRDs from the cluster's own
+    /// directory, Grafana off (its image cannot be built here), then each of `sets` as a
+    /// `--set`; its exit, time and output on stderr.
+    pub fn enable_waiting(&self, sets: &[&str]) -> Run {
+        let crds = self.crds_dir();
+        let started = std::time::Instant::now();
+        let out = super::run(
+            self.automon()
+                .args(["enable", "--wait", "--timeout", "10m", "--crds-from"])
+                .arg(&crds)
+                .args(
+                    ["grafana.enabled=false"]
+                        .iter()
+                        .chain(sets)
+                        .flat_map(|s| ["--set", s]),
+                ),
+        );
+        eprintln!(
+            "enable --wait {sets:?}: exit {} in {:.1}s\n{}\n{}",
+            out.code,
+            started.elapsed().as_secs_f64(),
+            out.stdout,
+            out.stderr
+        );
+        out
+    }
+
     /// The prometheus-operator CRDs, installed once into the shared cluster and Established.
     /// Idempotent.
     pub fn ensure_crds(&self) {
