@@ -143,6 +143,10 @@ fn stack() -> &'static Run {
         receiver();
         let hook = format!("http://10.5.0.1:{HOOK_PORT}/alerts");
         real_cluster().enable_waiting(&[
+            // A 5 s scrape interval sizes Prometheus at 1.6 CPUs; the node has 2, and the tests
+            // that replace Prometheus' pod (rollout.rs, upgrade.rs) lend it a second replica
+            // beside the first: both must fit.
+            "prometheus.resources.requests.cpu=300m",
             // Alerts within seconds of their cause, each delivered to the test's receiver.
             "prometheus.scrapeInterval=5s",
             "prometheus.evaluationInterval=5s",
