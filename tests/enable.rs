@@ -472,33 +472,7 @@ fn the_parent_stores_the_users_values_and_upgrades_v0_1_0s() {
         .replace("namespace: automon\n", &format!("namespace: {ns}\n"))
         .replace("port: 9100\n", &format!("port: {port}\n"))
         .replace("retention: 15d\n", "retention: 7d\n");
-    let mut parent = get_json(&["get", "configmap", "automon", "-n", ns]);
-    let meta = parent["metadata"].as_object_mut().unwrap();
-    for k in [
-        "managedFields",
-        "resourceVersion",
-        "uid",
-        "creationTimestamp",
-    ] {
-        meta.remove(k);
-    }
-    parent["metadata"]["annotations"]["applyset.kubernetes.io/tooling"] =
-        "kubectl-automon/v0.1.0".into();
-    parent["metadata"]["labels"]["app.kubernetes.io/version"] = "0.1.0".into();
-    parent["data"]["config.yaml"] = full.clone().into();
-    cluster()
-        .kubectl_with_input(
-            &[
-                "apply",
-                "--server-side",
-                "--field-manager=kubectl-automon",
-                "--force-conflicts",
-                "-f",
-                "-",
-            ],
-            &parent.to_string(),
-        )
-        .success();
+    parent_written_by(ns, "v0.1.0", Some(&full));
     assert_eq!(stored(), full);
 
     // The current plugin recognises the one value (and the port) and stores only those.

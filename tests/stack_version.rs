@@ -13,35 +13,6 @@ fn plugin_version() -> String {
     format!("v{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The parent as automon `version` would have left it: the same server-side apply, by the same
-/// field manager, with its ApplySet tooling annotation and its version label (which has no `v`)
-/// saying that version. A later `enable` takes them over without a conflict, as it would.
-fn installed_by(ns: &str, version: &str) {
-    let mut parent = get_json(&["get", "configmap", "automon", "-n", ns]);
-    let meta = parent["metadata"].as_object_mut().unwrap();
-    for server_side in [
-        "managedFields",
-        "resourceVersion",
-        "uid",
-        "creationTimestamp",
-    ] {
-        meta.remove(server_side);
-    }
-    parent["metadata"]["annotations"]["applyset.kubernetes.io/tooling"] =
-        format!("kubectl-automon/{version}").into();
-    parent["metadata"]["labels"]["app.kubernetes.io/version"] =
-        version.trim_start_matches('v').into();
-    let (_dir, path) = write_temp("parent.json", &parent.to_string());
-    kubectl(&[
-        "apply",
-        "--server-side",
-        "--field-manager",
-        "kubectl-automon",
-        "-f",
-        path.to_str().unwrap(),
-    ]);
-}
-
 /// `doctor -n <ns> -o json`: the run and its `version` check.
 fn doctor_version(ns: &str) -> (Run, Value) {
     let out = run(automon_admin().args(["doctor", "-n", ns, "-o", "json"]));
@@ -91,7 +62,7 @@ fn status_doctor_and_version_tell_the_plugin_from_the_stack() {
         ),
     ];
     for (installed, skew, said) in cases {
-        installed_by(ns, installed);
+        parent_written_by(ns, installed, None);
         let fix = if skew == "PluginNewer" {
             format!("run kubectl automon enable -n {ns} to upgrade it")
         } else {

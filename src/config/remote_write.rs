@@ -268,6 +268,20 @@ pub(super) fn check(p: &Prometheus) -> Result<(), (String, String)> {
 }
 
 fn check_endpoint(key: &str, w: &RemoteWrite) -> Result<(), (String, String)> {
+    check_endpoint_url(key, w)?;
+    check_authorization(key, w)?;
+    if let Some(t) = &w.tls {
+        check_tls(&format!("{key}.tls"), t)?;
+    }
+    check_headers(key, w)?;
+    if let Some(q) = &w.queue {
+        check_queue(&format!("{key}.queue"), q)?;
+    }
+    Ok(())
+}
+
+/// The endpoint's URL: given, with no user or password in it, one Prometheus accepts.
+fn check_endpoint_url(key: &str, w: &RemoteWrite) -> Result<(), (String, String)> {
     let url_key = format!("{key}.url");
     if w.url.trim().is_empty() {
         return Err((
@@ -292,6 +306,11 @@ fn check_endpoint(key: &str, w: &RemoteWrite) -> Result<(), (String, String)> {
         true,
     )
     .map_err(|e| (url_key, e))?;
+    Ok(())
+}
+
+/// One Authorization header at most, each from a Secret key.
+fn check_authorization(key: &str, w: &RemoteWrite) -> Result<(), (String, String)> {
     if w.basic_auth.is_some() && w.bearer_token.is_some() {
         return Err((
             key.into(),
@@ -308,39 +327,47 @@ fn check_endpoint(key: &str, w: &RemoteWrite) -> Result<(), (String, String)> {
     if let Some(t) = &w.bearer_token {
         check_secret_key(&format!("{key}.bearerToken"), t)?;
     }
-    if let Some(t) = &w.tls {
-        let k = format!("{key}.tls");
-        check_secret(&k, &t.secret)?;
-        let keys = [
-            ("caKey", &t.ca_key),
-            ("certKey", &t.cert_key),
-            ("keyKey", &t.key_key),
-        ];
-        for (name, value) in keys {
-            if let Some(value) = value {
-                check_key(&format!("{k}.{name}"), &t.secret, value)?;
-            }
-        }
-        match (&t.cert_key, &t.key_key) {
-            (Some(_), None) | (None, Some(_)) => {
-                return Err((
-                    k,
-                    "mutual TLS needs both certKey and keyKey (the client certificate and its key)"
-                        .into(),
-                ));
-            }
-            (None, None) if t.ca_key.is_none() => {
-                return Err((
-                    k,
-                    format!(
-                        "names Secret {:?} but none of caKey, certKey and keyKey",
-                        t.secret
-                    ),
-                ));
-            }
-            _ => {}
+    Ok(())
+}
+
+/// TLS from keys of one Secret: a CA, a client certificate and its key, or both.
+fn check_tls(k: &str, t: &Tls) -> Result<(), (String, String)> {
+    check_secret(k, &t.secret)?;
+    let keys = [
+        ("caKey", &t.ca_key),
+        ("certKey", &t.cert_key),
+        ("keyKey", &t.key_key),
+    ];
+    for (name, value) in keys {
+        if let Some(value) = value {
+            check_key(&format!("{k}.{name}"), &t.secret, value)?;
         }
     }
+    match (&t.cert_key, &t.key_key) {
+        (Some(_), None) | (None, Some(_)) => {
+            return Err((
+                k.into(),
+                "mutual TLS needs both certKey and keyKey (the client certificate and its key)"
+                    .into(),
+            ));
+        }
+        (None, None) if t.ca_key.is_none() => {
+            return Err((
+                k.into(),
+                format!(
+                    "names Secret {:?} but none of caKey, certKey and keyKey",
+                    t.secret
+                ),
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Header names HTTP allows, that Prometheus does not set itself, and that carry no credential
+/// (they are stored in the clear).
+fn check_headers(key: &str, w: &RemoteWrite) -> Result<(), (String, String)> {
     for name in w.headers.keys() {
         let valid = !name.is_empty()
             && name
@@ -372,37 +399,39 @@ fn check_endpoint(key: &str, w: &RemoteWrite) -> Result<(), (String, String)> {
             ));
         }
     }
-    if let Some(q) = &w.queue {
-        let k = format!("{key}.queue");
-        for (name, n) in [
-            ("capacity", q.capacity),
-            ("minShards", q.min_shards),
-            ("maxShards", q.max_shards),
-            ("maxSamplesPerSend", q.max_samples_per_send),
-        ] {
-            if n == Some(0) {
-                return Err((format!("{k}.{name}"), "must be at least 1".into()));
-            }
+    Ok(())
+}
+
+/// The queue's counts at least 1, its shards in order, its deadline above 0.
+fn check_queue(k: &str, q: &Queue) -> Result<(), (String, String)> {
+    for (name, n) in [
+        ("capacity", q.capacity),
+        ("minShards", q.min_shards),
+        ("maxShards", q.max_shards),
+        ("maxSamplesPerSend", q.max_samples_per_send),
+    ] {
+        if n == Some(0) {
+            return Err((format!("{k}.{name}"), "must be at least 1".into()));
         }
-        if let (Some(min), Some(max)) = (q.min_shards, q.max_shards)
-            && min > max
-        {
-            return Err((
-                format!("{k}.minShards"),
-                format!("{min} is above maxShards ({max})"),
-            ));
-        }
-        if let Some(d) = &q.batch_send_deadline {
-            match d.seconds() {
-                Ok(0) => {
-                    return Err((
-                        format!("{k}.batchSendDeadline"),
-                        format!("{d} must be longer than 0"),
-                    ));
-                }
-                Ok(_) => {}
-                Err(e) => return Err((format!("{k}.batchSendDeadline"), e)),
+    }
+    if let (Some(min), Some(max)) = (q.min_shards, q.max_shards)
+        && min > max
+    {
+        return Err((
+            format!("{k}.minShards"),
+            format!("{min} is above maxShards ({max})"),
+        ));
+    }
+    if let Some(d) = &q.batch_send_deadline {
+        match d.seconds() {
+            Ok(0) => {
+                return Err((
+                    format!("{k}.batchSendDeadline"),
+                    format!("{d} must be longer than 0"),
+                ));
             }
+            Ok(_) => {}
+            Err(e) => return Err((format!("{k}.batchSendDeadline"), e)),
         }
     }
     Ok(())

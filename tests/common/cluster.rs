@@ -349,6 +349,43 @@ pub fn get_json(args: &[&str]) -> Value {
     cluster().get_json(args)
 }
 
+/// The parent of the stack in `ns` as automon `version` would have left it: the same
+/// server-side apply by the same field manager, its ApplySet tooling annotation and its version
+/// label (which has no `v`) saying that version, and `config` as its `config.yaml` when given. A
+/// later `enable` takes it over without a conflict, as it would.
+pub fn parent_written_by(ns: &str, version: &str, config: Option<&str>) {
+    let mut parent = get_json(&["get", "configmap", "automon", "-n", ns]);
+    let meta = parent["metadata"].as_object_mut().unwrap();
+    for server_side in [
+        "managedFields",
+        "resourceVersion",
+        "uid",
+        "creationTimestamp",
+    ] {
+        meta.remove(server_side);
+    }
+    parent["metadata"]["annotations"]["applyset.kubernetes.io/tooling"] =
+        format!("kubectl-automon/{version}").into();
+    parent["metadata"]["labels"]["app.kubernetes.io/version"] =
+        version.trim_start_matches('v').into();
+    if let Some(config) = config {
+        parent["data"]["config.yaml"] = config.into();
+    }
+    cluster()
+        .kubectl_with_input(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=kubectl-automon",
+                "--force-conflicts",
+                "-f",
+                "-",
+            ],
+            &parent.to_string(),
+        )
+        .success();
+}
+
 /// Whether `kubectl get <args>` finds it.
 pub fn exists(args: &[&str]) -> bool {
     cluster().kubectl(&[&["get"], args].concat()).code == 0
