@@ -30,6 +30,9 @@ pub struct Holder {
     /// (which can present Prometheus' own token), else the pods through a PodMonitor.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<HolderService>,
+    /// Its pods' labels, as another stack's PodMonitor may select them.
+    #[serde(skip)]
+    pub pod_labels: BTreeMap<String, String>,
 }
 
 /// The Service in front of a holder's pods.
@@ -39,6 +42,9 @@ pub struct HolderService {
     pub name: String,
     /// The labels a ServiceMonitor selects it by (its own, less the ones a release changes).
     pub labels: BTreeMap<String, String>,
+    /// All its labels, as another stack's ServiceMonitor may select it.
+    #[serde(skip)]
+    pub all_labels: BTreeMap<String, String>,
     /// The Service port's name; `None` when it is unnamed (selected by target port).
     pub port_name: Option<String>,
 }

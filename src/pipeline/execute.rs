@@ -226,8 +226,17 @@ impl<'a> Run<'a> {
             );
         }
         if let Some(h) = &state.exporter {
+            let left_out = crate::plan::LeftOut::of_parent(&plan.final_parent.metadata);
+            let scraping = if left_out
+                .service_monitors
+                .contains(crate::render::node_exporter::NAME)
+            {
+                "its own stack's Prometheus scrapes it, automon reads those series"
+            } else {
+                "scraping it"
+            };
             say!(
-                "Exporter  {} serves port {} on the nodes: scraping it, deploying no node-exporter of its own",
+                "Exporter  {} serves port {} on the nodes: {scraping}, deploying no node-exporter of its own",
                 h.describe(),
                 h.port
             );

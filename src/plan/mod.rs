@@ -6,6 +6,7 @@
 //! decides is a function of it, table-tested below.
 
 pub mod removal;
+pub mod series;
 
 use crate::model;
 use crate::model::exporter::Holder;
@@ -24,7 +25,7 @@ use crate::{
         Object, kind,
         resources::{self, Known, Scope},
     },
-    preflight::{self, ExistingOperator},
+    preflight::{self, ExistingOperator, monitors::ForeignScrape},
     render::{self, Phase},
 };
 
@@ -52,6 +53,16 @@ pub struct LeftOut {
     /// runs beside theirs, and that stack's sums over `job="kube-state-metrics"` must not count
     /// it.
     pub own_jobs: BTreeSet<String>,
+    /// Jobs whose series another stack's scrape provides under another name: automon's job →
+    /// theirs. Its rules and dashboards select theirs.
+    pub jobs_as: BTreeMap<String, String>,
+    /// node-exporter's series come from another stack's scrape whose series name no node:
+    /// automon's rules and dashboards find each series' node through `kube_pod_info`
+    /// ([`series::join_node`]).
+    pub node_join: bool,
+    /// Who does each scrape left out that is not in `AlreadyThere::scrapes` (node-exporter's),
+    /// for `enable`'s words: `servicemonitor monitoring/kps-prometheus-node-exporter`.
+    pub scraped_by: BTreeMap<String, String>,
 }
 
 /// The job a scrape automon keeps beside another stack's is renamed to.
@@ -85,6 +96,71 @@ impl LeftOut {
         left
     }
 
+    /// Beside another stack whose Prometheus already scrapes the node-exporter automon reuses
+    /// (`scrape`): automon's scrape object of it is left out, and its series are read as that
+    /// stack labels them.
+    pub fn beside_exporter(&mut self, scrape: &ForeignScrape) {
+        let job = render::node_exporter::NAME;
+        self.service_monitors.insert(job.to_string());
+        self.scraped_by.insert(job.to_string(), scrape.by.clone());
+        if scrape.job != job {
+            self.jobs_as.insert(job.to_string(), scrape.job.clone());
+        }
+        // Another label than `node` is as good as none: automon's queries say `node`.
+        self.node_join = scrape.node_label.as_deref() != Some("node");
+    }
+
+    /// The job names of the scrapes left out (`kubelet`, `apiserver`) as the other stack's
+    /// ServiceMonitors name them; a warning for each it cannot tell.
+    pub fn their_jobs(&mut self, already: &preflight::AlreadyThere) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for scrape in &self.service_monitors {
+            let Some(by) = already.scrapes.get(scrape) else {
+                continue;
+            };
+            let Some(m) = already
+                .monitors
+                .iter()
+                .find(|m| format!("{}/{}", m.namespace, m.name) == *by)
+            else {
+                continue;
+            };
+            match m.endpoints.first().and_then(|e| m.job_from_selector(e)) {
+                Some(job) if job != *scrape => {
+                    self.jobs_as.insert(scrape.clone(), job);
+                }
+                Some(_) => {}
+                None => warnings.push(format!(
+                    "could not tell the job name of {}'s series (its Service's name): automon's rules select job=\"{scrape}\"",
+                    m.describe()
+                )),
+            }
+        }
+        warnings
+    }
+
+    /// The kube-state-metrics job automon's rules read (its own, renamed beside another).
+    fn ksm_job(&self) -> String {
+        let ksm = render::kube_state_metrics::NAME;
+        if self.own_jobs.contains(ksm) {
+            own_job(ksm)
+        } else {
+            ksm.to_string()
+        }
+    }
+
+    /// The job automon's queries name for `job` after [`Self::apply`].
+    pub fn job_name(&self, job: &str) -> String {
+        if self.own_jobs.contains(job) {
+            own_job(job)
+        } else {
+            self.jobs_as
+                .get(job)
+                .cloned()
+                .unwrap_or_else(|| job.to_string())
+        }
+    }
+
     /// As the parent's annotation records it; `None` when nothing is left out.
     pub fn annotation(&self) -> Option<String> {
         let items: Vec<String> = (self.alerts.iter().map(|a| format!("alert:{a}")))
@@ -94,6 +170,8 @@ impl LeftOut {
                     .map(|m| format!("servicemonitor:{m}")),
             )
             .chain(self.own_jobs.iter().map(|j| format!("job:{j}")))
+            .chain(self.jobs_as.iter().map(|(j, to)| format!("as:{j}={to}")))
+            .chain(self.node_join.then(|| "join:node".to_string()))
             .collect();
         (!items.is_empty()).then(|| items.join(","))
     }
@@ -115,6 +193,12 @@ impl LeftOut {
                 Some(("job", j)) => {
                     left.own_jobs.insert(j.to_string());
                 }
+                Some(("as", pair)) => {
+                    if let Some((j, to)) = pair.split_once('=') {
+                        left.jobs_as.insert(j.to_string(), to.to_string());
+                    }
+                }
+                Some(("join", "node")) => left.node_join = true,
                 _ => {}
             }
         }
@@ -128,7 +212,7 @@ impl LeftOut {
             .into_iter()
             .map(|o| self.rename_jobs(o))
             .filter_map(|mut o| match kind(&o) {
-                "ServiceMonitor"
+                "ServiceMonitor" | "PodMonitor"
                     if o.metadata
                         .name
                         .as_ref()
@@ -156,55 +240,127 @@ impl LeftOut {
     /// Every job of [`Self::own_jobs`] under its own name: the ServiceMonitor relabels it, the
     /// rules' expressions and the dashboards' queries select it.
     fn rename_jobs(&self, mut o: Object) -> Object {
-        for job in &self.own_jobs {
-            let (from, to) = (
-                format!("job=\"{job}\""),
-                format!("job=\"{}\"", own_job(job)),
-            );
-            match kind(&o) {
-                "ServiceMonitor" if o.metadata.name.as_deref() == Some(job.as_str()) => {
-                    let relabel = serde_json::json!({
-                        "action": "replace", "targetLabel": "job", "replacement": own_job(job),
-                    });
-                    for e in o.data["spec"]["endpoints"]
-                        .as_array_mut()
-                        .into_iter()
-                        .flatten()
-                    {
-                        match e["relabelings"].as_array_mut() {
-                            Some(r) => r.push(relabel.clone()),
-                            None => e["relabelings"] = serde_json::json!([relabel]),
-                        }
+        match kind(&o) {
+            "ServiceMonitor" => {
+                let Some(job) = o
+                    .metadata
+                    .name
+                    .clone()
+                    .filter(|n| self.own_jobs.contains(n))
+                else {
+                    return o;
+                };
+                let relabel = serde_json::json!({
+                    "action": "replace", "targetLabel": "job", "replacement": own_job(&job),
+                });
+                for e in o.data["spec"]["endpoints"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                {
+                    match e["relabelings"].as_array_mut() {
+                        Some(r) => r.push(relabel.clone()),
+                        None => e["relabelings"] = serde_json::json!([relabel]),
                     }
                 }
-                "PrometheusRule" => {
-                    for rule in o.data["spec"]["groups"]
-                        .as_array_mut()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|g| g["rules"].as_array_mut())
-                        .flatten()
-                    {
-                        if let Some(expr) = rule["expr"].as_str() {
-                            rule["expr"] = expr.replace(&from, &to).into();
-                        }
-                    }
-                }
-                // Dashboards: PromQL inside JSON text, its quotes escaped.
-                "ConfigMap" => {
-                    let (from, to) = (from.replace('"', "\\\""), to.replace('"', "\\\""));
-                    if let Some(data) = o.data["data"].as_object_mut() {
-                        for v in data.values_mut() {
-                            if let Some(text) = v.as_str() {
-                                *v = text.replace(&from, &to).into();
-                            }
-                        }
-                    }
-                }
-                _ => {}
             }
+            "PrometheusRule" => {
+                for rule in o.data["spec"]["groups"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|g| g["rules"].as_array_mut())
+                    .flatten()
+                {
+                    if let Some(expr) = rule["expr"].as_str() {
+                        rule["expr"] = self.query(expr).into();
+                    }
+                }
+            }
+            // Dashboards: PromQL in the panels' targets (`expr`) and the variables' queries.
+            "ConfigMap" if self.changes_queries() => {
+                if let Some(data) = o.data["data"].as_object_mut() {
+                    for v in data.values_mut() {
+                        let Some(mut dashboard) = v
+                            .as_str()
+                            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+                            .filter(|d| d.get("panels").is_some())
+                        else {
+                            continue;
+                        };
+                        self.dashboard_queries(&mut dashboard, None);
+                        *v = serde_json::to_string_pretty(&dashboard)
+                            .expect("dashboard JSON serialises")
+                            .into();
+                    }
+                }
+            }
+            _ => {}
         }
         o
+    }
+
+    fn changes_queries(&self) -> bool {
+        !self.own_jobs.is_empty() || !self.jobs_as.is_empty() || self.node_join
+    }
+
+    /// One of automon's PromQL expressions as it reads beside the other stack: the jobs renamed,
+    /// node-exporter's series joined to their node where they name none.
+    pub fn query(&self, expr: &str) -> String {
+        let out = self.renamed(expr);
+        if !self.node_join {
+            return out;
+        }
+        series::join_node(
+            &out,
+            &self.job_name(render::node_exporter::NAME),
+            &self.ksm_job(),
+        )
+    }
+
+    fn renamed(&self, expr: &str) -> String {
+        let mut out = expr.to_string();
+        for job in &self.own_jobs {
+            out = series::rename_job(&out, job, &own_job(job));
+        }
+        for (job, to) in &self.jobs_as {
+            out = series::rename_job(&out, job, to);
+        }
+        out
+    }
+
+    /// Every query string of a dashboard, in place: `expr` (a panel's), `query` and
+    /// `definition` (a variable's, `label_values(...)`, which takes a selector, never a join).
+    fn dashboard_queries(&self, v: &mut serde_json::Value, key: Option<&str>) {
+        match v {
+            serde_json::Value::String(text) => match key {
+                Some("expr") => *text = self.query(text),
+                Some("query" | "definition") if text.starts_with("label_values(") => {
+                    let q = self.renamed(text);
+                    *text = if self.node_join {
+                        series::join_node_variable(
+                            &q,
+                            &self.job_name(render::node_exporter::NAME),
+                            &self.ksm_job(),
+                        )
+                    } else {
+                        q
+                    };
+                }
+                _ => {}
+            },
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    self.dashboard_queries(item, key);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, item) in map.iter_mut() {
+                    self.dashboard_queries(item, Some(k.as_str()));
+                }
+            }
+            _ => {}
+        }
     }
 
     /// `enable`'s warning: what is left out and why.
@@ -227,8 +383,20 @@ impl LeftOut {
             ));
         }
         for m in &self.service_monitors {
-            let by = already.scrapes.get(m).map_or("", String::as_str);
-            parts.push(format!("the {m} scrape (servicemonitor {by} does it)"));
+            let by = match (self.scraped_by.get(m), already.scrapes.get(m)) {
+                (Some(by), _) => by.clone(),
+                (None, by) => format!("servicemonitor {}", by.map_or("", String::as_str)),
+            };
+            let job = match self.jobs_as.get(m) {
+                Some(theirs) => format!(", under job {theirs}"),
+                None => String::new(),
+            };
+            let join = if self.node_join && m == render::node_exporter::NAME {
+                "; its series name no node, so automon's rules and dashboards find each one's node through kube_pod_info"
+            } else {
+                ""
+            };
+            parts.push(format!("the {m} scrape ({by} does it{job}{join})"));
         }
         for j in &self.own_jobs {
             let by = already.scrapes.get(j).map_or("", String::as_str);
@@ -588,7 +756,18 @@ fn beside_existing_operator(
     let members = reuse_existing_operator(members, &reuse.labels);
     let found = state.existing.as_ref();
     let already = found.map(|f| f.already.clone()).unwrap_or_default();
-    let left_out = LeftOut::of(&members, &already);
+    let mut left_out = LeftOut::of(&members, &already);
+    // The exporter automon reuses, when their Prometheus already scrapes it.
+    let exporter_scrape = state
+        .exporter
+        .as_ref()
+        .zip(found.and_then(|f| f.prometheuses.first()));
+    if let Some(scrape) = exporter_scrape
+        .and_then(|(h, p)| preflight::monitors::scraping_holder(h, p, &already.monitors))
+    {
+        left_out.beside_exporter(&scrape);
+    }
+    warnings.extend(left_out.their_jobs(&already));
     let members = left_out.apply(members);
     warnings.extend(left_out.describe(&already));
     if let Some(why) = &already.not_checked {
@@ -1072,6 +1251,7 @@ mod tests {
                 service_monitor_namespace_selector: None,
                 rule_selector: None,
                 rule_namespace_selector: Some(Default::default()),
+                ..Default::default()
             }],
             already: Default::default(),
         }
@@ -1290,6 +1470,7 @@ mod tests {
                 alerts: ["NodeDown".to_string(), "Watchdog".to_string()].into(),
                 service_monitors: ["kubelet".to_string()].into(),
                 own_jobs: ["kube-state-metrics".to_string()].into(),
+                ..Default::default()
             }
         );
         // automon's kube-state-metrics keeps running (the coverage check reads its node labels),

@@ -95,6 +95,7 @@ pub fn holder(daemonsets: &[DaemonSet], port: u16, namespace: &str) -> Option<Ho
                 priority_class: pod.priority_class_name.clone(),
                 automon,
                 service: None,
+                pod_labels: BTreeMap::new(),
             })
         })
         .collect();
@@ -129,18 +130,17 @@ pub fn service_of(
             Some(IntOrString::String(name)) => holder.port_name.as_deref() == Some(name.as_str()),
             None => p.port == i32::from(holder.port),
         })?;
-        let labels: BTreeMap<String, String> = s
-            .metadata
-            .labels
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
+        let all_labels = s.metadata.labels.clone().unwrap_or_default();
+        let labels: BTreeMap<String, String> = all_labels
+            .iter()
             .filter(|(k, _)| !VOLATILE_LABELS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         // A Service without labels cannot be selected by a ServiceMonitor.
         (!labels.is_empty()).then(|| HolderService {
             name: s.metadata.name.clone().unwrap_or_default(),
             labels,
+            all_labels,
             port_name: port.name.clone(),
         })
     })
@@ -173,6 +173,7 @@ pub async fn search(cluster: &Cluster, port: u16) -> Result<Option<Holder>, Clus
         .await
         .map_err(classify)?;
     found.service = service_of(&found, &pod_labels, &services.items);
+    found.pod_labels = pod_labels;
     Ok(Some(found))
 }
 

@@ -4,6 +4,7 @@
 //! once), and whether a Prometheus Operator not installed by automon is already there. Gather (`Preflight::run`, I/O) → assess (`Report::assess`, pure) → print (`Report::human`).
 
 pub mod exporter;
+pub mod monitors;
 pub mod secrets;
 
 use std::{
@@ -451,6 +452,10 @@ pub struct PrometheusInfo {
     pub service_monitor_namespace_selector: Option<LabelSelector>,
     pub rule_selector: Option<LabelSelector>,
     pub rule_namespace_selector: Option<LabelSelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_monitor_selector: Option<LabelSelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_monitor_namespace_selector: Option<LabelSelector>,
 }
 
 /// What preflight found of another Prometheus Operator.
@@ -483,6 +488,10 @@ pub struct AlreadyThere {
     /// Why they were not looked for (the user may not list them cluster-wide).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_checked: Option<String>,
+    /// Their ServiceMonitors and PodMonitors: which targets their Prometheus keeps, and under
+    /// which job and labels ([`monitors`]).
+    #[serde(skip)]
+    pub monitors: Vec<monitors::Monitor>,
 }
 
 impl AlreadyThere {
@@ -491,6 +500,7 @@ impl AlreadyThere {
         if crate::model::is_automons(o.metadata.labels.as_ref()) {
             return;
         }
+        self.monitors.extend(monitors::Monitor::of(o));
         let name = format!(
             "{}/{}",
             o.metadata.namespace.as_deref().unwrap_or_default(),
@@ -630,10 +640,10 @@ impl ExistingExporter {
             Finding::new(
                 "exporter",
                 Level::Warn,
-                format!("another exporter serves port {port}; enable will scrape it"),
+                format!("another exporter serves port {port}; enable will use it"),
             )
             .with_details(vec![format!(
-                "{held}: automon scrapes it and deploys no node-exporter of its own"
+                "{held}: automon uses it (scraping it unless that stack's Prometheus, which automon reuses, already does) and deploys no node-exporter of its own"
             )])
         } else {
             Finding::new(
@@ -933,6 +943,7 @@ async fn search_already_there(cluster: &Cluster) -> Result<AlreadyThere, Cluster
     for group_kind in [
         "PrometheusRule.monitoring.coreos.com",
         "ServiceMonitor.monitoring.coreos.com",
+        "PodMonitor.monitoring.coreos.com",
     ] {
         let known = resources::by_group_kind(group_kind).expect("a known type");
         match known.api(&cluster.client, None).list(&lp).await {
@@ -1028,6 +1039,8 @@ pub fn prometheus_info(p: &DynamicObject) -> Option<PrometheusInfo> {
         service_monitor_namespace_selector: selector("serviceMonitorNamespaceSelector"),
         rule_selector: selector("ruleSelector"),
         rule_namespace_selector: selector("ruleNamespaceSelector"),
+        pod_monitor_selector: selector("podMonitorSelector"),
+        pod_monitor_namespace_selector: selector("podMonitorNamespaceSelector"),
     })
 }
 
@@ -1794,7 +1807,7 @@ kubectl create rolebinding automon-installer --namespace=automon --role=automon-
         assert_eq!(r.outcome(), Outcome::Passed, "scraped, not an error");
         let text = strip(&r.human(&Palette::stderr()));
         assert!(
-            text.contains("another exporter serves port 9100; enable will scrape it"),
+            text.contains("another exporter serves port 9100; enable will use it"),
             "{text}"
         );
         assert!(

@@ -240,8 +240,10 @@ mod tests {
             service: service.then(|| crate::model::exporter::HolderService {
                 name: "node-exporter".into(),
                 labels: BTreeMap::from([("app".into(), "ne".into())]),
+                all_labels: BTreeMap::from([("app".into(), "ne".into())]),
                 port_name: Some(port.into()),
             }),
+            pod_labels: BTreeMap::new(),
         }
     }
 

@@ -99,11 +99,13 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
     };
     let reused = reused_prometheus(&parent);
     let source = prometheus_source(cluster, prom, reuses_operator(&parent), reused.as_ref());
+    let node_exporter_job = crate::plan::LeftOut::of_parent(&parent.metadata)
+        .job_name(crate::render::node_exporter::NAME);
     let ask = async {
         match source {
             Some(s) => {
                 let wait = cluster.target.timeout.unwrap_or(prometheus::TIMEOUT);
-                Some(prometheus::ask(s, wait).await)
+                Some(prometheus::ask(s, wait, &node_exporter_job).await)
             }
             None => None,
         }
@@ -915,11 +917,7 @@ fn component_problems(components: &[Component], summary: &Summary) -> Vec<String
 /// job (pure).
 fn scrape_problem(view: Option<&PrometheusView>) -> Option<String> {
     let t = view?.targets.as_ref()?;
-    let others: Vec<&prometheus::DownTarget> = t
-        .unhealthy
-        .iter()
-        .filter(|d| d.job != prometheus::NODE_EXPORTER_JOB)
-        .collect();
+    let others: Vec<&prometheus::DownTarget> = t.unhealthy.iter().filter(|d| !d.per_node).collect();
     if others.is_empty() {
         return None;
     }
@@ -1254,6 +1252,7 @@ mod tests {
             job: job.into(),
             instance: "10.0.0.1:9090".into(),
             error: None,
+            per_node: job == prometheus::NODE_EXPORTER_JOB,
         };
         let with = |unhealthy: Vec<prometheus::DownTarget>| {
             let mut v = view(true, None);

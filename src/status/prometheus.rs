@@ -12,6 +12,7 @@ use crate::cluster::Cluster;
 /// How long status waits for Prometheus before carrying on without it.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 /// The job node-exporter's targets carry (its ServiceMonitor's `jobLabel` is the Service name).
+#[cfg(test)]
 pub const NODE_EXPORTER_JOB: &str = "node-exporter";
 
 pub enum Source<'a> {
@@ -195,6 +196,9 @@ pub struct DownTarget {
     pub instance: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A node-exporter target: its node's own line says it.
+    #[serde(skip)]
+    pub per_node: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -274,7 +278,9 @@ const RESIDENT_MEMORY: &str = "max%28process_resident_memory_bytes%7Bjob%3D%22pr
 
 /// Asks for alerts, targets and rules at once, within `wait` (`--request-timeout`, else
 /// [`TIMEOUT`]).
-pub async fn ask(source: Source<'_>, wait: Duration) -> Answer {
+/// `node_exporter_job` is the job of the node-exporter targets (another stack's name for it,
+/// when its scrape is the one the stack relies on).
+pub async fn ask(source: Source<'_>, wait: Duration, node_exporter_job: &str) -> Answer {
     let via = source.describe();
     let query = format!("/api/v1/query?query={RESIDENT_MEMORY}");
     let all = async {
@@ -304,7 +310,7 @@ pub async fn ask(source: Source<'_>, wait: Duration) -> Answer {
         Ok(Err(e)) if e.timed_out => Answer::unreachable(via, no_answer(), None),
         Ok(Err(e)) => Answer::unreachable(via, e.reason, e.detail),
         Ok(Ok(((alerts, targets, rules), tsdb, memory))) => {
-            let mut answer = read(via, &alerts, &targets, &rules);
+            let mut answer = read(via, &alerts, &targets, &rules, node_exporter_job);
             answer.view.head_series = tsdb.as_ref().and_then(head_series);
             answer.view.resident_memory_bytes = memory.as_ref().and_then(scalar_of_vector);
             answer
@@ -327,8 +333,15 @@ fn text(v: &Value) -> Option<String> {
     v.as_str().map(str::to_string).filter(|s| !s.is_empty())
 }
 
-/// Reads the three answers of Prometheus' HTTP API (pure).
-pub fn read(via: String, alerts: &Value, targets: &Value, rules: &Value) -> Answer {
+/// Reads the three answers of Prometheus' HTTP API (pure). A node-exporter target's node is its
+/// `node` label, else the node its pod runs on (another stack's scrape may name none).
+pub fn read(
+    via: String,
+    alerts: &Value,
+    targets: &Value,
+    rules: &Value,
+    node_exporter_job: &str,
+) -> Answer {
     let mut firing: Vec<Alert> = alerts["alerts"]
         .as_array()
         .into_iter()
@@ -354,15 +367,18 @@ pub fn read(via: String, alerts: &Value, targets: &Value, rules: &Value) -> Answ
         }
         let job = text(&t["labels"]["job"]).unwrap_or_default();
         let error = text(&t["lastError"]);
+        let per_node = job == node_exporter_job;
         if health == "down" {
             counts.unhealthy.push(DownTarget {
                 job: job.clone(),
                 instance: text(&t["labels"]["instance"]).unwrap_or_default(),
                 error: error.clone(),
+                per_node,
             });
         }
-        if job == NODE_EXPORTER_JOB
+        if per_node
             && let Some(node) = text(&t["labels"]["node"])
+                .or_else(|| text(&t["discoveredLabels"]["__meta_kubernetes_pod_node_name"]))
         {
             let last_scrape = t["lastScrape"]
                 .as_str()
@@ -500,7 +516,7 @@ mod tests {
             {"name": "node", "rules": [{"type": "alerting"}, {"type": "alerting"}]},
             {"name": "watchdog", "rules": [{"type": "alerting"}, {"type": "recording"}]},
         ]});
-        let a = read("x".into(), &alerts, &targets, &rules);
+        let a = read("x".into(), &alerts, &targets, &rules, NODE_EXPORTER_JOB);
         let names: Vec<&str> = a.view.firing.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["NodeDown", "Watchdog"]);
         assert_eq!(a.view.firing[0].node.as_deref(), Some("n2"));
@@ -520,5 +536,29 @@ mod tests {
         assert_eq!(nodes["n1"].health, "up");
         assert!(nodes["n1"].last_scrape.is_some());
         assert_eq!(nodes["n2"].last_scrape, None);
+    }
+
+    #[test]
+    fn another_stacks_node_exporter_targets_are_found_by_job_and_their_pods_node() {
+        // kube-prometheus-stack's: the chart's job, the exporter's address, no node label.
+        let targets = json!({"activeTargets": [
+            {"labels": {"job": "node-exporter", "instance": "10.0.0.7:9100", "pod": "kps-prometheus-node-exporter-x1"},
+             "discoveredLabels": {"__meta_kubernetes_pod_node_name": "n1"}, "health": "down", "lastError": "refused"},
+            {"labels": {"job": "kubelet", "instance": "10.0.0.7:10250", "node": "n1"}, "health": "down"},
+        ]});
+        let a = read(
+            "x".into(),
+            &json!({}),
+            &targets,
+            &json!({}),
+            "node-exporter",
+        );
+        assert_eq!(a.node_targets.unwrap()["n1"].health, "down");
+        let t = a.view.targets.unwrap();
+        let per_node: Vec<bool> = t.unhealthy.iter().map(|d| d.per_node).collect();
+        assert_eq!(per_node, [false, true], "{:?}", t.unhealthy);
+        // Under another job name, the same targets are the nodes' too.
+        let a = read("x".into(), &json!({}), &targets, &json!({}), "nodes");
+        assert!(a.node_targets.unwrap().is_empty());
     }
 }

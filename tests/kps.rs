@@ -1,0 +1,478 @@
+//! Beside the real kube-prometheus-stack chart (../shared/peers, installed by the real `helm
+//! install`, default values): `enable` reuses its operator, Prometheus and node-exporter and adds
+//! no second scrape of anything that Prometheus already scrapes. Proved with the configuration
+//! the real operator generates for the chart's Prometheus, loaded into a real Prometheus whose
+//! service discovery reads the local cluster (its scrapes go to a closed port of 127.0.0.1):
+//! every (address, path) is kept by exactly one job, and a duplicate ServiceMonitor is caught.
+//! automon's node alerts, as applied, fire once per node on series labelled as the chart's
+//! targets are (promtool), though those name no node. `disable` leaves the chart as it was.
+//! A test binary of its own: another operator is cluster-wide news.
+
+mod common;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    io::Read as _,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use base64::Engine as _;
+use common::*;
+use serde_json::{Value, json};
+
+/// The chart's release and namespace, and automon's.
+const RELEASE: &str = "kps";
+const CHART_NS: &str = "automon-kps-chart";
+const NS: &str = "automon-beside-chart";
+/// The chart's Prometheus, as it names it.
+const PROMETHEUS: &str = "kps-kube-prometheus-stack-prometheus";
+
+fn chart() -> PathBuf {
+    repo_root().join("../shared/peers/kube-prometheus-stack-88.5.3")
+}
+
+fn helm(args: &[&str]) -> Run {
+    static HELM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let helm = HELM.get_or_init(|| built_tool("helm", "helm"));
+    let c = cluster();
+    Run::from(
+        Command::new(helm)
+            .env("KUBECONFIG", &c.kubeconfig)
+            .env("HELM_CACHE_HOME", c.dir.join("helm/cache"))
+            .env("HELM_CONFIG_HOME", c.dir.join("helm/config"))
+            .env("HELM_DATA_HOME", c.dir.join("helm/data"))
+            .args(args)
+            .output()
+            .expect("run helm"),
+    )
+}
+
+/// Uninstalls the release and waits for its namespace to go: its operator must not outlive the
+/// test binary.
+struct Chart;
+
+impl Drop for Chart {
+    fn drop(&mut self) {
+        helm(&[
+            "uninstall",
+            RELEASE,
+            "-n",
+            CHART_NS,
+            "--ignore-not-found",
+            "--wait",
+            "--timeout",
+            "120s",
+        ]);
+        cluster().kubectl(&[
+            "delete",
+            "namespace",
+            CHART_NS,
+            "--ignore-not-found",
+            "--timeout=120s",
+        ]);
+    }
+}
+
+/// The configuration the operator generated for the chart's Prometheus, once it holds a scrape
+/// pool whose name contains `pool` (every ServiceMonitor's is `serviceMonitor/<ns>/<name>/<n>`).
+fn generated_config(pool: &str) -> Value {
+    let config = poll(
+        120,
+        || {
+            let secret = cluster().kubectl(&[
+                "get",
+                "secret",
+                "-n",
+                CHART_NS,
+                &format!("prometheus-{PROMETHEUS}"),
+                "-o",
+                "jsonpath={.data.prometheus\\.yaml\\.gz}",
+            ]);
+            base64::engine::general_purpose::STANDARD
+                .decode(secret.stdout.trim())
+                .ok()
+                .and_then(|gz| {
+                    let mut out = String::new();
+                    flate2::read::GzDecoder::new(&gz[..])
+                        .read_to_string(&mut out)
+                        .ok()?;
+                    Some(out)
+                })
+                .unwrap_or_default()
+        },
+        |text| text.contains(pool),
+    );
+    assert!(
+        config.contains(pool),
+        "the operator generated no scrape pool {pool}:\n{config}"
+    );
+    // What the config reloader fills in inside the pod: the shard, the pod's name.
+    let config = config
+        .replace("$(SHARD)", "0")
+        .replace("$(POD_NAME)", &format!("prometheus-{PROMETHEUS}-0"));
+    serde_saphyr::from_str(&config).expect("the generated configuration is YAML")
+}
+
+/// `config` as a Prometheus out of the cluster can load it: service discovery through the
+/// local cluster's kubeconfig, no in-pod credentials, rules or Alertmanagers, and every target
+/// dialed at a closed port of 127.0.0.1 (the relabeling that decides which targets are kept
+/// runs unchanged before that).
+fn outside_the_cluster(mut config: Value, kubeconfig: &Path) -> Value {
+    let map = config.as_object_mut().unwrap();
+    for key in ["rule_files", "alerting", "remote_write", "storage"] {
+        map.remove(key);
+    }
+    for job in config["scrape_configs"].as_array_mut().unwrap() {
+        let job = job.as_object_mut().unwrap();
+        for key in [
+            "authorization",
+            "tls_config",
+            "bearer_token_file",
+            "basic_auth",
+            "oauth2",
+        ] {
+            job.remove(key);
+        }
+        for sd in job
+            .get_mut("kubernetes_sd_configs")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            sd["kubeconfig_file"] = json!(kubeconfig.display().to_string());
+        }
+        let relabel = job.entry("relabel_configs").or_insert_with(|| json!([]));
+        relabel
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"target_label": "__address__", "replacement": "127.0.0.1:1"}));
+    }
+    config
+}
+
+/// Each target (its pod or node and address, its path) with the scrape pools that keep it
+/// (`serviceMonitor/<ns>/<name>/<n> (job <job>)`).
+type Kept = BTreeMap<(String, String), BTreeSet<String>>;
+
+/// The targets a real Prometheus keeps with `config` (the operator's, made loadable here), and
+/// every target's labels and node.
+fn kept_targets(config: Value) -> (Kept, Vec<(Value, String)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster();
+    let config = outside_the_cluster(config, &c.kubeconfig);
+    std::fs::write(
+        dir.path().join("prometheus.yaml"),
+        serde_json::to_string(&config).unwrap(),
+    )
+    .unwrap();
+    let port = free_port();
+    let (_prometheus, log) =
+        spawn_prometheus(&built_tool("prometheus", "prometheus"), dir.path(), port);
+    // Discovery settles when two answers a few seconds apart agree.
+    let mut last = String::new();
+    let targets = poll(
+        90,
+        || {
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            let active = http_get(port, "/api/v1/targets?state=active")
+                .ok()
+                .and_then(|a| serde_json::from_str::<Value>(&a).ok())
+                .and_then(|v| v["data"]["activeTargets"].as_array().cloned())
+                .unwrap_or_default();
+            let key = serde_json::to_string(
+                &active
+                    .iter()
+                    .map(|t| (&t["scrapePool"], &t["discoveredLabels"]["__address__"]))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+            let settled = !active.is_empty() && key == last;
+            last = key;
+            (settled, active)
+        },
+        |(settled, _)| *settled,
+    );
+    assert!(
+        targets.0,
+        "the real Prometheus kept no targets that settled:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let targets = targets.1;
+    let mut by_target: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut labelled = Vec::new();
+    for t in &targets {
+        let d = &t["discoveredLabels"];
+        // kwok's nodes share one address: the pod (or node) behind it tells targets apart.
+        let key = (
+            format!(
+                "{} {}",
+                d["__meta_kubernetes_endpoint_address_target_name"]
+                    .as_str()
+                    .or(d["__meta_kubernetes_pod_name"].as_str())
+                    .unwrap_or_default(),
+                d["__address__"].as_str().unwrap_or_default()
+            ),
+            d["__metrics_path__"]
+                .as_str()
+                .unwrap_or("/metrics")
+                .to_string(),
+        );
+        // Two scrape pools under one job name are still two scrapes.
+        let pool = format!(
+            "{} (job {})",
+            t["scrapePool"].as_str().unwrap_or_default(),
+            t["labels"]["job"].as_str().unwrap_or_default()
+        );
+        by_target.entry(key).or_default().insert(pool);
+        let node = d["__meta_kubernetes_pod_node_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        labelled.push((t["labels"].clone(), node));
+    }
+    (by_target, labelled)
+}
+
+fn twice(by_target: &Kept) -> Vec<String> {
+    by_target
+        .iter()
+        .filter(|(_, jobs)| jobs.len() > 1)
+        .map(|((address, path), jobs)| format!("{address}{path}: {jobs:?}"))
+        .collect()
+}
+
+/// The chart's objects in its namespace, each with its resourceVersion: what `enable` and
+/// `disable` must leave as they were.
+fn chart_objects() -> BTreeMap<String, String> {
+    let kinds = "deployments,daemonsets,services,servicemonitors,prometheusrules,prometheuses,alertmanagers,configmaps";
+    let list = cluster().get_json(&[
+        "get",
+        kinds,
+        "-n",
+        CHART_NS,
+        "-l",
+        &format!("release={RELEASE}"),
+    ]);
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                ),
+                o["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn beside_the_real_chart_nothing_is_scraped_twice_and_node_alerts_fire_once_per_node() {
+    let c = cluster();
+    c.ensure_crds();
+    let _ns = Cleanup::fresh(NS).waited();
+    // Whatever an earlier run left, gone first.
+    drop(Chart);
+    let chart_guard = Chart;
+    let chart = chart();
+    helm(&[
+        "install",
+        RELEASE,
+        chart.to_str().unwrap(),
+        "-n",
+        CHART_NS,
+        "--create-namespace",
+        // The cluster has the CRDs at the pinned version (ensure_crds): helm 4 applies a chart's
+        // CRDs server-side and stops at the conflict with their field manager.
+        "--skip-crds",
+        "--wait",
+        "--timeout",
+        "300s",
+    ])
+    .success();
+    ensure_operator();
+    // The chart alone: its own scrapes, each once.
+    let (alone, _) = kept_targets(generated_config(
+        "serviceMonitor/automon-kps-chart/kps-prometheus-node-exporter/0",
+    ));
+    assert!(
+        twice(&alone).is_empty(),
+        "the chart alone scrapes targets twice: {:?}",
+        twice(&alone)
+    );
+    let before = chart_objects();
+
+    let out = run(automon_admin().args(["enable", "-n", NS])).success();
+    assert_has(
+        &out.stdout,
+        &format!(
+            "Exporter  daemonset {CHART_NS}/kps-prometheus-node-exporter serves port 9100 on the nodes: its own stack's Prometheus scrapes it, automon reads those series"
+        ),
+    );
+    assert_has(
+        &out.stderr,
+        &format!(
+            "the node-exporter scrape (servicemonitor {CHART_NS}/kps-prometheus-node-exporter does it; its series name no node, so automon's rules and dashboards find each one's node through kube_pod_info)"
+        ),
+    );
+    assert!(!exists(&["servicemonitor", "-n", NS, "node-exporter"]));
+    assert!(!exists(&["podmonitor", "-n", NS, "node-exporter"]));
+
+    // With automon's objects selected too (its kube-state-metrics is labelled for the chart's
+    // Prometheus): still every target once.
+    let (with_automon, labelled) = kept_targets(generated_config(&format!(
+        "serviceMonitor/{NS}/kube-state-metrics/0"
+    )));
+    assert!(
+        twice(&with_automon).is_empty(),
+        "targets scraped twice beside automon: {:?}",
+        twice(&with_automon)
+    );
+    let nodes: BTreeSet<String> = labelled
+        .iter()
+        .filter(|(l, _)| l["job"] == "node-exporter")
+        .map(|(_, node)| node.clone())
+        .collect();
+    let kwok_nodes = c.get_json(&["get", "nodes", "-l", "type=kwok"])["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(
+        nodes.len() >= kwok_nodes.min(3) && !nodes.contains(""),
+        "{nodes:?}"
+    );
+
+    // The check catches what it is for: a second ServiceMonitor of the chart's exporter.
+    let mut double = c.get_json(&[
+        "get",
+        "servicemonitor",
+        "-n",
+        CHART_NS,
+        "kps-prometheus-node-exporter",
+    ]);
+    for key in [
+        "resourceVersion",
+        "uid",
+        "creationTimestamp",
+        "managedFields",
+        "generation",
+        "annotations",
+    ] {
+        double["metadata"].as_object_mut().unwrap().remove(key);
+    }
+    double["metadata"]["name"] = json!("double-node-exporter");
+    c.kubectl_with_input(&["apply", "-f", "-"], &double.to_string())
+        .success();
+    let (doubled, _) = kept_targets(generated_config(
+        "serviceMonitor/automon-kps-chart/double-node-exporter/0",
+    ));
+    c.kubectl(&[
+        "delete",
+        "servicemonitor",
+        "-n",
+        CHART_NS,
+        "double-node-exporter",
+    ])
+    .success();
+    assert!(
+        twice(&doubled).len() >= nodes.len(),
+        "a duplicate ServiceMonitor went unnoticed: {doubled:?}"
+    );
+
+    // automon's node alerts as applied, on the chart's series as its targets label them (no
+    // node label), with kube_pod_info from automon's kube-state-metrics: NodeDown once per node.
+    let rules = c.get_json(&["get", "prometheusrule", "-n", NS, "node-alerts"]);
+    let ksm_job = "automon-kube-state-metrics";
+    let node_down = rules["spec"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .find(|r| r["alert"] == "NodeDown")
+        .expect("NodeDown is applied")
+        .clone();
+    let expr = node_down["expr"].as_str().unwrap();
+    assert!(
+        expr.contains("group_left (node)") && expr.contains(ksm_job),
+        "{expr}"
+    );
+    let mut series = Vec::new();
+    let mut expected = Vec::new();
+    for (labels, node) in labelled.iter().filter(|(l, _)| l["job"] == "node-exporter") {
+        let selector: Vec<String> = labels
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v))
+            .collect();
+        assert!(
+            labels.get("node").is_none(),
+            "the chart's series name no node: {labels}"
+        );
+        series.push(json!({"series": format!("up{{{}}}", selector.join(", ")), "values": "0x10"}));
+        series.push(json!({
+            "series": format!(
+                "kube_pod_info{{job=\"{ksm_job}\", namespace={}, pod={}, node=\"{node}\"}}",
+                labels["namespace"], labels["pod"]
+            ),
+            "values": "1x10"
+        }));
+        let annotations: BTreeMap<String, String> = node_down["annotations"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().unwrap().replace("{{ $labels.node }}", node),
+                )
+            })
+            .collect();
+        expected.push(json!({"exp_labels": {"severity": "critical", "node": node}, "exp_annotations": annotations}));
+    }
+    let groups: Vec<Value> = c.get_json(&["get", "prometheusrule", "-n", NS])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["spec"]["groups"].as_array().unwrap().clone())
+        .collect();
+    let rule_file = serde_json::to_string(&json!({"groups": groups})).unwrap();
+    promtool_with(
+        &[("rules.yaml", &rule_file)],
+        &["check", "rules", "rules.yaml"],
+    )
+    .success();
+    let test = json!({
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": series,
+            "alert_rule_test": [{"eval_time": "8m", "alertname": "NodeDown", "exp_alerts": expected}],
+        }],
+    });
+    let test = serde_json::to_string(&test).unwrap();
+    promtool_with(
+        &[("rules.yaml", &rule_file), ("test.yaml", &test)],
+        &["test", "rules", "test.yaml"],
+    )
+    .success();
+
+    let diff = run(automon_admin().args(["diff", "-n", NS])).success();
+    assert_eq!(diff.stdout, "", "{diff:#?}");
+    run(automon_admin().args(["disable", "-n", NS, "--yes"])).success();
+    assert_eq!(
+        chart_objects(),
+        before,
+        "enable and disable left the chart as it was"
+    );
+    drop(chart_guard);
+}
