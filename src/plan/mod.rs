@@ -1377,6 +1377,122 @@ mod tests {
     /// Beside kube-prometheus-stack: the alerts its rules define and the kubelet it scrapes are
     /// left out, recorded on the parent, and what status expects from that record agrees.
     #[test]
+    fn beside_a_stack_that_scrapes_the_exporter_it_is_read_not_scraped_again() {
+        let mut found = existing();
+        // kube-prometheus-stack's node-exporter ServiceMonitor: the job from the Service's
+        // `jobLabel` label, no relabeling that names the node.
+        found.already.add(&render::custom(serde_json::json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+            "metadata": {"name": "kps-prometheus-node-exporter", "namespace": "monitoring",
+                         "labels": {"release": "kps"}},
+            "spec": {"jobLabel": "jobLabel",
+                     "selector": {"matchLabels": {"app.kubernetes.io/name": "prometheus-node-exporter"}},
+                     "endpoints": [{"port": "http-metrics"}]},
+        })));
+        let holder: Holder =
+            serde_json::from_value::<k8s_openapi::api::apps::v1::DaemonSet>(serde_json::json!({
+                "metadata": {"name": "kps-prometheus-node-exporter", "namespace": "monitoring"},
+                "spec": {"selector": {}, "template": {"spec": {"hostNetwork": true,
+                    "containers": [{"name": "x", "ports": [{"name": "http-metrics", "containerPort": 9100}]}]}}}
+            }))
+            .map(|d| crate::preflight::exporter::holder(&[d], 9100, "automon").unwrap())
+            .unwrap();
+        let service: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kps-prometheus-node-exporter", "namespace": "monitoring",
+                         "labels": {"app.kubernetes.io/name": "prometheus-node-exporter", "jobLabel": "nodes"}},
+            "spec": {"selector": {"app": "ne"}, "ports": [{"name": "http-metrics", "port": 9100, "targetPort": 9100}]},
+        }))
+        .unwrap();
+        let pod_labels = BTreeMap::from([("app".to_string(), "ne".to_string())]);
+        let holder = Holder {
+            service: crate::preflight::exporter::service_of(&holder, &pod_labels, &[service]),
+            ..holder
+        };
+        let state = ClusterState {
+            existing: Some(found),
+            exporter: Some(holder.clone()),
+            ..Default::default()
+        };
+        let objects = render::render_beside(&Config::default(), Vec::new(), Some(&holder)).objects;
+        let p = plan(objects, &state, CrdSource::Existing, "").unwrap();
+        let names = names(&p.members);
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.ends_with("monitor.monitoring.coreos.com/node-exporter")),
+            "{names:?}"
+        );
+        let exprs: Vec<String> = p
+            .members
+            .iter()
+            .filter(|o| kind(o) == "PrometheusRule")
+            .flat_map(|o| o.data["spec"]["groups"].as_array().unwrap().clone())
+            .flat_map(|g| g["rules"].as_array().unwrap().clone())
+            .map(|r| r["expr"].as_str().unwrap().to_string())
+            .collect();
+        let node_down = exprs
+            .iter()
+            .find(|e| e.starts_with("max by (node) ((up{"))
+            .unwrap();
+        assert_eq!(
+            node_down,
+            r#"max by (node) ((up{job="nodes"} * on (namespace, pod) group_left (node) max by (namespace, pod, node) (kube_pod_info{job="kube-state-metrics", node!=""}))) == 0"#
+        );
+        assert!(
+            !exprs.iter().any(|e| e.contains(r#"job="node-exporter""#)),
+            "{exprs:?}"
+        );
+        // The dashboards' queries too, and their node variable lists kube-state-metrics' nodes.
+        let detail = p
+            .members
+            .iter()
+            .find(|o| o.metadata.name.as_deref() == Some("grafana-dashboard-node-detail"))
+            .unwrap();
+        let text = detail.data["data"]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap();
+        assert!(!text.contains(r#"job=\"node-exporter\""#), "{text}");
+        assert!(
+            text.contains(r#"label_values(kube_node_info{job=\"kube-state-metrics\"}, node)"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"kube_pod_info{job=\"kube-state-metrics\", node!=\"\", node=\"$node\"}"#
+            ),
+            "{text}"
+        );
+        let recorded = &p.final_parent.metadata.annotations.as_ref().unwrap()[LEFT_OUT];
+        assert!(
+            recorded.contains("servicemonitor:node-exporter"),
+            "{recorded}"
+        );
+        assert!(recorded.contains("as:node-exporter=nodes"), "{recorded}");
+        assert!(recorded.contains("join:node"), "{recorded}");
+        let left_out = LeftOut::of_parent(&p.final_parent.metadata);
+        assert_eq!(left_out.job_name("node-exporter"), "nodes");
+        assert!(left_out.node_join);
+        // What status expects is what was applied.
+        let expected = kept(
+            render::render_beside(&Config::default(), Vec::new(), Some(&holder)).objects,
+            true,
+            &left_out,
+        );
+        for m in &p.members {
+            let same = expected
+                .iter()
+                .find(|o| o.metadata.name == m.metadata.name && kind(o) == kind(m))
+                .unwrap_or_else(|| panic!("status does not expect {:?}", m.metadata.name));
+            assert_eq!(same.data, m.data, "{:?}", m.metadata.name);
+        }
+    }
+
+    #[test]
     fn beside_a_stack_what_it_already_does_is_left_out_and_recorded() {
         let mut found = existing();
         for (kind, name, spec) in [
