@@ -181,6 +181,29 @@ pub struct Prometheus {
     /// The Thanos sidecar (remote_write.rs); off by default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thanos: Option<Thanos>,
+    /// Which ServiceMonitors, PodMonitors, Probes, ScrapeConfigs and PrometheusRules it selects.
+    pub select: Select,
+}
+
+/// Which scrape and rule objects the stack's Prometheus selects: by default automon's own in its
+/// namespace. With `labels`, those labelled so (automon's own carry them too: a team's monitors
+/// labelled `release: kps` for kube-prometheus-stack stay selected), less those carrying any of
+/// `exclude`, in the stack's namespace and `namespaces` (`["*"]`: every namespace).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Select {
+    pub labels: BTreeMap<String, String>,
+    pub exclude: BTreeMap<String, String>,
+    pub namespaces: Vec<String>,
+}
+
+impl Select {
+    /// Every namespace.
+    pub const ALL: &'static str = "*";
+
+    pub fn all_namespaces(&self) -> bool {
+        self.namespaces.iter().any(|n| n == Self::ALL)
+    }
 }
 
 impl Default for Prometheus {
@@ -197,6 +220,7 @@ impl Default for Prometheus {
             external_labels: BTreeMap::new(),
             remote_write: Vec::new(),
             thanos: None,
+            select: Select::default(),
         }
     }
 }
@@ -978,6 +1002,55 @@ impl Config {
                 ),
             ));
         }
+        self.check_select()
+    }
+
+    /// `prometheus.select`: label keys and values Kubernetes accepts, none of automon's own
+    /// (they say what an object is, not whether it is selected), namespace names or `*`.
+    fn check_select(&self) -> Result<(), Invalid> {
+        let select = &self.prometheus.select;
+        for (field, labels) in [("labels", &select.labels), ("exclude", &select.exclude)] {
+            for (k, v) in labels {
+                let key = format!("prometheus.select.{field}.{k}");
+                if !is_label_key(k) {
+                    return Err(invalid(&key, format!("{k:?} is not a valid label key")));
+                }
+                if !is_label_value(v) {
+                    return Err(invalid(
+                        &key,
+                        format!(
+                            "{v:?} is not a valid label value (at most 63 letters, digits, '-', '_' or '.')"
+                        ),
+                    ));
+                }
+                if crate::model::names::OWN_LABELS.contains(&k.as_str()) {
+                    return Err(invalid(
+                        &key,
+                        format!(
+                            "{k} is a label automon sets on its own objects; select by a label of yours"
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some((k, _)) = select
+            .labels
+            .iter()
+            .find(|(k, v)| select.exclude.get(*k) == Some(v))
+        {
+            return Err(invalid(
+                &format!("prometheus.select.exclude.{k}"),
+                "excludes every object that `labels` selects".to_string(),
+            ));
+        }
+        for n in &select.namespaces {
+            if n != Select::ALL && !is_dns_label(n) {
+                return Err(invalid(
+                    "prometheus.select.namespaces",
+                    format!("{n:?} is not a namespace name (or \"*\" for every namespace)"),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -1381,6 +1454,17 @@ fn is_dns_label(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+/// A label value: empty, or at most 63 characters, alphanumeric at both ends, `-`, `_` and `.`
+/// between.
+fn is_label_value(s: &str) -> bool {
+    s.is_empty()
+        || (s.len() <= 63
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
 }
 
 fn is_label_key(s: &str) -> bool {
@@ -1861,5 +1945,45 @@ mod tests {
             assert_eq!(e.key, "prometheus.shards", "{e}");
             assert!(e.to_string().contains(says), "{e}");
         }
+    }
+
+    #[test]
+    fn selection_labels_and_namespaces_are_checked() {
+        let ok = Config::default()
+            .with_set("prometheus.select.labels={release: kps}")
+            .and_then(|c| c.with_set("prometheus.select.namespaces=[\"*\"]"));
+        assert!(ok.is_ok(), "{ok:?}");
+        for (set, key, says) in [
+            (
+                "prometheus.select.labels={release: \"a b\"}",
+                "prometheus.select.labels.release",
+                "not a valid label value",
+            ),
+            (
+                "prometheus.select.labels={\"app.kubernetes.io/part-of\": x}",
+                "prometheus.select.labels.app.kubernetes.io/part-of",
+                "a label automon sets",
+            ),
+            (
+                "prometheus.select.exclude={\"bad key!\": x}",
+                "prometheus.select.exclude.bad key!",
+                "not a valid label key",
+            ),
+            (
+                "prometheus.select.namespaces=[Team_A]",
+                "prometheus.select.namespaces",
+                "not a namespace name",
+            ),
+        ] {
+            let e = Config::default().with_set(set).unwrap_err();
+            assert_eq!(e.key, key, "{set}");
+            assert!(e.to_string().contains(says), "{set}: {e}");
+        }
+        let both = Config::default()
+            .with_set("prometheus.select.labels={release: kps}")
+            .unwrap()
+            .with_set("prometheus.select.exclude={release: kps}")
+            .unwrap_err();
+        assert_eq!(both.key, "prometheus.select.exclude.release");
     }
 }

@@ -12,12 +12,10 @@ mod common;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    io::Read as _,
     path::{Path, PathBuf},
     process::Command,
 };
 
-use base64::Engine as _;
 use common::*;
 use serde_json::{Value, json};
 
@@ -74,44 +72,9 @@ impl Drop for Chart {
     }
 }
 
-/// The configuration the operator generated for the chart's Prometheus, once it holds a scrape
-/// pool whose name contains `pool` (every ServiceMonitor's is `serviceMonitor/<ns>/<name>/<n>`).
-fn generated_config(pool: &str) -> Value {
-    let config = poll(
-        120,
-        || {
-            let secret = cluster().kubectl(&[
-                "get",
-                "secret",
-                "-n",
-                CHART_NS,
-                &format!("prometheus-{PROMETHEUS}"),
-                "-o",
-                "jsonpath={.data.prometheus\\.yaml\\.gz}",
-            ]);
-            base64::engine::general_purpose::STANDARD
-                .decode(secret.stdout.trim())
-                .ok()
-                .and_then(|gz| {
-                    let mut out = String::new();
-                    flate2::read::GzDecoder::new(&gz[..])
-                        .read_to_string(&mut out)
-                        .ok()?;
-                    Some(out)
-                })
-                .unwrap_or_default()
-        },
-        |text| text.contains(pool),
-    );
-    assert!(
-        config.contains(pool),
-        "the operator generated no scrape pool {pool}:\n{config}"
-    );
-    // What the config reloader fills in inside the pod: the shard, the pod's name.
-    let config = config
-        .replace("$(SHARD)", "0")
-        .replace("$(POD_NAME)", &format!("prometheus-{PROMETHEUS}-0"));
-    serde_saphyr::from_str(&config).expect("the generated configuration is YAML")
+/// The configuration the operator generated for the chart's Prometheus, once it holds `pool`.
+fn chart_config(pool: &str) -> Value {
+    operator_config(CHART_NS, PROMETHEUS, pool)
 }
 
 /// `config` as a Prometheus out of the cluster can load it: service discovery through the
@@ -300,7 +263,7 @@ fn beside_the_real_chart_nothing_is_scraped_twice_and_node_alerts_fire_once_per_
     .success();
     ensure_operator();
     // The chart alone: its own scrapes, each once.
-    let (alone, _) = kept_targets(generated_config(
+    let (alone, _) = kept_targets(chart_config(
         "serviceMonitor/automon-kps-chart/kps-prometheus-node-exporter/0",
     ));
     assert!(
@@ -328,7 +291,7 @@ fn beside_the_real_chart_nothing_is_scraped_twice_and_node_alerts_fire_once_per_
 
     // With automon's objects selected too (its kube-state-metrics is labelled for the chart's
     // Prometheus): still every target once.
-    let (with_automon, labelled) = kept_targets(generated_config(&format!(
+    let (with_automon, labelled) = kept_targets(chart_config(&format!(
         "serviceMonitor/{NS}/kube-state-metrics/0"
     )));
     assert!(
@@ -371,7 +334,7 @@ fn beside_the_real_chart_nothing_is_scraped_twice_and_node_alerts_fire_once_per_
     double["metadata"]["name"] = json!("double-node-exporter");
     c.kubectl_with_input(&["apply", "-f", "-"], &double.to_string())
         .success();
-    let (doubled, _) = kept_targets(generated_config(
+    let (doubled, _) = kept_targets(chart_config(
         "serviceMonitor/automon-kps-chart/double-node-exporter/0",
     ));
     c.kubectl(&[

@@ -15,6 +15,18 @@ pub const APPLYSET_ID_LABEL: &str = "applyset.kubernetes.io/id";
 pub const APPLYSET_PART_OF_LABEL: &str = "applyset.kubernetes.io/part-of";
 pub const APPLYSET_TOOLING: &str = "applyset.kubernetes.io/tooling";
 pub const APPLYSET_GROUP_KINDS: &str = "applyset.kubernetes.io/contains-group-kinds";
+/// The labels automon sets on its own objects to say what they are; never a selection label of
+/// the user's (`prometheus.select`).
+pub const OWN_LABELS: &[&str] = &[
+    MANAGED_BY_LABEL,
+    PART_OF_LABEL,
+    NAME_LABEL,
+    COMPONENT_LABEL,
+    VERSION_LABEL,
+    APPLYSET_ID_LABEL,
+    APPLYSET_PART_OF_LABEL,
+    "automon.io/scope",
+];
 /// The ApplySet parent, a ConfigMap that also holds the effective configuration.
 pub const PARENT_NAME: &str = "automon";
 pub const CONFIG_KEY: &str = "config.yaml";

@@ -178,7 +178,17 @@ pub fn applyset_parent(ctx: &Context, members: &[Object]) -> Object {
 
 /// Labels every member with the stack's common labels and its ApplySet.
 pub fn label_member(ctx: &Context, o: &mut Object) {
+    let selected = matches!(
+        crate::model::kind(o),
+        "ServiceMonitor" | "PodMonitor" | "Probe" | "ScrapeConfig" | "PrometheusRule"
+    );
     let labels = o.metadata.labels.get_or_insert_with(Default::default);
+    // What the stack's Prometheus selects them by (`prometheus.select.labels`).
+    if selected {
+        for (k, v) in super::prometheus::selection_labels(ctx) {
+            labels.insert(k.clone(), v.clone());
+        }
+    }
     labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
     labels.insert(PART_OF_LABEL.into(), PART_OF.into());
     labels.insert(APPLYSET_PART_OF_LABEL.into(), parent_id(ctx));

@@ -69,13 +69,73 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
     objects
 }
 
-/// The shards' selectors: automon's label, and not sent to the ruler.
+/// The shards' selectors: [`selector`], and not sent to the ruler.
 fn shard_selector(ctx: &Context) -> Value {
-    let mut selector = automon_selector();
+    let mut selector = selector(ctx);
     if ctx.sizing.shards > 1 {
-        selector["matchExpressions"] = json!([{"key": SCOPE_LABEL, "operator": "DoesNotExist"}]);
+        push_expression(
+            &mut selector,
+            json!({"key": SCOPE_LABEL, "operator": "DoesNotExist"}),
+        );
     }
     selector
+}
+
+/// The kinds of object a `Prometheus` selects, as its `<kind>Selector` fields name them.
+const SELECTED_KINDS: [&str; 5] = [
+    "serviceMonitor",
+    "podMonitor",
+    "probe",
+    "scrapeConfig",
+    "rule",
+];
+
+/// What the stack's Prometheus selects scrape and rule objects by: `prometheus.select.labels`
+/// less `exclude`, else automon's own label.
+fn selector(ctx: &Context) -> Value {
+    let select = &ctx.config.prometheus.select;
+    if select.labels.is_empty() {
+        return automon_selector();
+    }
+    let mut selector = json!({"matchLabels": select.labels});
+    for (k, v) in &select.exclude {
+        push_expression(
+            &mut selector,
+            json!({"key": k, "operator": "NotIn", "values": [v]}),
+        );
+    }
+    selector
+}
+
+fn push_expression(selector: &mut Value, expression: Value) {
+    match selector["matchExpressions"].as_array_mut() {
+        Some(list) => list.push(expression),
+        None => selector["matchExpressions"] = json!([expression]),
+    }
+}
+
+/// Where it looks for them, beside its own namespace: nowhere else (unset), every namespace
+/// (`{}`), or the named ones.
+fn namespace_selector(ctx: &Context) -> Option<Value> {
+    let select = &ctx.config.prometheus.select;
+    if select.all_namespaces() {
+        return Some(json!({}));
+    }
+    if select.namespaces.is_empty() {
+        return None;
+    }
+    let mut names: Vec<&str> = select.namespaces.iter().map(String::as_str).collect();
+    names.push(ctx.namespace);
+    names.sort_unstable();
+    names.dedup();
+    Some(json!({"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}
+    ]}))
+}
+
+/// The labels automon's own scrape and rule objects carry for [`selector`] to select them.
+pub fn selection_labels<'a>(ctx: &Context<'a>) -> &'a std::collections::BTreeMap<String, String> {
+    &ctx.config.prometheus.select.labels
 }
 
 /// Sharded, no Prometheus sees every target, yet some rules must (a node Kubernetes knows
@@ -85,7 +145,8 @@ fn shard_selector(ctx: &Context) -> Value {
 /// the shards evaluate the rest, each over its own targets.
 fn ruler(ctx: &Context) -> Vec<Object> {
     let labels = ctx.labels(RULER_NAME, NAME, versions::PROMETHEUS.version);
-    let selector = json!({"matchLabels": {PART_OF_LABEL: PART_OF, SCOPE_LABEL: CLUSTER_SCOPE}});
+    let mut selector = selector(ctx);
+    selector["matchLabels"][SCOPE_LABEL] = json!(CLUSTER_SCOPE);
     let mut spec = common_spec(ctx, &labels, &selector);
     spec["replicas"] = json!(ctx.config.prometheus.replicas);
     spec["retention"] = json!(RULER_RETENTION);
@@ -233,14 +294,12 @@ fn common_spec(ctx: &Context, labels: &BTreeMap<String, String>, selector: &Valu
     if let Some(secrets) = ctx.pull_secrets() {
         spec["imagePullSecrets"] = json!(secrets);
     }
-    for key in [
-        "serviceMonitorSelector",
-        "podMonitorSelector",
-        "probeSelector",
-        "scrapeConfigSelector",
-        "ruleSelector",
-    ] {
-        spec[key] = selector.clone();
+    let namespaces = namespace_selector(ctx);
+    for key in SELECTED_KINDS {
+        spec[format!("{key}Selector")] = selector.clone();
+        if let Some(n) = &namespaces {
+            spec[format!("{key}NamespaceSelector")] = n.clone();
+        }
     }
     spec
 }
@@ -301,6 +360,64 @@ mod tests {
             let ns_key = key.replace("Selector", "NamespaceSelector");
             assert!(spec.get(&ns_key).is_none(), "{ns_key}");
         }
+    }
+
+    #[test]
+    fn selection_by_the_users_labels_in_more_namespaces_and_automons_own_carry_them() {
+        let sets = [
+            "prometheus.select.labels={release: kps}",
+            "prometheus.select.exclude={app.kubernetes.io/instance: kps}",
+            "prometheus.select.namespaces=[team-a]",
+        ];
+        let objects = render_with(&sets);
+        let spec = spec(&objects);
+        let want = json!({
+            "matchLabels": {"release": "kps"},
+            "matchExpressions": [{"key": "app.kubernetes.io/instance", "operator": "NotIn", "values": ["kps"]}],
+        });
+        for key in SELECTED_KINDS {
+            assert_eq!(spec[format!("{key}Selector")], want, "{key}");
+            assert_eq!(
+                spec[format!("{key}NamespaceSelector")],
+                json!({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["automon", "team-a"]}]}),
+                "{key}"
+            );
+        }
+        let everywhere = render_with(&[
+            "prometheus.select.labels={release: kps}",
+            "prometheus.select.namespaces=[\"*\"]",
+        ]);
+        assert_eq!(spec_of(&everywhere)["ruleNamespaceSelector"], json!({}));
+        // The whole stack: automon's own scrape and rule objects are selected by those labels.
+        let mut config = Config::default();
+        for s in sets {
+            config = config.with_set(s).unwrap();
+        }
+        let all = crate::render::render(&config).objects;
+        let selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+            serde_json::from_value(want).unwrap();
+        let monitors: Vec<&Object> = all
+            .iter()
+            .filter(|o| {
+                matches!(
+                    model::kind(o),
+                    "ServiceMonitor" | "PodMonitor" | "PrometheusRule"
+                )
+            })
+            .collect();
+        assert!(monitors.len() > 5);
+        for o in monitors {
+            let labels = o.metadata.labels.clone().unwrap_or_default();
+            assert!(
+                model::selector::matches(&selector, &labels),
+                "{:?}",
+                o.metadata.name
+            );
+        }
+    }
+
+    fn spec_of(objects: &[Object]) -> Value {
+        spec(objects).clone()
     }
 
     #[test]

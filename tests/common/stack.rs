@@ -236,3 +236,32 @@ pub fn history_json(ns: &str) -> Vec<Value> {
         .unwrap_or_else(|e| panic!("history -o json is not JSON ({e}):\n{out:#?}"));
     list.as_array().expect("a list of revisions").clone()
 }
+
+/// [`generated_config`], once it holds a scrape pool whose name contains `pool` (a
+/// ServiceMonitor's is `serviceMonitor/<ns>/<name>/<endpoint>`), parsed, as the config reloader
+/// fills it in inside the pod (`$(SHARD)` 0, `$(POD_NAME)` the first pod).
+pub fn operator_config(ns: &str, name: &str, pool: &str) -> Value {
+    let config = super::poll(
+        120,
+        || generated_config(ns, name),
+        |text| text.contains(pool),
+    );
+    assert!(
+        config.contains(pool),
+        "the operator generated no scrape pool {pool} for {ns}/{name}:\n{config}"
+    );
+    let config = config
+        .replace("$(SHARD)", "0")
+        .replace("$(POD_NAME)", &format!("prometheus-{name}-0"));
+    serde_saphyr::from_str(&config).expect("the generated configuration is YAML")
+}
+
+/// The scrape pools (`job_name`s) of a generated configuration.
+pub fn scrape_pools(config: &Value) -> Vec<String> {
+    config["scrape_configs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|j| j["job_name"].as_str().map(str::to_string))
+        .collect()
+}
