@@ -61,6 +61,9 @@ pub enum Command {
     Version(commands::version::Args),
     /// Print a shell completion script (bash, zsh, fish), or kubectl's plugin completion helper
     Completion(commands::completion::Args),
+    /// Move from a kube-prometheus-stack Helm release: for now, what it would do (--dry-run)
+    #[command(hide = true)]
+    Migrate(commands::migrate::Args),
 }
 
 /// Two to four real invocations per command, printed at the end of its help (after what the
@@ -156,6 +159,13 @@ const EXAMPLES: &[(&str, &str)] = &[
         "  kubectl automon version
   # Only the plugin's side, without contacting the server
   kubectl automon version --client -o json",
+    ),
+    (
+        "migrate",
+        "  # What moving from release kps in namespace monitoring would do
+  kubectl automon migrate kps --from-namespace monitoring --dry-run
+  # Its values as automon's, for enable -f
+  kubectl automon migrate kps --from-namespace monitoring --dry-run -o yaml > automon.yaml",
     ),
     (
         "completion",
@@ -308,6 +318,7 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
         Command::Reconcile(args) => commands::reconcile::run(&cli.kube, args).await,
         Command::History(args) => commands::history::run(&cli.kube, args).await,
         Command::Rollback(args) => commands::rollback::run(&cli.kube, args).await,
+        Command::Migrate(args) => commands::migrate::run(&cli.kube, args).await,
     }
 }
 

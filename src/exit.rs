@@ -9,6 +9,7 @@ use crate::{
         error::{ClusterError, NotInstalled},
     },
     config::{ConfigError, UnreadableFile},
+    migrate::release::ReleaseError,
     preflight,
     status::Health,
 };
@@ -118,6 +119,10 @@ fn cause_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
     if e.is::<crate::preflight::Denied>() {
         return Some(FORBIDDEN);
+    }
+    // `migrate` names a release of another chart: the command line asks what cannot be done.
+    if let Some(ReleaseError::NotThisChart { .. }) = e.downcast_ref::<ReleaseError>() {
+        return Some(USAGE);
     }
     match e.downcast_ref::<ApplyError>()? {
         ApplyError::Conflict { .. } => Some(CONFLICT),
@@ -340,6 +345,25 @@ mod tests {
                 }
                 .into(),
                 6,
+            ),
+            (
+                ReleaseError::NotThisChart {
+                    name: "grafana".into(),
+                    namespace: "monitoring".into(),
+                    chart: "grafana".into(),
+                    version: "12.11.1".into(),
+                }
+                .into(),
+                2,
+            ),
+            (
+                ReleaseError::NotFound {
+                    name: "kps".into(),
+                    namespace: "monitoring".into(),
+                    others: Vec::new(),
+                }
+                .into(),
+                1,
             ),
             (
                 ApplyError::Conflict {

@@ -22,6 +22,8 @@ mod plan;
 mod status;
 // Planning and executing: the one way the cluster is changed.
 mod pipeline;
+// Moving from a kube-prometheus-stack Helm release: read it, map its values, remove it.
+mod migrate;
 // What a command's verdict or error means as an exit code, decided in one place.
 mod exit;
 // What uses all of the above: the checks, and the loop that keeps the stack true.

@@ -562,6 +562,28 @@ fn names<'a>(it: impl Iterator<Item = &'a String>) -> Vec<String> {
     v
 }
 
+/// Every object of a known type (in `namespace`, or all namespaces when `None`), metadata only;
+/// a type the server does not serve (its CRD is gone) has none.
+pub async fn list_known_metadata(
+    client: &kube::Client,
+    known: &crate::model::resources::Known,
+    namespace: Option<&str>,
+) -> kube::Result<Vec<crate::model::Object>> {
+    match known
+        .api(client, namespace)
+        .list_metadata(&ListParams::default())
+        .await
+    {
+        Ok(list) => Ok(list
+            .items
+            .into_iter()
+            .map(|m| known.with_metadata(m.metadata))
+            .collect()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The items of a list, read a page at a time (500 objects, as kubectl and kube-runtime's
 /// watcher do): at 5,000 nodes one unpaged list is a single response of tens of megabytes held
 /// whole while it is parsed; pages keep the peak to one page's text.

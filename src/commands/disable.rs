@@ -393,29 +393,16 @@ async fn namespace_contents(
         .filter(|k| k.scope == resources::Scope::Namespaced);
     let listed: Result<Vec<Vec<Object>>, String> = futures::stream::iter(types)
         .map(|known| async move {
-            let api = known.api(&cluster.client, Some(&cluster.namespace));
-            match api.list_metadata(&ListParams::default()).await {
-                Ok(list) => Ok(list
-                    .items
-                    .into_iter()
-                    .map(|m| Object {
-                        types: Some(kube::api::TypeMeta {
-                            api_version: known.api_version.into(),
-                            kind: known.kind.into(),
-                        }),
-                        metadata: m.metadata,
-                        data: serde_json::Value::Object(Default::default()),
-                    })
-                    .collect()),
-                // The type is not served (its CRD is gone): nothing of it is there.
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
-                Err(e) => Err(format!(
-                    "listing {} in {}: {}",
-                    known.qualified_plural(),
-                    cluster.namespace,
-                    cluster.target.classify(e)
-                )),
-            }
+            crate::cluster::list_known_metadata(&cluster.client, known, Some(&cluster.namespace))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "listing {} in {}: {}",
+                        known.qualified_plural(),
+                        cluster.namespace,
+                        cluster.target.classify(e)
+                    )
+                })
         })
         .buffer_unordered(DELETES_IN_FLIGHT)
         .try_collect()

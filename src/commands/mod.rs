@@ -7,6 +7,7 @@ pub mod disable;
 pub mod doctor;
 pub mod enable;
 pub mod history;
+pub mod migrate;
 pub mod open;
 pub mod preflight;
 pub mod reconcile;

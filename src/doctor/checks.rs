@@ -2,12 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::{api::core::v1::ConfigMap, apimachinery::pkg::apis::meta::v1::LabelSelector};
-use serde_json::Value;
+use k8s_openapi::api::core::v1::ConfigMap;
 
 use crate::{
     cluster::crds,
-    model::{Object, finding::Level, selector},
+    model::{finding::Level, selector},
     output::{plural, plural_thousands},
     status::{self, Cause, Coverage, Health, NODE_EXPORTER, Snapshot, Status, nodes::NodeStatus},
     versions,
@@ -212,50 +211,6 @@ fn components(status: &Status) -> Vec<Finding> {
         .collect()
 }
 
-/// Whether a `Prometheus` picks an object up: its selector matches the object's labels (an
-/// unset selector selects nothing, `{}` everything) and its namespace selector the object's
-/// namespace (unset: only the Prometheus' own namespace). Returns what is unmet.
-fn selection(
-    prometheus: &Object,
-    selector_key: &str,
-    namespace_key: &str,
-    labels: &BTreeMap<String, String>,
-    namespace: &str,
-    namespace_labels: &BTreeMap<String, String>,
-) -> Result<(), String> {
-    let spec = &prometheus.data["spec"];
-    let parse = |v: &Value| serde_json::from_value::<LabelSelector>(v.clone()).ok();
-    let own_ns = prometheus.metadata.namespace.as_deref().unwrap_or_default();
-    match spec.get(namespace_key).and_then(parse) {
-        None if own_ns != namespace => {
-            return Err(format!(
-                "it only looks in its own namespace {own_ns} ({namespace_key} is unset)"
-            ));
-        }
-        Some(sel) => {
-            let unmet = selector::unmet(&sel, namespace_labels);
-            if !unmet.is_empty() {
-                return Err(format!(
-                    "namespace {namespace} needs label {} ({namespace_key})",
-                    unmet.join(",")
-                ));
-            }
-        }
-        None => {}
-    }
-    let Some(sel) = spec.get(selector_key).and_then(parse) else {
-        return Err(format!(
-            "its {selector_key} is unset, which selects nothing"
-        ));
-    };
-    let unmet = selector::unmet(&sel, labels);
-    if unmet.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("missing label {}", unmet.join(",")))
-    }
-}
-
 fn selectors(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Vec<Finding> {
     // (kind, the Prometheus meant to pick them up, why it does not): the objects' names.
     type Unselected = BTreeMap<(String, Option<String>, String), Vec<String>>;
@@ -299,7 +254,16 @@ fn selectors(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Vec<Finding> {
         let verdicts: Vec<Result<(), String>> = extra
             .prometheuses
             .iter()
-            .map(|p| selection(p, sel_key, ns_key, &labels, ns, &extra.namespace_labels))
+            .map(|p| {
+                selector::prometheus_selection(
+                    p,
+                    sel_key,
+                    ns_key,
+                    &labels,
+                    ns,
+                    &extra.namespace_labels,
+                )
+            })
             .collect();
         if verdicts.iter().any(Result::is_ok) {
             continue;
@@ -942,7 +906,9 @@ fn scrapes(status: &Status) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::model::Object;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use serde_json::{Value, json};
 
     fn prometheus(ns: &str, spec: Value) -> Object {
         serde_json::from_value(json!({
@@ -1080,7 +1046,7 @@ mod tests {
         let have = labels(&[("app.kubernetes.io/part-of", "automon")]);
         let ns = labels(&[("kubernetes.io/metadata.name", "automon")]);
         let sel = |p: &Object| {
-            selection(
+            selector::prometheus_selection(
                 p,
                 "serviceMonitorSelector",
                 "serviceMonitorNamespaceSelector",

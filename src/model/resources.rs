@@ -2,6 +2,7 @@
 //! to plural and scope. One table, so that applying, pruning, diffing and deleting never pay
 //! discovery round trips for types we already know.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{
     Api, Client,
     api::{ApiResource, DynamicObject, GroupVersionKind},
@@ -175,6 +176,18 @@ impl Known {
         match self.group() {
             "" => self.plural.to_string(),
             g => format!("{}.{g}", self.plural),
+        }
+    }
+
+    /// An object of this type known by its metadata alone (an item of a `list_metadata`).
+    pub fn with_metadata(&self, metadata: ObjectMeta) -> Object {
+        Object {
+            types: Some(kube::api::TypeMeta {
+                api_version: self.api_version.into(),
+                kind: self.kind.into(),
+            }),
+            metadata,
+            data: serde_json::Value::Object(Default::default()),
         }
     }
 

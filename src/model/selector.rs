@@ -9,6 +9,10 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement},
 };
 
+use serde_json::Value;
+
+use super::Object;
+
 type Labels = BTreeMap<String, String>;
 
 /// The requirements of `selector` that `labels` do not meet, as `key=value`, `key in (a,b)`,
@@ -28,6 +32,50 @@ pub fn unmet(selector: &LabelSelector, labels: &Labels) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether a `Prometheus` picks an object up: its selector matches the object's labels (an
+/// unset selector selects nothing, `{}` everything) and its namespace selector the object's
+/// namespace (unset: only the Prometheus' own namespace). Returns what is unmet.
+pub fn prometheus_selection(
+    prometheus: &Object,
+    selector_key: &str,
+    namespace_key: &str,
+    labels: &Labels,
+    namespace: &str,
+    namespace_labels: &Labels,
+) -> Result<(), String> {
+    let spec = &prometheus.data["spec"];
+    let parse = |v: &Value| serde_json::from_value::<LabelSelector>(v.clone()).ok();
+    let own_ns = prometheus.metadata.namespace.as_deref().unwrap_or_default();
+    match spec.get(namespace_key).and_then(parse) {
+        None if own_ns != namespace => {
+            return Err(format!(
+                "it only looks in its own namespace {own_ns} ({namespace_key} is unset)"
+            ));
+        }
+        Some(sel) => {
+            let missing = unmet(&sel, namespace_labels);
+            if !missing.is_empty() {
+                return Err(format!(
+                    "namespace {namespace} needs label {} ({namespace_key})",
+                    missing.join(",")
+                ));
+            }
+        }
+        None => {}
+    }
+    let Some(sel) = spec.get(selector_key).and_then(parse) else {
+        return Err(format!(
+            "its {selector_key} is unset, which selects nothing"
+        ));
+    };
+    let missing = unmet(&sel, labels);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("missing label {}", missing.join(",")))
+    }
 }
 
 /// The selector as a list call's `labelSelector` query (`a=b,c in (d,e),!f`).
