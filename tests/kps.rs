@@ -5,7 +5,8 @@
 //! service discovery reads the local cluster (its scrapes go to a closed port of 127.0.0.1):
 //! every (address, path) is kept by exactly one job, and a duplicate ServiceMonitor is caught.
 //! automon's node alerts, as applied, fire once per node on series labelled as the chart's
-//! targets are (promtool), though those name no node. `disable` leaves the chart as it was.
+//! targets are (promtool), though those name no node, and every dashboard query so joined
+//! parses. `disable` leaves the chart as it was.
 //! A test binary of its own: another operator is cluster-wide news.
 
 mod common;
@@ -426,6 +427,41 @@ fn beside_the_real_chart_nothing_is_scraped_twice_and_node_alerts_fire_once_per_
     promtool_with(
         &[("rules.yaml", &rule_file), ("test.yaml", &test)],
         &["test", "rules", "test.yaml"],
+    )
+    .success();
+
+    // Every dashboard query as applied (joined to the node where it reads node-exporter), with
+    // Grafana's variables filled in, is PromQL a real promtool parses.
+    let dashboards = c.get_json(&["get", "configmaps", "-n", NS, "-l", "grafana_dashboard=1"]);
+    let queries = dashboard_queries(dashboards["items"].as_array().unwrap());
+    assert!(queries.len() > 20, "{}", queries.len());
+    let values = BTreeMap::from([
+        ("__rate_interval", "1m"),
+        ("__range", "1h"),
+        ("datasource", "prometheus"),
+        ("cluster", ".*"),
+        ("node", "n1"),
+        ("namespace", "default"),
+        ("type", "Deployment"),
+        ("workload", "web"),
+        ("pod", "web-0"),
+    ]);
+    let joined = queries
+        .iter()
+        .filter(|q| q.expr.contains("group_left (node)"))
+        .count();
+    assert!(joined >= 5, "{joined} dashboard queries joined to the node");
+    let recorded: Vec<Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| json!({"record": format!("automon_dashboard:query_{i}"), "expr": substitute(&q.expr, &values)}))
+        .collect();
+    let dashboard_rules =
+        serde_json::to_string(&json!({"groups": [{"name": "dashboards", "rules": recorded}]}))
+            .unwrap();
+    promtool_with(
+        &[("rules.yaml", &dashboard_rules)],
+        &["check", "rules", "rules.yaml"],
     )
     .success();
 
