@@ -125,7 +125,9 @@ impl LeftOut {
             else {
                 continue;
             };
-            match m.endpoints.first().and_then(|e| m.job_from_selector(e)) {
+            let job = (m.endpoints.first().and_then(|e| m.job_from_selector(e)))
+                .or_else(|| already.jobs.get(scrape).cloned());
+            match job {
                 Some(job) if job != *scrape => {
                     self.jobs_as.insert(scrape.clone(), job);
                 }
@@ -1376,6 +1378,60 @@ mod tests {
 
     /// Beside kube-prometheus-stack: the alerts its rules define and the kubelet it scrapes are
     /// left out, recorded on the parent, and what status expects from that record agrees.
+    #[test]
+    fn the_kubelets_job_is_theirs_from_the_selector_or_the_service() {
+        let kubelet = |job_label: Option<&str>| {
+            let mut found = existing();
+            let mut spec = serde_json::json!({
+                "selector": {"matchLabels": {"k8s-app": "kubelet"}},
+                "namespaceSelector": {"matchNames": ["kube-system"]},
+                "endpoints": [{"port": "https-metrics"}, {"port": "https-metrics", "path": "/metrics/cadvisor"}],
+            });
+            if let Some(l) = job_label {
+                spec["jobLabel"] = l.into();
+            }
+            found.already.add(&render::custom(serde_json::json!({
+                "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+                "metadata": {"name": "kps-kubelet", "namespace": "monitoring"}, "spec": spec,
+            })));
+            found
+        };
+        let cadvisor = |p: &Plan| {
+            p.members
+                .iter()
+                .filter(|o| kind(o) == "PrometheusRule")
+                .flat_map(|o| o.data["spec"]["groups"].as_array().unwrap().clone())
+                .flat_map(|g| g["rules"].as_array().unwrap().clone())
+                .filter_map(|r| r["expr"].as_str().map(str::to_string))
+                .find(|e| e.contains("metrics_path=\"/metrics/cadvisor\""))
+                .unwrap()
+        };
+        // `jobLabel: k8s-app` among the selector's labels: the job is `kubelet`, as automon's.
+        let p = plan_beside(kubelet(Some("k8s-app")));
+        assert!(cadvisor(&p).contains("job=\"kubelet\""));
+        assert!(!p.warnings.iter().any(|w| w.contains("could not tell")));
+        // No jobLabel: the Service's name, when preflight read it.
+        let mut found = kubelet(None);
+        found
+            .already
+            .jobs
+            .insert("kubelet".into(), "kps-kube-prometheus-stack-kubelet".into());
+        let p = plan_beside(found);
+        assert!(
+            cadvisor(&p).contains("job=\"kps-kube-prometheus-stack-kubelet\""),
+            "{}",
+            cadvisor(&p)
+        );
+        // Not read: said, and automon's name kept.
+        let p = plan_beside(kubelet(None));
+        assert!(
+            p.warnings.iter().any(|w| w
+                .contains("could not tell the job name of servicemonitor monitoring/kps-kubelet")),
+            "{:?}",
+            p.warnings
+        );
+    }
+
     #[test]
     fn beside_a_stack_that_scrapes_the_exporter_it_is_read_not_scraped_again() {
         let mut found = existing();

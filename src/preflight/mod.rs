@@ -492,6 +492,10 @@ pub struct AlreadyThere {
     /// which job and labels ([`monitors`]).
     #[serde(skip)]
     pub monitors: Vec<monitors::Monitor>,
+    /// The job names of `scrapes` their ServiceMonitor's selector does not tell, read from the
+    /// Services it selects.
+    #[serde(skip)]
+    pub jobs: BTreeMap<String, String>,
 }
 
 impl AlreadyThere {
@@ -959,7 +963,55 @@ async fn search_already_there(cluster: &Cluster) -> Result<AlreadyThere, Cluster
             forbidden.join(", ")
         ));
     }
+    service_jobs(cluster, &mut already).await;
     Ok(already)
+}
+
+/// The job names of the scrapes automon would leave out whose ServiceMonitor's selector does not
+/// tell them: the job is then its Service's (a label `jobLabel` names, or its name), read from
+/// the Services it selects. Best effort: a Service that cannot be read leaves the job untold.
+async fn service_jobs(cluster: &Cluster, already: &mut AlreadyThere) {
+    let untold: Vec<(String, monitors::Monitor)> = already
+        .scrapes
+        .iter()
+        .filter_map(|(scrape, by)| {
+            let m = already
+                .monitors
+                .iter()
+                .find(|m| format!("{}/{}", m.namespace, m.name) == *by)?;
+            let e = m.endpoints.first()?;
+            m.job_from_selector(e)
+                .is_none()
+                .then(|| (scrape.clone(), m.clone()))
+        })
+        .collect();
+    for (scrape, m) in untold {
+        let query = crate::model::selector::to_query(&m.selector);
+        let namespaces = match &m.namespaces {
+            monitors::Namespaces::Names(names) => names.clone(),
+            monitors::Namespaces::Any => vec![String::new()],
+        };
+        for ns in namespaces {
+            let api: Api<k8s_openapi::api::core::v1::Service> = if ns.is_empty() {
+                Api::all(cluster.client.clone())
+            } else {
+                Api::namespaced(cluster.client.clone(), &ns)
+            };
+            let Ok(list) = api
+                .list_metadata(&ListParams::default().labels(&query))
+                .await
+            else {
+                continue;
+            };
+            if let Some(service) = list.items.first() {
+                let name = service.metadata.name.clone().unwrap_or_default();
+                let labels = service.metadata.labels.clone().unwrap_or_default();
+                let job = m.job(&m.endpoints[0], &name, &labels);
+                already.jobs.insert(scrape, job);
+                break;
+            }
+        }
+    }
 }
 
 /// A Deployment that runs a Prometheus Operator and is not automon's (pure).
