@@ -86,26 +86,7 @@ fn healthy_stack_passes_then_leftovers_of_other_stacks_are_found() {
 
     // A kubelet Service in kube-system that no running operator maintains.
     let service = "dr-kps-kubelet";
-    let stale = Object::apply(
-        "service",
-        service,
-        Some("kube-system"),
-        &format!(
-            "apiVersion: v1
-kind: Service
-metadata:
-  name: {service}
-  namespace: kube-system
-  labels:
-    app.kubernetes.io/managed-by: prometheus-operator
-    app.kubernetes.io/name: kubelet
-    k8s-app: kubelet
-spec:
-  clusterIP: None
-  ports: [{{name: https-metrics, port: 10250}}]
-"
-        ),
-    );
+    let stale = stale_kubelet_service(service);
     let stale_service = format!("Service kube-system/{service}");
     let d = doctor_until(ns, "the stale kubelet Service, and no failure", |d| {
         d.has("kubeletService", "warn", &stale_service) && d.fails_nothing()
@@ -127,29 +108,7 @@ spec:
 
     // A validating webhook on PrometheusRules in this namespace, calling a Service that is gone.
     let configuration = format!("{ns}-gone");
-    let webhook = |policy: &str| {
-        format!(
-            "apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata:
-  name: {configuration}
-webhooks:
-- name: rules.{ns}.example.com
-  failurePolicy: {policy}
-  sideEffects: None
-  admissionReviewVersions: [v1]
-  rules:
-  - apiGroups: [monitoring.coreos.com]
-    apiVersions: [\"*\"]
-    operations: [CREATE, UPDATE]
-    resources: [prometheusrules]
-  clientConfig:
-    service: {{namespace: {ns}, name: gone-webhook, port: 443}}
-  namespaceSelector:
-    matchLabels: {{kubernetes.io/metadata.name: {ns}}}
-"
-        )
-    };
+    let webhook = |policy: &str| gone_webhook(&configuration, ns, policy);
     let gone = Object::apply(
         "validatingwebhookconfiguration",
         &configuration,
@@ -285,36 +244,8 @@ fn selector_misses_and_a_component_not_ready() {
         assert!(d.ok("selectors").contains("selects all"), "{d}");
     }
 
-    // Grafana's container waits on an image it cannot pull (kwok leaves a pod's status alone
-    // once it has an IP).
-    let pod = pod_of(ns, "grafana").expect("the grafana pod");
-    let mut status = get_json(&["get", "pod", "-n", ns, &pod])["status"].clone();
-    for c in status["containerStatuses"].as_array_mut().unwrap() {
-        if c["name"] == "grafana" {
-            c["ready"] = false.into();
-            c["started"] = false.into();
-            c["state"] = serde_json::json!({"waiting": {
-                "reason": "ImagePullBackOff",
-                "message": "Back-off pulling image \"docker.io/grafana/grafana\"",
-            }});
-        }
-    }
-    for c in status["conditions"].as_array_mut().unwrap() {
-        if c["type"] == "Ready" || c["type"] == "ContainersReady" {
-            c["status"] = "False".into();
-        }
-    }
-    kubectl(&[
-        "patch",
-        "pod",
-        "-n",
-        ns,
-        &pod,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &serde_json::json!({ "status": status }).to_string(),
-    ]);
+    // Grafana's container waits on an image it cannot pull.
+    let pod = grafana_cannot_pull(ns);
     let d = doctor_until(ns, "grafana not ready", |d| {
         d.has("components", "fail", "Deployment grafana is not ready")
             && d.of("components").len() == 1
@@ -434,27 +365,7 @@ fn host_port_taken_by_another_exporter() {
     enable(ns, &[]).success();
     let port = node_exporter_port(ns);
     let node = "dr-node-port";
-    // No node of that name (an earlier run's) with its pods: the pod below is bound to it
-    // before it exists, at the exporter's own priority (a lower one would be preempted).
-    drop(KwokNodes(vec![node.to_string()]));
-    apply(&format!(
-        "apiVersion: v1
-kind: Pod
-metadata:
-  name: other-exporter
-  namespace: {holder_ns}
-spec:
-  nodeName: {node}
-  hostNetwork: true
-  priorityClassName: system-node-critical
-  tolerations: [{{operator: Exists}}]
-  containers:
-  - name: exporter
-    image: quay.io/prometheus/node-exporter:v1.9.0
-    ports: [{{containerPort: {port}, hostPort: {port}}}]
-"
-    ));
-    let _node = tainted_node(node, None);
+    let _node = node_with_port_held(tainted_kwok_node(node, None), holder_ns, port);
     let d = doctor_until(ns, "the host port taken", |d| {
         d.of("hostPort").iter().any(|f| f["level"] == "fail")
     });

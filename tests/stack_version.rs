@@ -64,7 +64,7 @@ fn status_doctor_and_version_tell_the_plugin_from_the_stack() {
     for (installed, skew, said) in cases {
         parent_written_by(ns, installed, None);
         let fix = if skew == "PluginNewer" {
-            format!("run kubectl automon enable -n {ns} to upgrade it")
+            format!("run `kubectl automon enable -n {ns}` to upgrade it")
         } else {
             "upgrade the plugin: kubectl krew upgrade automon".to_string()
         };

@@ -457,7 +457,9 @@ fn a_windows_node_is_not_served_by_node_exporter() {
     let _alone = nodes_alone();
     let _nodes = KwokNodes::create(vec![windows_node("st-windows-1")]);
     // The stack was enabled before the Windows node joined: no windows-exporter yet.
-    let reason = "node-exporter does not run on windows nodes (Windows nodes need windows-exporter: `kubectl automon enable` or `reconcile` adds it)";
+    let reason = &format!(
+        "node-exporter does not run on windows nodes (Windows nodes need windows-exporter: `kubectl automon enable -n {ns}` or `kubectl automon reconcile -n {ns}` adds it)"
+    );
 
     let (st, table) = verdict(ns, "st-windows-1", "unsupportedOs", reason);
     assert_eq!(node(&st, "st-windows-1")["os"], "windows");
@@ -830,10 +832,9 @@ fn a_real_prometheus_through_the_api_server_tells_scrapes_failures_and_firing_al
         |st| st["prometheus"]["error"] == "no answer within 2s",
     );
     assert!(
-        st["unknown"][0]
-            .as_str()
-            .unwrap()
-            .ends_with(": no answer within 2s; kubectl automon doctor tells more)"),
+        st["unknown"][0].as_str().unwrap().ends_with(&format!(
+            ": no answer within 2s; `kubectl automon doctor -n {ns}` tells more)"
+        )),
         "{st}"
     );
     // No pod at all behind the Service (the Prometheus scaled to none): the API server's 503.

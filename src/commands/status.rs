@@ -66,8 +66,8 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
             output::print(&text)?;
             if st.health == Health::NotInstalled {
                 crate::output::diag!(
-                    "Install it with: kubectl automon enable -n {} (see `kubectl automon preflight` first)",
-                    st.namespace
+                    "Install it with: kubectl automon enable -n {ns} (see `kubectl automon preflight -n {ns}` first)",
+                    ns = st.namespace
                 );
             }
             return Ok(Verdict::Health(st.health));
@@ -137,7 +137,7 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
         out.push_str(&sizing_line(z));
     }
     if let Some(l) = &st.reconcile {
-        out.push_str(&reconcile_line(l, p, now));
+        out.push_str(&reconcile_line(l, &st.namespace, p, now));
     }
     if let Some((what, fix)) = st
         .stack_version
@@ -300,9 +300,10 @@ fn prometheus_lines(st: &Status, firing: &[&status::prometheus::Alert], p: &Pale
         // Unverified says the same in its verdict below.
         Some(v) if !v.reachable && st.health != Health::Unverified => {
             out.push_str(&p.warn(&format!(
-                "Prometheus did not answer at {}: {}; scrape health and firing alerts unknown (kubectl automon doctor tells more).\n",
+                "Prometheus did not answer at {}: {}; scrape health and firing alerts unknown (`kubectl automon doctor -n {}` tells more).\n",
                 v.via,
-                v.error.as_deref().unwrap_or("no answer")
+                v.error.as_deref().unwrap_or("no answer"),
+                st.namespace
             )))
         }
         Some(v) if v.reachable => {
@@ -344,7 +345,7 @@ fn prometheus_lines(st: &Status, firing: &[&status::prometheus::Alert], p: &Pale
 }
 
 /// Whether a `reconcile --loop` holds the Lease, ending in a newline.
-fn reconcile_line(l: &status::LoopLease, p: &Palette, now: Timestamp) -> String {
+fn reconcile_line(l: &status::LoopLease, ns: &str, p: &Palette, now: Timestamp) -> String {
     match (l.active, age_at(l.renewed.as_deref(), now)) {
         (true, Some(ago)) => format!(
             "Reconcile: loop {} holds the Lease (renewed {ago} ago)\n",
@@ -354,7 +355,7 @@ fn reconcile_line(l: &status::LoopLease, p: &Palette, now: Timestamp) -> String 
             "Reconcile: loop {} stopped renewing the Lease {ago} ago; no loop runs\n",
             l.holder
         )),
-        _ => "Reconcile: no loop runs (kubectl automon reconcile --loop)\n".to_string(),
+        _ => format!("Reconcile: no loop runs (kubectl automon reconcile --loop -n {ns})\n"),
     }
 }
 
@@ -368,9 +369,10 @@ fn verdict_line(st: &Status, p: &Palette) -> String {
             st.unknown.join("; ")
         ),
         _ => format!(
-            "{}{}. Run `kubectl automon doctor` for fixes.",
+            "{}{}. Run `kubectl automon doctor -n {}` for fixes.",
             p.bad("Degraded: "),
-            st.problems.join("; ")
+            st.problems.join("; "),
+            st.namespace
         ),
     }
 }
@@ -477,7 +479,7 @@ mod tests {
         assert!(text.contains("23 monitored nodes not listed (-o wide lists every node)"));
         assert!(text.contains("23/25 nodes monitored (1 excluded)"));
         assert!(text.ends_with(
-            "Degraded: 1 of 25 nodes have no working exporter. Run `kubectl automon doctor` for fixes."
+            "Degraded: 1 of 25 nodes have no working exporter. Run `kubectl automon doctor -n automon` for fixes."
         ));
         let wide = human(&st, true, &p, Timestamp::UNIX_EPOCH);
         assert!(wide.contains("n00") && wide.contains("RESTARTS") && !wide.contains("not listed"));

@@ -3,10 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::ConfigMap;
+use serde_json::Value;
 
 use crate::{
     cluster::crds,
-    model::{finding::Level, selector},
+    model::{
+        finding::Level,
+        selector::{self, Unmet},
+    },
     output::{plural, plural_thousands},
     status::{self, Cause, Coverage, Health, NODE_EXPORTER, Snapshot, Status, nodes::NodeStatus},
     versions,
@@ -34,10 +38,10 @@ pub fn assess(
     };
     out.push(ok("installed", format!("stack installed (namespace {ns})")));
     out.extend(stack_version(status));
-    out.extend(components(status));
+    out.extend(components(snapshot, status));
     out.extend(selectors(snapshot, extra, ns));
-    out.extend(nodes(status, config, ns));
-    out.push(pod_security(&extra.namespace_labels, ns));
+    out.extend(nodes(snapshot, status, extra, config));
+    out.extend(pod_security(snapshot, extra));
     out.push(host_port(
         snapshot,
         status,
@@ -49,7 +53,7 @@ pub fn assess(
     out.extend(api_services(extra));
     out.extend(webhooks(extra, &extra.namespace_labels, ns));
     out.extend(alertmanager(extra, ns));
-    out.extend(scrapes(status));
+    out.extend(scrapes(snapshot, status));
     out.extend(sizing(status, config, ns));
     out
 }
@@ -129,8 +133,9 @@ fn sizing(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Find
                 rss as f64 * 100.0 / limit as f64
             ),
             format!(
-                "kubectl automon enable -n {ns} --set prometheus.shards={} (or --set prometheus.resources.limits.memory=<more>)",
-                z.shards + 1
+                "kubectl automon enable -n {ns} --set prometheus.shards={} (or --set prometheus.resources.limits.memory={}Mi)",
+                z.shards + 1,
+                (limit >> 20) * 2
             ),
         ));
     }
@@ -168,7 +173,7 @@ fn sizing(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Find
     out
 }
 
-fn components(status: &Status) -> Vec<Finding> {
+fn components(snapshot: &Snapshot, status: &Status) -> Vec<Finding> {
     let broken: Vec<&status::Component> = status
         .components
         .iter()
@@ -188,45 +193,103 @@ fn components(status: &Status) -> Vec<Finding> {
         .into_iter()
         .map(|c| {
             let message = c.message.as_deref().unwrap_or("not ready");
-            let fix = if message.starts_with("missing") {
-                format!("kubectl automon enable -n {}", status.namespace)
-            } else if let Some(pod) = message
-                .strip_prefix("pod ")
-                .and_then(|m| m.split_whitespace().next())
-            {
-                format!(
-                    "kubectl describe pod -n {ns} {pod}; kubectl logs -n {ns} {pod} --all-containers --previous",
-                    ns = status.namespace
-                )
-            } else {
-                format!(
-                    "kubectl describe {} -n {} {}",
-                    c.kind.to_lowercase(),
-                    status.namespace,
-                    c.object
-                )
-            };
-            bad("components", Level::Fail, format!("{} {} is not ready: {message}", c.kind, c.name), fix)
+            let fix = component_fix(snapshot, c, message);
+            bad(
+                "components",
+                Level::Fail,
+                format!("{} {} is not ready: {message}", c.kind, c.name),
+                fix,
+            )
         })
         .collect()
 }
 
+/// What to run for a component that is not ready, where it really is: enable when it is
+/// missing (automon's own, or another stack's part this one relies on, gone); the pod that
+/// says why, when one does (its previous logs once it restarted); else the object.
+fn component_fix(snapshot: &Snapshot, c: &status::Component, message: &str) -> String {
+    let ns = &snapshot.namespace;
+    let enable = format!("kubectl automon enable -n {ns}");
+    if let Some(from) = &c.reused {
+        let gone = snapshot
+            .reused
+            .iter()
+            .find(|p| &p.from == from)
+            .map_or(snapshot.exporter.is_none(), |p| {
+                p.deployment.is_none() && p.custom.is_none()
+            });
+        return match from.split_once('/') {
+            Some((rns, rname)) if !gone => {
+                format!(
+                    "kubectl describe {} -n {rns} {rname}",
+                    c.kind.to_lowercase()
+                )
+            }
+            _ => enable,
+        };
+    }
+    if message.starts_with("missing") {
+        return enable;
+    }
+    let pod = message
+        .strip_prefix("pod ")
+        .and_then(|m| m.split_whitespace().next());
+    match pod {
+        Some(pod) => {
+            let restarted = snapshot.pods.iter().any(|p| {
+                p.metadata.name.as_deref() == Some(pod)
+                    && p.metadata.namespace.as_deref().is_none_or(|n| n == ns)
+                    && p.status.restarts > 0
+            });
+            let mut fix = format!("kubectl describe pod -n {ns} {pod}");
+            if restarted {
+                fix.push_str(&format!(
+                    "; kubectl logs -n {ns} {pod} --all-containers --previous"
+                ));
+            }
+            fix
+        }
+        None => format!(
+            "kubectl describe {} -n {ns} {}",
+            c.kind.to_lowercase(),
+            c.object
+        ),
+    }
+}
+
+/// `k=v` pairs as `kubectl label` takes them, when every one is a pair (an expression such
+/// as `k in (a,b)` or `!k` is no value to set).
+fn label_args(unmet: &[String]) -> Option<String> {
+    let plain = |u: &String| {
+        u.split_once('=')
+            .is_some_and(|(k, v)| !k.contains([' ', '!']) && !v.contains([' ', '(', ',']))
+    };
+    unmet.iter().all(plain).then(|| unmet.join(" "))
+}
+
 fn selectors(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Vec<Finding> {
     // (kind, the Prometheus meant to pick them up, why it does not): the objects' names.
-    type Unselected = BTreeMap<(String, Option<String>, String), Vec<String>>;
+    type Unselected = BTreeMap<(&'static str, Option<usize>, Option<Unmet>), Vec<String>>;
     let mut unselected = Unselected::new();
     let mut counts = (0, 0);
-    let prometheus_names: Vec<String> = extra
+    let prometheus_names: Vec<(String, String)> = extra
         .prometheuses
         .iter()
         .map(|p| {
-            format!(
-                "{}/{}",
-                p.metadata.namespace.as_deref().unwrap_or_default(),
-                p.metadata.name.as_deref().unwrap_or_default()
+            (
+                p.metadata.namespace.clone().unwrap_or_default(),
+                p.metadata.name.clone().unwrap_or_default(),
             )
         })
         .collect();
+    // The Prometheus meant to pick them up: the one the stack was installed for (its own, or
+    // the one its parent names), else this namespace's, else the first.
+    let meant = snapshot.scraping_prometheus();
+    let closest = prometheus_names
+        .iter()
+        .position(|p| Some(p) == meant.as_ref())
+        .or_else(|| prometheus_names.iter().position(|(pns, _)| pns == ns))
+        .unwrap_or(0);
     let objects = extra
         .service_monitors
         .iter()
@@ -251,7 +314,7 @@ fn selectors(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Vec<Finding> {
             counts.1 += 1;
         }
         let labels = o.metadata.labels.clone().unwrap_or_default();
-        let verdicts: Vec<Result<(), String>> = extra
+        let verdicts: Vec<Result<(), Unmet>> = extra
             .prometheuses
             .iter()
             .map(|p| {
@@ -268,24 +331,19 @@ fn selectors(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Vec<Finding> {
         if verdicts.iter().any(Result::is_ok) {
             continue;
         }
-        // Name the Prometheus meant to pick it up: this namespace's, else the first.
-        let closest = extra
-            .prometheuses
-            .iter()
-            .position(|p| p.metadata.namespace.as_deref() == Some(ns))
-            .unwrap_or(0);
         let (prometheus, why) = match verdicts.get(closest) {
-            Some(Err(e)) => (Some(prometheus_names[closest].clone()), e.clone()),
-            _ => (None, String::new()),
+            Some(Err(e)) => (Some(closest), Some(e.clone())),
+            _ => (None, None),
         };
         unselected
-            .entry((kind.to_string(), prometheus, why))
+            .entry((kind, prometheus, why))
             .or_default()
             .push(o.metadata.name.clone().unwrap_or_default());
     }
+    let shown = |i: usize| format!("{}/{}", prometheus_names[i].0, prometheus_names[i].1);
     if unselected.is_empty() {
         let by = if prometheus_names.len() == 1 {
-            format!("Prometheus {}", prometheus_names[0])
+            format!("Prometheus {}", shown(0))
         } else {
             "a Prometheus".to_string()
         };
@@ -302,24 +360,27 @@ fn selectors(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Vec<Finding> {
     unselected
         .into_iter()
         .map(|((kind, prometheus, why), names)| {
-            let fix = if ours {
-                format!(
+            let (sel_key, ns_key) = match kind {
+                "ServiceMonitor" => ("serviceMonitorSelector", "serviceMonitorNamespaceSelector"),
+                _ => ("ruleSelector", "ruleNamespaceSelector"),
+            };
+            let fix = match (&why, prometheus) {
+                _ if ours => format!(
                     "kubectl automon enable -n {ns} --force-conflicts (restores automon's selectors)"
-                )
-            } else if let Some(label) = why.split("missing label ").nth(1) {
-                format!(
-                    "kubectl automon enable -n {ns} (labels the objects for the Prometheus it finds), or: kubectl label {} -n {ns} {} {}",
-                    kind.to_lowercase(),
-                    names.join(" "),
-                    label.replace(',', " ")
-                )
-            } else {
-                "make that Prometheus' namespace selector include this namespace, or give it one that matches".to_string()
+                ),
+                (Some(why), Some(p)) => {
+                    selection_fix(why, kind, &names, &prometheus_names[p], (sel_key, ns_key), ns)
+                }
+                _ => format!("kubectl automon enable -n {ns} (installs automon's own Prometheus)"),
             };
             let (s, them) = if names.len() == 1 { ("", "it") } else { ("s", "them") };
-            let why = match prometheus {
-                Some(p) => format!("Prometheus {p} ignores {them}: {why}"),
-                None => "there is no Prometheus in the cluster".to_string(),
+            let why = match (prometheus, why) {
+                (Some(p), Some(why)) => format!(
+                    "Prometheus {} ignores {them}: {}",
+                    shown(p),
+                    why.describe(sel_key, ns_key, ns)
+                ),
+                _ => "there is no Prometheus in the cluster".to_string(),
             };
             bad(
                 "selectors",
@@ -335,10 +396,57 @@ fn selectors(snapshot: &Snapshot, extra: &Extra, ns: &str) -> Vec<Finding> {
         .collect()
 }
 
+/// The fix for objects of `kind` in `ns` that another stack's Prometheus `(pns, pname)` does
+/// not pick up: the labels they or their namespace need, or that Prometheus' selector.
+fn selection_fix(
+    why: &Unmet,
+    kind: &str,
+    names: &[String],
+    (pns, pname): &(String, String),
+    (sel_key, ns_key): (&str, &str),
+    ns: &str,
+) -> String {
+    let enable =
+        format!("kubectl automon enable -n {ns} (labels the objects for the Prometheus it finds)");
+    match why {
+        Unmet::Labels(unmet) => match label_args(unmet) {
+            Some(labels) => format!(
+                "{enable}, or: kubectl label {} -n {ns} {} {labels} --overwrite",
+                kind.to_lowercase(),
+                names.join(" ")
+            ),
+            None => format!("{enable}; they need {}", unmet.join(", ")),
+        },
+        Unmet::NamespaceLabels(unmet) => match label_args(unmet) {
+            Some(labels) => format!("kubectl label namespace {ns} {labels} --overwrite"),
+            None => format!(
+                "give namespace {ns} labels that meet {ns_key} of Prometheus {pns}/{pname} ({})",
+                unmet.join(", ")
+            ),
+        },
+        // Unset, it looked in its own namespace only: this one too, and no other.
+        Unmet::OwnNamespaceOnly(own) => format!(
+            r#"kubectl patch prometheus -n {pns} {pname} --type merge -p '{{"spec":{{"{ns_key}":{{"matchExpressions":[{{"key":"kubernetes.io/metadata.name","operator":"In","values":["{own}","{ns}"]}}]}}}}}}'"#
+        ),
+        // Unset, it selected nothing: automon's objects now.
+        Unmet::SelectorUnset => format!(
+            r#"kubectl patch prometheus -n {pns} {pname} --type merge -p '{{"spec":{{"{sel_key}":{{"matchLabels":{{"{}":"{}"}}}}}}}}'"#,
+            crate::model::names::PART_OF_LABEL,
+            crate::model::names::PART_OF
+        ),
+    }
+}
+
 /// At most this many nodes get a line of their own; the rest are counted.
 const NODES_LISTED: usize = 10;
 
-fn nodes(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Finding> {
+fn nodes(
+    snapshot: &Snapshot,
+    status: &Status,
+    extra: &Extra,
+    config: &crate::config::Config,
+) -> Vec<Finding> {
+    let ns = &status.namespace;
     let missing: Vec<&NodeStatus> = status
         .nodes
         .iter()
@@ -368,50 +476,11 @@ fn nodes(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Findi
         .take(NODES_LISTED)
         .map(|n| {
             let reason = n.reason.as_deref().unwrap_or("unknown");
-            let pod = n.exporter.as_ref().map(|e| e.name.as_str()).unwrap_or_default();
-            let exclude = format!(
-                "kubectl label node {} {}=true (to accept the gap)",
-                n.name, config.node_exporter.exclude_label
-            );
-            let fix = match n.cause {
-                Some(Cause::Taint) => format!(
-                    "kubectl automon enable -n {ns} --set nodeExporter.tolerations=all, or: {exclude}"
-                ),
-                // The stack was rendered before the first Windows node joined.
-                Some(Cause::UnsupportedOs) if n.os == crate::render::classes::WINDOWS => format!(
-                    "kubectl automon enable -n {ns} (it deploys windows-exporter for Windows nodes), or keep `kubectl automon reconcile --loop -n {ns}` running so that it follows node classes; or: {exclude}"
-                ),
-                Some(Cause::UnsupportedOs) => format!(
-                    "automon has no exporter for {} nodes yet; {exclude}",
-                    n.os
-                ),
-                Some(Cause::CreationRefused) => format!(
-                    "kubectl describe daemonset -n {ns} {NODE_EXPORTER} (see the PodSecurity check)"
-                ),
-                Some(Cause::DaemonSetMissing) => format!("kubectl automon enable -n {ns}"),
-                Some(Cause::PodNotReady) => match n.exporter.as_ref().map(|e| e.state.as_str()) {
-                    Some("ImagePullBackOff" | "ErrImagePull") => format!(
-                        "kubectl describe pod -n {ns} {pod}; check images.registry and images.pullSecrets"
-                    ),
-                    Some("Pending") => format!(
-                        "kubectl describe pod -n {ns} {pod} (see the host port check)"
-                    ),
-                    _ => format!("kubectl logs -n {ns} {pod} --previous"),
-                },
-                Some(Cause::NoScrapeTarget) => format!(
-                    "check the selectors above and Prometheus' targets: kubectl get servicemonitor -n {ns} {NODE_EXPORTER} -o yaml"
-                ),
-                Some(Cause::ScrapeFailing) => format!(
-                    "check that Prometheus can reach port {} on the node (firewalls, NetworkPolicy)",
-                    config.node_exporter.port
-                ),
-                _ => format!("kubectl describe daemonset -n {ns} {NODE_EXPORTER}"),
-            };
             bad(
                 "nodes",
                 Level::Fail,
                 format!("node {} has no working exporter: {reason}", n.name),
-                fix,
+                node_fix(snapshot, n, extra, config),
             )
         })
         .collect();
@@ -429,15 +498,177 @@ fn nodes(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Findi
     out
 }
 
+/// What to run for a node without a working exporter, naming the DaemonSet that puts one
+/// there and its pods where they are: automon's own, or another stack's it scrapes (whose
+/// configuration is that stack's, not a `--set` of automon's).
+fn node_fix(
+    snapshot: &Snapshot,
+    n: &NodeStatus,
+    extra: &Extra,
+    config: &crate::config::Config,
+) -> String {
+    let ns = &snapshot.namespace;
+    let (dns, dname) = snapshot.exporter_for(&n.os);
+    let borrowed = snapshot.exporter_from.as_deref() == Some(format!("{dns}/{dname}").as_str());
+    let pod = n
+        .exporter
+        .as_ref()
+        .map(|e| e.name.as_str())
+        .unwrap_or_default();
+    let exclude = format!(
+        "kubectl label node {} {}=true --overwrite (to accept the gap)",
+        n.name, config.node_exporter.exclude_label
+    );
+    let describe_pod = format!("kubectl describe pod -n {dns} {pod}");
+    match n.cause {
+        Some(Cause::Taint) if borrowed => match toleration_patch(snapshot, n) {
+            Some(patch) => format!(
+                "kubectl patch daemonset -n {dns} {dname} --type json -p '{patch}' (that stack's own configuration, such as a Helm release's values, should say it too), or: {exclude}"
+            ),
+            None => format!("kubectl describe daemonset -n {dns} {dname}, or: {exclude}"),
+        },
+        Some(Cause::Taint) => format!(
+            "kubectl automon enable -n {ns} --set nodeExporter.tolerations=all, or: {exclude}"
+        ),
+        // The stack was rendered before the first Windows node joined.
+        Some(Cause::UnsupportedOs) if n.os == crate::render::classes::WINDOWS => format!(
+            "kubectl automon enable -n {ns} (it deploys windows-exporter for Windows nodes; `kubectl automon reconcile --loop -n {ns}` follows node classes as they come), or: {exclude}"
+        ),
+        Some(Cause::UnsupportedOs) => {
+            format!("automon has no exporter for {} nodes yet; {exclude}", n.os)
+        }
+        Some(Cause::CreationRefused) => {
+            format!("kubectl describe daemonset -n {dns} {dname} (see the PodSecurity check)")
+        }
+        Some(Cause::DaemonSetMissing) => format!("kubectl automon enable -n {ns}"),
+        Some(Cause::PodNotReady) => {
+            let e = n.exporter.as_ref();
+            match e.map(|e| e.state.as_str()) {
+                Some("ImagePullBackOff" | "ErrImagePull") if !borrowed => {
+                    format!("{describe_pod}; check images.registry and images.pullSecrets")
+                }
+                Some("Pending")
+                    if n.reason
+                        .as_deref()
+                        .is_some_and(|r| r.contains("free ports")) =>
+                {
+                    format!("{describe_pod} (see the host port check)")
+                }
+                _ if e.is_some_and(|e| e.restarts > 0) => {
+                    format!(
+                        "{describe_pod}; kubectl logs -n {dns} {pod} --all-containers --previous"
+                    )
+                }
+                _ => describe_pod,
+            }
+        }
+        Some(Cause::NoScrapeTarget) => match extra.exporter_scrapes.get(&(dns, dname)) {
+            Some((kind, sns, sname)) => {
+                let by = snapshot
+                    .scraping_prometheus()
+                    .map(|(pns, pname)| format!("Prometheus {pns}/{pname}"))
+                    .unwrap_or_else(|| "Prometheus".to_string());
+                format!(
+                    "kubectl get {kind} -n {sns} {sname} -o yaml (the scrape object: see the selectors check for whether {by} picks it up)"
+                )
+            }
+            None => format!(
+                "kubectl automon enable -n {ns} (no scrape object selects the exporter's pods; enable restores automon's)"
+            ),
+        },
+        Some(Cause::ScrapeFailing) => {
+            let port = if dname == crate::render::classes::WINDOWS_EXPORTER {
+                crate::render::classes::WINDOWS_EXPORTER_PORT
+            } else {
+                config.node_exporter.port
+            };
+            format!(
+                "check that Prometheus can reach port {port} on the node (firewalls, NetworkPolicy); {describe_pod}"
+            )
+        }
+        _ => format!("kubectl describe daemonset -n {dns} {dname}"),
+    }
+}
+
+/// A JSON patch that adds, to the exporter DaemonSet of another stack, a toleration of each
+/// taint of the node it does not tolerate; `None` when that DaemonSet or node is not found.
+fn toleration_patch(snapshot: &Snapshot, n: &NodeStatus) -> Option<String> {
+    let template = snapshot
+        .exporter
+        .as_ref()?
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?;
+    let node = snapshot.nodes.iter().find(|node| node.name() == n.name)?;
+    let mut tolerations = template.tolerations.clone().unwrap_or_default();
+    let declared = !tolerations.is_empty();
+    tolerations.extend(selector::daemonset_default_tolerations(
+        template.host_network == Some(true),
+    ));
+    let added: Vec<Value> = selector::untolerated(&node.spec.taints, &tolerations)
+        .into_iter()
+        .map(|t| match t.value.as_deref().filter(|v| !v.is_empty()) {
+            Some(v) => serde_json::json!({"key": t.key, "operator": "Equal", "value": v, "effect": t.effect}),
+            None => serde_json::json!({"key": t.key, "operator": "Exists", "effect": t.effect}),
+        })
+        .collect();
+    if added.is_empty() {
+        return None;
+    }
+    let path = "/spec/template/spec/tolerations";
+    let ops: Vec<Value> = if declared {
+        added
+            .into_iter()
+            .map(|t| serde_json::json!({"op": "add", "path": format!("{path}/-"), "value": t}))
+            .collect()
+    } else {
+        vec![serde_json::json!({"op": "add", "path": path, "value": added})]
+    };
+    Some(Value::Array(ops).to_string())
+}
+
 const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
 
-fn pod_security(labels: &BTreeMap<String, String>, ns: &str) -> Finding {
+/// The PodSecurity of each namespace where an exporter of the stack runs with host access:
+/// the stack's own (its node-exporter, windows- and GPU exporters), and that of another
+/// stack's exporter it scrapes.
+fn pod_security(snapshot: &Snapshot, extra: &Extra) -> Vec<Finding> {
+    let ns = &snapshot.namespace;
+    let mut out = Vec::new();
+    if let Some((ens, labels)) = &extra.exporter_namespace {
+        let from = snapshot.exporter_from.as_deref().unwrap_or_default();
+        out.push(namespace_pod_security(
+            labels,
+            ens,
+            &format!("daemonset {from}"),
+        ));
+    }
+    let own: Vec<&str> = snapshot
+        .daemonsets
+        .iter()
+        .filter_map(|d| d.metadata.name.as_deref())
+        .collect();
+    if out.is_empty() || !own.is_empty() {
+        let what = match own.as_slice() {
+            [] => NODE_EXPORTER.to_string(),
+            names => names.join(", "),
+        };
+        out.push(namespace_pod_security(&extra.namespace_labels, ns, &what));
+    }
+    out
+}
+
+/// Whether namespace `ns`, labelled `labels`, lets `what` use the host's network, PID and
+/// paths (pure).
+fn namespace_pod_security(labels: &BTreeMap<String, String>, ns: &str, what: &str) -> Finding {
     match labels.get(ENFORCE_LABEL).map(String::as_str) {
         Some(level @ ("baseline" | "restricted")) => bad(
             "podSecurity",
             Level::Fail,
             format!(
-                "namespace {ns} enforces PodSecurity {level:?}, which forbids node-exporter's host network, host PID and host paths"
+                "namespace {ns} enforces PodSecurity {level:?}, which forbids the host network, host PID and host paths {what} needs"
             ),
             format!("kubectl label namespace {ns} {ENFORCE_LABEL}=privileged --overwrite"),
         ),
@@ -496,9 +727,9 @@ fn host_port(snapshot: &Snapshot, status: &Status, extra: &Extra, port: u16) -> 
             names.join(", ")
         ),
         format!(
-            "remove the other exporter, or move automon's to a port free on every node: kubectl automon enable -n {} --set nodeExporter.port=<port> (for example {})",
+            "remove the other exporter, or move automon's to another port: kubectl automon enable -n {} --set nodeExporter.port={} (free on those nodes; enable checks every node)",
             status.namespace,
-            port + 1
+            extra.free_port.unwrap_or(port.saturating_add(1))
         ),
     )
 }
@@ -812,7 +1043,7 @@ fn webhooks(extra: &Extra, ns_labels: &BTreeMap<String, String>, ns: &str) -> Ve
 
 fn alertmanager(extra: &Extra, ns: &str) -> Option<Finding> {
     let fix_receiver = format!(
-        r#"add a receiver (webhook, slack or email; see alertmanager.receivers in docs/configuration.md) and route to it: kubectl automon enable -n {ns} --set 'alertmanager.receivers=[{{name: team, webhook: {{url: "https://…"}}}}]' --set alertmanager.route.receiver=team"#
+        r#"add a receiver (webhook, slack or email; see alertmanager.receivers in docs/configuration.md) and route to it: kubectl automon enable -n {ns} --set 'alertmanager.receivers=[{{name: team, webhook: {{url: "https://hooks.example.com/alerts"}}}}]' --set alertmanager.route.receiver=team (your receiver's URL in place of the example's)"#
     );
     match &extra.alertmanager_config {
         Ok(None) => None,
@@ -846,11 +1077,22 @@ fn alertmanager(extra: &Extra, ns: &str) -> Option<Finding> {
     }
 }
 
-fn scrapes(status: &Status) -> Option<Finding> {
+fn scrapes(snapshot: &Snapshot, status: &Status) -> Option<Finding> {
     let view = status.prometheus.as_ref()?;
     if !view.reachable {
         // Not a failure of the stack, but every scrape and alert check below needs it.
         let ns = &status.namespace;
+        let gone = snapshot
+            .reused
+            .iter()
+            .any(|p| p.kind == "Prometheus" && p.custom.is_none());
+        let fix = match snapshot.scraping_prometheus() {
+            Some((pns, pname)) if !gone => format!(
+                "kubectl get pods -n {pns} -l {} (are Prometheus {pns}/{pname}'s pods ready?), or ask another with --prometheus-url",
+                status::operator_pod_selector("Prometheus", &pname)
+            ),
+            _ => format!("kubectl automon enable -n {ns}"),
+        };
         return Some(bad(
             "scrapes",
             Level::Warn,
@@ -859,9 +1101,7 @@ fn scrapes(status: &Status) -> Option<Finding> {
                 view.via,
                 view.error.as_deref().unwrap_or("no answer")
             ),
-            format!(
-                "kubectl get pods -n {ns} -l app.kubernetes.io/name=prometheus (is it ready?), or ask another with --prometheus-url"
-            ),
+            fix,
         ));
     }
     let t = view.targets.as_ref()?;
@@ -934,12 +1174,15 @@ mod tests {
         };
         assert_eq!(with(Some(versions::PLUGIN_VERSION)).level, Level::Ok);
         for (installed, fix) in [
-            ("v0.0.1", "run kubectl automon enable -n mon to upgrade it"),
+            (
+                "v0.0.1",
+                "run `kubectl automon enable -n mon` to upgrade it",
+            ),
             (
                 "v99.0.0",
                 "upgrade the plugin: kubectl krew upgrade automon",
             ),
-            ("dev", "run kubectl automon enable -n mon to record"),
+            ("dev", "run `kubectl automon enable -n mon` to record"),
         ] {
             let check = with(Some(installed));
             assert_eq!(check.level, Level::Warn, "{installed}");
@@ -1054,6 +1297,13 @@ mod tests {
                 "automon",
                 &ns,
             )
+            .map_err(|u| {
+                u.describe(
+                    "serviceMonitorSelector",
+                    "serviceMonitorNamespaceSelector",
+                    "automon",
+                )
+            })
         };
         let ours = prometheus(
             "automon",
@@ -1092,8 +1342,58 @@ mod tests {
     }
 
     #[test]
+    fn each_reason_a_prometheus_ignores_objects_has_its_own_fix() {
+        let kps = ("monitoring".to_string(), "kps".to_string());
+        let names = ["a".to_string(), "b".to_string()];
+        let keys = ("ruleSelector", "ruleNamespaceSelector");
+        let cases = [
+            (
+                Unmet::Labels(vec!["release=kps".into()]),
+                "kubectl automon enable -n mon (labels the objects for the Prometheus it finds), or: kubectl label prometheusrule -n mon a b release=kps --overwrite",
+            ),
+            (
+                Unmet::Labels(vec!["tier in (a,b)".into()]),
+                "kubectl automon enable -n mon (labels the objects for the Prometheus it finds); they need tier in (a,b)",
+            ),
+            (
+                Unmet::NamespaceLabels(vec!["team=ops".into()]),
+                "kubectl label namespace mon team=ops --overwrite",
+            ),
+            (
+                Unmet::OwnNamespaceOnly("monitoring".into()),
+                r#"kubectl patch prometheus -n monitoring kps --type merge -p '{"spec":{"ruleNamespaceSelector":{"matchExpressions":[{"key":"kubernetes.io/metadata.name","operator":"In","values":["monitoring","mon"]}]}}}'"#,
+            ),
+            (
+                Unmet::SelectorUnset,
+                r#"kubectl patch prometheus -n monitoring kps --type merge -p '{"spec":{"ruleSelector":{"matchLabels":{"app.kubernetes.io/part-of":"automon"}}}}'"#,
+            ),
+        ];
+        for (why, fix) in cases {
+            assert_eq!(
+                selection_fix(&why, "PrometheusRule", &names, &kps, keys, "mon"),
+                fix
+            );
+        }
+        // A patch it prints is JSON.
+        let patch = selection_fix(
+            &Unmet::SelectorUnset,
+            "PrometheusRule",
+            &names,
+            &kps,
+            keys,
+            "mon",
+        );
+        let json = patch.split('\'').nth(1).unwrap();
+        assert!(serde_json::from_str::<Value>(json).is_ok(), "{json}");
+    }
+
+    #[test]
     fn pod_security_that_forbids_host_access_fails_with_the_label_to_set() {
-        let f = pod_security(&labels(&[(ENFORCE_LABEL, "restricted")]), "automon");
+        let f = namespace_pod_security(
+            &labels(&[(ENFORCE_LABEL, "restricted")]),
+            "automon",
+            NODE_EXPORTER,
+        );
         assert_eq!(f.level, Level::Fail);
         assert_eq!(
             f.fix.as_deref(),
@@ -1102,7 +1402,12 @@ mod tests {
             )
         );
         assert_eq!(
-            pod_security(&labels(&[(ENFORCE_LABEL, "privileged")]), "automon").level,
+            namespace_pod_security(
+                &labels(&[(ENFORCE_LABEL, "privileged")]),
+                "automon",
+                NODE_EXPORTER
+            )
+            .level,
             Level::Ok
         );
     }
@@ -1118,6 +1423,9 @@ mod tests {
             webhooks: Vec::new(),
             alertmanager_config: Ok(None),
             port_holders: Vec::new(),
+            free_port: None,
+            exporter_namespace: None,
+            exporter_scrapes: BTreeMap::new(),
             unavailable_apis: None,
         }
     }

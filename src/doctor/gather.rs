@@ -58,9 +58,19 @@ pub struct Extra {
     /// Pods holding the exporter's host port, by node, for nodes whose exporter cannot
     /// schedule: (node, pod namespace/name).
     pub port_holders: Vec<(String, String)>,
+    /// The first port above the exporter's that no pod holds on those nodes.
+    pub free_port: Option<u16>,
+    /// The namespace of another stack's exporter the stack scrapes, and its labels.
+    pub exporter_namespace: Option<(String, BTreeMap<String, String>)>,
+    /// The object that scrapes each exporter DaemonSet (namespace, name) on whose nodes
+    /// Prometheus has no target, as (kind, namespace, name): the stack's own first.
+    pub exporter_scrapes: BTreeMap<(String, String), ScrapeObject>,
     /// Aggregated APIs the API server cannot reach; `None` when they could not be listed.
     pub unavailable_apis: Option<Vec<crate::cluster::blocker::Unavailable>>,
 }
+
+/// A ServiceMonitor or PodMonitor: (kind, namespace, name).
+pub type ScrapeObject = (&'static str, String, String);
 
 /// At most this many nodes are searched for the pod that holds the host port.
 const PORT_SEARCH_NODES: usize = 5;
@@ -80,7 +90,9 @@ pub async fn gather(
     let mut webhooks = webhooks(&listed.validating, &listed.mutating);
     mark_missing_services(cluster, &mut webhooks).await?;
     let alertmanager_config = alertmanager_config(cluster, snapshot).await?;
-    let port_holders = port_holders(cluster, blocked_nodes(status), port).await?;
+    let (port_holders, free_port) = port_holders(cluster, blocked_nodes(status), port).await?;
+    let exporter_namespace = exporter_namespace(cluster, snapshot).await?;
+    let exporter_scrapes = exporter_scrapes(cluster, snapshot, status).await?;
     Ok(Extra {
         namespace_labels: listed
             .namespace
@@ -94,6 +106,9 @@ pub async fn gather(
         webhooks,
         alertmanager_config,
         port_holders,
+        free_port,
+        exporter_namespace,
+        exporter_scrapes,
         unavailable_apis: listed
             .api_services
             .map(|l| crate::cluster::blocker::unavailable(&l)),
@@ -362,13 +377,16 @@ fn blocked_nodes(status: &Status) -> Vec<&str> {
         .collect()
 }
 
-/// The pods holding `port` on each of `nodes`, as (node, pod namespace/name).
+/// The pods holding `port` on each of `nodes`, as (node, pod namespace/name), and the first
+/// port above it that no pod there holds (`None` without nodes).
 async fn port_holders(
     cluster: &Cluster,
     nodes: Vec<&str>,
     port: u16,
-) -> Result<Vec<(String, String)>, ClusterError> {
+) -> Result<(Vec<(String, String)>, Option<u16>), ClusterError> {
     let mut port_holders = Vec::new();
+    let mut taken = BTreeSet::new();
+    let searched = !nodes.is_empty();
     for node in nodes {
         let pods: Api<Pod> = Api::all(cluster.client.clone());
         let on_node = pods
@@ -376,6 +394,7 @@ async fn port_holders(
             .await
             .map_err(|e| cluster.target.classify(e))?;
         for p in &on_node.items {
+            taken.extend(host_ports(p));
             if holds_port(p, port) {
                 port_holders.push((
                     node.to_string(),
@@ -388,13 +407,179 @@ async fn port_holders(
             }
         }
     }
-    Ok(port_holders)
+    let free = searched
+        .then(|| (port.saturating_add(1)..u16::MAX).find(|p| !taken.contains(p)))
+        .flatten();
+    Ok((port_holders, free))
 }
 
 fn holds_port(p: &Pod, port: u16) -> bool {
     p.spec
         .as_ref()
         .is_some_and(|s| crate::preflight::exporter::serves_port(s, port).is_some())
+}
+
+/// The ports a pod holds on its node: its declared host ports, and every container port in
+/// the host's network (pure).
+fn host_ports(p: &Pod) -> Vec<u16> {
+    let Some(spec) = p.spec.as_ref() else {
+        return Vec::new();
+    };
+    let host_network = spec.host_network == Some(true);
+    spec.containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|cp| {
+            cp.host_port
+                .or(host_network.then_some(cp.container_port))
+                .and_then(|p| u16::try_from(p).ok())
+        })
+        .collect()
+}
+
+/// The namespace of another stack's exporter the stack scrapes, with its labels (its
+/// PodSecurity decides whether that exporter may run); `None` when the stack runs its own.
+async fn exporter_namespace(
+    cluster: &Cluster,
+    snapshot: &Snapshot,
+) -> Result<Option<(String, BTreeMap<String, String>)>, ClusterError> {
+    let Some((ns, _)) = snapshot
+        .exporter_from
+        .as_deref()
+        .and_then(|f| f.split_once('/'))
+    else {
+        return Ok(None);
+    };
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    let found = namespaces
+        .get_opt(ns)
+        .await
+        .map_err(|e| cluster.target.classify(e))?;
+    Ok(found.map(|n| (ns.to_string(), n.metadata.labels.unwrap_or_default())))
+}
+
+/// For each exporter DaemonSet on whose nodes Prometheus has no target, the ServiceMonitor
+/// (through a Service in front of its pods) or PodMonitor that selects its pods, if any.
+async fn exporter_scrapes(
+    cluster: &Cluster,
+    snapshot: &Snapshot,
+    status: &Status,
+) -> Result<BTreeMap<(String, String), ScrapeObject>, ClusterError> {
+    let classify = |e| cluster.target.classify(e);
+    let wanted: BTreeSet<(String, String)> = status
+        .nodes
+        .iter()
+        .filter(|n| n.cause == Some(status::Cause::NoScrapeTarget))
+        .map(|n| snapshot.exporter_for(&n.os))
+        .collect();
+    let mut out = BTreeMap::new();
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    let client = &cluster.client;
+    let all = ListParams::default();
+    let monitors = |kind: &str| {
+        let api = resources::by_group_kind(&format!("{kind}.monitoring.coreos.com"))
+            .expect("known kind")
+            .api(client, None);
+        let all = all.clone();
+        async move {
+            match api.list(&all).await {
+                Ok(l) => Ok(l.items),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let (service_monitors, pod_monitors) =
+        tokio::try_join!(monitors("ServiceMonitor"), monitors("PodMonitor")).map_err(classify)?;
+    for (dns, dname) in wanted {
+        let daemonset = snapshot
+            .daemonsets
+            .iter()
+            .chain(snapshot.exporter.iter())
+            .find(|d| {
+                d.metadata.namespace.as_deref() == Some(dns.as_str())
+                    && d.metadata.name.as_deref() == Some(dname.as_str())
+            });
+        let Some(pod_labels) =
+            daemonset.and_then(|d| d.spec.as_ref()?.template.metadata.as_ref()?.labels.clone())
+        else {
+            continue;
+        };
+        let services: Api<Service> = Api::namespaced(client.clone(), &dns);
+        let services = services.list(&all).await.map_err(classify)?.items;
+        let found = scrape_object(
+            (&dns, &pod_labels),
+            &services,
+            &service_monitors,
+            &pod_monitors,
+            &snapshot.namespace,
+        );
+        if let Some(found) = found {
+            out.insert((dns, dname), found);
+        }
+    }
+    Ok(out)
+}
+
+/// The ServiceMonitor or PodMonitor that selects pods labelled `pod_labels` in namespace `ns`,
+/// a ServiceMonitor through one of `services` that selects those pods; the one in `prefer`
+/// (the stack's namespace) first (pure).
+fn scrape_object(
+    (ns, pod_labels): (&str, &BTreeMap<String, String>),
+    services: &[Service],
+    service_monitors: &[Object],
+    pod_monitors: &[Object],
+    prefer: &str,
+) -> Option<ScrapeObject> {
+    let in_namespace = |m: &Object| {
+        let own = m.metadata.namespace.as_deref() == Some(ns);
+        match m.data["spec"].get("namespaceSelector") {
+            Some(sel) if sel["any"] == true => true,
+            Some(sel) => match sel["matchNames"].as_array() {
+                Some(names) => names.iter().any(|n| n == ns),
+                None => own,
+            },
+            None => own,
+        }
+    };
+    let selects = |m: &Object, labels: &BTreeMap<String, String>| {
+        serde_json::from_value::<LabelSelector>(m.data["spec"]["selector"].clone())
+            .is_ok_and(|sel| crate::model::selector::matches(&sel, labels))
+    };
+    let service_labels: Vec<BTreeMap<String, String>> = services
+        .iter()
+        .filter(|s| {
+            s.spec
+                .as_ref()
+                .and_then(|spec| spec.selector.as_ref())
+                .is_some_and(|sel| {
+                    !sel.is_empty() && sel.iter().all(|(k, v)| pod_labels.get(k) == Some(v))
+                })
+        })
+        .map(|s| s.metadata.labels.clone().unwrap_or_default())
+        .collect();
+    let found = service_monitors
+        .iter()
+        .filter(|m| in_namespace(m) && service_labels.iter().any(|l| selects(m, l)))
+        .map(|m| ("servicemonitor", m))
+        .chain(
+            pod_monitors
+                .iter()
+                .filter(|m| in_namespace(m) && selects(m, pod_labels))
+                .map(|m| ("podmonitor", m)),
+        )
+        .map(|(kind, m)| {
+            (
+                kind,
+                m.metadata.namespace.clone().unwrap_or_default(),
+                m.metadata.name.clone().unwrap_or_default(),
+            )
+        });
+    let (ours, others): (Vec<ScrapeObject>, Vec<ScrapeObject>) =
+        found.partition(|(_, n, _)| n == prefer);
+    ours.into_iter().chain(others).next()
 }
 
 #[cfg(test)]
@@ -567,6 +752,69 @@ mod tests {
                 (got, want) => panic!("{got:?}, wanted {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_scrape_object_of_an_exporter_selects_its_pods_the_stacks_own_first() {
+        let pods = BTreeMap::from([("app".to_string(), "node-exporter".to_string())]);
+        let service: Service = from(json!({
+            "metadata": {"name": "kps-ne", "namespace": "monitoring", "labels": {"release": "kps"}},
+            "spec": {"selector": {"app": "node-exporter"}},
+        }));
+        let monitor = |kind: &str, ns: &str, name: &str, spec: Value| -> Object {
+            from(json!({
+                "apiVersion": "monitoring.coreos.com/v1", "kind": kind,
+                "metadata": {"name": name, "namespace": ns}, "spec": spec,
+            }))
+        };
+        let theirs = monitor(
+            "ServiceMonitor",
+            "monitoring",
+            "kps-ne",
+            json!({"selector": {"matchLabels": {"release": "kps"}}}),
+        );
+        let ours = monitor(
+            "ServiceMonitor",
+            "automon",
+            "node-exporter",
+            json!({"selector": {"matchLabels": {"release": "kps"}}, "namespaceSelector": {"matchNames": ["monitoring"]}}),
+        );
+        // Elsewhere, and not told to look in monitoring: it does not scrape them.
+        let blind = monitor(
+            "ServiceMonitor",
+            "automon",
+            "blind",
+            json!({"selector": {"matchLabels": {"release": "kps"}}}),
+        );
+        let pod_monitor = monitor(
+            "PodMonitor",
+            "other",
+            "pm",
+            json!({"selector": {"matchLabels": {"app": "node-exporter"}}, "namespaceSelector": {"any": true}}),
+        );
+        let found = |sms: &[Object], pms: &[Object]| {
+            scrape_object(
+                ("monitoring", &pods),
+                std::slice::from_ref(&service),
+                sms,
+                pms,
+                "automon",
+            )
+        };
+        let named = |kind, ns: &str, name: &str| Some((kind, ns.to_string(), name.to_string()));
+        assert_eq!(
+            found(&[theirs.clone(), ours], &[]),
+            named("servicemonitor", "automon", "node-exporter")
+        );
+        assert_eq!(
+            found(&[blind.clone(), theirs], &[]),
+            named("servicemonitor", "monitoring", "kps-ne")
+        );
+        assert_eq!(
+            found(&[blind], std::slice::from_ref(&pod_monitor)),
+            named("podmonitor", "other", "pm")
+        );
+        assert_eq!(found(&[], &[]), None);
     }
 
     #[test]

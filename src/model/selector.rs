@@ -34,6 +34,35 @@ pub fn unmet(selector: &LabelSelector, labels: &Labels) -> Vec<String> {
     out
 }
 
+/// Why a `Prometheus` does not pick an object up.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Unmet {
+    /// Its namespace selector is unset: it looks only in its own namespace.
+    OwnNamespaceOnly(String),
+    /// The object's namespace lacks what the namespace selector asks (`k=v`, `k in (a,b)`).
+    NamespaceLabels(Vec<String>),
+    /// Its selector is unset, which selects nothing.
+    SelectorUnset,
+    /// The object lacks what the selector asks.
+    Labels(Vec<String>),
+}
+
+impl Unmet {
+    pub fn describe(&self, selector_key: &str, namespace_key: &str, namespace: &str) -> String {
+        match self {
+            Unmet::OwnNamespaceOnly(own) => {
+                format!("it only looks in its own namespace {own} ({namespace_key} is unset)")
+            }
+            Unmet::NamespaceLabels(l) => format!(
+                "namespace {namespace} needs label {} ({namespace_key})",
+                l.join(",")
+            ),
+            Unmet::SelectorUnset => format!("its {selector_key} is unset, which selects nothing"),
+            Unmet::Labels(l) => format!("missing label {}", l.join(",")),
+        }
+    }
+}
+
 /// Whether a `Prometheus` picks an object up: its selector matches the object's labels (an
 /// unset selector selects nothing, `{}` everything) and its namespace selector the object's
 /// namespace (unset: only the Prometheus' own namespace). Returns what is unmet.
@@ -44,37 +73,28 @@ pub fn prometheus_selection(
     labels: &Labels,
     namespace: &str,
     namespace_labels: &Labels,
-) -> Result<(), String> {
+) -> Result<(), Unmet> {
     let spec = &prometheus.data["spec"];
     let parse = |v: &Value| serde_json::from_value::<LabelSelector>(v.clone()).ok();
     let own_ns = prometheus.metadata.namespace.as_deref().unwrap_or_default();
     match spec.get(namespace_key).and_then(parse) {
-        None if own_ns != namespace => {
-            return Err(format!(
-                "it only looks in its own namespace {own_ns} ({namespace_key} is unset)"
-            ));
-        }
+        None if own_ns != namespace => return Err(Unmet::OwnNamespaceOnly(own_ns.to_string())),
         Some(sel) => {
             let missing = unmet(&sel, namespace_labels);
             if !missing.is_empty() {
-                return Err(format!(
-                    "namespace {namespace} needs label {} ({namespace_key})",
-                    missing.join(",")
-                ));
+                return Err(Unmet::NamespaceLabels(missing));
             }
         }
         None => {}
     }
     let Some(sel) = spec.get(selector_key).and_then(parse) else {
-        return Err(format!(
-            "its {selector_key} is unset, which selects nothing"
-        ));
+        return Err(Unmet::SelectorUnset);
     };
     let missing = unmet(&sel, labels);
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!("missing label {}", missing.join(",")))
+        Err(Unmet::Labels(missing))
     }
 }
 

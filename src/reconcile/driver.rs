@@ -248,7 +248,7 @@ struct Stores {
 
 impl Stores {
     /// The stores' contents now, assessed.
-    fn look(&self, exclude_label: &str, exporter: &str) -> Look {
+    fn look(&self, exclude_label: &str, exporter: (&str, &str, Option<&str>)) -> Look {
         #[cfg(not(feature = "bench-full-nodes"))]
         let nodes = self.nodes.state();
         #[cfg(feature = "bench-full-nodes")]
@@ -543,7 +543,12 @@ impl Driver {
             Request::Assess {
                 exclude_label,
                 exporter,
-            } => Input::Assessed(stores.look(&exclude_label, &exporter)),
+                namespace,
+                exporter_from,
+            } => Input::Assessed(stores.look(
+                &exclude_label,
+                (&exporter, &namespace, exporter_from.as_deref()),
+            )),
             Request::Publish(publication) => Input::Published(self.publish(publication).await),
             Request::ReadOwed => Input::OwedRead(self.written().await),
             Request::ReadParent => {

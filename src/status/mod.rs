@@ -98,7 +98,15 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         return Ok(Snapshot::empty(&cluster.namespace));
     };
     let reused = reused_prometheus(&parent);
-    let source = prometheus_source(cluster, prom, reuses_operator(&parent), reused.as_ref());
+    let reuse = reuses_operator(&parent);
+    // The reused Prometheus' web port has the name its spec gives it (kube-prometheus-stack's
+    // is `http-web`): one GET, only when that Prometheus is the one asked.
+    let port = match (&prom.url, &reused) {
+        (None, Some((ns, name))) if reuse => web_port_name(cluster, ns, name).await,
+        _ => DEFAULT_WEB_PORT.to_string(),
+    };
+    let reused_at = reused.map(|(ns, _)| (ns, port));
+    let source = prometheus_source(cluster, prom, reuse, reused_at.as_ref());
     let node_exporter_job = crate::plan::LeftOut::of_parent(&parent.metadata)
         .job_name(crate::render::node_exporter::NAME);
     let ask = async {
@@ -151,16 +159,35 @@ impl Snapshot {
     }
 }
 
+/// The port name the operator gives a Prometheus' web port when its spec names none.
+const DEFAULT_WEB_PORT: &str = "web";
+
+/// The name of the web port of the `Prometheus` `ns/name` (`spec.portName`), which the
+/// operator's `prometheus-operated` Service carries; the default when it cannot be read.
+async fn web_port_name(cluster: &Cluster, ns: &str, name: &str) -> String {
+    let api = resources::by_group_kind("Prometheus.monitoring.coreos.com")
+        .expect("monitoring kinds are known")
+        .api(&cluster.client, Some(ns));
+    api.get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|p| p.data["spec"]["portName"].as_str().map(str::to_string))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| DEFAULT_WEB_PORT.to_string())
+}
+
 /// The Prometheus that scrapes the stack: `--prometheus-url`, its own, or the reused one
 /// (through the `prometheus-operated` Service its operator keeps in front of every
-/// Prometheus); `None` when there is none to ask.
+/// Prometheus, at its web port's name: `reused_at`, as (namespace, port name)); `None` when
+/// there is none to ask.
 fn prometheus_source<'a>(
     cluster: &'a Cluster,
     prom: &'a PrometheusFlag,
     reuses_operator: bool,
-    reused: Option<&'a (String, String)>,
+    reused_at: Option<&'a (String, String)>,
 ) -> Option<prometheus::Source<'a>> {
-    match (&prom.url, reused) {
+    match (&prom.url, reused_at) {
         (Some(url), _) => Some(prometheus::Source::Url(url)),
         (None, _) if !reuses_operator => Some(prometheus::Source::ServiceProxy {
             cluster,
@@ -168,11 +195,11 @@ fn prometheus_source<'a>(
             service: render::prometheus::SERVICE,
             port: render::prometheus::PORT_NAME,
         }),
-        (None, Some((namespace, _))) => Some(prometheus::Source::ServiceProxy {
+        (None, Some((namespace, port))) => Some(prometheus::Source::ServiceProxy {
             cluster,
             namespace,
             service: OPERATED_SERVICE,
-            port: "web",
+            port,
         }),
         (None, None) => None,
     }
@@ -253,6 +280,58 @@ async fn list(cluster: &Cluster, parent: ConfigMap) -> Result<Snapshot, kube::Er
         exporter,
         reused,
         lease: None,
+    })
+}
+
+impl Snapshot {
+    /// The DaemonSet that puts the exporter on nodes of `os`, as (namespace, name): automon's
+    /// windows-exporter on Windows nodes when the stack runs one (as node coverage judges
+    /// them), else the node-exporter, automon's own or the other stack's it scrapes (pure).
+    pub fn exporter_for(&self, os: &str) -> (String, String) {
+        let windows = os == render::classes::WINDOWS
+            && self
+                .daemonsets
+                .iter()
+                .any(|d| d.metadata.name.as_deref() == Some(render::classes::WINDOWS_EXPORTER));
+        if windows {
+            (
+                self.namespace.clone(),
+                render::classes::WINDOWS_EXPORTER.to_string(),
+            )
+        } else {
+            exporter_daemonset(self.exporter_from.as_deref(), &self.namespace)
+        }
+    }
+
+    /// The `Prometheus` that scrapes the stack, as (namespace, name): automon's own, or the
+    /// other stack's its parent names; `None` when not installed or the parent names none.
+    pub fn scraping_prometheus(&self) -> Option<(String, String)> {
+        let parent = self.parent.as_ref()?;
+        if reuses_operator(parent) {
+            reused_prometheus(parent)
+        } else {
+            Some((
+                self.namespace.clone(),
+                render::prometheus::INSTANCE.to_string(),
+            ))
+        }
+    }
+}
+
+/// The labels the Prometheus Operator gives every pod (every shard's) of the `Prometheus` or
+/// `Alertmanager` `name`, automon's own or another stack's, as a label selector (pure).
+pub fn operator_pod_selector(kind: &str, name: &str) -> String {
+    format!(
+        "app.kubernetes.io/name={},app.kubernetes.io/instance={name}",
+        kind.to_lowercase()
+    )
+}
+
+/// Whether a pod is one of those [`operator_pod_selector`] selects (pure).
+fn operator_pod(labels: &BTreeMap<String, String>, kind: &str, name: &str) -> bool {
+    operator_pod_selector(kind, name).split(',').all(|pair| {
+        pair.split_once('=')
+            .is_some_and(|(k, v)| labels.get(k).map(String::as_str) == Some(v))
     })
 }
 
@@ -423,7 +502,12 @@ fn reused_component(part: &ReusedPart, namespace: &str) -> Component {
                 part.from
             ))
         } else if !w.is_ready() {
-            Some(format!("{}/{} ready", w.ready, w.desired))
+            // As for the stack's own: a rollout that has not caught up says so.
+            Some(if w.current {
+                format!("{}/{} ready", w.ready, w.desired)
+            } else {
+                "rolling out".to_string()
+            })
         } else {
             None
         },
@@ -760,7 +844,7 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
     problems.extend(component_problems(&components, &summary));
     let view = s.prometheus.as_ref().map(|a| a.view.clone());
     problems.extend(scrape_problem(view.as_ref()));
-    let unknown = unknown(view.as_ref());
+    let unknown = unknown(view.as_ref(), &s.namespace);
     let mut names = s.dashboards.clone();
     names.sort();
     Status {
@@ -836,6 +920,8 @@ fn assess_nodes(s: &Snapshot, config: &Config, now: Timestamp) -> Vec<NodeStatus
         failed_create,
         failed_create_at,
         exclude_label: &config.node_exporter.exclude_label,
+        namespace: &s.namespace,
+        exporter_from: s.exporter_from.as_deref(),
         targets: s.prometheus.as_ref().and_then(|a| a.node_targets.as_ref()),
         now: now.as_millisecond() as f64 / 1000.0,
     })
@@ -972,11 +1058,11 @@ impl Health {
 }
 
 /// What status could not check because Prometheus did not answer or was not asked (pure).
-fn unknown(view: Option<&PrometheusView>) -> Vec<String> {
+fn unknown(view: Option<&PrometheusView>, namespace: &str) -> Vec<String> {
     match view {
         Some(v) if v.reachable => Vec::new(),
         Some(v) => vec![format!(
-            "scrape health and firing alerts (Prometheus did not answer at {}: {}; kubectl automon doctor tells more)",
+            "scrape health and firing alerts (Prometheus did not answer at {}: {}; `kubectl automon doctor -n {namespace}` tells more)",
             v.via,
             v.error.as_deref().unwrap_or("no answer")
         )],
@@ -1095,12 +1181,10 @@ fn component(w: &workloads::Workload, s: &Snapshot, summary: &Summary) -> Compon
                     });
                 c.created = created(&o.metadata);
                 if !c.healthy {
-                    let app = w.kind.to_lowercase();
-                    let pods = s.pods.iter().filter(|p| {
-                        let l = labels_of(p);
-                        l.get("app.kubernetes.io/name") == Some(&app)
-                            && l.get("app.kubernetes.io/instance") == Some(&w.name)
-                    });
+                    let pods = s
+                        .pods
+                        .iter()
+                        .filter(|p| operator_pod(&labels_of(p), &w.kind, &w.name));
                     c.message = pod_problem(pods).or_else(|| {
                         o.data["status"]["conditions"]
                             .as_array()
@@ -1116,7 +1200,10 @@ fn component(w: &workloads::Workload, s: &Snapshot, summary: &Summary) -> Compon
     };
     if found.is_none() {
         c.healthy = false;
-        c.message = Some("missing (`kubectl automon enable` restores it)".into());
+        c.message = Some(format!(
+            "missing (`kubectl automon enable -n {}` restores it)",
+            s.namespace
+        ));
     } else if !c.healthy && c.message.is_none() {
         c.message = Some(if w.current {
             format!("{}/{} ready", c.ready, c.desired)
@@ -1147,15 +1234,18 @@ mod tests {
 
     #[test]
     fn only_an_answer_from_prometheus_leaves_nothing_unknown() {
-        assert_eq!(unknown(Some(&view(true, None))), Vec::<String>::new());
-        let silent = unknown(Some(&view(false, Some("no answer within 5s"))));
+        assert_eq!(
+            unknown(Some(&view(true, None)), "automon"),
+            Vec::<String>::new()
+        );
+        let silent = unknown(Some(&view(false, Some("no answer within 5s"))), "automon");
         assert_eq!(
             silent,
             [
-                "scrape health and firing alerts (Prometheus did not answer at service automon/prometheus:web through the API server: no answer within 5s; kubectl automon doctor tells more)"
+                "scrape health and firing alerts (Prometheus did not answer at service automon/prometheus:web through the API server: no answer within 5s; `kubectl automon doctor -n automon` tells more)"
             ]
         );
-        let unasked = unknown(None);
+        let unasked = unknown(None, "automon");
         assert_eq!(unasked.len(), 1);
         assert!(unasked[0].contains("--prometheus-url"), "{unasked:?}");
     }

@@ -99,6 +99,10 @@ pub struct Inputs<'a> {
     /// When it was last reported.
     pub failed_create_at: Option<Timestamp>,
     pub exclude_label: &'a str,
+    /// The stack's namespace, which the reasons' commands name.
+    pub namespace: &'a str,
+    /// Another stack's exporter the stack scrapes instead of its own (`namespace/name`).
+    pub exporter_from: Option<&'a str>,
     /// node-exporter targets by node name, when Prometheus answered.
     pub targets: Option<&'a HashMap<String, Target>>,
     /// Seconds since the epoch, for the age of a scrape.
@@ -279,10 +283,18 @@ fn why_no_pod(
     inputs: &Inputs,
 ) -> Why {
     let not = |cause: Cause, reason: String| (Coverage::NotMonitored, Some((cause, reason)));
+    let ns = inputs.namespace;
     let Some(template) = template else {
         return not(
             Cause::DaemonSetMissing,
-            "the node-exporter DaemonSet is missing (`kubectl automon enable` restores it)".into(),
+            match inputs.exporter_from {
+                Some(from) => format!(
+                    "daemonset {from}, the exporter this stack scrapes, is missing (`kubectl automon enable -n {ns}` deploys automon's own)"
+                ),
+                None => format!(
+                    "the node-exporter DaemonSet is missing (`kubectl automon enable -n {ns}` restores it)"
+                ),
+            },
         );
     };
 
@@ -290,9 +302,11 @@ fn why_no_pod(
         if labels.get(k) != Some(v) {
             if k == OS_LABEL {
                 let hint = if os == "windows" {
-                    " (Windows nodes need windows-exporter: `kubectl automon enable` or `reconcile` adds it)"
+                    format!(
+                        " (Windows nodes need windows-exporter: `kubectl automon enable -n {ns}` or `kubectl automon reconcile -n {ns}` adds it)"
+                    )
                 } else {
-                    ""
+                    String::new()
                 };
                 return not(
                     Cause::UnsupportedOs,
@@ -468,6 +482,8 @@ mod tests {
             failed_create: failed,
             failed_create_at: at.map(|t| t.parse().unwrap()),
             exclude_label: "automon.io/exclude",
+            namespace: "automon",
+            exporter_from: None,
             targets: None,
             now: 0.0,
         };
@@ -693,6 +709,8 @@ mod tests {
             failed_create: None,
             failed_create_at: None,
             exclude_label: "automon.io/exclude",
+            namespace: "automon",
+            exporter_from: None,
             targets: Some(&targets),
             now: 100.0,
         };

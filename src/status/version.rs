@@ -48,7 +48,7 @@ impl StackVersion {
                     "the stack was installed by automon {installed}, older than this plugin ({plugin})"
                 ),
                 format!(
-                    "run kubectl automon enable -n {ns} to upgrade it (kubectl automon diff -n {ns} shows what changes)"
+                    "run `kubectl automon enable -n {ns}` to upgrade it (`kubectl automon diff -n {ns}` shows what changes)"
                 ),
             )),
             Skew::PluginOlder => Some((
@@ -67,7 +67,7 @@ impl StackVersion {
                     ),
                 },
                 format!(
-                    "run kubectl automon enable -n {ns} to record this plugin's version ({plugin})"
+                    "run `kubectl automon enable -n {ns}` to record this plugin's version ({plugin})"
                 ),
             )),
         }
@@ -93,7 +93,7 @@ mod tests {
             "{what}"
         );
         assert!(
-            fix.starts_with("run kubectl automon enable -n mon to upgrade it"),
+            fix.starts_with("run `kubectl automon enable -n mon` to upgrade it"),
             "{fix}"
         );
         let older = StackVersion {

@@ -355,7 +355,21 @@ pub fn get_json(args: &[&str]) -> Value {
 /// later `enable` takes it over without a conflict, as it would.
 pub fn parent_written_by(ns: &str, version: &str, config: Option<&str>) {
     let mut parent = get_json(&["get", "configmap", "automon", "-n", ns]);
-    let meta = parent["metadata"].as_object_mut().unwrap();
+    parent["metadata"]["annotations"]["applyset.kubernetes.io/tooling"] =
+        format!("kubectl-automon/{version}").into();
+    parent["metadata"]["labels"]["app.kubernetes.io/version"] =
+        version.trim_start_matches('v').into();
+    if let Some(config) = config {
+        parent["data"]["config.yaml"] = config.into();
+    }
+    apply_as_automon(parent);
+}
+
+/// `object`, as read from the cluster and changed by a test, applied as automon applies: a
+/// server-side apply of the whole object by its field manager (what the server keeps for
+/// itself left out), so that a later `enable` takes it over without a conflict.
+pub fn apply_as_automon(mut object: Value) {
+    let meta = object["metadata"].as_object_mut().unwrap();
     for server_side in [
         "managedFields",
         "resourceVersion",
@@ -364,13 +378,7 @@ pub fn parent_written_by(ns: &str, version: &str, config: Option<&str>) {
     ] {
         meta.remove(server_side);
     }
-    parent["metadata"]["annotations"]["applyset.kubernetes.io/tooling"] =
-        format!("kubectl-automon/{version}").into();
-    parent["metadata"]["labels"]["app.kubernetes.io/version"] =
-        version.trim_start_matches('v').into();
-    if let Some(config) = config {
-        parent["data"]["config.yaml"] = config.into();
-    }
+    object.as_object_mut().unwrap().remove("status");
     cluster()
         .kubectl_with_input(
             &[
@@ -381,7 +389,7 @@ pub fn parent_written_by(ns: &str, version: &str, config: Option<&str>) {
                 "-f",
                 "-",
             ],
-            &parent.to_string(),
+            &object.to_string(),
         )
         .success();
 }

@@ -45,8 +45,131 @@ impl Drop for Object {
 /// node-exporter tolerates and keeps other stacks' Deployments off a node that goes away at the
 /// end of the test.
 pub fn tainted_node(name: &str, taint: Option<(&str, &str, &str)>) -> KwokNodes {
+    KwokNodes::create(vec![tainted_kwok_node(name, taint)])
+}
+
+/// The node [`tainted_node`] creates.
+pub fn tainted_kwok_node(name: &str, taint: Option<(&str, &str, &str)>) -> serde_json::Value {
     let (key, value, effect) = taint.unwrap_or(("automon.io/doctor-test", "true", "NoSchedule"));
-    KwokNodes::create(vec![tainted(name, key, value, effect)])
+    tainted(name, key, value, effect)
+}
+
+/// A kubelet Service in kube-system that no running operator maintains, as a removed stack
+/// leaves it; deleted when the guard drops.
+pub fn stale_kubelet_service(name: &str) -> Object {
+    Object::apply(
+        "service",
+        name,
+        Some("kube-system"),
+        &format!(
+            "apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: kube-system
+  labels:
+    app.kubernetes.io/managed-by: prometheus-operator
+    app.kubernetes.io/name: kubelet
+    k8s-app: kubelet
+spec:
+  clusterIP: None
+  ports: [{{name: https-metrics, port: 10250}}]
+"
+        ),
+    )
+}
+
+/// A validating webhook `configuration` on the PrometheusRules of namespace `ns` alone, with
+/// failure policy `policy`, calling a Service that is gone.
+pub fn gone_webhook(configuration: &str, ns: &str, policy: &str) -> String {
+    format!(
+        "apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: {configuration}
+webhooks:
+- name: rules.{ns}.example.com
+  failurePolicy: {policy}
+  sideEffects: None
+  admissionReviewVersions: [v1]
+  rules:
+  - apiGroups: [monitoring.coreos.com]
+    apiVersions: [\"*\"]
+    operations: [CREATE, UPDATE]
+    resources: [prometheusrules]
+  clientConfig:
+    service: {{namespace: {ns}, name: gone-webhook, port: 443}}
+  namespaceSelector:
+    matchLabels: {{kubernetes.io/metadata.name: {ns}}}
+"
+    )
+}
+
+/// The Grafana pod of the stack in `ns`, its container made to wait on an image it cannot
+/// pull; its name.
+pub fn grafana_cannot_pull(ns: &str) -> String {
+    let pod = pod_of(ns, "grafana").expect("the grafana pod");
+    cannot_pull(ns, &pod, "grafana");
+    pod
+}
+
+/// The container `container` (every one: `*`) of pod `ns/pod` made to wait on an image it
+/// cannot pull, and the pod not ready (kwok leaves a pod's status alone once it has an IP).
+pub fn cannot_pull(ns: &str, pod: &str, container: &str) {
+    let mut status = get_json(&["get", "pod", "-n", ns, pod])["status"].clone();
+    for c in status["containerStatuses"].as_array_mut().unwrap() {
+        if container == "*" || c["name"] == container {
+            c["ready"] = false.into();
+            c["started"] = false.into();
+            c["state"] = serde_json::json!({"waiting": {
+                "reason": "ImagePullBackOff",
+                "message": "Back-off pulling image \"docker.io/grafana/grafana\"",
+            }});
+        }
+    }
+    for c in status["conditions"].as_array_mut().unwrap() {
+        if c["type"] == "Ready" || c["type"] == "ContainersReady" {
+            c["status"] = "False".into();
+        }
+    }
+    kubectl(&[
+        "patch",
+        "pod",
+        "-n",
+        ns,
+        pod,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &serde_json::json!({ "status": status }).to_string(),
+    ]);
+}
+
+/// `node`, a node of a test's own, on which a pod of `holder_ns` holds host port `port` before
+/// any exporter comes. The pod is bound to it before it exists (any node of that name an
+/// earlier run left goes first), at the exporter's own priority (a lower one would be
+/// preempted).
+pub fn node_with_port_held(node: serde_json::Value, holder_ns: &str, port: u16) -> KwokNodes {
+    let name = node["metadata"]["name"].as_str().expect("a node name");
+    drop(KwokNodes(vec![name.to_string()]));
+    apply(&format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: other-exporter
+  namespace: {holder_ns}
+spec:
+  nodeName: {name}
+  hostNetwork: true
+  priorityClassName: system-node-critical
+  tolerations: [{{operator: Exists}}]
+  containers:
+  - name: exporter
+    image: quay.io/prometheus/node-exporter:v1.9.0
+    ports: [{{containerPort: {port}, hostPort: {port}}}]
+"
+    ));
+    KwokNodes::create(vec![node])
 }
 
 /// Nodes the cluster starts with, and the ones these tests add; any other node belongs to a test

@@ -40,7 +40,7 @@ impl Look {
         daemonsets: &[Arc<DaemonSet>],
         refusals: &[Arc<CoreEvent>],
         exclude_label: &str,
-        exporter: &str,
+        (exporter, namespace, exporter_from): (&str, &str, Option<&str>),
         now: Timestamp,
     ) -> Self {
         let named = |name: &str| {
@@ -59,6 +59,8 @@ impl Look {
             failed_create,
             failed_create_at,
             exclude_label,
+            namespace,
+            exporter_from,
             targets: None,
             now: now.as_millisecond() as f64 / 1000.0,
         });
@@ -104,9 +106,14 @@ impl Machine {
 
     pub(super) fn look(&mut self, first: bool) -> Vec<Action> {
         self.busy.looking = Some(first);
+        let source = &self.source;
         vec![Action::Ask(Request::Assess {
             exclude_label: self.config.node_exporter.exclude_label.clone(),
-            exporter: self.source.name.clone(),
+            exporter: source.name.clone(),
+            namespace: self.namespace.clone(),
+            exporter_from: source
+                .borrowed
+                .then(|| format!("{}/{}", source.namespace, source.name)),
         })]
     }
 

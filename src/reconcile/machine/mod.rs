@@ -148,6 +148,10 @@ pub enum Request {
     Assess {
         exclude_label: String,
         exporter: String,
+        /// The stack's namespace, and the other stack's exporter it scrapes (`namespace/name`):
+        /// what the reasons name.
+        namespace: String,
+        exporter_from: Option<String>,
     },
     /// Write an Event on a Node ([`Input::Published`]).
     Publish(Box<Publication>),
@@ -926,6 +930,8 @@ mod tests {
             [&Request::Assess {
                 exclude_label: Config::default().node_exporter.exclude_label,
                 exporter: "node-exporter".into(),
+                namespace: NS.into(),
+                exporter_from: None,
             }]
         );
     }

@@ -648,6 +648,8 @@ mod tests {
             let asked = Request::Assess {
                 exclude_label,
                 exporter: "node-exporter".into(),
+                namespace: NS.into(),
+                exporter_from: None,
             };
             assert_eq!(requests(&out), [&asked]);
         }
