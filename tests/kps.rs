@@ -272,6 +272,10 @@ fn beside_the_real_chart_nothing_is_scraped_twice_and_node_alerts_fire_once_per_
         "the chart alone scrapes targets twice: {:?}",
         twice(&alone)
     );
+    eprintln!(
+        "the chart alone: {} targets, each in one scrape pool",
+        alone.len()
+    );
     let before = chart_objects();
 
     let out = run(automon_admin().args(["enable", "-n", NS])).success();
@@ -299,6 +303,10 @@ fn beside_the_real_chart_nothing_is_scraped_twice_and_node_alerts_fire_once_per_
         twice(&with_automon).is_empty(),
         "targets scraped twice beside automon: {:?}",
         twice(&with_automon)
+    );
+    eprintln!(
+        "beside automon: {} targets, each in one scrape pool",
+        with_automon.len()
     );
     let nodes: BTreeSet<String> = labelled
         .iter()
