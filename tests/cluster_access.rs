@@ -412,7 +412,7 @@ fn https_proxy_from_environment_and_no_proxy() {
 fn proxy_url_in_kubeconfig_is_used() {
     let c = cluster();
     let api = c.server.trim_start_matches("https://").to_string();
-    let (proxy_port, seen) = connect_proxy(api);
+    let (proxy_port, seen) = connect_proxy(api.clone());
     let (_d, kc) = c.kubeconfig_with(|text| {
         text.replace(
             "    certificate-authority-data:",
@@ -422,7 +422,12 @@ fn proxy_url_in_kubeconfig_is_used() {
         )
     });
     run(automon().arg("version").arg("--kubeconfig").arg(&kc)).success();
-    // One connection for both of version's requests (the server's version, the stack's).
+    // Every connection of version's requests (the server's version, the stack's) went through
+    // the proxy to the API server: usually one, reused; on a loaded machine the pool may open
+    // a second, which is no less proxied.
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(!seen.is_empty(), "the proxy saw no connection");
+    for s in &seen {
+        assert_eq!(s, &format!("CONNECT {api} HTTP/1.1"), "{seen:?}");
+    }
 }
