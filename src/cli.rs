@@ -61,8 +61,7 @@ pub enum Command {
     Version(commands::version::Args),
     /// Print a shell completion script (bash, zsh, fish), or kubectl's plugin completion helper
     Completion(commands::completion::Args),
-    /// Move from a kube-prometheus-stack Helm release: for now, what it would do (--dry-run)
-    #[command(hide = true)]
+    /// Move from a kube-prometheus-stack Helm release with no gap: install beside it, prove every target is scraped, remove it
     Migrate(commands::migrate::Args),
 }
 
@@ -165,7 +164,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         "  # What moving from release kps in namespace monitoring would do
   kubectl automon migrate kps --from-namespace monitoring --dry-run
   # Its values as automon's, for enable -f
-  kubectl automon migrate kps --from-namespace monitoring --dry-run -o yaml > automon.yaml",
+  kubectl automon migrate kps --from-namespace monitoring --dry-run -o yaml > automon.yaml
+  # Run beside it first, and finish later
+  kubectl automon migrate kps --from-namespace monitoring --keep-old
+  kubectl automon migrate kps --from-namespace monitoring",
     ),
     (
         "completion",

@@ -68,6 +68,23 @@ pub struct Config {
     pub api_server: ApiServer,
     pub alerts: Alerts,
     pub dashboards: Dashboards,
+    /// Set by `migrate` while the stack runs beside the Helm release it replaces, until the
+    /// release is removed: see [`Migration`]. Not a setting of the user's: absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration: Option<Migration>,
+}
+
+/// Beside a kube-prometheus-stack release that is being replaced (`kubectl automon migrate`):
+/// automon runs its whole stack, none of the release's reused, and its operator reconciles only
+/// the Prometheus and Alertmanager annotated with its controller id, which the release's
+/// operator (that watches every namespace) leaves alone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Migration {
+    /// The Helm release being replaced.
+    pub release: String,
+    /// Its namespace.
+    pub namespace: String,
 }
 
 impl Default for Config {
@@ -85,6 +102,7 @@ impl Default for Config {
             api_server: ApiServer::default(),
             alerts: Alerts::default(),
             dashboards: Dashboards::default(),
+            migration: None,
         }
     }
 }
@@ -192,6 +210,9 @@ pub struct Prometheus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Select {
+    /// Every object, whatever its labels (less `exclude`): as a kube-prometheus-stack whose
+    /// selectors select everything.
+    pub all: bool,
     pub labels: BTreeMap<String, String>,
     pub exclude: BTreeMap<String, String>,
     pub namespaces: Vec<String>,
@@ -445,6 +466,8 @@ pub struct KubeStateMetrics {
 pub struct Kubelet {
     /// Scrape the kubelet's and cAdvisor's metrics.
     pub enabled: bool,
+    /// Scrape the kubelet's `/metrics/probes` too (a series per container probe and result).
+    pub probes: bool,
     /// Drop the kubelet and cAdvisor series no shipped dashboard or rule reads
     /// (`render::kubelet::CADVISOR_DROPPED`, `KUBELET_DROPPED`); `false` keeps them all.
     pub drop_unused_series: bool,
@@ -454,6 +477,7 @@ impl Default for Kubelet {
     fn default() -> Self {
         Kubelet {
             enabled: true,
+            probes: false,
             drop_unused_series: true,
         }
     }
@@ -1041,6 +1065,12 @@ impl Config {
             return Err(invalid(
                 &format!("prometheus.select.exclude.{k}"),
                 "excludes every object that `labels` selects".to_string(),
+            ));
+        }
+        if select.all && !select.labels.is_empty() {
+            return Err(invalid(
+                "prometheus.select.all",
+                "selects every object whatever its labels: set it or prometheus.select.labels, not both".to_string(),
             ));
         }
         for n in &select.namespaces {

@@ -13,7 +13,7 @@ mod common;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::Command,
 };
 
@@ -76,134 +76,6 @@ impl Drop for Chart {
 /// The configuration the operator generated for the chart's Prometheus, once it holds `pool`.
 fn chart_config(pool: &str) -> Value {
     operator_config(CHART_NS, PROMETHEUS, pool)
-}
-
-/// `config` as a Prometheus out of the cluster can load it: service discovery through the
-/// local cluster's kubeconfig, no in-pod credentials, rules or Alertmanagers, and every target
-/// dialed at a closed port of 127.0.0.1 (the relabeling that decides which targets are kept
-/// runs unchanged before that).
-fn outside_the_cluster(mut config: Value, kubeconfig: &Path) -> Value {
-    let map = config.as_object_mut().unwrap();
-    for key in ["rule_files", "alerting", "remote_write", "storage"] {
-        map.remove(key);
-    }
-    for job in config["scrape_configs"].as_array_mut().unwrap() {
-        let job = job.as_object_mut().unwrap();
-        for key in [
-            "authorization",
-            "tls_config",
-            "bearer_token_file",
-            "basic_auth",
-            "oauth2",
-        ] {
-            job.remove(key);
-        }
-        for sd in job
-            .get_mut("kubernetes_sd_configs")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            sd["kubeconfig_file"] = json!(kubeconfig.display().to_string());
-        }
-        let relabel = job.entry("relabel_configs").or_insert_with(|| json!([]));
-        relabel
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"target_label": "__address__", "replacement": "127.0.0.1:1"}));
-    }
-    config
-}
-
-/// Each target (its pod or node and address, its path) with the scrape pools that keep it
-/// (`serviceMonitor/<ns>/<name>/<n> (job <job>)`).
-type Kept = BTreeMap<(String, String), BTreeSet<String>>;
-
-/// The targets a real Prometheus keeps with `config` (the operator's, made loadable here), and
-/// every target's labels and node.
-fn kept_targets(config: Value) -> (Kept, Vec<(Value, String)>) {
-    let dir = tempfile::tempdir().unwrap();
-    let c = cluster();
-    let config = outside_the_cluster(config, &c.kubeconfig);
-    std::fs::write(
-        dir.path().join("prometheus.yaml"),
-        serde_json::to_string(&config).unwrap(),
-    )
-    .unwrap();
-    let port = free_port();
-    let (_prometheus, log) =
-        spawn_prometheus(&built_tool("prometheus", "prometheus"), dir.path(), port);
-    // Discovery settles when two answers a few seconds apart agree.
-    let mut last = String::new();
-    let targets = poll(
-        90,
-        || {
-            std::thread::sleep(std::time::Duration::from_secs(3));
-            let active = http_get(port, "/api/v1/targets?state=active")
-                .ok()
-                .and_then(|a| serde_json::from_str::<Value>(&a).ok())
-                .and_then(|v| v["data"]["activeTargets"].as_array().cloned())
-                .unwrap_or_default();
-            let key = serde_json::to_string(
-                &active
-                    .iter()
-                    .map(|t| (&t["scrapePool"], &t["discoveredLabels"]["__address__"]))
-                    .collect::<Vec<_>>(),
-            )
-            .unwrap();
-            let settled = !active.is_empty() && key == last;
-            last = key;
-            (settled, active)
-        },
-        |(settled, _)| *settled,
-    );
-    assert!(
-        targets.0,
-        "the real Prometheus kept no targets that settled:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    let targets = targets.1;
-    let mut by_target: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    let mut labelled = Vec::new();
-    for t in &targets {
-        let d = &t["discoveredLabels"];
-        // kwok's nodes share one address: the pod (or node) behind it tells targets apart.
-        let key = (
-            format!(
-                "{} {}",
-                d["__meta_kubernetes_endpoint_address_target_name"]
-                    .as_str()
-                    .or(d["__meta_kubernetes_pod_name"].as_str())
-                    .unwrap_or_default(),
-                d["__address__"].as_str().unwrap_or_default()
-            ),
-            d["__metrics_path__"]
-                .as_str()
-                .unwrap_or("/metrics")
-                .to_string(),
-        );
-        // Two scrape pools under one job name are still two scrapes.
-        let pool = format!(
-            "{} (job {})",
-            t["scrapePool"].as_str().unwrap_or_default(),
-            t["labels"]["job"].as_str().unwrap_or_default()
-        );
-        by_target.entry(key).or_default().insert(pool);
-        let node = d["__meta_kubernetes_pod_node_name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        labelled.push((t["labels"].clone(), node));
-    }
-    (by_target, labelled)
-}
-
-fn twice(by_target: &Kept) -> Vec<String> {
-    by_target
-        .iter()
-        .filter(|(_, jobs)| jobs.len() > 1)
-        .map(|((address, path), jobs)| format!("{address}{path}: {jobs:?}"))
-        .collect()
 }
 
 /// The chart's objects in its namespace, each with its resourceVersion: what `enable` and

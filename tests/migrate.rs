@@ -232,6 +232,180 @@ spec:
     ));
 }
 
+/// The user's app behind their ServiceMonitor: a Deployment and its Service, so that the
+/// release's Prometheus has a target of the user's that automon's must keep.
+fn users_app(ns: &str) {
+    apply(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: my-app, namespace: {ns}}}
+spec:
+  selector: {{matchLabels: {{app: my-app}}}}
+  template:
+    metadata: {{labels: {{app: my-app}}}}
+    spec:
+      containers: [{{name: app, image: my-app:1, ports: [{{name: http, containerPort: 8080}}]}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: my-app, namespace: {ns}, labels: {{app: my-app}}}}
+spec:
+  selector: {{app: my-app}}
+  ports: [{{name: http, port: 8080}}]
+"#
+    ));
+}
+
+/// automon's operator as the migration deployed it, run out of the cluster with its
+/// Deployment's own arguments (the controller id among them): the local cluster's shared
+/// operator, without one, leaves automon's Prometheus to it.
+fn automons_operator(ns: &str, dir: &std::path::Path) -> Process {
+    let deployment = get_json(&["get", "deployment", "prometheus-operator", "-n", ns]);
+    let args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("the operator's arguments")
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .filter(|a| !a.starts_with("--web.listen-address"))
+        .collect();
+    let binary = built_tool(
+        "operator",
+        &format!(
+            "prometheus-operator-{}",
+            pinned("PROMETHEUS_OPERATOR_VERSION")
+        ),
+    );
+    Process::spawn(
+        "automon's prometheus-operator",
+        Command::new(binary)
+            .args(&args)
+            .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
+            .env("KUBECONFIG", cluster().dir.join("pki/operator.kubeconfig")),
+        &dir.join("operator.log"),
+    )
+}
+
+/// How many targets of each job a Prometheus keeps, for the report of a migration.
+fn jobs(targets: &[Value]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for t in targets {
+        *out.entry(t["labels"]["job"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    out
+}
+
+/// The migration of `release` into automon's namespace `ns`, as a user runs it in two steps:
+/// `--keep-old` (automon beside the release, nothing scraped twice by either Prometheus),
+/// then the run that proves coverage from both Prometheus' target APIs (real Prometheus
+/// processes loaded with what each operator generated, answering for each one's pod) and
+/// removes the release. Returns the targets of the release's Prometheus and of automon's.
+fn migrate_in_two_steps(
+    release: &Release,
+    ns: &'static str,
+    prometheus: &str,
+) -> (Vec<Value>, Vec<Value>, Run) {
+    let beside = release.migrate(&["-n", ns, "--keep-old"]).success();
+    assert_has(&beside.stdout, "Step 1/3  automon beside release");
+    assert_has(
+        &beside.stdout,
+        &format!(
+            "prometheus {}/{prometheus} patched to select none of automon's objects",
+            release.namespace
+        ),
+    );
+    assert_has(&beside.stdout, "Both run side by side");
+    assert_lacks(&beside.stdout, "Step 2/3");
+    // Each operator reconciles its own: automon's Prometheus carries the controller id, which
+    // the shared operator (the release's stand-in, without one) leaves alone.
+    let automons = get_json(&["get", "prometheus", "automon", "-n", ns]);
+    assert_eq!(
+        automons["metadata"]["annotations"]["operator.prometheus.io/controller-id"],
+        format!("automon-{ns}"),
+        "{automons}"
+    );
+    let daemonset = get_json(&["get", "daemonset", "node-exporter", "-n", ns]);
+    assert_eq!(
+        daemonset["spec"]["template"]["spec"]["containers"][0]["ports"][0]["hostPort"], 9101,
+        "automon's node-exporter leaves the release's port 9100 alone"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let _operator = automons_operator(ns, dir.path());
+    let theirs = OutsidePrometheus::start(operator_config(
+        release.namespace,
+        prometheus,
+        &format!("serviceMonitor/{}/", release.namespace),
+    ));
+    let ours = OutsidePrometheus::start(operator_config(ns, "automon", "serviceMonitor/"));
+    let (their_targets, our_targets) = (theirs.settled_targets(), ours.settled_targets());
+    for (whose, targets) in [
+        ("the release's", &their_targets),
+        ("automon's", &our_targets),
+    ] {
+        let (kept, _) = kept_targets_of(targets);
+        assert_eq!(
+            twice(&kept),
+            Vec::<String>::new(),
+            "{whose} Prometheus scrapes these twice"
+        );
+    }
+    // Only the release's Prometheus scrapes the release's exporters; automon's scrapes its own.
+    let user_target = |targets: &[Value]| {
+        targets
+            .iter()
+            .any(|t| t["discoveredLabels"]["__meta_kubernetes_service_name"] == "my-app")
+    };
+    assert!(user_target(&their_targets), "{their_targets:#?}");
+    assert!(
+        user_target(&our_targets),
+        "automon's Prometheus does not scrape the user's app"
+    );
+    let _theirs_exposed = expose(
+        release.namespace,
+        &format!("prometheus-{prometheus}-0"),
+        9090,
+        theirs.port,
+    );
+    let _ours_exposed = expose(ns, "prometheus-automon-0", 9090, ours.port);
+
+    let done = release.migrate(&["-n", ns, "--timeout", "3m"]).success();
+    eprintln!("{}", done.stdout);
+    assert_has(&done.stdout, "Step 2/3  coverage");
+    assert_has(&done.stdout, ", 0 lost");
+    assert_has(&done.stdout, "Step 3/3  release");
+    assert_has(
+        &done.stdout,
+        &format!(
+            "Migrated from release {} in namespace {}",
+            release.name, release.namespace
+        ),
+    );
+    // Settled: no controller id, the release's selection kept.
+    let settled = get_json(&["get", "prometheus", "automon", "-n", ns]);
+    assert!(
+        settled["metadata"]["annotations"]
+            .get("operator.prometheus.io/controller-id")
+            .is_none(),
+        "{settled}"
+    );
+    let operator = get_json(&["get", "deployment", "prometheus-operator", "-n", ns]);
+    assert_lacks(
+        &operator["spec"]["template"]["spec"]["containers"][0]["args"].to_string(),
+        "--controller-id",
+    );
+    assert_eq!(
+        settled["spec"]["serviceMonitorNamespaceSelector"],
+        serde_json::json!({}),
+        "{settled}"
+    );
+    // A second run finds nothing left to do.
+    release
+        .migrate(&["-n", ns])
+        .code(1)
+        .stderr_has(&format!("no Helm release \"{}\"", release.name));
+    (their_targets, our_targets, done)
+}
+
 /// After the removal: `helm` knows no release, only what the chart did not make (or keeps) is
 /// left, and the second run has nothing to do.
 fn assert_removed(
@@ -303,6 +477,30 @@ fn assert_removed(
             "no Helm release \"{}\" in namespace {}: nothing to remove",
             release.name, release.namespace
         ));
+}
+
+/// `n` PersistentVolumes of `class` (5Gi, a host path that no pod here really mounts), for
+/// claims of that class to bind; deleted when dropped.
+struct Volumes(Vec<String>);
+
+impl Volumes {
+    fn new(class: &str, n: usize) -> Volumes {
+        let names: Vec<String> = (0..n).map(|i| format!("{class}-{i}")).collect();
+        for name in &names {
+            apply(&format!(
+                "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: {name}}}\nspec:\n  storageClassName: {class}\n  capacity: {{storage: 5Gi}}\n  accessModes: [ReadWriteOnce]\n  hostPath: {{path: /tmp/{name}}}\n"
+            ));
+        }
+        Volumes(names)
+    }
+}
+
+impl Drop for Volumes {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            cluster().kubectl(&["delete", "pv", name, "--ignore-not-found", "--wait=false"]);
+        }
+    }
 }
 
 /// A StorageClass of the test's, deleted when dropped.
@@ -397,16 +595,26 @@ fn the_default_release_reported_then_removed_as_helm_uninstall_would() {
 
     // The values as a file enable takes: none were given.
     let yaml = release.migrate(&["--dry-run", "-o", "yaml"]).success();
+    let (head, values) = yaml.stdout.split_once('\n').unwrap();
     assert_eq!(
-        yaml.stdout,
-        "# automon's values for Helm release mig-kps (kube-prometheus-stack 88.5.3, revision 1) in namespace mig-kps-monitoring\n{}\n"
+        head,
+        "# automon's values for Helm release mig-kps (kube-prometheus-stack 88.5.3, revision 1) in namespace mig-kps-monitoring"
+    );
+    // No value of the user's; what automon needs to do what the release did.
+    assert_eq!(
+        serde_saphyr::from_str::<Value>(values).unwrap(),
+        serde_json::json!({
+            "kubelet": {"probes": true},
+            "nodeExporter": {"port": 9101},
+            "prometheus": {"select": {
+                "exclude": {"app.kubernetes.io/instance": "mig-kps"},
+                "labels": {"release": "mig-kps"},
+                "namespaces": ["*"],
+            }},
+        })
     );
 
-    // Without --dry-run it refuses, changing nothing; errors say what is wrong, with their code.
-    release
-        .migrate(&[])
-        .code(EXIT_USAGE)
-        .stderr_has("migrate is not complete yet");
+    // Errors say what is wrong, with their code.
     run(automon_admin().args(["migrate", "nope", "--from-namespace", release.namespace, "--dry-run"]))
         .code(1)
         .stderr_has("no Helm release \"nope\" in namespace mig-kps-monitoring (releases there: mig-kps); `helm list -A` lists every release");
@@ -461,6 +669,79 @@ fn the_default_release_reported_then_removed_as_helm_uninstall_would() {
             ("PrometheusRule", "mig-kps-team", "my-rules"),
         ],
     );
+}
+
+#[test]
+fn the_default_release_migrated_with_no_gap_and_the_users_monitors_kept() {
+    let _one = one_at_a_time();
+    let c = cluster();
+    c.ensure_crds();
+    // The local cluster's operator stands in for the release's (its pod does not run here).
+    ensure_operator();
+    let ns = "mig-all-automon";
+    let _automon = Cleanup::fresh(ns).waited();
+    let release = Release::install("mig-all", "mig-all-monitoring", &chart(), None)
+        .with_namespace("mig-all-team");
+    users_objects("mig-all-team", "{release: mig-all}");
+    users_app("mig-all-team");
+    let manifest = release.manifest();
+    let prometheus = manifest
+        .iter()
+        .find(|(k, _, _)| k == "Prometheus")
+        .map(|(_, _, n)| n.clone())
+        .expect("a Prometheus in the manifest");
+
+    let plan = release.migrate(&["-n", ns, "--dry-run"]).success();
+    assert_has(&plan.stdout, "Beside    4 settings the migration adds");
+    for (setting, value) in [
+        (
+            "migration",
+            r#"{"namespace":"mig-all-monitoring","release":"mig-all"}"#,
+        ),
+        ("nodeExporter.port", "9101"),
+        ("kubelet.probes", "true"),
+        (
+            "prometheus.select",
+            r#"{"exclude":{"app.kubernetes.io/instance":"mig-all"},"labels":{"release":"mig-all"},"namespaces":["*"]}"#,
+        ),
+    ] {
+        let row = plan
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(setting))
+            .unwrap_or_else(|| panic!("no setting {setting}:\n{}", plan.stdout));
+        assert_eq!(row.split_whitespace().nth(1), Some(value), "{row}");
+    }
+    assert!(
+        !present("namespace", "", ns),
+        "the dry run created automon's namespace"
+    );
+
+    let (theirs, ours, _) = migrate_in_two_steps(&release, ns, &prometheus);
+    eprintln!(
+        "targets of the release's Prometheus before the migration, by job: {:?}\ntargets of automon's after it: {:?}",
+        jobs(&theirs),
+        jobs(&ours)
+    );
+    assert_removed(
+        &release,
+        &manifest,
+        &[
+            ("ServiceMonitor", "mig-all-team", "my-app"),
+            ("PrometheusRule", "mig-all-team", "my-rules"),
+        ],
+    );
+    // The user's monitor and rule stay selected by automon's Prometheus.
+    let generated = operator_config(ns, "automon", "serviceMonitor/mig-all-team/my-app/");
+    assert!(
+        scrape_pools(&generated)
+            .iter()
+            .any(|p| p.starts_with("serviceMonitor/mig-all-team/my-app/")),
+        "{generated}"
+    );
+    eventually(60, "the user's rule among automon's rule files", || {
+        rule_files(ns, "automon").contains("MyAppDown")
+    });
 }
 
 const VALUES: &str = r#"
@@ -701,18 +982,40 @@ fn values_of_its_own_mapped_and_the_users_objects_and_data_kept() {
                 "replicas": 2,
                 "retention": "30d",
                 "storage": {"size": "5Gi", "storageClass": "mig-mon-standard"},
+                "select": {
+                    "all": true,
+                    "exclude": {"app.kubernetes.io/instance": "mig-mon"},
+                    "namespaces": ["*"],
+                },
             },
+            "kubelet": {"probes": true},
+            "nodeExporter": {"port": 9101},
         })
     );
     let (_dir, file) = write_temp("automon.yaml", &yaml.stdout);
     run(automon().args(["render", "-f", file.to_str().unwrap()])).success();
 
-    let removed = release.migrate(&["--only-remove-release"]).success();
-    assert_has(
-        &removed.stdout,
-        &format!("configmap/{taken} kept: not this release's"),
+    // The migration itself: automon's Prometheus on volumes of the same class (each claim
+    // finds one here), the Secret its receiver reads copied as the report says.
+    let automon_ns = "mig-mon-automon";
+    let _automon = Cleanup::created(automon_ns).waited();
+    let _volumes = Volumes::new("mig-mon-standard", 4);
+    kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "mig-hooks",
+        "-n",
+        automon_ns,
+        "--from-literal=url=https://hooks.example.com/from-a-secret",
+    ]);
+    let (theirs, ours, done) = migrate_in_two_steps(&release, automon_ns, &prometheus);
+    eprintln!(
+        "targets of the release's Prometheus before the migration, by job: {:?}\ntargets of automon's after it: {:?}",
+        jobs(&theirs),
+        jobs(&ours)
     );
-    assert_has(&removed.stdout, "2 records deleted");
+    assert_has(&done.stdout, "2 release records deleted");
     let mut kept: Vec<(&str, &str, &str)> = vec![
         ("ServiceMonitor", "mig-mon-team", "my-app"),
         ("PrometheusRule", "mig-mon-team", "my-rules"),
@@ -725,4 +1028,13 @@ fn values_of_its_own_mapped_and_the_users_objects_and_data_kept() {
             .map(|c| ("PersistentVolumeClaim", "mig-mon-obs", c.as_str())),
     );
     assert_removed(&release, &manifest, &kept);
+    // Selected without the release's label: automon's Prometheus selects every monitor, as
+    // the release's did.
+    let generated = operator_config(automon_ns, "automon", "serviceMonitor/mig-mon-team/my-app/");
+    assert!(
+        scrape_pools(&generated)
+            .iter()
+            .any(|p| p.starts_with("serviceMonitor/mig-mon-team/my-app/")),
+        "{generated}"
+    );
 }

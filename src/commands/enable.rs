@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use super::args::{ConfigArgs, CrdArgs, Loaded, RunArgs};
+pub use super::args::Loaded;
+use super::args::{ConfigArgs, CrdArgs, RunArgs};
 use crate::{
     cluster::{Cluster, KubeFlags, credentials, revision},
     config::{
@@ -41,20 +42,55 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let cluster = Cluster::connect(flags).await?;
     let loaded = args.config.load_for(flags, &cluster).await?;
     let notes = notes(&loaded, args.config.set.len());
+    let first = |installed: bool| {
+        revision::describe_change(
+            args.config.file.as_deref().and_then(|f| f.to_str()),
+            &args.config.set,
+            !installed,
+        )
+    };
+    let crds = CrdsFrom {
+        source: args.crds.source(),
+        given: args.crds.crds_from.clone(),
+    };
+    install(
+        cluster,
+        loaded,
+        &notes,
+        crds,
+        &options,
+        &first,
+        args.history_max,
+        started,
+    )
+    .await
+}
+
+/// What `enable` does once its configuration is loaded (`migrate` installs with it too):
+/// preflight, the plan, the credentials, the execution and the revision, described by
+/// `change` (given whether the stack was installed already).
+#[allow(clippy::too_many_arguments)]
+pub async fn install(
+    cluster: Cluster,
+    loaded: Loaded,
+    notes: &[String],
+    crds: CrdsFrom,
+    options: &pipeline::Options,
+    change: &dyn Fn(bool) -> String,
+    history_max: u32,
+    started: Instant,
+) -> anyhow::Result<Verdict> {
     let (config, credentials) = (loaded.config, loaded.credentials);
     let rendered = render::render(&config).objects;
     let deadline = started + options.timeout;
     let (cluster, state) =
-        match pipeline::prepare(cluster, &config.namespace, &rendered, &notes, deadline).await? {
+        match pipeline::prepare(cluster, &config.namespace, &rendered, notes, deadline).await? {
             Prepared::Ready(ready) => *ready,
             Prepared::Refused(report) => return Ok(Verdict::Preflight(report.outcome())),
         };
     let source = Source::Config {
         config: Box::new(config.clone()),
-        crds: Some(CrdsFrom {
-            source: args.crds.source(),
-            given: args.crds.crds_from.clone(),
-        }),
+        crds: Some(crds),
     };
     let plan = pipeline::plan(source, &state).await?;
     if plan.reuse.is_none() {
@@ -78,18 +114,14 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
             &config.namespace,
             &rendered,
             &credentials,
-            &options,
+            options,
         )
         .await?;
     }
-    let change = revision::describe_change(
-        args.config.file.as_deref().and_then(|f| f.to_str()),
-        &args.config.set,
-        state.inventory.is_none(),
-    );
-    let executed = pipeline::execute(&cluster, &plan, &state, &options, started).await?;
+    let change = change(state.inventory.is_some());
+    let executed = pipeline::execute(&cluster, &plan, &state, options, started).await?;
     executed
-        .finish(&cluster, &options, &change, args.history_max, started)
+        .finish(&cluster, options, &change, history_max, started)
         .await?;
     Ok(Verdict::Done)
 }

@@ -180,6 +180,13 @@ impl Values {
         }
     }
 
+    /// These values less one top-level key.
+    pub fn without(&self, key: &str) -> Values {
+        let mut v = self.clone();
+        v.0.remove(key);
+        v
+    }
+
     /// These values with the stack's namespace: what the parent stores, so that a plugin that
     /// reads them over its own defaults (v0.1.0 does) finds the stack where it is.
     pub fn with_namespace(&self, namespace: &str) -> Values {

@@ -196,6 +196,19 @@ pub async fn plan(source: Source, state: &ClusterState) -> anyhow::Result<Plan> 
             "",
         )?),
         Source::Config { config, crds } => {
+            // Beside a release being replaced, nothing of it is reused: automon runs its own.
+            let beside;
+            let state = match &config.migration {
+                Some(_) => {
+                    beside = ClusterState {
+                        existing: None,
+                        exporter: None,
+                        ..state.clone()
+                    };
+                    &beside
+                }
+                None => state,
+            };
             let (source, loaded, origin) = match &crds {
                 Some(from) => match plan::crd_source(state, from.given.is_some()) {
                     CrdSource::Load => {

@@ -589,6 +589,10 @@ pub struct Report {
     pub existing_exporter: ExistingExporter,
     /// The Secret keys the stack reads credentials from.
     pub secret_keys: secrets::SecretKeys,
+    /// The controller id automon's own operator runs with beside a release being replaced
+    /// (`migrate`): another operator is then not reused, but left to its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beside_with: Option<String>,
 }
 
 /// What preflight found on node-exporter's port.
@@ -723,8 +727,28 @@ impl Preflight {
             existing_operator,
             existing_exporter,
             secret_keys: secret_keys?,
+            beside_with: controller_id(objects),
         })
     }
+}
+
+/// The `--controller-id` of the operator among `objects`, when it has one.
+fn controller_id(objects: &[Object]) -> Option<String> {
+    objects
+        .iter()
+        .filter(|o| crate::model::kind(o) == "Deployment")
+        .flat_map(|o| {
+            o.data["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|c| c["args"].as_array().cloned().unwrap_or_default())
+        .find_map(|a| {
+            a.as_str()
+                .and_then(|a| a.strip_prefix("--controller-id="))
+                .map(str::to_string)
+        })
 }
 
 /// The user name the API server authenticated (a SelfSubjectReview, which every authenticated
@@ -1208,11 +1232,20 @@ impl Report {
                 };
                 format!("prometheus {}/{}: {labels}", p.namespace, p.name)
             }));
-            Finding::new(
-                "operator",
-                Level::Warn,
-                "another Prometheus Operator is installed; enable will reuse it".to_string(),
-            )
+            match &self.beside_with {
+                Some(id) => Finding::new(
+                    "operator",
+                    Level::Ok,
+                    format!(
+                        "another Prometheus Operator is installed; automon runs its own beside it, answering only to controller id {id}"
+                    ),
+                ),
+                None => Finding::new(
+                    "operator",
+                    Level::Warn,
+                    "another Prometheus Operator is installed; enable will reuse it".to_string(),
+                ),
+            }
             .with_details(details)
         } else {
             Finding::new(
@@ -1518,6 +1551,7 @@ mod tests {
                 ..Default::default()
             },
             secret_keys: secrets::SecretKeys::default(),
+            beside_with: None,
         }
     }
 

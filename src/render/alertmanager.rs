@@ -95,7 +95,7 @@ fn alertmanager(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     custom(json!({
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "Alertmanager",
-        "metadata": ctx.meta(INSTANCE, labels),
+        "metadata": ctx.operated_meta(INSTANCE, labels),
         "spec": spec,
     }))
 }

@@ -233,12 +233,15 @@ fn metric_relabelings(path: &str, drop_unused: bool) -> Vec<Value> {
     match (drop_unused, path) {
         (false, _) => Vec::new(),
         (true, CADVISOR_PATH) => vec![drop_by_name(CADVISOR_DROPPED), drop_series(&SYSTEM_CGROUPS)],
+        (true, PROBES_PATH) => Vec::new(),
         (true, _) => vec![drop_by_name(KUBELET_DROPPED)],
     }
 }
 
 const METRICS_PATH: &str = "/metrics";
 const CADVISOR_PATH: &str = "/metrics/cadvisor";
+/// Each container probe's results (`prober_probe_total`), with `kubelet.probes`.
+const PROBES_PATH: &str = "/metrics/probes";
 
 pub fn objects(ctx: &Context) -> Vec<Object> {
     let kubelet = &ctx.config.kubelet;
@@ -274,6 +277,10 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
         }
         endpoint
     };
+    let mut endpoints = vec![endpoint(METRICS_PATH), endpoint(CADVISOR_PATH)];
+    if kubelet.probes {
+        endpoints.push(endpoint(PROBES_PATH));
+    }
     let spec = json!({
             // The Service is `<namespace>-kubelet`; the job is `kubelet` from its name label.
             "jobLabel": SERVICE_NAME_LABEL,
@@ -284,7 +291,7 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
                 SERVICE_NAME_LABEL: NAME,
                 operator::STACK_LABEL: ctx.namespace,
             }},
-            "endpoints": [endpoint(METRICS_PATH), endpoint(CADVISOR_PATH)],
+            "endpoints": endpoints,
     });
     vec![service_monitor(ctx, NAME, &labels, spec)]
 }

@@ -26,6 +26,10 @@ use crate::{
     versions::{Component, PLUGIN_VERSION},
 };
 
+/// The annotation by which an operator started with `--controller-id` picks its Prometheus
+/// and Alertmanager, and every operator without one leaves them alone.
+pub const CONTROLLER_ID_ANNOTATION: &str = "operator.prometheus.io/controller-id";
+
 /// What a component needs to render itself.
 pub struct Context<'a> {
     pub config: &'a Config,
@@ -75,6 +79,26 @@ impl<'a> Context<'a> {
             labels: Some(labels.clone()),
             ..Default::default()
         }
+    }
+
+    /// Metadata of a Prometheus or Alertmanager: beside a release being replaced
+    /// ([`crate::config::Migration`]), annotated with the controller id that only automon's
+    /// operator answers to.
+    pub fn operated_meta(&self, name: &str, labels: &BTreeMap<String, String>) -> ObjectMeta {
+        let mut meta = self.meta(name, labels);
+        if let Some(id) = self.controller_id() {
+            meta.annotations = Some(BTreeMap::from([(CONTROLLER_ID_ANNOTATION.to_string(), id)]));
+        }
+        meta
+    }
+
+    /// The operator's `--controller-id` beside a release being replaced, else none (it
+    /// reconciles every Prometheus and Alertmanager of the namespace).
+    pub fn controller_id(&self) -> Option<String> {
+        self.config
+            .migration
+            .as_ref()
+            .map(|_| format!("automon-{}", self.namespace))
     }
 
     /// Metadata of a cluster-scoped object; its name carries the namespace so that two stacks

@@ -136,11 +136,37 @@ fn cluster_rules() -> Vec<PolicyRule> {
     ]
 }
 
+/// Where the operator looks. Its Prometheus and Alertmanager are in the stack's own namespace
+/// only: another operator elsewhere in the cluster keeps its own, and two operators never
+/// reconcile the same `Prometheus`. The scrape and rule objects its Prometheus selects are
+/// there too, unless `prometheus.select.namespaces` names more (or every one, `*`): then it
+/// watches those for them, the instances still in its own namespace alone.
+fn watched_namespaces(ctx: &Context) -> Vec<String> {
+    let select = &ctx.config.prometheus.select;
+    if select.namespaces.is_empty() {
+        return vec![format!("--namespaces={}", ctx.namespace)];
+    }
+    let mut args = Vec::new();
+    if !select.all_namespaces() {
+        let mut names: Vec<&str> = select.namespaces.iter().map(String::as_str).collect();
+        names.push(ctx.namespace);
+        names.sort_unstable();
+        names.dedup();
+        args.push(format!("--namespaces={}", names.join(",")));
+    }
+    for kind in ["prometheus", "alertmanager", "thanos-ruler"] {
+        args.push(format!("--{kind}-instance-namespaces={}", ctx.namespace));
+    }
+    args.push(format!(
+        "--alertmanager-config-namespaces={}",
+        ctx.namespace
+    ));
+    args
+}
+
 fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
-    let args = vec![
-        // Only the stack's own namespace: another operator elsewhere in the cluster keeps its
-        // objects, and two operators never reconcile the same `Prometheus`.
-        format!("--namespaces={}", ctx.namespace),
+    let mut args = watched_namespaces(ctx);
+    args.extend([
         format!(
             "--kubelet-service=kube-system/{}",
             ctx.cluster_name("kubelet")
@@ -156,7 +182,16 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             ctx.image(&versions::PROMETHEUS_CONFIG_RELOADER)
         ),
         format!("--web.listen-address=:{PORT}"),
-    ];
+    ]);
+    // Beside a release being replaced, whose operator watches every namespace: each operator
+    // reconciles only its own Prometheus and Alertmanager.
+    let args: Vec<String> = args
+        .into_iter()
+        .chain(
+            ctx.controller_id()
+                .map(|id| format!("--controller-id={id}")),
+        )
+        .collect();
     let health = |initial| Probe {
         http_get: Some(HTTPGetAction {
             path: Some("/healthz".into()),
@@ -239,6 +274,49 @@ mod tests {
         assert!(args.contains(
             &"--prometheus-config-reloader=quay.io/prometheus-operator/prometheus-config-reloader:v0.94.1"
         ));
+    }
+
+    fn args_with(sets: &[&str]) -> Vec<String> {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let values =
+            crate::config::Values::given(crate::config::values::Base::Defaults, &sets, None)
+                .unwrap();
+        let config = Config::from_values(values, "test").unwrap();
+        let objects = objects(&Context::new(&config));
+        find(&objects, "Deployment").data["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn it_watches_the_namespaces_its_prometheus_selects_in_and_its_instances_only_at_home() {
+        let home = [
+            "--prometheus-instance-namespaces=automon",
+            "--alertmanager-instance-namespaces=automon",
+            "--thanos-ruler-instance-namespaces=automon",
+            "--alertmanager-config-namespaces=automon",
+        ];
+        let named = args_with(&["prometheus.select.namespaces=[team-b, team-a]"]);
+        assert!(named.contains(&"--namespaces=automon,team-a,team-b".to_string()));
+        let every = args_with(&["prometheus.select.namespaces=[\"*\"]"]);
+        assert!(
+            !every.iter().any(|a| a.starts_with("--namespaces")),
+            "{every:?}"
+        );
+        for args in [&named, &every] {
+            for flag in home {
+                assert!(args.contains(&flag.to_string()), "{flag}: {args:?}");
+            }
+        }
+        let alone = args_with(&[]);
+        assert!(alone.contains(&"--namespaces=automon".to_string()));
+        assert!(!alone.iter().any(|a| a.contains("instance-namespaces")));
+        assert!(!alone.iter().any(|a| a.starts_with("--controller-id")));
+        let beside = args_with(&["migration={release: kps, namespace: monitoring}"]);
+        assert!(beside.contains(&"--controller-id=automon-automon".to_string()));
     }
 
     #[test]

@@ -91,13 +91,14 @@ const SELECTED_KINDS: [&str; 5] = [
 ];
 
 /// What the stack's Prometheus selects scrape and rule objects by: `prometheus.select.labels`
-/// less `exclude`, else automon's own label.
+/// (or every object, `all`) less `exclude`, else automon's own label.
 fn selector(ctx: &Context) -> Value {
     let select = &ctx.config.prometheus.select;
-    if select.labels.is_empty() {
-        return automon_selector();
-    }
-    let mut selector = json!({"matchLabels": select.labels});
+    let mut selector = match (select.all, select.labels.is_empty()) {
+        (true, _) => json!({}),
+        (false, true) => return automon_selector(),
+        (false, false) => json!({"matchLabels": select.labels}),
+    };
     for (k, v) in &select.exclude {
         push_expression(
             &mut selector,
@@ -173,7 +174,7 @@ fn ruler(ctx: &Context) -> Vec<Object> {
         custom(json!({
             "apiVersion": "monitoring.coreos.com/v1",
             "kind": "Prometheus",
-            "metadata": ctx.meta(RULER, &labels),
+            "metadata": ctx.operated_meta(RULER, &labels),
             "spec": spec,
         })),
         federate,
@@ -244,8 +245,8 @@ fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         }
         spec["storage"] = json!({"volumeClaimTemplate": {"spec": claim}});
     }
-    let mut metadata = ctx.meta(INSTANCE, labels);
-    metadata.annotations = Some(BTreeMap::from([
+    let mut metadata = ctx.operated_meta(INSTANCE, labels);
+    metadata.annotations.get_or_insert_default().extend([
         (
             crate::config::sizing::SIZED_FOR_ANNOTATION.to_string(),
             ctx.sizing.sized_for.to_string(),
@@ -254,7 +255,7 @@ fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
             crate::config::sizing::SERIES_ANNOTATION.to_string(),
             ctx.sizing.series.to_string(),
         ),
-    ]));
+    ]);
     custom(json!({
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "Prometheus",

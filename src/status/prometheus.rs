@@ -41,8 +41,6 @@ impl Source<'_> {
 
     /// One question's `data` within `wait`, or why there is none: where it was asked, then why
     /// in a few words (the same words as status').
-    // migrate::coverage's, which the migrate command calls next: the attribute goes with that.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn get_within(&self, path: &str, wait: Duration) -> Result<Value, String> {
         let why = match tokio::time::timeout(wait, self.get(path)).await {
             Ok(Ok(data)) => return Ok(data),
