@@ -818,6 +818,7 @@ fn values_of_its_own_mapped_and_the_users_objects_and_data_kept() {
     .success();
     // Not labelled for the release: a Prometheus that selects every ServiceMonitor takes it.
     users_objects("mig-mon-team", "{team: a}");
+    users_app("mig-mon-team");
     let manifest = release.manifest();
     let prometheus = manifest
         .iter()

@@ -126,7 +126,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     say!(
         "Release   {}",
         match patched.as_slice() {
-            [] => "the release's Prometheus selects none of automon's objects already: nothing is scraped twice".to_string(),
+            [] => "the release's Prometheus selects none of automon's objects: nothing is scraped twice while both run".to_string(),
             names => format!(
                 "{} patched to select none of automon's objects ({}): nothing is scraped twice while both run",
                 names.join(", "),
