@@ -285,6 +285,22 @@ fn automons_operator(ns: &str, dir: &std::path::Path) -> Process {
     )
 }
 
+/// Deletes the kubelet Service an operator of the test's made in kube-system, when dropped.
+struct KubeletService(String);
+
+impl Drop for KubeletService {
+    fn drop(&mut self) {
+        cluster().kubectl(&[
+            "delete",
+            "service",
+            "-n",
+            "kube-system",
+            &self.0,
+            "--ignore-not-found",
+        ]);
+    }
+}
+
 /// How many targets of each job a Prometheus keeps, for the report of a migration.
 fn jobs(targets: &[Value]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
@@ -331,6 +347,8 @@ fn migrate_in_two_steps(
     );
     let dir = tempfile::tempdir().unwrap();
     let _operator = automons_operator(ns, dir.path());
+    // The kubelet Service that operator keeps in kube-system outlives automon's namespace.
+    let _kubelet = KubeletService(format!("{ns}-kubelet"));
     let theirs = OutsidePrometheus::start(operator_config(
         release.namespace,
         prometheus,
