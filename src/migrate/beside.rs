@@ -264,6 +264,81 @@ fn shown(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::migrate::{manifest::Fate, survey::Planned};
+
+    fn planned(object: Value) -> Planned {
+        Planned {
+            object: serde_json::from_value(object).unwrap(),
+            resource: None,
+            fate: Fate::Gone,
+        }
+    }
+
+    fn prometheus(spec: Value) -> Planned {
+        planned(json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+            "metadata": {"name": "kps-prometheus", "namespace": "monitoring"},
+            "spec": spec,
+        }))
+    }
+
+    #[test]
+    fn a_host_network_exporter_holds_its_container_port() {
+        let exporter = |host_network: bool| {
+            planned(json!({
+                "apiVersion": "apps/v1", "kind": "DaemonSet",
+                "metadata": {"name": "kps-node-exporter", "namespace": "monitoring"},
+                "spec": {"template": {"spec": {"hostNetwork": host_network, "containers": [
+                    {"name": "e", "ports": [{"containerPort": 9100}, {"containerPort": 9200, "hostPort": 9300}]},
+                ]}}},
+            }))
+        };
+        assert_eq!(host_ports(&[exporter(true)]), [9100, 9300]);
+        assert_eq!(host_ports(&[exporter(false)]), [9300]);
+    }
+
+    #[test]
+    fn the_release_selection_less_its_own_objects() {
+        let by_label = selection(
+            &[prometheus(json!({
+                "serviceMonitorSelector": {"matchLabels": {"release": "kps"}},
+                "serviceMonitorNamespaceSelector": {},
+                "ruleSelector": {"matchLabels": {"release": "kps"}},
+                "probeSelector": null,
+            }))],
+            "kps",
+            "monitoring",
+        )
+        .unwrap();
+        assert_eq!(
+            by_label.value,
+            json!({"labels": {"release": "kps"}, "exclude": {INSTANCE_LABEL: "kps"}, "namespaces": ["*"]})
+        );
+        // One selector that selects everything makes automon's select everything; nil
+        // namespace selectors keep it to the release's namespace.
+        let every = selection(
+            &[prometheus(json!({
+                "serviceMonitorSelector": {},
+                "ruleSelector": {"matchLabels": {"release": "kps"}, "matchExpressions": [{"key": "x", "operator": "Exists"}]},
+            }))],
+            "kps",
+            "monitoring",
+        )
+        .unwrap();
+        assert_eq!(
+            every.value,
+            json!({"all": true, "exclude": {INSTANCE_LABEL: "kps"}, "namespaces": ["monitoring"]})
+        );
+        assert!(
+            every
+                .why
+                .contains("not carried over: ruleSelector's matchExpressions"),
+            "{}",
+            every.why
+        );
+        // A Prometheus that selects nothing: automon keeps its own selection.
+        assert!(selection(&[prometheus(json!({}))], "kps", "monitoring").is_none());
+    }
 
     #[test]
     fn the_release_selectors_gain_one_expression_once() {
