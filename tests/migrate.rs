@@ -320,6 +320,7 @@ fn migrate_in_two_steps(
     release: &Release,
     ns: &'static str,
     prometheus: &str,
+    lose_the_users_app_first: bool,
 ) -> (Vec<Value>, Vec<Value>, Run) {
     let beside = release.migrate(&["-n", ns, "--keep-old"]).success();
     assert_has(&beside.stdout, "Step 1/3  automon beside release");
@@ -384,7 +385,34 @@ fn migrate_in_two_steps(
         9090,
         theirs.port,
     );
-    let _ours_exposed = expose(ns, "prometheus-automon-0", 9090, ours.port);
+    let ours_exposed = expose(ns, "prometheus-automon-0", 9090, ours.port);
+    let _ours_exposed = if lose_the_users_app_first {
+        // automon's Prometheus without the user's monitor: the migration stops, says which
+        // target it would lose, and removes nothing.
+        let mut config = operator_config(ns, "automon", "serviceMonitor/");
+        config["scrape_configs"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|job| !job["job_name"].as_str().unwrap().contains("/my-app/"));
+        let short = OutsidePrometheus::start(config);
+        short.settled_targets();
+        let ours_exposed = ours_exposed.to(9090, short.port);
+        let stopped = release.migrate(&["-n", ns, "--timeout", "20s"]).code(1);
+        eprintln!("{}{}", stopped.stdout, stopped.stderr);
+        assert_has(&stopped.stdout, ", 1 lost");
+        assert_has(&stopped.stdout, "/pod/my-app-");
+        assert_has(
+            &stopped.stderr,
+            "automon's Prometheus does not scrape 1 target that release",
+        );
+        assert_lacks(&stopped.stdout, "Step 3/3");
+        helm(&["status", release.name, "-n", release.namespace])
+            .success()
+            .stdout_has("STATUS: deployed");
+        ours_exposed.to(9090, ours.port)
+    } else {
+        ours_exposed
+    };
 
     let done = release.migrate(&["-n", ns, "--timeout", "3m"]).success();
     eprintln!("{}", done.stdout);
@@ -735,7 +763,7 @@ fn the_default_release_migrated_with_no_gap_and_the_users_monitors_kept() {
         "the dry run created automon's namespace"
     );
 
-    let (theirs, ours, _) = migrate_in_two_steps(&release, ns, &prometheus);
+    let (theirs, ours, _) = migrate_in_two_steps(&release, ns, &prometheus, true);
     eprintln!(
         "targets of the release's Prometheus before the migration, by job: {:?}\ntargets of automon's after it: {:?}",
         jobs(&theirs),
@@ -1028,13 +1056,38 @@ fn values_of_its_own_mapped_and_the_users_objects_and_data_kept() {
         automon_ns,
         "--from-literal=url=https://hooks.example.com/from-a-secret",
     ]);
-    let (theirs, ours, done) = migrate_in_two_steps(&release, automon_ns, &prometheus);
+    let (theirs, ours, done) = migrate_in_two_steps(&release, automon_ns, &prometheus, false);
     eprintln!(
         "targets of the release's Prometheus before the migration, by job: {:?}\ntargets of automon's after it: {:?}",
         jobs(&theirs),
         jobs(&ours)
     );
     assert_has(&done.stdout, "2 release records deleted");
+    // A run interrupted after the removal left automon holding the migration's settings: the
+    // next run only settles.
+    run(automon_admin().args([
+        "enable",
+        "-n",
+        automon_ns,
+        "--set",
+        "migration.release=mig-mon",
+        "--set",
+        "migration.namespace=mig-mon-obs",
+    ]))
+    .success();
+    let settled = release.migrate(&["-n", automon_ns]).success();
+    assert_has(
+        &settled.stdout,
+        "Release   mig-mon in namespace mig-mon-obs: removed already; automon drops the migration's settings",
+    );
+    assert_has(&settled.stdout, "Migrated from release mig-mon");
+    let prometheus_object = get_json(&["get", "prometheus", "automon", "-n", automon_ns]);
+    assert!(
+        prometheus_object["metadata"]["annotations"]
+            .get("operator.prometheus.io/controller-id")
+            .is_none(),
+        "{prometheus_object}"
+    );
     let mut kept: Vec<(&str, &str, &str)> = vec![
         ("ServiceMonitor", "mig-mon-team", "my-app"),
         ("PrometheusRule", "mig-mon-team", "my-rules"),
