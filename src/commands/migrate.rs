@@ -65,6 +65,13 @@ pub struct Args {
 }
 
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
+    if !args.dry_run && !matches!(args.output, Format::Table) {
+        output::diag!(
+            "{} -o is for --dry-run (the report or the values); the migration itself prints its steps",
+            Palette::stderr().bad("error:")
+        );
+        return Ok(Verdict::Usage);
+    }
     let cluster = Cluster::connect(flags).await?;
     if args.only_remove_release {
         return remove(&cluster, &args).await;
