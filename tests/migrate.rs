@@ -661,6 +661,10 @@ fn the_default_release_reported_then_removed_as_helm_uninstall_would() {
     );
 
     // Errors say what is wrong, with their code.
+    release
+        .migrate(&["-o", "yaml"])
+        .code(EXIT_USAGE)
+        .stderr_has("-o is for --dry-run");
     run(automon_admin().args(["migrate", "nope", "--from-namespace", release.namespace, "--dry-run"]))
         .code(1)
         .stderr_has("no Helm release \"nope\" in namespace mig-kps-monitoring (releases there: mig-kps); `helm list -A` lists every release");
