@@ -164,7 +164,7 @@ fn beside_kube_prometheus_stack_status_is_healthy_and_names_what_it_reuses() {
             "prometheusrule",
             "-n",
             NS,
-            "node-alerts",
+            "automon-coverage",
             "-o",
             "json",
         ])
