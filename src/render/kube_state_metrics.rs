@@ -65,8 +65,9 @@ const COLLECTORS: &[(&str, &[&str])] = &[
 /// labels its allowlist names, which the coverage checks read and that stack's does not carry.
 pub const NODE_LABELS: &str = "kube_node_labels";
 
-/// Whether automon reads `metric` of its own kube-state-metrics beside another's: the node
-/// labels, and anything no object of the cluster is exported as (`up`, its own telemetry).
+/// Whether automon reads `metric` from its own kube-state-metrics beside another's: the node
+/// labels, and what describes no object of the cluster (`up`, the exporter's own
+/// `kube_state_metrics_*`).
 pub fn only_its_own(metric: &str) -> bool {
     metric == NODE_LABELS
         || !metric.starts_with("kube_")
@@ -134,12 +135,9 @@ fn cluster_rules(collectors: &[(&str, &[&str])]) -> Vec<PolicyRule> {
 /// nodes alone. Any other object is returned as it is.
 pub fn node_labels_only(mut o: Object) -> Object {
     let types = o.types.as_ref().map(|t| t.kind.as_str());
-    let ours = o
-        .metadata
-        .labels
-        .as_ref()
+    let ours = (o.metadata.labels.as_ref())
         .and_then(|l| l.get(names::NAME_LABEL))
-        == Some(&NAME.to_string());
+        .is_some_and(|n| n == NAME);
     match types {
         Some("Deployment") if ours => {
             let resources = format!("--resources={}", resources_flag(NODE_LABELS_COLLECTORS));
