@@ -5,7 +5,8 @@
 //! Prometheus that really scrapes (a real Prometheus answering for that stack's pod) and exits
 //! 0. `doctor` never tells the user to let automon restore what it deliberately left out. What
 //! that stack's own rules and ServiceMonitors already do (an alert of the same name, the kubelet
-//! scrape) is left out, and automon's kube-state-metrics gets a job of its own, so that its
+//! scrape) is left out, and automon's kube-state-metrics exports only the node labels under a
+//! job of its own, its rules reading every other series from that stack's, so that its
 //! Prometheus does nothing twice.
 //! A test binary of its own: another operator is cluster-wide news.
 
@@ -89,6 +90,7 @@ apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata: {{name: kps-kube-state-metrics, namespace: {KPS}, labels: {{release: kps}}}}
 spec:
+  jobLabel: app.kubernetes.io/name
   selector: {{matchLabels: {{app.kubernetes.io/name: kube-state-metrics, app.kubernetes.io/instance: kps}}}}
   endpoints: [{{port: http, honorLabels: true}}]
 ---
@@ -135,7 +137,7 @@ fn beside_kube_prometheus_stack_status_is_healthy_and_names_what_it_reuses() {
     assert_has(
         &out.stderr,
         &format!(
-            "automon leaves out 2 alerts its rules already define (KubeJobFailed, KubePodCrashLooping; in {KPS}/kps-kubernetes-apps) and the kubelet scrape (servicemonitor {KPS}/kps-kubelet does it) and the job name kube-state-metrics (servicemonitor {KPS}/kps-kube-state-metrics scrapes theirs under it; automon's own kube-state-metrics is job automon-kube-state-metrics)"
+            "automon leaves out 2 alerts its rules already define (KubeJobFailed, KubePodCrashLooping; in {KPS}/kps-kubernetes-apps) and the kubelet scrape (servicemonitor {KPS}/kps-kubelet does it) and every kube-state-metrics series but kube_node_labels (servicemonitor {KPS}/kps-kube-state-metrics scrapes theirs, as job kube-state-metrics, which automon's rules and dashboards read; automon's own kube-state-metrics exports only kube_node_labels, the node labels its coverage check reads, as job automon-kube-state-metrics)"
         ),
     );
     assert!(!exists(&["servicemonitor", "-n", NS, "kubelet"]));
@@ -153,8 +155,26 @@ fn beside_kube_prometheus_stack_status_is_healthy_and_names_what_it_reuses() {
         .stdout;
     assert!(!workload_alerts.contains("KubePodCrashLooping"));
     assert!(workload_alerts.contains("KubeDeploymentReplicasMismatch"));
-    assert!(workload_alerts.contains(r#"job=\"automon-kube-state-metrics\""#));
-    assert!(!workload_alerts.contains(r#"job=\"kube-state-metrics\""#));
+    // Their kube-state-metrics' series, but the node labels: automon's.
+    assert!(workload_alerts.contains(r#"job=\"kube-state-metrics\""#));
+    assert!(!workload_alerts.contains(r#"job=\"automon-kube-state-metrics\""#));
+    let coverage = c
+        .kubectl(&[
+            "get",
+            "prometheusrule",
+            "-n",
+            NS,
+            "automon-coverage",
+            "-o",
+            "json",
+        ])
+        .success()
+        .stdout;
+    assert!(
+        coverage.contains(r#"kube_node_labels{job=\"automon-kube-state-metrics\""#)
+            && coverage.contains(r#"kube_node_info{job=\"kube-state-metrics\"}"#),
+        "{coverage}"
+    );
     let ksm = c
         .kubectl(&[
             "get",

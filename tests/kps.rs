@@ -6,7 +6,9 @@
 //! every (address, path) is kept by exactly one job, and a duplicate ServiceMonitor is caught.
 //! automon's node alerts, as applied, fire once per node on series labelled as the chart's
 //! targets are (promtool), though those name no node, and every dashboard query so joined
-//! parses. `disable` leaves the chart as it was.
+//! parses. automon's kube-state-metrics exports only the node labels the chart's does not, and
+//! its coverage check reads those beside the chart's nodes (promtool). `disable` leaves the
+//! chart as it was.
 //! A test binary of its own: another operator is cluster-wide news.
 
 mod common;
@@ -110,6 +112,31 @@ fn chart_objects() -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The rule of `alert` among rule `groups`, as applied.
+fn alert_rule(groups: &[Value], alert: &str) -> Value {
+    groups
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .find(|r| r["alert"] == alert)
+        .unwrap_or_else(|| panic!("{alert} is applied"))
+        .clone()
+}
+
+/// `rule`'s annotations as they read on an alert of `node`.
+fn annotations_on(rule: &Value, node: &str) -> BTreeMap<String, String> {
+    rule["annotations"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().unwrap().replace("{{ $labels.node }}", node),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn beside_the_real_chart_nothing_is_scraped_twice_and_node_alerts_fire_once_per_node() {
     let c = cluster();
@@ -165,6 +192,65 @@ fn beside_the_real_chart_nothing_is_scraped_twice_and_node_alerts_fire_once_per_
     );
     assert!(!exists(&["servicemonitor", "-n", NS, "node-exporter"]));
     assert!(!exists(&["podmonitor", "-n", NS, "node-exporter"]));
+    // The chart's kube-state-metrics exports every series but automon's node labels:
+    // automon's exports those alone, reading nodes alone, and its rules read the rest from
+    // the chart's.
+    assert_has(
+        &out.stdout,
+        &format!(
+            "Exporter  kube-state-metrics reads servicemonitor {CHART_NS}/kps-kube-state-metrics's series (job kube-state-metrics); automon's own exports only kube_node_labels (the node labels its coverage check reads), as job automon-kube-state-metrics"
+        ),
+    );
+    assert_has(
+        &out.stderr,
+        &format!(
+            "every kube-state-metrics series but kube_node_labels (servicemonitor {CHART_NS}/kps-kube-state-metrics scrapes theirs, as job kube-state-metrics"
+        ),
+    );
+    let ksm = c.get_json(&["get", "deployment", "-n", NS, "kube-state-metrics"]);
+    let args: Vec<&str> = ksm["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for arg in [
+        "--resources=nodes",
+        "--metric-allowlist=kube_node_labels",
+        "--metric-labels-allowlist=nodes=[kubernetes.io/os,automon.io/exclude]",
+    ] {
+        assert!(args.contains(&arg), "{arg}: {args:?}");
+    }
+    let role = c.get_json(&["get", "clusterrole", &format!("{NS}-kube-state-metrics")]);
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]}])
+    );
+    // The real kube-state-metrics with those arguments, against the local cluster: the node
+    // labels, each node's, and no other family.
+    let dir = tempfile::tempdir().unwrap();
+    let (real, real_log, real_port) = spawn_kube_state_metrics(&[ksm], dir.path());
+    let metrics = poll(
+        60,
+        || http_get(real_port, "/metrics").unwrap_or_default(),
+        |m| m.contains("kube_node_labels{"),
+    );
+    drop(real);
+    let families: BTreeSet<&str> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap())
+        .collect();
+    assert_eq!(
+        families,
+        BTreeSet::from(["kube_node_labels"]),
+        "{}",
+        std::fs::read_to_string(&real_log).unwrap_or_default()
+    );
+    assert!(
+        metrics.contains(r#"label_kubernetes_io_os="linux""#),
+        "{metrics}"
+    );
 
     // With automon's objects selected too (its kube-state-metrics is labelled for the chart's
     // Prometheus): still every target once.
@@ -180,6 +266,13 @@ fn beside_the_real_chart_nothing_is_scraped_twice_and_node_alerts_fire_once_per_
         "beside automon: {} targets, each in one scrape pool",
         with_automon.len()
     );
+    // Each kube-state-metrics under its own job: the chart's, and automon's node labels.
+    for job in ["kube-state-metrics", "automon-kube-state-metrics"] {
+        assert!(
+            labelled.iter().any(|(l, _)| l["job"] == job),
+            "no target of job {job}"
+        );
+    }
     let nodes: BTreeSet<String> = labelled
         .iter()
         .filter(|(l, _)| l["job"] == "node-exporter")
@@ -232,20 +325,15 @@ fn beside_the_real_chart_nothing_is_scraped_twice_and_node_alerts_fire_once_per_
     );
 
     // automon's node alerts as applied, on the chart's series as its targets label them (no
-    // node label), with kube_pod_info from automon's kube-state-metrics: NodeDown once per node.
+    // node label), with kube_pod_info from the chart's kube-state-metrics: NodeDown once per
+    // node.
     let rules = c.get_json(&["get", "prometheusrule", "-n", NS, "node-alerts"]);
-    let ksm_job = "automon-kube-state-metrics";
-    let node_down = rules["spec"]["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|g| g["rules"].as_array().unwrap())
-        .find(|r| r["alert"] == "NodeDown")
-        .expect("NodeDown is applied")
-        .clone();
+    let ksm_job = "kube-state-metrics";
+    let node_down = alert_rule(rules["spec"]["groups"].as_array().unwrap(), "NodeDown");
     let expr = node_down["expr"].as_str().unwrap();
     assert!(
-        expr.contains("group_left (node)") && expr.contains(ksm_job),
+        expr.contains("group_left (node)")
+            && expr.contains(&format!(r#"kube_pod_info{{job="{ksm_job}""#)),
         "{expr}"
     );
     let mut series = Vec::new();
@@ -269,17 +357,7 @@ fn beside_the_real_chart_nothing_is_scraped_twice_and_node_alerts_fire_once_per_
             ),
             "values": "1x10"
         }));
-        let annotations: BTreeMap<String, String> = node_down["annotations"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str().unwrap().replace("{{ $labels.node }}", node),
-                )
-            })
-            .collect();
+        let annotations = annotations_on(&node_down, node);
         expected.push(json!({"exp_labels": {"severity": "critical", "node": node}, "exp_annotations": annotations}));
     }
     let groups: Vec<Value> = c.get_json(&["get", "prometheusrule", "-n", NS])["items"]
@@ -294,6 +372,51 @@ fn beside_the_real_chart_nothing_is_scraped_twice_and_node_alerts_fire_once_per_
         &["check", "rules", "rules.yaml"],
     )
     .success();
+    // The coverage check as applied: automon's node labels (the chart's carry none of the
+    // labels it reads), the chart's nodes, the chart's exporter targets joined to their node.
+    // The first node's target is down: a gap; the second's is down but the node is opted out;
+    // the rest are up.
+    let gap_rule = alert_rule(&groups, "NodeMonitoringCoverageGap");
+    let gap_expr = gap_rule["expr"].as_str().unwrap();
+    assert!(
+        gap_expr.contains(r#"kube_node_labels{job="automon-kube-state-metrics""#)
+            && gap_expr.contains(r#"kube_node_info{job="kube-state-metrics"}"#),
+        "{gap_expr}"
+    );
+    let exporters: Vec<&(Value, String)> = labelled
+        .iter()
+        .filter(|(l, _)| l["job"] == "node-exporter")
+        .collect();
+    let mut gap_series = Vec::new();
+    for (i, (labels, node)) in exporters.iter().enumerate() {
+        let selector: Vec<String> = labels
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let up = if i < 2 { "0x40" } else { "1x40" };
+        let exclude = if i == 1 { "true" } else { "" };
+        for s in [
+            format!("up{{{}}}", selector.join(", ")),
+            format!(
+                "kube_pod_info{{job=\"{ksm_job}\", namespace={}, pod={}, node=\"{node}\"}}",
+                labels["namespace"], labels["pod"]
+            ),
+            format!("kube_node_info{{job=\"{ksm_job}\", node=\"{node}\"}}"),
+            format!("kube_node_labels{{job=\"{ksm_job}\", node=\"{node}\"}}"),
+            format!(
+                "kube_node_labels{{job=\"automon-kube-state-metrics\", node=\"{node}\", label_kubernetes_io_os=\"linux\", label_automon_io_exclude=\"{exclude}\"}}"
+            ),
+        ] {
+            let values = if s.starts_with("up{") { up } else { "1x40" };
+            gap_series.push(json!({"series": s, "values": values}));
+        }
+    }
+    let gap_node = &exporters[0].1;
+    let mut gap_labels = gap_rule["labels"].clone();
+    gap_labels["node"] = json!(gap_node);
+    let gap_annotations = annotations_on(&gap_rule, gap_node);
     let test = json!({
         "rule_files": ["rules.yaml"],
         "evaluation_interval": "1m",
@@ -301,6 +424,12 @@ fn beside_the_real_chart_nothing_is_scraped_twice_and_node_alerts_fire_once_per_
             "interval": "1m",
             "input_series": series,
             "alert_rule_test": [{"eval_time": "8m", "alertname": "NodeDown", "exp_alerts": expected}],
+        }, {
+            "interval": "1m",
+            "input_series": gap_series,
+            "alert_rule_test": [{"eval_time": "30m", "alertname": "NodeMonitoringCoverageGap", "exp_alerts": [
+                {"exp_labels": gap_labels, "exp_annotations": gap_annotations},
+            ]}],
         }],
     });
     let test = serde_json::to_string(&test).unwrap();

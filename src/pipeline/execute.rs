@@ -241,6 +241,21 @@ impl<'a> Run<'a> {
                 h.port
             );
         }
+        let left_out = crate::plan::LeftOut::of_parent(&plan.final_parent.metadata);
+        let ksm = crate::render::kube_state_metrics::NAME;
+        if let Some(theirs) = left_out.reads_theirs.get(ksm) {
+            let by = (state.existing.as_ref())
+                .and_then(|f| f.already.scrapes.get(ksm))
+                .map_or_else(
+                    || "another stack".to_string(),
+                    |by| format!("servicemonitor {by}"),
+                );
+            say!(
+                "Exporter  {ksm} reads {by}'s series (job {theirs}); automon's own exports only {} (the node labels its coverage check reads), as job {}",
+                crate::render::kube_state_metrics::NODE_LABELS,
+                crate::plan::own_job(ksm)
+            );
+        }
         for w in &plan.warnings {
             crate::output::warning(&w.to_string());
         }

@@ -53,6 +53,11 @@ pub struct LeftOut {
     /// runs beside theirs, and that stack's sums over `job="kube-state-metrics"` must not count
     /// it.
     pub own_jobs: BTreeSet<String>,
+    /// Of [`Self::own_jobs`], those whose other series another stack's scrape provides: automon's
+    /// job → theirs. automon's exporter then exports only what theirs does not
+    /// (kube-state-metrics: `kube_node_labels` with automon's node labels), and its rules and
+    /// dashboards read every other series of the job from theirs ([`series::split_job`]).
+    pub reads_theirs: BTreeMap<String, String>,
     /// Jobs whose series another stack's scrape provides under another name: automon's job →
     /// theirs. Its rules and dashboards select theirs.
     pub jobs_as: BTreeMap<String, String>,
@@ -115,36 +120,43 @@ impl LeftOut {
     pub fn their_jobs(&mut self, already: &preflight::AlreadyThere) -> Vec<String> {
         let mut warnings = Vec::new();
         for scrape in &self.service_monitors {
-            let Some(by) = already.scrapes.get(scrape) else {
-                continue;
-            };
-            let Some(m) = already
-                .monitors
-                .iter()
-                .find(|m| format!("{}/{}", m.namespace, m.name) == *by)
-            else {
-                continue;
-            };
-            let job = (m.endpoints.first().and_then(|e| m.job_from_selector(e)))
-                .or_else(|| already.jobs.get(scrape).cloned());
-            match job {
-                Some(job) if job != *scrape => {
+            match their_job(scrape, already) {
+                Some((_, Some(job))) if job != *scrape => {
                     self.jobs_as.insert(scrape.clone(), job);
                 }
-                Some(_) => {}
-                None => warnings.push(format!(
+                Some((m, None)) => warnings.push(format!(
                     "could not tell the job name of {}'s series (its Service's name): automon's rules select job=\"{scrape}\"",
                     m.describe()
                 )),
+                _ => {}
+            }
+        }
+        // Beside their kube-state-metrics, automon's exports only the node labels, and its
+        // rules read the rest from theirs: known by its job name, or automon's keeps it all.
+        for scrape in &self.own_jobs {
+            match their_job(scrape, already) {
+                Some((_, Some(job))) => {
+                    self.reads_theirs.insert(scrape.clone(), job);
+                }
+                Some((m, None)) => warnings.push(format!(
+                    "could not tell the job name of {}'s series (its Service's name): automon's own {scrape} keeps exporting all of its series, as job {}",
+                    m.describe(),
+                    own_job(scrape)
+                )),
+                None => {}
             }
         }
         warnings
     }
 
-    /// The kube-state-metrics job automon's rules read (its own, renamed beside another).
+    /// The kube-state-metrics job whose pods and nodes (`kube_pod_info`, `kube_node_info`)
+    /// automon's rules read: theirs beside another that has them, else its own (renamed
+    /// beside another).
     fn ksm_job(&self) -> String {
         let ksm = render::kube_state_metrics::NAME;
-        if self.own_jobs.contains(ksm) {
+        if let Some(theirs) = self.reads_theirs.get(ksm) {
+            theirs.clone()
+        } else if self.own_jobs.contains(ksm) {
             own_job(ksm)
         } else {
             ksm.to_string()
@@ -173,6 +185,7 @@ impl LeftOut {
             )
             .chain(self.own_jobs.iter().map(|j| format!("job:{j}")))
             .chain(self.jobs_as.iter().map(|(j, to)| format!("as:{j}={to}")))
+            .chain((self.reads_theirs.iter()).map(|(j, theirs)| format!("theirs:{j}={theirs}")))
             .chain(self.node_join.then(|| "join:node".to_string()))
             .collect();
         (!items.is_empty()).then(|| items.join(","))
@@ -200,6 +213,11 @@ impl LeftOut {
                         left.jobs_as.insert(j.to_string(), to.to_string());
                     }
                 }
+                Some(("theirs", pair)) => {
+                    if let Some((j, theirs)) = pair.split_once('=') {
+                        left.reads_theirs.insert(j.to_string(), theirs.to_string());
+                    }
+                }
                 Some(("join", "node")) => left.node_join = true,
                 _ => {}
             }
@@ -210,9 +228,19 @@ impl LeftOut {
     /// `objects` without what is left out: the alerts out of their groups, a group with none
     /// left out of its PrometheusRule, a PrometheusRule with no group left out altogether.
     pub fn apply(&self, objects: Vec<Object>) -> Vec<Object> {
+        let ksm_narrowed = self
+            .reads_theirs
+            .contains_key(render::kube_state_metrics::NAME);
         objects
             .into_iter()
             .map(|o| self.rename_jobs(o))
+            .map(|o| {
+                if ksm_narrowed {
+                    render::kube_state_metrics::node_labels_only(o)
+                } else {
+                    o
+                }
+            })
             .filter_map(|mut o| match kind(&o) {
                 "ServiceMonitor" | "PodMonitor"
                     if o.metadata
@@ -323,7 +351,12 @@ impl LeftOut {
     fn renamed(&self, expr: &str) -> String {
         let mut out = expr.to_string();
         for job in &self.own_jobs {
-            out = series::rename_job(&out, job, &own_job(job));
+            out = match self.reads_theirs.get(job) {
+                Some(theirs) => series::split_job(&out, job, theirs, &own_job(job), |m| {
+                    !render::kube_state_metrics::only_its_own(m)
+                }),
+                None => series::rename_job(&out, job, &own_job(job)),
+            };
         }
         for (job, to) in &self.jobs_as {
             out = series::rename_job(&out, job, to);
@@ -402,10 +435,18 @@ impl LeftOut {
         }
         for j in &self.own_jobs {
             let by = already.scrapes.get(j).map_or("", String::as_str);
-            parts.push(format!(
-                "the job name {j} (servicemonitor {by} scrapes theirs under it; automon's own {j} is job {})",
-                own_job(j)
-            ));
+            parts.push(match self.reads_theirs.get(j) {
+                Some(theirs) => format!(
+                    "every {j} series but {} (servicemonitor {by} scrapes theirs, as job {theirs}, which automon's rules and dashboards read; automon's own {j} exports only {}, the node labels its coverage check reads, as job {})",
+                    render::kube_state_metrics::NODE_LABELS,
+                    render::kube_state_metrics::NODE_LABELS,
+                    own_job(j)
+                ),
+                None => format!(
+                    "the job name {j} (servicemonitor {by} scrapes theirs under it; automon's own {j} is job {})",
+                    own_job(j)
+                ),
+            });
         }
         (!parts.is_empty()).then(|| {
             format!(
@@ -414,6 +455,22 @@ impl LeftOut {
             )
         })
     }
+}
+
+/// The monitor of `already` that does `scrape`, and the job name its series carry when it can
+/// tell (its selector, a relabeling, or the Service it selects); `None` without one.
+fn their_job<'a>(
+    scrape: &str,
+    already: &'a preflight::AlreadyThere,
+) -> Option<(&'a preflight::monitors::Monitor, Option<String>)> {
+    let by = already.scrapes.get(scrape)?;
+    let m = already
+        .monitors
+        .iter()
+        .find(|m| format!("{}/{}", m.namespace, m.name) == *by)?;
+    let job = (m.endpoints.first().and_then(|e| m.job_from_selector(e)))
+        .or_else(|| already.jobs.get(scrape).cloned());
+    Some((m, job))
 }
 
 /// The alert names of a PrometheusRule object.
@@ -1397,12 +1454,8 @@ mod tests {
             found
         };
         let cadvisor = |p: &Plan| {
-            p.members
-                .iter()
-                .filter(|o| kind(o) == "PrometheusRule")
-                .flat_map(|o| o.data["spec"]["groups"].as_array().unwrap().clone())
-                .flat_map(|g| g["rules"].as_array().unwrap().clone())
-                .filter_map(|r| r["expr"].as_str().map(str::to_string))
+            rule_exprs(&p.members)
+                .into_iter()
                 .find(|e| e.contains("metrics_path=\"/metrics/cadvisor\""))
                 .unwrap()
         };
@@ -1478,14 +1531,7 @@ mod tests {
                 .any(|n| n.ends_with("monitor.monitoring.coreos.com/node-exporter")),
             "{names:?}"
         );
-        let exprs: Vec<String> = p
-            .members
-            .iter()
-            .filter(|o| kind(o) == "PrometheusRule")
-            .flat_map(|o| o.data["spec"]["groups"].as_array().unwrap().clone())
-            .flat_map(|g| g["rules"].as_array().unwrap().clone())
-            .map(|r| r["expr"].as_str().unwrap().to_string())
-            .collect();
+        let exprs = rule_exprs(&p.members);
         let node_down = exprs
             .iter()
             .find(|e| e.starts_with("max by (node) ((up{"))
@@ -1539,13 +1585,7 @@ mod tests {
             true,
             &left_out,
         );
-        for m in &p.members {
-            let same = expected
-                .iter()
-                .find(|o| o.metadata.name == m.metadata.name && kind(o) == kind(m))
-                .unwrap_or_else(|| panic!("status does not expect {:?}", m.metadata.name));
-            assert_eq!(same.data, m.data, "{:?}", m.metadata.name);
-        }
+        status_expects(&expected, &p.members);
     }
 
     #[test]
@@ -1624,11 +1664,7 @@ mod tests {
         assert!(
             names.contains(&"servicemonitor.monitoring.coreos.com/kube-state-metrics".to_string())
         );
-        let warning = p
-            .warnings
-            .iter()
-            .find(|w| w.contains("leaves out"))
-            .unwrap();
+        let warning = left_out_warning(&p);
         assert!(
             warning.contains("2 alerts its rules already define (NodeDown, Watchdog; in monitoring/kps-general, monitoring/kps-node)")
                 && warning.contains("the kubelet scrape (servicemonitor monitoring/kps-kubelet does it)")
@@ -1684,6 +1720,185 @@ mod tests {
             p.members.len() + 1,
             "kept() and plan() disagree"
         );
+    }
+
+    #[test]
+    fn beside_their_kube_state_metrics_automon_s_exports_node_labels_alone_and_reads_theirs() {
+        let mut found = existing();
+        // As kube-prometheus-stack's: the job is the Service's `app.kubernetes.io/name`, which
+        // the selector names; here relabeled, so that the two jobs differ.
+        found.already.add(&render::custom(serde_json::json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+            "metadata": {"name": "kps-kube-state-metrics", "namespace": "monitoring"},
+            "spec": {
+                "jobLabel": "app.kubernetes.io/name",
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "kube-state-metrics"}},
+                "endpoints": [{"port": "http", "relabelings": [
+                    {"targetLabel": "job", "replacement": "ksm"},
+                ]}],
+            },
+        })));
+        let p = plan_beside(found.clone());
+        let left_out = LeftOut::of_parent(&p.final_parent.metadata);
+        assert_eq!(
+            left_out.reads_theirs,
+            [("kube-state-metrics".to_string(), "ksm".to_string())].into()
+        );
+        assert!(left_out.own_jobs.contains("kube-state-metrics"));
+        let warning = left_out_warning(&p);
+        assert!(
+            warning.contains("every kube-state-metrics series but kube_node_labels (servicemonitor monitoring/kps-kube-state-metrics scrapes theirs, as job ksm, which automon's rules and dashboards read; automon's own kube-state-metrics exports only kube_node_labels, the node labels its coverage check reads, as job automon-kube-state-metrics)"),
+            "{warning}"
+        );
+        // automon's own: nodes collected, node labels exported, nodes read; still scraped
+        // under its own job.
+        let find = |k: &str, name: &str| {
+            p.members
+                .iter()
+                .find(|o| kind(o) == k && o.metadata.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("{k} {name}"))
+        };
+        let args = &find("Deployment", "kube-state-metrics").data["spec"]["template"]["spec"]["containers"]
+            [0]["args"];
+        assert!(
+            args.as_array()
+                .unwrap()
+                .contains(&"--resources=nodes".into())
+                && args
+                    .as_array()
+                    .unwrap()
+                    .contains(&"--metric-allowlist=kube_node_labels".into()),
+            "{args}"
+        );
+        assert_eq!(
+            find("ClusterRole", "automon-kube-state-metrics").data["rules"],
+            serde_json::json!([{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]}])
+        );
+        let sm = find("ServiceMonitor", "kube-state-metrics");
+        assert_eq!(
+            sm.data["spec"]["endpoints"][0]["relabelings"][0]["replacement"],
+            "automon-kube-state-metrics"
+        );
+        // Every rule and dashboard selector of automon's job reads the node labels or its own
+        // targets; every other kube-state-metrics series is read from theirs.
+        let mut queries = rule_exprs(&p.members);
+        for o in p.members.iter().filter(|o| kind(o) == "ConfigMap") {
+            for v in o.data["data"].as_object().into_iter().flatten() {
+                if let Some(d) =
+                    v.1.as_str()
+                        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+                {
+                    collect_queries(&d, &mut queries);
+                }
+            }
+        }
+        let selector = regex::Regex::new(r#"([a-zA-Z_:][a-zA-Z0-9_:]*)?\{([^{}]*)\}"#).unwrap();
+        let (mut own, mut theirs) = (BTreeSet::new(), BTreeSet::new());
+        for q in &queries {
+            assert!(!q.contains(r#"job="kube-state-metrics""#), "{q}");
+            for c in selector.captures_iter(q) {
+                let metric = c.get(1).map_or("", |m| m.as_str()).to_string();
+                if c[2].contains(r#"job="automon-kube-state-metrics""#) {
+                    own.insert(metric);
+                } else if c[2].contains(r#"job="ksm""#) {
+                    theirs.insert(metric);
+                }
+            }
+        }
+        assert_eq!(
+            own,
+            ["kube_node_labels".to_string(), "up".to_string()].into()
+        );
+        for m in [
+            "kube_node_info",
+            "kube_pod_info",
+            "kube_deployment_spec_replicas",
+            "",
+        ] {
+            assert!(theirs.contains(m), "{m}: {theirs:?}");
+        }
+        assert!(
+            theirs
+                .iter()
+                .all(|m| m.is_empty() || m.starts_with("kube_")),
+            "{theirs:?}"
+        );
+        // What status expects is what was applied.
+        let expected = kept(rendered(&Config::default()), true, &left_out);
+        status_expects(&expected, &p.members);
+
+        // Their job untold: automon's keeps every series, and says why.
+        found.already.monitors[0].endpoints[0].job = None;
+        found.already.monitors[0].job_label = None;
+        let p = plan_beside(found);
+        assert!(
+            LeftOut::of_parent(&p.final_parent.metadata)
+                .reads_theirs
+                .is_empty()
+        );
+        assert!(
+            p.warnings.iter().any(|w| w.contains("could not tell the job name of servicemonitor monitoring/kps-kube-state-metrics's series (its Service's name): automon's own kube-state-metrics keeps exporting all of its series, as job automon-kube-state-metrics")),
+            "{:?}",
+            p.warnings
+        );
+        let args = &p
+            .members
+            .iter()
+            .find(|o| {
+                kind(o) == "Deployment" && o.metadata.name.as_deref() == Some("kube-state-metrics")
+            })
+            .unwrap()
+            .data["spec"]["template"]["spec"]["containers"][0]["args"];
+        assert!(!args.to_string().contains("--metric-allowlist"), "{args}");
+    }
+
+    /// `enable`'s warning of what it leaves out.
+    fn left_out_warning(p: &Plan) -> &str {
+        p.warnings
+            .iter()
+            .find(|w| w.contains("leaves out"))
+            .unwrap()
+    }
+
+    /// The expressions of every rule among `members`.
+    fn rule_exprs(members: &[Object]) -> Vec<String> {
+        members
+            .iter()
+            .filter(|o| kind(o) == "PrometheusRule")
+            .flat_map(|o| o.data["spec"]["groups"].as_array().unwrap().clone())
+            .flat_map(|g| g["rules"].as_array().unwrap().clone())
+            .map(|r| r["expr"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Each applied member is, to the letter, one that `status` expects.
+    fn status_expects(expected: &[Object], members: &[Object]) {
+        for m in members {
+            let same = expected
+                .iter()
+                .find(|o| o.metadata.name == m.metadata.name && kind(o) == kind(m))
+                .unwrap_or_else(|| panic!("status does not expect {:?}", m.metadata.name));
+            assert_eq!(same.data, m.data, "{:?}", m.metadata.name);
+        }
+    }
+
+    /// Every PromQL string of a dashboard (`expr`, and a variable's `query`).
+    fn collect_queries(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    match (k.as_str(), item.as_str()) {
+                        ("expr", Some(q)) => out.push(q.to_string()),
+                        ("query", Some(q)) if q.starts_with("label_values(") => {
+                            out.push(q.to_string())
+                        }
+                        _ => collect_queries(item, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| collect_queries(i, out)),
+            _ => {}
+        }
     }
 
     #[test]

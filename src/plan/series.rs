@@ -6,6 +6,10 @@
 //! pod runs on, as kube-state-metrics' `kube_pod_info` tells it (the join kubernetes-mixin's
 //! recording rules make).
 //!
+//! Beside a stack that already scrapes kube-state-metrics, automon's own exports only the node
+//! labels that stack's does not ([`split_job`]): each selector then names the job of the
+//! exporter that has its metric.
+//!
 //! Pure text rewriting of PromQL that automon itself wrote: every node-exporter selector names its
 //! job (`{job="node-exporter", ...}`), which is what is looked for.
 
@@ -18,6 +22,15 @@ static SELECTOR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^{}]*)\}(\[[^\]\[]+\])?"#).expect("a valid regex")
 });
 
+/// A vector selector whose metric name may be in a `__name__` matcher instead.
+static ANY_SELECTOR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"([a-zA-Z_:][a-zA-Z0-9_:]*)?\{([^{}]*)\}"#).expect("a valid regex")
+});
+
+/// A `__name__` matcher (`__name__=~"kube_pod_owner|kube_replicaset_owner"`).
+static NAME_MATCHER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"__name__\s*(=~|=)\s*"([^"]*)""#).expect("a valid regex"));
+
 /// A matcher of the node label within a selector (`node="$node"`, `node=~"a|b"`).
 static NODE_MATCHER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(^|,)\s*node\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*"#).expect("a valid regex")
@@ -26,6 +39,42 @@ static NODE_MATCHER: LazyLock<Regex> = LazyLock::new(|| {
 /// `expr` with every `job="<from>"` matcher naming `to` instead.
 pub fn rename_job(expr: &str, from: &str, to: &str) -> String {
     expr.replace(&format!("job=\"{from}\""), &format!("job=\"{to}\""))
+}
+
+/// `expr` with each selector of `from`'s series naming `theirs` when `theirs_has` says the other
+/// stack's exporter has every metric it selects, `own` otherwise (one it does not export, a
+/// selector that names no metric). Per selector, since one job's series now come from two.
+pub fn split_job(
+    expr: &str,
+    from: &str,
+    theirs: &str,
+    own: &str,
+    theirs_has: impl Fn(&str) -> bool,
+) -> String {
+    let job_matcher = format!("job=\"{from}\"");
+    ANY_SELECTOR
+        .replace_all(expr, |c: &Captures| {
+            let matchers = &c[2];
+            if !matchers.contains(&job_matcher) {
+                return c[0].to_string();
+            }
+            let names: Vec<&str> = match (c.get(1), NAME_MATCHER.captures(matchers)) {
+                (Some(metric), _) => vec![metric.as_str()],
+                (None, Some(m)) => m.get(2).map_or("", |n| n.as_str()).split('|').collect(),
+                (None, None) => Vec::new(),
+            };
+            let to = if !names.is_empty() && names.iter().all(|n| theirs_has(n)) {
+                theirs
+            } else {
+                own
+            };
+            let metric = c.get(1).map_or("", |m| m.as_str());
+            format!(
+                "{metric}{{{}}}",
+                matchers.replace(&job_matcher, &format!("job=\"{to}\""))
+            )
+        })
+        .into_owned()
 }
 
 /// `expr` with each selector of `job`'s series joined to its node: an instant selector becomes
@@ -153,6 +202,65 @@ mod tests {
                 "automon-kube-state-metrics"
             ),
             r#"label_values(kube_node_info{job="automon-kube-state-metrics"}, node)"#
+        );
+    }
+
+    #[test]
+    fn each_selector_names_the_job_whose_exporter_has_its_metric() {
+        let theirs_has = |m: &str| m.starts_with("kube_") && m != "kube_node_labels";
+        let split =
+            |expr: &str| split_job(expr, "kube-state-metrics", "ksm", "automon-ksm", theirs_has);
+        for (expr, want) in [
+            // The coverage check: node labels from automon's, the nodes from theirs.
+            (
+                r#"max by (node) (kube_node_labels{job="kube-state-metrics", label_kubernetes_io_os="linux"}) and on (node) kube_node_info{job="kube-state-metrics"}"#,
+                r#"max by (node) (kube_node_labels{job="automon-ksm", label_kubernetes_io_os="linux"}) and on (node) kube_node_info{job="ksm"}"#,
+            ),
+            // automon's own targets.
+            (
+                r#"absent(up{job="kube-state-metrics"} == 1)"#,
+                r#"absent(up{job="automon-ksm"} == 1)"#,
+            ),
+            // A range, and the job's matcher anywhere among the others.
+            (
+                r#"changes(kube_deployment_status_replicas_updated{namespace="a", job="kube-state-metrics"}[10m])"#,
+                r#"changes(kube_deployment_status_replicas_updated{namespace="a", job="ksm"}[10m])"#,
+            ),
+            // The metric named by __name__: theirs only when every name is.
+            (
+                r#"{__name__=~"kube_pod_owner|kube_replicaset_owner", job="kube-state-metrics"}"#,
+                r#"{__name__=~"kube_pod_owner|kube_replicaset_owner", job="ksm"}"#,
+            ),
+            (
+                r#"{__name__=~"kube_pod_owner|kube_node_labels", job="kube-state-metrics"}"#,
+                r#"{__name__=~"kube_pod_owner|kube_node_labels", job="automon-ksm"}"#,
+            ),
+            (
+                r#"count({job="kube-state-metrics"})"#,
+                r#"count({job="automon-ksm"})"#,
+            ),
+            // Other jobs, and a Grafana variable's selector.
+            (
+                r#"up{job="node-exporter"} * on (node) kube_node_info{job="kube-state-metrics"}"#,
+                r#"up{job="node-exporter"} * on (node) kube_node_info{job="ksm"}"#,
+            ),
+            (
+                r#"label_values(kube_pod_info{job="kube-state-metrics", namespace="$namespace"}, pod)"#,
+                r#"label_values(kube_pod_info{job="ksm", namespace="$namespace"}, pod)"#,
+            ),
+        ] {
+            assert_eq!(split(expr), want, "{expr}");
+        }
+        // Their job may carry automon's name: the node labels still go to automon's.
+        assert_eq!(
+            split_job(
+                r#"kube_node_labels{job="kube-state-metrics"} * kube_node_info{job="kube-state-metrics"}"#,
+                "kube-state-metrics",
+                "kube-state-metrics",
+                "automon-kube-state-metrics",
+                theirs_has
+            ),
+            r#"kube_node_labels{job="automon-kube-state-metrics"} * kube_node_info{job="kube-state-metrics"}"#
         );
     }
 

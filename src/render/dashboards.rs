@@ -48,6 +48,9 @@ const ONE_NODE: &str = r#"job="node-exporter", node="$node""#;
 const REAL_FS: &str = r#"fstype!~"tmpfs|ramfs", mountpoint!="""#;
 /// windows-exporter's series, labelled like node-exporter's; one Windows node of them.
 const WINDOWS_EXPORTER: &str = r#"job="windows-exporter""#;
+/// kube-state-metrics' series: beside another stack's, its node labels are automon's and
+/// the rest theirs, which only a selector that names the job can be pointed at.
+const KUBE_STATE_METRICS: &str = r#"job="kube-state-metrics""#;
 const ONE_WINDOWS_NODE: &str = r#"job="windows-exporter", node="$node""#;
 /// Windows volumes with a drive letter (not the boot and recovery partitions).
 const WINDOWS_VOLUMES: &str = r#"volume!~"HarddiskVolume.*""#;
@@ -654,7 +657,7 @@ fn cluster_overview(config: &Config, windows: bool) -> Dashboard {
     // gap the coverage alert pages on.
     let expected = |os: &str| {
         format!(
-            r#"kube_node_labels{{label_kubernetes_io_os="{os}", {}!="true"}}"#,
+            r#"kube_node_labels{{{KUBE_STATE_METRICS}, label_kubernetes_io_os="{os}", {}!="true"}}"#,
             ksm_label(&config.node_exporter.exclude_label)
         )
     };
@@ -698,9 +701,9 @@ fn cluster_overview(config: &Config, windows: bool) -> Dashboard {
     };
     let panels = vec![
         Panel::new(Kind::Stat, "Nodes", "Nodes the API server knows (kube-state-metrics).", "none")
-            .query("count(kube_node_info)", "nodes"),
+            .query(format!("count(kube_node_info{{{KUBE_STATE_METRICS}}})"), "nodes"),
         Panel::new(Kind::Stat, "Nodes Ready", "Nodes whose Ready condition is true.", "none")
-            .query(r#"sum(kube_node_status_condition{condition="Ready", status="true"})"#, "ready"),
+            .query(format!(r#"sum(kube_node_status_condition{{{KUBE_STATE_METRICS}, condition="Ready", status="true"}})"#), "ready"),
         monitored,
         gaps.red_from(1.0),
         Panel::new(Kind::Stat, "CPU used", "Share of all nodes' CPU time not idle.", "percentunit")

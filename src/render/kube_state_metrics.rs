@@ -1,6 +1,8 @@
 //! kube-state-metrics: the API server's view of nodes, pods and workloads as metrics (node
 //! conditions, node labels for the exclusion and coverage checks, pod phases). It lists and
-//! watches exactly the resources it exports, and never Secrets.
+//! watches exactly the resources it exports, and never Secrets. Beside another stack's
+//! kube-state-metrics it exports only what that one does not: `kube_node_labels` with automon's
+//! node-label allowlist ([`node_labels_only`]).
 
 use crate::model::names;
 use std::collections::BTreeMap;
@@ -59,9 +61,25 @@ const COLLECTORS: &[(&str, &[&str])] = &[
     ("batch", &["cronjobs", "jobs"]),
 ];
 
+/// The one series automon's own kube-state-metrics exports beside another stack's: the node
+/// labels its allowlist names, which the coverage checks read and that stack's does not carry.
+pub const NODE_LABELS: &str = "kube_node_labels";
+
+/// Whether automon reads `metric` from its own kube-state-metrics beside another's: the node
+/// labels, and what describes no object of the cluster (`up`, the exporter's own
+/// `kube_state_metrics_*`).
+pub fn only_its_own(metric: &str) -> bool {
+    metric == NODE_LABELS
+        || !metric.starts_with("kube_")
+        || metric.starts_with("kube_state_metrics_")
+}
+
+/// The collectors [`NODE_LABELS`] needs.
+const NODE_LABELS_COLLECTORS: &[(&str, &[&str])] = &[("", &["nodes"])];
+
 pub fn objects(ctx: &Context) -> Vec<Object> {
     let labels = ctx.labels(NAME, COMPONENT, versions::KUBE_STATE_METRICS.version);
-    let mut objects = rbac::cluster_identity(ctx, NAME, &labels, cluster_rules());
+    let mut objects = rbac::cluster_identity(ctx, NAME, &labels, cluster_rules(COLLECTORS));
     objects.extend([
         deployment(ctx, &labels),
         service(ctx, &labels),
@@ -89,9 +107,9 @@ fn node_labels<'a>(ctx: &'a Context) -> Vec<&'a str> {
     labels
 }
 
-/// `--resources=` value: every collector, sorted.
-fn resources_flag() -> String {
-    let mut all: Vec<&str> = COLLECTORS
+/// `--resources=` value: every one of `collectors`, sorted.
+fn resources_flag(collectors: &[(&str, &[&str])]) -> String {
+    let mut all: Vec<&str> = collectors
         .iter()
         .flat_map(|(_, r)| r.iter().copied())
         .collect();
@@ -100,8 +118,8 @@ fn resources_flag() -> String {
 }
 
 /// List and watch of exactly what `--resources` collects.
-fn cluster_rules() -> Vec<PolicyRule> {
-    COLLECTORS
+fn cluster_rules(collectors: &[(&str, &[&str])]) -> Vec<PolicyRule> {
+    collectors
         .iter()
         .map(|(group, resources)| PolicyRule {
             api_groups: Some(vec![(*group).into()]),
@@ -110,6 +128,42 @@ fn cluster_rules() -> Vec<PolicyRule> {
             ..Default::default()
         })
         .collect()
+}
+
+/// `o` as it runs beside another stack's kube-state-metrics, which exports every other series:
+/// its Deployment collecting nodes and exporting [`NODE_LABELS`] alone, its ClusterRole reading
+/// nodes alone. Any other object is returned as it is.
+pub fn node_labels_only(mut o: Object) -> Object {
+    let types = o.types.as_ref().map(|t| t.kind.as_str());
+    let ours = (o.metadata.labels.as_ref())
+        .and_then(|l| l.get(names::NAME_LABEL))
+        .is_some_and(|n| n == NAME);
+    match types {
+        Some("Deployment") if ours => {
+            let resources = format!("--resources={}", resources_flag(NODE_LABELS_COLLECTORS));
+            for c in o.data["spec"]["template"]["spec"]["containers"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["name"] == NAME)
+            {
+                if let Some(args) = c["args"].as_array_mut() {
+                    for a in args.iter_mut() {
+                        if a.as_str().is_some_and(|a| a.starts_with("--resources=")) {
+                            *a = resources.clone().into();
+                        }
+                    }
+                    args.push(format!("--metric-allowlist={NODE_LABELS}").into());
+                }
+            }
+        }
+        Some("ClusterRole") if ours => {
+            o.data["rules"] = serde_json::to_value(cluster_rules(NODE_LABELS_COLLECTORS))
+                .expect("policy rules serialise");
+        }
+        _ => {}
+    }
+    o
 }
 
 fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
@@ -136,7 +190,7 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         args: Some(vec![
             format!("--port={METRICS_PORT}"),
             format!("--telemetry-port={TELEMETRY_PORT}"),
-            format!("--resources={}", resources_flag()),
+            format!("--resources={}", resources_flag(COLLECTORS)),
             // The OS label tells Linux nodes (which get node-exporter) from the rest; the
             // exclusion label tells deliberately unmonitored nodes from coverage gaps. On
             // `kube_node_labels` they become `label_` + the key with every non-alphanumeric
@@ -304,6 +358,38 @@ mod tests {
             "{:?}",
             args(&gpu)
         );
+    }
+
+    #[test]
+    fn beside_another_it_collects_nodes_and_exports_node_labels_alone() {
+        let config = Config::default();
+        let full = objects(&Context::new(&config));
+        let narrowed =
+            crate::render::fixtures::as_json(full.iter().cloned().map(node_labels_only).collect());
+        assert_eq!(
+            args(&narrowed),
+            [
+                "--port=8080",
+                "--telemetry-port=8081",
+                "--resources=nodes",
+                "--metric-labels-allowlist=nodes=[kubernetes.io/os,automon.io/exclude]",
+                "--metric-allowlist=kube_node_labels",
+            ]
+        );
+        assert_eq!(
+            find(&narrowed, "ClusterRole")["rules"],
+            json!([{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]}])
+        );
+        // Everything else as it was.
+        let full = crate::render::fixtures::as_json(full);
+        for kind in [
+            "Service",
+            "ServiceMonitor",
+            "ServiceAccount",
+            "ClusterRoleBinding",
+        ] {
+            assert_eq!(find(&narrowed, kind), find(&full, kind), "{kind}");
+        }
     }
 
     #[test]
