@@ -190,8 +190,8 @@ pub async fn read(cluster: &Cluster) -> Result<Inventory, InventoryError> {
                     Scope::Namespaced => known.api(&cluster.client, Some(namespace)),
                     Scope::Cluster => known.api(&cluster.client, None),
                 };
-                match api.list(selector).await {
-                    Ok(list) => Ok(Some((known, list.items))),
+                match crate::cluster::list_paged(&api, selector).await {
+                    Ok(items) => Ok(Some((known, items))),
                     // The type is gone from the server (its CRD deleted): no members are left.
                     Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
                     Err(e) => Err(e),
