@@ -151,7 +151,7 @@ struct Run<'a> {
     client_dry_run: bool,
     apply: ApplyOptions,
     objects: Vec<Object>,
-    live: Live,
+    live: Live<'a>,
     /// What is exactly as the last run left it: not sent again.
     untouched: std::collections::BTreeSet<apply::Key>,
     tally: Tally,
@@ -724,7 +724,7 @@ fn phase_label(p: Phase) -> &'static str {
 async fn apply_parent(
     cluster: &Cluster,
     parent: &Object,
-    live: &Live,
+    live: &Live<'_>,
     options: ApplyOptions,
 ) -> anyhow::Result<(Outcome, Object)> {
     let applied = apply::server_side_apply(cluster, parent, options).await?;
