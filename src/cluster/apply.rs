@@ -284,11 +284,12 @@ pub fn key(o: &Object) -> Key {
 /// What exists, so that an apply can tell created, configured and unchanged apart without a
 /// GET per object. A no-op apply writes nothing: neither the resourceVersion nor the time of our
 /// field manager's entry moves. (The resourceVersion alone is not enough: controllers write
-/// status, which moves it without any change of ours.) The objects are borrowed: their content
-/// is compared only after a dry run, so only a dry run pays for it (a CRD is hundreds of KB).
+/// status, which moves it without any change of ours.) The objects are borrowed (or given, see
+/// [`Live::insert`]): their content is compared only after a dry run, so only a dry run pays for
+/// it (a CRD is hundreds of KB).
 #[derive(Debug, Default, Clone)]
 pub struct Live<'a> {
-    objects: std::collections::HashMap<Key, &'a Object>,
+    objects: std::collections::HashMap<Key, std::borrow::Cow<'a, Object>>,
 }
 
 /// What an apply tells apart an object by, before and after.
@@ -331,8 +332,15 @@ fn our_apply_time(o: &Object) -> Option<String> {
 impl<'a> Live<'a> {
     pub fn from_objects(objects: impl IntoIterator<Item = &'a Object>) -> Self {
         Live {
-            objects: objects.into_iter().map(|o| (key(o), o)).collect(),
+            objects: (objects.into_iter())
+                .map(|o| (key(o), std::borrow::Cow::Borrowed(o)))
+                .collect(),
         }
+    }
+
+    /// `o` as it is now, in place of what was known of it (its metadata alone, say).
+    pub fn insert(&mut self, o: Object) {
+        self.objects.insert(key(&o), std::borrow::Cow::Owned(o));
     }
 
     pub fn contains(&self, k: &Key) -> bool {

@@ -12,7 +12,7 @@ use crate::{
     cluster::{
         Cluster,
         apply::{self, ApplyError, ApplyOptions, Live, Outcome},
-        crds, revision,
+        crds, inventory, revision,
     },
     model::{Object, kind, resources::display_name},
     output::{Palette, say},
@@ -271,6 +271,7 @@ impl<'a> Run<'a> {
         if self.client_dry_run {
             return Ok(());
         }
+        self.whole_crds().await?;
         let refused = validate::refusals(
             self.cluster,
             self.plan,
@@ -289,6 +290,21 @@ impl<'a> Run<'a> {
             "the API server would refuse {} object(s) (a server-side dry run or the schema says so); nothing was applied",
             refused.len()
         )))
+    }
+
+    /// A server dry run tells unchanged from configured by content: the CRDs it sends are
+    /// compared with the cluster's whole, not with the metadata the inventory read of them.
+    async fn whole_crds(&mut self) -> anyhow::Result<()> {
+        let sends_crds = (self.plan.objects()).any(|o| kind(o) == "CustomResourceDefinition");
+        if let Some(inventory) = &self.state.inventory
+            && self.apply.dry_run
+            && sends_crds
+        {
+            for crd in inventory::whole_crds(self.cluster, inventory).await? {
+                self.live.insert(crd);
+            }
+        }
+        Ok(())
     }
 
     /// The three phases in order; the first refused object stops the run after its phase
