@@ -84,10 +84,10 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
                     credentials.paths().join(", ")
                 );
             }
-            let crds = Some(CrdsFrom {
-                source: args.crds.source(),
-                given: args.crds.crds_from.clone(),
-            });
+            let crds = Some(CrdsFrom::new(
+                args.crds.source(),
+                args.crds.crds_from.clone(),
+            ));
             let source = Source::Config {
                 config: Box::new(config),
                 crds,
