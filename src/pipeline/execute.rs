@@ -150,7 +150,6 @@ struct Run<'a> {
     /// namespace turns out not to exist yet.
     client_dry_run: bool,
     apply: ApplyOptions,
-    objects: Vec<Object>,
     live: Live<'a>,
     /// What is exactly as the last run left it: not sent again.
     untouched: std::collections::BTreeSet<apply::Key>,
@@ -176,8 +175,7 @@ impl<'a> Run<'a> {
         started: Instant,
     ) -> anyhow::Result<Self> {
         // Too large to record stops the run before it changes anything.
-        let objects: Vec<Object> = plan.objects().cloned().collect();
-        revision::encode(&objects, &BTreeMap::new())?;
+        revision::encode(plan.objects(), &BTreeMap::new())?;
         let live = Live::from_objects(
             state
                 .inventory
@@ -197,7 +195,6 @@ impl<'a> Run<'a> {
                 dry_run: options.dry_run == DryRun::Server,
                 force: options.force_conflicts,
             },
-            objects,
             live,
             untouched: Default::default(),
             tally: Tally::default(),
@@ -644,7 +641,7 @@ impl<'a> Run<'a> {
 
     fn executed(self, stopped: Option<anyhow::Error>) -> anyhow::Result<Executed> {
         Ok(Executed {
-            payload: revision::encode(&self.objects, &self.versions)?,
+            payload: revision::encode(self.plan.objects(), &self.versions)?,
             tally: self.tally,
             stopped,
             wait_for: workloads::expected(&self.plan.members),
