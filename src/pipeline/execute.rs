@@ -14,7 +14,10 @@ use crate::{
         apply::{self, ApplyError, ApplyOptions, Live, Outcome},
         crds, inventory, revision,
     },
-    model::{Object, kind, resources::display_name},
+    model::{
+        Object, group_kind, kind,
+        resources::{self, display_name},
+    },
     output::{Palette, say},
     pipeline::rollout::{self, secs},
     plan::{self, ClusterState, Plan},
@@ -441,9 +444,17 @@ impl<'a> Run<'a> {
             return Ok((tally, Vec::new()));
         }
         let mut failures = Vec::new();
+        // Custom resources are sent first and said in the plan's order: the first write of a
+        // type whose CRD was just created waits while the API server builds its storage
+        // (0.3-0.5 s for the operator's largest), which then overlaps the rest of the phase.
+        let mut sent: Vec<(usize, Object)> = batch.into_iter().enumerate().collect();
+        sent.sort_by_key(|(_, o)| !custom_resource(o));
+        let (order, batch): (Vec<usize>, Vec<Object>) = sent.into_iter().unzip();
         let results =
             apply::apply_all(self.cluster, &batch, &self.live, self.apply, IN_FLIGHT).await;
-        for r in results {
+        let mut results: Vec<_> = order.into_iter().zip(results).collect();
+        results.sort_by_key(|(i, _)| *i);
+        for (_, r) in results {
             match r {
                 Ok((_, applied))
                     if kind(&applied) == "Namespace"
@@ -743,6 +754,11 @@ async fn apply_parent(
     let applied = apply::server_side_apply(cluster, parent, options).await?;
     let outcome = live.outcome(&applied, options.dry_run);
     Ok((outcome, applied))
+}
+
+/// Whether `o` is a custom resource (its type served through a CRD).
+fn custom_resource(o: &Object) -> bool {
+    resources::by_group_kind(&group_kind(o)).is_some_and(crate::plan::is_custom)
 }
 
 #[cfg(test)]
