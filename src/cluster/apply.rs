@@ -184,7 +184,8 @@ mod tests {
     fn outcomes() {
         let t1 = "2026-11-25T10:00:00Z";
         let t2 = "2026-11-25T10:05:00Z";
-        let live = Live::from_objects([&obj("5", Some(2), Some(t1))]);
+        let before = obj("5", Some(2), Some(t1));
+        let live = Live::from_objects([&before]);
         let other: Object = serde_json::from_value(serde_json::json!({
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "automon"}
         }))
@@ -218,7 +219,8 @@ mod tests {
         );
         assert_eq!(live.outcome(&changed, true), Outcome::Configured);
         // No generation (ConfigMap-like): only a write moves the resourceVersion.
-        let plain = Live::from_objects([&obj("5", None, Some(t1))]);
+        let plain_before = obj("5", None, Some(t1));
+        let plain = Live::from_objects([&plain_before]);
         assert_eq!(
             plain.outcome(&obj("6", None, Some(t1)), false),
             Outcome::Configured
@@ -282,32 +284,36 @@ pub fn key(o: &Object) -> Key {
 /// What exists, so that an apply can tell created, configured and unchanged apart without a
 /// GET per object. A no-op apply writes nothing: neither the resourceVersion nor the time of our
 /// field manager's entry moves. (The resourceVersion alone is not enough: controllers write
-/// status, which moves it without any change of ours.)
+/// status, which moves it without any change of ours.) The objects are borrowed (or given, see
+/// [`Live::insert`]): their content is compared only after a dry run, so only a dry run pays for
+/// it (a CRD is hundreds of KB).
 #[derive(Debug, Default, Clone)]
-pub struct Live {
-    versions: std::collections::HashMap<Key, Before>,
+pub struct Live<'a> {
+    objects: std::collections::HashMap<Key, std::borrow::Cow<'a, Object>>,
 }
 
-/// What an object looked like before the apply.
-#[derive(Debug, Clone, PartialEq)]
-struct Before {
-    resource_version: Option<String>,
+/// What an apply tells apart an object by, before and after.
+#[derive(Debug, PartialEq)]
+struct Before<'a> {
+    resource_version: Option<&'a str>,
     generation: Option<i64>,
     applied_at: Option<String>,
-    /// The object without what only the server writes, for dry runs (which write nothing, so
-    /// only the content can tell).
-    content: serde_json::Value,
 }
 
-impl Before {
-    fn of(o: &Object) -> Self {
+impl<'a> Before<'a> {
+    fn of(o: &'a Object) -> Self {
         Before {
-            resource_version: o.metadata.resource_version.clone(),
+            resource_version: o.metadata.resource_version.as_deref(),
             generation: o.metadata.generation,
             applied_at: our_apply_time(o),
-            content: serde_json::to_value(crate::model::diff::clean(o)).unwrap_or_default(),
         }
     }
+}
+
+/// The object without what only the server writes, for dry runs (which write nothing, so only
+/// the content can tell).
+fn content(o: &Object) -> serde_json::Value {
+    serde_json::to_value(crate::model::diff::clean(o)).unwrap_or_default()
 }
 
 /// When our field manager last changed the object, from its managedFields.
@@ -323,35 +329,39 @@ fn our_apply_time(o: &Object) -> Option<String> {
         .map(|t| t.0.to_string())
 }
 
-impl Live {
-    pub fn from_objects<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Self {
+impl<'a> Live<'a> {
+    pub fn from_objects(objects: impl IntoIterator<Item = &'a Object>) -> Self {
         Live {
-            versions: objects
-                .into_iter()
-                .map(|o| (key(o), Before::of(o)))
+            objects: (objects.into_iter())
+                .map(|o| (key(o), std::borrow::Cow::Borrowed(o)))
                 .collect(),
         }
     }
 
+    /// `o` as it is now, in place of what was known of it (its metadata alone, say).
+    pub fn insert(&mut self, o: Object) {
+        self.objects.insert(key(&o), std::borrow::Cow::Owned(o));
+    }
+
     pub fn contains(&self, k: &Key) -> bool {
-        self.versions.contains_key(k)
+        self.objects.contains_key(k)
     }
 
     /// What the apply did, from what was there before and the object after.
     /// Objects with a `generation` get status writes from controllers, which move the
     /// resourceVersion; for them, an unchanged generation and apply time mean unchanged.
     pub fn outcome(&self, applied: &Object, dry_run: bool) -> Outcome {
-        let Some(before) = self.versions.get(&key(applied)) else {
+        let Some(live) = self.objects.get(&key(applied)) else {
             return Outcome::Created;
         };
-        let after = Before::of(applied);
         if dry_run {
-            return if before.content == after.content {
+            return if content(live) == content(applied) {
                 Outcome::Unchanged
             } else {
                 Outcome::Configured
             };
         }
+        let (before, after) = (Before::of(live), Before::of(applied));
         if before.resource_version == after.resource_version
             || (before.generation.is_some()
                 && before.generation == after.generation
@@ -370,7 +380,7 @@ impl Live {
 pub async fn apply_all(
     cluster: &Cluster,
     objects: &[Object],
-    live: &Live,
+    live: &Live<'_>,
     options: ApplyOptions,
     in_flight: usize,
 ) -> Vec<Result<(Outcome, Object), ApplyError>> {

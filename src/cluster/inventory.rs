@@ -13,7 +13,7 @@ use crate::{
     cluster::{Cluster, error::ClusterError},
     config::{self, Config, Values},
     model::{
-        Object,
+        Object, kind,
         names::{
             APPLYSET_GROUP_KINDS, APPLYSET_ID_LABEL, APPLYSET_PART_OF_LABEL, APPLYSET_TOOLING,
             CONFIG_KEY, MANAGED_BY, PARENT_NAME, VERSION_LABEL,
@@ -158,8 +158,19 @@ pub async fn parent_configmap(
         .filter(|p| applyset_id(&p.metadata).is_some()))
 }
 
-/// Reads the parent in the cluster's namespace and lists every member.
-pub async fn read(cluster: &Cluster) -> Result<Inventory, InventoryError> {
+/// How [`read`] reads the members that are CRDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crds {
+    /// Schemas and all: what reads their spec (`disable`, for the custom resources of each).
+    Whole,
+    /// Metadata only: name, labels, resourceVersion and managedFields are all a plan needs of
+    /// them, and ten CRDs are 5 MB of schemas that every run would otherwise read and parse.
+    /// [`whole_crds`] reads them whole where their content is compared.
+    Metadata,
+}
+
+/// Reads the parent in the cluster's namespace and lists every member, CRDs as `crds` says.
+pub async fn read(cluster: &Cluster, crds: Crds) -> Result<Inventory, InventoryError> {
     let namespace = cluster.namespace.clone();
     let classify = |e| InventoryError::Cluster(cluster.target.classify(e));
     let configmaps = resources::by_group_kind("ConfigMap")
@@ -190,8 +201,17 @@ pub async fn read(cluster: &Cluster) -> Result<Inventory, InventoryError> {
                     Scope::Namespaced => known.api(&cluster.client, Some(namespace)),
                     Scope::Cluster => known.api(&cluster.client, None),
                 };
-                match api.list(selector).await {
-                    Ok(list) => Ok(Some((known, list.items))),
+                let listed = if crds == Crds::Metadata && known.kind == "CustomResourceDefinition" {
+                    api.list_metadata(selector).await.map(|l| {
+                        (l.items.into_iter())
+                            .map(|m| known.with_metadata(m.metadata))
+                            .collect()
+                    })
+                } else {
+                    crate::cluster::list_paged(&api, selector).await
+                };
+                match listed {
+                    Ok(items) => Ok(Some((known, items))),
                     // The type is gone from the server (its CRD deleted): no members are left.
                     Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
                     Err(e) => Err(e),
@@ -205,20 +225,41 @@ pub async fn read(cluster: &Cluster) -> Result<Inventory, InventoryError> {
     let members = lists
         .into_iter()
         .flatten()
-        .flat_map(|(known, items)| {
-            items.into_iter().map(move |mut o| {
-                // Lists leave apiVersion/kind off their items' types; put them back.
-                if o.types.is_none() {
-                    o.types = Some(kube::api::TypeMeta {
-                        api_version: known.api_version.to_string(),
-                        kind: known.kind.to_string(),
-                    });
-                }
-                o
-            })
-        })
+        .flat_map(|(known, items)| items.into_iter().map(move |o| typed(known, o)))
         .collect();
     Ok(Inventory { parent, members })
+}
+
+/// The member CRDs of `inventory` whole, schemas and all, in one list by the ApplySet's label:
+/// for what compares their content after [`read`] took their metadata only. None when no CRD
+/// is a member.
+pub async fn whole_crds(
+    cluster: &Cluster,
+    inventory: &Inventory,
+) -> Result<Vec<Object>, ClusterError> {
+    let crd = "CustomResourceDefinition";
+    let id = applyset_id(&inventory.parent.metadata);
+    let Some(id) = id.filter(|_| inventory.members.iter().any(|m| kind(m) == crd)) else {
+        return Ok(Vec::new());
+    };
+    let known = resources::by_group_kind("CustomResourceDefinition.apiextensions.k8s.io")
+        .expect("CustomResourceDefinition is a known type");
+    let selector = ListParams::default().labels(&format!("{APPLYSET_PART_OF_LABEL}={id}"));
+    let items = crate::cluster::list_paged(&known.api(&cluster.client, None), &selector)
+        .await
+        .map_err(|e| cluster.target.classify(e))?;
+    Ok(items.into_iter().map(|o| typed(known, o)).collect())
+}
+
+/// Lists leave apiVersion/kind off their items' types; put them back.
+fn typed(known: &Known, mut o: Object) -> Object {
+    if o.types.is_none() {
+        o.types = Some(kube::api::TypeMeta {
+            api_version: known.api_version.to_string(),
+            kind: known.kind.to_string(),
+        });
+    }
+    o
 }
 
 /// The parent as `enable` leaves it: CRDs that an earlier `enable --crds-from` made members stay

@@ -586,7 +586,11 @@ pub async fn list_known_metadata(
 
 /// The items of a list, read a page at a time (500 objects, as kubectl and kube-runtime's
 /// watcher do): at 5,000 nodes one unpaged list is a single response of tens of megabytes held
-/// whole while it is parsed; pages keep the peak to one page's text.
+/// whole while it is parsed; pages keep the peak to one page's text. Custom resources are
+/// listed this way too: until the API server's watch cache of a type is filled (the first
+/// request after its CRD was created starts it) an unpaged list is answered 429 "storage is
+/// (re)initializing", which kube-client retries after the 1 s it is told to wait; a paged
+/// one is read from etcd at once.
 pub async fn list_paged<K>(api: &Api<K>, params: &ListParams) -> kube::Result<Vec<K>>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,

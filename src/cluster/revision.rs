@@ -75,6 +75,14 @@ pub struct Payload {
     pub resource_versions: BTreeMap<String, String>,
 }
 
+/// A [`Payload`] as it is written, its objects borrowed (not copied) from the run's plan.
+#[derive(Serialize)]
+struct Written<'a> {
+    objects: Vec<&'a Object>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    resource_versions: BTreeMap<String, String>,
+}
+
 /// An object's key in [`Payload::resource_versions`]: `Kind.group/namespace/name`.
 pub fn key(o: &Object) -> String {
     let (group_kind, namespace, name) = crate::cluster::apply::key(o);
@@ -128,14 +136,13 @@ pub fn secret_name(n: u32) -> String {
 
 /// The compressed payload of `objects` (CRDs left out: they are never rolled back, and the
 /// operator's ten are 4.3 MB), checked against the object size limit.
-pub fn encode(
-    objects: &[Object],
+pub fn encode<'a>(
+    objects: impl IntoIterator<Item = &'a Object>,
     resource_versions: &BTreeMap<String, String>,
 ) -> Result<Vec<u8>, RevisionError> {
-    let objects: Vec<Object> = objects
-        .iter()
+    let objects: Vec<&Object> = objects
+        .into_iter()
         .filter(|o| kind(o) != "CustomResourceDefinition")
-        .cloned()
         .collect();
     let resource_versions = objects
         .iter()
@@ -144,7 +151,7 @@ pub fn encode(
             resource_versions.get(&k).map(|rv| (k, rv.clone()))
         })
         .collect();
-    let payload = Payload {
+    let payload = Written {
         objects,
         resource_versions,
     };

@@ -10,11 +10,11 @@ use crate::{
     cluster::{
         Cluster, KubeFlags,
         apply::{self, ApplyError, ApplyOptions, FieldConflict},
-        revision,
+        inventory, revision,
     },
     exit::Verdict,
     model::{
-        Object, diff,
+        Object, diff, kind,
         resources::{self, display_name},
     },
     output::{self, Palette},
@@ -84,10 +84,10 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
                     credentials.paths().join(", ")
                 );
             }
-            let crds = Some(CrdsFrom {
-                source: args.crds.source(),
-                given: args.crds.crds_from.clone(),
-            });
+            let crds = Some(CrdsFrom::new(
+                args.crds.source(),
+                args.crds.crds_from.clone(),
+            ));
             let source = Source::Config {
                 config: Box::new(config),
                 crds,
@@ -102,10 +102,22 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
         .cloned()
         .collect();
     // The inventory just read holds the live members: only what it lacks is read one by one.
+    // It read the CRDs' metadata alone: when CRDs are compared, the member CRDs are read whole.
+    let whole_crds = match &state.inventory {
+        Some(i)
+            if planned
+                .iter()
+                .any(|o| kind(o) == "CustomResourceDefinition") =>
+        {
+            inventory::whole_crds(&cluster, i).await?
+        }
+        _ => Vec::new(),
+    };
     let members: std::collections::HashMap<apply::Key, &Object> = state
         .inventory
         .iter()
         .flat_map(|i| i.members.iter().chain(std::iter::once(&i.parent)))
+        .chain(&whole_crds)
         .map(|m| (apply::key(m), m))
         .collect();
     let compared: Vec<Compared> = stream::iter(planned.iter().map(|o| {

@@ -83,21 +83,15 @@ async fn list_revisions(cluster: &Cluster) -> Result<Vec<Object>, ClusterError> 
         .items
         .into_iter()
         .chain(credentials)
-        .map(|m| Object {
-            types: Some(kube::api::TypeMeta {
-                api_version: "v1".into(),
-                kind: "Secret".into(),
-            }),
-            metadata: m.metadata,
-            data: serde_json::Value::Object(Default::default()),
-        })
+        .map(|m| model::metadata_only("v1", "Secret", m.metadata))
         .collect())
 }
 
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let cluster = Cluster::connect(flags).await?;
     let err = Palette::stderr();
-    let inventory = match inventory::read(&cluster).await {
+    // Whole CRDs: their spec names the custom resources that would go with them.
+    let inventory = match inventory::read(&cluster, inventory::Crds::Whole).await {
         Ok(i) => i,
         Err(InventoryError::NotInstalled { namespace }) => {
             crate::output::diag!(

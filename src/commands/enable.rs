@@ -49,10 +49,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
             !installed,
         )
     };
-    let crds = CrdsFrom {
-        source: args.crds.source(),
-        given: args.crds.crds_from.clone(),
-    };
+    let crds = CrdsFrom::new(args.crds.source(), args.crds.crds_from.clone());
     install(
         cluster,
         loaded,
@@ -83,6 +80,7 @@ pub async fn install(
     let (config, credentials) = (loaded.config, loaded.credentials);
     let rendered = render::render(&config).objects;
     let deadline = started + options.timeout;
+    let crds = crds.read_ahead();
     let (cluster, state) =
         match pipeline::prepare(cluster, &config.namespace, &rendered, notes, deadline).await? {
             Prepared::Ready(ready) => *ready,

@@ -238,10 +238,7 @@ async fn install(
         timeout: args.timeout,
         force_conflicts: false,
     };
-    let crds = CrdsFrom {
-        source: args.crds.source(),
-        given: args.crds.crds_from.clone(),
-    };
+    let crds = CrdsFrom::new(args.crds.source(), args.crds.crds_from.clone());
     enable::install(
         cluster,
         loaded,

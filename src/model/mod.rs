@@ -11,4 +11,6 @@ pub mod resources;
 pub mod selector;
 pub mod slim;
 
-pub use object::{Object, api_version, group_kind, is_automons, is_parent, kind, to_yaml};
+pub use object::{
+    Object, api_version, group_kind, is_automons, is_parent, kind, metadata_only, to_yaml,
+};

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use kube::api::DynamicObject;
+use kube::api::{DynamicObject, ObjectMeta, TypeMeta};
 
 use super::names::{PARENT_NAME, PART_OF, PART_OF_LABEL};
 
@@ -36,6 +36,19 @@ pub fn is_automons(labels: Option<&BTreeMap<String, String>>) -> bool {
     labels
         .and_then(|l| l.get(PART_OF_LABEL))
         .is_some_and(|v| v == PART_OF)
+}
+
+/// An object known by its metadata alone (what a metadata-only list or get returns), with its
+/// type: nothing of its body is read.
+pub fn metadata_only(api_version: &str, kind: &str, metadata: ObjectMeta) -> Object {
+    Object {
+        types: Some(TypeMeta {
+            api_version: api_version.into(),
+            kind: kind.into(),
+        }),
+        metadata,
+        data: serde_json::Value::Object(Default::default()),
+    }
 }
 
 /// One object as YAML: apiVersion, kind, metadata, then the rest with keys sorted.

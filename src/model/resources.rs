@@ -181,14 +181,7 @@ impl Known {
 
     /// An object of this type known by its metadata alone (an item of a `list_metadata`).
     pub fn with_metadata(&self, metadata: ObjectMeta) -> Object {
-        Object {
-            types: Some(kube::api::TypeMeta {
-                api_version: self.api_version.into(),
-                kind: self.kind.into(),
-            }),
-            metadata,
-            data: serde_json::Value::Object(Default::default()),
-        }
+        crate::model::metadata_only(self.api_version, self.kind, metadata)
     }
 
     /// An API for this type, in `namespace` when it is namespaced (all namespaces when `None`).

@@ -96,6 +96,30 @@ pub struct CrdsFrom {
     pub source: crds::CrdSource,
     /// What `--crds-from` said, when it was given.
     pub given: Option<String>,
+    /// A local source being read already ([`CrdsFrom::read_ahead`]).
+    ahead: Option<tokio::task::JoinHandle<Result<Vec<Object>, crds::CrdError>>>,
+}
+
+impl CrdsFrom {
+    pub fn new(source: crds::CrdSource, given: Option<String>) -> CrdsFrom {
+        CrdsFrom {
+            source,
+            given,
+            ahead: None,
+        }
+    }
+
+    /// A file or directory given is read and parsed from now on, on threads of their own,
+    /// while preflight asks the cluster; whether the plan sends them is decided later, and
+    /// what was read is used (or dropped) then. Nothing else is fetched ahead: a URL or the
+    /// pinned release is downloaded only when the plan needs it.
+    pub fn read_ahead(mut self) -> CrdsFrom {
+        if let crds::CrdSource::Path(path) = &self.source {
+            let path = path.clone();
+            self.ahead = Some(tokio::task::spawn_blocking(move || crds::load_path(&path)));
+        }
+        self
+    }
 }
 
 /// What preflight decided before anything was written.
@@ -209,7 +233,7 @@ pub async fn plan(source: Source, state: &ClusterState) -> anyhow::Result<Plan> 
                 }
                 None => state,
             };
-            let (source, loaded, origin) = match &crds {
+            let (source, loaded, origin) = match crds {
                 Some(from) => match plan::crd_source(state, from.given.is_some()) {
                     CrdSource::Load => {
                         let (loaded, origin) = load_crds(from).await?;
@@ -263,11 +287,16 @@ fn render_for(config: &Config, crds: Vec<Object>, state: &ClusterState) -> Vec<O
     .objects
 }
 
-/// The CRDs `from` names, and what to call them.
-async fn load_crds(from: &CrdsFrom) -> anyhow::Result<(Vec<Object>, String)> {
-    let objects = crds::load(&from.source).await?;
-    let origin = match &from.given {
-        Some(given) => given.clone(),
+/// The CRDs `from` names (read ahead, or now), and what to call them.
+async fn load_crds(from: CrdsFrom) -> anyhow::Result<(Vec<Object>, String)> {
+    let objects = match from.ahead {
+        Some(reading) => reading
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the CRDs stopped: {e}"))??,
+        None => crds::load(&from.source).await?,
+    };
+    let origin = match from.given {
+        Some(given) => given,
         None => format!(
             "prometheus-operator {} (sha256 verified)",
             crate::versions::PROMETHEUS_OPERATOR.version

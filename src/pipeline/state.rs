@@ -11,13 +11,13 @@ use crate::{
         error::ClusterError,
         inventory::{self, InventoryError},
     },
-    model::Object,
     plan::{ClusterState, InstalledCrd},
     render,
 };
 
-/// Reads what the plan depends on: the namespace, the inventory in it, the prometheus-operator
-/// CRDs (metadata only), the nodes' classes and count. What preflight finds beside the stack
+/// Reads what the plan depends on: the namespace, the inventory in it (its CRDs by their
+/// metadata: what the plan needs of them), the prometheus-operator CRDs (metadata only), the
+/// nodes' classes and count. What preflight finds beside the stack
 /// joins later ([`super::found_by_preflight`]).
 pub async fn cluster_state(cluster: &Cluster, namespace: &str) -> anyhow::Result<ClusterState> {
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
@@ -35,7 +35,7 @@ pub async fn cluster_state(cluster: &Cluster, namespace: &str) -> anyhow::Result
                 .map_err(|e| anyhow::Error::new(cluster.target.classify(e)))
         },
         async {
-            match inventory::read(&here).await {
+            match inventory::read(&here, inventory::Crds::Metadata).await {
                 Ok(i) => Ok(Some(i)),
                 Err(InventoryError::NotInstalled { .. }) => Ok(None),
                 Err(e) => Err(anyhow::Error::new(e)),
@@ -53,14 +53,8 @@ pub async fn cluster_state(cluster: &Cluster, namespace: &str) -> anyhow::Result
         namespace_terminating: namespace_meta
             .as_ref()
             .is_some_and(|n| n.metadata.deletion_timestamp.is_some()),
-        namespace: namespace_meta.map(|n| Object {
-            types: Some(kube::api::TypeMeta {
-                api_version: "v1".into(),
-                kind: "Namespace".into(),
-            }),
-            metadata: n.metadata,
-            data: serde_json::json!({}),
-        }),
+        namespace: namespace_meta
+            .map(|n| crate::model::metadata_only("v1", "Namespace", n.metadata)),
         inventory,
         existing: None,
         crds,

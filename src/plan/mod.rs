@@ -868,9 +868,9 @@ fn crds_to_send(members: Vec<Object>, state: &ClusterState) -> (Vec<Object>, Vec
                 return Some(o);
             }
             let name = o.metadata.name.clone().unwrap_or_default();
-            let o = with_digest(o);
-            let same =
-                state.crds.get(&name).and_then(|c| c.digest.as_deref()) == digest_of(&o).as_deref();
+            let digest = digest_of(&o);
+            let same = state.crds.get(&name).and_then(|c| c.digest.as_deref()) == digest.as_deref();
+            let o = with(o, digest);
             if same {
                 identical += 1;
                 None
@@ -1073,20 +1073,29 @@ fn describe_operator(found: &ExistingOperator) -> String {
 
 /// The SHA-256 of an object as it would be sent, without the digest annotation itself.
 fn digest_of(o: &Object) -> Option<String> {
-    let mut bare = o.clone();
-    if let Some(a) = bare.metadata.annotations.as_mut() {
-        a.remove(APPLIED_DIGEST);
-        if a.is_empty() {
-            bare.metadata.annotations = None;
+    let annotations = o.metadata.annotations.as_ref();
+    let to_clean = annotations.is_some_and(|a| a.is_empty() || a.contains_key(APPLIED_DIGEST));
+    // A CRD is hundreds of KB: copied only when there is something to take out.
+    let bare = if to_clean {
+        let mut bare = o.clone();
+        if let Some(a) = bare.metadata.annotations.as_mut() {
+            a.remove(APPLIED_DIGEST);
+            if a.is_empty() {
+                bare.metadata.annotations = None;
+            }
         }
-    }
+        std::borrow::Cow::Owned(bare)
+    } else {
+        std::borrow::Cow::Borrowed(o)
+    };
     // serde_json's maps are sorted: the same object gives the same bytes.
-    let bytes = serde_json::to_vec(&bare).ok()?;
+    let bytes = serde_json::to_vec(&*bare).ok()?;
     Some(format!("{:x}", Sha256::digest(bytes)))
 }
 
-fn with_digest(mut o: Object) -> Object {
-    if let Some(d) = digest_of(&o) {
+/// `o` annotated with its `digest`.
+fn with(mut o: Object, digest: Option<String>) -> Object {
+    if let Some(d) = digest {
         o.metadata
             .annotations
             .get_or_insert_with(Default::default)

@@ -937,8 +937,8 @@ async fn search_operator(cluster: &Cluster) -> Result<ExistingOperator, ClusterE
         crds.get_metadata_opt(PROMETHEUS_CRD),
         deployments.list(&lp),
         async {
-            match prometheuses.list(&lp).await {
-                Ok(list) => Ok(list.items),
+            match crate::cluster::list_paged(&prometheuses, &lp).await {
+                Ok(items) => Ok(items),
                 // No CRD, no such objects.
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
                 Err(e) => Err(e),
@@ -974,8 +974,8 @@ async fn search_already_there(cluster: &Cluster) -> Result<AlreadyThere, Cluster
         "PodMonitor.monitoring.coreos.com",
     ] {
         let known = resources::by_group_kind(group_kind).expect("a known type");
-        match known.api(&cluster.client, None).list(&lp).await {
-            Ok(list) => list.items.iter().for_each(|o| already.add(o)),
+        match crate::cluster::list_paged(&known.api(&cluster.client, None), &lp).await {
+            Ok(items) => items.iter().for_each(|o| already.add(o)),
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(kube::Error::Api(s)) if s.code == 403 => forbidden.push(known.plural),
             Err(e) => return Err(cluster.target.classify(e)),
