@@ -125,10 +125,8 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
         survey.release.name,
         cluster.namespace
     );
-    let verdict = install(cluster.clone(), &args, beside.values.clone(), "beside").await?;
-    if verdict != Verdict::Done {
-        return Ok(verdict);
-    }
+    // The release's Prometheus first: automon's objects carry the labels it selects by, so
+    // installed before the patch they would be scraped twice for a moment.
     let patched = exclude_automon(&cluster, &survey).await?;
     say!(
         "Release   {}",
@@ -141,6 +139,10 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
             ),
         }
     );
+    let verdict = install(cluster.clone(), &args, beside.values.clone(), "beside").await?;
+    if verdict != Verdict::Done {
+        return Ok(verdict);
+    }
     if args.keep_old {
         say!(
             "\nBoth run side by side, each Prometheus scraping its own targets once. Run `kubectl automon migrate {} --from-namespace {} -n {}` to prove coverage and remove the release.",
