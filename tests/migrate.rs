@@ -179,6 +179,15 @@ fn metadata_field(doc: &str, key: &str) -> Option<String> {
         .map(|v| v.trim().trim_matches('"').to_string())
 }
 
+/// The name of the release's Prometheus, from its manifest.
+fn prometheus_of(manifest: &[(String, String, String)]) -> String {
+    manifest
+        .iter()
+        .find(|(k, _, _)| k == "Prometheus")
+        .map(|(_, _, n)| n.clone())
+        .expect("a Prometheus in the manifest")
+}
+
 /// How many objects of each kind, as the report's table counts them.
 fn counts(objects: &[(String, String, String)]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
@@ -735,11 +744,7 @@ fn the_default_release_migrated_with_no_gap_and_the_users_monitors_kept() {
     users_objects("mig-all-team", "{release: mig-all}");
     users_app("mig-all-team");
     let manifest = release.manifest();
-    let prometheus = manifest
-        .iter()
-        .find(|(k, _, _)| k == "Prometheus")
-        .map(|(_, _, n)| n.clone())
-        .expect("a Prometheus in the manifest");
+    let prometheus = prometheus_of(&manifest);
 
     let plan = release.migrate(&["-n", ns, "--dry-run"]).success();
     assert_has(&plan.stdout, "Beside    4 settings the migration adds");
@@ -870,11 +875,7 @@ fn values_of_its_own_mapped_and_the_users_objects_and_data_kept() {
     users_objects("mig-mon-team", "{team: a}");
     users_app("mig-mon-team");
     let manifest = release.manifest();
-    let prometheus = manifest
-        .iter()
-        .find(|(k, _, _)| k == "Prometheus")
-        .map(|(_, _, n)| n.clone())
-        .expect("a Prometheus in the manifest");
+    let prometheus = prometheus_of(&manifest);
     let claims: Vec<String> = (0..2)
         .map(|i| format!("prometheus-{prometheus}-db-prometheus-{prometheus}-{i}"))
         .collect();

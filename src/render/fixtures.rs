@@ -17,3 +17,13 @@ pub fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
         .find(|o| o["kind"] == kind)
         .unwrap_or_else(|| panic!("no {kind}"))
 }
+
+/// The arguments of the first container of the Deployment among `objects`.
+pub fn deployment_args(objects: &[Value]) -> Vec<String> {
+    find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("the container's arguments")
+        .iter()
+        .map(|a| a.as_str().expect("an argument is text").to_string())
+        .collect()
+}

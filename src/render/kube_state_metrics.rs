@@ -295,12 +295,7 @@ mod tests {
     }
 
     fn args(objects: &[Value]) -> Vec<String> {
-        find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect()
+        crate::render::fixtures::deployment_args(objects)
     }
 
     #[test]

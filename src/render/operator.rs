@@ -277,18 +277,13 @@ mod tests {
     }
 
     fn args_with(sets: &[&str]) -> Vec<String> {
-        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        let values =
-            crate::config::Values::given(crate::config::values::Base::Defaults, &sets, None)
-                .unwrap();
-        let config = Config::from_values(values, "test").unwrap();
-        let objects = objects(&Context::new(&config));
-        find(&objects, "Deployment").data["spec"]["template"]["spec"]["containers"][0]["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect()
+        let mut config = Config::default();
+        for s in sets {
+            config = config.with_set(s).unwrap();
+        }
+        render::fixtures::deployment_args(&render::fixtures::as_json(objects(&Context::new(
+            &config,
+        ))))
     }
 
     #[test]
