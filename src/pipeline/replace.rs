@@ -35,6 +35,9 @@ use crate::{
 /// How long a second pod may take to be ready before the rollout goes on without it.
 const SURGE_READY: Duration = Duration::from_secs(180);
 
+/// How often the pods a surge lent are looked for once deleted, until they are gone.
+const RELEASED_POLL: Duration = Duration::from_millis(250);
+
 /// The Prometheus and Alertmanager objects a run replaces the pods of, and how far it got.
 pub(super) struct Replacing {
     items: Vec<Item>,
@@ -235,7 +238,7 @@ impl Replacing {
             }
         }
         // Pods an enable stopped midway released and left: theirs are ready again by now.
-        delete_released(cluster, &self.namespace, None).await;
+        delete_released(cluster, &self.namespace, None, deadline).await;
         Ok(())
     }
 
@@ -303,7 +306,7 @@ impl Replacing {
         let rolled = self
             .rolled_out(cluster, item, item.replaced.replicas(), deadline)
             .await?;
-        delete_released(cluster, &self.namespace, Some(name)).await;
+        delete_released(cluster, &self.namespace, Some(name), deadline).await;
         delete_claims(cluster, &self.namespace, &item.new_claims).await;
         Ok((applied, rolled.window))
     }
@@ -336,18 +339,47 @@ async fn release(
 }
 
 /// Deletes the pods released by a surge (of `owner`, or all).
-async fn delete_released(cluster: &Cluster, namespace: &str, owner: Option<&str>) {
+async fn delete_released(
+    cluster: &Cluster,
+    namespace: &str,
+    owner: Option<&str>,
+    deadline: Instant,
+) {
     let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
     let selector = match owner {
         Some(o) => format!("{}={o}", surge::RELEASED_LABEL),
         None => surge::RELEASED_LABEL.to_string(),
     };
     let params = ListParams::default().labels(&selector);
+    let fix = format!("kubectl delete pods -n {namespace} -l {selector}");
     if let Err(e) = api.delete_collection(&Default::default(), &params).await {
         warning(&format!(
-            "could not delete the pods a surge lent ({}); delete them with: kubectl delete pods -n {namespace} -l {selector}",
+            "could not delete the pods a surge lent ({}); delete them with: {fix}",
             cluster.target.classify(e)
         ));
+        return;
+    }
+    // Deleted is not gone: each terminates within its grace period. The run ends with the
+    // configured replicas only, so that what `kubectl get pods` shows next is the stack as set.
+    loop {
+        match api.list_metadata(&params).await {
+            Ok(left) if left.items.is_empty() => return,
+            Ok(left) if Instant::now() >= deadline => {
+                warning(&format!(
+                    "{} a surge lent still terminating at --timeout; they go by themselves (or: {fix})",
+                    crate::output::plural(left.items.len(), "pod")
+                ));
+                return;
+            }
+            Ok(_) => tokio::time::sleep(RELEASED_POLL).await,
+            Err(e) => {
+                warning(&format!(
+                    "could not see whether the pods a surge lent are gone ({}): kubectl get pods -n {namespace} -l {selector}",
+                    cluster.target.classify(e)
+                ));
+                return;
+            }
+        }
     }
 }
 
