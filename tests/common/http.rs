@@ -152,3 +152,75 @@ pub fn fake_http_server(answer: Option<&str>) -> u16 {
     });
     port
 }
+
+/// A receiver on loopback that records every request it gets and answers each with `status`
+/// (200: a webhook that accepts; 500: one that refuses): what Alertmanager's notifiers send
+/// reaches it as it would reach Slack, PagerDuty or a team's webhook.
+pub struct Recorder {
+    pub port: u16,
+    got: std::sync::Arc<std::sync::Mutex<Vec<HttpRequest>>>,
+}
+
+impl Recorder {
+    pub fn start(status: u16) -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = got.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let kept = kept.clone();
+                std::thread::spawn(move || {
+                    let Ok(reader) = stream.try_clone() else {
+                        return;
+                    };
+                    let mut reader = BufReader::new(reader);
+                    let mut stream = stream;
+                    // Keep-alive: one connection may carry many notifications.
+                    while let Ok(Some(request)) = HttpRequest::read(&mut reader) {
+                        kept.lock().unwrap().push(request);
+                        let body = if status < 300 { "ok" } else { "refused by the test" };
+                        let answer = format!(
+                            "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Recorder { port, got }
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Every request so far: its path and its body as JSON (Null when it is not JSON).
+    pub fn requests(&self) -> Vec<(String, Value)> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.path().unwrap_or_default().to_string(),
+                    serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+                )
+            })
+            .collect()
+    }
+
+    /// The value of header `name` of each request so far, in order.
+    pub fn headers(&self, name: &str) -> Vec<Option<String>> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.header(name).map(str::to_string))
+            .collect()
+    }
+}
