@@ -18,10 +18,11 @@ pub const FOLD_ABOVE: usize = 20;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
-Exit status: 0 healthy (Prometheus answered and confirms it); 8 degraded (a component not ready,
-a node without a working exporter, a scrape target down); 9 not installed in the namespace;
-10 unverified (nothing wrong as far as the API server shows, but Prometheus did not answer, so
-scrape health and firing alerts are unknown); 1-6 as for every command.")]
+Exit status: 0 healthy (Prometheus answered and confirms it; alerts about the cluster may fire:
+the last line counts them by severity); 8 degraded (a component not ready, a node without a
+working exporter, a scrape target down); 9 not installed in the namespace; 10 unverified
+(nothing wrong as far as the API server shows, but Prometheus did not answer, so scrape health
+and firing alerts are unknown); 1-6 as for every command.")]
 pub struct Args {
     /// Output format: tables (wide lists every node, with its exporter pod), or json/yaml for
     /// scripts (the README documents the fields)
@@ -147,7 +148,7 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
         out.push_str(&p.warn(&format!("Version:   {what}; {fix}\n")));
     }
     out.push('\n');
-    out.push_str(&verdict_line(st, p));
+    out.push_str(&verdict_line(st, &firing, p));
     out
 }
 
@@ -359,10 +360,17 @@ fn reconcile_line(l: &status::LoopLease, ns: &str, p: &Palette, now: Timestamp) 
     }
 }
 
-/// `Healthy.`, or `Unverified: …` / `Degraded: …` with what is unknown or wrong.
-fn verdict_line(st: &Status, p: &Palette) -> String {
+/// `Healthy.`, `Healthy stack; 2 alerts firing …` when alerts about the cluster fire (the
+/// stack itself is sound: the exit code stays 0), or `Unverified: …` / `Degraded: …` with what
+/// is unknown or wrong.
+fn verdict_line(st: &Status, firing: &[&status::prometheus::Alert], p: &Palette) -> String {
     match st.health {
-        Health::Healthy => "Healthy.".to_string(),
+        Health::Healthy if firing.is_empty() => "Healthy.".to_string(),
+        Health::Healthy => format!(
+            "Healthy stack; {}: {} (the table above).",
+            p.warn(&format!("{} firing", output::plural(firing.len(), "alert"))),
+            by_severity(firing)
+        ),
         Health::Unverified => format!(
             "{}nothing wrong as far as the API server shows; unknown: {}.",
             p.warn("Unverified: "),
@@ -375,6 +383,26 @@ fn verdict_line(st: &Status, p: &Palette) -> String {
             st.namespace
         ),
     }
+}
+
+/// `1 critical, 2 warning`: the firing alerts counted by severity, the most severe first.
+fn by_severity(firing: &[&status::prometheus::Alert]) -> String {
+    const ORDER: [&str; 3] = ["critical", "warning", "info"];
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for a in firing {
+        let severity = a.severity.clone().unwrap_or_else(|| "no severity".into());
+        match counts.iter_mut().find(|(s, _)| *s == severity) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((severity, 1)),
+        }
+    }
+    let rank = |s: &str| ORDER.iter().position(|o| *o == s).unwrap_or(ORDER.len());
+    counts.sort_by(|(a, _), (b, _)| rank(a).cmp(&rank(b)).then(a.cmp(b)));
+    counts
+        .iter()
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `Sizing:    3 nodes, sized for up to 50: ~236,000 series estimated, 12,345 in the head`.
@@ -524,6 +552,50 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("Healthy."), "{text}");
+    }
+
+    /// Alerts about the cluster firing do not make the stack unhealthy, but the verdict says
+    /// them, by severity; Watchdog, which always fires, is no news.
+    #[test]
+    fn healthy_with_alerts_firing_says_them_by_severity() {
+        let mut st = sample(vec![node("n1", Coverage::Monitored, None)]);
+        st.problems.clear();
+        st.health = Health::Healthy;
+        let alert = |name: &str, severity: Option<&str>| status::prometheus::Alert {
+            name: name.into(),
+            severity: severity.map(str::to_string),
+            node: Some("n1".into()),
+            summary: None,
+            active_at: None,
+        };
+        let mut view =
+            status::prometheus::Answer::unreachable("x".into(), String::new(), None).view;
+        view.reachable = true;
+        view.error = None;
+        view.firing = vec![alert("Watchdog", Some("none"))];
+        st.prometheus = Some(view.clone());
+        let p = Palette::with_color(false);
+        let text = human(&st, false, &p, Timestamp::UNIX_EPOCH);
+        assert!(text.ends_with("\nHealthy."), "{text}");
+        view.firing.extend([
+            alert("HighCpu", Some("warning")),
+            alert("NodeDown", Some("critical")),
+            alert("DiskSpaceLow", Some("warning")),
+        ]);
+        st.prometheus = Some(view);
+        let text = human(&st, false, &p, Timestamp::UNIX_EPOCH);
+        assert!(
+            text.ends_with(
+                "\nHealthy stack; 3 alerts firing: 1 critical, 2 warning (the table above)."
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("Healthy."), "{text}");
+        let verdict = Ok(crate::exit::Verdict::Health(st.health));
+        assert_eq!(
+            crate::exit::code(&verdict, crate::exit::Convention::Automon),
+            0
+        );
     }
 
     #[test]
