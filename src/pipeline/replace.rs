@@ -352,12 +352,17 @@ async fn delete_released(
     };
     let params = ListParams::default().labels(&selector);
     let fix = format!("kubectl delete pods -n {namespace} -l {selector}");
-    if let Err(e) = api.delete_collection(&Default::default(), &params).await {
-        warning(&format!(
-            "could not delete the pods a surge lent ({}); delete them with: {fix}",
-            cluster.target.classify(e)
-        ));
-        return;
+    match api.delete_collection(&Default::default(), &params).await {
+        // None to delete (every run without a surge): nothing to wait for either.
+        Ok(deleted) if deleted.as_ref().left().is_some_and(|l| l.items.is_empty()) => return,
+        Ok(_) => {}
+        Err(e) => {
+            warning(&format!(
+                "could not delete the pods a surge lent ({}); delete them with: {fix}",
+                cluster.target.classify(e)
+            ));
+            return;
+        }
     }
     // Deleted is not gone: each terminates within its grace period. The run ends with the
     // configured replicas only, so that what `kubectl get pods` shows next is the stack as set.
