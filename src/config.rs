@@ -64,6 +64,7 @@ pub struct Config {
     pub grafana: Grafana,
     pub node_exporter: NodeExporter,
     pub kube_state_metrics: KubeStateMetrics,
+    pub operator: Operator,
     pub kubelet: Kubelet,
     pub api_server: ApiServer,
     pub alerts: Alerts,
@@ -98,6 +99,7 @@ impl Default for Config {
             grafana: Grafana::default(),
             node_exporter: NodeExporter::default(),
             kube_state_metrics: KubeStateMetrics::default(),
+            operator: Operator::default(),
             kubelet: Kubelet::default(),
             api_server: ApiServer::default(),
             alerts: Alerts::default(),
@@ -201,6 +203,17 @@ pub struct Prometheus {
     pub thanos: Option<Thanos>,
     /// Which ServiceMonitors, PodMonitors, Probes, ScrapeConfigs and PrometheusRules it selects.
     pub select: Select,
+    /// Where its pods may run, as in a pod spec (config/placement.rs checks each).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<serde_json::Value>,
 }
 
 /// Which scrape and rule objects the stack's Prometheus selects: by default automon's own in its
@@ -242,6 +255,11 @@ impl Default for Prometheus {
             remote_write: Vec::new(),
             thanos: None,
             select: Select::default(),
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            affinity: None,
+            priority_class_name: None,
+            topology_spread_constraints: Vec::new(),
         }
     }
 }
@@ -312,6 +330,17 @@ pub struct Alertmanager {
     /// says so.
     pub receivers: Vec<Receiver>,
     pub route: Route,
+    /// Where its pods may run, as in a pod spec (config/placement.rs checks each).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<serde_json::Value>,
 }
 
 impl Default for Alertmanager {
@@ -321,6 +350,11 @@ impl Default for Alertmanager {
             resources: Resources::new("10m", "64Mi", "128Mi"),
             receivers: Vec::new(),
             route: Route::default(),
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            affinity: None,
+            priority_class_name: None,
+            topology_spread_constraints: Vec::new(),
         }
     }
 }
@@ -406,6 +440,17 @@ pub struct Grafana {
     /// Load dashboards (ConfigMaps labelled grafana_dashboard: "1") from every namespace, or
     /// only from the stack's own (which needs no cluster-wide read of ConfigMaps).
     pub dashboards_from_all_namespaces: bool,
+    /// Where its pods may run, as in a pod spec (config/placement.rs checks each).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<serde_json::Value>,
 }
 
 impl Default for Grafana {
@@ -415,6 +460,11 @@ impl Default for Grafana {
             resources: Resources::new("50m", "128Mi", "256Mi"),
             sidecar_resources: Resources::new("10m", "64Mi", "128Mi"),
             dashboards_from_all_namespaces: true,
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            affinity: None,
+            priority_class_name: None,
+            topology_spread_constraints: Vec::new(),
         }
     }
 }
@@ -459,6 +509,34 @@ pub enum TolerationPolicy {
 pub struct KubeStateMetrics {
     /// Requests and limits; any amount left out is sized from the cluster (see `sizing`).
     pub resources: Resources,
+    /// Where its pods may run, as in a pod spec (config/placement.rs checks each).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<serde_json::Value>,
+}
+
+/// The prometheus-operator Deployment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Operator {
+    /// Where its pods may run, as in a pod spec (config/placement.rs checks each).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -883,6 +961,7 @@ impl Config {
         self.check_counts()?;
         self.check_names()?;
         self.check_sizes()?;
+        placement::check(self)?;
         let receivers = self.check_receivers()?;
         remote_write::check(&self.prometheus)?;
         self.check_route(&receivers)
@@ -1034,19 +1113,9 @@ impl Config {
     fn check_select(&self) -> Result<(), Invalid> {
         let select = &self.prometheus.select;
         for (field, labels) in [("labels", &select.labels), ("exclude", &select.exclude)] {
-            for (k, v) in labels {
+            check_labels(&format!("prometheus.select.{field}"), labels)?;
+            for k in labels.keys() {
                 let key = format!("prometheus.select.{field}.{k}");
-                if !is_label_key(k) {
-                    return Err(invalid(&key, format!("{k:?} is not a valid label key")));
-                }
-                if !is_label_value(v) {
-                    return Err(invalid(
-                        &key,
-                        format!(
-                            "{v:?} is not a valid label value (at most 63 letters, digits, '-', '_' or '.')"
-                        ),
-                    ));
-                }
                 if crate::model::names::OWN_LABELS.contains(&k.as_str()) {
                     return Err(invalid(
                         &key,
@@ -1497,6 +1566,25 @@ fn is_label_value(s: &str) -> bool {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
 }
 
+/// Labels as Kubernetes accepts them (keys and values), each at `<at>.<key>`.
+fn check_labels(at: &str, labels: &BTreeMap<String, String>) -> Result<(), Invalid> {
+    for (k, v) in labels {
+        let key = format!("{at}.{k}");
+        if !is_label_key(k) {
+            return Err(invalid(&key, format!("{k:?} is not a valid label key")));
+        }
+        if !is_label_value(v) {
+            return Err(invalid(
+                &key,
+                format!(
+                    "{v:?} is not a valid label value (at most 63 letters, digits, '-', '_' or '.')"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn is_label_key(s: &str) -> bool {
     let (prefix, name) = match s.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
@@ -1552,6 +1640,7 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
 }
 
 pub mod credentials;
+pub mod placement;
 mod remote_write;
 pub mod sizing;
 pub mod values;

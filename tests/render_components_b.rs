@@ -54,15 +54,7 @@ fn components_pass_strict_server_side_validation() {
         let (_dir, ns) = write_list("namespace.json", &namespace);
         c.server_side_apply(&ns, &[]).success();
     }
-    let (_dir, file) = write_list("components.json", &ours);
-    let out = c.server_dry_run(&file).success();
-    let accepted = out
-        .stdout
-        .lines()
-        .filter(|l| l.ends_with("(server dry run)"))
-        .count();
-    assert_eq!(accepted, ours.len(), "{out:#?}");
-    assert!(!out.stderr.contains("unknown field"), "{out:#?}");
+    c.accepts_strictly(&ours);
 }
 
 #[test]

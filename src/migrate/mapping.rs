@@ -90,6 +90,43 @@ pub const RESOURCES: &[(&str, &str)] = &[
 /// Chart keys read as one value (their keys are label names, which may hold dots).
 const WHOLE: &[&str] = &["prometheus.prometheusSpec.externalLabels"];
 
+/// Where each component's pods may run, in the chart and in automon: the same five fields of a
+/// pod spec under each (`prometheus.prometheusSpec.tolerations` is `prometheus.tolerations`).
+pub const PLACEMENT: &[(&str, &str)] = &[
+    ("prometheus.prometheusSpec", "prometheus"),
+    ("alertmanager.alertmanagerSpec", "alertmanager"),
+    ("grafana", "grafana"),
+    ("kube-state-metrics", "kubeStateMetrics"),
+    ("prometheusOperator", "operator"),
+];
+
+/// The placement fields, as both spell them.
+const PLACEMENT_FIELDS: [&str; 5] = [
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "priorityClassName",
+    "topologySpreadConstraints",
+];
+
+/// automon's key for a chart key of [`PLACEMENT`], if it is one.
+fn placement_key(chart: &str) -> Option<String> {
+    PLACEMENT.iter().find_map(|(prefix, section)| {
+        let field = chart.strip_prefix(prefix)?.strip_prefix('.')?;
+        PLACEMENT_FIELDS
+            .contains(&field)
+            .then(|| format!("{section}.{field}"))
+    })
+}
+
+/// Whether a chart key is read as one value: [`WHOLE`], and a placement's node selector and
+/// affinity (a pod spec's, as they are).
+fn whole(chart: &str) -> bool {
+    WHOLE.contains(&chart)
+        || placement_key(chart)
+            .is_some_and(|k| k.ends_with(".nodeSelector") || k.ends_with(".affinity"))
+}
+
 /// Where the Prometheus Operator mounts the Secrets listed in `alertmanagerSpec.secrets`.
 const AM_SECRETS_DIR: &str = "/etc/alertmanager/secrets/";
 
@@ -297,7 +334,7 @@ fn pointer<'a>(tree: &'a Value, path: &[String]) -> Option<&'a Value> {
 fn leaves(user: &Value) -> Vec<(Vec<String>, &Value)> {
     fn walk<'a>(path: &mut Vec<String>, v: &'a Value, out: &mut Vec<(Vec<String>, &'a Value)>) {
         match v {
-            Value::Object(m) if !m.is_empty() && !WHOLE.contains(&path.join(".").as_str()) => {
+            Value::Object(m) if !m.is_empty() && !whole(&path.join(".")) => {
                 for (k, child) in m {
                     path.push(k.clone());
                     walk(path, child, out);
@@ -399,6 +436,15 @@ fn rule(chart: &str, value: &Value, receivers: &[Receiver], to: &Destination) ->
             _ => value.clone(),
         };
         return vec![carry(chart, value, key, value_for)];
+    }
+    if let Some(key) = placement_key(chart) {
+        let unset = empty
+            || value.as_object().is_some_and(Map::is_empty)
+            || value.as_array().is_some_and(Vec::is_empty);
+        return match unset {
+            true => same(chart, value, "empty: no placement, as automon's default"),
+            false => vec![carry(chart, value, &key, value.clone())],
+        };
     }
     for (prefix, key) in RESOURCES {
         if let Some(rest) = chart.strip_prefix(&format!("{prefix}.")) {
@@ -1175,6 +1221,7 @@ mod tests {
             .chain(RESOURCES)
             .map(|(c, _)| *c)
             .chain(WHOLE.iter().copied())
+            .chain(PLACEMENT.iter().map(|(c, _)| *c))
             .chain([
                 "alertmanager.config.receivers",
                 "alertmanager.config.route.receiver",
@@ -1258,7 +1305,10 @@ mod tests {
                 "ruleSelector": {"matchLabels": {"team": "a"}},
                 "nodeSelector": {"pool": "monitoring"},
             }},
-            "alertmanager": {"alertmanagerSpec": {"replicas": 3, "resources": {"requests": {"memory": "64Mi"}}}},
+            "alertmanager": {"alertmanagerSpec": {"replicas": 3, "resources": {"requests": {"memory": "64Mi"}},
+                "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "monitoring", "effect": "NoSchedule"}],
+                "affinity": {}}},
+            "prometheusOperator": {"priorityClassName": "system-cluster-critical"},
             "prometheus-node-exporter": {"tolerations": [{"operator": "Exists"}], "service": {"port": 9101}},
             "kube-state-metrics": {"resources": {"limits": {"memory": "1Gi"}}},
             "grafana": {"enabled": false, "adminPassword": "planted-password", "sidecar": {"dashboards": {"searchNamespace": "ALL"}}},
@@ -1277,8 +1327,10 @@ mod tests {
                 "externalLabels": {"cluster": "prod", "topology.kubernetes.io/region": "eu-1"},
                 "resources": {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "8Gi"}},
                 "storage": {"size": "100Gi", "storageClass": "fast"},
+                "nodeSelector": {"pool": "monitoring"},
             },
-            "alertmanager": {"replicas": 3},
+            "alertmanager": {"replicas": 3, "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "monitoring", "effect": "NoSchedule"}]},
+            "operator": {"priorityClassName": "system-cluster-critical"},
             "nodeExporter": {"port": 9101},
             "kubeStateMetrics": {"resources": {"limits": {"memory": "1Gi"}}},
             "grafana": {"enabled": false},
@@ -1305,6 +1357,20 @@ mod tests {
                 key: "prometheus.externalLabels.topology.kubernetes.io/region".into(),
                 value: "eu-1".into()
             }
+        );
+        // Where the pods run: the pod spec's fields as they are, the selector whole.
+        assert_eq!(
+            o("prometheus.prometheusSpec.nodeSelector"),
+            Outcome::Carried {
+                key: "prometheus.nodeSelector".into(),
+                value: "{…}".into()
+            }
+        );
+        assert!(
+            m.rows
+                .iter()
+                .all(|r| r.chart != "alertmanager.alertmanagerSpec.affinity"),
+            "an empty affinity is the chart's default: nothing to say"
         );
         // Equal to automon's default: said, not carried.
         for (chart, key) in [
@@ -1354,10 +1420,6 @@ mod tests {
             (
                 "prometheus.prometheusSpec.resources.limits.ephemeral-storage",
                 "CPU and memory only",
-            ),
-            (
-                "prometheus.prometheusSpec.nodeSelector.pool",
-                "Prometheus has no such setting",
             ),
             (
                 "prometheus.prometheusSpec.storageSpec.volumeClaimTemplate.spec.accessModes",

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{
     Context,
-    blocks::{pod_disruption_budget, self_scrape},
+    blocks::{place, pod_disruption_budget, self_scrape},
     custom, meta,
     network::{self, anywhere, pods, tcp, udp},
     object,
@@ -83,8 +83,8 @@ fn alertmanager(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         "automountServiceAccountToken": false,
         "podMetadata": {"labels": labels},
         "securityContext": operand_pod(),
-        "nodeSelector": {"kubernetes.io/os": "linux"},
     });
+    place(&mut spec, c.placement(), &ctx.selector(NAME));
     if let Some(secrets) = ctx.pull_secrets() {
         spec["imagePullSecrets"] = json!(secrets);
     }

@@ -1,5 +1,6 @@
 //! Building blocks more than one component uses: the PodDisruptionBudget of a replicated
-//! component and the ServiceMonitor that scrapes a component's own Service.
+//! component, the ServiceMonitor that scrapes a component's own Service, and the placement of a
+//! Prometheus' or Alertmanager's pods.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,35 @@ use serde_json::{Value, json};
 
 use super::{Context, custom, object};
 
-use crate::model::Object;
+use crate::{config::placement::Placement, model::Object};
+
+/// The placement configured for a `Prometheus` or `Alertmanager` (their custom resources take
+/// the pod spec's fields as they are) on `spec`; and, with no spread or affinity of the user's,
+/// a soft spread across nodes of the pods `selector` selects: two replicas on one node would
+/// fall together. Set with one replica too, so that scaling never changes the pod template
+/// (which would replace the pods already running).
+pub fn place(spec: &mut Value, placement: Placement, selector: &BTreeMap<String, String>) {
+    spec["nodeSelector"] = json!(placement.node_selector());
+    if !placement.tolerations.is_empty() {
+        spec["tolerations"] = json!(placement.tolerations);
+    }
+    if let Some(affinity) = placement.affinity {
+        spec["affinity"] = affinity.clone();
+    }
+    if let Some(class) = placement.priority_class_name {
+        spec["priorityClassName"] = json!(class);
+    }
+    if !placement.topology_spread_constraints.is_empty() {
+        spec["topologySpreadConstraints"] = json!(placement.topology_spread_constraints);
+    } else if !placement.spreads() {
+        spec["topologySpreadConstraints"] = json!([{
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector},
+        }]);
+    }
+}
 
 /// Keeps one replica up through voluntary disruptions (drains) when there are several.
 pub fn pod_disruption_budget(

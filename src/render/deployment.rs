@@ -1,5 +1,6 @@
 //! A single-replica Deployment of one component: its selector labels, its ServiceAccount, Linux
-//! nodes, the image pull Secrets. The component brings its containers, pod security and volumes.
+//! nodes and the placement configured for it, the image pull Secrets. The component brings its
+//! containers, pod security and volumes.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,7 @@ use k8s_openapi::{
 
 use super::{Context, object};
 
-use crate::model::Object;
+use crate::{config::placement::Placement, model::Object};
 
 /// `pod` is the component's own part of the pod; `annotations` go on the pod template (e.g. a
 /// checksum that restarts the pods when their configuration changes).
@@ -21,9 +22,12 @@ pub fn deployment(
     ctx: &Context,
     name: &str,
     labels: &BTreeMap<String, String>,
+    placement: Placement,
     annotations: Option<BTreeMap<String, String>>,
     pod: PodSpec,
 ) -> Object {
+    let tolerations = placement.tolerations();
+    let spread = placement.topology_spread_constraints();
     object(Deployment {
         metadata: ctx.meta(name, labels),
         spec: Some(DeploymentSpec {
@@ -40,10 +44,11 @@ pub fn deployment(
                 }),
                 spec: Some(PodSpec {
                     service_account_name: Some(name.into()),
-                    node_selector: Some(BTreeMap::from([(
-                        "kubernetes.io/os".into(),
-                        "linux".into(),
-                    )])),
+                    node_selector: Some(placement.node_selector()),
+                    tolerations: (!tolerations.is_empty()).then_some(tolerations),
+                    affinity: placement.affinity(),
+                    priority_class_name: placement.priority_class_name.map(str::to_string),
+                    topology_spread_constraints: (!spread.is_empty()).then_some(spread),
                     image_pull_secrets: ctx.pull_secrets(),
                     ..pod
                 }),

@@ -172,6 +172,7 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>, checksum: &str) 
         ctx,
         NAME,
         labels,
+        ctx.config.grafana.placement(),
         Some(BTreeMap::from([(
             "automon.io/provisioning-checksum".to_string(),
             checksum.to_string(),

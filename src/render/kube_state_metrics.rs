@@ -220,6 +220,7 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         ctx,
         NAME,
         labels,
+        ctx.config.kube_state_metrics.placement(),
         None,
         PodSpec {
             security_context: Some(restricted_pod(65534, None)),

@@ -221,6 +221,7 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         ctx,
         NAME,
         labels,
+        ctx.config.operator.placement(),
         None,
         PodSpec {
             // It talks to the API server: it needs its token.

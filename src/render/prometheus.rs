@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{
     Context,
-    blocks::{pod_disruption_budget, self_scrape},
+    blocks::{place, pod_disruption_budget, self_scrape},
     custom, meta,
     network::{self, anywhere, namespace_pods, tcp},
     rbac,
@@ -150,6 +150,11 @@ fn ruler(ctx: &Context) -> Vec<Object> {
     selector["matchLabels"][SCOPE_LABEL] = json!(CLUSTER_SCOPE);
     let mut spec = common_spec(ctx, &labels, &selector);
     spec["replicas"] = json!(ctx.config.prometheus.replicas);
+    place(
+        &mut spec,
+        ctx.config.prometheus.placement(),
+        &ctx.selector(RULER_NAME),
+    );
     spec["retention"] = json!(RULER_RETENTION);
     spec["resources"] = json!(meta::resources(&ctx.sizing.ruler));
     let mut scope_labels = labels.clone();
@@ -223,6 +228,8 @@ fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     let c = &ctx.config.prometheus;
     let mut spec = common_spec(ctx, labels, &shard_selector(ctx));
     spec["replicas"] = json!(c.replicas);
+    // Every shard's pods spread together: a node lost takes as few of them as can be.
+    place(&mut spec, c.placement(), &ctx.selector(NAME));
     spec["retention"] = json!(c.retention.0);
     spec["resources"] = json!(meta::resources(
         &ctx.sizing.prometheus.overlaid(&c.resources)
@@ -287,7 +294,6 @@ fn common_spec(ctx: &Context, labels: &BTreeMap<String, String>, selector: &Valu
         // Service, NetworkPolicies and PodDisruptionBudget select.
         "podMetadata": {"labels": labels},
         "securityContext": operand_pod(),
-        "nodeSelector": {"kubernetes.io/os": "linux"},
     });
     if !c.external_labels.is_empty() {
         spec["externalLabels"] = json!(c.external_labels);

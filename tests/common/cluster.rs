@@ -328,6 +328,20 @@ impl LocalCluster {
     pub fn server_dry_run(&self, path: &Path) -> Run {
         self.server_side_apply(path, &["--dry-run=server", "--validate=strict"])
     }
+
+    /// The API server accepts every one of `objects` in a strict server-side dry run, and warns
+    /// of no field it does not know.
+    pub fn accepts_strictly(&self, objects: &[Value]) {
+        let (_dir, file) = write_list("objects.json", objects);
+        let out = self.server_dry_run(&file).success();
+        let accepted = out
+            .stdout
+            .lines()
+            .filter(|l| l.ends_with("(server dry run)"))
+            .count();
+        assert_eq!(accepted, objects.len(), "{out:#?}");
+        assert!(!out.stderr.contains("unknown field"), "{out:#?}");
+    }
 }
 
 /// The binary against the local cluster's admin kubeconfig.
