@@ -330,6 +330,9 @@ pub struct Alertmanager {
     /// says so.
     pub receivers: Vec<Receiver>,
     pub route: Route,
+    /// The default inhibitions: a node's critical alert mutes that node's warnings, a node
+    /// that is down mutes its resource alerts.
+    pub inhibitions: bool,
     /// Where its pods may run, as in a pod spec (config/placement.rs checks each).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
@@ -350,6 +353,7 @@ impl Default for Alertmanager {
             resources: Resources::new("10m", "64Mi", "128Mi"),
             receivers: Vec::new(),
             route: Route::default(),
+            inhibitions: true,
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
             affinity: None,
@@ -374,6 +378,102 @@ pub struct Receiver {
     pub slack: Option<SlackReceiver>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailReceiver>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagerduty: Option<PagerdutyReceiver>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opsgenie: Option<OpsgenieReceiver>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msteams: Option<MsTeamsReceiver>,
+}
+
+/// One credential of a receiver: where it is given (the integration's key and the names of
+/// its two fields) and how: a value (sealed at load) or a key of a Secret.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReceiverCredential<'a> {
+    pub integration: &'static str,
+    pub literal: &'static str,
+    pub value: Option<&'a str>,
+    pub reference: &'static str,
+    pub secret: Option<&'a SecretKey>,
+    /// A URL, checked as one; otherwise a token.
+    pub url: bool,
+}
+
+impl<'a> ReceiverCredential<'a> {
+    fn of(
+        integration: &'static str,
+        (literal, value): (&'static str, &'a Option<String>),
+        (reference, secret): (&'static str, &'a Option<SecretKey>),
+        url: bool,
+    ) -> Self {
+        ReceiverCredential {
+            integration,
+            literal,
+            value: value.as_deref(),
+            reference,
+            secret: secret.as_ref(),
+            url,
+        }
+    }
+}
+
+impl Receiver {
+    /// Every credential this receiver's integrations need, in the order of its fields. An
+    /// email's password is one only with `authUsername`: without, the SMTP server is reached
+    /// without authentication.
+    pub fn credentials(&self) -> Vec<ReceiverCredential<'_>> {
+        let credential = ReceiverCredential::of;
+        let mut out = Vec::new();
+        if let Some(w) = &self.webhook {
+            out.push(credential(
+                "webhook",
+                ("url", &w.url),
+                ("urlSecret", &w.url_secret),
+                true,
+            ));
+        }
+        if let Some(s) = &self.slack {
+            out.push(credential(
+                "slack",
+                ("apiUrl", &s.api_url),
+                ("apiUrlSecret", &s.api_url_secret),
+                true,
+            ));
+        }
+        if let Some(e) = self.email.as_ref().filter(|e| e.auth_username.is_some()) {
+            out.push(credential(
+                "email",
+                ("authPassword", &e.auth_password),
+                ("authPasswordSecret", &e.auth_password_secret),
+                false,
+            ));
+        }
+        if let Some(p) = &self.pagerduty {
+            out.push(credential(
+                "pagerduty",
+                ("routingKey", &p.routing_key),
+                ("routingKeySecret", &p.routing_key_secret),
+                false,
+            ));
+        }
+        if let Some(o) = &self.opsgenie {
+            out.push(credential(
+                "opsgenie",
+                ("apiKey", &o.api_key),
+                ("apiKeySecret", &o.api_key_secret),
+                false,
+            ));
+        }
+        if let Some(t) = &self.msteams {
+            out.push(credential(
+                "msteams",
+                ("webhookUrl", &t.webhook_url),
+                ("webhookUrlSecret", &t.webhook_url_secret),
+                true,
+            ));
+        }
+        out
+    }
 }
 
 /// A webhook: its URL carries its token, so it is a credential, given as `url` (sealed into
@@ -405,6 +505,57 @@ pub struct EmailReceiver {
     pub from: String,
     /// host:port of the SMTP server.
     pub smarthost: String,
+    /// SMTP authentication: the user, and its password as `authPassword` (sealed at load) or
+    /// `authPasswordSecret`. Without, the server is reached without authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_password_secret: Option<SecretKey>,
+    /// STARTTLS is required, as Alertmanager's default is.
+    #[serde(default = "yes")]
+    pub require_tls: bool,
+    /// Accept any certificate of the server: only for a server on a trusted network.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// PagerDuty's Events API v2: its integration (routing) key is the credential.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PagerdutyReceiver {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key_secret: Option<SecretKey>,
+    /// The events endpoint; PagerDuty's own (Alertmanager's default) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// Opsgenie's alert API: its API key is the credential.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OpsgenieReceiver {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret: Option<SecretKey>,
+    /// The API's base URL (`https://api.eu.opsgenie.com/` in Europe); Opsgenie's own when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+}
+
+/// Microsoft Teams through a Workflows webhook (Alertmanager's `msteamsv2`): the webhook URL
+/// carries its signature, so it is the credential.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MsTeamsReceiver {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url_secret: Option<SecretKey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -413,16 +564,36 @@ pub struct Route {
     /// The receiver every alert goes to unless a more specific route matches; the first
     /// receiver when unset.
     pub receiver: Option<String>,
+    /// Where the alerts of each severity go; unset, the default receiver.
+    pub critical: Option<String>,
+    pub warning: Option<String>,
+    /// `ui-only` by default: an info alert is for the UI, not for a person.
+    pub info: Option<String>,
+    /// Alerts that go elsewhere than their severity says, tried in order before the severities.
+    pub overrides: Vec<RouteOverride>,
     pub group_by: Vec<String>,
     pub group_wait: PromDuration,
     pub group_interval: PromDuration,
     pub repeat_interval: PromDuration,
 }
 
+/// The alerts whose labels have every one of these values go to `receiver`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RouteOverride {
+    #[serde(rename = "match")]
+    pub labels: BTreeMap<String, String>,
+    pub receiver: String,
+}
+
 impl Default for Route {
     fn default() -> Self {
         Route {
             receiver: None,
+            critical: None,
+            warning: None,
+            info: Some(UI_ONLY_RECEIVER.into()),
+            overrides: Vec::new(),
             group_by: vec!["alertname".into(), "node".into()],
             group_wait: PromDuration("30s".into()),
             group_interval: PromDuration("5m".into()),
@@ -1214,18 +1385,53 @@ impl Config {
         Ok(names)
     }
 
-    /// The route's receiver is one of `receivers`.
+    /// Every receiver a route names is one of `receivers` or `ui-only`; each override matches
+    /// on label names Alertmanager accepts.
     fn check_route(&self, receivers: &BTreeSet<&str>) -> Result<(), Invalid> {
-        if let Some(recv) = &self.alertmanager.route.receiver
-            && !receivers.contains(recv.as_str())
-        {
-            return Err(invalid(
-                "alertmanager.route.receiver",
-                format!(
-                    "{recv:?} is not one of the receivers ({})",
+        let route = &self.alertmanager.route;
+        let known = |key: &str, name: &str| {
+            if name == UI_ONLY_RECEIVER || receivers.contains(name) {
+                return Ok(());
+            }
+            let problem = match receivers.is_empty() {
+                true => format!(
+                    "{name:?} is not one of the receivers: none is configured; add it to alertmanager.receivers, or name {UI_ONLY_RECEIVER:?}"
+                ),
+                false => format!(
+                    "{name:?} is not one of the receivers ({}) nor {UI_ONLY_RECEIVER:?}",
                     receivers.iter().copied().collect::<Vec<_>>().join(", ")
                 ),
-            ));
+            };
+            Err(invalid(key, problem))
+        };
+        let by_severity = [
+            ("receiver", &route.receiver),
+            ("critical", &route.critical),
+            ("warning", &route.warning),
+            ("info", &route.info),
+        ];
+        for (field, name) in by_severity {
+            if let Some(name) = name {
+                known(&format!("alertmanager.route.{field}"), name)?;
+            }
+        }
+        for (i, o) in route.overrides.iter().enumerate() {
+            let key = format!("alertmanager.route.overrides[{i}]");
+            if o.labels.is_empty() {
+                return Err(invalid(
+                    &format!("{key}.match"),
+                    "no label to match, so it would take every alert; give at least one, e.g. match: {alertname: HighCPUUsage}".into(),
+                ));
+            }
+            if let Some(label) = o.labels.keys().find(|l| !is_alert_label_name(l)) {
+                return Err(invalid(
+                    &format!("{key}.match"),
+                    format!(
+                        "{label:?} is not a label name (letters, digits and '_', not starting with a digit)"
+                    ),
+                ));
+            }
+            known(&format!("{key}.receiver"), &o.receiver)?;
         }
         Ok(())
     }
@@ -1321,33 +1527,16 @@ fn invalid(key: &str, problem: String) -> Invalid {
 /// A receiver's integrations: what Alertmanager refuses (or, for a URL, fails at runtime on),
 /// and none at all, which would drop every alert.
 fn check_receiver(key: &str, r: &Receiver) -> Result<(), Invalid> {
-    // Each credential-bearing integration: its URL as a value or as a Secret key, one of them.
-    let urls = [
-        r.webhook.as_ref().map(|w| {
-            (
-                "webhook",
-                "url",
-                w.url.as_deref(),
-                "urlSecret",
-                w.url_secret.as_ref(),
-            )
-        }),
-        r.slack.as_ref().map(|s| {
-            let secret = s.api_url_secret.as_ref();
-            (
-                "slack",
-                "apiUrl",
-                s.api_url.as_deref(),
-                "apiUrlSecret",
-                secret,
-            )
-        }),
-    ];
-    for (section, literal, url, reference, secret) in urls.into_iter().flatten() {
-        let k = format!("{key}.{section}");
-        credentials::check_one_of(&k, (literal, url), (reference, secret))?;
-        if let Some(url) = url {
-            check_url(url).map_err(|p| invalid(&format!("{k}.{literal}"), p))?;
+    // Each credential: a value or a Secret key, exactly one; a value is a URL or a token.
+    for c in r.credentials() {
+        let k = format!("{key}.{}", c.integration);
+        credentials::check_one_of(&k, (c.literal, c.value), (c.reference, c.secret))?;
+        if let Some(value) = c.value {
+            let checked = match c.url {
+                true => check_url(value),
+                false => check_token(value),
+            };
+            checked.map_err(|p| invalid(&format!("{k}.{}", c.literal), p))?;
         }
     }
     if let Some(email) = &r.email {
@@ -1356,17 +1545,66 @@ fn check_receiver(key: &str, r: &Receiver) -> Result<(), Invalid> {
         }
         check_host_port(&email.smarthost)
             .map_err(|p| invalid(&format!("{key}.email.smarthost"), p))?;
+        match &email.auth_username {
+            Some(user) if user.trim().is_empty() => {
+                return Err(invalid(
+                    &format!("{key}.email.authUsername"),
+                    "empty; give the SMTP user, or leave authUsername out to send without authentication".into(),
+                ));
+            }
+            None if email.auth_password.is_some() || email.auth_password_secret.is_some() => {
+                return Err(invalid(
+                    &format!("{key}.email.authUsername"),
+                    "a password is given but no user; give authUsername too, or leave the password out to send without authentication".into(),
+                ));
+            }
+            _ => {}
+        }
     }
-    if r.webhook.is_none() && r.slack.is_none() && r.email.is_none() {
+    let endpoints = [
+        r.pagerduty.as_ref().and_then(|p| {
+            let example = "https://events.pagerduty.com/v2/enqueue";
+            Some(("pagerduty.url", p.url.as_deref()?, example))
+        }),
+        r.opsgenie.as_ref().and_then(|o| {
+            let example = "https://api.eu.opsgenie.com/";
+            Some(("opsgenie.apiUrl", o.api_url.as_deref()?, example))
+        }),
+    ];
+    for (field, url, example) in endpoints.into_iter().flatten() {
+        check_url_for(url, "Alertmanager", example, true)
+            .map_err(|p| invalid(&format!("{key}.{field}"), p))?;
+    }
+    let integrations = [
+        r.webhook.is_some(),
+        r.slack.is_some(),
+        r.email.is_some(),
+        r.pagerduty.is_some(),
+        r.opsgenie.is_some(),
+        r.msteams.is_some(),
+    ];
+    if !integrations.contains(&true) {
         return Err(invalid(
             key,
             format!(
-                "receiver {:?} has no webhook, slack or email; it would drop every alert",
+                "receiver {:?} has no webhook, slack, email, pagerduty, opsgenie or msteams; it would drop every alert",
                 r.name
             ),
         ));
     }
     Ok(())
+}
+
+/// A key or password given as a value: something, and nothing around it (a line end copied
+/// with it would be sent too). The error never repeats it.
+fn check_token(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        Err("empty; give the value, or name the Secret key that holds it".into())
+    } else if s.trim() != s {
+        Err("the value starts or ends with spaces or a line break; give it without them".into())
+    } else {
+        Ok(())
+    }
 }
 
 /// A type or parse error from serde or serde-saphyr in the user's words: `invalid type: string
@@ -1544,6 +1782,13 @@ fn check_host_port(s: &str) -> Result<(), String> {
             "{s:?} is not host:port; use e.g. smtp.example.com:587"
         )),
     }
+}
+
+/// A label name as Alertmanager's matchers name one: letters, digits and `_`, not starting
+/// with a digit.
+fn is_alert_label_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn is_dns_label(s: &str) -> bool {
@@ -1889,6 +2134,207 @@ mod tests {
             .with_set("alertmanager.receivers=[{name: team, webhook: {url: 'http://hook.example/alerts'}}]")
             .unwrap();
         assert_eq!(c.alertmanager.receivers[0].name, "team");
+    }
+
+    /// Each integration's credentials: a value or a Secret key, exactly one; the other fields as
+    /// Alertmanager needs them. Refused at the key, never quoting a credential.
+    #[test]
+    fn integrations_and_their_credentials_are_checked() {
+        const R: &str = "alertmanager.receivers[0]";
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            ("pagerduty: {routingKey: planted-key}", None, ""),
+            (
+                "pagerduty: {routingKeySecret: {secret: pd, key: key}, url: 'http://127.0.0.1:9/v2/enqueue'}",
+                None,
+                "",
+            ),
+            (
+                "pagerduty: {}",
+                Some("pagerduty.routingKey"),
+                "routingKeySecret",
+            ),
+            (
+                "pagerduty: {routingKey: planted-key, routingKeySecret: {secret: pd, key: k}}",
+                Some("pagerduty"),
+                "not both",
+            ),
+            (
+                "pagerduty: {routingKey: ' planted-key'}",
+                Some("pagerduty.routingKey"),
+                "spaces",
+            ),
+            (
+                "pagerduty: {routingKey: ''}",
+                Some("pagerduty.routingKey"),
+                "empty",
+            ),
+            (
+                "pagerduty: {routingKey: k, url: 'events.pagerduty.com'}",
+                Some("pagerduty.url"),
+                "e.g. https://events.pagerduty.com/v2/enqueue",
+            ),
+            (
+                "opsgenie: {apiKey: planted-key, apiUrl: 'https://api.eu.opsgenie.com/'}",
+                None,
+                "",
+            ),
+            (
+                "opsgenie: {apiKeySecret: {secret: genie, key: ''}}",
+                Some("opsgenie.apiKeySecret.key"),
+                "say which key",
+            ),
+            (
+                "opsgenie: {apiKey: k, apiUrl: 'ftp://x/'}",
+                Some("opsgenie.apiUrl"),
+                "scheme",
+            ),
+            (
+                "msteams: {webhookUrl: 'https://x.example.com/workflows/planted-key'}",
+                None,
+                "",
+            ),
+            (
+                "msteams: {webhookUrl: 'x.example.com/planted-key'}",
+                Some("msteams.webhookUrl"),
+                "not a URL",
+            ),
+            (
+                "msteams: {webhookUrlSecret: {secret: Teams, key: url}}",
+                Some("msteams.webhookUrlSecret.secret"),
+                "not a Secret name",
+            ),
+            (
+                "email: {to: a@b.c, from: d@e.f, smarthost: 'h:587', authUsername: am, authPassword: planted-key, requireTls: true}",
+                None,
+                "",
+            ),
+            (
+                "email: {to: a@b.c, from: d@e.f, smarthost: 'h:587', authUsername: am, authPasswordSecret: {secret: smtp, key: pw}, insecureSkipVerify: true}",
+                None,
+                "",
+            ),
+            (
+                "email: {to: a@b.c, from: d@e.f, smarthost: 'h:587', authUsername: am}",
+                Some("email.authPassword"),
+                "authPasswordSecret",
+            ),
+            (
+                "email: {to: a@b.c, from: d@e.f, smarthost: 'h:587', authPassword: planted-key}",
+                Some("email.authUsername"),
+                "no user",
+            ),
+            (
+                "email: {to: a@b.c, from: d@e.f, smarthost: 'h:587', authUsername: ' ', authPassword: planted-key}",
+                Some("email.authUsername"),
+                "empty",
+            ),
+        ];
+        for (integration, key, problem) in cases {
+            let set = format!("alertmanager.receivers=[{{name: r, {integration}}}]");
+            match (Config::default().with_set(&set), key) {
+                (Ok(_), None) => {}
+                (Err(e), Some(key)) => {
+                    assert_eq!(e.key, format!("{R}.{key}"), "{integration}: {e}");
+                    assert!(e.problem.contains(problem), "{integration}: {e}");
+                    assert!(!e.to_string().contains("planted"), "{integration}: {e}");
+                }
+                (got, _) => panic!("{integration}: {got:?}"),
+            }
+        }
+        let e = Config::default()
+            .with_set("alertmanager.receivers=[{name: r}]")
+            .unwrap_err();
+        assert!(e.problem.contains("pagerduty, opsgenie or msteams"), "{e}");
+        let e = Config::default()
+            .with_set("alertmanager.receivers=[{name: r, email: {to: a@b.c, from: d@e.f, smarthost: 'h:587', requireTls: maybe}}]")
+            .unwrap_err();
+        assert!(e.problem.contains("true or false"), "{e}");
+    }
+
+    /// The routes name receivers (or `ui-only`), and overrides match on label names.
+    #[test]
+    fn routes_name_receivers_and_overrides_name_labels() {
+        const TEAM: &str =
+            "alertmanager.receivers=[{name: team, webhook: {url: 'https://hooks.example.com/t'}}]";
+        let cases: &[(&[&str], Option<&str>, &str)] = &[
+            (
+                &[
+                    TEAM,
+                    "alertmanager.route.critical=team",
+                    "alertmanager.route.warning=ui-only",
+                ],
+                None,
+                "",
+            ),
+            (
+                &[
+                    "alertmanager.route.receiver=ui-only",
+                    "alertmanager.route.info=ui-only",
+                ],
+                None,
+                "",
+            ),
+            (
+                &[
+                    TEAM,
+                    "alertmanager.route.overrides=[{match: {alertname: Watchdog2, team_name: a}, receiver: team}]",
+                ],
+                None,
+                "",
+            ),
+            (
+                &[TEAM, "alertmanager.route.critical=pager"],
+                Some("alertmanager.route.critical"),
+                "not one of the receivers (team) nor \"ui-only\"",
+            ),
+            (
+                &["alertmanager.route.warning=team"],
+                Some("alertmanager.route.warning"),
+                "none is configured",
+            ),
+            (
+                &[
+                    TEAM,
+                    "alertmanager.route.overrides=[{match: {alertname: X}, receiver: pager}]",
+                ],
+                Some("alertmanager.route.overrides[0].receiver"),
+                "not one of the receivers",
+            ),
+            (
+                &[
+                    TEAM,
+                    "alertmanager.route.overrides=[{match: {}, receiver: team}]",
+                ],
+                Some("alertmanager.route.overrides[0].match"),
+                "every alert",
+            ),
+            (
+                &[
+                    TEAM,
+                    "alertmanager.route.overrides=[{match: {'1x': z}, receiver: team}]",
+                ],
+                Some("alertmanager.route.overrides[0].match"),
+                "not a label name",
+            ),
+            (
+                &[TEAM, "alertmanager.route.overrides=[{receiver: team}]"],
+                Some("alertmanager.route.overrides"),
+                "match",
+            ),
+        ];
+        for (sets, key, problem) in cases {
+            let got = sets
+                .iter()
+                .try_fold(Config::default(), |c, s| c.with_set(s));
+            match (got, key) {
+                (Ok(_), None) => {}
+                (Err(e), Some(key)) => {
+                    assert!(e.key.starts_with(key), "{sets:?}: {e}");
+                    assert!(e.problem.contains(problem), "{sets:?}: {e}");
+                }
+                (got, _) => panic!("{sets:?}: {got:?}"),
+            }
+        }
     }
 
     /// What Alertmanager and Prometheus would refuse (or fail on at runtime) is refused here,

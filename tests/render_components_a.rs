@@ -205,84 +205,342 @@ fn alertmanager_reads_credentials_from_files_of_mounted_secrets() {
     );
 }
 
+/// A real Alertmanager on 127.0.0.1 (no cluster, no gossip) with a rendered configuration. Each
+/// `_file` it names under the Secrets' mount path is a file of a directory of the test's,
+/// holding the value of the first `(part of the path, value)` that matches, as the operator
+/// would mount the Secret key.
+struct LocalAlertmanager {
+    port: u16,
+    log: std::path::PathBuf,
+    _process: Process,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalAlertmanager {
+    fn start(yaml: &str, files: &[(&str, &str)]) -> LocalAlertmanager {
+        const MOUNTS: &str = "/etc/alertmanager/secrets/";
+        let dir = tempfile::tempdir().unwrap();
+        let mounts = format!("{}/", dir.path().join("secrets").display());
+        let file: Value = serde_saphyr::from_str(yaml).unwrap();
+        for path in file_settings(&file) {
+            let (_, value) = files
+                .iter()
+                .find(|(part, _)| path.contains(part))
+                .unwrap_or_else(|| panic!("no value for {path}"));
+            let mounted = std::path::PathBuf::from(path.replace(MOUNTS, &mounts));
+            std::fs::create_dir_all(mounted.parent().unwrap()).unwrap();
+            std::fs::write(mounted, value).unwrap();
+        }
+        let config = dir.path().join("alertmanager.yaml");
+        std::fs::write(&config, yaml.replace(MOUNTS, &mounts)).unwrap();
+        let port = free_port();
+        let log = dir.path().join("alertmanager.log");
+        let amtool = built_tool("amtool", "amtool");
+        let process = Process::spawn(
+            "alertmanager",
+            std::process::Command::new(amtool.with_file_name("alertmanager")).args([
+                &format!("--config.file={}", config.display()),
+                &format!("--storage.path={}", dir.path().join("data").display()),
+                &format!("--web.listen-address=127.0.0.1:{port}"),
+                "--cluster.listen-address=",
+            ]),
+            &log,
+        );
+        LocalAlertmanager {
+            port,
+            log,
+            _process: process,
+            _dir: dir,
+        }
+    }
+
+    /// Posts alerts (each a map of labels) until Alertmanager takes them.
+    fn post(&self, alerts: &[Value]) {
+        let body = Value::Array(
+            alerts
+                .iter()
+                .map(|labels| json!({"labels": labels}))
+                .collect(),
+        )
+        .to_string();
+        self.wait("the alerts to be taken", || {
+            run(std::process::Command::new("curl").args([
+                "-sf",
+                "--noproxy",
+                "*",
+                "-XPOST",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                &body,
+                &format!("http://127.0.0.1:{}/api/v2/alerts", self.port),
+            ]))
+            .code
+                == 0
+        });
+    }
+
+    /// The alerts as its API shows them.
+    fn alerts(&self) -> Vec<Value> {
+        let body = common::curl(&format!("http://127.0.0.1:{}/api/v2/alerts", self.port))
+            .unwrap_or_else(|e| panic!("GET /api/v2/alerts: {e}"));
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Waits up to 60s for `done`, or fails with what Alertmanager logged.
+    fn wait(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {what} in 60s; alertmanager said:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+}
+
+/// Every `*_file` setting of an Alertmanager configuration: the paths it reads credentials from.
+fn file_settings(v: &Value) -> Vec<String> {
+    match v {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, child)| match (k.ends_with("_file"), child.as_str()) {
+                (true, Some(path)) => vec![path.to_string()],
+                _ => file_settings(child),
+            })
+            .collect(),
+        Value::Array(items) => items.iter().flat_map(file_settings).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// A real Alertmanager sends through `url_file`: the rendered configuration, its mount path
 /// pointed at a directory holding the sealed key as the operator would mount it, delivers an
 /// alert to a webhook on loopback whose URL (and token) only that file holds.
 #[test]
 fn a_real_alertmanager_delivers_through_the_sealed_url_file() {
-    use std::io::{BufReader, Write as _};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let hook = format!(
-        "http://127.0.0.1:{}/hook/sealed-token",
-        listener.local_addr().unwrap().port()
-    );
-    let (sent, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().map_while(Result::ok) {
-            let Ok(reader) = stream.try_clone() else {
-                continue;
-            };
-            if let Ok(Some(request)) = common::HttpRequest::read(&mut BufReader::new(reader)) {
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
-                let _ = sent.send((
-                    request.path().unwrap_or_default().to_string(),
-                    String::from_utf8_lossy(&request.body).into_owned(),
-                ));
-            }
-        }
-    });
+    let recorder = common::Recorder::start(200);
+    let hook = recorder.url("/hook/sealed-token");
     let receivers = format!("alertmanager.receivers=[{{name: team, webhook: {{url: '{hook}'}}}}]");
     let yaml = alertmanager_yaml(&[&receivers, "alertmanager.route.groupWait=1s"]);
     assert_lacks(&yaml, "sealed-token");
-    let file: Value = serde_saphyr::from_str(&yaml).unwrap();
-    let url_file = file["receivers"][1]["webhook_configs"][0]["url_file"]
-        .as_str()
-        .expect("a url_file")
-        .to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let mounted = url_file.replace("/etc/alertmanager/secrets", dir.path().to_str().unwrap());
-    let key = std::path::Path::new(&mounted);
-    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
-    std::fs::write(key, &hook).unwrap();
-    let config = dir.path().join("alertmanager.yaml");
-    std::fs::write(&config, yaml.replace(&url_file, &mounted)).unwrap();
-    let amtool = built_tool("amtool", "amtool");
-    let port = free_port();
-    let log = dir.path().join("alertmanager.log");
-    let _am = Process::spawn(
-        "alertmanager",
-        std::process::Command::new(amtool.with_file_name("alertmanager")).args([
-            &format!("--config.file={}", config.display()),
-            &format!("--storage.path={}", dir.path().join("data").display()),
-            &format!("--web.listen-address=127.0.0.1:{port}"),
-            "--cluster.listen-address=",
-        ]),
-        &log,
-    );
-    let alert = r#"[{"labels": {"alertname": "NodeDown", "severity": "critical", "node": "n1"}}]"#;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let (path, body) = loop {
-        // Posted until Alertmanager is up; then it waits groupWait and sends.
-        let _ = run(std::process::Command::new("curl").args([
-            "-sf",
-            "-XPOST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            alert,
-            &format!("http://127.0.0.1:{port}/api/v2/alerts"),
-        ]));
-        if let Ok(got) = received.recv_timeout(std::time::Duration::from_secs(2)) {
-            break got;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no notification in 60s; alertmanager said:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-    };
+    let am = LocalAlertmanager::start(&yaml, &[("webhook.url", &hook)]);
+    am.post(&[json!({"alertname": "NodeDown", "severity": "critical", "node": "n1"})]);
+    am.wait("notification", || !recorder.requests().is_empty());
+    let (path, body) = recorder.requests().remove(0);
     assert_eq!(path, "/hook/sealed-token");
-    assert_has(&body, "NodeDown");
+    assert_has(&body.to_string(), "NodeDown");
+}
+
+/// Every integration, with its credentials given literally (sealed) and as Secret keys of the
+/// user's, passes Alertmanager's own loader; every alert goes where its severity, an override or
+/// Watchdog's exception says. The example.com addresses here are only ever read, never sent to.
+#[test]
+fn every_receiver_type_and_route_passes_alertmanagers_checks() {
+    let sets = [
+        "alertmanager.receivers=[\
+         {name: team, webhook: {url: 'https://hooks.example.com/alerts'}}, \
+         {name: chat, slack: {apiUrlSecret: {secret: chat, key: url}, channel: '#alerts'}}, \
+         {name: mail, email: {to: ops@example.com, from: am@example.com, smarthost: 'smtp.example.com:587', authUsername: am, authPassword: sealed-password, insecureSkipVerify: true}}, \
+         {name: mail-own, email: {to: ops@example.com, from: am@example.com, smarthost: 'smtp.example.com:465', authUsername: am, authPasswordSecret: {secret: smtp, key: password}, requireTls: false}}, \
+         {name: pager, pagerduty: {routingKey: sealed-routing-key}}, \
+         {name: pager-eu, pagerduty: {routingKeySecret: {secret: pd, key: key}, url: 'https://events.eu.pagerduty.com/v2/enqueue'}}, \
+         {name: genie, opsgenie: {apiKey: sealed-api-key, apiUrl: 'https://api.eu.opsgenie.com/'}}, \
+         {name: genie-own, opsgenie: {apiKeySecret: {secret: genie, key: key}}}, \
+         {name: teams, msteams: {webhookUrl: 'https://example.com/workflows/sealed'}}, \
+         {name: teams-own, msteams: {webhookUrlSecret: {secret: teams, key: url}}}]",
+        "alertmanager.route.receiver=team",
+        "alertmanager.route.critical=pager",
+        "alertmanager.route.warning=teams",
+        "alertmanager.route.overrides=[{match: {alertname: DiskSpaceLow}, receiver: mail}, {match: {alertname: NodeDown, node: db-1}, receiver: genie}]",
+    ];
+    let yaml = alertmanager_yaml(&sets);
+    assert_lacks(&yaml, "sealed");
+    for setting in [
+        "url_file:",
+        "api_url_file:",
+        "auth_password_file:",
+        "routing_key_file:",
+        "api_key_file:",
+        "webhook_url_file:",
+        "inhibit_rules:",
+    ] {
+        assert_has(&yaml, setting);
+    }
+    check_alertmanager(
+        &sets,
+        &[
+            (
+                &["alertname=NodeDown", "severity=critical", "node=n1"],
+                "pager",
+            ),
+            (
+                &["alertname=HighCPUUsage", "severity=warning", "node=n1"],
+                "teams",
+            ),
+            (
+                &["alertname=KubeQuotaAlmostFull", "severity=info"],
+                "ui-only",
+            ),
+            (&["alertname=Watchdog", "severity=none"], "ui-only"),
+            (
+                &["alertname=DiskSpaceLow", "severity=warning", "node=n1"],
+                "mail",
+            ),
+            (
+                &["alertname=NodeDown", "severity=critical", "node=db-1"],
+                "genie",
+            ),
+            (&["alertname=SomethingElse"], "team"),
+        ],
+    );
+    // info to a receiver, and every severity's default left alone.
+    check_alertmanager(
+        &[sets[0], "alertmanager.route.info=chat"],
+        &[
+            (&["alertname=KubeQuotaAlmostFull", "severity=info"], "chat"),
+            (&["alertname=NodeDown", "severity=critical"], "team"),
+            (&["alertname=Watchdog", "severity=none"], "ui-only"),
+        ],
+    );
+}
+
+/// Routes and inhibitions in a real Alertmanager, every receiver on loopback: a critical alert
+/// pages through PagerDuty's Events API v2 (its routing key read from the sealed file), a
+/// warning goes to Teams (msteamsv2, its URL read from the sealed file), an override to a
+/// webhook, info nowhere; NodeDown of n1 mutes n1's warnings, never n2's.
+#[test]
+fn a_real_alertmanager_routes_by_severity_and_inhibits_within_a_node() {
+    let recorder = common::Recorder::start(200);
+    let (pager, teams, hook) = (
+        recorder.url("/pagerduty/v2/enqueue"),
+        recorder.url("/teams/workflow-token"),
+        recorder.url("/hook"),
+    );
+    let receivers = format!(
+        "alertmanager.receivers=[\
+         {{name: team, webhook: {{url: '{hook}'}}}}, \
+         {{name: pager, pagerduty: {{routingKey: sealed-routing-key, url: '{pager}'}}}}, \
+         {{name: teams, msteams: {{webhookUrl: '{teams}'}}}}]"
+    );
+    let yaml = alertmanager_yaml(&[
+        &receivers,
+        "alertmanager.route.critical=pager",
+        "alertmanager.route.warning=teams",
+        "alertmanager.route.overrides=[{match: {alertname: DiskSpaceLow}, receiver: team}]",
+        "alertmanager.route.groupWait=1s",
+        "alertmanager.route.groupInterval=1s",
+    ]);
+    assert_lacks(&yaml, "sealed-routing-key");
+    assert_lacks(&yaml, "workflow-token");
+    let am = LocalAlertmanager::start(
+        &yaml,
+        &[
+            ("webhook.url", &hook),
+            ("pagerduty.routingKey", "sealed-routing-key"),
+            ("msteams.webhookUrl", &teams),
+        ],
+    );
+    let alert = |name: &str, severity: &str, node: &str| json!({"alertname": name, "severity": severity, "node": node});
+    am.post(&[
+        alert("NodeDown", "critical", "n1"),
+        alert("HighCPUUsage", "warning", "n1"),
+        alert("HighCPUUsage", "warning", "n2"),
+        alert("DiskSpaceLow", "warning", "n2"),
+        alert("NodeInfoOnly", "info", "n2"),
+    ]);
+    let sent_to = |prefix: &str| -> Vec<String> {
+        recorder
+            .requests()
+            .into_iter()
+            .filter(|(path, _)| path.starts_with(prefix))
+            .map(|(_, body)| body.to_string())
+            .collect()
+    };
+    am.wait("page, Teams message and webhook call", || {
+        !sent_to("/pagerduty").is_empty()
+            && !sent_to("/teams").is_empty()
+            && !sent_to("/hook").is_empty()
+    });
+    // A group of n1's warning would have gone out with the others (groupWait 1s): give it
+    // three more seconds to show that it does not.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+
+    let pages = sent_to("/pagerduty");
+    assert_eq!(pages.len(), 1, "{pages:?}");
+    let page: Value = serde_json::from_str(&pages[0]).unwrap();
+    assert_eq!(page["routing_key"], "sealed-routing-key");
+    assert_eq!(page["event_action"], "trigger");
+    assert_eq!(page["payload"]["severity"], "critical");
+    assert_has(&pages[0], "NodeDown");
+
+    let messages = sent_to("/teams");
+    assert_eq!(messages.len(), 1, "only n2's warning: {messages:?}");
+    assert_has(&messages[0], "HighCPUUsage");
+    assert_has(&messages[0], "node = n2");
+    assert_lacks(&messages[0], "node = n1");
+
+    let hooks = sent_to("/hook");
+    assert!(
+        hooks.iter().all(|h| h.contains("DiskSpaceLow")),
+        "{hooks:?}"
+    );
+    assert!(recorder.requests().iter().all(|(path, _)| {
+        ["/pagerduty", "/teams", "/hook"]
+            .iter()
+            .any(|p| path.starts_with(p))
+    }));
+    for (path, body) in recorder.requests() {
+        assert!(!body.to_string().contains("NodeInfoOnly"), "{path}: {body}");
+    }
+
+    // The API says why n1's warning was not sent.
+    let alerts = am.alerts();
+    let state = |name: &str, node: &str| {
+        alerts
+            .iter()
+            .find(|a| a["labels"]["alertname"] == name && a["labels"]["node"] == node)
+            .map(|a| a["status"].clone())
+            .unwrap_or_else(|| panic!("no {name} of {node} in {alerts:?}"))
+    };
+    let muted = state("HighCPUUsage", "n1");
+    assert_eq!(muted["state"], "suppressed", "{muted}");
+    assert_eq!(
+        muted["inhibitedBy"].as_array().map(Vec::len),
+        Some(1),
+        "{muted}"
+    );
+    assert_eq!(state("HighCPUUsage", "n2")["state"], "active");
+    assert_eq!(state("NodeDown", "n1")["state"], "active");
+}
+
+/// With `alertmanager.inhibitions: false` nothing is muted: n1's warning is sent beside its
+/// NodeDown.
+#[test]
+fn without_inhibitions_a_nodes_warnings_are_sent_beside_its_critical_alert() {
+    let recorder = common::Recorder::start(200);
+    let hook = recorder.url("/hook");
+    let yaml = alertmanager_yaml(&[
+        &format!("alertmanager.receivers=[{{name: team, webhook: {{url: '{hook}'}}}}]"),
+        "alertmanager.inhibitions=false",
+        "alertmanager.route.groupWait=1s",
+    ]);
+    assert_lacks(&yaml, "inhibit_rules");
+    let am = LocalAlertmanager::start(&yaml, &[("webhook.url", &hook)]);
+    am.post(&[
+        json!({"alertname": "NodeDown", "severity": "critical", "node": "n1"}),
+        json!({"alertname": "HighCPUUsage", "severity": "warning", "node": "n1"}),
+    ]);
+    am.wait("two notifications", || recorder.requests().len() >= 2);
+    let bodies: String = recorder
+        .requests()
+        .iter()
+        .map(|(_, b)| b.to_string())
+        .collect();
+    assert_has(&bodies, "HighCPUUsage");
+    assert_has(&bodies, "NodeDown");
 }
 
 /// The namespace of the live run, the operator's own.

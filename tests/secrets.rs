@@ -1,6 +1,7 @@
 //! No credential is ever stored or shown in the clear. A unique value is planted as the token
-//! of a webhook URL and of a Slack URL (given literally, the documented `--set` form) and in a
-//! Secret of the user's own (`urlSecret`); then every object automon writes in the cluster
+//! of a webhook URL, a Slack URL and a Teams URL, in an SMTP password, a PagerDuty routing key
+//! and an Opsgenie API key (given literally, the documented `--set` form) and in a Secret of the
+//! user's own (`urlSecret`); then every object automon writes in the cluster
 //! (every kind in the namespace, the cluster-scoped ones it manages, every Event; revision
 //! Secrets decompressed) and everything each command prints is searched for it. Only the
 //! Secrets meant to hold it may.
@@ -30,7 +31,11 @@ fn receivers(token: &str, webhook: &str) -> String {
     format!(
         "alertmanager.receivers=[{{name: team, webhook: {{url: 'https://hooks.example.invalid/{webhook}/{token}'}}}}, \
          {{name: chat, slack: {{apiUrl: 'https://hooks.slack.example.invalid/services/T0/B0/{token}', channel: '#alerts'}}}}, \
-         {{name: own, webhook: {{urlSecret: {{secret: team-hooks, key: url}}}}}}]"
+         {{name: own, webhook: {{urlSecret: {{secret: team-hooks, key: url}}}}}}, \
+         {{name: mail, email: {{to: ops@example.invalid, from: am@example.invalid, smarthost: 'smtp.example.invalid:587', authUsername: am, authPassword: 'smtp-{webhook}-{token}'}}}}, \
+         {{name: pager, pagerduty: {{routingKey: 'pd-{webhook}-{token}'}}}}, \
+         {{name: genie, opsgenie: {{apiKey: 'og-{webhook}-{token}'}}}}, \
+         {{name: teams, msteams: {{webhookUrl: 'https://teams.example.invalid/{webhook}/{token}'}}}}]"
     )
 }
 
@@ -138,6 +143,25 @@ fn a_planted_credential_is_never_stored_or_shown() {
     assert_ne!(refused.code, 0, "{refused:#?}");
     assert_has(&refused.stderr, "alertmanager.receivers[0].webhook.url");
     outputs.push(printed("render with a bad URL", &refused));
+    // So is a key that could not be sent as it is, and one given both ways.
+    for (what, pagerduty, key) in [
+        (
+            "a bad routing key",
+            format!("{{routingKey: '{token} '}}"),
+            "alertmanager.receivers[0].pagerduty.routingKey",
+        ),
+        (
+            "a routing key given twice",
+            format!("{{routingKey: '{token}', routingKeySecret: {{secret: pd, key: key}}}}"),
+            "alertmanager.receivers[0].pagerduty",
+        ),
+    ] {
+        let bad = format!("alertmanager.receivers=[{{name: pager, pagerduty: {pagerduty}}}]");
+        let refused = run(automon().args(["render", "--set", &bad]));
+        assert_ne!(refused.code, 0, "{refused:#?}");
+        assert_has(&refused.stderr, key);
+        outputs.push(printed(&format!("render with {what}"), &refused));
+    }
 
     // The user's Secret is missing: preflight says so before anything is written.
     let missing = enable(NS, &sets);
@@ -189,7 +213,8 @@ fn a_planted_credential_is_never_stored_or_shown() {
     // The credentials are where they belong, and only there.
     let stored = get_json(&["get", "secret", "automon-credentials", "-n", NS]);
     let held = secret_text(&stored);
-    assert_eq!(held.matches(&token).count(), 2, "{stored}");
+    // The webhook, Slack, SMTP password, PagerDuty, Opsgenie and Teams credentials.
+    assert_eq!(held.matches(&token).count(), 6, "{stored}");
     let am = get_json(&["get", "alertmanager", "automon", "-n", NS]);
     assert_eq!(
         am["spec"]["secrets"],
@@ -207,6 +232,14 @@ fn a_planted_credential_is_never_stored_or_shown() {
         "url_file: /etc/alertmanager/secrets/team-hooks/url",
     );
     assert_has(&config, "/etc/alertmanager/secrets/automon-credentials/");
+    for setting in [
+        "auth_password_file:",
+        "routing_key_file:",
+        "api_key_file:",
+        "webhook_url_file:",
+    ] {
+        assert_has(&config, setting);
+    }
     let keys_before: Vec<String> = stored["data"]
         .as_object()
         .unwrap()
@@ -249,6 +282,7 @@ fn a_planted_credential_is_never_stored_or_shown() {
     }
     let history = &outputs.iter().find(|(w, _)| w == "history").unwrap().1;
     assert_has(history, "apiUrl: '(hidden)'");
+    assert_has(history, "routingKey: '(hidden)'");
 
     assert_nowhere(&token, &everything_written());
 

@@ -26,10 +26,14 @@ pub struct SecretKey {
 }
 
 /// The credential fields of one receiver: its integration, the literal field, and the field
-/// that names a Secret key instead.
+/// that names a Secret key instead (as `Receiver::credentials` lists them).
 const RECEIVER_FIELDS: &[(&str, &str, &str)] = &[
     ("webhook", "url", "urlSecret"),
     ("slack", "apiUrl", "apiUrlSecret"),
+    ("email", "authPassword", "authPasswordSecret"),
+    ("pagerduty", "routingKey", "routingKeySecret"),
+    ("opsgenie", "apiKey", "apiKeySecret"),
+    ("msteams", "webhookUrl", "webhookUrlSecret"),
 ];
 
 /// One credential taken out of the configuration.
@@ -101,16 +105,12 @@ pub fn key_for(path: &str, value: &str) -> String {
 /// or after defaults: only the credential fields are read) into [`Credentials`], and puts in
 /// its place a reference to its key of [`SECRET_NAME`]: `webhook.url` becomes
 /// `webhook.urlSecret: {secret: automon-credentials, key: …}`, `slack.apiUrl` becomes
-/// `slack.apiUrlSecret`. A field that already names a Secret is left alone, and so is a literal
+/// `slack.apiUrlSecret`, and so on for each of [`RECEIVER_FIELDS`]. A field that already names a Secret is left alone, and so is a literal
 /// beside one (validation refuses the pair). Validate the literals (they are URLs) before
 /// sealing: once sealed, the configuration holds a reference only.
 pub fn seal(tree: &mut Value) -> Credentials {
     let mut sealed = Vec::new();
-    let receivers = tree
-        .get_mut("alertmanager")
-        .and_then(|a| a.get_mut("receivers"))
-        .and_then(Value::as_array_mut);
-    for (i, receiver) in receivers.into_iter().flatten().enumerate() {
+    for (i, receiver) in receivers(tree).into_iter().enumerate() {
         for (integration, literal, reference) in RECEIVER_FIELDS {
             let Some(section) = receiver
                 .get_mut(*integration)
@@ -137,6 +137,28 @@ pub fn seal(tree: &mut Value) -> Credentials {
     Credentials(sealed)
 }
 
+/// The receivers of a values tree, each as given.
+fn receivers(tree: &mut Value) -> Vec<&mut Value> {
+    tree.get_mut("alertmanager")
+        .and_then(|a| a.get_mut("receivers"))
+        .and_then(Value::as_array_mut)
+        .map(|r| r.iter_mut().collect())
+        .unwrap_or_default()
+}
+
+/// Every section of a receiver that may hold a credential (`webhook`, `slack`, …).
+fn receiver_sections(tree: &mut Value) -> Vec<&mut serde_json::Map<String, Value>> {
+    receivers(tree)
+        .into_iter()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|r| {
+            r.iter_mut()
+                .filter(|(k, _)| RECEIVER_FIELDS.iter().any(|(i, _, _)| i == k))
+                .filter_map(|(_, v)| v.as_object_mut())
+        })
+        .collect()
+}
+
 /// One `--set path=value` as it may be written down (a revision's change, an error's origin):
 /// every credential [`seal`] would take out of it is `(hidden)`; the whole value is when it
 /// cannot be read or a credential is not written verbatim (quoted with escapes).
@@ -154,10 +176,15 @@ pub fn redact_set(set: &str) -> String {
             Err(_) => return set.to_string(),
         }
     };
-    let tree = path
+    let mut tree = path
         .rsplit('.')
         .fold(value, |inner, part| json!({ part: inner }));
-    let mut tree = tree;
+    // A literal beside a Secret key is refused, and hidden in the error that says so.
+    for section in receiver_sections(&mut tree) {
+        for (_, _, reference) in RECEIVER_FIELDS {
+            section.remove(*reference);
+        }
+    }
     let credentials = seal(&mut tree);
     let redacted = credentials.redact(set);
     if credentials

@@ -1043,7 +1043,7 @@ fn webhooks(extra: &Extra, ns_labels: &BTreeMap<String, String>, ns: &str) -> Ve
 
 fn alertmanager(extra: &Extra, ns: &str) -> Option<Finding> {
     let fix_receiver = format!(
-        r#"add a receiver (webhook, slack or email; see alertmanager.receivers in docs/configuration.md) and route to it: kubectl automon enable -n {ns} --set 'alertmanager.receivers=[{{name: team, webhook: {{url: "https://hooks.example.com/alerts"}}}}]' --set alertmanager.route.receiver=team (your receiver's URL in place of the example's)"#
+        r#"add a receiver (webhook, slack, email, pagerduty, opsgenie or msteams; see alertmanager.receivers in docs/configuration.md) and route to it: kubectl automon enable -n {ns} --set 'alertmanager.receivers=[{{name: team, webhook: {{url: "https://hooks.example.com/alerts"}}}}]' --set alertmanager.route.receiver=team (your receiver's URL in place of the example's)"#
     );
     match &extra.alertmanager_config {
         Ok(None) => None,

@@ -16,13 +16,16 @@ use super::{
     blocks::{place, pod_disruption_budget, self_scrape},
     custom, meta,
     network::{self, anywhere, pods, tcp, udp},
-    object,
+    object, rules,
     security::operand_pod,
     service,
 };
 
 use crate::model::Object;
-use crate::{config, versions};
+use crate::{
+    config::{self, Severity},
+    versions,
+};
 
 pub const NAME: &str = "alertmanager";
 /// The `Alertmanager` object; the operator names its StatefulSet `alertmanager-automon`.
@@ -120,6 +123,8 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertmanagerConfig {
     pub route: RouteConfig,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inhibit_rules: Vec<InhibitRule>,
     pub receivers: Vec<ReceiverConfig>,
 }
 
@@ -140,6 +145,15 @@ pub struct RouteConfig {
     pub routes: Vec<RouteConfig>,
 }
 
+/// Alerts matching `target_matchers` are muted while one matching `source_matchers` fires with
+/// the same values of `equal`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InhibitRule {
+    pub source_matchers: Vec<String>,
+    pub target_matchers: Vec<String>,
+    pub equal: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReceiverConfig {
     pub name: String,
@@ -149,11 +163,18 @@ pub struct ReceiverConfig {
     pub slack_configs: Vec<SlackConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub email_configs: Vec<EmailConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pagerduty_configs: Vec<PagerdutyConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opsgenie_configs: Vec<OpsgenieConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub msteamsv2_configs: Vec<MsTeamsV2Config>,
 }
 
 /// A webhook: `url_file` (the mounted Secret key) whenever the configuration names one, which
 /// after loading is always; `url` only for a configuration stored in the clear by an older
-/// plugin.
+/// plugin. The integrations that came later take their credentials from files only: no plugin
+/// ever stored them in the clear, so a value never reaches this file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebhookConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,6 +194,59 @@ pub struct SlackConfig {
     pub send_resolved: bool,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmailConfig {
+    pub to: String,
+    pub from: String,
+    pub smarthost: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_password_file: Option<String>,
+    pub require_tls: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_config: Option<TlsConfig>,
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsConfig {
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PagerdutyConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub severity: String,
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpsgenieConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    pub priority: String,
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MsTeamsV2Config {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url_file: Option<String>,
+    pub send_resolved: bool,
+}
+
+/// PagerDuty's severity (`critical`, `error`, `warning` or `info`) from the alert's own
+/// `severity` label; anything else (`none`, no label) is `info`.
+pub const PAGERDUTY_SEVERITY: &str = r#"{{ if eq .CommonLabels.severity "critical" }}critical{{ else if eq .CommonLabels.severity "warning" }}warning{{ else }}info{{ end }}"#;
+/// Opsgenie's priority (`P1` highest to `P5`) from the alert's `severity` label.
+pub const OPSGENIE_PRIORITY: &str = r#"{{ if eq .CommonLabels.severity "critical" }}P1{{ else if eq .CommonLabels.severity "warning" }}P3{{ else }}P5{{ end }}"#;
+
 /// Where the operator mounts each Secret of the `Alertmanager` object's `spec.secrets`.
 pub const SECRETS_DIR: &str = "/etc/alertmanager/secrets";
 
@@ -185,11 +259,7 @@ pub fn secret_file(s: &config::SecretKey) -> String {
 pub fn receiver_secrets(c: &config::Alertmanager) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for r in &c.receivers {
-        let named = [
-            r.webhook.as_ref().and_then(|w| w.url_secret.as_ref()),
-            r.slack.as_ref().and_then(|s| s.api_url_secret.as_ref()),
-        ];
-        for s in named.into_iter().flatten() {
+        for s in r.credentials().into_iter().filter_map(|c| c.secret) {
             if !names.contains(&s.secret) {
                 names.push(s.secret.clone());
             }
@@ -198,16 +268,132 @@ pub fn receiver_secrets(c: &config::Alertmanager) -> Vec<String> {
     names
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EmailConfig {
-    pub to: String,
-    pub from: String,
-    pub smarthost: String,
-    pub send_resolved: bool,
+/// An integration's configurations: none, or the one the receiver gives.
+fn each<T, U>(integration: &Option<T>, config: impl Fn(&T) -> U) -> Vec<U> {
+    integration.iter().map(config).collect()
+}
+
+/// One receiver of the configuration, each integration it has.
+fn receiver_config(r: &config::Receiver) -> ReceiverConfig {
+    ReceiverConfig {
+        name: r.name.clone(),
+        webhook_configs: each(&r.webhook, |w| WebhookConfig {
+            url: w.url.clone(),
+            url_file: w.url_secret.as_ref().map(secret_file),
+            send_resolved: true,
+        }),
+        slack_configs: each(&r.slack, |s| SlackConfig {
+            api_url: s.api_url.clone(),
+            api_url_file: s.api_url_secret.as_ref().map(secret_file),
+            channel: s.channel.clone(),
+            send_resolved: true,
+        }),
+        email_configs: each(&r.email, |e| EmailConfig {
+            to: e.to.clone(),
+            from: e.from.clone(),
+            smarthost: e.smarthost.clone(),
+            auth_username: e.auth_username.clone(),
+            auth_password_file: e.auth_password_secret.as_ref().map(secret_file),
+            require_tls: e.require_tls,
+            tls_config: e.insecure_skip_verify.then_some(TlsConfig {
+                insecure_skip_verify: true,
+            }),
+            send_resolved: true,
+        }),
+        pagerduty_configs: each(&r.pagerduty, |p| PagerdutyConfig {
+            routing_key_file: p.routing_key_secret.as_ref().map(secret_file),
+            url: p.url.clone(),
+            severity: PAGERDUTY_SEVERITY.into(),
+            send_resolved: true,
+        }),
+        opsgenie_configs: each(&r.opsgenie, |o| OpsgenieConfig {
+            api_key_file: o.api_key_secret.as_ref().map(secret_file),
+            api_url: o.api_url.clone(),
+            priority: OPSGENIE_PRIORITY.into(),
+            send_resolved: true,
+        }),
+        msteamsv2_configs: each(&r.msteams, |t| MsTeamsV2Config {
+            webhook_url_file: t.webhook_url_secret.as_ref().map(secret_file),
+            send_resolved: true,
+        }),
+    }
+}
+
+/// `label="value"`, the value quoted as Alertmanager's matcher syntax reads it.
+fn equals(label: &str, value: &str) -> String {
+    let quoted = value
+        .replace('\\', r"\\")
+        .replace('"', r#"\""#)
+        .replace('\n', r"\n");
+    format!(r#"{label}="{quoted}""#)
+}
+
+/// A route to `receiver` for the alerts these matchers select.
+fn route_to(receiver: &str, matchers: Vec<String>) -> RouteConfig {
+    RouteConfig {
+        receiver: receiver.into(),
+        matchers,
+        ..Default::default()
+    }
+}
+
+/// The routes below the default one, first match wins: Watchdog to the UI, then each
+/// override in order, then a route per severity that names a receiver.
+fn child_routes(route: &config::Route) -> Vec<RouteConfig> {
+    // Watchdog fires all the time to prove the pipeline works; paging on it would be noise.
+    let mut routes = vec![route_to(
+        UI_ONLY_RECEIVER,
+        vec![equals("alertname", "Watchdog")],
+    )];
+    routes.extend(route.overrides.iter().map(|o| {
+        route_to(
+            &o.receiver,
+            o.labels.iter().map(|(l, v)| equals(l, v)).collect(),
+        )
+    }));
+    let severities = [
+        (Severity::Critical, &route.critical),
+        (Severity::Warning, &route.warning),
+        (Severity::Info, &route.info),
+    ];
+    for (severity, receiver) in severities {
+        if let Some(receiver) = receiver {
+            routes.push(route_to(
+                receiver,
+                vec![equals("severity", &severity.to_string())],
+            ));
+        }
+    }
+    routes
+}
+
+/// The default inhibitions. Both stay within one node (`equal: [node]`), and the source must
+/// name one: with an empty `node` on both sides Alertmanager would count them equal, and a
+/// critical alert about no node would mute every warning about no node.
+fn inhibit_rules() -> Vec<InhibitRule> {
+    let on_a_node = r#"node=~".+""#.to_string();
+    let (down, resources) = rules::node_down_and_resources();
+    vec![
+        // A node's critical alert says what matters about it; its warnings would be noise.
+        InhibitRule {
+            source_matchers: vec![
+                equals("severity", &Severity::Critical.to_string()),
+                on_a_node.clone(),
+            ],
+            target_matchers: vec![equals("severity", &Severity::Warning.to_string())],
+            equal: vec!["node".into()],
+        },
+        // A node that does not answer has no resources to speak of, whatever the severities.
+        InhibitRule {
+            source_matchers: vec![format!(r#"alertname=~"{}""#, down.join("|")), on_a_node],
+            target_matchers: vec![format!(r#"alertname=~"{}""#, resources.join("|"))],
+            equal: vec!["node".into()],
+        },
+    ]
 }
 
 /// The configuration for `config.alertmanager`. Receivers were validated with the
-/// configuration (each has an integration; the route names one of them).
+/// configuration (each has an integration; the routes name them or `ui-only`).
 pub fn alertmanager_config(c: &config::Alertmanager) -> AlertmanagerConfig {
     let default_receiver = c
         .route
@@ -215,51 +401,12 @@ pub fn alertmanager_config(c: &config::Alertmanager) -> AlertmanagerConfig {
         .clone()
         .or_else(|| c.receivers.first().map(|r| r.name.clone()))
         .unwrap_or_else(|| UI_ONLY_RECEIVER.to_string());
-    // Watchdog fires all the time to prove the pipeline works; paging on it would be noise.
-    let watchdog = RouteConfig {
-        receiver: UI_ONLY_RECEIVER.into(),
-        matchers: vec![r#"alertname="Watchdog""#.into()],
-        ..Default::default()
-    };
     // The configuration reserves the name, so this one is always the empty receiver.
     let mut receivers = vec![ReceiverConfig {
         name: UI_ONLY_RECEIVER.into(),
         ..Default::default()
     }];
-    receivers.extend(c.receivers.iter().map(|r| {
-        ReceiverConfig {
-            name: r.name.clone(),
-            webhook_configs: r
-                .webhook
-                .iter()
-                .map(|w| WebhookConfig {
-                    url: w.url.clone(),
-                    url_file: w.url_secret.as_ref().map(secret_file),
-                    send_resolved: true,
-                })
-                .collect(),
-            slack_configs: r
-                .slack
-                .iter()
-                .map(|s| SlackConfig {
-                    api_url: s.api_url.clone(),
-                    api_url_file: s.api_url_secret.as_ref().map(secret_file),
-                    channel: s.channel.clone(),
-                    send_resolved: true,
-                })
-                .collect(),
-            email_configs: r
-                .email
-                .iter()
-                .map(|e| EmailConfig {
-                    to: e.to.clone(),
-                    from: e.from.clone(),
-                    smarthost: e.smarthost.clone(),
-                    send_resolved: true,
-                })
-                .collect(),
-        }
-    }));
+    receivers.extend(c.receivers.iter().map(receiver_config));
     AlertmanagerConfig {
         route: RouteConfig {
             receiver: default_receiver,
@@ -268,7 +415,11 @@ pub fn alertmanager_config(c: &config::Alertmanager) -> AlertmanagerConfig {
             group_wait: Some(c.route.group_wait.0.clone()),
             group_interval: Some(c.route.group_interval.0.clone()),
             repeat_interval: Some(c.route.repeat_interval.0.clone()),
-            routes: vec![watchdog],
+            routes: child_routes(&c.route),
+        },
+        inhibit_rules: match c.inhibitions {
+            true => inhibit_rules(),
+            false => Vec::new(),
         },
         receivers,
     }
@@ -385,6 +536,10 @@ mod tests {
                 to: "ops@example.com".into(),
                 from: "am@example.com".into(),
                 smarthost: "smtp.example.com:587".into(),
+                auth_username: None,
+                auth_password_file: None,
+                require_tls: true,
+                tls_config: None,
                 send_resolved: true,
             }]
         );
@@ -452,6 +607,199 @@ mod tests {
             )
         );
         assert!(!yaml.contains("planted"), "{yaml}");
+    }
+
+    /// Every integration, its credentials given literally (sealed at load) or as a Secret key
+    /// of the user's: Alertmanager's field names, a `_file` for every credential, each Secret
+    /// mounted once, and no value anywhere in the rendered objects.
+    #[test]
+    fn every_integration_reads_its_credentials_from_files() {
+        let c = config(&["alertmanager.receivers=[\
+             {name: pager, pagerduty: {routingKey: planted-routing, url: 'http://127.0.0.1:1/v2/enqueue'}}, \
+             {name: genie, opsgenie: {apiKeySecret: {secret: genie, key: api-key}, apiUrl: 'https://api.eu.opsgenie.com/'}}, \
+             {name: teams, msteams: {webhookUrl: 'https://x.example.com/workflows/planted-teams'}}, \
+             {name: mail, email: {to: ops@example.com, from: am@example.com, smarthost: 'smtp.example.com:587', authUsername: am, authPasswordSecret: {secret: smtp, key: password}, insecureSkipVerify: true}}, \
+             {name: mail2, email: {to: ops@example.com, from: am@example.com, smarthost: 'smtp.example.com:465', authUsername: am, authPassword: planted-password, requireTls: false}}]"]);
+        let objects = objects(&Context::new(&c));
+        let text = serde_json::to_string(&objects).unwrap();
+        assert!(!text.contains("planted"), "{text}");
+        let am = objects
+            .iter()
+            .find(|o| model::kind(o) == "Alertmanager")
+            .unwrap();
+        assert_eq!(
+            am.data["spec"]["secrets"],
+            serde_json::json!(["automon-credentials", "genie", "smtp"])
+        );
+        let parsed = secret_config(&c);
+        let receiver = |name: &str| parsed.receivers.iter().find(|r| r.name == name).unwrap();
+        assert_eq!(
+            receiver("pager").pagerduty_configs,
+            [PagerdutyConfig {
+                routing_key_file: sealed_file(
+                    "alertmanager.receivers[0].pagerduty.routingKey",
+                    "planted-routing"
+                ),
+                url: Some("http://127.0.0.1:1/v2/enqueue".into()),
+                severity: PAGERDUTY_SEVERITY.into(),
+                send_resolved: true,
+            }]
+        );
+        assert_eq!(
+            receiver("genie").opsgenie_configs,
+            [OpsgenieConfig {
+                api_key_file: Some("/etc/alertmanager/secrets/genie/api-key".into()),
+                api_url: Some("https://api.eu.opsgenie.com/".into()),
+                priority: OPSGENIE_PRIORITY.into(),
+                send_resolved: true,
+            }]
+        );
+        assert_eq!(
+            receiver("teams").msteamsv2_configs,
+            [MsTeamsV2Config {
+                webhook_url_file: sealed_file(
+                    "alertmanager.receivers[2].msteams.webhookUrl",
+                    "https://x.example.com/workflows/planted-teams"
+                ),
+                send_resolved: true,
+            }]
+        );
+        let mail = &receiver("mail").email_configs[0];
+        assert_eq!(mail.auth_username.as_deref(), Some("am"));
+        assert_eq!(
+            mail.auth_password_file.as_deref(),
+            Some("/etc/alertmanager/secrets/smtp/password")
+        );
+        assert!(mail.require_tls);
+        assert_eq!(
+            mail.tls_config,
+            Some(TlsConfig {
+                insecure_skip_verify: true
+            })
+        );
+        let mail2 = &receiver("mail2").email_configs[0];
+        assert_eq!(
+            mail2.auth_password_file,
+            sealed_file(
+                "alertmanager.receivers[4].email.authPassword",
+                "planted-password"
+            )
+        );
+        assert!(!mail2.require_tls && mail2.tls_config.is_none());
+        let yaml = config_yaml(&c.alertmanager);
+        for key in [
+            "routing_key_file:",
+            "api_key_file:",
+            "webhook_url_file:",
+            "auth_password_file:",
+            "msteamsv2_configs:",
+            "insecure_skip_verify: true",
+        ] {
+            assert!(yaml.contains(key), "{key} in\n{yaml}");
+        }
+    }
+
+    /// The matchers of each child route, in order, and its receiver.
+    fn routes_of(c: &AlertmanagerConfig) -> Vec<(Vec<String>, String)> {
+        c.route
+            .routes
+            .iter()
+            .map(|r| (r.matchers.clone(), r.receiver.clone()))
+            .collect()
+    }
+
+    fn routes(pairs: &[(&[&str], &str)]) -> Vec<(Vec<String>, String)> {
+        pairs
+            .iter()
+            .map(|(m, r)| (m.iter().map(|m| m.to_string()).collect(), r.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn routes_by_severity_and_overrides_watchdog_first() {
+        const TWO: &str = "alertmanager.receivers=[{name: pager, pagerduty: {routingKey: k}}, {name: team, webhook: {url: 'https://hooks.example.com/t'}}]";
+        type Routes<'a> = &'a [(&'a [&'a str], &'a str)];
+        let cases: &[(&[&str], &str, Routes)] = &[
+            // The defaults: info to the UI, everything else to the default receiver.
+            (
+                &[],
+                "ui-only",
+                &[
+                    (&[r#"alertname="Watchdog""#], "ui-only"),
+                    (&[r#"severity="info""#], "ui-only"),
+                ],
+            ),
+            (
+                &[
+                    TWO,
+                    "alertmanager.route.critical=pager",
+                    "alertmanager.route.warning=team",
+                    "alertmanager.route.info=team",
+                ],
+                "pager",
+                &[
+                    (&[r#"alertname="Watchdog""#], "ui-only"),
+                    (&[r#"severity="critical""#], "pager"),
+                    (&[r#"severity="warning""#], "team"),
+                    (&[r#"severity="info""#], "team"),
+                ],
+            ),
+            // Overrides come before the severities, in the order given; info may go nowhere.
+            (
+                &[
+                    TWO,
+                    "alertmanager.route.receiver=ui-only",
+                    "alertmanager.route.critical=pager",
+                    "alertmanager.route.info=null",
+                    r#"alertmanager.route.overrides=[{match: {alertname: DiskSpaceLow}, receiver: team}, {match: {namespace: prod, alertname: 'Say "hi"'}, receiver: ui-only}]"#,
+                ],
+                "ui-only",
+                &[
+                    (&[r#"alertname="Watchdog""#], "ui-only"),
+                    (&[r#"alertname="DiskSpaceLow""#], "team"),
+                    (
+                        &[r#"alertname="Say \"hi\"""#, r#"namespace="prod""#],
+                        "ui-only",
+                    ),
+                    (&[r#"severity="critical""#], "pager"),
+                ],
+            ),
+        ];
+        for (sets, default, want) in cases {
+            let c = secret_config(&config(sets));
+            assert_eq!(c.route.receiver, *default, "{sets:?}");
+            assert_eq!(routes_of(&c), routes(want), "{sets:?}");
+            // Child routes inherit grouping and timing from the default route.
+            assert!(c.route.routes.iter().all(|r| r.group_by.is_empty()));
+        }
+    }
+
+    #[test]
+    fn inhibitions_stay_within_a_node_and_can_be_turned_off() {
+        let c = secret_config(&config(&[]));
+        assert_eq!(
+            c.inhibit_rules,
+            [
+                InhibitRule {
+                    source_matchers: vec![r#"severity="critical""#.into(), r#"node=~".+""#.into()],
+                    target_matchers: vec![r#"severity="warning""#.into()],
+                    equal: vec!["node".into()],
+                },
+                InhibitRule {
+                    source_matchers: vec![
+                        r#"alertname=~"NodeDown|WindowsExporterDown""#.into(),
+                        r#"node=~".+""#.into()
+                    ],
+                    target_matchers: vec![
+                        r#"alertname=~"HighCPUUsage|HighMemoryUsage|DiskSpaceLow|NodeFilesystemFillingUp|WindowsHighCPUUsage|WindowsHighMemoryUsage|WindowsDiskSpaceLow""#.into()
+                    ],
+                    equal: vec!["node".into()],
+                },
+            ]
+        );
+        let off = config(&["alertmanager.inhibitions=false"]);
+        assert!(secret_config(&off).inhibit_rules.is_empty());
+        assert!(!config_yaml(&off.alertmanager).contains("inhibit_rules"));
     }
 
     #[test]

@@ -78,6 +78,11 @@ pub fn groups(config: &Config, classes: NodeClasses) -> Vec<RuleGroup> {
         .collect()
 }
 
+/// The alerts that say a node does not answer, and the per-node resource alerts they make moot.
+pub fn node_down_and_resources() -> (Vec<&'static str>, Vec<&'static str>) {
+    nodes::down_and_resources()
+}
+
 /// The alert names of one group under the default configuration with these `--set`s; `None`
 /// when the group is empty or turned off.
 #[cfg(test)]

@@ -79,6 +79,20 @@ pub(super) fn meta(config: &Config, _: NodeClasses) -> Vec<AlertRule> {
     rules([&WATCHDOG], config)
 }
 
+/// The alerts that say a node's exporter does not answer, and the resource alerts of the same
+/// nodes they make moot (Alertmanager inhibits those by these). Each list starts with its
+/// down alert.
+pub(super) fn down_and_resources() -> (Vec<&'static str>, Vec<&'static str>) {
+    let (mut down, mut resources) = (Vec::new(), Vec::new());
+    for rows in [NODE_ALERTS, WINDOWS_ALERTS] {
+        if let Some((first, rest)) = rows.split_first() {
+            down.push(first.alert);
+            resources.extend(rest.iter().map(|r| r.alert));
+        }
+    }
+    (down, resources)
+}
+
 const NODE_ALERTS: &[Row] = &[
     Row {
         alert: "NodeDown",
