@@ -31,6 +31,13 @@ pub const CONFIG_SECRET: &str = "alertmanager-automon-config";
 pub const CONFIG_KEY: &str = "alertmanager.yaml";
 pub use crate::config::UI_ONLY_RECEIVER;
 const PORT: i32 = 9093;
+/// `test-alert` reads each receiver's outcome off the notification metrics, which name the
+/// receiver only with this feature.
+pub const FEATURES: &[&str] = &["receiver-name-in-metrics"];
+/// The label that sends a `test-alert` alert to one receiver, whatever the other routes say.
+pub const TEST_RECEIVER_LABEL: &str = "automon_test_receiver";
+/// The label each `test-alert` run gives its alerts, unique to the run: each is its own group.
+pub const TEST_ID_LABEL: &str = "automon_test";
 const MESH_PORT: i32 = 9094;
 
 pub fn objects(ctx: &Context) -> Vec<Object> {
@@ -84,6 +91,7 @@ fn alertmanager(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         "podMetadata": {"labels": labels},
         "securityContext": operand_pod(),
         "nodeSelector": {"kubernetes.io/os": "linux"},
+        "enableFeatures": FEATURES,
     });
     if let Some(secrets) = ctx.pull_secrets() {
         spec["imagePullSecrets"] = json!(secrets);
@@ -268,10 +276,28 @@ pub fn alertmanager_config(c: &config::Alertmanager) -> AlertmanagerConfig {
             group_wait: Some(c.route.group_wait.0.clone()),
             group_interval: Some(c.route.group_interval.0.clone()),
             repeat_interval: Some(c.route.repeat_interval.0.clone()),
-            routes: vec![watchdog],
+            routes: test_routes(c).into_iter().chain([watchdog]).collect(),
         },
         receivers,
     }
+}
+
+/// First in the tree: one route per receiver that takes only `test-alert`'s alerts labelled
+/// with its name, and notifies at once (no group wait), each run in its own group. Failed
+/// notifications are given up after 10s (Alertmanager's shortest notification timeout).
+fn test_routes(c: &config::Alertmanager) -> Vec<RouteConfig> {
+    c.receivers
+        .iter()
+        .map(|r| RouteConfig {
+            receiver: r.name.clone(),
+            matchers: vec![format!("{TEST_RECEIVER_LABEL}={:?}", r.name)],
+            group_by: vec![TEST_ID_LABEL.into()],
+            group_wait: Some("0s".into()),
+            group_interval: Some("10s".into()),
+            repeat_interval: Some("1h".into()),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// `alertmanager.yaml` as the Secret holds it.
@@ -351,7 +377,7 @@ mod tests {
         );
         assert!(team.slack_configs.is_empty() && team.email_configs.is_empty());
         // Watchdog still pages nobody.
-        assert_eq!(c.route.routes[0].receiver, "ui-only");
+        assert_eq!(c.route.routes.last().unwrap().receiver, "ui-only");
     }
 
     #[test]
@@ -387,6 +413,38 @@ mod tests {
                 smarthost: "smtp.example.com:587".into(),
                 send_resolved: true,
             }]
+        );
+    }
+
+    /// `test-alert` reaches each receiver through a route of its own, first in the tree, that
+    /// no alert of the rules matches, with no group wait; the feature that names receivers in
+    /// the metrics is on.
+    #[test]
+    fn each_receiver_has_a_test_route_first() {
+        let c = config(&[
+            "alertmanager.receivers=[{name: team, webhook: {url: 'http://hook.example/a'}}, {name: chat, slack: {apiUrl: 'https://hooks.slack.example/T0', channel: '#a'}}]",
+        ]);
+        let parsed = secret_config(&c);
+        let routes = &parsed.route.routes;
+        assert_eq!(routes.len(), 3);
+        for (route, name) in routes.iter().zip(["team", "chat"]) {
+            assert_eq!(route.receiver, name);
+            assert_eq!(
+                route.matchers,
+                [format!("automon_test_receiver=\"{name}\"")]
+            );
+            assert_eq!(route.group_by, ["automon_test"]);
+            assert_eq!(route.group_wait.as_deref(), Some("0s"));
+        }
+        assert_eq!(routes[2].matchers, [r#"alertname="Watchdog""#]);
+        let objects = objects(&Context::new(&c));
+        let am = objects
+            .iter()
+            .find(|o| model::kind(o) == "Alertmanager")
+            .unwrap();
+        assert_eq!(
+            am.data["spec"]["enableFeatures"],
+            serde_json::json!(["receiver-name-in-metrics"])
         );
     }
 

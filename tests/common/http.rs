@@ -179,7 +179,11 @@ impl Recorder {
                     // Keep-alive: one connection may carry many notifications.
                     while let Ok(Some(request)) = HttpRequest::read(&mut reader) {
                         kept.lock().unwrap().push(request);
-                        let body = if status < 300 { "ok" } else { "refused by the test" };
+                        let body = if status < 300 {
+                            "ok"
+                        } else {
+                            "refused by the test"
+                        };
                         let answer = format!(
                             "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
                             body.len()
