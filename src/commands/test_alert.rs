@@ -362,7 +362,7 @@ fn assess(
                 reason,
             } => {
                 let why = outcome::failure_in_log(log, &r.name).unwrap_or_else(|| {
-                    format!("{integration}: {reason} (Alertmanager's log says more: kubectl logs -l app.kubernetes.io/name={NAME} -c {NAME})")
+                    format!("{integration}: {reason}{} (Alertmanager's log says more: kubectl logs -l app.kubernetes.io/name={NAME} -c {NAME})", reason_words(&reason))
                 });
                 line(Result::Failed, why)
             }
@@ -378,6 +378,16 @@ fn assess(
         });
     }
     outcomes
+}
+
+/// Alertmanager's failure reasons (the metrics' `reason` label) in words.
+fn reason_words(reason: &str) -> &'static str {
+    match reason {
+        "authError" => ": the receiver refused the credential (HTTP 401/403)",
+        "clientError" => ": the receiver refused the request (HTTP 4xx)",
+        "serverError" => ": the receiver failed (HTTP 5xx), retried until the route's timeout",
+        _ => "",
+    }
 }
 
 /// What the run comes to (pure).
