@@ -61,6 +61,10 @@ pub enum Command {
     Version(commands::version::Args),
     /// Print a shell completion script (bash, zsh, fish), or kubectl's plugin completion helper
     Completion(commands::completion::Args),
+    /// Send a synthetic alert through the stack's Alertmanager; report per receiver whether it was delivered
+    TestAlert(commands::test_alert::Args),
+    /// Silence a node's alerts for maintenance (Alertmanager silence); --list, --expire
+    Silence(commands::silence::Args),
     /// Move from a kube-prometheus-stack Helm release with no gap: install beside it, prove every target is scraped, remove it
     Migrate(commands::migrate::Args),
 }
@@ -168,6 +172,20 @@ const EXAMPLES: &[(&str, &str)] = &[
   # Run beside it first, and finish later
   kubectl automon migrate kps --from-namespace monitoring --keep-old
   kubectl automon migrate kps --from-namespace monitoring",
+    ),
+    (
+        "test-alert",
+        "  # Where a real critical node alert would go: did each receiver get it?
+  kubectl automon test-alert
+  # One receiver, whatever the routes say
+  kubectl automon test-alert --receiver oncall --timeout 2m",
+    ),
+    (
+        "silence",
+        "  # Silence node-7's alerts during a kernel upgrade
+  kubectl automon silence node-7 --for 2h --comment kernel-upgrade
+  kubectl automon silence --list
+  kubectl automon silence --expire node-7",
     ),
     (
         "completion",
@@ -321,6 +339,8 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
         Command::History(args) => commands::history::run(&cli.kube, args).await,
         Command::Rollback(args) => commands::rollback::run(&cli.kube, args).await,
         Command::Migrate(args) => commands::migrate::run(&cli.kube, args).await,
+        Command::TestAlert(args) => commands::test_alert::run(&cli.kube, args).await,
+        Command::Silence(args) => commands::silence::run(&cli.kube, args).await,
     }
 }
 

@@ -31,6 +31,19 @@ pub const NOT_INSTALLED: u8 = 9;
 /// `status`: nothing is wrong as far as the API server shows, but Prometheus did not answer
 /// (or was not asked), so scrape health and firing alerts are unknown.
 pub const UNVERIFIED: u8 = 10;
+/// `test-alert`: a receiver failed to notify (or had no outcome within `--timeout`).
+pub const NOT_DELIVERED: u8 = 11;
+/// `test-alert`: the alert reached no receiver that notifies anyone.
+pub const NOT_ROUTED: u8 = 12;
+
+/// What `test-alert` comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every receiver it went to notified.
+    Delivered,
+    Failed,
+    NotRouted,
+}
 
 /// What doctor's checks come to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +71,8 @@ pub enum Verdict {
     Usage,
     /// `reconcile --loop`: its watches ended by themselves.
     Stopped,
+    /// `test-alert`: how the receivers did.
+    TestAlert(Delivery),
 }
 
 /// Whose numbering a command's errors follow.
@@ -86,7 +101,10 @@ fn verdict_code(verdict: Verdict) -> u8 {
         Verdict::Done
         | Verdict::Health(Health::Healthy)
         | Verdict::Doctor(Doctor::Passed)
-        | Verdict::Preflight(Preflight::Passed) => 0,
+        | Verdict::Preflight(Preflight::Passed)
+        | Verdict::TestAlert(Delivery::Delivered) => 0,
+        Verdict::TestAlert(Delivery::Failed) => NOT_DELIVERED,
+        Verdict::TestAlert(Delivery::NotRouted) => NOT_ROUTED,
         Verdict::Differences | Verdict::Stopped | Verdict::Preflight(Preflight::Failed) => FAILURE,
         Verdict::Usage => USAGE,
         Verdict::Preflight(Preflight::MissingPermissions) => FORBIDDEN,
@@ -116,6 +134,16 @@ fn cause_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
     if e.is::<NotInstalled>() {
         return Some(NOT_INSTALLED);
+    }
+    if e.is::<crate::alertmanager::NotFound>() {
+        return Some(USAGE);
+    }
+    if let Some(e) = e.downcast_ref::<crate::alertmanager::Unanswered>() {
+        return match e.kind {
+            crate::alertmanager::Why::Unavailable => Some(DEGRADED),
+            crate::alertmanager::Why::Forbidden => Some(FORBIDDEN),
+            crate::alertmanager::Why::Other => None,
+        };
     }
     if e.is::<crate::preflight::Denied>() {
         return Some(FORBIDDEN);
@@ -188,6 +216,9 @@ mod tests {
             (Verdict::Preflight(Preflight::Failed), 1),
             (Verdict::Preflight(Preflight::MissingPermissions), 6),
             (Verdict::Preflight(Preflight::ExporterConflict), 7),
+            (Verdict::TestAlert(Delivery::Delivered), 0),
+            (Verdict::TestAlert(Delivery::Failed), 11),
+            (Verdict::TestAlert(Delivery::NotRouted), 12),
         ];
         for (verdict, want) in cases {
             for convention in [Convention::Automon, Convention::KubectlDiff] {

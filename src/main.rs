@@ -14,6 +14,8 @@ mod config;
 mod render;
 // Reading and writing the cluster.
 mod cluster;
+// The stack's Alertmanager: its API, and what its answers mean.
+mod alertmanager;
 // What must hold, and what else is installed, before automon writes.
 mod preflight;
 // The objects to apply + what the cluster holds → what to do (pure).

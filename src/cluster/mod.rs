@@ -11,6 +11,7 @@ pub mod inventory;
 mod proxy;
 pub mod revision;
 pub mod schema;
+pub mod service_proxy;
 pub mod watch;
 
 use std::{

@@ -13,5 +13,7 @@ pub mod preflight;
 pub mod reconcile;
 pub mod render;
 pub mod rollback;
+pub mod silence;
 pub mod status;
+pub mod test_alert;
 pub mod version;

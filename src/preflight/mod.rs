@@ -754,7 +754,7 @@ fn controller_id(objects: &[Object]) -> Option<String> {
 /// The user name the API server authenticated (a SelfSubjectReview, which every authenticated
 /// user may create; it reflects `--as`). `None` when the server cannot say (before 1.28, or an
 /// authenticator that does not report it): the grant then names a placeholder.
-async fn who_am_i(cluster: &Cluster) -> Option<String> {
+pub(crate) async fn who_am_i(cluster: &Cluster) -> Option<String> {
     let reviews: Api<SelfSubjectReview> = Api::all(cluster.client.clone());
     let answer = reviews
         .create(&PostParams::default(), &SelfSubjectReview::default())

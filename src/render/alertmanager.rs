@@ -34,6 +34,13 @@ pub const CONFIG_SECRET: &str = "alertmanager-automon-config";
 pub const CONFIG_KEY: &str = "alertmanager.yaml";
 pub use crate::config::UI_ONLY_RECEIVER;
 const PORT: i32 = 9093;
+/// `test-alert` reads each receiver's outcome off the notification metrics, which name the
+/// receiver only with this feature.
+pub const FEATURES: &[&str] = &["receiver-name-in-metrics"];
+/// The label that sends a `test-alert` alert to one receiver, whatever the other routes say.
+pub const TEST_RECEIVER_LABEL: &str = "automon_test_receiver";
+/// The label each `test-alert` run gives its alerts, unique to the run: each is its own group.
+pub const TEST_ID_LABEL: &str = "automon_test";
 const MESH_PORT: i32 = 9094;
 
 pub fn objects(ctx: &Context) -> Vec<Object> {
@@ -86,6 +93,7 @@ fn alertmanager(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         "automountServiceAccountToken": false,
         "podMetadata": {"labels": labels},
         "securityContext": operand_pod(),
+        "enableFeatures": FEATURES,
     });
     place(&mut spec, c.placement(), &ctx.selector(NAME));
     if let Some(secrets) = ctx.pull_secrets() {
@@ -415,7 +423,11 @@ pub fn alertmanager_config(c: &config::Alertmanager) -> AlertmanagerConfig {
             group_wait: Some(c.route.group_wait.0.clone()),
             group_interval: Some(c.route.group_interval.0.clone()),
             repeat_interval: Some(c.route.repeat_interval.0.clone()),
-            routes: child_routes(&c.route),
+            // `test-alert`'s routes first: a test alert reaches the receiver it names.
+            routes: test_routes(c)
+                .into_iter()
+                .chain(child_routes(&c.route))
+                .collect(),
         },
         inhibit_rules: match c.inhibitions {
             true => inhibit_rules(),
@@ -423,6 +435,24 @@ pub fn alertmanager_config(c: &config::Alertmanager) -> AlertmanagerConfig {
         },
         receivers,
     }
+}
+
+/// First in the tree: one route per receiver that takes only `test-alert`'s alerts labelled
+/// with its name, and notifies at once (no group wait), each run in its own group. Failed
+/// notifications are given up after 10s (Alertmanager's shortest notification timeout).
+fn test_routes(c: &config::Alertmanager) -> Vec<RouteConfig> {
+    c.receivers
+        .iter()
+        .map(|r| RouteConfig {
+            receiver: r.name.clone(),
+            matchers: vec![equals(TEST_RECEIVER_LABEL, &r.name)],
+            group_by: vec![TEST_ID_LABEL.into()],
+            group_wait: Some("0s".into()),
+            group_interval: Some("10s".into()),
+            repeat_interval: Some("1h".into()),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// `alertmanager.yaml` as the Secret holds it.
@@ -502,7 +532,7 @@ mod tests {
         );
         assert!(team.slack_configs.is_empty() && team.email_configs.is_empty());
         // Watchdog still pages nobody.
-        assert_eq!(c.route.routes[0].receiver, "ui-only");
+        assert_eq!(c.route.routes.last().unwrap().receiver, "ui-only");
     }
 
     #[test]
@@ -542,6 +572,37 @@ mod tests {
                 tls_config: None,
                 send_resolved: true,
             }]
+        );
+    }
+
+    /// `test-alert` reaches each receiver through a route of its own, first in the tree, that
+    /// no alert of the rules matches, with no group wait; the feature that names receivers in
+    /// the metrics is on.
+    #[test]
+    fn each_receiver_has_a_test_route_first() {
+        let c = config(&[
+            "alertmanager.receivers=[{name: team, webhook: {url: 'http://hook.example/a'}}, {name: chat, slack: {apiUrl: 'https://hooks.slack.example/T0', channel: '#a'}}]",
+        ]);
+        let parsed = secret_config(&c);
+        let routes = &parsed.route.routes;
+        for (route, name) in routes.iter().zip(["team", "chat"]) {
+            assert_eq!(route.receiver, name);
+            assert_eq!(
+                route.matchers,
+                [format!("automon_test_receiver=\"{name}\"")]
+            );
+            assert_eq!(route.group_by, ["automon_test"]);
+            assert_eq!(route.group_wait.as_deref(), Some("0s"));
+        }
+        assert_eq!(routes[2].matchers, [r#"alertname="Watchdog""#]);
+        let objects = objects(&Context::new(&c));
+        let am = objects
+            .iter()
+            .find(|o| model::kind(o) == "Alertmanager")
+            .unwrap();
+        assert_eq!(
+            am.data["spec"]["enableFeatures"],
+            serde_json::json!(["receiver-name-in-metrics"])
         );
     }
 
@@ -700,10 +761,17 @@ mod tests {
     }
 
     /// The matchers of each child route, in order, and its receiver.
-    fn routes_of(c: &AlertmanagerConfig) -> Vec<(Vec<String>, String)> {
+    /// The routes that real alerts take: `test-alert`'s own, first, left out.
+    fn alert_routes(c: &AlertmanagerConfig) -> impl Iterator<Item = &RouteConfig> {
+        let test = format!("{TEST_RECEIVER_LABEL}=");
         c.route
             .routes
             .iter()
+            .filter(move |r| !r.matchers.iter().any(|m| m.starts_with(&test)))
+    }
+
+    fn routes_of(c: &AlertmanagerConfig) -> Vec<(Vec<String>, String)> {
+        alert_routes(c)
             .map(|r| (r.matchers.clone(), r.receiver.clone()))
             .collect()
     }
@@ -770,7 +838,7 @@ mod tests {
             assert_eq!(c.route.receiver, *default, "{sets:?}");
             assert_eq!(routes_of(&c), routes(want), "{sets:?}");
             // Child routes inherit grouping and timing from the default route.
-            assert!(c.route.routes.iter().all(|r| r.group_by.is_empty()));
+            assert!(alert_routes(&c).all(|r| r.group_by.is_empty()));
         }
     }
 

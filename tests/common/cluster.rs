@@ -471,6 +471,13 @@ pub fn serve(ns: &'static str) -> Served {
     Served(ns)
 }
 
+/// [`serve`], with Alertmanager running the stack's own configuration (its receivers, which
+/// must be on loopback, and the Alertmanager object's feature flags).
+pub fn serve_stack_alertmanager(ns: &'static str) -> Served {
+    localcluster(&["serve", ns, "--stack-alertmanager"]).success();
+    Served(ns)
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         localcluster(&["unserve", self.0]);

@@ -1,0 +1,222 @@
+//! A component's HTTP API through the API server's service proxy (the kubeconfig's
+//! credentials, no port-forward) or at a URL: the request path Prometheus' and Alertmanager's
+//! questions share, and why an answer did not come.
+
+use crate::cluster::Cluster;
+
+pub enum Source<'a> {
+    /// `/api/v1/namespaces/<ns>/services/<service>:<port>/proxy`.
+    ServiceProxy {
+        cluster: &'a Cluster,
+        namespace: &'a str,
+        service: &'a str,
+        port: &'a str,
+    },
+    Url(&'a str),
+}
+
+impl Source<'_> {
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Source::ServiceProxy {
+                namespace,
+                service,
+                port,
+                ..
+            } => format!("service {namespace}/{service}:{port} through the API server"),
+            Source::Url(url) => url.to_string(),
+        }
+    }
+
+    /// One request, its answer's body when it succeeded: what Prometheus' and Alertmanager's
+    /// APIs share (the way there, and why there is no answer). A body is sent as JSON.
+    pub(crate) async fn exchange(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<String, Failure> {
+        let json = body.is_some();
+        let body = body.unwrap_or_default();
+        Ok(match self {
+            Source::ServiceProxy {
+                cluster,
+                namespace,
+                service,
+                port,
+            } => {
+                let uri =
+                    format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}");
+                let mut request = http::Request::builder().method(method).uri(uri);
+                if json {
+                    request = request.header(http::header::CONTENT_TYPE, "application/json");
+                }
+                let request = request
+                    .body(body)
+                    .map_err(|e| Failure::other(e.to_string()))?;
+                cluster
+                    .proxy_client
+                    .request_text(request)
+                    .await
+                    .map_err(|e| match e {
+                        kube::Error::Api(s) => Failure::answered(s.code, &s.message),
+                        // The API server itself: unreachable, or silent (`--request-timeout`).
+                        e => Failure::transport(cluster.target.classify(e).to_string()),
+                    })?
+            }
+            Source::Url(base) => {
+                let url = format!("{}{path}", base.trim_end_matches('/'));
+                // ask() bounds the wait: dropping this future ends the request.
+                let client = reqwest::Client::builder()
+                    .build()
+                    .map_err(|e| Failure::other(e.to_string()))?;
+                let mut request = client.request(method, &url);
+                if json {
+                    request = request
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(body);
+                }
+                let response = request.send().await.map_err(|e| {
+                    if e.is_timeout() {
+                        Failure::transport("timed out".to_string())
+                    } else {
+                        // The URL is in the message already (`via`): only why.
+                        Failure::transport(format!("cannot connect: {}", root_cause(&e)))
+                    }
+                })?;
+                let status = response.status();
+                let text = response
+                    .text()
+                    .await
+                    .map_err(|e| Failure::transport(root_cause(&e)))?;
+                if !status.is_success() {
+                    return Err(Failure::answered(status.as_u16(), &text));
+                }
+                text
+            }
+        })
+    }
+}
+
+/// Why a question to Prometheus got no answer: one short clause for people, and the words of
+/// whoever answered instead (the API server, a proxy on the way), kept whole for `-o json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub(crate) reason: String,
+    pub(crate) detail: Option<String>,
+    pub(crate) timed_out: bool,
+}
+
+impl Failure {
+    pub(crate) fn other(reason: String) -> Failure {
+        Failure {
+            reason,
+            detail: None,
+            timed_out: false,
+        }
+    }
+
+    pub(crate) fn transport(reason: String) -> Failure {
+        let lower = reason.to_ascii_lowercase();
+        Failure {
+            timed_out: lower.contains("timed out") || lower.contains("did not answer within"),
+            ..Failure::other(reason)
+        }
+    }
+
+    /// An HTTP error in place of Prometheus' answer (pure): its status, and what it means
+    /// when the API server's words say (no pod behind the Service, a pod it cannot reach).
+    /// The words themselves may quote every proxy on the way: they go to `detail` only.
+    pub(crate) fn answered(code: u16, message: &str) -> Failure {
+        let status = http::StatusCode::from_u16(code)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .map_or_else(|| code.to_string(), |r| format!("{code} {r}"));
+        let meaning = if message.contains("no endpoints available") {
+            Some("no ready Prometheus pod behind the Service")
+        } else if message.contains("error trying to reach service") {
+            Some("the API server could not reach the Prometheus pod")
+        } else if code == 401 || code == 403 {
+            Some(
+                "the credentials may not read Prometheus through the API server (get services/proxy)",
+            )
+        } else {
+            None
+        };
+        let message = message.trim();
+        Failure {
+            reason: match meaning {
+                Some(m) => format!("{status}: {m}"),
+                None => status,
+            },
+            detail: (!message.is_empty()).then(|| message.to_string()),
+            timed_out: false,
+        }
+    }
+}
+
+/// The innermost cause of an error: what actually failed, without the layers that wrap it.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_answer_is_one_short_clause_and_keeps_the_servers_words_apart() {
+        // What the API server's service proxy says, as a real cluster and the test's egress
+        // proxy word it.
+        let cases = [
+            (
+                503,
+                r#"no endpoints available for service "prometheus:web""#,
+                "503 Service Unavailable: no ready Prometheus pod behind the Service",
+            ),
+            (
+                503,
+                "error trying to reach service: dial tcp 10.0.0.5:9090: connect: connection refused",
+                "503 Service Unavailable: the API server could not reach the Prometheus pod",
+            ),
+            (
+                502,
+                "error trying to reach service: proxy error from 127.0.0.1:41000 while dialing 10.0.0.5:9090, code 502: 502 localcluster has no process for 10.0.0.5:9090 (nothing outside 127.0.0.0/8 is dialed; see localcluster expose)",
+                "502 Bad Gateway: the API server could not reach the Prometheus pod",
+            ),
+            (502, "", "502 Bad Gateway"),
+            (500, "broken", "500 Internal Server Error"),
+            (
+                403,
+                r#"services "prometheus:web" is forbidden: User "bob" cannot get resource "services/proxy""#,
+                "403 Forbidden: the credentials may not read Prometheus through the API server (get services/proxy)",
+            ),
+            (599, "x", "599"),
+        ];
+        for (code, message, want) in cases {
+            let f = Failure::answered(code, message);
+            assert_eq!(f.reason, want, "{message}");
+            assert!(f.reason.len() < 110, "{}", f.reason);
+            assert!(!f.reason.contains("127.0.0.0/8") && !f.reason.contains("localcluster"));
+            assert_eq!(
+                f.detail.as_deref(),
+                (!message.is_empty()).then_some(message)
+            );
+            assert!(!f.timed_out);
+        }
+        assert!(
+            Failure::transport(
+                "the API server at https://x did not answer within 2s (--request-timeout)".into()
+            )
+            .timed_out
+        );
+        assert!(
+            !Failure::transport("cannot connect: Connection refused (os error 111)".into())
+                .timed_out
+        );
+    }
+}
