@@ -63,6 +63,14 @@ fn test_alert_reports_each_receiver_and_silence_silences_a_node() {
             &receivers,
             "--set",
             "alertmanager.route.receiver=team",
+            // A real alert for every node from the real node_exporter's memory figures, kept
+            // away from the receivers (their counters are test-alert's outcome).
+            "--set",
+            "alerts.highMemory.thresholdPercent=1",
+            "--set",
+            "alerts.highMemory.for=0m",
+            "--set",
+            "alertmanager.route.overrides=[{match: {alertname: HighMemoryUsage}, receiver: ui-only}]",
             "--wait",
             "--timeout",
             "3m",
@@ -130,8 +138,26 @@ fn test_alert_reports_each_receiver_and_silence_silences_a_node() {
         out.stderr
     );
 
-    // silence: a node of the cluster, listed, refused for a node that is not there, expired.
-    let node = kubectl(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]).stdout;
+    // silence: a node whose alert fires, listed, set apart by status, refused for a node
+    // that is not there, expired.
+    let alerts_of = |st: &serde_json::Value, list: &str| -> Vec<String> {
+        st["prometheus"][list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["name"] == "HighMemoryUsage")
+            .filter_map(|a| a["node"].as_str().map(str::to_string))
+            .collect()
+    };
+    let firing = until("HighMemoryUsage firing for a node", || {
+        let (out, st) = status_json(NS, &[]);
+        let nodes = alerts_of(&st, "firing");
+        match nodes.is_empty() {
+            true => Err(format!("{out:#?}")),
+            false => Ok(nodes),
+        }
+    });
+    let node = firing[0].clone();
     let out = said(&[
         "silence",
         &node,
@@ -164,6 +190,26 @@ fn test_alert_reports_each_receiver_and_silence_silences_a_node() {
         out.stdout
     );
 
+    // status: that node's alert is silenced, apart from the ones still firing.
+    let st = until("status to set the silenced alert apart", || {
+        let (out, st) = status_json(NS, &[]);
+        match alerts_of(&st, "silenced") == [node.clone()] {
+            true => Ok(st),
+            false => Err(format!("{out:#?}")),
+        }
+    });
+    assert!(!alerts_of(&st, "firing").contains(&node), "{st:#}");
+    let table = said(&["status", "-n", NS]);
+    assert!(table.stdout.contains(" silenced · "), "{}", table.stdout);
+    let silenced = table.stdout.split("SILENCED").nth(1).unwrap_or_default();
+    assert!(
+        silenced
+            .lines()
+            .any(|l| l.starts_with("HighMemoryUsage") && l.contains(&node)),
+        "{}",
+        table.stdout
+    );
+
     let out = said(&["silence", "no-such-node", "-n", NS]);
     assert_eq!(out.code, EXIT_USAGE, "{out:#?}");
     assert!(
@@ -177,4 +223,12 @@ fn test_alert_reports_each_receiver_and_silence_silences_a_node() {
     assert_eq!(out.code, 0, "{out:#?}");
     let out = said(&["silence", "--list", "-n", NS, "-o", "json"]);
     assert_eq!(out.stdout.trim(), "[]", "{out:#?}");
+    // Expired, the node's alert fires again.
+    until("the node's alert firing again", || {
+        let (out, st) = status_json(NS, &[]);
+        match alerts_of(&st, "firing").contains(&node) && alerts_of(&st, "silenced").is_empty() {
+            true => Ok(()),
+            false => Err(format!("{out:#?}")),
+        }
+    });
 }

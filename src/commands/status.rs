@@ -279,8 +279,11 @@ fn summary_line(st: &Status, firing: usize, p: &Palette) -> String {
         output::plural(loaded.1, "alert"),
         loaded.2
     );
-    if st.prometheus.as_ref().is_some_and(|v| v.reachable) {
+    if let Some(v) = st.prometheus.as_ref().filter(|v| v.reachable) {
         rules.push_str(&format!(", {firing} firing"));
+        if !v.silenced.is_empty() {
+            rules.push_str(&format!(", {} silenced", v.silenced.len()));
+        }
     }
     line.push(rules);
     line.push(output::plural(st.dashboards.count, "dashboard"));
@@ -322,27 +325,40 @@ fn prometheus_lines(st: &Status, firing: &[&status::prometheus::Alert], p: &Pale
             }
             if !firing.is_empty() {
                 out.push('\n');
-                let rows: Vec<Vec<String>> = firing
-                    .iter()
-                    .map(|a| {
-                        vec![
-                            a.name.clone(),
-                            dash(a.severity.as_deref()),
-                            dash(a.node.as_deref()),
-                            dash(a.summary.as_deref()),
-                        ]
-                    })
-                    .collect();
-                out.push_str(&output::table(
-                    &["alert", "severity", "node", "summary"],
-                    &rows,
-                ));
+                out.push_str(&alerts_table("alert", firing.iter().copied()));
+            }
+            if !v.silenced.is_empty() {
                 out.push('\n');
+                out.push_str(&alerts_table("silenced", v.silenced.iter()));
+                out.push_str(&format!(
+                    "(silenced: no one is notified; `kubectl automon silence --list -n {}`)\n",
+                    st.namespace
+                ));
             }
         }
         _ => {}
     }
     out
+}
+
+/// Alerts as a table whose first column is `first` (`ALERT`, `SILENCED`), ending in a newline.
+fn alerts_table<'a>(
+    first: &str,
+    alerts: impl Iterator<Item = &'a status::prometheus::Alert>,
+) -> String {
+    let rows: Vec<Vec<String>> = alerts
+        .map(|a| {
+            vec![
+                a.name.clone(),
+                dash(a.severity.as_deref()),
+                dash(a.node.as_deref()),
+                dash(a.summary.as_deref()),
+            ]
+        })
+        .collect();
+    let mut table = output::table(&[first, "severity", "node", "summary"], &rows);
+    table.push('\n');
+    table
 }
 
 /// Whether a `reconcile --loop` holds the Lease, ending in a newline.
@@ -367,7 +383,7 @@ fn verdict_line(st: &Status, firing: &[&status::prometheus::Alert], p: &Palette)
     match st.health {
         Health::Healthy if firing.is_empty() => "Healthy.".to_string(),
         Health::Healthy => format!(
-            "Healthy stack; {}: {} (the table above).",
+            "Healthy stack; {}: {} (listed above).",
             p.warn(&format!("{} firing", output::plural(firing.len(), "alert"))),
             by_severity(firing)
         ),
@@ -567,6 +583,7 @@ mod tests {
             node: Some("n1".into()),
             summary: None,
             active_at: None,
+            labels: Default::default(),
         };
         let mut view =
             status::prometheus::Answer::unreachable("x".into(), String::new(), None).view;
@@ -582,11 +599,26 @@ mod tests {
             alert("NodeDown", Some("critical")),
             alert("DiskSpaceLow", Some("warning")),
         ]);
+        view.silenced = vec![alert("NodeDown", Some("critical"))];
+        view.silenced[0].node = Some("n2".into());
         st.prometheus = Some(view);
         let text = human(&st, false, &p, Timestamp::UNIX_EPOCH);
         assert!(
             text.ends_with(
-                "\nHealthy stack; 3 alerts firing: 1 critical, 2 warning (the table above)."
+                "\nHealthy stack; 3 alerts firing: 1 critical, 2 warning (listed above)."
+            ),
+            "{text}"
+        );
+        // The silenced one apart, under its own heading, and counted in the summary.
+        assert!(
+            text.contains("(0 alerts), 3 firing, 1 silenced ·"),
+            "{text}"
+        );
+        let silenced = text.split("SILENCED").nth(1).expect("a silenced table");
+        assert!(silenced.contains("NodeDown   critical   n2"), "{text}");
+        assert!(
+            silenced.contains(
+                "(silenced: no one is notified; `kubectl automon silence --list -n automon`)"
             ),
             "{text}"
         );

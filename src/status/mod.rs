@@ -129,8 +129,22 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         .ok()
         .flatten()
     };
-    let (listed, answer, lease) = tokio::join!(list(cluster, parent), ask, lease);
+    // Best effort too: the alerts the stack's Alertmanager holds silenced, to tell them apart
+    // from the firing ones (another stack's Alertmanager is not asked).
+    let held = async {
+        if reuse {
+            return None;
+        }
+        let wait = cluster.target.timeout.unwrap_or(prometheus::TIMEOUT);
+        let alertmanager = crate::alertmanager::Alertmanager::of_stack(cluster);
+        let asked = alertmanager.get("alerts?silenced=true&active=false&inhibited=false");
+        tokio::time::timeout(wait, asked).await.ok()?.ok()
+    };
+    let (listed, mut answer, lease, held) = tokio::join!(list(cluster, parent), ask, lease, held);
     let mut snapshot = listed.map_err(classify)?;
+    if let (Some(a), Some(held)) = (answer.as_mut(), held) {
+        a.view.set_apart_silenced(&held);
+    }
     snapshot.prometheus = answer;
     snapshot.lease = lease;
     Ok(snapshot)
@@ -1225,6 +1239,7 @@ mod tests {
             error: error.map(Into::into),
             detail: None,
             firing: Vec::new(),
+            silenced: Vec::new(),
             targets: None,
             rules_loaded: None,
             head_series: None,

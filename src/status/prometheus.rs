@@ -2,7 +2,10 @@
 //! through the API server's service proxy (the kubeconfig's credentials, no port-forward) or at
 //! `--prometheus-url`; when it cannot be reached, the answer says why and status carries on.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -68,6 +71,9 @@ pub struct Alert {
     pub summary: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_at: Option<String>,
+    /// Every label, to find it among the alerts Alertmanager holds.
+    #[serde(skip)]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -106,8 +112,12 @@ pub struct PrometheusView {
     /// every proxy on the way), for a bug report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// Firing alerts (pending ones are not yet news).
+    /// Firing alerts (pending ones are not yet news), less the silenced ones.
     pub firing: Vec<Alert>,
+    /// Firing alerts that Alertmanager holds silenced (`kubectl automon silence`): no one is
+    /// notified of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub silenced: Vec<Alert>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub targets: Option<Targets>,
     /// Alerting rules Prometheus has loaded: (groups, alerts).
@@ -143,6 +153,7 @@ impl Answer {
                 error: Some(error),
                 detail,
                 firing: Vec::new(),
+                silenced: Vec::new(),
                 targets: None,
                 rules_loaded: None,
                 head_series: None,
@@ -234,6 +245,12 @@ pub fn read(
             node: text(&a["labels"]["node"]),
             summary: text(&a["annotations"]["summary"]),
             active_at: text(&a["activeAt"]),
+            labels: a["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect(),
         })
         .collect();
     firing.sort_by(|a, b| (&a.name, &a.node).cmp(&(&b.name, &b.node)));
@@ -299,6 +316,7 @@ pub fn read(
             error: None,
             detail: None,
             firing,
+            silenced: Vec::new(),
             targets: Some(counts),
             rules_loaded: Some(rules_loaded),
             head_series: None,
@@ -308,10 +326,85 @@ pub fn read(
     }
 }
 
+impl PrometheusView {
+    /// Sets apart the firing alerts that Alertmanager holds silenced (pure). `held` is its
+    /// `/api/v2/alerts?silenced=true&active=false&inhibited=false` answer: an alert of
+    /// Prometheus' is one of those when every label of it is among that alert's (Alertmanager
+    /// holds Prometheus' external labels too).
+    pub fn set_apart_silenced(&mut self, held: &Value) {
+        let silenced: Vec<&serde_json::Map<String, Value>> = held
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["status"]["state"] == "suppressed")
+            .filter(|a| {
+                a["status"]["silencedBy"]
+                    .as_array()
+                    .is_some_and(|s| !s.is_empty())
+            })
+            .filter_map(|a| a["labels"].as_object())
+            .collect();
+        let is_silenced = |alert: &Alert| {
+            silenced.iter().any(|labels| {
+                !alert.labels.is_empty()
+                    && alert
+                        .labels
+                        .iter()
+                        .all(|(k, v)| labels.get(k).and_then(Value::as_str) == Some(v))
+            })
+        };
+        let (quiet, loud): (Vec<Alert>, Vec<Alert>) = std::mem::take(&mut self.firing)
+            .into_iter()
+            .partition(is_silenced);
+        self.firing = loud;
+        self.silenced = quiet;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn silenced_alerts_are_set_apart_from_firing_ones() {
+        let alerts = json!({"alerts": [
+            {"labels": {"alertname": "NodeDown", "severity": "critical", "node": "n1"}, "state": "firing"},
+            {"labels": {"alertname": "NodeDown", "severity": "critical", "node": "n2"}, "state": "firing"},
+            {"labels": {"alertname": "HighCPUUsage", "severity": "warning", "node": "n1"}, "state": "firing"},
+        ]});
+        let fresh = || {
+            read(
+                "x".into(),
+                &alerts,
+                &json!({}),
+                &json!({}),
+                NODE_EXPORTER_JOB,
+            )
+            .view
+        };
+        let mut view = fresh();
+        // Alertmanager holds n1's NodeDown silenced (with Prometheus' external label), and
+        // n1's warning inhibited, which is not a silence.
+        view.set_apart_silenced(&json!([
+            {"labels": {"alertname": "NodeDown", "severity": "critical", "node": "n1", "cluster": "prod"},
+             "status": {"state": "suppressed", "silencedBy": ["a1b2"], "inhibitedBy": []}},
+            {"labels": {"alertname": "HighCPUUsage", "severity": "warning", "node": "n1"},
+             "status": {"state": "suppressed", "silencedBy": [], "inhibitedBy": ["f00"]}},
+        ]));
+        let names = |v: &[Alert]| -> Vec<String> {
+            v.iter()
+                .map(|a| format!("{}/{}", a.name, a.node.as_deref().unwrap_or("")))
+                .collect()
+        };
+        assert_eq!(names(&view.silenced), ["NodeDown/n1"]);
+        assert_eq!(names(&view.firing), ["HighCPUUsage/n1", "NodeDown/n2"]);
+        // Nothing held: nothing set apart.
+        let mut view = fresh();
+        view.set_apart_silenced(&json!([]));
+        assert!(view.silenced.is_empty());
+        assert_eq!(view.firing.len(), 3);
+    }
 
     #[test]
     fn reads_the_head_and_the_memory() {
