@@ -571,6 +571,9 @@ pub struct Route {
     pub info: Option<String>,
     /// Alerts that go elsewhere than their severity says, tried in order before the severities.
     pub overrides: Vec<RouteOverride>,
+    /// Where Watchdog (always firing while alerting works) goes: `ui-only` by default; a dead
+    /// man's switch (a receiver that pages when the pings stop) gets it every minute.
+    pub watchdog: String,
     pub group_by: Vec<String>,
     pub group_wait: PromDuration,
     pub group_interval: PromDuration,
@@ -594,6 +597,7 @@ impl Default for Route {
             warning: None,
             info: Some(UI_ONLY_RECEIVER.into()),
             overrides: Vec::new(),
+            watchdog: UI_ONLY_RECEIVER.into(),
             group_by: vec!["alertname".into(), "node".into()],
             group_wait: PromDuration("30s".into()),
             group_interval: PromDuration("5m".into()),
@@ -1415,6 +1419,7 @@ impl Config {
                 known(&format!("alertmanager.route.{field}"), name)?;
             }
         }
+        known("alertmanager.route.watchdog", &route.watchdog)?;
         for (i, o) in route.overrides.iter().enumerate() {
             let key = format!("alertmanager.route.overrides[{i}]");
             if o.labels.is_empty() {

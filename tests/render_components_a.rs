@@ -180,6 +180,17 @@ fn alertmanager_routes_to_the_configured_receivers_but_never_pages_for_watchdog(
             (&["alertname=Watchdog"], "ui-only"),
         ],
     );
+    // A dead man's switch named: Watchdog, and only Watchdog, goes to it.
+    check_alertmanager(
+        &[
+            "alertmanager.receivers=[{name: team, webhook: {url: 'http://hook.example/alerts'}}, {name: deadman, webhook: {url: 'http://hc.example/ping'}}]",
+            "alertmanager.route.watchdog=deadman",
+        ],
+        &[
+            (&["alertname=Watchdog", "severity=none"], "deadman"),
+            (&["alertname=NodeDown", "severity=critical"], "team"),
+        ],
+    );
 }
 
 /// Credentials are files of mounted Secrets (`url_file`, `api_url_file`), given literally (and

@@ -345,14 +345,19 @@ fn route_to(receiver: &str, matchers: Vec<String>) -> RouteConfig {
     }
 }
 
-/// The routes below the default one, first match wins: Watchdog to the UI, then each
-/// override in order, then a route per severity that names a receiver.
+/// The routes below the default one, first match wins: Watchdog (to the UI unless a dead
+/// man's switch is named), then each override in order, then a route per severity that
+/// names a receiver.
 fn child_routes(route: &config::Route) -> Vec<RouteConfig> {
-    // Watchdog fires all the time to prove the pipeline works; paging on it would be noise.
-    let mut routes = vec![route_to(
-        UI_ONLY_RECEIVER,
-        vec![equals("alertname", "Watchdog")],
-    )];
+    // Watchdog fires all the time to prove the pipeline works: paging on it would be noise,
+    // but a dead man's switch wants it every minute, and pages when it stops coming.
+    let mut watchdog = route_to(&route.watchdog, vec![equals("alertname", "Watchdog")]);
+    if route.watchdog != UI_ONLY_RECEIVER {
+        watchdog.group_wait = Some("0s".into());
+        watchdog.group_interval = Some("1m".into());
+        watchdog.repeat_interval = Some("1m".into());
+    }
+    let mut routes = vec![watchdog];
     routes.extend(route.overrides.iter().map(|o| {
         route_to(
             &o.receiver,
@@ -840,6 +845,35 @@ mod tests {
             // Child routes inherit grouping and timing from the default route.
             assert!(alert_routes(&c).all(|r| r.group_by.is_empty()));
         }
+    }
+
+    /// Watchdog goes to a dead man's switch when one is named, every minute; to the UI
+    /// otherwise, on the default timing.
+    #[test]
+    fn watchdog_reaches_a_dead_mans_switch_every_minute() {
+        let watchdog = |c: &AlertmanagerConfig| {
+            alert_routes(c)
+                .find(|r| r.matchers == [r#"alertname="Watchdog""#])
+                .cloned()
+                .unwrap()
+        };
+        let ui = watchdog(&secret_config(&config(&[])));
+        assert_eq!(ui.receiver, "ui-only");
+        assert_eq!(ui.repeat_interval, None);
+        let c = secret_config(&config(&[
+            "alertmanager.receivers=[{name: deadman, webhook: {url: 'https://hc.example/ping'}}]",
+            "alertmanager.route.watchdog=deadman",
+        ]));
+        let w = watchdog(&c);
+        assert_eq!(w.receiver, "deadman");
+        assert_eq!(
+            (w.group_wait, w.group_interval, w.repeat_interval),
+            (Some("0s".into()), Some("1m".into()), Some("1m".into()))
+        );
+        let e = Config::default()
+            .with_set("alertmanager.route.watchdog=nobody")
+            .unwrap_err();
+        assert_eq!(e.key, "alertmanager.route.watchdog");
     }
 
     #[test]
