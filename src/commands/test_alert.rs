@@ -158,6 +158,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
         &progress,
         &log,
         args.receiver.is_some(),
+        &ns,
     );
     print(&outcomes, args.output)?;
     Ok(Verdict::TestAlert(delivery(&outcomes)))
@@ -308,6 +309,7 @@ fn assess(
     progress: &[(&Receiver, Progress)],
     log: &str,
     one: bool,
+    namespace: &str,
 ) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
     for r in receivers {
@@ -362,7 +364,7 @@ fn assess(
                 reason,
             } => {
                 let why = outcome::failure_in_log(log, &r.name).unwrap_or_else(|| {
-                    format!("{integration}: {reason}{} (Alertmanager's log says more: kubectl logs -l app.kubernetes.io/name={NAME} -c {NAME})", reason_words(&reason))
+                    format!("{integration}: {reason}{} (Alertmanager's log says more: kubectl logs -n {namespace} -l app.kubernetes.io/name={NAME} -c {NAME})", reason_words(&reason))
                 });
                 line(Result::Failed, why)
             }
@@ -461,7 +463,7 @@ mod tests {
             ),
         ];
         let log = r#"level=ERROR msg="Notify for alerts failed" err="refused/webhook[0]: unexpected status code 500""#;
-        let out = assess(&rs, &chosen, &progress, log, false);
+        let out = assess(&rs, &chosen, &progress, log, false, "automon");
         let lines: Vec<(&str, Result, &str)> = out
             .iter()
             .map(|o| (o.receiver.as_str(), o.result, o.detail.as_str()))
@@ -484,22 +486,22 @@ mod tests {
         );
         assert_eq!(delivery(&out), Delivery::Failed);
         // Without the log, the reason Alertmanager counted.
-        let out = assess(&rs, &chosen, &progress, "", false);
+        let out = assess(&rs, &chosen, &progress, "", false, "automon");
         assert!(
             out[1].detail.starts_with("webhook: serverError"),
             "{}",
             out[1].detail
         );
         // Only the delivered one.
-        let out = assess(&rs, &chosen[..1], &progress[..1], "", true);
+        let out = assess(&rs, &chosen[..1], &progress[..1], "", true, "automon");
         assert_eq!(out.len(), 1);
         assert_eq!(delivery(&out), Delivery::Delivered);
         // Routed only to the receiver that notifies no one.
-        let out = assess(&rs, &["ui-only".to_string()], &[], "", false);
+        let out = assess(&rs, &["ui-only".to_string()], &[], "", false, "automon");
         assert_eq!(out[0].result, Result::NotRouted);
         assert_eq!(delivery(&out), Delivery::NotRouted);
         // No outcome in time is a failure.
-        let out = assess(&rs, &chosen[..1], &[], "", true);
+        let out = assess(&rs, &chosen[..1], &[], "", true, "automon");
         assert_eq!(
             (out[0].result, out[0].detail.as_str()),
             (Result::Failed, "no outcome within the timeout")
