@@ -863,6 +863,21 @@ fn secret_of_file(path: &str) -> Option<(String, String)> {
         .then(|| (secret.to_string(), key.to_string()))
 }
 
+/// The chart's integrations (`<kind>_configs`) that automon's receivers have.
+const CARRIED_INTEGRATIONS: [&str; 6] = [
+    "webhook",
+    "slack",
+    "email",
+    "pagerduty",
+    "opsgenie",
+    "msteamsv2",
+];
+
+/// A non-empty text of the chart's `alertmanager.config.global`.
+fn global_text<'a>(global: &'a Value, key: &str) -> Option<&'a str> {
+    global[key].as_str().filter(|s| !s.is_empty())
+}
+
 fn receivers(user: &Value, to: &Destination) -> Vec<Receiver> {
     let global = &user["alertmanager"]["config"]["global"];
     let list = user["alertmanager"]["config"]["receivers"]
@@ -920,11 +935,11 @@ fn receiver(
     let others: Vec<&str> = integrations
         .iter()
         .map(|(k, _)| *k)
-        .filter(|k| !["webhook", "slack", "email"].contains(k))
+        .filter(|k| !CARRIED_INTEGRATIONS.contains(k))
         .collect();
     if !others.is_empty() {
         return Err(format!(
-            "automon's receivers send to a webhook, Slack or email; {} cannot be carried over",
+            "automon's receivers send to a webhook, Slack, email, PagerDuty, Opsgenie or Teams (msteamsv2); {} cannot be carried over",
             others.join(", ")
         ));
     }
@@ -987,21 +1002,119 @@ fn receiver(
                 };
                 automon["slack"] = json!({"apiUrlSecret": url, "channel": channel});
             }
+            "pagerduty" => {
+                if text("service_key").is_some() || text("service_key_file").is_some() {
+                    return Err("its PagerDuty integration uses the Events API v1 (service_key); automon sends to Events API v2: make a v2 integration and name its routing key as pagerduty.routingKeySecret".into());
+                }
+                let key = match (text("routing_key_file"), text("routing_key")) {
+                    (Some(path), _) => from_secret("routing_key_file", path, out)?,
+                    (None, Some(_)) => {
+                        return Err(credential("routing_key", "pagerduty.routingKeySecret", to));
+                    }
+                    (None, None) => {
+                        return Err("its PagerDuty integration has no routing_key".into());
+                    }
+                };
+                let mut pd = json!({"routingKeySecret": key});
+                if let Some(url) = text("url").or_else(|| global_text(global, "pagerduty_url")) {
+                    pd["url"] = json!(url);
+                }
+                automon["pagerduty"] = pd;
+            }
+            "opsgenie" => {
+                let key = match (
+                    text("api_key_file"),
+                    text("api_key"),
+                    global_text(global, "opsgenie_api_key_file"),
+                    global_text(global, "opsgenie_api_key"),
+                ) {
+                    (Some(path), _, _, _) => from_secret("api_key_file", path, out)?,
+                    (None, Some(_), _, _) => {
+                        return Err(credential("api_key", "opsgenie.apiKeySecret", to));
+                    }
+                    (None, None, Some(path), _) => {
+                        out.from_global.insert("opsgenie");
+                        from_secret("global.opsgenie_api_key_file", path, out)?
+                    }
+                    (None, None, None, Some(_)) => {
+                        return Err(credential(
+                            "global.opsgenie_api_key",
+                            "opsgenie.apiKeySecret",
+                            to,
+                        ));
+                    }
+                    (None, None, None, None) => {
+                        return Err("its Opsgenie integration has no api_key".into());
+                    }
+                };
+                let mut genie = json!({"apiKeySecret": key});
+                if let Some(url) =
+                    text("api_url").or_else(|| global_text(global, "opsgenie_api_url"))
+                {
+                    genie["apiUrl"] = json!(url);
+                }
+                automon["opsgenie"] = genie;
+            }
+            "msteamsv2" => {
+                let url = match (text("webhook_url_file"), text("webhook_url")) {
+                    (Some(path), _) => from_secret("webhook_url_file", path, out)?,
+                    (None, Some(_)) => {
+                        return Err(credential("webhook_url", "msteams.webhookUrlSecret", to));
+                    }
+                    (None, None) => return Err("its Teams integration has no webhook_url".into()),
+                };
+                automon["msteams"] = json!({"webhookUrlSecret": url});
+            }
             _ => {
-                let auth = [
-                    "auth_username",
-                    "auth_password",
-                    "auth_password_file",
-                    "auth_secret",
-                    "auth_identity",
-                ];
-                let global_auth = auth.iter().any(|k| {
-                    global[format!("smtp_{k}")]
-                        .as_str()
-                        .is_some_and(|s| !s.is_empty())
-                });
-                if auth.iter().any(|k| text(k).is_some()) || global_auth {
-                    return Err("automon's email receiver sends without SMTP authentication, and its password is a credential automon never copies".into());
+                if text("auth_secret").is_some()
+                    || text("auth_identity").is_some()
+                    || global_text(global, "smtp_auth_secret").is_some()
+                    || global_text(global, "smtp_auth_identity").is_some()
+                {
+                    return Err("its email integration authenticates with CRAM-MD5 or an identity (auth_secret, auth_identity); automon's sends a user and a password (authUsername, authPasswordSecret)".into());
+                }
+                let mut auth = Map::new();
+                let user =
+                    text("auth_username").or_else(|| global_text(global, "smtp_auth_username"));
+                let password = match (
+                    text("auth_password_file"),
+                    text("auth_password"),
+                    global_text(global, "smtp_auth_password_file"),
+                    global_text(global, "smtp_auth_password"),
+                ) {
+                    (Some(path), _, _, _) => Some(from_secret("auth_password_file", path, out)?),
+                    (None, Some(_), _, _) => {
+                        return Err(credential("auth_password", "email.authPasswordSecret", to));
+                    }
+                    (None, None, Some(path), _) => {
+                        out.from_global.insert("email");
+                        Some(from_secret("global.smtp_auth_password_file", path, out)?)
+                    }
+                    (None, None, None, Some(_)) => {
+                        return Err(credential(
+                            "global.smtp_auth_password",
+                            "email.authPasswordSecret",
+                            to,
+                        ));
+                    }
+                    (None, None, None, None) => None,
+                };
+                match (user, password) {
+                    (Some(user), Some(password)) => {
+                        auth.insert("authUsername".into(), json!(user));
+                        auth.insert("authPasswordSecret".into(), password);
+                    }
+                    (None, None) => {}
+                    _ => return Err("its email integration has a user without a password, or a password without a user".into()),
+                }
+                let require_tls = c["require_tls"]
+                    .as_bool()
+                    .or_else(|| global["smtp_require_tls"].as_bool());
+                if let Some(require_tls) = require_tls {
+                    auth.insert("requireTls".into(), json!(require_tls));
+                }
+                if c["tls_config"]["insecure_skip_verify"].as_bool() == Some(true) {
+                    auth.insert("insecureSkipVerify".into(), json!(true));
                 }
                 let mut field = |k: &str, global_key: &str| {
                     text(k).map(str::to_string).or_else(|| {
@@ -1017,7 +1130,12 @@ fn receiver(
                 ) else {
                     return Err("its email integration lacks to, from or smarthost".into());
                 };
-                automon["email"] = json!({"to": to_addr, "from": from, "smarthost": smarthost});
+                let mut email = json!({"to": to_addr, "from": from, "smarthost": smarthost});
+                email
+                    .as_object_mut()
+                    .into_iter()
+                    .for_each(|e| e.extend(auth.clone()));
+                automon["email"] = email;
             }
         }
     }
@@ -1451,6 +1569,12 @@ mod tests {
                     {"name": "pager", "pagerduty_configs": [{"routing_key": "planted-key"}]},
                     {"name": "two", "webhook_configs": [{"url_file": "/etc/alertmanager/secrets/hooks/a"}, {"url_file": "/etc/alertmanager/secrets/hooks/b"}]},
                     {"name": "elsewhere", "webhook_configs": [{"url_file": "/etc/hooks/url"}]},
+                    {"name": "pd", "pagerduty_configs": [{"routing_key_file": "/etc/alertmanager/secrets/hooks/pd-key", "url": "https://events.eu.pagerduty.com/v2/enqueue"}]},
+                    {"name": "genie", "opsgenie_configs": [{"api_key_file": "/etc/alertmanager/secrets/hooks/genie"}]},
+                    {"name": "teams", "msteamsv2_configs": [{"webhook_url_file": "/etc/alertmanager/secrets/hooks/teams"}]},
+                    {"name": "smtp", "email_configs": [{"to": "ops@example.com", "auth_username": "am", "auth_password_file": "/etc/alertmanager/secrets/hooks/smtp", "require_tls": true}]},
+                    {"name": "v1", "pagerduty_configs": [{"service_key": "planted-v1"}]},
+                    {"name": "vo", "victorops_configs": [{"api_key": "planted-vo"}]},
                 ],
             },
         }});
@@ -1462,6 +1586,11 @@ mod tests {
             json!([
                 {"name": "team", "webhook": {"urlSecret": {"secret": "hooks", "key": "team-url"}}},
                 {"name": "mail", "email": {"to": "ops@example.com", "from": "am@example.com", "smarthost": "smtp.example.com:587"}},
+                {"name": "pd", "pagerduty": {"routingKeySecret": {"secret": "hooks", "key": "pd-key"}, "url": "https://events.eu.pagerduty.com/v2/enqueue"}},
+                {"name": "genie", "opsgenie": {"apiKeySecret": {"secret": "hooks", "key": "genie"}}},
+                {"name": "teams", "msteams": {"webhookUrlSecret": {"secret": "hooks", "key": "teams"}}},
+                {"name": "smtp", "email": {"to": "ops@example.com", "from": "am@example.com", "smarthost": "smtp.example.com:587",
+                    "authUsername": "am", "authPasswordSecret": {"secret": "hooks", "key": "smtp"}, "requireTls": true}},
             ])
         );
         let row = |c: &str| {
@@ -1498,7 +1627,15 @@ mod tests {
             ),
             (
                 "alertmanager.config.receivers[5]",
-                "pagerduty cannot be carried over",
+                "its routing_key is a credential written in the chart's values",
+            ),
+            (
+                "alertmanager.config.receivers[12]",
+                "Events API v1 (service_key)",
+            ),
+            (
+                "alertmanager.config.receivers[13]",
+                "victorops cannot be carried over",
             ),
             (
                 "alertmanager.config.receivers[6]",
@@ -1538,7 +1675,13 @@ mod tests {
         let c = Config::from_values(m.values.clone(), "mapped").unwrap();
         assert_eq!(c.alertmanager.route.receiver.as_deref(), Some("team"));
         let all = format!("{:?}{}", m.rows, m.values.to_yaml());
-        for planted in ["planted-token", "planted-slack", "planted-key"] {
+        for planted in [
+            "planted-token",
+            "planted-slack",
+            "planted-key",
+            "planted-v1",
+            "planted-vo",
+        ] {
             assert!(!all.contains(planted), "{planted}: {all}");
         }
         // The route's receiver not carried: neither is the route's choice of it.
