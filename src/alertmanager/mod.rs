@@ -66,6 +66,51 @@ impl<'a> Alertmanager<'a> {
         }
     }
 
+    /// The stack's Alertmanager, one pod of it (the first ready one by name) for every question:
+    /// replicas share silences but not the alerts posted to one of them nor their counters,
+    /// and the service proxy picks a pod at random for each request. The Service when no pod
+    /// is ready (its answer then says so).
+    pub async fn one_pod(cluster: &'a Cluster) -> Alertmanager<'a> {
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(cluster.client.clone(), &cluster.namespace);
+        let selector = format!(
+            "{}={},{}={}",
+            crate::model::names::NAME_LABEL,
+            rendered::NAME,
+            crate::model::names::PART_OF_LABEL,
+            crate::model::names::PART_OF
+        );
+        let ready = |p: &k8s_openapi::api::core::v1::Pod| {
+            p.status
+                .iter()
+                .flat_map(|s| s.conditions.iter().flatten())
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        };
+        // Unlisted (say, not allowed to list pods): the Service, as before.
+        let mut names: Vec<String> = pods
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await
+            .map(|list| {
+                list.items
+                    .iter()
+                    .filter(|p| ready(p))
+                    .filter_map(|p| p.metadata.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        let mut am = Alertmanager::of_stack(cluster);
+        if let Some(pod) = names.into_iter().next() {
+            am.source = Source::PodProxy {
+                cluster,
+                namespace: &cluster.namespace,
+                pod,
+                port: rendered::PORT as u16,
+            };
+        }
+        am
+    }
+
     /// `GET /api/v2/<path>`, its JSON.
     pub async fn get(&self, path: &str) -> Result<Value, Unanswered> {
         let text = self
@@ -144,8 +189,12 @@ impl<'a> Alertmanager<'a> {
         };
         let reason = match kind {
             Why::Forbidden => format!(
-                "{}: the credentials may not {verb} services/proxy in namespace {} (RBAC), which test-alert and silence need",
+                "{}: the credentials may not {verb} {} in namespace {} (RBAC), which test-alert and silence need",
                 reason.split(':').next().unwrap_or_default(),
+                match self.source {
+                    Source::PodProxy { .. } => "pods/proxy",
+                    _ => "services/proxy",
+                },
                 self.namespace()
             ),
             _ => reason.replace("Prometheus", "Alertmanager"),
@@ -160,7 +209,9 @@ impl<'a> Alertmanager<'a> {
 
     fn namespace(&self) -> &str {
         match &self.source {
-            Source::ServiceProxy { namespace, .. } => namespace,
+            Source::ServiceProxy { namespace, .. } | Source::PodProxy { namespace, .. } => {
+                namespace
+            }
             Source::Url(_) => "",
         }
     }

@@ -12,6 +12,14 @@ pub enum Source<'a> {
         service: &'a str,
         port: &'a str,
     },
+    /// `/api/v1/namespaces/<ns>/pods/<pod>:<port>/proxy`: one pod of a Service's, when what is
+    /// asked must be asked of the same pod each time (the service proxy picks one at random).
+    PodProxy {
+        cluster: &'a Cluster,
+        namespace: &'a str,
+        pod: String,
+        port: u16,
+    },
     Url(&'a str),
 }
 
@@ -24,6 +32,12 @@ impl Source<'_> {
                 port,
                 ..
             } => format!("service {namespace}/{service}:{port} through the API server"),
+            Source::PodProxy {
+                namespace,
+                pod,
+                port,
+                ..
+            } => format!("pod {namespace}/{pod}:{port} through the API server"),
             Source::Url(url) => url.to_string(),
         }
     }
@@ -38,15 +52,30 @@ impl Source<'_> {
     ) -> Result<String, Failure> {
         let json = body.is_some();
         let body = body.unwrap_or_default();
-        Ok(match self {
+        // Through the API server (its client and URI), or straight to a URL.
+        let way: Result<(&Cluster, String), &str> = match self {
             Source::ServiceProxy {
                 cluster,
                 namespace,
                 service,
                 port,
-            } => {
-                let uri =
-                    format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}");
+            } => Ok((
+                cluster,
+                format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}"),
+            )),
+            Source::PodProxy {
+                cluster,
+                namespace,
+                pod,
+                port,
+            } => Ok((
+                cluster,
+                format!("/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy{path}"),
+            )),
+            Source::Url(base) => Err(base),
+        };
+        Ok(match way {
+            Ok((cluster, uri)) => {
                 let mut request = http::Request::builder().method(method).uri(uri);
                 if json {
                     request = request.header(http::header::CONTENT_TYPE, "application/json");
@@ -64,7 +93,7 @@ impl Source<'_> {
                         e => Failure::transport(cluster.target.classify(e).to_string()),
                     })?
             }
-            Source::Url(base) => {
+            Err(base) => {
                 let url = format!("{}{path}", base.trim_end_matches('/'));
                 // ask() bounds the wait: dropping this future ends the request.
                 let client = reqwest::Client::builder()

@@ -33,8 +33,9 @@ may page someone (that is the point of the test). Alertmanager's router chooses 
 alert that a short silence keeps quiet; the alert itself then reaches each chosen receiver through
 the stack's test route (no group wait). With --receiver NAME it goes to NAME only, even where no
 route would send a real alert. The alert says it is a test, ends by itself 5 minutes after the
-timeout and is resolved as soon as the outcome is known. The user needs get and create
-services/proxy in the stack's namespace, and get pods/log for the receivers' errors.
+timeout and is resolved as soon as the outcome is known. Every question goes to one Alertmanager
+pod (replicas do not share the alerts posted to one of them): the user needs list pods, get and
+create pods/proxy in the stack's namespace, and get pods/log for the receivers' errors.
 
 Exit status: 0 when every receiver the alert went to delivered it; 11 when one failed (or had no
 outcome within --timeout); 12 when it reached no receiver that notifies anyone; 2 for a receiver
@@ -90,7 +91,8 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     {
         return Err(NotInstalled { namespace: ns }.into());
     }
-    let am = Alertmanager::of_stack(&cluster);
+    // One pod for every question: the alert posted and the counters read on the same one.
+    let am = Alertmanager::one_pod(&cluster).await;
     let (receivers, test_routes) =
         outcome::receivers(&am.get("status").await?).map_err(anyhow::Error::msg)?;
     let before = outcome::counters(&am.metrics().await?);

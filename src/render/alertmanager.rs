@@ -33,7 +33,8 @@ pub const INSTANCE: &str = "automon";
 pub const CONFIG_SECRET: &str = "alertmanager-automon-config";
 pub const CONFIG_KEY: &str = "alertmanager.yaml";
 pub use crate::config::UI_ONLY_RECEIVER;
-const PORT: i32 = 9093;
+/// Alertmanager's web port (the operator's `web`).
+pub const PORT: i32 = 9093;
 /// `test-alert` reads each receiver's outcome off the notification metrics, which name the
 /// receiver only with this feature.
 pub const FEATURES: &[&str] = &["receiver-name-in-metrics"];
