@@ -333,6 +333,9 @@ pub struct Alertmanager {
     /// The default inhibitions: a node's critical alert mutes that node's warnings, a node
     /// that is down mutes its resource alerts.
     pub inhibitions: bool,
+    /// Where it keeps silences and its notification log: an emptyDir (lost with the pod) unless
+    /// a size is given, then a PersistentVolumeClaim per replica.
+    pub storage: Storage,
     /// Where its pods may run, as in a pod spec (config/placement.rs checks each).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
@@ -354,6 +357,7 @@ impl Default for Alertmanager {
             receivers: Vec::new(),
             route: Route::default(),
             inhibitions: true,
+            storage: Storage::default(),
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
             affinity: None,
@@ -1351,9 +1355,24 @@ impl Config {
                 }
             }
         }
-        if let Some(size) = &self.prometheus.storage.size {
-            size.check()
-                .map_err(|p| invalid("prometheus.storage.size", p))?;
+        for (section, storage) in [
+            ("prometheus", &self.prometheus.storage),
+            ("alertmanager", &self.alertmanager.storage),
+        ] {
+            if let Some(size) = &storage.size {
+                size.check()
+                    .map_err(|p| invalid(&format!("{section}.storage.size"), p))?;
+            }
+            if let Some(class) = storage.storage_class.as_deref()
+                && !is_dns_subdomain(class)
+            {
+                return Err(invalid(
+                    &format!("{section}.storage.storageClass"),
+                    format!(
+                        "{class:?} is not a StorageClass name (lower-case letters, digits, '-' and '.'); `kubectl get storageclass` lists them"
+                    ),
+                ));
+            }
         }
         if let Some(size) = &self.prometheus.retention_size {
             check_byte_size(size).map_err(|p| invalid("prometheus.retentionSize", p))?;
@@ -1794,6 +1813,12 @@ fn check_host_port(s: &str) -> Result<(), String> {
 fn is_alert_label_name(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A DNS subdomain name (RFC 1123), as the names of most objects (a StorageClass', a
+/// PriorityClass') are.
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 fn is_dns_label(s: &str) -> bool {

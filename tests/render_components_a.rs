@@ -99,9 +99,19 @@ fn replicated_stack_with_storage_and_receivers_is_accepted() {
         "prometheus.storage.storageClass=standard",
         "prometheus.externalLabels={cluster: test}",
         "alertmanager.replicas=3",
+        "alertmanager.storage.size=1Gi",
+        "alertmanager.storage.storageClass=standard",
         "alertmanager.receivers=[{name: team, webhook: {url: 'http://hook.example/alerts'}, slack: {apiUrl: 'https://hooks.slack.example/T0', channel: '#alerts'}}]",
         "images.pullSecrets=[mirror-credentials]",
     ]);
+    let alertmanager = objects
+        .iter()
+        .find(|o| o["kind"] == "Alertmanager")
+        .expect("an Alertmanager");
+    assert_eq!(
+        alertmanager["spec"]["storage"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"],
+        "1Gi"
+    );
     let pdbs = objects
         .iter()
         .filter(|o| o["kind"] == "PodDisruptionBudget")

@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::{Affinity, Toleration, TopologySpreadConstraint}
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use super::{Config, Invalid, check_labels, invalid, is_dns_label, is_label_key, is_label_value};
+use super::{
+    Config, Invalid, check_labels, invalid, is_dns_subdomain, is_label_key, is_label_value,
+};
 
 /// One component's placement, borrowed from its section of the configuration. The scheduling
 /// fields stay as given (JSON) until they are checked: a key Kubernetes does not know would
@@ -263,11 +265,6 @@ fn check_spread(key: &str, c: &TopologySpreadConstraint) -> Result<(), Invalid> 
         ));
     }
     Ok(())
-}
-
-/// A DNS subdomain name (RFC 1123), as object names such as a PriorityClass' are.
-fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{
     Context,
-    blocks::{place, pod_disruption_budget, self_scrape},
+    blocks::{place, pod_disruption_budget, self_scrape, volume_claim},
     custom, meta,
     network::{self, anywhere, pods, tcp, udp},
     object, rules,
@@ -97,6 +97,10 @@ fn alertmanager(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         "enableFeatures": FEATURES,
     });
     place(&mut spec, c.placement(), &ctx.selector(NAME));
+    // Silences and the notification log outlive the pod only on a claim.
+    if let Some(storage) = volume_claim(&c.storage) {
+        spec["storage"] = storage;
+    }
     if let Some(secrets) = ctx.pull_secrets() {
         spec["imagePullSecrets"] = json!(secrets);
     }
@@ -932,6 +936,46 @@ mod tests {
         let ingress = policy.data["spec"]["ingress"].as_array().unwrap();
         assert_eq!(ingress.len(), 2, "web and mesh");
         assert_eq!(ingress[1]["ports"][1]["protocol"], "UDP");
+    }
+
+    /// With a size, a claim per replica keeps silences and the notification log across
+    /// restarts; without, the operator's emptyDir.
+    #[test]
+    fn storage_is_a_claim_per_replica_when_sized() {
+        let spec = |sets: &[&str]| {
+            objects(&Context::new(&config(sets)))
+                .into_iter()
+                .find(|o| model::kind(o) == "Alertmanager")
+                .unwrap()
+                .data["spec"]
+                .clone()
+        };
+        assert!(spec(&[]).get("storage").is_none());
+        let s = spec(&[
+            "alertmanager.storage.size=1Gi",
+            "alertmanager.storage.storageClass=fast",
+        ]);
+        let claim = &s["storage"]["volumeClaimTemplate"]["spec"];
+        assert_eq!(claim["resources"]["requests"]["storage"], "1Gi");
+        assert_eq!(claim["storageClassName"], "fast");
+        assert_eq!(claim["accessModes"], serde_json::json!(["ReadWriteOnce"]));
+        for (set, key) in [
+            (
+                "alertmanager.storage.size=lots",
+                "alertmanager.storage.size",
+            ),
+            (
+                "alertmanager.storage.storageClass=Fast_SSD",
+                "alertmanager.storage.storageClass",
+            ),
+            (
+                "prometheus.storage.storageClass=Fast_SSD",
+                "prometheus.storage.storageClass",
+            ),
+        ] {
+            let e = Config::default().with_set(set).unwrap_err();
+            assert_eq!(e.key, key, "{set}: {e}");
+        }
     }
 
     #[test]

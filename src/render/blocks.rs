@@ -14,6 +14,21 @@ use super::{Context, custom, object};
 
 use crate::{config::placement::Placement, model::Object};
 
+/// A `Prometheus`' or `Alertmanager`'s `storage`: a PersistentVolumeClaim per replica (the
+/// operator's `volumeClaimTemplate`) when a size is given; `None` leaves the operator's
+/// emptyDir.
+pub fn volume_claim(storage: &crate::config::Storage) -> Option<Value> {
+    let size = storage.size.as_ref()?;
+    let mut claim = json!({
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": size.0}},
+    });
+    if let Some(class) = &storage.storage_class {
+        claim["storageClassName"] = json!(class);
+    }
+    Some(json!({"volumeClaimTemplate": {"spec": claim}}))
+}
+
 /// The placement configured for a `Prometheus` or `Alertmanager` (their custom resources take
 /// the pod spec's fields as they are) on `spec`; and, with no spread or affinity of the user's,
 /// a soft spread across nodes of the pods `selector` selects: two replicas on one node would

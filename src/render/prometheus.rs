@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{
     Context,
-    blocks::{place, pod_disruption_budget, self_scrape},
+    blocks::{place, pod_disruption_budget, self_scrape, volume_claim},
     custom, meta,
     network::{self, anywhere, namespace_pods, tcp},
     rbac,
@@ -242,15 +242,8 @@ fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     if let Some(size) = ctx.sizing.retention_size(ctx.config) {
         spec["retentionSize"] = json!(size);
     }
-    if let Some(size) = &c.storage.size {
-        let mut claim = json!({
-            "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": size.0}},
-        });
-        if let Some(class) = &c.storage.storage_class {
-            claim["storageClassName"] = json!(class);
-        }
-        spec["storage"] = json!({"volumeClaimTemplate": {"spec": claim}});
+    if let Some(storage) = volume_claim(&c.storage) {
+        spec["storage"] = storage;
     }
     let mut metadata = ctx.operated_meta(INSTANCE, labels);
     metadata.annotations.get_or_insert_default().extend([
