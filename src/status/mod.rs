@@ -129,21 +129,19 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
         .ok()
         .flatten()
     };
-    // Best effort too: the alerts the stack's Alertmanager holds silenced, to tell them apart
-    // from the firing ones (another stack's Alertmanager is not asked).
-    let held = async {
-        if reuse {
-            return None;
-        }
+    let (listed, mut answer, lease) = tokio::join!(list(cluster, parent), ask, lease);
+    let mut snapshot = listed.map_err(classify)?;
+    // Best effort too, and only when something fires (Watchdog aside): the alerts the stack's
+    // Alertmanager holds silenced, to tell them apart from the firing ones. Another stack's
+    // Alertmanager is not asked.
+    let fires = |a: &prometheus::Answer| a.view.firing.iter().any(|f| f.name != "Watchdog");
+    if let Some(a) = answer.as_mut().filter(|a| !reuse && fires(a)) {
         let wait = cluster.target.timeout.unwrap_or(prometheus::TIMEOUT);
         let alertmanager = crate::alertmanager::Alertmanager::of_stack(cluster);
         let asked = alertmanager.get("alerts?silenced=true&active=false&inhibited=false");
-        tokio::time::timeout(wait, asked).await.ok()?.ok()
-    };
-    let (listed, mut answer, lease, held) = tokio::join!(list(cluster, parent), ask, lease, held);
-    let mut snapshot = listed.map_err(classify)?;
-    if let (Some(a), Some(held)) = (answer.as_mut(), held) {
-        a.view.set_apart_silenced(&held);
+        if let Ok(Ok(held)) = tokio::time::timeout(wait, asked).await {
+            a.view.set_apart_silenced(&held);
+        }
     }
     snapshot.prometheus = answer;
     snapshot.lease = lease;
