@@ -505,7 +505,7 @@ fn the_previous_build_installs_the_current_upgrades_and_rollback_returns_the_old
     let prometheus = c.get_json(&["get", "prometheus", "-n", NS, "automon", "-o", "json"]);
     assert_eq!(prometheus["spec"]["retention"], RETENTION, "{prometheus:#}");
     wait_images(&new_images, &old_images);
-    let status = run(c.automon().args(["status"]));
+    let status = healthy_status(c, "after the upgrade");
     assert_eq!(status.code, 0, "status after the upgrade: {status:#?}");
 
     for (component, longest, total) in &gaps {
@@ -563,14 +563,14 @@ fn the_previous_build_installs_the_current_upgrades_and_rollback_returns_the_old
         deployment["status"]["readyReplicas"], 1,
         "the old operator runs ready against the newer CRDs: {deployment:#}"
     );
-    let status = run(c.automon().args(["status"]));
+    let status = healthy_status(c, "after the rollback");
     assert_eq!(status.code, 0, "status after the rollback: {status:#?}");
 
     // The cluster is left on the current build.
     let again = steps.time("upgrade again", || upgrade(crds_current));
     assert_eq!(again.code, 0, "the second upgrade failed: {again:#?}");
     wait_images(&new_images, &old_images);
-    run(c.automon().args(["status"])).success();
+    healthy_status(c, "after the second upgrade").success();
 
     eprintln!("upgrade: timings");
     for (name, took) in &steps.0 {
@@ -585,4 +585,20 @@ fn the_previous_build_installs_the_current_upgrades_and_rollback_returns_the_old
             longest.as_secs_f64()
         );
     }
+}
+
+/// `status`, and when it is not healthy, what Prometheus says of the targets down and of the
+/// pods (for the failure's message).
+fn healthy_status(c: &LocalCluster, when: &str) -> Run {
+    let status = run(c.automon().args(["status"]));
+    if status.code != 0 {
+        let json = run(c.automon().args(["status", "-o", "json"]));
+        let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap_or_default();
+        eprintln!(
+            "status {when}: targets down {:#}\npods:\n{}",
+            v["prometheus"]["targets"]["unhealthy"],
+            c.kubectl(&["get", "pods", "-n", NS, "-o", "wide"]).stdout
+        );
+    }
+    status
 }

@@ -3,7 +3,10 @@
 //! prune of what an earlier run had and this one has not; the Grafana admin Secret; then the
 //! revision and, when asked, the wait. Every line it says goes through the output module.
 
-use std::{collections::BTreeMap, time::Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 
@@ -63,8 +66,9 @@ pub struct Executed {
     /// The workloads `--wait` waits for, in the stack's namespace.
     wait_for: Vec<(String, String)>,
     namespace: String,
-    /// Whether the stack's own Prometheus answers `status` (not another operator's).
-    own_prometheus: bool,
+    /// The scrape interval of the stack's own Prometheus, when it answers `status` (not
+    /// another operator's).
+    own_prometheus: Option<Duration>,
     deadline: Instant,
 }
 
@@ -97,8 +101,8 @@ impl Executed {
         if options.wait && writes {
             let remaining = self.deadline.saturating_duration_since(Instant::now());
             rollout::wait(cluster, &self.namespace, &self.wait_for, remaining).await?;
-            if self.own_prometheus {
-                first_scrape(cluster, self.deadline).await?;
+            if let Some(interval) = self.own_prometheus {
+                first_scrape(cluster, self.deadline, interval).await?;
             }
         }
         let objects = crate::output::plural(self.tally.total(), "object");
@@ -672,18 +676,39 @@ impl<'a> Run<'a> {
             stopped,
             wait_for: workloads::expected(&self.plan.members),
             namespace: self.plan.namespace.clone(),
-            own_prometheus: self.plan.reuse.is_none(),
+            own_prometheus: self
+                .plan
+                .reuse
+                .is_none()
+                .then(|| scrape_interval(self.plan.objects())),
             deadline: self.deadline,
         })
     }
 }
 
+/// The scrape interval of the plan's `Prometheus` (Prometheus' default, 1m, when it says none).
+fn scrape_interval<'a>(objects: impl Iterator<Item = &'a Object>) -> Duration {
+    objects
+        .filter(|o| crate::model::kind(o) == "Prometheus")
+        .find_map(|o| {
+            o.data["spec"]["scrapeInterval"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .and_then(|s| crate::config::PromDuration(s).seconds().ok())
+        .map_or(Duration::from_secs(60), Duration::from_secs)
+}
+
 /// `--wait`'s last part: Prometheus' first scrape of every target, so that the `status` that
 /// follows judges what was scraped.
-async fn first_scrape(cluster: &Cluster, deadline: Instant) -> anyhow::Result<()> {
+async fn first_scrape(
+    cluster: &Cluster,
+    deadline: Instant,
+    scrape_interval: Duration,
+) -> anyhow::Result<()> {
     use rollout::FirstScrape;
     let started = Instant::now();
-    match rollout::wait_first_scrape(cluster, deadline).await {
+    match rollout::wait_first_scrape(cluster, deadline, scrape_interval).await {
         FirstScrape::Healthy { targets } => say!(
             "Scraped   Prometheus has scraped every target ({} up) in {}",
             targets,

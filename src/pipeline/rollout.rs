@@ -224,8 +224,17 @@ fn not_scraped(st: &crate::status::Status) -> Vec<String> {
 /// `--wait`, after the workloads: until Prometheus has scraped every target once, so that the
 /// `status` that follows judges scrapes, not a Prometheus that has not looked yet. Reads
 /// exactly what `status` reads.
-pub async fn wait_first_scrape(cluster: &Cluster, deadline: Instant) -> FirstScrape {
+///
+/// A target down is waited on for one more scrape (`scrape_interval` and a little): a pod that
+/// just replaced another is discovered before it listens, and Prometheus' first scrape of it
+/// fails until the next one.
+pub async fn wait_first_scrape(
+    cluster: &Cluster,
+    deadline: Instant,
+    scrape_interval: Duration,
+) -> FirstScrape {
     let started = Instant::now();
+    let rescrape = scrape_interval + 2 * SCRAPE_POLL;
     let flag = crate::status::PrometheusFlag { url: None };
     let mut last_why = String::from("no answer yet");
     let mut pending = Vec::new();
@@ -233,8 +242,15 @@ pub async fn wait_first_scrape(cluster: &Cluster, deadline: Instant) -> FirstScr
         match crate::status::gather(cluster, &flag).await {
             Ok(snapshot) => {
                 let st = crate::status::assess(&snapshot, jiff::Timestamp::now());
-                if let Some(done) = first_scrape(&st) {
-                    return done;
+                let down = st
+                    .prometheus
+                    .as_ref()
+                    .and_then(|v| v.targets.as_ref())
+                    .is_some_and(|t| t.down > 0);
+                match first_scrape(&st) {
+                    Some(FirstScrape::Degraded(_)) if down && started.elapsed() < rescrape => {}
+                    Some(done) => return done,
+                    None => {}
                 }
                 pending = not_scraped(&st);
                 if let Some(v) = st.prometheus.as_ref().filter(|v| !v.reachable) {
