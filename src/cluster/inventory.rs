@@ -158,6 +158,20 @@ pub async fn parent_configmap(
         .filter(|p| applyset_id(&p.metadata).is_some()))
 }
 
+/// `Ok` when the stack is installed in the cluster's namespace, else
+/// [`super::error::NotInstalled`] (exit 9), for a command that only talks to the stack.
+pub async fn ensure_installed(cluster: &Cluster) -> anyhow::Result<()> {
+    let namespace = &cluster.namespace;
+    match parent_configmap(&cluster.client, namespace).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(super::error::NotInstalled {
+            namespace: namespace.clone(),
+        }
+        .into()),
+        Err(e) => Err(cluster.target.classify(e).into()),
+    }
+}
+
 /// How [`read`] reads the members that are CRDs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Crds {

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Node;
 
 use crate::{
     alertmanager::{Alertmanager, NotFound, silences},
-    cluster::{Cluster, KubeFlags, error::NotInstalled, inventory},
+    cluster::{Cluster, KubeFlags, inventory},
     exit::Verdict,
     output::{self, Format},
 };
@@ -49,13 +49,7 @@ pub struct Args {
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let cluster = Cluster::connect(flags).await?;
     let ns = cluster.namespace.clone();
-    if inventory::parent_configmap(&cluster.client, &ns)
-        .await
-        .map_err(|e| cluster.target.classify(e))?
-        .is_none()
-    {
-        return Err(NotInstalled { namespace: ns }.into());
-    }
+    inventory::ensure_installed(&cluster).await?;
     let am = Alertmanager::of_stack(&cluster);
     if args.list {
         let rows = silences::current(&am.get("silences").await?);

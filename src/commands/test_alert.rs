@@ -15,7 +15,7 @@ use crate::{
         Alertmanager, NotFound,
         outcome::{self, Counters, Progress, Receiver},
     },
-    cluster::{Cluster, KubeFlags, error::NotInstalled, inventory},
+    cluster::{Cluster, KubeFlags, inventory},
     exit::{Delivery, Verdict},
     output::{self, Format},
     render::alertmanager::{NAME, TEST_ID_LABEL, TEST_RECEIVER_LABEL},
@@ -84,13 +84,7 @@ impl Result {
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let cluster = Cluster::connect(flags).await?;
     let ns = cluster.namespace.clone();
-    if inventory::parent_configmap(&cluster.client, &ns)
-        .await
-        .map_err(|e| cluster.target.classify(e))?
-        .is_none()
-    {
-        return Err(NotInstalled { namespace: ns }.into());
-    }
+    inventory::ensure_installed(&cluster).await?;
     // One pod for every question: the alert posted and the counters read on the same one.
     let am = Alertmanager::one_pod(&cluster).await;
     let (receivers, test_routes) =

@@ -951,195 +951,201 @@ fn receiver(
                 configs.len()
             ));
         }
-        let c = &configs[0];
-        let text = |k: &str| c[k].as_str().filter(|s| !s.is_empty());
-        let from_secret = |field: &str, path: &str, out: &mut Receiver| {
-            let (secret, key) = secret_of_file(path).ok_or_else(|| {
-                format!("its {field} {path} is not in a Secret the chart mounts ({AM_SECRETS_DIR}NAME/KEY)")
-            })?;
-            out.secrets.insert(secret.clone());
-            Ok::<Value, String>(json!({"secret": secret, "key": key}))
+        let it = Integration {
+            c: &configs[0],
+            global,
+            to,
         };
-        match kind {
-            "webhook" => {
-                let url = match (text("url_file"), text("url")) {
-                    (Some(path), _) => from_secret("url_file", path, out)?,
-                    (None, Some(_)) => return Err(credential("url", "webhook.urlSecret", to)),
-                    (None, None) => return Err("its webhook has no url".into()),
-                };
-                automon["webhook"] = json!({"urlSecret": url});
-            }
-            "slack" => {
-                let global_file = global["slack_api_url_file"]
-                    .as_str()
-                    .filter(|s| !s.is_empty());
-                let global_url = global["slack_api_url"].as_str().filter(|s| !s.is_empty());
-                let url = match (
-                    text("api_url_file"),
-                    text("api_url"),
-                    global_file,
-                    global_url,
-                ) {
-                    (Some(path), _, _, _) => from_secret("api_url_file", path, out)?,
-                    (None, Some(_), _, _) => {
-                        return Err(credential("api_url", "slack.apiUrlSecret", to));
-                    }
-                    (None, None, Some(path), _) => {
-                        out.from_global.insert("slack");
-                        from_secret("global.slack_api_url_file", path, out)?
-                    }
-                    (None, None, None, Some(_)) => {
-                        return Err(credential("global.slack_api_url", "slack.apiUrlSecret", to));
-                    }
-                    (None, None, None, None) => {
-                        return Err("its Slack integration has no api_url".into());
-                    }
-                };
-                let Some(channel) = text("channel") else {
-                    return Err(
-                        "its Slack integration names no channel, which automon needs".into(),
-                    );
-                };
-                automon["slack"] = json!({"apiUrlSecret": url, "channel": channel});
-            }
-            "pagerduty" => {
-                if text("service_key").is_some() || text("service_key_file").is_some() {
-                    return Err("its PagerDuty integration uses the Events API v1 (service_key); automon sends to Events API v2: make a v2 integration and name its routing key as pagerduty.routingKeySecret".into());
-                }
-                let key = match (text("routing_key_file"), text("routing_key")) {
-                    (Some(path), _) => from_secret("routing_key_file", path, out)?,
-                    (None, Some(_)) => {
-                        return Err(credential("routing_key", "pagerduty.routingKeySecret", to));
-                    }
-                    (None, None) => {
-                        return Err("its PagerDuty integration has no routing_key".into());
-                    }
-                };
-                let mut pd = json!({"routingKeySecret": key});
-                if let Some(url) = text("url").or_else(|| global_text(global, "pagerduty_url")) {
-                    pd["url"] = json!(url);
-                }
-                automon["pagerduty"] = pd;
-            }
-            "opsgenie" => {
-                let key = match (
-                    text("api_key_file"),
-                    text("api_key"),
-                    global_text(global, "opsgenie_api_key_file"),
-                    global_text(global, "opsgenie_api_key"),
-                ) {
-                    (Some(path), _, _, _) => from_secret("api_key_file", path, out)?,
-                    (None, Some(_), _, _) => {
-                        return Err(credential("api_key", "opsgenie.apiKeySecret", to));
-                    }
-                    (None, None, Some(path), _) => {
-                        out.from_global.insert("opsgenie");
-                        from_secret("global.opsgenie_api_key_file", path, out)?
-                    }
-                    (None, None, None, Some(_)) => {
-                        return Err(credential(
-                            "global.opsgenie_api_key",
-                            "opsgenie.apiKeySecret",
-                            to,
-                        ));
-                    }
-                    (None, None, None, None) => {
-                        return Err("its Opsgenie integration has no api_key".into());
-                    }
-                };
-                let mut genie = json!({"apiKeySecret": key});
-                if let Some(url) =
-                    text("api_url").or_else(|| global_text(global, "opsgenie_api_url"))
-                {
-                    genie["apiUrl"] = json!(url);
-                }
-                automon["opsgenie"] = genie;
-            }
-            "msteamsv2" => {
-                let url = match (text("webhook_url_file"), text("webhook_url")) {
-                    (Some(path), _) => from_secret("webhook_url_file", path, out)?,
-                    (None, Some(_)) => {
-                        return Err(credential("webhook_url", "msteams.webhookUrlSecret", to));
-                    }
-                    (None, None) => return Err("its Teams integration has no webhook_url".into()),
-                };
-                automon["msteams"] = json!({"webhookUrlSecret": url});
-            }
-            _ => {
-                if text("auth_secret").is_some()
-                    || text("auth_identity").is_some()
-                    || global_text(global, "smtp_auth_secret").is_some()
-                    || global_text(global, "smtp_auth_identity").is_some()
-                {
-                    return Err("its email integration authenticates with CRAM-MD5 or an identity (auth_secret, auth_identity); automon's sends a user and a password (authUsername, authPasswordSecret)".into());
-                }
-                let mut auth = Map::new();
-                let user =
-                    text("auth_username").or_else(|| global_text(global, "smtp_auth_username"));
-                let password = match (
-                    text("auth_password_file"),
-                    text("auth_password"),
-                    global_text(global, "smtp_auth_password_file"),
-                    global_text(global, "smtp_auth_password"),
-                ) {
-                    (Some(path), _, _, _) => Some(from_secret("auth_password_file", path, out)?),
-                    (None, Some(_), _, _) => {
-                        return Err(credential("auth_password", "email.authPasswordSecret", to));
-                    }
-                    (None, None, Some(path), _) => {
-                        out.from_global.insert("email");
-                        Some(from_secret("global.smtp_auth_password_file", path, out)?)
-                    }
-                    (None, None, None, Some(_)) => {
-                        return Err(credential(
-                            "global.smtp_auth_password",
-                            "email.authPasswordSecret",
-                            to,
-                        ));
-                    }
-                    (None, None, None, None) => None,
-                };
-                match (user, password) {
-                    (Some(user), Some(password)) => {
-                        auth.insert("authUsername".into(), json!(user));
-                        auth.insert("authPasswordSecret".into(), password);
-                    }
-                    (None, None) => {}
-                    _ => return Err("its email integration has a user without a password, or a password without a user".into()),
-                }
-                let require_tls = c["require_tls"]
-                    .as_bool()
-                    .or_else(|| global["smtp_require_tls"].as_bool());
-                if let Some(require_tls) = require_tls {
-                    auth.insert("requireTls".into(), json!(require_tls));
-                }
-                if c["tls_config"]["insecure_skip_verify"].as_bool() == Some(true) {
-                    auth.insert("insecureSkipVerify".into(), json!(true));
-                }
-                let mut field = |k: &str, global_key: &str| {
-                    text(k).map(str::to_string).or_else(|| {
-                        let g = global[global_key].as_str().filter(|s| !s.is_empty())?;
-                        out.from_global.insert("email");
-                        Some(g.to_string())
-                    })
-                };
-                let (Some(to_addr), Some(from), Some(smarthost)) = (
-                    text("to").map(str::to_string),
-                    field("from", "smtp_from"),
-                    field("smarthost", "smtp_smarthost"),
-                ) else {
-                    return Err("its email integration lacks to, from or smarthost".into());
-                };
-                let mut email = json!({"to": to_addr, "from": from, "smarthost": smarthost});
-                email
-                    .as_object_mut()
-                    .into_iter()
-                    .for_each(|e| e.extend(auth.clone()));
-                automon["email"] = email;
-            }
-        }
+        let (key, value) = match kind {
+            "webhook" => ("webhook", webhook(&it, out)?),
+            "slack" => ("slack", slack(&it, out)?),
+            "pagerduty" => ("pagerduty", pagerduty(&it, out)?),
+            "opsgenie" => ("opsgenie", opsgenie(&it, out)?),
+            "msteamsv2" => ("msteams", msteams(&it, out)?),
+            _ => ("email", email(&it, out)?),
+        };
+        automon[key] = value;
     }
     Ok(Some(automon))
+}
+
+/// One integration of a chart's receiver (`<kind>_configs[0]`), with the chart's
+/// `alertmanager.config.global` it may take values from.
+struct Integration<'a> {
+    c: &'a Value,
+    global: &'a Value,
+    to: &'a Destination<'a>,
+}
+
+impl Integration<'_> {
+    /// A non-empty text of the integration.
+    fn text(&self, key: &str) -> Option<&str> {
+        self.c[key].as_str().filter(|s| !s.is_empty())
+    }
+
+    /// A credential: `<field>_file` (a Secret the chart mounts: automon's `{secret, key}`), else
+    /// `global.<global>_file` for `kind`; a literal one is refused (never copied, `reference` is
+    /// how to give it to automon). `None` when neither names one.
+    fn credential(
+        &self,
+        out: &mut Receiver,
+        field: &str,
+        global: Option<(&'static str, &str)>,
+        reference: &str,
+    ) -> Result<Option<Value>, String> {
+        let own_file = format!("{field}_file");
+        if let Some(path) = self.text(&own_file) {
+            return secret_key(&own_file, path, out).map(Some);
+        }
+        if self.text(field).is_some() {
+            return Err(credential(field, reference, self.to));
+        }
+        let Some((kind, global)) = global else {
+            return Ok(None);
+        };
+        let global_file = format!("{global}_file");
+        if let Some(path) = global_text(self.global, &global_file) {
+            out.from_global.insert(kind);
+            return secret_key(&format!("global.{global_file}"), path, out).map(Some);
+        }
+        if global_text(self.global, global).is_some() {
+            return Err(credential(&format!("global.{global}"), reference, self.to));
+        }
+        Ok(None)
+    }
+}
+
+/// automon's `{secret, key}` for a file the chart mounts from a Secret, which is noted.
+fn secret_key(field: &str, path: &str, out: &mut Receiver) -> Result<Value, String> {
+    let (secret, key) = secret_of_file(path).ok_or_else(|| {
+        format!("its {field} {path} is not in a Secret the chart mounts ({AM_SECRETS_DIR}NAME/KEY)")
+    })?;
+    out.secrets.insert(secret.clone());
+    Ok(json!({"secret": secret, "key": key}))
+}
+
+fn webhook(it: &Integration, out: &mut Receiver) -> Result<Value, String> {
+    let url = it
+        .credential(out, "url", None, "webhook.urlSecret")?
+        .ok_or("its webhook has no url")?;
+    Ok(json!({"urlSecret": url}))
+}
+
+fn slack(it: &Integration, out: &mut Receiver) -> Result<Value, String> {
+    let url = it
+        .credential(
+            out,
+            "api_url",
+            Some(("slack", "slack_api_url")),
+            "slack.apiUrlSecret",
+        )?
+        .ok_or("its Slack integration has no api_url")?;
+    let channel = it
+        .text("channel")
+        .ok_or("its Slack integration names no channel, which automon needs")?;
+    Ok(json!({"apiUrlSecret": url, "channel": channel}))
+}
+
+fn pagerduty(it: &Integration, out: &mut Receiver) -> Result<Value, String> {
+    if it.text("service_key").is_some() || it.text("service_key_file").is_some() {
+        return Err("its PagerDuty integration uses the Events API v1 (service_key); automon sends to Events API v2: make a v2 integration and name its routing key as pagerduty.routingKeySecret".into());
+    }
+    let key = it
+        .credential(out, "routing_key", None, "pagerduty.routingKeySecret")?
+        .ok_or("its PagerDuty integration has no routing_key")?;
+    let mut pd = json!({"routingKeySecret": key});
+    if let Some(url) = it
+        .text("url")
+        .or_else(|| global_text(it.global, "pagerduty_url"))
+    {
+        pd["url"] = json!(url);
+    }
+    Ok(pd)
+}
+
+fn opsgenie(it: &Integration, out: &mut Receiver) -> Result<Value, String> {
+    let key = it
+        .credential(
+            out,
+            "api_key",
+            Some(("opsgenie", "opsgenie_api_key")),
+            "opsgenie.apiKeySecret",
+        )?
+        .ok_or("its Opsgenie integration has no api_key")?;
+    let mut genie = json!({"apiKeySecret": key});
+    if let Some(url) = it
+        .text("api_url")
+        .or_else(|| global_text(it.global, "opsgenie_api_url"))
+    {
+        genie["apiUrl"] = json!(url);
+    }
+    Ok(genie)
+}
+
+fn msteams(it: &Integration, out: &mut Receiver) -> Result<Value, String> {
+    let url = it
+        .credential(out, "webhook_url", None, "msteams.webhookUrlSecret")?
+        .ok_or("its Teams integration has no webhook_url")?;
+    Ok(json!({"webhookUrlSecret": url}))
+}
+
+fn email(it: &Integration, out: &mut Receiver) -> Result<Value, String> {
+    let global = it.global;
+    if it.text("auth_secret").is_some()
+        || it.text("auth_identity").is_some()
+        || global_text(global, "smtp_auth_secret").is_some()
+        || global_text(global, "smtp_auth_identity").is_some()
+    {
+        return Err("its email integration authenticates with CRAM-MD5 or an identity (auth_secret, auth_identity); automon's sends a user and a password (authUsername, authPasswordSecret)".into());
+    }
+    // `from` and `smarthost` may come from `global` (`smtp_*`), which is noted.
+    let mut field = |k: &str, global_key: &str| {
+        it.text(k).map(str::to_string).or_else(|| {
+            let g = global_text(global, global_key)?;
+            out.from_global.insert("email");
+            Some(g.to_string())
+        })
+    };
+    let (Some(to_addr), Some(from), Some(smarthost)) = (
+        it.text("to").map(str::to_string),
+        field("from", "smtp_from"),
+        field("smarthost", "smtp_smarthost"),
+    ) else {
+        return Err("its email integration lacks to, from or smarthost".into());
+    };
+    let mut email = json!({"to": to_addr, "from": from, "smarthost": smarthost});
+    let user = it
+        .text("auth_username")
+        .or_else(|| global_text(global, "smtp_auth_username"));
+    let password = it.credential(
+        out,
+        "auth_password",
+        Some(("email", "smtp_auth_password")),
+        "email.authPasswordSecret",
+    )?;
+    match (user, password) {
+        (Some(user), Some(password)) => {
+            email["authUsername"] = json!(user);
+            email["authPasswordSecret"] = password;
+        }
+        (None, None) => {}
+        _ => {
+            return Err(
+                "its email integration has a user without a password, or a password without a user"
+                    .into(),
+            );
+        }
+    }
+    if let Some(require_tls) = it.c["require_tls"]
+        .as_bool()
+        .or_else(|| global["smtp_require_tls"].as_bool())
+    {
+        email["requireTls"] = json!(require_tls);
+    }
+    if it.c["tls_config"]["insecure_skip_verify"].as_bool() == Some(true) {
+        email["insecureSkipVerify"] = json!(true);
+    }
+    Ok(email)
 }
 
 /// A row per receiver; a note where a Secret it names is in another namespace than automon's.
