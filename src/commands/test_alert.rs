@@ -90,9 +90,12 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let (receivers, test_routes) =
         outcome::receivers(&am.get("status").await?).map_err(anyhow::Error::msg)?;
     let before = outcome::counters(&am.metrics().await?);
-    if !test_routes || !before.named {
+    // Without a receiver that notifies, there is nothing to test routes or counters of: the
+    // answer is that alerts reach no one (exit 12).
+    let notifies = receivers.iter().any(|r| !r.integrations.is_empty());
+    if notifies && (!test_routes || !before.named) {
         bail!(
-            "the Alertmanager in namespace {ns} runs a configuration without automon's test routes or without the receiver-name-in-metrics feature (an older automon installed it); run `kubectl automon enable -n {ns}` first"
+            "the Alertmanager in namespace {ns} does not run the configuration automon renders (it has no test routes, or its metrics name no receivers): an older automon installed the stack (run `kubectl automon enable -n {ns}` first), or something else loads Alertmanager's configuration (on the local cluster: `tests/cluster/localcluster serve {ns} --stack-alertmanager`)"
         );
     }
     let id = run_id();
