@@ -86,17 +86,22 @@ fn a_silence_outlives_the_alertmanager_pod_on_its_claim() {
     let c = real_cluster();
     let _storage = Storage::new();
     let port = port_for(NS);
-    run(c.automon().args(["enable", "-n", NS]).args(&port).args([
-        "--set",
-        "grafana.enabled=false",
-        "--set",
-        "alertmanager.storage.size=1Gi",
-        "--set",
-        &format!("alertmanager.storage.storageClass={CLASS}"),
-        "--wait",
-        "--timeout",
-        "5m",
-    ]))
+    run(c
+        .automon()
+        .args(["enable", "-n", NS, "--crds-from"])
+        .arg(c.crds_dir())
+        .args(&port)
+        .args([
+            "--set",
+            "grafana.enabled=false",
+            "--set",
+            "alertmanager.storage.size=1Gi",
+            "--set",
+            &format!("alertmanager.storage.storageClass={CLASS}"),
+            "--wait",
+            "--timeout",
+            "5m",
+        ]))
     .success();
     let claim = c.get_json(&[
         "get",

@@ -386,7 +386,8 @@ fn https_proxy_from_environment_and_no_proxy() {
         .arg("version")
         .arg("--kubeconfig")
         .arg(&kc)
-        .env("HTTPS_PROXY", format!("http://127.0.0.1:{proxy_port}")))
+        .env("HTTPS_PROXY", format!("http://127.0.0.1:{proxy_port}"))
+        .env_remove("NO_PROXY"))
     .success();
     assert!(
         seen.lock()

@@ -33,10 +33,17 @@ pub fn automon_build(binary: &Path) -> Command {
         "http_proxy",
         "NO_PROXY",
         "no_proxy",
+        "ALL_PROXY",
+        "all_proxy",
         "KUBERNETES_SERVICE_HOST",
     ] {
         cmd.env_remove(v);
     }
+    // No test leaves loopback: a download the test did not mean (the pinned CRDs when a test
+    // forgot --crds-from) goes to a refused port on loopback instead of resolving a public name.
+    // The Kubernetes client reads neither variable unless HTTPS_PROXY is set too.
+    cmd.env("ALL_PROXY", "http://127.0.0.1:9");
+    cmd.env("NO_PROXY", "127.0.0.1,localhost,::1");
     cmd.env("NO_COLOR", "1");
     cmd.env("HOME", scratch_home());
     cmd
