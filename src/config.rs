@@ -203,6 +203,10 @@ pub struct Prometheus {
     pub thanos: Option<Thanos>,
     /// Which ServiceMonitors, PodMonitors, Probes, ScrapeConfigs and PrometheusRules it selects.
     pub select: Select,
+    /// Reached from outside the cluster through an Ingress and/or an HTTPRoute
+    /// (config/exposure.rs checks each).
+    pub ingress: Ingress,
+    pub http_route: HttpRoute,
     /// Where its pods may run, as in a pod spec (config/placement.rs checks each).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
@@ -255,6 +259,8 @@ impl Default for Prometheus {
             remote_write: Vec::new(),
             thanos: None,
             select: Select::default(),
+            ingress: Ingress::default(),
+            http_route: HttpRoute::default(),
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
             affinity: None,
@@ -336,6 +342,10 @@ pub struct Alertmanager {
     /// Where it keeps silences and its notification log: an emptyDir (lost with the pod) unless
     /// a size is given, then a PersistentVolumeClaim per replica.
     pub storage: Storage,
+    /// Reached from outside the cluster through an Ingress and/or an HTTPRoute
+    /// (config/exposure.rs checks each).
+    pub ingress: Ingress,
+    pub http_route: HttpRoute,
     /// Where its pods may run, as in a pod spec (config/placement.rs checks each).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
@@ -358,6 +368,8 @@ impl Default for Alertmanager {
             route: Route::default(),
             inhibitions: true,
             storage: Storage::default(),
+            ingress: Ingress::default(),
+            http_route: HttpRoute::default(),
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
             affinity: None,
@@ -619,6 +631,10 @@ pub struct Grafana {
     /// Load dashboards (ConfigMaps labelled grafana_dashboard: "1") from every namespace, or
     /// only from the stack's own (which needs no cluster-wide read of ConfigMaps).
     pub dashboards_from_all_namespaces: bool,
+    /// Reached from outside the cluster through an Ingress and/or an HTTPRoute
+    /// (config/exposure.rs checks each).
+    pub ingress: Ingress,
+    pub http_route: HttpRoute,
     /// Where its pods may run, as in a pod spec (config/placement.rs checks each).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
@@ -639,6 +655,8 @@ impl Default for Grafana {
             resources: Resources::new("50m", "128Mi", "256Mi"),
             sidecar_resources: Resources::new("10m", "64Mi", "128Mi"),
             dashboards_from_all_namespaces: true,
+            ingress: Ingress::default(),
+            http_route: HttpRoute::default(),
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
             affinity: None,
@@ -1141,6 +1159,7 @@ impl Config {
         self.check_names()?;
         self.check_sizes()?;
         placement::check(self)?;
+        exposure::check(self)?;
         let receivers = self.check_receivers()?;
         remote_write::check(&self.prometheus)?;
         self.check_route(&receivers)
@@ -1915,11 +1934,13 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
 }
 
 pub mod credentials;
+pub mod exposure;
 pub mod placement;
 mod remote_write;
 pub mod sizing;
 pub mod values;
 pub use credentials::SecretKey;
+pub use exposure::{HttpRoute, Ingress};
 pub use remote_write::{CLUSTER_LABEL, RemoteWrite, Thanos};
 pub use values::Values;
 

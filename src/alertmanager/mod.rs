@@ -12,7 +12,10 @@ use http::Method;
 use serde_json::Value;
 
 use crate::{
-    cluster::{Cluster, service_proxy::Source},
+    cluster::{
+        Cluster,
+        service_proxy::{Source, route_prefix_of},
+    },
     render::alertmanager as rendered,
 };
 
@@ -54,13 +57,23 @@ pub struct Alertmanager<'a> {
 }
 
 impl<'a> Alertmanager<'a> {
-    pub fn of_stack(cluster: &'a Cluster) -> Alertmanager<'a> {
+    /// Through its Service, under the path its pods serve under (the `Alertmanager` object's
+    /// `routePrefix`, set when it is exposed under a path): one GET of that object.
+    pub async fn of_stack(cluster: &'a Cluster) -> Alertmanager<'a> {
+        let prefix = route_prefix_of(
+            cluster,
+            "Alertmanager.monitoring.coreos.com",
+            &cluster.namespace,
+            rendered::INSTANCE,
+        )
+        .await;
         Alertmanager {
             source: Source::ServiceProxy {
                 cluster,
                 namespace: &cluster.namespace,
                 service: rendered::NAME,
                 port: PORT_NAME,
+                prefix,
             },
             wait: cluster.target.timeout.unwrap_or(TIMEOUT),
         }
@@ -99,13 +112,16 @@ impl<'a> Alertmanager<'a> {
             })
             .unwrap_or_default();
         names.sort();
-        let mut am = Alertmanager::of_stack(cluster);
-        if let Some(pod) = names.into_iter().next() {
+        let mut am = Alertmanager::of_stack(cluster).await;
+        if let (Some(pod), Source::ServiceProxy { prefix, .. }) =
+            (names.into_iter().next(), &am.source)
+        {
             am.source = Source::PodProxy {
                 cluster,
                 namespace: &cluster.namespace,
                 pod,
                 port: rendered::PORT as u16,
+                prefix: prefix.clone(),
             };
         }
         am

@@ -5,12 +5,14 @@
 use crate::cluster::Cluster;
 
 pub enum Source<'a> {
-    /// `/api/v1/namespaces/<ns>/services/<service>:<port>/proxy`.
+    /// `/api/v1/namespaces/<ns>/services/<service>:<port>/proxy<prefix>`: `prefix` is the path
+    /// the component serves under (its `routePrefix`, when exposed under a path), else empty.
     ServiceProxy {
         cluster: &'a Cluster,
         namespace: &'a str,
         service: &'a str,
         port: &'a str,
+        prefix: String,
     },
     /// `/api/v1/namespaces/<ns>/pods/<pod>:<port>/proxy`: one pod of a Service's, when what is
     /// asked must be asked of the same pod each time (the service proxy picks one at random).
@@ -19,6 +21,7 @@ pub enum Source<'a> {
         namespace: &'a str,
         pod: String,
         port: u16,
+        prefix: String,
     },
     Url(&'a str),
 }
@@ -30,14 +33,22 @@ impl Source<'_> {
                 namespace,
                 service,
                 port,
+                prefix,
                 ..
-            } => format!("service {namespace}/{service}:{port} through the API server"),
+            } => format!(
+                "service {namespace}/{service}:{port}{} through the API server",
+                under(prefix)
+            ),
             Source::PodProxy {
                 namespace,
                 pod,
                 port,
+                prefix,
                 ..
-            } => format!("pod {namespace}/{pod}:{port} through the API server"),
+            } => format!(
+                "pod {namespace}/{pod}:{port}{} through the API server",
+                under(prefix)
+            ),
             Source::Url(url) => url.to_string(),
         }
     }
@@ -59,18 +70,22 @@ impl Source<'_> {
                 namespace,
                 service,
                 port,
+                prefix,
             } => Ok((
                 cluster,
-                format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}"),
+                format!(
+                    "/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{prefix}{path}"
+                ),
             )),
             Source::PodProxy {
                 cluster,
                 namespace,
                 pod,
                 port,
+                prefix,
             } => Ok((
                 cluster,
-                format!("/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy{path}"),
+                format!("/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy{prefix}{path}"),
             )),
             Source::Url(base) => Err(base),
         };
@@ -124,6 +139,41 @@ impl Source<'_> {
                 text
             }
         })
+    }
+}
+
+/// ` under /prefix` when a component serves under a path, for the way it was asked.
+fn under(prefix: &str) -> String {
+    match prefix.is_empty() {
+        true => String::new(),
+        false => format!(" under {prefix}"),
+    }
+}
+
+/// The path prefix a `Prometheus` or `Alertmanager` object's pods serve under: its
+/// `spec.routePrefix`, which the operator passes as `--web.route-prefix` (`/` when unset),
+/// without its trailing `/`; empty at the root (pure).
+pub fn route_prefix(object: &crate::model::Object) -> String {
+    object.data["spec"]["routePrefix"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// [`route_prefix`] of the `kind` (`Prometheus.monitoring.coreos.com`) `namespace/name`, read
+/// from the cluster; empty (the root) when it cannot be read, as the operator's default.
+pub async fn route_prefix_of(cluster: &Cluster, kind: &str, namespace: &str, name: &str) -> String {
+    let Some(known) = crate::model::resources::by_group_kind(kind) else {
+        return String::new();
+    };
+    match known
+        .api(&cluster.client, Some(namespace))
+        .get_opt(name)
+        .await
+    {
+        Ok(Some(o)) => route_prefix(&o),
+        _ => String::new(),
     }
 }
 
@@ -196,6 +246,25 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_route_prefix_is_the_operators_without_its_last_slash() {
+        let with = |spec: serde_json::Value| {
+            route_prefix(&crate::render::custom(serde_json::json!({
+                "apiVersion": "monitoring.coreos.com/v1",
+                "kind": "Prometheus",
+                "metadata": {"name": "p"},
+                "spec": spec,
+            })))
+        };
+        assert_eq!(with(serde_json::json!({})), "");
+        assert_eq!(with(serde_json::json!({"routePrefix": "/"})), "");
+        assert_eq!(
+            with(serde_json::json!({"routePrefix": "/prometheus"})),
+            "/prometheus"
+        );
+        assert_eq!(with(serde_json::json!({"routePrefix": "/a/b/"})), "/a/b");
+    }
 
     #[test]
     fn a_failed_answer_is_one_short_clause_and_keeps_the_servers_words_apart() {

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 
 use super::enable::{self, Loaded};
 use crate::{
+    cluster::service_proxy::{route_prefix, route_prefix_of},
     cluster::{Cluster, KubeFlags, parse_request_timeout},
     config::{Config, Migration, Values},
     exit::Verdict,
@@ -305,17 +306,34 @@ async fn exclude_automon(cluster: &Cluster, survey: &Survey) -> anyhow::Result<V
 async fn prove_coverage(cluster: &Cluster, args: &Args, survey: &Survey) -> anyhow::Result<bool> {
     let deadline = Instant::now() + args.timeout;
     let (namespace, service, port) = release_prometheus(survey);
+    // Each under the path its pods serve under (a release's `routePrefix`, automon's when
+    // exposed under a path).
+    let their_prefix = survey
+        .planned
+        .iter()
+        .find(|p| p.kind() == "Prometheus")
+        .map(|p| route_prefix(&p.object))
+        .unwrap_or_default();
+    let our_prefix = route_prefix_of(
+        cluster,
+        "Prometheus.monitoring.coreos.com",
+        &cluster.namespace,
+        render::prometheus::INSTANCE,
+    )
+    .await;
     let theirs = || Source::ServiceProxy {
         cluster,
         namespace: &namespace,
         service: &service,
         port: &port,
+        prefix: their_prefix.clone(),
     };
     let ours = || Source::ServiceProxy {
         cluster,
         namespace: &cluster.namespace,
         service: render::prometheus::SERVICE,
         port: render::prometheus::PORT_NAME,
+        prefix: our_prefix.clone(),
     };
     say!(
         "Coverage  asking both Prometheus through the API server (the release's at service {namespace}/{service}:{port}), for up to {}",

@@ -28,6 +28,7 @@ use crate::{
         Cluster, KubeFlags,
         error::{ClusterError, Forbidden, Target},
         inventory,
+        service_proxy::route_prefix_of,
     },
     exit::Verdict,
     output,
@@ -123,7 +124,30 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let backend = find_backend(&cluster, args.component).await?;
     let listener = listen(SocketAddr::new(args.address, args.port)).await?;
     let stop = stop_signals().context("cannot catch Ctrl-C and SIGTERM")?;
-    let url = url_for(listener.local_addr()?);
+    // Prometheus and Alertmanager exposed under a path serve under it only (their
+    // `routePrefix`); Grafana serves at the root as well.
+    let prefix = match args.component {
+        Component::Grafana => String::new(),
+        Component::Prometheus => {
+            route_prefix_of(
+                &cluster,
+                "Prometheus.monitoring.coreos.com",
+                &ns,
+                prometheus::INSTANCE,
+            )
+            .await
+        }
+        Component::Alertmanager => {
+            route_prefix_of(
+                &cluster,
+                "Alertmanager.monitoring.coreos.com",
+                &ns,
+                alertmanager::INSTANCE,
+            )
+            .await
+        }
+    };
+    let url = format!("{}{prefix}", url_for(listener.local_addr()?));
     let login = match args.component {
         Component::Grafana => Some(grafana_user(&cluster).await),
         _ => None,

@@ -50,7 +50,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     let cluster = Cluster::connect(flags).await?;
     let ns = cluster.namespace.clone();
     inventory::ensure_installed(&cluster).await?;
-    let am = Alertmanager::of_stack(&cluster);
+    let am = Alertmanager::of_stack(&cluster).await;
     if args.list {
         let rows = silences::current(&am.get("silences").await?);
         output::print(&list(&rows, args.output)?)?;

@@ -86,6 +86,13 @@ pub const KNOWN: &[Known] = &[
         "networkpolicies",
         Namespaced,
     ),
+    known("networking.k8s.io/v1", "Ingress", "ingresses", Namespaced),
+    known(
+        "gateway.networking.k8s.io/v1",
+        "HTTPRoute",
+        "httproutes",
+        Namespaced,
+    ),
     known(
         "policy/v1",
         "PodDisruptionBudget",

@@ -4,6 +4,7 @@
 //! once), and whether a Prometheus Operator not installed by automon is already there. Gather (`Preflight::run`, I/O) → assess (`Report::assess`, pure) → print (`Report::human`).
 
 pub mod exporter;
+pub mod gateway;
 pub mod monitors;
 pub mod secrets;
 
@@ -589,6 +590,8 @@ pub struct Report {
     pub existing_exporter: ExistingExporter,
     /// The Secret keys the stack reads credentials from.
     pub secret_keys: secrets::SecretKeys,
+    /// Whether the cluster serves the HTTPRoutes to apply.
+    pub gateway_api: gateway::GatewayApi,
     /// The controller id automon's own operator runs with beside a release being replaced
     /// (`migrate`): another operator is then not reused, but left to its own.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -683,13 +686,15 @@ impl Preflight {
         let permissions_checked = wanted.len();
         let exporter = crate::preflight::exporter::Wanted::of(objects);
         let secret_keys = secrets::wanted(objects);
+        let routes = gateway::wanted(objects);
         // All at once; each search counts only if its reads are allowed.
-        let (info, missing, searched, holder, secret_keys) = futures::join!(
+        let (info, missing, searched, holder, secret_keys, served) = futures::join!(
             cluster.server_version(),
             denied(cluster, wanted),
             search_operator(cluster),
             crate::preflight::exporter::search(cluster, exporter.port),
-            secrets::search(cluster, &secret_keys)
+            secrets::search(cluster, &secret_keys),
+            gateway::search(cluster, &routes)
         );
         let (info, missing) = (info?, missing?);
         // Only needed to name the subject of the grant; a server that cannot say leaves it open.
@@ -714,6 +719,14 @@ impl Preflight {
             Some(why) => existing_exporter.not_checked = Some(why),
             None => existing_exporter.holder = holder?,
         }
+        let mut gateway_api = gateway::GatewayApi {
+            routes,
+            ..Default::default()
+        };
+        match unreadable(&missing, &[("get", "customresourcedefinitions")]) {
+            Some(why) => gateway_api.not_checked = Some(why),
+            None => gateway_api.served = served?,
+        }
         Ok(Report {
             server: cluster.target.server.clone(),
             server_version: ServerVersion {
@@ -727,6 +740,7 @@ impl Preflight {
             existing_operator,
             existing_exporter,
             secret_keys: secret_keys?,
+            gateway_api,
             beside_with: controller_id(objects),
         })
     }
@@ -1262,6 +1276,7 @@ impl Report {
             self.existing_exporter.assess(),
         ];
         checks.extend(self.secret_keys.assess());
+        checks.extend(self.gateway_api.assess());
         checks
     }
 
@@ -1551,6 +1566,7 @@ mod tests {
                 ..Default::default()
             },
             secret_keys: secrets::SecretKeys::default(),
+            gateway_api: gateway::GatewayApi::default(),
             beside_with: None,
         }
     }

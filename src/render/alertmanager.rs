@@ -14,7 +14,7 @@ use serde_json::json;
 use super::{
     Context,
     blocks::{place, pod_disruption_budget, self_scrape, volume_claim},
-    custom, meta,
+    custom, exposure, meta,
     network::{self, anywhere, pods, tcp, udp},
     object, rules,
     security::operand_pod,
@@ -45,6 +45,7 @@ pub const TEST_ID_LABEL: &str = "automon_test";
 const MESH_PORT: i32 = 9094;
 
 pub fn objects(ctx: &Context) -> Vec<Object> {
+    let exposed = || ctx.config.alertmanager.exposure();
     let labels = ctx.labels(NAME, NAME, versions::ALERTMANAGER.version);
     let mut objects = vec![
         object(ServiceAccount {
@@ -74,8 +75,10 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
             },
         ),
         network_policy(ctx, &labels),
-        self_scrape(ctx, NAME, &labels, "web"),
+        self_scrape(ctx, NAME, &labels, "web", exposed().prefix()),
     ];
+    let to = exposure::Backend::of(NAME, "web", PORT);
+    objects.extend(exposure::objects(ctx, &labels, exposed(), &to));
     if ctx.config.alertmanager.replicas > 1 {
         objects.push(pod_disruption_budget(ctx, NAME, &labels));
     }
@@ -97,6 +100,14 @@ fn alertmanager(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         "enableFeatures": FEATURES,
     });
     place(&mut spec, c.placement(), &ctx.selector(NAME));
+    // Served under the path it is exposed at (no rewriting in front of it), its links to it.
+    let exposure = c.exposure();
+    if !exposure.prefix().is_empty() {
+        spec["routePrefix"] = json!(exposure.prefix());
+    }
+    if let Some(url) = exposure.external_url() {
+        spec["externalUrl"] = json!(url);
+    }
     // Silences and the notification log outlive the pod only on a claim.
     if let Some(storage) = volume_claim(&c.storage) {
         spec["storage"] = storage;
@@ -116,13 +127,18 @@ fn alertmanager(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     }))
 }
 
-/// Prometheus pushes alerts and Grafana reads them on 9093; replicas gossip on 9094 (TCP and
-/// UDP). Out: receivers can be anywhere on any port, so egress stays open.
+/// Prometheus pushes alerts and Grafana reads them on 9093 (and, while exposed, whatever
+/// stands in front of it); replicas gossip on 9094 (TCP and UDP). Out: receivers can be
+/// anywhere on any port, so egress stays open.
 fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     let mut ingress = vec![network::ingress(
         vec![pods(ctx, "prometheus"), pods(ctx, "grafana")],
         vec![tcp(PORT)],
     )];
+    ingress.extend(exposure::policy_rule(
+        ctx.config.alertmanager.exposure(),
+        tcp(PORT),
+    ));
     if ctx.config.alertmanager.replicas > 1 {
         ingress.push(network::ingress(
             vec![pods(ctx, NAME)],

@@ -92,21 +92,27 @@ pub fn service_monitor(
     }))
 }
 
-/// A ServiceMonitor that scrapes a component's own Service (selected by its name) on `port`;
-/// the job is the Service's name.
+/// A ServiceMonitor that scrapes a component's own Service (selected by its name) on `port`,
+/// at `/metrics` under the path prefix it serves under (`prefix`, empty at the root); the job
+/// is the Service's name.
 pub fn self_scrape(
     ctx: &Context,
     name: &str,
     labels: &BTreeMap<String, String>,
     port: &str,
+    prefix: &str,
 ) -> Object {
+    let mut endpoint = json!({"port": port});
+    if !prefix.is_empty() {
+        endpoint["path"] = json!(format!("{prefix}/metrics"));
+    }
     service_monitor(
         ctx,
         name,
         labels,
         json!({
             "selector": {"matchLabels": ctx.selector(name)},
-            "endpoints": [{"port": port}],
+            "endpoints": [endpoint],
         }),
     )
 }

@@ -23,7 +23,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Context, deployment, meta,
+    Context, deployment, exposure, meta,
     network::{self, api_server_egress, dns_egress, namespace_pods, pods, tcp},
     object,
     security::{restricted_container, restricted_pod},
@@ -77,6 +77,13 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
         service(ctx, &labels),
         network_policy(ctx, &labels),
     ];
+    let to = exposure::Backend::of(NAME, PORT_NAME, PORT);
+    objects.extend(exposure::objects(
+        ctx,
+        &labels,
+        ctx.config.grafana.exposure(),
+        &to,
+    ));
     objects.extend(sidecar_rbac(ctx, &labels));
     objects
 }
@@ -111,7 +118,10 @@ fn datasources(ctx: &Context) -> String {
                 "type": "prometheus",
                 "uid": "prometheus",
                 "access": "proxy",
-                "url": format!("http://prometheus.{ns}.svc:9090"),
+                "url": format!(
+                    "http://prometheus.{ns}.svc:9090{}",
+                    ctx.config.prometheus.exposure().prefix()
+                ),
                 "isDefault": true,
                 "editable": false,
                 // Lets $__rate_interval fit the real scrape interval.
@@ -122,7 +132,10 @@ fn datasources(ctx: &Context) -> String {
                 "type": "alertmanager",
                 "uid": "alertmanager",
                 "access": "proxy",
-                "url": format!("http://alertmanager.{ns}.svc:9093"),
+                "url": format!(
+                    "http://alertmanager.{ns}.svc:9093{}",
+                    ctx.config.alertmanager.exposure().prefix()
+                ),
                 "editable": false,
                 "jsonData": {
                     "implementation": "prometheus",
@@ -219,23 +232,25 @@ fn grafana_container(ctx: &Context) -> Container {
         timeout_seconds: Some(5),
         ..Default::default()
     };
+    let mut vars = vec![
+        secret_env("GF_SECURITY_ADMIN_USER", ADMIN_USER_KEY),
+        secret_env("GF_SECURITY_ADMIN_PASSWORD", ADMIN_PASSWORD_KEY),
+        env("GF_AUTH_ANONYMOUS_ENABLED", "false"),
+        env("GF_ANALYTICS_REPORTING_ENABLED", "false"),
+        env("GF_ANALYTICS_CHECK_FOR_UPDATES", "false"),
+        env("GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES", "false"),
+        // No downloads at start: air-gapped clusters and the egress policy forbid them.
+        env("GF_PLUGINS_PREINSTALL_DISABLED", "true"),
+        env("GF_PATHS_PROVISIONING", PROVISIONING),
+        env("GF_PATHS_DATA", "/var/lib/grafana"),
+        // The root filesystem is read-only; log to stdout only.
+        env("GF_LOG_MODE", "console"),
+    ];
+    vars.extend(root_url(ctx));
     Container {
         name: NAME.into(),
         image: Some(ctx.image(&versions::GRAFANA)),
-        env: Some(vec![
-            secret_env("GF_SECURITY_ADMIN_USER", ADMIN_USER_KEY),
-            secret_env("GF_SECURITY_ADMIN_PASSWORD", ADMIN_PASSWORD_KEY),
-            env("GF_AUTH_ANONYMOUS_ENABLED", "false"),
-            env("GF_ANALYTICS_REPORTING_ENABLED", "false"),
-            env("GF_ANALYTICS_CHECK_FOR_UPDATES", "false"),
-            env("GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES", "false"),
-            // No downloads at start: air-gapped clusters and the egress policy forbid them.
-            env("GF_PLUGINS_PREINSTALL_DISABLED", "true"),
-            env("GF_PATHS_PROVISIONING", PROVISIONING),
-            env("GF_PATHS_DATA", "/var/lib/grafana"),
-            // The root filesystem is read-only; log to stdout only.
-            env("GF_LOG_MODE", "console"),
-        ]),
+        env: Some(vars),
         ports: Some(vec![ContainerPort {
             name: Some(PORT_NAME.into()),
             container_port: PORT,
@@ -259,6 +274,28 @@ fn grafana_container(ctx: &Context) -> Container {
         ]),
         ..Default::default()
     }
+}
+
+/// Where Grafana is reached, for its links and redirects: the exposed URL, or (exposed under a
+/// path without a host) its own address under the path. Under a path it serves from it too
+/// (and still answers at `/`: the probes, `open`).
+fn root_url(ctx: &Context) -> Vec<EnvVar> {
+    let exposure = ctx.config.grafana.exposure();
+    let sub_path = !exposure.prefix().is_empty();
+    let url = match exposure.external_url() {
+        Some(url) if sub_path => format!("{url}/"),
+        Some(url) => url,
+        None if sub_path => format!(
+            "%(protocol)s://%(domain)s:%(http_port)s{}/",
+            exposure.prefix()
+        ),
+        None => return Vec::new(),
+    };
+    let mut vars = vec![env("GF_SERVER_ROOT_URL", &url)];
+    if sub_path {
+        vars.push(env("GF_SERVER_SERVE_FROM_SUB_PATH", "true"));
+    }
+    vars
 }
 
 /// The sidecar that copies the labelled dashboard ConfigMaps (of the stack's namespace, or of
@@ -361,8 +398,8 @@ fn sidecar_rbac(ctx: &Context, labels: &BTreeMap<String, String>) -> Vec<Object>
     }
 }
 
-/// The UI is open to the namespace (port-forwards and an ingress controller's own policy
-/// come on top); Grafana talks only to the stack's Prometheus and Alertmanager, DNS, and
+/// The UI is open to the namespace (port-forwards come on top), and to anywhere while exposed;
+/// Grafana talks only to the stack's Prometheus and Alertmanager, DNS, and
 /// (the sidecar) the API server.
 fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     let to_pods = |name: &str, port: i32| NetworkPolicyEgressRule {
@@ -373,7 +410,13 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         ctx,
         NAME,
         labels,
-        vec![network::ingress(vec![namespace_pods()], vec![tcp(PORT)])],
+        [network::ingress(vec![namespace_pods()], vec![tcp(PORT)])]
+            .into_iter()
+            .chain(exposure::policy_rule(
+                ctx.config.grafana.exposure(),
+                tcp(PORT),
+            ))
+            .collect(),
         Some(vec![
             to_pods("prometheus", 9090),
             to_pods("alertmanager", 9093),

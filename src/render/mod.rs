@@ -9,6 +9,7 @@ pub mod classes;
 mod dashboards;
 mod dcgm_exporter;
 mod deployment;
+pub mod exposure;
 #[cfg(test)]
 mod fixtures;
 pub mod grafana;
@@ -171,6 +172,8 @@ fn sort_key(o: &Object) -> (Phase, usize, String, String) {
         "Secret",
         "ConfigMap",
         "Service",
+        "Ingress",
+        "HTTPRoute",
         "NetworkPolicy",
         "PodDisruptionBudget",
         "Deployment",

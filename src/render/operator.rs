@@ -44,7 +44,7 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
             service::spec(ctx, NAME, &[("http", PORT)]),
         ),
         network::scraped_api_client(ctx, NAME, &labels, vec![tcp(PORT)]),
-        self_scrape(ctx, NAME, &labels, "http"),
+        self_scrape(ctx, NAME, &labels, "http", ""),
     ]);
     objects
 }

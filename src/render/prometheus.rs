@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{
     Context,
     blocks::{place, pod_disruption_budget, self_scrape, volume_claim},
-    custom, meta,
+    custom, exposure, meta,
     network::{self, anywhere, namespace_pods, tcp},
     rbac,
     security::operand_pod,
@@ -57,8 +57,15 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
             },
         ),
         network_policy(ctx, NAME, &labels),
-        self_scrape(ctx, NAME, &labels, PORT_NAME),
+        self_scrape(ctx, NAME, &labels, PORT_NAME, prefix(ctx)),
     ]);
+    let to = exposure::Backend::of(SERVICE, PORT_NAME, PORT);
+    objects.extend(exposure::objects(
+        ctx,
+        &labels,
+        ctx.config.prometheus.exposure(),
+        &to,
+    ));
     objects.extend(thanos::objects(ctx, &labels));
     if ctx.config.prometheus.replicas > 1 {
         objects.push(pod_disruption_budget(ctx, NAME, &labels));
@@ -168,7 +175,7 @@ fn ruler(ctx: &Context) -> Vec<Object> {
             "selector": {"matchLabels": ctx.selector(NAME)},
             "endpoints": [{
                 "port": PORT_NAME,
-                "path": "/federate",
+                "path": format!("{}/federate", prefix(ctx)),
                 "params": {"match[]": super::rules::CLUSTER_SERIES},
                 // The series keep their own job, node and instance.
                 "honorLabels": true,
@@ -239,6 +246,11 @@ fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     if ctx.sizing.shards > 1 {
         spec["shards"] = json!(ctx.sizing.shards);
     }
+    // Served under the path it is exposed at: no Ingress controller or Gateway has to rewrite
+    // paths, and whatever asks it inside the cluster asks under the same prefix.
+    if !prefix(ctx).is_empty() {
+        spec["routePrefix"] = json!(prefix(ctx));
+    }
     if let Some(size) = ctx.sizing.retention_size(ctx.config) {
         spec["retentionSize"] = json!(size);
     }
@@ -291,6 +303,15 @@ fn common_spec(ctx: &Context, labels: &BTreeMap<String, String>, selector: &Valu
     if !c.external_labels.is_empty() {
         spec["externalLabels"] = json!(c.external_labels);
     }
+    // The links in its alerts and UI point where users reach it (the ruler's too, whose
+    // alerts link to the UI of the shards).
+    if let Some(url) = c.exposure().external_url() {
+        spec["externalUrl"] = json!(url);
+    }
+    let alertmanager_prefix = ctx.config.alertmanager.exposure().prefix();
+    if !alertmanager_prefix.is_empty() {
+        spec["alerting"]["alertmanagers"][0]["pathPrefix"] = json!(alertmanager_prefix);
+    }
     if let Some(secrets) = ctx.pull_secrets() {
         spec["imagePullSecrets"] = json!(secrets);
     }
@@ -304,13 +325,23 @@ fn common_spec(ctx: &Context, labels: &BTreeMap<String, String>, selector: &Valu
     spec
 }
 
-/// The UI and API from the stack's namespace (Grafana, its own self-scrape); out to every scrape
-/// target, which may be any pod or node on any port, so egress stays open.
+/// The path prefix the shards serve under (empty at the root): where they are exposed.
+pub fn prefix<'a>(ctx: &Context<'a>) -> &'a str {
+    ctx.config.prometheus.exposure().prefix()
+}
+
+/// The UI and API from the stack's namespace (Grafana, its own self-scrape), and from anywhere
+/// while exposed; out to every scrape target, which may be any pod or node on any port, so
+/// egress stays open.
 fn network_policy(ctx: &Context, name: &str, labels: &BTreeMap<String, String>) -> Object {
+    let shards = name == NAME;
     let ingress = [network::ingress(vec![namespace_pods()], vec![tcp(PORT)])]
         .into_iter()
-        // The Thanos sidecar runs beside the shards only.
-        .chain(thanos::ingress(ctx).filter(|_| name == NAME))
+        // The Thanos sidecar and the exposure are the shards' only.
+        .chain(thanos::ingress(ctx).filter(|_| shards))
+        .chain(
+            exposure::policy_rule(ctx.config.prometheus.exposure(), tcp(PORT)).filter(|_| shards),
+        )
         .collect();
     network::policy(ctx, name, labels, ingress, Some(vec![anywhere()]))
 }

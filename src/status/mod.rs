@@ -21,7 +21,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    cluster::{Cluster, error::ClusterError, inventory::stored_config},
+    cluster::{
+        Cluster, error::ClusterError, inventory::stored_config, service_proxy::route_prefix,
+    },
     config::Config,
     model::{
         self, Object,
@@ -101,12 +103,15 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
     let reuse = reuses_operator(&parent);
     // The reused Prometheus' web port has the name its spec gives it (kube-prometheus-stack's
     // is `http-web`): one GET, only when that Prometheus is the one asked.
-    let port = match (&prom.url, &reused) {
-        (None, Some((ns, name))) if reuse => web_port_name(cluster, ns, name).await,
-        _ => DEFAULT_WEB_PORT.to_string(),
+    // Either, and the path its pods serve under (`spec.routePrefix`, set when the stack's is
+    // exposed under a path): one GET of the Prometheus asked, none with --prometheus-url.
+    let (port, prefix) = match (&prom.url, &reused) {
+        (Some(_), _) => (DEFAULT_WEB_PORT.to_string(), String::new()),
+        (None, Some((ns, name))) if reuse => web_of(cluster, ns, name).await,
+        (None, _) => web_of(cluster, &cluster.namespace, render::prometheus::INSTANCE).await,
     };
     let reused_at = reused.map(|(ns, _)| (ns, port));
-    let source = prometheus_source(cluster, prom, reuse, reused_at.as_ref());
+    let source = prometheus_source(cluster, prom, reuse, reused_at.as_ref(), prefix);
     let node_exporter_job = crate::plan::LeftOut::of_parent(&parent.metadata)
         .job_name(crate::render::node_exporter::NAME);
     let ask = async {
@@ -137,7 +142,7 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
     let fires = |a: &prometheus::Answer| a.view.firing.iter().any(|f| f.name != "Watchdog");
     if let Some(a) = answer.as_mut().filter(|a| !reuse && fires(a)) {
         let wait = cluster.target.timeout.unwrap_or(prometheus::TIMEOUT);
-        let alertmanager = crate::alertmanager::Alertmanager::of_stack(cluster);
+        let alertmanager = crate::alertmanager::Alertmanager::of_stack(cluster).await;
         let asked = alertmanager.get("alerts?silenced=true&active=false&inhibited=false");
         if let Ok(Ok(held)) = tokio::time::timeout(wait, asked).await {
             a.view.set_apart_silenced(&held);
@@ -175,18 +180,19 @@ impl Snapshot {
 const DEFAULT_WEB_PORT: &str = "web";
 
 /// The name of the web port of the `Prometheus` `ns/name` (`spec.portName`), which the
-/// operator's `prometheus-operated` Service carries; the default when it cannot be read.
-async fn web_port_name(cluster: &Cluster, ns: &str, name: &str) -> String {
+/// operator's `prometheus-operated` Service carries, and the path prefix its pods serve under
+/// ([`route_prefix`]); the defaults when it cannot be read.
+async fn web_of(cluster: &Cluster, ns: &str, name: &str) -> (String, String) {
     let api = resources::by_group_kind("Prometheus.monitoring.coreos.com")
         .expect("monitoring kinds are known")
         .api(&cluster.client, Some(ns));
-    api.get_opt(name)
-        .await
-        .ok()
-        .flatten()
+    let object = api.get_opt(name).await.ok().flatten();
+    let port = object
+        .as_ref()
         .and_then(|p| p.data["spec"]["portName"].as_str().map(str::to_string))
         .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| DEFAULT_WEB_PORT.to_string())
+        .unwrap_or_else(|| DEFAULT_WEB_PORT.to_string());
+    (port, object.as_ref().map(route_prefix).unwrap_or_default())
 }
 
 /// The Prometheus that scrapes the stack: `--prometheus-url`, its own, or the reused one
@@ -198,6 +204,7 @@ fn prometheus_source<'a>(
     prom: &'a PrometheusFlag,
     reuses_operator: bool,
     reused_at: Option<&'a (String, String)>,
+    prefix: String,
 ) -> Option<prometheus::Source<'a>> {
     match (&prom.url, reused_at) {
         (Some(url), _) => Some(prometheus::Source::Url(url)),
@@ -206,12 +213,14 @@ fn prometheus_source<'a>(
             namespace: &cluster.namespace,
             service: render::prometheus::SERVICE,
             port: render::prometheus::PORT_NAME,
+            prefix,
         }),
         (None, Some((namespace, port))) => Some(prometheus::Source::ServiceProxy {
             cluster,
             namespace,
             service: OPERATED_SERVICE,
             port,
+            prefix,
         }),
         (None, None) => None,
     }
