@@ -104,6 +104,7 @@ fn ingresses_and_routes_pass_the_api_servers_strict_validation() {
     let (_dir, file) = write_list("route.json", &[route]);
     let out = c.server_dry_run(&file);
     assert_ne!(out.code, 0, "{out:#?}");
+    assert!(out.stderr.contains("must not contain '//'"), "{out:#?}");
 }
 
 #[test]

@@ -48,6 +48,16 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
         render::NodeClasses::default(),
         args.nodes,
     );
+    // Offline, the cluster's Gateway API is not known: say what the HTTPRoutes need.
+    let routes = crate::preflight::gateway::wanted(&rendered.objects);
+    if !routes.is_empty() {
+        output::diag!(
+            "{} {} rendered: the Gateway API's CRDs ({}, serving v1) must be installed where they are applied; `kubectl automon enable` checks before its first write",
+            output::Palette::stderr().warn("note:"),
+            crate::output::plural(routes.len(), "HTTPRoute"),
+            render::exposure::HTTPROUTE_CRD
+        );
+    }
     let text = match args.output.as_str() {
         "json" => rendered.to_json(),
         _ => rendered.to_yaml(),
