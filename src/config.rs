@@ -1218,15 +1218,8 @@ impl Config {
     /// The namespace and the exclude label are names Kubernetes accepts.
     fn check_names(&self) -> Result<(), Invalid> {
         checks::stack_namespace(&self.namespace).map_err(|p| invalid("namespace", p))?;
-        if !is_label_key(&self.node_exporter.exclude_label) {
-            return Err(invalid(
-                "nodeExporter.excludeLabel",
-                format!(
-                    "{:?} is not a valid label key",
-                    self.node_exporter.exclude_label
-                ),
-            ));
-        }
+        checks::label_key(&self.node_exporter.exclude_label)
+            .map_err(|p| invalid("nodeExporter.excludeLabel", p))?;
         self.check_select()
     }
 
@@ -1716,12 +1709,6 @@ fn check_host_port(s: &str) -> Result<(), String> {
     }
 }
 
-/// A DNS subdomain name (RFC 1123), as the names of most objects (a StorageClass', a
-/// PriorityClass') are.
-fn is_dns_subdomain(s: &str) -> bool {
-    checks::subdomain_fault(s, 253).is_none()
-}
-
 /// A label value: empty, or at most 63 characters, alphanumeric at both ends, `-`, `_` and `.`
 /// between.
 fn is_label_value(s: &str) -> bool {
@@ -1737,14 +1724,12 @@ fn is_label_value(s: &str) -> bool {
 fn check_labels(at: &str, labels: &BTreeMap<String, String>) -> Result<(), Invalid> {
     for (k, v) in labels {
         let key = format!("{at}.{k}");
-        if !is_label_key(k) {
-            return Err(invalid(&key, format!("{k:?} is not a valid label key")));
-        }
+        checks::label_key(k).map_err(|p| invalid(&key, p))?;
         if !is_label_value(v) {
             return Err(invalid(
                 &key,
                 format!(
-                    "{v:?} is not a valid label value (at most 63 letters, digits, '-', '_' or '.')"
+                    "{v:?} is not a valid label value (empty, or at most 63 letters, digits, '-', '_' or '.', alphanumeric at both ends, e.g. prod)"
                 ),
             ));
         }
@@ -1753,19 +1738,7 @@ fn check_labels(at: &str, labels: &BTreeMap<String, String>) -> Result<(), Inval
 }
 
 fn is_label_key(s: &str) -> bool {
-    let (prefix, name) = match s.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, s),
-    };
-    let name_ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
-    let prefix_ok = prefix.is_none_or(is_dns_subdomain);
-    name_ok && prefix_ok
+    checks::label_key_fault(s).is_none()
 }
 
 /// The dotted key of a block-style YAML line, from the indentation of the lines above it.

@@ -89,6 +89,49 @@ pub(super) fn stack_namespace(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Why `s` is not a label key as the API server validates one (`[prefix/]name`: the prefix a
+/// DNS subdomain, the name at most 63 letters, digits, `-`, `_` and `.`, alphanumeric at both
+/// ends), if it is not.
+pub(super) fn label_key_fault(s: &str) -> Option<String> {
+    let (prefix, name) = match s.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, s),
+    };
+    if let Some(why) = prefix.and_then(|p| subdomain_fault(p, 253).map(|why| (p, why))) {
+        let (p, why) = why;
+        return Some(format!("its prefix {p:?} is not a DNS subdomain: {why}"));
+    }
+    let why = if name.is_empty() {
+        "its name is empty".to_string()
+    } else if name.len() > 63 {
+        format!("its name is {} characters long, at most 63", name.len())
+    } else if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        format!("{c:?} is not a letter, a digit, '-', '_' or '.'")
+    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        "its name does not start and end with a letter or digit".to_string()
+    } else {
+        return None;
+    };
+    Some(why)
+}
+
+/// A label key as the API server validates one (a node selector's, a label to select by).
+pub(super) fn label_key(s: &str) -> Result<(), String> {
+    match label_key_fault(s) {
+        None => Ok(()),
+        Some(why) => Err(format!(
+            "{s:?} is not a valid label key: {why}; a label key is a name of at most 63 letters, \
+             digits, '-', '_' and '.', alphanumeric at both ends, after an optional DNS \
+             subdomain and '/', e.g. team or example.com/team"
+        )),
+    }
+}
+
 /// A label name as Prometheus and Alertmanager read one in their configurations and PromQL:
 /// an ASCII letter or `_`, then letters, digits and `_`.
 pub(super) fn prometheus_label_name(s: &str) -> Result<(), String> {
@@ -652,6 +695,43 @@ mod tests {
                 .unwrap_err()
                 .contains("upper-case")
         );
+    }
+
+    #[test]
+    fn label_keys_as_the_api_server_validates_them() {
+        let name63 = times('n', 63);
+        let prefixed = format!("{}/{name63}", longest_subdomain());
+        for ok in [
+            "a",
+            "team",
+            "automon.io/exclude",
+            "a.b-c/d_e.f",
+            "Team_A",
+            &name63,
+            &prefixed,
+        ] {
+            assert_eq!(label_key(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "its name is empty"),
+            ("a/", "its name is empty"),
+            ("/x", "its prefix \"\""),
+            ("-a", "does not start and end"),
+            ("a_", "does not start and end"),
+            ("a b", "' ' is not"),
+            ("ä", "'ä' is not"),
+            ("Upper.Case/x", "upper-case"),
+            ("a/b/c", "'/' is not"),
+            (&format!("{name63}n"), "64 characters long, at most 63"),
+            (
+                &format!("{}e/x", longest_subdomain()),
+                "254 characters long",
+            ),
+        ] {
+            let e = label_key(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+            assert!(e.contains("e.g. team"), "{e}");
+        }
     }
 
     #[test]
