@@ -164,7 +164,7 @@ impl Resources {
         let pick = |ours: &Option<Quantity>, theirs: &Option<Quantity>| {
             theirs.clone().or_else(|| ours.clone())
         };
-        Resources {
+        let mut r = Resources {
             requests: Amounts {
                 cpu: pick(&self.requests.cpu, &explicit.requests.cpu),
                 memory: pick(&self.requests.memory, &explicit.requests.memory),
@@ -173,7 +173,9 @@ impl Resources {
                 cpu: pick(&self.limits.cpu, &explicit.limits.cpu),
                 memory: pick(&self.limits.memory, &explicit.limits.memory),
             },
-        }
+        };
+        checks::keep_within_limits(&mut r, explicit);
+        r
     }
 }
 

@@ -345,6 +345,34 @@ pub(super) fn resources(key: &str, r: &Resources) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// `r`, automon's amounts with the user's over them, with each amount automon worked out moved
+/// so that no request is above its limit, which the API server refuses (a Prometheus whose
+/// StatefulSet the operator then cannot create): a worked-out limit rises to the user's
+/// request, a worked-out request falls to the user's limit.
+pub(super) fn keep_within_limits(r: &mut Resources, explicit: &Resources) {
+    let value = |q: &Option<super::Quantity>| q.as_ref().and_then(|q| quantity_value(&q.0).ok());
+    let (requests, limits) = (&mut r.requests, &mut r.limits);
+    for (request, limit, given) in [
+        (
+            &mut requests.cpu,
+            &mut limits.cpu,
+            (&explicit.requests.cpu, &explicit.limits.cpu),
+        ),
+        (
+            &mut requests.memory,
+            &mut limits.memory,
+            (&explicit.requests.memory, &explicit.limits.memory),
+        ),
+    ] {
+        let above = matches!((value(request), value(limit)), (Some(a), Some(l)) if a > l);
+        match given {
+            (Some(_), None) if above => *limit = request.clone(),
+            (None, Some(_)) if above => *request = limit.clone(),
+            _ => {}
+        }
+    }
+}
+
 /// One amount at `at`: its value and its text, when given; a quantity of 0 or more.
 fn amount<'a>(at: &str, q: &'a Option<super::Quantity>) -> Result<Option<(f64, &'a str)>, Invalid> {
     let Some(q) = q else { return Ok(None) };
@@ -889,6 +917,62 @@ mod tests {
         let (key, e) = resources("x", &r("-1", "256Mi")).unwrap_err();
         assert_eq!(key, "x.requests.memory");
         assert!(e.contains("negative"), "{e}");
+    }
+
+    /// What automon sizes yields to what the user wrote where the two would put a request
+    /// above its limit; what the user wrote is never changed.
+    #[test]
+    fn sized_amounts_yield_so_that_no_request_is_above_its_limit() {
+        let q = |s: &str| Some(super::super::Quantity(s.into()));
+        let amounts = |cpu: Option<&str>, memory: Option<&str>| super::super::Amounts {
+            cpu: cpu.and_then(q),
+            memory: memory.and_then(q),
+        };
+        let sized = Resources {
+            requests: amounts(Some("300m"), Some("1Gi")),
+            limits: amounts(Some("1"), Some("2Gi")),
+        };
+        let cases = [
+            // A request above the sized limit raises the limit to it.
+            (
+                (Some("2"), Some("64Gi")),
+                (None, None),
+                (("2", "64Gi"), ("2", "64Gi")),
+            ),
+            // A limit below the sized request lowers the request to it.
+            (
+                (None, None),
+                (Some("100m"), Some("512Mi")),
+                (("100m", "512Mi"), ("100m", "512Mi")),
+            ),
+            // Within the limits, nothing moves.
+            (
+                (Some("500m"), None),
+                (None, Some("4Gi")),
+                (("500m", "1Gi"), ("1", "4Gi")),
+            ),
+            // Both given: the user's own pair stands (and validation refuses it if wrong).
+            (
+                (None, Some("8Gi")),
+                (None, Some("4Gi")),
+                (("300m", "8Gi"), ("1", "4Gi")),
+            ),
+        ];
+        for ((cpu, memory), (cpu_limit, memory_limit), (want_requests, want_limits)) in cases {
+            let explicit = Resources {
+                requests: amounts(cpu, memory),
+                limits: amounts(cpu_limit, memory_limit),
+            };
+            let r = sized.overlaid(&explicit);
+            let text = |a: &super::super::Amounts| {
+                let t =
+                    |q: &Option<super::super::Quantity>| q.clone().map(|q| q.0).unwrap_or_default();
+                (t(&a.cpu), t(&a.memory))
+            };
+            let pair = |(c, m): (&str, &str)| (c.to_string(), m.to_string());
+            assert_eq!(text(&r.requests), pair(want_requests), "{explicit:?}");
+            assert_eq!(text(&r.limits), pair(want_limits), "{explicit:?}");
+        }
     }
 
     #[test]
