@@ -69,8 +69,8 @@ pub(super) fn namespace_name(s: &str) -> Result<(), String> {
     }
 }
 
-/// The longest namespace the stack can live in: the operator creates the kubelet's Service
-/// `<namespace>-kubelet` in kube-system, and a Service name is a DNS-1035 label of at most 63.
+/// What the operator puts after the stack's namespace to name the kubelet's Service in
+/// kube-system (`--kubelet-service`); a Service name is a DNS-1035 label of at most 63.
 const KUBELET_SERVICE_SUFFIX: &str = "-kubelet";
 
 /// The stack's own namespace: a namespace name that also makes a Service name of
