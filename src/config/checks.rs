@@ -36,6 +36,8 @@ fn label_fault(s: &str, max: usize) -> Option<String> {
 }
 
 /// Why `s` is not a DNS-1123 subdomain (dot-separated labels) of at most `max` characters.
+/// The API server bounds the whole name only, not each label (a 64-character Secret name is
+/// one).
 pub(super) fn subdomain_fault(s: &str, max: usize) -> Option<String> {
     if s.len() > max {
         return Some(format!("it is {} characters long, at most {max}", s.len()));
@@ -43,7 +45,7 @@ pub(super) fn subdomain_fault(s: &str, max: usize) -> Option<String> {
     if !s.is_empty() && s.split('.').any(str::is_empty) {
         return Some("it starts or ends with '.', or has two in a row".into());
     }
-    s.split('.').find_map(|part| label_fault(part, 63))
+    s.split('.').find_map(|part| label_fault(part, max))
 }
 
 /// The name of an object of `kind` as the API server validates most (a DNS-1123 subdomain:
@@ -273,7 +275,10 @@ pub(super) fn prometheus_byte_size(s: &str) -> Result<(), String> {
 
 /// The value of a Kubernetes quantity (`500m`, `2Gi`, `1e3`, `-1`) as the API server parses
 /// one: a signed decimal number and an optional suffix, binary (`Ki`…`Ei`), decimal (`n`, `u`,
-/// `m`, `k`, `M`…`E`) or an exponent (`e3`, `E-2`).
+/// `m`, `k`, `M`…`E`) or an exponent (`e3`, `E-2`). The number has a digit and nothing is
+/// around it, as the operator's CRDs' pattern for quantities (Prometheus', Alertmanager's)
+/// requires; the API server's own parser would also read `.`, `Gi` or `e3` as 0, and trims
+/// spaces.
 pub(super) fn quantity_value(s: &str) -> Result<f64, String> {
     static QUANTITY: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
@@ -665,6 +670,8 @@ mod tests {
             "a.b-c.d",
             "a--b",
             &times('a', 63),
+            &times('a', 64),
+            &times('a', 253),
             &longest,
         ] {
             assert_eq!(object_name("Secret", ok, "x"), Ok(()), "{ok}");
@@ -680,8 +687,8 @@ mod tests {
             (".a", "starts or ends with '.'"),
             ("a.", "starts or ends with '.'"),
             ("ünï", "'ü' is not"),
-            (&times('a', 64), "64 characters long, at most 63"),
             (&format!("{longest}e"), "254 characters long, at most 253"),
+            (&times('a', 254), "254 characters long, at most 253"),
         ] {
             let e = object_name("StorageClass", bad, "standard").unwrap_err();
             assert!(e.contains(why), "{bad:?}: {e}");
@@ -877,8 +884,8 @@ mod tests {
             assert!((got - value).abs() <= value.abs() * 1e-12, "{ok}: {got}");
         }
         for bad in [
-            "", "lots", "1K", "1ki", "1 Gi", "1Gi ", " 1", "1.2.3", ".", "e3", "1e", "1e1.5",
-            "1Mi3", "1GB", "١", "0x10", "Gi",
+            "", "lots", "1K", "1ki", "1 Gi", "1Gi ", " 1", "1.2.3", "1e", "1e+", "1e1.5", "1Mi3",
+            ".", "+", "Gi", "e3", "1GB", "١", "0x10", "+-1", "1..",
         ] {
             let e = quantity_value(bad).unwrap_err();
             assert!(e.contains("is not a Kubernetes quantity"), "{bad:?}: {e}");
