@@ -1,7 +1,8 @@
 //! Every key's value is checked as the program that finally reads it checks it, before
 //! anything is written: `render`, which has no cluster to ask, refuses a bad value by its key
 //! with the usage exit code and prints nothing on stdout. One key per grammar; the grammars'
-//! edge cases are the unit tests of src/config/checks.rs. Needs no cluster.
+//! edge cases are the unit tests of src/config/checks.rs. The render tests need no cluster; the
+//! last compares the checks with the local cluster's API server, in server-side dry runs.
 
 mod common;
 
