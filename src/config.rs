@@ -164,7 +164,7 @@ impl Resources {
         let pick = |ours: &Option<Quantity>, theirs: &Option<Quantity>| {
             theirs.clone().or_else(|| ours.clone())
         };
-        Resources {
+        let mut r = Resources {
             requests: Amounts {
                 cpu: pick(&self.requests.cpu, &explicit.requests.cpu),
                 memory: pick(&self.requests.memory, &explicit.requests.memory),
@@ -173,7 +173,9 @@ impl Resources {
                 cpu: pick(&self.limits.cpu, &explicit.limits.cpu),
                 memory: pick(&self.limits.memory, &explicit.limits.memory),
             },
-        }
+        };
+        checks::keep_within_limits(&mut r, explicit);
+        r
     }
 }
 
@@ -966,42 +968,14 @@ fn text<'de, D: serde::Deserializer<'de>>(d: D, what: &'static str) -> Result<St
 }
 
 impl PromDuration {
-    /// The length in seconds, or why it is not a duration.
+    /// The length in whole seconds, or why it is not a duration.
     pub fn seconds(&self) -> Result<u64, String> {
-        let s = self.0.trim();
-        if s.starts_with('-') {
-            return Err(format!("{s:?} is negative; durations must be 0 or more"));
-        }
-        let bad = || format!("{s:?} is not a duration; use e.g. 30s, 5m, 1h, 15d");
-        if s.is_empty() {
-            return Err(bad());
-        }
-        let mut total = 0u64;
-        let mut rest = s;
-        while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-            if digits == 0 {
-                return Err(bad());
-            }
-            let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-            rest = &rest[digits..];
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            let mult = match &rest[..unit_len] {
-                "ms" => 0, // sub-second parts do not count towards whole seconds
-                "s" => 1,
-                "m" => 60,
-                "h" => 3600,
-                "d" => 86_400,
-                "w" => 604_800,
-                "y" => 31_536_000,
-                _ => return Err(bad()),
-            };
-            total += n * mult;
-            rest = &rest[unit_len..];
-        }
-        Ok(total)
+        self.millis().map(|ms| ms / 1000)
+    }
+
+    /// The length in milliseconds, or why Prometheus would not read it as a duration.
+    pub fn millis(&self) -> Result<u64, String> {
+        checks::prometheus_duration_millis(&self.0)
     }
 }
 
@@ -1019,28 +993,6 @@ pub struct Quantity(pub String);
 impl<'de> Deserialize<'de> for Quantity {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         text(d, "a Kubernetes quantity such as 500m or 2Gi").map(Quantity)
-    }
-}
-
-impl Quantity {
-    fn check(&self) -> Result<(), String> {
-        let s = self.0.as_str();
-        let num_end = s
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(s.len());
-        let (num, suffix) = s.split_at(num_end);
-        let ok_num = !num.is_empty() && num.parse::<f64>().is_ok_and(|n| n >= 0.0);
-        let ok_suffix = matches!(
-            suffix,
-            "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
-        );
-        if ok_num && ok_suffix {
-            Ok(())
-        } else {
-            Err(format!(
-                "{s:?} is not a Kubernetes quantity; use e.g. 500m, 256Mi, 2Gi"
-            ))
-        }
     }
 }
 
@@ -1158,6 +1110,7 @@ impl Config {
         self.check_counts()?;
         self.check_names()?;
         self.check_sizes()?;
+        checks::check(self)?;
         placement::check(self)?;
         exposure::check(self)?;
         let receivers = self.check_receivers()?;
@@ -1216,7 +1169,7 @@ impl Config {
             ),
             ("prometheus.retention", &self.prometheus.retention),
         ] {
-            if d.seconds() == Ok(0) {
+            if d.millis() == Ok(0) {
                 return Err(invalid(key, format!("{d} must be longer than 0")));
             }
         }
@@ -1285,24 +1238,9 @@ impl Config {
 
     /// The namespace and the exclude label are names Kubernetes accepts.
     fn check_names(&self) -> Result<(), Invalid> {
-        if !is_dns_label(&self.namespace) {
-            return Err(invalid(
-                "namespace",
-                format!(
-                    "{:?} is not a valid namespace name (lower-case letters, digits and '-', at most 63)",
-                    self.namespace
-                ),
-            ));
-        }
-        if !is_label_key(&self.node_exporter.exclude_label) {
-            return Err(invalid(
-                "nodeExporter.excludeLabel",
-                format!(
-                    "{:?} is not a valid label key",
-                    self.node_exporter.exclude_label
-                ),
-            ));
-        }
+        checks::stack_namespace(&self.namespace).map_err(|p| invalid("namespace", p))?;
+        checks::label_key(&self.node_exporter.exclude_label)
+            .map_err(|p| invalid("nodeExporter.excludeLabel", p))?;
         self.check_select()
     }
 
@@ -1341,11 +1279,13 @@ impl Config {
             ));
         }
         for n in &select.namespaces {
-            if n != Select::ALL && !is_dns_label(n) {
-                return Err(invalid(
-                    "prometheus.select.namespaces",
-                    format!("{n:?} is not a namespace name (or \"*\" for every namespace)"),
-                ));
+            if n != Select::ALL {
+                checks::namespace_name(n).map_err(|p| {
+                    invalid(
+                        "prometheus.select.namespaces",
+                        format!("{p} (or \"*\" for every namespace)"),
+                    )
+                })?;
             }
         }
         Ok(())
@@ -1365,36 +1305,28 @@ impl Config {
             ),
         ];
         for (key, r) in resources {
-            for (part, amounts) in [("requests", &r.requests), ("limits", &r.limits)] {
-                for (name, q) in [("cpu", &amounts.cpu), ("memory", &amounts.memory)] {
-                    if let Some(q) = q {
-                        q.check()
-                            .map_err(|p| invalid(&format!("{key}.{part}.{name}"), p))?;
-                    }
-                }
-            }
+            checks::resources(key, r)?;
         }
         for (section, storage) in [
             ("prometheus", &self.prometheus.storage),
             ("alertmanager", &self.alertmanager.storage),
         ] {
             if let Some(size) = &storage.size {
-                size.check()
+                checks::volume_size(&size.0)
                     .map_err(|p| invalid(&format!("{section}.storage.size"), p))?;
             }
-            if let Some(class) = storage.storage_class.as_deref()
-                && !is_dns_subdomain(class)
-            {
-                return Err(invalid(
-                    &format!("{section}.storage.storageClass"),
-                    format!(
-                        "{class:?} is not a StorageClass name (lower-case letters, digits, '-' and '.'); `kubectl get storageclass` lists them"
-                    ),
-                ));
+            if let Some(class) = storage.storage_class.as_deref() {
+                checks::object_name("StorageClass", class, "standard").map_err(|p| {
+                    invalid(
+                        &format!("{section}.storage.storageClass"),
+                        format!("{p}; `kubectl get storageclass` lists them"),
+                    )
+                })?;
             }
         }
         if let Some(size) = &self.prometheus.retention_size {
-            check_byte_size(size).map_err(|p| invalid("prometheus.retentionSize", p))?;
+            checks::prometheus_byte_size(size)
+                .map_err(|p| invalid("prometheus.retentionSize", p))?;
         }
         Ok(())
     }
@@ -1466,13 +1398,9 @@ impl Config {
                     "no label to match, so it would take every alert; give at least one, e.g. match: {alertname: HighCPUUsage}".into(),
                 ));
             }
-            if let Some(label) = o.labels.keys().find(|l| !is_alert_label_name(l)) {
-                return Err(invalid(
-                    &format!("{key}.match"),
-                    format!(
-                        "{label:?} is not a label name (letters, digits and '_', not starting with a digit)"
-                    ),
-                ));
+            for label in o.labels.keys() {
+                checks::prometheus_label_name(label)
+                    .map_err(|p| invalid(&format!("{key}.match"), p))?;
             }
             known(&format!("{key}.receiver"), &o.receiver)?;
         }
@@ -1747,31 +1675,6 @@ fn scalar_for(existing: &serde_json::Value, over: serde_json::Value) -> serde_js
     }
 }
 
-/// A Prometheus byte size as the `Prometheus` CRD's `ByteSize` accepts it: `0`, or a number and
-/// a unit, `B`, `KB`…`EB` or `KiB`…`EiB` (e.g. `40GB`, `512MiB`, `1.5TB`).
-fn check_byte_size(s: &str) -> Result<(), String> {
-    let bad = || format!("{s:?} is not a size; use a number and a unit, e.g. 40GB, 512MB, 1.5TB");
-    if s == "0" {
-        return Ok(());
-    }
-    let num_end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(bad)?;
-    let (num, unit) = s.split_at(num_end);
-    let num_ok = num.parse::<f64>().is_ok_and(f64::is_finite) && !num.ends_with('.');
-    let unit = unit.strip_suffix('B').ok_or_else(bad)?;
-    let unit = unit
-        .strip_suffix('i')
-        .filter(|u| !u.is_empty())
-        .unwrap_or(unit);
-    let unit_ok = matches!(unit, "" | "K" | "M" | "G" | "T" | "P" | "E");
-    if num_ok && unit_ok {
-        Ok(())
-    } else {
-        Err(bad())
-    }
-}
-
 /// An absolute http(s) URL with a host, as Alertmanager's webhook and Slack configurations need.
 /// The URL is a credential (its path or query is the token): the error never repeats it.
 fn check_url(s: &str) -> Result<(), String> {
@@ -1827,28 +1730,6 @@ fn check_host_port(s: &str) -> Result<(), String> {
     }
 }
 
-/// A label name as Alertmanager's matchers name one: letters, digits and `_`, not starting
-/// with a digit.
-fn is_alert_label_name(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// A DNS subdomain name (RFC 1123), as the names of most objects (a StorageClass', a
-/// PriorityClass') are.
-fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
 /// A label value: empty, or at most 63 characters, alphanumeric at both ends, `-`, `_` and `.`
 /// between.
 fn is_label_value(s: &str) -> bool {
@@ -1864,14 +1745,12 @@ fn is_label_value(s: &str) -> bool {
 fn check_labels(at: &str, labels: &BTreeMap<String, String>) -> Result<(), Invalid> {
     for (k, v) in labels {
         let key = format!("{at}.{k}");
-        if !is_label_key(k) {
-            return Err(invalid(&key, format!("{k:?} is not a valid label key")));
-        }
+        checks::label_key(k).map_err(|p| invalid(&key, p))?;
         if !is_label_value(v) {
             return Err(invalid(
                 &key,
                 format!(
-                    "{v:?} is not a valid label value (at most 63 letters, digits, '-', '_' or '.')"
+                    "{v:?} is not a valid label value (empty, or at most 63 letters, digits, '-', '_' or '.', alphanumeric at both ends, e.g. prod)"
                 ),
             ));
         }
@@ -1880,20 +1759,7 @@ fn check_labels(at: &str, labels: &BTreeMap<String, String>) -> Result<(), Inval
 }
 
 fn is_label_key(s: &str) -> bool {
-    let (prefix, name) = match s.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, s),
-    };
-    let name_ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
-    let prefix_ok =
-        prefix.is_none_or(|p| !p.is_empty() && p.len() <= 253 && p.split('.').all(is_dns_label));
-    name_ok && prefix_ok
+    checks::label_key_fault(s).is_none()
 }
 
 /// The dotted key of a block-style YAML line, from the indentation of the lines above it.
@@ -1933,6 +1799,7 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
     (1..=text.lines().count()).find(|&n| key_path_at(text, n).as_deref() == Some(key))
 }
 
+mod checks;
 pub mod credentials;
 pub mod exposure;
 pub mod placement;
@@ -2393,12 +2260,12 @@ mod tests {
     #[test]
     fn sizes_urls_and_addresses_are_checked_as_their_component_would() {
         for good in ["0", "40GB", "512MB", "1.5TB", "100B", "512MiB", "2EiB"] {
-            assert_eq!(check_byte_size(good), Ok(()), "{good}");
+            assert_eq!(checks::prometheus_byte_size(good), Ok(()), "{good}");
         }
         for bad in [
             "40 gigs", "40", "40G", "GB", "-1GB", "1.GB", "40gb", "40iB", "",
         ] {
-            assert!(check_byte_size(bad).is_err(), "{bad}");
+            assert!(checks::prometheus_byte_size(bad).is_err(), "{bad}");
         }
         let e = Config::default()
             .with_set("prometheus.retentionSize=40 gigs")

@@ -10,8 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::is_dns_label;
-
 /// The Secret, in the stack's namespace, that holds the credentials given literally. Written by
 /// `enable` beside the stack (not an ApplySet member: render, diff and revisions never carry
 /// its values), removed by `disable`.
@@ -228,21 +226,15 @@ pub fn unquoted(key: &str, problem: String) -> String {
 
 /// A Secret's name: a DNS subdomain.
 pub(super) fn check_secret(key: &str, name: &str) -> Result<(), (String, String)> {
-    let valid = !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns_label);
-    if valid {
-        Ok(())
-    } else if name.is_empty() {
-        Err((
+    if name.is_empty() {
+        return Err((
             format!("{key}.secret"),
             "no Secret named; name the Secret in the stack's namespace that holds the credentials"
                 .into(),
-        ))
-    } else {
-        Err((
-            format!("{key}.secret"),
-            format!("{name:?} is not a Secret name (lower-case letters, digits, '-' and '.')"),
-        ))
+        ));
     }
+    super::checks::object_name("Secret", name, "team-hooks")
+        .map_err(|p| (format!("{key}.secret"), p))
 }
 
 /// A key of a Secret: letters, digits, `-`, `_` and `.`.
@@ -253,16 +245,23 @@ pub(super) fn check_key(key: &str, secret: &str, value: &str) -> Result<(), (Str
             format!("Secret {secret:?} is named but not its key; say which key holds the value"),
         ));
     }
+    // The API server's rule for a Secret's keys; `.`, `..` and `..x` would also climb out of
+    // the directory the key is mounted in.
     let valid = value.len() <= 253
         && value
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && value != "."
+        && !value.starts_with("..");
     if valid {
         Ok(())
     } else {
         Err((
             key.into(),
-            format!("{value:?} is not a Secret key (letters, digits, '-', '_' and '.')"),
+            format!(
+                "{value:?} is not a Secret key (letters, digits, '-', '_' and '.', at most 253, \
+                 neither '.' nor starting with '..'), e.g. password"
+            ),
         ))
     }
 }

@@ -10,9 +10,7 @@ use k8s_openapi::api::core::v1::{Affinity, Toleration, TopologySpreadConstraint}
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use super::{
-    Config, Invalid, check_labels, invalid, is_dns_subdomain, is_label_key, is_label_value,
-};
+use super::{Config, Invalid, check_labels, invalid, is_label_key, is_label_value};
 
 /// One component's placement, borrowed from its section of the configuration. The scheduling
 /// fields stay as given (JSON) until they are checked: a key Kubernetes does not know would
@@ -118,15 +116,9 @@ fn check_one(section: &str, p: &Placement) -> Result<(), Invalid> {
             "an affinity: {nodeAffinity, podAffinity, podAntiAffinity}",
         )?;
     }
-    if let Some(name) = p.priority_class_name
-        && !is_dns_subdomain(name)
-    {
-        return Err(invalid(
-            &format!("{section}.priorityClassName"),
-            format!(
-                "{name:?} is not a PriorityClass name (lower-case letters, digits, '-' and '.', at most 253)"
-            ),
-        ));
+    if let Some(name) = p.priority_class_name {
+        super::checks::object_name("PriorityClass", name, "system-cluster-critical")
+            .map_err(|e| invalid(&format!("{section}.priorityClassName"), e))?;
     }
     for (i, c) in p.topology_spread_constraints.iter().enumerate() {
         let key = format!("{section}.topologySpreadConstraints[{i}]");

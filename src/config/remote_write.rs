@@ -239,17 +239,7 @@ pub(super) fn check(p: &Prometheus) -> Result<(), (String, String)> {
             "prometheus.thanos.objectStorageConfig",
             &t.object_storage_config,
         )?;
-        for (part, amounts) in [
-            ("requests", &t.resources.requests),
-            ("limits", &t.resources.limits),
-        ] {
-            for (name, q) in [("cpu", &amounts.cpu), ("memory", &amounts.memory)] {
-                if let Some(q) = q {
-                    q.check()
-                        .map_err(|e| (format!("prometheus.thanos.resources.{part}.{name}"), e))?;
-                }
-            }
-        }
+        super::checks::resources("prometheus.thanos.resources", &t.resources)?;
         // Replicas that upload blocks under the same external labels overlap, and Thanos'
         // compactor halts on overlapping blocks.
         if p.replicas > 1 && p.preset_replica_label() == Some("") {
