@@ -250,7 +250,7 @@ fn grafana_ini(ctx: &Context) -> Option<String> {
 }
 
 /// The claim of `grafana.persistence`: ReadWriteOnce, so one pod at a time (the Deployment
-/// recreates rather than rolls).
+/// stops the old pod before it starts the new one).
 fn claim(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     let p = &ctx.config.grafana.persistence;
     object(PersistentVolumeClaim {
@@ -346,10 +346,17 @@ fn deployment(ctx: &Context, labels: &BTreeMap<String, String>, checksum: &str) 
             ..Default::default()
         },
     );
-    // A ReadWriteOnce claim is held by the running pod: a rolling update's new pod would wait
-    // for it forever, and the old one would never be replaced.
+    // A ReadWriteOnce claim is held by the running pod: a rolling update that starts the new
+    // pod first (maxSurge) would leave it waiting for the claim, on another node forever. With
+    // one replica, no surge and one unavailable, the old pod is stopped first, as `Recreate`
+    // does. Not `Recreate` itself: the API server refuses it over the rolling-update parameters
+    // it defaulted onto a Deployment made without persistence (server-side apply cannot clear
+    // fields it does not own), so turning persistence on later would fail.
     if cfg.persistence.enabled {
-        d.data["spec"]["strategy"] = json!({"type": "Recreate"});
+        d.data["spec"]["strategy"] = json!({
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
+        });
     }
     d
 }
@@ -820,7 +827,7 @@ mod tests {
     }
 
     #[test]
-    fn persistence_puts_the_data_on_a_claim_and_recreates_the_pod() {
+    fn persistence_puts_the_data_on_a_claim_and_stops_the_old_pod_first() {
         let none = rendered(&Config::default());
         assert!(!none.iter().any(|o| o["kind"] == "PersistentVolumeClaim"));
         assert_eq!(volume(&none, "storage")["emptyDir"], json!({}));
@@ -841,7 +848,7 @@ mod tests {
         assert!(storage.get("emptyDir").is_none());
         assert_eq!(
             find(&objs, "Deployment")["spec"]["strategy"],
-            json!({"type": "Recreate"})
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}})
         );
         let g = container(&objs, "grafana");
         let data = g["volumeMounts"]
