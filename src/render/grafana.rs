@@ -68,10 +68,13 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
     let provider = dashboard_provider();
     let ini = grafana_ini(ctx);
     // Grafana reads provisioning and grafana.ini only at start: a changed file must roll the pod.
-    let checksum = hex(&Sha256::digest(format!(
-        "{datasources}\n{provider}\n{}",
-        ini.as_deref().unwrap_or_default()
-    )));
+    // Without settings of the user's, the same text as before grafana.ini existed: an upgrade
+    // does not restart Grafana for nothing.
+    let mut files = format!("{datasources}\n{provider}");
+    if let Some(ini) = &ini {
+        files.push_str(&format!("\n{ini}"));
+    }
+    let checksum = hex(&Sha256::digest(files));
     let mut objects = vec![
         object(ServiceAccount {
             metadata: ctx.meta(NAME, &labels),
