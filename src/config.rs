@@ -648,6 +648,19 @@ pub struct Grafana {
     pub priority_class_name: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub topology_spread_constraints: Vec<serde_json::Value>,
+    /// A PersistentVolumeClaim for its database and plugins instead of an emptyDir.
+    pub persistence: grafana::Persistence,
+    /// Sign-in with an OAuth2 / OpenID Connect provider; none by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<grafana::Oidc>,
+    /// Visitors who are not signed in, with a role (Viewer by default); off by default.
+    pub anonymous: grafana::Anonymous,
+    /// grafana.ini settings, section → key → value (config/grafana.rs checks them).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ini: BTreeMap<String, serde_json::Value>,
+    /// Datasources provisioned beside automon's Prometheus and Alertmanager.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub additional_data_sources: Vec<grafana::DataSource>,
 }
 
 impl Default for Grafana {
@@ -664,6 +677,11 @@ impl Default for Grafana {
             affinity: None,
             priority_class_name: None,
             topology_spread_constraints: Vec::new(),
+            persistence: grafana::Persistence::default(),
+            oidc: None,
+            anonymous: grafana::Anonymous::default(),
+            ini: BTreeMap::new(),
+            additional_data_sources: Vec::new(),
         }
     }
 }
@@ -1113,6 +1131,7 @@ impl Config {
         checks::check(self)?;
         placement::check(self)?;
         exposure::check(self)?;
+        grafana::check(&self.grafana)?;
         let receivers = self.check_receivers()?;
         remote_write::check(&self.prometheus)?;
         self.check_route(&receivers)
@@ -1316,12 +1335,7 @@ impl Config {
                     .map_err(|p| invalid(&format!("{section}.storage.size"), p))?;
             }
             if let Some(class) = storage.storage_class.as_deref() {
-                checks::object_name("StorageClass", class, "standard").map_err(|p| {
-                    invalid(
-                        &format!("{section}.storage.storageClass"),
-                        format!("{p}; `kubectl get storageclass` lists them"),
-                    )
-                })?;
+                check_storage_class(&format!("{section}.storage.storageClass"), class)?;
             }
         }
         if let Some(size) = &self.prometheus.retention_size {
@@ -1417,6 +1431,12 @@ impl Config {
 
 /// The key a check fails at and what is wrong there.
 type Invalid = (String, String);
+
+/// A StorageClass name, as the API server validates one.
+fn check_storage_class(key: &str, class: &str) -> Result<(), Invalid> {
+    checks::object_name("StorageClass", class, "standard")
+        .map_err(|p| invalid(key, format!("{p}; `kubectl get storageclass` lists them")))
+}
 
 /// A serde-saphyr error in `text` (read from `origin`) as the user reads it: the line, the
 /// dotted key there, and the problem in the user's words with the value it found.
@@ -1802,6 +1822,7 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
 mod checks;
 pub mod credentials;
 pub mod exposure;
+pub mod grafana;
 pub mod placement;
 mod remote_write;
 pub mod sizing;

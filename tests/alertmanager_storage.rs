@@ -54,21 +54,7 @@ impl Drop for Storage {
             "--timeout",
             "2m",
         ]));
-        c.kubectl(&[
-            "delete",
-            "namespace",
-            NS,
-            "--ignore-not-found",
-            "--timeout=120s",
-        ]);
-        c.kubectl(&[
-            "delete",
-            "pv",
-            &format!("{CLASS}-0"),
-            "--ignore-not-found",
-            "--wait=false",
-        ]);
-        c.kubectl(&["delete", "storageclass", CLASS, "--ignore-not-found"]);
+        c.delete_storage(NS, CLASS);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -276,24 +276,32 @@ fn typed(known: &Known, mut o: Object) -> Object {
     o
 }
 
-/// The parent as `enable` leaves it: CRDs that an earlier `enable --crds-from` made members stay
-/// members (they are never pruned), so their kind stays listed for `disable` to find them.
+/// The kinds of member `enable` never prunes (see [`stale`]), as the parent lists them.
+const NEVER_PRUNED: &[(&str, &str)] = &[
+    (
+        "CustomResourceDefinition",
+        "CustomResourceDefinition.apiextensions.k8s.io",
+    ),
+    ("PersistentVolumeClaim", "PersistentVolumeClaim"),
+];
+
+/// The parent as `enable` leaves it: CRDs that an earlier `enable --crds-from` made members, and
+/// volume claims a configuration no longer renders, stay members (they are never pruned), so
+/// their kind stays listed for `disable` to find them.
 pub fn final_parent(parent: &Object, members: &[Object]) -> Object {
-    let crd = "CustomResourceDefinition.apiextensions.k8s.io";
-    if members
+    let kept = NEVER_PRUNED
         .iter()
-        .any(|m| crate::model::kind(m) == "CustomResourceDefinition")
-    {
-        with_kinds(parent, [crd.to_string()])
-    } else {
-        parent.clone()
-    }
+        .filter(|(kind, _)| members.iter().any(|m| crate::model::kind(m) == *kind))
+        .map(|(_, listed)| listed.to_string());
+    with_kinds(parent, kept)
 }
 
 /// The members `enable` prunes because `rendered` no longer has them, in the order to delete
-/// them (reverse phase). Two kinds of member are never pruned: the Grafana admin Secret, which
-/// render never produces (`enable` generates it once), and CRDs, whose deletion takes every
-/// custom resource of their kind with it (`disable` decides about those).
+/// them (reverse phase). Three kinds of member are never pruned: the Grafana admin Secret, which
+/// render never produces (`enable` generates it once); CRDs, whose deletion takes every custom
+/// resource of their kind with it; and PersistentVolumeClaims, whose deletion takes the data
+/// with it (Grafana's, when `grafana.persistence` is turned off): `disable --delete-data`
+/// decides about those, or the user with kubectl ([`kept_claims`] says which).
 pub fn stale<'a>(members: &'a [Object], rendered: &[Object]) -> Vec<&'a Object> {
     let keep: std::collections::BTreeSet<_> =
         rendered.iter().map(crate::cluster::apply::key).collect();
@@ -301,14 +309,26 @@ pub fn stale<'a>(members: &'a [Object], rendered: &[Object]) -> Vec<&'a Object> 
         .iter()
         .filter(|m| {
             let kind = crate::model::kind(m);
-            !keep.contains(&crate::cluster::apply::key(m))
-                && kind != "CustomResourceDefinition"
-                && !(kind == "Secret"
-                    && m.metadata.name.as_deref() == Some(crate::render::grafana::ADMIN_SECRET))
+            let admin = kind == "Secret"
+                && m.metadata.name.as_deref() == Some(crate::render::grafana::ADMIN_SECRET);
+            let kept = NEVER_PRUNED.iter().any(|(k, _)| *k == kind) || admin;
+            !kept && !keep.contains(&crate::cluster::apply::key(m))
         })
         .collect();
     stale.sort_by_key(|o| std::cmp::Reverse(crate::render::phase(o)));
     stale
+}
+
+/// The volume claims among `members` that `rendered` no longer has: kept with their data (see
+/// [`stale`]), and worth a warning that says how to delete them.
+pub fn kept_claims<'a>(members: &'a [Object], rendered: &[Object]) -> Vec<&'a Object> {
+    let keep: std::collections::BTreeSet<_> =
+        rendered.iter().map(crate::cluster::apply::key).collect();
+    members
+        .iter()
+        .filter(|m| crate::model::kind(m) == "PersistentVolumeClaim")
+        .filter(|m| !keep.contains(&crate::cluster::apply::key(m)))
+        .collect()
 }
 
 /// The configuration `enable` stored in the parent: the running binary's defaults with the

@@ -1,6 +1,7 @@
 //! `disable`: deletes exactly the inventory (the ApplySet's members), in reverse phase order,
 //! waiting for each step to be gone before the next. Keeps the CRDs while custom resources
-//! outside the inventory use them, and the Prometheus/Alertmanager volumes unless `--delete-data`.
+//! outside the inventory use them, and the Prometheus/Alertmanager/Grafana volumes unless
+//! `--delete-data`.
 //! Gather (inventory, foreign custom resources, volumes) → plan ([`crate::plan::removal`],
 //! pure) → confirm → delete.
 
@@ -55,7 +56,7 @@ pub struct Args {
     /// Delete without asking for confirmation (required when stdin is not a terminal)
     #[arg(short = 'y', long)]
     pub yes: bool,
-    /// Also delete the PersistentVolumeClaims of Prometheus and Alertmanager (their data)
+    /// Also delete the PersistentVolumeClaims of Prometheus, Alertmanager and Grafana (their data)
     #[arg(long)]
     pub delete_data: bool,
     /// Only show what would be deleted: client (send nothing) or server (server-side dry run)

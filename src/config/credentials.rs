@@ -174,6 +174,9 @@ pub fn redact_set(set: &str) -> String {
             Err(_) => return set.to_string(),
         }
     };
+    if path.starts_with("grafana") && super::grafana::holds_secret_value(path, &value) {
+        return hidden();
+    }
     let mut tree = path
         .rsplit('.')
         .fold(value, |inner, part| json!({ part: inner }));
@@ -212,7 +215,8 @@ pub fn unquoted(key: &str, problem: String) -> String {
             .iter()
             .any(|(integration, _, _)| key.contains(integration))
         || key == "alertmanager.receivers"
-        || key == "alertmanager";
+        || key == "alertmanager"
+        || super::grafana::may_hold_secret(key);
     // A number, a boolean or a shape is no credential, and says more than nothing.
     let harmless = |got: &str| {
         got.parse::<f64>().is_ok()

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Config, Invalid, invalid, is_dns_label, is_dns_subdomain, is_label_key};
+use super::{Config, Invalid, checks, invalid, is_label_key};
 
 /// `<ui>.ingress`: an `networking.k8s.io/v1` Ingress to the UI's Service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -190,7 +190,7 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
 
 fn check_ingress(key: &str, i: &Ingress) -> Result<(), Invalid> {
     if let Some(class) = &i.class_name
-        && !is_dns_subdomain(class)
+        && checks::subdomain_fault(class, 253).is_some()
     {
         return Err(invalid(
             &format!("{key}.className"),
@@ -214,7 +214,7 @@ fn check_ingress(key: &str, i: &Ingress) -> Result<(), Invalid> {
         }
     }
     if let Some(secret) = &i.tls.secret_name {
-        if !is_dns_subdomain(secret) {
+        if checks::subdomain_fault(secret, 253).is_some() {
             return Err(invalid(
                 &format!("{key}.tls.secretName"),
                 format!(
@@ -243,7 +243,7 @@ fn check_http_route(key: &str, r: &HttpRoute) -> Result<(), Invalid> {
     }
     for (i, p) in r.parent_refs.iter().enumerate() {
         let at = format!("{key}.parentRefs[{i}]");
-        if !is_dns_subdomain(&p.name) {
+        if checks::subdomain_fault(&p.name, 253).is_some() {
             let problem = match p.name.is_empty() {
                 true => "a Gateway is named by `name`; give it".to_string(),
                 false => format!(
@@ -253,13 +253,21 @@ fn check_http_route(key: &str, r: &HttpRoute) -> Result<(), Invalid> {
             };
             return Err(invalid(&format!("{at}.name"), problem));
         }
-        if let Some(ns) = p.namespace.as_deref().filter(|n| !is_dns_label(n)) {
+        if let Some(ns) = p
+            .namespace
+            .as_deref()
+            .filter(|n| checks::namespace_name(n).is_err())
+        {
             return Err(invalid(
                 &format!("{at}.namespace"),
                 format!("{ns:?} is not a namespace name"),
             ));
         }
-        if let Some(s) = p.section_name.as_deref().filter(|s| !is_dns_subdomain(s)) {
+        if let Some(s) = p
+            .section_name
+            .as_deref()
+            .filter(|s| checks::subdomain_fault(s, 253).is_some())
+        {
             return Err(invalid(
                 &format!("{at}.sectionName"),
                 format!("{s:?} is not a listener name (lower-case letters, digits, '-' and '.')"),
@@ -290,7 +298,7 @@ fn check_host(host: &str) -> Result<(), String> {
         ));
     }
     let name = host.strip_prefix("*.").unwrap_or(host);
-    if is_dns_subdomain(name) {
+    if checks::subdomain_fault(name, 253).is_none() {
         Ok(())
     } else {
         Err(format!(

@@ -743,6 +743,7 @@ pub fn plan(
     }
     let (first_parent, final_parent, prune) =
         parents_and_prune(&inventory::listing(&parent, kinds), &members, state);
+    warnings.extend(kept_claim_warnings(state, &members, &namespace));
     Ok(Plan {
         namespace,
         reuse,
@@ -929,6 +930,24 @@ fn parents_and_prune(
         .cloned()
         .collect();
     (first, final_parent, prune)
+}
+
+/// A warning for each volume claim of the stack that this configuration no longer uses (e.g.
+/// `grafana.persistence` turned off): it is kept with its data, never pruned, and stays a member
+/// until `disable --delete-data` or the user deletes it.
+fn kept_claim_warnings(state: &ClusterState, members: &[Object], namespace: &str) -> Vec<String> {
+    let Some(before) = &state.inventory else {
+        return Vec::new();
+    };
+    inventory::kept_claims(&before.members, members)
+        .into_iter()
+        .filter_map(|c| c.metadata.name.as_deref())
+        .map(|name| {
+            format!(
+                "kept persistentvolumeclaim {name:?} and its data, which the configuration no longer uses; to use it again, turn its storage back on (grafana.persistence.enabled=true); to delete the data: kubectl delete pvc -n {namespace} {name}"
+            )
+        })
+        .collect()
 }
 
 /// Whether the stack's namespace is the user's: it exists and is not a member of automon's
@@ -1934,6 +1953,52 @@ mod tests {
         assert!(last.is_subset(&first));
         let left: BTreeSet<String> = p.members.iter().map(model::group_kind).collect();
         assert!(left.is_subset(&last));
+    }
+
+    #[test]
+    fn grafanas_claim_is_never_pruned_and_its_keeping_is_said() {
+        let on = Config::default()
+            .with_set("grafana.persistence.enabled=true")
+            .unwrap();
+        let state = ClusterState {
+            namespace_exists: true,
+            inventory: Some(installed(&on)),
+            ..Default::default()
+        };
+        // Persistence off, or Grafana off altogether: the claim stays, listed for disable.
+        for off in ["grafana.persistence.enabled=false", "grafana.enabled=false"] {
+            let config = Config::default().with_set(off).unwrap();
+            let p = plan(rendered(&config), &state, CrdSource::Kept, "").unwrap();
+            let pruned = names(&p.prune);
+            assert!(
+                !pruned
+                    .iter()
+                    .any(|n| n.starts_with("persistentvolumeclaim/")),
+                "{off}: {pruned:?}"
+            );
+            assert!(
+                kinds_of(&p.final_parent).contains("PersistentVolumeClaim"),
+                "{off}"
+            );
+            let warned: Vec<_> = p
+                .warnings
+                .iter()
+                .filter(|w| w.contains("kept persistentvolumeclaim \"grafana\""))
+                .collect();
+            assert_eq!(warned.len(), 1, "{off}: {:?}", p.warnings);
+            assert!(
+                warned[0].contains("kubectl delete pvc -n automon grafana"),
+                "{warned:?}"
+            );
+        }
+        // Still on: nothing said, the claim applied as a member.
+        let p = plan(rendered(&on), &state, CrdSource::Kept, "").unwrap();
+        assert!(
+            p.prune.is_empty() && p.warnings.is_empty(),
+            "{:?}",
+            p.warnings
+        );
+        assert!(names(&p.members).contains(&"persistentvolumeclaim/grafana".to_string()));
     }
 
     #[test]

@@ -100,11 +100,13 @@ fn tier(o: &Object) -> u8 {
     }
 }
 
-/// The volume claims that hold the data of the inventory's `Prometheus` and `Alertmanager`
-/// objects. Rule: a claim in the stack's namespace whose `operator.prometheus.io/name` label names
-/// one of them and whose `app.kubernetes.io/name` says which kind (`prometheus`/`alertmanager`) —
-/// the labels the operator puts on its StatefulSet's selector, which the StatefulSet controller
-/// copies onto every claim it creates from `volumeClaimTemplates`.
+/// The volume claims that hold the stack's data: those the operator made for the inventory's
+/// `Prometheus` and `Alertmanager` objects, and the claims that are members themselves
+/// (Grafana's, from `grafana.persistence`). Rule for the operator's: a claim in the stack's
+/// namespace whose `operator.prometheus.io/name` label names one of them and whose
+/// `app.kubernetes.io/name` says which kind (`prometheus`/`alertmanager`) — the labels the
+/// operator puts on its StatefulSet's selector, which the StatefulSet controller copies onto
+/// every claim it creates from `volumeClaimTemplates`.
 pub fn data_claims(inventory: &Inventory, claims: Vec<Object>) -> Vec<Object> {
     let owners: BTreeSet<(String, String)> = inventory
         .members
@@ -118,6 +120,11 @@ pub fn data_claims(inventory: &Inventory, claims: Vec<Object>) -> Vec<Object> {
         })
         .collect();
     let namespace = inventory.parent.metadata.namespace.as_deref();
+    let members = inventory
+        .members
+        .iter()
+        .filter(|o| model::kind(o) == "PersistentVolumeClaim")
+        .cloned();
     claims
         .into_iter()
         .filter(|c| c.metadata.namespace.as_deref() == namespace)
@@ -128,7 +135,22 @@ pub fn data_claims(inventory: &Inventory, claims: Vec<Object>) -> Vec<Object> {
                 _ => false,
             }
         })
+        .chain(members)
         .collect()
+}
+
+/// Whose data a claim holds, for the line that says it was kept: `grafana (Grafana's
+/// database)`, `prometheus-automon-db-prometheus-automon-0 (Prometheus)`.
+fn claim_owner(c: &Object) -> String {
+    let name = c.metadata.name.clone().unwrap_or_default();
+    let labels = c.metadata.labels.clone().unwrap_or_default();
+    let whose = match labels.get(NAME_LABEL).map(String::as_str) {
+        Some("prometheus") => "Prometheus' series",
+        Some("alertmanager") => "Alertmanager's silences and notification log",
+        Some("grafana") => "Grafana's database: users, API keys, dashboards saved in the UI",
+        _ => return name,
+    };
+    format!("{name} ({whose})")
 }
 
 /// What of `listed` (the objects in the stack's namespace, metadata only) is not automon's: not a
@@ -246,6 +268,8 @@ pub fn plan(
     for o in &inventory.members {
         match model::kind(o) {
             _ if is_parent(o) => {}
+            // Its data: with `claims` (see [`data_claims`]), kept unless `delete_data`.
+            "PersistentVolumeClaim" => {}
             "Namespace" => namespaces.push(o.clone()),
             "CustomResourceDefinition" => crds.push(o.clone()),
             _ => rest.push(o.clone()),
@@ -390,10 +414,11 @@ pub fn kept_notes(plan: &Plan, namespace: &str) -> Vec<String> {
             .iter()
             .filter_map(|c| c.metadata.name.clone())
             .collect();
+        let owners: Vec<_> = plan.kept_pvcs.iter().map(claim_owner).collect();
         notes.push(format!(
-            "kept {} persistentvolumeclaim(s) holding monitoring data ({}) (--delete-data deletes them with the stack); to delete them now: kubectl delete pvc -n {namespace} {}",
+            "kept {} persistentvolumeclaim(s) holding monitoring data: {} (--delete-data deletes them with the stack); to delete them now: kubectl delete pvc -n {namespace} {}",
             names.len(),
-            names.join(", "),
+            owners.join(", "),
             names.join(" ")
         ));
     }
@@ -728,6 +753,65 @@ mod tests {
             BTreeSet::from(["PersistentVolumeClaim"])
         );
         assert_eq!(kinds(&gone.steps[n - 1]), BTreeSet::from(["Namespace"]));
+    }
+
+    #[test]
+    fn grafanas_claim_is_data_kept_unless_delete_data() {
+        let config = Config::default()
+            .with_set("grafana.persistence.enabled=true")
+            .unwrap();
+        let mut objects = render::render(&config).objects;
+        let at = objects.iter().position(is_parent).expect("a parent");
+        let parent = objects.remove(at);
+        let inv = Inventory {
+            parent,
+            members: objects,
+        };
+        let claims = data_claims(
+            &inv,
+            vec![claim("prometheus-db-0", "prometheus", "automon")],
+        );
+        let found: Vec<_> = claims
+            .iter()
+            .filter_map(|c| c.metadata.name.as_deref())
+            .collect();
+        assert_eq!(found, ["prometheus-db-0", "grafana"]);
+        let kept = plan(
+            &inv,
+            &BTreeMap::new(),
+            &[],
+            claims.clone(),
+            &NamespaceContents::OnlyAutomons,
+            false,
+        );
+        assert!(
+            kept.objects()
+                .all(|o| model::kind(o) != "PersistentVolumeClaim")
+        );
+        assert_eq!(kept.kept_pvcs.len(), 2);
+        let notes = kept_notes(&kept, "automon").join("\n");
+        assert!(
+            notes.contains(
+                "grafana (Grafana's database: users, API keys, dashboards saved in the UI)"
+            ) && notes.contains("prometheus-db-0 (Prometheus' series)")
+                && notes.contains("kubectl delete pvc -n automon prometheus-db-0 grafana"),
+            "{notes}"
+        );
+        let gone = plan(
+            &inv,
+            &BTreeMap::new(),
+            &[],
+            claims,
+            &NamespaceContents::OnlyAutomons,
+            true,
+        );
+        let deleted: Vec<_> = gone
+            .objects()
+            .filter(|o| model::kind(o) == "PersistentVolumeClaim")
+            .filter_map(|o| o.metadata.name.as_deref())
+            .collect();
+        assert_eq!(deleted, ["prometheus-db-0", "grafana"]);
+        assert!(gone.kept_pvcs.is_empty());
     }
 
     #[test]

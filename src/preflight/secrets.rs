@@ -1,5 +1,6 @@
 //! The Secret keys the stack reads credentials from (a receiver's `urlSecret`, remote write's
-//! `basicAuth`, `bearerToken` and `tls`, Thanos' object storage): each must exist before
+//! `basicAuth`, `bearerToken` and `tls`, Thanos' object storage, Grafana's OAuth client secret
+//! and its datasources' secure fields): each must exist before
 //! `enable` writes, or Alertmanager loads no configuration and Prometheus sends nothing. Read
 //! from the objects to apply, so a rollback's recorded objects are checked the same way.
 //! The credentials Secret `enable` itself writes is not asked for: it is written after
@@ -17,7 +18,10 @@ use crate::{
     cluster::{Cluster, error::ClusterError},
     config::credentials::SECRET_NAME,
     model::{Object, finding::Finding, finding::Level, kind},
-    render::alertmanager::{CONFIG_KEY, CONFIG_SECRET, SECRETS_DIR},
+    render::{
+        alertmanager::{CONFIG_KEY, CONFIG_SECRET, SECRETS_DIR},
+        grafana,
+    },
 };
 
 /// Secret name → the keys the stack reads from it.
@@ -31,6 +35,14 @@ pub fn wanted(objects: &[Object]) -> Wanted {
             "Prometheus" | "Alertmanager" => {
                 if let Some(spec) = o.data.get("spec") {
                     selectors(spec, None, &mut out);
+                }
+            }
+            // Grafana's client secret and datasource fields; its admin Secret `enable` makes.
+            "Deployment" if o.metadata.name.as_deref() == Some(grafana::NAME) => {
+                for (secret, key) in env_secret_keys(o) {
+                    if secret != grafana::ADMIN_SECRET {
+                        out.entry(secret).or_default().insert(key);
+                    }
                 }
             }
             "Secret" if o.metadata.name.as_deref() == Some(CONFIG_SECRET) => {
@@ -48,6 +60,27 @@ pub fn wanted(objects: &[Object]) -> Wanted {
         .collect();
     out.retain(|name, _| name != SECRET_NAME && !provided.contains(name.as_str()));
     out
+}
+
+/// The (Secret, key) of every container variable a workload's pod takes from a Secret.
+fn env_secret_keys(workload: &Object) -> Vec<(String, String)> {
+    let containers = workload
+        .data
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array);
+    containers
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("env").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|e| e.pointer("/valueFrom/secretKeyRef"))
+        .filter_map(|r| {
+            Some((
+                r.get("name")?.as_str()?.to_string(),
+                r.get("key")?.as_str()?.to_string(),
+            ))
+        })
+        .collect()
 }
 
 /// Every `SecretKeySelector` (`{name, key}`) in a spec; one under `configMap` is a ConfigMap's.
@@ -252,6 +285,8 @@ mod tests {
             "alertmanager.receivers=[{name: own, webhook: {urlSecret: {secret: team-hooks, key: url}}}, {name: lit, webhook: {url: 'https://h/x'}}]",
             "prometheus.remoteWrite=[{url: 'https://s/api/v1/push', basicAuth: {secret: rw, usernameKey: user, passwordKey: pass}, tls: {secret: rw-tls, caKey: ca.crt}}]",
             "prometheus.thanos={objectStorageConfig: {secret: bucket, key: objstore.yml}}",
+            "grafana.oidc={name: SSO, clientId: grafana, clientSecret: {name: sso, key: client-secret}, authUrl: 'https://sso.example.com/a', tokenUrl: 'https://sso.example.com/t', apiUrl: 'https://sso.example.com/u', scopes: [openid]}",
+            "grafana.additionalDataSources=[{name: Loki, type: loki, url: 'http://loki.logging.svc:3100', basicAuth: true, basicAuthUser: g, secureJsonData: {basicAuthPassword: {name: loki, key: password}}}]",
         ]));
         let got: Vec<(String, Vec<String>)> = w
             .into_iter()
@@ -263,8 +298,10 @@ mod tests {
             got,
             [
                 want("bucket", &["objstore.yml"]),
+                want("loki", &["password"]),
                 want("rw", &["pass", "user"]),
                 want("rw-tls", &["ca.crt"]),
+                want("sso", &["client-secret"]),
                 want("team-hooks", &["url"]),
             ]
         );

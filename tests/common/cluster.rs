@@ -323,6 +323,26 @@ impl LocalCluster {
         (process, kubeconfig, log)
     }
 
+    /// Removes a test's namespace, then its volume `<class>-0` and StorageClass `class`
+    /// (whatever a failed run left of them).
+    pub fn delete_storage(&self, namespace: &str, class: &str) {
+        self.kubectl(&[
+            "delete",
+            "namespace",
+            namespace,
+            "--ignore-not-found",
+            "--timeout=120s",
+        ]);
+        self.kubectl(&[
+            "delete",
+            "pv",
+            &format!("{class}-0"),
+            "--ignore-not-found",
+            "--wait=false",
+        ]);
+        self.kubectl(&["delete", "storageclass", class, "--ignore-not-found"]);
+    }
+
     /// What the API server would say to these objects: a server-side dry run with strict
     /// field validation.
     pub fn server_dry_run(&self, path: &Path) -> Run {
