@@ -228,18 +228,22 @@ pub fn unquoted(key: &str, problem: String) -> String {
 
 /// A Secret's name: a DNS subdomain.
 pub(super) fn check_secret(key: &str, name: &str) -> Result<(), (String, String)> {
+    check_secret_name(&format!("{key}.secret"), name)
+}
+
+/// A Secret's name given at `key` (the field itself): a DNS subdomain.
+pub(super) fn check_secret_name(key: &str, name: &str) -> Result<(), (String, String)> {
     let valid = !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns_label);
     if valid {
         Ok(())
     } else if name.is_empty() {
         Err((
-            format!("{key}.secret"),
-            "no Secret named; name the Secret in the stack's namespace that holds the credentials"
-                .into(),
+            key.to_string(),
+            "no Secret named; name the Secret in the stack's namespace that holds the value".into(),
         ))
     } else {
         Err((
-            format!("{key}.secret"),
+            key.to_string(),
             format!("{name:?} is not a Secret name (lower-case letters, digits, '-' and '.')"),
         ))
     }

@@ -5,6 +5,7 @@
 
 pub mod exporter;
 pub mod monitors;
+pub mod scrape_configs;
 pub mod secrets;
 
 use std::{
@@ -589,6 +590,9 @@ pub struct Report {
     pub existing_exporter: ExistingExporter,
     /// The Secret keys the stack reads credentials from.
     pub secret_keys: secrets::SecretKeys,
+    /// What `prometheus.additionalScrapeConfigs` names, when it does and the key exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrape_configs: Option<scrape_configs::ScrapeConfigs>,
     /// The controller id automon's own operator runs with beside a release being replaced
     /// (`migrate`): another operator is then not reused, but left to its own.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -683,13 +687,15 @@ impl Preflight {
         let permissions_checked = wanted.len();
         let exporter = crate::preflight::exporter::Wanted::of(objects);
         let secret_keys = secrets::wanted(objects);
+        let scrape_configs = scrape_configs::Wanted::of(objects);
         // All at once; each search counts only if its reads are allowed.
-        let (info, missing, searched, holder, secret_keys) = futures::join!(
+        let (info, missing, searched, holder, secret_keys, scrape_configs) = futures::join!(
             cluster.server_version(),
             denied(cluster, wanted),
             search_operator(cluster),
             crate::preflight::exporter::search(cluster, exporter.port),
-            secrets::search(cluster, &secret_keys)
+            secrets::search(cluster, &secret_keys),
+            scrape_configs::search(cluster, scrape_configs.as_ref())
         );
         let (info, missing) = (info?, missing?);
         // Only needed to name the subject of the grant; a server that cannot say leaves it open.
@@ -727,6 +733,7 @@ impl Preflight {
             existing_operator,
             existing_exporter,
             secret_keys: secret_keys?,
+            scrape_configs: scrape_configs?,
             beside_with: controller_id(objects),
         })
     }
@@ -1262,6 +1269,7 @@ impl Report {
             self.existing_exporter.assess(),
         ];
         checks.extend(self.secret_keys.assess());
+        checks.extend(self.scrape_configs.as_ref().and_then(|s| s.assess()));
         checks
     }
 
@@ -1551,6 +1559,7 @@ mod tests {
                 ..Default::default()
             },
             secret_keys: secrets::SecretKeys::default(),
+            scrape_configs: None,
             beside_with: None,
         }
     }
