@@ -236,7 +236,7 @@ fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     ));
     remote_write::extend(&mut spec, c);
     thanos::extend(&mut spec, ctx);
-    // The shards' alone: the operator shards these jobs' targets too; the ruler scrapes none.
+    // The shards' alone: the ruler federates the few series its rules read, nothing more.
     if let Some(s) = &c.additional_scrape_configs {
         spec["additionalScrapeConfigs"] = json!({"name": s.name, "key": s.key});
     }
