@@ -531,15 +531,37 @@ fn your_monitors_of(
             Unmet::NamespaceLabels(l) => label_args(l),
             _ => None,
         });
+        // Looked in, they may still lack a label: labelled `release: V` alike for another
+        // stack (and the stack selecting by its own label), the same enable selects by it.
+        let lacking: BTreeSet<String> = far
+            .iter()
+            .flat_map(|(o, _)| yours::labels_unmet(prometheus, o))
+            .collect();
+        let releases: BTreeSet<Option<&String>> = far
+            .iter()
+            .filter(|(o, _)| !yours::labels_unmet(prometheus, o).is_empty())
+            .map(|(o, _)| o.labels.get(yours::RELEASE_LABEL))
+            .collect();
+        let release = match releases.into_iter().collect::<Vec<_>>()[..] {
+            [Some(v)] if ours && !select.all && select.labels.is_empty() => Some(v),
+            _ => None,
+        };
         let fix = match labels {
             _ if ours => {
                 let mut all: BTreeSet<&str> =
                     select.namespaces.iter().map(String::as_str).collect();
                 all.extend(&namespaces);
-                format!(
+                let mut fix = format!(
                     "kubectl automon enable -n {ns} --set 'prometheus.select.namespaces=[{}]'",
                     all.into_iter().collect::<Vec<_>>().join(", ")
-                )
+                );
+                if let Some(v) = release {
+                    fix.push_str(&format!(
+                        " --set 'prometheus.select.labels={{{}: {v}}}'",
+                        yours::RELEASE_LABEL
+                    ));
+                }
+                fix
             }
             Some(labels) => format!(
                 "kubectl label namespace {} {labels}",
@@ -560,7 +582,18 @@ fn your_monitors_of(
                 if namespaces.len() == 1 { "" } else { "s" },
                 namespaces.iter().copied().collect::<Vec<_>>().join(", "),
                 named(&names)
-            ),
+            ) + &match (lacking.is_empty(), release) {
+                (true, _) => String::new(),
+                (false, Some(v)) => format!(
+                    "; they lack {} too, and carry {}={v}",
+                    lacking.iter().cloned().collect::<Vec<_>>().join(", "),
+                    yours::RELEASE_LABEL
+                ),
+                (false, None) => format!(
+                    "; they lack {} too (doctor names the fix once their namespace is looked in)",
+                    lacking.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            },
             fix,
         ));
     }
@@ -1690,6 +1723,38 @@ mod tests {
                 ),
             ]
         );
+        // automon's default selection: the namespace and the release label, in one enable.
+        let mut default = json!({});
+        for k in Kind::ALL {
+            default[k.selector_key()] =
+                json!({"matchLabels": {"app.kubernetes.io/part-of": "automon"}});
+        }
+        let mut own = prometheus("automon", default);
+        own.metadata.name = Some("automon".into());
+        let kps_far = Listed {
+            objects: vec![w(
+                Kind::ServiceMonitor,
+                "team-b",
+                "far",
+                &[("release", "kps")],
+            )],
+            ..Default::default()
+        };
+        let none = crate::config::Select::default();
+        let found = your_monitors_of(&own, &[], &kps_far, "applyset-x", &none, true, "automon");
+        assert_eq!(
+            found[0].fix.as_deref(),
+            Some(
+                "kubectl automon enable -n automon --set 'prometheus.select.namespaces=[team-b]' --set 'prometheus.select.labels={release: kps}'"
+            )
+        );
+        assert!(
+            found[0].message.ends_with(
+                "; they lack app.kubernetes.io/part-of=automon too, and carry release=kps"
+            ),
+            "{}",
+            found[0].message
+        );
         // Beside another operator's Prometheus, whose namespace selector asks for a label.
         let mut kps = prometheus(
             "monitoring",
@@ -1699,16 +1764,7 @@ mod tests {
             }),
         );
         kps.metadata.name = Some("kps".into());
-        let far = Listed {
-            objects: vec![w(
-                Kind::ServiceMonitor,
-                "team-b",
-                "far",
-                &[("release", "kps")],
-            )],
-            ..Default::default()
-        };
-        let found = your_monitors_of(&kps, &[], &far, "applyset-x", &select, false, "automon");
+        let found = your_monitors_of(&kps, &[], &kps_far, "applyset-x", &select, false, "automon");
         assert_eq!(
             found[0].fix.as_deref(),
             Some("kubectl label namespace team-b monitored=yes")

@@ -261,7 +261,17 @@ pub enum Why {
 }
 
 /// The label kube-prometheus-stack's Prometheus selects its users' objects by.
-const RELEASE_LABEL: &str = "release";
+pub const RELEASE_LABEL: &str = "release";
+
+/// What `o` lacks of the selector `prometheus` picks its kind by, wherever it is (pure): an
+/// object in a namespace not looked in may need a label too.
+pub fn labels_unmet(prometheus: &Object, o: &Watched) -> Vec<String> {
+    serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>(
+        prometheus.data["spec"][o.kind.selector_key()].clone(),
+    )
+    .map(|s| selector::unmet(&s, &o.labels))
+    .unwrap_or_default()
+}
 
 /// Whether an object that is not selected still looks meant for the stack: it sits in the
 /// stack's namespace, carries a `release` label (as kube-prometheus-stack's users label theirs),
