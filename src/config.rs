@@ -209,6 +209,9 @@ pub struct Prometheus {
     /// (config/exposure.rs checks each).
     pub ingress: Ingress,
     pub http_route: HttpRoute,
+    /// A key of a Secret in the stack's namespace holding a YAML list of Prometheus scrape
+    /// configurations, appended to those the operator generates (`spec.additionalScrapeConfigs`).
+    pub additional_scrape_configs: Option<SecretKeySelector>,
     /// Where its pods may run, as in a pod spec (config/placement.rs checks each).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
@@ -237,6 +240,15 @@ pub struct Select {
     pub namespaces: Vec<String>,
 }
 
+/// A key of a Secret in the stack's namespace, named as Kubernetes' `SecretKeySelector` names
+/// one (and kube-prometheus-stack's `additionalScrapeConfigsSecret`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SecretKeySelector {
+    pub name: String,
+    pub key: String,
+}
+
 impl Select {
     /// Every namespace.
     pub const ALL: &'static str = "*";
@@ -263,6 +275,7 @@ impl Default for Prometheus {
             select: Select::default(),
             ingress: Ingress::default(),
             http_route: HttpRoute::default(),
+            additional_scrape_configs: None,
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
             affinity: None,
@@ -1260,7 +1273,19 @@ impl Config {
         checks::stack_namespace(&self.namespace).map_err(|p| invalid("namespace", p))?;
         checks::label_key(&self.node_exporter.exclude_label)
             .map_err(|p| invalid("nodeExporter.excludeLabel", p))?;
-        self.check_select()
+        self.check_select()?;
+        self.check_additional_scrape_configs()
+    }
+
+    /// `prometheus.additionalScrapeConfigs`: a Secret name and key Kubernetes accepts (what
+    /// the key holds is read by `enable`'s preflight, which can reach the cluster).
+    fn check_additional_scrape_configs(&self) -> Result<(), Invalid> {
+        let Some(s) = &self.prometheus.additional_scrape_configs else {
+            return Ok(());
+        };
+        let key = "prometheus.additionalScrapeConfigs";
+        credentials::check_secret_name(&format!("{key}.name"), &s.name)?;
+        credentials::check_key(&format!("{key}.key"), &s.name, &s.key)
     }
 
     /// `prometheus.select`: label keys and values Kubernetes accepts, none of automon's own
@@ -2448,6 +2473,57 @@ mod tests {
             let e = file(text).unwrap_err();
             assert_eq!(e.key, "prometheus.shards", "{e}");
             assert!(e.to_string().contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn additional_scrape_configs_name_a_secret_key_kubernetes_accepts() {
+        for accepted in [
+            "{name: extra-scrapes, key: scrape.yaml}",
+            "{name: team.scrapes, key: jobs_1-A.yml}",
+        ] {
+            let c = Config::default()
+                .with_set(&format!("prometheus.additionalScrapeConfigs={accepted}"))
+                .unwrap_or_else(|e| panic!("{accepted}: {e}"));
+            assert!(c.prometheus.additional_scrape_configs.is_some());
+        }
+        for (value, key, says) in [
+            (
+                "{key: scrape.yaml}",
+                "prometheus.additionalScrapeConfigs.name",
+                "no Secret named",
+            ),
+            (
+                "{name: Extra, key: k}",
+                "prometheus.additionalScrapeConfigs.name",
+                "not a Secret name",
+            ),
+            (
+                "{name: a_b, key: k}",
+                "prometheus.additionalScrapeConfigs.name",
+                "not a Secret name",
+            ),
+            (
+                "{name: extra}",
+                "prometheus.additionalScrapeConfigs.key",
+                "say which key",
+            ),
+            (
+                "{name: extra, key: \"a/b\"}",
+                "prometheus.additionalScrapeConfigs.key",
+                "not a Secret key",
+            ),
+            (
+                "{name: extra, key: k, secret: x}",
+                "prometheus.additionalScrapeConfigs",
+                "unknown field `secret`",
+            ),
+            ("extra", "prometheus.additionalScrapeConfigs", ""),
+        ] {
+            let set = format!("prometheus.additionalScrapeConfigs={value}");
+            let e = Config::default().with_set(&set).unwrap_err();
+            assert_eq!(e.key, key, "{set}: {e}");
+            assert!(e.to_string().contains(says), "{set}: {e}");
         }
     }
 

@@ -13,7 +13,9 @@ use crate::{
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Checks: installed, version (this plugin against the one that installed the stack; a warning),
-components, selectors (every ServiceMonitor and PrometheusRule picked up by a Prometheus), nodes
+components, selectors (every ServiceMonitor and PrometheusRule picked up by a Prometheus),
+yourMonitors (your own monitors and rules that look meant for the stack but are left out, and
+why: a warning), nodes
 (each node without a working exporter, and why), podSecurity, hostPort, crds (version skew with
 the operator), kubeletService and webhooks (leftovers of other stacks),
 alertmanager (alerts routed nowhere), scrapes (when Prometheus answers).

@@ -133,6 +133,9 @@ pub fn human(st: &Status, wide: bool, p: &Palette, now: Timestamp) -> String {
     out.push('\n');
     out.push_str(&summary_line(st, firing.len(), p));
     out.push('\n');
+    if let Some(y) = &st.your_monitors {
+        out.push_str(&your_monitors_line(y, p));
+    }
     out.push_str(&prometheus_lines(st, &firing, p));
     if let Some(z) = &st.sizing {
         out.push_str(&sizing_line(z));
@@ -295,6 +298,35 @@ fn summary_line(st: &Status, firing: usize, p: &Palette) -> String {
         });
     }
     format!("{}\n", line.join(" · "))
+}
+
+/// `Your monitors: 3 ServiceMonitors, 1 PrometheusRule selected (namespaces: automon, team-a)`,
+/// ending in a newline; what could not be listed is said after it.
+fn your_monitors_line(y: &status::yours::YourMonitors, p: &Palette) -> String {
+    let counts: Vec<String> = y
+        .counts()
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, kind)| output::plural(n, kind.name()))
+        .collect();
+    let mut line = if counts.is_empty() {
+        "Your monitors: none selected".to_string()
+    } else {
+        format!(
+            "Your monitors: {} selected (namespace{}: {})",
+            counts.join(", "),
+            if y.namespaces.len() == 1 { "" } else { "s" },
+            y.namespaces.join(", ")
+        )
+    };
+    line.push('\n');
+    if !y.unreadable.is_empty() {
+        line.push_str(&p.warn(&format!(
+            "               not counted, may not be listed: {}\n",
+            y.unreadable.join("; ")
+        )));
+    }
+    line
 }
 
 /// What Prometheus said: the scrape targets and the firing alerts, or that it did not answer.
@@ -497,6 +529,37 @@ mod tests {
         };
         st.nodes = nodes;
         st
+    }
+
+    #[test]
+    fn your_monitors_are_counted_by_kind_with_their_namespaces() {
+        let p = Palette::with_color(false);
+        let mut y = status::yours::YourMonitors {
+            prometheus: "automon/automon".into(),
+            service_monitors: 3,
+            pod_monitors: 1,
+            prometheus_rules: 2,
+            namespaces: vec!["automon".into(), "team-a".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            your_monitors_line(&y, &p),
+            "Your monitors: 3 ServiceMonitors, 1 PodMonitor, 2 PrometheusRules selected (namespaces: automon, team-a)\n"
+        );
+        let mut st = sample(vec![node("n1", Coverage::Monitored, None)]);
+        st.your_monitors = Some(y.clone());
+        assert!(
+            human(&st, false, &p, Timestamp::UNIX_EPOCH)
+                .contains("Your monitors: 3 ServiceMonitors")
+        );
+        y = status::yours::YourMonitors {
+            unreadable: vec!["Probe: forbidden".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            your_monitors_line(&y, &p),
+            "Your monitors: none selected\n               not counted, may not be listed: Probe: forbidden\n"
+        );
     }
 
     #[test]

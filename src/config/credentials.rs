@@ -230,15 +230,18 @@ pub fn unquoted(key: &str, problem: String) -> String {
 
 /// A Secret's name: a DNS subdomain.
 pub(super) fn check_secret(key: &str, name: &str) -> Result<(), (String, String)> {
+    check_secret_name(&format!("{key}.secret"), name)
+}
+
+/// A Secret's name given at `key` (the field itself): a DNS subdomain.
+pub(super) fn check_secret_name(key: &str, name: &str) -> Result<(), (String, String)> {
     if name.is_empty() {
         return Err((
-            format!("{key}.secret"),
-            "no Secret named; name the Secret in the stack's namespace that holds the credentials"
-                .into(),
+            key.to_string(),
+            "no Secret named; name the Secret in the stack's namespace that holds the value".into(),
         ));
     }
-    super::checks::object_name("Secret", name, "team-hooks")
-        .map_err(|p| (format!("{key}.secret"), p))
+    super::checks::object_name("Secret", name, "team-hooks").map_err(|p| (key.to_string(), p))
 }
 
 /// A key of a Secret: letters, digits, `-`, `_` and `.`.

@@ -40,6 +40,7 @@ pub fn assess(
     out.extend(stack_version(status));
     out.extend(components(snapshot, status));
     out.extend(selectors(snapshot, extra, ns));
+    out.extend(your_monitors(snapshot, extra, config, ns));
     out.extend(nodes(snapshot, status, extra, config));
     out.extend(pod_security(snapshot, extra));
     out.push(host_port(
@@ -435,6 +436,229 @@ fn selection_fix(
             crate::model::names::PART_OF
         ),
     }
+}
+
+/// At most this many objects are named in a finding; the rest are counted.
+const OBJECTS_NAMED: usize = 5;
+
+fn monitors_and_rules(n: usize) -> String {
+    match n {
+        1 => "1 monitor or rule".to_string(),
+        n => format!("{n} monitors and rules"),
+    }
+}
+
+/// `a, b, c, d, e and 3 more`
+fn named(names: &[String]) -> String {
+    match names.len().checked_sub(OBJECTS_NAMED) {
+        Some(more) if more > 0 => {
+            format!("{} and {more} more", names[..OBJECTS_NAMED].join(", "))
+        }
+        _ => names.join(", "),
+    }
+}
+
+/// The user's own monitors and rules that look meant for the stack (in its namespace, labelled
+/// `release`, or with one of the selector's labels) and that its Prometheus leaves out, by
+/// reason, each with the fix. Warnings: looking meant is a guess, and one another Prometheus
+/// selects is not counted.
+fn your_monitors(
+    snapshot: &Snapshot,
+    extra: &Extra,
+    config: &crate::config::Config,
+    ns: &str,
+) -> Vec<Finding> {
+    let parent = snapshot.parent.as_ref().expect("installed");
+    let (Some(prometheus), Some(listed), Some(id)) = (
+        snapshot.scraping_prometheus_object(),
+        snapshot.yours.as_ref(),
+        crate::cluster::inventory::applyset_id(&parent.metadata),
+    ) else {
+        return Vec::new();
+    };
+    let ours = !status::reuses_operator(parent);
+    your_monitors_of(
+        prometheus,
+        &extra.prometheuses,
+        listed,
+        id,
+        &config.prometheus.select,
+        ours,
+        ns,
+    )
+}
+
+/// [`your_monitors`], of what it read (pure).
+fn your_monitors_of(
+    prometheus: &crate::model::Object,
+    others: &[crate::model::Object],
+    listed: &crate::status::yours::Listed,
+    id: &str,
+    select: &crate::config::Select,
+    ours: bool,
+    ns: &str,
+) -> Vec<Finding> {
+    use crate::status::yours::{self, Watched, Why};
+    let pname = format!(
+        "{}/{}",
+        prometheus.metadata.namespace.as_deref().unwrap_or_default(),
+        prometheus.metadata.name.as_deref().unwrap_or_default()
+    );
+    let left_out = yours::unselected(prometheus, others, listed, id, &select.exclude);
+    if left_out.is_empty() {
+        let y = yours::selected(prometheus, listed, id);
+        let total: usize = y.counts().iter().map(|(n, _)| n).sum();
+        return vec![ok(
+            "yourMonitors",
+            format!(
+                "Prometheus {pname} selects {} of yours and leaves out none that looks meant for it",
+                monitors_and_rules(total)
+            ),
+        )];
+    }
+    let mut out = Vec::new();
+    let far: Vec<(&Watched, &selector::Unmet)> = left_out
+        .iter()
+        .filter_map(|(o, why)| match why {
+            Why::Namespace(u) => Some((*o, u)),
+            _ => None,
+        })
+        .collect();
+    if !far.is_empty() {
+        let namespaces: BTreeSet<&str> = far.iter().map(|(o, _)| o.namespace.as_str()).collect();
+        let names: Vec<String> = far.iter().map(|(o, _)| o.describe()).collect();
+        let labels = far.iter().find_map(|(_, u)| match u {
+            Unmet::NamespaceLabels(l) => label_args(l),
+            _ => None,
+        });
+        // Looked in, they may still lack a label: labelled `release: V` alike for another
+        // stack (and the stack selecting by its own label), the same enable selects by it.
+        let lacking: BTreeSet<String> = far
+            .iter()
+            .flat_map(|(o, _)| yours::labels_unmet(prometheus, o))
+            .collect();
+        let releases: BTreeSet<Option<&String>> = far
+            .iter()
+            .filter(|(o, _)| !yours::labels_unmet(prometheus, o).is_empty())
+            .map(|(o, _)| o.labels.get(yours::RELEASE_LABEL))
+            .collect();
+        let release = match releases.into_iter().collect::<Vec<_>>()[..] {
+            [Some(v)] if ours && !select.all && select.labels.is_empty() => Some(v),
+            _ => None,
+        };
+        let fix = match labels {
+            _ if ours => {
+                let mut all: BTreeSet<&str> =
+                    select.namespaces.iter().map(String::as_str).collect();
+                all.extend(&namespaces);
+                let mut fix = format!(
+                    "kubectl automon enable -n {ns} --set 'prometheus.select.namespaces=[{}]'",
+                    all.into_iter().collect::<Vec<_>>().join(", ")
+                );
+                if let Some(v) = release {
+                    fix.push_str(&format!(
+                        " --set 'prometheus.select.labels={{{}: {v}}}'",
+                        yours::RELEASE_LABEL
+                    ));
+                }
+                fix
+            }
+            Some(labels) => format!(
+                "kubectl label namespace {} {labels}",
+                namespaces.iter().copied().collect::<Vec<_>>().join(" ")
+            ),
+            None => format!(
+                "give the namespaces labels that Prometheus {pname}'s namespace selectors select"
+            ),
+        };
+        out.push(bad(
+            "yourMonitors",
+            Level::Warn,
+            format!(
+                "{} of yours {} meant for the stack but {} in namespace{} {} that Prometheus {pname} does not look in: {}",
+                monitors_and_rules(far.len()),
+                if far.len() == 1 { "looks" } else { "look" },
+                if far.len() == 1 { "is" } else { "are" },
+                if namespaces.len() == 1 { "" } else { "s" },
+                namespaces.iter().copied().collect::<Vec<_>>().join(", "),
+                named(&names)
+            ) + &match (lacking.is_empty(), release) {
+                (true, _) => String::new(),
+                (false, Some(v)) => format!(
+                    "; they lack {} too, and carry {}={v}",
+                    lacking.iter().cloned().collect::<Vec<_>>().join(", "),
+                    yours::RELEASE_LABEL
+                ),
+                (false, None) => format!(
+                    "; they lack {} too (doctor names the fix once their namespace is looked in)",
+                    lacking.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            },
+            fix,
+        ));
+    }
+    // The rest, by kind and namespace and what is the matter, so that one command fixes each.
+    let mut grouped: BTreeMap<(yours::Kind, &str, &Why), Vec<String>> = BTreeMap::new();
+    for (o, why) in left_out
+        .iter()
+        .filter(|(_, w)| !matches!(w, Why::Namespace(_)))
+    {
+        grouped
+            .entry((o.kind, o.namespace.as_str(), why))
+            .or_default()
+            .push(o.name.clone());
+    }
+    for ((kind, ons, why), names) in grouped {
+        let resource = kind.resource();
+        let (n, list) = (plural(names.len(), kind.name()), names.join(" "));
+        let one = names.len() == 1;
+        let (message, fix) = match why {
+            Why::Excluded(label) => (
+                format!(
+                    "{n} in namespace {ons} {} {label}, which prometheus.select.exclude leaves out: {}",
+                    if one { "carries" } else { "carry" },
+                    named(&names)
+                ),
+                format!(
+                    "kubectl label {resource} -n {ons} {list} {}- (or take it out of prometheus.select.exclude)",
+                    label.split_once('=').map_or(label.as_str(), |(k, _)| k)
+                ),
+            ),
+            Why::Labels(missing) => (
+                format!(
+                    "{n} in namespace {ons} {} {}, which Prometheus {pname} selects by: {}",
+                    if one { "lacks" } else { "lack" },
+                    missing.join(", "),
+                    named(&names)
+                ),
+                match label_args(missing) {
+                    Some(labels) => format!("kubectl label {resource} -n {ons} {list} {labels}"),
+                    None => format!(
+                        "give them labels that meet {} of Prometheus {pname}",
+                        kind.selector_key()
+                    ),
+                },
+            ),
+            Why::SelectorUnset | Why::Namespace(_) => (
+                format!(
+                    "{n} in namespace {ons}: {} of Prometheus {pname} is unset, which selects nothing",
+                    kind.selector_key()
+                ),
+                if ours {
+                    format!(
+                        "kubectl automon enable -n {ns} --force-conflicts (restores automon's selectors)"
+                    )
+                } else {
+                    format!(
+                        "set {} of Prometheus {pname} to select them",
+                        kind.selector_key()
+                    )
+                },
+            ),
+        };
+        out.push(bad("yourMonitors", Level::Warn, message, fix));
+    }
+    out
 }
 
 /// At most this many nodes get a line of their own; the rest are counted.
@@ -1428,6 +1652,141 @@ mod tests {
             exporter_scrapes: BTreeMap::new(),
             unavailable_apis: None,
         }
+    }
+
+    #[test]
+    fn your_monitors_left_out_each_have_their_reason_and_fix() {
+        use crate::status::yours::{Kind, Listed, Watched};
+        let mut spec = json!({});
+        for k in Kind::ALL {
+            spec[k.selector_key()] = json!({"matchLabels": {"release": "kps"},
+                "matchExpressions": [{"key": "skip", "operator": "NotIn", "values": ["yes"]}]});
+            spec[k.namespace_key()] = json!({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["automon", "team-a"]}]});
+        }
+        let mut p = prometheus("automon", spec);
+        p.metadata.name = Some("automon".into());
+        let w = |kind, ns: &str, name: &str, l: &[(&str, &str)]| Watched {
+            kind,
+            namespace: ns.into(),
+            name: name.into(),
+            labels: labels(l),
+        };
+        let mut objects = vec![
+            w(Kind::ServiceMonitor, "team-a", "api", &[("release", "kps")]),
+            w(Kind::ServiceMonitor, "team-b", "far", &[("release", "kps")]),
+            w(Kind::PrometheusRule, "team-c", "slo", &[("release", "kps")]),
+            w(
+                Kind::PodMonitor,
+                "team-a",
+                "muted",
+                &[("release", "kps"), ("skip", "yes")],
+            ),
+            w(Kind::ServiceMonitor, "automon", "bare", &[]),
+            w(Kind::ServiceMonitor, "automon", "bare2", &[("team", "x")]),
+        ];
+        objects.sort();
+        let listed = Listed {
+            objects,
+            namespaces: None,
+            unreadable: Vec::new(),
+        };
+        let select: crate::config::Select = serde_json::from_value(json!({
+            "labels": {"release": "kps"}, "exclude": {"skip": "yes"}, "namespaces": ["team-a"]
+        }))
+        .unwrap();
+        let found = your_monitors_of(&p, &[], &listed, "applyset-x", &select, true, "automon");
+        let got: Vec<(Level, &str, Option<&str>)> = found
+            .iter()
+            .map(|f| (f.level, f.message.as_str(), f.fix.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    Level::Warn,
+                    "2 monitors and rules of yours look meant for the stack but are in namespaces team-b, team-c that Prometheus automon/automon does not look in: servicemonitor team-b/far, prometheusrule team-c/slo",
+                    Some(
+                        "kubectl automon enable -n automon --set 'prometheus.select.namespaces=[team-a, team-b, team-c]'"
+                    )
+                ),
+                (
+                    Level::Warn,
+                    "2 ServiceMonitors in namespace automon lack release=kps, which Prometheus automon/automon selects by: bare, bare2",
+                    Some("kubectl label servicemonitor -n automon bare bare2 release=kps")
+                ),
+                (
+                    Level::Warn,
+                    "1 PodMonitor in namespace team-a carries skip=yes, which prometheus.select.exclude leaves out: muted",
+                    Some(
+                        "kubectl label podmonitor -n team-a muted skip- (or take it out of prometheus.select.exclude)"
+                    )
+                ),
+            ]
+        );
+        // automon's default selection: the namespace and the release label, in one enable.
+        let mut default = json!({});
+        for k in Kind::ALL {
+            default[k.selector_key()] =
+                json!({"matchLabels": {"app.kubernetes.io/part-of": "automon"}});
+        }
+        let mut own = prometheus("automon", default);
+        own.metadata.name = Some("automon".into());
+        let kps_far = Listed {
+            objects: vec![w(
+                Kind::ServiceMonitor,
+                "team-b",
+                "far",
+                &[("release", "kps")],
+            )],
+            ..Default::default()
+        };
+        let none = crate::config::Select::default();
+        let found = your_monitors_of(&own, &[], &kps_far, "applyset-x", &none, true, "automon");
+        assert_eq!(
+            found[0].fix.as_deref(),
+            Some(
+                "kubectl automon enable -n automon --set 'prometheus.select.namespaces=[team-b]' --set 'prometheus.select.labels={release: kps}'"
+            )
+        );
+        assert!(
+            found[0].message.ends_with(
+                "; they lack app.kubernetes.io/part-of=automon too, and carry release=kps"
+            ),
+            "{}",
+            found[0].message
+        );
+        // Beside another operator's Prometheus, whose namespace selector asks for a label.
+        let mut kps = prometheus(
+            "monitoring",
+            json!({
+                "serviceMonitorSelector": {"matchLabels": {"release": "kps"}},
+                "serviceMonitorNamespaceSelector": {"matchLabels": {"monitored": "yes"}},
+            }),
+        );
+        kps.metadata.name = Some("kps".into());
+        let found = your_monitors_of(&kps, &[], &kps_far, "applyset-x", &select, false, "automon");
+        assert_eq!(
+            found[0].fix.as_deref(),
+            Some("kubectl label namespace team-b monitored=yes")
+        );
+        // Nothing left out: one line that counts what is selected.
+        let fine = Listed {
+            objects: vec![w(
+                Kind::ServiceMonitor,
+                "team-a",
+                "api",
+                &[("release", "kps")],
+            )],
+            ..Default::default()
+        };
+        let found = your_monitors_of(&p, &[], &fine, "applyset-x", &select, true, "automon");
+        assert_eq!(
+            (found[0].level, found[0].message.as_str()),
+            (
+                Level::Ok,
+                "Prometheus automon/automon selects 1 monitor or rule of yours and leaves out none that looks meant for it"
+            )
+        );
     }
 
     #[test]

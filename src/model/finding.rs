@@ -30,7 +30,7 @@ impl Level {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// Which check: preflight's `reachable`, `version`, `permissions`, `operator`; doctor's
-    /// `installed`, `version`, `components`, `selectors`, `nodes`, `podSecurity`, `hostPort`, `crds`,
+    /// `installed`, `version`, `components`, `selectors`, `yourMonitors`, `nodes`, `podSecurity`, `hostPort`, `crds`,
     /// `kubeletService`, `webhooks`, `alertmanager`, `scrapes`, `sizing`.
     pub check: &'static str,
     pub level: Level,

@@ -6,6 +6,7 @@
 pub mod exporter;
 pub mod gateway;
 pub mod monitors;
+pub mod scrape_configs;
 pub mod secrets;
 
 use std::{
@@ -592,6 +593,9 @@ pub struct Report {
     pub secret_keys: secrets::SecretKeys,
     /// Whether the cluster serves the HTTPRoutes to apply.
     pub gateway_api: gateway::GatewayApi,
+    /// What `prometheus.additionalScrapeConfigs` names, when it does and the key exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrape_configs: Option<scrape_configs::ScrapeConfigs>,
     /// The controller id automon's own operator runs with beside a release being replaced
     /// (`migrate`): another operator is then not reused, but left to its own.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -687,14 +691,16 @@ impl Preflight {
         let exporter = crate::preflight::exporter::Wanted::of(objects);
         let secret_keys = secrets::wanted(objects);
         let routes = gateway::wanted(objects);
+        let scrape_configs = scrape_configs::Wanted::of(objects);
         // All at once; each search counts only if its reads are allowed.
-        let (info, missing, searched, holder, secret_keys, served) = futures::join!(
+        let (info, missing, searched, holder, secret_keys, served, scrape_configs) = futures::join!(
             cluster.server_version(),
             denied(cluster, wanted),
             search_operator(cluster),
             crate::preflight::exporter::search(cluster, exporter.port),
             secrets::search(cluster, &secret_keys),
-            gateway::search(cluster, &routes)
+            gateway::search(cluster, &routes),
+            scrape_configs::search(cluster, scrape_configs.as_ref())
         );
         let (info, missing) = (info?, missing?);
         // Only needed to name the subject of the grant; a server that cannot say leaves it open.
@@ -741,6 +747,7 @@ impl Preflight {
             existing_exporter,
             secret_keys: secret_keys?,
             gateway_api,
+            scrape_configs: scrape_configs?,
             beside_with: controller_id(objects),
         })
     }
@@ -1277,6 +1284,7 @@ impl Report {
         ];
         checks.extend(self.secret_keys.assess());
         checks.extend(self.gateway_api.assess());
+        checks.extend(self.scrape_configs.as_ref().and_then(|s| s.assess()));
         checks
     }
 
@@ -1567,6 +1575,7 @@ mod tests {
             },
             secret_keys: secrets::SecretKeys::default(),
             gateway_api: gateway::GatewayApi::default(),
+            scrape_configs: None,
             beside_with: None,
         }
     }

@@ -243,6 +243,10 @@ fn prometheus(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     ));
     remote_write::extend(&mut spec, c);
     thanos::extend(&mut spec, ctx);
+    // The shards' alone: the ruler federates the few series its rules read, nothing more.
+    if let Some(s) = &c.additional_scrape_configs {
+        spec["additionalScrapeConfigs"] = json!({"name": s.name, "key": s.key});
+    }
     if ctx.sizing.shards > 1 {
         spec["shards"] = json!(ctx.sizing.shards);
     }
@@ -370,6 +374,32 @@ mod tests {
             .find(|o| model::kind(o) == "Prometheus")
             .expect("a Prometheus")
             .data["spec"]
+    }
+
+    #[test]
+    fn additional_scrape_configs_go_to_the_shards_not_the_ruler() {
+        assert!(
+            spec(&render_with(&[]))
+                .get("additionalScrapeConfigs")
+                .is_none()
+        );
+        let objects = render_with(&[
+            "prometheus.additionalScrapeConfigs={name: extra, key: scrape.yaml}",
+            "prometheus.shards=2",
+        ]);
+        let prometheuses: Vec<&Object> = objects
+            .iter()
+            .filter(|o| model::kind(o) == "Prometheus")
+            .collect();
+        assert_eq!(prometheuses.len(), 2);
+        for p in prometheuses {
+            let got = p.data["spec"].get("additionalScrapeConfigs");
+            if p.metadata.name.as_deref() == Some(INSTANCE) {
+                assert_eq!(got, Some(&json!({"name": "extra", "key": "scrape.yaml"})));
+            } else {
+                assert_eq!(got, None, "the ruler");
+            }
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod nodes;
 pub mod prometheus;
 pub mod version;
 pub mod workloads;
+pub mod yours;
 
 use std::collections::BTreeMap;
 
@@ -65,6 +66,9 @@ pub struct Snapshot {
     pub reused: Vec<ReusedPart>,
     /// The Lease `reconcile --loop` holds, when one was ever taken here (and readable).
     pub lease: Option<k8s_openapi::api::coordination::v1::Lease>,
+    /// Every ServiceMonitor, PodMonitor, Probe, ScrapeConfig and PrometheusRule of the cluster
+    /// by its metadata, and the namespaces' labels: what the stack's Prometheus selects.
+    pub yours: Option<yours::Listed>,
 }
 
 /// One part of another stack that a stack reusing its operator relies on.
@@ -172,6 +176,7 @@ impl Snapshot {
             exporter: None,
             reused: Vec::new(),
             lease: None,
+            yours: None,
         }
     }
 }
@@ -267,6 +272,7 @@ async fn list(cluster: &Cluster, parent: ConfigMap) -> Result<Snapshot, kube::Er
         mut pods,
         nodes,
         events,
+        yours,
     ) = tokio::try_join!(
         reused_parts(client, &parent),
         borrowed,
@@ -279,6 +285,7 @@ async fn list(cluster: &Cluster, parent: ConfigMap) -> Result<Snapshot, kube::Er
         crate::cluster::list_paged(&pods_api, &all),
         crate::cluster::list_paged(&nodes_api, &all),
         events_api.list(&events),
+        yours::list(client),
     )?;
     pods.extend(exporter_pods);
     Ok(Snapshot {
@@ -301,6 +308,7 @@ async fn list(cluster: &Cluster, parent: ConfigMap) -> Result<Snapshot, kube::Er
         exporter,
         reused,
         lease: None,
+        yours: Some(yours),
     })
 }
 
@@ -336,6 +344,29 @@ impl Snapshot {
                 render::prometheus::INSTANCE.to_string(),
             ))
         }
+    }
+
+    /// The live [`Snapshot::scraping_prometheus`], as read; `None` when it is not there.
+    pub fn scraping_prometheus_object(&self) -> Option<&Object> {
+        let (ns, name) = self.scraping_prometheus()?;
+        self.custom
+            .iter()
+            .chain(self.reused.iter().filter_map(|r| r.custom.as_ref()))
+            .find(|o| {
+                model::kind(o) == "Prometheus"
+                    && o.metadata.namespace.as_deref() == Some(ns.as_str())
+                    && o.metadata.name.as_deref() == Some(name.as_str())
+            })
+    }
+
+    /// What the stack's Prometheus selects of the user's own monitors and rules (pure).
+    fn your_monitors(&self) -> Option<yours::YourMonitors> {
+        let id = crate::cluster::inventory::applyset_id(&self.parent.as_ref()?.metadata)?;
+        Some(yours::selected(
+            self.scraping_prometheus_object()?,
+            self.yours.as_ref()?,
+            id,
+        ))
     }
 }
 
@@ -675,6 +706,10 @@ pub struct Status {
     /// A difference is said, never counted as a problem: the stack works either way.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stack_version: Option<StackVersion>,
+    /// The user's own ServiceMonitors, PodMonitors, Probes, ScrapeConfigs and PrometheusRules
+    /// the stack's Prometheus selects; none when that Prometheus was not found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub your_monitors: Option<yours::YourMonitors>,
 }
 
 /// The sizing estimate for the cluster as it is now, beside Prometheus' own figures.
@@ -793,6 +828,7 @@ impl Status {
             reconcile: None,
             sizing: None,
             stack_version: None,
+            your_monitors: None,
         }
     }
 }
@@ -894,6 +930,7 @@ pub fn assess(s: &Snapshot, now: Timestamp) -> Status {
         prometheus: view,
         reconcile: s.lease.as_ref().map(|l| loop_lease(l, now)),
         stack_version: Some(StackVersion::of_parent(parent)),
+        your_monitors: s.your_monitors(),
     }
 }
 
