@@ -121,14 +121,16 @@ const EXAMPLES: &[(&str, &str)] = &[
   kubectl automon status -o wide
   # Redraw whenever something changes
   kubectl automon status --watch
-  kubectl automon status -n monitoring -o json",
+  # Every cluster of the kubeconfig at once, one row each
+  kubectl automon status --all-contexts -n monitoring",
     ),
     (
         "doctor",
         "  kubectl automon doctor
   # Ask a Prometheus of your own (port-forwarded) about the scrapes
   kubectl automon doctor --prometheus-url http://localhost:9090
-  kubectl automon doctor -o json",
+  # The failing checks of two clusters, each fix naming its context
+  kubectl automon doctor --contexts prod-eu,prod-us",
     ),
     (
         "reconcile",
@@ -247,6 +249,7 @@ where
     let mut cmd = command();
     let matches = cmd.try_get_matches_from_mut(args)?;
     offline_only(&mut cmd, &matches)?;
+    one_context_or_several(&mut cmd, &matches)?;
     Cli::from_arg_matches(&matches)
 }
 
@@ -275,6 +278,39 @@ fn offline_only(cmd: &mut clap::Command, matches: &clap::ArgMatches) -> Result<(
     };
     let message = format!(
         "{flag} is not for `{name}`, which works offline and never reads the kubeconfig; leave it out{hint}"
+    );
+    Err(match cmd.find_subcommand_mut(name) {
+        Some(sub) => sub.error(ErrorKind::ArgumentConflict, message),
+        None => cmd.error(ErrorKind::ArgumentConflict, message),
+    })
+}
+
+/// `--context`, `--cluster` or `--user` before the command name with `--contexts` or
+/// `--all-contexts` after it: clap checks conflicts within one command's arguments, and a
+/// global flag given before the command belongs to the top one.
+fn one_context_or_several(
+    cmd: &mut clap::Command,
+    matches: &clap::ArgMatches,
+) -> Result<(), clap::Error> {
+    let Some((name, sub)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let given = |m: &clap::ArgMatches, id: &str| {
+        m.try_contains_id(id).unwrap_or(false)
+            && m.value_source(id) == Some(ValueSource::CommandLine)
+    };
+    let several = ["contexts", "all_contexts"]
+        .into_iter()
+        .find(|id| given(sub, id));
+    let one = ["context", "cluster", "user"]
+        .into_iter()
+        .find(|id| given(matches, id));
+    let (Some(several), Some(one)) = (several, one) else {
+        return Ok(());
+    };
+    let message = format!(
+        "--{one} cannot be used with --{}: each context is asked with its own cluster and user",
+        several.replace('_', "-")
     );
     Err(match cmd.find_subcommand_mut(name) {
         Some(sub) => sub.error(ErrorKind::ArgumentConflict, message),
@@ -576,6 +612,40 @@ mod tests {
             let name = sub.get_name().to_string();
             let help = sub.render_long_help().to_string();
             assert!(!help.contains("Possible values:"), "{name}:\n{help}");
+        }
+    }
+
+    #[test]
+    fn several_contexts_conflict_with_one_and_with_watch() {
+        for args in [
+            &["status", "--contexts", "a,b", "--context", "c"][..],
+            &["--context", "c", "status", "--contexts", "a,b"][..],
+            &["--user", "u", "doctor", "--all-contexts"][..],
+            &["status", "--all-contexts", "--cluster", "k"][..],
+            &["status", "--all-contexts", "--contexts", "a"][..],
+            &["status", "--contexts", "a", "--watch"][..],
+            &["status", "-w", "--all-contexts"][..],
+        ] {
+            let e = parse_from(std::iter::once("kubectl-automon").chain(args.iter().copied()))
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ArgumentConflict, "{args:?}: {e}");
+            assert_eq!(e.exit_code(), i32::from(exit::USAGE), "{args:?}");
+        }
+        for args in [
+            &[
+                "status",
+                "--contexts",
+                "a,b",
+                "-n",
+                "mon",
+                "--request-timeout",
+                "2s",
+            ][..],
+            &["-n", "mon", "doctor", "--all-contexts", "-o", "json"][..],
+            &["--context", "c", "status", "--watch"][..],
+        ] {
+            parse_from(std::iter::once("kubectl-automon").chain(args.iter().copied()))
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
         }
     }
 

@@ -73,6 +73,8 @@ pub enum Verdict {
     Stopped,
     /// `test-alert`: how the receivers did.
     TestAlert(Delivery),
+    /// `status`/`doctor` across contexts: the [`worst`] of each context's code.
+    Worst(u8),
 }
 
 /// Whose numbering a command's errors follow.
@@ -114,7 +116,38 @@ fn verdict_code(verdict: Verdict) -> u8 {
             NOT_INSTALLED
         }
         Verdict::Health(Health::Unverified) => UNVERIFIED,
+        Verdict::Worst(code) => code,
     }
+}
+
+/// The codes of one command's answers across contexts, the worst first: an error about a
+/// context (its kubeconfig entry 3, credentials refused 5, forbidden 6, unreachable 4, another
+/// error 1: what stops the question being asked at all), then degraded 8 (something known to
+/// be wrong), unverified 10 (perhaps wrong: Prometheus did not answer), not installed 9 (a
+/// cluster without the stack: a choice as often as a fault), and healthy 0 last. `status
+/// --help` and the README say the same.
+pub const WORST_FIRST: [u8; 9] = [
+    KUBECONFIG,
+    UNAUTHORIZED,
+    FORBIDDEN,
+    UNREACHABLE,
+    FAILURE,
+    DEGRADED,
+    UNVERIFIED,
+    NOT_INSTALLED,
+    0,
+];
+
+/// The worst of several contexts' exit codes, by [`WORST_FIRST`] (a code it does not list
+/// ranks with the errors, after them); 0 when there are none (pure).
+pub fn worst(codes: impl IntoIterator<Item = u8>) -> u8 {
+    // Listed codes at even ranks; any other between FAILURE and DEGRADED.
+    let failure = WORST_FIRST.iter().position(|w| *w == FAILURE).unwrap_or(0);
+    let rank = |c: &u8| match WORST_FIRST.iter().position(|w| w == c) {
+        Some(i) => 2 * i,
+        None => 2 * failure + 1,
+    };
+    codes.into_iter().min_by_key(rank).unwrap_or(0)
 }
 
 /// An error's code: that of the first cause in its chain that has one, else 1.
@@ -159,7 +192,8 @@ fn cause_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
 }
 
-fn cluster_code(e: &ClusterError) -> u8 {
+/// The exit code of an error reaching or asking the cluster.
+pub fn cluster_code(e: &ClusterError) -> u8 {
     match e {
         ClusterError::NoKubeconfig { .. }
         | ClusterError::ReadKubeconfig { .. }
@@ -195,6 +229,36 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn the_worst_code_across_contexts_is_by_the_documented_order() {
+        let cases: [(&[u8], u8); 10] = [
+            (&[], 0),
+            (&[0, 0], 0),
+            (&[0, NOT_INSTALLED], NOT_INSTALLED),
+            (&[NOT_INSTALLED, UNVERIFIED, 0], UNVERIFIED),
+            (&[UNVERIFIED, DEGRADED, NOT_INSTALLED], DEGRADED),
+            (&[DEGRADED, UNREACHABLE, 0], UNREACHABLE),
+            (&[UNREACHABLE, FORBIDDEN], FORBIDDEN),
+            (&[FORBIDDEN, UNAUTHORIZED, UNREACHABLE], UNAUTHORIZED),
+            (&[UNAUTHORIZED, KUBECONFIG, DEGRADED], KUBECONFIG),
+            // Not a code of status or doctor: with the errors, after those listed.
+            (&[DEGRADED, NOT_DELIVERED, FAILURE], FAILURE),
+        ];
+        for (codes, want) in cases {
+            assert_eq!(worst(codes.iter().copied()), want, "{codes:?}");
+            assert_eq!(
+                worst(codes.iter().rev().copied()),
+                want,
+                "{codes:?} reversed"
+            );
+        }
+        assert_eq!(worst([NOT_DELIVERED, DEGRADED]), NOT_DELIVERED);
+        assert_eq!(
+            code(&Ok(Verdict::Worst(UNREACHABLE)), Convention::Automon),
+            4
+        );
+    }
 
     #[test]
     fn each_verdict_has_its_code() {

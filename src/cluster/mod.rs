@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod blocker;
+pub mod contexts;
 pub mod crds;
 pub mod credentials;
 pub mod error;
@@ -368,13 +369,21 @@ struct Loaded {
     plugin: Option<CredentialPlugin>,
 }
 
-async fn load_config(flags: &KubeFlags) -> Result<Loaded, ClusterError> {
-    let (paths, explicit) = kubeconfig_paths(flags);
+/// The kubeconfig files kubectl would read, merged as kubectl merges them; `None` when there
+/// is none (in-cluster, or no kubeconfig at all).
+struct Merged {
+    kubeconfig: Kubeconfig,
+    /// The files read, for messages.
+    sources: String,
+    /// Each file's users, in order: where a user's credential plugin is written.
+    users_by_file: Vec<(String, Vec<String>)>,
+}
+
+fn read_merged(paths: &[PathBuf], explicit: bool) -> Result<Option<Merged>, ClusterError> {
     let mut merged: Option<Kubeconfig> = None;
     let mut read = Vec::new();
-    // Each file's users, in order: where a user's credential plugin is written.
     let mut users_by_file: Vec<(String, Vec<String>)> = Vec::new();
-    for path in &paths {
+    for path in paths {
         if !explicit && !path.exists() {
             continue;
         }
@@ -394,10 +403,40 @@ async fn load_config(flags: &KubeFlags) -> Result<Loaded, ClusterError> {
                 .map_err(|e| ClusterError::InvalidKubeconfig(e.to_string()))?,
         });
     }
-    let Some(kubeconfig) = merged else {
+    Ok(merged.map(|kubeconfig| Merged {
+        kubeconfig,
+        sources: read.join(", "),
+        users_by_file,
+    }))
+}
+
+/// The names of the contexts of the kubeconfig kubectl would read (`--kubeconfig`, else
+/// `KUBECONFIG`'s files merged, else ~/.kube/config), sorted as `kubectl config get-contexts`
+/// lists them.
+pub fn context_names(flags: &KubeFlags) -> Result<Vec<String>, ClusterError> {
+    let (paths, explicit) = kubeconfig_paths(flags);
+    let Some(merged) = read_merged(&paths, explicit)? else {
+        return Err(ClusterError::NoKubeconfig {
+            looked_at: paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+    Ok(names(merged.kubeconfig.contexts.iter().map(|c| &c.name)))
+}
+
+async fn load_config(flags: &KubeFlags) -> Result<Loaded, ClusterError> {
+    let (paths, explicit) = kubeconfig_paths(flags);
+    let Some(Merged {
+        kubeconfig,
+        sources,
+        users_by_file,
+    }) = read_merged(&paths, explicit)?
+    else {
         return in_cluster(flags, &paths);
     };
-    let sources = read.join(", ");
     let context_name = match &flags.context {
         Some(c) => c.clone(),
         None => kubeconfig

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod completion;
+pub mod contexts;
 pub mod diff;
 pub mod disable;
 pub mod doctor;

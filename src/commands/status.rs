@@ -7,8 +7,9 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::output::age;
 use crate::{
-    cluster::{Cluster, KubeFlags},
-    exit::Verdict,
+    cluster::{Cluster, KubeFlags, error::ClusterError},
+    commands::contexts::{self, Asked, ContextsArgs},
+    exit::{self, Verdict},
     output::{self, Format, Palette},
     status::{self, Coverage, Health, Status},
 };
@@ -22,7 +23,13 @@ Exit status: 0 healthy (Prometheus answered and confirms it; alerts about the cl
 the last line counts them by severity); 8 degraded (a component not ready, a node without a
 working exporter, a scrape target down); 9 not installed in the namespace; 10 unverified
 (nothing wrong as far as the API server shows, but Prometheus did not answer, so scrape health
-and firing alerts are unknown); 1-6 as for every command.")]
+and firing alerts are unknown); 1-6 as for every command.
+
+Across contexts (--contexts a,b or --all-contexts), one row per context, asked at once, each
+with its own client and --request-timeout; -n is the stack's namespace in every context
+(automon by default, as for one context). The exit status is the worst of the contexts', in
+this order: 3 (kubeconfig), 5 (credentials refused), 6 (forbidden), 4 (unreachable), 1, then 8
+(degraded), 10 (unverified), 9 (not installed), 0.")]
 pub struct Args {
     /// Output format: tables (wide lists every node, with its exporter pod), or json/yaml for
     /// scripts (the README documents the fields)
@@ -33,11 +40,13 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     prometheus_url: Option<String>,
     /// Keep watching: redraw whenever something changes (Ctrl-C ends it)
-    #[arg(short = 'w', long)]
+    #[arg(short = 'w', long, conflicts_with_all = ["contexts", "all_contexts"])]
     watch: bool,
     /// How often --watch looks again
     #[arg(long, default_value = "2s", value_parser = parse_interval, requires = "watch")]
     interval: Duration,
+    #[command(flatten)]
+    across: ContextsArgs,
 }
 
 /// A duration like `--request-timeout`'s, at least 100ms: `--watch` must not spin.
@@ -49,16 +58,34 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// What status finds in the cluster: gather, then assess.
+async fn look(cluster: &Cluster, prom: &status::PrometheusFlag) -> Result<Status, ClusterError> {
+    let snapshot = status::gather(cluster, prom).await?;
+    Ok(status::assess(&snapshot, Timestamp::now()))
+}
+
 pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
-    let cluster = Cluster::connect(flags).await?;
     let prom = status::PrometheusFlag {
         url: args.prometheus_url.clone(),
     };
+    if args.across.selected() {
+        // Every context asked at once, one row each; the worst code.
+        let structured = matches!(args.output, Format::Json | Format::Yaml).then_some(args.output);
+        let wide = args.output == Format::Wide;
+        let asking = move |cluster: Cluster| {
+            let prom = prom.clone();
+            async move { look(&cluster, &prom).await }
+        };
+        let human = |asked: &[Asked<Status>]| {
+            contexts_human(asked, wide, &Palette::stdout(), Timestamp::now())
+        };
+        return contexts::answer(flags, &args.across, asking, structured, &LISTED, human).await;
+    }
+    let cluster = Cluster::connect(flags).await?;
     let mut last: Option<String> = None;
     let terminal = std::io::stdout().is_terminal();
     loop {
-        let snapshot = status::gather(&cluster, &prom).await?;
-        let st = status::assess(&snapshot, Timestamp::now());
+        let st = look(&cluster, &prom).await?;
         let text = match args.output {
             Format::Json | Format::Yaml => output::structured(args.output, &st)?,
             f => human(&st, f == Format::Wide, &Palette::stdout(), Timestamp::now()),
@@ -89,6 +116,110 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
             last = Some(key);
         }
         tokio::time::sleep(args.interval).await;
+    }
+}
+
+/// `-o json|yaml` across contexts.
+const LISTED: contexts::Listed<Status> = contexts::Listed {
+    kind: "StatusList",
+    key: "status",
+    code: health_code,
+};
+
+fn health_code(st: &Status) -> u8 {
+    exit::code(&Ok(Verdict::Health(st.health)), exit::Convention::Automon)
+}
+
+/// One row per context; with `wide`, each context's own tables under its heading, every
+/// command they name run against that context (pure).
+pub fn contexts_human(asked: &[Asked<Status>], wide: bool, p: &Palette, now: Timestamp) -> String {
+    let rows: Vec<Vec<String>> = asked.iter().map(|a| context_row(a, p)).collect();
+    let mut out = output::table(
+        &[
+            "context",
+            "server version",
+            "stack",
+            "nodes",
+            "components",
+            "alerts",
+            "verdict",
+        ],
+        &rows,
+    );
+    if wide {
+        for a in asked {
+            out.push_str("\n\n");
+            out.push_str(&a.heading());
+            out.push('\n');
+            let detail = match &a.outcome {
+                Ok(st) => human(st, true, p, now),
+                Err(e) => p.bad(&format!("error: {e}")),
+            };
+            out.push_str(&contexts::for_context(&detail, &a.context));
+        }
+    }
+    out
+}
+
+/// CONTEXT, SERVER VERSION, STACK, NODES (monitored/total), COMPONENTS (healthy/total),
+/// ALERTS (firing, by severity), VERDICT.
+fn context_row(a: &Asked<Status>, p: &Palette) -> Vec<String> {
+    let none = || "—".to_string();
+    let version = a.version.clone().unwrap_or_else(none);
+    let st = match &a.outcome {
+        Err(e) => {
+            let mut row = vec![a.context.clone(), version];
+            row.extend(std::iter::repeat_with(none).take(4));
+            row.push(p.bad(&contexts::error_verdict(e)));
+            return row;
+        }
+        Ok(st) => st,
+    };
+    let installed = st.health != Health::NotInstalled;
+    let stack = match &st.stack_version {
+        Some(v) => v.installed.clone().unwrap_or_else(|| "unknown".into()),
+        None if installed => "unknown".into(),
+        None => "none".into(),
+    };
+    let counted = |text: String| if installed { text } else { none() };
+    let healthy = st.components.iter().filter(|c| c.healthy).count();
+    let alerts = match st.prometheus.as_ref().filter(|v| v.reachable) {
+        Some(v) => {
+            let firing: Vec<&status::prometheus::Alert> =
+                v.firing.iter().filter(|f| f.name != "Watchdog").collect();
+            if firing.is_empty() {
+                "0".to_string()
+            } else {
+                by_severity(&firing)
+            }
+        }
+        None => none(),
+    };
+    vec![
+        a.context.clone(),
+        version,
+        stack,
+        counted(format!("{}/{}", st.summary.monitored, st.summary.nodes)),
+        counted(format!("{healthy}/{}", st.components.len())),
+        alerts,
+        short_verdict(st, p),
+    ]
+}
+
+/// The verdict in a few words: `Healthy`, `Degraded: <problems>`, `Unverified: <what is
+/// unknown>`, `Not installed in namespace <ns>` (pure).
+fn short_verdict(st: &Status, p: &Palette) -> String {
+    match st.health {
+        Health::Healthy => "Healthy".to_string(),
+        Health::Degraded => p.bad(&format!("Degraded: {}", st.problems.join("; "))),
+        Health::Unverified => p.warn(&match st.prometheus.as_ref() {
+            Some(v) => format!(
+                "Unverified: Prometheus did not answer ({})",
+                v.error.as_deref().unwrap_or("no answer")
+            ),
+            None => format!("Unverified: {}", st.unknown.join("; ")),
+        }),
+        Health::NotInstalled => format!("Not installed in namespace {}", st.namespace),
     }
 }
 
@@ -690,6 +821,102 @@ mod tests {
         assert_eq!(
             crate::exit::code(&verdict, crate::exit::Convention::Automon),
             0
+        );
+    }
+
+    /// One row per context: what each found, or why it could not look; `-o wide` puts each
+    /// context's tables under its heading, with its commands naming it.
+    #[test]
+    fn across_contexts_one_row_each_and_wide_detail_names_the_context() {
+        let p = Palette::with_color(false);
+        let mut healthy = sample(vec![
+            node("n1", Coverage::Monitored, None),
+            node("n2", Coverage::Monitored, None),
+        ]);
+        healthy.health = Health::Healthy;
+        healthy.problems.clear();
+        healthy.stack_version = Some(status::StackVersion::of(Some("v0.2.0".into())));
+        let mut view =
+            status::prometheus::Answer::unreachable("x".into(), String::new(), None).view;
+        view.reachable = true;
+        view.error = None;
+        let alert = |name: &str, severity: &str| status::prometheus::Alert {
+            name: name.into(),
+            severity: Some(severity.into()),
+            node: Some("n1".into()),
+            summary: None,
+            active_at: None,
+            labels: Default::default(),
+        };
+        view.firing = vec![
+            alert("Watchdog", "none"),
+            alert("HighCpu", "warning"),
+            alert("NodeDown", "critical"),
+        ];
+        healthy.prometheus = Some(view);
+        let mut degraded = sample(vec![
+            node("n1", Coverage::Monitored, None),
+            node("gpu-7", Coverage::NotMonitored, Some("taint")),
+        ]);
+        degraded.summary.monitored = 1;
+        let mut unverified = sample(vec![node("n1", Coverage::Monitored, None)]);
+        unverified.health = Health::Unverified;
+        unverified.problems.clear();
+        unverified.prometheus = Some(
+            status::prometheus::Answer::unreachable(
+                "x".into(),
+                "503 Service Unavailable".into(),
+                None,
+            )
+            .view,
+        );
+        let asked = |context: &str, outcome| Asked {
+            context: context.into(),
+            server: Some("https://127.0.0.1:16443".into()),
+            version: Some("v1.36.3".into()),
+            outcome,
+        };
+        let list = vec![
+            asked("prod", Ok(healthy)),
+            asked("edge", Ok(degraded)),
+            asked("lab", Ok(unverified)),
+            asked("staging", Ok(Status::not_installed("automon"))),
+            asked(
+                "stopped",
+                Err(ClusterError::Unreachable {
+                    server: "https://127.0.0.1:1".into(),
+                    reason: "connection refused".into(),
+                }),
+            ),
+        ];
+        let text = contexts_human(&list, false, &p, Timestamp::UNIX_EPOCH);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "CONTEXT   SERVER VERSION   STACK     NODES   COMPONENTS   ALERTS                  VERDICT",
+                "prod      v1.36.3          v0.2.0    2/2     0/0          1 critical, 1 warning   Healthy",
+                "edge      v1.36.3          unknown   1/2     0/0          —                       Degraded: 1 of 25 nodes have no working exporter",
+                "lab       v1.36.3          unknown   1/1     0/0          —                       Unverified: Prometheus did not answer (503 Service Unavailable)",
+                "staging   v1.36.3          none      —       —            —                       Not installed in namespace automon",
+                "stopped   v1.36.3          —         —       —            —                       Unreachable: https://127.0.0.1:1: connection refused",
+            ],
+            "{text}"
+        );
+        assert_eq!(contexts::worst(&list, health_code), exit::UNREACHABLE);
+        let wide = contexts_human(&list, true, &p, Timestamp::UNIX_EPOCH);
+        let edge = wide
+            .split("Context   edge (https://127.0.0.1:16443, v1.36.3)\n")
+            .nth(1)
+            .expect("a heading for edge");
+        assert!(edge.starts_with("COMPONENT"), "{wide}");
+        assert!(
+            edge.contains("Run `kubectl automon --context edge doctor -n automon` for fixes."),
+            "{wide}"
+        );
+        assert!(
+            wide.contains("Context   stopped (https://127.0.0.1:16443, v1.36.3)\nerror: cannot reach the API server at https://127.0.0.1:1: connection refused"),
+            "{wide}"
         );
     }
 
