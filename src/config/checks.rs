@@ -543,8 +543,13 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
             ));
         }
     }
+    // Either may be empty: each `--set` is checked as it comes, and `migration.release` and
+    // `migration.namespace` are given one after the other (as `migrate` records them).
     if let Some(m) = &config.migration {
-        if let Some(why) = subdomain_fault(&m.release, 53) {
+        if let Some(why) = Some(m.release.as_str())
+            .filter(|r| !r.is_empty())
+            .and_then(|r| subdomain_fault(r, 53))
+        {
             return Err(invalid(
                 "migration.release",
                 format!(
@@ -554,7 +559,9 @@ pub(super) fn check(config: &Config) -> Result<(), Invalid> {
                 ),
             ));
         }
-        namespace_name(&m.namespace).map_err(|p| invalid("migration.namespace", p))?;
+        if !m.namespace.is_empty() {
+            namespace_name(&m.namespace).map_err(|p| invalid("migration.namespace", p))?;
+        }
     }
     Ok(())
 }
@@ -1290,11 +1297,13 @@ mod tests {
             ),
             (
                 "migration.release",
+                &["migration={release: KPS, namespace: monitoring}"],
                 &[
-                    "migration={release: KPS, namespace: monitoring}",
-                    "migration={release: '', namespace: monitoring}",
+                    "migration={release: kps, namespace: monitoring}",
+                    // One key at a time, as two `--set`s give them.
+                    "migration={release: kps}",
+                    "migration={namespace: monitoring}",
                 ],
-                &["migration={release: kps, namespace: monitoring}"],
             ),
             (
                 "migration.namespace",
