@@ -626,30 +626,98 @@ pub async fn list_known_metadata(
 
 /// The items of a list, read a page at a time (500 objects, as kubectl and kube-runtime's
 /// watcher do): at 5,000 nodes one unpaged list is a single response of tens of megabytes held
-/// whole while it is parsed; pages keep the peak to one page's text. Custom resources are
+/// whole while it is parsed; pages keep the peak to two pages' text. Custom resources are
 /// listed this way too: until the API server's watch cache of a type is filled (the first
 /// request after its CRD was created starts it) an unpaged list is answered 429 "storage is
 /// (re)initializing", which kube-client retries after the 1 s it is told to wait; a paged
 /// one is read from etcd at once.
+///
+/// The pages of one list cannot be asked at once (each names the `continue` token of the one
+/// before), but a page need not wait for the one before it to be parsed: the token is read off
+/// the head of the text as it arrives ([`continue_of`]) and the next page is asked while the
+/// last is parsed on a blocking thread, so the API server's encoding of one page and our
+/// parsing of the one before run side by side. The token the parsed page holds is the one
+/// that counts: when the head did not give it (a server that writes `items` first), the next
+/// page is asked after the parse; when the two differ, the early page is dropped.
 pub async fn list_paged<K>(api: &Api<K>, params: &ListParams) -> kube::Result<Vec<K>>
 where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    let mut params = params.clone().limit(PAGE);
-    let mut items = Vec::new();
-    loop {
-        let page = api.list(&params).await?;
-        items.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(items),
+    let params = params.clone().limit(PAGE);
+    let client = api.clone().into_client();
+    let request = kube::core::Request::new(api.resource_url());
+    let fetch = |token: Option<&str>| {
+        let params = match token {
+            Some(t) => params.clone().continue_token(t),
+            None => params.clone(),
+        };
+        let built = request.list(&params);
+        let client = client.clone();
+        async move {
+            let mut req = built.map_err(kube::Error::BuildRequest)?;
+            req.extensions_mut().insert("list");
+            client.request_text(req).await
         }
+    };
+    let mut items = Vec::new();
+    let mut text = fetch(None).await?;
+    loop {
+        let early = continue_of(&text);
+        let parse = tokio::task::spawn_blocking(move || {
+            serde_json::from_str::<kube::core::ObjectList<K>>(&text)
+        });
+        let (parsed, next) = match &early {
+            Some(token) => {
+                let (parsed, next) = tokio::join!(parse, fetch(Some(token)));
+                (parsed, Some(next))
+            }
+            None => (parse.await, None),
+        };
+        let page = match parsed {
+            Ok(page) => page.map_err(kube::Error::SerdeError)?,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        items.extend(page.items);
+        let token = page.metadata.continue_.filter(|c| !c.is_empty());
+        text = match (token, early, next) {
+            (None, _, _) => return Ok(items),
+            (Some(token), Some(early), Some(next)) if token == early => next?,
+            (Some(token), _, _) => fetch(Some(&token)).await?,
+        };
     }
+}
+
+/// The `continue` token in the head of a list's JSON text, before its `items`, where the API
+/// server writes its `metadata`; `None` when the head has none (pure). A hint only: the page's
+/// parsed metadata decides.
+fn continue_of(text: &str) -> Option<String> {
+    const KEY: &str = "\"continue\":\"";
+    let mut end = text.find("\"items\":").unwrap_or(text.len()).min(4096);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = &text[..end];
+    let at = head.find(KEY)? + KEY.len();
+    let token = &head[at..at + head[at..].find('"')?];
+    (!token.is_empty() && !token.contains('\\')).then(|| token.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_continue_token_is_read_off_the_head_of_a_list() {
+        let page = r#"{"kind":"NodeList","apiVersion":"v1","metadata":{"resourceVersion":"9","continue":"eyJ2IjoxfQ","remainingItemCount":4500},"items":[{"metadata":{"name":"a","annotations":{"x":"\"continue\":\"no\""}}}]}"#;
+        assert_eq!(continue_of(page).as_deref(), Some("eyJ2IjoxfQ"));
+        let last = r#"{"kind":"NodeList","apiVersion":"v1","metadata":{"resourceVersion":"9"},"items":[{"metadata":{"annotations":{"k":"\"continue\":\"no\""}}}]}"#;
+        assert_eq!(continue_of(last), None);
+        let empty = r#"{"metadata":{"continue":""},"items":[]}"#;
+        assert_eq!(continue_of(empty), None);
+        // items first: no hint, the parsed page decides
+        let items_first = r#"{"items":[],"metadata":{"continue":"abc"}}"#;
+        assert_eq!(continue_of(items_first), None);
+    }
 
     #[test]
     fn request_timeout_parses_like_kubectl() {

@@ -105,21 +105,20 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
     };
     let reused = reused_prometheus(&parent);
     let reuse = reuses_operator(&parent);
-    // The reused Prometheus' web port has the name its spec gives it (kube-prometheus-stack's
-    // is `http-web`): one GET, only when that Prometheus is the one asked.
-    // Either, and the path its pods serve under (`spec.routePrefix`, set when the stack's is
-    // exposed under a path): one GET of the Prometheus asked, none with --prometheus-url.
-    let (port, prefix) = match (&prom.url, &reused) {
-        (Some(_), _) => (DEFAULT_WEB_PORT.to_string(), String::new()),
-        (None, Some((ns, name))) if reuse => web_of(cluster, ns, name).await,
-        (None, _) => web_of(cluster, &cluster.namespace, render::prometheus::INSTANCE).await,
-    };
-    let reused_at = reused.map(|(ns, _)| (ns, port));
-    let source = prometheus_source(cluster, prom, reuse, reused_at.as_ref(), prefix);
     let node_exporter_job = crate::plan::LeftOut::of_parent(&parent.metadata)
         .job_name(crate::render::node_exporter::NAME);
+    // Prometheus is asked beside the lists, after one GET of the Prometheus asked (none with
+    // --prometheus-url): the name of its web port (kube-prometheus-stack's is `http-web`) and
+    // the path its pods serve under (`spec.routePrefix`, set when the stack's is exposed under
+    // a path).
     let ask = async {
-        match source {
+        let (port, prefix) = match (&prom.url, &reused) {
+            (Some(_), _) => (DEFAULT_WEB_PORT.to_string(), String::new()),
+            (None, Some((ns, name))) if reuse => web_of(cluster, ns, name).await,
+            (None, _) => web_of(cluster, &cluster.namespace, render::prometheus::INSTANCE).await,
+        };
+        let reused_at = reused.map(|(ns, _)| (ns, port));
+        match prometheus_source(cluster, prom, reuse, reused_at.as_ref(), prefix) {
             Some(s) => {
                 let wait = cluster.target.timeout.unwrap_or(prometheus::TIMEOUT);
                 Some(prometheus::ask(s, wait, &node_exporter_job).await)
