@@ -21,7 +21,7 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 use kube::{
-    Api,
+    Api, ResourceExt as _,
     api::{DynamicObject, ListParams, PartialObjectMeta},
     runtime::{
         WatchStreamExt as _,
@@ -31,7 +31,7 @@ use kube::{
     },
 };
 use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{
     CONTROLLER, LOG_TARGET, Options,
@@ -221,7 +221,11 @@ where
         match e {
             Ok(Event::InitDone) => Some(Input::Synced(name)),
             Ok(Event::Init | Event::InitApply(_)) => None,
-            Ok(Event::Apply(_) | Event::Delete(_)) => Some(Input::Changed),
+            Ok(Event::Apply(o) | Event::Delete(o)) => {
+                // For bench/reconcile-loop's breakdown of a join (AUTOMON_LOG=...=debug).
+                debug!(target: LOG_TARGET, watch = name, object = %o.name_any(), "seen");
+                Some(Input::Changed)
+            }
             Err(e) => Some(failed(name, &e)),
         }
     })
@@ -545,11 +549,19 @@ impl Driver {
                 exporter,
                 namespace,
                 exporter_from,
-            } => Input::Assessed(stores.look(
-                &exclude_label,
-                (&exporter, &namespace, exporter_from.as_deref()),
-            )),
-            Request::Publish(publication) => Input::Published(self.publish(publication).await),
+            } => {
+                let started = Instant::now();
+                let look = stores.look(
+                    &exclude_label,
+                    (&exporter, &namespace, exporter_from.as_deref()),
+                );
+                let took_ms = started.elapsed().as_secs_f64() * 1e3;
+                debug!(target: LOG_TARGET, nodes = look.nodes.len(), took_ms, "assessed");
+                Input::Assessed(look)
+            }
+            Request::Publish(batch) => Input::Published(
+                futures::future::join_all(batch.into_iter().map(|p| self.publish(p))).await,
+            ),
             Request::ReadOwed => Input::OwedRead(self.written().await),
             Request::ReadParent => {
                 let parent = installed(cluster).await.ok().flatten();
@@ -583,8 +595,7 @@ impl Driver {
         }
     }
 
-    async fn publish(&self, p: Box<Publication>) -> Result<(), String> {
-        let p = *p;
+    async fn publish(&self, p: Publication) -> Result<(), String> {
         let event = KubeEvent {
             type_: p.type_,
             reason: p.reason.into(),
@@ -592,7 +603,10 @@ impl Driver {
             action: "Monitor".into(),
             secondary: p.secondary,
         };
+        let node = p.regarding.name.as_deref().unwrap_or_default();
+        debug!(target: LOG_TARGET, node, reason = p.reason, "writing Event");
         let published = self.recorder.publish(&event, &p.regarding).await;
+        debug!(target: LOG_TARGET, node, reason = p.reason, "Event written");
         published.map_err(|e| e.to_string())
     }
 

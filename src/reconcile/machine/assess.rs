@@ -80,9 +80,15 @@ pub(super) struct Publishing {
     first: bool,
     /// The exporter pods in the store, for the `Synced` line.
     exporters: usize,
-    /// The Event written, waiting for its answer: what was due, the log line, its reason.
-    writing: Option<(Due, String, &'static str, EventType)>,
+    /// The Events being written, waiting for their answers: what was due, the log line, the
+    /// reason and type of each.
+    writing: Vec<(Due, String, &'static str, EventType)>,
 }
+
+/// How many due Events are written at once. One at a time, a burst of joins waits on the
+/// round trips one behind the other (at 20 joins a second and 50 ms a write, the queue only
+/// grows); a burst bounded here keeps the API server's load per assessment bounded too.
+const WRITTEN_AT_ONCE: usize = 16;
 
 /// A due Event with what it names: the node (its reference and uid) and, for `ExporterReady`,
 /// the exporter pod (its reference and when it turned Ready).
@@ -191,21 +197,25 @@ impl Machine {
             wall: now.wall,
             first,
             exporters,
-            writing: None,
+            writing: Vec::new(),
         });
         out.extend(self.next_event(now));
         out
     }
 
-    /// The next due Event: written when leading, owed otherwise; after a failed write, nothing
-    /// is written until the retry (each due Event stays due: the tracker forgets it was said,
-    /// and the retry judges the node again). When none is left, what follows the assessment.
+    /// The next due Events, up to [`WRITTEN_AT_ONCE`] of them written at once when leading,
+    /// owed otherwise; after a failed write, nothing is written until the retry (each due Event
+    /// stays due: the tracker forgets it was said, and the retry judges the node again). When
+    /// none is left, what follows the assessment.
     fn next_event(&mut self, now: Now) -> Vec<Action> {
         let mut out = Vec::new();
         let Some(publishing) = self.busy.publishing.as_mut() else {
             return out;
         };
-        while let Some(o) = publishing.queue.pop_front() {
+        let mut batch = Vec::new();
+        while batch.len() < WRITTEN_AT_ONCE
+            && let Some(o) = publishing.queue.pop_front()
+        {
             let blocked = self.retry.is_some_and(|(at, _)| now.at < at);
             if blocked {
                 self.tracker.unsay(&o.due);
@@ -230,8 +240,12 @@ impl Machine {
                 self.owed.insert(o.due.node().to_string(), owed);
                 continue;
             }
-            publishing.writing = Some((o.due, line, publication.reason, publication.type_));
-            out.push(Action::Ask(Request::Publish(Box::new(publication))));
+            let (reason, type_) = (publication.reason, publication.type_);
+            publishing.writing.push((o.due, line, reason, type_));
+            batch.push(publication);
+        }
+        if !batch.is_empty() {
+            out.push(Action::Ask(Request::Publish(batch)));
             return out;
         }
         let done = self.busy.publishing.take();
@@ -246,37 +260,45 @@ impl Machine {
         out
     }
 
-    /// The answer to an Event written: counted, or tried again after a growing wait.
-    pub(super) fn published(&mut self, written: Result<(), String>, now: Now) -> Vec<Action> {
-        let Some((due, line, reason, type_)) =
-            self.busy.publishing.as_mut().and_then(|p| p.writing.take())
+    /// The answers to the Events written, in their order: each counted, or tried again after
+    /// a growing wait (one wait for the burst).
+    pub(super) fn published(&mut self, written: Vec<Result<(), String>>, now: Now) -> Vec<Action> {
+        let Some(writing) = self
+            .busy
+            .publishing
+            .as_mut()
+            .map(|p| std::mem::take(&mut p.writing))
+            .filter(|w| !w.is_empty())
         else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        match written {
-            Ok(()) => {
-                self.retry = None;
-                out.push(Action::Metric(Metric::Event(reason)));
-                out.push(match type_ {
-                    EventType::Normal => info(format!("{line} · Event {reason}")),
-                    EventType::Warning => warn(format!("{line} · Event {reason}")),
-                });
-            }
-            Err(e) => {
-                self.api_errors += 1;
-                out.push(Action::Metric(Metric::ApiError("event")));
-                let wait = self
-                    .retry
-                    .map_or(Duration::from_secs(1), |(_, w)| (w * 2).min(RETRY_MAX));
-                self.retry = Some((now.at + wait, wait));
-                out.push(warn(format!(
-                    "{line} · the Event could not be written ({e}); trying again in {}s",
-                    wait.as_secs()
-                )));
-                self.tracker.unsay(&due);
+        let mut wait = None;
+        for ((due, line, reason, type_), written) in writing.into_iter().zip(written) {
+            match written {
+                Ok(()) => {
+                    out.push(Action::Metric(Metric::Event(reason)));
+                    out.push(match type_ {
+                        EventType::Normal => info(format!("{line} · Event {reason}")),
+                        EventType::Warning => warn(format!("{line} · Event {reason}")),
+                    });
+                }
+                Err(e) => {
+                    self.api_errors += 1;
+                    out.push(Action::Metric(Metric::ApiError("event")));
+                    let wait = *wait.get_or_insert_with(|| {
+                        self.retry
+                            .map_or(Duration::from_secs(1), |(_, w)| (w * 2).min(RETRY_MAX))
+                    });
+                    out.push(warn(format!(
+                        "{line} · the Event could not be written ({e}); trying again in {}s",
+                        wait.as_secs()
+                    )));
+                    self.tracker.unsay(&due);
+                }
             }
         }
+        self.retry = wait.map(|w| (now.at + w, w));
         out.extend(self.next_event(now));
         out
     }
@@ -547,7 +569,7 @@ mod tests {
         let out = drive(&mut m, Input::AssessDue, at(11.0), cluster(|| look(&both)));
         assert_eq!(
             requests(&out)[1],
-            &Request::Publish(Box::new(ready("n", "11s", "joined")))
+            &Request::Publish(vec![ready("n", "11s", "joined")])
         );
         assert_eq!(
             metrics(&out)[1..],
@@ -657,6 +679,7 @@ mod tests {
         let Request::Publish(missing) = requests(&out)[1] else {
             panic!("{out:?}");
         };
+        let missing = &missing[0];
         assert_eq!(missing.regarding, node("n").reference());
         assert_eq!(missing.type_, EventType::Warning);
         assert_eq!(missing.reason, "ExporterMissing");
@@ -682,7 +705,7 @@ mod tests {
         );
         assert_eq!(
             requests(&out)[1],
-            &Request::Publish(Box::new(ready("n", "2m20s", "joined")))
+            &Request::Publish(vec![ready("n", "2m20s", "joined")])
         );
     }
 
@@ -703,21 +726,30 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_holds_the_others_back_and_is_tried_again_later_each_time() {
+    fn failed_writes_are_tried_again_later_each_time_and_hold_back_what_comes_after() {
         let mut m = synced(options(), true, &[]);
         let joined = nodes(&["n1", "n2"], Coverage::Monitored);
         let failing = |r: &Request| match r {
-            Request::Publish(_) => Input::Published(Err("boom".into())),
+            Request::Publish(batch) => {
+                Input::Published(batch.iter().map(|_| Err("boom".into())).collect())
+            }
             r => cluster(|| look(&joined))(r),
         };
-        let line = |secs: u64, wait: u64| {
-            format!(
-                "warn: node n1 joined · exporter node-exporter-n1 Ready after {secs}s · the Event could not be written (boom); trying again in {wait}s"
-            )
+        let lines_at = |secs: u64, wait: u64| {
+            ["n1", "n2"].map(|n| {
+                format!(
+                    "warn: node {n} joined · exporter node-exporter-{n} Ready after {secs}s · the Event could not be written (boom); trying again in {wait}s"
+                )
+            })
         };
+        // Both due at once: written at once, both fail, one wait for the burst.
         let out = drive(&mut m, Input::AssessDue, at(10.0), failing);
-        assert_eq!(lines(&out), [line(10, 1)]);
-        assert_eq!(requests(&out).len(), 2, "n2 waits for the retry: {out:?}");
+        assert_eq!(lines(&out), lines_at(10, 1));
+        assert_eq!(
+            requests(&out).len(),
+            2,
+            "one assessment, one burst: {out:?}"
+        );
         assert!(metrics(&out).contains(&&Metric::ApiError("event")));
         // Judged again before the retry: nothing is written.
         let out = drive(&mut m, Input::DeadlineDue, at(10.5), failing);
@@ -725,7 +757,7 @@ mod tests {
         for (secs, wait) in [(11, 2), (13, 4), (17, 8), (25, 16), (41, 30), (71, 30)] {
             assert_eq!(m.timers(at(secs as f64)).deadline, Some(at(secs as f64).at));
             let out = drive(&mut m, Input::DeadlineDue, at(secs as f64), failing);
-            assert_eq!(lines(&out), [line(secs, wait)]);
+            assert_eq!(lines(&out), lines_at(secs, wait));
         }
         let out = drive(
             &mut m,
@@ -741,14 +773,56 @@ mod tests {
             ]
         );
         assert_eq!(m.timers(at(101.0)).deadline, None);
-        assert!(m.summary_line().ends_with("7 API errors"));
+        assert!(m.summary_line().ends_with("14 API errors"));
+    }
+
+    #[test]
+    fn a_burst_is_written_at_once_up_to_its_bound_and_a_failure_holds_back_the_rest() {
+        // The size of each burst of Events asked to be written.
+        let bursts = |out: &[Action]| -> Vec<usize> {
+            requests(out)
+                .iter()
+                .filter_map(|r| match r {
+                    Request::Publish(batch) => Some(batch.len()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut m = synced(options(), true, &[]);
+        let names: Vec<String> = (0..WRITTEN_AT_ONCE + 3)
+            .map(|i| format!("n{i:02}"))
+            .collect();
+        let joined = nodes(
+            &names.iter().map(String::as_str).collect::<Vec<_>>(),
+            Coverage::Monitored,
+        );
+        // The first burst fails: the three beyond the bound are not written until the retry.
+        let failing = |r: &Request| match r {
+            Request::Publish(batch) => {
+                Input::Published(batch.iter().map(|_| Err("boom".into())).collect())
+            }
+            r => cluster(|| look(&joined))(r),
+        };
+        let out = drive(&mut m, Input::AssessDue, at(10.0), failing);
+        assert_eq!(bursts(&out), [WRITTEN_AT_ONCE]);
+        // The retry: all of them, a burst and the rest.
+        let out = drive(
+            &mut m,
+            Input::DeadlineDue,
+            at(11.0),
+            cluster(|| look(&joined)),
+        );
+        assert_eq!(bursts(&out), [WRITTEN_AT_ONCE, 3]);
+        assert_eq!(lines(&out).len(), WRITTEN_AT_ONCE + 3);
     }
 
     #[test]
     fn after_a_failed_write_the_next_look_is_at_the_retry_or_a_later_deadline() {
         let failing = |present: Vec<(SlimNode, Coverage)>| {
             move |r: &Request| match r {
-                Request::Publish(_) => Input::Published(Err("boom".into())),
+                Request::Publish(batch) => {
+                    Input::Published(batch.iter().map(|_| Err("boom".into())).collect())
+                }
                 r => cluster(|| look(&present))(r),
             }
         };

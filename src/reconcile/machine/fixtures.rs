@@ -279,7 +279,7 @@ pub fn drive(
 pub fn cluster(look: impl Fn() -> Look) -> impl FnMut(&Request) -> Input {
     move |request| match request {
         Request::Assess { .. } => Input::Assessed(look()),
-        Request::Publish(_) => Input::Published(Ok(())),
+        Request::Publish(batch) => Input::Published(batch.iter().map(|_| Ok(())).collect()),
         Request::ReadOwed => Input::OwedRead(Ok(Vec::new())),
         Request::ReadParent => Input::ParentRead(None),
         Request::Plan { .. } => Input::Planned(Ok(super::Planned {

@@ -108,7 +108,7 @@ pub enum Input {
     Released,
     /// Answers, one per [`Request`].
     Assessed(Look),
-    Published(Result<(), String>),
+    Published(Vec<Result<(), String>>),
     OwedRead(Result<Vec<NodeEvent>, String>),
     ParentRead(Option<ConfigMap>),
     Planned(Result<Planned, String>),
@@ -153,8 +153,8 @@ pub enum Request {
         namespace: String,
         exporter_from: Option<String>,
     },
-    /// Write an Event on a Node ([`Input::Published`]).
-    Publish(Box<Publication>),
+    /// Write these Events on Nodes, at once ([`Input::Published`], an answer each in their order).
+    Publish(Vec<Publication>),
     /// The Events this controller wrote on Nodes ([`Input::OwedRead`]).
     ReadOwed,
     /// The ApplySet parent as it is now ([`Input::ParentRead`]).
