@@ -3,7 +3,9 @@
 //! after the cluster outgrows its tier ([`SIZE_SETTLE`]) and down only after the grace period.
 //! The leader applies enable's plan for it; another loop only takes note.
 
-use super::{Action, Machine, Now, Request, SIZE_SETTLE, info, warn};
+use std::time::Duration;
+
+use super::{Action, Machine, Now, Request, SIZE_HOLD_MAX, SIZE_SETTLE, info, warn};
 use crate::render::NodeClasses;
 
 /// enable's plan being applied for these classes and this tier; `failed` says what could not
@@ -68,6 +70,9 @@ impl Machine {
                 }
             },
         };
+        if self.size_change.is_none() {
+            self.size_held_since = None;
+        }
         out
     }
 
@@ -92,11 +97,22 @@ impl Machine {
         self.apply(to, self.tier, change, "could not follow the node classes")
     }
 
-    /// Applies enable's plan sized for the tier due, and records a revision.
-    pub(super) fn size_due(&mut self) -> Vec<Action> {
-        let Some((_, to)) = self.size_change.take() else {
+    /// Applies enable's plan sized for the tier due, and records a revision. The apply holds
+    /// the loop for seconds (planning lists the cluster again; the operator rolls out): while a
+    /// node that joined or lost its exporter still waits to be judged, the resize waits for it,
+    /// a second at a time, for at most [`SIZE_HOLD_MAX`] after it was due, so that a burst of
+    /// joins that crosses a tier gets its Events before the stack is resized.
+    pub(super) fn size_due(&mut self, now: Now) -> Vec<Action> {
+        let Some((due, to)) = self.size_change.take() else {
             return Vec::new();
         };
+        let held_since = *self.size_held_since.get_or_insert(due);
+        let waiting = self.tracker.next_deadline().is_some();
+        if self.leader && waiting && now.at < held_since + SIZE_HOLD_MAX {
+            self.size_change = Some((now.at + Duration::from_secs(1), to));
+            return Vec::new();
+        }
+        self.size_held_since = None;
         if !self.leader {
             self.tier = to;
             return vec![info(format!(
@@ -371,6 +387,46 @@ mod tests {
             ..Default::default()
         };
         assert!(m.handle(Input::Parent(Some(parent)), at(21.0)).is_empty());
+    }
+
+    #[test]
+    fn a_resize_waits_for_the_joins_still_waiting_for_their_exporter_at_most_a_minute() {
+        let mut m = synced(options(), true, &many(1));
+        let mut joined = many(51);
+        joined.push((node("late"), Coverage::NotMonitored));
+        assess(&mut m, 10.0, &joined);
+        assert_eq!(m.timers(at(10.0)).size, Some(at(15.0).at));
+        // `late` waits for its exporter: no resize yet, asked again a second later.
+        let out = drive(&mut m, Input::SizeDue, at(15.0), cluster(|| look(&joined)));
+        assert!(requests(&out).is_empty(), "{out:?}");
+        assert_eq!(m.timers(at(15.0)).size, Some(at(16.0).at));
+        // Its exporter is Ready (its Event written): the resize goes ahead.
+        let settled: Vec<_> = joined
+            .iter()
+            .map(|(n, _)| (n.clone(), Coverage::Excluded))
+            .collect();
+        assess(&mut m, 15.5, &settled);
+        let out = drive(&mut m, Input::SizeDue, at(16.0), cluster(|| look(&settled)));
+        assert_eq!(requests(&out).len(), 1, "{out:?}");
+        // A node that never gets one holds a resize a minute at most.
+        let mut m = synced(options(), true, &many(1));
+        assess(&mut m, 10.0, &joined);
+        for secs in 15..75 {
+            let out = drive(
+                &mut m,
+                Input::SizeDue,
+                at(f64::from(secs)),
+                cluster(|| look(&joined)),
+            );
+            assert!(requests(&out).is_empty(), "at {secs}s: {out:?}");
+        }
+        let out = drive(&mut m, Input::SizeDue, at(75.0), cluster(|| look(&joined)));
+        assert!(
+            requests(&out)
+                .iter()
+                .any(|r| matches!(r, Request::Apply { .. })),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -54,6 +54,8 @@ const FIGHT_LIMIT: usize = 5;
 const FIGHT_WINDOW: Duration = Duration::from_secs(300);
 /// How long the loop lets a burst of joining nodes settle before it sizes the stack up.
 const SIZE_SETTLE: Duration = Duration::from_secs(5);
+/// How long a resize waits at most for the nodes still waiting for their exporter.
+const SIZE_HOLD_MAX: Duration = Duration::from_secs(60);
 /// The watches that must have listed before the first verdict (and the managed objects').
 const REQUIRED_SYNCS: [&str; 5] = ["nodes", "pods", "daemonsets", "events", "parent"];
 /// A failed Event write is tried again after 1s, then twice as long each time, up to this.
@@ -316,6 +318,8 @@ pub struct Machine {
     /// When the stack should be sized for another tier (soon after the cluster grows past its
     /// tier; after the grace period once it has shrunk well below it), and which.
     size_change: Option<(Instant, u32)>,
+    /// Since when the resize due has waited for nodes still waiting for their exporter.
+    size_held_since: Option<Instant>,
     tracker: Tracker,
     leader: bool,
     /// Since when this loop leads (or runs).
@@ -374,6 +378,7 @@ impl Machine {
             class_change: None,
             tier: start.tier,
             size_change: None,
+            size_held_since: None,
             leader: false,
             lease_since: start.started,
             pending: BTreeMap::new(),
@@ -432,7 +437,7 @@ impl Machine {
             Input::Planned(plan) => self.planned(plan, now),
             Input::Repaired(applied) => self.repaired(applied, now),
             Input::ClassDue => self.class_due(),
-            Input::SizeDue => self.size_due(),
+            Input::SizeDue => self.size_due(now),
             Input::Applied(applied) => self.applied(applied),
             Input::Summary => vec![info(self.summary_line())],
             Input::Released if self.options.looping => vec![labelled(
