@@ -48,7 +48,9 @@ fn the_loop_sizes_the_stack_up_when_the_cluster_grows_and_down_after_it_shrinks(
     // Past 50 nodes: sized for up to 100, once for the whole burst.
     let names: Vec<String> = (0..48).map(|i| format!("rc-size-{i}")).collect();
     let grown = KwokNodes::create(names.iter().map(|n| kwok_node(n)).collect());
-    eventually(90, "Prometheus sized for up to 100 nodes", || {
+    // Five seconds after the crossing, and up to a minute more while a joined node still
+    // waits for its exporter (the joins' Events go first).
+    eventually(150, "Prometheus sized for up to 100 nodes", || {
         sized(NS).0 == "100"
     });
     let (_, memory) = sized(NS);
