@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::model::{
     Object,
-    names::APPLYSET_PART_OF_LABEL,
+    names::{APPLYSET_PART_OF_LABEL, MANAGED_BY, MANAGED_BY_LABEL},
     resources,
     selector::{self, Unmet},
 };
@@ -179,13 +179,18 @@ pub fn selects(prometheus: &Object, o: &Watched, listed: &Listed) -> Result<(), 
     )
 }
 
-/// The objects that are not the stack's own (members of the ApplySet `applyset_id`).
+/// The user's objects: neither the stack's own (members of the ApplySet `applyset_id`) nor
+/// another automon stack's (members of an ApplySet, managed by this plugin): a second stack's
+/// rules are that stack's business, whatever its Prometheus selects.
 fn theirs<'a: 'b, 'b>(
     listed: &'a Listed,
     applyset_id: &'b str,
 ) -> impl Iterator<Item = &'a Watched> + 'b {
     listed.objects.iter().filter(move |o| {
-        o.labels.get(APPLYSET_PART_OF_LABEL).map(String::as_str) != Some(applyset_id)
+        let part_of = o.labels.get(APPLYSET_PART_OF_LABEL).map(String::as_str);
+        let automons = part_of.is_some()
+            && o.labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY);
+        part_of != Some(applyset_id) && !automons
     })
 }
 
@@ -427,6 +432,17 @@ mod tests {
                 "node-exporter",
                 &[("release", "kps"), (APPLYSET_PART_OF_LABEL, OWN)],
             ),
+            // Another automon stack's own, selected but not the user's either.
+            watched(
+                Kind::PrometheusRule,
+                "automon",
+                "node-alerts",
+                &[
+                    ("release", "kps"),
+                    (APPLYSET_PART_OF_LABEL, "applyset-other"),
+                    (MANAGED_BY_LABEL, MANAGED_BY),
+                ],
+            ),
         ]);
         let y = selected(&rendered(), &l, OWN);
         assert_eq!(
@@ -525,6 +541,18 @@ mod tests {
                 "team-a",
                 "fine",
                 &[("release", "kps")],
+            ),
+            // A second automon stack's rule its own Prometheus no longer selects: that stack's
+            // doctor says so, not this one's.
+            watched(
+                Kind::PrometheusRule,
+                "team-b",
+                "node-alerts",
+                &[
+                    ("release", "kps"),
+                    (APPLYSET_PART_OF_LABEL, "applyset-other"),
+                    (MANAGED_BY_LABEL, MANAGED_BY),
+                ],
             ),
         ]);
         let got: Vec<(String, Why)> = unselected(&rendered(), &[], &l, OWN, &exclude)
