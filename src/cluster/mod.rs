@@ -687,6 +687,158 @@ where
     }
 }
 
+/// Every node (those `params` select), read as protobuf ([`crate::model::slim_pb`]) a page at
+/// a time: at 5,000 nodes the API server encodes them in 0.38 s instead of 0.62 s as JSON, and
+/// they decode here in a fraction of the JSON's parse. Read as JSON ([`list_paged`]) instead
+/// when the answer is not a protobuf list (a proxy in between that speaks JSON only) or is an
+/// error status (so that it is reported in the server's words, as every other list's is); a
+/// connection that fails or times out is not asked twice.
+pub async fn list_nodes(
+    client: &kube::Client,
+    params: &ListParams,
+) -> kube::Result<Vec<crate::model::slim::SlimNode>> {
+    let api = Api::<crate::model::slim::SlimNode>::all(client.clone());
+    match nodes_as_protobuf(client, &api, params).await? {
+        Some(nodes) => Ok(nodes),
+        None => list_paged(&api, params).await,
+    }
+}
+
+/// [`list_nodes`] as protobuf; `None` when the answer calls for the JSON list.
+async fn nodes_as_protobuf(
+    client: &kube::Client,
+    api: &Api<crate::model::slim::SlimNode>,
+    params: &ListParams,
+) -> kube::Result<Option<Vec<crate::model::slim::SlimNode>>> {
+    use futures::AsyncReadExt;
+    let params = params.clone().limit(PAGE);
+    let request = kube::core::Request::new(api.resource_url());
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let accept = crate::model::slim_pb::CONTENT_TYPE;
+        let req = page_request(&request, &params, token.as_deref(), accept, None)?;
+        let mut body = match client.request_stream(req).await {
+            Ok(body) => body,
+            Err(kube::Error::Api(_) | kube::Error::FromUtf8(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut bytes = Vec::new();
+        body.read_to_end(&mut bytes)
+            .await
+            .map_err(|e| kube::Error::Service(e.into()))?;
+        let Ok(page) = crate::model::slim_pb::decode_node_list(&bytes) else {
+            return Ok(None);
+        };
+        items.extend(page.items);
+        token = page.continue_;
+        if token.is_none() {
+            return Ok(Some(items));
+        }
+    }
+}
+
+/// Rows of a list read as the API server's Table (`kubectl get`'s columns), a page of
+/// [`TABLE_PAGE`] at a time.
+const TABLE_PAGE: u32 = 2000;
+
+/// A list as `kubectl get` shows it: the columns the API server prints for the type, and a row
+/// of cells per object, without the objects (`includeObject=None`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+impl Table {
+    /// The cell of `row` under the column `name`, as text (numbers printed).
+    pub fn cell(&self, row: &[serde_json::Value], name: &str) -> Option<String> {
+        let at = self.columns.iter().position(|c| c == name)?;
+        match row.get(at)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Null => None,
+            v => Some(v.to_string()),
+        }
+    }
+}
+
+/// The items of a list as the API server's Table (`Accept: application/json;as=Table`): the
+/// server prints the rows and sends none of the objects, so a list it would take a second to
+/// encode as JSON (5,000 pods: 40 MB) comes as a few hundred kilobytes. Paged like
+/// [`list_paged`], in larger pages: a row is small on both sides.
+pub async fn list_table<K>(api: &Api<K>, params: &ListParams) -> kube::Result<Table>
+where
+    K: kube::Resource + Clone,
+{
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Page {
+        #[serde(default)]
+        column_definitions: Vec<Column>,
+        #[serde(default)]
+        rows: Vec<Row>,
+        #[serde(default)]
+        metadata: kube::core::ListMeta,
+    }
+    #[derive(serde::Deserialize)]
+    struct Column {
+        name: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Row {
+        cells: Vec<serde_json::Value>,
+    }
+    let params = params.clone().limit(TABLE_PAGE);
+    let client = api.clone().into_client();
+    let request = kube::core::Request::new(api.resource_url());
+    let mut table = Table::default();
+    let mut token: Option<String> = None;
+    loop {
+        let accept = "application/json;as=Table;v=v1;g=meta.k8s.io";
+        let none = Some("includeObject=None");
+        let req = page_request(&request, &params, token.as_deref(), accept, none)?;
+        let page: Page = client.request(req).await?;
+        if table.columns.is_empty() {
+            table.columns = page
+                .column_definitions
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
+        }
+        table.rows.extend(page.rows.into_iter().map(|r| r.cells));
+        token = page.metadata.continue_.filter(|c| !c.is_empty());
+        if token.is_none() {
+            return Ok(table);
+        }
+    }
+}
+
+/// The request for a page of a list (after the page whose `continue` token is `token`), its
+/// answer asked as `accept`, with `query` added to the list's parameters.
+fn page_request(
+    request: &kube::core::Request,
+    params: &ListParams,
+    token: Option<&str>,
+    accept: &'static str,
+    query: Option<&str>,
+) -> kube::Result<http::Request<Vec<u8>>> {
+    let params = match token {
+        Some(t) => params.clone().continue_token(t),
+        None => params.clone(),
+    };
+    let mut req = request.list(&params).map_err(kube::Error::BuildRequest)?;
+    if let Some(query) = query {
+        let uri = format!("{}&{query}", req.uri());
+        *req.uri_mut() = uri.parse().map_err(|e: http::uri::InvalidUri| {
+            kube::Error::BuildRequest(kube::core::request::Error::BuildRequest(e.into()))
+        })?;
+    }
+    req.headers_mut()
+        .insert(http::header::ACCEPT, http::HeaderValue::from_static(accept));
+    req.extensions_mut().insert("list");
+    Ok(req)
+}
+
 /// The `continue` token in the head of a list's JSON text, before its `items`, where the API
 /// server writes its `metadata`; `None` when the head has none (pure). A hint only: the page's
 /// parsed metadata decides.

@@ -10,6 +10,7 @@ mod object;
 pub mod resources;
 pub mod selector;
 pub mod slim;
+pub mod slim_pb;
 
 pub use object::{
     Object, api_version, group_kind, is_automons, is_parent, kind, metadata_only, to_yaml,

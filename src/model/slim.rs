@@ -371,7 +371,15 @@ fn extended_resources<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, Quantity>, D::Error> {
     let all = Option::<BTreeMap<String, Quantity>>::deserialize(d)?.unwrap_or_default();
-    Ok(all.into_iter().filter(|(k, _)| k.contains('/')).collect())
+    Ok(all
+        .into_iter()
+        .filter(|(k, _)| is_extended_resource(k))
+        .collect())
+}
+
+/// An extended resource's name has a domain (`nvidia.com/gpu`); `cpu`, `memory`, `pods` do not.
+pub fn is_extended_resource(name: &str) -> bool {
+    name.contains('/')
 }
 
 #[cfg(test)]

@@ -26,7 +26,6 @@ pub async fn cluster_state(cluster: &Cluster, namespace: &str) -> anyhow::Result
         ..cluster.clone()
     };
     // All at once: the namespace, the inventory in it, the CRDs, the nodes' classes.
-    let nodes: Api<crate::model::slim::SlimNode> = Api::all(cluster.client.clone());
     let (namespace_meta, inventory, crds, nodes) = futures::try_join!(
         async {
             namespaces
@@ -43,7 +42,7 @@ pub async fn cluster_state(cluster: &Cluster, namespace: &str) -> anyhow::Result
         },
         async { installed_crds(cluster).await.map_err(anyhow::Error::new) },
         async {
-            crate::cluster::list_paged(&nodes, &ListParams::default())
+            crate::cluster::list_nodes(&cluster.client, &ListParams::default())
                 .await
                 .map_err(|e| anyhow::Error::new(cluster.target.classify(e)))
         },

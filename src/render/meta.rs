@@ -43,6 +43,15 @@ pub struct Context<'a> {
     pub sizing: crate::config::sizing::Estimate,
 }
 
+/// Labels that select the pods of the component `name`; stable across versions (selectors are
+/// immutable).
+pub fn selector(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (NAME_LABEL.to_string(), name.to_string()),
+        (PART_OF_LABEL.to_string(), PART_OF.to_string()),
+    ])
+}
+
 impl<'a> Context<'a> {
     pub fn new(config: &'a Config) -> Self {
         Context {
@@ -56,10 +65,7 @@ impl<'a> Context<'a> {
 
     /// Labels that select one component's pods; stable across versions (selectors are immutable).
     pub fn selector(&self, name: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (NAME_LABEL.to_string(), name.to_string()),
-            (PART_OF_LABEL.to_string(), PART_OF.to_string()),
-        ])
+        selector(name)
     }
 
     /// The selector labels plus component, version and manager.
