@@ -3,7 +3,8 @@
 //! Windows label or the exclusion label, exporter pods crashing or unable to pull, PodSecurity
 //! `restricted` refusing the DaemonSet's pods, host port taken by another exporter, a real
 //! Prometheus at `--prometheus-url`, a namespace with nothing installed, `--watch` in a pipe,
-//! and the table folded on a cluster of more than 20 nodes.
+//! the table folded on a cluster of more than 20 nodes, and the same verdicts through a proxy
+//! that speaks plain JSON only.
 //!
 //! Other test binaries share the cluster and add nodes of their own at the same time: every
 //! test asserts about its own namespace and nodes only, never about cluster-wide totals.
@@ -550,6 +551,30 @@ fn a_crashing_or_unpullable_exporter_names_its_pod() {
         let cols = columns(&table.stdout, name);
         assert_eq!(cols[3], state, "{}", table.stdout);
     }
+    // Through a proxy that speaks plain JSON only (no Table of the exporter's pods, no nodes
+    // as protobuf), status reads the lists whole and says the same of every node.
+    let c = cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let (_proxy, kubeconfig, log) =
+        c.rules_review_proxy(dir.path(), &c.kubeconfig, &["--json-only"]);
+    let (_, proxied) = status_json(ns, &["--kubeconfig", kubeconfig.to_str().unwrap()]);
+    // What Prometheus last scraped may move between the two runs; the rest may not.
+    let verdicts = |st: &Value| {
+        ["st-crash-1", "st-pull-1"].map(|name| {
+            let mut n = node(st, name).clone();
+            n.as_object_mut().map(|n| n.remove("scrape"));
+            n
+        })
+    };
+    assert_eq!(
+        verdicts(&proxied),
+        verdicts(&st),
+        "through the JSON-only proxy:\n{proxied:#}"
+    );
+    let asked = std::fs::read_to_string(&log).unwrap();
+    assert!(asked.contains("GET /api/v1/nodes?"), "{asked}");
+    assert!(asked.contains("includeObject=None"), "{asked}");
+
     // -o wide names the pod and counts its restarts.
     let wide = status(ns, &["-o", "wide"]).code(8);
     let cols = columns(&wide.stdout, "st-crash-1");

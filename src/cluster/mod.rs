@@ -765,14 +765,18 @@ impl Table {
 /// The items of a list as the API server's Table (`Accept: application/json;as=Table`): the
 /// server prints the rows and sends none of the objects, so a list it would take a second to
 /// encode as JSON (5,000 pods: 40 MB) comes as a few hundred kilobytes. Paged like
-/// [`list_paged`], in larger pages: a row is small on both sides.
-pub async fn list_table<K>(api: &Api<K>, params: &ListParams) -> kube::Result<Table>
+/// [`list_paged`], in larger pages: a row is small on both sides. `None` when the answer is not
+/// a Table (a proxy in between that does not convert, answering the plain list or 406), for
+/// the caller to list the objects instead: an empty table would read as no objects at all.
+pub async fn list_table<K>(api: &Api<K>, params: &ListParams) -> kube::Result<Option<Table>>
 where
     K: kube::Resource + Clone,
 {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Page {
+        #[serde(default)]
+        kind: String,
         #[serde(default)]
         column_definitions: Vec<Column>,
         #[serde(default)]
@@ -794,10 +798,18 @@ where
     let mut table = Table::default();
     let mut token: Option<String> = None;
     loop {
-        let accept = "application/json;as=Table;v=v1;g=meta.k8s.io";
+        // As kubectl asks: the Table, else the plain list (told apart by its kind).
+        let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
         let none = Some("includeObject=None");
         let req = page_request(&request, &params, token.as_deref(), accept, none)?;
-        let page: Page = client.request(req).await?;
+        let page: Page = match client.request(req).await {
+            Ok(page) => page,
+            Err(kube::Error::Api(s)) if s.code == 406 => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if page.kind != "Table" {
+            return Ok(None);
+        }
         if table.columns.is_empty() {
             table.columns = page
                 .column_definitions
@@ -808,7 +820,7 @@ where
         table.rows.extend(page.rows.into_iter().map(|r| r.cells));
         token = page.metadata.continue_.filter(|c| !c.is_empty());
         if token.is_none() {
-            return Ok(table);
+            return Ok(Some(table));
         }
     }
 }

@@ -478,7 +478,9 @@ async fn exporter_pods(
         }
         _ => return crate::cluster::list_paged(api, &params).await,
     };
-    let table = crate::cluster::list_table(api, &params).await?;
+    let Some(table) = crate::cluster::list_table(api, &params).await? else {
+        return crate::cluster::list_paged(api, &params).await;
+    };
     let (mut pods, unclear) = pods_of_rows(&table, ns, labels);
     let whole: Vec<Option<SlimPod>> = futures::stream::iter(unclear)
         .map(|name| async move { api.get_opt(&name).await })
