@@ -647,17 +647,9 @@ where
     let client = api.clone().into_client();
     let request = kube::core::Request::new(api.resource_url());
     let fetch = |token: Option<&str>| {
-        let params = match token {
-            Some(t) => params.clone().continue_token(t),
-            None => params.clone(),
-        };
-        let built = request.list(&params);
+        let built = page_request(&request, &params, token, "application/json", None);
         let client = client.clone();
-        async move {
-            let mut req = built.map_err(kube::Error::BuildRequest)?;
-            req.extensions_mut().insert("list");
-            client.request_text(req).await
-        }
+        async move { client.request_text(built?).await }
     };
     let mut items = Vec::new();
     let mut text = fetch(None).await?;

@@ -121,7 +121,9 @@ impl LocalCluster {
         let tools_bin = PathBuf::from(var("PATH").trim_end_matches(":$PATH"));
         let kubeconfig = PathBuf::from(var("KUBECONFIG"));
         let text = std::fs::read_to_string(&kubeconfig).unwrap();
-        let kwok_port = var("LOCALCLUSTER_KWOK_PORT").parse().expect("kwok's port");
+        let kwok_port = var("AUTOMON_LOCALCLUSTER_KWOK_PORT")
+            .parse()
+            .expect("kwok's port");
         LocalCluster {
             instance,
             kwok_port,
