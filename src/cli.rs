@@ -51,7 +51,7 @@ pub enum Command {
     Doctor(commands::doctor::Args),
     /// Keep every node monitored: one pass, or --loop to watch Nodes until SIGINT/SIGTERM
     Reconcile(commands::reconcile::Args),
-    /// Open Grafana, Prometheus or Alertmanager on a local port (a port-forward through the API server)
+    /// Open Grafana, Prometheus, Alertmanager or Thanos Query on a local port (a port-forward through the API server)
     Open(commands::open::Args),
     /// Check, without writing anything, that enable can install here: server, permissions, other operators
     Preflight(commands::preflight::Args),

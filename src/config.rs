@@ -285,14 +285,6 @@ impl Default for Prometheus {
     }
 }
 
-impl Prometheus {
-    /// Whether something sees every shard's series at once: a remote store or the Thanos
-    /// sidecar (with a Thanos Query). Without either, sharded dashboards see one shard.
-    pub fn has_global_view(&self) -> bool {
-        !self.remote_write.is_empty() || self.thanos.is_some()
-    }
-}
-
 /// How many Prometheus shards: a number, or `auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shards {

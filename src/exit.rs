@@ -212,6 +212,7 @@ pub fn cluster_code(e: &ClusterError) -> u8 {
 fn open_code(e: &OpenError) -> u8 {
     match e {
         OpenError::NotInstalled { .. } => NOT_INSTALLED,
+        OpenError::NoQuery { .. } => USAGE,
         OpenError::NoService { .. }
         | OpenError::BadService { .. }
         | OpenError::NoReadyPod { .. }
@@ -490,6 +491,13 @@ mod tests {
                 }
                 .into(),
                 8,
+            ),
+            (
+                OpenError::NoQuery {
+                    namespace: "automon".into(),
+                }
+                .into(),
+                2,
             ),
             (
                 OpenError::BadService {

@@ -98,10 +98,11 @@ pub const GRAFANA_SIDECAR: Component = Component {
     registry: "quay.io",
     repository: "kiwigrid/k8s-sidecar",
 };
-/// The Thanos sidecar, with `prometheus.thanos` only: the release the pinned operator
-/// (v0.94.1) defaults to and is tested with.
+/// Thanos: the sidecar beside each Prometheus (with `prometheus.thanos`, or more than one shard)
+/// and Thanos Query over the shards; the release the pinned operator (v0.94.1) defaults to and
+/// is tested with.
 pub const THANOS: Component = Component {
-    name: "thanos-sidecar",
+    name: "thanos",
     version: "v0.42.4",
     registry: "quay.io",
     repository: "thanos/thanos",

@@ -399,9 +399,9 @@ fn a_set_changes_one_key_of_the_stored_configuration() {
 fn the_parent_stores_the_users_values_and_upgrades_v0_1_0s() {
     let ns = "automon-enable-values";
     // The retention change replaces the Prometheus pod, which enable lends a second replica
-    // first: the operator must run to make it (another test of this binary may have started it,
-    // or not).
-    ensure_operator();
+    // first: the operator must run to make it until the test ends (another test of this binary
+    // may have started it, and stops it when it ends: not while this one needs it).
+    let _operator = operator_needed();
     let _cleanup = Cleanup::fresh(ns);
     let version = env!("CARGO_PKG_VERSION");
     let port = node_exporter_port(ns);

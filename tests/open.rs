@@ -383,4 +383,16 @@ fn open_says_what_is_wrong() {
     // Not a component open knows.
     let out = run(automon_admin().args(["open", "kibana", "-n", ns]));
     assert_eq!(out.code, 2, "{out:#?}");
+
+    // Thanos Query on a stack of one shard: there is none, and `open prometheus` holds it all.
+    let out = run(automon_admin().args(["open", "query", "-n", ns]));
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(out.stdout.is_empty(), "{out:#?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "the stack in namespace {ns} has one Prometheus shard, so it runs no Thanos Query: \
+             `kubectl automon open prometheus -n {ns}` holds every series"
+        )),
+        "{out:#?}"
+    );
 }

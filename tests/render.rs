@@ -273,10 +273,17 @@ fn sized_render_snapshots() {
     // Past 50 nodes requests grow; past a shard's series budget the stack shards with a ruler
     // beside the shards (its Prometheus, federation ServiceMonitor, NetworkPolicy and the
     // cross-target rules, which leave automon-coverage, resource-alerts and kubernetes-alerts); at
-    // 5,000 the operator grows too.
+    // 5,000 the operator grows too. Thanos Query reads the shards and the ruler through their
+    // sidecars (headless Services, the StoreAPI let in), and Grafana asks it.
     const SHARDED: &[&str] = &[
+        "configmap-grafana-datasources",
+        "deployment-grafana",
         "deployment-kube-state-metrics",
+        "deployment-thanos-query",
+        "networkpolicy-grafana",
+        "networkpolicy-prometheus",
         "networkpolicy-prometheus-ruler",
+        "networkpolicy-thanos-query",
         "prometheus-automon",
         "prometheus-automon-ruler",
         "prometheusrule-automon-coverage-cluster",
@@ -284,6 +291,10 @@ fn sized_render_snapshots() {
         "prometheusrule-kubernetes-alerts-cluster",
         "prometheusrule-resource-alerts",
         "prometheusrule-resource-alerts-cluster",
+        "service-prometheus-ruler-thanos",
+        "service-prometheus-thanos",
+        "service-thanos-query",
+        "serviceaccount-thanos-query",
         "servicemonitor-prometheus-federate",
     ];
     let before: BTreeMap<_, _> = rendered_docs(&[]).into_iter().collect();

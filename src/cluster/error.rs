@@ -311,6 +311,11 @@ pub enum OpenError {
         namespace: String,
         service: &'static str,
     },
+    #[error(
+        "the stack in namespace {namespace} has one Prometheus shard, so it runs no Thanos Query: \
+         `kubectl automon open prometheus -n {namespace}` holds every series"
+    )]
+    NoQuery { namespace: String },
     #[error("cannot forward to Service {namespace}/{service}: {problem}")]
     BadService {
         namespace: String,

@@ -167,7 +167,7 @@ mod tests {
     fn possible_values_of_positionals_and_options() {
         assert_eq!(
             values(&complete(&["open", ""])),
-            ["grafana", "prometheus", "alertmanager"]
+            ["grafana", "prometheus", "alertmanager", "query"]
         );
         assert_eq!(values(&complete(&["open", "pro"])), ["prometheus"]);
         assert_eq!(

@@ -15,7 +15,7 @@ use crate::{
         values::Compared,
     },
     exit::Verdict,
-    output::{Palette, plural, say},
+    output::{plural, say},
     pipeline::{self, CrdsFrom, Prepared, Source},
     render,
     versions::PLUGIN_VERSION,
@@ -98,13 +98,6 @@ pub async fn install(
             crate::output::thousands(u64::from(state.nodes)),
             sizing.describe()
         );
-        if sizing.shards > 1 && !config.prometheus.has_global_view() {
-            crate::output::diag!(
-                "{} {} Prometheus shards each hold a part of the series: dashboards see one shard at a time; set prometheus.thanos or prometheus.remoteWrite for one view of all",
-                Palette::stderr().warn("warning:"),
-                sizing.shards
-            );
-        }
     }
     if !credentials.is_empty() {
         store_credentials(

@@ -48,9 +48,12 @@ Connections go through the API server (create pods/portforward, as kubectl port-
 ready pod behind the component's Service; when that pod goes away, the next connection goes to
 its replacement.
 
+`query` is Thanos Query, every shard's series at once, on a stack with more than one
+Prometheus shard.
+
 Exit status: 0 after Ctrl-C or SIGTERM; 8 when the component's Service is missing or no pod
-behind it is ready; 9 when automon is not installed in the namespace; 1 when the local port
-cannot be used; 6 when port-forwarding is forbidden (checked before anything is printed) or
+behind it is ready; 9 when automon is not installed in the namespace; 2 for `query` on a stack
+of one shard; 1 when the local port cannot be used; 6 when port-forwarding is forbidden (checked before anything is printed) or
 refused later; 3-5 as for every command.")]
 pub struct Args {
     /// The UI to open
@@ -72,6 +75,8 @@ pub enum Component {
     Grafana,
     Prometheus,
     Alertmanager,
+    // Thanos Query: every shard's series at once (a stack with more than one shard).
+    Query,
 }
 
 impl Component {
@@ -81,6 +86,7 @@ impl Component {
             Component::Grafana => grafana::NAME,
             Component::Prometheus => prometheus::SERVICE,
             Component::Alertmanager => alertmanager::NAME,
+            Component::Query => prometheus::query::NAME,
         }
     }
 
@@ -89,6 +95,7 @@ impl Component {
             Component::Grafana => "Grafana",
             Component::Prometheus => "Prometheus",
             Component::Alertmanager => "Alertmanager",
+            Component::Query => "Thanos Query",
         }
     }
 }
@@ -127,7 +134,7 @@ pub async fn run(flags: &KubeFlags, args: Args) -> anyhow::Result<Verdict> {
     // Prometheus and Alertmanager exposed under a path serve under it only (their
     // `routePrefix`); Grafana serves at the root as well.
     let prefix = match args.component {
-        Component::Grafana => String::new(),
+        Component::Grafana | Component::Query => String::new(),
         Component::Prometheus => {
             route_prefix_of(
                 &cluster,
@@ -207,9 +214,14 @@ async fn find_backend(cluster: &Cluster, component: Component) -> Result<Backend
         .get_opt(service_name)
         .await
         .map_err(classify)?
-        .ok_or_else(|| OpenError::NoService {
-            namespace: ns.clone(),
-            service: service_name,
+        .ok_or_else(|| match component {
+            Component::Query => OpenError::NoQuery {
+                namespace: ns.clone(),
+            },
+            _ => OpenError::NoService {
+                namespace: ns.clone(),
+                service: service_name,
+            },
         })?;
     let (selector, target_port) =
         service_target(&service).map_err(|problem| OpenError::BadService {

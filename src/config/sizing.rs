@@ -111,6 +111,12 @@ const OPERATOR_BASE_MEMORY: u64 = 64 << 20;
 /// the volume alerts, five series per PersistentVolumeClaim, taking one claim per node.
 pub const RULER_SERIES_PER_NODE: u64 = 10 + 3 * PODS_PER_NODE + 5;
 const RULER_FLOOR: (u64, u64, u64) = (50, 256 << 20, 512 << 20);
+/// Thanos Query over the shards holds the series a query touches while it evaluates it; the
+/// dashboards' largest read every node's CPU by mode over the range shown. An estimate, not a
+/// measurement at scale: 256 MiB and 0.1 core, plus 128 KiB and 0.1 millicore per node (about
+/// 640 MiB at 5,000 nodes), the limit twice the request.
+const QUERY_FLOOR: (u64, u64, u64) = (100, 256 << 20, 512 << 20);
+const QUERY_BYTES_PER_NODE: u64 = 128 * 1024;
 
 /// What the stack is sized for, and the sizes.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +137,8 @@ pub struct Estimate {
     /// The ruler beside sharded Prometheus: it holds the few series per node that the
     /// cluster-wide rules read ([`RULER_SERIES_PER_NODE`]).
     pub ruler: Resources,
+    /// Thanos Query, when there is more than one shard.
+    pub query: Resources,
     /// Bytes one shard needs on disk for the retention (`enable` says it; `retentionSize`
     /// follows the volume, when there is one).
     pub disk_bytes_per_shard: u64,
@@ -230,6 +238,13 @@ pub fn estimate(config: &Config, nodes: Option<u32>) -> Estimate {
         ruler_series * REQUEST_BYTES_PER_SERIES,
         ruler_series * LIMIT_BYTES_PER_SERIES,
     );
+    let query_memory = QUERY_FLOOR.1 + QUERY_BYTES_PER_NODE * u64::from(n);
+    let query = sized(
+        QUERY_FLOOR,
+        QUERY_FLOOR.0 + u64::from(n) / 10,
+        query_memory,
+        2 * query_memory,
+    );
     let retention = config.prometheus.retention.seconds().unwrap_or(0);
     let disk_bytes_per_shard = per_shard * retention / interval * BYTES_PER_SAMPLE;
     Estimate {
@@ -242,6 +257,7 @@ pub fn estimate(config: &Config, nodes: Option<u32>) -> Estimate {
         kube_state_metrics,
         operator,
         ruler,
+        query,
         disk_bytes_per_shard,
     }
 }
@@ -269,7 +285,7 @@ impl Estimate {
                 thousands(self.series_per_node),
                 if self.shards > 1 {
                     format!(
-                        ", {} shards of ~{}",
+                        ", {} shards of ~{} (one view through Thanos Query)",
                         self.shards,
                         thousands(self.series.div_ceil(u64::from(self.shards)))
                     )
@@ -453,7 +469,7 @@ mod tests {
         );
         assert_eq!(
             estimate(&c, Some(1_000)).describe(),
-            "sized for up to 1,000 nodes: ~4,638,000 series (4,609 per node), 3 shards of ~1,546,000, ~134 GB of disk per shard for the retention"
+            "sized for up to 1,000 nodes: ~4,638,000 series (4,609 per node), 3 shards of ~1,546,000 (one view through Thanos Query), ~134 GB of disk per shard for the retention"
         );
     }
 

@@ -55,7 +55,7 @@ pub fn assess(
     out.extend(webhooks(extra, &extra.namespace_labels, ns));
     out.extend(alertmanager(extra, ns));
     out.extend(scrapes(snapshot, status));
-    out.extend(sizing(status, config, ns));
+    out.extend(sizing(status, ns));
     out
 }
 
@@ -79,8 +79,8 @@ const MEMORY_WARN_RATIO: f64 = 0.85;
 const SERIES_WARN_RATIO: f64 = 1.25;
 
 /// Whether Prometheus fits what it was sized for: its head series against the estimate, its
-/// memory against its limit, and, sharded, whether anything sees all the shards' series.
-fn sizing(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Finding> {
+/// memory against its limit.
+fn sizing(status: &Status, ns: &str) -> Vec<Finding> {
     use crate::{config::sizing::SERIES_PER_SHARD, output::thousands};
     let Some(z) = &status.sizing else {
         return Vec::new();
@@ -140,17 +140,6 @@ fn sizing(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Find
             ),
         ));
     }
-    if z.shards > 1 && !config.prometheus.has_global_view() {
-        out.push(bad(
-            "sizing",
-            Level::Warn,
-            format!(
-                "{} Prometheus shards each hold a part of the series: Grafana's dashboards and `open prometheus` see one shard at a time",
-                z.shards
-            ),
-            "set prometheus.thanos (and point a Thanos Query at service prometheus-thanos) or prometheus.remoteWrite to a store, for one view of every shard".to_string(),
-        ));
-    }
     if out.is_empty() {
         let head = z
             .head_series
@@ -164,7 +153,10 @@ fn sizing(status: &Status, config: &crate::config::Config, ns: &str) -> Vec<Find
                 thousands(u64::from(z.nodes)),
                 thousands(z.estimated_series_per_shard),
                 if z.shards > 1 {
-                    format!(" per shard over {} shards", z.shards)
+                    format!(
+                        " per shard over {} shards, read together through Thanos Query",
+                        z.shards
+                    )
                 } else {
                     String::new()
                 }
@@ -1436,8 +1428,7 @@ mod tests {
 
     #[test]
     fn sizing_warns_past_the_estimate_or_near_the_limit_and_says_what_to_turn_on() {
-        let config = crate::config::Config::default();
-        let fine = sizing(&sized(Some(200_000), Some(1 << 30), 1), &config, "automon");
+        let fine = sizing(&sized(Some(200_000), Some(1 << 30), 1), "automon");
         assert_eq!(fine.len(), 1);
         assert_eq!(fine[0].level, Level::Ok);
         assert!(
@@ -1446,7 +1437,7 @@ mod tests {
             fine[0].message
         );
 
-        let over = sizing(&sized(Some(3_100_000), None, 1), &config, "automon");
+        let over = sizing(&sized(Some(3_100_000), None, 1), "automon");
         assert_eq!(over.len(), 1);
         assert_eq!(over[0].level, Level::Warn);
         assert!(
@@ -1464,11 +1455,7 @@ mod tests {
             over[0].fix
         );
 
-        let full = sizing(
-            &sized(Some(200_000), Some(1900 << 20), 1),
-            &config,
-            "automon",
-        );
+        let full = sizing(&sized(Some(200_000), Some(1900 << 20), 1), "automon");
         assert_eq!(full.len(), 1);
         assert!(
             full[0].message.contains("1900 MiB of its 2048 MiB"),
@@ -1476,21 +1463,16 @@ mod tests {
             full[0].message
         );
 
-        // Sharded without a global view: dashboards see one shard.
-        let sharded = sizing(&sized(None, None, 3), &config, "automon");
+        // Sharded: Thanos Query reads the shards together.
+        let sharded = sizing(&sized(None, None, 3), "automon");
         assert_eq!(sharded.len(), 1);
+        assert_eq!(sharded[0].level, Level::Ok);
         assert!(
-            sharded[0].message.contains("3 Prometheus shards"),
+            sharded[0]
+                .message
+                .contains("per shard over 3 shards, read together through Thanos Query"),
             "{}",
             sharded[0].message
-        );
-        let with_thanos = config
-            .clone()
-            .with_set("prometheus.thanos={objectStorageConfig: {secret: s, key: k}}")
-            .unwrap();
-        assert_eq!(
-            sizing(&sized(None, None, 3), &with_thanos, "automon")[0].level,
-            Level::Ok
         );
         // A cluster that grew past its tier.
         let mut grown = sized(None, None, 1);
@@ -1498,7 +1480,7 @@ mod tests {
             z.nodes = 120;
             z.resize_for = Some(250);
         }
-        let found = sizing(&grown, &config, "automon");
+        let found = sizing(&grown, "automon");
         assert!(
             found[0]
                 .message

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{
     ByteString,
-    api::core::v1::{Secret, ServiceAccount, ServiceSpec},
+    api::core::v1::{Secret, ServiceAccount},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -64,15 +64,12 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
             ..Default::default()
         }),
         alertmanager(ctx, &labels),
-        service::service(
+        // Silences made in the UI show up at once on the replica that made them.
+        service::sticky(
             ctx,
             NAME,
             &labels,
-            ServiceSpec {
-                // Silences made in the UI show up at once on the replica that made them.
-                session_affinity: Some("ClientIP".into()),
-                ..service::spec(ctx, NAME, &[("web", PORT)])
-            },
+            service::spec(ctx, NAME, &[("web", PORT)]),
         ),
         network_policy(ctx, &labels),
         self_scrape(ctx, NAME, &labels, "web", exposed().prefix()),

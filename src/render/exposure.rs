@@ -311,9 +311,10 @@ mod tests {
                 .as_str()
                 .unwrap();
         let v: Value = serde_saphyr::from_str(datasources).unwrap();
+        // Sharded: Grafana asks Thanos Query, inside the cluster, not under the path.
         assert_eq!(
             v["datasources"][0]["url"],
-            "http://prometheus.automon.svc:9090/prometheus"
+            "http://thanos-query.automon.svc:9090"
         );
         assert_eq!(
             v["datasources"][1]["url"],

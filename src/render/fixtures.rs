@@ -2,7 +2,14 @@
 
 use serde_json::Value;
 
-use crate::model::Object;
+use crate::{config::Config, model::Object};
+
+/// The default configuration with each of `sets` applied, as `--set` would.
+pub fn config(sets: &[&str]) -> Config {
+    sets.iter().fold(Config::default(), |c, s| {
+        c.with_set(s).unwrap_or_else(|e| panic!("--set {s}: {e}"))
+    })
+}
 
 pub fn as_json(objects: Vec<Object>) -> Vec<Value> {
     objects

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use super::{
     Context, deployment, exposure, meta,
     network::{self, api_server_egress, dns_egress, namespace_pods, pods, tcp},
-    object,
+    object, prometheus,
     security::{restricted_container, restricted_pod},
     service,
 };
@@ -139,10 +139,7 @@ fn datasources(ctx: &Context) -> String {
             "type": "prometheus",
             "uid": "prometheus",
             "access": "proxy",
-            "url": format!(
-                "http://prometheus.{ns}.svc:9090{}",
-                ctx.config.prometheus.exposure().prefix()
-            ),
+            "url": prometheus_url(ctx),
             "isDefault": !extra.iter().any(|d| d.is_default),
             "editable": false,
             // Lets $__rate_interval fit the real scrape interval.
@@ -171,6 +168,20 @@ fn datasources(ctx: &Context) -> String {
             .map(|(i, d)| additional_datasource(i, d)),
     );
     to_yaml(&json!({"apiVersion": 1, "datasources": list}))
+}
+
+/// Where Grafana asks for series: Thanos Query over the shards when there are several, else
+/// the one Prometheus (under the path it is exposed at).
+fn prometheus_url(ctx: &Context) -> String {
+    let ns = ctx.namespace;
+    if prometheus::query::enabled(ctx) {
+        let (name, port) = (prometheus::query::NAME, prometheus::query::PORT);
+        return format!("http://{name}.{ns}.svc:{port}");
+    }
+    format!(
+        "http://prometheus.{ns}.svc:9090{}",
+        ctx.config.prometheus.exposure().prefix()
+    )
 }
 
 /// One of `grafana.additionalDataSources` as Grafana provisions it. Grafana expands `$NAME` and
@@ -638,7 +649,7 @@ fn sidecar_rbac(ctx: &Context, labels: &BTreeMap<String, String>) -> Vec<Object>
 
 /// The UI is open to the namespace (port-forwards come on top), and to anywhere while exposed;
 /// Grafana talks only to the stack's Prometheus and Alertmanager, DNS, (the sidecar) the API
-/// server, and, on their URLs' ports, the OAuth provider and the additional datasources
+/// server (and Thanos Query over the shards), and, on their URLs' ports, the OAuth provider and the additional datasources
 /// Grafana's server calls (their addresses are not known when rendering).
 fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     let to_pods = |name: &str, port: i32| NetworkPolicyEgressRule {
@@ -651,6 +662,12 @@ fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
         dns_egress(),
         api_server_egress(),
     ];
+    if prometheus::query::enabled(ctx) {
+        egress.push(to_pods(
+            prometheus::query::NAME,
+            prometheus::query::HTTP_PORT,
+        ));
+    }
     let ports = egress_ports(&ctx.config.grafana);
     if !ports.is_empty() {
         egress.push(NetworkPolicyEgressRule {

@@ -278,10 +278,7 @@ mod tests {
     }
 
     fn args_with(sets: &[&str]) -> Vec<String> {
-        let mut config = Config::default();
-        for s in sets {
-            config = config.with_set(s).unwrap();
-        }
+        let config = render::fixtures::config(sets);
         render::fixtures::deployment_args(&render::fixtures::as_json(objects(&Context::new(
             &config,
         ))))

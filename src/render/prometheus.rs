@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::{core::v1::ServiceSpec, rbac::v1::PolicyRule};
+use k8s_openapi::api::rbac::v1::PolicyRule;
 use serde_json::{Value, json};
 
 use super::{
@@ -45,16 +45,13 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
     let mut objects = rbac::cluster_identity(ctx, NAME, &labels, cluster_rules());
     objects.extend([
         prometheus(ctx, &labels),
-        service::service(
+        // With several replicas, Grafana keeps seeing one replica's data rather than
+        // alternating between two slightly different ones.
+        service::sticky(
             ctx,
             NAME,
             &labels,
-            ServiceSpec {
-                // With several replicas, Grafana keeps seeing one replica's data rather than
-                // alternating between two slightly different ones.
-                session_affinity: Some("ClientIP".into()),
-                ..service::spec(ctx, NAME, &[(PORT_NAME, PORT)])
-            },
+            service::spec(ctx, NAME, &[(PORT_NAME, PORT)]),
         ),
         network_policy(ctx, NAME, &labels),
         self_scrape(ctx, NAME, &labels, PORT_NAME, prefix(ctx)),
@@ -73,6 +70,7 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
     if ctx.sizing.shards > 1 {
         objects.extend(ruler(ctx));
     }
+    objects.extend(query::objects(ctx));
     objects
 }
 
@@ -164,6 +162,8 @@ fn ruler(ctx: &Context) -> Vec<Object> {
     );
     spec["retention"] = json!(RULER_RETENTION);
     spec["resources"] = json!(meta::resources(&ctx.sizing.ruler));
+    // Thanos Query reads the ruler's alerts and rules through its sidecar.
+    thanos::sidecar(&mut spec, ctx);
     let mut scope_labels = labels.clone();
     scope_labels.insert(SCOPE_LABEL.into(), CLUSTER_SCOPE.into());
     let federate = custom(json!({
@@ -339,10 +339,11 @@ pub fn prefix<'a>(ctx: &Context<'a>) -> &'a str {
 /// egress stays open.
 fn network_policy(ctx: &Context, name: &str, labels: &BTreeMap<String, String>) -> Object {
     let shards = name == NAME;
+    // The Thanos sidecar is the ruler's too when Thanos Query asks it; the exposure is the
+    // shards' only.
     let ingress = [network::ingress(vec![namespace_pods()], vec![tcp(PORT)])]
         .into_iter()
-        // The Thanos sidecar and the exposure are the shards' only.
-        .chain(thanos::ingress(ctx).filter(|_| shards))
+        .chain(thanos::ingress(ctx).filter(|_| shards || query::enabled(ctx)))
         .chain(
             exposure::policy_rule(ctx.config.prometheus.exposure(), tcp(PORT)).filter(|_| shards),
         )
@@ -350,22 +351,19 @@ fn network_policy(ctx: &Context, name: &str, labels: &BTreeMap<String, String>) 
     network::policy(ctx, name, labels, ingress, Some(vec![anywhere()]))
 }
 
-// Remote write and the Thanos sidecar, each its own part of the `Prometheus` object.
+// Remote write and the Thanos sidecar, each its own part of the `Prometheus` object; Thanos
+// Query over the shards.
+pub mod query;
 mod remote_write;
-mod thanos;
+pub mod thanos;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::model;
 
     fn render_with(sets: &[&str]) -> Vec<Object> {
-        let mut config = Config::default();
-        for s in sets {
-            config = config.with_set(s).unwrap();
-        }
-        objects(&Context::new(&config))
+        objects(&Context::new(&crate::render::fixtures::config(sets)))
     }
 
     fn spec(objects: &[Object]) -> &Value {
@@ -450,11 +448,7 @@ mod tests {
         ]);
         assert_eq!(spec_of(&everywhere)["ruleNamespaceSelector"], json!({}));
         // The whole stack: automon's own scrape and rule objects are selected by those labels.
-        let mut config = Config::default();
-        for s in sets {
-            config = config.with_set(s).unwrap();
-        }
-        let all = crate::render::render(&config).objects;
+        let all = crate::render::render(&crate::render::fixtures::config(&sets)).objects;
         let selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
             serde_json::from_value(want).unwrap();
         let monitors: Vec<&Object> = all

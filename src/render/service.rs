@@ -45,3 +45,22 @@ pub fn service(
         ..Default::default()
     })
 }
+
+/// A Service whose clients keep to one of its pods (ClientIP affinity): replicas that each
+/// answer a little differently (their own scrapes, their own silences) are not mixed.
+pub fn sticky(
+    ctx: &Context,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    spec: ServiceSpec,
+) -> Object {
+    service(
+        ctx,
+        name,
+        labels,
+        ServiceSpec {
+            session_affinity: Some("ClientIP".into()),
+            ..spec
+        },
+    )
+}

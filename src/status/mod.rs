@@ -114,13 +114,13 @@ pub async fn gather(cluster: &Cluster, prom: &PrometheusFlag) -> Result<Snapshot
     // the path its pods serve under (`spec.routePrefix`, set when the stack's is exposed under
     // a path).
     let ask = async {
-        let (port, prefix) = match (&prom.url, &reused) {
-            (Some(_), _) => (DEFAULT_WEB_PORT.to_string(), String::new()),
+        let web = match (&prom.url, &reused) {
+            (Some(_), _) => Web::default(),
             (None, Some((ns, name))) if reuse => web_of(cluster, ns, name).await,
             (None, _) => web_of(cluster, &cluster.namespace, render::prometheus::INSTANCE).await,
         };
-        let reused_at = reused.map(|(ns, _)| (ns, port));
-        match prometheus_source(cluster, prom, reuse, reused_at.as_ref(), prefix) {
+        let reused_at = reused.map(|(ns, _)| (ns, web.port.clone()));
+        match prometheus_source(cluster, prom, reuse, reused_at.as_ref(), web) {
             Some(s) => {
                 let wait = cluster.target.timeout.unwrap_or(prometheus::TIMEOUT);
                 Some(prometheus::ask(s, wait, &node_exporter_job).await)
@@ -185,48 +185,81 @@ impl Snapshot {
 /// The port name the operator gives a Prometheus' web port when its spec names none.
 const DEFAULT_WEB_PORT: &str = "web";
 
-/// The name of the web port of the `Prometheus` `ns/name` (`spec.portName`), which the
-/// operator's `prometheus-operated` Service carries, and the path prefix its pods serve under
-/// ([`route_prefix`]); the defaults when it cannot be read.
-async fn web_of(cluster: &Cluster, ns: &str, name: &str) -> (String, String) {
+/// How to reach a Prometheus' web API.
+struct Web {
+    /// The name of its web port (`spec.portName`), which the operator's `prometheus-operated`
+    /// Service carries.
+    port: String,
+    /// The path prefix its pods serve under ([`route_prefix`]).
+    prefix: String,
+    /// More than one shard (`spec.shards`): each holds a part of the series, and the stack's
+    /// Thanos Query answers for all of them.
+    sharded: bool,
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            port: DEFAULT_WEB_PORT.to_string(),
+            prefix: String::new(),
+            sharded: false,
+        }
+    }
+}
+
+/// [`Web`] of the `Prometheus` `ns/name`; the defaults when it cannot be read.
+async fn web_of(cluster: &Cluster, ns: &str, name: &str) -> Web {
     let api = resources::by_group_kind("Prometheus.monitoring.coreos.com")
         .expect("monitoring kinds are known")
         .api(&cluster.client, Some(ns));
-    let object = api.get_opt(name).await.ok().flatten();
-    let port = object
-        .as_ref()
-        .and_then(|p| p.data["spec"]["portName"].as_str().map(str::to_string))
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| DEFAULT_WEB_PORT.to_string());
-    (port, object.as_ref().map(route_prefix).unwrap_or_default())
+    let Some(object) = api.get_opt(name).await.ok().flatten() else {
+        return Web::default();
+    };
+    Web {
+        port: (object.data["spec"]["portName"].as_str())
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_WEB_PORT)
+            .to_string(),
+        prefix: route_prefix(&object),
+        sharded: object.data["spec"]["shards"]
+            .as_u64()
+            .is_some_and(|s| s > 1),
+    }
 }
 
-/// The Prometheus that scrapes the stack: `--prometheus-url`, its own, or the reused one
-/// (through the `prometheus-operated` Service its operator keeps in front of every
-/// Prometheus, at its web port's name: `reused_at`, as (namespace, port name)); `None` when
-/// there is none to ask.
+/// The Prometheus that scrapes the stack: `--prometheus-url`, its own (Thanos Query over its
+/// shards when it has several), or the reused one (through the `prometheus-operated` Service
+/// its operator keeps in front of every Prometheus, at its web port's name: `reused_at`, as
+/// (namespace, port name)); `None` when there is none to ask.
 fn prometheus_source<'a>(
     cluster: &'a Cluster,
     prom: &'a PrometheusFlag,
     reuses_operator: bool,
     reused_at: Option<&'a (String, String)>,
-    prefix: String,
+    web: Web,
 ) -> Option<prometheus::Source<'a>> {
     match (&prom.url, reused_at) {
         (Some(url), _) => Some(prometheus::Source::Url(url)),
+        (None, _) if !reuses_operator && web.sharded => Some(prometheus::Source::ServiceProxy {
+            cluster,
+            namespace: &cluster.namespace,
+            service: render::prometheus::query::NAME,
+            port: render::prometheus::query::PORT_NAME,
+            prefix: String::new(),
+        }),
         (None, _) if !reuses_operator => Some(prometheus::Source::ServiceProxy {
             cluster,
             namespace: &cluster.namespace,
             service: render::prometheus::SERVICE,
             port: render::prometheus::PORT_NAME,
-            prefix,
+            prefix: web.prefix,
         }),
         (None, Some((namespace, port))) => Some(prometheus::Source::ServiceProxy {
             cluster,
             namespace,
             service: OPERATED_SERVICE,
             port,
-            prefix,
+            prefix: web.prefix,
         }),
         (None, None) => None,
     }

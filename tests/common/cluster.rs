@@ -465,13 +465,30 @@ pub fn operator_running() -> bool {
         .contains("prometheus-operator running")
 }
 
-/// Stops the out-of-cluster operator that `localcluster operator start` runs.
+/// Stops the out-of-cluster operator that `localcluster operator start` runs, once no test of
+/// this binary that needs it ([`operator_needed`]) is still running.
 pub struct OperatorStop;
 
 impl Drop for OperatorStop {
     fn drop(&mut self) {
+        let _alone = OPERATOR_USERS
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         localcluster(&["operator", "stop"]);
     }
+}
+
+/// Tests that need the operator running until they end, beside a test that stops it when it
+/// ends (its [`OperatorStop`] waits for them).
+static OPERATOR_USERS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// [`ensure_operator`], and no [`OperatorStop`] of this binary stops it until the guard drops.
+pub fn operator_needed() -> std::sync::RwLockReadGuard<'static, ()> {
+    let guard = OPERATOR_USERS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    ensure_operator();
+    guard
 }
 
 /// The out-of-cluster operator running: started unless it runs already (this binary's or

@@ -30,60 +30,82 @@ pub const SERVICE: &str = "prometheus-thanos";
 pub const GRPC_PORT: i32 = 10901;
 const GRPC_PORT_NAME: &str = "grpc";
 
-/// Adds `spec.thanos` when the sidecar is configured.
+/// Adds `spec.thanos` to the shards' `Prometheus` when the sidecar is configured, or when
+/// Thanos Query asks the shards ([`super::query`]); only the configured one uploads blocks.
 pub fn extend(spec: &mut Value, ctx: &Context) {
-    if let Some(t) = &ctx.config.prometheus.thanos {
-        let storage = &t.object_storage_config;
-        spec["thanos"] = json!({
-            "version": versions::THANOS.version,
-            "image": ctx.image(&versions::THANOS),
-            "objectStorageConfig": {"name": storage.secret, "key": storage.key},
-            "resources": meta::resources(&t.resources),
-        });
+    let configured = ctx.config.prometheus.thanos.as_ref();
+    if configured.is_none() && !super::query::enabled(ctx) {
+        return;
     }
+    sidecar(spec, ctx);
+    if let Some(t) = configured {
+        let storage = &t.object_storage_config;
+        spec["thanos"]["objectStorageConfig"] = json!({"name": storage.secret, "key": storage.key});
+        spec["thanos"]["resources"] = json!(meta::resources(&t.resources));
+    }
+}
+
+/// The sidecar alone, serving the StoreAPI to Thanos Query (the ruler's: its alerts and the
+/// rules it evaluates; nothing uploaded).
+pub fn sidecar(spec: &mut Value, ctx: &Context) {
+    spec["thanos"] = json!({
+        "version": versions::THANOS.version,
+        "image": ctx.image(&versions::THANOS),
+    });
 }
 
 /// The headless Service (one DNS SRV record per pod, `_grpc._tcp.prometheus-thanos.<ns>`), so
-/// that Thanos Query reaches every replica rather than one behind a virtual IP.
+/// that Thanos Query reaches every replica and shard rather than one behind a virtual IP.
 pub fn objects(ctx: &Context, labels: &BTreeMap<String, String>) -> Vec<Object> {
-    if ctx.config.prometheus.thanos.is_none() {
+    if ctx.config.prometheus.thanos.is_none() && !super::query::enabled(ctx) {
         return Vec::new();
     }
-    vec![service::service(
+    vec![headless(ctx, SERVICE, NAME, labels)]
+}
+
+/// A headless Service `name` of the sidecars of the component `pods`.
+pub fn headless(
+    ctx: &Context,
+    name: &str,
+    pods: &str,
+    labels: &BTreeMap<String, String>,
+) -> Object {
+    service::service(
         ctx,
-        SERVICE,
+        name,
         labels,
         ServiceSpec {
             cluster_ip: Some("None".into()),
-            ..service::spec(ctx, NAME, &[(GRPC_PORT_NAME, GRPC_PORT)])
+            ..service::spec(ctx, pods, &[(GRPC_PORT_NAME, GRPC_PORT)])
         },
-    )]
+    )
 }
 
-/// The StoreAPI from any namespace: Thanos Query usually runs in a namespace of its own (or
-/// is shared by several clusters' stacks), and the StoreAPI only reads.
+/// The StoreAPI: from any namespace with `prometheus.thanos` (Thanos Query usually runs in a
+/// namespace of its own, or is shared by several clusters' stacks; the StoreAPI only reads),
+/// else from the stack's Thanos Query when it runs.
 pub fn ingress(ctx: &Context) -> Option<NetworkPolicyIngressRule> {
-    ctx.config.prometheus.thanos.as_ref().map(|_| {
-        let any_namespace = NetworkPolicyPeer {
+    let from = if ctx.config.prometheus.thanos.is_some() {
+        NetworkPolicyPeer {
             namespace_selector: Some(LabelSelector::default()),
             ..Default::default()
-        };
-        network::ingress(vec![any_namespace], vec![tcp(GRPC_PORT)])
-    })
+        }
+    } else if super::query::enabled(ctx) {
+        network::pods(ctx, super::query::NAME)
+    } else {
+        return None;
+    };
+    Some(network::ingress(vec![from], vec![tcp(GRPC_PORT)]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model;
-    use crate::{config::Config, render::prometheus::objects};
+    use crate::render::prometheus::objects;
 
     fn render_with(sets: &[&str]) -> Vec<Object> {
-        let mut config = Config::default();
-        for s in sets {
-            config = config.with_set(s).unwrap();
-        }
-        objects(&Context::new(&config))
+        objects(&Context::new(&crate::render::fixtures::config(sets)))
     }
 
     const THANOS: &str =

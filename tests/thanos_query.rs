@@ -1,0 +1,627 @@
+//! One view over every shard, with real processes on 127.0.0.1: three Prometheus shards (each
+//! scraping its own real node-exporter, as hashmod keeps each target on one shard), the ruler
+//! federating `rules::CLUSTER_SERIES` from them, a real Thanos sidecar beside each, and Thanos
+//! Query with the arguments `render` gives its Deployment (its endpoints the sidecars' addresses
+//! here instead of the headless Services' DNS). Beside them, one unsharded Prometheus scraping
+//! the same exporters, the answer every query through Query must equal.
+//!
+//! The external labels are the operator's (`prometheus`: `<ns>/<Prometheus>`,
+//! `prometheus_replica`: the pod), which Query deduplicates by.
+
+mod common;
+
+use std::{
+    collections::BTreeSet,
+    path::Path,
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use common::{
+    Cleanup, KwokNodes, Process, built_tool, dashboard_queries, enable, expose, fake_http_server,
+    free_port, http_get, kwok_node, nodes_shared, pod_of, prometheus_query as query,
+    rendered_objects, spawn_node_exporter, spawn_prometheus, status_json, substitute, until,
+    url_encode,
+};
+
+const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+/// The local cluster's nodes the status test adds, one per shard.
+const KWOK_NODES: [&str; 3] = ["tq-node-a", "tq-node-b", "tq-node-c"];
+
+/// kube-state-metrics' view of the three nodes (one target, on the first shard, as hashmod
+/// puts its one target on one shard).
+fn kube_state_metrics(nodes: [&str; 3]) -> String {
+    let mut text = String::from(
+        "# TYPE kube_node_info gauge\n# TYPE kube_node_status_condition gauge\n\
+         # TYPE kube_node_labels gauge\n# TYPE kube_node_status_allocatable gauge\n",
+    );
+    for n in nodes {
+        text.push_str(&format!(
+            "kube_node_info{{node=\"{n}\",kernel_version=\"6.1\",os_image=\"test\",container_runtime_version=\"containerd://2.4.2\",kubelet_version=\"v1.36.3\",internal_ip=\"127.0.0.1\"}} 1\n\
+             kube_node_status_condition{{node=\"{n}\",condition=\"Ready\",status=\"true\"}} 1\n\
+             kube_node_status_condition{{node=\"{n}\",condition=\"Ready\",status=\"false\"}} 0\n\
+             kube_node_status_condition{{node=\"{n}\",condition=\"Ready\",status=\"unknown\"}} 0\n\
+             kube_node_labels{{node=\"{n}\",label_kubernetes_io_os=\"linux\"}} 1\n\
+             kube_node_status_allocatable{{node=\"{n}\",resource=\"cpu\",unit=\"core\"}} 4\n\
+             kube_node_status_allocatable{{node=\"{n}\",resource=\"memory\",unit=\"byte\"}} 8589934592\n"
+        ));
+    }
+    text
+}
+
+fn serve_kube_state_metrics(nodes: [&str; 3]) -> u16 {
+    let body = kube_state_metrics(nodes);
+    fake_http_server(Some(&format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )))
+}
+
+/// A node-exporter scrape of `targets` (address, node), labelled as the node-exporter
+/// ServiceMonitor labels it: job node-exporter, the node in `node` and `instance`.
+fn node_exporter_job(targets: &[(u16, &str)]) -> String {
+    let mut job = String::from("  - job_name: node-exporter\n    static_configs:\n");
+    for (port, node) in targets {
+        job.push_str(&format!(
+            "      - targets: [\"127.0.0.1:{port}\"]\n        labels: {{node: {node}, instance: {node}}}\n"
+        ));
+    }
+    job
+}
+
+fn kube_state_metrics_job(port: u16) -> String {
+    format!(
+        "  - job_name: kube-state-metrics\n    honor_labels: true\n    static_configs:\n      - targets: [\"127.0.0.1:{port}\"]\n"
+    )
+}
+
+/// A Prometheus with the operator's external labels for pod `pod` of `prometheus`, these jobs
+/// and rules, in a directory of its own under `dir`.
+struct Instance {
+    port: u16,
+    log: std::path::PathBuf,
+    process: Process,
+}
+
+fn prometheus(
+    dir: &Path,
+    name: &str,
+    external: Option<(&str, &str)>,
+    jobs: &str,
+    rules: &str,
+) -> Instance {
+    // The same rules at the same path for every shard, as the operator mounts them in each
+    // shard's pods: Query takes rule groups of one name and file for one group.
+    let rule_file = dir.join(format!("rules-{:x}.yaml", {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        rules.hash(&mut h);
+        h.finish()
+    }));
+    std::fs::write(&rule_file, rules).unwrap();
+    let dir = dir.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let labels = external
+        .map(|(prometheus, pod)| {
+            format!("  external_labels: {{prometheus: \"automon/{prometheus}\", prometheus_replica: \"{pod}\"}}\n")
+        })
+        .unwrap_or_default();
+    std::fs::write(
+        dir.join("prometheus.yaml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{labels}rule_files: [{}]\nscrape_configs:\n{jobs}",
+            rule_file.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let (process, log) = spawn_prometheus(&built_tool("prometheus", "prometheus"), &dir, port);
+    Instance { port, log, process }
+}
+
+/// An alert that always fires, as a rule file.
+fn always(alert: &str) -> String {
+    format!("groups:\n{}", always_rules(alert))
+}
+
+/// [`always`]'s group alone, to follow another.
+fn always_rules(alert: &str) -> String {
+    format!(
+        "  - name: {alert}\n    rules:\n      - alert: {alert}\n        expr: vector(1)\n        labels: {{severity: none}}\n"
+    )
+}
+
+/// A real Thanos sidecar beside the Prometheus on `prometheus`: its StoreAPI's port.
+fn sidecar(dir: &Path, name: &str, prometheus: u16) -> (Process, std::path::PathBuf, u16) {
+    let (grpc, http) = (free_port(), free_port());
+    let log = dir.join(format!("sidecar-{name}.log"));
+    let process = Process::spawn(
+        "thanos sidecar",
+        Command::new(built_tool("thanos", "thanos"))
+            .arg("sidecar")
+            .arg(format!("--prometheus.url=http://127.0.0.1:{prometheus}"))
+            .arg(format!("--grpc-address=127.0.0.1:{grpc}"))
+            .arg(format!("--http-address=127.0.0.1:{http}"))
+            .arg(format!(
+                "--tsdb.path={}",
+                dir.join(name).join("data").display()
+            )),
+        &log,
+    );
+    (process, log, grpc)
+}
+
+/// `render`'s Thanos Query arguments for a sharded stack, with its addresses on 127.0.0.1 and
+/// its endpoints the sidecars' ports.
+fn query_args(objects: &[Value], http: u16, grpc: u16, stores: &[u16]) -> Vec<String> {
+    let deployment = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "thanos-query")
+        .expect("a sharded stack renders Deployment thanos-query");
+    let args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("Thanos Query's arguments")
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let endpoints = args.iter().filter(|a| a.starts_with("--endpoint=")).count();
+    assert_eq!(
+        endpoints, 2,
+        "the shards' and the ruler's sidecars: {args:?}"
+    );
+    let mut out: Vec<String> = args
+        .into_iter()
+        .filter(|a| !a.starts_with("--endpoint="))
+        .map(|a| {
+            if a.starts_with("--http-address=") {
+                format!("--http-address=127.0.0.1:{http}")
+            } else if a.starts_with("--grpc-address=") {
+                format!("--grpc-address=127.0.0.1:{grpc}")
+            } else {
+                a
+            }
+        })
+        .collect();
+    out.extend(stores.iter().map(|p| format!("--endpoint=127.0.0.1:{p}")));
+    out
+}
+
+/// An instant query through Query with deduplication off: what Query would answer without
+/// its replica labels.
+fn query_undeduplicated(port: u16, expr: &str) -> Vec<Value> {
+    let body = http_get(
+        port,
+        &format!("/api/v1/query?dedup=false&query={}", url_encode(expr)),
+    )
+    .unwrap_or_else(|e| panic!("{expr}: {e}"));
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// The value of a one-sample answer.
+fn scalar(result: &[Value]) -> f64 {
+    assert_eq!(result.len(), 1, "one sample: {result:?}");
+    result[0]["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+/// Each sample's labels (as JSON text) and value, sorted.
+fn samples(result: &[Value]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = result
+        .iter()
+        .map(|s| {
+            (
+                s["metric"].to_string(),
+                s["value"][1].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Three shards of one node each, the ruler, their sidecars, Query and the one unsharded
+/// Prometheus, all running and scraped a few times; stopped when dropped.
+struct Sharded {
+    objects: Vec<Value>,
+    /// Query's HTTP port.
+    http: u16,
+    shards: Vec<Instance>,
+    whole: Instance,
+    query_log: std::path::PathBuf,
+    sidecar_logs: Vec<std::path::PathBuf>,
+    _processes: Vec<Process>,
+    _dir: tempfile::TempDir,
+}
+
+impl Sharded {
+    fn start(nodes: [&'static str; 3]) -> Sharded {
+        let objects = rendered_objects(&["--set", "prometheus.shards=3"]);
+        let federate = objects
+            .iter()
+            .find(|o| {
+                o["kind"] == "ServiceMonitor" && o["metadata"]["name"] == "prometheus-federate"
+            })
+            .expect("the ruler's federation");
+        let matches: Vec<String> = federate["spec"]["endpoints"][0]["params"]["match[]"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_string())
+            .collect();
+
+        let dir = tempfile::tempdir().unwrap();
+        let ksm = serve_kube_state_metrics(nodes);
+        let mut exporters = Vec::new();
+        for node in nodes {
+            let d = dir.path().join(node);
+            std::fs::create_dir_all(&d).unwrap();
+            let (process, log, port) = spawn_node_exporter(&d);
+            exporters.push((process, log, port, node));
+        }
+        // Shard i scrapes node i; the first shard also kube-state-metrics.
+        let mut shards = Vec::new();
+        for (i, (_, _, port, node)) in exporters.iter().enumerate() {
+            let mut jobs = node_exporter_job(&[(*port, node)]);
+            if i == 0 {
+                jobs.push_str(&kube_state_metrics_job(ksm));
+            }
+            let pod = match i {
+                0 => "prometheus-automon-0".to_string(),
+                _ => format!("prometheus-automon-shard-{i}-0"),
+            };
+            shards.push(prometheus(
+                dir.path(),
+                &format!("shard-{i}"),
+                Some(("automon", &pod)),
+                &jobs,
+                &always("Watchdog"),
+            ));
+        }
+        // The ruler: the federation the ServiceMonitor renders, with honor_labels, from each shard.
+        let mut federation = String::from(
+            "  - job_name: prometheus-federate\n    honor_labels: true\n    metrics_path: /federate\n    params:\n      match[]:\n",
+        );
+        for m in &matches {
+            federation.push_str(&format!(
+                "        - {}\n",
+                serde_json::to_string(m).unwrap()
+            ));
+        }
+        federation.push_str("    static_configs:\n      - targets: [");
+        federation.push_str(
+            &shards
+                .iter()
+                .map(|s| format!("\"127.0.0.1:{}\"", s.port))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        federation.push_str("]\n");
+        let ruler = prometheus(
+            dir.path(),
+            "ruler",
+            Some(("automon-ruler", "prometheus-automon-ruler-0")),
+            &federation,
+            &always("ClusterScope"),
+        );
+        // One unsharded Prometheus of the same targets: what one view must answer.
+        let all: Vec<(u16, &str)> = exporters.iter().map(|(_, _, p, n)| (*p, *n)).collect();
+        let mut whole = prometheus(
+            dir.path(),
+            "whole",
+            Some(("automon", "prometheus-automon-0")),
+            &format!("{}{}", node_exporter_job(&all), kube_state_metrics_job(ksm)),
+            &format!("{}{}", always("Watchdog"), always_rules("ClusterScope")),
+        );
+
+        let mut sidecars = Vec::new();
+        for (i, s) in shards.iter().enumerate() {
+            sidecars.push(sidecar(dir.path(), &format!("shard-{i}"), s.port));
+        }
+        sidecars.push(sidecar(dir.path(), "ruler", ruler.port));
+        let stores: Vec<u16> = sidecars.iter().map(|(_, _, p)| *p).collect();
+        let (http, grpc) = (free_port(), free_port());
+        let query_log = dir.path().join("query.log");
+        let mut thanos_query = Process::spawn(
+            "thanos query",
+            Command::new(built_tool("thanos", "thanos"))
+                .args(query_args(&objects, http, grpc, &stores)),
+            &query_log,
+        );
+
+        // Every shard scraped a few times, the ruler federated them, and Query sees all four stores.
+        // (At least: how many Query counts is the test's to judge, with a clear message.)
+        let ready = r#"count(count_over_time(up{job="node-exporter"}[1m]) >= 5) >= 3 and on () count(count_over_time(up{job="kube-state-metrics"}[1m]) >= 5) >= 1"#;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let sidecar_logs: Vec<std::path::PathBuf> =
+            sidecars.iter().map(|(_, l, _)| l.clone()).collect();
+        let logs = |extra: &str| {
+            let mut out = format!(
+                "{extra}\nquery:\n{}",
+                std::fs::read_to_string(&query_log).unwrap_or_default()
+            );
+            for log in &sidecar_logs {
+                out.push_str(&format!(
+                    "\n{}:\n{}",
+                    log.display(),
+                    std::fs::read_to_string(log).unwrap_or_default()
+                ));
+            }
+            out
+        };
+        loop {
+            thanos_query.assert_running(&query_log);
+            for (p, log, _) in sidecars.iter_mut() {
+                p.assert_running(log);
+            }
+            for s in shards.iter_mut().chain([&mut whole]) {
+                s.process.assert_running(&s.log);
+            }
+            let stores_up = http_get(http, "/api/v1/stores")
+                .ok()
+                .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+                .map(|v| v["data"]["sidecar"].as_array().map_or(0, Vec::len))
+                .unwrap_or(0);
+            let federated = query(ruler.port, r#"count(up{job="node-exporter"})"#)
+                .is_ok_and(|r| r.first().is_some_and(|s| s["value"][1] == "3"));
+            if stores_up == 4
+                && federated
+                && query(http, ready).is_ok_and(|r| !r.is_empty())
+                && query(whole.port, ready).is_ok_and(|r| !r.is_empty())
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}",
+                logs(&format!(
+                    "not ready within 120s: {stores_up} of 4 stores up, ruler federated: {federated}"
+                ))
+            );
+            thread::sleep(Duration::from_millis(500));
+        }
+        let mut processes: Vec<Process> = exporters.into_iter().map(|(p, ..)| p).collect();
+        processes.extend(sidecars.into_iter().map(|(p, ..)| p));
+        processes.push(thanos_query);
+        processes.push(ruler.process);
+        Sharded {
+            objects,
+            http,
+            shards,
+            whole,
+            query_log,
+            sidecar_logs,
+            _processes: processes,
+            _dir: dir,
+        }
+    }
+
+    /// Query's and the sidecars' logs after `extra`, for a failure.
+    fn logs(&self, extra: &str) -> String {
+        let mut out = format!(
+            "{extra}\nquery:\n{}",
+            std::fs::read_to_string(&self.query_log).unwrap_or_default()
+        );
+        for log in &self.sidecar_logs {
+            out.push_str(&format!(
+                "\n{}:\n{}",
+                log.display(),
+                std::fs::read_to_string(log).unwrap_or_default()
+            ));
+        }
+        out
+    }
+}
+
+#[test]
+fn thanos_query_over_three_shards_and_the_ruler_counts_every_node_once() {
+    let set = Sharded::start(NODES);
+    let (http, objects, whole) = (set.http, &set.objects, &set.whole);
+    let logs = |extra: &str| set.logs(extra);
+    // Every node once: the ruler's federated copies and the shards' own are one series each.
+    let counted = r#"count by (node) (up{job="node-exporter"})"#;
+    let through_query = query(http, counted).unwrap();
+    assert_eq!(
+        samples(&through_query),
+        samples(&query(whole.port, counted).unwrap()),
+        "through Query against one unsharded Prometheus"
+    );
+    assert_eq!(through_query.len(), 3, "{through_query:?}");
+    assert_eq!(
+        scalar(&query(http, r#"count(up{job="node-exporter"})"#).unwrap()),
+        3.0
+    );
+    // Without the replica labels the ruler's copies count twice: deduplication is what makes
+    // one view right (and this test able to fail).
+    let raw = query_undeduplicated(http, r#"count(up{job="node-exporter"})"#);
+    assert_eq!(scalar(&raw), 6.0, "{raw:?}");
+    // The shards' three Watchdogs are one, as on one Prometheus; the ruler's alert is there.
+    assert_eq!(
+        scalar(
+            &query(
+                http,
+                r#"count(ALERTS{alertname="Watchdog", alertstate="firing"})"#
+            )
+            .unwrap()
+        ),
+        1.0
+    );
+    assert_eq!(
+        scalar(
+            &query(
+                http,
+                r#"count(ALERTS{alertname="ClusterScope", alertstate="firing"})"#
+            )
+            .unwrap()
+        ),
+        1.0
+    );
+    // Series per node, through Query and on the one Prometheus: the same.
+    let per_node = r#"count by (node) ({job="node-exporter", __name__=~"node_.+"})"#;
+    let started = Instant::now();
+    let a = query(http, per_node).unwrap();
+    let query_time = started.elapsed();
+    let started = Instant::now();
+    let b = query(whole.port, per_node).unwrap();
+    let whole_time = started.elapsed();
+    assert_eq!(samples(&a), samples(&b), "series per node");
+    eprintln!(
+        "series per node: {} through Query in {query_time:?}, {} on one Prometheus in {whole_time:?}",
+        samples(&a)
+            .iter()
+            .map(|(m, v)| format!("{m}={v}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        samples(&b)
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+
+    // Every node dashboard's query answers for each node through Query.
+    let mut no_data = Vec::new();
+    let queries: Vec<_> = dashboard_queries(objects)
+        .into_iter()
+        .filter(|q| {
+            [
+                "automon-cluster-overview",
+                "automon-node-detail",
+                "automon-alerts-overview",
+            ]
+            .contains(&q.dashboard_uid.as_str())
+        })
+        .collect();
+    assert!(queries.len() > 20, "{}", queries.len());
+    let mut differ = Vec::new();
+    for node in NODES {
+        for q in &queries {
+            let values = std::collections::BTreeMap::from([
+                ("__rate_interval", "15s"),
+                ("__range", "1h"),
+                ("datasource", "prometheus"),
+                ("cluster", ".*"),
+                ("node", node),
+            ]);
+            let expr = substitute(&q.expr, &values);
+            match query(http, &expr) {
+                Ok(r) if r.is_empty() => {
+                    no_data.push(format!("{node}: {}: No data: {expr}", q.at()))
+                }
+                Ok(r) => {
+                    // A per-node answer names the node asked for, or every node.
+                    let nodes: BTreeSet<&str> = r
+                        .iter()
+                        .filter_map(|s| s["metric"]["node"].as_str())
+                        .collect();
+                    if !nodes.is_empty() && !nodes.contains(node) {
+                        no_data.push(format!("{node}: {}: only {nodes:?}: {expr}", q.at()));
+                    }
+                    // The same series as the one Prometheus answers with; the same values
+                    // where they count (rates differ: the two scrape at other moments).
+                    let whole_answer = query(whole.port, &expr).unwrap_or_default();
+                    let series = |r: &[Value]| -> BTreeSet<String> {
+                        r.iter().map(|s| s["metric"].to_string()).collect()
+                    };
+                    if series(&r) != series(&whole_answer) {
+                        differ.push(format!(
+                            "{node}: {}: {expr}\n  through Query: {:?}\n  one Prometheus: {:?}",
+                            q.at(),
+                            series(&r),
+                            series(&whole_answer)
+                        ));
+                    } else if expr.starts_with("count") && samples(&r) != samples(&whole_answer) {
+                        differ.push(format!(
+                            "{node}: {}: {expr}\n  through Query: {:?}\n  one Prometheus: {:?}",
+                            q.at(),
+                            samples(&r),
+                            samples(&whole_answer)
+                        ));
+                    }
+                }
+                Err(e) => no_data.push(format!("{node}: {}: {e}: {expr}", q.at())),
+            }
+        }
+    }
+    assert!(
+        no_data.is_empty(),
+        "{}",
+        logs(&format!("through Query:\n{}", no_data.join("\n")))
+    );
+    assert!(
+        differ.is_empty(),
+        "through Query and on one Prometheus:\n{}",
+        differ.join("\n")
+    );
+}
+
+/// A node's entry in `status -o json`.
+fn node<'a>(st: &'a Value, name: &str) -> &'a Value {
+    st["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+/// `status` of a sharded stack asks Thanos Query (through the API server's service proxy, as
+/// for one Prometheus) and so sees every shard's scrapes; one shard alone sees its own node.
+#[test]
+fn status_of_a_sharded_stack_asks_thanos_query_and_sees_every_shards_nodes() {
+    let ns = "automon-thanos-query";
+    let _cleanup = Cleanup::fresh(ns);
+    let _sharing = nodes_shared();
+    let _nodes = KwokNodes::create(KWOK_NODES.iter().map(|n| kwok_node(n)).collect());
+    enable(ns, &["--set", "prometheus.shards=3"]).success();
+    let set = Sharded::start(KWOK_NODES);
+    // kwok runs Query's pod; the API server's proxy reaches the Query running here in its place.
+    let pod = until("Thanos Query's pod", || {
+        pod_of(ns, "thanos-query").ok_or_else(|| "not yet".to_string())
+    });
+    let _exposed = expose(ns, &pod, 10902, set.http);
+    let st = until(
+        "status counts the three nodes' scrapes through Query",
+        || {
+            let (out, st) = status_json(ns, &[]);
+            if KWOK_NODES
+                .iter()
+                .all(|n| node(&st, n)["scrape"]["health"] == "up")
+            {
+                Ok(st)
+            } else {
+                Err(set.logs(&format!("{out:#?}")))
+            }
+        },
+    );
+    assert_eq!(
+        st["prometheus"]["via"],
+        format!("service {ns}/thanos-query:web through the API server"),
+        "{st}"
+    );
+    // The shards' rules and the ruler's, each group once.
+    assert_eq!(
+        st["prometheus"]["rulesLoaded"],
+        serde_json::json!({"groups": 2, "alerts": 2}),
+        "{st}"
+    );
+    // One shard alone answers for its own node only: Query is what makes every node counted.
+    let one = format!("http://127.0.0.1:{}", set.shards[1].port);
+    let (_, alone) = status_json(ns, &["--prometheus-url", &one]);
+    assert_eq!(
+        node(&alone, KWOK_NODES[1])["scrape"]["health"],
+        "up",
+        "{alone}"
+    );
+    for n in [KWOK_NODES[0], KWOK_NODES[2]] {
+        assert_eq!(
+            node(&alone, n)["scrape"]["health"],
+            "missing",
+            "{n}: {alone}"
+        );
+        assert_eq!(node(&alone, n)["coverage"], "notMonitored", "{n}: {alone}");
+    }
+    for n in KWOK_NODES {
+        assert_eq!(node(&st, n)["coverage"], "monitored", "{n}: {st}");
+    }
+}
