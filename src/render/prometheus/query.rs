@@ -1,6 +1,6 @@
 //! Thanos Query over the shards: with more than one shard each Prometheus holds a part of the
-//! series, so Grafana, `open prometheus` and `status` ask Deployment `thanos-query`, which asks
-//! every shard's and the ruler's Thanos sidecar (their StoreAPI, found through headless
+//! series, so Grafana, `status`, `doctor` and `open query` ask Deployment `thanos-query`, which
+//! asks every shard's and the ruler's Thanos sidecar (their StoreAPI, found through headless
 //! Services) and merges the answers. With one shard nothing of this is rendered.
 //!
 //! Deduplication: the operator gives each Prometheus pod the external labels `prometheus`
