@@ -594,19 +594,17 @@ fn every_fix_of_a_stack_of_its_own_works() {
                 "kubectl delete validatingwebhookconfiguration",
             ),
             ("alertmanager", "ui-only", "--set 'alertmanager.receivers="),
+            // Sharded: status asks Thanos Query, and the fix looks at it.
             (
                 "scrapes",
                 "did not answer",
-                &format!(
-                    "kubectl get pods -n {ns} -l app.kubernetes.io/name=prometheus,app.kubernetes.io/instance=automon"
-                ),
+                &format!("kubectl get pods -n {ns} -l app.kubernetes.io/name=thanos-query"),
             ),
             (
                 "sizing",
                 "sized for up to 250",
                 &format!("kubectl automon diff -n {ns}"),
             ),
-            ("sizing", "2 Prometheus shards", "prometheus.thanos"),
         ],
     );
     drop((_nodes, _port_node, _kubelet, _webhook));
@@ -664,6 +662,9 @@ fn every_fix_of_a_stack_of_its_own_works() {
     ];
     let prometheus = fake_prometheus(targets, 20_000_000, 2000 << 20);
     let _answering = answer_for(ns, "automon", prometheus);
+    // The stack is sharded: status asks its Thanos Query, which answers for every shard.
+    let query_pod = pod_of(ns, "thanos-query").expect("Thanos Query's pod");
+    let _query_answering = expose(ns, &query_pod, 10902, prometheus);
     let answered = [
         ("nodes", on(down), format!("kubectl describe pod -n {ns} ")),
         (

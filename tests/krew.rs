@@ -411,6 +411,6 @@ fn the_installed_linux_plugin_runs_and_kubectl_completes_it() {
     let components = kubectl(root.path(), &["__complete", "automon", "open", ""]).success();
     assert_eq!(
         candidates(&components),
-        ["grafana", "prometheus", "alertmanager"]
+        ["grafana", "prometheus", "alertmanager", "query"]
     );
 }

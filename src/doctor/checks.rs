@@ -1303,6 +1303,11 @@ fn scrapes(snapshot: &Snapshot, status: &Status) -> Option<Finding> {
             .iter()
             .any(|p| p.kind == "Prometheus" && p.custom.is_none());
         let fix = match snapshot.scraping_prometheus() {
+            _ if snapshot.asks_query() => format!(
+                "kubectl get pods -n {ns} -l {}={} (is Thanos Query ready? it reads every shard), or ask one shard with --prometheus-url",
+                crate::model::names::NAME_LABEL,
+                crate::render::prometheus::query::NAME
+            ),
             Some((pns, pname)) if !gone => format!(
                 "kubectl get pods -n {pns} -l {} (are Prometheus {pns}/{pname}'s pods ready?), or ask another with --prometheus-url",
                 status::operator_pod_selector("Prometheus", &pname)

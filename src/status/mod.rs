@@ -221,10 +221,15 @@ async fn web_of(cluster: &Cluster, ns: &str, name: &str) -> Web {
             .unwrap_or(DEFAULT_WEB_PORT)
             .to_string(),
         prefix: route_prefix(&object),
-        sharded: object.data["spec"]["shards"]
-            .as_u64()
-            .is_some_and(|s| s > 1),
+        sharded: sharded(&object),
     }
+}
+
+/// Whether a `Prometheus` has more than one shard (`spec.shards`).
+fn sharded(prometheus: &Object) -> bool {
+    prometheus.data["spec"]["shards"]
+        .as_u64()
+        .is_some_and(|s| s > 1)
 }
 
 /// The Prometheus that scrapes the stack: `--prometheus-url`, its own (Thanos Query over its
@@ -390,6 +395,13 @@ impl Snapshot {
                     && o.metadata.namespace.as_deref() == Some(ns.as_str())
                     && o.metadata.name.as_deref() == Some(name.as_str())
             })
+    }
+
+    /// Whether status asked the stack's Thanos Query (its own Prometheus, sharded) rather than
+    /// a Prometheus.
+    pub fn asks_query(&self) -> bool {
+        let own = self.parent.as_ref().is_some_and(|p| !reuses_operator(p));
+        own && self.scraping_prometheus_object().is_some_and(sharded)
     }
 
     /// What the stack's Prometheus selects of the user's own monitors and rules (pure).
