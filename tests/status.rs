@@ -127,12 +127,8 @@ fn table_until(ns: &str, extra: &[&str], what: &str, done: impl Fn(&Run) -> bool
     })
 }
 
-/// A node's entry in `status -o json` (null when it is not listed).
 fn node<'a>(st: &'a Value, name: &str) -> &'a Value {
-    st["nodes"]
-        .as_array()
-        .and_then(|nodes| nodes.iter().find(|n| n["name"] == name))
-        .unwrap_or(&Value::Null)
+    status_node(st, name)
 }
 
 /// The table row whose first column is `first`.

@@ -23,8 +23,8 @@ use serde_json::Value;
 use common::{
     Cleanup, KwokNodes, Process, built_tool, dashboard_queries, enable, expose, fake_http_server,
     free_port, http_get, kwok_node, nodes_shared, pod_of, prometheus_query as query,
-    rendered_objects, spawn_node_exporter, spawn_prometheus, status_json, substitute, until,
-    url_encode,
+    rendered_objects, spawn_node_exporter, spawn_prometheus, status_json, status_node, substitute,
+    until, url_encode,
 };
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
@@ -557,12 +557,8 @@ fn thanos_query_over_three_shards_and_the_ruler_counts_every_node_once() {
     );
 }
 
-/// A node's entry in `status -o json`.
 fn node<'a>(st: &'a Value, name: &str) -> &'a Value {
-    st["nodes"]
-        .as_array()
-        .and_then(|nodes| nodes.iter().find(|n| n["name"] == name))
-        .unwrap_or(&Value::Null)
+    status_node(st, name)
 }
 
 /// `status` of a sharded stack asks Thanos Query (through the API server's service proxy, as

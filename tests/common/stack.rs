@@ -218,6 +218,14 @@ pub fn rule_files(ns: &str, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A node's entry in `status -o json` (null when status lists no such node).
+pub fn status_node<'a>(st: &'a Value, name: &str) -> &'a Value {
+    st["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
 /// `status -n <ns> -o json <extra>`: the run, and what it printed, which must be JSON.
 #[track_caller]
 pub fn status_json(ns: &str, extra: &[&str]) -> (Run, Value) {
