@@ -111,12 +111,14 @@ const OPERATOR_BASE_MEMORY: u64 = 64 << 20;
 /// the volume alerts, five series per PersistentVolumeClaim, taking one claim per node.
 pub const RULER_SERIES_PER_NODE: u64 = 10 + 3 * PODS_PER_NODE + 5;
 const RULER_FLOOR: (u64, u64, u64) = (50, 256 << 20, 512 << 20);
-/// Thanos Query over the shards holds the series a query touches while it evaluates it; the
-/// dashboards' largest read every node's CPU by mode over the range shown. An estimate, not a
-/// measurement at scale: 256 MiB and 0.1 core, plus 128 KiB and 0.1 millicore per node (about
-/// 640 MiB at 5,000 nodes), the limit twice the request.
+/// Thanos Query over the shards holds the series a query touches while it evaluates it.
+/// Measured (`bench/thanos-query`, BENCHMARKS.md): four viewers of the node dashboards
+/// (cluster overview and node detail, every panel at once, refreshed every 30 s) peaked at
+/// 360 KiB of Query's memory and took 0.21 millicores per node, above ~70 MiB. So: 256 MiB and
+/// 0.1 core, plus 384 KiB and a quarter millicore per node; the limit twice the request.
 const QUERY_FLOOR: (u64, u64, u64) = (100, 256 << 20, 512 << 20);
-const QUERY_BYTES_PER_NODE: u64 = 128 * 1024;
+const QUERY_BYTES_PER_NODE: u64 = 384 * 1024;
+const QUERY_NODES_PER_MILLICORE: u64 = 4;
 
 /// What the stack is sized for, and the sizes.
 #[derive(Debug, Clone, PartialEq)]
@@ -241,7 +243,7 @@ pub fn estimate(config: &Config, nodes: Option<u32>) -> Estimate {
     let query_memory = QUERY_FLOOR.1 + QUERY_BYTES_PER_NODE * u64::from(n);
     let query = sized(
         QUERY_FLOOR,
-        QUERY_FLOOR.0 + u64::from(n) / 10,
+        QUERY_FLOOR.0 + u64::from(n) / QUERY_NODES_PER_MILLICORE,
         query_memory,
         2 * query_memory,
     );
