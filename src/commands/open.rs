@@ -53,8 +53,8 @@ Prometheus shard.
 
 Exit status: 0 after Ctrl-C or SIGTERM; 8 when the component's Service is missing or no pod
 behind it is ready; 9 when automon is not installed in the namespace; 2 for `query` on a stack
-of one shard; 1 when the local port cannot be used; 6 when port-forwarding is forbidden (checked before anything is printed) or
-refused later; 3-5 as for every command.")]
+of one shard; 1 when the local port cannot be used; 6 when port-forwarding is forbidden
+(checked before anything is printed) or refused later; 3-5 as for every command.")]
 pub struct Args {
     /// The UI to open
     #[arg(value_enum)]

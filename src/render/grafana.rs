@@ -648,9 +648,10 @@ fn sidecar_rbac(ctx: &Context, labels: &BTreeMap<String, String>) -> Vec<Object>
 }
 
 /// The UI is open to the namespace (port-forwards come on top), and to anywhere while exposed;
-/// Grafana talks only to the stack's Prometheus and Alertmanager, DNS, (the sidecar) the API
-/// server (and Thanos Query over the shards), and, on their URLs' ports, the OAuth provider and the additional datasources
-/// Grafana's server calls (their addresses are not known when rendering).
+/// Grafana talks only to the stack's Prometheus and Alertmanager (and Thanos Query over the
+/// shards), DNS, (the sidecar) the API server, and, on their URLs' ports, the OAuth provider and
+/// the additional datasources Grafana's server calls (their addresses are not known when
+/// rendering).
 fn network_policy(ctx: &Context, labels: &BTreeMap<String, String>) -> Object {
     let to_pods = |name: &str, port: i32| NetworkPolicyEgressRule {
         to: Some(vec![pods(ctx, name)]),
