@@ -21,7 +21,7 @@ use serde_json::Value;
 use common::{
     DashboardQuery, Run, built_tool, dashboard_queries, dashboards_in, fake_http_server, free_port,
     node_class_objects, prometheus_query as query, promtool_with, rendered_objects, repo_root,
-    spawn_node_exporter, spawn_prometheus, substitute,
+    rule_file, rule_groups, spawn_node_exporter, spawn_prometheus, substitute,
 };
 
 /// The name the fake node carries, in place of Grafana's `$node`.
@@ -531,9 +531,18 @@ fn workload_queries_give_the_right_numbers() {
             expr(workload, "Available replicas", 0),
             r#"[{labels: '{workload_type="Deployment"}', value: 1}]"#,
         ),
+        // The cluster's table reads the recorded sums: the same numbers.
+        (
+            expr("automon-k8s-compute-cluster", "Namespaces", 1),
+            r#"[{labels: '{namespace="default"}', value: 3}]"#,
+        ),
         (
             expr("automon-k8s-compute-cluster", "Namespaces", 2),
             r#"[{labels: '{namespace="default"}', value: 0.5}]"#,
+        ),
+        (
+            expr("automon-k8s-compute-namespace", "CPU requests", 0),
+            r#"[{labels: '{}', value: 0.5}]"#,
         ),
         (
             expr("automon-k8s-compute-pod", "CPU throttling per container", 0),
@@ -552,9 +561,17 @@ fn workload_queries_give_the_right_numbers() {
             "      - expr: {expr}\n        eval_time: 10m\n        exp_samples: {samples}\n"
         ));
     }
+    // The recording rules the stack ships, evaluated as Prometheus would.
+    let recording = rule_file(
+        rule_groups(&objects)
+            .into_iter()
+            .filter(|g| g["name"] == "automon-recording")
+            .collect(),
+    );
+    assert!(recording.contains("record:"), "{recording}");
     let run = |text: &str| {
         passed(promtool_with(
-            &[("rules.yaml", "groups: []\n"), ("tests.yaml", text)],
+            &[("rules.yaml", &recording), ("tests.yaml", text)],
             &["test", "rules", "tests.yaml"],
         ))
     };

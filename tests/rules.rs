@@ -44,7 +44,7 @@ fn alerts(groups: &[Value]) -> BTreeMap<String, Value> {
     groups
         .iter()
         .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
-        .map(|r| (r["alert"].as_str().unwrap().to_string(), r))
+        .filter_map(|r| Some((r["alert"].as_str()?.to_string(), r)))
         .collect()
 }
 
@@ -169,7 +169,7 @@ fn every_alert_is_tested_firing_and_not_firing() {
         .unwrap()
         .iter()
         .flat_map(|g| g["rules"].as_array().unwrap().clone())
-        .map(|r| r["alert"].as_str().unwrap().to_string())
+        .filter_map(|r| r["alert"].as_str().map(str::to_string))
         .collect();
     assert_eq!(alerts.len(), 55, "{alerts:?}");
 

@@ -1,9 +1,10 @@
 //! One view over every shard, with real processes on 127.0.0.1: three Prometheus shards (each
-//! scraping its own real node-exporter, as hashmod keeps each target on one shard), the ruler
-//! federating `rules::CLUSTER_SERIES` from them, a real Thanos sidecar beside each, and Thanos
-//! Query with the arguments `render` gives its Deployment (its endpoints the sidecars' addresses
-//! here instead of the headless Services' DNS). Beside them, one unsharded Prometheus scraping
-//! the same exporters, the answer every query through Query must equal.
+//! scraping its own real node-exporter and its node's cAdvisor, as hashmod keeps each target on
+//! one shard, and evaluating the stack's recording rules), the ruler federating
+//! `rules::CLUSTER_SERIES` from them, a real Thanos sidecar beside each, and Thanos Query with
+//! the arguments `render` gives its Deployment (its endpoints the sidecars' addresses here
+//! instead of the headless Services' DNS). Beside them, one unsharded Prometheus scraping the
+//! same exporters with the same rules, the answer every query through Query must equal.
 //!
 //! The external labels are the operator's (`prometheus`: `<ns>/<Prometheus>`,
 //! `prometheus_replica`: the pod), which Query deduplicates by.
@@ -23,8 +24,8 @@ use serde_json::Value;
 use common::{
     Cleanup, KwokNodes, Process, built_tool, dashboard_queries, enable, expose, fake_http_server,
     free_port, http_get, kwok_node, nodes_shared, pod_of, prometheus_query as query,
-    rendered_objects, spawn_node_exporter, spawn_prometheus, status_json, status_node, substitute,
-    until, url_encode,
+    rendered_objects, rule_file, rule_groups, spawn_node_exporter, spawn_prometheus, status_json,
+    status_node, substitute, until, url_encode,
 };
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
@@ -49,11 +50,82 @@ fn kube_state_metrics(nodes: [&str; 3]) -> String {
              kube_node_status_allocatable{{node=\"{n}\",resource=\"memory\",unit=\"byte\"}} 8589934592\n"
         ));
     }
+    // The pods of `cadvisor`'s containers (requests and limits of one container each, Running),
+    // and a finished pod whose requests do not count.
+    text.push_str(
+        "# TYPE kube_pod_info gauge\n# TYPE kube_pod_status_phase gauge\n\
+         # TYPE kube_pod_container_resource_requests gauge\n\
+         # TYPE kube_pod_container_resource_limits gauge\n",
+    );
+    let mut pods: Vec<(String, String)> = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        pods.push(("shared".into(), format!("web-{n}")));
+        pods.push((format!("own-{i}"), format!("own-{n}")));
+    }
+    for (ns, pod) in &pods {
+        text.push_str(&format!(
+            "kube_pod_info{{namespace=\"{ns}\",pod=\"{pod}\"}} 1\n\
+             kube_pod_status_phase{{namespace=\"{ns}\",pod=\"{pod}\",phase=\"Running\"}} 1\n\
+             kube_pod_status_phase{{namespace=\"{ns}\",pod=\"{pod}\",phase=\"Succeeded\"}} 0\n\
+             kube_pod_container_resource_requests{{namespace=\"{ns}\",pod=\"{pod}\",container=\"app\",resource=\"cpu\",unit=\"core\"}} 0.5\n\
+             kube_pod_container_resource_requests{{namespace=\"{ns}\",pod=\"{pod}\",container=\"app\",resource=\"memory\",unit=\"byte\"}} 268435456\n\
+             kube_pod_container_resource_limits{{namespace=\"{ns}\",pod=\"{pod}\",container=\"app\",resource=\"cpu\",unit=\"core\"}} 1\n\
+             kube_pod_container_resource_limits{{namespace=\"{ns}\",pod=\"{pod}\",container=\"app\",resource=\"memory\",unit=\"byte\"}} 536870912\n"
+        ));
+    }
+    text.push_str(
+        "kube_pod_info{namespace=\"shared\",pod=\"migrate\"} 1\n\
+         kube_pod_status_phase{namespace=\"shared\",pod=\"migrate\",phase=\"Running\"} 0\n\
+         kube_pod_status_phase{namespace=\"shared\",pod=\"migrate\",phase=\"Succeeded\"} 1\n\
+         kube_pod_container_resource_requests{namespace=\"shared\",pod=\"migrate\",container=\"app\",resource=\"cpu\",unit=\"core\"} 2\n",
+    );
     text
 }
 
+/// Working set of `SHARED_BYTES` in namespace `shared` on every node: one view must sum them.
+const SHARED_BYTES: u64 = 100 << 20;
+
+/// cAdvisor's view of node `i`: a container in namespace `shared` (every node has one) and one in
+/// a namespace of the node's own, beside the pod's own cgroup (no container name), which the
+/// sums leave out. The CPU counters stand still: their rates are 0 on every Prometheus alike.
+fn cadvisor(i: usize, node: &str) -> String {
+    let mut text = String::from(
+        "# TYPE container_memory_working_set_bytes gauge\n\
+         # TYPE container_cpu_usage_seconds_total counter\n",
+    );
+    for (ns, pod, bytes) in [
+        ("shared".to_string(), format!("web-{node}"), SHARED_BYTES),
+        (format!("own-{i}"), format!("own-{node}"), 50 << 20),
+    ] {
+        text.push_str(&format!(
+            "container_memory_working_set_bytes{{container=\"app\",image=\"app:1\",namespace=\"{ns}\",pod=\"{pod}\",id=\"/kubepods/{pod}/app\"}} {bytes}\n\
+             container_memory_working_set_bytes{{container=\"\",image=\"\",namespace=\"{ns}\",pod=\"{pod}\",id=\"/kubepods/{pod}\"}} {}\n\
+             container_cpu_usage_seconds_total{{container=\"app\",image=\"app:1\",namespace=\"{ns}\",pod=\"{pod}\",id=\"/kubepods/{pod}/app\"}} 100\n",
+            bytes * 2
+        ));
+    }
+    text
+}
+
+/// The kubelet's cAdvisor scrape of `targets` (address, node), labelled as the kubelet
+/// ServiceMonitor labels it.
+fn cadvisor_job(targets: &[(u16, &str)]) -> String {
+    let mut job =
+        String::from("  - job_name: kubelet\n    honor_labels: true\n    static_configs:\n");
+    for (port, node) in targets {
+        job.push_str(&format!(
+            "      - targets: [\"127.0.0.1:{port}\"]\n        labels: {{node: {node}, metrics_path: /metrics/cadvisor}}\n"
+        ));
+    }
+    job
+}
+
 fn serve_kube_state_metrics(nodes: [&str; 3]) -> u16 {
-    let body = kube_state_metrics(nodes);
+    serve_metrics(&kube_state_metrics(nodes))
+}
+
+/// A scrape target that always answers `body`.
+fn serve_metrics(body: &str) -> u16 {
     fake_http_server(Some(&format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -122,16 +194,12 @@ fn prometheus(
     Instance { port, log, process }
 }
 
-/// An alert that always fires, as a rule file.
-fn always(alert: &str) -> String {
-    format!("groups:\n{}", always_rules(alert))
-}
-
-/// [`always`]'s group alone, to follow another.
-fn always_rules(alert: &str) -> String {
-    format!(
-        "  - name: {alert}\n    rules:\n      - alert: {alert}\n        expr: vector(1)\n        labels: {{severity: none}}\n"
-    )
+/// A group of one alert that always fires.
+fn always(alert: &str) -> Value {
+    serde_json::json!({
+        "name": alert,
+        "rules": [{"alert": alert, "expr": "vector(1)", "labels": {"severity": "none"}}],
+    })
 }
 
 /// A real Thanos sidecar beside the Prometheus on `prometheus`: its StoreAPI's port.
@@ -207,6 +275,19 @@ fn scalar(result: &[Value]) -> f64 {
     result[0]["value"][1].as_str().unwrap().parse().unwrap()
 }
 
+/// A dashboard query with Grafana's variables filled in: every cluster, a 15 s rate interval
+/// (the shards scrape every second), and `chosen` (a node, a namespace).
+fn as_grafana_sends(expr: &str, chosen: (&str, &str)) -> String {
+    let values = std::collections::BTreeMap::from([
+        ("__rate_interval", "15s"),
+        ("__range", "1h"),
+        ("datasource", "prometheus"),
+        ("cluster", ".*"),
+        chosen,
+    ]);
+    substitute(expr, &values)
+}
+
 /// Each sample's labels (as JSON text) and value, sorted.
 fn samples(result: &[Value]) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = result
@@ -261,10 +342,39 @@ impl Sharded {
             let (process, log, port) = spawn_node_exporter(&d);
             exporters.push((process, log, port, node));
         }
-        // Shard i scrapes node i; the first shard also kube-state-metrics.
+        let kubelets: Vec<(u16, &str)> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (serve_metrics(&cadvisor(i, n)), *n))
+            .collect();
+        // The recording rules every shard evaluates, as the operator gives each shard the
+        // stack's PrometheusRules.
+        let recording: Vec<Value> = rule_groups(&objects)
+            .into_iter()
+            .filter(|g| {
+                g["rules"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["record"].is_string())
+            })
+            .collect();
+        assert!(!recording.is_empty(), "no recording rules rendered");
+        let with_recording = |alerts: &[&str]| {
+            rule_file(
+                recording
+                    .iter()
+                    .cloned()
+                    .chain(alerts.iter().map(|a| always(a)))
+                    .collect(),
+            )
+        };
+        // Shard i scrapes node i (its exporter and kubelet); the first shard also
+        // kube-state-metrics.
         let mut shards = Vec::new();
         for (i, (_, _, port, node)) in exporters.iter().enumerate() {
             let mut jobs = node_exporter_job(&[(*port, node)]);
+            jobs.push_str(&cadvisor_job(&kubelets[i..=i]));
             if i == 0 {
                 jobs.push_str(&kube_state_metrics_job(ksm));
             }
@@ -277,7 +387,7 @@ impl Sharded {
                 &format!("shard-{i}"),
                 Some(("automon", &pod)),
                 &jobs,
-                &always("Watchdog"),
+                &with_recording(&["Watchdog"]),
             ));
         }
         // The ruler: the federation the ServiceMonitor renders, with honor_labels, from each shard.
@@ -304,7 +414,7 @@ impl Sharded {
             "ruler",
             Some(("automon-ruler", "prometheus-automon-ruler-0")),
             &federation,
-            &always("ClusterScope"),
+            &rule_file(vec![always("ClusterScope")]),
         );
         // One unsharded Prometheus of the same targets: what one view must answer.
         let all: Vec<(u16, &str)> = exporters.iter().map(|(_, _, p, n)| (*p, *n)).collect();
@@ -312,8 +422,13 @@ impl Sharded {
             dir.path(),
             "whole",
             Some(("automon", "prometheus-automon-0")),
-            &format!("{}{}", node_exporter_job(&all), kube_state_metrics_job(ksm)),
-            &format!("{}{}", always("Watchdog"), always_rules("ClusterScope")),
+            &format!(
+                "{}{}{}",
+                node_exporter_job(&all),
+                cadvisor_job(&kubelets),
+                kube_state_metrics_job(ksm)
+            ),
+            &with_recording(&["Watchdog", "ClusterScope"]),
         );
 
         let mut sidecars = Vec::new();
@@ -498,14 +613,7 @@ fn thanos_query_over_three_shards_and_the_ruler_counts_every_node_once() {
     let mut differ = Vec::new();
     for node in NODES {
         for q in &queries {
-            let values = std::collections::BTreeMap::from([
-                ("__rate_interval", "15s"),
-                ("__range", "1h"),
-                ("datasource", "prometheus"),
-                ("cluster", ".*"),
-                ("node", node),
-            ]);
-            let expr = substitute(&q.expr, &values);
+            let expr = as_grafana_sends(&q.expr, ("node", node));
             match query(http, &expr) {
                 Ok(r) if r.is_empty() => {
                     no_data.push(format!("{node}: {}: No data: {expr}", q.at()))
@@ -549,6 +657,91 @@ fn thanos_query_over_three_shards_and_the_ruler_counts_every_node_once() {
         no_data.is_empty(),
         "{}",
         logs(&format!("through Query:\n{}", no_data.join("\n")))
+    );
+    assert!(
+        differ.is_empty(),
+        "through Query and on one Prometheus:\n{}",
+        differ.join("\n")
+    );
+}
+
+/// The compute dashboards' totals read the recorded sums (`rules::recording`): each shard
+/// records its own nodes' part, and through Query they add up to what one unsharded Prometheus
+/// with the same rules answers, on every panel of the cluster dashboard and the namespace
+/// dashboard's totals. Namespace `shared` has a container on every shard's node: Query must sum
+/// the three shards' partial sums, not take one of them for replicas of the others.
+#[test]
+fn compute_dashboards_totals_from_the_shards_recorded_sums_equal_one_prometheus() {
+    let set = Sharded::start(NODES);
+    let (http, whole) = (set.http, &set.whole);
+    // Both have evaluated the recording rules over every target (one shard's sum per node).
+    let recorded = r#"count(node_namespace:container_memory_working_set_bytes:sum) >= 6 and on () count(namespace_resource:kube_pod_container_resource_requests:sum_active) >= 8"#;
+    until(
+        "the recorded sums through Query and on one Prometheus",
+        || {
+            let through_query = query(http, recorded).map_err(|e| e.to_string())?;
+            let on_one = query(whole.port, recorded).map_err(|e| e.to_string())?;
+            match through_query.is_empty() || on_one.is_empty() {
+                true => Err(set.logs(&format!("{through_query:?} {on_one:?}"))),
+                false => Ok(()),
+            }
+        },
+    );
+    // The sum of the three shards' parts, not one of them.
+    let shared = r#"sum by (namespace) (node_namespace:container_memory_working_set_bytes:sum{namespace="shared"})"#;
+    assert_eq!(
+        scalar(&query(http, shared).unwrap()),
+        (3 * SHARED_BYTES) as f64
+    );
+    // Requests of the Running pods only: 3 in `shared` at 0.5 cores, the finished pod's 2 left
+    // out.
+    let requested = r#"sum(namespace_resource:kube_pod_container_resource_requests:sum_active{namespace="shared", resource="cpu"})"#;
+    assert_eq!(scalar(&query(http, requested).unwrap()), 1.5);
+
+    let queries: Vec<_> = dashboard_queries(&set.objects)
+        .into_iter()
+        // The panels (the `cluster` variable's `up` rightly differs: the ruler's federation
+        // targets are not the one Prometheus').
+        .filter(|q| !q.panel_title.starts_with("variable "))
+        .filter(|q| {
+            q.dashboard_uid == "automon-k8s-compute-cluster"
+                || (q.dashboard_uid == "automon-k8s-compute-namespace" && q.expr.contains(":sum"))
+        })
+        .collect();
+    assert!(queries.len() >= 20, "{}", queries.len());
+    let (mut no_data, mut differ) = (Vec::new(), Vec::new());
+    for q in &queries {
+        let expr = as_grafana_sends(&q.expr, ("namespace", "shared"));
+        let (a, b) = (
+            query(http, &expr).unwrap(),
+            query(whole.port, &expr).unwrap(),
+        );
+        if a.is_empty() {
+            no_data.push(format!("{}: {expr}", q.at()));
+        }
+        // The same series with the same values (the CPU counters stand still, so even the
+        // rates agree).
+        let close = samples(&a).len() == samples(&b).len()
+            && samples(&a)
+                .iter()
+                .zip(samples(&b))
+                .all(|((la, va), (lb, vb))| {
+                    let (x, y): (f64, f64) = (va.parse().unwrap(), vb.parse().unwrap());
+                    *la == lb && (x - y).abs() <= 1e-9 * x.abs().max(1.0)
+                });
+        if !close {
+            differ.push(format!(
+                "{}: {expr}\n  through Query: {:?}\n  one Prometheus: {:?}",
+                q.at(),
+                samples(&a),
+                samples(&b)
+            ));
+        }
+    }
+    assert!(
+        no_data.is_empty(),
+        "No data through Query:\n{}",
+        no_data.join("\n")
     );
     assert!(
         differ.is_empty(),

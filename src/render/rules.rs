@@ -14,6 +14,7 @@ macro_rules! values {
 
 mod kubernetes;
 mod nodes;
+pub mod recording;
 mod resources;
 mod stack;
 mod workloads;
@@ -48,6 +49,22 @@ pub struct AlertRule {
     pub for_: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+}
+
+/// One recording rule: `record` is the value of `expr` at each evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordRule {
+    pub record: String,
+    pub expr: String,
+}
+
+impl RecordRule {
+    fn new(record: &str, expr: String) -> Self {
+        RecordRule {
+            record: record.into(),
+            expr,
+        }
+    }
 }
 
 /// The rule groups of this configuration for a cluster with these classes of node, without
@@ -124,9 +141,9 @@ pub fn rule_file(config: &Config, classes: NodeClasses) -> String {
 /// With more than one Prometheus shard, each shard sees only its own targets: the rules that
 /// must see every target at once ([`reads_across_targets`]) leave their group for a
 /// PrometheusRule `<group>-cluster`, labelled for the ruler that sees every shard's series
-/// (see `prometheus::ruler`).
+/// (see `prometheus::ruler`). One more, [`recording::GROUP`], records what the dashboards sum.
 pub fn objects(ctx: &Context) -> Vec<Object> {
-    let object = |name: String, group: RuleGroup, cluster: bool| {
+    let object = |name: String, group: serde_json::Value, cluster: bool| {
         let mut labels = ctx.labels(&name, COMPONENT, PLUGIN_VERSION);
         if cluster {
             labels.insert(
@@ -145,7 +162,7 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
     let mut out = Vec::new();
     for group in groups(ctx.config, ctx.classes) {
         if !sharded {
-            out.push(object(group.name.clone(), group, false));
+            out.push(object(group.name.clone(), serde_json::json!(group), false));
             continue;
         }
         let (cluster, own): (Vec<AlertRule>, Vec<AlertRule>) = group
@@ -165,9 +182,15 @@ pub fn objects(ctx: &Context) -> Vec<Object> {
                 name: group.name.clone(),
                 rules,
             };
-            out.push(object(name, group, cluster));
+            out.push(object(name, serde_json::json!(group), cluster));
         }
     }
+    // What the dashboards read, recorded on every shard (each records its own part).
+    let recording = serde_json::json!({
+        "name": recording::GROUP,
+        "rules": recording::rules(ctx.config),
+    });
+    out.push(object(recording::GROUP.into(), recording, false));
     out
 }
 
@@ -535,7 +558,12 @@ mod tests {
                 .get(super::super::prometheus::SCOPE_LABEL);
             let name = o.metadata.name.clone().unwrap();
             for r in o.data["spec"]["groups"][0]["rules"].as_array().unwrap() {
-                let alert = r["alert"].as_str().unwrap().to_string();
+                let Some(alert) = r["alert"].as_str().map(str::to_string) else {
+                    // The recording rules stay on the shards (each records its part).
+                    assert_eq!(name, recording::GROUP);
+                    assert_eq!(scope, None);
+                    continue;
+                };
                 match scope.map(String::as_str) {
                     Some("cluster") => {
                         assert!(name.ends_with("-cluster"), "{name}");
@@ -795,7 +823,8 @@ mod tests {
                 "resource-alerts",
                 "kubernetes-alerts",
                 "stack-alerts",
-                "automon-meta"
+                "automon-meta",
+                recording::GROUP,
             ]
         );
         let groups = groups(&c, NONE);
@@ -970,7 +999,7 @@ mod tests {
             .iter()
             .filter(|o| crate::model::kind(o) == "PrometheusRule")
             .collect();
-        assert_eq!(rules.len(), 8);
+        assert_eq!(rules.len(), 9);
         for o in rules {
             let labels = o.metadata.labels.as_ref().unwrap();
             assert_eq!(labels["app.kubernetes.io/part-of"], "automon");

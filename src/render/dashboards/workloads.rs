@@ -1,14 +1,19 @@
 //! The workload dashboards, linked as a chain: cluster compute resources -> namespace (pods)
 //! -> workload -> pod -> node detail, and the persistent volumes. CPU and memory use come from
 //! cAdvisor (through the kubelet), requests, limits, owners and phases from kube-state-metrics;
-//! pods are grouped into workloads inline, through `kube_pod_owner` and `kube_replicaset_owner`,
-//! without recording rules.
+//! pods are grouped into workloads inline, through `kube_pod_owner` and `kube_replicaset_owner`.
+//! The totals of the whole cluster and of one namespace read the sums the stack records
+//! ([`recording`]): summed from every container at each step, one viewer of the cluster dashboard
+//! cost ~10 MiB and 0.17 s of CPU per node.
 
 use super::{
     Dashboard, DashboardLink, Kind, Panel, cluster_variable, dashboard_url, datasource_variable,
     label_variable, node_detail_url,
 };
-use crate::config::Config;
+use crate::{
+    config::Config,
+    render::rules::recording::{self, CONTAINERS},
+};
 
 pub const CLUSTER: &str = "k8s-compute-cluster";
 pub const NAMESPACE: &str = "k8s-compute-namespace";
@@ -22,8 +27,6 @@ const KSM: &str = r#"job="kube-state-metrics", cluster=~"$cluster""#;
 const CADVISOR: &str = r#"job="kubelet", metrics_path="/metrics/cadvisor", cluster=~"$cluster""#;
 /// The kubelet's own series (volume stats).
 const KUBELET: &str = r#"job="kubelet", metrics_path="/metrics", cluster=~"$cluster""#;
-/// Real containers: not the pod's own cgroup (no container name) nor a sandbox (no image).
-const CONTAINERS: &str = r#"container!="", image!="""#;
 const ONE_NAMESPACE: &str = r#"namespace="$namespace""#;
 const ONE_POD: &str = r#"namespace="$namespace", pod="$pod""#;
 /// Pods and ReplicaSets owned by the chosen workload (the final owner's kind and name).
@@ -111,6 +114,24 @@ fn committed(kind: &str, resource: &str, scope: &str, by: &str) -> String {
     )
 }
 
+/// A sum the stack records ([`recording`]) of the chosen cluster, narrowed by `scope`, summed
+/// further by `by`.
+fn recorded(record: &str, scope: &str, by: &str) -> String {
+    format!(
+        "sum by ({by}) ({record}{{{}}})",
+        matchers(&[r#"cluster=~"$cluster""#, scope])
+    )
+}
+
+/// [`committed`] from the recorded sums ([`recording::REQUESTS`] or [`recording::LIMITS`]).
+fn recorded_committed(record: &str, resource: &str, scope: &str, by: &str) -> String {
+    recorded(
+        record,
+        &matchers(&[&format!(r#"resource="{resource}""#), scope]),
+        by,
+    )
+}
+
 /// Bytes per second a pod's network interfaces receive or transmit (`direction`), by `by`.
 fn network(direction: &str, scope: &str, by: &str) -> String {
     format!(
@@ -190,31 +211,31 @@ fn cluster(config: &Config) -> Dashboard {
             .query(expr, "share")
     };
     let panels = vec![
-        share("CPU utilisation", "CPU the containers use, of what the nodes can allocate to pods.", format!("{} / {cpu}", cpu_usage("", ""))),
-        share("CPU requests commitment", "CPU the running pods request, of what the nodes can allocate; above 100% some pods cannot be scheduled.", format!("{} / {cpu}", committed("requests", "cpu", "", ""))),
-        share("CPU limits commitment", "CPU the running pods may use at most, of what the nodes can allocate; above 100% the nodes are overcommitted.", format!("{} / {cpu}", committed("limits", "cpu", "", ""))),
-        share("Memory utilisation", "Memory working set of the containers, of what the nodes can allocate to pods.", format!("{} / {memory}", memory_usage("", ""))),
-        share("Memory requests commitment", "Memory the running pods request, of what the nodes can allocate.", format!("{} / {memory}", committed("requests", "memory", "", ""))),
-        share("Memory limits commitment", "Memory the running pods may use at most, of what the nodes can allocate; above 100% a busy node OOM-kills.", format!("{} / {memory}", committed("limits", "memory", "", ""))),
+        share("CPU utilisation", "CPU the containers use, of what the nodes can allocate to pods.", format!("{} / {cpu}", recorded(recording::CPU_USAGE, "", ""))),
+        share("CPU requests commitment", "CPU the running pods request, of what the nodes can allocate; above 100% some pods cannot be scheduled.", format!("{} / {cpu}", recorded_committed(recording::REQUESTS, "cpu", "", ""))),
+        share("CPU limits commitment", "CPU the running pods may use at most, of what the nodes can allocate; above 100% the nodes are overcommitted.", format!("{} / {cpu}", recorded_committed(recording::LIMITS, "cpu", "", ""))),
+        share("Memory utilisation", "Memory working set of the containers, of what the nodes can allocate to pods.", format!("{} / {memory}", recorded(recording::MEMORY_USAGE, "", ""))),
+        share("Memory requests commitment", "Memory the running pods request, of what the nodes can allocate.", format!("{} / {memory}", recorded_committed(recording::REQUESTS, "memory", "", ""))),
+        share("Memory limits commitment", "Memory the running pods may use at most, of what the nodes can allocate; above 100% a busy node OOM-kills.", format!("{} / {memory}", recorded_committed(recording::LIMITS, "memory", "", ""))),
         Panel::new(Kind::TimeSeries, "CPU usage by namespace", "CPU cores the containers of each namespace use. Click a line for the namespace.", "none")
             .stacked()
-            .query(cpu_usage("", by), "{{namespace}}")
+            .query(recorded(recording::CPU_USAGE, "", by), "{{namespace}}")
             .link(None, "Namespace ${__field.labels.namespace}", to_namespace("${__field.labels.namespace}")),
         Panel::new(Kind::TimeSeries, "Memory usage by namespace", "Memory working set of the containers of each namespace. Click a line for the namespace.", "bytes")
             .stacked()
-            .query(memory_usage("", by), "{{namespace}}")
+            .query(recorded(recording::MEMORY_USAGE, "", by), "{{namespace}}")
             .link(None, "Namespace ${__field.labels.namespace}", to_namespace("${__field.labels.namespace}")),
         Panel::new(Kind::Table, "Namespaces", "Pods, CPU and memory of each namespace: used, requested, limited, and used of requested. Click a namespace for its pods.", "none")
             .height(10)
             .column(format!("count by ({by}) (kube_pod_info{{{KSM}}})"), "Pods", "none")
-            .column(cpu_usage("", by), "CPU used", "none")
-            .column(committed("requests", "cpu", "", by), "CPU requests", "none")
-            .column(format!("{} / {}", cpu_usage("", by), committed("requests", "cpu", "", by)), "CPU used of requests", "percentunit")
-            .column(committed("limits", "cpu", "", by), "CPU limits", "none")
-            .column(memory_usage("", by), "Memory used", "bytes")
-            .column(committed("requests", "memory", "", by), "Memory requests", "bytes")
-            .column(format!("{} / {}", memory_usage("", by), committed("requests", "memory", "", by)), "Memory used of requests", "percentunit")
-            .column(committed("limits", "memory", "", by), "Memory limits", "bytes")
+            .column(recorded(recording::CPU_USAGE, "", by), "CPU used", "none")
+            .column(recorded_committed(recording::REQUESTS, "cpu", "", by), "CPU requests", "none")
+            .column(format!("{} / {}", recorded(recording::CPU_USAGE, "", by), recorded_committed(recording::REQUESTS, "cpu", "", by)), "CPU used of requests", "percentunit")
+            .column(recorded_committed(recording::LIMITS, "cpu", "", by), "CPU limits", "none")
+            .column(recorded(recording::MEMORY_USAGE, "", by), "Memory used", "bytes")
+            .column(recorded_committed(recording::REQUESTS, "memory", "", by), "Memory requests", "bytes")
+            .column(format!("{} / {}", recorded(recording::MEMORY_USAGE, "", by), recorded_committed(recording::REQUESTS, "memory", "", by)), "Memory used of requests", "percentunit")
+            .column(recorded_committed(recording::LIMITS, "memory", "", by), "Memory limits", "bytes")
             .link(Some("namespace"), "Namespace ${__data.fields.namespace}", to_namespace("${__data.fields.namespace}")),
     ];
     Dashboard {
@@ -243,12 +264,12 @@ fn namespace(config: &Config) -> Dashboard {
             .query(expr, "total")
     };
     let panels = vec![
-        total("CPU used", "CPU cores the namespace's containers use.", "none", cpu_usage(ns, "")),
-        total("CPU requests", "CPU cores the namespace's running pods request.", "none", committed("requests", "cpu", ns, "")),
-        total("CPU limits", "CPU cores the namespace's running pods may use at most.", "none", committed("limits", "cpu", ns, "")),
-        total("Memory used", "Memory working set of the namespace's containers.", "bytes", memory_usage(ns, "")),
-        total("Memory requests", "Memory the namespace's running pods request.", "bytes", committed("requests", "memory", ns, "")),
-        total("Memory limits", "Memory the namespace's running pods may use at most.", "bytes", committed("limits", "memory", ns, "")),
+        total("CPU used", "CPU cores the namespace's containers use.", "none", recorded(recording::CPU_USAGE, ns, "")),
+        total("CPU requests", "CPU cores the namespace's running pods request.", "none", recorded_committed(recording::REQUESTS, "cpu", ns, "")),
+        total("CPU limits", "CPU cores the namespace's running pods may use at most.", "none", recorded_committed(recording::LIMITS, "cpu", ns, "")),
+        total("Memory used", "Memory working set of the namespace's containers.", "bytes", recorded(recording::MEMORY_USAGE, ns, "")),
+        total("Memory requests", "Memory the namespace's running pods request.", "bytes", recorded_committed(recording::REQUESTS, "memory", ns, "")),
+        total("Memory limits", "Memory the namespace's running pods may use at most.", "bytes", recorded_committed(recording::LIMITS, "memory", ns, "")),
         per_pod(Kind::TimeSeries, "CPU usage per pod", "CPU cores each pod's containers use. Click a line for the pod.", "none", cpu_usage(ns, by)).stacked(),
         per_pod(Kind::TimeSeries, "Memory usage per pod", "Memory working set of each pod's containers. Click a line for the pod.", "bytes", memory_usage(ns, by)).stacked(),
         per_pod(Kind::TimeSeries, "Network received per pod", "Bytes each pod receives per second.", "Bps", network("receive", ns, by)),
