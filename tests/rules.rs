@@ -376,7 +376,7 @@ fn prometheus_rules_pass_the_crd_schema() {
         ok.stdout
             .matches("serverside-applied (server dry run)")
             .count(),
-        8,
+        9,
         "{ok:#?}"
     );
 

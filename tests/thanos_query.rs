@@ -788,10 +788,10 @@ fn status_of_a_sharded_stack_asks_thanos_query_and_sees_every_shards_nodes() {
         format!("service {ns}/thanos-query:web through the API server"),
         "{st}"
     );
-    // The shards' rules and the ruler's, each group once.
+    // The shards' rules (the recording group and Watchdog) and the ruler's, each group once.
     assert_eq!(
         st["prometheus"]["rulesLoaded"],
-        serde_json::json!({"groups": 2, "alerts": 2}),
+        serde_json::json!({"groups": 3, "alerts": 2}),
         "{st}"
     );
     // One shard alone answers for its own node only: Query is what makes every node counted.

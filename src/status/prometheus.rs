@@ -120,7 +120,7 @@ pub struct PrometheusView {
     pub silenced: Vec<Alert>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub targets: Option<Targets>,
-    /// Alerting rules Prometheus has loaded: (groups, alerts).
+    /// Rule groups (alerting and recording) and alerting rules Prometheus has loaded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rules_loaded: Option<RulesLoaded>,
     /// The series in the answering Prometheus' head block (`/api/v1/status/tsdb`): with
@@ -182,7 +182,9 @@ pub async fn ask(source: Source<'_>, wait: Duration, node_exporter_job: &str) ->
                 tokio::try_join!(
                     source.get("/api/v1/alerts"),
                     source.get("/api/v1/targets?state=active"),
-                    source.get("/api/v1/rules?type=alert"),
+                    // Every group, the recording ones too: what the dashboards read is
+                    // loaded or not as much as the alerts.
+                    source.get("/api/v1/rules"),
                 )
             },
             source.get("/api/v1/status/tsdb"),
