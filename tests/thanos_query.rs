@@ -22,10 +22,10 @@ use std::{
 use serde_json::Value;
 
 use common::{
-    Cleanup, KwokNodes, Process, built_tool, dashboard_queries, enable, expose, fake_http_server,
-    free_port, http_get, kwok_node, nodes_shared, pod_of, prometheus_query as query,
-    rendered_objects, rule_file, rule_groups, spawn_node_exporter, spawn_prometheus, status_json,
-    status_node, substitute, until, url_encode,
+    Cleanup, KwokNodes, Process, built_tool, dashboard_queries, enable, eventually, expose,
+    fake_http_server, free_port, http_get, kwok_node, nodes_shared, pod_of,
+    prometheus_query as query, rendered_objects, rule_file, rule_groups, spawn_node_exporter,
+    spawn_prometheus, status_json, status_node, substitute, until, url_encode,
 };
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
@@ -204,6 +204,12 @@ fn always(alert: &str) -> Value {
 
 /// A real Thanos sidecar beside the Prometheus on `prometheus`: its StoreAPI's port.
 fn sidecar(dir: &Path, name: &str, prometheus: u16) -> (Process, std::path::PathBuf, u16) {
+    // A sidecar binds its ports only once Prometheus answers, and asks again only every 30 s:
+    // ports picked long before they are bound can be taken meanwhile (Prometheus' scrapes use
+    // ephemeral source ports; CI once lost a sidecar to that). Pick them when Prometheus is up.
+    eventually(60, "Prometheus ready for its sidecar", || {
+        http_get(prometheus, "/-/ready").is_ok()
+    });
     let (grpc, http) = (free_port(), free_port());
     let log = dir.join(format!("sidecar-{name}.log"));
     let process = Process::spawn(
